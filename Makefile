@@ -1,0 +1,82 @@
+# wharf — plain Makefile (see docs/architecture.md for the layout).
+#   make            release build: build/release/wharf
+#   make run        install missing packages, build, serve on 127.0.0.1:5000 with ./data
+#   make test       install missing packages, build, run every test suite
+#   make BUILD=check ...   the same with AddressSanitizer + UBSan into build/check
+#   make WERROR=1 ...      warnings are errors (CI)
+
+BUILD ?= release
+B := build/$(BUILD)
+PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive
+CC ?= cc
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wmissing-declarations -Wold-style-definition -Wpointer-arith -Wcast-qual \
+	-Wwrite-strings -Wformat=2 -Wundef -Wvla -Wnull-dereference -Wimplicit-fallthrough \
+	-Wlogical-op -Wduplicated-cond -Wduplicated-branches -Wredundant-decls \
+	-Wdouble-promotion -Werror=implicit-function-declaration \
+	-Werror=incompatible-pointer-types -Werror=return-type
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+# _GNU_SOURCE: sendfile-adjacent Linux calls (pipe2, O_TMPFILE, syncfs) are used on purpose.
+BASE := -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS)) -MMD -MP
+ifeq ($(BUILD),check)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDOPT := -fsanitize=address,undefined
+else
+OPT := -O2 -g -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection \
+	-fcf-protection -fPIE
+LDOPT := -pie -Wl,-z,relro,-z,now
+endif
+CFLAGS_ALL := $(BASE) $(OPT) $(CFLAGS)
+LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+
+LIB_SRC := $(shell find src -name '*.c' ! -path src/main.c | sort)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+
+.PHONY: all run test unit clean
+all: $(B)/wharf
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/libwharf.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/wharf: $(B)/src/main.o $(B)/libwharf.a
+	$(CC) $(LDOPT) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libwharf.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS) -lcmocka
+
+# Fuzz targets replayed over their corpus by a plain driver (gcc, every run);
+# `make fuzz` in tests/fuzz builds them for libFuzzer with clang.
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(B)/libwharf.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< tests/fuzz/replay.c $(B)/libwharf.a $(LIBS)
+
+unit: $(UNIT_BIN) $(FUZZ_REPLAY)
+
+run:
+	@bash scripts/deps.sh run
+	@$(MAKE) --no-print-directory all
+	./$(B)/wharf serve
+
+test:
+	@bash scripts/deps.sh test
+	@$(MAKE) --no-print-directory all unit
+	@bash tests/run.sh $(B)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(B)/src/main.d

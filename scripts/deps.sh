@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages wharf needs to build, run and test, and only
+# those that are missing (apt-get runs only when something is absent).
+# Usage: scripts/deps.sh [run|test|bench]   (default: test, which includes run)
+set -euo pipefail
+what=${1:-test}
+
+build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
+       libyaml-dev libarchive-dev)
+testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
+         uidmap curl jq)
+bench=(docker-registry hey wrk skopeo curl)
+
+case "$what" in
+    run) want=("${build[@]}") ;;
+    test) want=("${build[@]}" "${testing[@]}") ;;
+    bench) want=("${build[@]}" "${bench[@]}") ;;
+    *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "wharf: installing missing Debian packages: ${missing[*]}" >&2
+sudo=
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,397 @@
+/*
+ * common.c: errors, allocation, buffers, the arena, logging and small helpers.
+ * Digests live in digest.c. Nothing here knows about HTTP, SQL or files beyond
+ * the two filesystem helpers at the end.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- errors ---- */
+
+static _Thread_local char err_msg[512];
+
+int wh_error_set(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *wh_error_msg(void)
+{
+    return err_msg;
+}
+
+void wh_error_clear(void)
+{
+    err_msg[0] = '\0';
+}
+
+/* ---- allocation ---- */
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "wharf: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *wh_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *wh_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *wh_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *wh_strdup(const char *s)
+{
+    return wh_strndup(s, strlen(s));
+}
+
+char *wh_strndup(const char *s, size_t n)
+{
+    char *p = wh_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *wh_sprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        abort();
+    char *p = wh_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+/* ---- buffers ---- */
+
+void wh_buf_init(struct wh_buf *b, size_t cap)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->size = 0;
+    b->cap = cap;
+}
+
+void wh_buf_dispose(struct wh_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->size = 0;
+}
+
+int wh_buf_put(struct wh_buf *b, const void *p, size_t n)
+{
+    size_t need;
+    if (__builtin_add_overflow(b->len, n, &need) || need > b->cap)
+        return wh_error_set(WH_ETOOBIG, "buffer limit of %zu bytes exceeded", b->cap);
+    if (need + 1 > b->size) {
+        size_t sz = b->size ? b->size : 256;
+        while (sz < need + 1)
+            sz *= 2;
+        b->data = wh_realloc(b->data, sz);
+        b->size = sz;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len = need;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int wh_buf_puts(struct wh_buf *b, const char *s)
+{
+    return wh_buf_put(b, s, strlen(s));
+}
+
+int wh_buf_printf(struct wh_buf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return WH_ERROR;
+    if ((size_t)n < sizeof(small))
+        return wh_buf_put(b, small, (size_t)n);
+    char *big = wh_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = wh_buf_put(b, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+char *wh_buf_detach(struct wh_buf *b, size_t *len_out)
+{
+    char *p = b->data ? b->data : wh_strdup("");
+    if (len_out)
+        *len_out = b->len;
+    b->data = NULL;
+    b->len = b->size = 0;
+    return p;
+}
+
+/* ---- arena ---- */
+
+struct pool_chunk {
+    struct pool_chunk *next;
+    size_t used, size;
+    max_align_t data[]; /* aligned storage */
+};
+
+struct pool_cleanup {
+    struct pool_cleanup *next;
+    void (*fn)(void *);
+    void *arg;
+};
+
+struct wh_pool {
+    struct pool_chunk *chunks;
+    struct pool_cleanup *cleanups;
+};
+
+#define POOL_CHUNK 4096
+
+wh_pool *wh_pool_new(void)
+{
+    return wh_calloc(1, sizeof(wh_pool));
+}
+
+void wh_pool_free(wh_pool *p)
+{
+    if (!p)
+        return;
+    while (p->cleanups) {
+        struct pool_cleanup *c = p->cleanups;
+        p->cleanups = c->next;
+        c->fn(c->arg);
+    }
+    while (p->chunks) {
+        struct pool_chunk *c = p->chunks;
+        p->chunks = c->next;
+        free(c);
+    }
+    free(p);
+}
+
+void *wh_pool_alloc(wh_pool *p, size_t n)
+{
+    size_t al = sizeof(max_align_t);
+    n = (n + al - 1) / al * al;
+    struct pool_chunk *c = p->chunks;
+    if (!c || c->size - c->used < n) {
+        size_t sz = n > POOL_CHUNK ? n : POOL_CHUNK;
+        c = wh_malloc(sizeof(*c) + sz);
+        c->used = 0;
+        c->size = sz;
+        /* keep the roomier chunk at the head */
+        if (p->chunks && n > POOL_CHUNK) {
+            c->next = p->chunks->next;
+            p->chunks->next = c;
+        } else {
+            c->next = p->chunks;
+            p->chunks = c;
+        }
+    }
+    void *r = (char *)c->data + c->used;
+    c->used += n;
+    return r;
+}
+
+char *wh_pool_strndup(wh_pool *p, const char *s, size_t n)
+{
+    char *r = wh_pool_alloc(p, n + 1);
+    memcpy(r, s, n);
+    r[n] = '\0';
+    return r;
+}
+
+char *wh_pool_strdup(wh_pool *p, const char *s)
+{
+    return s ? wh_pool_strndup(p, s, strlen(s)) : NULL;
+}
+
+char *wh_pool_sprintf(wh_pool *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        abort();
+    char *r = wh_pool_alloc(p, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(r, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+void wh_pool_cleanup(wh_pool *p, void (*fn)(void *), void *arg)
+{
+    struct pool_cleanup *c = wh_pool_alloc(p, sizeof(*c));
+    c->fn = fn;
+    c->arg = arg;
+    c->next = p->cleanups;
+    p->cleanups = c;
+}
+
+/* ---- logging ---- */
+
+static enum wh_log_level log_level = WH_LOG_INFO;
+
+void wh_log_set_level(enum wh_log_level lvl)
+{
+    log_level = lvl;
+}
+
+void wh_log_line(const char *line, size_t len)
+{
+    while (len) {
+        ssize_t w = write(STDERR_FILENO, line, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        line += w;
+        len -= (size_t)w;
+    }
+}
+
+void wh_log(enum wh_log_level lvl, const char *fmt, ...)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    if (lvl < log_level)
+        return;
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, names[lvl]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    line[len++] = '\n';
+    wh_log_line(line, len);
+}
+
+/* ---- misc ---- */
+
+int64_t wh_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t wh_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void wh_random_hex(char *out, size_t nbytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[64];
+    if (nbytes > sizeof(raw))
+        nbytes = sizeof(raw);
+    if (RAND_bytes(raw, (int)nbytes) != 1)
+        abort();
+    for (size_t i = 0; i < nbytes; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * nbytes] = '\0';
+}
+
+int wh_parse_u64(uint64_t *out, const char *s, size_t len)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 20)
+        return WH_EINVALID;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return WH_EINVALID;
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
+            return WH_EINVALID;
+    }
+    *out = v;
+    return 0;
+}
+
+int wh_mkdirs(const char *path, unsigned mode)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(tmp))
+        return wh_error_set(WH_ERROR, "path too long");
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            return wh_error_set(WH_ERROR, "mkdir %s: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return wh_error_set(WH_ERROR, "mkdir %s: %s", tmp, strerror(errno));
+    return 0;
+}
+
+int wh_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return wh_error_set(WH_ERROR, "open %s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    return rc < 0 ? wh_error_set(WH_ERROR, "fsync %s: %s", path, strerror(errno)) : 0;
+}

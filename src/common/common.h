@@ -1,0 +1,119 @@
+/*
+ * common: the small shared toolbox every other module may use and which itself
+ * depends on nothing but libc and OpenSSL. Error codes and the per-thread error
+ * message, aborting allocators, a capped growable buffer, a request arena,
+ * digests (sha256/sha512, streaming), logging and a few string helpers.
+ */
+#ifndef WH_COMMON_H
+#define WH_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Expected failures are negative codes; WH_ERROR is everything else. */
+enum {
+    WH_OK = 0,
+    WH_ERROR = -1,
+    WH_ENOTFOUND = -2,
+    WH_EEXISTS = -3,
+    WH_EINVALID = -4,
+    WH_ETOOBIG = -5,
+    WH_EDENIED = -6,
+    WH_ECONFLICT = -7,
+    WH_ERANGE = -8,
+    WH_EBUSY = -9,
+};
+
+/* Records a message for the current thread's last failure; returns `code`. */
+int wh_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The current thread's last message ("" when none). Borrowed until the next set. */
+const char *wh_error_msg(void);
+void wh_error_clear(void);
+
+/* Allocators that abort on out-of-memory, as redis and h2o do. */
+void *wh_malloc(size_t n);
+void *wh_calloc(size_t n, size_t size);
+void *wh_realloc(void *p, size_t n);
+char *wh_strdup(const char *s);
+char *wh_strndup(const char *s, size_t n);
+char *wh_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer that refuses to grow past `cap` (WH_ETOOBIG). */
+struct wh_buf {
+    char *data;  /* always NUL-terminated when non-NULL */
+    size_t len;  /* bytes used, excluding the terminator */
+    size_t size; /* bytes allocated */
+    size_t cap;  /* hard limit on len */
+};
+void wh_buf_init(struct wh_buf *b, size_t cap);
+void wh_buf_dispose(struct wh_buf *b);
+/* Appends; returns 0 or WH_ETOOBIG (the buffer is unchanged then). */
+int wh_buf_put(struct wh_buf *b, const void *p, size_t n);
+int wh_buf_puts(struct wh_buf *b, const char *s);
+int wh_buf_printf(struct wh_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the bytes to the caller (free with free()) and resets the buffer. */
+char *wh_buf_detach(struct wh_buf *b, size_t *len_out);
+
+/* An arena: many small allocations freed at once, plus cleanup callbacks. */
+typedef struct wh_pool wh_pool;
+wh_pool *wh_pool_new(void);
+void wh_pool_free(wh_pool *p);
+void *wh_pool_alloc(wh_pool *p, size_t n);
+char *wh_pool_strdup(wh_pool *p, const char *s);
+char *wh_pool_strndup(wh_pool *p, const char *s, size_t n);
+char *wh_pool_sprintf(wh_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs `fn(arg)` when the pool is freed, last registered first. */
+void wh_pool_cleanup(wh_pool *p, void (*fn)(void *), void *arg);
+
+/* Digests: "sha256:<64 hex>" or "sha512:<128 hex>", lower case. */
+enum wh_digest_alg { WH_DIGEST_SHA256 = 1, WH_DIGEST_SHA512 = 2 };
+#define WH_DIGEST_STR_MAX 136 /* "sha512:" + 128 hex + NUL, rounded */
+struct wh_digest {
+    enum wh_digest_alg alg;
+    char str[WH_DIGEST_STR_MAX]; /* canonical text form */
+};
+/*
+ * Parses a digest string of `len` bytes. Returns 0 or WH_EINVALID (malformed,
+ * or an algorithm wharf cannot verify). The canonical form is copied to `out`.
+ */
+int wh_digest_parse(struct wh_digest *out, const char *s, size_t len);
+/* Hex part of the digest (borrowed from `d`). */
+const char *wh_digest_hex(const struct wh_digest *d);
+
+/* Streaming hash. */
+typedef struct wh_hasher wh_hasher;
+wh_hasher *wh_hasher_new(enum wh_digest_alg alg);
+void wh_hasher_free(wh_hasher *h);
+void wh_hasher_update(wh_hasher *h, const void *p, size_t n);
+/* Finishes into `out` (the hasher cannot be updated afterwards). */
+void wh_hasher_final(struct wh_digest *out, wh_hasher *h);
+/* One-shot hash of a buffer. */
+void wh_digest_of(struct wh_digest *out, enum wh_digest_alg alg, const void *p, size_t n);
+/* Hashes the file at `path` (WH_ENOTFOUND or WH_ERROR on I/O failure). */
+int wh_digest_file(struct wh_digest *out, enum wh_digest_alg alg, const char *path);
+
+/* Logging to stderr: one write(2) per line so lines never interleave. */
+enum wh_log_level { WH_LOG_DEBUG, WH_LOG_INFO, WH_LOG_WARN, WH_LOG_ERROR };
+void wh_log_set_level(enum wh_log_level lvl);
+void wh_log(enum wh_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define wh_log_info(...) wh_log(WH_LOG_INFO, __VA_ARGS__)
+#define wh_log_warn(...) wh_log(WH_LOG_WARN, __VA_ARGS__)
+#define wh_log_error(...) wh_log(WH_LOG_ERROR, __VA_ARGS__)
+#define wh_log_debug(...) wh_log(WH_LOG_DEBUG, __VA_ARGS__)
+/* Writes one pre-formatted line (the access log). */
+void wh_log_line(const char *line, size_t len);
+
+/* Misc. */
+int64_t wh_now_ms(void);          /* wall clock, milliseconds since the epoch */
+int64_t wh_monotonic_us(void);    /* monotonic clock, microseconds */
+void wh_random_hex(char *out, size_t nbytes); /* writes 2*nbytes hex + NUL */
+/* Parses a non-negative decimal integer of `len` bytes; WH_EINVALID on junk or overflow. */
+int wh_parse_u64(uint64_t *out, const char *s, size_t len);
+/* mkdir -p; returns 0 or WH_ERROR. */
+int wh_mkdirs(const char *path, unsigned mode);
+/* fsync a directory by path. */
+int wh_fsync_dir(const char *path);
+
+#endif
