@@ -45,7 +45,8 @@ all: $(B)/wharf
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(B)/libwharf.a: $(LIB_OBJ)
 	@rm -f $@

@@ -1,32 +1,222 @@
 /*
- * main.c: the wharf command line. Subcommands are dispatched to the modules;
- * nothing but argument handling lives here.
+ * main.c: the wharf command line. Subcommands parse their arguments here and
+ * call into the modules:
+ *   wharf serve [--config FILE]
+ *   wharf project create NAME [--public] | project list
+ *   wharf version
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
+#include "config/config.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "registry/registry.h"
+#include "storage/storage.h"
 
 #define WHARF_VERSION "0.1.0"
 
 static int usage(FILE *f)
 {
     fprintf(f, "usage: wharf <command> [options]\n"
+               "\n"
                "commands:\n"
-               "  serve                 run the registry\n"
-               "  version               print the version\n");
+               "  serve [--config FILE]             run the registry\n"
+               "  project create NAME [--public]    create a project\n"
+               "  project list                      list projects\n"
+               "  version                           print the version\n"
+               "\n"
+               "Every command reads the configuration file given with --config (or\n"
+               "WHARF_CONFIG) and WHARF_* environment variables; see docs/configuration.md.\n");
     return f == stderr ? 2 : 0;
+}
+
+/* Loads the configuration: defaults, then --config/WHARF_CONFIG, then env. */
+static int load_config(struct wh_config *cfg, int *argc, char **argv)
+{
+    const char *file = getenv("WHARF_CONFIG");
+    int w = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < *argc) {
+            file = argv[++i];
+            continue;
+        }
+        if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+            continue;
+        }
+        argv[w++] = argv[i];
+    }
+    *argc = w;
+    wh_config_defaults(cfg);
+    if (file && wh_config_load_file(cfg, file) < 0) {
+        fprintf(stderr, "wharf: %s\n", wh_error_msg());
+        return -1;
+    }
+    if (wh_config_load_env(cfg) < 0) {
+        fprintf(stderr, "wharf: %s\n", wh_error_msg());
+        return -1;
+    }
+    static const char *levels[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(cfg->log_level, levels[i]) == 0)
+            wh_log_set_level((enum wh_log_level)i);
+    return 0;
+}
+
+static int open_db(wh_db **db, const struct wh_config *cfg)
+{
+    if (wh_mkdirs(cfg->data_dir, 0755) < 0) {
+        fprintf(stderr, "wharf: cannot create %s: %s\n", cfg->data_dir, wh_error_msg());
+        return -1;
+    }
+    char *path = wh_sprintf("%s/wharf.db", cfg->data_dir);
+    int rc = wh_db_open(db, path);
+    if (rc < 0)
+        fprintf(stderr, "wharf: %s\n", wh_error_msg());
+    free(path);
+    return rc;
+}
+
+static int cmd_serve(const struct wh_config *cfg)
+{
+    wh_db *db = NULL;
+    wh_store *store = NULL;
+    wh_registry *reg = NULL;
+    wh_http *http = NULL;
+    int rc = 1, sig = 0;
+    sigset_t set;
+
+    /* Block the stop signals in every thread; the main thread waits for them. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (open_db(&db, cfg) < 0)
+        goto out;
+    if (wh_store_open_fs(&store, cfg->data_dir) < 0) {
+        wh_log_error("storage: %s", wh_error_msg());
+        goto out;
+    }
+    struct wh_registry_config rc_cfg = {
+        .max_manifest_bytes = cfg->max_manifest_bytes,
+        .max_blob_bytes = cfg->max_blob_bytes,
+        .max_uploads = cfg->max_uploads,
+        .upload_ttl_s = cfg->upload_ttl_s,
+        .read_only = cfg->read_only,
+        .delete_enabled = cfg->delete_enabled,
+    };
+    if (wh_registry_new(&reg, &rc_cfg, db, store) < 0) {
+        wh_log_error("registry: %s", wh_error_msg());
+        goto out;
+    }
+    struct wh_http_config hc = {
+        .listen_host = cfg->listen_host,
+        .port = cfg->port,
+        .threads = cfg->threads,
+        .max_connections = cfg->max_connections,
+        .idle_timeout_s = cfg->idle_timeout_s,
+        .max_header_bytes = cfg->max_header_bytes,
+        .access_log = cfg->access_log,
+    };
+    http = wh_http_new(&hc);
+    wh_http_route(http, "/v2/", wh_registry_handle, reg);
+    if (wh_http_start(http) < 0) {
+        wh_log_error("%s", wh_error_msg());
+        goto out;
+    }
+    wh_log_info("wharf %s listening on %s:%u, data in %s", WHARF_VERSION, cfg->listen_host,
+                (unsigned)wh_http_port(http), cfg->data_dir);
+    sigwait(&set, &sig);
+    wh_log_info("signal %d: finishing in-flight requests (up to %u s)", sig,
+                cfg->shutdown_grace_s);
+    wh_http_stop(http, (int)cfg->shutdown_grace_s * 1000);
+    rc = 0;
+out:
+    wh_http_free(http);
+    wh_registry_free(reg);
+    wh_store_free(store);
+    wh_db_close(db);
+    if (rc == 0)
+        wh_log_info("stopped");
+    return rc;
+}
+
+static int print_project(const struct wh_project *p, void *payload)
+{
+    (void)payload;
+    printf("%-40s %s\n", p->name, p->public ? "public" : "private");
+    return 0;
+}
+
+static int cmd_project(const struct wh_config *cfg, int argc, char **argv)
+{
+    wh_db *db = NULL;
+    int rc = 2;
+    if (argc < 1)
+        return usage(stderr);
+    if (open_db(&db, cfg) < 0)
+        return 1;
+    if (strcmp(argv[0], "list") == 0 && argc == 1) {
+        printf("%-40s %s\n", "NAME", "ACCESS");
+        rc = wh_db_project_each(db, print_project, NULL) < 0 ? 1 : 0;
+    } else if (strcmp(argv[0], "create") == 0 && argc >= 2) {
+        const char *name = NULL;
+        bool public = false;
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--public") == 0)
+                public = true;
+            else if (!name && argv[i][0] != '-')
+                name = argv[i];
+            else
+                name = NULL, i = argc;
+        }
+        if (!name) {
+            rc = usage(stderr);
+        } else if (!wh_ref_project_valid(name, strlen(name))) {
+            fprintf(stderr, "wharf: project name is not in lower case or contains illegal "
+                            "characters: %s\n",
+                    name);
+            rc = 1;
+        } else if (wh_db_project_create(db, name, public, NULL) < 0) {
+            fprintf(stderr, "wharf: %s\n", wh_error_msg());
+            rc = 1;
+        } else {
+            printf("project %s created (%s)\n", name, public ? "public" : "private");
+            rc = 0;
+        }
+    } else {
+        rc = usage(stderr);
+    }
+    wh_db_close(db);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
+    struct wh_config cfg;
     if (argc < 2)
         return usage(stderr);
-    if (strcmp(argv[1], "version") == 0) {
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("wharf %s\n", WHARF_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
         return usage(stdout);
+    int rest = argc - 2;
+    char **args = argv + 2;
+    if (load_config(&cfg, &rest, args) < 0)
+        return 2;
+    if (strcmp(cmd, "serve") == 0)
+        return rest == 0 ? cmd_serve(&cfg) : usage(stderr);
+    if (strcmp(cmd, "project") == 0)
+        return cmd_project(&cfg, rest, args);
     return usage(stderr);
 }

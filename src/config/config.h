@@ -1,0 +1,41 @@
+/*
+ * config: wharf's settings — defaults, then a YAML file, then WHARF_*
+ * environment variables, each overriding the one before. See
+ * docs/configuration.md for every key.
+ */
+#ifndef WH_CONFIG_H
+#define WH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct wh_config {
+    char listen_host[64];      /* listen: host part */
+    uint16_t port;             /* listen: port part */
+    char data_dir[1024];       /* data_dir */
+    unsigned threads;          /* http.threads */
+    unsigned max_connections;  /* http.max_connections */
+    unsigned idle_timeout_s;   /* http.idle_timeout */
+    size_t max_header_bytes;   /* limits.max_header_bytes */
+    size_t max_manifest_bytes; /* limits.max_manifest_bytes */
+    uint64_t max_blob_bytes;   /* limits.max_blob_bytes */
+    unsigned max_uploads;      /* limits.max_uploads */
+    unsigned upload_ttl_s;     /* uploads.ttl */
+    bool access_log;           /* log.access */
+    char log_level[16];        /* log.level */
+    bool read_only;            /* registry.read_only */
+    bool delete_enabled;       /* registry.delete_enabled */
+    unsigned shutdown_grace_s; /* http.shutdown_grace */
+};
+
+/* Fills `c` with the built-in defaults. */
+void wh_config_defaults(struct wh_config *c);
+/* Applies a YAML file. 0, WH_ENOTFOUND or WH_EINVALID (message names the key/line). */
+int wh_config_load_file(struct wh_config *c, const char *path);
+/* Applies WHARF_* environment variables. 0 or WH_EINVALID. */
+int wh_config_load_env(struct wh_config *c);
+/* Sets one dotted key ("limits.max_uploads") from text. 0 or WH_EINVALID. */
+int wh_config_set(struct wh_config *c, const char *key, const char *value);
+
+#endif

@@ -1,0 +1,884 @@
+/*
+ * db_sqlite.c: the SQLite implementation of db.h.
+ *
+ * One connection per thread (WAL lets readers run beside the one writer),
+ * created on first use and kept in thread-local storage; each connection
+ * prepares its statements once. Writers use BEGIN IMMEDIATE so that two
+ * writers queue on the busy timeout instead of failing on lock upgrade.
+ * Migrations are numbered SQL scripts applied at open, tracked by
+ * PRAGMA user_version.
+ */
+#include "db/db.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- schema ---- */
+
+static const char *const migrations[] = {
+    /* 1: registry core */
+    "CREATE TABLE project("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  public INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE repository("
+    "  id INTEGER PRIMARY KEY,"
+    "  project_id INTEGER NOT NULL REFERENCES project(id),"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  pull_count INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX repository_project ON repository(project_id);"
+    "CREATE TABLE blob("
+    "  digest TEXT PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE repo_blob("
+    "  repo_id INTEGER NOT NULL REFERENCES repository(id) ON DELETE CASCADE,"
+    "  digest TEXT NOT NULL REFERENCES blob(digest),"
+    "  PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;"
+    "CREATE INDEX repo_blob_digest ON repo_blob(digest);"
+    "CREATE TABLE artifact("
+    "  id INTEGER PRIMARY KEY,"
+    "  repo_id INTEGER NOT NULL REFERENCES repository(id) ON DELETE CASCADE,"
+    "  digest TEXT NOT NULL,"
+    "  media_type TEXT NOT NULL,"
+    "  artifact_type TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  subject TEXT,"
+    "  annotations TEXT,"
+    "  push_ms INTEGER NOT NULL,"
+    "  pull_ms INTEGER,"
+    "  UNIQUE(repo_id, digest));"
+    "CREATE INDEX artifact_subject ON artifact(repo_id, subject) WHERE subject IS NOT NULL;"
+    "CREATE TABLE artifact_blob("
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  digest TEXT NOT NULL,"
+    "  PRIMARY KEY(artifact_id, digest)) WITHOUT ROWID;"
+    "CREATE INDEX artifact_blob_digest ON artifact_blob(digest);"
+    "CREATE TABLE artifact_child("
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  child_digest TEXT NOT NULL,"
+    "  PRIMARY KEY(artifact_id, child_digest)) WITHOUT ROWID;"
+    "CREATE TABLE tag("
+    "  id INTEGER PRIMARY KEY,"
+    "  repo_id INTEGER NOT NULL REFERENCES repository(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  push_ms INTEGER NOT NULL,"
+    "  UNIQUE(repo_id, name));"
+    "CREATE INDEX tag_artifact ON tag(artifact_id);"
+    "CREATE TABLE upload("
+    "  id TEXT PRIMARY KEY,"
+    "  repo TEXT NOT NULL,"
+    "  started_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX upload_updated ON upload(updated_ms);"
+    "INSERT INTO project(name, public, created_ms) VALUES('library', 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));",
+};
+
+/* ---- statements ---- */
+
+enum stmt_id {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_PROJECT_INSERT,
+    S_PROJECT_GET,
+    S_PROJECT_ALL,
+    S_REPO_GET,
+    S_REPO_ENSURE,
+    S_REPO_LIST,
+    S_REPO_TOUCH,
+    S_BLOB_INSERT,
+    S_REPO_BLOB_INSERT,
+    S_BLOB_GET,
+    S_BLOB_UNLINK,
+    S_REPO_BLOB_HAS,
+    S_ARTIFACT_HAS,
+    S_ARTIFACT_UPSERT,
+    S_ARTIFACT_BLOB_INSERT,
+    S_ARTIFACT_CHILD_INSERT,
+    S_TAG_UPSERT,
+    S_MANIFEST_BY_TAG,
+    S_MANIFEST_BY_DIGEST,
+    S_ARTIFACT_DELETE,
+    S_TAG_DELETE,
+    S_TAG_LIST,
+    S_REFERRERS,
+    S_REFERRERS_TYPE,
+    S_PULL_ARTIFACT,
+    S_PULL_REPO,
+    S_UPLOAD_INSERT,
+    S_UPLOAD_GET,
+    S_UPLOAD_TOUCH,
+    S_UPLOAD_DELETE,
+    S_UPLOAD_COUNT,
+    S_UPLOAD_EXPIRED,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_PROJECT_INSERT] = "INSERT INTO project(name, public, created_ms) VALUES(?1, ?2, ?3)",
+    [S_PROJECT_GET] = "SELECT id, name, public, created_ms FROM project WHERE name = ?1",
+    [S_PROJECT_ALL] = "SELECT id, name, public, created_ms FROM project ORDER BY name",
+    [S_REPO_GET] = "SELECT id, project_id, name FROM repository WHERE name = ?1",
+    [S_REPO_ENSURE] = "INSERT INTO repository(project_id, name, created_ms, updated_ms)"
+                      " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET updated_ms = ?3"
+                      " RETURNING id",
+    [S_REPO_LIST] = "SELECT name FROM repository WHERE name > ?1 ORDER BY name LIMIT ?2",
+    [S_REPO_TOUCH] = "UPDATE repository SET updated_ms = ?2 WHERE id = ?1",
+    [S_BLOB_INSERT] = "INSERT INTO blob(digest, size, created_ms) VALUES(?1, ?2, ?3)"
+                      " ON CONFLICT(digest) DO NOTHING",
+    [S_REPO_BLOB_INSERT] = "INSERT INTO repo_blob(repo_id, digest) VALUES(?1, ?2)"
+                           " ON CONFLICT DO NOTHING",
+    [S_BLOB_GET] = "SELECT b.size FROM repository r JOIN repo_blob rb ON rb.repo_id = r.id"
+                   " JOIN blob b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2",
+    [S_BLOB_UNLINK] = "DELETE FROM repo_blob WHERE digest = ?2"
+                      " AND repo_id = (SELECT id FROM repository WHERE name = ?1)",
+    [S_REPO_BLOB_HAS] = "SELECT 1 FROM repo_blob WHERE repo_id = ?1 AND digest = ?2",
+    [S_ARTIFACT_HAS] = "SELECT 1 FROM artifact WHERE repo_id = ?1 AND digest = ?2",
+    [S_ARTIFACT_UPSERT] =
+        "INSERT INTO artifact(repo_id, digest, media_type, artifact_type, size, subject,"
+        " annotations, push_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        " ON CONFLICT(repo_id, digest) DO UPDATE SET push_ms = ?8 RETURNING id",
+    [S_ARTIFACT_BLOB_INSERT] = "INSERT INTO artifact_blob(artifact_id, digest) VALUES(?1, ?2)"
+                               " ON CONFLICT DO NOTHING",
+    [S_ARTIFACT_CHILD_INSERT] = "INSERT INTO artifact_child(artifact_id, child_digest)"
+                                " VALUES(?1, ?2) ON CONFLICT DO NOTHING",
+    [S_TAG_UPSERT] = "INSERT INTO tag(repo_id, name, artifact_id, push_ms) VALUES(?1, ?2, ?3, ?4)"
+                     " ON CONFLICT(repo_id, name) DO UPDATE SET artifact_id = ?3, push_ms = ?4",
+    [S_MANIFEST_BY_TAG] = "SELECT a.id, a.repo_id, a.digest, a.media_type, a.size"
+                          " FROM repository r JOIN tag t ON t.repo_id = r.id"
+                          " JOIN artifact a ON a.id = t.artifact_id"
+                          " WHERE r.name = ?1 AND t.name = ?2",
+    [S_MANIFEST_BY_DIGEST] = "SELECT a.id, a.repo_id, a.digest, a.media_type, a.size"
+                             " FROM repository r JOIN artifact a ON a.repo_id = r.id"
+                             " WHERE r.name = ?1 AND a.digest = ?2",
+    [S_ARTIFACT_DELETE] = "DELETE FROM artifact WHERE digest = ?2"
+                          " AND repo_id = (SELECT id FROM repository WHERE name = ?1)",
+    [S_TAG_DELETE] = "DELETE FROM tag WHERE name = ?2"
+                     " AND repo_id = (SELECT id FROM repository WHERE name = ?1)",
+    [S_TAG_LIST] = "SELECT t.name FROM repository r JOIN tag t ON t.repo_id = r.id"
+                   " WHERE r.name = ?1 AND t.name > ?2 ORDER BY t.name LIMIT ?3",
+    [S_REFERRERS] = "SELECT a.digest, a.media_type, a.artifact_type, a.annotations, a.size"
+                    " FROM repository r JOIN artifact a ON a.repo_id = r.id"
+                    " WHERE r.name = ?1 AND a.subject = ?2 ORDER BY a.push_ms, a.id",
+    [S_REFERRERS_TYPE] = "SELECT a.digest, a.media_type, a.artifact_type, a.annotations, a.size"
+                         " FROM repository r JOIN artifact a ON a.repo_id = r.id"
+                         " WHERE r.name = ?1 AND a.subject = ?2 AND a.artifact_type = ?3"
+                         " ORDER BY a.push_ms, a.id",
+    [S_PULL_ARTIFACT] = "UPDATE artifact SET pull_ms = ?2 WHERE id = ?1 RETURNING repo_id",
+    [S_PULL_REPO] = "UPDATE repository SET pull_count = pull_count + ?2 WHERE id = ?1",
+    [S_UPLOAD_INSERT] = "INSERT INTO upload(id, repo, started_ms, updated_ms) VALUES(?1, ?2, ?3, ?3)",
+    [S_UPLOAD_GET] = "SELECT repo FROM upload WHERE id = ?1",
+    [S_UPLOAD_TOUCH] = "UPDATE upload SET updated_ms = ?2 WHERE id = ?1",
+    [S_UPLOAD_DELETE] = "DELETE FROM upload WHERE id = ?1",
+    [S_UPLOAD_COUNT] = "SELECT count(*) FROM upload",
+    [S_UPLOAD_EXPIRED] = "SELECT id FROM upload WHERE updated_ms < ?1 LIMIT 1000",
+};
+
+struct conn {
+    sqlite3 *h;
+    sqlite3_stmt *stmt[S_COUNT];
+    struct conn *next; /* all connections of the db, for close */
+};
+
+struct wh_db {
+    char *path;
+    pthread_key_t key;
+    pthread_mutex_t lock; /* guards `conns` */
+    struct conn *conns;
+};
+
+static void conn_close(struct conn *c)
+{
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(c->stmt[i]);
+    sqlite3_close(c->h);
+    free(c);
+}
+
+static int exec(sqlite3 *h, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = wh_error_set(WH_ERROR, "sqlite: %s", msg ? msg : "error");
+        sqlite3_free(msg);
+        return rc;
+    }
+    return 0;
+}
+
+static int conn_open(struct conn **out, const char *path)
+{
+    struct conn *c = wh_calloc(1, sizeof(*c));
+    if (sqlite3_open_v2(path, &c->h,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        int rc = wh_error_set(WH_ERROR, "open %s: %s", path, sqlite3_errmsg(c->h));
+        conn_close(c);
+        return rc;
+    }
+    sqlite3_busy_timeout(c->h, 10000);
+    if (exec(c->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                   " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;") < 0) {
+        conn_close(c);
+        return WH_ERROR;
+    }
+    *out = c;
+    return 0;
+}
+
+/* The calling thread's connection, opened on first use. */
+static struct conn *conn_get(wh_db *db)
+{
+    struct conn *c = pthread_getspecific(db->key);
+    if (c)
+        return c;
+    struct conn *nc = NULL;
+    if (conn_open(&nc, db->path) < 0 || !nc)
+        return NULL;
+    c = nc;
+    pthread_setspecific(db->key, c);
+    pthread_mutex_lock(&db->lock);
+    c->next = db->conns;
+    db->conns = c;
+    pthread_mutex_unlock(&db->lock);
+    return c;
+}
+
+static sqlite3_stmt *stmt(struct conn *c, enum stmt_id id)
+{
+    if (!c->stmt[id]) {
+        if (sqlite3_prepare_v3(c->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id],
+                               NULL) != SQLITE_OK) {
+            wh_log_error("sqlite prepare failed: %s (%s)", sqlite3_errmsg(c->h), stmt_sql[id]);
+            abort(); /* a statement of ours that does not compile is a bug */
+        }
+    }
+    return c->stmt[id];
+}
+
+static void done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+static int sql_fail(struct conn *c)
+{
+    return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* Runs a statement that returns no rows. */
+static int run(struct conn *c, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    int error = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : sql_fail(c);
+    done(s);
+    return error;
+}
+
+static int tx_begin(struct conn *c)
+{
+    return run(c, stmt(c, S_BEGIN));
+}
+
+static int tx_end(struct conn *c, int error)
+{
+    if (error < 0) {
+        run(c, stmt(c, S_ROLLBACK));
+        return error;
+    }
+    return run(c, stmt(c, S_COMMIT));
+}
+
+#define CONN_OR_FAIL(c, db)                                                                        \
+    struct conn *c = conn_get(db);                                                                 \
+    if (!c)                                                                                        \
+        return WH_ERROR
+
+/* ---- open / close ---- */
+
+static void thread_conn_free(void *p)
+{
+    (void)p; /* connections are closed by wh_db_close, which owns the list */
+}
+
+static int migrate(struct conn *c)
+{
+    sqlite3_stmt *s = NULL;
+    int version = 0;
+    if (sqlite3_prepare_v2(c->h, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return sql_fail(c);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
+    for (int v = version; v < n; v++) {
+        char pragma[64];
+        int error;
+        if ((error = exec(c->h, "BEGIN IMMEDIATE")) < 0)
+            return error;
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
+        if ((error = exec(c->h, migrations[v])) < 0 || (error = exec(c->h, pragma)) < 0) {
+            exec(c->h, "ROLLBACK");
+            return error;
+        }
+        if ((error = exec(c->h, "COMMIT")) < 0)
+            return error;
+        wh_log_info("database migrated to schema version %d", v + 1);
+    }
+    return 0;
+}
+
+int wh_db_open(wh_db **out, const char *path)
+{
+    wh_db *db = wh_calloc(1, sizeof(*db));
+    db->path = wh_strdup(path);
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_key_create(&db->key, thread_conn_free);
+    struct conn *c = conn_get(db);
+    if (!c || migrate(c) < 0) {
+        int rc = wh_error_set(WH_ERROR, "database %s: %s", path, wh_error_msg());
+        wh_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+void wh_db_close(wh_db *db)
+{
+    if (!db)
+        return;
+    while (db->conns) {
+        struct conn *c = db->conns;
+        db->conns = c->next;
+        conn_close(c);
+    }
+    pthread_key_delete(db->key);
+    pthread_mutex_destroy(&db->lock);
+    free(db->path);
+    free(db);
+}
+
+void wh_db_thread_done(wh_db *db)
+{
+    struct conn *c = pthread_getspecific(db->key);
+    if (!c)
+        return;
+    pthread_setspecific(db->key, NULL);
+    pthread_mutex_lock(&db->lock);
+    for (struct conn **pp = &db->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&db->lock);
+    conn_close(c);
+}
+
+/* ---- projects ---- */
+
+int wh_db_project_create(wh_db *db, const char *name, bool public, int64_t *id_out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_PROJECT_INSERT);
+    bind_text(s, 1, name);
+    sqlite3_bind_int(s, 2, public);
+    sqlite3_bind_int64(s, 3, wh_now_ms());
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_CONSTRAINT)
+        error = wh_error_set(WH_EEXISTS, "project %s already exists", name);
+    else if (rc != SQLITE_DONE)
+        error = sql_fail(c);
+    else if (id_out)
+        *id_out = sqlite3_last_insert_rowid(c->h);
+    done(s);
+    return error;
+}
+
+static void project_row(struct wh_project *p, sqlite3_stmt *s)
+{
+    p->id = sqlite3_column_int64(s, 0);
+    copy_col(p->name, sizeof(p->name), s, 1);
+    p->public = sqlite3_column_int(s, 2) != 0;
+    p->created_ms = sqlite3_column_int64(s, 3);
+}
+
+int wh_db_project_get(wh_db *db, const char *name, struct wh_project *out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_PROJECT_GET);
+    bind_text(s, 1, name);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        project_row(out, s);
+    else if (rc == SQLITE_DONE)
+        error = wh_error_set(WH_ENOTFOUND, "project %s not found", name);
+    else
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+int wh_db_project_each(wh_db *db, int (*fn)(const struct wh_project *p, void *payload),
+                       void *payload)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_PROJECT_ALL);
+    int rc, error = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct wh_project p;
+        project_row(&p, s);
+        if (fn(&p, payload) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+/* ---- repositories ---- */
+
+int wh_db_repo_get(wh_db *db, const char *name, struct wh_repo *out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_REPO_GET);
+    bind_text(s, 1, name);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(s, 0);
+        out->project_id = sqlite3_column_int64(s, 1);
+        copy_col(out->name, sizeof(out->name), s, 2);
+    } else if (rc == SQLITE_DONE) {
+        error = wh_error_set(WH_ENOTFOUND, "repository %s not found", name);
+    } else {
+        error = sql_fail(c);
+    }
+    done(s);
+    return error;
+}
+
+/* Pages through a one-column text query: binds (…, last, n+1) and reports `more`. */
+static int list_page(struct conn *c, sqlite3_stmt *s, int last_idx, const char *last, int64_t n,
+                     int (*fn)(const char *, void *), void *payload, bool *more_out)
+{
+    int rc, error = 0;
+    int64_t seen = 0;
+    bind_text(s, last_idx, last ? last : "");
+    sqlite3_bind_int64(s, last_idx + 1, n + 1);
+    *more_out = false;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (seen == n) {
+            *more_out = true;
+            break;
+        }
+        seen++;
+        if (fn((const char *)sqlite3_column_text(s, 0), payload) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+int wh_db_repo_list(wh_db *db, const char *last, int64_t n,
+                    int (*fn)(const char *name, void *payload), void *payload, bool *more_out)
+{
+    CONN_OR_FAIL(c, db);
+    return list_page(c, stmt(c, S_REPO_LIST), 1, last, n, fn, payload, more_out);
+}
+
+/* Creates the repository if needed; returns its id in `*id_out`. Inside a transaction. */
+static int repo_ensure(struct conn *c, int64_t project_id, const char *repo, int64_t now,
+                       int64_t *id_out)
+{
+    sqlite3_stmt *s = stmt(c, S_REPO_ENSURE);
+    sqlite3_bind_int64(s, 1, project_id);
+    bind_text(s, 2, repo);
+    sqlite3_bind_int64(s, 3, now);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        *id_out = sqlite3_column_int64(s, 0);
+    else
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+/* ---- blobs ---- */
+
+static int blob_record(struct conn *c, int64_t repo_id, const char *digest, uint64_t size,
+                       int64_t now)
+{
+    sqlite3_stmt *s = stmt(c, S_BLOB_INSERT);
+    bind_text(s, 1, digest);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+    sqlite3_bind_int64(s, 3, now);
+    int error = run(c, s);
+    if (error < 0)
+        return error;
+    s = stmt(c, S_REPO_BLOB_INSERT);
+    sqlite3_bind_int64(s, 1, repo_id);
+    bind_text(s, 2, digest);
+    return run(c, s);
+}
+
+int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char *digest,
+                    uint64_t size)
+{
+    CONN_OR_FAIL(c, db);
+    int64_t now = wh_now_ms(), repo_id = 0;
+    int error;
+    if ((error = tx_begin(c)) < 0)
+        return error;
+    if ((error = repo_ensure(c, project_id, repo, now, &repo_id)) == 0)
+        error = blob_record(c, repo_id, digest, size, now);
+    return tx_end(c, error);
+}
+
+int wh_db_blob_get(wh_db *db, const char *repo, const char *digest, uint64_t *size_out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_BLOB_GET);
+    bind_text(s, 1, repo);
+    bind_text(s, 2, digest);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        *size_out = (uint64_t)sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+        error = wh_error_set(WH_ENOTFOUND, "blob unknown to repository");
+    else
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+/* Runs a DELETE/UPDATE keyed by (repo, key); WH_ENOTFOUND when nothing changed. */
+static int change_one(wh_db *db, enum stmt_id id, const char *repo, const char *key,
+                      const char *what)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, id);
+    bind_text(s, 1, repo);
+    bind_text(s, 2, key);
+    int error = run(c, s);
+    if (error == 0 && sqlite3_changes(c->h) == 0)
+        error = wh_error_set(WH_ENOTFOUND, "%s unknown to repository", what);
+    return error;
+}
+
+int wh_db_blob_unlink(wh_db *db, const char *repo, const char *digest)
+{
+    return change_one(db, S_BLOB_UNLINK, repo, digest, "blob");
+}
+
+/* ---- manifests ---- */
+
+static int has_row(struct conn *c, enum stmt_id id, int64_t repo_id, const char *digest,
+                   bool *out)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    sqlite3_bind_int64(s, 1, repo_id);
+    bind_text(s, 2, digest);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        *out = true;
+    else if (rc == SQLITE_DONE)
+        *out = false;
+    else
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, const char **digests,
+                     size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *s = stmt(c, id);
+        sqlite3_bind_int64(s, 1, artifact_id);
+        bind_text(s, 2, digests[i]);
+        int error = run(c, s);
+        if (error < 0)
+            return error;
+    }
+    return 0;
+}
+
+static int manifest_put_tx(struct conn *c, const struct wh_artifact_in *a)
+{
+    int64_t now = wh_now_ms(), repo_id = 0, artifact_id = 0;
+    bool ok;
+    int error;
+
+    if ((error = repo_ensure(c, a->project_id, a->repo, now, &repo_id)) < 0)
+        return error;
+    for (size_t i = 0; i < a->nblobs; i++) {
+        if ((error = has_row(c, S_REPO_BLOB_HAS, repo_id, a->blobs[i], &ok)) < 0)
+            return error;
+        if (!ok)
+            return wh_error_set(WH_ENOTFOUND, "blob %s", a->blobs[i]);
+    }
+    for (size_t i = 0; i < a->nchildren; i++) {
+        if ((error = has_row(c, S_ARTIFACT_HAS, repo_id, a->children[i], &ok)) < 0)
+            return error;
+        if (!ok)
+            return wh_error_set(WH_ENOTFOUND, "manifest %s", a->children[i]);
+    }
+    /* The manifest bytes are a blob of the repository too. */
+    if ((error = blob_record(c, repo_id, a->digest, a->size, now)) < 0)
+        return error;
+
+    sqlite3_stmt *s = stmt(c, S_ARTIFACT_UPSERT);
+    sqlite3_bind_int64(s, 1, repo_id);
+    bind_text(s, 2, a->digest);
+    bind_text(s, 3, a->media_type);
+    bind_text(s, 4, a->artifact_type);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)a->size);
+    bind_text(s, 6, a->subject);
+    bind_text(s, 7, a->annotations);
+    sqlite3_bind_int64(s, 8, now);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        artifact_id = sqlite3_column_int64(s, 0);
+    else
+        error = sql_fail(c);
+    done(s);
+    if (error < 0)
+        return error;
+    if ((error = link_each(c, S_ARTIFACT_BLOB_INSERT, artifact_id, a->blobs, a->nblobs)) < 0)
+        return error;
+    if ((error = link_each(c, S_ARTIFACT_CHILD_INSERT, artifact_id, a->children, a->nchildren)) <
+        0)
+        return error;
+    if (a->tag) {
+        s = stmt(c, S_TAG_UPSERT);
+        sqlite3_bind_int64(s, 1, repo_id);
+        bind_text(s, 2, a->tag);
+        sqlite3_bind_int64(s, 3, artifact_id);
+        sqlite3_bind_int64(s, 4, now);
+        if ((error = run(c, s)) < 0)
+            return error;
+    }
+    return 0;
+}
+
+int wh_db_manifest_put(wh_db *db, const struct wh_artifact_in *a)
+{
+    CONN_OR_FAIL(c, db);
+    int error;
+    if ((error = tx_begin(c)) < 0)
+        return error;
+    return tx_end(c, manifest_put_tx(c, a));
+}
+
+int wh_db_manifest_get(wh_db *db, const char *repo, const char *ref, bool is_digest,
+                       struct wh_manifest_ref *out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, is_digest ? S_MANIFEST_BY_DIGEST : S_MANIFEST_BY_TAG);
+    bind_text(s, 1, repo);
+    bind_text(s, 2, ref);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW) {
+        out->artifact_id = sqlite3_column_int64(s, 0);
+        out->repo_id = sqlite3_column_int64(s, 1);
+        copy_col(out->digest, sizeof(out->digest), s, 2);
+        copy_col(out->media_type, sizeof(out->media_type), s, 3);
+        out->size = (uint64_t)sqlite3_column_int64(s, 4);
+    } else if (rc == SQLITE_DONE) {
+        error = wh_error_set(WH_ENOTFOUND, "manifest unknown");
+    } else {
+        error = sql_fail(c);
+    }
+    done(s);
+    return error;
+}
+
+int wh_db_manifest_delete(wh_db *db, const char *repo, const char *digest)
+{
+    return change_one(db, S_ARTIFACT_DELETE, repo, digest, "manifest");
+}
+
+int wh_db_tag_delete(wh_db *db, const char *repo, const char *tag)
+{
+    return change_one(db, S_TAG_DELETE, repo, tag, "tag");
+}
+
+int wh_db_tag_list(wh_db *db, const char *repo, const char *last, int64_t n,
+                   int (*fn)(const char *tag, void *payload), void *payload, bool *more_out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_TAG_LIST);
+    bind_text(s, 1, repo);
+    return list_page(c, s, 2, last, n, fn, payload, more_out);
+}
+
+int wh_db_referrers(wh_db *db, const char *repo, const char *subject, const char *artifact_type,
+                    int (*fn)(const struct wh_referrer *r, void *payload), void *payload)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, artifact_type ? S_REFERRERS_TYPE : S_REFERRERS);
+    bind_text(s, 1, repo);
+    bind_text(s, 2, subject);
+    if (artifact_type)
+        bind_text(s, 3, artifact_type);
+    int rc, error = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct wh_referrer r = {
+            .digest = (const char *)sqlite3_column_text(s, 0),
+            .media_type = (const char *)sqlite3_column_text(s, 1),
+            .artifact_type = (const char *)sqlite3_column_text(s, 2),
+            .annotations = (const char *)sqlite3_column_text(s, 3),
+            .size = (uint64_t)sqlite3_column_int64(s, 4),
+        };
+        if (fn(&r, payload) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+int wh_db_pulls_record(wh_db *db, const int64_t *artifact_ids, const int64_t *counts, size_t n,
+                       int64_t when_ms)
+{
+    CONN_OR_FAIL(c, db);
+    int error;
+    if ((error = tx_begin(c)) < 0)
+        return error;
+    for (size_t i = 0; i < n && error == 0; i++) {
+        sqlite3_stmt *s = stmt(c, S_PULL_ARTIFACT);
+        sqlite3_bind_int64(s, 1, artifact_ids[i]);
+        sqlite3_bind_int64(s, 2, when_ms);
+        int rc = sqlite3_step(s);
+        int64_t repo_id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            error = sql_fail(c);
+        done(s);
+        if (error < 0 || repo_id == 0)
+            continue; /* the artifact was deleted meanwhile */
+        s = stmt(c, S_PULL_REPO);
+        sqlite3_bind_int64(s, 1, repo_id);
+        sqlite3_bind_int64(s, 2, counts[i]);
+        error = run(c, s);
+    }
+    return tx_end(c, error);
+}
+
+/* ---- upload sessions ---- */
+
+int wh_db_upload_create(wh_db *db, const char *id, const char *repo, int64_t now_ms)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_UPLOAD_INSERT);
+    bind_text(s, 1, id);
+    bind_text(s, 2, repo);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return run(c, s);
+}
+
+int wh_db_upload_get(wh_db *db, const char *id, char *repo_out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_UPLOAD_GET);
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        copy_col(repo_out, WH_NAME_MAX, s, 0);
+    else if (rc == SQLITE_DONE)
+        error = wh_error_set(WH_ENOTFOUND, "upload unknown");
+    else
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+int wh_db_upload_touch(wh_db *db, const char *id, int64_t now_ms)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_UPLOAD_TOUCH);
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return run(c, s);
+}
+
+int wh_db_upload_delete(wh_db *db, const char *id)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_UPLOAD_DELETE);
+    bind_text(s, 1, id);
+    return run(c, s);
+}
+
+int wh_db_upload_count(wh_db *db, int64_t *out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_UPLOAD_COUNT);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else
+        error = sql_fail(c);
+    done(s);
+    return error;
+}
+
+int wh_db_upload_expired(wh_db *db, int64_t before_ms, int (*fn)(const char *id, void *payload),
+                         void *payload)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = stmt(c, S_UPLOAD_EXPIRED);
+    sqlite3_bind_int64(s, 1, before_ms);
+    /* Collect first: the callback deletes rows, which must not run under our cursor. */
+    char *ids[1000];
+    size_t n = 0;
+    int rc, error = 0;
+    while (n < 1000 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        ids[n++] = wh_strdup((const char *)sqlite3_column_text(s, 0));
+    done(s);
+    for (size_t i = 0; i < n; i++) {
+        if (error == 0 && fn(ids[i], payload) != 0)
+            error = 1;
+        free(ids[i]);
+    }
+    return 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * http: sockets, HTTP parsing, routing by path prefix, streamed request
+ * bodies and zero-copy responses, on libmicrohttpd (thread pool + epoll).
+ * Handlers never touch a socket: they read the request through wh_req_*,
+ * optionally stream its body, and answer with one wh_resp_send_* call.
+ *
+ * Lifecycle of a request: the route's handler is called once the headers
+ * are in. It either answers at once, or calls wh_req_read_body() and
+ * answers from its `on_end` (or from `on_data`, which then returns < 0 to
+ * stop reading). Memory from wh_req_pool() lives until the response is sent.
+ */
+#ifndef WH_HTTP_H
+#define WH_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+typedef struct wh_req wh_req;
+typedef struct wh_http wh_http;
+
+enum wh_method { WH_HTTP_GET, WH_HTTP_HEAD, WH_HTTP_PUT, WH_HTTP_POST, WH_HTTP_PATCH,
+                 WH_HTTP_DELETE, WH_HTTP_OTHER };
+
+struct wh_http_config {
+    const char *listen_host;      /* numeric IPv4/IPv6 address */
+    uint16_t port;                /* 0: any free port (see wh_http_port) */
+    unsigned threads;             /* worker threads */
+    unsigned max_connections;     /* concurrent connections */
+    unsigned idle_timeout_s;      /* a connection idle this long is closed */
+    size_t max_header_bytes;      /* total size of request headers */
+    bool access_log;              /* one line per request on stderr */
+    void (*thread_exit)(void *payload); /* called on each worker thread as it ends */
+    void *thread_exit_payload;
+};
+
+typedef int (*wh_handler_fn)(wh_req *req, void *payload);
+
+/* Creates a server (not yet listening). */
+wh_http *wh_http_new(const struct wh_http_config *cfg);
+/* Routes requests whose path starts with `prefix` (longest prefix wins). */
+void wh_http_route(wh_http *h, const char *prefix, wh_handler_fn fn, void *payload);
+/* Starts listening and serving. 0 or WH_ERROR (message set). */
+int wh_http_start(wh_http *h);
+/* The bound port (useful with port 0). */
+uint16_t wh_http_port(const wh_http *h);
+/*
+ * Stops accepting, lets in-flight requests finish (at most `grace_ms`), then
+ * closes every connection. Safe to call once.
+ */
+void wh_http_stop(wh_http *h, int grace_ms);
+void wh_http_free(wh_http *h);
+
+/* ---- the request ---- */
+enum wh_method wh_req_method(const wh_req *r);
+const char *wh_req_method_str(const wh_req *r);
+/* Decoded path, without the query. Borrowed until the request completes. */
+const char *wh_req_path(const wh_req *r);
+/* A header value (case-insensitive name) or NULL. */
+const char *wh_req_header(const wh_req *r, const char *name);
+/* Calls fn for every value of a header that may repeat (Accept). */
+void wh_req_header_each(const wh_req *r, const char *name,
+                        void (*fn)(const char *value, void *payload), void *payload);
+/* A decoded query argument or NULL ("" for `?flag`). */
+const char *wh_req_query(const wh_req *r, const char *name);
+/* Scheme and host the client used, for absolute URLs. */
+const char *wh_req_host(const wh_req *r);
+/* The request's arena. */
+wh_pool *wh_req_pool(wh_req *r);
+/* Whether the request carries a body (Content-Length > 0 or chunked). */
+bool wh_req_has_body(const wh_req *r);
+/*
+ * Streams the body to `on_data` (which returns 0 to go on, < 0 after having
+ * answered) and then calls `on_end`, which must answer.
+ */
+void wh_req_read_body(wh_req *r, int (*on_data)(wh_req *r, const char *p, size_t n, void *ctx),
+                      int (*on_end)(wh_req *r, void *ctx), void *ctx);
+
+/* ---- the response (exactly one send per request) ---- */
+/* Adds a response header; both strings are copied. */
+void wh_resp_header(wh_req *r, const char *name, const char *value);
+/* Sends `len` bytes from memory that lives at least until the request completes
+ * (pool memory or static data). For HEAD only the headers go out. */
+void wh_resp_send(wh_req *r, int status, const char *content_type, const void *p, size_t len);
+/* Sends bytes that are copied first. */
+void wh_resp_send_copy(wh_req *r, int status, const char *content_type, const void *p, size_t len);
+/* Sends `len` bytes of `fd` from `offset` with sendfile; takes ownership of `fd`. */
+void wh_resp_send_fd(wh_req *r, int status, const char *content_type, int fd, uint64_t offset,
+                     uint64_t len);
+/* Sends headers announcing `len` bytes with no body (HEAD). */
+void wh_resp_send_head(wh_req *r, int status, const char *content_type, uint64_t len);
+/* Sends no body at all. */
+void wh_resp_send_empty(wh_req *r, int status);
+/* True once a response has been queued. */
+bool wh_resp_sent(const wh_req *r);
+
+/* ---- helpers ---- */
+/* Percent-encodes `s` for a URL query value into the pool. */
+char *wh_http_query_escape(wh_pool *p, const char *s);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * errors.c: the OCI error body (spec.md, "Error Codes"):
+ *   {"errors":[{"code":"…","message":"…","detail":…}]}
+ * with the status codes of the distribution spec's table, and the one place
+ * where wharf's error codes become HTTP statuses for /v2/.
+ */
+#include "registry/registry_int.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    int status;
+    const char *code;
+    const char *message;
+} errs[] = {
+    [E_BLOB_UNKNOWN] = {404, "BLOB_UNKNOWN", "blob unknown to registry"},
+    [E_BLOB_UPLOAD_INVALID] = {400, "BLOB_UPLOAD_INVALID", "blob upload invalid"},
+    [E_BLOB_UPLOAD_UNKNOWN] = {404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"},
+    [E_DIGEST_INVALID] = {400, "DIGEST_INVALID", "provided digest did not match uploaded content"},
+    [E_MANIFEST_BLOB_UNKNOWN] = {400, "MANIFEST_BLOB_UNKNOWN",
+                                 "manifest references a manifest or blob unknown to registry"},
+    [E_MANIFEST_INVALID] = {400, "MANIFEST_INVALID", "manifest invalid"},
+    [E_MANIFEST_UNKNOWN] = {404, "MANIFEST_UNKNOWN", "manifest unknown to registry"},
+    [E_NAME_INVALID] = {400, "NAME_INVALID", "invalid repository name"},
+    [E_NAME_UNKNOWN] = {404, "NAME_UNKNOWN", "repository name not known to registry"},
+    [E_SIZE_INVALID] = {400, "SIZE_INVALID", "provided length did not match content length"},
+    [E_UNAUTHORIZED] = {401, "UNAUTHORIZED", "authentication required"},
+    [E_DENIED] = {403, "DENIED", "requested access to the resource is denied"},
+    [E_UNSUPPORTED] = {400, "UNSUPPORTED", "the operation is unsupported"},
+    [E_TOO_MANY_REQUESTS] = {429, "TOO_MANY_REQUESTS", "too many requests"},
+    [E_RANGE_INVALID] = {416, "BLOB_UPLOAD_INVALID", "requested range not satisfiable"},
+    [E_MANIFEST_TOO_BIG] = {413, "MANIFEST_INVALID", "manifest too large"},
+    [E_BLOB_TOO_BIG] = {413, "SIZE_INVALID", "blob too large"},
+    [E_PAGINATION_INVALID] = {400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested"},
+    [E_NOT_FOUND] = {404, "NOT_FOUND", "resource not found"},
+    [E_METHOD] = {405, "UNSUPPORTED", "the method is not allowed for this resource"},
+    [E_INTERNAL] = {500, "UNKNOWN", "internal server error"},
+};
+
+int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char *detail_json)
+{
+    json_t *err = json_object();
+    json_object_set_new(err, "code", json_string(errs[e].code));
+    json_object_set_new(err, "message", json_string(message ? message : errs[e].message));
+    if (detail_json) {
+        json_t *d = json_loads(detail_json, JSON_DECODE_ANY, NULL);
+        if (d)
+            json_object_set_new(err, "detail", d);
+    }
+    json_t *body = json_pack("{s:[o]}", "errors", err);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    size_t n = strlen(text);
+    char *copy = wh_pool_alloc(wh_req_pool(r), n + 2);
+    memcpy(copy, text, n);
+    copy[n++] = '\n';
+    copy[n] = '\0';
+    free(text);
+    wh_resp_send(r, errs[e].status, "application/json; charset=utf-8", copy, n);
+    return -1;
+}
+
+int oci_error(wh_req *r, enum oci_err e, const char *message)
+{
+    return oci_error_detail(r, e, message, NULL);
+}

@@ -1,0 +1,242 @@
+/*
+ * manifest_api.c: manifests by tag or digest (spec.md, "Pulling manifests",
+ * "Pushing manifests", "Deleting manifests", "Deleting tags"). HEAD is
+ * answered from the database alone; GET sends the stored bytes with
+ * sendfile. A PUT is buffered up to the manifest cap, hashed over the exact
+ * bytes received, validated, stored as a blob and recorded with its tag in
+ * one transaction that also checks every referenced blob and child manifest.
+ */
+#include "registry/registry_int.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct accept_ctx {
+    const char *media_type;
+    bool any;      /* some Accept header was present */
+    bool matched;  /* it names the stored type or a wildcard */
+};
+
+static void accept_one(const char *value, void *payload)
+{
+    struct accept_ctx *a = payload;
+    const char *p = value;
+    a->any = true;
+    size_t mtlen = strlen(a->media_type);
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',' && *end != ';')
+            end++;
+        size_t n = (size_t)(end - p);
+        while (n && p[n - 1] == ' ')
+            n--;
+        if ((n == mtlen && memcmp(p, a->media_type, n) == 0) || (n == 3 && memcmp(p, "*/*", 3) == 0) ||
+            (n == 13 && memcmp(p, "application/*", 13) == 0))
+            a->matched = true;
+        while (*end && *end != ',')
+            end++;
+        p = end;
+    }
+}
+
+static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_digest)
+{
+    struct wh_manifest_ref ref;
+    int error = wh_db_manifest_get(reg->db, t->name, t->ref, is_digest, &ref);
+    if (error == WH_ENOTFOUND)
+        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+    if (error < 0)
+        return oci_error(r, E_INTERNAL, NULL);
+
+    struct accept_ctx a = {ref.media_type, false, false};
+    wh_req_header_each(r, "Accept", accept_one, &a);
+    if (a.any && !a.matched) {
+        char *msg = wh_pool_sprintf(wh_req_pool(r),
+                                    "manifest is %s, which the Accept header does not allow",
+                                    ref.media_type);
+        return oci_error(r, E_MANIFEST_UNKNOWN, msg);
+    }
+    wh_resp_header(r, "Docker-Content-Digest", ref.digest);
+    wh_resp_header(r, "ETag", wh_pool_sprintf(wh_req_pool(r), "\"%s\"", ref.digest));
+    char *ct = wh_pool_strdup(wh_req_pool(r), ref.media_type);
+    if (wh_req_method(r) == WH_HTTP_HEAD) {
+        wh_resp_send_head(r, 200, ct, ref.size);
+        return 0;
+    }
+    struct wh_digest d;
+    int fd = -1;
+    uint64_t size;
+    if (wh_digest_parse(&d, ref.digest, strlen(ref.digest)) < 0 ||
+        wh_store_open_blob(reg->store, &d, &fd, &size) < 0 || size != ref.size) {
+        if (fd >= 0)
+            close(fd);
+        wh_log_error("manifest %s is recorded but missing in storage", ref.digest);
+        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+    }
+    pull_note(reg, ref.artifact_id);
+    wh_resp_send_fd(r, 200, ct, fd, 0, size);
+    return 0;
+}
+
+struct put_ctx {
+    wh_registry *reg;
+    struct target *t;
+    bool is_digest;
+    struct wh_buf body;
+};
+
+static void put_cleanup(void *arg)
+{
+    struct put_ctx *c = arg;
+    wh_buf_dispose(&c->body);
+}
+
+static int put_data(wh_req *r, const char *p, size_t n, void *arg)
+{
+    struct put_ctx *c = arg;
+    if (wh_buf_put(&c->body, p, n) < 0)
+        return oci_error(r, E_MANIFEST_TOO_BIG,
+                         wh_pool_sprintf(wh_req_pool(r), "manifest exceeds the limit of %zu bytes",
+                                         c->reg->cfg.max_manifest_bytes));
+    return 0;
+}
+
+static int put_end(wh_req *r, void *arg)
+{
+    struct put_ctx *c = arg;
+    wh_registry *reg = c->reg;
+    struct target *t = c->t;
+    struct wh_digest d, want;
+    struct wh_manifest *m = NULL;
+    int error;
+
+    if (c->is_digest) {
+        wh_digest_parse(&want, t->ref, strlen(t->ref)); /* validated before */
+        wh_digest_of(&d, want.alg, c->body.data, c->body.len);
+        if (strcmp(d.str, want.str) != 0)
+            return oci_error(r, E_DIGEST_INVALID,
+                             wh_pool_sprintf(wh_req_pool(r), "manifest digest is %s, not %s",
+                                             d.str, want.str));
+    } else {
+        wh_digest_of(&d, WH_DIGEST_SHA256, c->body.data, c->body.len);
+    }
+    if (wh_manifest_parse(&m, c->body.data ? c->body.data : "", c->body.len,
+                          wh_req_header(r, "Content-Type")) < 0)
+        return oci_error(r, E_MANIFEST_INVALID, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+
+    if (wh_store_put_bytes(reg->store, &d, c->body.data, c->body.len) < 0) {
+        wh_log_error("store manifest %s: %s", d.str, wh_error_msg());
+        error = oci_error(r, E_INTERNAL, NULL);
+        goto out;
+    }
+    struct wh_artifact_in a = {
+        .repo = t->name,
+        .project_id = t->project_id,
+        .digest = d.str,
+        .media_type = m->media_type,
+        .artifact_type = m->artifact_type,
+        .subject = m->subject,
+        .annotations = m->annotations,
+        .size = c->body.len,
+        .blobs = m->blobs,
+        .nblobs = m->nblobs,
+        .children = m->children,
+        .nchildren = m->nchildren,
+        .tag = c->is_digest ? NULL : t->ref,
+    };
+    error = wh_db_manifest_put(reg->db, &a);
+    if (error == WH_ENOTFOUND) {
+        json_t *detail = json_pack("{s:s}", "digest", wh_error_msg());
+        char *dj = json_dumps(detail, JSON_COMPACT);
+        char *msg = wh_pool_sprintf(wh_req_pool(r), "manifest references an unknown %s",
+                                    wh_error_msg());
+        error = oci_error_detail(r, E_MANIFEST_BLOB_UNKNOWN, msg, dj);
+        free(dj);
+        json_decref(detail);
+        goto out;
+    }
+    if (error < 0) {
+        wh_log_error("record manifest %s: %s", d.str, wh_error_msg());
+        error = oci_error(r, E_INTERNAL, NULL);
+        goto out;
+    }
+    wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/manifests/%s", t->name,
+                                                  d.str));
+    wh_resp_header(r, "Docker-Content-Digest", d.str);
+    if (m->subject)
+        wh_resp_header(r, "OCI-Subject", m->subject);
+    wh_resp_send_empty(r, 201);
+out:
+    wh_manifest_free(m);
+    return error;
+}
+
+static bool ref_is_digest(const char *ref)
+{
+    return strchr(ref, ':') != NULL;
+}
+
+int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
+{
+    enum wh_method m = wh_req_method(r);
+    bool is_digest = ref_is_digest(t->ref);
+    struct wh_digest d;
+
+    if (is_digest) {
+        if (wh_digest_parse(&d, t->ref, strlen(t->ref)) < 0) {
+            if (strncmp(t->ref, "sha256:", 7) != 0 && strncmp(t->ref, "sha512:", 7) != 0)
+                return oci_error(r, E_UNSUPPORTED, "unsupported digest algorithm");
+            return oci_error(r, E_DIGEST_INVALID, "invalid digest");
+        }
+        t->ref = wh_pool_strdup(wh_req_pool(r), d.str);
+    } else if (!wh_ref_tag_valid(t->ref, strlen(t->ref))) {
+        return oci_error(r, E_MANIFEST_INVALID, "invalid tag");
+    }
+
+    switch (m) {
+    case WH_HTTP_GET:
+    case WH_HTTP_HEAD:
+        return get_manifest(reg, r, t, is_digest);
+    case WH_HTTP_PUT: {
+        if (need_writable(reg, r) < 0)
+            return -1;
+        const char *cl = wh_req_header(r, "Content-Length");
+        uint64_t len;
+        if (cl && wh_parse_u64(&len, cl, strlen(cl)) == 0 && len > reg->cfg.max_manifest_bytes)
+            return oci_error(r, E_MANIFEST_TOO_BIG,
+                             wh_pool_sprintf(wh_req_pool(r),
+                                             "manifest exceeds the limit of %zu bytes",
+                                             reg->cfg.max_manifest_bytes));
+        struct put_ctx *c = wh_pool_alloc(wh_req_pool(r), sizeof(*c));
+        c->reg = reg;
+        c->t = t;
+        c->is_digest = is_digest;
+        wh_buf_init(&c->body, reg->cfg.max_manifest_bytes);
+        wh_pool_cleanup(wh_req_pool(r), put_cleanup, c);
+        wh_req_read_body(r, put_data, put_end, c);
+        return 0;
+    }
+    case WH_HTTP_DELETE: {
+        if (need_writable(reg, r) < 0)
+            return -1;
+        if (!reg->cfg.delete_enabled)
+            return oci_error(r, E_METHOD, "deletes are disabled on this registry");
+        int error = is_digest ? wh_db_manifest_delete(reg->db, t->name, t->ref)
+                              : wh_db_tag_delete(reg->db, t->name, t->ref);
+        if (error == WH_ENOTFOUND)
+            return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+        if (error < 0)
+            return oci_error(r, E_INTERNAL, NULL);
+        wh_resp_send_empty(r, 202);
+        return 0;
+    }
+    default:
+        return oci_error(r, E_METHOD, NULL);
+    }
+}

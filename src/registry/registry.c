@@ -1,0 +1,301 @@
+/*
+ * registry.c: the /v2/ entry point — splitting the target into repository
+ * name and reference, checking them, dispatching by resource and method —
+ * and the registry's background sweeper, which removes abandoned upload
+ * sessions and writes pull statistics in batches (so a pull never waits on
+ * a database write).
+ */
+#include "registry/registry_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int need_project(wh_registry *reg, wh_req *r, struct target *t)
+{
+    struct wh_project p;
+    size_t plen = wh_ref_project_len(t->name);
+    char *project = wh_pool_strndup(wh_req_pool(r), t->name, plen);
+    int error = wh_db_project_get(reg->db, project, &p);
+    if (error == WH_ENOTFOUND) {
+        char *msg = wh_pool_sprintf(wh_req_pool(r), "project %s not found", project);
+        return oci_error(r, E_NAME_UNKNOWN, msg);
+    }
+    if (error < 0)
+        return oci_error(r, E_INTERNAL, NULL);
+    t->project_id = p.id;
+    return 0;
+}
+
+int need_writable(wh_registry *reg, wh_req *r)
+{
+    if (reg->cfg.read_only)
+        return oci_error(r, E_DENIED,
+                         "The system is in read only mode. Any modification is prohibited.");
+    return 0;
+}
+
+void pull_note(wh_registry *reg, int64_t artifact_id)
+{
+    pthread_mutex_lock(&reg->lock);
+    size_t i;
+    for (i = 0; i < reg->npulls; i++)
+        if (reg->pulls[i].artifact_id == artifact_id)
+            break;
+    if (i < reg->npulls) {
+        reg->pulls[i].count++;
+    } else if (reg->npulls < PULL_SLOTS) {
+        reg->pulls[reg->npulls].artifact_id = artifact_id;
+        reg->pulls[reg->npulls].count = 1;
+        reg->npulls++;
+    } /* else: a burst over PULL_SLOTS distinct artifacts in one second loses counts */
+    pthread_mutex_unlock(&reg->lock);
+}
+
+static void pulls_flush(wh_registry *reg)
+{
+    int64_t ids[PULL_SLOTS], counts[PULL_SLOTS];
+    size_t n;
+    pthread_mutex_lock(&reg->lock);
+    n = reg->npulls;
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = reg->pulls[i].artifact_id;
+        counts[i] = reg->pulls[i].count;
+    }
+    reg->npulls = 0;
+    pthread_mutex_unlock(&reg->lock);
+    if (n && wh_db_pulls_record(reg->db, ids, counts, n, wh_now_ms()) < 0)
+        wh_log_warn("recording pull statistics failed: %s", wh_error_msg());
+}
+
+/* ---- upload expiry ---- */
+
+struct sweep_ctx {
+    wh_registry *reg;
+    int64_t before_ms;
+    unsigned removed;
+};
+
+/* Drops a session unless a request is using it right now. */
+static int expire_one(const char *id, void *payload)
+{
+    struct sweep_ctx *sc = payload;
+    wh_registry *reg = sc->reg;
+    bool busy = false;
+    pthread_mutex_lock(&reg->lock);
+    for (struct session **pp = &reg->sessions; *pp; pp = &(*pp)->next) {
+        struct session *s = *pp;
+        if (strcmp(s->id, id) != 0)
+            continue;
+        if (s->busy) {
+            busy = true;
+        } else {
+            *pp = s->next;
+            reg->nsessions--;
+            wh_upload_close(s->w);
+            free(s);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (busy)
+        return 0;
+    wh_store_upload_remove(reg->store, id);
+    wh_db_upload_delete(reg->db, id);
+    sc->removed++;
+    return 0;
+}
+
+/* At start: staged files whose session row is gone (monolithic pushes cut short). */
+static int orphan_one(const char *id, int64_t mtime_ms, void *payload)
+{
+    struct sweep_ctx *sc = payload;
+    char repo[WH_NAME_MAX];
+    (void)mtime_ms;
+    if (wh_db_upload_get(sc->reg->db, id, repo) == WH_ENOTFOUND) {
+        wh_store_upload_remove(sc->reg->store, id);
+        sc->removed++;
+    }
+    return 0;
+}
+
+int wh_registry_sweep_uploads(wh_registry *reg, bool at_start)
+{
+    struct sweep_ctx sc = {reg, wh_now_ms() - (int64_t)reg->cfg.upload_ttl_s * 1000, 0};
+    int error = wh_db_upload_expired(reg->db, sc.before_ms, expire_one, &sc);
+    if (at_start)
+        wh_store_upload_each(reg->store, orphan_one, &sc);
+    if (sc.removed)
+        wh_log_info("removed %u abandoned upload session(s)", sc.removed);
+    return error;
+}
+
+static void *sweeper_main(void *arg)
+{
+    wh_registry *reg = arg;
+    unsigned ttl = reg->cfg.upload_ttl_s;
+    int64_t sweep_every_ms = (int64_t)(ttl < 30 ? (ttl ? ttl : 1) : 30) * 1000 / 2;
+    int64_t next_sweep = wh_now_ms() + sweep_every_ms;
+    pthread_mutex_lock(&reg->stop_lock);
+    while (!reg->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&reg->stop_cond, &reg->stop_lock, &ts);
+        pthread_mutex_unlock(&reg->stop_lock);
+        pulls_flush(reg);
+        if (wh_now_ms() >= next_sweep) {
+            wh_registry_sweep_uploads(reg, false);
+            next_sweep = wh_now_ms() + sweep_every_ms;
+        }
+        pthread_mutex_lock(&reg->stop_lock);
+    }
+    pthread_mutex_unlock(&reg->stop_lock);
+    pulls_flush(reg);
+    wh_db_thread_done(reg->db);
+    return NULL;
+}
+
+int wh_registry_new(wh_registry **out, const struct wh_registry_config *cfg, wh_db *db,
+                    wh_store *store)
+{
+    wh_registry *reg = wh_calloc(1, sizeof(*reg));
+    reg->cfg = *cfg;
+    reg->db = db;
+    reg->store = store;
+    pthread_mutex_init(&reg->lock, NULL);
+    pthread_mutex_init(&reg->stop_lock, NULL);
+    pthread_cond_init(&reg->stop_cond, NULL);
+    wh_registry_sweep_uploads(reg, true);
+    if (pthread_create(&reg->sweeper, NULL, sweeper_main, reg) != 0) {
+        free(reg);
+        return wh_error_set(WH_ERROR, "cannot start the sweeper thread");
+    }
+    *out = reg;
+    return 0;
+}
+
+void wh_registry_free(wh_registry *reg)
+{
+    if (!reg)
+        return;
+    pthread_mutex_lock(&reg->stop_lock);
+    reg->stopping = true;
+    pthread_cond_signal(&reg->stop_cond);
+    pthread_mutex_unlock(&reg->stop_lock);
+    pthread_join(reg->sweeper, NULL);
+    while (reg->sessions) {
+        struct session *s = reg->sessions;
+        reg->sessions = s->next;
+        wh_upload_close(s->w);
+        free(s);
+    }
+    pthread_mutex_destroy(&reg->lock);
+    pthread_mutex_destroy(&reg->stop_lock);
+    pthread_cond_destroy(&reg->stop_cond);
+    free(reg);
+}
+
+/* ---- dispatch ---- */
+
+static bool ends_with(const char *s, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+enum resource { R_NONE, R_MANIFEST, R_BLOB, R_UPLOAD, R_TAGS, R_REFERRERS };
+
+/*
+ * Splits "<name>/<kind>/<ref>" from the right: the reference never holds a
+ * slash, so the rightmost match is the resource even when a repository
+ * component is itself called "manifests" or "blobs".
+ */
+static enum resource split(const char *path, const char **name, size_t *name_len,
+                           const char **ref)
+{
+    size_t len = strlen(path);
+    if (ends_with(path, len, "/tags/list")) {
+        *name = path;
+        *name_len = len - 10;
+        *ref = "";
+        return R_TAGS;
+    }
+    if (ends_with(path, len, "/blobs/uploads")) {
+        *name = path;
+        *name_len = len - 14;
+        *ref = "";
+        return R_UPLOAD;
+    }
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return R_NONE;
+    size_t head = (size_t)(slash - path);
+    *ref = slash + 1;
+    static const struct {
+        const char *suffix;
+        enum resource res;
+    } kinds[] = {{"/manifests", R_MANIFEST},
+                 {"/blobs/uploads", R_UPLOAD},
+                 {"/blobs", R_BLOB},
+                 {"/referrers", R_REFERRERS}};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (ends_with(path, head, kinds[i].suffix)) {
+            *name = path;
+            *name_len = head - strlen(kinds[i].suffix);
+            return kinds[i].res;
+        }
+    }
+    return R_NONE;
+}
+
+int wh_registry_handle(wh_req *r, void *payload)
+{
+    wh_registry *reg = payload;
+    const char *path = wh_req_path(r) + 4; /* after "/v2/" */
+    enum wh_method m = wh_req_method(r);
+    const char *name = NULL, *ref = NULL;
+    size_t name_len = 0;
+
+    if (*path == '\0') {
+        if (m != WH_HTTP_GET && m != WH_HTTP_HEAD)
+            return oci_error(r, E_METHOD, NULL);
+        wh_resp_send(r, 200, "application/json", "{}", 2);
+        return 0;
+    }
+    if (strcmp(path, "_catalog") == 0) {
+        if (m != WH_HTTP_GET)
+            return oci_error(r, E_METHOD, NULL);
+        return handle_catalog(reg, r);
+    }
+    enum resource res = split(path, &name, &name_len, &ref);
+    if (res == R_NONE)
+        return oci_error(r, E_NOT_FOUND, NULL);
+    if (!wh_ref_name_valid(name, name_len)) {
+        char *msg = wh_pool_sprintf(wh_req_pool(r), "invalid repository name: %.*s",
+                                    (int)(name_len > 300 ? 300 : name_len), name);
+        return oci_error(r, E_NAME_INVALID, msg);
+    }
+    /* In the pool: body handlers use it after this function has returned. */
+    struct target *t = wh_pool_alloc(wh_req_pool(r), sizeof(*t));
+    t->name = wh_pool_strndup(wh_req_pool(r), name, name_len);
+    t->ref = ref;
+    t->project_id = 0;
+    if (need_project(reg, r, t) < 0)
+        return -1;
+    switch (res) {
+    case R_MANIFEST:
+        return handle_manifest(reg, r, t);
+    case R_BLOB:
+        return handle_blob(reg, r, t);
+    case R_UPLOAD:
+        return handle_upload(reg, r, t);
+    case R_TAGS:
+        return m == WH_HTTP_GET ? handle_tags(reg, r, t) : oci_error(r, E_METHOD, NULL);
+    case R_REFERRERS:
+        return m == WH_HTTP_GET ? handle_referrers(reg, r, t) : oci_error(r, E_METHOD, NULL);
+    default:
+        return oci_error(r, E_NOT_FOUND, NULL);
+    }
+}

@@ -1,0 +1,95 @@
+/*
+ * registry: the OCI Distribution Specification v1.1 at /v2/ — pull, push
+ * (monolithic, chunked, cross-repository mount), manifests with content
+ * negotiation, tags and catalog listing, the referrers API, deletes, and the
+ * spec's error bodies. Repository names are `<project>/<path…>`; the project
+ * must exist. The pure parsers (names, references, ranges, manifests) are
+ * exposed here for tests and fuzzing.
+ */
+#ifndef WH_REGISTRY_H
+#define WH_REGISTRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "storage/storage.h"
+
+typedef struct wh_registry wh_registry;
+
+struct wh_registry_config {
+    size_t max_manifest_bytes; /* manifest PUT body cap (default 4 MiB) */
+    uint64_t max_blob_bytes;   /* one blob's size cap */
+    unsigned max_uploads;      /* concurrent upload sessions (429 beyond) */
+    unsigned upload_ttl_s;     /* idle upload sessions are removed after this */
+    bool read_only;            /* refuse every write with DENIED */
+    bool delete_enabled;       /* allow DELETE of manifests, tags and blobs */
+};
+
+/* Creates the registry over `db` and `store` (both borrowed) and starts its
+ * background sweeper (expired uploads, batched pull statistics). */
+int wh_registry_new(wh_registry **out, const struct wh_registry_config *cfg, wh_db *db,
+                    wh_store *store);
+/* Stops the sweeper, flushes pull statistics. */
+void wh_registry_free(wh_registry *reg);
+/* The /v2/ route handler (payload: the wh_registry). */
+int wh_registry_handle(wh_req *req, void *payload);
+/* Removes expired upload sessions and staged files without a session. */
+int wh_registry_sweep_uploads(wh_registry *reg, bool at_start);
+
+/* ---- names and references (reference.c) ---- */
+#define WH_REPO_NAME_MAX 255
+#define WH_TAG_MAX 128
+/* True if `name` is a valid repository name (distribution grammar, with a
+ * project component per Harbor's project-name rule and at least one more). */
+bool wh_ref_name_valid(const char *name, size_t len);
+/* True if `s` matches the distribution spec's tag grammar. */
+bool wh_ref_tag_valid(const char *s, size_t len);
+/* True if `s` matches Harbor's project-name rule (and length 1..255). */
+bool wh_ref_project_valid(const char *s, size_t len);
+/* Length of the project part of a valid repository name. */
+size_t wh_ref_project_len(const char *name);
+
+/* ---- byte ranges (range.c) ---- */
+/*
+ * Parses a `Range` request header ("bytes=a-b", "bytes=a-", "bytes=-n") for a
+ * resource of `size` bytes into [*first, *last]. Returns 0, WH_ENOTFOUND when
+ * the header is not a single byte range (serve the whole thing), or WH_ERANGE
+ * when it cannot be satisfied (416).
+ */
+int wh_range_parse(const char *hdr, uint64_t size, uint64_t *first, uint64_t *last);
+/* Parses an upload `Content-Range` ("a-b", optionally "bytes a-b/total").
+ * 0 or WH_EINVALID. */
+int wh_content_range_parse(const char *hdr, uint64_t *first, uint64_t *last);
+
+/* ---- manifests (manifest.c) ---- */
+#define WH_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define WH_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
+#define WH_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define WH_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define WH_MANIFEST_REFS_MAX 10000 /* descriptors in one manifest */
+
+struct wh_manifest {
+    const char *media_type;    /* resolved media type (one of WH_MT_*) */
+    bool is_index;
+    const char *artifact_type; /* artifactType, else config media type (image), or NULL */
+    const char *subject;       /* subject digest or NULL */
+    char *annotations;         /* compact JSON text of "annotations" or NULL */
+    const char **blobs;        /* config + layers that must exist (foreign layers skipped) */
+    size_t nblobs;
+    const char **children;     /* index: child manifests */
+    size_t nchildren;
+    void *doc;                 /* the parsed JSON (owns the strings above) */
+};
+/*
+ * Parses and validates manifest bytes. `content_type` is the request's
+ * Content-Type (may be NULL). Returns 0 or WH_EINVALID with a message fit
+ * for the client. Free `*out` with wh_manifest_free.
+ */
+int wh_manifest_parse(struct wh_manifest **out, const char *p, size_t len,
+                      const char *content_type);
+void wh_manifest_free(struct wh_manifest *m);
+
+#endif

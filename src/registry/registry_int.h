@@ -1,0 +1,98 @@
+/* Private to registry/: shared state and helpers of the /v2/ handlers. */
+#ifndef WH_REGISTRY_INT_H
+#define WH_REGISTRY_INT_H
+
+#include <pthread.h>
+
+#include "registry/registry.h"
+
+/* OCI error codes (spec.md, "Error Codes") plus the few wharf adds. */
+enum oci_err {
+    E_BLOB_UNKNOWN,
+    E_BLOB_UPLOAD_INVALID,
+    E_BLOB_UPLOAD_UNKNOWN,
+    E_DIGEST_INVALID,
+    E_MANIFEST_BLOB_UNKNOWN,
+    E_MANIFEST_INVALID,
+    E_MANIFEST_UNKNOWN,
+    E_NAME_INVALID,
+    E_NAME_UNKNOWN,
+    E_SIZE_INVALID,
+    E_UNAUTHORIZED,
+    E_DENIED,
+    E_UNSUPPORTED,
+    E_TOO_MANY_REQUESTS,
+    E_RANGE_INVALID,        /* 416 on uploads: BLOB_UPLOAD_INVALID with status 416 */
+    E_MANIFEST_TOO_BIG,     /* 413: MANIFEST_INVALID with status 413 */
+    E_BLOB_TOO_BIG,         /* 413: SIZE_INVALID with status 413 */
+    E_PAGINATION_INVALID,
+    E_NOT_FOUND,
+    E_METHOD,
+    E_INTERNAL,
+};
+
+struct held;
+
+/* An upload session held in memory between requests. */
+struct session {
+    char id[64];
+    char repo[WH_NAME_MAX];
+    int64_t project_id;
+    wh_upload *w;      /* staging writer; NULL until first needed */
+    bool busy;         /* a request is using it */
+    struct held *holder; /* that request's claim, released by its pool */
+    struct session *next;
+};
+
+#define PULL_SLOTS 1024
+
+struct wh_registry {
+    struct wh_registry_config cfg;
+    wh_db *db;
+    wh_store *store;
+    pthread_mutex_t lock;     /* guards sessions and pulls */
+    struct session *sessions; /* open sessions (list: few at a time) */
+    unsigned nsessions;
+    struct {
+        int64_t artifact_id, count;
+    } pulls[PULL_SLOTS];      /* pending pull statistics, flushed by the sweeper */
+    size_t npulls;
+    pthread_t sweeper;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    bool stopping;
+};
+
+/* A parsed /v2/ request target. */
+struct target {
+    const char *name;  /* repository name (pool) */
+    const char *ref;   /* tag, digest or upload id (pool), may be "" */
+    int64_t project_id;
+};
+
+/* errors.c */
+/* Answers with the OCI error body; `message` may be NULL for the default. */
+int oci_error(wh_req *r, enum oci_err e, const char *message);
+/* The same with a JSON `detail` value (compact JSON text). */
+int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char *detail_json);
+
+/* Checks the project of t->name exists (sets t->project_id) or answers NAME_UNKNOWN. */
+int need_project(wh_registry *reg, wh_req *r, struct target *t);
+/* Answers DENIED when the registry is read-only; returns < 0 then. */
+int need_writable(wh_registry *reg, wh_req *r);
+/* Queues one pull of an artifact for the statistics. */
+void pull_note(wh_registry *reg, int64_t artifact_id);
+
+/* blob.c */
+int handle_blob(wh_registry *reg, wh_req *r, struct target *t);
+int handle_upload(wh_registry *reg, wh_req *r, struct target *t);
+/* manifest_api.c */
+int handle_manifest(wh_registry *reg, wh_req *r, struct target *t);
+/* listing.c */
+int handle_tags(wh_registry *reg, wh_req *r, struct target *t);
+int handle_catalog(wh_registry *reg, wh_req *r);
+int handle_referrers(wh_registry *reg, wh_req *r, struct target *t);
+/* Parses ?n= (absent: `dflt`), answering 400 on junk; returns < 0 then. */
+int page_size(wh_req *r, int64_t dflt, int64_t *out);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * storage: the content-addressed blob store. A blob is stored once, by
+ * digest, whatever repositories reference it; which repository may see which
+ * blob is metadata (db/), not storage. Writes go to a staging area and become
+ * visible only by an atomic rename after the digest is verified and the data
+ * fsynced. Drivers implement `struct wh_store_driver`; the filesystem driver
+ * is the one shipped now (an S3 driver follows for multi-node set-ups).
+ */
+#ifndef WH_STORAGE_H
+#define WH_STORAGE_H
+
+#include <stdint.h>
+
+#include "common/common.h"
+
+typedef struct wh_store wh_store;
+typedef struct wh_upload wh_upload;
+
+/* Opens (creating if needed) a filesystem store rooted at `root`. */
+int wh_store_open_fs(wh_store **out, const char *root);
+void wh_store_free(wh_store *s);
+
+/* Size of a stored blob: 0 or WH_ENOTFOUND. */
+int wh_store_stat(wh_store *s, const struct wh_digest *d, uint64_t *size_out);
+/*
+ * Opens a blob for reading: `*fd_out` is the caller's (close it). Returns 0,
+ * WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_store_open_blob(wh_store *s, const struct wh_digest *d, int *fd_out, uint64_t *size_out);
+/* Reads a whole blob into `out` (initialised by the caller with its cap). */
+int wh_store_read_blob(wh_store *s, const struct wh_digest *d, struct wh_buf *out);
+/* Stores `len` bytes whose digest the caller has computed as `d`. Idempotent. */
+int wh_store_put_bytes(wh_store *s, const struct wh_digest *d, const void *p, size_t len);
+/* Removes a blob (garbage collection). 0 or WH_ENOTFOUND. */
+int wh_store_delete_blob(wh_store *s, const struct wh_digest *d);
+
+/*
+ * Upload sessions. A session's staging data is named by its `id` (the
+ * upload UUID). The writer hashes (sha256) as it writes, in one pass.
+ */
+/* Creates an empty staging area for `id`. */
+int wh_store_upload_create(wh_store *s, const char *id, wh_upload **out);
+/*
+ * Reopens an existing session (after a restart the running hash is rebuilt by
+ * reading the staged bytes once). 0, WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_store_upload_open(wh_store *s, const char *id, wh_upload **out);
+/* Appends bytes. 0 or WH_ERROR (disk full, I/O error). */
+int wh_upload_write(wh_upload *u, const void *p, size_t n);
+/* Bytes staged so far. */
+uint64_t wh_upload_size(const wh_upload *u);
+/*
+ * Verifies the staged bytes against `expected` and, if they match, makes them
+ * visible as that blob (fsync, rename, fsync dir); the staging area is
+ * removed either way. Returns 0, or WH_EINVALID on a digest mismatch. `u` is
+ * consumed in every case.
+ */
+int wh_upload_commit(wh_upload *u, const struct wh_digest *expected);
+/* Closes the writer, keeping the staged data for a later request. */
+void wh_upload_close(wh_upload *u);
+/* Removes a session's staging data (cancel, expiry). 0 or WH_ENOTFOUND. */
+int wh_store_upload_remove(wh_store *s, const char *id);
+/*
+ * Calls `fn(id, mtime_ms, payload)` for every staged session (start-up
+ * reconciliation). Stops early if `fn` returns non-zero.
+ */
+int wh_store_upload_each(wh_store *s, int (*fn)(const char *id, int64_t mtime_ms, void *payload),
+                         void *payload);
+
+/* The driver table, versioned so that out-of-tree drivers can be checked. */
+#define WH_STORE_DRIVER_VERSION 1
+struct wh_store_driver {
+    int version;
+    const char *name;
+    void (*free)(wh_store *s);
+    int (*stat)(wh_store *s, const struct wh_digest *d, uint64_t *size_out);
+    int (*open_blob)(wh_store *s, const struct wh_digest *d, int *fd_out, uint64_t *size_out);
+    int (*put_bytes)(wh_store *s, const struct wh_digest *d, const void *p, size_t len);
+    int (*delete_blob)(wh_store *s, const struct wh_digest *d);
+    int (*upload_create)(wh_store *s, const char *id, wh_upload **out);
+    int (*upload_open)(wh_store *s, const char *id, wh_upload **out);
+    int (*upload_remove)(wh_store *s, const char *id);
+    int (*upload_each)(wh_store *s, int (*fn)(const char *, int64_t, void *), void *payload);
+};
+
+#endif
