@@ -50,20 +50,23 @@ $(B)/%.o: %.c
 
 $(B)/libwharf.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/wharf: $(B)/src/main.o $(B)/libwharf.a
-	$(CC) $(LDOPT) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDOPT) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libwharf.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS) -lcmocka
 
 # Fuzz targets replayed over their corpus by a plain driver (gcc, every run);
 # `make fuzz` in tests/fuzz builds them for libFuzzer with clang.
 $(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(B)/libwharf.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< tests/fuzz/replay.c $(B)/libwharf.a $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< tests/fuzz/replay.c $(B)/libwharf.a $(LIBS)
 
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 
