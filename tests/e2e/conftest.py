@@ -397,8 +397,17 @@ class Skopeo(Tool):
 class Podman(Tool):
     """podman as root without a daemon, with storage in a temp dir."""
 
+    def __init__(self, root: Path):
+        super().__init__(root)
+        # podman refuses a run root longer than 50 characters, so the
+        # storage lives in a short temp dir of its own.
+        self.storage = Path(tempfile.mkdtemp(prefix="wpod-", dir="/tmp"))
+
+    def cleanup(self):
+        shutil.rmtree(self.storage, ignore_errors=True)
+
     def base(self):
-        s = self.root / "storage"
+        s = self.storage
         return [
             "podman",
             "--root", str(s / "root"),
@@ -408,14 +417,6 @@ class Podman(Tool):
             "--events-backend", "none",
             "--tmpdir", str(self.root / "tmp"),
         ]
-
-    def env(self) -> dict:
-        # podman itself must not believe it is rootless: it would try to set
-        # up a user namespace.  Its blob-info cache follows its --root
-        # storage when it runs as root, so it is private already.
-        env = super().env()
-        env.pop("_CONTAINERS_ROOTLESS_UID", None)
-        return env
 
     def __call__(self, *args, timeout=300, check=True):
         return self.run(self.base() + list(args), timeout=timeout, check=check)
@@ -427,10 +428,12 @@ def skopeo(tmp_path) -> Skopeo:
 
 
 @pytest.fixture
-def podman(tmp_path) -> Podman:
+def podman(tmp_path):
     if shutil.which("podman") is None:
         pytest.fail("podman is not installed", pytrace=False)
-    return Podman(tmp_path / "podman")
+    p = Podman(tmp_path / "podman")
+    yield p
+    p.cleanup()
 
 
 # ---------------------------------------------------------------- images
