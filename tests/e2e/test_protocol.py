@@ -7,7 +7,7 @@ import json
 import os
 import re
 import uuid
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
@@ -545,7 +545,7 @@ def test_catalog_pagination(registry, unique):
         seen += page
         link = next_link(r)
         if link:
-            assert "n=2" in link and f"last={page[-1]}" in link.replace("%2F", "/"), link
+            assert "n=2" in link and f"last={page[-1]}" in unquote(link), link
         pages += 1
     assert seen == sorted(set(seen)), "pages overlap or are out of order"
     assert set(mine) <= set(seen)
