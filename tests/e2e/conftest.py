@@ -129,6 +129,7 @@ class WharfServer:
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._reap()
                 raise RuntimeError(
                     f"wharf serve exited with {self.proc.returncode} during start-up:\n"
                     + self.log_text()[-4000:]

@@ -184,7 +184,7 @@ def test_sigterm_drains_upload_in_flight(servers, unique):
         # Accepted: after a restart the bytes are there to finish the upload.
         srv.restart()
         reg = srv.registry()
-        p = reg.put(loc, params={"digest": sha256_digest(data)})
+        p = reg.put(path_of(reg.url(loc)), params={"digest": sha256_digest(data)})
         if p.status_code != 404:  # a session may not outlive the process
             assert p.status_code == 201, describe(p)
 
