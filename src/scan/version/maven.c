@@ -1,15 +1,15 @@
 /*
  * Maven version ordering: org.apache.maven.artifact.versioning.ComparableVersion
  * as in maven-artifact 3.x (the parse and qualifier rules of apache/maven
- * commit 01eb2e96, whose ComparableVersionTest vectors SCANNING.md §B.6 lists).
+ * commit 01eb2e96, whose ComparableVersionTest vectors are in maven.txt).
  * A version splits at '.', '-' and digit/letter transitions into numbers and
  * qualifiers; '-' and transitions open a nested sub-list; trailing "null"
  * items (0, "", "ga", "final") are trimmed from each list.
  *
  * The order is exactly that revision's, and it is not transitive: a qualifier
  * sorts below any number but may sort above "nothing", so for instance
- * "1.x.1" < "1.0.beta.1" < "1" < "1.x.1" (later Maven releases keep that
- * cycle). No total order can agree with Maven on all three pairs, so none is
+ * "1.x.1" < "1.0.beta.1" < "1" < "1.x.1" (the current apache/maven code keeps
+ * that cycle). No total order can agree with Maven on all three pairs, so none is
  * imposed; the fuzz target checks only reflexivity and antisymmetry here.
  * Digits are ASCII only (Java's Character.isDigit also takes other scripts'),
  * and letters lower-case as ASCII. Maven accepts every string; so do we.
