@@ -138,4 +138,98 @@ int wh_db_upload_count(wh_db *db, int64_t *out);
 int wh_db_upload_expired(wh_db *db, int64_t before_ms, int (*fn)(const char *id, void *payload),
                          void *payload);
 
+/* ---- users (db_access.c) ---- */
+struct wh_user {
+    int64_t id;
+    char username[WH_NAME_MAX];
+    char email[WH_NAME_MAX];
+    char realname[WH_NAME_MAX];
+    char comment[WH_NAME_MAX];
+    char password[WH_NAME_MAX]; /* argon2id PHC string; never leaves the server */
+    bool sysadmin;
+    int64_t created_ms, updated_ms;
+};
+/* Creates a user from `u` (id and times are ignored). 0, WH_EEXISTS or WH_ERROR. */
+int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out);
+/* 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_user_get(wh_db *db, const char *username, struct wh_user *out);
+int wh_db_user_get_id(wh_db *db, int64_t id, struct wh_user *out);
+int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash);
+int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin);
+/* Updates email, realname and comment. */
+int wh_db_user_update(wh_db *db, const struct wh_user *u);
+int wh_db_user_delete(wh_db *db, int64_t id);
+/*
+ * Lists users whose name contains `like` (NULL: all) by name, skipping
+ * `offset`, at most `limit`; `*total_out` counts every match.
+ */
+int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
+                    int (*fn)(const struct wh_user *u, void *payload), void *payload,
+                    int64_t *total_out);
+int wh_db_user_count(wh_db *db, int64_t *out);
+
+/* ---- project members (db_access.c) ---- */
+struct wh_member {
+    int64_t id;
+    int64_t project_id;
+    int64_t user_id;
+    char username[WH_NAME_MAX];
+    int role; /* Harbor role id: 1 projectAdmin, 2 developer, 3 guest, 4 maintainer, 5 limitedGuest */
+};
+/* Adds or changes a member's role. 0 or WH_ERROR; `*id_out` may be NULL. */
+int wh_db_member_set(wh_db *db, int64_t project_id, int64_t user_id, int role, int64_t *id_out);
+/* The user's role in the project: 0, WH_ENOTFOUND (not a member) or WH_ERROR. */
+int wh_db_member_role(wh_db *db, int64_t project_id, int64_t user_id, int *role_out);
+int wh_db_member_get(wh_db *db, int64_t project_id, int64_t member_id, struct wh_member *out);
+int wh_db_member_delete(wh_db *db, int64_t project_id, int64_t member_id);
+int wh_db_member_list(wh_db *db, int64_t project_id, const char *like,
+                      int (*fn)(const struct wh_member *m, void *payload), void *payload);
+
+/* ---- robot accounts (db_access.c) ---- */
+#define WH_ROBOT_PERMS_MAX 16384
+struct wh_robot {
+    int64_t id;
+    char name[WH_NAME_MAX];        /* full name, robot$… */
+    char description[1024];
+    char level[16];                /* "system" or "project" */
+    int64_t project_id;            /* project-level robots; 0 otherwise */
+    char secret[WH_NAME_MAX];      /* argon2id PHC string of the secret */
+    bool disabled;
+    int64_t duration;              /* days; -1 never expires */
+    int64_t expires_at;            /* unix seconds; -1 never */
+    char permissions[WH_ROBOT_PERMS_MAX]; /* JSON array in Harbor's shape */
+    int64_t created_ms, updated_ms;
+};
+int wh_db_robot_create(wh_db *db, const struct wh_robot *r, int64_t *id_out);
+int wh_db_robot_get(wh_db *db, const char *name, struct wh_robot *out);
+int wh_db_robot_get_id(wh_db *db, int64_t id, struct wh_robot *out);
+/* Writes description, disabled, duration, expires_at, permissions and secret of `r`. */
+int wh_db_robot_update(wh_db *db, const struct wh_robot *r);
+int wh_db_robot_delete(wh_db *db, int64_t id);
+/* Robots of one project (`project_id` > 0) or system robots (0), by name. */
+int wh_db_robot_list(wh_db *db, int64_t project_id, int64_t offset, int64_t limit,
+                     int (*fn)(const struct wh_robot *r, void *payload), void *payload,
+                     int64_t *total_out);
+
+/* ---- audit log (db_access.c) ---- */
+struct wh_audit {
+    int64_t id;
+    int64_t op_time_ms;
+    const char *username;
+    const char *resource;      /* e.g. "library/app:1.4", "team", "robot$team+ci" */
+    const char *resource_type; /* "artifact", "project", "member", "robot", "user", … */
+    const char *operation;     /* "create", "delete", "pull", "update", "login", … */
+    const char *description;
+    bool result;               /* succeeded */
+    int64_t project_id;        /* 0 when not about a project */
+    const char *client_ip;
+};
+/* Appends an entry (id and, when 0, op_time_ms are filled in). */
+int wh_db_audit_add(wh_db *db, const struct wh_audit *a);
+/* Lists entries, newest first, of one project (`project_id` > 0) or all (0). */
+int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const char *operation,
+                     int64_t offset, int64_t limit,
+                     int (*fn)(const struct wh_audit *a, void *payload), void *payload,
+                     int64_t *total_out);
+
 #endif

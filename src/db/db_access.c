@@ -1,0 +1,516 @@
+/*
+ * db_access.c: users, project members, robot accounts and the audit log
+ * (schema 2). Passwords and robot secrets are stored only as argon2id
+ * strings made by auth/; this file never sees a clear-text secret.
+ */
+#include "db/db_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs a one-row SELECT already bound; maps "no row" to WH_ENOTFOUND. */
+static int one_row(struct conn *c, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    int error = rc == SQLITE_DONE ? wh_error_set(WH_ENOTFOUND, "%s not found", what) : db_fail(c);
+    db_done(s);
+    return error;
+}
+
+/* Maps the result of an INSERT step. */
+static int insert_result(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out)
+{
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_CONSTRAINT)
+        error = wh_error_set(WH_EEXISTS, "%s already exists", what);
+    else if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        error = db_fail(c);
+    else if (id_out)
+        *id_out = db_last_id(c);
+    db_done(s);
+    return error;
+}
+
+/* Runs an UPDATE/DELETE; WH_ENOTFOUND when it changed nothing. */
+static int change(struct conn *c, sqlite3_stmt *s, const char *what)
+{
+    int error = db_run(c, s);
+    if (error == 0 && db_changes(c) == 0)
+        error = wh_error_set(WH_ENOTFOUND, "%s not found", what);
+    return error;
+}
+
+static int count_query(struct conn *c, sqlite3_stmt *s, int64_t *out)
+{
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+/* ---- users ---- */
+
+#define USER_COLS "id, username, email, realname, comment, password, sysadmin, created_ms, updated_ms"
+
+static void user_row(struct wh_user *u, sqlite3_stmt *s)
+{
+    u->id = sqlite3_column_int64(s, 0);
+    db_copy_col(u->username, sizeof(u->username), s, 1);
+    db_copy_col(u->email, sizeof(u->email), s, 2);
+    db_copy_col(u->realname, sizeof(u->realname), s, 3);
+    db_copy_col(u->comment, sizeof(u->comment), s, 4);
+    db_copy_col(u->password, sizeof(u->password), s, 5);
+    u->sysadmin = sqlite3_column_int(s, 6) != 0;
+    u->created_ms = sqlite3_column_int64(s, 7);
+    u->updated_ms = sqlite3_column_int64(s, 8);
+}
+
+int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out)
+{
+    static const char sql[] = "INSERT INTO user(username, email, realname, comment, password,"
+                              " sysadmin, created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, u->username);
+    db_bind_text(s, 2, u->email);
+    db_bind_text(s, 3, u->realname);
+    db_bind_text(s, 4, u->comment);
+    db_bind_text(s, 5, u->password);
+    sqlite3_bind_int(s, 6, u->sysadmin);
+    sqlite3_bind_int64(s, 7, wh_now_ms());
+    return insert_result(c, s, "user", id_out);
+}
+
+static int user_get(wh_db *db, const char *sql, const char *name, int64_t id, struct wh_user *out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    if (name)
+        db_bind_text(s, 1, name);
+    else
+        sqlite3_bind_int64(s, 1, id);
+    int error = one_row(c, s, "user");
+    if (error < 0)
+        return error;
+    user_row(out, s);
+    db_done(s);
+    return 0;
+}
+
+int wh_db_user_get(wh_db *db, const char *username, struct wh_user *out)
+{
+    static const char sql[] = "SELECT " USER_COLS " FROM user WHERE username = ?1";
+    return user_get(db, sql, username, 0, out);
+}
+
+int wh_db_user_get_id(wh_db *db, int64_t id, struct wh_user *out)
+{
+    static const char sql[] = "SELECT " USER_COLS " FROM user WHERE id = ?1";
+    return user_get(db, sql, NULL, id, out);
+}
+
+int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash)
+{
+    static const char sql[] = "UPDATE user SET password = ?2, updated_ms = ?3 WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    db_bind_text(s, 2, password_hash);
+    sqlite3_bind_int64(s, 3, wh_now_ms());
+    return change(c, s, "user");
+}
+
+int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin)
+{
+    static const char sql[] = "UPDATE user SET sysadmin = ?2, updated_ms = ?3 WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, sysadmin);
+    sqlite3_bind_int64(s, 3, wh_now_ms());
+    return change(c, s, "user");
+}
+
+int wh_db_user_update(wh_db *db, const struct wh_user *u)
+{
+    static const char sql[] = "UPDATE user SET email = ?2, realname = ?3, comment = ?4,"
+                              " updated_ms = ?5 WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, u->id);
+    db_bind_text(s, 2, u->email);
+    db_bind_text(s, 3, u->realname);
+    db_bind_text(s, 4, u->comment);
+    sqlite3_bind_int64(s, 5, wh_now_ms());
+    return change(c, s, "user");
+}
+
+int wh_db_user_delete(wh_db *db, int64_t id)
+{
+    static const char sql[] = "DELETE FROM user WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    return change(c, s, "user");
+}
+
+int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
+                    int (*fn)(const struct wh_user *u, void *payload), void *payload,
+                    int64_t *total_out)
+{
+    static const char sql_count[] = "SELECT count(*) FROM user WHERE instr(username, ?1) > 0";
+    static const char sql[] = "SELECT " USER_COLS " FROM user WHERE instr(username, ?1) > 0"
+                              " ORDER BY username LIMIT ?3 OFFSET ?2";
+    CONN_OR_FAIL(c, db);
+    int error;
+    sqlite3_stmt *s = db_stmt(c, sql_count);
+    db_bind_text(s, 1, like ? like : "");
+    if (total_out && (error = count_query(c, s, total_out)) < 0)
+        return error;
+    if (!total_out)
+        db_done(s);
+    s = db_stmt(c, sql);
+    db_bind_text(s, 1, like ? like : "");
+    sqlite3_bind_int64(s, 2, offset);
+    sqlite3_bind_int64(s, 3, limit);
+    int rc;
+    error = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct wh_user u;
+        user_row(&u, s);
+        if (fn(&u, payload) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int wh_db_user_count(wh_db *db, int64_t *out)
+{
+    static const char sql[] = "SELECT count(*) FROM user";
+    CONN_OR_FAIL(c, db);
+    return count_query(c, db_stmt(c, sql), out);
+}
+
+/* ---- members ---- */
+
+int wh_db_member_set(wh_db *db, int64_t project_id, int64_t user_id, int role, int64_t *id_out)
+{
+    static const char sql[] = "INSERT INTO member(project_id, user_id, role, created_ms, updated_ms)"
+                              " VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(project_id, user_id)"
+                              " DO UPDATE SET role = ?3, updated_ms = ?4 RETURNING id";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int(s, 3, role);
+    sqlite3_bind_int64(s, 4, wh_now_ms());
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW) {
+        if (id_out)
+            *id_out = sqlite3_column_int64(s, 0);
+    } else {
+        error = db_fail(c);
+    }
+    db_done(s);
+    return error;
+}
+
+int wh_db_member_role(wh_db *db, int64_t project_id, int64_t user_id, int *role_out)
+{
+    static const char sql[] = "SELECT role FROM member WHERE project_id = ?1 AND user_id = ?2";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    int error = one_row(c, s, "member");
+    if (error < 0)
+        return error;
+    *role_out = sqlite3_column_int(s, 0);
+    db_done(s);
+    return 0;
+}
+
+#define MEMBER_SELECT                                                                              \
+    "SELECT m.id, m.project_id, m.user_id, u.username, m.role FROM member m"                       \
+    " JOIN user u ON u.id = m.user_id"
+
+static void member_row(struct wh_member *m, sqlite3_stmt *s)
+{
+    m->id = sqlite3_column_int64(s, 0);
+    m->project_id = sqlite3_column_int64(s, 1);
+    m->user_id = sqlite3_column_int64(s, 2);
+    db_copy_col(m->username, sizeof(m->username), s, 3);
+    m->role = sqlite3_column_int(s, 4);
+}
+
+int wh_db_member_get(wh_db *db, int64_t project_id, int64_t member_id, struct wh_member *out)
+{
+    static const char sql[] = MEMBER_SELECT " WHERE m.project_id = ?1 AND m.id = ?2";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, member_id);
+    int error = one_row(c, s, "member");
+    if (error < 0)
+        return error;
+    member_row(out, s);
+    db_done(s);
+    return 0;
+}
+
+int wh_db_member_delete(wh_db *db, int64_t project_id, int64_t member_id)
+{
+    static const char sql[] = "DELETE FROM member WHERE project_id = ?1 AND id = ?2";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, member_id);
+    return change(c, s, "member");
+}
+
+int wh_db_member_list(wh_db *db, int64_t project_id, const char *like,
+                      int (*fn)(const struct wh_member *m, void *payload), void *payload)
+{
+    static const char sql[] = MEMBER_SELECT " WHERE m.project_id = ?1 AND instr(u.username, ?2) > 0"
+                                            " ORDER BY u.username";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    db_bind_text(s, 2, like ? like : "");
+    int rc, error = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct wh_member m;
+        member_row(&m, s);
+        if (fn(&m, payload) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+/* ---- robots ---- */
+
+#define ROBOT_COLS                                                                                 \
+    "id, name, description, level, project_id, secret, disabled, duration, expires_at,"            \
+    " permissions, created_ms, updated_ms"
+
+static void robot_row(struct wh_robot *r, sqlite3_stmt *s)
+{
+    r->id = sqlite3_column_int64(s, 0);
+    db_copy_col(r->name, sizeof(r->name), s, 1);
+    db_copy_col(r->description, sizeof(r->description), s, 2);
+    db_copy_col(r->level, sizeof(r->level), s, 3);
+    r->project_id = sqlite3_column_int64(s, 4);
+    db_copy_col(r->secret, sizeof(r->secret), s, 5);
+    r->disabled = sqlite3_column_int(s, 6) != 0;
+    r->duration = sqlite3_column_int64(s, 7);
+    r->expires_at = sqlite3_column_int64(s, 8);
+    db_copy_col(r->permissions, sizeof(r->permissions), s, 9);
+    r->created_ms = sqlite3_column_int64(s, 10);
+    r->updated_ms = sqlite3_column_int64(s, 11);
+}
+
+int wh_db_robot_create(wh_db *db, const struct wh_robot *r, int64_t *id_out)
+{
+    static const char sql[] =
+        "INSERT INTO robot(name, description, level, project_id, secret, disabled, duration,"
+        " expires_at, permissions, created_ms, updated_ms)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, r->name);
+    db_bind_text(s, 2, r->description);
+    db_bind_text(s, 3, r->level);
+    if (r->project_id > 0)
+        sqlite3_bind_int64(s, 4, r->project_id);
+    else
+        sqlite3_bind_null(s, 4);
+    db_bind_text(s, 5, r->secret);
+    sqlite3_bind_int(s, 6, r->disabled);
+    sqlite3_bind_int64(s, 7, r->duration);
+    sqlite3_bind_int64(s, 8, r->expires_at);
+    db_bind_text(s, 9, r->permissions[0] ? r->permissions : "[]");
+    sqlite3_bind_int64(s, 10, wh_now_ms());
+    return insert_result(c, s, "robot", id_out);
+}
+
+static int robot_get(wh_db *db, const char *sql, const char *name, int64_t id, struct wh_robot *out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    if (name)
+        db_bind_text(s, 1, name);
+    else
+        sqlite3_bind_int64(s, 1, id);
+    int error = one_row(c, s, "robot");
+    if (error < 0)
+        return error;
+    robot_row(out, s);
+    db_done(s);
+    return 0;
+}
+
+int wh_db_robot_get(wh_db *db, const char *name, struct wh_robot *out)
+{
+    static const char sql[] = "SELECT " ROBOT_COLS " FROM robot WHERE name = ?1";
+    return robot_get(db, sql, name, 0, out);
+}
+
+int wh_db_robot_get_id(wh_db *db, int64_t id, struct wh_robot *out)
+{
+    static const char sql[] = "SELECT " ROBOT_COLS " FROM robot WHERE id = ?1";
+    return robot_get(db, sql, NULL, id, out);
+}
+
+int wh_db_robot_update(wh_db *db, const struct wh_robot *r)
+{
+    static const char sql[] = "UPDATE robot SET description = ?2, disabled = ?3, duration = ?4,"
+                              " expires_at = ?5, permissions = ?6, secret = ?7, updated_ms = ?8"
+                              " WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, r->id);
+    db_bind_text(s, 2, r->description);
+    sqlite3_bind_int(s, 3, r->disabled);
+    sqlite3_bind_int64(s, 4, r->duration);
+    sqlite3_bind_int64(s, 5, r->expires_at);
+    db_bind_text(s, 6, r->permissions[0] ? r->permissions : "[]");
+    db_bind_text(s, 7, r->secret);
+    sqlite3_bind_int64(s, 8, wh_now_ms());
+    return change(c, s, "robot");
+}
+
+int wh_db_robot_delete(wh_db *db, int64_t id)
+{
+    static const char sql[] = "DELETE FROM robot WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    return change(c, s, "robot");
+}
+
+int wh_db_robot_list(wh_db *db, int64_t project_id, int64_t offset, int64_t limit,
+                     int (*fn)(const struct wh_robot *r, void *payload), void *payload,
+                     int64_t *total_out)
+{
+    static const char sql_count[] = "SELECT count(*) FROM robot WHERE coalesce(project_id, 0) = ?1";
+    static const char sql[] = "SELECT " ROBOT_COLS " FROM robot WHERE coalesce(project_id, 0) = ?1"
+                              " ORDER BY name LIMIT ?3 OFFSET ?2";
+    CONN_OR_FAIL(c, db);
+    int error;
+    if (total_out) {
+        sqlite3_stmt *cs = db_stmt(c, sql_count);
+        sqlite3_bind_int64(cs, 1, project_id);
+        if ((error = count_query(c, cs, total_out)) < 0)
+            return error;
+    }
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, offset);
+    sqlite3_bind_int64(s, 3, limit);
+    int rc;
+    error = 0;
+    struct wh_robot *r = wh_malloc(sizeof(*r));
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        robot_row(r, s);
+        if (fn(r, payload) != 0)
+            break;
+    }
+    free(r);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+/* ---- audit log ---- */
+
+int wh_db_audit_add(wh_db *db, const struct wh_audit *a)
+{
+    static const char sql[] =
+        "INSERT INTO audit_log(op_time_ms, username, resource, resource_type, operation,"
+        " description, result, project_id, client_ip) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, a->op_time_ms ? a->op_time_ms : wh_now_ms());
+    db_bind_text(s, 2, a->username ? a->username : "");
+    db_bind_text(s, 3, a->resource ? a->resource : "");
+    db_bind_text(s, 4, a->resource_type ? a->resource_type : "");
+    db_bind_text(s, 5, a->operation ? a->operation : "");
+    db_bind_text(s, 6, a->description ? a->description : "");
+    sqlite3_bind_int(s, 7, a->result);
+    if (a->project_id > 0)
+        sqlite3_bind_int64(s, 8, a->project_id);
+    else
+        sqlite3_bind_null(s, 8);
+    db_bind_text(s, 9, a->client_ip ? a->client_ip : "");
+    return db_run(c, s);
+}
+
+int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const char *operation,
+                     int64_t offset, int64_t limit,
+                     int (*fn)(const struct wh_audit *a, void *payload), void *payload,
+                     int64_t *total_out)
+{
+#define AUDIT_WHERE                                                                                \
+    " WHERE (?1 = 0 OR project_id = ?1) AND (?2 = '' OR username = ?2)"                           \
+    " AND (?3 = '' OR operation = ?3)"
+    static const char sql_count[] = "SELECT count(*) FROM audit_log" AUDIT_WHERE;
+    static const char sql[] =
+        "SELECT id, op_time_ms, username, resource, resource_type, operation, description, result,"
+        " coalesce(project_id, 0), client_ip FROM audit_log" AUDIT_WHERE
+        " ORDER BY op_time_ms DESC, id DESC LIMIT ?5 OFFSET ?4";
+#undef AUDIT_WHERE
+    CONN_OR_FAIL(c, db);
+    int error;
+    if (total_out) {
+        sqlite3_stmt *cs = db_stmt(c, sql_count);
+        sqlite3_bind_int64(cs, 1, project_id);
+        db_bind_text(cs, 2, username ? username : "");
+        db_bind_text(cs, 3, operation ? operation : "");
+        if ((error = count_query(c, cs, total_out)) < 0)
+            return error;
+    }
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    db_bind_text(s, 2, username ? username : "");
+    db_bind_text(s, 3, operation ? operation : "");
+    sqlite3_bind_int64(s, 4, offset);
+    sqlite3_bind_int64(s, 5, limit);
+    int rc;
+    error = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct wh_audit a = {
+            .id = sqlite3_column_int64(s, 0),
+            .op_time_ms = sqlite3_column_int64(s, 1),
+            .username = (const char *)sqlite3_column_text(s, 2),
+            .resource = (const char *)sqlite3_column_text(s, 3),
+            .resource_type = (const char *)sqlite3_column_text(s, 4),
+            .operation = (const char *)sqlite3_column_text(s, 5),
+            .description = (const char *)sqlite3_column_text(s, 6),
+            .result = sqlite3_column_int(s, 7) != 0,
+            .project_id = sqlite3_column_int64(s, 8),
+            .client_ip = (const char *)sqlite3_column_text(s, 9),
+        };
+        if (fn(&a, payload) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
