@@ -37,9 +37,9 @@ enum wh_res {
     WH_RES_SCANNER, WH_RES_CONFIGURATION, WH_RES_USER, WH_RES_CATALOG, WH_RES_AUDIT_LOG,
     WH_RES_SBOM, WH_RES_TAG_RETENTION, WH_RES_CVE_EXPORT,
 };
-enum wh_act {
-    WH_ACT_READ, WH_ACT_LIST, WH_ACT_CREATE, WH_ACT_UPDATE, WH_ACT_DELETE, WH_ACT_PULLR,
-    WH_ACT_PUSHR, WH_ACT_OPERATE, WH_ACT_STOP,
+enum wh_do {
+    WH_DO_READ, WH_DO_LIST, WH_DO_CREATE, WH_DO_UPDATE, WH_DO_DELETE, WH_DO_PULL, WH_DO_PUSH,
+    WH_DO_OPERATE, WH_DO_STOP,
 };
 
 struct wh_access_config {
@@ -63,7 +63,7 @@ int wh_access_identify(wh_access *a, const char *authorization, const char *clie
 
 /* May `p` do `act` on `res` in project `project` (NULL for system-level resources)? */
 bool wh_access_can(wh_access *a, const struct wh_principal *p, const struct wh_project *project,
-                   enum wh_res res, enum wh_act act);
+                   enum wh_res res, enum wh_do act);
 /* The caller's role id in a project (0 when none; robots and admins report 0). */
 int wh_access_role(wh_access *a, const struct wh_principal *p, int64_t project_id);
 
