@@ -1,0 +1,82 @@
+/*
+ * acl: who is calling and what they may do. Turns a request's credentials
+ * (HTTP Basic for users and robot accounts, a Bearer token issued by the
+ * token service) into a principal, and answers permission questions with
+ * Harbor's role matrix (auth/'s RBAC): system administrators may do
+ * everything; project members per their role; robots per their permission
+ * list; anyone, anonymous included, may read public projects.
+ *
+ * Used by registry/ (the /v2/ API), api/ (the REST API) and the token
+ * service. No HTTP inside: callers pass header values. Also creates the
+ * first administrator at first start.
+ */
+#ifndef WH_ACL_H
+#define WH_ACL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "db/db.h"
+
+typedef struct wh_acl wh_acl;
+
+enum wh_principal_kind { WH_PRINCIPAL_ANONYMOUS, WH_PRINCIPAL_USER, WH_PRINCIPAL_ROBOT };
+
+struct wh_principal {
+    enum wh_principal_kind kind;
+    int64_t id;                   /* user id or robot id; 0 for anonymous */
+    char name[WH_NAME_MAX];       /* username, robot full name, or "anonymous" */
+    bool sysadmin;                /* users only */
+    bool bad_credentials;         /* credentials were sent but did not match */
+    bool has_token;               /* identified by a Bearer token: `token` holds its grants */
+    struct wh_token_claims token;
+};
+
+struct wh_acl_config {
+    const char *data_dir; /* where the token signing key lives */
+    int64_t token_ttl_s;  /* lifetime of issued tokens (default 1800) */
+};
+
+/*
+ * Opens the access layer: loads (or creates) the token key, and creates the
+ * administrator "admin" when there are no users yet — password from
+ * WHARF_ADMIN_PASSWORD, else generated and printed once on stderr.
+ */
+int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg);
+void wh_acl_free(wh_acl *a);
+/* The token signing keys (borrowed). */
+const wh_auth_keys *wh_acl_keys(const wh_acl *a);
+int64_t wh_acl_token_ttl(const wh_acl *a);
+
+/*
+ * Identifies the caller from an Authorization header value (NULL: none):
+ * Basic credentials of a user or of an enabled, unexpired robot, or a Bearer
+ * token of ours. Wrong credentials give an anonymous principal with
+ * `bad_credentials` set, after a failed login is counted (throttling) and
+ * audited. Returns 0, or WH_EBUSY while the user or address is throttled.
+ */
+int wh_acl_identify(wh_acl *a, const char *authorization, const char *client_ip,
+                    struct wh_principal *out);
+/* Checks a user name and password (the token service). 0, WH_EDENIED or WH_EBUSY. */
+int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *client_ip,
+                 struct wh_principal *out);
+
+/* May `p` do `act` on `res` in `project` (NULL: a system-level resource)? */
+bool wh_acl_can(wh_acl *a, const struct wh_principal *p, const struct wh_project *project,
+                enum wh_rbac_res res, enum wh_rbac_act act);
+/*
+ * The WH_ACT_* bits `p` holds on repository `repo` of `project`: from the
+ * token for token callers, else from the role (or robot permissions).
+ */
+unsigned wh_acl_repo_actions(wh_acl *a, const struct wh_principal *p,
+                             const struct wh_project *project, const char *repo);
+/* The caller's role in a project (WH_ROLE_NONE when not a member). */
+enum wh_role wh_acl_role(wh_acl *a, const struct wh_principal *p, int64_t project_id);
+
+/* Records an audit entry on behalf of `p`. */
+void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip,
+                  int64_t project_id, const char *resource, const char *resource_type,
+                  const char *operation, bool result);
+
+#endif
