@@ -6,7 +6,7 @@
 #   make WERROR=1 ...      warnings are errors (CI)
 
 BUILD ?= release
-B := build/$(BUILD)
+B := build/$(BUILD)$(if $(filter 1,$(WERROR)),-werror)
 PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive
 CC ?= cc
 
@@ -40,7 +40,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all run test unit clean
+.PHONY: all run test unit fuzz clean
 all: $(B)/wharf
 
 $(B)/%.o: %.c
@@ -50,22 +50,35 @@ $(B)/%.o: %.c
 
 $(B)/libwharf.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/wharf: $(B)/src/main.o $(B)/libwharf.a
-	$(CC) $(LDOPT) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDOPT) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libwharf.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS) -lcmocka
 
 # Fuzz targets replayed over their corpus by a plain driver (gcc, every run);
-# `make fuzz` in tests/fuzz builds them for libFuzzer with clang.
+# `make fuzz` builds them for libFuzzer with clang into build/fuzz/ (run one with
+# `build/fuzz/fuzz_registry -max_total_time=60 tests/fuzz/corpus/registry`).
 $(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(B)/libwharf.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< tests/fuzz/replay.c $(B)/libwharf.a $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< tests/fuzz/replay.c $(B)/libwharf.a $(LIBS)
 
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
+
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	@clang -std=c17 -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS)) -g -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRC) $(LIBS)
+
+fuzz: $(FUZZ_BIN)
 
 run:
 	@bash scripts/deps.sh run

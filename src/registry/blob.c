@@ -98,6 +98,21 @@ static void session_release(void *arg)
     pthread_mutex_unlock(&h->reg->lock);
 }
 
+/*
+ * Gives a session back before answering: the client may send its next
+ * request on another connection as soon as it reads the answer, before the
+ * server has finished with this one.
+ */
+static void session_done(wh_registry *reg, struct session *s)
+{
+    pthread_mutex_lock(&reg->lock);
+    if (s->holder)
+        s->holder->s = NULL;
+    s->holder = NULL;
+    s->busy = false;
+    pthread_mutex_unlock(&reg->lock);
+}
+
 /* Ends a session the caller holds: forgets it everywhere and frees it. */
 static void session_end(wh_registry *reg, struct session *s)
 {
@@ -302,11 +317,14 @@ static int chunk_end(wh_req *r, void *arg)
 {
     struct chunk_ctx *c = arg;
     uint64_t size = wh_upload_size(c->w);
-    if (c->has_range && size != c->range_last + 1)
+    if (c->has_range && size != c->range_last + 1) {
+        session_done(c->reg, c->s);
         return oci_error(r, E_RANGE_INVALID, "chunk is shorter than its Content-Range");
+    }
     if (c->commit)
         return commit(r, c);
     wh_db_upload_touch(c->reg->db, c->id, wh_now_ms());
+    session_done(c->reg, c->s);
     upload_headers(r, c->t, c->id, size);
     wh_resp_send_empty(r, 202);
     return 0;
@@ -429,6 +447,7 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
         if (acquire_or_answer(reg, r, t, &s) < 0)
             return -1;
         upload_headers(r, t, s->id, wh_upload_size(s->w));
+        session_done(reg, s);
         wh_resp_send_empty(r, 204);
         return 0;
     case WH_HTTP_DELETE:
@@ -471,6 +490,7 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
         uint64_t first, last;
         if (wh_content_range_parse(cr, &first, &last) < 0 || first != c->start) {
             upload_headers(r, t, s->id, c->start);
+            session_done(reg, s);
             return oci_error(r, E_RANGE_INVALID,
                              wh_pool_sprintf(wh_req_pool(r),
                                              "Content-Range must start at offset %" PRIu64,

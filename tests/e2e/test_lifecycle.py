@@ -1,0 +1,223 @@
+"""Server lifecycle and limits: abandoned upload sessions expire, oversized
+headers are refused, SIGTERM drains an upload in flight and exits 0, and the
+project command line works on the data dir."""
+
+import os
+import re
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from datadir import staging_files
+from ocilayout import make_image, sha256_digest
+from regclient import describe, expect_error
+
+OCTET = "application/octet-stream"
+
+
+def path_of(url: str) -> str:
+    p = urlsplit(url)
+    return p.path + (f"?{p.query}" if p.query else "")
+
+
+# ------------------------------------------------------------ upload TTL
+
+
+def test_abandoned_upload_expires(servers, unique):
+    ttl = 2
+    srv = servers.new(env={"WHARF_UPLOAD_TTL": str(ttl)})
+    reg = srv.registry()
+    repo = f"library/{unique}"
+
+    before = staging_files(srv.data_dir)
+    idle = reg.start_upload(repo)
+    r = reg.patch(idle, data=os.urandom(10_000),
+                  headers={"Content-Type": OCTET, "Content-Range": "0-9999"})
+    assert r.status_code == 202, describe(r)
+    idle = r.headers["Location"]
+    staged = staging_files(srv.data_dir) - before
+    assert staged, "no staging file under uploads/ for an upload in progress"
+
+    # A second session stays busy all along: idle time, not age, expires a
+    # session.
+    busy = reg.start_upload(repo)
+    sent = b""
+    deadline = time.monotonic() + ttl + min(ttl, 30) + 8
+    gone = False
+    while time.monotonic() < deadline:
+        chunk = os.urandom(1000)
+        r = reg.patch(busy, data=chunk, headers={
+            "Content-Type": OCTET, "Content-Range": f"{len(sent)}-{len(sent) + len(chunk) - 1}"})
+        assert r.status_code == 202, "an active upload was expired: " + describe(r)
+        busy = r.headers["Location"]
+        sent += chunk
+        if not (staged & staging_files(srv.data_dir)):
+            gone = True
+            break
+        time.sleep(0.5)
+    assert gone, f"staging files of an idle session still there after {ttl}s TTL: {staged}"
+
+    expect_error(reg.get(idle), 404, "BLOB_UPLOAD_UNKNOWN")
+    expect_error(reg.patch(idle, data=b"x", headers={"Content-Type": OCTET,
+                                                     "Content-Range": "10000-10000"}),
+                 404, "BLOB_UPLOAD_UNKNOWN")
+
+    # Keep the busy one going past one more sweep, then finish it.
+    for _ in range(3):
+        time.sleep(1)
+        chunk = os.urandom(500)
+        r = reg.patch(busy, data=chunk, headers={
+            "Content-Type": OCTET, "Content-Range": f"{len(sent)}-{len(sent) + len(chunk) - 1}"})
+        assert r.status_code == 202, "an active upload was expired: " + describe(r)
+        busy = r.headers["Location"]
+        sent += chunk
+    p = reg.put(busy, params={"digest": sha256_digest(sent)})
+    assert p.status_code == 201, describe(p)
+    g = reg.get(f"/v2/{repo}/blobs/{sha256_digest(sent)}")
+    assert g.status_code == 200 and g.content == sent
+
+
+# ------------------------------------------------------------ header caps
+
+
+def send_raw(port: int, payload: bytes, timeout=20) -> bytes:
+    """Send bytes, then read the answer until the server closes or times out."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may stop reading early; its answer still counts
+        out = b""
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                out += data
+                if b"\r\n\r\n" in out:
+                    break
+        except (ConnectionResetError, socket.timeout):
+            pass
+        return out
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("shape", ["many-headers", "one-huge-header"])
+def test_oversized_headers_refused(server, registry, shape):
+    if shape == "many-headers":
+        line = "X-Pad-{}: " + "a" * 1000 + "\r\n"
+        pad = "".join(line.format(i) for i in range(210))
+    else:
+        pad = "X-Huge: " + "b" * (200 * 1024) + "\r\n"
+    req = f"GET /v2/ HTTP/1.1\r\nHost: {server.host}\r\n{pad}Connection: close\r\n\r\n".encode()
+    assert len(req) > 200 * 1024
+    answer = send_raw(server.port, req)
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
+    assert m, f"no HTTP answer to a request with 200 KiB of headers: {answer[:200]!r}"
+    assert 400 <= int(m.group(1)) < 500, f"200 KiB of headers not refused: {answer[:300]!r}"
+    assert server.running(), "the server died on a request with 200 KiB of headers"
+    r = registry.get("/v2/")
+    assert r.status_code == 200, describe(r)
+
+
+# ------------------------------------------------------------ SIGTERM
+
+
+def test_sigterm_drains_upload_in_flight(servers, unique):
+    srv = servers.new()
+    reg = srv.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(4 << 20)
+    loc = reg.start_upload(repo)
+    result = {}
+
+    def slow_patch():
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        try:
+            s.sendall(
+                (f"PATCH {path_of(reg.url(loc))} HTTP/1.1\r\nHost: {srv.host}\r\n"
+                 f"Content-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n"
+                 f"Content-Range: 0-{len(data) - 1}\r\nConnection: close\r\n\r\n").encode())
+            try:
+                for off in range(0, len(data), 256 * 1024):
+                    s.sendall(data[off:off + 256 * 1024])
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError) as e:
+                result["send_error"] = repr(e)
+            out = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+            except (ConnectionResetError, socket.timeout) as e:
+                result["recv_error"] = repr(e)
+            result["answer"] = out
+        finally:
+            s.close()
+
+    t = threading.Thread(target=slow_patch)
+    t.start()
+    time.sleep(0.5)  # the upload is under way
+    started = time.monotonic()
+    srv.proc.send_signal(15)
+    t.join(60)
+    assert not t.is_alive(), "the upload never finished after SIGTERM"
+    try:
+        rc = srv.proc.wait(30)
+    except Exception:
+        pytest.fail("wharf did not exit within 30 s of SIGTERM")
+    srv.stop()
+    answer = result.get("answer", b"")
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
+    assert m, f"the upload in flight got no HTTP answer after SIGTERM: {result}"
+    assert rc == 0, f"wharf exited with {rc} after SIGTERM"
+    assert time.monotonic() - started < 60
+    if m.group(1) == b"202":
+        # Accepted: after a restart the bytes are there to finish the upload.
+        srv.restart()
+        reg = srv.registry()
+        p = reg.put(path_of(reg.url(loc)), params={"digest": sha256_digest(data)})
+        if p.status_code != 404:  # a session may not outlive the process
+            assert p.status_code == 201, describe(p)
+
+
+def test_sigterm_idle_exits_zero(servers):
+    srv = servers.new()
+    assert srv.stop() == 0
+
+
+# ------------------------------------------------------------ project CLI
+
+
+def test_project_cli(servers, unique):
+    srv = servers.new()
+    p = srv.cli("project", "create", "team", "--public")
+    assert p.returncode == 0, f"project create failed: {p.stdout}{p.stderr}"
+
+    p = srv.cli("project", "list")
+    assert p.returncode == 0, p.stderr
+    names = set(re.findall(r"[a-z0-9][a-z0-9._-]*", p.stdout))
+    assert {"library", "team"} <= names, f"project list output: {p.stdout!r}"
+
+    for bad in ["Team", "bad name", "a/b", "../x", "", "-x", "x" * 300]:
+        p = srv.cli("project", "create", bad)
+        assert p.returncode != 0, f"project create {bad!r} accepted: {p.stdout}{p.stderr}"
+        assert p.stderr.strip(), f"project create {bad!r} refused without a message"
+
+    p = srv.cli("project", "list")
+    assert "Team" not in p.stdout and "bad name" not in p.stdout
+
+    # The running server sees the new project.
+    reg = srv.registry()
+    img = make_image(layers=1, files_per_layer=1, file_size=1024)
+    reg.push_image(f"team/{unique}", img, "v1")
+    r = reg.get_manifest(f"team/{unique}", "v1")
+    assert r.status_code == 200 and r.content == img.manifest, describe(r)

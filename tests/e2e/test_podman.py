@@ -1,0 +1,41 @@
+"""podman (no daemon, private vfs storage) pulls from wharf and pushes the
+image back under another tag."""
+
+import gzip
+import json
+
+from ocilayout import sha256_digest
+from regclient import describe
+
+
+def test_podman_pull_and_push(server, registry, skopeo, podman, image_layout, unique):
+    src, img = image_layout
+    repo = f"library/{unique}"
+    skopeo.copy(f"oci:{src}:v1", f"docker://{server.host}/{repo}:v1")
+
+    name = f"{server.host}/{repo}"
+    podman("pull", "--tls-verify=false", f"docker://{name}:v1")
+    info = json.loads(podman("image", "inspect", f"{name}:v1").stdout)[0]
+    assert info["Digest"] == img.manifest_digest
+    assert info["RootFS"]["Layers"] == img.diff_ids
+
+    podman("push", "--tls-verify=false", f"{name}:v1", f"docker://{name}:copied")
+
+    r = registry.get_manifest(repo, "copied")
+    assert r.status_code == 200, describe(r)
+    assert r.headers.get("Docker-Content-Digest") == sha256_digest(r.content)
+    pushed = json.loads(r.content)
+    # The configuration travels unchanged; the layers may be recompressed,
+    # but each must unpack to the tar its diff_id names.
+    assert pushed["config"]["digest"] == img.config_digest
+    assert len(pushed["layers"]) == len(img.diff_ids)
+    for desc, diff_id in zip(pushed["layers"], img.diff_ids):
+        b = registry.get(f"/v2/{repo}/blobs/{desc['digest']}")
+        assert b.status_code == 200, describe(b)
+        assert sha256_digest(b.content) == desc["digest"]
+        assert len(b.content) == desc["size"]
+        assert sha256_digest(gzip.decompress(b.content)) == diff_id
+
+    tags = registry.get(f"/v2/{repo}/tags/list")
+    assert tags.status_code == 200, describe(tags)
+    assert sorted(tags.json()["tags"]) == ["copied", "v1"]

@@ -1,0 +1,140 @@
+/* Unit tests for common/: digests, the capped buffer, number parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/common.h"
+
+static const struct {
+    const char *in;
+    bool ok;
+} digest_cases[] = {
+    {"sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", true},
+    {"sha512:9b71d224bd62f3785d96d46ad3ea3d73319bfbc2890caadae2dff72519673ca72323c3d99ba5c11d7c7acc6e14b8c5da0c4663475c2e5c3adef46f73bcdec043", true},
+    {"sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824", false}, /* upper hex */
+    {"sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b982", false},  /* short */
+    {"sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b98245", false}, /* long */
+    {"sha256:zcf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", false},
+    {"md5:5d41402abc4b2a76b9719d911017c592", false},
+    {"sha256", false},
+    {"sha256:", false},
+    {"", false},
+    {":abc", false},
+};
+
+static void test_common__digest_parse(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(digest_cases) / sizeof(digest_cases[0]); i++) {
+        struct wh_digest d;
+        int rc = wh_digest_parse(&d, digest_cases[i].in, strlen(digest_cases[i].in));
+        if (digest_cases[i].ok) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(d.str, digest_cases[i].in);
+        } else {
+            assert_int_equal(rc, WH_EINVALID);
+        }
+    }
+}
+
+static void test_common__digest_known_vectors(void **state)
+{
+    (void)state;
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, "hello", 5);
+    assert_string_equal(d.str,
+                        "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    wh_digest_of(&d, WH_DIGEST_SHA512, "hello", 5);
+    assert_string_equal(d.str, "sha512:9b71d224bd62f3785d96d46ad3ea3d73319bfbc2890caadae2dff72519673ca7"
+                               "2323c3d99ba5c11d7c7acc6e14b8c5da0c4663475c2e5c3adef46f73bcdec043");
+    wh_digest_of(&d, WH_DIGEST_SHA256, "", 0);
+    assert_string_equal(d.str,
+                        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void test_common__hasher_streaming_equals_oneshot(void **state)
+{
+    (void)state;
+    char buf[10000];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (char)(i * 31 + 7);
+    struct wh_digest a, b;
+    wh_digest_of(&a, WH_DIGEST_SHA256, buf, sizeof(buf));
+    wh_hasher *h = wh_hasher_new(WH_DIGEST_SHA256);
+    for (size_t off = 0; off < sizeof(buf); off += 333)
+        wh_hasher_update(h, buf + off, off + 333 > sizeof(buf) ? sizeof(buf) - off : 333);
+    wh_hasher_final(&b, h);
+    wh_hasher_free(h);
+    assert_string_equal(a.str, b.str);
+}
+
+static void test_common__buf_cap(void **state)
+{
+    (void)state;
+    struct wh_buf b;
+    wh_buf_init(&b, 10);
+    assert_int_equal(wh_buf_put(&b, "12345", 5), 0);
+    assert_int_equal(wh_buf_put(&b, "67890", 5), 0);
+    assert_int_equal(wh_buf_put(&b, "x", 1), WH_ETOOBIG);
+    assert_int_equal(b.len, 10);
+    assert_string_equal(b.data, "1234567890");
+    assert_int_equal(wh_buf_put(&b, "x", SIZE_MAX), WH_ETOOBIG); /* overflow-safe */
+    wh_buf_dispose(&b);
+}
+
+static void test_common__parse_u64(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int rc;
+        uint64_t v;
+    } cases[] = {
+        {"0", 0, 0},
+        {"42", 0, 42},
+        {"18446744073709551615", 0, UINT64_MAX},
+        {"18446744073709551616", WH_EINVALID, 0},
+        {"", WH_EINVALID, 0},
+        {"-1", WH_EINVALID, 0},
+        {"1x", WH_EINVALID, 0},
+        {" 1", WH_EINVALID, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t v = 12345;
+        assert_int_equal(wh_parse_u64(&v, cases[i].s, strlen(cases[i].s)), cases[i].rc);
+        if (cases[i].rc == 0)
+            assert_true(v == cases[i].v);
+    }
+}
+
+static void test_common__pool(void **state)
+{
+    (void)state;
+    wh_pool *p = wh_pool_new();
+    char *big = wh_pool_alloc(p, 100000);
+    memset(big, 1, 100000);
+    for (int i = 0; i < 1000; i++) {
+        char *s = wh_pool_sprintf(p, "item-%d", i);
+        assert_string_equal(s, wh_pool_sprintf(p, "item-%d", i));
+    }
+    wh_pool_free(p);
+    wh_pool_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_common__digest_parse),
+        cmocka_unit_test(test_common__digest_known_vectors),
+        cmocka_unit_test(test_common__hasher_streaming_equals_oneshot),
+        cmocka_unit_test(test_common__buf_cap),
+        cmocka_unit_test(test_common__parse_u64),
+        cmocka_unit_test(test_common__pool),
+    };
+    return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}
