@@ -21,10 +21,13 @@ static _Thread_local char err_msg[512];
 
 int wh_error_set(int code, const char *fmt, ...)
 {
+    /* Format aside first: the arguments may include wh_error_msg() itself. */
+    char tmp[sizeof(err_msg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
+    memcpy(err_msg, tmp, sizeof(tmp));
     return code;
 }
 

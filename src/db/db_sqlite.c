@@ -8,7 +8,7 @@
  * Migrations are numbered SQL scripts applied at open, tracked by
  * PRAGMA user_version.
  */
-#include "db/db.h"
+#include "db/db_int.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -79,6 +79,60 @@ static const char *const migrations[] = {
     "  updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX upload_updated ON upload(updated_ms);"
     "INSERT INTO project(name, public, created_ms) VALUES('library', 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));",
+    /* 2: access model — users, members, robots, audit log, project settings */
+    "CREATE TABLE user("
+    "  id INTEGER PRIMARY KEY,"
+    "  username TEXT NOT NULL UNIQUE,"
+    "  email TEXT NOT NULL DEFAULT '',"
+    "  realname TEXT NOT NULL DEFAULT '',"
+    "  comment TEXT NOT NULL DEFAULT '',"
+    "  password TEXT NOT NULL,"                 /* argon2id PHC string */
+    "  sysadmin INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE member("
+    "  id INTEGER PRIMARY KEY,"
+    "  project_id INTEGER NOT NULL REFERENCES project(id) ON DELETE CASCADE,"
+    "  user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,"
+    "  role INTEGER NOT NULL,"                  /* Harbor role ids 1..5 */
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  UNIQUE(project_id, user_id));"
+    "CREATE INDEX member_user ON member(user_id);"
+    "CREATE TABLE robot("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"              /* full name: robot$<name> or robot$<project>+<name> */
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  level TEXT NOT NULL,"                    /* 'system' or 'project' */
+    "  project_id INTEGER REFERENCES project(id) ON DELETE CASCADE,"
+    "  secret TEXT NOT NULL,"                   /* argon2id PHC string of the secret */
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  duration INTEGER NOT NULL DEFAULT -1,"   /* days, -1 = never expires */
+    "  expires_at INTEGER NOT NULL DEFAULT -1," /* unix seconds, -1 = never */
+    "  permissions TEXT NOT NULL DEFAULT '[]',"  /* Harbor's permissions JSON */
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE audit_log("
+    "  id INTEGER PRIMARY KEY,"
+    "  op_time_ms INTEGER NOT NULL,"
+    "  username TEXT NOT NULL,"
+    "  resource TEXT NOT NULL,"
+    "  resource_type TEXT NOT NULL,"
+    "  operation TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  result INTEGER NOT NULL,"                /* 1 success, 0 failure */
+    "  project_id INTEGER,"
+    "  client_ip TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX audit_time ON audit_log(op_time_ms);"
+    "CREATE INDEX audit_project ON audit_log(project_id, op_time_ms);"
+    "ALTER TABLE project ADD COLUMN owner_id INTEGER;"
+    /* Harbor's metadata keys other than "public", which is the public column */
+    "ALTER TABLE project ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE project ADD COLUMN cve_allowlist TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE project ADD COLUMN storage_limit INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE project ADD COLUMN updated_ms INTEGER;"
+    "ALTER TABLE repository ADD COLUMN description TEXT NOT NULL DEFAULT '';"
+    "UPDATE project SET updated_ms = created_ms;",
 };
 
 /* ---- statements ---- */
@@ -185,9 +239,15 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_UPLOAD_EXPIRED] = "SELECT id FROM upload WHERE updated_ms < ?1 LIMIT 1000",
 };
 
+#define ADHOC_SLOTS 256 /* statements of the other db_*.c files, cached by SQL pointer */
+
 struct conn {
     sqlite3 *h;
     sqlite3_stmt *stmt[S_COUNT];
+    struct {
+        const char *sql;
+        sqlite3_stmt *s;
+    } adhoc[ADHOC_SLOTS];
     struct conn *next; /* all connections of the db, for close */
 };
 
@@ -202,6 +262,8 @@ static void conn_close(struct conn *c)
 {
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
+    for (int i = 0; i < ADHOC_SLOTS; i++)
+        sqlite3_finalize(c->adhoc[i].s);
     sqlite3_close(c->h);
     free(c);
 }
@@ -238,7 +300,7 @@ static int conn_open(struct conn **out, const char *path)
 }
 
 /* The calling thread's connection, opened on first use. */
-static struct conn *conn_get(wh_db *db)
+struct conn *db_conn(wh_db *db)
 {
     struct conn *c = pthread_getspecific(db->key);
     if (c)
@@ -267,18 +329,18 @@ static sqlite3_stmt *stmt(struct conn *c, enum stmt_id id)
     return c->stmt[id];
 }
 
-static void done(sqlite3_stmt *s)
+void db_done(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
 }
 
-static int sql_fail(struct conn *c)
+int db_fail(struct conn *c)
 {
     return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
 }
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
+void db_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
@@ -286,39 +348,35 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
         sqlite3_bind_null(s, i);
 }
 
-static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col)
+void db_copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col)
 {
     const unsigned char *t = sqlite3_column_text(s, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
 /* Runs a statement that returns no rows. */
-static int run(struct conn *c, sqlite3_stmt *s)
+int db_run(struct conn *c, sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
-    int error = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : sql_fail(c);
-    done(s);
+    int error = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : db_fail(c);
+    db_done(s);
     return error;
 }
 
-static int tx_begin(struct conn *c)
+int db_tx_begin(struct conn *c)
 {
-    return run(c, stmt(c, S_BEGIN));
+    return db_run(c, stmt(c, S_BEGIN));
 }
 
-static int tx_end(struct conn *c, int error)
+int db_tx_end(struct conn *c, int error)
 {
     if (error < 0) {
-        run(c, stmt(c, S_ROLLBACK));
+        db_run(c, stmt(c, S_ROLLBACK));
         return error;
     }
-    return run(c, stmt(c, S_COMMIT));
+    return db_run(c, stmt(c, S_COMMIT));
 }
 
-#define CONN_OR_FAIL(c, db)                                                                        \
-    struct conn *c = conn_get(db);                                                                 \
-    if (!c)                                                                                        \
-        return WH_ERROR
 
 /* ---- open / close ---- */
 
@@ -332,7 +390,7 @@ static int migrate(struct conn *c)
     sqlite3_stmt *s = NULL;
     int version = 0;
     if (sqlite3_prepare_v2(c->h, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
-        return sql_fail(c);
+        return db_fail(c);
     if (sqlite3_step(s) == SQLITE_ROW)
         version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
@@ -360,7 +418,7 @@ int wh_db_open(wh_db **out, const char *path)
     db->path = wh_strdup(path);
     pthread_mutex_init(&db->lock, NULL);
     pthread_key_create(&db->key, thread_conn_free);
-    struct conn *c = conn_get(db);
+    struct conn *c = db_conn(db);
     if (!c || migrate(c) < 0) {
         int rc = wh_error_set(WH_ERROR, "database %s: %s", path, wh_error_msg());
         wh_db_close(db);
@@ -408,7 +466,7 @@ int wh_db_project_create(wh_db *db, const char *name, bool public, int64_t *id_o
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_PROJECT_INSERT);
-    bind_text(s, 1, name);
+    db_bind_text(s, 1, name);
     sqlite3_bind_int(s, 2, public);
     sqlite3_bind_int64(s, 3, wh_now_ms());
     int rc = sqlite3_step(s);
@@ -416,17 +474,17 @@ int wh_db_project_create(wh_db *db, const char *name, bool public, int64_t *id_o
     if (rc == SQLITE_CONSTRAINT)
         error = wh_error_set(WH_EEXISTS, "project %s already exists", name);
     else if (rc != SQLITE_DONE)
-        error = sql_fail(c);
+        error = db_fail(c);
     else if (id_out)
         *id_out = sqlite3_last_insert_rowid(c->h);
-    done(s);
+    db_done(s);
     return error;
 }
 
 static void project_row(struct wh_project *p, sqlite3_stmt *s)
 {
     p->id = sqlite3_column_int64(s, 0);
-    copy_col(p->name, sizeof(p->name), s, 1);
+    db_copy_col(p->name, sizeof(p->name), s, 1);
     p->public = sqlite3_column_int(s, 2) != 0;
     p->created_ms = sqlite3_column_int64(s, 3);
 }
@@ -435,7 +493,7 @@ int wh_db_project_get(wh_db *db, const char *name, struct wh_project *out)
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_PROJECT_GET);
-    bind_text(s, 1, name);
+    db_bind_text(s, 1, name);
     int rc = sqlite3_step(s);
     int error = 0;
     if (rc == SQLITE_ROW)
@@ -443,8 +501,8 @@ int wh_db_project_get(wh_db *db, const char *name, struct wh_project *out)
     else if (rc == SQLITE_DONE)
         error = wh_error_set(WH_ENOTFOUND, "project %s not found", name);
     else
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -461,8 +519,8 @@ int wh_db_project_each(wh_db *db, int (*fn)(const struct wh_project *p, void *pa
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -472,19 +530,19 @@ int wh_db_repo_get(wh_db *db, const char *name, struct wh_repo *out)
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_REPO_GET);
-    bind_text(s, 1, name);
+    db_bind_text(s, 1, name);
     int rc = sqlite3_step(s);
     int error = 0;
     if (rc == SQLITE_ROW) {
         out->id = sqlite3_column_int64(s, 0);
         out->project_id = sqlite3_column_int64(s, 1);
-        copy_col(out->name, sizeof(out->name), s, 2);
+        db_copy_col(out->name, sizeof(out->name), s, 2);
     } else if (rc == SQLITE_DONE) {
         error = wh_error_set(WH_ENOTFOUND, "repository %s not found", name);
     } else {
-        error = sql_fail(c);
+        error = db_fail(c);
     }
-    done(s);
+    db_done(s);
     return error;
 }
 
@@ -494,7 +552,7 @@ static int list_page(struct conn *c, sqlite3_stmt *s, int last_idx, const char *
 {
     int rc, error = 0;
     int64_t seen = 0;
-    bind_text(s, last_idx, last ? last : "");
+    db_bind_text(s, last_idx, last ? last : "");
     sqlite3_bind_int64(s, last_idx + 1, n + 1);
     *more_out = false;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -507,8 +565,8 @@ static int list_page(struct conn *c, sqlite3_stmt *s, int last_idx, const char *
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -525,15 +583,15 @@ static int repo_ensure(struct conn *c, int64_t project_id, const char *repo, int
 {
     sqlite3_stmt *s = stmt(c, S_REPO_ENSURE);
     sqlite3_bind_int64(s, 1, project_id);
-    bind_text(s, 2, repo);
+    db_bind_text(s, 2, repo);
     sqlite3_bind_int64(s, 3, now);
     int rc = sqlite3_step(s);
     int error = 0;
     if (rc == SQLITE_ROW)
         *id_out = sqlite3_column_int64(s, 0);
     else
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -543,16 +601,16 @@ static int blob_record(struct conn *c, int64_t repo_id, const char *digest, uint
                        int64_t now)
 {
     sqlite3_stmt *s = stmt(c, S_BLOB_INSERT);
-    bind_text(s, 1, digest);
+    db_bind_text(s, 1, digest);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
     sqlite3_bind_int64(s, 3, now);
-    int error = run(c, s);
+    int error = db_run(c, s);
     if (error < 0)
         return error;
     s = stmt(c, S_REPO_BLOB_INSERT);
     sqlite3_bind_int64(s, 1, repo_id);
-    bind_text(s, 2, digest);
-    return run(c, s);
+    db_bind_text(s, 2, digest);
+    return db_run(c, s);
 }
 
 int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char *digest,
@@ -561,19 +619,19 @@ int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char 
     CONN_OR_FAIL(c, db);
     int64_t now = wh_now_ms(), repo_id = 0;
     int error;
-    if ((error = tx_begin(c)) < 0)
+    if ((error = db_tx_begin(c)) < 0)
         return error;
     if ((error = repo_ensure(c, project_id, repo, now, &repo_id)) == 0)
         error = blob_record(c, repo_id, digest, size, now);
-    return tx_end(c, error);
+    return db_tx_end(c, error);
 }
 
 int wh_db_blob_get(wh_db *db, const char *repo, const char *digest, uint64_t *size_out)
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_BLOB_GET);
-    bind_text(s, 1, repo);
-    bind_text(s, 2, digest);
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, digest);
     int rc = sqlite3_step(s);
     int error = 0;
     if (rc == SQLITE_ROW)
@@ -581,8 +639,8 @@ int wh_db_blob_get(wh_db *db, const char *repo, const char *digest, uint64_t *si
     else if (rc == SQLITE_DONE)
         error = wh_error_set(WH_ENOTFOUND, "blob unknown to repository");
     else
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -592,9 +650,9 @@ static int change_one(wh_db *db, enum stmt_id id, const char *repo, const char *
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, id);
-    bind_text(s, 1, repo);
-    bind_text(s, 2, key);
-    int error = run(c, s);
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, key);
+    int error = db_run(c, s);
     if (error == 0 && sqlite3_changes(c->h) == 0)
         error = wh_error_set(WH_ENOTFOUND, "%s unknown to repository", what);
     return error;
@@ -612,7 +670,7 @@ static int has_row(struct conn *c, enum stmt_id id, int64_t repo_id, const char 
 {
     sqlite3_stmt *s = stmt(c, id);
     sqlite3_bind_int64(s, 1, repo_id);
-    bind_text(s, 2, digest);
+    db_bind_text(s, 2, digest);
     int rc = sqlite3_step(s);
     int error = 0;
     if (rc == SQLITE_ROW)
@@ -620,8 +678,8 @@ static int has_row(struct conn *c, enum stmt_id id, int64_t repo_id, const char 
     else if (rc == SQLITE_DONE)
         *out = false;
     else
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -631,8 +689,8 @@ static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, const
     for (size_t i = 0; i < n; i++) {
         sqlite3_stmt *s = stmt(c, id);
         sqlite3_bind_int64(s, 1, artifact_id);
-        bind_text(s, 2, digests[i]);
-        int error = run(c, s);
+        db_bind_text(s, 2, digests[i]);
+        int error = db_run(c, s);
         if (error < 0)
             return error;
     }
@@ -665,19 +723,19 @@ static int manifest_put_tx(struct conn *c, const struct wh_artifact_in *a)
 
     sqlite3_stmt *s = stmt(c, S_ARTIFACT_UPSERT);
     sqlite3_bind_int64(s, 1, repo_id);
-    bind_text(s, 2, a->digest);
-    bind_text(s, 3, a->media_type);
-    bind_text(s, 4, a->artifact_type);
+    db_bind_text(s, 2, a->digest);
+    db_bind_text(s, 3, a->media_type);
+    db_bind_text(s, 4, a->artifact_type);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)a->size);
-    bind_text(s, 6, a->subject);
-    bind_text(s, 7, a->annotations);
+    db_bind_text(s, 6, a->subject);
+    db_bind_text(s, 7, a->annotations);
     sqlite3_bind_int64(s, 8, now);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         artifact_id = sqlite3_column_int64(s, 0);
     else
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     if (error < 0)
         return error;
     if ((error = link_each(c, S_ARTIFACT_BLOB_INSERT, artifact_id, a->blobs, a->nblobs)) < 0)
@@ -688,10 +746,10 @@ static int manifest_put_tx(struct conn *c, const struct wh_artifact_in *a)
     if (a->tag) {
         s = stmt(c, S_TAG_UPSERT);
         sqlite3_bind_int64(s, 1, repo_id);
-        bind_text(s, 2, a->tag);
+        db_bind_text(s, 2, a->tag);
         sqlite3_bind_int64(s, 3, artifact_id);
         sqlite3_bind_int64(s, 4, now);
-        if ((error = run(c, s)) < 0)
+        if ((error = db_run(c, s)) < 0)
             return error;
     }
     return 0;
@@ -701,9 +759,9 @@ int wh_db_manifest_put(wh_db *db, const struct wh_artifact_in *a)
 {
     CONN_OR_FAIL(c, db);
     int error;
-    if ((error = tx_begin(c)) < 0)
+    if ((error = db_tx_begin(c)) < 0)
         return error;
-    return tx_end(c, manifest_put_tx(c, a));
+    return db_tx_end(c, manifest_put_tx(c, a));
 }
 
 int wh_db_manifest_get(wh_db *db, const char *repo, const char *ref, bool is_digest,
@@ -711,22 +769,22 @@ int wh_db_manifest_get(wh_db *db, const char *repo, const char *ref, bool is_dig
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, is_digest ? S_MANIFEST_BY_DIGEST : S_MANIFEST_BY_TAG);
-    bind_text(s, 1, repo);
-    bind_text(s, 2, ref);
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, ref);
     int rc = sqlite3_step(s);
     int error = 0;
     if (rc == SQLITE_ROW) {
         out->artifact_id = sqlite3_column_int64(s, 0);
         out->repo_id = sqlite3_column_int64(s, 1);
-        copy_col(out->digest, sizeof(out->digest), s, 2);
-        copy_col(out->media_type, sizeof(out->media_type), s, 3);
+        db_copy_col(out->digest, sizeof(out->digest), s, 2);
+        db_copy_col(out->media_type, sizeof(out->media_type), s, 3);
         out->size = (uint64_t)sqlite3_column_int64(s, 4);
     } else if (rc == SQLITE_DONE) {
         error = wh_error_set(WH_ENOTFOUND, "manifest unknown");
     } else {
-        error = sql_fail(c);
+        error = db_fail(c);
     }
-    done(s);
+    db_done(s);
     return error;
 }
 
@@ -745,7 +803,7 @@ int wh_db_tag_list(wh_db *db, const char *repo, const char *last, int64_t n,
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_TAG_LIST);
-    bind_text(s, 1, repo);
+    db_bind_text(s, 1, repo);
     return list_page(c, s, 2, last, n, fn, payload, more_out);
 }
 
@@ -754,10 +812,10 @@ int wh_db_referrers(wh_db *db, const char *repo, const char *subject, const char
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, artifact_type ? S_REFERRERS_TYPE : S_REFERRERS);
-    bind_text(s, 1, repo);
-    bind_text(s, 2, subject);
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, subject);
     if (artifact_type)
-        bind_text(s, 3, artifact_type);
+        db_bind_text(s, 3, artifact_type);
     int rc, error = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct wh_referrer r = {
@@ -771,8 +829,8 @@ int wh_db_referrers(wh_db *db, const char *repo, const char *subject, const char
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -781,7 +839,7 @@ int wh_db_pulls_record(wh_db *db, const int64_t *artifact_ids, const int64_t *co
 {
     CONN_OR_FAIL(c, db);
     int error;
-    if ((error = tx_begin(c)) < 0)
+    if ((error = db_tx_begin(c)) < 0)
         return error;
     for (size_t i = 0; i < n && error == 0; i++) {
         sqlite3_stmt *s = stmt(c, S_PULL_ARTIFACT);
@@ -790,16 +848,16 @@ int wh_db_pulls_record(wh_db *db, const int64_t *artifact_ids, const int64_t *co
         int rc = sqlite3_step(s);
         int64_t repo_id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            error = sql_fail(c);
-        done(s);
+            error = db_fail(c);
+        db_done(s);
         if (error < 0 || repo_id == 0)
             continue; /* the artifact was deleted meanwhile */
         s = stmt(c, S_PULL_REPO);
         sqlite3_bind_int64(s, 1, repo_id);
         sqlite3_bind_int64(s, 2, counts[i]);
-        error = run(c, s);
+        error = db_run(c, s);
     }
-    return tx_end(c, error);
+    return db_tx_end(c, error);
 }
 
 /* ---- upload sessions ---- */
@@ -808,26 +866,26 @@ int wh_db_upload_create(wh_db *db, const char *id, const char *repo, int64_t now
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_UPLOAD_INSERT);
-    bind_text(s, 1, id);
-    bind_text(s, 2, repo);
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, repo);
     sqlite3_bind_int64(s, 3, now_ms);
-    return run(c, s);
+    return db_run(c, s);
 }
 
 int wh_db_upload_get(wh_db *db, const char *id, char *repo_out)
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_UPLOAD_GET);
-    bind_text(s, 1, id);
+    db_bind_text(s, 1, id);
     int rc = sqlite3_step(s);
     int error = 0;
     if (rc == SQLITE_ROW)
-        copy_col(repo_out, WH_NAME_MAX, s, 0);
+        db_copy_col(repo_out, WH_NAME_MAX, s, 0);
     else if (rc == SQLITE_DONE)
         error = wh_error_set(WH_ENOTFOUND, "upload unknown");
     else
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -835,17 +893,17 @@ int wh_db_upload_touch(wh_db *db, const char *id, int64_t now_ms)
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_UPLOAD_TOUCH);
-    bind_text(s, 1, id);
+    db_bind_text(s, 1, id);
     sqlite3_bind_int64(s, 2, now_ms);
-    return run(c, s);
+    return db_run(c, s);
 }
 
 int wh_db_upload_delete(wh_db *db, const char *id)
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_UPLOAD_DELETE);
-    bind_text(s, 1, id);
-    return run(c, s);
+    db_bind_text(s, 1, id);
+    return db_run(c, s);
 }
 
 int wh_db_upload_count(wh_db *db, int64_t *out)
@@ -857,8 +915,8 @@ int wh_db_upload_count(wh_db *db, int64_t *out)
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);
     else
-        error = sql_fail(c);
-    done(s);
+        error = db_fail(c);
+    db_done(s);
     return error;
 }
 
@@ -874,11 +932,21 @@ int wh_db_upload_expired(wh_db *db, int64_t before_ms, int (*fn)(const char *id,
     int rc, error = 0;
     while (n < 1000 && (rc = sqlite3_step(s)) == SQLITE_ROW)
         ids[n++] = wh_strdup((const char *)sqlite3_column_text(s, 0));
-    done(s);
+    db_done(s);
     for (size_t i = 0; i < n; i++) {
         if (error == 0 && fn(ids[i], payload) != 0)
             error = 1;
         free(ids[i]);
     }
     return 0;
+}
+
+int db_changes(struct conn *c)
+{
+    return sqlite3_changes(c->h);
+}
+
+int64_t db_last_id(struct conn *c)
+{
+    return sqlite3_last_insert_rowid(c->h);
 }

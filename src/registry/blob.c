@@ -191,7 +191,7 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
     }
     error = wh_db_blob_get(reg->db, t->name, d.str, &size);
     if (error == WH_ENOTFOUND)
-        return oci_error(r, E_BLOB_UNKNOWN, NULL);
+        return need_project(reg, r, t) < 0 ? -1 : oci_error(r, E_BLOB_UNKNOWN, NULL);
     if (error < 0)
         return oci_error(r, E_INTERNAL, NULL);
 

@@ -50,7 +50,7 @@ static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_d
     struct wh_manifest_ref ref;
     int error = wh_db_manifest_get(reg->db, t->name, t->ref, is_digest, &ref);
     if (error == WH_ENOTFOUND)
-        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+        return need_project(reg, r, t) < 0 ? -1 : oci_error(r, E_MANIFEST_UNKNOWN, NULL);
     if (error < 0)
         return oci_error(r, E_INTERNAL, NULL);
 

@@ -282,7 +282,13 @@ int wh_registry_handle(wh_req *r, void *payload)
     t->name = wh_pool_strndup(wh_req_pool(r), name, name_len);
     t->ref = ref;
     t->project_id = 0;
-    if (need_project(reg, r, t) < 0)
+    /*
+     * Reads of manifests and blobs look the project up only when the
+     * manifest or blob is not found (to tell NAME_UNKNOWN from
+     * MANIFEST_UNKNOWN): the hot path is one indexed query.
+     */
+    bool read = (m == WH_HTTP_GET || m == WH_HTTP_HEAD) && (res == R_MANIFEST || res == R_BLOB);
+    if (!read && need_project(reg, r, t) < 0)
         return -1;
     switch (res) {
     case R_MANIFEST:

@@ -1,0 +1,44 @@
+/*
+ * Private to db/: the SQLite connection helpers shared by the db_*.c files.
+ * Each file keeps its SQL next to the functions that use it and prepares it
+ * through db_stmt(), which caches one prepared statement per connection and
+ * SQL string (keyed by the string's address, so pass static strings).
+ */
+#ifndef WH_DB_INT_H
+#define WH_DB_INT_H
+
+#include <sqlite3.h>
+
+#include "db/db.h"
+
+struct conn;
+
+/* The calling thread's connection (opened on first use), or NULL on failure. */
+struct conn *db_conn(wh_db *db);
+/* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */
+sqlite3_stmt *db_stmt(struct conn *c, const char *sql);
+/* Resets a statement and clears its bindings. */
+void db_done(sqlite3_stmt *s);
+/* Steps a statement that returns no rows (or ignores them), then resets it. */
+int db_run(struct conn *c, sqlite3_stmt *s);
+/* Sets the error message from the connection and returns WH_ERROR. */
+int db_fail(struct conn *c);
+/* Binds text (NULL binds SQL NULL). The string must outlive the step. */
+void db_bind_text(sqlite3_stmt *s, int i, const char *v);
+/* Copies a text column into a fixed buffer ("" for NULL). */
+void db_copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col);
+/* BEGIN IMMEDIATE. */
+int db_tx_begin(struct conn *c);
+/* COMMIT when `error` is 0, else ROLLBACK; returns the final code. */
+int db_tx_end(struct conn *c, int error);
+/* Rows changed by the last statement. */
+int db_changes(struct conn *c);
+/* Rowid of the last insert. */
+int64_t db_last_id(struct conn *c);
+
+#define CONN_OR_FAIL(c, db)                                                                        \
+    struct conn *c = db_conn(db);                                                                  \
+    if (!c)                                                                                        \
+    return WH_ERROR
+
+#endif
