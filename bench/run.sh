@@ -192,6 +192,7 @@ metric push_mbs  "push throughput, MiB/s" higher
 metric push_cpu  "server CPU per push, s (user+sys, least of $REPEAT)" lower
 metric pull_s    "pull of that image, s (best of $REPEAT)" lower
 metric cpull_s   "$PULLS concurrent pulls, wall s" lower
+metric cpull_cpu "server CPU for those $PULLS pulls, s (user+sys)" lower
 metric head_rps  "HEAD manifest by tag, req/s (hey, c=$CONC)" higher
 metric head_p50  "HEAD manifest p50, ms" lower
 metric head_p99  "HEAD manifest p99, ms" lower
@@ -216,7 +217,7 @@ for l in "${lines[@]:1}"; do
     LAYER_DIGESTS+=("${l%% *}"); IMAGE_BYTES=$((IMAGE_BYTES + ${l##* }))
 done
 BIG=${LAYER_DIGESTS[0]}
-IMAGE_MIB=$(calc "$IMAGE_BYTES/1048576")
+IMAGE_MIB=$(awk -v b="$IMAGE_BYTES" 'BEGIN{printf "%.1f", b/1048576}')
 
 SMALL=$WORK/small.bin
 head -c 4096 /dev/urandom >"$SMALL"
@@ -274,12 +275,13 @@ done
 
 # ---- 3. concurrent pulls: wall time for all --------------------------------------
 for s in "${SERVERS[@]}"; do
-    alive "$s"; BG=(); t0=$EPOCHREALTIME
+    alive "$s"; BG=(); c0=$(cpu_ticks "${PID[$s]}"); t0=$EPOCHREALTIME
     for i in $(seq "$PULLS"); do spawn pull "$s" "$PULLROOT/$s-c$i"; BG+=($!); done
     fail=0; for p in "${BG[@]}"; do wait "$p" || fail=1; done
-    t1=$EPOCHREALTIME; BG=()
+    t1=$EPOCHREALTIME; c1=$(cpu_ticks "${PID[$s]}"); BG=()
     [ "$fail" = 0 ] || die "a concurrent pull from $s failed"
-    R[cpull_s,$s]=$(calc "$t1-$t0"); log "$PULLS concurrent pulls from $s: ${R[cpull_s,$s]}s"
+    R[cpull_s,$s]=$(calc "$t1-$t0"); R[cpull_cpu,$s]=$(calc "($c1-$c0)/$TCK")
+    log "$PULLS concurrent pulls from $s: ${R[cpull_s,$s]}s, server CPU ${R[cpull_cpu,$s]}s"
     rm -rf "$PULLROOT/$s-c"*
 done
 
@@ -318,7 +320,7 @@ for s in "${SERVERS[@]}"; do
     bad=$(awk '/Status code distribution/{f=1; next} f && /^\s*\[/{gsub(/[][]/,"",$1); if ($1!="200") n+=$2} END{print n+0}' "$o")
     errs=$(awk '/Error distribution/{f=1; next} f && /^\s*\[/{gsub(/[][]/,"",$1); n+=$1} END{print n+0}' "$o")
     [ "$bad" = 0 ] || note "$s: hey HEAD saw $bad non-200 responses"
-    [ "$errs" = 0 ] || note "$s: hey HEAD saw $errs errors (requests cut at the end of -z count here)"
+    [ "$errs" = 0 ] || note "$s: hey HEAD saw $errs errors (requests still in flight when -z ends are counted here)"
     log "HEAD manifest on $s: ${R[head_rps,$s]} req/s, p50 ${R[head_p50,$s]} ms, p99 ${R[head_p99,$s]} ms"
 done
 
@@ -368,17 +370,16 @@ ratio() {   # >1 means wharf is better
 ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
 {
     echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), command: \`$CMDLINE\`"
-    [ -n "${WHARF_THREADS:-}" ] && echo "(WHARF_THREADS=$WHARF_THREADS)"
     echo
     echo "- machine: $(nproc) CPUs, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)," \
          "$(awk '/MemTotal/{printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r)," \
          "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- wharf: $("$WHARF_BIN" version 2>/dev/null || "$WHARF_BIN" --version 2>/dev/null || echo '?')" \
          "($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))," \
-         "threads ${WHARF_THREADS:-default}; docker-registry $(ver docker-registry)"
+         "threads ${WHARF_THREADS:-4 (default)}; docker-registry $(ver docker-registry)"
     echo "- tools: skopeo $(ver skopeo), hey $(ver hey), wrk $(ver wrk), curl $(ver curl)"
-    echo "- image: $LAYERS layers of $LAYER_MIB MiB random data (uncompressed tar, $IMAGE_MIB MiB in all);" \
-         "pulls written to ${SHM:+tmpfs}${SHM:-disk}; loads of ${DURATION} s with $CONC connections"
+    echo "- image: $LAYERS layers of $LAYER_MIB MiB random data (gzip-stored tars, $IMAGE_MIB MiB in all);" \
+         "pulls written to $([ -n "$SHM" ] && echo tmpfs || echo disk); loads of ${DURATION} s with $CONC connections"
     echo
     echo "| metric | wharf | docker-registry | ratio (>1 = wharf better) |"
     echo "| --- | ---: | ---: | ---: |"
