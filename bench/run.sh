@@ -115,7 +115,7 @@ sk() {   # sk SECONDS skopeo-args...
 # waited for with `wait`, so a signal reaches the trap at once and cleanup can
 # stop them by PID.
 spawn() {   # spawn CMD...; its PID is then in $!
-    if [ "$(type -t "$1")" = function ]; then (SK_EXEC=exec; "$@") & else (exec "$@") & fi
+    if [ "$(type -t "$1")" = function ]; then (SK_EXEC="exec"; "$@") & else (exec "$@") & fi
 }
 CUR=""
 fgrun() {   # fgrun CMD...: run CMD and wait for it
