@@ -40,7 +40,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all run test unit fuzz clean
+.PHONY: all run test unit fuzz bench clean
 all: $(B)/wharf
 
 $(B)/%.o: %.c
@@ -89,6 +89,11 @@ test:
 	@bash scripts/deps.sh test
 	@$(MAKE) --no-print-directory all unit
 	@bash tests/run.sh $(B)
+
+bench:
+	@bash scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	bash bench/run.sh $(B)/wharf
 
 clean:
 	rm -rf build

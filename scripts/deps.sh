@@ -9,7 +9,7 @@ build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-de
        libyaml-dev libarchive-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
          uidmap curl jq)
-bench=(docker-registry hey wrk skopeo curl)
+bench=(docker-registry hey wrk skopeo curl python3)
 
 case "$what" in
     run) want=("${build[@]}") ;;
