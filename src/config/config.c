@@ -15,7 +15,7 @@
 
 #include "common/common.h"
 
-enum kind { K_LISTEN, K_STR, K_UINT, K_SIZE, K_U64, K_BOOL };
+enum kind { K_LISTEN, K_STR, K_UINT, K_SIZE, K_U64, K_BOOL, K_I64 };
 
 static const struct key {
     const char *name;
@@ -41,6 +41,7 @@ static const struct key {
      0},
     {"limits.max_uploads", "WHARF_MAX_UPLOADS", K_UINT, offsetof(struct wh_config, max_uploads), 0},
     {"uploads.ttl", "WHARF_UPLOAD_TTL", K_UINT, offsetof(struct wh_config, upload_ttl_s), 0},
+    {"auth.token_ttl", "WHARF_TOKEN_TTL", K_I64, offsetof(struct wh_config, token_ttl_s), 0},
     {"log.access", "WHARF_ACCESS_LOG", K_BOOL, offsetof(struct wh_config, access_log), 0},
     {"log.level", "WHARF_LOG_LEVEL", K_STR, offsetof(struct wh_config, log_level), 16},
     {"registry.read_only", "WHARF_READ_ONLY", K_BOOL, offsetof(struct wh_config, read_only), 0},
@@ -66,6 +67,7 @@ void wh_config_defaults(struct wh_config *c)
     c->access_log = true;
     snprintf(c->log_level, sizeof(c->log_level), "info");
     c->delete_enabled = true;
+    c->token_ttl_s = 1800;
 }
 
 /* Accepts a plain number or one with a K/M/G suffix (binary units). */
@@ -124,6 +126,11 @@ static int apply(struct wh_config *c, const struct key *k, const char *v)
         if (parse_size(&x, v) < 0 || x > SIZE_MAX)
             return WH_EINVALID;
         *(size_t *)(void *)(base + k->off) = (size_t)x;
+        return 0;
+    case K_I64:
+        if (wh_parse_u64(&x, v, strlen(v)) < 0 || x == 0 || x > 366 * 86400)
+            return WH_EINVALID;
+        *(int64_t *)(void *)(base + k->off) = (int64_t)x;
         return 0;
     case K_U64:
         if (parse_size(&x, v) < 0)

@@ -27,6 +27,7 @@ struct wh_config {
     bool read_only;            /* registry.read_only */
     bool delete_enabled;       /* registry.delete_enabled */
     unsigned shutdown_grace_s; /* http.shutdown_grace */
+    int64_t token_ttl_s;       /* auth.token_ttl */
 };
 
 /* Fills `c` with the built-in defaults. */

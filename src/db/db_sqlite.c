@@ -329,6 +329,26 @@ static sqlite3_stmt *stmt(struct conn *c, enum stmt_id id)
     return c->stmt[id];
 }
 
+sqlite3_stmt *db_stmt(struct conn *c, const char *sql)
+{
+    size_t h = ((uintptr_t)sql >> 4) % ADHOC_SLOTS;
+    for (size_t i = 0; i < ADHOC_SLOTS; i++) {
+        size_t k = (h + i) % ADHOC_SLOTS;
+        if (c->adhoc[k].sql == sql)
+            return c->adhoc[k].s;
+        if (!c->adhoc[k].sql) {
+            if (sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->adhoc[k].s,
+                                   NULL) != SQLITE_OK) {
+                wh_log_error("sqlite prepare failed: %s (%s)", sqlite3_errmsg(c->h), sql);
+                abort(); /* a statement of ours that does not compile is a bug */
+            }
+            c->adhoc[k].sql = sql;
+            return c->adhoc[k].s;
+        }
+    }
+    abort(); /* more distinct statements than slots: raise ADHOC_SLOTS */
+}
+
 void db_done(sqlite3_stmt *s)
 {
     sqlite3_reset(s);

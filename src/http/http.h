@@ -64,6 +64,11 @@ void wh_req_header_each(const wh_req *r, const char *name,
                         void (*fn)(const char *value, void *payload), void *payload);
 /* A decoded query argument or NULL ("" for `?flag`). */
 const char *wh_req_query(const wh_req *r, const char *name);
+/* Calls fn for every value of a query argument that may repeat (?scope=a&scope=b). */
+void wh_req_query_each(const wh_req *r, const char *name,
+                       void (*fn)(const char *value, void *payload), void *payload);
+/* The client's address as text ("127.0.0.1", "::1"). Borrowed until completion. */
+const char *wh_req_client_ip(wh_req *r);
 /* Scheme and host the client used, for absolute URLs. */
 const char *wh_req_host(const wh_req *r);
 /* The request's arena. */

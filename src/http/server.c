@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@ struct wh_req {
     enum wh_method method;
     const char *method_str;
     const char *path;
+    const char *client_ip; /* resolved on first use */
     int64_t start_us;
     /* body streaming */
     int (*on_data)(wh_req *r, const char *p, size_t n, void *ctx);
@@ -116,6 +118,33 @@ void wh_req_header_each(const wh_req *r, const char *name,
 const char *wh_req_query(const wh_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void wh_req_query_each(const wh_req *r, const char *name,
+                       void (*fn)(const char *value, void *payload), void *payload)
+{
+    struct each_ctx e = {name, fn, payload};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, header_each_cb, &e);
+}
+
+const char *wh_req_client_ip(wh_req *r)
+{
+    if (r->client_ip)
+        return r->client_ip;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char buf[INET6_ADDRSTRLEN] = "unknown";
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+                      sizeof(buf));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+                      sizeof(buf));
+    }
+    r->client_ip = wh_pool_strdup(r->pool, buf);
+    return r->client_ip;
 }
 
 const char *wh_req_host(const wh_req *r)
@@ -416,6 +445,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&h->inflight, 1);
 }
 
+/*
+ * libmicrohttpd's own messages (a TLS hello sent to the plain-text port, a
+ * malformed request line) concern one client each: debug level.
+ */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    wh_log_debug("http: %s", msg);
+}
+
 /* ---- lifecycle ---- */
 
 wh_http *wh_http_new(const struct wh_http_config *cfg)
@@ -469,7 +511,7 @@ int wh_http_start(wh_http *h)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg.max_connections,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(h->cfg.max_header_bytes * 2 + 131072),
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!h->d)
         return wh_error_set(WH_ERROR, "cannot listen on %s:%u: %s", h->cfg.listen_host,
                             (unsigned)h->cfg.port, strerror(errno));
