@@ -288,7 +288,7 @@ enum wh_rbac_act {
 
 /*
  * Whether a caller may do `act` on `res` inside one project. A system admin may
- * do everything. Otherwise the caller gets the permissions of `role` (ignored
+ * do everything (`anonymous` wins over `sysadmin` if both are set). Otherwise the caller gets the permissions of `role` (ignored
  * when `anonymous`) per Harbor's matrix, plus, when `project_public`, the
  * public-project set (project read, label read/list, repository list/pull,
  * scan read, scanner read, tag list, artifact read/list, artifact-addition

@@ -156,13 +156,13 @@ static int create_key(const char *dir, const char *path)
     }
     linked = true;
 out:
+    BIO_free(bio);
     if (fd >= 0) {
         close(fd);
         unlink(tmp);
     }
     if (!error && linked && (error = wh_fsync_dir(dir)) == 0)
         wh_log_info("auth: created token signing key %s", path);
-    BIO_free(bio);
     EVP_PKEY_free(pkey);
     free(tmp);
     return error;
