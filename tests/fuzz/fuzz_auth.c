@@ -8,6 +8,10 @@
  *  - a scope that parses prints and re-parses to the same access, and a token
  *    signed with it verifies back to it;
  *  - Basic credentials that parse re-encode and re-parse to the same pair.
+ * Inputs of the form "<header JSON>\n<claims JSON>" are also base64url-encoded
+ * and signed here with the test key, so that the header checks and the claims
+ * parser behind the signature see arbitrary JSON; what verifies must then
+ * round-trip through sign.
  * The key is a fixed test key (the one in tests/unit/test_auth.c) written to a
  * temporary directory on the first call; time is frozen at 2023-11-14.
  */
@@ -18,7 +22,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "auth/auth.h"
 
@@ -56,11 +63,13 @@ static const char *const known[] = {
 };
 
 static wh_auth_keys *keys;
+static EVP_PKEY *priv;
 static char dir[64], path[96];
 
 static void cleanup(void)
 {
     wh_auth_keys_free(keys);
+    EVP_PKEY_free(priv);
     unlink(path);
     rmdir(dir);
 }
@@ -78,6 +87,10 @@ static void init(void)
         abort();
     if (wh_auth_keys_load_or_create(&keys, dir) < 0)
         abort();
+    BIO *bio = BIO_new_mem_buf(test_key, -1);
+    if (!bio || !(priv = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)))
+        abort();
+    BIO_free(bio);
     atexit(cleanup);
 }
 
@@ -122,6 +135,46 @@ static void check_token(const char *p, size_t n)
     if (!is_known)
         abort(); /* accepted a token the key never signed */
     resign(&c);
+}
+
+/* "<header>\n<claims>": encode both, sign with the test key, verify. */
+static void check_signed_json(const char *p, size_t n)
+{
+    const char *nl = memchr(p, '\n', n);
+    char *tok = malloc(3 * WH_TOKEN_MAX);
+    unsigned char sig[64], der[80];
+    size_t o, derlen = sizeof(der);
+    struct wh_token_claims c;
+
+    if (!nl || n > WH_TOKEN_MAX / 2)
+        goto out;
+    if (wh_auth_b64url_encode(tok, WH_TOKEN_MAX, p, (size_t)(nl - p)) < 0)
+        abort();
+    o = strlen(tok);
+    tok[o++] = '.';
+    if (wh_auth_b64url_encode(tok + o, WH_TOKEN_MAX, nl + 1, n - (size_t)(nl + 1 - p)) < 0)
+        abort();
+    o += strlen(tok + o);
+
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    const unsigned char *d = der;
+    if (!ctx || EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, priv) != 1 ||
+        EVP_DigestSign(ctx, der, &derlen, (unsigned char *)tok, o) != 1)
+        abort();
+    EVP_MD_CTX_free(ctx);
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &d, (long)derlen);
+    if (!es || BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) != 32 ||
+        BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) != 32)
+        abort();
+    ECDSA_SIG_free(es);
+    tok[o++] = '.';
+    if (wh_auth_b64url_encode(tok + o, WH_TOKEN_MAX, sig, sizeof(sig)) < 0)
+        abort();
+    if (wh_auth_token_verify(&c, keys, tok, strlen(tok), WH_AUTH_ISSUER, WH_AUTH_SERVICE, NOW) ==
+        0)
+        resign(&c);
+out:
+    free(tok);
 }
 
 static void check_scope(const char *s)
@@ -171,6 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 2 * WH_TOKEN_MAX)
         return 0;
     check_token((const char *)data, size);
+    check_signed_json((const char *)data, size);
 
     s = malloc(size + 1);
     memcpy(s, data, size);
