@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-test}
 
 build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
-       libyaml-dev libarchive-dev)
+       libyaml-dev libarchive-dev libargon2-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
          uidmap curl jq)
 bench=(docker-registry hey wrk skopeo curl python3)

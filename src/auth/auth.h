@@ -1,0 +1,356 @@
+/*
+ * auth: who a caller is and what it may do, without any HTTP. Password hashes
+ * (argon2id), robot secrets, the token signing key and its libtrust key id,
+ * registry bearer tokens (JWT signed with ES256, RFC 7519/7515/7518, claims as
+ * in the Docker token authentication spec), scope strings, Basic credentials,
+ * Harbor's role/permission matrix, and throttling of failed logins. The token
+ * service, the /v2 challenge and the session cookie live in the HTTP layers and
+ * call in here.
+ */
+#ifndef WH_AUTH_H
+#define WH_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+/* ======================= passwords and secrets (password.c) ======================= */
+
+/*
+ * argon2id parameters for new hashes (RFC 9106 §4 / OWASP's server minimum):
+ * 2 passes over 19 MiB with one lane, a 16-byte random salt and a 32-byte tag.
+ * Hashing costs ~30-60 ms and 19 MiB per login; the throttle below bounds how
+ * often one user or one address can make the server pay that.
+ */
+#define WH_AUTH_ARGON2_T 2
+#define WH_AUTH_ARGON2_M_KIB (19 * 1024)
+#define WH_AUTH_ARGON2_P 1
+#define WH_AUTH_ARGON2_SALT_LEN 16
+#define WH_AUTH_ARGON2_HASH_LEN 32
+/* Stored hashes are only verified if their cost stays within these bounds. */
+#define WH_AUTH_ARGON2_M_KIB_MAX (256 * 1024)
+#define WH_AUTH_ARGON2_T_MAX 16
+#define WH_AUTH_ARGON2_P_MAX 8
+#define WH_AUTH_HASH_MAX 160    /* encoded "$argon2id$v=19$m=..,t=..,p=..$salt$hash" + NUL */
+#define WH_AUTH_PASSWORD_MAX 1024 /* longest password accepted at all, in bytes */
+
+/*
+ * Hashes `password` with argon2id and a fresh random salt into `out` (cap
+ * bytes, WH_AUTH_HASH_MAX is enough) as the PHC string
+ * "$argon2id$v=19$m=19456,t=2,p=1$<salt b64>$<hash b64>".
+ * Returns 0, WH_EINVALID (password longer than WH_AUTH_PASSWORD_MAX),
+ * WH_ETOOBIG (`cap` too small) or WH_ERROR.
+ */
+int wh_auth_password_hash(char *out, size_t cap, const char *password);
+
+/*
+ * Checks `password` against an encoded argon2id hash; the tag comparison is
+ * constant-time. Anything other than a well-formed argon2id string within the
+ * cost bounds above fails. When `encoded` is NULL (unknown user) a dummy hash is
+ * verified anyway so that the reply takes as long as for a known user.
+ * Returns 0 on a match, else WH_EDENIED (with the reason as error message).
+ */
+int wh_auth_password_verify(const char *encoded, const char *password);
+
+/* Harbor's rule for local user passwords (the message is Harbor's). */
+#define WH_AUTH_PASSWORD_POLICY_MSG                                                              \
+    "The password must be at least 8 characters long with at least one uppercase letter, one " \
+    "lowercase letter and one number"
+#define WH_AUTH_PASSWORD_POLICY_MIN 8
+#define WH_AUTH_PASSWORD_POLICY_MAX 128
+/*
+ * Returns 0 if `pw` has 8..128 bytes with at least one ASCII upper-case letter,
+ * one lower-case letter and one digit, else WH_EINVALID with
+ * WH_AUTH_PASSWORD_POLICY_MSG as the error message.
+ */
+int wh_auth_password_policy(const char *pw);
+
+#define WH_AUTH_SECRET_LEN 32 /* generated robot secrets, without the NUL */
+/*
+ * Writes a fresh random secret of WH_AUTH_SECRET_LEN characters from
+ * [A-Za-z0-9] (about 190 bits) plus a NUL into `out`; it always passes
+ * wh_auth_secret_policy. Aborts if the system RNG fails.
+ */
+void wh_auth_secret_new(char out[WH_AUTH_SECRET_LEN + 1]);
+
+/*
+ * Harbor's rule for user-supplied robot secrets: 8..128 bytes, at least one
+ * lower-case letter, one upper-case letter and one digit.
+ * Returns 0 or WH_EINVALID with the reason.
+ */
+int wh_auth_secret_policy(const char *s);
+
+/*
+ * Compares two byte strings in time that depends only on their lengths' sum,
+ * not on where they differ (both are hashed, the digests compared with
+ * CRYPTO_memcmp). True if equal.
+ */
+bool wh_auth_consttime_eq(const void *a, size_t alen, const void *b, size_t blen);
+
+/* ============================ signing key (keys.c) ============================ */
+
+typedef struct wh_auth_keys wh_auth_keys;
+
+/* libtrust key id: 12 groups of 4 base32 characters joined by ':' (59 chars). */
+#define WH_AUTH_KID_MAX 64
+
+/*
+ * Loads the token signing key from `<dir>/token.key` (PEM, an ECDSA P-256
+ * private key), or creates it there on first start: `dir` is created with mode
+ * 0700, the key is written to a 0600 temporary file, fsync'ed and linked into
+ * place without replacing a key another process may have created meanwhile
+ * (then that one is loaded), and the directory is fsync'ed.
+ * The key id is the libtrust fingerprint of the public key: SHA-256 of the DER
+ * SubjectPublicKeyInfo, the first 30 bytes in base32 (RFC 4648 alphabet, no
+ * padding), in groups of 4 separated by ':'.
+ * Returns 0, WH_EINVALID (the file is not a P-256 key) or WH_ERROR (I/O).
+ * `*out` is the caller's; free with wh_auth_keys_free.
+ */
+int wh_auth_keys_load_or_create(wh_auth_keys **out, const char *dir);
+void wh_auth_keys_free(wh_auth_keys *k);
+/* The key id (borrowed from `k`). */
+const char *wh_auth_keys_kid(const wh_auth_keys *k);
+/* The public key as PEM SubjectPublicKeyInfo (borrowed from `k`). */
+const char *wh_auth_keys_public_pem(const wh_auth_keys *k);
+
+/* ============================ tokens (token.c) ============================ */
+
+#define WH_AUTH_ISSUER "wharf-token-issuer" /* `iss` of the tokens wharf issues */
+#define WH_AUTH_SERVICE "wharf"             /* `aud`, and the service name in challenges */
+#define WH_TOKEN_ACCESS_MAX 16              /* access entries in one token */
+#define WH_TOKEN_MAX 8192                   /* bytes of a compact JWT, either way */
+#define WH_TOKEN_LEEWAY_S 30                /* clock skew tolerated on exp and nbf */
+
+/* Action bits of an access entry. */
+enum {
+    WH_ACT_PULL = 1u << 0,
+    WH_ACT_PUSH = 1u << 1,
+    WH_ACT_DELETE = 1u << 2,
+    WH_ACT_SCANNER_PULL = 1u << 3,
+    WH_ACT_ALL = 1u << 4, /* "*": in a granted set it stands for every action */
+};
+
+/* One resource and the actions on it ("repository", "library/nginx", pull|push). */
+struct wh_access {
+    char type[32];    /* "repository", "registry", or another type, verbatim */
+    char name[256];   /* resource name, e.g. "library/nginx" or "catalog" */
+    unsigned actions; /* WH_ACT_* bits */
+};
+
+struct wh_token_claims {
+    char iss[64];  /* issuer */
+    char sub[256]; /* subject: the user or robot name ("" for anonymous) */
+    char aud[64];  /* audience; on verify, the one that matched */
+    int64_t iat, nbf, exp; /* seconds since the epoch (0: absent on verify) */
+    char jti[40];  /* token id */
+    struct wh_access access[WH_TOKEN_ACCESS_MAX];
+    size_t naccess;
+};
+
+/*
+ * Fills `c` for a token issued by wharf now: iss WH_AUTH_ISSUER, aud
+ * WH_AUTH_SERVICE, iat = nbf = now_s, exp = now_s + ttl_s, a random 16-char
+ * jti, no access entries. Returns 0 or WH_EINVALID (`sub` too long).
+ */
+int wh_auth_claims_init(struct wh_token_claims *c, const char *sub, int64_t now_s, int64_t ttl_s);
+
+/*
+ * Signs `c` as a compact JWS: header {"alg":"ES256","typ":"JWT","kid":<kid>},
+ * claims iss, sub, aud (a string), exp, nbf, iat, jti and access (as in the
+ * Docker token spec: [{"type","name","actions":[..]}]); the signature is the
+ * raw 64-byte r||s of RFC 7518 §3.4. `*out` is the caller's (free()).
+ * Returns 0, WH_EINVALID (naccess over the max, a string not terminated in its
+ * field), WH_ETOOBIG (the token would exceed WH_TOKEN_MAX) or WH_ERROR.
+ */
+int wh_auth_token_sign(char **out, const wh_auth_keys *k, const struct wh_token_claims *c);
+
+/*
+ * Verifies the compact JWT of `len` bytes against `k` and decodes its claims
+ * into `out`. Rejected, each with WH_EDENIED and a reason as error message:
+ * longer than WH_TOKEN_MAX; not three base64url parts; a header that is not a
+ * JSON object, with an `alg` other than "ES256" ("none", HS*, RS* … all
+ * refused) or a `kid` other than `k`'s, or with a `crit` member; a signature
+ * that is not 64 bytes or does not verify; claims that are not a JSON object or
+ * have a member of the wrong type or too long for its field; `iss` other than
+ * `issuer`; `aud` (a string or an array of strings) not containing
+ * `audience`; no `exp`, or exp + WH_TOKEN_LEEWAY_S <= now_s (expired);
+ * nbf - WH_TOKEN_LEEWAY_S > now_s (not yet valid); more than
+ * WH_TOKEN_ACCESS_MAX access entries. Unknown actions inside an access entry
+ * are dropped. Returns 0 or WH_EDENIED; `*out` is only meaningful on 0.
+ */
+int wh_auth_token_verify(struct wh_token_claims *out, const wh_auth_keys *k, const char *token,
+                         size_t len, const char *issuer, const char *audience, int64_t now_s);
+
+/*
+ * True if the claims grant every action in `actions` on (`type`, `name`):
+ * the actions of all entries naming that resource are united, and a granted
+ * WH_ACT_ALL ("*") allows anything, as in the distribution's token checker.
+ * `actions` == 0 is never allowed.
+ */
+bool wh_auth_token_allows(const struct wh_token_claims *c, const char *type, const char *name,
+                          unsigned actions);
+
+/*
+ * base64url without padding (RFC 7515 §2). Encode writes a NUL-terminated
+ * string; returns 0 or WH_ETOOBIG. Decode accepts only the canonical form (no
+ * '=', no whitespace, unused trailing bits zero); returns 0, WH_EINVALID or
+ * WH_ETOOBIG (more than `cap` bytes), the decoded length in `*outlen`.
+ */
+int wh_auth_b64url_encode(char *out, size_t cap, const void *p, size_t n);
+int wh_auth_b64url_decode(void *out, size_t cap, size_t *outlen, const char *s, size_t len);
+
+/* ========================= scopes and Basic (scope.c) ========================= */
+
+#define WH_AUTH_SCOPE_MAX 512 /* bytes of one scope string */
+
+/*
+ * Parses one scope "type:name:actions" (Docker token spec), e.g.
+ * "repository:library/nginx:pull,push" or "registry:catalog:*". The name is
+ * everything between the first and the last ':' (so "repository(plugin)" types
+ * and names with ':' survive). Actions are comma-separated; unknown ones are
+ * dropped, an empty list gives 0. Returns 0 or WH_EINVALID (fewer than two
+ * ':', empty type or name, a field too long for `out`, control characters or
+ * spaces, longer than WH_AUTH_SCOPE_MAX).
+ */
+int wh_auth_scope_parse(struct wh_access *out, const char *scope);
+
+#define WH_AUTH_ACTIONS_STR_MAX 32 /* "pull,push,delete,scanner-pull,*" + NUL */
+/* Formats action bits as "pull,push,delete,scanner-pull,*" (that order, only
+ * the set ones; "" for none). Returns 0 or WH_ETOOBIG. */
+int wh_auth_actions_str(char *out, size_t cap, unsigned actions);
+/* One action name to its bit ("pull" → WH_ACT_PULL), 0 if unknown. */
+unsigned wh_auth_action_parse(const char *s, size_t len);
+
+/*
+ * Parses an `Authorization: Basic <base64(user:pass)>` header value (the scheme
+ * is case-insensitive, RFC 7617). The user is everything before the first ':',
+ * the password the rest. Returns 0 or WH_EINVALID (other scheme, bad base64,
+ * no ':', empty user, a NUL or control byte in the user, user or password not
+ * fitting with its NUL in `ucap`/`pcap`). On failure `user` and `pass` are
+ * emptied.
+ */
+int wh_auth_basic_parse(char *user, size_t ucap, char *pass, size_t pcap,
+                        const char *authorization_header);
+
+/* ============================== RBAC (rbac.c) ============================== */
+
+/* Harbor's project role ids (the numbers are stored, do not renumber). */
+enum wh_role {
+    WH_ROLE_NONE = 0, /* not a member */
+    WH_ROLE_PROJECT_ADMIN = 1,
+    WH_ROLE_DEVELOPER = 2,
+    WH_ROLE_GUEST = 3,
+    WH_ROLE_MAINTAINER = 4,
+    WH_ROLE_LIMITED_GUEST = 5,
+};
+
+enum wh_rbac_res {
+    WH_RBAC_RES_PROJECT,
+    WH_RBAC_RES_METADATA,
+    WH_RBAC_RES_MEMBER,
+    WH_RBAC_RES_REPOSITORY,
+    WH_RBAC_RES_ARTIFACT,
+    WH_RBAC_RES_TAG,
+    WH_RBAC_RES_SCAN,
+    WH_RBAC_RES_SBOM,
+    WH_RBAC_RES_ROBOT,
+    WH_RBAC_RES_LOG,
+    WH_RBAC_RES_QUOTA,
+    WH_RBAC_RES_LABEL,
+    WH_RBAC_RES_TAG_RETENTION,
+    WH_RBAC_RES_IMMUTABLE_TAG,
+    WH_RBAC_RES_WEBHOOK,
+    WH_RBAC_RES_SCANNER,
+    WH_RBAC_RES_PREHEAT_POLICY,
+    WH_RBAC_RES_CVE_EXPORT,
+    WH_RBAC_RES_ACCESSORY,
+    WH_RBAC_RES_ARTIFACT_ADDITION,
+    WH_RBAC_RES_ARTIFACT_LABEL,
+    WH_RBAC_RES_CONFIGURATION,
+    WH_RBAC_RES_COUNT
+};
+
+enum wh_rbac_act {
+    WH_RBAC_ACT_READ,
+    WH_RBAC_ACT_LIST,
+    WH_RBAC_ACT_CREATE,
+    WH_RBAC_ACT_UPDATE,
+    WH_RBAC_ACT_DELETE,
+    WH_RBAC_ACT_PULL,
+    WH_RBAC_ACT_PUSH,
+    WH_RBAC_ACT_OPERATE,
+    WH_RBAC_ACT_STOP,
+    WH_RBAC_ACT_SCANNER_PULL,
+    WH_RBAC_ACT_COUNT
+};
+
+/*
+ * Whether a caller may do `act` on `res` inside one project. A system admin may
+ * do everything (`anonymous` wins over `sysadmin` if both are set). Otherwise the caller gets the permissions of `role` (ignored
+ * when `anonymous`) per Harbor's matrix, plus, when `project_public`, the
+ * public-project set (project read, label read/list, repository list/pull,
+ * scan read, scanner read, tag list, artifact read/list, artifact-addition
+ * read, accessory list) which anonymous callers get too. Anonymous callers get
+ * nothing on private projects; `scanner-pull` comes only from robot policies,
+ * never from a role.
+ */
+bool wh_rbac_allowed(enum wh_role role, bool project_public, bool sysadmin, bool anonymous,
+                     enum wh_rbac_res res, enum wh_rbac_act act);
+
+/* WH_ACT_PULL/PUSH/DELETE/SCANNER_PULL bits the caller has on a repository of
+ * the project; the token service grants the intersection with the request. */
+unsigned wh_rbac_repo_actions(enum wh_role role, bool project_public, bool sysadmin,
+                              bool anonymous);
+
+/* "projectAdmin", "maintainer", "developer", "guest", "limitedGuest"; NULL for
+ * WH_ROLE_NONE and unknown values. */
+const char *wh_rbac_role_name(enum wh_role role);
+/* The inverse (exact, case-sensitive). Returns 0 or WH_EINVALID. */
+int wh_rbac_role_parse(enum wh_role *out, const char *s);
+/* Harbor's resource and action names ("tag-retention", "scanner-pull"); NULL
+ * out of range. Parse returns 0 or WH_EINVALID. */
+const char *wh_rbac_res_name(enum wh_rbac_res res);
+const char *wh_rbac_act_name(enum wh_rbac_act act);
+int wh_rbac_res_parse(enum wh_rbac_res *out, const char *s);
+int wh_rbac_act_parse(enum wh_rbac_act *out, const char *s);
+
+/* ======================= failed-login throttle (throttle.c) ======================= */
+
+/*
+ * Policy. Failures are counted per user name and, separately, per client
+ * address, each within a window of WH_AUTH_THROTTLE_WINDOW_MS from its first
+ * failure (an older count starts over). The first WH_AUTH_THROTTLE_FREE
+ * failures cost nothing; after the n-th failure beyond them (n = 1, 2, …) the
+ * next attempt must wait WH_AUTH_THROTTLE_BASE_MS * 2^(n-1), at most
+ * WH_AUTH_THROTTLE_CAP_MS, counted from that failure. The delay of an attempt
+ * is the larger of its user's and its address's. A success clears the user's
+ * count only: an address that guesses many names cannot wash its record clean
+ * with one account it owns.
+ * Memory is fixed: WH_AUTH_THROTTLE_SLOTS entries in 8-way buckets indexed by a
+ * keyed hash (the key is random per table, so bucket collisions cannot be
+ * aimed); a new key replaces the least recently touched entry of its bucket.
+ * All functions are thread-safe (one mutex).
+ */
+#define WH_AUTH_THROTTLE_FREE 5
+#define WH_AUTH_THROTTLE_WINDOW_MS (15 * 60 * 1000)
+#define WH_AUTH_THROTTLE_BASE_MS 1000
+#define WH_AUTH_THROTTLE_CAP_MS 30000
+#define WH_AUTH_THROTTLE_SLOTS 4096
+
+typedef struct wh_auth_throttle wh_auth_throttle;
+/* A new, empty table; free with wh_auth_throttle_free. */
+wh_auth_throttle *wh_auth_throttle_new(void);
+void wh_auth_throttle_free(wh_auth_throttle *t);
+/* Milliseconds the caller must still wait before an attempt for `user` from
+ * `addr` is considered (0: go ahead). Either key may be NULL (not tracked). */
+int64_t wh_auth_throttle_delay_ms(wh_auth_throttle *t, const char *user, const char *addr,
+                                  int64_t now_ms);
+/* Records a failed attempt. */
+void wh_auth_throttle_fail(wh_auth_throttle *t, const char *user, const char *addr,
+                           int64_t now_ms);
+/* Records a successful attempt (clears the user's count; see above). */
+void wh_auth_throttle_ok(wh_auth_throttle *t, const char *user, const char *addr, int64_t now_ms);
+
+#endif
