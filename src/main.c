@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "acl/acl.h"
+#include "auth/auth.h"
 #include "common/common.h"
 #include "config/config.h"
 #include "db/db.h"
@@ -28,6 +31,9 @@ static int usage(FILE *f)
                "  serve [--config FILE]             run the registry\n"
                "  project create NAME [--public]    create a project\n"
                "  project list                      list projects\n"
+               "  user add NAME [--admin] [--email E] add a user (password read from stdin)\n"
+               "  user passwd NAME                  set a user's password (read from stdin)\n"
+               "  user list                         list users\n"
                "  version                           print the version\n"
                "\n"
                "Every command reads the configuration file given with --config (or\n"
@@ -86,6 +92,7 @@ static int cmd_serve(const struct wh_config *cfg)
 {
     wh_db *db = NULL;
     wh_store *store = NULL;
+    wh_acl *acl = NULL;
     wh_registry *reg = NULL;
     wh_http *http = NULL;
     int rc = 1, sig = 0;
@@ -112,7 +119,12 @@ static int cmd_serve(const struct wh_config *cfg)
         .read_only = cfg->read_only,
         .delete_enabled = cfg->delete_enabled,
     };
-    if (wh_registry_new(&reg, &rc_cfg, db, store) < 0) {
+    struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir, .token_ttl_s = cfg->token_ttl_s};
+    if (wh_acl_new(&acl, db, &acl_cfg) < 0) {
+        wh_log_error("access control: %s", wh_error_msg());
+        goto out;
+    }
+    if (wh_registry_new(&reg, &rc_cfg, db, store, acl) < 0) {
         wh_log_error("registry: %s", wh_error_msg());
         goto out;
     }
@@ -127,6 +139,7 @@ static int cmd_serve(const struct wh_config *cfg)
     };
     http = wh_http_new(&hc);
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
+    wh_http_route(http, "/service/token", wh_registry_token_handle, reg);
     if (wh_http_start(http) < 0) {
         wh_log_error("%s", wh_error_msg());
         goto out;
@@ -141,6 +154,7 @@ static int cmd_serve(const struct wh_config *cfg)
 out:
     wh_http_free(http);
     wh_registry_free(reg);
+    wh_acl_free(acl);
     wh_store_free(store);
     wh_db_close(db);
     if (rc == 0)
@@ -198,6 +212,89 @@ static int cmd_project(const struct wh_config *cfg, int argc, char **argv)
     return rc;
 }
 
+/* Reads one line (a password) from stdin without its newline. */
+static int read_secret(char *buf, size_t cap)
+{
+    if (!fgets(buf, (int)cap, stdin))
+        return -1;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
+static int print_user(const struct wh_user *u, void *payload)
+{
+    (void)payload;
+    printf("%-32s %-32s %s\n", u->username, u->email, u->sysadmin ? "admin" : "");
+    return 0;
+}
+
+static int set_password(struct wh_user *u, const char *verb)
+{
+    char pw[WH_AUTH_PASSWORD_MAX + 2];
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "password for %s: ", u->username);
+    if (read_secret(pw, sizeof(pw)) < 0) {
+        fprintf(stderr, "wharf: no password given on stdin\n");
+        return -1;
+    }
+    int rc = wh_auth_password_policy(pw);
+    if (rc == 0)
+        rc = wh_auth_password_hash(u->password, sizeof(u->password), pw);
+    memset(pw, 0, sizeof(pw));
+    if (rc < 0)
+        fprintf(stderr, "wharf: cannot %s %s: %s\n", verb, u->username, wh_error_msg());
+    return rc;
+}
+
+static int cmd_user(const struct wh_config *cfg, int argc, char **argv)
+{
+    wh_db *db = NULL;
+    struct wh_user u;
+    int rc = 1;
+    if (argc < 1)
+        return usage(stderr);
+    if (open_db(&db, cfg) < 0)
+        return 1;
+    memset(&u, 0, sizeof(u));
+    if (strcmp(argv[0], "list") == 0 && argc == 1) {
+        printf("%-32s %-32s %s\n", "USERNAME", "EMAIL", "ROLE");
+        rc = wh_db_user_list(db, NULL, 0, INT64_MAX, print_user, NULL, NULL) < 0 ? 1 : 0;
+    } else if (strcmp(argv[0], "add") == 0 && argc >= 2) {
+        snprintf(u.username, sizeof(u.username), "%s", argv[1]);
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "--admin") == 0)
+                u.sysadmin = true;
+            else if (strcmp(argv[i], "--email") == 0 && i + 1 < argc)
+                snprintf(u.email, sizeof(u.email), "%s", argv[++i]);
+            else
+                goto usage;
+        }
+        if (!wh_ref_project_valid(u.username, strlen(u.username)) &&
+            strncmp(u.username, "robot$", 6) != 0) {
+            /* user names: the same characters as project names keep URLs simple */
+            fprintf(stderr, "wharf: user name must be lower case letters, digits and ._-\n");
+        } else if (set_password(&u, "add") == 0) {
+            if (wh_db_user_create(db, &u, NULL) < 0)
+                fprintf(stderr, "wharf: %s\n", wh_error_msg());
+            else
+                printf("user %s created%s\n", u.username, u.sysadmin ? " (administrator)" : ""), rc = 0;
+        }
+    } else if (strcmp(argv[0], "passwd") == 0 && argc == 2) {
+        if (wh_db_user_get(db, argv[1], &u) < 0)
+            fprintf(stderr, "wharf: user %s not found\n", argv[1]);
+        else if (set_password(&u, "change the password of") == 0 &&
+                 wh_db_user_set_password(db, u.id, u.password) == 0)
+            printf("password of %s changed\n", u.username), rc = 0;
+    } else {
+        goto usage;
+    }
+    wh_db_close(db);
+    return rc;
+usage:
+    wh_db_close(db);
+    return usage(stderr);
+}
+
 int main(int argc, char **argv)
 {
     struct wh_config cfg;
@@ -218,5 +315,7 @@ int main(int argc, char **argv)
         return rest == 0 ? cmd_serve(&cfg) : usage(stderr);
     if (strcmp(cmd, "project") == 0)
         return cmd_project(&cfg, rest, args);
+    if (strcmp(cmd, "user") == 0)
+        return cmd_user(&cfg, rest, args);
     return usage(stderr);
 }

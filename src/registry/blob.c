@@ -191,7 +191,7 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
     }
     error = wh_db_blob_get(reg->db, t->name, d.str, &size);
     if (error == WH_ENOTFOUND)
-        return need_project(reg, r, t) < 0 ? -1 : oci_error(r, E_BLOB_UNKNOWN, NULL);
+        return oci_error(r, E_BLOB_UNKNOWN, NULL);
     if (error < 0)
         return oci_error(r, E_INTERNAL, NULL);
 
@@ -380,8 +380,8 @@ static int try_mount(wh_registry *reg, wh_req *r, struct target *t, const char *
     uint64_t size;
     if (wh_digest_parse(&d, mount, strlen(mount)) < 0)
         return 1;
-    if (!from || !wh_ref_name_valid(from, strlen(from)))
-        return 1;
+    if (!from || !wh_ref_name_valid(from, strlen(from)) || !can_pull(reg, t->who, from))
+        return 1; /* not readable by the caller: a new upload, as the spec says */
     if (wh_db_blob_get(reg->db, from, d.str, &size) < 0)
         return 1; /* not there (or not readable): fall back to an upload */
     if (wh_db_blob_link(reg->db, t->project_id, t->name, d.str, size) < 0)

@@ -50,7 +50,7 @@ static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_d
     struct wh_manifest_ref ref;
     int error = wh_db_manifest_get(reg->db, t->name, t->ref, is_digest, &ref);
     if (error == WH_ENOTFOUND)
-        return need_project(reg, r, t) < 0 ? -1 : oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
     if (error < 0)
         return oci_error(r, E_INTERNAL, NULL);
 
@@ -80,6 +80,9 @@ static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_d
         return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
     }
     pull_note(reg, ref.artifact_id);
+    audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name, is_digest ? "@" : ":",
+                                     t->ref),
+          "pull", true);
     wh_resp_send_fd(r, 200, ct, fd, 0, size);
     return 0;
 }
@@ -166,6 +169,7 @@ static int put_end(wh_req *r, void *arg)
         error = oci_error(r, E_INTERNAL, NULL);
         goto out;
     }
+    audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s@%s", t->name, d.str), "create", true);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/manifests/%s", t->name,
                                                   d.str));
     wh_resp_header(r, "Docker-Content-Digest", d.str);
@@ -233,6 +237,9 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
             return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
         if (error < 0)
             return oci_error(r, E_INTERNAL, NULL);
+        audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name,
+                                         is_digest ? "@" : ":", t->ref),
+              "delete", true);
         wh_resp_send_empty(r, 202);
         return 0;
     }

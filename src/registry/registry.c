@@ -8,25 +8,10 @@
 #include "registry/registry_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-int need_project(wh_registry *reg, wh_req *r, struct target *t)
-{
-    struct wh_project p;
-    size_t plen = wh_ref_project_len(t->name);
-    char *project = wh_pool_strndup(wh_req_pool(r), t->name, plen);
-    int error = wh_db_project_get(reg->db, project, &p);
-    if (error == WH_ENOTFOUND) {
-        char *msg = wh_pool_sprintf(wh_req_pool(r), "project %s not found", project);
-        return oci_error(r, E_NAME_UNKNOWN, msg);
-    }
-    if (error < 0)
-        return oci_error(r, E_INTERNAL, NULL);
-    t->project_id = p.id;
-    return 0;
-}
 
 int need_writable(wh_registry *reg, wh_req *r)
 {
@@ -158,12 +143,13 @@ static void *sweeper_main(void *arg)
 }
 
 int wh_registry_new(wh_registry **out, const struct wh_registry_config *cfg, wh_db *db,
-                    wh_store *store)
+                    wh_store *store, wh_acl *acl)
 {
     wh_registry *reg = wh_calloc(1, sizeof(*reg));
     reg->cfg = *cfg;
     reg->db = db;
     reg->store = store;
+    reg->acl = acl;
     pthread_mutex_init(&reg->lock, NULL);
     pthread_mutex_init(&reg->stop_lock, NULL);
     pthread_cond_init(&reg->stop_cond, NULL);
@@ -195,6 +181,71 @@ void wh_registry_free(wh_registry *reg)
     pthread_mutex_destroy(&reg->stop_lock);
     pthread_cond_destroy(&reg->stop_cond);
     free(reg);
+}
+
+/* ---- authorization (distribution token protocol, Harbor's rules) ---- */
+
+/* Answers 401 with a challenge that sends the client to the token service. */
+static int challenge(wh_req *r, const char *scope, const char *message)
+{
+    wh_pool *p = wh_req_pool(r);
+    const char *fwd = wh_req_header(r, "X-Forwarded-Proto");
+    (void)fwd; /* honoured only from trusted proxies, which are not configured */
+    char *v = wh_pool_sprintf(p, "Bearer realm=\"http://%s/service/token\",service=\"%s\"",
+                              wh_req_host(r), WH_AUTH_SERVICE);
+    if (scope)
+        v = wh_pool_sprintf(p, "%s,scope=\"%s\"", v, scope);
+    wh_resp_header(r, "WWW-Authenticate", v);
+    return oci_error(r, E_UNAUTHORIZED, message);
+}
+
+bool can_pull(wh_registry *reg, const struct wh_principal *who, const char *repo)
+{
+    struct wh_project p;
+    char project[WH_NAME_MAX];
+    snprintf(project, sizeof(project), "%.*s", (int)wh_ref_project_len(repo), repo);
+    if (wh_db_project_get(reg->db, project, &p) < 0)
+        return false;
+    return (wh_acl_repo_actions(reg->acl, who, &p, repo) & WH_ACT_PULL) != 0;
+}
+
+void audit(wh_registry *reg, wh_req *r, const struct target *t, const char *resource,
+           const char *operation, bool result)
+{
+    wh_acl_audit(reg->acl, t->who, wh_req_client_ip(r), t->project_id, resource, "artifact",
+                 operation, result);
+}
+
+/*
+ * Checks that the caller may do what the method needs on the repository.
+ * Anonymous callers and token holders whose token lacks the action get 401
+ * with a challenge naming the scope (so the client fetches a token that
+ * covers it); a caller who logged in with Basic credentials and is not
+ * allowed gets 403 DENIED.
+ */
+static int authorize(wh_registry *reg, wh_req *r, struct target *t, const struct wh_project *p)
+{
+    enum wh_method m = wh_req_method(r);
+    unsigned need;
+    const char *act;
+    if (m == WH_HTTP_GET || m == WH_HTTP_HEAD) {
+        need = WH_ACT_PULL, act = "pull";
+    } else if (m == WH_HTTP_DELETE) {
+        need = WH_ACT_DELETE, act = "delete";
+    } else {
+        need = WH_ACT_PUSH, act = "push";
+    }
+    unsigned have = wh_acl_repo_actions(reg->acl, t->who, p, t->name);
+    if ((have & need) == need)
+        return 0;
+    wh_pool *pool = wh_req_pool(r);
+    char *msg = wh_pool_sprintf(pool, "unauthorized to access repository: %s, action: %s",
+                                t->name, act);
+    if (t->who->kind == WH_PRINCIPAL_ANONYMOUS || t->who->has_token) {
+        const char *scope_acts = need == WH_ACT_PUSH ? "pull,push" : act;
+        return challenge(r, wh_pool_sprintf(pool, "repository:%s:%s", t->name, scope_acts), msg);
+    }
+    return oci_error(r, E_DENIED, msg);
 }
 
 /* ---- dispatch ---- */
@@ -258,15 +309,32 @@ int wh_registry_handle(wh_req *r, void *payload)
     const char *name = NULL, *ref = NULL;
     size_t name_len = 0;
 
+    struct wh_principal *who = wh_pool_alloc(wh_req_pool(r), sizeof(*who));
+    if (wh_acl_identify(reg->acl, wh_req_header(r, "Authorization"), wh_req_client_ip(r), who) ==
+        WH_EBUSY) {
+        wh_resp_header(r, "Retry-After", "30");
+        return oci_error(r, E_TOO_MANY_REQUESTS, "too many failed logins, retry later");
+    }
     if (*path == '\0') {
         if (m != WH_HTTP_GET && m != WH_HTTP_HEAD)
             return oci_error(r, E_METHOD, NULL);
+        /* the login check of docker/podman: credentials must be valid */
+        if (who->kind == WH_PRINCIPAL_ANONYMOUS && !who->has_token)
+            return challenge(r, NULL, "authentication required");
         wh_resp_send(r, 200, "application/json", "{}", 2);
         return 0;
     }
     if (strcmp(path, "_catalog") == 0) {
         if (m != WH_HTTP_GET)
             return oci_error(r, E_METHOD, NULL);
+        bool admin = who->sysadmin || (who->has_token && wh_auth_token_allows(&who->token,
+                                                                              "registry", "catalog",
+                                                                              WH_ACT_ALL));
+        if (!admin) {
+            if (who->kind == WH_PRINCIPAL_ANONYMOUS || who->has_token)
+                return challenge(r, "registry:catalog:*", "unauthorized to list catalog");
+            return oci_error(r, E_DENIED, "unauthorized to list catalog");
+        }
         return handle_catalog(reg, r);
     }
     enum resource res = split(path, &name, &name_len, &ref);
@@ -282,13 +350,21 @@ int wh_registry_handle(wh_req *r, void *payload)
     t->name = wh_pool_strndup(wh_req_pool(r), name, name_len);
     t->ref = ref;
     t->project_id = 0;
-    /*
-     * Reads of manifests and blobs look the project up only when the
-     * manifest or blob is not found (to tell NAME_UNKNOWN from
-     * MANIFEST_UNKNOWN): the hot path is one indexed query.
-     */
-    bool read = (m == WH_HTTP_GET || m == WH_HTTP_HEAD) && (res == R_MANIFEST || res == R_BLOB);
-    if (!read && need_project(reg, r, t) < 0)
+    t->who = who;
+    struct wh_project project;
+    char *pname = wh_pool_strndup(wh_req_pool(r), t->name, wh_ref_project_len(t->name));
+    int error = wh_db_project_get(reg->db, pname, &project);
+    if (error == WH_ENOTFOUND) {
+        if (who->kind == WH_PRINCIPAL_ANONYMOUS && !who->has_token)
+            return challenge(r, wh_pool_sprintf(wh_req_pool(r), "repository:%s:pull", t->name),
+                             "authentication required");
+        return oci_error(r, E_NAME_UNKNOWN,
+                         wh_pool_sprintf(wh_req_pool(r), "project %s not found", pname));
+    }
+    if (error < 0)
+        return oci_error(r, E_INTERNAL, NULL);
+    t->project_id = project.id;
+    if (authorize(reg, r, t, &project) < 0)
         return -1;
     switch (res) {
     case R_MANIFEST:

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "acl/acl.h"
 #include "common/common.h"
 #include "db/db.h"
 #include "http/http.h"
@@ -28,14 +29,20 @@ struct wh_registry_config {
     bool delete_enabled;       /* allow DELETE of manifests, tags and blobs */
 };
 
-/* Creates the registry over `db` and `store` (both borrowed) and starts its
- * background sweeper (expired uploads, batched pull statistics). */
+/* Creates the registry over `db`, `store` and `acl` (all borrowed) and starts
+ * its background sweeper (expired uploads, batched pull statistics). */
 int wh_registry_new(wh_registry **out, const struct wh_registry_config *cfg, wh_db *db,
-                    wh_store *store);
+                    wh_store *store, wh_acl *acl);
 /* Stops the sweeper, flushes pull statistics. */
 void wh_registry_free(wh_registry *reg);
 /* The /v2/ route handler (payload: the wh_registry). */
 int wh_registry_handle(wh_req *req, void *payload);
+/*
+ * The token service at /service/token (payload: the wh_registry): Docker's
+ * token protocol — Basic credentials or none, `scope` parameters, an ES256
+ * JWT granting the intersection of what was asked and what is allowed.
+ */
+int wh_registry_token_handle(wh_req *req, void *payload);
 /* Removes expired upload sessions and staged files without a session. */
 int wh_registry_sweep_uploads(wh_registry *reg, bool at_start);
 

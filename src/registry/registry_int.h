@@ -50,6 +50,7 @@ struct wh_registry {
     struct wh_registry_config cfg;
     wh_db *db;
     wh_store *store;
+    wh_acl *acl;
     pthread_mutex_t lock;     /* guards sessions and pulls */
     struct session *sessions; /* open sessions (list: few at a time) */
     unsigned nsessions;
@@ -68,6 +69,7 @@ struct target {
     const char *name;  /* repository name (pool) */
     const char *ref;   /* tag, digest or upload id (pool), may be "" */
     int64_t project_id;
+    struct wh_principal *who; /* the caller (pool) */
 };
 
 /* errors.c */
@@ -76,10 +78,13 @@ int oci_error(wh_req *r, enum oci_err e, const char *message);
 /* The same with a JSON `detail` value (compact JSON text). */
 int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char *detail_json);
 
-/* Checks the project of t->name exists (sets t->project_id) or answers NAME_UNKNOWN. */
-int need_project(wh_registry *reg, wh_req *r, struct target *t);
 /* Answers DENIED when the registry is read-only; returns < 0 then. */
 int need_writable(wh_registry *reg, wh_req *r);
+/* May the caller read repository `repo` (for mounts)? */
+bool can_pull(wh_registry *reg, const struct wh_principal *who, const char *repo);
+/* Records an audit entry of the caller about `resource` in t's project. */
+void audit(wh_registry *reg, wh_req *r, const struct target *t, const char *resource,
+           const char *operation, bool result);
 /* Queues one pull of an artifact for the statistics. */
 void pull_note(wh_registry *reg, int64_t artifact_id);
 

@@ -1,0 +1,494 @@
+/*
+ * acl.c: identity and permissions for every request.
+ *
+ * Verifying a password with argon2id costs tens of milliseconds on purpose,
+ * which a client sending Basic credentials on every request would pay each
+ * time; so a successful verification is remembered for a minute, keyed by a
+ * hash of (random per-process key, name, password, stored hash) — a changed
+ * password or secret changes the stored hash and misses the cache.
+ * Audit entries are queued and written once a second in one transaction,
+ * so recording a pull never waits for the database.
+ */
+#include "acl/acl.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define VERIFIED_SLOTS 256
+#define VERIFIED_TTL_MS 60000
+#define AUDIT_QUEUE 4096
+#define TOKEN_SLOTS 64 /* verified tokens remembered (clients reuse one token for many requests) */
+
+struct verified {
+    char key[WH_DIGEST_STR_MAX]; /* digest of (salt, name, secret, stored hash) */
+    int64_t until_ms;
+};
+
+struct token_slot {
+    char key[WH_DIGEST_STR_MAX]; /* sha256 of the token text */
+    struct wh_token_claims claims;
+};
+
+struct audit_item {
+    int64_t time_ms, project_id;
+    bool result;
+    char *username, *resource, *resource_type, *operation, *client_ip;
+};
+
+struct wh_acl {
+    wh_db *db;
+    wh_auth_keys *keys;
+    wh_auth_throttle *throttle;
+    int64_t token_ttl_s;
+    char salt[33];
+    pthread_mutex_t lock; /* guards verified[] and the audit queue */
+    struct verified verified[VERIFIED_SLOTS];
+    struct token_slot tokens[TOKEN_SLOTS];
+    struct audit_item queue[AUDIT_QUEUE];
+    size_t nqueue;
+    pthread_t flusher;
+    pthread_cond_t cond;
+    bool stopping;
+};
+
+/* ---- verified-credentials cache ---- */
+
+static void cred_key(struct wh_digest *out, const wh_acl *a, const char *name,
+                     const char *secret, const char *stored)
+{
+    wh_hasher *h = wh_hasher_new(WH_DIGEST_SHA256);
+    wh_hasher_update(h, a->salt, strlen(a->salt));
+    wh_hasher_update(h, name, strlen(name) + 1);
+    wh_hasher_update(h, secret, strlen(secret) + 1);
+    wh_hasher_update(h, stored, strlen(stored));
+    wh_hasher_final(out, h);
+    wh_hasher_free(h);
+}
+
+static size_t cred_slot(const struct wh_digest *k)
+{
+    return strtoul((char[]){k->str[7], k->str[8], k->str[9], '\0'}, NULL, 16) % VERIFIED_SLOTS;
+}
+
+/* Verifies `secret` against the stored argon2id string, through the cache. */
+static bool secret_ok(wh_acl *a, const char *name, const char *secret, const char *stored)
+{
+    struct wh_digest k;
+    int64_t now = wh_now_ms();
+    cred_key(&k, a, name, secret, stored);
+    size_t slot = cred_slot(&k);
+    size_t klen = strlen(k.str);
+    pthread_mutex_lock(&a->lock);
+    bool hit = a->verified[slot].until_ms > now &&
+               wh_auth_consttime_eq(a->verified[slot].key, strlen(a->verified[slot].key), k.str,
+                                    klen);
+    pthread_mutex_unlock(&a->lock);
+    if (hit)
+        return true;
+    if (wh_auth_password_verify(stored, secret) != 0)
+        return false;
+    pthread_mutex_lock(&a->lock);
+    memcpy(a->verified[slot].key, k.str, klen + 1);
+    a->verified[slot].until_ms = now + VERIFIED_TTL_MS;
+    pthread_mutex_unlock(&a->lock);
+    return true;
+}
+
+/* ---- audit queue ---- */
+
+static void audit_item_free(struct audit_item *it)
+{
+    free(it->username);
+    free(it->resource);
+    free(it->resource_type);
+    free(it->operation);
+    free(it->client_ip);
+}
+
+static void audit_flush(wh_acl *a)
+{
+    static struct audit_item batch[AUDIT_QUEUE]; /* only the flusher (or close) uses it */
+    size_t n;
+    pthread_mutex_lock(&a->lock);
+    n = a->nqueue;
+    memcpy(batch, a->queue, n * sizeof(batch[0]));
+    a->nqueue = 0;
+    pthread_mutex_unlock(&a->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct wh_audit e = {
+            .op_time_ms = batch[i].time_ms,
+            .username = batch[i].username,
+            .resource = batch[i].resource,
+            .resource_type = batch[i].resource_type,
+            .operation = batch[i].operation,
+            .result = batch[i].result,
+            .project_id = batch[i].project_id,
+            .client_ip = batch[i].client_ip,
+        };
+        if (wh_db_audit_add(a->db, &e) < 0)
+            wh_log_warn("audit log write failed: %s", wh_error_msg());
+        audit_item_free(&batch[i]);
+    }
+}
+
+static void *flusher_main(void *arg)
+{
+    wh_acl *a = arg;
+    pthread_mutex_lock(&a->lock);
+    while (!a->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+        pthread_mutex_unlock(&a->lock);
+        audit_flush(a);
+        pthread_mutex_lock(&a->lock);
+    }
+    pthread_mutex_unlock(&a->lock);
+    audit_flush(a);
+    wh_db_thread_done(a->db);
+    return NULL;
+}
+
+void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip,
+                  int64_t project_id, const char *resource, const char *resource_type,
+                  const char *operation, bool result)
+{
+    struct audit_item it = {
+        .time_ms = wh_now_ms(),
+        .project_id = project_id,
+        .result = result,
+        .username = wh_strdup(p ? p->name : "anonymous"),
+        .resource = wh_strdup(resource ? resource : ""),
+        .resource_type = wh_strdup(resource_type ? resource_type : ""),
+        .operation = wh_strdup(operation ? operation : ""),
+        .client_ip = wh_strdup(client_ip ? client_ip : ""),
+    };
+    pthread_mutex_lock(&a->lock);
+    bool queued = a->nqueue < AUDIT_QUEUE;
+    if (queued)
+        a->queue[a->nqueue++] = it;
+    pthread_mutex_unlock(&a->lock);
+    if (!queued) { /* a burst larger than the queue: write this one now */
+        struct wh_audit e = {.op_time_ms = it.time_ms, .username = it.username,
+                             .resource = it.resource, .resource_type = it.resource_type,
+                             .operation = it.operation, .result = it.result,
+                             .project_id = it.project_id, .client_ip = it.client_ip};
+        wh_db_audit_add(a->db, &e);
+        audit_item_free(&it);
+    }
+}
+
+/* ---- identification ---- */
+
+static void anonymous(struct wh_principal *p)
+{
+    memset(p, 0, offsetof(struct wh_principal, token));
+    p->kind = WH_PRINCIPAL_ANONYMOUS;
+    snprintf(p->name, sizeof(p->name), "anonymous");
+}
+
+static bool robot_usable(const struct wh_robot *r, int64_t now_s)
+{
+    return !r->disabled && (r->expires_at < 0 || r->expires_at > now_s);
+}
+
+int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *client_ip,
+                 struct wh_principal *out)
+{
+    int64_t now = wh_now_ms();
+    bool ok = false;
+
+    anonymous(out);
+    if (wh_auth_throttle_delay_ms(a->throttle, user, client_ip, now) > 0)
+        return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
+    if (strncmp(user, "robot$", 6) == 0) {
+        struct wh_robot *r = wh_malloc(sizeof(*r));
+        if (wh_db_robot_get(a->db, user, r) == 0 && robot_usable(r, now / 1000) &&
+            secret_ok(a, r->name, password, r->secret)) {
+            ok = true;
+            out->kind = WH_PRINCIPAL_ROBOT;
+            out->id = r->id;
+            snprintf(out->name, sizeof(out->name), "%s", r->name);
+        }
+        free(r);
+    } else {
+        struct wh_user u;
+        if (wh_db_user_get(a->db, user, &u) == 0 && secret_ok(a, u.username, password, u.password)) {
+            ok = true;
+            out->kind = WH_PRINCIPAL_USER;
+            out->id = u.id;
+            out->sysadmin = u.sysadmin;
+            snprintf(out->name, sizeof(out->name), "%s", u.username);
+        }
+    }
+    if (!ok) {
+        wh_auth_throttle_fail(a->throttle, user, client_ip, now);
+        struct wh_principal who;
+        anonymous(&who);
+        snprintf(who.name, sizeof(who.name), "%s", user);
+        wh_acl_audit(a, &who, client_ip, 0, user, "user", "login", false);
+        out->bad_credentials = true;
+        return wh_error_set(WH_EDENIED, "invalid credentials");
+    }
+    wh_auth_throttle_ok(a->throttle, user, client_ip, now);
+    return 0;
+}
+
+/*
+ * Verifies a token, remembering verified ones: an ECDSA verification costs
+ * more than the rest of a HEAD request, and clients send one token many
+ * times. A remembered token is still checked for expiry on every use.
+ */
+static int token_verify(wh_acl *a, const char *token, int64_t now_s, struct wh_token_claims *out)
+{
+    size_t len = strlen(token);
+    if (len > WH_TOKEN_MAX)
+        return WH_EDENIED;
+    struct wh_digest k;
+    wh_digest_of(&k, WH_DIGEST_SHA256, token, len);
+    size_t slot = strtoul((char[]){k.str[7], k.str[8], k.str[9], '\0'}, NULL, 16) % TOKEN_SLOTS;
+    pthread_mutex_lock(&a->lock);
+    struct token_slot *ts = &a->tokens[slot];
+    bool hit = strcmp(ts->key, k.str) == 0;
+    if (hit)
+        *out = ts->claims;
+    pthread_mutex_unlock(&a->lock);
+    if (hit)
+        return out->exp + WH_TOKEN_LEEWAY_S > now_s ? 0 : WH_EDENIED;
+    int rc = wh_auth_token_verify(out, a->keys, token, len, WH_AUTH_ISSUER, WH_AUTH_SERVICE, now_s);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&a->lock);
+    memcpy(ts->key, k.str, sizeof(ts->key));
+    ts->claims = *out;
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+static int from_token(wh_acl *a, const char *token, struct wh_principal *out)
+{
+    int64_t now_s = wh_now_ms() / 1000;
+    anonymous(out);
+    if (token_verify(a, token, now_s, &out->token) < 0) {
+        out->bad_credentials = true;
+        return 0;
+    }
+    out->has_token = true;
+    /*
+     * The token's grants are all a token caller has: they were computed from
+     * the caller's rights when it was issued, and last its lifetime
+     * (wh_acl_token_ttl), as with the distribution token protocol.
+     */
+    const char *sub = out->token.sub;
+    if (*sub) {
+        out->kind = strncmp(sub, "robot$", 6) == 0 ? WH_PRINCIPAL_ROBOT : WH_PRINCIPAL_USER;
+        snprintf(out->name, sizeof(out->name), "%s", sub);
+    }
+    return 0;
+}
+
+int wh_acl_identify(wh_acl *a, const char *authorization, const char *client_ip,
+                    struct wh_principal *out)
+{
+    anonymous(out);
+    if (!authorization || !*authorization)
+        return 0;
+    if (strncasecmp(authorization, "Bearer ", 7) == 0)
+        return from_token(a, authorization + 7, out);
+    char user[WH_NAME_MAX], pass[WH_AUTH_PASSWORD_MAX + 1];
+    if (wh_auth_basic_parse(user, sizeof(user), pass, sizeof(pass), authorization) < 0) {
+        out->bad_credentials = true;
+        return 0;
+    }
+    int rc = wh_acl_login(a, user, pass, client_ip, out);
+    memset(pass, 0, sizeof(pass));
+    return rc == WH_EBUSY ? rc : 0;
+}
+
+/* ---- permissions ---- */
+
+/* Robot permissions: [{"kind":"project","namespace":"p"|"*","access":[{"resource","action"}]}]. */
+static bool robot_allows(wh_acl *a, const struct wh_principal *p, const struct wh_project *project,
+                         const char *res, const char *act)
+{
+    struct wh_robot *r = wh_malloc(sizeof(*r));
+    json_t *perms = NULL;
+    bool ok = false;
+    if (!project || wh_db_robot_get_id(a->db, p->id, r) < 0)
+        goto out;
+    if (strcmp(r->level, "project") == 0 && r->project_id != project->id)
+        goto out;
+    perms = json_loads(r->permissions, 0, NULL);
+    size_t i, j;
+    json_t *perm, *acc;
+    json_array_foreach(perms, i, perm)
+    {
+        const char *ns = json_string_value(json_object_get(perm, "namespace"));
+        if (!ns || (strcmp(ns, "*") != 0 && strcmp(ns, project->name) != 0))
+            continue;
+        json_array_foreach(json_object_get(perm, "access"), j, acc)
+        {
+            const char *pr = json_string_value(json_object_get(acc, "resource"));
+            const char *pa = json_string_value(json_object_get(acc, "action"));
+            if (pr && pa && (strcmp(pr, res) == 0 || strcmp(pr, "*") == 0) &&
+                (strcmp(pa, act) == 0 || strcmp(pa, "*") == 0)) {
+                ok = true;
+                goto out;
+            }
+        }
+    }
+out:
+    json_decref(perms);
+    free(r);
+    return ok;
+}
+
+enum wh_role wh_acl_role(wh_acl *a, const struct wh_principal *p, int64_t project_id)
+{
+    int role = 0;
+    if (p->kind != WH_PRINCIPAL_USER || wh_db_member_role(a->db, project_id, p->id, &role) < 0)
+        return WH_ROLE_NONE;
+    return (enum wh_role)role;
+}
+
+bool wh_acl_can(wh_acl *a, const struct wh_principal *p, const struct wh_project *project,
+                enum wh_rbac_res res, enum wh_rbac_act act)
+{
+    if (p->sysadmin)
+        return true;
+    if (!project)
+        return false; /* system-level resources are for administrators */
+    bool anon = p->kind == WH_PRINCIPAL_ANONYMOUS;
+    if (p->kind == WH_PRINCIPAL_ROBOT) {
+        if (wh_rbac_allowed(WH_ROLE_NONE, project->public, false, true, res, act))
+            return true; /* what anyone may do on a public project */
+        return robot_allows(a, p, project, wh_rbac_res_name(res), wh_rbac_act_name(act));
+    }
+    enum wh_role role = anon ? WH_ROLE_NONE : wh_acl_role(a, p, project->id);
+    return wh_rbac_allowed(role, project->public, false, anon, res, act);
+}
+
+unsigned wh_acl_repo_actions(wh_acl *a, const struct wh_principal *p,
+                             const struct wh_project *project, const char *repo)
+{
+    unsigned acts = 0;
+    if (p->has_token) {
+        static const unsigned bits[] = {WH_ACT_PULL, WH_ACT_PUSH, WH_ACT_DELETE,
+                                        WH_ACT_SCANNER_PULL};
+        for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+            if (wh_auth_token_allows(&p->token, "repository", repo, bits[i]))
+                acts |= bits[i];
+        return acts;
+    }
+    if (p->kind == WH_PRINCIPAL_ROBOT) {
+        if (wh_acl_can(a, p, project, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_PULL))
+            acts |= WH_ACT_PULL;
+        if (wh_acl_can(a, p, project, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_PUSH))
+            acts |= WH_ACT_PUSH;
+        if (wh_acl_can(a, p, project, WH_RBAC_RES_ARTIFACT, WH_RBAC_ACT_DELETE) ||
+            wh_acl_can(a, p, project, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_DELETE))
+            acts |= WH_ACT_DELETE;
+        if (robot_allows(a, p, project, "repository", "scanner-pull"))
+            acts |= WH_ACT_SCANNER_PULL;
+        return acts;
+    }
+    bool anon = p->kind == WH_PRINCIPAL_ANONYMOUS;
+    enum wh_role role = anon ? WH_ROLE_NONE : wh_acl_role(a, p, project->id);
+    return wh_rbac_repo_actions(role, project->public, p->sysadmin, anon);
+}
+
+/* ---- lifecycle ---- */
+
+static int bootstrap_admin(wh_acl *a)
+{
+    int64_t n = 0;
+    int error;
+    if ((error = wh_db_user_count(a->db, &n)) < 0 || n > 0)
+        return error;
+    const char *env = getenv("WHARF_ADMIN_PASSWORD");
+    char generated[WH_AUTH_SECRET_LEN + 1];
+    const char *pw = env;
+    if (env && wh_auth_password_policy(env) < 0)
+        return wh_error_set(WH_EINVALID, "WHARF_ADMIN_PASSWORD: %s", wh_error_msg());
+    if (!env) {
+        wh_auth_secret_new(generated);
+        pw = generated;
+    }
+    struct wh_user u;
+    memset(&u, 0, sizeof(u));
+    snprintf(u.username, sizeof(u.username), "admin");
+    snprintf(u.realname, sizeof(u.realname), "system admin");
+    snprintf(u.comment, sizeof(u.comment), "created at first start");
+    u.sysadmin = true;
+    if ((error = wh_auth_password_hash(u.password, sizeof(u.password), pw)) < 0 ||
+        (error = wh_db_user_create(a->db, &u, NULL)) < 0)
+        return error;
+    if (!env) {
+        /* The one time this password is shown: the console of the first start. */
+        char line[256];
+        int len = snprintf(line, sizeof(line),
+                           "wharf: created the administrator \"admin\" with password %s\n"
+                           "wharf: it is not shown again; change it with: wharf user passwd admin\n",
+                           pw);
+        wh_log_line(line, (size_t)len);
+    } else {
+        wh_log_info("created the administrator \"admin\" (password from WHARF_ADMIN_PASSWORD)");
+    }
+    memset(generated, 0, sizeof(generated));
+    return 0;
+}
+
+int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
+{
+    wh_acl *a = wh_calloc(1, sizeof(*a));
+    int error;
+    a->db = db;
+    a->token_ttl_s = cfg->token_ttl_s > 0 ? cfg->token_ttl_s : 1800;
+    wh_random_hex(a->salt, 16);
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    a->throttle = wh_auth_throttle_new();
+    if ((error = wh_auth_keys_load_or_create(&a->keys, cfg->data_dir)) < 0 ||
+        (error = bootstrap_admin(a)) < 0) {
+        wh_auth_throttle_free(a->throttle);
+        wh_auth_keys_free(a->keys);
+        free(a);
+        return error;
+    }
+    if (pthread_create(&a->flusher, NULL, flusher_main, a) != 0)
+        abort();
+    *out = a;
+    return 0;
+}
+
+void wh_acl_free(wh_acl *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->stopping = true;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+    pthread_join(a->flusher, NULL);
+    wh_auth_throttle_free(a->throttle);
+    wh_auth_keys_free(a->keys);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->cond);
+    free(a);
+}
+
+const wh_auth_keys *wh_acl_keys(const wh_acl *a)
+{
+    return a->keys;
+}
+
+int64_t wh_acl_token_ttl(const wh_acl *a)
+{
+    return a->token_ttl_s;
+}
