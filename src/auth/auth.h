@@ -115,7 +115,7 @@ const char *wh_auth_keys_kid(const wh_auth_keys *k);
 /* The public key as PEM SubjectPublicKeyInfo (borrowed from `k`). */
 const char *wh_auth_keys_public_pem(const wh_auth_keys *k);
 
-/* ============================ tokens (token.c) ============================ */
+/* ============================= tokens (jwt.c) ============================= */
 
 #define WH_AUTH_ISSUER "wharf-token-issuer" /* `iss` of the tokens wharf issues */
 #define WH_AUTH_SERVICE "wharf"             /* `aud`, and the service name in challenges */

@@ -1,5 +1,5 @@
 /*
- * auth/token: registry bearer tokens. Compact JWS (RFC 7515) over JWT claims
+ * auth/jwt: registry bearer tokens. Compact JWS (RFC 7515) over JWT claims
  * (RFC 7519) with ES256 only (RFC 7518 §3.4: ECDSA P-256 + SHA-256, signature
  * = raw r||s, 32 bytes each); claims and access entries as in the Docker token
  * authentication spec. Verification accepts exactly one algorithm and one key
