@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl/acl.h"
+#include "api/api.h"
 #include "common/common.h"
 #include "config/config.h"
 #include "db/db.h"
@@ -87,6 +89,8 @@ static int cmd_serve(const struct wh_config *cfg)
     wh_db *db = NULL;
     wh_store *store = NULL;
     wh_registry *reg = NULL;
+    wh_acl *acl = NULL;
+    wh_api *api = NULL;
     wh_http *http = NULL;
     int rc = 1, sig = 0;
     sigset_t set;
@@ -116,6 +120,13 @@ static int cmd_serve(const struct wh_config *cfg)
         wh_log_error("registry: %s", wh_error_msg());
         goto out;
     }
+    struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir, .token_ttl_s = cfg->token_ttl_s};
+    if (wh_acl_new(&acl, db, &acl_cfg) < 0) {
+        wh_log_error("access: %s", wh_error_msg());
+        goto out;
+    }
+    struct wh_api_config api_cfg = {.version = WHARF_VERSION, .read_only = cfg->read_only};
+    wh_api_new(&api, db, store, acl, &api_cfg);
     struct wh_http_config hc = {
         .listen_host = cfg->listen_host,
         .port = cfg->port,
@@ -127,6 +138,7 @@ static int cmd_serve(const struct wh_config *cfg)
     };
     http = wh_http_new(&hc);
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
+    wh_http_route(http, "/api/v2.0/", wh_api_handle, api);
     if (wh_http_start(http) < 0) {
         wh_log_error("%s", wh_error_msg());
         goto out;
@@ -140,6 +152,8 @@ static int cmd_serve(const struct wh_config *cfg)
     rc = 0;
 out:
     wh_http_free(http);
+    wh_api_free(api);
+    wh_acl_free(acl);
     wh_registry_free(reg);
     wh_store_free(store);
     wh_db_close(db);
