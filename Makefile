@@ -48,6 +48,9 @@ $(B)/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+# The OpenAPI document is embedded by swagger.c (.incbin): rebuild it when the JSON changes.
+$(B)/src/api/swagger.o: src/api/swagger.json
+
 $(B)/libwharf.a: $(LIB_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "acl/acl.h"
+#include "api/api.h"
 #include "auth/auth.h"
 #include "common/common.h"
 #include "config/config.h"
@@ -94,6 +95,7 @@ static int cmd_serve(const struct wh_config *cfg)
     wh_store *store = NULL;
     wh_acl *acl = NULL;
     wh_registry *reg = NULL;
+    wh_api *api = NULL;
     wh_http *http = NULL;
     int rc = 1, sig = 0;
     sigset_t set;
@@ -128,6 +130,11 @@ static int cmd_serve(const struct wh_config *cfg)
         wh_log_error("registry: %s", wh_error_msg());
         goto out;
     }
+    struct wh_api_config api_cfg = {.version = WHARF_VERSION, .read_only = cfg->read_only};
+    if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
+        wh_log_error("api: %s", wh_error_msg());
+        goto out;
+    }
     struct wh_http_config hc = {
         .listen_host = cfg->listen_host,
         .port = cfg->port,
@@ -140,6 +147,7 @@ static int cmd_serve(const struct wh_config *cfg)
     http = wh_http_new(&hc);
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
     wh_http_route(http, "/service/token", wh_registry_token_handle, reg);
+    wh_http_route(http, "/api/v2.0/", wh_api_handle, api);
     if (wh_http_start(http) < 0) {
         wh_log_error("%s", wh_error_msg());
         goto out;
@@ -153,6 +161,7 @@ static int cmd_serve(const struct wh_config *cfg)
     rc = 0;
 out:
     wh_http_free(http);
+    wh_api_free(api);
     wh_registry_free(reg);
     wh_acl_free(acl);
     wh_store_free(store);

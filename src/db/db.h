@@ -232,4 +232,137 @@ int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const 
                      int (*fn)(const struct wh_audit *a, void *payload), void *payload,
                      int64_t *total_out);
 
+/* ---- REST API views (db_project.c, db_repository.c, db_artifact.c) ---- */
+#define WH_PROJECT_META_MAX 4096  /* metadata / CVE allowlist JSON text incl. NUL */
+#define WH_ANNOTATIONS_MAX 16384  /* annotations JSON text incl. NUL */
+
+/* A project with its settings and repository count. */
+struct wh_project_info {
+    struct wh_project p;
+    int64_t owner_id;                          /* 0 when unknown */
+    char owner_name[WH_NAME_MAX];
+    char metadata[WH_PROJECT_META_MAX];        /* JSON object, string values; "public" excluded */
+    char cve_allowlist[WH_PROJECT_META_MAX];   /* JSON object */
+    int64_t storage_limit;                     /* bytes; -1 unlimited */
+    int64_t updated_ms;
+    int64_t repo_count;
+};
+/* Which projects a listing returns. Strings may be NULL (no filter). */
+struct wh_project_filter {
+    const char *name;        /* exact name */
+    const char *name_like;   /* substring of the name */
+    int public;              /* -1 any, 0 private, 1 public */
+    const char *owner;       /* owner's username */
+    int64_t visible_user;    /* -1 all projects; 0 public only; else public + member of */
+    int64_t visible_project; /* also this project (a project robot's), 0 none */
+    int sort;                /* 0 name, 1 creation time, 2 id, 3 update time */
+    bool desc;
+};
+/* 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_project_info(wh_db *db, int64_t id, struct wh_project_info *out);
+int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info *out);
+/* Creates a project from `in` (name, public, owner, metadata, allowlist, limit).
+ * 0, WH_EEXISTS (message: Harbor's) or WH_ERROR. */
+int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *id_out);
+/* Writes public, metadata, cve_allowlist and storage_limit of in->p.id. */
+int wh_db_project_update(wh_db *db, const struct wh_project_info *in);
+/* Deletes an empty project (members and robots go with it). 0, WH_ENOTFOUND,
+ * WH_ECONFLICT (it still holds repositories) or WH_ERROR. */
+int wh_db_project_delete(wh_db *db, int64_t id);
+/* Lists projects matching `f`, skipping `offset`, at most `limit`. */
+int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t offset,
+                       int64_t limit, int (*fn)(const struct wh_project_info *p, void *payload),
+                       void *payload, int64_t *total_out);
+/* Members per role id: counts[1..5]. */
+int wh_db_project_member_counts(wh_db *db, int64_t id, int64_t counts[6]);
+/* Bytes used: distinct blobs over the project's repositories. */
+int wh_db_project_usage(wh_db *db, int64_t id, uint64_t *out);
+/*
+ * May `adding_bytes` more be stored in the project? 0 when within its storage
+ * limit (or unlimited); WH_EDENIED with Harbor's message in `msg` ("adding
+ * <X> of storage resource, which when updated to current usage of <Y> will
+ * exceed the configured upper limit of <Z>."); WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_db_project_quota_check(wh_db *db, int64_t project_id, uint64_t adding_bytes, char *msg,
+                              size_t msgcap);
+/* Harbor's size display: "<n> B" below 1 KiB, else "%.1f KiB/MiB/GiB…". */
+void wh_db_size_format(char *out, size_t cap, uint64_t bytes);
+
+struct wh_statistics {
+    int64_t private_projects, public_projects, private_repos, public_repos;
+    uint64_t storage_bytes; /* every blob stored */
+};
+/* Counts over the projects visible per `f` (visibility fields only). */
+int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_statistics *out);
+
+struct wh_repo_info {
+    int64_t id;
+    int64_t project_id;
+    char name[WH_NAME_MAX];           /* full name */
+    char description[1024];
+    int64_t pull_count, artifact_count;
+    int64_t created_ms, updated_ms;
+    char project_name[WH_NAME_MAX];
+    bool project_public;
+};
+struct wh_repo_filter {
+    int64_t project_id;      /* 0 any */
+    const char *name;        /* exact full name or NULL */
+    const char *name_like;   /* substring or NULL */
+    int64_t visible_user;    /* as in wh_project_filter */
+    int64_t visible_project;
+    int sort;                /* 0 name, 1 creation, 2 update, 3 pull count, 4 id */
+    bool desc;
+};
+int wh_db_repo_info(wh_db *db, const char *name, struct wh_repo_info *out);
+int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, int64_t limit,
+                    int (*fn)(const struct wh_repo_info *r, void *payload), void *payload,
+                    int64_t *total_out);
+int wh_db_repo_set_description(wh_db *db, int64_t id, const char *description);
+/* Deletes a repository with its artifacts and tags. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_repo_delete(wh_db *db, int64_t id);
+
+struct wh_artifact_info {
+    int64_t id, repo_id, project_id;
+    char repo_name[WH_NAME_MAX];
+    char digest[WH_DIGEST_STR_MAX];
+    char media_type[WH_MEDIATYPE_MAX];    /* manifest media type */
+    char artifact_type[WH_MEDIATYPE_MAX]; /* artifactType or config media type ("" none) */
+    uint64_t size;
+    int64_t push_ms, pull_ms;             /* pull_ms 0: never pulled */
+    char annotations[WH_ANNOTATIONS_MAX]; /* JSON object text or "" */
+};
+struct wh_artifact_filter {
+    int64_t repo_id, project_id; /* 0: any */
+    const char *digest, *tag, *media_type; /* NULL: any */
+    int tagged;                  /* -1 any, 0 untagged only, 1 tagged only */
+    int sort;                    /* 0 push time, 1 pull time, 2 size, 3 id */
+    bool desc;
+};
+/* By digest or by tag. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_digest,
+                       struct wh_artifact_info *out);
+int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t offset,
+                        int64_t limit, int (*fn)(const struct wh_artifact_info *a, void *payload),
+                        void *payload, int64_t *total_out);
+/* Children of an index: digest and, when present in the repository, id (else 0). */
+int wh_db_artifact_children(wh_db *db, int64_t artifact_id,
+                            int (*fn)(const char *digest, int64_t child_id, void *payload),
+                            void *payload);
+/* Whether an index of the repository lists `digest` as a child. */
+int wh_db_artifact_referenced(wh_db *db, int64_t repo_id, const char *digest, bool *out);
+
+struct wh_tag_info {
+    int64_t id, repo_id, artifact_id;
+    char name[WH_NAME_MAX];
+    int64_t push_ms, pull_ms;
+};
+/* Tags of an artifact, newest first, optionally by exact name or substring. */
+int wh_db_tag_page(wh_db *db, int64_t artifact_id, const char *name, const char *name_like,
+                   int64_t offset, int64_t limit,
+                   int (*fn)(const struct wh_tag_info *t, void *payload), void *payload,
+                   int64_t *total_out);
+/* Adds a tag. 0, WH_EEXISTS (the repository has it already) or WH_ERROR. */
+int wh_db_tag_create(wh_db *db, int64_t repo_id, int64_t artifact_id, const char *name);
+
 #endif

@@ -1,0 +1,53 @@
+/*
+ * api: the REST API at /api/v2.0/, in Harbor's shape (HARBOR.md §0, §5):
+ * projects and their metadata, repositories, artifacts and tags, members,
+ * robot accounts, users, audit logs, system information, health, statistics
+ * and search. JSON in and out, `page`/`page_size` pagination with
+ * `X-Total-Count` and `Link`, errors as {"errors":[{"code","message"}]}.
+ * Every route sits in one table with the permission it needs; the OpenAPI
+ * document served at /api/v2.0/swagger.json describes the same routes.
+ */
+#ifndef WH_API_H
+#define WH_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "acl/acl.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "storage/storage.h"
+
+typedef struct wh_api wh_api;
+
+struct wh_api_config {
+    const char *version;        /* reported as harbor_version in /systeminfo */
+    bool read_only;             /* refuse every change (403 DENIED) */
+    bool admin_only_creation;   /* project_creation_restriction = adminonly */
+};
+
+/*
+ * Creates the API over `db`, `store` and `acl` (all borrowed; they must
+ * outlive it). Returns 0; `*out` is the caller's, free with wh_api_free.
+ */
+int wh_api_new(wh_api **out, wh_db *db, wh_store *store, wh_acl *acl,
+               const struct wh_api_config *cfg);
+void wh_api_free(wh_api *api);
+/* The route handler for the "/api/v2.0/" prefix (payload: the wh_api). */
+int wh_api_handle(wh_req *req, void *payload);
+
+/* One route of the table: method ("GET") and path template relative to
+ * /api/v2.0 ("/projects/{project_name_or_id}"). */
+struct wh_api_route_info {
+    const char *method;
+    const char *path;
+};
+/* Number of routes in the table. */
+size_t wh_api_route_count(void);
+/* Route `i` (< wh_api_route_count()); strings are static. */
+void wh_api_route_get(size_t i, struct wh_api_route_info *out);
+/* The OpenAPI (swagger 2.0) document served at /api/v2.0/swagger.json
+ * (static storage, NUL-terminated); `*len` may be NULL. */
+const char *wh_api_swagger(size_t *len);
+
+#endif

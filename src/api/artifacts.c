@@ -1,0 +1,355 @@
+/*
+ * artifacts.c: artifacts of a repository (or of a whole project) and their
+ * tags — list with `q` (digest, tags, media_type), `sort`, `with_tag`; get
+ * by digest or tag; delete (412 when an index still lists it); tags list,
+ * create and delete. Objects follow Harbor's Artifact and Tag shapes;
+ * `extra_attrs` come from the image config and `references` from an index's
+ * manifest list, both read from the blob store (HARBOR.md §5).
+ */
+#include "api/api_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry/registry.h"
+
+#define BLOB_READ_MAX (4u << 20) /* manifests and image configs read for a view */
+
+static bool is_index(const char *mt)
+{
+    return strcmp(mt, WH_MT_OCI_INDEX) == 0 || strcmp(mt, WH_MT_DOCKER_LIST) == 0;
+}
+
+static const char *artifact_kind(const struct wh_artifact_info *a)
+{
+    const char *t = a->artifact_type;
+    if (is_index(a->media_type))
+        return "IMAGE";
+    if (strcmp(t, "application/vnd.oci.image.config.v1+json") == 0 ||
+        strcmp(t, "application/vnd.docker.container.image.v1+json") == 0)
+        return "IMAGE";
+    if (strcmp(t, "application/vnd.cncf.helm.config.v1+json") == 0)
+        return "CHART";
+    if (strncmp(t, "application/vnd.cnab", 20) == 0)
+        return "CNAB";
+    if (strncmp(t, "application/vnd.wasm", 20) == 0)
+        return "WASM";
+    return "UNKNOWN";
+}
+
+/* Reads and parses a JSON blob; NULL when absent or not JSON. */
+static json_t *read_json(struct call *c, const char *digest)
+{
+    struct wh_digest d;
+    struct wh_buf b;
+    json_t *doc = NULL;
+    if (wh_digest_parse(&d, digest, strlen(digest)) < 0)
+        return NULL;
+    wh_buf_init(&b, BLOB_READ_MAX);
+    if (wh_store_read_blob(c->api->store, &d, &b) == 0 && b.data)
+        doc = json_loadb(b.data, b.len, 0, NULL);
+    wh_buf_dispose(&b);
+    return doc;
+}
+
+static json_t *references(struct call *c, const struct wh_artifact_info *a, json_t *manifest)
+{
+    json_t *refs = json_array();
+    json_t *list = json_object_get(manifest, "manifests");
+    size_t i;
+    json_t *m;
+    struct wh_artifact_info *child = wh_malloc(sizeof(*child));
+    json_array_foreach(list, i, m) {
+        const char *dg = json_string_value(json_object_get(m, "digest"));
+        if (!dg)
+            continue;
+        json_t *ref = json_object();
+        json_object_set_new(ref, "parent_id", json_integer(a->id));
+        if (wh_db_artifact_get(c->api->db, a->repo_id, dg, true, child) == 0)
+            json_object_set_new(ref, "child_id", json_integer(child->id));
+        json_object_set_new(ref, "child_digest", json_string(dg));
+        json_t *v;
+        if ((v = json_object_get(m, "platform")))
+            json_object_set(ref, "platform", v);
+        if ((v = json_object_get(m, "annotations")))
+            json_object_set(ref, "annotations", v);
+        if ((v = json_object_get(m, "urls")))
+            json_object_set(ref, "urls", v);
+        json_array_append_new(refs, ref);
+    }
+    free(child);
+    return refs;
+}
+
+/* architecture, os, config, created, author of an image config. */
+static json_t *extra_attrs(struct call *c, json_t *manifest)
+{
+    json_t *attrs = json_object();
+    const char *cfg = json_string_value(json_object_get(json_object_get(manifest, "config"),
+                                                        "digest"));
+    json_t *conf = cfg ? read_json(c, cfg) : NULL;
+    if (json_is_object(conf)) {
+        static const char *const keys[] = {"architecture", "os", "config", "created", "author",
+                                           "variant", "os.version", NULL};
+        for (int i = 0; keys[i]; i++) {
+            json_t *v = json_object_get(conf, keys[i]);
+            if (v)
+                json_object_set(attrs, keys[i], v);
+        }
+    }
+    json_decref(conf);
+    return attrs;
+}
+
+static json_t *tag_view(struct call *c, const struct wh_tag_info *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(t->id));
+    json_object_set_new(o, "repository_id", json_integer(t->repo_id));
+    json_object_set_new(o, "artifact_id", json_integer(t->artifact_id));
+    json_object_set_new(o, "name", json_string(t->name));
+    json_object_set_new(o, "push_time", json_string(api_time(c, t->push_ms)));
+    json_object_set_new(o, "pull_time", json_string(api_time(c, t->pull_ms)));
+    json_object_set_new(o, "immutable", json_false());
+    return o;
+}
+
+static int add_tag(const struct wh_tag_info *t, void *payload)
+{
+    void **p = payload;
+    json_array_append_new(p[1], tag_view(p[0], t));
+    return 0;
+}
+
+static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, bool with_tag)
+{
+    json_t *o = json_object();
+    bool idx = is_index(a->media_type);
+    json_object_set_new(o, "id", json_integer(a->id));
+    json_object_set_new(o, "type", json_string(artifact_kind(a)));
+    json_object_set_new(o, "media_type",
+                        json_string(!idx && a->artifact_type[0] ? a->artifact_type : a->media_type));
+    json_object_set_new(o, "manifest_media_type", json_string(a->media_type));
+    if (a->artifact_type[0])
+        json_object_set_new(o, "artifact_type", json_string(a->artifact_type));
+    json_object_set_new(o, "project_id", json_integer(a->project_id));
+    json_object_set_new(o, "repository_id", json_integer(a->repo_id));
+    json_object_set_new(o, "repository_name", json_string(a->repo_name));
+    json_object_set_new(o, "digest", json_string(a->digest));
+    json_object_set_new(o, "size", json_integer((json_int_t)a->size));
+    json_object_set_new(o, "icon", json_string(""));
+    json_object_set_new(o, "push_time", json_string(api_time(c, a->push_ms)));
+    json_object_set_new(o, "pull_time", json_string(api_time(c, a->pull_ms)));
+    json_t *ann = a->annotations[0] ? json_loads(a->annotations, 0, NULL) : NULL;
+    json_object_set_new(o, "annotations", ann ? ann : json_null());
+    json_t *manifest = read_json(c, a->digest);
+    json_object_set_new(o, "extra_attrs", manifest && !idx ? extra_attrs(c, manifest)
+                                                           : json_object());
+    json_object_set_new(o, "references", idx && manifest ? references(c, a, manifest)
+                                                         : json_array());
+    json_decref(manifest);
+    if (with_tag) {
+        json_t *tags = json_array();
+        void *p[2] = {c, tags};
+        wh_db_tag_page(c->api->db, a->id, NULL, NULL, 0, 1000, add_tag, p, NULL);
+        json_object_set_new(o, "tags", tags);
+    }
+    json_object_set_new(o, "labels", json_null());
+    json_object_set_new(o, "addition_links", json_object());
+    return o;
+}
+
+/* ---- loading the route's repository and artifact ---- */
+
+static int load_repo(struct call *c, struct wh_repo_info *out)
+{
+    const char *name = api_repo_name(c, c->param[1]);
+    int error = wh_db_repo_info(c->api->db, name, out);
+    if (error == WH_ENOTFOUND)
+        return api_error(c, 404, "NOT_FOUND",
+                         wh_pool_sprintf(c->pool, "repository %s not found", name));
+    return error < 0 ? api_fail(c, error) : 0;
+}
+
+static bool ref_is_digest(const char *ref)
+{
+    return strchr(ref, ':') != NULL;
+}
+
+static int load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_artifact_info *out)
+{
+    if (load_repo(c, ri) < 0)
+        return -1;
+    const char *ref = c->param[2];
+    if (ref_is_digest(ref)) {
+        struct wh_digest d;
+        if (wh_digest_parse(&d, ref, strlen(ref)) < 0)
+            return api_error(c, 400, "BAD_REQUEST",
+                             wh_pool_sprintf(c->pool, "invalid digest: %s", ref));
+    }
+    int error = wh_db_artifact_get(c->api->db, ri->id, ref, ref_is_digest(ref), out);
+    if (error == WH_ENOTFOUND)
+        return api_error(c, 404, "NOT_FOUND",
+                         wh_pool_sprintf(c->pool, "artifact %s@%s not found", ri->name, ref));
+    return error < 0 ? api_fail(c, error) : 0;
+}
+
+/* ---- list ---- */
+
+struct list_ctx {
+    struct call *c;
+    json_t *arr;
+    bool with_tag;
+};
+
+static int add_artifact(const struct wh_artifact_info *a, void *payload)
+{
+    struct list_ctx *l = payload;
+    json_array_append_new(l->arr, artifact_view(l->c, a, l->with_tag));
+    return 0;
+}
+
+static int list(struct call *c, int64_t repo_id, int64_t project_id)
+{
+    static const char *const sorts[] = {"push_time", "pull_time", "size", "id", NULL};
+    struct wh_artifact_filter f = {.repo_id = repo_id, .project_id = project_id, .tagged = -1};
+    int64_t offset, limit, total = 0;
+    if (api_page(c, &offset, &limit) < 0)
+        return -1;
+    f.digest = api_q(c, "digest", NULL);
+    f.media_type = api_q(c, "media_type", NULL);
+    const char *tags = api_q(c, "tags", NULL);
+    if (tags && strcmp(tags, "*") == 0)
+        f.tagged = 1;
+    else if (tags && strcmp(tags, "nil") == 0)
+        f.tagged = 0;
+    else
+        f.tag = tags;
+    if (!wh_req_query(c->r, "sort")) {
+        f.sort = 0;
+        f.desc = true; /* newest first */
+    } else if ((f.sort = api_sort(c, sorts, 0, &f.desc)) < 0) {
+        return api_error(c, 400, "BAD_REQUEST", "unsupported sort key");
+    }
+    struct list_ctx l = {c, json_array(), api_bool_query(c, "with_tag", true)};
+    int error = wh_db_artifact_list(c->api->db, &f, offset, limit, add_artifact, &l, &total);
+    if (error < 0) {
+        json_decref(l.arr);
+        return api_fail(c, error);
+    }
+    return api_list(c, l.arr, total, offset, limit);
+}
+
+int api_artifacts_list(struct call *c)
+{
+    struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
+    if (load_repo(c, ri) < 0)
+        return -1;
+    return list(c, ri->id, 0);
+}
+
+int api_project_artifacts(struct call *c)
+{
+    return list(c, 0, c->proj->p.id);
+}
+
+int api_artifact_get(struct call *c)
+{
+    struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
+    struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
+    if (load_artifact(c, ri, a) < 0)
+        return -1;
+    return api_json(c, 200, artifact_view(c, a, api_bool_query(c, "with_tag", true)));
+}
+
+int api_artifact_delete(struct call *c)
+{
+    struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
+    struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
+    if (load_artifact(c, ri, a) < 0)
+        return -1;
+    bool referenced = false;
+    int error = wh_db_artifact_referenced(c->api->db, ri->id, a->digest, &referenced);
+    if (error < 0)
+        return api_fail(c, error);
+    const char *res = wh_pool_sprintf(c->pool, "%s@%s", ri->name, a->digest);
+    if (referenced) {
+        api_audit(c, ri->project_id, res, "artifact", "delete", false);
+        return api_error(c, 412, "VIOLATE_FOREIGN_KEY_CONSTRAINT",
+                         "the deleting artifact is referenced by others");
+    }
+    error = wh_db_manifest_delete(c->api->db, ri->name, a->digest);
+    api_audit(c, ri->project_id, res, "artifact", "delete", error == 0);
+    if (error < 0)
+        return api_fail(c, error);
+    return api_ok(c, 200);
+}
+
+/* ---- tags ---- */
+
+int api_tags_list(struct call *c)
+{
+    struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
+    struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
+    int64_t offset, limit, total = 0;
+    bool fuzzy;
+    if (load_artifact(c, ri, a) < 0 || api_page(c, &offset, &limit) < 0)
+        return -1;
+    const char *name = api_q(c, "name", &fuzzy);
+    json_t *arr = json_array();
+    void *p[2] = {c, arr};
+    int error = wh_db_tag_page(c->api->db, a->id, fuzzy ? NULL : name, fuzzy ? name : NULL,
+                               offset, limit, add_tag, p, &total);
+    if (error < 0) {
+        json_decref(arr);
+        return api_fail(c, error);
+    }
+    return api_list(c, arr, total, offset, limit);
+}
+
+int api_tag_create(struct call *c)
+{
+    struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
+    struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
+    json_t *b = api_body(c);
+    if (!b || load_artifact(c, ri, a) < 0)
+        return -1;
+    const char *name = json_string_value(json_object_get(b, "name"));
+    if (!name || !wh_ref_tag_valid(name, strlen(name)))
+        return api_error(c, 400, "BAD_REQUEST",
+                         wh_pool_sprintf(c->pool, "invalid tag name: '%s'", name ? name : ""));
+    int error = wh_db_tag_create(c->api->db, ri->id, a->id, name);
+    const char *res = wh_pool_sprintf(c->pool, "%s:%s", ri->name, name);
+    api_audit(c, ri->project_id, res, "tag", "create", error == 0);
+    if (error == WH_EEXISTS)
+        return api_error(c, 409, "CONFLICT",
+                         wh_pool_sprintf(c->pool, "the tag %s already exists", name));
+    if (error < 0)
+        return api_fail(c, error);
+    wh_resp_header(c->r, "Location",
+                   wh_pool_sprintf(c->pool, "%s/%s", wh_req_path(c->r), name));
+    return api_ok(c, 201);
+}
+
+int api_tag_delete(struct call *c)
+{
+    struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
+    struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
+    if (load_artifact(c, ri, a) < 0)
+        return -1;
+    const char *name = c->param[3];
+    int64_t total = 0;
+    int error = wh_db_tag_page(c->api->db, a->id, name, NULL, 0, 0, add_tag, NULL, &total);
+    if (error < 0)
+        return api_fail(c, error);
+    if (total == 0)
+        return api_error(c, 404, "NOT_FOUND",
+                         wh_pool_sprintf(c->pool, "tag %s not found on artifact", name));
+    error = wh_db_tag_delete(c->api->db, ri->name, name);
+    api_audit(c, ri->project_id, wh_pool_sprintf(c->pool, "%s:%s", ri->name, name), "tag",
+              "delete", error == 0);
+    if (error < 0)
+        return api_fail(c, error);
+    return api_ok(c, 200);
+}

@@ -1,0 +1,232 @@
+/*
+ * db_artifact.c: artifacts and tags as the REST API lists them — filtered by
+ * digest, tag, media type or taggedness, sorted by push time, pull time or
+ * size, with their tags and the children of an index — plus tag creation
+ * and the check that an artifact is not a child of another before deletion.
+ * Platform details of index children and image config attributes are read
+ * from the blobs by api/, not stored here.
+ */
+#include "db/db_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ART_COLS                                                                                   \
+    "a.id, a.repo_id, r.project_id, r.name, a.digest, a.media_type, coalesce(a.artifact_type, ''),"  \
+    " a.size, a.push_ms, coalesce(a.pull_ms, 0), coalesce(a.annotations, '')"
+#define ART_FROM " FROM artifact a JOIN repository r ON r.id = a.repo_id"
+
+static void art_row(struct wh_artifact_info *o, sqlite3_stmt *s)
+{
+    o->id = sqlite3_column_int64(s, 0);
+    o->repo_id = sqlite3_column_int64(s, 1);
+    o->project_id = sqlite3_column_int64(s, 2);
+    db_copy_col(o->repo_name, sizeof(o->repo_name), s, 3);
+    db_copy_col(o->digest, sizeof(o->digest), s, 4);
+    db_copy_col(o->media_type, sizeof(o->media_type), s, 5);
+    db_copy_col(o->artifact_type, sizeof(o->artifact_type), s, 6);
+    o->size = (uint64_t)sqlite3_column_int64(s, 7);
+    o->push_ms = sqlite3_column_int64(s, 8);
+    o->pull_ms = sqlite3_column_int64(s, 9);
+    db_copy_col(o->annotations, sizeof(o->annotations), s, 10);
+}
+
+int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_digest,
+                       struct wh_artifact_info *out)
+{
+    static const char by_digest[] = "SELECT " ART_COLS ART_FROM " WHERE a.repo_id = ?1"
+                                    " AND a.digest = ?2";
+    static const char by_tag[] = "SELECT " ART_COLS ART_FROM " JOIN tag t ON t.artifact_id = a.id"
+                                 " WHERE t.repo_id = ?1 AND t.name = ?2";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, is_digest ? by_digest : by_tag);
+    sqlite3_bind_int64(s, 1, repo_id);
+    db_bind_text(s, 2, ref);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        art_row(out, s);
+    else if (rc == SQLITE_DONE)
+        error = wh_error_set(WH_ENOTFOUND, "artifact %s not found", ref);
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t offset,
+                        int64_t limit, int (*fn)(const struct wh_artifact_info *a, void *payload),
+                        void *payload, int64_t *total_out)
+{
+    /* ?1 repo (0 any), ?2 project (0 any), ?3 digest, ?4 tag, ?5 media type,
+     * ?6 tagged (-1 any, 0 untagged, 1 tagged), ?7 sort, ?8 direction, ?9 offset, ?10 limit */
+#define WHERE                                                                                      \
+    " WHERE (?1 = 0 OR a.repo_id = ?1) AND (?2 = 0 OR r.project_id = ?2)"                          \
+    " AND (?3 IS NULL OR a.digest = ?3)"                                                           \
+    " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id AND t.name = ?4))" \
+    " AND (?5 IS NULL OR a.media_type = ?5 OR a.artifact_type = ?5)"                               \
+    " AND (?6 = -1 OR EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id) = ?6)"
+    static const char sql_count[] = "SELECT count(*)" ART_FROM WHERE;
+    static const char sql[] = "SELECT " ART_COLS ART_FROM WHERE
+                              " ORDER BY CASE ?7 WHEN 1 THEN coalesce(a.pull_ms, 0)"
+                              " WHEN 2 THEN a.size WHEN 3 THEN a.id ELSE a.push_ms END * ?8,"
+                              " a.id * ?8 LIMIT ?10 OFFSET ?9";
+#undef WHERE
+    CONN_OR_FAIL(c, db);
+    int error = 0, rc;
+    for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
+        sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
+        sqlite3_bind_int64(s, 1, f->repo_id);
+        sqlite3_bind_int64(s, 2, f->project_id);
+        db_bind_text(s, 3, f->digest);
+        db_bind_text(s, 4, f->tag);
+        db_bind_text(s, 5, f->media_type);
+        sqlite3_bind_int(s, 6, f->tagged);
+        if (pass == 0) {
+            if (sqlite3_step(s) == SQLITE_ROW)
+                *total_out = sqlite3_column_int64(s, 0);
+            else
+                error = db_fail(c);
+            db_done(s);
+            if (error < 0)
+                return error;
+            continue;
+        }
+        sqlite3_bind_int(s, 7, f->sort);
+        sqlite3_bind_int(s, 8, f->desc ? -1 : 1);
+        sqlite3_bind_int64(s, 9, offset);
+        sqlite3_bind_int64(s, 10, limit);
+        struct wh_artifact_info *row = wh_malloc(sizeof(*row));
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            art_row(row, s);
+            if (fn(row, payload) != 0)
+                break;
+        }
+        free(row);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            error = db_fail(c);
+        db_done(s);
+    }
+    return error;
+}
+
+static void tag_row(struct wh_tag_info *t, sqlite3_stmt *s)
+{
+    t->id = sqlite3_column_int64(s, 0);
+    t->repo_id = sqlite3_column_int64(s, 1);
+    t->artifact_id = sqlite3_column_int64(s, 2);
+    db_copy_col(t->name, sizeof(t->name), s, 3);
+    t->push_ms = sqlite3_column_int64(s, 4);
+    t->pull_ms = sqlite3_column_int64(s, 5);
+}
+
+int wh_db_tag_page(wh_db *db, int64_t artifact_id, const char *name, const char *name_like,
+                   int64_t offset, int64_t limit,
+                   int (*fn)(const struct wh_tag_info *t, void *payload), void *payload,
+                   int64_t *total_out)
+{
+#define WHERE                                                                                      \
+    " WHERE t.artifact_id = ?1 AND (?2 IS NULL OR t.name = ?2)"                                    \
+    " AND (?3 IS NULL OR instr(t.name, ?3) > 0)"
+    static const char sql_count[] = "SELECT count(*) FROM tag t" WHERE;
+    static const char sql[] = "SELECT t.id, t.repo_id, t.artifact_id, t.name, t.push_ms,"
+                              " coalesce(a.pull_ms, 0) FROM tag t JOIN artifact a"
+                              " ON a.id = t.artifact_id" WHERE
+                              " ORDER BY t.push_ms DESC, t.id DESC LIMIT ?5 OFFSET ?4";
+#undef WHERE
+    CONN_OR_FAIL(c, db);
+    int error = 0, rc;
+    for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
+        sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
+        sqlite3_bind_int64(s, 1, artifact_id);
+        db_bind_text(s, 2, name);
+        db_bind_text(s, 3, name_like);
+        if (pass == 0) {
+            if (sqlite3_step(s) == SQLITE_ROW)
+                *total_out = sqlite3_column_int64(s, 0);
+            else
+                error = db_fail(c);
+            db_done(s);
+            if (error < 0)
+                return error;
+            continue;
+        }
+        sqlite3_bind_int64(s, 4, offset);
+        sqlite3_bind_int64(s, 5, limit);
+        struct wh_tag_info t;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            tag_row(&t, s);
+            if (fn(&t, payload) != 0)
+                break;
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            error = db_fail(c);
+        db_done(s);
+    }
+    return error;
+}
+
+int wh_db_tag_create(wh_db *db, int64_t repo_id, int64_t artifact_id, const char *name)
+{
+    static const char sql[] = "INSERT INTO tag(repo_id, name, artifact_id, push_ms)"
+                              " VALUES(?1, ?2, ?3, ?4)";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, repo_id);
+    db_bind_text(s, 2, name);
+    sqlite3_bind_int64(s, 3, artifact_id);
+    sqlite3_bind_int64(s, 4, wh_now_ms());
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_CONSTRAINT)
+        error = wh_error_set(WH_EEXISTS, "tag %s already exists", name);
+    else if (rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int wh_db_artifact_children(wh_db *db, int64_t artifact_id,
+                            int (*fn)(const char *digest, int64_t child_id, void *payload),
+                            void *payload)
+{
+    static const char sql[] =
+        "SELECT c.child_digest, coalesce(k.id, 0) FROM artifact_child c"
+        " JOIN artifact a ON a.id = c.artifact_id"
+        " LEFT JOIN artifact k ON k.repo_id = a.repo_id AND k.digest = c.child_digest"
+        " WHERE c.artifact_id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, artifact_id);
+    int rc, error = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), payload) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int wh_db_artifact_referenced(wh_db *db, int64_t repo_id, const char *digest, bool *out)
+{
+    static const char sql[] = "SELECT 1 FROM artifact_child c JOIN artifact a ON a.id = c.artifact_id"
+                              " WHERE a.repo_id = ?1 AND c.child_digest = ?2 LIMIT 1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, repo_id);
+    db_bind_text(s, 2, digest);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        *out = true;
+    else if (rc == SQLITE_DONE)
+        *out = false;
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}

@@ -1,0 +1,342 @@
+/*
+ * db_project.c: what the REST API needs to know about projects beyond the
+ * registry core — settings (owner, metadata, CVE allowlist, storage limit),
+ * filtered and paginated listing with repository counts, member counts by
+ * role, deletion (refused while repositories remain), storage usage and the
+ * quota check on push, system statistics and the search over projects and
+ * repositories.
+ *
+ * Storage usage is the sum of the sizes of the distinct blobs linked into the
+ * project's repositories (manifests included), so a blob shared by several
+ * repositories of one project counts once (Harbor's rule).
+ */
+#include "db/db_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Visibility filter shared by the listing queries: ?V is the caller's user id
+ * (-1: everything, 0: public only), ?R a robot's project (0: none). */
+#define VISIBLE(V, R)                                                                              \
+    " (" V " = -1 OR p.public = 1 OR p.id = " R " OR p.id IN"                                      \
+    " (SELECT project_id FROM member WHERE user_id = " V ")) "
+
+#define INFO_COLS                                                                                  \
+    "p.id, p.name, p.public, p.created_ms, coalesce(p.owner_id, 0), coalesce(u.username, ''),"     \
+    " p.metadata, p.cve_allowlist, p.storage_limit, coalesce(p.updated_ms, p.created_ms),"         \
+    " (SELECT count(*) FROM repository r WHERE r.project_id = p.id)"
+#define INFO_FROM " FROM project p LEFT JOIN user u ON u.id = p.owner_id"
+
+static void info_row(struct wh_project_info *o, sqlite3_stmt *s)
+{
+    memset(o, 0, sizeof(*o));
+    o->p.id = sqlite3_column_int64(s, 0);
+    db_copy_col(o->p.name, sizeof(o->p.name), s, 1);
+    o->p.public = sqlite3_column_int(s, 2) != 0;
+    o->p.created_ms = sqlite3_column_int64(s, 3);
+    o->owner_id = sqlite3_column_int64(s, 4);
+    db_copy_col(o->owner_name, sizeof(o->owner_name), s, 5);
+    db_copy_col(o->metadata, sizeof(o->metadata), s, 6);
+    db_copy_col(o->cve_allowlist, sizeof(o->cve_allowlist), s, 7);
+    o->storage_limit = sqlite3_column_int64(s, 8);
+    o->updated_ms = sqlite3_column_int64(s, 9);
+    o->repo_count = sqlite3_column_int64(s, 10);
+}
+
+static int step_one(struct conn *c, sqlite3_stmt *s, struct wh_project_info *out, const char *what)
+{
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        info_row(out, s);
+    else if (rc == SQLITE_DONE)
+        error = wh_error_set(WH_ENOTFOUND, "project %s not found", what);
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int wh_db_project_info(wh_db *db, int64_t id, struct wh_project_info *out)
+{
+    static const char sql[] = "SELECT " INFO_COLS INFO_FROM " WHERE p.id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    char what[32];
+    snprintf(what, sizeof(what), "%" PRId64, id);
+    return step_one(c, s, out, what);
+}
+
+int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info *out)
+{
+    static const char sql[] = "SELECT " INFO_COLS INFO_FROM " WHERE p.name = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, name);
+    return step_one(c, s, out, name);
+}
+
+int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *id_out)
+{
+    static const char sql[] =
+        "INSERT INTO project(name, public, created_ms, updated_ms, owner_id, metadata,"
+        " cve_allowlist, storage_limit) VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, in->p.name);
+    sqlite3_bind_int(s, 2, in->p.public);
+    sqlite3_bind_int64(s, 3, wh_now_ms());
+    if (in->owner_id > 0)
+        sqlite3_bind_int64(s, 4, in->owner_id);
+    else
+        sqlite3_bind_null(s, 4);
+    db_bind_text(s, 5, in->metadata[0] ? in->metadata : "{}");
+    db_bind_text(s, 6, in->cve_allowlist[0] ? in->cve_allowlist : "{}");
+    sqlite3_bind_int64(s, 7, in->storage_limit);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_CONSTRAINT)
+        error = wh_error_set(WH_EEXISTS, "The project named %s already exists", in->p.name);
+    else if (rc != SQLITE_DONE)
+        error = db_fail(c);
+    else if (id_out)
+        *id_out = db_last_id(c);
+    db_done(s);
+    return error;
+}
+
+int wh_db_project_update(wh_db *db, const struct wh_project_info *in)
+{
+    static const char sql[] = "UPDATE project SET public = ?2, metadata = ?3, cve_allowlist = ?4,"
+                              " storage_limit = ?5, updated_ms = ?6 WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, in->p.id);
+    sqlite3_bind_int(s, 2, in->p.public);
+    db_bind_text(s, 3, in->metadata[0] ? in->metadata : "{}");
+    db_bind_text(s, 4, in->cve_allowlist[0] ? in->cve_allowlist : "{}");
+    sqlite3_bind_int64(s, 5, in->storage_limit);
+    sqlite3_bind_int64(s, 6, wh_now_ms());
+    int error = db_run(c, s);
+    if (error == 0 && db_changes(c) == 0)
+        error = wh_error_set(WH_ENOTFOUND, "project %" PRId64 " not found", in->p.id);
+    return error;
+}
+
+int wh_db_project_delete(wh_db *db, int64_t id)
+{
+    static const char sql_has[] = "SELECT 1 FROM repository WHERE project_id = ?1 LIMIT 1";
+    static const char sql[] = "DELETE FROM project WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    sqlite3_stmt *s = db_stmt(c, sql_has);
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        error = wh_error_set(WH_ECONFLICT, "the project contains repositories, can not be deleted");
+    else if (rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    if (error == 0) {
+        s = db_stmt(c, sql);
+        sqlite3_bind_int64(s, 1, id);
+        error = db_run(c, s);
+        if (error == 0 && db_changes(c) == 0)
+            error = wh_error_set(WH_ENOTFOUND, "project %" PRId64 " not found", id);
+    }
+    return db_tx_end(c, error);
+}
+
+int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t offset,
+                       int64_t limit, int (*fn)(const struct wh_project_info *p, void *payload),
+                       void *payload, int64_t *total_out)
+{
+    /* ?1 exact name, ?2 name substring, ?3 public (-1 any), ?4 owner name,
+     * ?5/?6 visibility, ?7 sort key, ?8 direction, ?9 offset, ?10 limit */
+#define WHERE                                                                                      \
+    " WHERE (?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR instr(p.name, ?2) > 0)"                 \
+    " AND (?3 = -1 OR p.public = ?3) AND (?4 IS NULL OR u.username = ?4) AND" VISIBLE("?5", "?6")
+    static const char sql_count[] = "SELECT count(*)" INFO_FROM WHERE;
+    static const char sql[] = "SELECT " INFO_COLS INFO_FROM WHERE
+                              " ORDER BY CASE ?7 WHEN 0 THEN NULL WHEN 1 THEN p.created_ms * ?8"
+                              " WHEN 2 THEN p.id * ?8"
+                              " ELSE coalesce(p.updated_ms, p.created_ms) * ?8 END,"
+                              " CASE WHEN ?8 > 0 THEN p.name END ASC,"
+                              " CASE WHEN ?8 < 0 THEN p.name END DESC"
+                              " LIMIT ?10 OFFSET ?9";
+#undef WHERE
+    CONN_OR_FAIL(c, db);
+    int error = 0, rc;
+    for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
+        sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
+        db_bind_text(s, 1, f->name);
+        db_bind_text(s, 2, f->name_like);
+        sqlite3_bind_int(s, 3, f->public);
+        db_bind_text(s, 4, f->owner);
+        sqlite3_bind_int64(s, 5, f->visible_user);
+        sqlite3_bind_int64(s, 6, f->visible_project);
+        if (pass == 0) {
+            rc = sqlite3_step(s);
+            if (rc == SQLITE_ROW)
+                *total_out = sqlite3_column_int64(s, 0);
+            else
+                error = db_fail(c);
+            db_done(s);
+            if (error < 0)
+                return error;
+            continue;
+        }
+        sqlite3_bind_int(s, 7, f->sort);
+        sqlite3_bind_int(s, 8, f->desc ? -1 : 1);
+        sqlite3_bind_int64(s, 9, offset);
+        sqlite3_bind_int64(s, 10, limit);
+        struct wh_project_info *row = wh_malloc(sizeof(*row));
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            info_row(row, s);
+            if (fn(row, payload) != 0)
+                break;
+        }
+        free(row);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            error = db_fail(c);
+        db_done(s);
+    }
+    return error;
+}
+
+int wh_db_project_member_counts(wh_db *db, int64_t id, int64_t counts[6])
+{
+    static const char sql[] = "SELECT role, count(*) FROM member WHERE project_id = ?1 GROUP BY role";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    memset(counts, 0, 6 * sizeof(counts[0]));
+    int rc, error = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int role = sqlite3_column_int(s, 0);
+        if (role >= 1 && role <= 5)
+            counts[role] = sqlite3_column_int64(s, 1);
+    }
+    if (rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+/* ---- storage quota ---- */
+
+int wh_db_project_usage(wh_db *db, int64_t id, uint64_t *out)
+{
+    static const char sql[] =
+        "SELECT coalesce(sum(b.size), 0) FROM blob b WHERE b.digest IN"
+        " (SELECT rb.digest FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
+        "  WHERE r.project_id = ?1)";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+void wh_db_size_format(char *out, size_t cap, uint64_t v)
+{
+    /* Harbor's storage display: bytes below 1 KiB, else one decimal in binary units. */
+    static const char units[] = "KMGTPE";
+    if (v < 1024) {
+        snprintf(out, cap, "%" PRIu64 " B", v);
+        return;
+    }
+    uint64_t div = 1024;
+    int exp = 0;
+    for (uint64_t n = v / 1024; n >= 1024; n /= 1024) {
+        div *= 1024;
+        exp++;
+    }
+    snprintf(out, cap, "%.1f %ciB", (double)v / (double)div, units[exp]);
+}
+
+int wh_db_project_quota_check(wh_db *db, int64_t project_id, uint64_t adding_bytes, char *msg,
+                              size_t msgcap)
+{
+    static const char sql[] = "SELECT storage_limit FROM project WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    int rc = sqlite3_step(s);
+    int64_t limit = -1;
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        limit = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+        error = wh_error_set(WH_ENOTFOUND, "project %" PRId64 " not found", project_id);
+    else
+        error = db_fail(c);
+    db_done(s);
+    if (error < 0 || limit < 0)
+        return error;
+    uint64_t used = 0, total;
+    if ((error = wh_db_project_usage(db, project_id, &used)) < 0)
+        return error;
+    if (!__builtin_add_overflow(used, adding_bytes, &total) && total <= (uint64_t)limit)
+        return 0;
+    char a[32], u[32], l[32];
+    wh_db_size_format(a, sizeof(a), adding_bytes);
+    wh_db_size_format(u, sizeof(u), used);
+    wh_db_size_format(l, sizeof(l), (uint64_t)limit);
+    snprintf(msg, msgcap,
+             "adding %s of storage resource, which when updated to current usage of %s will "
+             "exceed the configured upper limit of %s.",
+             a, u, l);
+    return wh_error_set(WH_EDENIED, "%s", msg);
+}
+
+/* ---- statistics and search ---- */
+
+int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_statistics *out)
+{
+    static const char sql[] =
+        "SELECT coalesce(sum(p.public = 0), 0), coalesce(sum(p.public = 1), 0),"
+        " coalesce(sum(CASE WHEN p.public = 0 THEN (SELECT count(*) FROM repository r"
+        "   WHERE r.project_id = p.id) END), 0),"
+        " coalesce(sum(CASE WHEN p.public = 1 THEN (SELECT count(*) FROM repository r"
+        "   WHERE r.project_id = p.id) END), 0)"
+        " FROM project p WHERE" VISIBLE("?1", "?2");
+    static const char sql_storage[] = "SELECT coalesce(sum(size), 0) FROM blob";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, f->visible_user);
+    sqlite3_bind_int64(s, 2, f->visible_project);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    memset(out, 0, sizeof(*out));
+    if (rc == SQLITE_ROW) {
+        out->private_projects = sqlite3_column_int64(s, 0);
+        out->public_projects = sqlite3_column_int64(s, 1);
+        out->private_repos = sqlite3_column_int64(s, 2);
+        out->public_repos = sqlite3_column_int64(s, 3);
+    } else {
+        error = db_fail(c);
+    }
+    db_done(s);
+    if (error < 0)
+        return error;
+    s = db_stmt(c, sql_storage);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        out->storage_bytes = (uint64_t)sqlite3_column_int64(s, 0);
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
