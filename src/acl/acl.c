@@ -6,8 +6,9 @@
  * time; so a successful verification is remembered for a minute, keyed by a
  * hash of (random per-process key, name, password, stored hash) — a changed
  * password or secret changes the stored hash and misses the cache.
- * Audit entries are queued and written once a second in one transaction,
- * so recording a pull never waits for the database.
+ * Audit entries of pulls are queued and written once a second, so
+ * recording a pull never waits for the database; other entries are written
+ * at once.
  */
 #include "acl/acl.h"
 
@@ -169,12 +170,20 @@ void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip
         .operation = wh_strdup(operation ? operation : ""),
         .client_ip = wh_strdup(client_ip ? client_ip : ""),
     };
-    pthread_mutex_lock(&a->lock);
-    bool queued = a->nqueue < AUDIT_QUEUE;
-    if (queued)
-        a->queue[a->nqueue++] = it;
-    pthread_mutex_unlock(&a->lock);
-    if (!queued) { /* a burst larger than the queue: write this one now */
+    /*
+     * Pulls are queued (they are the hot path and the bulk of the log);
+     * everything else is written before the answer, so what a client did is
+     * in the log by the time it hears back.
+     */
+    bool queued = false;
+    if (strcmp(it.operation, "pull") == 0) {
+        pthread_mutex_lock(&a->lock);
+        queued = a->nqueue < AUDIT_QUEUE;
+        if (queued)
+            a->queue[a->nqueue++] = it;
+        pthread_mutex_unlock(&a->lock);
+    }
+    if (!queued) {
         struct wh_audit e = {.op_time_ms = it.time_ms, .username = it.username,
                              .resource = it.resource, .resource_type = it.resource_type,
                              .operation = it.operation, .result = it.result,
@@ -332,6 +341,11 @@ static bool robot_allows(wh_acl *a, const struct wh_principal *p, const struct w
         const char *ns = json_string_value(json_object_get(perm, "namespace"));
         if (!ns || (strcmp(ns, "*") != 0 && strcmp(ns, project->name) != 0))
             continue;
+        /* a robot may always see the project it has permissions in */
+        if (strcmp(res, "project") == 0 && strcmp(act, "read") == 0) {
+            ok = true;
+            goto out;
+        }
         json_array_foreach(json_object_get(perm, "access"), j, acc)
         {
             const char *pr = json_string_value(json_object_get(acc, "resource"));

@@ -25,6 +25,10 @@ import ocilayout
 from regclient import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Every test server's administrator; clients log in with it unless a test says otherwise.
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "Wharf-Admin-1"
+ADMIN_CREDS = f"{ADMIN_USER}:{ADMIN_PASSWORD}"
 CACHE_DIR = REPO_ROOT / "tests" / ".cache"
 START_TIMEOUT = 20.0
 
@@ -105,6 +109,7 @@ class WharfServer:
             {
                 "WHARF_LISTEN": self.host,
                 "WHARF_DATA_DIR": self.data_dir,
+                "WHARF_ADMIN_PASSWORD": ADMIN_PASSWORD,
             }
         )
         env.update(self.extra_env)
@@ -135,7 +140,7 @@ class WharfServer:
                     + self.log_text()[-4000:]
                 )
             try:
-                r = requests.get(self.url + "/v2/", timeout=2)
+                r = requests.get(self.url + "/v2/", timeout=2, auth=(ADMIN_USER, ADMIN_PASSWORD))
                 if r.status_code == 200:
                     return self
                 last = f"GET /v2/ -> {r.status_code}"
@@ -214,8 +219,9 @@ class WharfServer:
         except OSError:
             return ""
 
-    def registry(self) -> Registry:
-        return Registry(self.url)
+    def registry(self, auth=(ADMIN_USER, ADMIN_PASSWORD)) -> Registry:
+        """A client of this server, logged in as the administrator unless `auth` says otherwise."""
+        return Registry(self.url, auth=auth)
 
     def cli(self, *args, check=False, timeout=30) -> subprocess.CompletedProcess:
         """Run `wharf ARGS...` against this server's data dir."""
@@ -376,19 +382,28 @@ class Tool:
         )
 
 
+def _creds_args(src, dst, extra):
+    """Administrator credentials for the registry ends of a copy, unless given."""
+    args = []
+    if src.startswith("docker://") and not any(a.startswith("--src-creds") or a == "--src-no-creds" for a in extra):
+        args.append("--src-creds=" + ADMIN_CREDS)
+    if dst.startswith("docker://") and not any(a.startswith("--dest-creds") for a in extra):
+        args.append("--dest-creds=" + ADMIN_CREDS)
+    return args
+
+
 class Skopeo(Tool):
     def copy(self, src, dst, *extra, timeout=300, check=True):
-        return self.run(
-            ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", *extra, src, dst],
-            timeout=timeout,
-            check=check,
-        )
+        return self.run(self.copy_argv(src, dst, *extra), timeout=timeout, check=check)
 
     def copy_argv(self, src, dst, *extra):
-        return ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", *extra, src, dst]
+        return ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                *_creds_args(src, dst, extra), *extra, src, dst]
 
     def inspect(self, ref, *extra, raw=False):
         argv = ["skopeo", "inspect", "--tls-verify=false", *extra]
+        if not any(a.startswith("--creds") or a == "--no-creds" for a in extra):
+            argv.append("--creds=" + ADMIN_CREDS)
         if raw:
             argv.append("--raw")
         p = self.run(argv + [ref], timeout=120)

@@ -79,9 +79,10 @@ def expect_error(r: requests.Response, status: int, code: str) -> dict:
 class Registry:
     """Requests against one running server; paths are relative to its root."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, auth=None):
         self.base = base.rstrip("/")
         self.session = requests.Session()
+        self.session.auth = auth
 
     def url(self, path: str) -> str:
         if path.startswith("http"):

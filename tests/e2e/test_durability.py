@@ -3,6 +3,7 @@ partial blob and loses nothing acknowledged; two clients pushing the same
 image at once both succeed and every blob is stored once."""
 
 import hashlib
+import base64
 import os
 import socket
 import time
@@ -14,6 +15,7 @@ from conftest import Skopeo
 from datadir import check_blob_store, has_blob, staging_files
 from ocilayout import make_image, sha256_digest
 from regclient import describe, expect_error
+from conftest import ADMIN_CREDS
 
 MiB = 1 << 20
 
@@ -50,6 +52,7 @@ def test_sigkill_mid_upload(servers, unique):
         head = (
             f"PATCH {path_of(reg.url(loc))} HTTP/1.1\r\n"
             f"Host: {srv.host}\r\n"
+            f"Authorization: Basic {base64.b64encode(ADMIN_CREDS.encode()).decode()}\r\n"
             "Content-Type: application/octet-stream\r\n"
             f"Content-Length: {len(big)}\r\n"
             f"Content-Range: 0-{len(big) - 1}\r\n\r\n"

@@ -4,6 +4,8 @@ image back under another tag."""
 import gzip
 import json
 
+from conftest import ADMIN_PASSWORD, ADMIN_USER
+
 from ocilayout import sha256_digest
 from regclient import describe
 
@@ -14,6 +16,8 @@ def test_podman_pull_and_push(server, registry, skopeo, podman, image_layout, un
     skopeo.copy(f"oci:{src}:v1", f"docker://{server.host}/{repo}:v1")
 
     name = f"{server.host}/{repo}"
+    # log in as a user does, then pull and push with the stored credentials
+    podman("login", "--tls-verify=false", "-u", ADMIN_USER, "-p", ADMIN_PASSWORD, server.host)
     podman("pull", "--tls-verify=false", f"docker://{name}:v1")
     info = json.loads(podman("image", "inspect", f"{name}:v1").stdout)[0]
     assert info["Digest"] == img.manifest_digest
