@@ -2,6 +2,7 @@
 response of the registry must pass (API version header, error body shape).
 """
 
+import http.client
 import json
 
 import requests
@@ -28,6 +29,24 @@ OCI_ERROR_CODES = {
     "UNSUPPORTED",
     "TOO_MANY_REQUESTS",
 }
+
+
+def raw_request(server, method, path, body=None, headers=None):
+    """Send `path` exactly as given (requests would resolve `..` itself)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        hdrs = dict(headers or {})
+        if body is not None:
+            hdrs["Content-Length"] = str(len(body))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
 
 
 def describe(r: requests.Response) -> str:

@@ -11,23 +11,11 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-import pytest
 
 from conftest import Skopeo
-from datadir import check_blob_store, has_blob, staging_files
-from ocilayout import (
-    MT_CONFIG,
-    MT_DOCKER_MANIFEST,
-    MT_EMPTY,
-    MT_INDEX,
-    MT_MANIFEST,
-    canonical_json,
-    layout_ref,
-    make_image,
-    read_layout,
-    sha256_digest,
-)
-from regclient import check_api_version, check_error_body, describe, expect_error
+from datadir import check_blob_store, has_blob
+from ocilayout import MT_DOCKER_MANIFEST, MT_EMPTY, MT_INDEX, MT_MANIFEST, make_image, sha256_digest
+from regclient import check_error_body, describe, expect_error
 
 OCTET = "application/octet-stream"
 EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -10,7 +10,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from datadir import staging_files
 from ocilayout import make_image, sha256_digest
