@@ -11,7 +11,6 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-
 from conftest import Skopeo
 from datadir import check_blob_store, has_blob
 from ocilayout import MT_DOCKER_MANIFEST, MT_EMPTY, MT_INDEX, MT_MANIFEST, make_image, sha256_digest
