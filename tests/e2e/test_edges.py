@@ -320,3 +320,28 @@ def test_referrers_include_index_artifacts(registry, unique):
     assert listed[0]["digest"] == sha256_digest(idx)
     assert listed[0]["mediaType"] == MT_INDEX
     assert listed[0]["artifactType"] == "application/vnd.example.bundle"
+
+
+def test_sha512_manifest_reference(registry, unique):
+    """A manifest pushed by a sha512 digest is stored and served under it."""
+    import hashlib
+
+    repo = f"library/{unique}"
+    img = small_image()
+    for b in img.blobs.values():
+        registry.push_blob(repo, b)
+    ref = "sha512:" + hashlib.sha512(img.manifest).hexdigest()
+    r = registry.push_manifest(repo, ref, img.manifest)
+    assert r.status_code == 201, describe(r)
+    assert r.headers.get("Docker-Content-Digest") == ref, describe(r)
+    g = registry.get_manifest(repo, ref)
+    assert g.status_code == 200 and g.content == img.manifest, describe(g)
+    assert g.headers.get("Docker-Content-Digest") == ref
+
+
+def test_missing_project_on_pull(registry):
+    project = f"nosuch{os.urandom(3).hex()}"
+    for path in (f"/v2/{project}/app/manifests/v1", f"/v2/{project}/app/tags/list",
+                 f"/v2/{project}/app/blobs/{sha256_digest(b'x')}"):
+        r = registry.get(path)
+        expect_error(r, 404, "NAME_UNKNOWN")

@@ -220,3 +220,57 @@ def test_project_cli(servers, unique):
     reg.push_image(f"team/{unique}", img, "v1")
     r = reg.get_manifest(f"team/{unique}", "v1")
     assert r.status_code == 200 and r.content == img.manifest, describe(r)
+
+    # With the server stopped, the command works on the data dir alone, and
+    # the next start serves what it created.
+    assert srv.stop() == 0
+    p = srv.cli("project", "create", "offline")
+    assert p.returncode == 0, f"project create with the server stopped: {p.stdout}{p.stderr}"
+    p = srv.cli("project", "list")
+    assert p.returncode == 0 and "offline" in p.stdout, p.stdout + p.stderr
+    srv.start()
+    reg = srv.registry()
+    reg.push_image(f"offline/{unique}", img, "v1")
+    r = reg.get_manifest(f"team/{unique}", "v1")
+    assert r.status_code == 200 and r.content == img.manifest, describe(r)
+
+
+def test_access_log(server, registry, unique):
+    """Each request leaves a line on stderr naming its method, path and status."""
+    path = f"/v2/library/{unique}/tags/list"
+    r = registry.get(path)
+    assert r.status_code == 404
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [l for l in server.log_since_mark().splitlines() if path in l]
+        if any("GET" in l and "404" in l for l in lines):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"no access log line for GET {path} -> 404 in:\n{server.log_since_mark()[-2000:]}")
+
+
+def test_slow_upload_outlives_ttl(servers, unique):
+    """A PATCH that streams for longer than the TTL is activity, not idleness:
+    the sweeper must not remove its session under it."""
+    ttl = 2
+    srv = servers.new(env={"WHARF_UPLOAD_TTL": str(ttl)})
+    reg = srv.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(3 << 20)
+    loc = reg.start_upload(repo)
+
+    def slow_body():
+        step = len(data) // 32
+        for off in range(0, len(data), step):
+            yield data[off:off + step]
+            time.sleep((ttl + min(ttl, 30) + 3) / 32)
+
+    t0 = time.monotonic()
+    r = reg.patch(loc, data=slow_body(), headers={"Content-Type": OCTET}, timeout=120)
+    assert time.monotonic() - t0 > ttl + min(ttl, 30), "the body was not streamed slowly"
+    assert r.status_code == 202, describe(r)
+    assert r.headers.get("Range") == f"0-{len(data) - 1}", describe(r)
+    p = reg.put(r.headers["Location"], params={"digest": sha256_digest(data)})
+    assert p.status_code == 201, describe(p)
+    g = reg.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
+    assert g.status_code == 200 and g.content == data
