@@ -11,6 +11,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+import pytest
+
 from conftest import Skopeo
 from datadir import check_blob_store, has_blob
 from ocilayout import MT_DOCKER_MANIFEST, MT_EMPTY, MT_INDEX, MT_MANIFEST, make_image, sha256_digest
@@ -345,3 +347,81 @@ def test_missing_project_on_pull(registry):
                  f"/v2/{project}/app/blobs/{sha256_digest(b'x')}"):
         r = registry.get(path)
         expect_error(r, 404, "NAME_UNKNOWN")
+
+
+def test_content_type_must_match_media_type(registry, unique):
+    repo = f"library/{unique}"
+    img = small_image()
+    for b in img.blobs.values():
+        registry.push_blob(repo, b)
+    r = registry.push_manifest(repo, "v1", img.manifest, MT_INDEX)
+    expect_error(r, 400, "MANIFEST_INVALID")
+    r = registry.push_manifest(repo, "v1", img.manifest, MT_DOCKER_MANIFEST)
+    expect_error(r, 400, "MANIFEST_INVALID")
+    assert registry.get_manifest(repo, "v1").status_code == 404
+
+
+def test_upload_session_is_bound_to_its_repository(registry, unique):
+    a, b = f"library/{unique}-a", f"library/{unique}-b"
+    registry.push_blob(b, b"b exists")
+    loc = registry.start_upload(a)
+    session = loc.rstrip("/").split("/")[-1].split("?")[0]
+    other = f"/v2/{b}/blobs/uploads/{session}"
+    expect_error(registry.get(other), 404, "BLOB_UPLOAD_UNKNOWN")
+    data = b"smuggled"
+    expect_error(registry.put(other, params={"digest": sha256_digest(data)}, data=data,
+                              headers={"Content-Type": OCTET}), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert registry.head(f"/v2/{b}/blobs/{sha256_digest(data)}").status_code == 404
+    # The session still works where it was opened.
+    p = registry.put(loc, params={"digest": sha256_digest(data)}, data=data,
+                     headers={"Content-Type": OCTET})
+    assert p.status_code == 201, describe(p)
+
+
+def test_concurrent_patches_to_one_session(server, registry, unique):
+    """Two writers on one session: one wins, the other is told 416; the bytes
+    are never interleaved."""
+    repo = f"library/{unique}"
+    loc = registry.start_upload(repo)
+    bodies = [os.urandom(1 << 20), os.urandom(1 << 20)]
+    results = [None, None]
+    barrier = threading.Barrier(2)
+
+    def slow(body):
+        for off in range(0, len(body), 64 * 1024):
+            yield body[off:off + 64 * 1024]
+            time.sleep(0.02)
+
+    def writer(i):
+        reg = server.registry()
+        barrier.wait()
+        results[i] = reg.patch(loc, data=slow(bodies[i]), headers={
+            "Content-Type": OCTET, "Content-Range": f"0-{len(bodies[i]) - 1}"})
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    codes = sorted(r.status_code for r in results)
+    assert codes == [202, 416], [describe(r) for r in results]
+    winner = bodies[[r.status_code for r in results].index(202)]
+    st = registry.get(loc)
+    assert st.headers.get("Range") == f"0-{len(winner) - 1}", describe(st)
+    p = registry.put(loc, params={"digest": sha256_digest(winner)})
+    assert p.status_code == 201, describe(p)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("PATCH", "/v2/{repo}/manifests/v1"),
+    ("POST", "/v2/{repo}/manifests/v1"),
+    ("PUT", "/v2/{repo}/blobs/{digest}"),
+    ("POST", "/v2/{repo}/tags/list"),
+    ("DELETE", "/v2/"),
+])
+def test_wrong_method(registry, unique, method, path):
+    repo = f"library/{unique}"
+    registry.push_blob(repo, b"exists")
+    r = registry.request(method, path.format(repo=repo, digest=sha256_digest(b"exists")),
+                         data=b"{}")
+    expect_error(r, 405, "UNSUPPORTED")

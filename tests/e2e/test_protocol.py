@@ -561,6 +561,9 @@ def test_deletes(server, registry, unique):
     assert h.status_code == 404, describe(h)
     expect_error(registry.delete(f"/v2/{repo}/manifests/{img.manifest_digest}"), 404,
                  "MANIFEST_UNKNOWN")
+    # Tags on a deleted manifest go with it.
+    expect_error(registry.get_manifest(repo, "kept"), 404, "MANIFEST_UNKNOWN")
+    assert "kept" not in (registry.get(f"/v2/{repo}/tags/list").json().get("tags") or [])
 
     # A blob.
     layer = img.layers[0]
