@@ -273,10 +273,29 @@ class ServerFactory:
             srv.start()
         return srv
 
-    def cleanup(self):
+    def cleanup(self) -> list:
+        """Stop every server still running; return the problems seen."""
+        problems = []
         for srv in self.servers:
             if srv.running():
-                srv.kill()
+                try:
+                    rc = srv.stop()
+                except AssertionError as e:
+                    problems.append(f"{srv.name}: {e}")
+                    continue
+                if rc != 0:
+                    problems.append(f"{srv.name}: exit status {rc} after SIGTERM")
+            problems += sanitizer_reports(srv)
+        return problems
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(srv) -> list:
+    """Reports of a sanitizer build (make BUILD=check) in a server's log."""
+    text = srv.log_text()
+    return [f"{srv.name}: {m} in its log" for m in SANITIZER_MARKS if m in text]
 
 
 @pytest.fixture(scope="session")
@@ -293,15 +312,23 @@ def server(wharf_bin, session_tmp):
     _session_server = srv
     yield srv
     _session_server = None
+    problems = []
     if srv.running():
-        srv.stop()
+        rc = srv.stop()
+        if rc != 0:
+            problems.append(f"exit status {rc} after SIGTERM")
+    problems += sanitizer_reports(srv)
+    if problems:
+        pytest.fail("session server: " + "; ".join(problems) + "\n" + srv.log_text()[-6000:],
+                    pytrace=False)
 
 
 @pytest.fixture
 def registry(server) -> Registry:
     if not server.running():
-        pytest.fail("the session server is not running (it died in an earlier test):\n"
-                    + server.log_text()[-4000:], pytrace=False)
+        rc = server.proc.returncode if server.proc else None
+        pytest.fail(f"the session server is not running (exit status {rc}; it stopped during "
+                    "an earlier test):\n" + server.log_text()[-4000:], pytrace=False)
     return server.registry()
 
 
@@ -310,7 +337,10 @@ def servers(wharf_bin, tmp_path):
     """Factory for servers private to one test; all are killed at its end."""
     f = ServerFactory(wharf_bin, tmp_path)
     yield f
-    f.cleanup()
+    problems = f.cleanup()
+    if problems:
+        pytest.fail("; ".join(problems) + "\n"
+                    + "\n".join(s.log_text()[-4000:] for s in f.servers), pytrace=False)
 
 
 @pytest.fixture
