@@ -28,6 +28,9 @@ OCI_ERROR_CODES = {
     "DENIED",
     "UNSUPPORTED",
     "TOO_MANY_REQUESTS",
+    # Not in the OCI table, but the distribution registry's answer to a bad
+    # `n`, and documented by wharf (docs/api.md).
+    "PAGINATION_NUMBER_INVALID",
 }
 
 

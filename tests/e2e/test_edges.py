@@ -425,3 +425,66 @@ def test_wrong_method(registry, unique, method, path):
     r = registry.request(method, path.format(repo=repo, digest=sha256_digest(b"exists")),
                          data=b"{}")
     expect_error(r, 405, "UNSUPPORTED")
+
+
+def test_delete_in_one_repository_spares_the_others(server, registry, unique):
+    """Blobs are stored once: deleting one from a repository must not take it
+    from another repository that holds it too."""
+    a, b = f"library/{unique}-a", f"library/{unique}-b"
+    img = small_image()
+    registry.push_image(a, img, "v1")
+    registry.push_image(b, img, "v1")
+    layer = img.layers[0]
+
+    assert registry.delete(f"/v2/{a}/blobs/{layer}").status_code == 202
+    assert registry.delete(f"/v2/{a}/manifests/{img.manifest_digest}").status_code == 202
+    expect_error(registry.get(f"/v2/{a}/blobs/{layer}"), 404, "BLOB_UNKNOWN")
+    g = registry.get(f"/v2/{b}/blobs/{layer}")
+    assert g.status_code == 200 and g.content == img.blobs[layer], describe(g)
+    m = registry.get_manifest(b, "v1")
+    assert m.status_code == 200 and m.content == img.manifest, describe(m)
+    assert has_blob(server.data_dir, layer)
+
+    # A mount from the repository that lost the blob is a fresh upload.
+    c = f"library/{unique}-c"
+    registry.push_blob(c, b"c exists")
+    r = registry.post(f"/v2/{c}/blobs/uploads/", params={"mount": layer, "from": a})
+    assert r.status_code == 202, describe(r)
+    r = registry.post(f"/v2/{c}/blobs/uploads/", params={"mount": layer, "from": b})
+    assert r.status_code == 201, describe(r)
+
+
+def test_index_child_from_another_repository(registry, unique):
+    owner, other = f"library/{unique}-owner", f"library/{unique}-other"
+    child = small_image()
+    registry.push_image(owner, child)
+    registry.push_blob(other, b"other exists")
+    idx = json.dumps({"schemaVersion": 2, "mediaType": MT_INDEX,
+                      "manifests": [dict(child.manifest_descriptor, platform=child.platform)]}
+                     ).encode()
+    expect_error(registry.push_manifest(other, "multi", idx, MT_INDEX), 400,
+                 "MANIFEST_BLOB_UNKNOWN")
+    r = registry.push_manifest(owner, "multi", idx, MT_INDEX)
+    assert r.status_code == 201, describe(r)
+
+
+def test_curl_large_upload(server, registry, unique, tmp_path):
+    """curl sends `Expect: 100-continue` before a large body."""
+    import subprocess
+
+    repo = f"library/{unique}"
+    data = os.urandom(3 << 20)
+    f = tmp_path / "blob"
+    f.write_bytes(data)
+    digest = sha256_digest(data)
+    loc = registry.start_upload(repo)
+    url = registry.url(loc)
+    p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+                        "-H", "Content-Type: application/octet-stream",
+                        "-H", "Expect: 100-continue", "--data-binary", f"@{f}",
+                        f"{url}{'&' if '?' in url else '?'}digest={digest}"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "201", p.stdout
+    g = registry.get(f"/v2/{repo}/blobs/{digest}")
+    assert g.status_code == 200 and g.content == data
