@@ -274,3 +274,28 @@ def test_slow_upload_outlives_ttl(servers, unique):
     assert p.status_code == 201, describe(p)
     g = reg.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
     assert g.status_code == 200 and g.content == data
+
+
+def test_staging_files_of_a_crash_are_swept(servers, unique):
+    """Sessions cut short by a SIGKILL are idle sessions after the restart:
+    the sweeper removes their staging files too."""
+    ttl = 2
+    srv = servers.new(env={"WHARF_UPLOAD_TTL": str(ttl)})
+    reg = srv.registry()
+    repo = f"library/{unique}"
+    before = staging_files(srv.data_dir)
+    loc = reg.start_upload(repo)
+    r = reg.patch(loc, data=os.urandom(50_000),
+                  headers={"Content-Type": OCTET, "Content-Range": "0-49999"})
+    assert r.status_code == 202, describe(r)
+    staged = staging_files(srv.data_dir) - before
+    assert staged
+    srv.kill()
+    srv.restart()
+    deadline = time.monotonic() + ttl + min(ttl, 30) + 8
+    while time.monotonic() < deadline and staged & staging_files(srv.data_dir):
+        time.sleep(0.5)
+    assert not (staged & staging_files(srv.data_dir)), (
+        f"staging files from before the crash remain: {staged}")
+    expect_error(srv.registry().get(path_of(srv.registry().url(r.headers["Location"]))), 404,
+                 "BLOB_UPLOAD_UNKNOWN")
