@@ -488,3 +488,37 @@ def test_curl_large_upload(server, registry, unique, tmp_path):
     assert p.stdout == "201", p.stdout
     g = registry.get(f"/v2/{repo}/blobs/{digest}")
     assert g.status_code == 200 and g.content == data
+
+
+@pytest.mark.parametrize("case", ["short-body", "long-body"])
+def test_refused_chunk_leaves_session_unchanged(registry, unique, case):
+    """A PATCH whose body does not match its Content-Range is refused; the
+    refusal must not keep part of that body, so the client can send the same
+    chunk again at the same offset."""
+    repo = f"library/{unique}"
+    first = os.urandom(1000)
+    loc = registry.start_upload(repo)
+    r = registry.patch(loc, data=first, headers={"Content-Type": OCTET,
+                                                 "Content-Range": "0-999"})
+    assert r.status_code == 202, describe(r)
+    loc = r.headers["Location"]
+
+    chunk = os.urandom(200_000)
+    if case == "short-body":
+        bad = registry.patch(loc, data=chunk[:120_000], headers={
+            "Content-Type": OCTET, "Content-Range": f"1000-{1000 + len(chunk) - 1}"})
+    else:
+        bad = registry.patch(loc, data=chunk + os.urandom(100_000), headers={
+            "Content-Type": OCTET, "Content-Range": f"1000-{1000 + len(chunk) - 1}"})
+    assert bad.status_code in (400, 416), describe(bad)
+    check_error_body(bad)
+
+    st = registry.get(loc)
+    assert st.status_code == 204, describe(st)
+    assert st.headers.get("Range") == "0-999", (
+        f"after a refused chunk the session holds {st.headers.get('Range')}, not 0-999")
+    r = registry.patch(loc, data=chunk, headers={
+        "Content-Type": OCTET, "Content-Range": f"1000-{1000 + len(chunk) - 1}"})
+    assert r.status_code == 202, "retrying the refused chunk failed: " + describe(r)
+    p = registry.put(r.headers["Location"], params={"digest": sha256_digest(first + chunk)})
+    assert p.status_code == 201, describe(p)
