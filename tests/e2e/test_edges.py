@@ -522,3 +522,12 @@ def test_refused_chunk_leaves_session_unchanged(registry, unique, case):
     assert r.status_code == 202, "retrying the refused chunk failed: " + describe(r)
     p = registry.put(r.headers["Location"], params={"digest": sha256_digest(first + chunk)})
     assert p.status_code == 201, describe(p)
+
+
+def test_accept_media_types_are_case_insensitive(registry, unique):
+    """Media type names are case-insensitive (RFC 9110, 8.3.1)."""
+    repo = f"library/{unique}"
+    img = small_image()
+    registry.push_image(repo, img, "v1")
+    r = registry.get_manifest(repo, "v1", accept=MT_MANIFEST.upper())
+    assert r.status_code == 200 and r.content == img.manifest, describe(r)

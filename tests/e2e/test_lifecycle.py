@@ -299,3 +299,26 @@ def test_staging_files_of_a_crash_are_swept(servers, unique):
         f"staging files from before the crash remain: {staged}")
     expect_error(srv.registry().get(path_of(srv.registry().url(r.headers["Location"]))), 404,
                  "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_sigterm_with_idle_connections_exits_promptly(servers):
+    """Idle keep-alive connections and half-sent requests are not work in
+    flight: they must not hold the shutdown for its whole grace period."""
+    srv = servers.new()
+    idle = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    half = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        idle.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {srv.host}\r\n\r\n".encode())
+        assert idle.recv(100).startswith(b"HTTP/1.1 200")
+        half.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {srv.host}\r\n".encode())
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        srv.proc.send_signal(15)
+        rc = srv.proc.wait(40)
+        took = time.monotonic() - t0
+    finally:
+        idle.close()
+        half.close()
+    srv.stop()
+    assert rc == 0
+    assert took < 5, f"shutdown took {took:.1f} s with only idle connections open"
