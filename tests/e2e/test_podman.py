@@ -19,6 +19,9 @@ def test_podman_pull_and_push(server, registry, skopeo, podman, image_layout, un
     assert info["Digest"] == img.manifest_digest
     assert info["RootFS"]["Layers"] == img.diff_ids
 
+    # By digest too.
+    podman("pull", "--tls-verify=false", f"docker://{name}@{img.manifest_digest}")
+
     podman("push", "--tls-verify=false", f"{name}:v1", f"docker://{name}:copied")
 
     r = registry.get_manifest(repo, "copied")
