@@ -531,3 +531,30 @@ def test_accept_media_types_are_case_insensitive(registry, unique):
     registry.push_image(repo, img, "v1")
     r = registry.get_manifest(repo, "v1", accept=MT_MANIFEST.upper())
     assert r.status_code == 200 and r.content == img.manifest, describe(r)
+
+
+def test_manifest_readable_as_blob(registry, unique):
+    """containerd may fetch a manifest through the blobs endpoint by digest."""
+    repo = f"library/{unique}"
+    img = small_image()
+    registry.push_image(repo, img, "v1")
+    r = registry.get(f"/v2/{repo}/blobs/{img.manifest_digest}")
+    assert r.status_code == 200 and r.content == img.manifest, describe(r)
+    assert r.headers.get("Docker-Content-Digest") == img.manifest_digest
+
+
+def test_oversize_manifest_without_content_length(registry, unique):
+    """The cap holds when the body comes chunked, with no length announced."""
+    repo = f"library/{unique}"
+
+    def body():
+        yield b'{"schemaVersion":2,"annotations":{"pad":"'
+        for _ in range(5):
+            yield b"x" * (1 << 20)
+        yield b'"}}'
+
+    r = registry.put(f"/v2/{repo}/manifests/big", data=body(),
+                     headers={"Content-Type": MT_MANIFEST})
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    expect_error(r, 413, "MANIFEST_INVALID")
+    assert registry.get("/v2/").status_code == 200
