@@ -408,11 +408,7 @@ class Tool:
 
 class Skopeo(Tool):
     def copy(self, src, dst, *extra, timeout=300, check=True):
-        return self.run(
-            ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", *extra, src, dst],
-            timeout=timeout,
-            check=check,
-        )
+        return self.run(self.copy_argv(src, dst, *extra), timeout=timeout, check=check)
 
     def copy_argv(self, src, dst, *extra):
         return ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", *extra, src, dst]

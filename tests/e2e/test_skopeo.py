@@ -38,6 +38,8 @@ def test_push_pull_multilayer_image(server, registry, skopeo, image_layout, tmp_
     ref = f"docker://{server.host}/{repo}:v1"
 
     skopeo.copy(f"oci:{src}:v1", ref)
+    # skopeo kept what it learnt in its private cache, not the machine's.
+    assert skopeo.blob_info_cache.exists()
 
     # The registry serves the manifest byte for byte, by tag and by digest.
     for reference in ("v1", img.manifest_digest):
