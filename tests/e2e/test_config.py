@@ -133,3 +133,19 @@ def test_bad_setting_stops_start(wharf_bin, tmp_path, var, value):
     key = var.split("_", 1)[1].lower()
     assert var in p.stderr or key.split("_")[-1] in p.stderr.lower(), (
         f"the message does not name the setting: {p.stderr!r}")
+
+
+def test_port_in_use_stops_start(wharf_bin, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        env = dict(os.environ)
+        env.update({"WHARF_DATA_DIR": str(tmp_path / "data"), "WHARF_LISTEN": f"127.0.0.1:{port}"})
+        try:
+            p = subprocess.run([wharf_bin, "serve"], env=env, capture_output=True, text=True,
+                               timeout=15)
+        except subprocess.TimeoutExpired:
+            pytest.fail("wharf serve kept running on a port it could not bind")
+    assert p.returncode != 0
+    assert str(port) in p.stderr, f"the message does not name the address: {p.stderr!r}"
