@@ -22,7 +22,7 @@ import pytest
 import requests
 
 import ocilayout
-from regclient import Registry
+from regclient import ADMIN_PASSWORD, ADMIN_USER, CREDS, Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / "tests" / ".cache"
@@ -105,6 +105,7 @@ class WharfServer:
             {
                 "WHARF_LISTEN": self.host,
                 "WHARF_DATA_DIR": self.data_dir,
+                "WHARF_ADMIN_PASSWORD": ADMIN_PASSWORD,
             }
         )
         env.update(self.extra_env)
@@ -135,7 +136,7 @@ class WharfServer:
                     + self.log_text()[-4000:]
                 )
             try:
-                r = requests.get(self.url + "/v2/", timeout=2)
+                r = requests.get(self.url + "/v2/", timeout=2, auth=(ADMIN_USER, ADMIN_PASSWORD))
                 if r.status_code == 200:
                     return self
                 last = f"GET /v2/ -> {r.status_code}"
@@ -214,12 +215,13 @@ class WharfServer:
         except OSError:
             return ""
 
-    def registry(self) -> Registry:
-        return Registry(self.url)
+    def registry(self, anonymous: bool = False) -> Registry:
+        return Registry(self.url, auth=None if anonymous else (ADMIN_USER, ADMIN_PASSWORD))
 
     def cli(self, *args, check=False, timeout=30) -> subprocess.CompletedProcess:
         """Run `wharf ARGS...` against this server's data dir."""
         env = dict(os.environ)
+        env["WHARF_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         env.update(self.extra_env)
         env["WHARF_DATA_DIR"] = self.data_dir
         return subprocess.run(
@@ -411,10 +413,16 @@ class Skopeo(Tool):
         return self.run(self.copy_argv(src, dst, *extra), timeout=timeout, check=check)
 
     def copy_argv(self, src, dst, *extra):
-        return ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", *extra, src, dst]
+        creds = []
+        if src.startswith("docker://"):
+            creds += ["--src-creds", CREDS]
+        if dst.startswith("docker://"):
+            creds += ["--dest-creds", CREDS]
+        return ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", *creds,
+                *extra, src, dst]
 
     def inspect(self, ref, *extra, raw=False):
-        argv = ["skopeo", "inspect", "--tls-verify=false", *extra]
+        argv = ["skopeo", "inspect", "--tls-verify=false", "--creds", CREDS, *extra]
         if raw:
             argv.append("--raw")
         p = self.run(argv + [ref], timeout=120)

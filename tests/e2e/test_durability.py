@@ -13,7 +13,7 @@ import pytest
 from conftest import Skopeo
 from datadir import check_blob_store, has_blob, staging_files
 from ocilayout import make_image, sha256_digest
-from regclient import describe, expect_error
+from regclient import basic_auth, describe, expect_error
 
 MiB = 1 << 20
 
@@ -50,6 +50,7 @@ def test_sigkill_mid_upload(servers, unique):
         head = (
             f"PATCH {path_of(reg.url(loc))} HTTP/1.1\r\n"
             f"Host: {srv.host}\r\n"
+            f"Authorization: {basic_auth()}\r\n"
             "Content-Type: application/octet-stream\r\n"
             f"Content-Length: {len(big)}\r\n"
             f"Content-Range: 0-{len(big) - 1}\r\n\r\n"

@@ -16,7 +16,7 @@ import pytest
 from conftest import Skopeo
 from datadir import check_blob_store, has_blob
 from ocilayout import MT_DOCKER_MANIFEST, MT_EMPTY, MT_INDEX, MT_MANIFEST, make_image, sha256_digest
-from regclient import check_error_body, describe, expect_error
+from regclient import CREDS, basic_auth, check_error_body, describe, expect_error
 
 OCTET = "application/octet-stream"
 EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -78,6 +78,7 @@ def test_accept_forms(server, registry, unique):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.putheader("Authorization", basic_auth())
         conn.putheader("Accept", MT_DOCKER_MANIFEST)
         conn.putheader("Accept", MT_MANIFEST)
         conn.endheaders()
@@ -216,6 +217,7 @@ def test_dropped_connection_mid_patch(server, registry, unique):
     s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     s.sendall(
         (f"PATCH {path_of(registry.url(loc))} HTTP/1.1\r\nHost: {server.host}\r\n"
+         f"Authorization: {basic_auth()}\r\n"
          f"Content-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n\r\n").encode())
     s.sendall(data[: 1 << 20])
     time.sleep(0.3)
@@ -479,7 +481,8 @@ def test_curl_large_upload(server, registry, unique, tmp_path):
     digest = sha256_digest(data)
     loc = registry.start_upload(repo)
     url = registry.url(loc)
-    p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+    p = subprocess.run(["curl", "-sS", "-u", CREDS, "-o", "/dev/null", "-w", "%{http_code}",
+                        "-X", "PUT",
                         "-H", "Content-Type: application/octet-stream",
                         "-H", "Expect: 100-continue", "--data-binary", f"@{f}",
                         f"{url}{'&' if '?' in url else '?'}digest={digest}"],

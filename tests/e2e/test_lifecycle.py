@@ -13,7 +13,7 @@ import pytest
 
 from datadir import staging_files
 from ocilayout import make_image, sha256_digest
-from regclient import describe, expect_error
+from regclient import basic_auth, describe, expect_error
 
 OCTET = "application/octet-stream"
 
@@ -114,7 +114,8 @@ def test_oversized_headers_refused(server, registry, shape):
         pad = "".join(line.format(i) for i in range(210))
     else:
         pad = "X-Huge: " + "b" * (200 * 1024) + "\r\n"
-    req = f"GET /v2/ HTTP/1.1\r\nHost: {server.host}\r\n{pad}Connection: close\r\n\r\n".encode()
+    req = (f"GET /v2/ HTTP/1.1\r\nHost: {server.host}\r\nAuthorization: {basic_auth()}\r\n"
+           f"{pad}Connection: close\r\n\r\n").encode()
     assert len(req) > 200 * 1024
     answer = send_raw(server.port, req)
     m = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
@@ -141,7 +142,7 @@ def test_sigterm_drains_upload_in_flight(servers, unique):
         try:
             s.sendall(
                 (f"PATCH {path_of(reg.url(loc))} HTTP/1.1\r\nHost: {srv.host}\r\n"
-                 f"Content-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n"
+                 f"Authorization: {basic_auth()}\r\nContent-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n"
                  f"Content-Range: 0-{len(data) - 1}\r\nConnection: close\r\n\r\n").encode())
             try:
                 for off in range(0, len(data), 256 * 1024):
@@ -308,7 +309,8 @@ def test_sigterm_with_idle_connections_exits_promptly(servers):
     idle = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     half = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     try:
-        idle.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {srv.host}\r\n\r\n".encode())
+        idle.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {srv.host}\r\n"
+                     f"Authorization: {basic_auth()}\r\n\r\n".encode())
         assert idle.recv(100).startswith(b"HTTP/1.1 200")
         half.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {srv.host}\r\n".encode())
         time.sleep(0.2)

@@ -5,7 +5,7 @@ import gzip
 import json
 
 from ocilayout import sha256_digest
-from regclient import describe
+from regclient import CREDS, describe
 
 
 def test_podman_pull_and_push(server, registry, skopeo, podman, image_layout, unique):
@@ -14,15 +14,17 @@ def test_podman_pull_and_push(server, registry, skopeo, podman, image_layout, un
     skopeo.copy(f"oci:{src}:v1", f"docker://{server.host}/{repo}:v1")
 
     name = f"{server.host}/{repo}"
-    podman("pull", "--tls-verify=false", f"docker://{name}:v1")
+    podman("pull", "--tls-verify=false", "--creds", CREDS, f"docker://{name}:v1")
     info = json.loads(podman("image", "inspect", f"{name}:v1").stdout)[0]
     assert info["Digest"] == img.manifest_digest
     assert info["RootFS"]["Layers"] == img.diff_ids
 
     # By digest too.
-    podman("pull", "--tls-verify=false", f"docker://{name}@{img.manifest_digest}")
+    podman("pull", "--tls-verify=false", "--creds", CREDS,
+           f"docker://{name}@{img.manifest_digest}")
 
-    podman("push", "--tls-verify=false", f"{name}:v1", f"docker://{name}:copied")
+    podman("push", "--tls-verify=false", "--creds", CREDS, f"{name}:v1",
+           f"docker://{name}:copied")
 
     r = registry.get_manifest(repo, "copied")
     assert r.status_code == 200, describe(r)

@@ -14,7 +14,7 @@ import pytest
 
 from datadir import check_blob_store
 from ocilayout import MT_MANIFEST, make_image, sha256_digest
-from regclient import Registry, check_error_body, describe, expect_error, raw_request
+from regclient import check_error_body, describe, expect_error, raw_request
 
 
 def small_image():
@@ -92,7 +92,7 @@ def test_manifest_with_many_missing_layers(server, registry, unique):
 def test_unread_body_keeps_connection_usable(server, unique):
     """An error answered before the body is read must not corrupt the next
     request on the same keep-alive connection."""
-    reg = Registry(server.url)
+    reg = server.registry()
     big = os.urandom(1 << 20)
     r = reg.put("/v2/UPPER/x/manifests/v1", data=big, headers={"Content-Type": MT_MANIFEST})
     assert r.status_code == 400, describe(r)
@@ -119,7 +119,7 @@ def test_idle_connections_do_not_starve_others(server, registry):
             s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")  # never finished
             socks.append(s)
         t0 = time.monotonic()
-        r = Registry(server.url).get("/v2/", timeout=10)
+        r = server.registry().get("/v2/", timeout=10)
         assert r.status_code == 200, describe(r)
         assert time.monotonic() - t0 < 5, "a request waited behind idle connections"
     finally:
@@ -133,7 +133,7 @@ def test_write_storm(servers, unique):
     must never reach the client as an error."""
     srv = servers.new()
     repo = f"library/{unique}"
-    seed = Registry(srv.url)
+    seed = srv.registry()
     imgs = [small_image() for _ in range(16)]
     for img in imgs:
         for b in img.blobs.values():
@@ -142,7 +142,7 @@ def test_write_storm(servers, unique):
     barrier = threading.Barrier(len(imgs))
 
     def worker(i):
-        reg = Registry(srv.url)
+        reg = srv.registry()
         barrier.wait()
         for n in range(10):
             for ref in (f"own-{i}", "shared", imgs[i].manifest_digest):
@@ -173,7 +173,7 @@ def test_sigkill_during_push_storm(servers, unique):
     acked = []  # (repo, tag, image) acknowledged with 201
 
     def pusher(i):
-        reg = Registry(srv.url)
+        reg = srv.registry()
         n = 0
         while not stop.is_set():
             img = make_image(layers=2, files_per_layer=1, file_size=random.randint(1, 200_000))

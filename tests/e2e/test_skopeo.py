@@ -14,7 +14,7 @@ from ocilayout import (
     read_layout,
     sha256_digest,
 )
-from regclient import check_api_version, describe, expect_error
+from regclient import CREDS, check_api_version, describe, expect_error
 
 
 def assert_layout_holds_image(path, ref, img):
@@ -70,7 +70,7 @@ def test_push_pull_multilayer_image(server, registry, skopeo, image_layout, tmp_
     assert info["Architecture"] == "amd64"
     assert info["Os"] == "linux"
     assert skopeo.inspect(ref, raw=True).encode() == img.manifest
-    tags = json.loads(skopeo.run(["skopeo", "list-tags", "--tls-verify=false",
+    tags = json.loads(skopeo.run(["skopeo", "list-tags", "--tls-verify=false", "--creds", CREDS,
                                   f"docker://{server.host}/{repo}"]).stdout)
     assert tags["Tags"] == ["v1"]
 
@@ -159,10 +159,11 @@ def test_skopeo_delete(server, registry, skopeo, image_layout, unique):
     repo = f"library/{unique}"
     ref = f"docker://{server.host}/{repo}:v1"
     skopeo.copy(f"oci:{src}:v1", ref)
-    skopeo.run(["skopeo", "delete", "--tls-verify=false", ref])
+    skopeo.run(["skopeo", "delete", "--tls-verify=false", "--creds", CREDS, ref])
     expect_error(registry.get_manifest(repo, img.manifest_digest), 404, "MANIFEST_UNKNOWN")
     expect_error(registry.get_manifest(repo, "v1"), 404, "MANIFEST_UNKNOWN")
-    p = skopeo.run(["skopeo", "inspect", "--tls-verify=false", ref], check=False, timeout=60)
+    p = skopeo.run(["skopeo", "inspect", "--tls-verify=false", "--creds", CREDS, ref],
+                   check=False, timeout=60)
     assert p.returncode != 0
 
 
