@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import subprocess
+import time
 
 import pytest
 import requests
@@ -97,7 +98,10 @@ def test_public_pull_needs_no_credentials(server, registry, unique):
     assert registry.get_manifest(repo, "v1").status_code == 200
 
 
-def test_wrong_password(server):
+def test_wrong_password(servers):
+    # A server of its own: failed logins from 127.0.0.1 are throttled, and
+    # every test talks from that address.
+    server = servers.new()
     r = Registry(server.url, auth=(ADMIN_USER, "Not-The-Passw0rd")).get("/v2/")
     assert r.status_code == 401, describe(r)
     check_api_version(r)
@@ -197,3 +201,57 @@ def test_user_without_role(bob, unique):
     tok = token(bob, f"repository:{repo}:pull,push", user=USER, password=USER_PASSWORD)
     access = [a for a in token_claims(tok).get("access", []) if a.get("name") == repo]
     assert access and set(access[0]["actions"]) == {"pull"}, access
+
+
+def test_failed_logins_are_throttled(servers):
+    """After repeated failures even the right password waits a little
+    (429 with Retry-After); then it works again."""
+    srv = servers.new()
+    bad = Registry(srv.url, auth=(ADMIN_USER, "Not-The-Passw0rd"))
+    statuses = [bad.get("/v2/").status_code for _ in range(8)]
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+    r = srv.registry().get("/v2/")
+    expect_error(r, 429, "TOO_MANY_REQUESTS")
+    assert r.headers.get("Retry-After"), describe(r)
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        r = srv.registry().get("/v2/")
+        if r.status_code == 200:
+            break
+    assert r.status_code == 200, "the right password stayed refused: " + describe(r)
+
+
+def test_anonymous_token_pulls_public(server, registry, skopeo, tmp_path, unique):
+    """What `docker pull` does without login: an anonymous token for a public
+    repository carries pull, and nothing more."""
+    repo = f"library/{unique}"
+    img = small_image()
+    registry.push_image(repo, img, "v1")
+    tok = token(server, f"repository:{repo}:pull,push", user=None)
+    access = [a for a in token_claims(tok).get("access", []) if a.get("name") == repo]
+    assert access and set(access[0]["actions"]) == {"pull"}, access
+    reg = bearer(server, tok)
+    assert reg.get_manifest(repo, "v1").content == img.manifest
+    expect_error(reg.post(f"/v2/{repo}/blobs/uploads/"), 401, "UNAUTHORIZED")
+
+    # A real client, without credentials.
+    out = tmp_path / "anon"
+    skopeo.run(["skopeo", "copy", "--src-tls-verify=false", "--src-no-creds",
+                f"docker://{server.host}/{repo}:v1", f"oci:{out}:v1"])
+    assert (out / "blobs" / "sha256" / img.manifest_digest.split(":")[1]).read_bytes() == img.manifest
+
+
+def test_token_lifetime_follows_setting(servers, unique):
+    """WHARF_TOKEN_TTL sets how long a token lives (expiry itself is checked
+    with a clock-skew leeway too long to wait for here)."""
+    srv = servers.new(env={"WHARF_TOKEN_TTL": "90"})
+    repo = f"library/{unique}"
+    r = requests.get(f"{srv.url}/service/token",
+                     params={"service": "wharf", "scope": f"repository:{repo}:pull"},
+                     auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=30)
+    assert r.status_code == 200, describe(r)
+    doc = r.json()
+    assert doc.get("expires_in") == 90, doc
+    claims = token_claims(doc["token"])
+    assert claims["exp"] - claims["iat"] == 90, claims
