@@ -255,3 +255,23 @@ def test_token_lifetime_follows_setting(servers, unique):
     assert doc.get("expires_in") == 90, doc
     claims = token_claims(doc["token"])
     assert claims["exp"] - claims["iat"] == 90, claims
+
+
+def test_private_listings_stay_private(bob, unique):
+    """Tags, referrers and the catalog of a private project are closed to
+    anonymous callers and to users without a role."""
+    admin = bob.registry()
+    p = bob.cli("project", "create", "hidden")
+    assert p.returncode == 0, p.stderr
+    img = small_image()
+    admin.push_image("hidden/app", img, "v1")
+    callers = {"anonymous": bob.registry(anonymous=True),
+               "user": Registry(bob.url, auth=(USER, USER_PASSWORD))}
+    for who, reg in callers.items():
+        for path in ("/v2/hidden/app/tags/list", f"/v2/hidden/app/referrers/{img.manifest_digest}",
+                     f"/v2/hidden/app/manifests/{img.manifest_digest}", "/v2/_catalog"):
+            r = reg.get(path)
+            assert r.status_code in (401, 403), f"{who}: " + describe(r)
+            assert b"hidden/app" not in r.content or b"errors" in r.content, f"{who}: " + describe(r)
+            assert b'"v1"' not in r.content, f"{who}: " + describe(r)
+    assert "hidden/app" in admin.get("/v2/_catalog").json()["repositories"]
