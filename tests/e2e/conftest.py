@@ -22,7 +22,7 @@ import pytest
 import requests
 
 import ocilayout
-from regclient import Registry
+from regclient import ADMIN_PASSWORD, ADMIN_USER, CREDS, Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Every test server's administrator; clients log in with it unless a test says otherwise.
@@ -219,13 +219,13 @@ class WharfServer:
         except OSError:
             return ""
 
-    def registry(self, auth=(ADMIN_USER, ADMIN_PASSWORD)) -> Registry:
-        """A client of this server, logged in as the administrator unless `auth` says otherwise."""
-        return Registry(self.url, auth=auth)
+    def registry(self, anonymous: bool = False) -> Registry:
+        return Registry(self.url, auth=None if anonymous else (ADMIN_USER, ADMIN_PASSWORD))
 
     def cli(self, *args, check=False, timeout=30) -> subprocess.CompletedProcess:
         """Run `wharf ARGS...` against this server's data dir."""
         env = dict(os.environ)
+        env["WHARF_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         env.update(self.extra_env)
         env["WHARF_DATA_DIR"] = self.data_dir
         return subprocess.run(
@@ -279,10 +279,29 @@ class ServerFactory:
             srv.start()
         return srv
 
-    def cleanup(self):
+    def cleanup(self) -> list:
+        """Stop every server still running; return the problems seen."""
+        problems = []
         for srv in self.servers:
             if srv.running():
-                srv.kill()
+                try:
+                    rc = srv.stop()
+                except AssertionError as e:
+                    problems.append(f"{srv.name}: {e}")
+                    continue
+                if rc != 0:
+                    problems.append(f"{srv.name}: exit status {rc} after SIGTERM")
+            problems += sanitizer_reports(srv)
+        return problems
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(srv) -> list:
+    """Reports of a sanitizer build (make BUILD=check) in a server's log."""
+    text = srv.log_text()
+    return [f"{srv.name}: {m} in its log" for m in SANITIZER_MARKS if m in text]
 
 
 @pytest.fixture(scope="session")
@@ -299,15 +318,23 @@ def server(wharf_bin, session_tmp):
     _session_server = srv
     yield srv
     _session_server = None
+    problems = []
     if srv.running():
-        srv.stop()
+        rc = srv.stop()
+        if rc != 0:
+            problems.append(f"exit status {rc} after SIGTERM")
+    problems += sanitizer_reports(srv)
+    if problems:
+        pytest.fail("session server: " + "; ".join(problems) + "\n" + srv.log_text()[-6000:],
+                    pytrace=False)
 
 
 @pytest.fixture
 def registry(server) -> Registry:
     if not server.running():
-        pytest.fail("the session server is not running (it died in an earlier test):\n"
-                    + server.log_text()[-4000:], pytrace=False)
+        rc = server.proc.returncode if server.proc else None
+        pytest.fail(f"the session server is not running (exit status {rc}; it stopped during "
+                    "an earlier test):\n" + server.log_text()[-4000:], pytrace=False)
     return server.registry()
 
 
@@ -316,7 +343,10 @@ def servers(wharf_bin, tmp_path):
     """Factory for servers private to one test; all are killed at its end."""
     f = ServerFactory(wharf_bin, tmp_path)
     yield f
-    f.cleanup()
+    problems = f.cleanup()
+    if problems:
+        pytest.fail("; ".join(problems) + "\n"
+                    + "\n".join(s.log_text()[-4000:] for s in f.servers), pytrace=False)
 
 
 @pytest.fixture
@@ -397,13 +427,16 @@ class Skopeo(Tool):
         return self.run(self.copy_argv(src, dst, *extra), timeout=timeout, check=check)
 
     def copy_argv(self, src, dst, *extra):
-        return ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
-                *_creds_args(src, dst, extra), *extra, src, dst]
+        creds = []
+        if src.startswith("docker://"):
+            creds += ["--src-creds", CREDS]
+        if dst.startswith("docker://"):
+            creds += ["--dest-creds", CREDS]
+        return ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", *creds,
+                *extra, src, dst]
 
     def inspect(self, ref, *extra, raw=False):
-        argv = ["skopeo", "inspect", "--tls-verify=false", *extra]
-        if not any(a.startswith("--creds") or a == "--no-creds" for a in extra):
-            argv.append("--creds=" + ADMIN_CREDS)
+        argv = ["skopeo", "inspect", "--tls-verify=false", "--creds", CREDS, *extra]
         if raw:
             argv.append("--raw")
         p = self.run(argv + [ref], timeout=120)

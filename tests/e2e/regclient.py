@@ -2,6 +2,8 @@
 response of the registry must pass (API version header, error body shape).
 """
 
+import base64
+import http.client
 import json
 
 import requests
@@ -10,6 +12,17 @@ from ocilayout import MT_MANIFEST, sha256_digest
 
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
 TIMEOUT = 60
+
+# The administrator every test server is started with (WHARF_ADMIN_PASSWORD
+# at first start): pushes need credentials.
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "E2e-Admin-Passw0rd"
+CREDS = f"{ADMIN_USER}:{ADMIN_PASSWORD}"
+
+
+def basic_auth(user: str = ADMIN_USER, password: str = ADMIN_PASSWORD) -> str:
+    """The value of an Authorization header for HTTP Basic."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 # Error codes of the OCI Distribution Spec v1.1 ("Error codes" table).
 OCI_ERROR_CODES = {
@@ -27,7 +40,29 @@ OCI_ERROR_CODES = {
     "DENIED",
     "UNSUPPORTED",
     "TOO_MANY_REQUESTS",
+    # Not in the OCI table, but the distribution registry's answer to a bad
+    # `n`, and documented by wharf (docs/api.md).
+    "PAGINATION_NUMBER_INVALID",
 }
+
+
+def raw_request(server, method, path, body=None, headers=None, auth=True):
+    """Send `path` exactly as given (requests would resolve `..` itself)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        hdrs = {"Authorization": basic_auth()} if auth else {}
+        hdrs.update(headers or {})
+        if body is not None:
+            hdrs["Content-Length"] = str(len(body))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
 
 
 def describe(r: requests.Response) -> str:
@@ -79,10 +114,10 @@ def expect_error(r: requests.Response, status: int, code: str) -> dict:
 class Registry:
     """Requests against one running server; paths are relative to its root."""
 
-    def __init__(self, base: str, auth=None):
+    def __init__(self, base: str, auth=(ADMIN_USER, ADMIN_PASSWORD)):
         self.base = base.rstrip("/")
         self.session = requests.Session()
-        self.session.auth = auth
+        self.session.auth = auth  # None: anonymous
 
     def url(self, path: str) -> str:
         if path.startswith("http"):

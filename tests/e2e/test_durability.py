@@ -14,8 +14,7 @@ import pytest
 from conftest import Skopeo
 from datadir import check_blob_store, has_blob, staging_files
 from ocilayout import make_image, sha256_digest
-from regclient import describe, expect_error
-from conftest import ADMIN_CREDS
+from regclient import basic_auth, describe, expect_error
 
 MiB = 1 << 20
 
@@ -52,7 +51,7 @@ def test_sigkill_mid_upload(servers, unique):
         head = (
             f"PATCH {path_of(reg.url(loc))} HTTP/1.1\r\n"
             f"Host: {srv.host}\r\n"
-            f"Authorization: Basic {base64.b64encode(ADMIN_CREDS.encode()).decode()}\r\n"
+            f"Authorization: {basic_auth()}\r\n"
             "Content-Type: application/octet-stream\r\n"
             f"Content-Length: {len(big)}\r\n"
             f"Content-Range: 0-{len(big) - 1}\r\n\r\n"
@@ -149,3 +148,49 @@ def test_concurrent_pushes_of_one_image(servers, tmp_path, unique, layout):
     assert not extra, f"unexpected blobs stored: {extra}"
     left = staging_files(srv.data_dir)
     assert not left, f"staging files remain after completed uploads: {left}"
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_acknowledged_chunks_survive_restart(servers, unique, how):
+    """Bytes a PATCH acknowledged with 202 are still there after a restart:
+    the client resumes where the Range header said and finishes."""
+    srv = servers.new()
+    reg = srv.registry()
+    repo = f"library/{unique}"
+    a, b = os.urandom(300_000), os.urandom(200_000)
+    loc = reg.start_upload(repo)
+    r = reg.patch(loc, data=a, headers={"Content-Type": "application/octet-stream",
+                                        "Content-Range": f"0-{len(a) - 1}"})
+    assert r.status_code == 202, describe(r)
+    loc = path_of(reg.url(r.headers["Location"]))
+    if how == "sigterm":
+        assert srv.stop() == 0
+    else:
+        srv.kill()
+    srv.restart()
+    reg = srv.registry()
+    st = reg.get(loc)
+    assert st.status_code == 204, describe(st)
+    assert st.headers.get("Range") == f"0-{len(a) - 1}", describe(st)
+    r = reg.patch(loc, data=b, headers={"Content-Type": "application/octet-stream",
+                                        "Content-Range": f"{len(a)}-{len(a) + len(b) - 1}"})
+    assert r.status_code == 202, describe(r)
+    p = reg.put(path_of(reg.url(r.headers["Location"])), params={"digest": sha256_digest(a + b)})
+    assert p.status_code == 201, describe(p)
+    g = reg.get(f"/v2/{repo}/blobs/{sha256_digest(a + b)}")
+    assert g.status_code == 200 and g.content == a + b
+
+
+def test_ranges_deep_into_a_large_blob(servers, unique):
+    srv = servers.new()
+    reg = srv.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(24 * MiB)
+    digest = reg.push_blob(repo, data)
+    for lo, hi in ((0, MiB - 1), (20 * MiB + 7, 20 * MiB + 4096), (24 * MiB - 10, 24 * MiB - 1)):
+        r = reg.get(f"/v2/{repo}/blobs/{digest}", headers={"Range": f"bytes={lo}-{hi}"})
+        assert r.status_code == 206, describe(r)
+        assert r.headers.get("Content-Range") == f"bytes {lo}-{hi}/{len(data)}"
+        assert r.content == data[lo:hi + 1]
+    r = reg.get(f"/v2/{repo}/blobs/{digest}", headers={"Range": f"bytes={20 * MiB}-"})
+    assert r.status_code == 206 and r.content == data[20 * MiB:], describe(r)

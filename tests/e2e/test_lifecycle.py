@@ -11,12 +11,11 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from conftest import ADMIN_CREDS
 from datadir import staging_files
 from ocilayout import make_image, sha256_digest
-from regclient import describe, expect_error
+from regclient import basic_auth, describe, expect_error
 
 OCTET = "application/octet-stream"
 
@@ -117,7 +116,8 @@ def test_oversized_headers_refused(server, registry, shape):
         pad = "".join(line.format(i) for i in range(210))
     else:
         pad = "X-Huge: " + "b" * (200 * 1024) + "\r\n"
-    req = f"GET /v2/ HTTP/1.1\r\nHost: {server.host}\r\n{pad}Connection: close\r\n\r\n".encode()
+    req = (f"GET /v2/ HTTP/1.1\r\nHost: {server.host}\r\nAuthorization: {basic_auth()}\r\n"
+           f"{pad}Connection: close\r\n\r\n").encode()
     assert len(req) > 200 * 1024
     answer = send_raw(server.port, req)
     m = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
@@ -144,8 +144,7 @@ def test_sigterm_drains_upload_in_flight(servers, unique):
         try:
             s.sendall(
                 (f"PATCH {path_of(reg.url(loc))} HTTP/1.1\r\nHost: {srv.host}\r\n"
-                 f"Authorization: Basic {base64.b64encode(ADMIN_CREDS.encode()).decode()}\r\n"
-                 f"Content-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n"
+                 f"Authorization: {basic_auth()}\r\nContent-Type: {OCTET}\r\nContent-Length: {len(data)}\r\n"
                  f"Content-Range: 0-{len(data) - 1}\r\nConnection: close\r\n\r\n").encode())
             try:
                 for off in range(0, len(data), 256 * 1024):
@@ -226,3 +225,106 @@ def test_project_cli(servers, unique):
     reg.push_image(f"team/{unique}", img, "v1")
     r = reg.get_manifest(f"team/{unique}", "v1")
     assert r.status_code == 200 and r.content == img.manifest, describe(r)
+
+    # With the server stopped, the command works on the data dir alone, and
+    # the next start serves what it created.
+    assert srv.stop() == 0
+    p = srv.cli("project", "create", "offline")
+    assert p.returncode == 0, f"project create with the server stopped: {p.stdout}{p.stderr}"
+    p = srv.cli("project", "list")
+    assert p.returncode == 0 and "offline" in p.stdout, p.stdout + p.stderr
+    srv.start()
+    reg = srv.registry()
+    reg.push_image(f"offline/{unique}", img, "v1")
+    r = reg.get_manifest(f"team/{unique}", "v1")
+    assert r.status_code == 200 and r.content == img.manifest, describe(r)
+
+
+def test_access_log(server, registry, unique):
+    """Each request leaves a line on stderr naming its method, path and status."""
+    path = f"/v2/library/{unique}/tags/list"
+    r = registry.get(path)
+    assert r.status_code == 404
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [l for l in server.log_since_mark().splitlines() if path in l]
+        if any("GET" in l and "404" in l for l in lines):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"no access log line for GET {path} -> 404 in:\n{server.log_since_mark()[-2000:]}")
+
+
+def test_slow_upload_outlives_ttl(servers, unique):
+    """A PATCH that streams for longer than the TTL is activity, not idleness:
+    the sweeper must not remove its session under it."""
+    ttl = 2
+    srv = servers.new(env={"WHARF_UPLOAD_TTL": str(ttl)})
+    reg = srv.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(3 << 20)
+    loc = reg.start_upload(repo)
+
+    def slow_body():
+        step = len(data) // 32
+        for off in range(0, len(data), step):
+            yield data[off:off + step]
+            time.sleep((ttl + min(ttl, 30) + 3) / 32)
+
+    t0 = time.monotonic()
+    r = reg.patch(loc, data=slow_body(), headers={"Content-Type": OCTET}, timeout=120)
+    assert time.monotonic() - t0 > ttl + min(ttl, 30), "the body was not streamed slowly"
+    assert r.status_code == 202, describe(r)
+    assert r.headers.get("Range") == f"0-{len(data) - 1}", describe(r)
+    p = reg.put(r.headers["Location"], params={"digest": sha256_digest(data)})
+    assert p.status_code == 201, describe(p)
+    g = reg.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
+    assert g.status_code == 200 and g.content == data
+
+
+def test_staging_files_of_a_crash_are_swept(servers, unique):
+    """Sessions cut short by a SIGKILL are idle sessions after the restart:
+    the sweeper removes their staging files too."""
+    ttl = 2
+    srv = servers.new(env={"WHARF_UPLOAD_TTL": str(ttl)})
+    reg = srv.registry()
+    repo = f"library/{unique}"
+    before = staging_files(srv.data_dir)
+    loc = reg.start_upload(repo)
+    r = reg.patch(loc, data=os.urandom(50_000),
+                  headers={"Content-Type": OCTET, "Content-Range": "0-49999"})
+    assert r.status_code == 202, describe(r)
+    staged = staging_files(srv.data_dir) - before
+    assert staged
+    srv.kill()
+    srv.restart()
+    deadline = time.monotonic() + ttl + min(ttl, 30) + 8
+    while time.monotonic() < deadline and staged & staging_files(srv.data_dir):
+        time.sleep(0.5)
+    assert not (staged & staging_files(srv.data_dir)), (
+        f"staging files from before the crash remain: {staged}")
+    expect_error(srv.registry().get(path_of(srv.registry().url(r.headers["Location"]))), 404,
+                 "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_sigterm_with_idle_connections_exits_promptly(servers):
+    """Idle keep-alive connections and half-sent requests are not work in
+    flight: they must not hold the shutdown for its whole grace period."""
+    srv = servers.new()
+    idle = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    half = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        idle.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {srv.host}\r\n"
+                     f"Authorization: {basic_auth()}\r\n\r\n".encode())
+        assert idle.recv(100).startswith(b"HTTP/1.1 200")
+        half.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {srv.host}\r\n".encode())
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        srv.proc.send_signal(15)
+        rc = srv.proc.wait(40)
+        took = time.monotonic() - t0
+    finally:
+        idle.close()
+        half.close()
+    srv.stop()
+    assert rc == 0
+    assert took < 5, f"shutdown took {took:.1f} s with only idle connections open"

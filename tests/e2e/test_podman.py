@@ -7,7 +7,7 @@ import json
 from conftest import ADMIN_PASSWORD, ADMIN_USER
 
 from ocilayout import sha256_digest
-from regclient import describe
+from regclient import CREDS, describe
 
 
 def test_podman_pull_and_push(server, registry, skopeo, podman, image_layout, unique):
@@ -16,14 +16,17 @@ def test_podman_pull_and_push(server, registry, skopeo, podman, image_layout, un
     skopeo.copy(f"oci:{src}:v1", f"docker://{server.host}/{repo}:v1")
 
     name = f"{server.host}/{repo}"
-    # log in as a user does, then pull and push with the stored credentials
-    podman("login", "--tls-verify=false", "-u", ADMIN_USER, "-p", ADMIN_PASSWORD, server.host)
-    podman("pull", "--tls-verify=false", f"docker://{name}:v1")
+    podman("pull", "--tls-verify=false", "--creds", CREDS, f"docker://{name}:v1")
     info = json.loads(podman("image", "inspect", f"{name}:v1").stdout)[0]
     assert info["Digest"] == img.manifest_digest
     assert info["RootFS"]["Layers"] == img.diff_ids
 
-    podman("push", "--tls-verify=false", f"{name}:v1", f"docker://{name}:copied")
+    # By digest too.
+    podman("pull", "--tls-verify=false", "--creds", CREDS,
+           f"docker://{name}@{img.manifest_digest}")
+
+    podman("push", "--tls-verify=false", "--creds", CREDS, f"{name}:v1",
+           f"docker://{name}:copied")
 
     r = registry.get_manifest(repo, "copied")
     assert r.status_code == 200, describe(r)

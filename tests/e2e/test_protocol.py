@@ -2,7 +2,6 @@
 ranges, listing with pagination, deletes, and the errors the spec and
 wharf's contract name, checked request by request."""
 
-import http.client
 import json
 import os
 import re
@@ -15,7 +14,6 @@ from datadir import blob_path, has_blob, staging_files
 from ocilayout import (
     MT_CONFIG,
     MT_INDEX,
-    MT_LAYER_GZIP,
     MT_MANIFEST,
     canonical_json,
     make_image,
@@ -27,6 +25,7 @@ from regclient import (
     check_error_body,
     describe,
     expect_error,
+    raw_request,
 )
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -43,23 +42,6 @@ def small_image(**kw):
     kw.setdefault("files_per_layer", 1)
     kw.setdefault("file_size", 2048)
     return make_image(**kw)
-
-
-def raw_request(server, method, path, body=None, headers=None):
-    """Send `path` exactly as given (requests would resolve `..` itself)."""
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        hdrs = dict(headers or {})
-        if body is not None:
-            hdrs["Content-Length"] = str(len(body))
-        for k, v in hdrs.items():
-            conn.putheader(k, v)
-        conn.endheaders(body)
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
 
 
 def check_raw_error(status, headers, body, want_status, want_code, what):
@@ -535,7 +517,7 @@ def test_catalog_pagination(registry, unique):
     assert set(mine) <= set(full)
     assert full == sorted(full)
 
-    link = f"/v2/_catalog?n=2"
+    link = "/v2/_catalog?n=2"
     seen, pages = [], 0
     while link and pages < 1000:
         r = registry.get(link)
@@ -579,6 +561,9 @@ def test_deletes(server, registry, unique):
     assert h.status_code == 404, describe(h)
     expect_error(registry.delete(f"/v2/{repo}/manifests/{img.manifest_digest}"), 404,
                  "MANIFEST_UNKNOWN")
+    # Tags on a deleted manifest go with it.
+    expect_error(registry.get_manifest(repo, "kept"), 404, "MANIFEST_UNKNOWN")
+    assert "kept" not in (registry.get(f"/v2/{repo}/tags/list").json().get("tags") or [])
 
     # A blob.
     layer = img.layers[0]

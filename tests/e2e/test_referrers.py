@@ -7,8 +7,7 @@ import os
 import subprocess
 
 from ocilayout import MT_EMPTY, MT_INDEX, MT_MANIFEST, make_image, sha256_digest
-from regclient import check_api_version, describe
-from conftest import ADMIN_CREDS
+from regclient import CREDS, check_api_version, describe
 
 EMPTY = b"{}"
 SBOM_TYPE = "application/vnd.example.sbom.v1"
@@ -18,7 +17,7 @@ CONFIG_TYPE = "application/vnd.example.config.v1+json"
 
 def curl(method, url, body: bytes = None, headers=None, tmp=None):
     """Run curl; return (status, lower-cased headers dict, body bytes)."""
-    argv = ["curl", "-sS", "-i", "-X", method, "--max-time", "30", "-u", ADMIN_CREDS]
+    argv = ["curl", "-sS", "-i", "-u", CREDS, "-X", method, "--max-time", "30"]
     for k, v in (headers or {}).items():
         argv += ["-H", f"{k}: {v}"]
     if body is not None:

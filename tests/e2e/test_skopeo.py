@@ -14,7 +14,7 @@ from ocilayout import (
     read_layout,
     sha256_digest,
 )
-from regclient import check_api_version, describe, expect_error
+from regclient import CREDS, check_api_version, describe, expect_error
 
 
 def assert_layout_holds_image(path, ref, img):
@@ -38,6 +38,8 @@ def test_push_pull_multilayer_image(server, registry, skopeo, image_layout, tmp_
     ref = f"docker://{server.host}/{repo}:v1"
 
     skopeo.copy(f"oci:{src}:v1", ref)
+    # skopeo kept what it learnt in its private cache, not the machine's.
+    assert skopeo.blob_info_cache.exists()
 
     # The registry serves the manifest byte for byte, by tag and by digest.
     for reference in ("v1", img.manifest_digest):
@@ -68,7 +70,7 @@ def test_push_pull_multilayer_image(server, registry, skopeo, image_layout, tmp_
     assert info["Architecture"] == "amd64"
     assert info["Os"] == "linux"
     assert skopeo.inspect(ref, raw=True).encode() == img.manifest
-    tags = json.loads(skopeo.run(["skopeo", "list-tags", "--tls-verify=false",
+    tags = json.loads(skopeo.run(["skopeo", "list-tags", "--tls-verify=false", "--creds", CREDS,
                                   f"docker://{server.host}/{repo}"]).stdout)
     assert tags["Tags"] == ["v1"]
 
@@ -150,3 +152,38 @@ def test_manifest_accept_negotiation(server, registry, skopeo, multiarch_layout,
             assert int(r.headers.get("Content-Length", -1)) == len(body), describe(r)
         assert h.content == b""
         assert g.content == body
+
+
+def test_skopeo_delete(server, registry, skopeo, image_layout, unique):
+    src, img = image_layout
+    repo = f"library/{unique}"
+    ref = f"docker://{server.host}/{repo}:v1"
+    skopeo.copy(f"oci:{src}:v1", ref)
+    skopeo.run(["skopeo", "delete", "--tls-verify=false", "--creds", CREDS, ref])
+    expect_error(registry.get_manifest(repo, img.manifest_digest), 404, "MANIFEST_UNKNOWN")
+    expect_error(registry.get_manifest(repo, "v1"), 404, "MANIFEST_UNKNOWN")
+    p = skopeo.run(["skopeo", "inspect", "--tls-verify=false", "--creds", CREDS, ref],
+                   check=False, timeout=60)
+    assert p.returncode != 0
+
+
+def test_zstd_layers(server, registry, skopeo, image_layout, tmp_path, unique):
+    """Layers of any media type are stored as given: here zstd, recompressed
+    by skopeo on the way in."""
+    src, img = image_layout
+    repo = f"library/{unique}"
+    ref = f"docker://{server.host}/{repo}:zstd"
+    skopeo.copy(f"oci:{src}:v1", ref, "--dest-compress", "--dest-compress-format", "zstd",
+                "--format", "oci")
+    r = registry.get_manifest(repo, "zstd")
+    assert r.status_code == 200, describe(r)
+    doc = json.loads(r.content)
+    assert doc["config"]["digest"] == img.config_digest
+    types = {l["mediaType"] for l in doc["layers"]}
+    assert types == {"application/vnd.oci.image.layer.v1.tar+zstd"}, types
+    out = tmp_path / "pulled"
+    Skopeo(tmp_path / "puller").copy(ref, f"oci:{out}:zstd")
+    _, blob = read_layout(str(out))
+    assert blob(layout_ref(str(out), "zstd")["digest"]) == r.content
+    for l in doc["layers"]:
+        assert sha256_digest(blob(l["digest"])) == l["digest"]

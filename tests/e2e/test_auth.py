@@ -1,0 +1,277 @@
+"""Access control on /v2/ (DESIGN.md, the user's story): pushing needs
+credentials, pulling a public project's image does not; the token service
+(distribution's token protocol) grants what is asked and allowed; Basic
+callers without the right get 403 DENIED."""
+
+import base64
+import json
+import re
+import subprocess
+import time
+
+import pytest
+import requests
+
+from ocilayout import make_image
+from regclient import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    Registry,
+    check_api_version,
+    describe,
+    expect_error,
+)
+
+USER = "bob"
+USER_PASSWORD = "Bob-e2e-Passw0rd"
+
+
+def small_image():
+    return make_image(layers=1, files_per_layer=1, file_size=1024)
+
+
+def challenge_params(r) -> dict:
+    h = r.headers.get("WWW-Authenticate", "")
+    assert h.startswith("Bearer "), "401 without a Bearer challenge: " + describe(r)
+    return dict(re.findall(r'(\w+)="([^"]*)"', h))
+
+
+def token(server, scope, user=ADMIN_USER, password=ADMIN_PASSWORD, service="wharf"):
+    r = requests.get(f"{server.url}/service/token",
+                     params={"service": service, "scope": scope},
+                     auth=(user, password) if user else None, timeout=30)
+    assert r.status_code == 200, describe(r)
+    doc = r.json()
+    tok = doc.get("token") or doc.get("access_token")
+    assert tok, describe(r)
+    return tok
+
+
+def token_claims(tok: str) -> dict:
+    part = tok.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def bearer(server, tok) -> Registry:
+    reg = Registry(server.url, auth=None)
+    reg.session.headers["Authorization"] = f"Bearer {tok}"
+    return reg
+
+
+@pytest.fixture
+def bob(servers):
+    """A server with a second, non-administrator user."""
+    srv = servers.new()
+    p = subprocess.run([srv.binary, "user", "add", USER], input=USER_PASSWORD + "\n",
+                       env=srv.env(), capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, f"wharf user add failed: {p.stdout}{p.stderr}"
+    return srv
+
+
+def test_anonymous_gets_a_challenge(server):
+    anon = server.registry(anonymous=True)
+    r = anon.get("/v2/")
+    expect_error(r, 401, "UNAUTHORIZED")
+    params = challenge_params(r)
+    assert params.get("realm", "").endswith("/service/token"), params
+    assert params.get("service"), params
+
+
+def test_public_pull_needs_no_credentials(server, registry, unique):
+    repo = f"library/{unique}"
+    img = small_image()
+    registry.push_image(repo, img, "v1")
+    anon = server.registry(anonymous=True)
+    r = anon.get_manifest(repo, "v1")
+    assert r.status_code == 200 and r.content == img.manifest, describe(r)
+    b = anon.get(f"/v2/{repo}/blobs/{img.layers[0]}")
+    assert b.status_code == 200 and b.content == img.blobs[img.layers[0]], describe(b)
+
+    # Pushing does.
+    r = anon.post(f"/v2/{repo}/blobs/uploads/")
+    expect_error(r, 401, "UNAUTHORIZED")
+    assert "push" in challenge_params(r).get("scope", ""), describe(r)
+    r = anon.push_manifest(repo, "v2", img.manifest)
+    expect_error(r, 401, "UNAUTHORIZED")
+    r = anon.delete(f"/v2/{repo}/manifests/{img.manifest_digest}")
+    expect_error(r, 401, "UNAUTHORIZED")
+    assert registry.get_manifest(repo, "v1").status_code == 200
+
+
+def test_wrong_password(servers):
+    # A server of its own: failed logins from 127.0.0.1 are throttled, and
+    # every test talks from that address.
+    server = servers.new()
+    r = Registry(server.url, auth=(ADMIN_USER, "Not-The-Passw0rd")).get("/v2/")
+    assert r.status_code == 401, describe(r)
+    check_api_version(r)
+    r = requests.get(f"{server.url}/service/token",
+                     params={"service": "wharf", "scope": "repository:library/x:pull"},
+                     auth=(ADMIN_USER, "Not-The-Passw0rd"), timeout=30)
+    assert r.status_code == 401, describe(r)
+
+
+def test_token_flow(server, unique):
+    repo = f"library/{unique}"
+    tok = token(server, f"repository:{repo}:pull,push")
+    claims = token_claims(tok)
+    access = [a for a in claims.get("access", []) if a.get("name") == repo]
+    assert access and set(access[0]["actions"]) == {"pull", "push"}, claims
+    reg = bearer(server, tok)
+    img = small_image()
+    reg.push_image(repo, img, "v1")
+    assert reg.get_manifest(repo, "v1").content == img.manifest
+
+    # A pull-only token pulls but cannot push: 401 with the scope to ask for.
+    ro = bearer(server, token(server, f"repository:{repo}:pull"))
+    assert ro.get_manifest(repo, "v1").status_code == 200
+    r = ro.post(f"/v2/{repo}/blobs/uploads/")
+    expect_error(r, 401, "UNAUTHORIZED")
+    assert challenge_params(r).get("scope") == f"repository:{repo}:pull,push", describe(r)
+
+    # A token for one repository is no key to another.
+    other = bearer(server, token(server, f"repository:library/{unique}-x:pull,push"))
+    r = other.post(f"/v2/{repo}/blobs/uploads/")
+    assert r.status_code == 401, describe(r)
+
+
+def test_token_scope_wildcard(server, unique):
+    """`*` asks for every action (containers/image asks for it to delete)."""
+    repo = f"library/{unique}"
+    claims = token_claims(token(server, f"repository:{repo}:*"))
+    access = [a for a in claims.get("access", []) if a.get("name") == repo]
+    assert access, claims
+    assert {"pull", "push", "delete"} <= set(access[0]["actions"]) or "*" in access[0]["actions"], (
+        f"an administrator asking for {repo}:* got {access[0]['actions']}")
+
+
+def test_forged_token_refused(server, unique):
+    repo = f"library/{unique}"
+    tok = token(server, f"repository:{repo}:pull")
+    head, payload, sig = tok.split(".")
+    claims = token_claims(tok)
+    claims["access"] = [{"type": "repository", "name": repo, "actions": ["pull", "push"]}]
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    for forged in (f"{head}.{forged_payload}.{sig}", f"{head}.{forged_payload}.",
+                   "eyJhbGciOiJub25lIn0." + forged_payload + "."):
+        r = bearer(server, forged).post(f"/v2/{repo}/blobs/uploads/")
+        assert r.status_code == 401, describe(r)
+
+
+def test_private_project(server, registry, unique):
+    name = "priv" + unique.replace("-", "")[-6:]
+    p = server.cli("project", "create", name)
+    assert p.returncode == 0, p.stderr
+    repo = f"{name}/app"
+    img = small_image()
+    registry.push_image(repo, img, "v1")
+    anon = server.registry(anonymous=True)
+    expect_error(anon.get_manifest(repo, "v1"), 401, "UNAUTHORIZED")
+    expect_error(anon.get(f"/v2/{repo}/blobs/{img.layers[0]}"), 401, "UNAUTHORIZED")
+    assert registry.get_manifest(repo, "v1").status_code == 200
+    # Nor can an anonymous caller mount from it into a public project.
+    r = anon.post(f"/v2/library/{unique}/blobs/uploads/",
+                  params={"mount": img.layers[0], "from": repo})
+    assert r.status_code == 401, describe(r)
+
+
+def test_user_without_role(bob, unique):
+    """Logged in with Basic but not a member: public pulls work, pushes are
+    403 DENIED; a private project stays closed."""
+    admin = bob.registry()
+    user = Registry(bob.url, auth=(USER, USER_PASSWORD))
+    assert user.get("/v2/").status_code == 200
+
+    repo = f"library/{unique}"
+    img = small_image()
+    admin.push_image(repo, img, "v1")
+    assert user.get_manifest(repo, "v1").status_code == 200
+    expect_error(user.post(f"/v2/{repo}/blobs/uploads/"), 403, "DENIED")
+    expect_error(user.push_manifest(repo, "v2", img.manifest), 403, "DENIED")
+    expect_error(user.delete(f"/v2/{repo}/manifests/{img.manifest_digest}"), 403, "DENIED")
+
+    p = bob.cli("project", "create", "closed")
+    assert p.returncode == 0, p.stderr
+    admin.push_image("closed/app", img, "v1")
+    r = user.get_manifest("closed/app", "v1")
+    assert r.status_code in (403, 404), describe(r)
+    assert r.status_code != 200
+
+    # Through the token service the same rules hold.
+    tok = token(bob, f"repository:{repo}:pull,push", user=USER, password=USER_PASSWORD)
+    access = [a for a in token_claims(tok).get("access", []) if a.get("name") == repo]
+    assert access and set(access[0]["actions"]) == {"pull"}, access
+
+
+def test_failed_logins_are_throttled(servers):
+    """After repeated failures even the right password waits a little
+    (429 with Retry-After); then it works again."""
+    srv = servers.new()
+    bad = Registry(srv.url, auth=(ADMIN_USER, "Not-The-Passw0rd"))
+    statuses = [bad.get("/v2/").status_code for _ in range(8)]
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses
+    r = srv.registry().get("/v2/")
+    expect_error(r, 429, "TOO_MANY_REQUESTS")
+    assert r.headers.get("Retry-After"), describe(r)
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        r = srv.registry().get("/v2/")
+        if r.status_code == 200:
+            break
+    assert r.status_code == 200, "the right password stayed refused: " + describe(r)
+
+
+def test_anonymous_token_pulls_public(server, registry, skopeo, tmp_path, unique):
+    """What `docker pull` does without login: an anonymous token for a public
+    repository carries pull, and nothing more."""
+    repo = f"library/{unique}"
+    img = small_image()
+    registry.push_image(repo, img, "v1")
+    tok = token(server, f"repository:{repo}:pull,push", user=None)
+    access = [a for a in token_claims(tok).get("access", []) if a.get("name") == repo]
+    assert access and set(access[0]["actions"]) == {"pull"}, access
+    reg = bearer(server, tok)
+    assert reg.get_manifest(repo, "v1").content == img.manifest
+    expect_error(reg.post(f"/v2/{repo}/blobs/uploads/"), 401, "UNAUTHORIZED")
+
+    # A real client, without credentials.
+    out = tmp_path / "anon"
+    skopeo.run(["skopeo", "copy", "--src-tls-verify=false", "--src-no-creds",
+                f"docker://{server.host}/{repo}:v1", f"oci:{out}:v1"])
+    assert (out / "blobs" / "sha256" / img.manifest_digest.split(":")[1]).read_bytes() == img.manifest
+
+
+def test_token_lifetime_follows_setting(servers, unique):
+    """WHARF_TOKEN_TTL sets how long a token lives (expiry itself is checked
+    with a clock-skew leeway too long to wait for here)."""
+    srv = servers.new(env={"WHARF_TOKEN_TTL": "90"})
+    repo = f"library/{unique}"
+    r = requests.get(f"{srv.url}/service/token",
+                     params={"service": "wharf", "scope": f"repository:{repo}:pull"},
+                     auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=30)
+    assert r.status_code == 200, describe(r)
+    doc = r.json()
+    assert doc.get("expires_in") == 90, doc
+    claims = token_claims(doc["token"])
+    assert claims["exp"] - claims["iat"] == 90, claims
+
+
+def test_private_listings_stay_private(bob, unique):
+    """Tags, referrers and the catalog of a private project are closed to
+    anonymous callers and to users without a role."""
+    admin = bob.registry()
+    p = bob.cli("project", "create", "hidden")
+    assert p.returncode == 0, p.stderr
+    img = small_image()
+    admin.push_image("hidden/app", img, "v1")
+    callers = {"anonymous": bob.registry(anonymous=True),
+               "user": Registry(bob.url, auth=(USER, USER_PASSWORD))}
+    for who, reg in callers.items():
+        for path in ("/v2/hidden/app/tags/list", f"/v2/hidden/app/referrers/{img.manifest_digest}",
+                     f"/v2/hidden/app/manifests/{img.manifest_digest}", "/v2/_catalog"):
+            r = reg.get(path)
+            assert r.status_code in (401, 403), f"{who}: " + describe(r)
+            assert b"hidden/app" not in r.content or b"errors" in r.content, f"{who}: " + describe(r)
+            assert b'"v1"' not in r.content, f"{who}: " + describe(r)
+    assert "hidden/app" in admin.get("/v2/_catalog").json()["repositories"]
