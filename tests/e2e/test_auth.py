@@ -275,3 +275,49 @@ def test_private_listings_stay_private(bob, unique):
             assert b"hidden/app" not in r.content or b"errors" in r.content, f"{who}: " + describe(r)
             assert b'"v1"' not in r.content, f"{who}: " + describe(r)
     assert "hidden/app" in admin.get("/v2/_catalog").json()["repositories"]
+
+
+@pytest.mark.parametrize("authorization", [
+    "Basic",
+    "Basic ",
+    "Basic !!!notbase64!!!",
+    "Basic " + base64.b64encode(b"nocolon").decode(),
+    "Basic " + base64.b64encode(b":").decode(),
+    "Basic " + base64.b64encode(b"admin:" + b"x" * 5000).decode(),
+    "Basic " + base64.b64encode(b"\x00admin:\x00").decode(),
+    "Bearer",
+    "Bearer a.b.c",
+    "Bearer " + "A" * 20000,
+    "Bearer ....",
+    "Negotiate abc",
+])
+def test_malformed_authorization(servers, authorization):
+    srv = servers.new()
+    reg = srv.registry(anonymous=True)
+    r = reg.get("/v2/", headers={"Authorization": authorization})
+    assert r.status_code in (400, 401, 431), describe(r)
+    r = reg.post("/v2/library/app/blobs/uploads/", headers={"Authorization": authorization})
+    assert r.status_code in (400, 401, 431), describe(r)
+    assert srv.running()
+    assert srv.registry().get("/v2/").status_code == 200
+
+
+@pytest.mark.parametrize("params", [
+    {"service": "wharf", "scope": "repository:library/app:pull:extra"},
+    {"service": "wharf", "scope": "repository::pull"},
+    {"service": "wharf", "scope": "repository:UPPER/app:pull"},
+    {"service": "wharf", "scope": "repository:library/../x:pull"},
+    {"service": "wharf", "scope": ":::"},
+    {"service": "wharf", "scope": ["repository:library/a%d:pull" % i for i in range(300)]},
+    {"service": "wharf"},
+    {},
+])
+def test_odd_token_requests(server, params):
+    r = requests.get(f"{server.url}/service/token", params=params,
+                     auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=30)
+    assert r.status_code in (200, 400), describe(r)
+    if r.status_code == 200:
+        claims = token_claims(r.json()["token"])
+        for a in claims.get("access", []):
+            assert not a["actions"] or a["name"].startswith("library/a"), claims
+    assert server.running()
