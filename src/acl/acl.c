@@ -207,13 +207,23 @@ static bool robot_usable(const struct wh_robot *r, int64_t now_s)
     return !r->disabled && (r->expires_at < 0 || r->expires_at > now_s);
 }
 
-int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *client_ip,
+int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *addr,
                  struct wh_principal *out)
 {
+    const char *client_ip = addr;
     int64_t now = wh_now_ms();
     bool ok = false;
 
     anonymous(out);
+    /*
+     * Throttle keys: the user name (guessing one account from anywhere) and
+     * the (user, address) pair. The address alone is not a key: many users
+     * may share one address (a NAT, a reverse proxy), and one of them
+     * mistyping must not lock the others out.
+     */
+    char pair[WH_NAME_MAX + 64];
+    snprintf(pair, sizeof(pair), "%s@%s", user, client_ip ? client_ip : "");
+    client_ip = pair;
     if (wh_auth_throttle_delay_ms(a->throttle, user, client_ip, now) > 0)
         return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
     if (strncmp(user, "robot$", 6) == 0) {
@@ -241,7 +251,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         struct wh_principal who;
         anonymous(&who);
         snprintf(who.name, sizeof(who.name), "%s", user);
-        wh_acl_audit(a, &who, client_ip, 0, user, "user", "login", false);
+        wh_acl_audit(a, &who, addr, 0, user, "user", "login", false);
         out->bad_credentials = true;
         return wh_error_set(WH_EDENIED, "invalid credentials");
     }

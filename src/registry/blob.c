@@ -248,20 +248,36 @@ struct chunk_ctx {
     bool monolithic;
 };
 
+/*
+ * Refuses a chunk: the session goes back to the size it had before this
+ * request (so the client may retry the chunk) and the answer says where it
+ * stands.
+ */
+static int refuse_chunk(wh_req *r, struct chunk_ctx *c, enum oci_err e, const char *msg)
+{
+    if (c->s) {
+        if (wh_upload_truncate(c->w, c->start) < 0)
+            wh_log_error("upload %s: %s", c->id, wh_error_msg());
+        upload_headers(r, c->t, c->id, wh_upload_size(c->w));
+        session_done(c->reg, c->s);
+    }
+    return oci_error(r, e, msg);
+}
+
 static int chunk_data(wh_req *r, const char *p, size_t n, void *arg)
 {
     struct chunk_ctx *c = arg;
     uint64_t total;
     if (__builtin_add_overflow(wh_upload_size(c->w), (uint64_t)n, &total) ||
         total > c->reg->cfg.max_blob_bytes)
-        return oci_error(r, E_BLOB_TOO_BIG,
-                         wh_pool_sprintf(wh_req_pool(r), "blob exceeds the limit of %" PRIu64
-                                                         " bytes", c->reg->cfg.max_blob_bytes));
+        return refuse_chunk(r, c, E_BLOB_TOO_BIG,
+                            wh_pool_sprintf(wh_req_pool(r), "blob exceeds the limit of %" PRIu64
+                                                            " bytes", c->reg->cfg.max_blob_bytes));
     if (c->has_range && total > c->range_last + 1)
-        return oci_error(r, E_RANGE_INVALID, "chunk is longer than its Content-Range");
+        return refuse_chunk(r, c, E_RANGE_INVALID, "chunk is longer than its Content-Range");
     if (wh_upload_write(c->w, p, n) < 0) {
         wh_log_error("upload %s: %s", c->id, wh_error_msg());
-        return oci_error(r, E_INTERNAL, NULL);
+        return refuse_chunk(r, c, E_INTERNAL, NULL);
     }
     return 0;
 }
@@ -317,10 +333,8 @@ static int chunk_end(wh_req *r, void *arg)
 {
     struct chunk_ctx *c = arg;
     uint64_t size = wh_upload_size(c->w);
-    if (c->has_range && size != c->range_last + 1) {
-        session_done(c->reg, c->s);
-        return oci_error(r, E_RANGE_INVALID, "chunk is shorter than its Content-Range");
-    }
+    if (c->has_range && size != c->range_last + 1)
+        return refuse_chunk(r, c, E_RANGE_INVALID, "chunk is shorter than its Content-Range");
     if (c->commit)
         return commit(r, c);
     wh_db_upload_touch(c->reg->db, c->id, wh_now_ms());
@@ -498,6 +512,12 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
         }
         c->has_range = true;
         c->range_last = last;
+        /* a Content-Length that disagrees with the range is refused before any byte is taken */
+        const char *cl = wh_req_header(r, "Content-Length");
+        uint64_t len;
+        if (cl && (wh_parse_u64(&len, cl, strlen(cl)) < 0 || len != last - first + 1))
+            return refuse_chunk(r, c, E_RANGE_INVALID,
+                                "Content-Length does not match the Content-Range");
     }
     wh_req_read_body(r, chunk_data, chunk_end, c);
     return 0;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct accept_ctx {
@@ -36,8 +37,23 @@ static void accept_one(const char *value, void *payload)
         size_t n = (size_t)(end - p);
         while (n && p[n - 1] == ' ')
             n--;
-        if ((n == mtlen && memcmp(p, a->media_type, n) == 0) || (n == 3 && memcmp(p, "*/*", 3) == 0) ||
-            (n == 13 && memcmp(p, "application/*", 13) == 0))
+        /* parameters: only q matters, and q=0 means "not acceptable" (RFC 9110 §12.4.2) */
+        bool refused = false;
+        while (*end == ';') {
+            end++;
+            while (*end == ' ')
+                end++;
+            if ((end[0] == 'q' || end[0] == 'Q') && end[1] == '=') {
+                const char *q = end + 2;
+                refused = q[0] == '0' && (q[1] != '.' || strspn(q + 2, "0") == strcspn(q + 2, ",; "));
+            }
+            while (*end && *end != ',' && *end != ';')
+                end++;
+        }
+        /* media types compare case-insensitively (RFC 9110 §8.3.1) */
+        if (!refused && ((n == mtlen && strncasecmp(p, a->media_type, n) == 0) ||
+                         (n == 3 && memcmp(p, "*/*", 3) == 0) ||
+                         (n == 13 && strncasecmp(p, "application/*", 13) == 0)))
             a->matched = true;
         while (*end && *end != ',')
             end++;

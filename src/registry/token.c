@@ -42,15 +42,18 @@ static void grant(const char *scope, void *payload)
         if (wh_db_project_get(sc->reg->db, project, &p) == 0)
             have = wh_acl_repo_actions(sc->reg->acl, sc->who, &p, want.name);
         if (have & WH_ACT_ALL)
-            have = WH_ACT_PULL | WH_ACT_PUSH | WH_ACT_DELETE;
+            have = WH_ACT_PULL | WH_ACT_PUSH | WH_ACT_DELETE | WH_ACT_SCANNER_PULL;
     } else if (strcmp(want.type, "registry") == 0 && strcmp(want.name, "catalog") == 0) {
         have = sc->who->sysadmin ? WH_ACT_ALL : 0;
     }
+    /* "*" asks for every action (containers/image does so to delete) */
+    unsigned asked = want.actions;
+    if (asked & WH_ACT_ALL)
+        asked = have & WH_ACT_ALL ? WH_ACT_ALL : (asked & ~WH_ACT_ALL) | WH_ACT_PULL |
+                                                     WH_ACT_PUSH | WH_ACT_DELETE;
     struct wh_access *a = &c->access[c->naccess++];
     *a = want;
-    a->actions = want.actions & have;
-    if ((want.actions & WH_ACT_ALL) && have == WH_ACT_ALL)
-        a->actions = WH_ACT_ALL;
+    a->actions = asked & have;
 }
 
 static int token_error(wh_req *r, int status, const char *code, const char *message)

@@ -50,6 +50,12 @@ int wh_upload_write(wh_upload *u, const void *p, size_t n);
 /* Bytes staged so far. */
 uint64_t wh_upload_size(const wh_upload *u);
 /*
+ * Cuts the staged bytes back to `size` (at most the current size), so that
+ * a refused chunk leaves the session as it was. The running hash is rebuilt
+ * from the staged bytes. 0 or WH_ERROR.
+ */
+int wh_upload_truncate(wh_upload *u, uint64_t size);
+/*
  * Verifies the staged bytes against `expected` and, if they match, makes them
  * visible as that blob (fsync, rename, fsync dir); the staging area is
  * removed either way. Returns 0, or WH_EINVALID on a digest mismatch. `u` is

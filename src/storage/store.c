@@ -64,6 +64,11 @@ uint64_t wh_upload_size(const wh_upload *u)
     return u->ops->size(u);
 }
 
+int wh_upload_truncate(wh_upload *u, uint64_t size)
+{
+    return u->ops->truncate(u, size);
+}
+
 int wh_upload_commit(wh_upload *u, const struct wh_digest *expected)
 {
     return u->ops->commit(u, expected);

@@ -206,11 +206,12 @@ static int fs_upload_create(wh_store *base, const char *id, wh_upload **out)
     return 0;
 }
 
+static int rehash(struct fs_upload *u, uint64_t limit);
+
 static int fs_upload_open(wh_store *base, const char *id, wh_upload **out)
 {
     struct fs_store *s = (struct fs_store *)base;
     char path[PATH_CAP];
-    char *buf = NULL;
     struct fs_upload *u = NULL;
     int error = 0;
 
@@ -223,13 +224,38 @@ static int fs_upload_open(wh_store *base, const char *id, wh_upload **out)
                             strerror(errno));
     u = upload_new(s, id, fd);
     /* Rebuild the running hash from the staged bytes (after a restart). */
-    buf = wh_malloc(1 << 20);
-    for (;;) {
-        ssize_t r = read(fd, buf, 1 << 20);
+    if ((error = rehash(u, UINT64_MAX)) < 0)
+        goto out;
+    *out = &u->base;
+    u = NULL;
+out:
+    if (u)
+        fs_upload_ops.close(&u->base);
+    return error;
+}
+
+/*
+ * Restarts the running hash over the first `limit` staged bytes (all of
+ * them with UINT64_MAX) and leaves the file offset at their end.
+ */
+static int rehash(struct fs_upload *u, uint64_t limit)
+{
+    char *buf = wh_malloc(1 << 20);
+    int error = 0;
+    wh_hasher_free(u->sha256);
+    u->sha256 = wh_hasher_new(WH_DIGEST_SHA256);
+    u->size = 0;
+    if (lseek(u->fd, 0, SEEK_SET) < 0) {
+        error = wh_error_set(WH_ERROR, "seek upload %s: %s", u->id, strerror(errno));
+        goto out;
+    }
+    while (u->size < limit) {
+        uint64_t want = limit - u->size < (1 << 20) ? limit - u->size : (1 << 20);
+        ssize_t r = read(u->fd, buf, (size_t)want);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            error = wh_error_set(WH_ERROR, "read %s: %s", path, strerror(errno));
+            error = wh_error_set(WH_ERROR, "read upload %s: %s", u->id, strerror(errno));
             goto out;
         }
         if (r == 0)
@@ -237,13 +263,21 @@ static int fs_upload_open(wh_store *base, const char *id, wh_upload **out)
         wh_hasher_update(u->sha256, buf, (size_t)r);
         u->size += (uint64_t)r;
     }
-    *out = &u->base;
-    u = NULL;
+    if (lseek(u->fd, (off_t)u->size, SEEK_SET) < 0)
+        error = wh_error_set(WH_ERROR, "seek upload %s: %s", u->id, strerror(errno));
 out:
     free(buf);
-    if (u)
-        fs_upload_ops.close(&u->base);
     return error;
+}
+
+static int fs_upload_truncate(wh_upload *base, uint64_t size)
+{
+    struct fs_upload *u = (struct fs_upload *)base;
+    if (size >= u->size)
+        return 0;
+    if (ftruncate(u->fd, (off_t)size) < 0)
+        return wh_error_set(WH_ERROR, "truncate upload %s: %s", u->id, strerror(errno));
+    return rehash(u, size);
 }
 
 static int fs_upload_write(wh_upload *base, const void *p, size_t n)
@@ -338,6 +372,7 @@ static int fs_upload_each(wh_store *base, int (*fn)(const char *, int64_t, void 
 static const struct wh_upload_ops fs_upload_ops = {
     .write = fs_upload_write,
     .size = fs_upload_size,
+    .truncate = fs_upload_truncate,
     .commit = fs_upload_commit,
     .close = fs_upload_close,
 };

@@ -11,6 +11,7 @@ struct wh_store {
 struct wh_upload_ops {
     int (*write)(wh_upload *u, const void *p, size_t n);
     uint64_t (*size)(const wh_upload *u);
+    int (*truncate)(wh_upload *u, uint64_t size);
     int (*commit)(wh_upload *u, const struct wh_digest *expected);
     void (*close)(wh_upload *u);
 };

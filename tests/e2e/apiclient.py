@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import requests
 
-ADMIN_PASSWORD = "Wharf-Admin-1"
+from regclient import ADMIN_PASSWORD  # the administrator of every test server
 TIMEOUT = 60
 
 

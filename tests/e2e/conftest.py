@@ -25,10 +25,6 @@ import ocilayout
 from regclient import ADMIN_PASSWORD, ADMIN_USER, CREDS, Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Every test server's administrator; clients log in with it unless a test says otherwise.
-ADMIN_USER = "admin"
-ADMIN_PASSWORD = "Wharf-Admin-1"
-ADMIN_CREDS = f"{ADMIN_USER}:{ADMIN_PASSWORD}"
 CACHE_DIR = REPO_ROOT / "tests" / ".cache"
 START_TIMEOUT = 20.0
 
@@ -410,16 +406,6 @@ class Tool:
         return subprocess.Popen(
             argv, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-
-
-def _creds_args(src, dst, extra):
-    """Administrator credentials for the registry ends of a copy, unless given."""
-    args = []
-    if src.startswith("docker://") and not any(a.startswith("--src-creds") or a == "--src-no-creds" for a in extra):
-        args.append("--src-creds=" + ADMIN_CREDS)
-    if dst.startswith("docker://") and not any(a.startswith("--dest-creds") for a in extra):
-        args.append("--dest-creds=" + ADMIN_CREDS)
-    return args
 
 
 class Skopeo(Tool):

@@ -3,7 +3,6 @@ partial blob and loses nothing acknowledged; two clients pushing the same
 image at once both succeed and every blob is stored once."""
 
 import hashlib
-import base64
 import os
 import socket
 import time

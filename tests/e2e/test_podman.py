@@ -4,8 +4,6 @@ image back under another tag."""
 import gzip
 import json
 
-from conftest import ADMIN_PASSWORD, ADMIN_USER
-
 from ocilayout import sha256_digest
 from regclient import CREDS, describe
 
