@@ -5,6 +5,7 @@
  *   wharf project create NAME [--public] | project list
  *   wharf version
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -89,6 +90,23 @@ static int open_db(wh_db **db, const struct wh_config *cfg)
     return rc;
 }
 
+/* Reads a whole (small) file into `out`. */
+static int read_file(struct wh_buf *out, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    if (!f)
+        return wh_error_set(WH_ERROR, "%s: %s", path, strerror(errno));
+    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = wh_buf_put(out, chunk, n);
+    if (ferror(f))
+        rc = wh_error_set(WH_ERROR, "%s: read error", path);
+    fclose(f);
+    return rc;
+}
+
 static int cmd_serve(const struct wh_config *cfg)
 {
     wh_db *db = NULL;
@@ -97,6 +115,7 @@ static int cmd_serve(const struct wh_config *cfg)
     wh_registry *reg = NULL;
     wh_api *api = NULL;
     wh_http *http = NULL;
+    char *tls_cert = NULL, *tls_key = NULL;
     int rc = 1, sig = 0;
     sigset_t set;
 
@@ -135,6 +154,19 @@ static int cmd_serve(const struct wh_config *cfg)
         wh_log_error("api: %s", wh_error_msg());
         goto out;
     }
+    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
+        struct wh_buf cert, key;
+        wh_buf_init(&cert, 1 << 20);
+        wh_buf_init(&key, 1 << 20);
+        if (read_file(&cert, cfg->tls_cert) < 0 || read_file(&key, cfg->tls_key) < 0) {
+            wh_log_error("tls: %s", wh_error_msg());
+            wh_buf_dispose(&cert);
+            wh_buf_dispose(&key);
+            goto out;
+        }
+        tls_cert = wh_buf_detach(&cert, NULL);
+        tls_key = wh_buf_detach(&key, NULL);
+    }
     struct wh_http_config hc = {
         .listen_host = cfg->listen_host,
         .port = cfg->port,
@@ -143,6 +175,9 @@ static int cmd_serve(const struct wh_config *cfg)
         .idle_timeout_s = cfg->idle_timeout_s,
         .max_header_bytes = cfg->max_header_bytes,
         .access_log = cfg->access_log,
+        .tls_cert_pem = tls_cert,
+        .tls_key_pem = tls_key,
+        .trusted_proxies = cfg->trusted_proxies,
     };
     http = wh_http_new(&hc);
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
@@ -152,8 +187,9 @@ static int cmd_serve(const struct wh_config *cfg)
         wh_log_error("%s", wh_error_msg());
         goto out;
     }
-    wh_log_info("wharf %s listening on %s:%u, data in %s", WHARF_VERSION, cfg->listen_host,
-                (unsigned)wh_http_port(http), cfg->data_dir);
+    wh_log_info("wharf %s listening on %s://%s:%u, data in %s", WHARF_VERSION,
+                tls_cert ? "https" : "http", cfg->listen_host, (unsigned)wh_http_port(http),
+                cfg->data_dir);
     sigwait(&set, &sig);
     wh_log_info("signal %d: finishing in-flight requests (up to %u s)", sig,
                 cfg->shutdown_grace_s);
@@ -166,6 +202,10 @@ out:
     wh_acl_free(acl);
     wh_store_free(store);
     wh_db_close(db);
+    free(tls_cert);
+    if (tls_key)
+        memset(tls_key, 0, strlen(tls_key));
+    free(tls_key);
     if (rc == 0)
         wh_log_info("stopped");
     return rc;

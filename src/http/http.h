@@ -31,6 +31,9 @@ struct wh_http_config {
     unsigned idle_timeout_s;      /* a connection idle this long is closed */
     size_t max_header_bytes;      /* total size of request headers */
     bool access_log;              /* one line per request on stderr */
+    const char *tls_cert_pem;     /* PEM certificate chain: serve HTTPS (NULL: plain HTTP) */
+    const char *tls_key_pem;      /* PEM private key of that certificate */
+    const char *trusted_proxies;  /* comma-separated addresses whose X-Forwarded-* are believed */
     void (*thread_exit)(void *payload); /* called on each worker thread as it ends */
     void *thread_exit_payload;
 };
@@ -69,8 +72,12 @@ void wh_req_query_each(const wh_req *r, const char *name,
                        void (*fn)(const char *value, void *payload), void *payload);
 /* The client's address as text ("127.0.0.1", "::1"). Borrowed until completion. */
 const char *wh_req_client_ip(wh_req *r);
-/* Scheme and host the client used, for absolute URLs. */
+/* Scheme and host the client used, for absolute URLs. The scheme is
+ * "https" on a TLS listener, X-Forwarded-Proto from a trusted proxy, else
+ * "http"; the client address likewise follows X-Forwarded-For only when
+ * the peer is a trusted proxy. */
 const char *wh_req_host(const wh_req *r);
+const char *wh_req_scheme(wh_req *r);
 /* The request's arena. */
 wh_pool *wh_req_pool(wh_req *r);
 /* Whether the request carries a body (Content-Length > 0 or chunked). */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define MAX_ROUTES 16
@@ -54,6 +55,7 @@ struct wh_req {
     const char *method_str;
     const char *path;
     const char *client_ip; /* resolved on first use */
+    const char *peer_ip;   /* the direct peer's address, resolved on first use */
     int64_t start_us;
     /* body streaming */
     int (*on_data)(wh_req *r, const char *p, size_t n, void *ctx);
@@ -127,10 +129,11 @@ void wh_req_query_each(const wh_req *r, const char *name,
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, header_each_cb, &e);
 }
 
-const char *wh_req_client_ip(wh_req *r)
+/* The direct peer's address. */
+static const char *peer_ip(wh_req *r)
 {
-    if (r->client_ip)
-        return r->client_ip;
+    if (r->peer_ip)
+        return r->peer_ip;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char buf[INET6_ADDRSTRLEN] = "unknown";
@@ -143,8 +146,58 @@ const char *wh_req_client_ip(wh_req *r)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
                       sizeof(buf));
     }
-    r->client_ip = wh_pool_strdup(r->pool, buf);
+    r->peer_ip = wh_pool_strdup(r->pool, buf);
+    return r->peer_ip;
+}
+
+/* Whether the direct peer is one of the configured trusted proxies. */
+static bool from_trusted_proxy(wh_req *r)
+{
+    const char *list = r->h->cfg.trusted_proxies;
+    if (!list || !*list)
+        return false;
+    const char *ip = peer_ip(r);
+    size_t n = strlen(ip);
+    for (const char *p = list; *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        size_t len = strcspn(p, ", ");
+        if (len == n && memcmp(p, ip, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+const char *wh_req_client_ip(wh_req *r)
+{
+    if (r->client_ip)
+        return r->client_ip;
+    const char *fwd = from_trusted_proxy(r) ? wh_req_header(r, "X-Forwarded-For") : NULL;
+    if (fwd && *fwd) {
+        /* the proxy appends the address it saw: the last entry is the one it vouches for */
+        const char *last = strrchr(fwd, ',');
+        last = last ? last + 1 : fwd;
+        while (*last == ' ')
+            last++;
+        size_t len = strcspn(last, " ");
+        if (len > 0 && len < 64) {
+            r->client_ip = wh_pool_strndup(r->pool, last, len);
+            return r->client_ip;
+        }
+    }
+    r->client_ip = peer_ip(r);
     return r->client_ip;
+}
+
+const char *wh_req_scheme(wh_req *r)
+{
+    if (r->h->cfg.tls_cert_pem)
+        return "https";
+    const char *proto = from_trusted_proxy(r) ? wh_req_header(r, "X-Forwarded-Proto") : NULL;
+    if (proto && strcasecmp(proto, "https") == 0)
+        return "https";
+    return "http";
 }
 
 const char *wh_req_host(const wh_req *r)
@@ -504,8 +557,21 @@ int wh_http_start(wh_http *h)
                             h->cfg.listen_host);
     }
     unsigned threads = h->cfg.threads ? h->cfg.threads : 4;
+    /* TLS options go first; with no certificate they are skipped by MHD_OPTION_END early. */
+    struct MHD_OptionItem tls[3] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)h->cfg.tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)h->cfg.tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (h->cfg.tls_cert_pem) {
+        if (!h->cfg.tls_key_pem)
+            return wh_error_set(WH_EINVALID, "a TLS certificate needs its key");
+        flags |= MHD_USE_TLS;
+    } else {
+        tls[0].option = MHD_OPTION_END;
+    }
     h->d = MHD_start_daemon(
-        flags, h->cfg.port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR, sa,
+        flags, h->cfg.port, NULL, NULL, on_access, h, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg.idle_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg.max_connections,

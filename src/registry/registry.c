@@ -189,10 +189,8 @@ void wh_registry_free(wh_registry *reg)
 static int challenge(wh_req *r, const char *scope, const char *message)
 {
     wh_pool *p = wh_req_pool(r);
-    const char *fwd = wh_req_header(r, "X-Forwarded-Proto");
-    (void)fwd; /* honoured only from trusted proxies, which are not configured */
-    char *v = wh_pool_sprintf(p, "Bearer realm=\"http://%s/service/token\",service=\"%s\"",
-                              wh_req_host(r), WH_AUTH_SERVICE);
+    char *v = wh_pool_sprintf(p, "Bearer realm=\"%s://%s/service/token\",service=\"%s\"",
+                              wh_req_scheme(r), wh_req_host(r), WH_AUTH_SERVICE);
     if (scope)
         v = wh_pool_sprintf(p, "%s,scope=\"%s\"", v, scope);
     wh_resp_header(r, "WWW-Authenticate", v);
