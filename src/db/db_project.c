@@ -340,3 +340,21 @@ int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_sta
     db_done(s);
     return error;
 }
+
+int wh_db_project_has_blob(wh_db *db, int64_t project_id, const char *digest, bool *out)
+{
+    static const char sql[] = "SELECT 1 FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
+                              " WHERE r.project_id = ?1 AND rb.digest = ?2 LIMIT 1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    db_bind_text(s, 2, digest);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        *out = rc == SQLITE_ROW;
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}

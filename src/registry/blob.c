@@ -294,6 +294,16 @@ static int commit(wh_req *r, struct chunk_ctx *c)
         /* checked before the body was read; unreachable unless that changes */
         return oci_error(r, E_DIGEST_INVALID, NULL);
     }
+    if (quota_check(reg, r, c->t, d.str, size) < 0) {
+        /* refused: nothing of it is kept */
+        if (c->s) {
+            wh_store_upload_remove(reg->store, c->id);
+            session_end(reg, c->s);
+            c->s = NULL;
+            c->w = NULL;
+        }
+        return -1;
+    }
     wh_upload *w = c->w;
     c->w = NULL;
     if (c->s)
@@ -398,6 +408,8 @@ static int try_mount(wh_registry *reg, wh_req *r, struct target *t, const char *
         return 1; /* not readable by the caller: a new upload, as the spec says */
     if (wh_db_blob_get(reg->db, from, d.str, &size) < 0)
         return 1; /* not there (or not readable): fall back to an upload */
+    if (quota_check(reg, r, t, d.str, size) < 0)
+        return -1;
     if (wh_db_blob_link(reg->db, t->project_id, t->name, d.str, size) < 0)
         return oci_error(r, E_INTERNAL, NULL);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/blobs/%s", t->name,

@@ -149,6 +149,10 @@ static int put_end(wh_req *r, void *arg)
                           wh_req_header(r, "Content-Type")) < 0)
         return oci_error(r, E_MANIFEST_INVALID, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
 
+    if (quota_check(reg, r, t, d.str, c->body.len) < 0) {
+        error = -1;
+        goto out;
+    }
     if (wh_store_put_bytes(reg->store, &d, c->body.data, c->body.len) < 0) {
         wh_log_error("store manifest %s: %s", d.str, wh_error_msg());
         error = oci_error(r, E_INTERNAL, NULL);

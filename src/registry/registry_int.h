@@ -85,6 +85,13 @@ bool can_pull(wh_registry *reg, const struct wh_principal *who, const char *repo
 /* Records an audit entry of the caller about `resource` in t's project. */
 void audit(wh_registry *reg, wh_req *r, const struct target *t, const char *resource,
            const char *operation, bool result);
+/*
+ * Checks the project's storage quota for adding blob `digest` of `size`
+ * bytes (nothing when the project holds it already). Answers 403 DENIED
+ * with Harbor's message and returns < 0 when it would be exceeded.
+ */
+int quota_check(wh_registry *reg, wh_req *r, const struct target *t, const char *digest,
+                uint64_t size);
 /* Queues one pull of an artifact for the statistics. */
 void pull_note(wh_registry *reg, int64_t artifact_id);
 

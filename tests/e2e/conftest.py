@@ -97,7 +97,8 @@ class WharfServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        scheme = "https" if self.extra_env.get("WHARF_TLS_CERT") else "http"
+        return f"{scheme}://{self.host}"
 
     def env(self) -> dict:
         env = dict(os.environ)
@@ -136,7 +137,8 @@ class WharfServer:
                     + self.log_text()[-4000:]
                 )
             try:
-                r = requests.get(self.url + "/v2/", timeout=2, auth=(ADMIN_USER, ADMIN_PASSWORD))
+                r = requests.get(self.url + "/v2/", timeout=2, auth=(ADMIN_USER, ADMIN_PASSWORD),
+                                 verify=self.extra_env.get("WHARF_TLS_CERT", True))
                 if r.status_code == 200:
                     return self
                 last = f"GET /v2/ -> {r.status_code}"
