@@ -125,6 +125,11 @@ fgrun() {   # fgrun CMD...: run CMD and wait for it
     CUR=""; return $rc
 }
 
+# wharf needs credentials to push; docker-registry runs without auth and
+# ignores them. Pulls of the public project `library` are anonymous on both.
+ADMIN_PASSWORD=Bench-Admin-Passw0rd
+CREDS=admin:$ADMIN_PASSWORD
+
 # ---- small helpers ------------------------------------------------------------
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }          # utime+stime, clock ticks
@@ -137,7 +142,7 @@ wait_ready() {
     local s=$1 i code
     for i in $(seq 100); do
         alive "$s"
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "${URL[$s]}/v2/" || true)
+        code=$(curl -s -u "$CREDS" -o /dev/null -w '%{http_code}' --max-time 1 "${URL[$s]}/v2/" || true)
         [ "$code" = 200 ] && return 0
         sleep 0.1
     done
@@ -148,7 +153,7 @@ start_wharf() {
     PORT[wharf]=$(free_port); URL[wharf]=http://127.0.0.1:${PORT[wharf]}
     mkdir -p "$WORK/wharf-data"
     WHARF_LISTEN=127.0.0.1:${PORT[wharf]} WHARF_DATA_DIR=$WORK/wharf-data WHARF_ACCESS_LOG=false \
-        "$WHARF_BIN" serve >"$WORK/wharf.log" 2>&1 &
+        WHARF_ADMIN_PASSWORD=$ADMIN_PASSWORD "$WHARF_BIN" serve >"$WORK/wharf.log" 2>&1 &
     PID[wharf]=$!
     wait_ready wharf
 }
@@ -196,6 +201,9 @@ metric cpull_cpu "server CPU for those $PULLS pulls, s (user+sys)" lower
 metric head_rps  "HEAD manifest by tag, req/s (hey, c=$CONC)" higher
 metric head_p50  "HEAD manifest p50, ms" lower
 metric head_p99  "HEAD manifest p99, ms" lower
+metric heada_rps "HEAD manifest with a reused Bearer token, req/s (hey, c=$CONC; wharf only)" higher
+metric heada_p99 "HEAD manifest with a token p99, ms" lower
+metric heada_pct "authenticated HEAD rate, % of the anonymous rate (wharf only)" higher
 metric getm_rps  "GET manifest by tag, req/s (wrk, c=$CONC)" higher
 metric getm_p50  "GET manifest p50, ms" lower
 metric getm_p99  "GET manifest p99, ms" lower
@@ -238,7 +246,7 @@ for i in $(seq "$REPEAT"); do
         for try in 1 2 3; do
             repo=library/push$i; [ "$try" = 1 ] || repo+="-retry$try"
             c0=$(cpu_ticks "${PID[$s]}"); r0=$(lo_bytes); t0=$EPOCHREALTIME
-            if fgrun sk 300 copy --quiet --dest-tls-verify=false "oci:$LAYOUT:bench" \
+            if fgrun sk 300 copy --quiet --dest-tls-verify=false --dest-creds "$CREDS" "oci:$LAYOUT:bench" \
                 "docker://127.0.0.1:${PORT[$s]}/$repo:bench" 2>"$WORK/push.err"; then
                 break
             fi
@@ -287,12 +295,12 @@ done
 
 # ---- a 4 KiB blob, uploaded monolithically (POST, then PUT ?digest=) -----------
 for s in "${SERVERS[@]}"; do
-    loc=$(curl -sS --max-time 10 -X POST -D - -o /dev/null "${URL[$s]}/v2/library/small/blobs/uploads/" |
+    loc=$(curl -sS --max-time 10 -u "$CREDS" -X POST -D - -o /dev/null "${URL[$s]}/v2/library/small/blobs/uploads/" |
           tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
     [ -n "$loc" ] || die "$s: no Location for a blob upload"
     case $loc in http*) ;; *) loc=${URL[$s]}$loc ;; esac
     case $loc in *\?*) loc="$loc&digest=$SMALL_DIGEST" ;; *) loc="$loc?digest=$SMALL_DIGEST" ;; esac
-    code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X PUT \
+    code=$(curl -sS --max-time 10 -u "$CREDS" -o /dev/null -w '%{http_code}' -X PUT \
            -H 'Content-Type: application/octet-stream' --data-binary "@$SMALL" "$loc")
     [ "$code" = 201 ] || die "$s: 4 KiB blob upload answered $code"
 done
@@ -323,6 +331,26 @@ for s in "${SERVERS[@]}"; do
     [ "$errs" = 0 ] || note "$s: hey HEAD saw $errs errors (requests still in flight when -z ends are counted here)"
     log "HEAD manifest on $s: ${R[head_rps,$s]} req/s, p50 ${R[head_p50,$s]} ms, p99 ${R[head_p99,$s]} ms"
 done
+
+# ---- 4b. the same HEAD with a Bearer token, reused as docker does (wharf only) -----
+# docker-registry runs without auth here, so only wharf has this row; what it
+# shows is the token check's cost against wharf's own anonymous figure.
+TOKEN=$(curl -sS --max-time 10 -u "$CREDS" \
+    "${URL[wharf]}/service/token?service=wharf&scope=repository:${REPO[wharf]}:pull" |
+    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])') || die "no token from wharf"
+url=${URL[wharf]}/v2/${REPO[wharf]}/manifests/bench
+code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -I -H "Authorization: Bearer $TOKEN" \
+       -H "Accept: $ACCEPT" "$url")
+[ "$code" = 200 ] || die "HEAD with a token answered $code"
+o=$WORK/hey-auth.txt
+fgrun timeout $((DURATION + 30)) hey -z "${DURATION}s" -c "$CONC" -m HEAD -A "$ACCEPT" \
+    -H "Authorization: Bearer $TOKEN" "$url" >"$o"
+R[heada_rps,wharf]=$(awk '/Requests\/sec:/{printf "%.0f", $2}' "$o")
+R[heada_p99,wharf]=$(awk '$1=="99%" && $2=="in"{printf "%.3f", $3*1000}' "$o")
+R[heada_pct,wharf]=$(calc "100*${R[heada_rps,wharf]}/${R[head_rps,wharf]}")
+bad=$(awk '/Status code distribution/{f=1; next} f && /^\s*\[/{gsub(/[][]/,"",$1); if ($1!="200") n+=$2} END{print n+0}' "$o")
+[ "$bad" = 0 ] || note "wharf: authenticated HEAD saw $bad non-200 responses"
+log "authenticated HEAD on wharf: ${R[heada_rps,wharf]} req/s (${R[heada_pct,wharf]}% of anonymous)"
 
 # ---- 5. GET manifest and GET 4 KiB blob with wrk --------------------------------
 run_wrk() {   # run_wrk SERVER KEY URL

@@ -6,6 +6,7 @@
  *   wharf version
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -347,6 +348,13 @@ usage:
 int main(int argc, char **argv)
 {
     struct wh_config cfg;
+    /*
+     * Large buffers (password hashing, layer reads) always come from mmap, so
+     * freeing them gives the memory back at once instead of leaving it in a
+     * thread's arena; and few arenas for few threads.
+     */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_ARENA_MAX, 2);
     if (argc < 2)
         return usage(stderr);
     const char *cmd = argv[1];

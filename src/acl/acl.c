@@ -228,8 +228,10 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
     if (strncmp(user, "robot$", 6) == 0) {
         struct wh_robot *r = wh_malloc(sizeof(*r));
-        if (wh_db_robot_get(a->db, user, r) == 0 && robot_usable(r, now / 1000) &&
-            secret_ok(a, r->name, password, r->secret)) {
+        bool known = wh_db_robot_get(a->db, user, r) == 0;
+        if (!known)
+            wh_auth_password_verify(NULL, password); /* the same cost as a known name */
+        if (known && robot_usable(r, now / 1000) && secret_ok(a, r->name, password, r->secret)) {
             ok = true;
             out->kind = WH_PRINCIPAL_ROBOT;
             out->id = r->id;
@@ -238,7 +240,10 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         free(r);
     } else {
         struct wh_user u;
-        if (wh_db_user_get(a->db, user, &u) == 0 && secret_ok(a, u.username, password, u.password)) {
+        bool known = wh_db_user_get(a->db, user, &u) == 0;
+        if (!known)
+            wh_auth_password_verify(NULL, password); /* the same cost as a known name */
+        if (known && secret_ok(a, u.username, password, u.password)) {
             ok = true;
             out->kind = WH_PRINCIPAL_USER;
             out->id = u.id;

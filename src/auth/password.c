@@ -5,6 +5,7 @@
  * module's business; counting failed attempts is throttle.c's.
  */
 #include <argon2.h>
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -15,6 +16,9 @@
 #include "auth/auth.h"
 
 #define ARGON2ID_PREFIX "$argon2id$v=19$"
+
+/* One argon2 computation at a time: each holds m KiB of memory. */
+static pthread_mutex_t argon2_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int wh_auth_password_hash(char *out, size_t cap, const char *password)
 {
@@ -32,8 +36,10 @@ int wh_auth_password_hash(char *out, size_t cap, const char *password)
         return wh_error_set(WH_ETOOBIG, "password hash needs %zu bytes", need);
     if (RAND_bytes(salt, sizeof(salt)) != 1)
         return wh_error_set(WH_ERROR, "RAND_bytes failed");
+    pthread_mutex_lock(&argon2_lock);
     rc = argon2id_hash_encoded(WH_AUTH_ARGON2_T, WH_AUTH_ARGON2_M_KIB, WH_AUTH_ARGON2_P, password,
                                pwlen, salt, sizeof(salt), WH_AUTH_ARGON2_HASH_LEN, out, cap);
+    pthread_mutex_unlock(&argon2_lock);
     OPENSSL_cleanse(salt, sizeof(salt));
     if (rc != ARGON2_OK)
         return wh_error_set(WH_ERROR, "argon2id: %s", argon2_error_message(rc));
@@ -82,21 +88,25 @@ int wh_auth_password_verify(const char *encoded, const char *password)
 {
     /* The hash of a random password nobody knows, with the current parameters,
      * so that unknown users cost what known ones do. */
-    static const char dummy[] = "$argon2id$v=19$m=19456,t=2,p=1$"
-                                "bm90LWEtcmVhbC1zYWx0$"
-                                "vfUzCGbtqvxoLDTgx3xjXG+9tXYO4jR7u6oZ0kqG8gk";
+    static const char dummy[] = "$argon2id$v=19$m=7168,t=5,p=1$"
+                                "d2hhcmYtZHVtbXktc2FsdA$"
+                                "wVBfZHZaQ0kIkDa/MK0sjqvk7okPMAjEAvBghkD5dEc";
     size_t pwlen = strlen(password);
     int rc;
 
     if (pwlen > WH_AUTH_PASSWORD_MAX)
         return wh_error_set(WH_EDENIED, "password too long");
     if (!encoded) {
+        pthread_mutex_lock(&argon2_lock);
         (void)argon2id_verify(dummy, password, pwlen);
+        pthread_mutex_unlock(&argon2_lock);
         return wh_error_set(WH_EDENIED, "no such user");
     }
     if ((rc = check_encoded(encoded)) < 0)
         return rc;
+    pthread_mutex_lock(&argon2_lock);
     rc = argon2id_verify(encoded, password, pwlen);
+    pthread_mutex_unlock(&argon2_lock);
     if (rc == ARGON2_OK)
         return 0;
     if (rc == ARGON2_VERIFY_MISMATCH)
