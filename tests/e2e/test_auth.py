@@ -12,6 +12,9 @@ import time
 import pytest
 import requests
 
+from apiclient import Api
+from apiclient import describe as api_describe
+from apiclient import expect_error as api_expect_error
 from ocilayout import make_image
 from regclient import (
     ADMIN_PASSWORD,
@@ -220,6 +223,40 @@ def test_failed_logins_are_throttled(servers):
         if r.status_code == 200:
             break
     assert r.status_code == 200, "the right password stayed refused: " + describe(r)
+
+
+def curl_from(addr, url, user, password):
+    """Status and headers of GET `url` sent from the local address `addr`."""
+    p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-D", "-", "--interface", addr,
+                        "-u", f"{user}:{password}", url], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
+    return status, headers
+
+
+def test_throttle_follows_the_user_across_addresses(servers):
+    """Failures from 127.0.0.1 slow the user down from 127.0.0.2 too (the
+    user is a key), while another user at either address is not slowed."""
+    srv = servers.new()
+    admin = Api(srv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    admin.create_user("carol", USER_PASSWORD)
+    admin.create_user("dave", USER_PASSWORD)
+    tok_url = f"{srv.url}/service/token?service=wharf&scope=repository:library/x:pull"
+    statuses = [curl_from("127.0.0.1", tok_url, "carol", "Wrong-Passw0rd")[0] for _ in range(7)]
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
+    status, headers = curl_from("127.0.0.2", tok_url, "carol", USER_PASSWORD)
+    assert status == 429 and headers.get("retry-after"), (status, headers)
+    status, headers = curl_from("127.0.0.2", f"{srv.url}/v2/", "carol", USER_PASSWORD)
+    assert status == 429 and headers.get("retry-after"), (status, headers)
+    for addr in ("127.0.0.1", "127.0.0.2"):
+        assert curl_from(addr, tok_url, "dave", USER_PASSWORD)[0] == 200, addr
+        assert curl_from(addr, f"{srv.url}/v2/", "dave", USER_PASSWORD)[0] == 200, addr
+    # The REST API slows the user down as well.
+    r = Api(srv.url, ("carol", USER_PASSWORD)).get("/users/current")
+    assert r.status_code == 429, api_describe(r)
+    api_expect_error(r, 429, "TOO_MANY_REQUEST")
 
 
 def test_anonymous_token_pulls_public(server, registry, skopeo, tmp_path, unique):

@@ -221,6 +221,40 @@ static void test_auth__consttime_eq(void **state)
                          cases[i].eq);
 }
 
+/* Lengths are explicit: bytes past a NUL count, a prefix is not equal, and a
+ * difference anywhere in a long buffer (first, middle, last byte) is seen. */
+static void test_auth__consttime_eq_bytes(void **state)
+{
+    (void)state;
+    enum { N = 4096 };
+    static unsigned char a[N], b[N];
+
+    assert_true(wh_auth_consttime_eq("a\0b", 3, "a\0b", 3));
+    assert_false(wh_auth_consttime_eq("a\0b", 3, "a\0c", 3));
+    assert_false(wh_auth_consttime_eq("a\0b", 3, "a", 1));
+    assert_false(wh_auth_consttime_eq("a", 1, "a\0", 2));
+    assert_true(wh_auth_consttime_eq("", 0, "", 0));
+    for (size_t i = 0; i < N; i++)
+        a[i] = b[i] = (unsigned char)(i * 131 + 7);
+    assert_true(wh_auth_consttime_eq(a, N, b, N));
+    assert_false(wh_auth_consttime_eq(a, N, b, N - 1));
+    assert_false(wh_auth_consttime_eq(a, N - 1, b, N));
+    const size_t at[] = {0, 31, 32, N / 2, N - 1};
+    for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+        b[at[k]] ^= 0x01;
+        assert_false(wh_auth_consttime_eq(a, N, b, N));
+        assert_false(wh_auth_consttime_eq(b, N, a, N));
+        b[at[k]] ^= 0x01;
+        assert_true(wh_auth_consttime_eq(a, N, b, N));
+    }
+    for (unsigned x = 0; x < 256; x++)
+        for (unsigned y = 0; y < 256; y++) {
+            unsigned char cx = (unsigned char)x, cy = (unsigned char)y;
+            if (wh_auth_consttime_eq(&cx, 1, &cy, 1) != (x == y))
+                fail_msg("consttime_eq(%02x, %02x) is wrong", x, y);
+        }
+}
+
 /* ------------------------------------------------------------ keys */
 
 /* A fixed key whose libtrust id was computed independently (openssl pkey
@@ -1238,6 +1272,7 @@ int main(void)
         cmocka_unit_test(test_auth__password_policy),
         cmocka_unit_test(test_auth__secrets),
         cmocka_unit_test(test_auth__consttime_eq),
+        cmocka_unit_test(test_auth__consttime_eq_bytes),
         cmocka_unit_test_setup_teardown(test_auth__keys_create_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth__token_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth__token_rejections, setup, teardown),
