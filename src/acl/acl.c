@@ -231,7 +231,8 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         bool known = wh_db_robot_get(a->db, user, r) == 0;
         if (!known)
             wh_auth_password_verify(NULL, password); /* the same cost as a known name */
-        if (known && robot_usable(r, now / 1000) && secret_ok(a, r->name, password, r->secret)) {
+        /* the secret is checked even for a disabled robot: the answer takes as long */
+        if (known && secret_ok(a, r->name, password, r->secret) && robot_usable(r, now / 1000)) {
             ok = true;
             out->kind = WH_PRINCIPAL_ROBOT;
             out->id = r->id;

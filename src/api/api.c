@@ -601,8 +601,10 @@ int wh_api_handle(wh_req *r, void *payload)
 
     int error = wh_acl_identify(api->acl, wh_req_header(r, "Authorization"), wh_req_client_ip(r),
                                 &c->who);
-    if (error == WH_EBUSY)
+    if (error == WH_EBUSY) {
+        wh_resp_header(r, "Retry-After", "30");
         return api_error(c, 429, "TOO_MANY_REQUEST", "too many failed logins, try again later");
+    }
     if (error < 0)
         return api_fail(c, error);
 

@@ -9,53 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs a one-row SELECT already bound; maps "no row" to WH_ENOTFOUND. */
-static int one_row(struct conn *c, sqlite3_stmt *s, const char *what)
-{
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        return 0;
-    int error = rc == SQLITE_DONE ? wh_error_set(WH_ENOTFOUND, "%s not found", what) : db_fail(c);
-    db_done(s);
-    return error;
-}
-
-/* Maps the result of an INSERT step. */
-static int insert_result(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out)
-{
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_CONSTRAINT)
-        error = wh_error_set(WH_EEXISTS, "%s already exists", what);
-    else if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        error = db_fail(c);
-    else if (id_out)
-        *id_out = db_last_id(c);
-    db_done(s);
-    return error;
-}
-
-/* Runs an UPDATE/DELETE; WH_ENOTFOUND when it changed nothing. */
-static int change(struct conn *c, sqlite3_stmt *s, const char *what)
-{
-    int error = db_run(c, s);
-    if (error == 0 && db_changes(c) == 0)
-        error = wh_error_set(WH_ENOTFOUND, "%s not found", what);
-    return error;
-}
-
-static int count_query(struct conn *c, sqlite3_stmt *s, int64_t *out)
-{
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
 /* ---- users ---- */
 
 #define USER_COLS "id, username, email, realname, comment, password, sysadmin, created_ms, updated_ms"
@@ -73,6 +26,19 @@ static void user_row(struct wh_user *u, sqlite3_stmt *s)
     u->updated_ms = sqlite3_column_int64(s, 8);
 }
 
+struct user_each {
+    int (*fn)(const struct wh_user *u, void *payload);
+    void *payload;
+};
+
+static int user_each(sqlite3_stmt *s, void *payload)
+{
+    struct user_each *e = payload;
+    struct wh_user u;
+    user_row(&u, s);
+    return e->fn(&u, e->payload);
+}
+
 int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out)
 {
     static const char sql[] = "INSERT INTO user(username, email, realname, comment, password,"
@@ -86,7 +52,7 @@ int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out)
     db_bind_text(s, 5, u->password);
     sqlite3_bind_int(s, 6, u->sysadmin);
     sqlite3_bind_int64(s, 7, wh_now_ms());
-    return insert_result(c, s, "user", id_out);
+    return db_insert(c, s, "user", id_out);
 }
 
 static int user_get(wh_db *db, const char *sql, const char *name, int64_t id, struct wh_user *out)
@@ -97,7 +63,7 @@ static int user_get(wh_db *db, const char *sql, const char *name, int64_t id, st
         db_bind_text(s, 1, name);
     else
         sqlite3_bind_int64(s, 1, id);
-    int error = one_row(c, s, "user");
+    int error = db_one_row(c, s, "user");
     if (error < 0)
         return error;
     user_row(out, s);
@@ -125,7 +91,7 @@ int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash)
     sqlite3_bind_int64(s, 1, id);
     db_bind_text(s, 2, password_hash);
     sqlite3_bind_int64(s, 3, wh_now_ms());
-    return change(c, s, "user");
+    return db_change(c, s, "user");
 }
 
 int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin)
@@ -136,7 +102,7 @@ int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin)
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, sysadmin);
     sqlite3_bind_int64(s, 3, wh_now_ms());
-    return change(c, s, "user");
+    return db_change(c, s, "user");
 }
 
 int wh_db_user_update(wh_db *db, const struct wh_user *u)
@@ -150,7 +116,7 @@ int wh_db_user_update(wh_db *db, const struct wh_user *u)
     db_bind_text(s, 3, u->realname);
     db_bind_text(s, 4, u->comment);
     sqlite3_bind_int64(s, 5, wh_now_ms());
-    return change(c, s, "user");
+    return db_change(c, s, "user");
 }
 
 int wh_db_user_delete(wh_db *db, int64_t id)
@@ -159,7 +125,7 @@ int wh_db_user_delete(wh_db *db, int64_t id)
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, id);
-    return change(c, s, "user");
+    return db_change(c, s, "user");
 }
 
 int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
@@ -173,7 +139,7 @@ int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
     int error;
     sqlite3_stmt *s = db_stmt(c, sql_count);
     db_bind_text(s, 1, like ? like : "");
-    if (total_out && (error = count_query(c, s, total_out)) < 0)
+    if (total_out && (error = db_count(c, s, total_out)) < 0)
         return error;
     if (!total_out)
         db_done(s);
@@ -181,25 +147,15 @@ int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
     db_bind_text(s, 1, like ? like : "");
     sqlite3_bind_int64(s, 2, offset);
     sqlite3_bind_int64(s, 3, limit);
-    int rc;
-    error = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct wh_user u;
-        user_row(&u, s);
-        if (fn(&u, payload) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    return error;
+    struct user_each e = {fn, payload};
+    return db_rows(c, s, user_each, &e);
 }
 
 int wh_db_user_count(wh_db *db, int64_t *out)
 {
     static const char sql[] = "SELECT count(*) FROM user";
     CONN_OR_FAIL(c, db);
-    return count_query(c, db_stmt(c, sql), out);
+    return db_count(c, db_stmt(c, sql), out);
 }
 
 /* ---- members ---- */
@@ -234,7 +190,7 @@ int wh_db_member_role(wh_db *db, int64_t project_id, int64_t user_id, int *role_
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, project_id);
     sqlite3_bind_int64(s, 2, user_id);
-    int error = one_row(c, s, "member");
+    int error = db_one_row(c, s, "member");
     if (error < 0)
         return error;
     *role_out = sqlite3_column_int(s, 0);
@@ -255,6 +211,19 @@ static void member_row(struct wh_member *m, sqlite3_stmt *s)
     m->role = sqlite3_column_int(s, 4);
 }
 
+struct member_each {
+    int (*fn)(const struct wh_member *m, void *payload);
+    void *payload;
+};
+
+static int member_each(sqlite3_stmt *s, void *payload)
+{
+    struct member_each *e = payload;
+    struct wh_member m;
+    member_row(&m, s);
+    return e->fn(&m, e->payload);
+}
+
 int wh_db_member_get(wh_db *db, int64_t project_id, int64_t member_id, struct wh_member *out)
 {
     static const char sql[] = MEMBER_SELECT " WHERE m.project_id = ?1 AND m.id = ?2";
@@ -262,7 +231,7 @@ int wh_db_member_get(wh_db *db, int64_t project_id, int64_t member_id, struct wh
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, project_id);
     sqlite3_bind_int64(s, 2, member_id);
-    int error = one_row(c, s, "member");
+    int error = db_one_row(c, s, "member");
     if (error < 0)
         return error;
     member_row(out, s);
@@ -277,7 +246,7 @@ int wh_db_member_delete(wh_db *db, int64_t project_id, int64_t member_id)
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, project_id);
     sqlite3_bind_int64(s, 2, member_id);
-    return change(c, s, "member");
+    return db_change(c, s, "member");
 }
 
 int wh_db_member_list(wh_db *db, int64_t project_id, const char *like,
@@ -289,17 +258,8 @@ int wh_db_member_list(wh_db *db, int64_t project_id, const char *like,
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, project_id);
     db_bind_text(s, 2, like ? like : "");
-    int rc, error = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct wh_member m;
-        member_row(&m, s);
-        if (fn(&m, payload) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    return error;
+    struct member_each e = {fn, payload};
+    return db_rows(c, s, member_each, &e);
 }
 
 /* ---- robots ---- */
@@ -324,6 +284,19 @@ static void robot_row(struct wh_robot *r, sqlite3_stmt *s)
     r->updated_ms = sqlite3_column_int64(s, 11);
 }
 
+struct robot_each {
+    int (*fn)(const struct wh_robot *r, void *payload);
+    void *payload;
+    struct wh_robot *r; /* one row at a time: the struct is large */
+};
+
+static int robot_each(sqlite3_stmt *s, void *payload)
+{
+    struct robot_each *e = payload;
+    robot_row(e->r, s);
+    return e->fn(e->r, e->payload);
+}
+
 int wh_db_robot_create(wh_db *db, const struct wh_robot *r, int64_t *id_out)
 {
     static const char sql[] =
@@ -345,7 +318,7 @@ int wh_db_robot_create(wh_db *db, const struct wh_robot *r, int64_t *id_out)
     sqlite3_bind_int64(s, 8, r->expires_at);
     db_bind_text(s, 9, r->permissions[0] ? r->permissions : "[]");
     sqlite3_bind_int64(s, 10, wh_now_ms());
-    return insert_result(c, s, "robot", id_out);
+    return db_insert(c, s, "robot", id_out);
 }
 
 static int robot_get(wh_db *db, const char *sql, const char *name, int64_t id, struct wh_robot *out)
@@ -356,7 +329,7 @@ static int robot_get(wh_db *db, const char *sql, const char *name, int64_t id, s
         db_bind_text(s, 1, name);
     else
         sqlite3_bind_int64(s, 1, id);
-    int error = one_row(c, s, "robot");
+    int error = db_one_row(c, s, "robot");
     if (error < 0)
         return error;
     robot_row(out, s);
@@ -391,7 +364,7 @@ int wh_db_robot_update(wh_db *db, const struct wh_robot *r)
     db_bind_text(s, 6, r->permissions[0] ? r->permissions : "[]");
     db_bind_text(s, 7, r->secret);
     sqlite3_bind_int64(s, 8, wh_now_ms());
-    return change(c, s, "robot");
+    return db_change(c, s, "robot");
 }
 
 int wh_db_robot_delete(wh_db *db, int64_t id)
@@ -400,7 +373,7 @@ int wh_db_robot_delete(wh_db *db, int64_t id)
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, id);
-    return change(c, s, "robot");
+    return db_change(c, s, "robot");
 }
 
 int wh_db_robot_list(wh_db *db, int64_t project_id, int64_t offset, int64_t limit,
@@ -415,25 +388,16 @@ int wh_db_robot_list(wh_db *db, int64_t project_id, int64_t offset, int64_t limi
     if (total_out) {
         sqlite3_stmt *cs = db_stmt(c, sql_count);
         sqlite3_bind_int64(cs, 1, project_id);
-        if ((error = count_query(c, cs, total_out)) < 0)
+        if ((error = db_count(c, cs, total_out)) < 0)
             return error;
     }
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, project_id);
     sqlite3_bind_int64(s, 2, offset);
     sqlite3_bind_int64(s, 3, limit);
-    int rc;
-    error = 0;
-    struct wh_robot *r = wh_malloc(sizeof(*r));
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        robot_row(r, s);
-        if (fn(r, payload) != 0)
-            break;
-    }
-    free(r);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
+    struct robot_each e = {fn, payload, wh_malloc(sizeof(struct wh_robot))};
+    error = db_rows(c, s, robot_each, &e);
+    free(e.r);
     return error;
 }
 
@@ -461,6 +425,29 @@ int wh_db_audit_add(wh_db *db, const struct wh_audit *a)
     return db_run(c, s);
 }
 
+struct audit_each {
+    int (*fn)(const struct wh_audit *a, void *payload);
+    void *payload;
+};
+
+static int audit_each(sqlite3_stmt *s, void *payload)
+{
+    struct audit_each *e = payload;
+    struct wh_audit a = {
+        .id = sqlite3_column_int64(s, 0),
+        .op_time_ms = sqlite3_column_int64(s, 1),
+        .username = (const char *)sqlite3_column_text(s, 2),
+        .resource = (const char *)sqlite3_column_text(s, 3),
+        .resource_type = (const char *)sqlite3_column_text(s, 4),
+        .operation = (const char *)sqlite3_column_text(s, 5),
+        .description = (const char *)sqlite3_column_text(s, 6),
+        .result = sqlite3_column_int(s, 7) != 0,
+        .project_id = sqlite3_column_int64(s, 8),
+        .client_ip = (const char *)sqlite3_column_text(s, 9),
+    };
+    return e->fn(&a, e->payload);
+}
+
 int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const char *operation,
                      int64_t offset, int64_t limit,
                      int (*fn)(const struct wh_audit *a, void *payload), void *payload,
@@ -482,7 +469,7 @@ int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const 
         sqlite3_bind_int64(cs, 1, project_id);
         db_bind_text(cs, 2, username ? username : "");
         db_bind_text(cs, 3, operation ? operation : "");
-        if ((error = count_query(c, cs, total_out)) < 0)
+        if ((error = db_count(c, cs, total_out)) < 0)
             return error;
     }
     sqlite3_stmt *s = db_stmt(c, sql);
@@ -491,26 +478,6 @@ int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const 
     db_bind_text(s, 3, operation ? operation : "");
     sqlite3_bind_int64(s, 4, offset);
     sqlite3_bind_int64(s, 5, limit);
-    int rc;
-    error = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct wh_audit a = {
-            .id = sqlite3_column_int64(s, 0),
-            .op_time_ms = sqlite3_column_int64(s, 1),
-            .username = (const char *)sqlite3_column_text(s, 2),
-            .resource = (const char *)sqlite3_column_text(s, 3),
-            .resource_type = (const char *)sqlite3_column_text(s, 4),
-            .operation = (const char *)sqlite3_column_text(s, 5),
-            .description = (const char *)sqlite3_column_text(s, 6),
-            .result = sqlite3_column_int(s, 7) != 0,
-            .project_id = sqlite3_column_int64(s, 8),
-            .client_ip = (const char *)sqlite3_column_text(s, 9),
-        };
-        if (fn(&a, payload) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    return error;
+    struct audit_each e = {fn, payload};
+    return db_rows(c, s, audit_each, &e);
 }

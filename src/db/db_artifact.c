@@ -56,6 +56,19 @@ int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_dige
     return error;
 }
 
+struct list_each {
+    int (*fn)(const struct wh_artifact_info *row, void *payload);
+    void *payload;
+    struct wh_artifact_info *row;
+};
+
+static int list_each(sqlite3_stmt *s, void *payload)
+{
+    struct list_each *e = payload;
+    art_row(e->row, s);
+    return e->fn(e->row, e->payload);
+}
+
 int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t offset,
                         int64_t limit, int (*fn)(const struct wh_artifact_info *a, void *payload),
                         void *payload, int64_t *total_out)
@@ -75,7 +88,7 @@ int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t o
                               " a.id * ?8 LIMIT ?10 OFFSET ?9";
 #undef WHERE
     CONN_OR_FAIL(c, db);
-    int error = 0, rc;
+    int error = 0;
     for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
         sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
         sqlite3_bind_int64(s, 1, f->repo_id);
@@ -98,16 +111,9 @@ int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t o
         sqlite3_bind_int(s, 8, f->desc ? -1 : 1);
         sqlite3_bind_int64(s, 9, offset);
         sqlite3_bind_int64(s, 10, limit);
-        struct wh_artifact_info *row = wh_malloc(sizeof(*row));
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            art_row(row, s);
-            if (fn(row, payload) != 0)
-                break;
-        }
-        free(row);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            error = db_fail(c);
-        db_done(s);
+        struct list_each e = {fn, payload, wh_malloc(sizeof(struct wh_artifact_info))};
+        error = db_rows(c, s, list_each, &e);
+        free(e.row);
     }
     return error;
 }

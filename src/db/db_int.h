@@ -31,6 +31,23 @@ void db_copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col);
 int db_tx_begin(struct conn *c);
 /* COMMIT when `error` is 0, else ROLLBACK; returns the final code. */
 int db_tx_end(struct conn *c, int error);
+/*
+ * The one row of a bound SELECT: 0 with the row ready to read (then reset it
+ * with db_done), or WH_ENOTFOUND ("<what> not found") / WH_ERROR with the
+ * statement already reset.
+ */
+int db_one_row(struct conn *c, sqlite3_stmt *s, const char *what);
+/* Steps a bound INSERT: 0, WH_EEXISTS ("<what> already exists") or WH_ERROR;
+ * the new rowid in `*id_out` (may be NULL). Resets `s`. */
+int db_insert(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out);
+/* Steps a bound UPDATE/DELETE: WH_ENOTFOUND when it changed no row. Resets `s`. */
+int db_change(struct conn *c, sqlite3_stmt *s, const char *what);
+/* Steps a bound "SELECT count(*)" into `*out`. Resets `s`. */
+int db_count(struct conn *c, sqlite3_stmt *s, int64_t *out);
+/* Steps a bound SELECT through its rows, calling `row(s, payload)` for each
+ * until one returns non-zero. Resets `s`. */
+int db_rows(struct conn *c, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *payload),
+            void *payload);
 /* Rows changed by the last statement. */
 int db_changes(struct conn *c);
 /* Rowid of the last insert. */

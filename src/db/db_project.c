@@ -152,6 +152,19 @@ int wh_db_project_delete(wh_db *db, int64_t id)
     return db_tx_end(c, error);
 }
 
+struct list_each {
+    int (*fn)(const struct wh_project_info *row, void *payload);
+    void *payload;
+    struct wh_project_info *row;
+};
+
+static int list_each(sqlite3_stmt *s, void *payload)
+{
+    struct list_each *e = payload;
+    info_row(e->row, s);
+    return e->fn(e->row, e->payload);
+}
+
 int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t offset,
                        int64_t limit, int (*fn)(const struct wh_project_info *p, void *payload),
                        void *payload, int64_t *total_out)
@@ -195,16 +208,9 @@ int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t off
         sqlite3_bind_int(s, 8, f->desc ? -1 : 1);
         sqlite3_bind_int64(s, 9, offset);
         sqlite3_bind_int64(s, 10, limit);
-        struct wh_project_info *row = wh_malloc(sizeof(*row));
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            info_row(row, s);
-            if (fn(row, payload) != 0)
-                break;
-        }
-        free(row);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            error = db_fail(c);
-        db_done(s);
+        struct list_each e = {fn, payload, wh_malloc(sizeof(struct wh_project_info))};
+        error = db_rows(c, s, list_each, &e);
+        free(e.row);
     }
     return error;
 }

@@ -36,20 +36,25 @@ static void repo_row(struct wh_repo_info *o, sqlite3_stmt *s)
     o->project_public = sqlite3_column_int(s, 9) != 0;
 }
 
+struct repo_each {
+    int (*fn)(const struct wh_repo_info *r, void *payload);
+    void *payload;
+    struct wh_repo_info *ri;
+};
+
+static int repo_each(sqlite3_stmt *s, void *payload)
+{
+    struct repo_each *e = payload;
+    repo_row(e->ri, s);
+    return e->fn(e->ri, e->payload);
+}
+
 static int each_row(struct conn *c, sqlite3_stmt *s,
                     int (*fn)(const struct wh_repo_info *r, void *payload), void *payload)
 {
-    int rc, error = 0;
-    struct wh_repo_info *ri = wh_malloc(sizeof(*ri));
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        repo_row(ri, s);
-        if (fn(ri, payload) != 0)
-            break;
-    }
-    free(ri);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
+    struct repo_each e = {fn, payload, wh_malloc(sizeof(struct wh_repo_info))};
+    int error = db_rows(c, s, repo_each, &e);
+    free(e.ri);
     return error;
 }
 

@@ -970,3 +970,60 @@ int64_t db_last_id(struct conn *c)
 {
     return sqlite3_last_insert_rowid(c->h);
 }
+
+int db_one_row(struct conn *c, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    int error = rc == SQLITE_DONE ? wh_error_set(WH_ENOTFOUND, "%s not found", what) : db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int db_insert(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out)
+{
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_CONSTRAINT)
+        error = wh_error_set(WH_EEXISTS, "%s already exists", what);
+    else if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        error = db_fail(c);
+    else if (id_out)
+        *id_out = sqlite3_last_insert_rowid(c->h);
+    db_done(s);
+    return error;
+}
+
+int db_change(struct conn *c, sqlite3_stmt *s, const char *what)
+{
+    int error = db_run(c, s);
+    if (error == 0 && sqlite3_changes(c->h) == 0)
+        error = wh_error_set(WH_ENOTFOUND, "%s not found", what);
+    return error;
+}
+
+int db_count(struct conn *c, sqlite3_stmt *s, int64_t *out)
+{
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int db_rows(struct conn *c, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *payload),
+            void *payload)
+{
+    int rc, error = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (row(s, payload) != 0)
+            break;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
