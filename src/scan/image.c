@@ -1,0 +1,586 @@
+/*
+ * image.c: scan targets. "oci:DIR[:TAG]" is an OCI image layout (image-spec
+ * image-layout.md: oci-layout, index.json, blobs/<alg>/<hex>), with a
+ * multi-platform index resolved to linux/amd64 (else the first linux
+ * manifest); "docker-archive:FILE" is a `docker save` tarball (manifest.json
+ * naming the config and the layer tars inside the same archive);
+ * "rootfs:DIR" is an unpacked root filesystem. Layers are read in order, each
+ * once; their inventories are cached by layer digest (the config's diff_id)
+ * so a shared layer is never decompressed twice and re-matching reads none.
+ */
+#include "scan/scan_int.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JSON_DOC_MAX (4u << 20)
+#define LAYERS_MAX 1024
+/* Bump when a cataloger changes what it records, so cached inventories are redone. */
+#define CATALOG_VERSION 1
+
+/* ---- small file helpers ---- */
+
+static int slurp(struct wh_buf *b, const char *path, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return wh_error_set(errno == ENOENT ? WH_ENOTFOUND : WH_EINVALID, "%s: %s", path,
+                            strerror(errno));
+    wh_buf_init(b, cap);
+    char block[65536];
+    int error = 0;
+    for (;;) {
+        ssize_t n = read(fd, block, sizeof(block));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            error = wh_error_set(WH_EINVALID, "%s: %s", path, strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        if (wh_buf_put(b, block, (size_t)n) < 0) {
+            error = wh_error_set(WH_ETOOBIG, "%s is over %zu bytes", path, cap);
+            break;
+        }
+    }
+    close(fd);
+    if (!error && !b->data)
+        wh_buf_put(b, "", 0);
+    if (error)
+        wh_buf_dispose(b);
+    return error;
+}
+
+static int load_json(json_t **out, const char *data, size_t len, const char *what)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(data, len, 0, &jerr);
+    if (!json_is_object(j) && !json_is_array(j)) {
+        json_decref(j);
+        return wh_error_set(WH_EINVALID, "%s is not valid JSON: %s", what, jerr.text);
+    }
+    *out = j;
+    return 0;
+}
+
+/* ---- the per-layer cache ---- */
+
+static char *cache_path(const struct wh_scan_opts *opts, const char *digest)
+{
+    struct wh_digest d;
+    if (!opts->cache_dir || !digest || wh_digest_parse(&d, digest, strlen(digest)) < 0)
+        return NULL;
+    return wh_sprintf("%s/layers/%s/%s.json", opts->cache_dir,
+                      d.alg == WH_DIGEST_SHA256 ? "sha256" : "sha512", wh_digest_hex(&d));
+}
+
+static struct wh_layer_inv *cache_get(const struct wh_scan_opts *opts, const char *digest)
+{
+    char *path = cache_path(opts, digest);
+    struct wh_layer_inv *li = NULL;
+    json_t *j = NULL;
+    struct wh_buf b;
+    if (!path)
+        return NULL;
+    if (slurp(&b, path, 256u << 20) == 0) {
+        if (load_json(&j, b.data, b.len, path) == 0 &&
+            json_integer_value(json_object_get(j, "catalog_version")) == CATALOG_VERSION)
+            wh_layer_inv_from_json(&li, json_object_get(j, "layer"));
+        wh_buf_dispose(&b);
+    }
+    json_decref(j);
+    free(path);
+    wh_error_clear();
+    return li;
+}
+
+static void cache_put(const struct wh_scan_opts *opts, const char *digest, const struct wh_layer_inv *li)
+{
+    char *path = cache_path(opts, digest);
+    if (!path)
+        return;
+    char *dir = wh_strdup(path);
+    *strrchr(dir, '/') = '\0';
+    char *tmp = wh_sprintf("%s.tmp.%d", path, (int)getpid());
+    json_t *j = json_pack("{s:i, s:o}", "catalog_version", CATALOG_VERSION, "layer",
+                          wh_layer_inv_to_json(li));
+    if (wh_mkdirs(dir, 0755) == 0 && json_dump_file(j, tmp, JSON_COMPACT) == 0) {
+        if (rename(tmp, path) < 0)
+            unlink(tmp);
+    } else {
+        wh_log_warn("scan: cannot write layer cache %s", path);
+        unlink(tmp);
+    }
+    json_decref(j);
+    free(tmp);
+    free(dir);
+    free(path);
+}
+
+/* ---- layer streams ---- */
+
+struct file_reader {
+    int fd;
+    wh_hasher *h; /* NULL when not verifying */
+};
+
+static ssize_t file_read(void *ctx, void *buf, size_t n)
+{
+    struct file_reader *f = ctx;
+    for (;;) {
+        ssize_t r = read(f->fd, buf, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r > 0 && f->h)
+            wh_hasher_update(f->h, buf, (size_t)r);
+        return r;
+    }
+}
+
+/* Reads one layer blob from a file, verifying its digest when one is given. */
+static int layer_from_file(struct wh_layer_inv **out, const char *path, const char *digest,
+                           const struct wh_scan_opts *opts, uint64_t *total)
+{
+    struct wh_digest want, got;
+    struct file_reader fr = {-1, NULL};
+    int error = 0;
+
+    if (digest && wh_digest_parse(&want, digest, strlen(digest)) < 0)
+        return wh_error_set(WH_EINVALID, "layer digest %s is malformed", digest);
+    fr.fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fr.fd < 0)
+        return wh_error_set(WH_EINVALID, "layer %s cannot be read: %s", path, strerror(errno));
+    if (digest)
+        fr.h = wh_hasher_new(want.alg);
+    struct wh_reader rd = {file_read, &fr, -1};
+    if ((error = wh_layer_walk_tar(out, &rd, opts, total)) < 0)
+        goto out;
+    if (fr.h) {
+        char block[65536];
+        while (file_read(&fr, block, sizeof(block)) > 0)
+            ; /* the tar may end before the compressed stream does */
+        wh_hasher_final(&got, fr.h);
+        fr.h = NULL;
+        if (strcmp(got.str, want.str) != 0) {
+            wh_layer_inv_free(*out);
+            *out = NULL;
+            error = wh_error_set(WH_EINVALID, "layer %s does not match its digest %s", path, digest);
+        }
+    }
+out:
+    if (fr.h)
+        wh_hasher_free(fr.h);
+    close(fr.fd);
+    return error;
+}
+
+/* ---- OCI image layout ---- */
+
+static int oci_blob(struct wh_buf *b, const char *dir, const char *digest, size_t cap, char **path_out)
+{
+    struct wh_digest d;
+    if (!digest || wh_digest_parse(&d, digest, strlen(digest)) < 0)
+        return wh_error_set(WH_EINVALID, "malformed digest in the layout: %s", digest ? digest : "(none)");
+    char *path = wh_sprintf("%s/blobs/%s/%s", dir, d.alg == WH_DIGEST_SHA256 ? "sha256" : "sha512",
+                            wh_digest_hex(&d));
+    if (path_out) {
+        *path_out = path;
+        return 0;
+    }
+    int error = slurp(b, path, cap);
+    if (error == WH_ENOTFOUND)
+        error = wh_error_set(WH_EINVALID, "blob %s is missing from the layout", digest);
+    if (error == 0) {
+        struct wh_digest got;
+        wh_digest_of(&got, d.alg, b->data, b->len);
+        if (strcmp(got.str, d.str) != 0) {
+            wh_buf_dispose(b);
+            error = wh_error_set(WH_EINVALID, "blob %s does not match its digest", digest);
+        }
+    }
+    free(path);
+    return error;
+}
+
+static bool is_index(const json_t *desc_or_doc)
+{
+    const char *mt = json_string_value(json_object_get(desc_or_doc, "mediaType"));
+    return mt && (strcmp(mt, "application/vnd.oci.image.index.v1+json") == 0 ||
+                  strcmp(mt, "application/vnd.docker.distribution.manifest.list.v2+json") == 0);
+}
+
+/* Picks linux/amd64 from an index's manifests, else the first linux one, else the first. */
+static json_t *pick_platform(json_t *manifests)
+{
+    size_t i;
+    json_t *m, *linux_any = NULL;
+    json_array_foreach(manifests, i, m) {
+        json_t *pf = json_object_get(m, "platform");
+        const char *os = json_string_value(json_object_get(pf, "os"));
+        const char *arch = json_string_value(json_object_get(pf, "architecture"));
+        if (os && strcmp(os, "linux") == 0) {
+            if (arch && strcmp(arch, "amd64") == 0)
+                return m;
+            if (!linux_any)
+                linux_any = m;
+        }
+    }
+    return linux_any ? linux_any : json_array_get(manifests, 0);
+}
+
+struct layer_list {
+    char *paths[LAYERS_MAX];   /* file to read, or entry name in a docker archive */
+    char *digests[LAYERS_MAX]; /* compressed digest to verify; NULL if none */
+    char *keys[LAYERS_MAX];    /* cache key: diff_id */
+    size_t n;
+};
+
+static void layer_list_free(struct layer_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->paths[i]);
+        free(l->digests[i]);
+        free(l->keys[i]);
+    }
+    l->n = 0;
+}
+
+static const char *diff_id(json_t *config, size_t i)
+{
+    return json_string_value(json_array_get(json_object_get(json_object_get(config, "rootfs"), "diff_ids"), i));
+}
+
+static int oci_resolve(struct layer_list *ll, const char *dir, const char *tag, struct wh_scan_opts *opts)
+{
+    struct wh_buf b = {0};
+    json_t *index = NULL, *man = NULL, *config = NULL, *desc = NULL;
+    struct stat st;
+    int error = 0;
+
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return wh_error_set(WH_ENOTFOUND, "oci:%s: no such directory", dir);
+    char *ip = wh_sprintf("%s/index.json", dir);
+    error = slurp(&b, ip, JSON_DOC_MAX);
+    free(ip);
+    if (error == WH_ENOTFOUND)
+        return wh_error_set(WH_EINVALID, "oci:%s is not an OCI image layout (no index.json)", dir);
+    if (error < 0)
+        return error;
+    if ((error = load_json(&index, b.data, b.len, "index.json")) < 0)
+        goto out;
+    json_t *ms = json_object_get(index, "manifests");
+    if (!json_is_array(ms) || json_array_size(ms) == 0) {
+        error = wh_error_set(WH_EINVALID, "oci:%s: index.json lists no manifests", dir);
+        goto out;
+    }
+    if (tag) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(ms, i, m) {
+            const char *rn = json_string_value(
+                json_object_get(json_object_get(m, "annotations"), "org.opencontainers.image.ref.name"));
+            if (rn && strcmp(rn, tag) == 0) {
+                desc = m;
+                break;
+            }
+        }
+        if (!desc) {
+            error = wh_error_set(WH_ENOTFOUND, "oci:%s: no image tagged %s", dir, tag);
+            goto out;
+        }
+    } else if (json_array_size(ms) == 1 || is_index(index)) {
+        desc = json_array_size(ms) == 1 ? json_array_get(ms, 0) : pick_platform(ms);
+    } else {
+        error = wh_error_set(WH_EINVALID, "oci:%s holds %zu images: name one as oci:DIR:TAG", dir,
+                             json_array_size(ms));
+        goto out;
+    }
+    /* Follow at most two levels of index to reach an image manifest. */
+    for (int hop = 0;; hop++) {
+        const char *dg = json_string_value(json_object_get(desc, "digest"));
+        wh_buf_dispose(&b);
+        if ((error = oci_blob(&b, dir, dg, JSON_DOC_MAX, NULL)) < 0)
+            goto out;
+        json_decref(man);
+        man = NULL;
+        if ((error = load_json(&man, b.data, b.len, "manifest")) < 0)
+            goto out;
+        if (!is_index(man) && !json_object_get(man, "manifests")) {
+            snprintf(opts->image_digest, sizeof(opts->image_digest), "%s", dg);
+            break;
+        }
+        if (hop >= 2) {
+            error = wh_error_set(WH_EINVALID, "oci:%s: index nesting too deep", dir);
+            goto out;
+        }
+        desc = pick_platform(json_object_get(man, "manifests"));
+        if (!desc) {
+            error = wh_error_set(WH_EINVALID, "oci:%s: empty image index", dir);
+            goto out;
+        }
+    }
+    wh_buf_dispose(&b);
+    const char *cdg = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
+    if (cdg && oci_blob(&b, dir, cdg, JSON_DOC_MAX, NULL) == 0) {
+        if (load_json(&config, b.data, b.len, "image config") < 0)
+            config = NULL;
+    }
+    wh_error_clear();
+    json_t *layers = json_object_get(man, "layers");
+    if (!json_is_array(layers) || json_array_size(layers) > LAYERS_MAX) {
+        error = wh_error_set(WH_EINVALID, "oci:%s: manifest has no usable layers list", dir);
+        goto out;
+    }
+    size_t i;
+    json_t *l;
+    json_array_foreach(layers, i, l) {
+        const char *dg = json_string_value(json_object_get(l, "digest"));
+        char *path = NULL;
+        if ((error = oci_blob(NULL, dir, dg, 0, &path)) < 0)
+            goto out;
+        ll->paths[ll->n] = path;
+        ll->digests[ll->n] = wh_strdup(dg);
+        const char *key = config ? diff_id(config, i) : NULL;
+        ll->keys[ll->n] = wh_strdup(key ? key : dg);
+        ll->n++;
+    }
+out:
+    wh_buf_dispose(&b);
+    json_decref(index);
+    json_decref(man);
+    json_decref(config);
+    return error;
+}
+
+/* ---- docker save tarballs ---- */
+
+struct outer {
+    struct archive *a;
+};
+
+/* Opens the outer archive and positions it at entry `name`. */
+static int outer_seek(struct outer *o, const char *file, const char *name)
+{
+    struct archive_entry *e;
+    char want[4096], got[4096];
+    o->a = archive_read_new();
+    archive_read_support_filter_all(o->a);
+    archive_read_support_format_tar(o->a);
+    archive_read_support_format_gnutar(o->a);
+    if (archive_read_open_filename(o->a, file, 65536) != ARCHIVE_OK)
+        return wh_error_set(WH_EINVALID, "docker-archive:%s: %s", file, archive_error_string(o->a));
+    if (wh_path_clean(want, sizeof(want), name) < 0)
+        return wh_error_set(WH_EINVALID, "docker-archive:%s: bad entry name %s", file, name);
+    int r;
+    while ((r = archive_read_next_header(o->a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+        const char *p = archive_entry_pathname(e);
+        if (p && wh_path_clean(got, sizeof(got), p) == 0 && strcmp(got, want) == 0 &&
+            archive_entry_filetype(e) == AE_IFREG)
+            return 0;
+    }
+    if (r != ARCHIVE_EOF)
+        return wh_error_set(WH_EINVALID, "docker-archive:%s is damaged: %s", file,
+                            archive_error_string(o->a));
+    return wh_error_set(WH_ENOTFOUND, "docker-archive:%s has no %s", file, name);
+}
+
+static ssize_t outer_read(void *ctx, void *buf, size_t n)
+{
+    la_ssize_t r = archive_read_data(ctx, buf, n);
+    return r < 0 ? -1 : (ssize_t)r;
+}
+
+static int outer_json(json_t **out, const char *file, const char *name)
+{
+    struct outer o = {0};
+    struct wh_buf b;
+    int error;
+    wh_buf_init(&b, JSON_DOC_MAX);
+    if ((error = outer_seek(&o, file, name)) < 0)
+        goto out;
+    struct wh_reader rd = {outer_read, o.a, -1};
+    char block[65536];
+    ssize_t n;
+    while ((n = rd.read(rd.ctx, block, sizeof(block))) > 0)
+        if (wh_buf_put(&b, block, (size_t)n) < 0) {
+            error = wh_error_set(WH_ETOOBIG, "docker-archive:%s: %s is too large", file, name);
+            goto out;
+        }
+    if (n < 0) {
+        error = wh_error_set(WH_EINVALID, "docker-archive:%s: cannot read %s", file, name);
+        goto out;
+    }
+    error = load_json(out, b.data ? b.data : "", b.len, name);
+out:
+    archive_read_free(o.a);
+    wh_buf_dispose(&b);
+    return error;
+}
+
+static int docker_resolve(struct layer_list *ll, const char *file)
+{
+    json_t *man = NULL, *config = NULL;
+    struct stat st;
+    int error;
+    if (stat(file, &st) < 0)
+        return wh_error_set(WH_ENOTFOUND, "docker-archive:%s: no such file", file);
+    if ((error = outer_json(&man, file, "manifest.json")) < 0) {
+        if (error == WH_ENOTFOUND)
+            error = wh_error_set(WH_EINVALID, "docker-archive:%s has no manifest.json (not a docker save tarball)", file);
+        goto out;
+    }
+    json_t *img = json_array_get(man, 0);
+    json_t *layers = json_object_get(img, "Layers");
+    if (!json_is_array(layers) || json_array_size(layers) > LAYERS_MAX) {
+        error = wh_error_set(WH_EINVALID, "docker-archive:%s: manifest.json has no Layers", file);
+        goto out;
+    }
+    const char *cfg = json_string_value(json_object_get(img, "Config"));
+    if (cfg && outer_json(&config, file, cfg) < 0)
+        config = NULL;
+    wh_error_clear();
+    size_t i;
+    json_t *l;
+    json_array_foreach(layers, i, l) {
+        const char *p = json_string_value(l);
+        if (!p) {
+            error = wh_error_set(WH_EINVALID, "docker-archive:%s: bad layer entry", file);
+            goto out;
+        }
+        const char *key = config ? diff_id(config, i) : NULL;
+        ll->paths[ll->n] = wh_strdup(p);
+        ll->digests[ll->n] = NULL;
+        ll->keys[ll->n] = key ? wh_strdup(key) : NULL;
+        ll->n++;
+    }
+out:
+    json_decref(man);
+    json_decref(config);
+    return error;
+}
+
+static int docker_layer(struct wh_layer_inv **out, const char *file, const char *name,
+                        const struct wh_scan_opts *opts, uint64_t *total)
+{
+    struct outer o = {0};
+    int error;
+    if ((error = outer_seek(&o, file, name)) < 0)
+        goto out;
+    struct wh_reader rd = {outer_read, o.a, -1};
+    error = wh_layer_walk_tar(out, &rd, opts, total);
+out:
+    archive_read_free(o.a);
+    return error;
+}
+
+/* ---- entry point ---- */
+
+int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_scan_opts *opts)
+{
+    struct layer_list *ll = wh_calloc(1, sizeof(*ll));
+    struct wh_layer_inv **layers = NULL;
+    struct wh_inventory *inv = NULL;
+    uint64_t total = 0;
+    size_t nl = 0;
+    char *spec = wh_strdup(target);
+    int error = 0;
+
+    if (!opts->max_entry)
+        opts->max_entry = 256u << 20;
+    if (!opts->max_total)
+        opts->max_total = 32ull << 30;
+    opts->layers_read = opts->layers_cached = 0;
+    opts->image_digest[0] = '\0';
+
+    enum { T_OCI, T_DOCKER, T_ROOTFS } kind;
+    char *arg;
+    if (strncmp(spec, "oci:", 4) == 0) {
+        kind = T_OCI;
+        arg = spec + 4;
+    } else if (strncmp(spec, "docker-archive:", 15) == 0) {
+        kind = T_DOCKER;
+        arg = spec + 15;
+    } else if (strncmp(spec, "rootfs:", 7) == 0) {
+        kind = T_ROOTFS;
+        arg = spec + 7;
+    } else {
+        error = wh_error_set(WH_EINVALID,
+                             "unknown target %s: use oci:DIR[:TAG], docker-archive:FILE or rootfs:DIR",
+                             target);
+        goto out;
+    }
+    if (!*arg) {
+        error = wh_error_set(WH_EINVALID, "target %s names no path", target);
+        goto out;
+    }
+    if (kind == T_ROOTFS) {
+        struct stat st;
+        if (stat(arg, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            error = wh_error_set(WH_ENOTFOUND, "rootfs:%s: no such directory", arg);
+            goto out;
+        }
+        layers = wh_calloc(1, sizeof(*layers));
+        if ((error = wh_layer_walk_dir(&layers[0], arg, opts, &total)) < 0)
+            goto out;
+        nl = 1;
+        opts->layers_read = 1;
+    } else {
+        if (kind == T_OCI) {
+            /* oci:DIR:TAG -- the tag is after the last ':' unless that leaves a missing dir. */
+            char *tag = NULL, *colon = strrchr(arg, ':');
+            struct stat st;
+            if (colon && stat(arg, &st) < 0) {
+                *colon = '\0';
+                tag = colon + 1;
+            }
+            error = oci_resolve(ll, arg, tag && *tag ? tag : NULL, opts);
+        } else {
+            error = docker_resolve(ll, arg);
+        }
+        if (error < 0)
+            goto out;
+        layers = wh_calloc(ll->n ? ll->n : 1, sizeof(*layers));
+        for (size_t i = 0; i < ll->n; i++) {
+            /* A layer already inventoried (this image or another) is not decompressed again. */
+            if ((layers[i] = cache_get(opts, ll->keys[i]))) {
+                opts->layers_cached++;
+                nl++;
+                continue;
+            }
+            if (kind == T_OCI)
+                error = layer_from_file(&layers[i], ll->paths[i], ll->digests[i], opts, &total);
+            else
+                error = docker_layer(&layers[i], arg, ll->paths[i], opts, &total);
+            if (error < 0) {
+                char msg[400];
+                snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+                error = wh_error_set(error, "layer %zu (%s): %s", i + 1, ll->paths[i], msg);
+                goto out;
+            }
+            nl++;
+            opts->layers_read++;
+            cache_put(opts, ll->keys[i], layers[i]);
+        }
+    }
+    inv = wh_inventory_new();
+    wh_layers_merge(inv, layers, nl);
+    *out = inv;
+    inv = NULL;
+out:
+    for (size_t i = 0; layers && i < (ll->n ? ll->n : 1); i++)
+        wh_layer_inv_free(layers[i]);
+    free(layers);
+    layer_list_free(ll);
+    free(ll);
+    free(spec);
+    wh_inventory_free(inv);
+    return error;
+}
