@@ -161,21 +161,24 @@ static int layer_from_file(struct wh_layer_inv **out, const char *path, const ch
     if (digest)
         fr.h = wh_hasher_new(want.alg);
     struct wh_reader rd = {file_read, &fr, -1};
-    if ((error = wh_layer_walk_tar(out, &rd, opts, total)) < 0)
-        goto out;
-    if (fr.h) {
+    error = wh_layer_walk_tar(out, &rd, opts, total);
+    if (fr.h && error != WH_ETOOBIG) {
+        /* Hash the rest (the tar may end before the compressed stream does). A
+         * damaged blob is reported as such rather than as a broken tar. */
         char block[65536];
         while (file_read(&fr, block, sizeof(block)) > 0)
-            ; /* the tar may end before the compressed stream does */
+            ;
         wh_hasher_final(&got, fr.h);
         fr.h = NULL;
         if (strcmp(got.str, want.str) != 0) {
-            wh_layer_inv_free(*out);
-            *out = NULL;
+            if (error == 0) {
+                wh_layer_inv_free(*out);
+                *out = NULL;
+            }
             error = wh_error_set(WH_EINVALID, "layer %s does not match its digest %s", path, digest);
         }
     }
-out:
+
     if (fr.h)
         wh_hasher_free(fr.h);
     close(fr.fd);

@@ -1,0 +1,354 @@
+/*
+ * test_scan_layer.c: the image reader. Layers in order with whiteouts and
+ * opaque directories, gzip/zstd/plain layers, OCI layouts and docker save
+ * archives, hostile tars (.., absolute paths, links, size lies, bombs), the
+ * caps and their messages, clear errors for bad targets, and the per-layer
+ * cache (a layer read once is never decompressed again).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "scan/scan_int.h"
+#include "scan_fixture.h"
+
+static const char status_ab[] = "Package: a\nStatus: install ok installed\nVersion: 1.0\n\n"
+                                "Package: b\nStatus: install ok installed\nVersion: 1.0\nSource: bsrc (0.9)\n";
+static const char status_a11[] = "Package: a\nStatus: install ok installed\nVersion: 1.1\n";
+
+static char *tmp;
+
+static int setup(void **state)
+{
+    (void)state;
+    tmp = tf_tmpdir();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tf_rmrf(tmp);
+    free(tmp);
+    return 0;
+}
+
+static void test_scan__path_clean(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out; /* out NULL = rejected */
+    } cases[] = {
+        {"var/lib/dpkg/status", "var/lib/dpkg/status"},
+        {"/var/lib/dpkg/status", "var/lib/dpkg/status"},
+        {"./var//lib/./dpkg/status", "var/lib/dpkg/status"},
+        {"var/lib/dpkg/", "var/lib/dpkg"},
+        {"../etc/passwd", NULL},
+        {"var/../../etc/passwd", NULL},
+        {"a/..", NULL},
+        {"/", NULL},
+        {".", NULL},
+        {"..foo/x", "..foo/x"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[256];
+        int rc = wh_path_clean(out, sizeof(out), cases[i].in);
+        if (cases[i].out) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(out, cases[i].out);
+        } else {
+            assert_int_equal(rc, WH_EINVALID);
+        }
+    }
+}
+
+/* Three layers: base, a whiteout + rewritten status, an opaque dir with a new file. */
+static void build_layers(char paths[3][512])
+{
+    struct tf_entry l1[] = {
+        {.path = "etc/debian_version", .data = "12.1\n"},
+        {.path = "var/lib/dpkg/status", .data = status_ab},
+        {.path = "usr/lib/node_modules/foo/package.json", .data = "{\"name\":\"foo\",\"version\":\"1.0.0\"}"},
+        {.path = "usr/lib/node_modules/bar/package.json", .data = "{\"name\":\"bar\",\"version\":\"2.0.0\"}"},
+        {.path = "opt/app/node_modules/baz/package.json", .data = "{\"name\":\"baz\",\"version\":\"1.0.0\"}"},
+    };
+    struct tf_entry l2[] = {
+        {.path = "usr/lib/node_modules/.wh.foo", .data = ""},
+        {.path = "var/lib/dpkg/status", .data = status_a11},
+    };
+    struct tf_entry l3[] = {
+        {.path = "opt/app/.wh..wh..opq", .data = ""},
+        {.path = "opt/app/node_modules/qux/package.json", .data = "{\"name\":\"qux\",\"version\":\"3.0.0\"}"},
+    };
+    snprintf(paths[0], 512, "%s/l1.tar.gz", tmp);
+    snprintf(paths[1], 512, "%s/l2.tar.zst", tmp);
+    snprintf(paths[2], 512, "%s/l3.tar", tmp);
+    tf_tar(paths[0], l1, 5, "gzip");
+    tf_tar(paths[1], l2, 2, "zstd");
+    tf_tar(paths[2], l3, 2, NULL);
+}
+
+static void check_merged(const struct wh_inventory *inv)
+{
+    assert_string_equal(inv->os.family, "debian");
+    const struct wh_pkg *a = tf_pkg(inv, WH_PKG_DPKG, "a");
+    assert_non_null(a);
+    assert_string_equal(a ? a->version : "", "1.1");
+    assert_null(tf_pkg(inv, WH_PKG_DPKG, "b"));            /* status replaced whole */
+    assert_null(tf_pkg(inv, WH_PKG_NPM, "foo"));           /* .wh.foo */
+    assert_non_null(tf_pkg(inv, WH_PKG_NPM, "bar"));
+    assert_null(tf_pkg(inv, WH_PKG_NPM, "baz"));           /* opaque opt/app */
+    assert_non_null(tf_pkg(inv, WH_PKG_NPM, "qux"));       /* added in the opaque layer */
+    assert_int_equal(inv->npkgs, 3);
+}
+
+static void test_scan__whiteouts_oci(void **state)
+{
+    (void)state;
+    char paths[3][512];
+    build_layers(paths);
+    const char *layers[] = {paths[0], paths[1], paths[2]};
+    char *dir = wh_sprintf("%s/oci", tmp);
+    tf_oci(dir, layers, 3, "v1", false);
+    char *target = wh_sprintf("oci:%s:v1", dir);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    check_merged(inv);
+    assert_int_equal(opts.layers_read, 3);
+    assert_true(strncmp(opts.image_digest, "sha256:", 7) == 0);
+    wh_inventory_free(inv);
+    /* the only image in the layout may be named without a tag */
+    free(target);
+    target = wh_sprintf("oci:%s", dir);
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    check_merged(inv);
+    wh_inventory_free(inv);
+    free(target);
+    free(dir);
+}
+
+static void test_scan__whiteouts_docker_archive(void **state)
+{
+    (void)state;
+    char paths[3][512];
+    build_layers(paths);
+    const char *layers[] = {paths[0], paths[1], paths[2]};
+    char *file = wh_sprintf("%s/image.tar", tmp);
+    tf_docker_archive(file, layers, 3);
+    char *target = wh_sprintf("docker-archive:%s", file);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    check_merged(inv);
+    wh_inventory_free(inv);
+    free(target);
+    free(file);
+}
+
+static int scan_one_layer(struct wh_inventory **inv, struct tf_entry *e, size_t n, const char *filter,
+                          struct wh_scan_opts *opts)
+{
+    char *layer = wh_sprintf("%s/layer.tar", tmp);
+    char *dir = wh_sprintf("%s/oci-one", tmp);
+    tf_rmrf(dir);
+    tf_tar(layer, e, n, filter);
+    const char *layers[] = {layer};
+    tf_oci(dir, layers, 1, "t", false);
+    char *target = wh_sprintf("oci:%s:t", dir);
+    int rc = wh_scan_inventory(inv, target, opts);
+    free(target);
+    free(dir);
+    free(layer);
+    return rc;
+}
+
+static void test_scan__hostile_paths(void **state)
+{
+    (void)state;
+    static const char apk[] = "P:evil\nV:1.0-r0\no:evil\n";
+    struct tf_entry e[] = {
+        /* escapes by "..": never cataloged */
+        {.path = "../../../var/lib/dpkg/status", .data = "Package: escaped\nVersion: 6.6\n"},
+        {.path = "var/../../var/lib/dpkg/status.d/x", .data = "Package: escaped2\nVersion: 6.6\n"},
+        /* absolute: only ever a key inside the image */
+        {.path = "/var/lib/dpkg/status", .data = "Package: abs\nStatus: install ok installed\nVersion: 1.0\n"},
+        /* links are never followed, whatever they point at */
+        {.path = "lib/apk/db/installed", .type = 'l', .link = "/etc/shadow"},
+        {.path = "usr/lib/apk/db/installed", .type = 'h', .link = "/etc/shadow"},
+        {.path = "etc/os-release", .type = 'l', .link = "../../../../etc/os-release"},
+        {.path = "opt/evil/installed", .data = apk},
+    };
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(scan_one_layer(&inv, e, sizeof(e) / sizeof(e[0]), NULL, &opts), 0);
+    assert_int_equal(inv->npkgs, 1);
+    assert_string_equal(inv->pkgs[0].name, "abs");
+    assert_string_equal(inv->pkgs[0].path, "var/lib/dpkg/status");
+    assert_string_equal(inv->os.family, "");
+    wh_inventory_free(inv);
+}
+
+static void test_scan__entry_cap(void **state)
+{
+    (void)state;
+    struct tf_entry e[] = {{.path = "var/lib/dpkg/status", .fake_size = 3 << 20}};
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {.max_entry = 1 << 20};
+    assert_int_equal(scan_one_layer(&inv, e, 1, "gzip", &opts), WH_ETOOBIG);
+    assert_non_null(strstr(wh_error_msg(), "var/lib/dpkg/status"));
+    assert_non_null(strstr(wh_error_msg(), "cap"));
+    assert_null(inv);
+}
+
+static void test_scan__total_cap(void **state)
+{
+    (void)state;
+    /* 16 MiB of zeros compress to a few KiB: a small bomb */
+    struct tf_entry e[] = {{.path = "big.bin", .fake_size = 16 << 20},
+                           {.path = "var/lib/dpkg/status", .data = status_a11}};
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {.max_total = 1 << 20};
+    assert_int_equal(scan_one_layer(&inv, e, 2, "gzip", &opts), WH_ETOOBIG);
+    assert_non_null(strstr(wh_error_msg(), "decompressed"));
+    /* the same layer under a large enough cap is fine */
+    opts.max_total = 64 << 20;
+    assert_int_equal(scan_one_layer(&inv, e, 2, "gzip", &opts), 0);
+    assert_int_equal(inv->npkgs, 1);
+    wh_inventory_free(inv);
+}
+
+static void test_scan__target_errors(void **state)
+{
+    (void)state;
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_inventory(&inv, "oci:/nonexistent/wharf", &opts), WH_ENOTFOUND);
+    assert_non_null(strstr(wh_error_msg(), "no such directory"));
+    assert_int_equal(wh_scan_inventory(&inv, "docker-archive:/nonexistent.tar", &opts), WH_ENOTFOUND);
+    assert_int_equal(wh_scan_inventory(&inv, "rootfs:/nonexistent/wharf", &opts), WH_ENOTFOUND);
+    assert_int_equal(wh_scan_inventory(&inv, "nginx:latest", &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "oci:DIR"));
+
+    /* a directory that is not a layout */
+    char *t = wh_sprintf("oci:%s", tmp);
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "not an OCI image layout"));
+    free(t);
+
+    /* a layout whose layer blob was damaged */
+    char paths[3][512];
+    build_layers(paths);
+    const char *layers[] = {paths[2]};
+    char *dir = wh_sprintf("%s/oci-bad", tmp);
+    tf_oci(dir, layers, 1, "x", false);
+    char *dg = tf_digest_file(paths[2]);
+    char *blob = wh_sprintf("%s/blobs/sha256/%s", dir, dg + 7);
+    FILE *f = fopen(blob, "r+b");
+    fseek(f, 600, SEEK_SET);
+    fputc('!', f);
+    fclose(f);
+    t = wh_sprintf("oci:%s:x", dir);
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "does not match its digest"));
+    free(t);
+    t = wh_sprintf("oci:%s:nope", dir);
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_ENOTFOUND);
+    assert_non_null(strstr(wh_error_msg(), "no image tagged nope"));
+    free(t);
+
+    /* a tarball that is not from docker save */
+    t = wh_sprintf("docker-archive:%s", paths[2]);
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "manifest.json"));
+    free(t);
+    free(blob);
+    free(dg);
+    free(dir);
+}
+
+static void test_scan__layer_cache(void **state)
+{
+    (void)state;
+    char paths[3][512];
+    build_layers(paths);
+    const char *layers[] = {paths[0], paths[1], paths[2]};
+    char *dir = wh_sprintf("%s/oci", tmp), *cache = wh_sprintf("%s/cache", tmp);
+    tf_oci(dir, layers, 3, "v1", false);
+    char *target = wh_sprintf("oci:%s:v1", dir);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {.cache_dir = cache};
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    assert_int_equal(opts.layers_read, 3);
+    assert_int_equal(opts.layers_cached, 0);
+    wh_inventory_free(inv);
+    /* second scan: no layer is decompressed, the result is the same */
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    assert_int_equal(opts.layers_read, 0);
+    assert_int_equal(opts.layers_cached, 3);
+    check_merged(inv);
+    wh_inventory_free(inv);
+    /* another image sharing the base layer reads only its own layer */
+    const char *layers2[] = {paths[0]};
+    char *dir2 = wh_sprintf("%s/oci2", tmp);
+    tf_oci(dir2, layers2, 1, "base", false);
+    char *target2 = wh_sprintf("oci:%s:base", dir2);
+    assert_int_equal(wh_scan_inventory(&inv, target2, &opts), 0);
+    assert_int_equal(opts.layers_read, 0);
+    assert_int_equal(opts.layers_cached, 1);
+    assert_non_null(tf_pkg(inv, WH_PKG_NPM, "foo"));
+    wh_inventory_free(inv);
+    free(target2);
+    free(dir2);
+    free(target);
+    free(dir);
+    free(cache);
+}
+
+static void test_scan__rootfs_symlinks(void **state)
+{
+    (void)state;
+    char *root = wh_sprintf("%s/root", tmp), *outside = wh_sprintf("%s/outside", tmp);
+    tf_write(outside, "status", "Package: outside\nVersion: 1\n", 0, 0644);
+    tf_write(root, "etc/alpine-release", "3.18.4\n", 0, 0644);
+    tf_write(root, "lib/apk/db/installed", "P:musl\nV:1.2.4-r2\no:musl\n\nP:busybox\nV:1.36.1-r5\no:busybox\n", 0, 0644);
+    char *dp = wh_sprintf("%s/var/lib/dpkg", root);
+    wh_mkdirs(dp, 0755);
+    char *link = wh_sprintf("%s/status", dp), *to = wh_sprintf("%s/status", outside);
+    assert_int_equal(symlink(to, link), 0);
+    char *target = wh_sprintf("rootfs:%s", root);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    assert_string_equal(inv->os.family, "alpine");
+    assert_string_equal(inv->os.version, "3.18.4");
+    assert_int_equal(inv->npkgs, 2);
+    assert_null(tf_pkg(inv, WH_PKG_DPKG, "outside"));
+    wh_inventory_free(inv);
+    free(target);
+    free(link);
+    free(to);
+    free(dp);
+    free(root);
+    free(outside);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scan__path_clean),
+        cmocka_unit_test_setup_teardown(test_scan__whiteouts_oci, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__whiteouts_docker_archive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__hostile_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__entry_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__total_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__target_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__layer_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__rootfs_symlinks, setup, teardown),
+    };
+    wh_log_set_level(WH_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
