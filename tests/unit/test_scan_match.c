@@ -1,0 +1,510 @@
+/*
+ * test_scan_match.c: the vulnerability database and the matcher on real
+ * records (tests/data/vulndb). The centre piece scans a real Debian bookworm
+ * minbase image (built once with mmdebstrap, cached in tests/.cache/) against
+ * the bookworm tracker fixture and asserts exactly SCANNING.md §F.1; then
+ * the §F.2 expectations for Alpine and OSV language packages, glibc versions
+ * around the DSA fixes, atomic imports, reports, CVSS and an update without
+ * network.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <sys/wait.h>
+
+#include "scan/scan_int.h"
+#include "scan_fixture.h"
+
+#define BOOKWORM_TAR "tests/.cache/bookworm-minbase.tar"
+
+static char *tmp;
+
+static int setup(void **state)
+{
+    (void)state;
+    tmp = tf_tmpdir();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tf_rmrf(tmp);
+    free(tmp);
+    return 0;
+}
+
+static wh_vulndb *load_db(const char *const *paths, size_t n)
+{
+    char *dbp = wh_sprintf("%s/vulndb.sqlite", tmp);
+    struct wh_vulndb_stats st;
+    wh_vulndb *db = NULL;
+    if (wh_vulndb_import(dbp, paths, n, &st) < 0)
+        fail_msg("import: %s", wh_error_msg());
+    assert_int_equal(wh_vulndb_open(&db, dbp), 0);
+    free(dbp);
+    return db;
+}
+
+static const struct wh_finding *find(const struct wh_findings *f, const char *pkg, const char *version,
+                                     const char *id)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->items[i].pkg->name, pkg) == 0 && strcmp(f->items[i].id, id) == 0 &&
+            (!version || strcmp(f->items[i].pkg->version, version) == 0))
+            return &f->items[i];
+    return NULL;
+}
+
+static void expect_finding(const struct wh_findings *f, const char *pkg, const char *version, const char *id,
+                           const char *status, const char *fixed, enum wh_severity sev)
+{
+    const struct wh_finding *x = find(f, pkg, version, id);
+    if (!x)
+        fail_msg("%s %s: %s not reported", pkg, version ? version : "", id);
+    assert_string_equal(x ? x->status : "", status);
+    assert_string_equal(x ? x->fixed : "", fixed);
+    assert_string_equal(wh_severity_name(x ? x->severity : WH_SEV_UNKNOWN), wh_severity_name(sev));
+}
+
+/* ---- SCANNING.md §F.1 on a real bookworm minbase image ---- */
+
+static const struct f1 {
+    const char *src, *id, *status;
+    enum wh_severity sev;
+} f1_rows[] = {
+    {"apt", "CVE-2011-3374", "affected", WH_SEV_NEGLIGIBLE},
+    {"coreutils", "CVE-2016-2781", "will_not_fix", WH_SEV_LOW},
+    {"coreutils", "CVE-2017-18018", "affected", WH_SEV_NEGLIGIBLE},
+    {"coreutils", "CVE-2025-5278", "affected", WH_SEV_UNKNOWN},
+    {"glibc", "CVE-2018-20796", "affected", WH_SEV_NEGLIGIBLE},
+    {"glibc", "CVE-2019-1010022", "affected", WH_SEV_NEGLIGIBLE},
+    {"glibc", "CVE-2010-4756", "affected", WH_SEV_NEGLIGIBLE},
+    {"gnutls28", "CVE-2011-3389", "affected", WH_SEV_NEGLIGIBLE},
+    {"libgcrypt20", "CVE-2018-6829", "affected", WH_SEV_NEGLIGIBLE},
+    {"libgcrypt20", "CVE-2024-2236", "affected", WH_SEV_UNKNOWN},
+    {"ncurses", "CVE-2023-50495", "affected", WH_SEV_UNKNOWN},
+    {"perl", "CVE-2011-4116", "affected", WH_SEV_NEGLIGIBLE},
+    {"perl", "CVE-2023-31486", "affected", WH_SEV_NEGLIGIBLE},
+    {"shadow", "CVE-2007-5686", "affected", WH_SEV_NEGLIGIBLE},
+    {"shadow", "CVE-2023-4641", "affected", WH_SEV_UNKNOWN},
+    {"systemd", "CVE-2013-4392", "affected", WH_SEV_NEGLIGIBLE},
+    {"systemd", "CVE-2023-31437", "affected", WH_SEV_NEGLIGIBLE},
+    {"tar", "CVE-2005-2541", "affected", WH_SEV_NEGLIGIBLE},
+    {"util-linux", "CVE-2022-0563", "affected", WH_SEV_NEGLIGIBLE},
+    {"util-linux", "CVE-2024-28085", "affected", WH_SEV_UNKNOWN},
+    {"zlib", "CVE-2023-45853", "affected", WH_SEV_CRITICAL},
+    {"gcc-12", "CVE-2022-27943", "affected", WH_SEV_NEGLIGIBLE},
+};
+
+/* Builds the cached minbase tarball when it is missing; false if that cannot be done here. */
+static bool ensure_bookworm(void)
+{
+    if (access(BOOKWORM_TAR, R_OK) == 0)
+        return true;
+    if (access("/usr/bin/mmdebstrap", X_OK) != 0)
+        return false;
+    wh_mkdirs("tests/.cache", 0755);
+    fprintf(stderr, "# building %s with mmdebstrap (about 40 s, once)\n", BOOKWORM_TAR);
+    int rc = system("mmdebstrap --quiet --variant=minbase bookworm tests/.cache/bookworm-minbase.tmp.tar"
+                    " >/dev/null 2>&1 && mv tests/.cache/bookworm-minbase.tmp.tar " BOOKWORM_TAR);
+    return rc == 0 && access(BOOKWORM_TAR, R_OK) == 0;
+}
+
+static void test_scan__bookworm_f1(void **state)
+{
+    (void)state;
+    if (!ensure_bookworm())
+        skip();
+    char *dir = wh_sprintf("%s/oci", tmp);
+    const char *layers[] = {BOOKWORM_TAR};
+    tf_oci(dir, layers, 1, "bookworm", true);
+    const char *data[] = {"tests/data/vulndb/debian/tracker-bookworm-fixture.json", "tests/data/vulndb/nvd"};
+    wh_vulndb *db = load_db(data, 2);
+    char *target = wh_sprintf("oci:%s:bookworm", dir);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    assert_string_equal(inv->os.family, "debian");
+    assert_string_equal(inv->os.codename, "bookworm");
+    assert_true(strncmp(inv->os.version, "12.", 3) == 0);
+    assert_true(inv->npkgs >= 80);
+    struct wh_findings *f = NULL;
+    assert_int_equal(wh_match(&f, db, inv), 0);
+
+    /* Every installed binary of each source in the table gets each of its rows, and nothing else. */
+    size_t expected = 0;
+    for (size_t i = 0; i < inv->npkgs; i++) {
+        const struct wh_pkg *p = &inv->pkgs[i];
+        for (size_t r = 0; r < sizeof(f1_rows) / sizeof(f1_rows[0]); r++) {
+            if (strcmp(p->src_name, f1_rows[r].src) != 0)
+                continue;
+            expect_finding(f, p->name, p->version, f1_rows[r].id, f1_rows[r].status, "", f1_rows[r].sev);
+            const struct wh_finding *x = find(f, p->name, p->version, f1_rows[r].id);
+            assert_string_equal(x ? x->pkg->src_name : "", f1_rows[r].src);
+            expected++;
+        }
+    }
+    assert_int_equal(f->n, expected);
+    /* all 22 report rows are present; the fixed and not-affected cases are not */
+    json_t *ids = json_object();
+    for (size_t i = 0; i < f->n; i++) {
+        json_object_set_new(ids, f->items[i].id, json_true());
+        assert_string_not_equal(f->items[i].id, "CVE-2023-4911");
+        assert_string_not_equal(f->items[i].id, "CVE-2024-2961");
+        assert_string_not_equal(f->items[i].id, "CVE-2024-3094");
+        assert_string_not_equal(f->items[i].id, "CVE-2022-1664");
+    }
+    assert_int_equal(json_object_size(ids), 22);
+    json_decref(ids);
+    /* one finding per installed binary: glibc's rows on libc6 and libc-bin */
+    assert_non_null(find(f, "libc6", NULL, "CVE-2018-20796"));
+    assert_non_null(find(f, "libc-bin", NULL, "CVE-2018-20796"));
+    const struct wh_finding *z = find(f, "zlib1g", NULL, "CVE-2023-45853");
+    assert_non_null(z);
+    assert_true(z && z->cvss_score > 9.7 && z->cvss_score < 9.9);
+    assert_string_equal(z ? z->cvss_vector : "", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H");
+
+    /* the report in HARBOR.md §3.3 shape */
+    json_t *rep = wh_report_json(f, opts.image_digest);
+    assert_string_equal(json_string_value(json_object_get(rep, "severity")), "Critical");
+    assert_int_equal(json_array_size(json_object_get(rep, "vulnerabilities")), f->n);
+    json_t *v0 = json_array_get(json_object_get(rep, "vulnerabilities"), 0);
+    assert_string_equal(json_string_value(json_object_get(v0, "id")), "CVE-2023-45853");
+    assert_string_equal(json_string_value(json_object_get(v0, "package")), "zlib1g");
+    assert_string_equal(json_string_value(json_object_get(v0, "fix_version")), "");
+    assert_true(json_number_value(json_object_get(json_object_get(v0, "preferred_cvss"), "score_v3")) > 9.7);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(v0, "artifact_digests"), 0)),
+                        opts.image_digest);
+    json_decref(rep);
+    wh_findings_free(f);
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+    free(target);
+    free(dir);
+}
+
+/* glibc around the DSA fixes, dpkg below its sid fix: the "fixed" cases of §F.1 rows 7, 8, 24. */
+static void test_scan__bookworm_fixed_rows(void **state)
+{
+    (void)state;
+    const char *data[] = {"tests/data/vulndb/debian/tracker-bookworm-fixture.json"};
+    wh_vulndb *db = load_db(data, 1);
+    struct wh_inventory *inv = wh_inventory_new();
+    snprintf(inv->os.family, sizeof(inv->os.family), "debian");
+    snprintf(inv->os.version, sizeof(inv->os.version), "12.0");
+    struct wh_pkg pk[] = {
+        {WH_PKG_DPKG, "libc6", "2.36-9", "glibc", "2.36-9", NULL, "var/lib/dpkg/status"},
+        {WH_PKG_DPKG, "libc-bin", "2.36-9+deb12u4", "glibc", "2.36-9+deb12u4", NULL, "x"},
+        {WH_PKG_DPKG, "libc-dev-bin", "2.36-9+deb12u14", "glibc", "2.36-9+deb12u14", NULL, "y"},
+        {WH_PKG_DPKG, "dpkg", "1.21.7", "dpkg", "1.21.7", NULL, "var/lib/dpkg/status"},
+        {WH_PKG_DPKG, "liblzma5", "5.2.5-2", "xz-utils", "5.2.5-2", NULL, "var/lib/dpkg/status"},
+    };
+    for (size_t i = 0; i < sizeof(pk) / sizeof(pk[0]); i++)
+        wh_inventory_add(inv, &pk[i]);
+    struct wh_findings *f = NULL;
+    assert_int_equal(wh_match(&f, db, inv), 0);
+    expect_finding(f, "libc6", NULL, "CVE-2023-4911", "fixed", "2.36-9+deb12u3", WH_SEV_UNKNOWN);
+    expect_finding(f, "libc6", NULL, "CVE-2024-2961", "fixed", "2.36-9+deb12u6", WH_SEV_UNKNOWN);
+    assert_null(find(f, "libc-bin", NULL, "CVE-2023-4911"));
+    expect_finding(f, "libc-bin", NULL, "CVE-2024-2961", "fixed", "2.36-9+deb12u6", WH_SEV_UNKNOWN);
+    /* u14 > u3 numerically: a string compare would report these */
+    assert_null(find(f, "libc-dev-bin", NULL, "CVE-2023-4911"));
+    assert_null(find(f, "libc-dev-bin", NULL, "CVE-2024-2961"));
+    expect_finding(f, "dpkg", NULL, "CVE-2022-1664", "fixed", "1.21.8", WH_SEV_UNKNOWN);
+    assert_null(find(f, "liblzma5", NULL, "CVE-2024-3094"));
+    wh_findings_free(f);
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+}
+
+/* ---- §F.2 ---- */
+
+static struct wh_inventory *os_inv(const char *family, const char *version)
+{
+    struct wh_inventory *inv = wh_inventory_new();
+    snprintf(inv->os.family, sizeof(inv->os.family), "%s", family);
+    snprintf(inv->os.version, sizeof(inv->os.version), "%s", version);
+    return inv;
+}
+
+static void add(struct wh_inventory *inv, enum wh_pkg_kind k, const char *name, const char *version,
+                const char *src)
+{
+    struct wh_pkg p = {k, name, version, src, NULL, NULL, "lib/apk/db/installed"};
+    wh_inventory_add(inv, &p);
+}
+
+static void test_scan__alpine_318(void **state)
+{
+    (void)state;
+    const char *data[] = {"tests/data/vulndb/alpine/3.18"};
+    wh_vulndb *db = load_db(data, 1);
+    struct wh_inventory *inv = os_inv("alpine", "3.18.4");
+    add(inv, WH_PKG_APK, "busybox", "1.36.1-r5", "busybox");
+    add(inv, WH_PKG_APK, "ssl_client", "1.36.1-r7", "busybox");
+    add(inv, WH_PKG_APK, "musl", "1.2.4-r2", "musl");
+    add(inv, WH_PKG_APK, "libcrypto3", "3.1.4-r2", "openssl");
+    add(inv, WH_PKG_APK, "libssl3", "3.1.4-r5", "openssl");
+    add(inv, WH_PKG_APK, "zlib", "1.2.13-r1", "zlib");
+    struct wh_findings *f = NULL;
+    assert_int_equal(wh_match(&f, db, inv), 0);
+    expect_finding(f, "busybox", NULL, "CVE-2023-42366", "fixed", "1.36.1-r6", WH_SEV_UNKNOWN);
+    expect_finding(f, "busybox", NULL, "CVE-2023-42363", "fixed", "1.36.1-r7", WH_SEV_UNKNOWN);
+    expect_finding(f, "busybox", NULL, "CVE-2023-42364", "fixed", "1.36.1-r7", WH_SEV_UNKNOWN);
+    expect_finding(f, "busybox", NULL, "CVE-2023-42365", "fixed", "1.36.1-r7", WH_SEV_UNKNOWN);
+    expect_finding(f, "musl", NULL, "CVE-2025-26519", "fixed", "1.2.4-r3", WH_SEV_UNKNOWN);
+    expect_finding(f, "libcrypto3", NULL, "CVE-2023-6129", "fixed", "3.1.4-r3", WH_SEV_UNKNOWN);
+    expect_finding(f, "libcrypto3", NULL, "CVE-2023-6237", "fixed", "3.1.4-r4", WH_SEV_UNKNOWN);
+    size_t busybox = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        const struct wh_finding *x = &f->items[i];
+        /* r7 / r5 carry every fix; "0" entries are never reported */
+        assert_string_not_equal(x->pkg->name, "ssl_client");
+        assert_string_not_equal(x->pkg->name, "libssl3");
+        assert_string_not_equal(x->pkg->name, "zlib");
+        busybox += strcmp(x->pkg->name, "busybox") == 0;
+    }
+    assert_int_equal(busybox, 4);
+    wh_findings_free(f);
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+}
+
+static void test_scan__alpine_311(void **state)
+{
+    (void)state;
+    const char *data[] = {"tests/data/vulndb/alpine/3.11/main-busybox-musl.json"};
+    wh_vulndb *db = load_db(data, 1);
+    struct wh_inventory *inv = os_inv("alpine", "3.11.13");
+    add(inv, WH_PKG_APK, "musl", "1.1.24-r0", "musl");
+    add(inv, WH_PKG_APK, "busybox", "1.31.1-r9", "busybox");
+    add(inv, WH_PKG_APK, "ssl_client", "1.30.1-r1", "busybox");
+    struct wh_findings *f = NULL;
+    assert_int_equal(wh_match(&f, db, inv), 0);
+    /* CVE-2019-5747 is listed under 1.29.3-r10 and 1.30.1-r2: the highest fix counts */
+    expect_finding(f, "ssl_client", NULL, "CVE-2019-5747", "fixed", "1.30.1-r2", WH_SEV_UNKNOWN);
+    assert_int_equal(f->n, 1);
+    wh_findings_free(f);
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+}
+
+static void test_scan__osv_languages(void **state)
+{
+    (void)state;
+    const char *data[] = {"tests/data/vulndb/osv"};
+    wh_vulndb *db = load_db(data, 1);
+    struct wh_inventory *inv = os_inv("", "");
+    add(inv, WH_PKG_NPM, "lodash", "4.17.11", NULL);
+    add(inv, WH_PKG_NPM, "lodash", "4.17.12", NULL);
+    add(inv, WH_PKG_NPM, "lodash-es", "4.17.13", NULL);
+    add(inv, WH_PKG_NPM, "minimist", "1.2.5", NULL);
+    add(inv, WH_PKG_NPM, "minimist", "0.2.4", NULL);
+    add(inv, WH_PKG_NPM, "minimist", "1.2.6", NULL);
+    add(inv, WH_PKG_NPM, "minimist", "0.0.8", NULL);
+    add(inv, WH_PKG_PYPI, "Requests", "2.30.0", NULL);
+    add(inv, WH_PKG_PYPI, "requests", "2.2.1", NULL);
+    add(inv, WH_PKG_PYPI, "requests", "2.31.0", NULL);
+    add(inv, WH_PKG_GO, "golang.org/x/net", "v0.16.0", NULL);
+    add(inv, WH_PKG_GO, "golang.org/x/net", "v0.17.0", NULL);
+    add(inv, WH_PKG_GO, "golang.org/x/net", "v0.0.0-20231010170000-abcdef123456", NULL);
+    struct wh_findings *f = NULL;
+    assert_int_equal(wh_match(&f, db, inv), 0);
+    expect_finding(f, "lodash", "4.17.11", "GHSA-jf85-cpcp-j695", "fixed", "4.17.12", WH_SEV_CRITICAL);
+    assert_null(find(f, "lodash", "4.17.12", "GHSA-jf85-cpcp-j695"));
+    expect_finding(f, "lodash-es", "4.17.13", "GHSA-jf85-cpcp-j695", "fixed", "4.17.14", WH_SEV_CRITICAL);
+    assert_non_null(find(f, "minimist", "1.2.5", "GHSA-xvch-5gv4-984h"));
+    assert_non_null(find(f, "minimist", "0.0.8", "GHSA-xvch-5gv4-984h"));
+    assert_null(find(f, "minimist", "0.2.4", "GHSA-xvch-5gv4-984h"));
+    assert_null(find(f, "minimist", "1.2.6", "GHSA-xvch-5gv4-984h"));
+    expect_finding(f, "Requests", "2.30.0", "GHSA-j8r2-6x86-q33q", "fixed", "2.31.0", WH_SEV_MEDIUM);
+    assert_null(find(f, "requests", "2.2.1", "GHSA-j8r2-6x86-q33q"));
+    assert_null(find(f, "requests", "2.31.0", "GHSA-j8r2-6x86-q33q"));
+    expect_finding(f, "golang.org/x/net", "v0.16.0", "GHSA-4374-p667-p6c8", "fixed", "0.17.0", WH_SEV_HIGH);
+    assert_null(find(f, "golang.org/x/net", "v0.17.0", "GHSA-4374-p667-p6c8"));
+    assert_non_null(find(f, "golang.org/x/net", "v0.0.0-20231010170000-abcdef123456", "GHSA-4374-p667-p6c8"));
+    assert_int_equal(f->n, 7);
+    const struct wh_finding *l = find(f, "lodash", "4.17.11", "GHSA-jf85-cpcp-j695");
+    assert_non_null(l && strstr(l->aliases, "CVE-2019-10744"));
+    wh_findings_free(f);
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+}
+
+/* ---- database ---- */
+
+static void test_scan__import_atomic(void **state)
+{
+    (void)state;
+    char *dbp = wh_sprintf("%s/vulndb.sqlite", tmp), *bad = wh_sprintf("%s/bad.json", tmp),
+         *odd = wh_sprintf("%s/odd.json", tmp), *zip = wh_sprintf("%s/osv.zip", tmp);
+    const char *good[] = {"tests/data/vulndb/alpine/3.18"};
+    struct wh_vulndb_stats st;
+    wh_vulndb *db = NULL;
+    /* no database yet / an empty one */
+    assert_int_equal(wh_vulndb_open(&db, dbp), WH_ENOTFOUND);
+    assert_int_equal(wh_vulndb_import(dbp, NULL, 0, &st), 0);
+    assert_int_equal(wh_vulndb_open(&db, dbp), 0);
+    assert_int_equal(wh_vulndb_count(db), 0);
+    wh_vulndb_close(db);
+    assert_int_equal(wh_vulndb_import(dbp, good, 1, &st), 0);
+    assert_int_equal(st.files, 4);
+    assert_int_equal(wh_vulndb_open(&db, dbp), 0);
+    int64_t n = wh_vulndb_count(db);
+    assert_true(n > 50);
+    /* a failing import leaves the old file in place, readers keep working */
+    tf_write(tmp, "bad.json", "{\"truncated\": ", 0, 0644);
+    const char *both[] = {"tests/data/vulndb/osv", bad};
+    assert_int_equal(wh_vulndb_import(dbp, both, 2, &st), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "bad.json"));
+    tf_write(tmp, "odd.json", "{\"hello\": \"world\"}", 0, 0644);
+    const char *one[] = {odd};
+    assert_int_equal(wh_vulndb_import(dbp, one, 1, &st), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "no format"));
+    assert_int_equal(wh_vulndb_count(db), n);
+    wh_vulndb_close(db);
+    assert_int_equal(wh_vulndb_open(&db, dbp), 0);
+    assert_int_equal(wh_vulndb_count(db), n);
+    wh_vulndb_close(db);
+    char *leftover = wh_sprintf("%s.new.%d", dbp, (int)getpid());
+    assert_int_not_equal(access(leftover, F_OK), 0);
+    /* OSV from a .zip adds to what is there; re-importing the same records replaces them */
+    const char *names[] = {"a/GHSA-jf85-cpcp-j695.json", "b/GHSA-xvch-5gv4-984h.json"};
+    size_t l1, l2;
+    char *d1 = tf_slurp("tests/data/vulndb/osv/GHSA-jf85-cpcp-j695.json", &l1);
+    char *d2 = tf_slurp("tests/data/vulndb/osv/GHSA-xvch-5gv4-984h.json", &l2);
+    struct tf_entry ze[] = {{.path = names[0], .data = d1, .len = l1}, {.path = names[1], .data = d2, .len = l2}};
+    struct archive *a = archive_write_new();
+    archive_write_set_format_zip(a);
+    archive_write_open_filename(a, zip);
+    for (int i = 0; i < 2; i++) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, ze[i].path);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, (int64_t)ze[i].len);
+        archive_write_header(a, e);
+        archive_write_data(a, ze[i].data, ze[i].len);
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    const char *z[] = {zip};
+    assert_int_equal(wh_vulndb_import(dbp, z, 1, &st), 0);
+    assert_int_equal(st.files, 2);
+    assert_int_equal(wh_vulndb_open(&db, dbp), 0);
+    int64_t n2 = wh_vulndb_count(db);
+    assert_true(n2 > n);
+    wh_vulndb_close(db);
+    assert_int_equal(wh_vulndb_import(dbp, z, 1, &st), 0);
+    assert_int_equal(wh_vulndb_open(&db, dbp), 0);
+    assert_int_equal(wh_vulndb_count(db), n2);
+    wh_vulndb_close(db);
+    /* status names the sources */
+    char *status = wh_sprintf("%s/status.txt", tmp);
+    FILE *sf = fopen(status, "w");
+    assert_int_equal(wh_vulndb_status(dbp, sf), 0);
+    fclose(sf);
+    size_t sl;
+    char *stext = tf_slurp(status, &sl);
+    assert_non_null(strstr(stext, "alpine-secdb"));
+    assert_non_null(strstr(stext, "osv"));
+    assert_non_null(strstr(stext, "alpine:3.18"));
+    free(stext);
+    free(status);
+    free(d1);
+    free(d2);
+    free(leftover);
+    free(zip);
+    free(odd);
+    free(bad);
+    free(dbp);
+}
+
+static void test_scan__update_without_network(void **state)
+{
+    (void)state;
+    char *dbp = wh_sprintf("%s/vulndb.sqlite", tmp);
+    const char *feeds[] = {"http://127.0.0.1:9/tracker.json"};
+    struct wh_vulndb_stats st;
+    assert_int_equal(wh_vulndb_update(dbp, feeds, 1, &st), WH_ERROR);
+    assert_non_null(strstr(wh_error_msg(), "127.0.0.1:9/tracker.json"));
+    assert_non_null(strstr(wh_error_msg(), "no network"));
+    assert_non_null(strstr(wh_error_msg(), "not changed"));
+    assert_int_not_equal(access(dbp, F_OK), 0);
+    free(dbp);
+}
+
+/* ---- reports ---- */
+
+static void test_scan__cvss(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        double score;
+    } cases[] = {
+        {"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8},
+        {"CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:L/A:N", 3.7},
+        {"CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1},
+        {"CVSS:3.0/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H", 7.8},
+        {"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", 10.0},
+        {"CVSS:3.1/AV:P/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N", 0.0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        double s = -1;
+        assert_int_equal(wh_cvss3_score(&s, cases[i].v), 0);
+        assert_float_equal(s, cases[i].score, 0.001);
+    }
+    double s;
+    assert_int_equal(wh_cvss3_score(&s, "CVSS:2.0/AV:N"), WH_EINVALID);
+    assert_int_equal(wh_cvss3_score(&s, "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"), WH_EINVALID);
+    assert_int_equal(wh_severity_from_score(9.0), WH_SEV_CRITICAL);
+    assert_int_equal(wh_severity_from_score(6.9), WH_SEV_MEDIUM);
+    assert_int_equal(wh_severity_from_score(0), WH_SEV_UNKNOWN);
+}
+
+static void test_scan__reports_empty(void **state)
+{
+    (void)state;
+    struct wh_findings f = {0};
+    json_t *r = wh_report_json(&f, "");
+    assert_true(json_is_array(json_object_get(r, "vulnerabilities")));
+    assert_string_equal(json_string_value(json_object_get(r, "severity")), "None");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "scanner"), "name")), "wharf");
+    json_decref(r);
+    struct wh_inventory *inv = os_inv("debian", "12.11");
+    add(inv, WH_PKG_DPKG, "zlib1g", "1:1.2.13.dfsg-1", "zlib");
+    add(inv, WH_PKG_NPM, "lodash", "4.17.11", NULL);
+    json_t *bom = wh_report_cyclonedx(inv, "oci:x");
+    assert_string_equal(json_string_value(json_object_get(bom, "bomFormat")), "CycloneDX");
+    assert_string_equal(json_string_value(json_object_get(bom, "specVersion")), "1.5");
+    assert_true(strncmp(json_string_value(json_object_get(bom, "serialNumber")), "urn:uuid:", 9) == 0);
+    json_t *comps = json_object_get(bom, "components");
+    assert_int_equal(json_array_size(comps), 3); /* the OS and two packages */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(comps, 1), "purl")),
+                        "pkg:deb/debian/zlib1g@1.2.13.dfsg-1?epoch=1&distro=debian-12.11");
+    json_decref(bom);
+    wh_inventory_free(inv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_scan__bookworm_f1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__bookworm_fixed_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__alpine_318, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__alpine_311, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__osv_languages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__import_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__update_without_network, setup, teardown),
+        cmocka_unit_test(test_scan__cvss),
+        cmocka_unit_test(test_scan__reports_empty),
+    };
+    wh_log_set_level(WH_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
