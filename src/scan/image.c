@@ -169,7 +169,6 @@ static int layer_from_file(struct wh_layer_inv **out, const char *path, const ch
         while (file_read(&fr, block, sizeof(block)) > 0)
             ;
         wh_hasher_final(&got, fr.h);
-        fr.h = NULL;
         if (strcmp(got.str, want.str) != 0) {
             if (error == 0) {
                 wh_layer_inv_free(*out);
