@@ -18,6 +18,9 @@ struct stanza {
 
 static void field(char *out, size_t cap, const char *v, size_t n)
 {
+    const char *nul = memchr(v, '\0', n);
+    if (nul)
+        n = (size_t)(nul - v); /* a NUL ends the value; trim what is really kept */
     while (n && (*v == ' ' || *v == '\t'))
         v++, n--;
     while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
