@@ -40,7 +40,8 @@ static int scan_usage(FILE *f)
             "  --no-cache              do not read or write the layer cache\n"
             "  --output FILE           write the report to FILE instead of stdout\n"
             "  --max-file BYTES        largest package database read from a layer\n"
-            "  --max-total BYTES       cap on decompressed bytes for the whole image\n");
+            "  --max-total BYTES       cap on decompressed bytes for the whole image\n"
+            "  -v, --verbose           print a summary line (layers read, cached, packages, time) to stderr\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -75,13 +76,14 @@ int wh_cli_scan(int argc, char **argv)
         {"cache-dir", required_argument, NULL, 'c'}, {"no-cache", no_argument, NULL, 'n'},
         {"output", required_argument, NULL, 'o'},    {"max-file", required_argument, NULL, 'M'},
         {"max-total", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"verbose", no_argument, NULL, 'v'},         {NULL, 0, NULL, 0},
     };
     char *dbpath = NULL, *cache = NULL;
     const char *format = "table", *outpath = NULL;
     unsigned mask = ~0u;
     int exit_code = 0, rc = 1, c;
-    bool no_cache = false;
+    bool no_cache = false, verbose = false;
+    int64_t t0 = wh_monotonic_us();
     struct wh_scan_opts opts = {0};
     struct wh_inventory *inv = NULL;
     struct wh_findings *findings = NULL;
@@ -89,7 +91,7 @@ int wh_cli_scan(int argc, char **argv)
     FILE *out = stdout;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hv", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             free(dbpath);
@@ -130,6 +132,9 @@ int wh_cli_scan(int argc, char **argv)
                 rc = 2;
                 goto out;
             }
+            break;
+        case 'v':
+            verbose = true;
             break;
         case 'h':
             rc = scan_usage(stdout);
@@ -178,6 +183,11 @@ int wh_cli_scan(int argc, char **argv)
         fprintf(stderr, "wharf scan: %s\n", wh_error_msg());
         goto out;
     }
+    if (verbose)
+        fprintf(stderr, "wharf scan: %s: %u layers read, %u from cache, %zu packages (%s %s) in %.2f s\n",
+                target, opts.layers_read, opts.layers_cached, inv->npkgs,
+                inv->os.family[0] ? inv->os.family : "unknown OS", inv->os.version,
+                (double)(wh_monotonic_us() - t0) / 1e6);
     if (outpath && !(out = fopen(outpath, "w"))) {
         perror(outpath);
         out = stdout;

@@ -221,6 +221,7 @@ static void add_finding(struct matcher *m, const struct wh_pkg *pkg, const char 
     struct wh_finding f = {0};
     json_t *aliases = NULL;
     const char *vsev = NULL;
+    bool short_desc = false;
 
     f.id = wh_pool_strdup(pool, id);
     f.pkg = pkg;
@@ -251,6 +252,9 @@ static void add_finding(struct matcher *m, const struct wh_pkg *pkg, const char 
             f.cvss_score = sqlite3_column_double(m->vuln, 6);
         }
         vsev = pstr(pool, sqlite3_column_text(m->vuln, 7));
+        const unsigned char *vorigin = sqlite3_column_text(m->vuln, 8);
+        /* The tracker's text is a one-line summary: NVD's description is preferred over it. */
+        short_desc = vorigin && strcmp((const char *)vorigin, "debian-tracker") == 0;
     }
     sqlite3_reset(m->vuln);
     if (seen(ids, id, aliases)) {
@@ -280,7 +284,7 @@ static void add_finding(struct matcher *m, const struct wh_pkg *pkg, const char 
                     f.cvss_score = nvd_score;
                 }
             }
-            if ((!f.description || !f.description[0]) && sqlite3_column_text(m->nvd, 0))
+            if ((short_desc || !f.description || !f.description[0]) && sqlite3_column_text(m->nvd, 0))
                 f.description = pstr(pool, sqlite3_column_text(m->nvd, 0));
             if (strcmp(f.links, "[]") == 0 && sqlite3_column_text(m->nvd, 1))
                 f.links = pstr(pool, sqlite3_column_text(m->nvd, 1));
@@ -442,7 +446,7 @@ int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory 
                            -1, &m.adv, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m.db,
                            "SELECT title, description, aliases, links, cwes, cvss3_vector,"
-                           " cvss3_score, severity FROM vuln WHERE id=?",
+                           " cvss3_score, severity, origin FROM vuln WHERE id=?",
                            -1, &m.vuln, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m.db,
                            "SELECT description, links, cwes, cvss3_vector, cvss3_score FROM nvd WHERE id=?",

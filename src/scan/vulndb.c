@@ -288,10 +288,16 @@ static int import_debian(struct importer *im, json_t *doc)
                 any = true;
             }
             if (any) {
+                /* The tracker wraps its truncated summary in parentheses: "(Text ...)". */
+                char *d = NULL;
+                size_t dl = desc ? strlen(desc) : 0;
+                if (dl >= 2 && desc[0] == '(' && desc[dl - 1] == ')')
+                    desc = d = wh_strndup(desc + 1, dl - 2);
                 char *links = wh_sprintf("[\"https://security-tracker.debian.org/tracker/%s\"]", id);
                 error = add_vuln(im, false, id, desc, desc, NULL, links, NULL, NULL, 0, NULL,
                                  src_names[SRC_DEBIAN]);
                 free(links);
+                free(d);
                 if (error < 0)
                     return error;
             }
