@@ -669,8 +669,138 @@ static int import_doc(struct importer *im, json_t *doc, const char *name)
     return 0;
 }
 
+/* ---- large documents: the tracker, one top-level member at a time ---- */
+
+#define STREAM_MIN (8u << 20) /* smaller documents are simply parsed whole */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* One past the closing quote of the JSON string that starts at p, or NULL. */
+static const char *string_end(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* One past the JSON value that starts at p (bracket depth, strings skipped), or NULL. */
+static const char *value_end(const char *p, const char *end)
+{
+    int depth = 0;
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            if (!(p = string_end(p, end)))
+                return NULL;
+            if (depth == 0)
+                return p;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth < 0)
+                return NULL;
+            if (depth == 0)
+                return p + 1;
+        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
+            return p;
+        }
+        p++;
+    }
+    return depth == 0 ? p : NULL;
+}
+
+/*
+ * Imports a large Debian tracker document one source package at a time, so
+ * memory holds the file's bytes and one package's tree instead of the whole
+ * tree (the live tracker JSON is tens of MiB, its tree several times that).
+ * Sets *handled when the document was a tracker document; otherwise the
+ * caller parses it whole (and reports malformed JSON itself).
+ */
+static int import_debian_stream(struct importer *im, const char *data, size_t len, const char *name,
+                                bool *handled)
+{
+    const char *end = data + len, *p = skip_ws(data, end);
+    *handled = false;
+    if (p >= end || *p != '{')
+        return 0;
+    p++;
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p < end && *p == '}')
+            break;
+        if (p >= end || *p != '"')
+            goto malformed;
+        const char *ks = p, *ke = string_end(p, end);
+        if (!ke)
+            goto malformed;
+        p = skip_ws(ke, end);
+        if (p >= end || *p != ':')
+            goto malformed;
+        const char *vs = skip_ws(p + 1, end), *ve = value_end(vs, end);
+        if (!ve)
+            goto malformed;
+        json_error_t jerr;
+        json_t *key = json_loadb(ks, (size_t)(ke - ks), JSON_DECODE_ANY, &jerr);
+        json_t *val = json_loadb(vs, (size_t)(ve - vs), JSON_DECODE_ANY, &jerr);
+        if (!json_is_string(key) || !val) {
+            json_decref(key);
+            json_decref(val);
+            goto malformed;
+        }
+        json_t *doc = json_object();
+        json_object_set_new(doc, json_string_value(key), val);
+        json_decref(key);
+        if (!*handled) {
+            if (!looks_debian(doc)) {
+                json_decref(doc);
+                return 0;
+            }
+            *handled = true;
+        }
+        int error = import_debian(im, doc);
+        json_decref(doc);
+        if (error < 0)
+            return error;
+        p = skip_ws(ve, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        if (p < end && *p == '}')
+            break;
+        goto malformed;
+    }
+    if (*handled) {
+        im->files[SRC_DEBIAN]++;
+        if (im->st)
+            im->st->files++;
+    }
+    return 0;
+malformed:
+    if (!*handled)
+        return 0;
+    return wh_error_set(WH_EINVALID, "%s: malformed JSON in the tracker document", name);
+}
+
 static int import_bytes(struct importer *im, const char *data, size_t len, const char *name)
 {
+    if (len >= STREAM_MIN) {
+        bool handled = false;
+        int error = import_debian_stream(im, data, len, name, &handled);
+        if (handled || error < 0)
+            return error;
+    }
     json_error_t jerr;
     json_t *doc = json_loadb(data, len, 0, &jerr);
     if (!doc)

@@ -425,6 +425,58 @@ static void test_scan__import_atomic(void **state)
     free(dbp);
 }
 
+/* A tracker document over the streaming threshold is imported one source package at a time. */
+static void test_scan__import_large_tracker(void **state)
+{
+    (void)state;
+    char *path = wh_sprintf("%s/tracker.json", tmp), *dbp = wh_sprintf("%s/vulndb.sqlite", tmp);
+    char pad[1200];
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    FILE *f = fopen(path, "w");
+    fputs("{", f);
+    for (int i = 0; i < 2000; i++) {
+        fprintf(f, "%s\n \"pkg%04d\": {", i ? "," : "", i);
+        for (int k = 0; k < 4; k++)
+            fprintf(f, "%s\"CVE-2020-%04d%d\": {\"description\": \"escaped \\\" quote {[ %s\","
+                       " \"releases\": {\"bookworm\": {\"status\": \"open\", \"urgency\": \"low\"},"
+                       " \"bullseye\": {\"status\": \"resolved\", \"fixed_version\": \"1.%d\"}}}",
+                    k ? ", " : "", i, k, pad, k);
+        fputs("}", f);
+    }
+    fputs("\n}\n", f);
+    fclose(f);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > (8 << 20));
+    const char *paths[] = {path};
+    struct wh_vulndb_stats vs;
+    assert_int_equal(wh_vulndb_import(dbp, paths, 1, &vs), 0);
+    assert_int_equal(vs.files, 1);
+    assert_int_equal(vs.advisories, 2000 * 4 * 2);
+    wh_vulndb *db = NULL;
+    assert_int_equal(wh_vulndb_open(&db, dbp), 0);
+    struct wh_inventory *inv = os_inv("debian", "11.9");
+    add(inv, WH_PKG_DPKG, "bin1999", "1.1", "pkg1999");
+    struct wh_findings *fs = NULL;
+    assert_int_equal(wh_match(&fs, db, inv), 0);
+    /* bullseye: fixed in 1.0..1.3; 1.1 is below 1.2 and 1.3 */
+    assert_int_equal(fs->n, 2);
+    expect_finding(fs, "bin1999", NULL, "CVE-2020-19992", "fixed", "1.2", WH_SEV_UNKNOWN);
+    assert_non_null(strstr(fs->items[0].title, "escaped \" quote {["));
+    wh_findings_free(fs);
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+    /* a truncated large document is refused and changes nothing */
+    assert_int_equal(truncate(path, st.st_size / 2), 0);
+    assert_int_equal(wh_vulndb_import(dbp, paths, 1, &vs), WH_EINVALID);
+    assert_int_equal(wh_vulndb_open(&db, dbp), 0);
+    assert_int_equal(wh_vulndb_count(db), 2000 * 4 * 2);
+    wh_vulndb_close(db);
+    free(dbp);
+    free(path);
+}
+
 static void test_scan__update_without_network(void **state)
 {
     (void)state;
@@ -501,6 +553,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__alpine_311, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__osv_languages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__import_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__import_large_tracker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__update_without_network, setup, teardown),
         cmocka_unit_test(test_scan__cvss),
         cmocka_unit_test(test_scan__reports_empty),
