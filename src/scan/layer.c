@@ -388,17 +388,8 @@ int wh_layer_walk_dir(struct wh_layer_inv **out, const char *root, const struct 
 
 /* ---- merging ---- */
 
-/* True when `path` is `dir` or below it ("" is the root and covers all). */
-static bool under(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    if (n == 0)
-        return true;
-    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
 struct merged {
-    const struct wh_layer_rec **recs;
+    const struct wh_layer_rec **recs; /* NULL once hidden or replaced */
     size_t n, cap;
 };
 
@@ -411,32 +402,63 @@ static const char *merged_get(void *ctx, const char *path)
     return NULL;
 }
 
+/*
+ * True when a whiteout in `wh` names `path` or one of its parent directories,
+ * or an opaque directory in `op` is a proper parent of it ("" = the root).
+ * Both sets are hash tables, so this costs one lookup per path component.
+ */
+static bool hidden(const char *path, const json_t *wh, const json_t *op)
+{
+    char buf[PATH_CAP];
+    size_t n = strlen(path);
+    if (n >= sizeof(buf))
+        return false;
+    memcpy(buf, path, n + 1);
+    if (json_object_get(wh, buf))
+        return true;
+    if (json_object_get(op, ""))
+        return true;
+    for (size_t i = n; i-- > 0;) {
+        if (buf[i] != '/')
+            continue;
+        buf[i] = '\0';
+        if (json_object_get(wh, buf) || json_object_get(op, buf))
+            return true;
+    }
+    return false;
+}
+
 void wh_layers_merge(struct wh_inventory *inv, struct wh_layer_inv *const *layers, size_t n)
 {
     struct merged m = {0};
+    json_t *index = json_object(); /* path -> position in m.recs of its live record */
     for (size_t l = 0; l < n; l++) {
         const struct wh_layer_inv *li = layers[l];
         /* Whiteouts and opaque dirs of this layer hide what lower layers declared. */
-        for (size_t i = 0; i < m.n; i++) {
-            if (!m.recs[i])
-                continue;
-            for (size_t w = 0; w < li->nwh && m.recs[i]; w++)
-                if (under(m.recs[i]->path, li->whiteouts[w]))
+        if (li->nwh || li->nop) {
+            json_t *wh = json_object(), *op = json_object();
+            for (size_t w = 0; w < li->nwh; w++)
+                json_object_set_new(wh, li->whiteouts[w], json_true());
+            for (size_t o = 0; o < li->nop; o++)
+                json_object_set_new(op, li->opaques[o], json_true());
+            for (size_t i = 0; i < m.n; i++)
+                if (m.recs[i] && hidden(m.recs[i]->path, wh, op)) {
+                    json_object_del(index, m.recs[i]->path);
                     m.recs[i] = NULL;
-            for (size_t o = 0; o < li->nop && m.recs[i]; o++)
-                if (under(m.recs[i]->path, li->opaques[o]) &&
-                    strlen(m.recs[i]->path) > strlen(li->opaques[o]))
-                    m.recs[i] = NULL;
+                }
+            json_decref(wh);
+            json_decref(op);
         }
         /* A file declared again replaces the lower copy (dpkg rewrites status whole). */
         for (size_t r = 0; r < li->nrecs; r++) {
-            for (size_t i = 0; i < m.n; i++)
-                if (m.recs[i] && strcmp(m.recs[i]->path, li->recs[r].path) == 0)
-                    m.recs[i] = NULL;
+            json_t *pos = json_object_get(index, li->recs[r].path);
+            if (pos)
+                m.recs[json_integer_value(pos)] = NULL;
             if (m.n == m.cap) {
                 m.cap = m.cap ? m.cap * 2 : 32;
                 m.recs = wh_realloc(m.recs, m.cap * sizeof(*m.recs));
             }
+            json_object_set_new(index, li->recs[r].path, json_integer((json_int_t)m.n));
             m.recs[m.n++] = &li->recs[r];
         }
     }
@@ -448,6 +470,7 @@ void wh_layers_merge(struct wh_inventory *inv, struct wh_layer_inv *const *layer
     }
     wh_os_detect(&inv->os, merged_get, &m);
     wh_inventory_sort(inv);
+    json_decref(index);
     free(m.recs);
 }
 
