@@ -45,8 +45,10 @@ static void os_platform(char *out, size_t cap, const struct wh_os *os)
     }
     out[0] = '\0';
     if (strcmp(os->family, "debian") == 0) {
+        const char *rel = os->codename[0] ? wh_debian_release_version(os->codename) : NULL;
         if (strchr(os->version, '/'))
-            snprintf(out, cap, "debian:%s", os->codename); /* testing: by codename */
+            /* testing/unstable carry a codename, not a number: "trixie/sid" -> debian:13 */
+            snprintf(out, cap, "debian:%s", rel ? rel : os->codename);
         else
             snprintf(out, cap, "debian:%s", major);
     } else if (strcmp(os->family, "ubuntu") == 0) {

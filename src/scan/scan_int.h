@@ -128,6 +128,8 @@ typedef struct sqlite3 sqlite3;
 sqlite3 *wh_vulndb_handle(wh_vulndb *db);
 /* PEP 503 name normalisation: lower case, runs of "-_." become one '-'. */
 void wh_pypi_normalize(char *out, size_t cap, const char *name);
+/* Debian codename -> release number as the tracker's platforms use it ("bookworm" -> "12"), NULL if unknown. */
+const char *wh_debian_release_version(const char *codename);
 /* OSV ecosystem -> the platform key advisories are stored under ("Debian:12" -> "debian:12"). */
 void wh_osv_platform(char *out, size_t cap, const char *ecosystem);
 

@@ -200,7 +200,7 @@ static char *dump_compact(const json_t *j)
 
 /* ---- Debian Security Tracker JSON ---- */
 
-static const char *debian_release_version(const char *codename)
+const char *wh_debian_release_version(const char *codename)
 {
     static const char *const map[][2] = {
         {"wheezy", "7"},    {"jessie", "8"},  {"stretch", "9"}, {"buster", "10"},
@@ -255,7 +255,7 @@ static int import_debian(struct importer *im, json_t *doc)
             const char *desc = json_string_value(json_object_get(rec, "description"));
             bool any = false;
             json_object_foreach(rels, codename, rel) {
-                const char *ver = debian_release_version(codename);
+                const char *ver = wh_debian_release_version(codename);
                 const char *status = json_string_value(json_object_get(rel, "status"));
                 const char *fixed = json_string_value(json_object_get(rel, "fixed_version"));
                 const char *urgency = json_string_value(json_object_get(rel, "urgency"));
@@ -460,6 +460,14 @@ static int import_osv_record(struct importer *im, json_t *doc)
 
     json_t *dbs = json_object_get(doc, "database_specific");
     const char *rec_sev = osv_severity_word(json_string_value(json_object_get(dbs, "severity")));
+    size_t si;
+    json_t *sv;
+    json_array_foreach(json_object_get(doc, "severity"), si, sv) {
+        /* Ubuntu records rate with their own priority words: {"type": "Ubuntu", "score": "medium"} */
+        const char *type = json_string_value(json_object_get(sv, "type"));
+        if (!rec_sev && type && strcmp(type, "Ubuntu") == 0)
+            rec_sev = osv_severity_word(json_string_value(json_object_get(sv, "score")));
+    }
     const char *vector = cvss3_vector_of(json_object_get(doc, "severity"));
     double score = 0;
     if (vector && wh_cvss3_score(&score, vector) < 0)

@@ -335,6 +335,73 @@ static void test_scan__osv_languages(void **state)
     wh_vulndb_close(db);
 }
 
+/*
+ * Distro records in OSV form (shaped like osv.dev's Debian and Ubuntu records;
+ * written here, not copied) and a testing-release tracker entry.
+ */
+static const char osv_debian[] =
+    "{\"id\":\"DEBIAN-CVE-2023-45853\",\"modified\":\"2024-01-01T00:00:00Z\","
+    "\"upstream\":[\"CVE-2023-45853\"],\"affected\":[{\"package\":{\"ecosystem\":\"Debian:12\","
+    "\"name\":\"zlib\"},\"ranges\":[{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":\"0\"}]}],"
+    "\"versions\":[\"1:1.2.13.dfsg-1\"],\"ecosystem_specific\":{\"urgency\":\"not yet assigned\"}}]}";
+static const char osv_ubuntu[] =
+    "{\"id\":\"UBUNTU-CVE-2023-45853\",\"modified\":\"2024-01-01T00:00:00Z\","
+    "\"upstream\":[\"CVE-2023-45853\"],\"severity\":[{\"type\":\"Ubuntu\",\"score\":\"low\"}],"
+    "\"affected\":[{\"package\":{\"ecosystem\":\"Ubuntu:22.04:LTS\",\"name\":\"zlib\"},"
+    "\"ranges\":[{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":\"0\"},"
+    "{\"fixed\":\"1:1.2.11.dfsg-2ubuntu9.2\"}]}]}]}";
+static const char tracker_trixie[] =
+    "{\"foo\":{\"CVE-2099-0001\":{\"description\":\"x\",\"releases\":{\"trixie\":"
+    "{\"status\":\"open\",\"urgency\":\"medium\"}}}}}";
+
+static void test_scan__osv_distros(void **state)
+{
+    (void)state;
+    tf_write(tmp, "osv/debian.json", osv_debian, 0, 0644);
+    tf_write(tmp, "osv/ubuntu.json", osv_ubuntu, 0, 0644);
+    tf_write(tmp, "trixie.json", tracker_trixie, 0, 0644);
+    char *osv = wh_sprintf("%s/osv", tmp), *trixie = wh_sprintf("%s/trixie.json", tmp);
+    struct wh_findings *f = NULL;
+
+    /* OSV alone: the Debian record matches by source package, severity from NVD via upstream */
+    const char *only_osv[] = {osv, "tests/data/vulndb/nvd", trixie};
+    wh_vulndb *db = load_db(only_osv, 3);
+    struct wh_inventory *deb = os_inv("debian", "12.11");
+    add(deb, WH_PKG_DPKG, "zlib1g", "1:1.2.13.dfsg-1", "zlib");
+    assert_int_equal(wh_match(&f, db, deb), 0);
+    assert_int_equal(f->n, 1);
+    expect_finding(f, "zlib1g", NULL, "DEBIAN-CVE-2023-45853", "affected", "", WH_SEV_CRITICAL);
+    wh_findings_free(f);
+    struct wh_inventory *ubu = os_inv("ubuntu", "22.04");
+    add(ubu, WH_PKG_DPKG, "zlib1g", "1:1.2.11.dfsg-2ubuntu9", "zlib");
+    add(ubu, WH_PKG_DPKG, "zlib1g-dev", "1:1.2.11.dfsg-2ubuntu9.2", "zlib");
+    assert_int_equal(wh_match(&f, db, ubu), 0);
+    assert_int_equal(f->n, 1);
+    expect_finding(f, "zlib1g", NULL, "UBUNTU-CVE-2023-45853", "fixed", "1:1.2.11.dfsg-2ubuntu9.2", WH_SEV_LOW);
+    wh_findings_free(f);
+    struct wh_inventory *testing = os_inv("debian", "trixie/sid");
+    snprintf(testing->os.codename, sizeof(testing->os.codename), "trixie");
+    add(testing, WH_PKG_DPKG, "foo", "1.0", "foo");
+    assert_int_equal(wh_match(&f, db, testing), 0);
+    expect_finding(f, "foo", NULL, "CVE-2099-0001", "affected", "", WH_SEV_MEDIUM);
+    wh_findings_free(f);
+    wh_vulndb_close(db);
+
+    /* with the tracker too: the same issue is reported once, under the tracker's id */
+    const char *both[] = {"tests/data/vulndb/debian/tracker-bookworm-fixture.json", osv};
+    db = load_db(both, 2);
+    assert_int_equal(wh_match(&f, db, deb), 0);
+    assert_int_equal(f->n, 1);
+    assert_string_equal(f->items[0].id, "CVE-2023-45853");
+    wh_findings_free(f);
+    wh_vulndb_close(db);
+    wh_inventory_free(deb);
+    wh_inventory_free(ubu);
+    wh_inventory_free(testing);
+    free(osv);
+    free(trixie);
+}
+
 /* ---- database ---- */
 
 static void test_scan__import_atomic(void **state)
@@ -552,6 +619,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__alpine_318, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__alpine_311, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__osv_languages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__osv_distros, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__import_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__import_large_tracker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__update_without_network, setup, teardown),
