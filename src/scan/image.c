@@ -5,7 +5,7 @@
  * manifest); "docker-archive:FILE" is a `docker save` tarball (manifest.json
  * naming the config and the layer tars inside the same archive);
  * "rootfs:DIR" is an unpacked root filesystem. Layers are read in order, each
- * once; their inventories are cached by layer digest (the config's diff_id)
+ * once; their inventories are cached by layer digest
  * so a shared layer is never decompressed twice and re-matching reads none.
  */
 #include "scan/scan_int.h"
@@ -145,6 +145,21 @@ static ssize_t file_read(void *ctx, void *buf, size_t n)
     }
 }
 
+/* A reader that hashes what passes through it. */
+struct hashing_reader {
+    struct wh_reader *inner;
+    wh_hasher *h;
+};
+
+static ssize_t hashing_read(void *ctx, void *buf, size_t n)
+{
+    struct hashing_reader *hr = ctx;
+    ssize_t r = hr->inner->read(hr->inner->ctx, buf, n);
+    if (r > 0)
+        wh_hasher_update(hr->h, buf, (size_t)r);
+    return r;
+}
+
 /* Reads one layer blob from a file, verifying its digest when one is given. */
 static int layer_from_file(struct wh_layer_inv **out, const char *path, const char *digest,
                            const struct wh_scan_opts *opts, uint64_t *total)
@@ -263,7 +278,7 @@ static const char *diff_id(json_t *config, size_t i)
 static int oci_resolve(struct layer_list *ll, const char *dir, const char *tag, struct wh_scan_opts *opts)
 {
     struct wh_buf b = {0};
-    json_t *index = NULL, *man = NULL, *config = NULL, *desc = NULL;
+    json_t *index = NULL, *man = NULL, *desc = NULL;
     struct stat st;
     int error = 0;
 
@@ -329,13 +344,6 @@ static int oci_resolve(struct layer_list *ll, const char *dir, const char *tag, 
             goto out;
         }
     }
-    wh_buf_dispose(&b);
-    const char *cdg = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
-    if (cdg && oci_blob(&b, dir, cdg, JSON_DOC_MAX, NULL) == 0) {
-        if (load_json(&config, b.data, b.len, "image config") < 0)
-            config = NULL;
-    }
-    wh_error_clear();
     json_t *layers = json_object_get(man, "layers");
     if (!json_is_array(layers) || json_array_size(layers) > LAYERS_MAX) {
         error = wh_error_set(WH_EINVALID, "oci:%s: manifest has no usable layers list", dir);
@@ -350,15 +358,15 @@ static int oci_resolve(struct layer_list *ll, const char *dir, const char *tag, 
             goto out;
         ll->paths[ll->n] = path;
         ll->digests[ll->n] = wh_strdup(dg);
-        const char *key = config ? diff_id(config, i) : NULL;
-        ll->keys[ll->n] = wh_strdup(key ? key : dg);
+        /* The cache key is the blob's own content address, checked whenever it is used:
+         * a diff_id in the config is only a claim by whoever built the image. */
+        ll->keys[ll->n] = wh_strdup(dg);
         ll->n++;
     }
 out:
     wh_buf_dispose(&b);
     json_decref(index);
     json_decref(man);
-    json_decref(config);
     return error;
 }
 
@@ -457,9 +465,10 @@ static int docker_resolve(struct layer_list *ll, const char *file)
             error = wh_error_set(WH_EINVALID, "docker-archive:%s: bad layer entry", file);
             goto out;
         }
+        /* The layer tar's sha256 is its diff_id: verified while reading, before caching. */
         const char *key = config ? diff_id(config, i) : NULL;
         ll->paths[ll->n] = wh_strdup(p);
-        ll->digests[ll->n] = NULL;
+        ll->digests[ll->n] = key ? wh_strdup(key) : NULL;
         ll->keys[ll->n] = key ? wh_strdup(key) : NULL;
         ll->n++;
     }
@@ -469,18 +478,66 @@ out:
     return error;
 }
 
+/*
+ * Reads (out != NULL) or only hashes (out == NULL) one layer of a docker
+ * archive, checking the tar's sha256 against its diff_id when one is known.
+ */
 static int docker_layer(struct wh_layer_inv **out, const char *file, const char *name,
-                        const struct wh_scan_opts *opts, uint64_t *total)
+                        const char *diff, const struct wh_scan_opts *opts, uint64_t *total)
 {
     struct outer o = {0};
+    struct wh_digest want, got;
+    struct hashing_reader hr = {NULL, NULL};
     int error;
+    if (diff && wh_digest_parse(&want, diff, strlen(diff)) < 0)
+        return wh_error_set(WH_EINVALID, "diff_id %s is malformed", diff);
     if ((error = outer_seek(&o, file, name)) < 0)
         goto out;
     struct wh_reader rd = {outer_read, o.a, -1};
-    error = wh_layer_walk_tar(out, &rd, opts, total);
+    struct wh_reader hashed = {hashing_read, &hr, -1};
+    hr.inner = &rd;
+    if (diff)
+        hr.h = wh_hasher_new(want.alg);
+    struct wh_reader *src = diff ? &hashed : &rd;
+    char block[65536];
+    if (out)
+        error = wh_layer_walk_tar(out, src, opts, total);
+    if (diff && error != WH_ETOOBIG) {
+        ssize_t n;
+        while ((n = src->read(src->ctx, block, sizeof(block))) > 0)
+            ;
+        wh_hasher_final(&got, hr.h);
+        if (n < 0 || strcmp(got.str, want.str) != 0) {
+            if (out && error == 0) {
+                wh_layer_inv_free(*out);
+                *out = NULL;
+            }
+            error = wh_error_set(WH_EINVALID, "layer %s does not match its diff_id %s", name, diff);
+        }
+    }
 out:
+    wh_hasher_free(hr.h);
     archive_read_free(o.a);
     return error;
+}
+
+/* Before a cached inventory stands for a layer, the layer must be the one named. */
+static int verify_cached(bool oci, const char *arg, const struct layer_list *ll, size_t i,
+                         const struct wh_scan_opts *opts)
+{
+    if (opts->trusted_store || !ll->digests[i])
+        return 0;
+    if (!oci)
+        return docker_layer(NULL, arg, ll->paths[i], ll->digests[i], opts, NULL);
+    struct wh_digest want, got;
+    if (wh_digest_parse(&want, ll->digests[i], strlen(ll->digests[i])) < 0)
+        return wh_error_set(WH_EINVALID, "layer digest %s is malformed", ll->digests[i]);
+    if (wh_digest_file(&got, want.alg, ll->paths[i]) < 0)
+        return wh_error_set(WH_EINVALID, "layer %s cannot be read", ll->paths[i]);
+    if (strcmp(got.str, want.str) != 0)
+        return wh_error_set(WH_EINVALID, "layer %s does not match its digest %s", ll->paths[i],
+                            ll->digests[i]);
+    return 0;
 }
 
 /* ---- entry point ---- */
@@ -553,15 +610,18 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
         for (size_t i = 0; i < ll->n; i++) {
             /* A layer already inventoried (this image or another) is not decompressed again. */
             if ((layers[i] = cache_get(opts, ll->keys[i]))) {
-                opts->layers_cached++;
                 nl++;
+                if ((error = verify_cached(kind == T_OCI, arg, ll, i, opts)) < 0)
+                    goto layer_failed;
+                opts->layers_cached++;
                 continue;
             }
             if (kind == T_OCI)
                 error = layer_from_file(&layers[i], ll->paths[i], ll->digests[i], opts, &total);
             else
-                error = docker_layer(&layers[i], arg, ll->paths[i], opts, &total);
+                error = docker_layer(&layers[i], arg, ll->paths[i], ll->digests[i], opts, &total);
             if (error < 0) {
+            layer_failed:;
                 char msg[400];
                 snprintf(msg, sizeof(msg), "%s", wh_error_msg());
                 error = wh_error_set(error, "layer %zu (%s): %s", i + 1, ll->paths[i], msg);

@@ -71,6 +71,8 @@ struct wh_scan_opts {
     uint64_t max_entry;     /* largest file a cataloger may read (default 256 MiB) */
     uint64_t max_total;     /* decompressed bytes over the whole image (default 32 GiB) */
     const char *cache_dir;  /* per-layer inventories by layer digest; NULL = no cache */
+    bool trusted_store;     /* blob names are digests verified on upload (the registry's
+                               store): a cached layer is used without hashing it again */
     unsigned layers_read;   /* out: layers actually decompressed (not served from cache) */
     unsigned layers_cached; /* out: layers whose inventory came from the cache */
     char image_digest[WH_DIGEST_STR_MAX]; /* out: manifest digest when the target has one */

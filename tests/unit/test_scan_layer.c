@@ -308,6 +308,70 @@ static void test_scan__layer_cache(void **state)
     free(cache);
 }
 
+/* A layer that is not what its name says never gets another layer's cached inventory. */
+static void test_scan__cache_not_poisoned(void **state)
+{
+    (void)state;
+    char paths[3][512];
+    build_layers(paths);
+    char *cache = wh_sprintf("%s/cache", tmp), *a = wh_sprintf("%s/oci-a", tmp), *b = wh_sprintf("%s/oci-b", tmp);
+    const char *good[] = {paths[0]};
+    tf_oci(a, good, 1, "t", false);
+    char *ta = wh_sprintf("oci:%s:t", a);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {.cache_dir = cache};
+    assert_int_equal(wh_scan_inventory(&inv, ta, &opts), 0);
+    assert_int_equal(opts.layers_read, 1);
+    wh_inventory_free(inv);
+
+    /* layout B: same manifest, but the blob under the good layer's name holds another tar */
+    tf_oci(b, good, 1, "t", false);
+    char *dg = tf_digest_file(paths[0]);
+    char *blob = wh_sprintf("%s/blobs/sha256/%s", b, dg + 7);
+    size_t len;
+    char *other = tf_slurp(paths[2], &len);
+    tf_write(b, strstr(blob, "blobs/"), other, len, 0644);
+    char *tb = wh_sprintf("oci:%s:t", b);
+    assert_int_equal(wh_scan_inventory(&inv, tb, &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "does not match its digest"));
+    /* a registry store that verified digests on upload may skip the re-hash */
+    opts.trusted_store = true;
+    assert_int_equal(wh_scan_inventory(&inv, tb, &opts), 0);
+    assert_int_equal(opts.layers_cached, 1);
+    wh_inventory_free(inv);
+    opts.trusted_store = false;
+
+    /* a docker archive whose config claims another layer's diff_id */
+    char *arch = wh_sprintf("%s/liar.tar", tmp), *lt = wh_sprintf("%s/lie", tmp);
+    const char *lie[] = {paths[2]};
+    tf_docker_archive(arch, lie, 1);
+    /* rewrite the archive with config.json naming the good layer's digest as diff_id */
+    char *cfg = wh_sprintf("{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}", dg);
+    struct tf_entry e[] = {
+        {.path = "0/layer.tar", .data = other, .len = len},
+        {.path = "config.json", .data = cfg},
+        {.path = "manifest.json", .data = "[{\"Config\":\"config.json\",\"Layers\":[\"0/layer.tar\"]}]"},
+    };
+    tf_tar(arch, e, 3, NULL);
+    char *td = wh_sprintf("docker-archive:%s", arch);
+    assert_int_equal(wh_scan_inventory(&inv, td, &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "does not match its diff_id"));
+    struct wh_scan_opts nocache = {0};
+    assert_int_equal(wh_scan_inventory(&inv, td, &nocache), WH_EINVALID);
+    free(td);
+    free(cfg);
+    free(lt);
+    free(arch);
+    free(tb);
+    free(other);
+    free(blob);
+    free(dg);
+    free(ta);
+    free(a);
+    free(b);
+    free(cache);
+}
+
 static void test_scan__rootfs_symlinks(void **state)
 {
     (void)state;
@@ -347,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__total_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__target_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__layer_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__cache_not_poisoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__rootfs_symlinks, setup, teardown),
     };
     wh_log_set_level(WH_LOG_ERROR);
