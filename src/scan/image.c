@@ -5,8 +5,11 @@
  * manifest); "docker-archive:FILE" is a `docker save` tarball (manifest.json
  * naming the config and the layer tars inside the same archive);
  * "rootfs:DIR" is an unpacked root filesystem. Layers are read in order, each
- * once; their inventories are cached by layer digest
- * so a shared layer is never decompressed twice and re-matching reads none.
+ * once; their inventories are cached by the layer's content address (the
+ * blob digest of an OCI layer, the diff_id of a docker archive layer), and a
+ * cached inventory is used only once the layer has been hashed and found to
+ * be that content, so a shared layer is never decompressed twice and a
+ * mislabelled one never borrows another's inventory.
  */
 #include "scan/scan_int.h"
 
