@@ -232,7 +232,10 @@ static int vulndb_usage(FILE *f)
     fprintf(f, "usage: wharf vulndb [--db PATH] import PATH...   load Debian tracker, Alpine secdb, OSV (file, dir, .zip), NVD JSON\n"
                "       wharf vulndb [--db PATH] status           show what the database holds\n"
                "       wharf vulndb [--db PATH] update [--feed URL]...  download public feeds and import them\n"
-               "                                  (feeds also from $WHARF_VULNDB_FEEDS, space separated)\n");
+               "                                  feeds: --feed, else $WHARF_VULNDB_FEEDS (space separated),\n"
+               "                                  else $WHARF_DATA_DIR/vulndb-feeds.txt (one URL a line),\n"
+               "                                  else the Debian tracker, Alpine secdb and OSV (Go, PyPI,\n"
+               "                                  npm, Maven, crates.io) public feeds\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -300,13 +303,34 @@ int wh_cli_vulndb(int argc, char **argv)
                 goto out;
             }
         }
+        /* Feeds: --feed, else $WHARF_VULNDB_FEEDS, else $WHARF_DATA_DIR/vulndb-feeds.txt
+         * (one URL a line, # comments), else the built-in public list. */
         char *envcopy = NULL;
         const char *env = getenv("WHARF_VULNDB_FEEDS");
         if (nfeeds == 0 && env && *env) {
             envcopy = wh_strdup(env);
+        } else if (nfeeds == 0) {
+            char *listpath = wh_sprintf("%s/vulndb-feeds.txt", data_dir());
+            FILE *lf = fopen(listpath, "r");
+            if (lf) {
+                struct wh_buf lb;
+                char line[4096];
+                wh_buf_init(&lb, 1u << 20);
+                while (fgets(line, sizeof(line), lf)) {
+                    char *hash = strchr(line, '#');
+                    if (hash)
+                        *hash = '\0';
+                    wh_buf_printf(&lb, "%s\n", line);
+                }
+                fclose(lf);
+                envcopy = wh_buf_detach(&lb, NULL);
+            }
+            free(listpath);
+        }
+        if (envcopy) {
             char *save = NULL;
-            for (char *t = strtok_r(envcopy, " \t\n", &save); t && nfeeds < 64;
-                 t = strtok_r(NULL, " \t\n", &save))
+            for (char *t = strtok_r(envcopy, " \t\r\n", &save); t && nfeeds < 64;
+                 t = strtok_r(NULL, " \t\r\n", &save))
                 feeds[nfeeds++] = t;
         }
         int err = wh_vulndb_update(dbpath, feeds, nfeeds, &st);

@@ -1090,6 +1090,11 @@ static const char *const default_feeds[] = {
     "https://secdb.alpinelinux.org/v3.20/community.json",
     "https://secdb.alpinelinux.org/v3.21/main.json",
     "https://secdb.alpinelinux.org/v3.21/community.json",
+    "https://osv-vulnerabilities.storage.googleapis.com/Go/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/npm/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/Maven/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/crates.io/all.zip",
 };
 
 static int download(const char *url, const char *dest)

@@ -245,3 +245,8 @@ def test_vulndb_update_and_status(env, feed_server):
     assert run("vulndb", "status", env=env, check=0).stdout.count("debian:12") == 1
     p = run("vulndb", "update", "--feed", feed_server + "/missing.json", env=env, check=1)
     assert "404" in p.stderr
+    # the configured list in the data directory, with comments
+    with open(os.path.join(env["WHARF_DATA_DIR"], "vulndb-feeds.txt"), "w") as f:
+        f.write("# feeds for this site\n%s/osv/GHSA-jf85-cpcp-j695.json  # lodash\n" % feed_server)
+    run("vulndb", "update", env=env, check=0)
+    assert "npm" in run("vulndb", "status", env=env, check=0).stdout

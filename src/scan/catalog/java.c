@@ -16,6 +16,7 @@
 
 #define JAR_DEPTH_MAX 3
 #define NESTED_MAX (64u << 20)
+#define INFLATE_BUDGET (512u << 20) /* bytes inflated for one archive, nested ones included */
 #define PROPS_MAX (64 * 1024)
 
 static bool is_archive_name(const char *p)
@@ -60,7 +61,8 @@ static void pom_properties(struct wh_layer_inv *li, struct wh_layer_rec **r, con
     wh_layer_rec_pkg(li, *r, &pk);
 }
 
-static int read_entry(struct wh_buf *b, struct archive *a, size_t cap)
+/* Reads one entry, charging what is inflated to *budget (zip bombs run dry, not wild). */
+static int read_entry(struct wh_buf *b, struct archive *a, size_t cap, size_t *budget)
 {
     char block[16384];
     for (;;) {
@@ -69,13 +71,16 @@ static int read_entry(struct wh_buf *b, struct archive *a, size_t cap)
             return WH_EINVALID;
         if (n == 0)
             return 0;
+        if ((size_t)n > *budget)
+            return WH_ETOOBIG;
+        *budget -= (size_t)n;
         if (wh_buf_put(b, block, (size_t)n) < 0 || b->len > cap)
             return WH_ETOOBIG;
     }
 }
 
 static int jar_walk(struct wh_layer_inv *li, struct wh_layer_rec **r, const char *path,
-                    const char *data, size_t len, int depth)
+                    const char *data, size_t len, int depth, size_t *budget)
 {
     struct archive *a = archive_read_new();
     struct archive_entry *e;
@@ -97,13 +102,18 @@ static int jar_walk(struct wh_layer_inv *li, struct wh_layer_rec **r, const char
             continue;
         struct wh_buf b;
         wh_buf_init(&b, props ? PROPS_MAX : NESTED_MAX);
-        if (read_entry(&b, a, props ? PROPS_MAX : NESTED_MAX) == 0 && b.data) {
+        int rc = read_entry(&b, a, props ? PROPS_MAX : NESTED_MAX, budget);
+        if (rc == 0 && b.data) {
             if (props)
                 pom_properties(li, r, path, b.data, b.len);
             else
-                jar_walk(li, r, path, b.data, b.len, depth + 1);
+                jar_walk(li, r, path, b.data, b.len, depth + 1, budget);
         }
         wh_buf_dispose(&b);
+        if (*budget == 0 || (rc == WH_ETOOBIG && *budget < NESTED_MAX)) {
+            wh_log_warn("scan: %s inflates past %u bytes: the rest is not cataloged", path, INFLATE_BUDGET);
+            break;
+        }
     }
 out:
     archive_read_free(a);
@@ -113,5 +123,6 @@ out:
 int wh_catalog_jar(struct wh_layer_inv *li, const char *path, const char *data, size_t len, int depth)
 {
     struct wh_layer_rec *r = NULL;
-    return jar_walk(li, &r, path, data, len, depth);
+    size_t budget = INFLATE_BUDGET;
+    return jar_walk(li, &r, path, data, len, depth, &budget);
 }
