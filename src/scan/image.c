@@ -325,7 +325,10 @@ static int oci_resolve(struct layer_list *ll, const char *dir, const char *tag, 
     }
     /* Follow at most two levels of index to reach an image manifest. */
     for (int hop = 0;; hop++) {
-        const char *dg = json_string_value(json_object_get(desc, "digest"));
+        /* `desc` lives inside the document replaced below: keep its digest. */
+        char dg[WH_DIGEST_STR_MAX];
+        const char *d = json_string_value(json_object_get(desc, "digest"));
+        snprintf(dg, sizeof(dg), "%s", d ? d : "");
         wh_buf_dispose(&b);
         if ((error = oci_blob(&b, dir, dg, JSON_DOC_MAX, NULL)) < 0)
             goto out;
@@ -607,8 +610,16 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
         } else {
             error = docker_resolve(ll, arg);
         }
-        if (error < 0)
+        if (error < 0) {
+            /* Every message names the target it is about. */
+            if (strncmp(wh_error_msg(), target, strlen(target)) != 0 &&
+                strncmp(wh_error_msg(), kind == T_OCI ? "oci:" : "docker-archive:", 4) != 0) {
+                char msg[400];
+                snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+                wh_error_set(error, "%s: %s", target, msg);
+            }
             goto out;
+        }
         layers = wh_calloc(ll->n ? ll->n : 1, sizeof(*layers));
         for (size_t i = 0; i < ll->n; i++) {
             /* A layer already inventoried (this image or another) is not decompressed again. */

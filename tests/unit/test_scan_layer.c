@@ -372,6 +372,76 @@ static void test_scan__cache_not_poisoned(void **state)
     free(cache);
 }
 
+static char *index_digest(const char *dir)
+{
+    size_t len;
+    char *ip = wh_sprintf("%s/index.json", dir);
+    char *text = tf_slurp(ip, &len);
+    json_t *j = json_loads(text, 0, NULL);
+    char *d = wh_strdup(json_string_value(json_object_get(json_array_get(json_object_get(j, "manifests"), 0), "digest")));
+    json_decref(j);
+    free(text);
+    free(ip);
+    return d;
+}
+
+/* A multi-platform image index resolves to linux/amd64; unreadable layouts say what is wrong. */
+static void test_scan__oci_index_and_bad_layouts(void **state)
+{
+    (void)state;
+    char paths[3][512];
+    build_layers(paths);
+    char *dir = wh_sprintf("%s/multi", tmp), *other = wh_sprintf("%s/other", tmp);
+    const char *amd[] = {paths[0]}, *arm[] = {paths[2]};
+    tf_oci(other, arm, 1, "arm", false);
+    char *m_arm = index_digest(other);
+    tf_oci(dir, amd, 1, "amd", false);
+    char *m_amd = index_digest(dir);
+    /* bring the arm64 image's blobs into the same layout */
+    char *cmd = wh_sprintf("cp -n %s/blobs/sha256/* %s/blobs/sha256/", other, dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    char *idx = wh_sprintf("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+                           "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+                           "\"digest\":\"%s\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}},"
+                           "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"%s\","
+                           "\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}",
+                           m_arm, m_amd);
+    char *idg = tf_blob_put(dir, idx, strlen(idx));
+    char *top = wh_sprintf("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":"
+                           "\"application/vnd.oci.image.index.v1+json\",\"digest\":\"%s\",\"size\":%zu,"
+                           "\"annotations\":{\"org.opencontainers.image.ref.name\":\"multi\"}}]}",
+                           idg, strlen(idx));
+    tf_write(dir, "index.json", top, 0, 0644);
+    char *t = wh_sprintf("oci:%s:multi", dir);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), 0);
+    assert_string_equal(opts.image_digest, m_amd);
+    assert_non_null(tf_pkg(inv, WH_PKG_NPM, "foo")); /* the amd64 image's layer */
+    assert_null(tf_pkg(inv, WH_PKG_NPM, "qux"));
+    wh_inventory_free(inv);
+
+    /* a manifest blob gone missing, and an index.json that is not JSON */
+    char *mblob = wh_sprintf("%s/blobs/sha256/%s", dir, idg + 7);
+    unlink(mblob);
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "missing from the layout"));
+    assert_true(strncmp(wh_error_msg(), t, strlen(t)) == 0 || strncmp(wh_error_msg(), "oci:", 4) == 0);
+    tf_write(dir, "index.json", "{not json", 0, 0644);
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "index.json is not valid JSON"));
+    free(mblob);
+    free(t);
+    free(top);
+    free(idg);
+    free(idx);
+    free(m_amd);
+    free(m_arm);
+    free(other);
+    free(dir);
+}
+
 static void test_scan__rootfs_symlinks(void **state)
 {
     (void)state;
@@ -412,6 +482,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__target_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__layer_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__cache_not_poisoned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__oci_index_and_bad_layouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__rootfs_symlinks, setup, teardown),
     };
     wh_log_set_level(WH_LOG_ERROR);
