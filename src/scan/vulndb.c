@@ -504,8 +504,9 @@ static int import_osv_record(struct importer *im, json_t *doc)
     }
     /* aliases and upstream both name the same issue elsewhere (a CVE for a GHSA). */
     json_t *al = json_array();
-    json_array_extend(al, json_is_array(json_object_get(doc, "aliases")) ? json_object_get(doc, "aliases") : al);
-    json_t *up = json_object_get(doc, "upstream");
+    json_t *aliases = json_object_get(doc, "aliases"), *up = json_object_get(doc, "upstream");
+    if (json_is_array(aliases))
+        json_array_extend(al, aliases);
     if (json_is_array(up))
         json_array_extend(al, up);
     json_t *links = json_array();

@@ -544,6 +544,40 @@ static void test_scan__import_large_tracker(void **state)
     free(path);
 }
 
+/* NVD in the API 2.0 response shape: {"vulnerabilities":[{"cve":{...}}]} */
+static void test_scan__nvd_api_page(void **state)
+{
+    (void)state;
+    size_t l1, l2;
+    char *a = tf_slurp("tests/data/vulndb/nvd/CVE-2023-45853.json", &l1);
+    char *b = tf_slurp("tests/data/vulndb/nvd/CVE-2011-3374.json", &l2);
+    char *page = wh_sprintf("{\"resultsPerPage\":2,\"startIndex\":0,\"totalResults\":2,"
+                            "\"format\":\"NVD_CVE\",\"version\":\"2.0\",\"vulnerabilities\":"
+                            "[{\"cve\":%s},{\"cve\":%s}]}", a, b);
+    tf_write(tmp, "page.json", page, 0, 0644);
+    char *pp = wh_sprintf("%s/page.json", tmp);
+    const char *data[] = {"tests/data/vulndb/debian/tracker-bookworm-fixture.json", pp};
+    wh_vulndb *db = load_db(data, 2);
+    struct wh_inventory *inv = os_inv("debian", "12.11");
+    add(inv, WH_PKG_DPKG, "zlib1g", "1:1.2.13.dfsg-1", "zlib");
+    add(inv, WH_PKG_DPKG, "apt", "2.6.1", "apt");
+    struct wh_findings *f = NULL;
+    assert_int_equal(wh_match(&f, db, inv), 0);
+    /* Debian's word wins where it has one (apt: unimportant), NVD's score where not (zlib) */
+    expect_finding(f, "zlib1g", NULL, "CVE-2023-45853", "affected", "", WH_SEV_CRITICAL);
+    expect_finding(f, "apt", NULL, "CVE-2011-3374", "affected", "", WH_SEV_NEGLIGIBLE);
+    const struct wh_finding *x = find(f, "apt", NULL, "CVE-2011-3374");
+    assert_true(x && x->cvss_score > 3.6 && x->cvss_score < 3.8);
+    assert_non_null(x && strstr(x->description, "apt-key"));
+    wh_findings_free(f);
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+    free(pp);
+    free(page);
+    free(a);
+    free(b);
+}
+
 static void test_scan__update_without_network(void **state)
 {
     (void)state;
@@ -622,6 +656,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__osv_distros, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__import_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__import_large_tracker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__nvd_api_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__update_without_network, setup, teardown),
         cmocka_unit_test(test_scan__cvss),
         cmocka_unit_test(test_scan__reports_empty),
