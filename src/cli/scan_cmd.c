@@ -31,9 +31,11 @@ static int scan_usage(FILE *f)
             "  oci:DIR[:TAG]           an OCI image layout\n"
             "  docker-archive:FILE     a `docker save` tarball\n"
             "  rootfs:DIR              an unpacked root filesystem\n"
+            "  inventory:FILE          an inventory saved with --format inventory (reads no layer)\n"
             "options:\n"
             "  --db PATH               vulnerability database (default $WHARF_DATA_DIR/vulndb.sqlite)\n"
-            "  --format FMT            table (default), json (vulnerability report 1.1), cyclonedx\n"
+            "  --format FMT            table (default), json (vulnerability report 1.1), cyclonedx,\n"
+            "                          inventory (the packages found, to match again later)\n"
             "  --severity LIST         only these severities, e.g. HIGH,CRITICAL\n"
             "  --exit-code N           exit with N when findings remain after --severity\n"
             "  --cache-dir DIR         per-layer inventory cache (default $WHARF_DATA_DIR/scan-cache)\n"
@@ -150,15 +152,15 @@ int wh_cli_scan(int argc, char **argv)
         goto out;
     }
     const char *target = argv[optind];
-    bool sbom = strcmp(format, "cyclonedx") == 0;
-    if (!sbom && strcmp(format, "table") != 0 && strcmp(format, "json") != 0) {
-        fprintf(stderr, "wharf scan: unknown format %s (table, json, cyclonedx)\n", format);
+    bool sbom = strcmp(format, "cyclonedx") == 0, save = strcmp(format, "inventory") == 0;
+    if (!sbom && !save && strcmp(format, "table") != 0 && strcmp(format, "json") != 0) {
+        fprintf(stderr, "wharf scan: unknown format %s (table, json, cyclonedx, inventory)\n", format);
         rc = 2;
         goto out;
     }
     if (!dbpath)
         dbpath = default_db();
-    if (!sbom) {
+    if (!sbom && !save) {
         /* Check the database before reading any layer. */
         if (wh_vulndb_open(&db, dbpath) < 0) {
             fprintf(stderr,
@@ -191,6 +193,16 @@ int wh_cli_scan(int argc, char **argv)
     if (outpath && !(out = fopen(outpath, "w"))) {
         perror(outpath);
         out = stdout;
+        goto out;
+    }
+    if (save) {
+        json_t *j = wh_inventory_to_json(inv);
+        if (opts.image_digest[0])
+            json_object_set_new(j, "image_digest", json_string(opts.image_digest));
+        json_dumpf(j, out, JSON_INDENT(1));
+        fputc('\n', out);
+        json_decref(j);
+        rc = 0;
         goto out;
     }
     if (sbom) {

@@ -163,24 +163,31 @@ static ssize_t hashing_read(void *ctx, void *buf, size_t n)
     return r;
 }
 
-/* Reads one layer blob from a file, verifying its digest when one is given. */
-static int layer_from_file(struct wh_layer_inv **out, const char *path, const char *digest,
+/* Opens a blob by digest through the source. */
+static int blob_open(const struct wh_blob_source *src, const char *digest, struct wh_digest *d)
+{
+    if (!digest || wh_digest_parse(d, digest, strlen(digest)) < 0)
+        return wh_error_set(WH_EINVALID, "malformed digest %s", digest ? digest : "(none)");
+    int fd = src->open(src->payload, d);
+    if (fd == WH_ENOTFOUND)
+        return wh_error_set(WH_EINVALID, "blob %s is missing", digest);
+    return fd;
+}
+
+/* Reads one layer blob, verifying its digest as it streams. */
+static int layer_from_blob(struct wh_layer_inv **out, const struct wh_blob_source *src, const char *digest,
                            const struct wh_scan_opts *opts, uint64_t *total)
 {
     struct wh_digest want, got;
     struct file_reader fr = {-1, NULL};
     int error = 0;
 
-    if (digest && wh_digest_parse(&want, digest, strlen(digest)) < 0)
-        return wh_error_set(WH_EINVALID, "layer digest %s is malformed", digest);
-    fr.fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fr.fd < 0)
-        return wh_error_set(WH_EINVALID, "layer %s cannot be read: %s", path, strerror(errno));
-    if (digest)
-        fr.h = wh_hasher_new(want.alg);
+    if ((fr.fd = blob_open(src, digest, &want)) < 0)
+        return fr.fd;
+    fr.h = wh_hasher_new(want.alg);
     struct wh_reader rd = {file_read, &fr, -1};
     error = wh_layer_walk_tar(out, &rd, opts, total);
-    if (fr.h && error != WH_ETOOBIG) {
+    if (error != WH_ETOOBIG) {
         /* Hash the rest (the tar may end before the compressed stream does). A
          * damaged blob is reported as such rather than as a broken tar. */
         char block[65536];
@@ -192,42 +199,85 @@ static int layer_from_file(struct wh_layer_inv **out, const char *path, const ch
                 wh_layer_inv_free(*out);
                 *out = NULL;
             }
-            error = wh_error_set(WH_EINVALID, "layer %s does not match its digest %s", path, digest);
+            error = wh_error_set(WH_EINVALID, "layer %s does not match its digest", digest);
         }
     }
-
-    if (fr.h)
-        wh_hasher_free(fr.h);
+    wh_hasher_free(fr.h);
     close(fr.fd);
     return error;
 }
 
+/* Hashes a blob and checks it is the one its digest names. */
+static int blob_verify(const struct wh_blob_source *src, const char *digest)
+{
+    struct wh_digest want, got;
+    struct file_reader fr = {-1, NULL};
+    char block[65536];
+    ssize_t n;
+    if ((fr.fd = blob_open(src, digest, &want)) < 0)
+        return fr.fd;
+    fr.h = wh_hasher_new(want.alg);
+    while ((n = file_read(&fr, block, sizeof(block))) > 0)
+        ;
+    wh_hasher_final(&got, fr.h);
+    wh_hasher_free(fr.h);
+    close(fr.fd);
+    if (n < 0)
+        return wh_error_set(WH_EINVALID, "blob %s cannot be read", digest);
+    if (strcmp(got.str, want.str) != 0)
+        return wh_error_set(WH_EINVALID, "layer %s does not match its digest", digest);
+    return 0;
+}
+
 /* ---- OCI image layout ---- */
 
-static int oci_blob(struct wh_buf *b, const char *dir, const char *digest, size_t cap, char **path_out)
+/* Reads a small blob (manifest, index, config) whole, capped, and verifies it. */
+static int blob_read(struct wh_buf *b, const struct wh_blob_source *src, const char *digest, size_t cap)
 {
-    struct wh_digest d;
-    if (!digest || wh_digest_parse(&d, digest, strlen(digest)) < 0)
-        return wh_error_set(WH_EINVALID, "malformed digest in the layout: %s", digest ? digest : "(none)");
-    char *path = wh_sprintf("%s/blobs/%s/%s", dir, d.alg == WH_DIGEST_SHA256 ? "sha256" : "sha512",
-                            wh_digest_hex(&d));
-    if (path_out) {
-        *path_out = path;
-        return 0;
-    }
-    int error = slurp(b, path, cap);
-    if (error == WH_ENOTFOUND)
-        error = wh_error_set(WH_EINVALID, "blob %s is missing from the layout", digest);
-    if (error == 0) {
-        struct wh_digest got;
-        wh_digest_of(&got, d.alg, b->data, b->len);
-        if (strcmp(got.str, d.str) != 0) {
-            wh_buf_dispose(b);
-            error = wh_error_set(WH_EINVALID, "blob %s does not match its digest", digest);
+    struct wh_digest d, got;
+    char block[65536];
+    ssize_t n;
+    int fd, error = 0;
+    if ((fd = blob_open(src, digest, &d)) < 0)
+        return fd;
+    wh_buf_init(b, cap);
+    while ((n = read(fd, block, sizeof(block))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            error = wh_error_set(WH_EINVALID, "blob %s: %s", digest, strerror(errno));
+            break;
+        }
+        if (wh_buf_put(b, block, (size_t)n) < 0) {
+            error = wh_error_set(WH_ETOOBIG, "blob %s is over %zu bytes", digest, cap);
+            break;
         }
     }
-    free(path);
+    close(fd);
+    if (!error && !b->data)
+        wh_buf_put(b, "", 0);
+    if (!error) {
+        wh_digest_of(&got, d.alg, b->data, b->len);
+        if (strcmp(got.str, d.str) != 0)
+            error = wh_error_set(WH_EINVALID, "blob %s does not match its digest", digest);
+    }
+    if (error)
+        wh_buf_dispose(b);
     return error;
+}
+
+/* The blob source of an OCI image layout: DIR/blobs/<alg>/<hex>. */
+static int layout_open(void *payload, const struct wh_digest *d)
+{
+    char *path = wh_sprintf("%s/blobs/%s/%s", (const char *)payload,
+                            d->alg == WH_DIGEST_SHA256 ? "sha256" : "sha512", wh_digest_hex(d));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int err = errno;
+    if (fd < 0)
+        fd = err == ENOENT ? WH_ENOTFOUND
+                           : wh_error_set(WH_ERROR, "%s: %s", path, strerror(err));
+    free(path);
+    return fd;
 }
 
 static bool is_index(const json_t *desc_or_doc)
@@ -278,10 +328,76 @@ static const char *diff_id(json_t *config, size_t i)
     return json_string_value(json_array_get(json_object_get(json_object_get(config, "rootfs"), "diff_ids"), i));
 }
 
+/*
+ * From a manifest digest to the list of layers: follows up to two levels of
+ * image index (picking linux/amd64), records the image manifest's digest.
+ */
+static int manifest_resolve(struct layer_list *ll, const struct wh_blob_source *src, const char *digest,
+                            struct wh_scan_opts *opts)
+{
+    struct wh_buf b = {0};
+    json_t *man = NULL;
+    char dg[WH_DIGEST_STR_MAX];
+    int error = 0;
+
+    snprintf(dg, sizeof(dg), "%s", digest ? digest : "");
+    for (int hop = 0;; hop++) {
+        wh_buf_dispose(&b);
+        if ((error = blob_read(&b, src, dg, JSON_DOC_MAX)) < 0)
+            goto out;
+        json_decref(man);
+        man = NULL;
+        if ((error = load_json(&man, b.data, b.len, "manifest")) < 0)
+            goto out;
+        if (!is_index(man) && !json_object_get(man, "manifests")) {
+            snprintf(opts->image_digest, sizeof(opts->image_digest), "%s", dg);
+            break;
+        }
+        if (hop >= 2) {
+            error = wh_error_set(WH_EINVALID, "image index nesting too deep");
+            goto out;
+        }
+        json_t *desc = pick_platform(json_object_get(man, "manifests"));
+        const char *d = json_string_value(json_object_get(desc, "digest"));
+        if (!d) {
+            error = wh_error_set(WH_EINVALID, "empty image index");
+            goto out;
+        }
+        /* `desc` lives inside the document replaced next round: keep its digest. */
+        snprintf(dg, sizeof(dg), "%s", d);
+    }
+    json_t *layers = json_object_get(man, "layers");
+    if (!json_is_array(layers) || json_array_size(layers) > LAYERS_MAX) {
+        error = wh_error_set(WH_EINVALID, "manifest %s has no usable layers list", dg);
+        goto out;
+    }
+    size_t i;
+    json_t *l;
+    json_array_foreach(layers, i, l) {
+        const char *ld = json_string_value(json_object_get(l, "digest"));
+        struct wh_digest d;
+        if (!ld || wh_digest_parse(&d, ld, strlen(ld)) < 0) {
+            error = wh_error_set(WH_EINVALID, "manifest %s: layer %zu has a malformed digest", dg, i + 1);
+            goto out;
+        }
+        /* The cache key is the blob's own content address, checked whenever it is used:
+         * a diff_id in the config is only a claim by whoever built the image. */
+        ll->paths[ll->n] = NULL;
+        ll->digests[ll->n] = wh_strdup(ld);
+        ll->keys[ll->n] = wh_strdup(ld);
+        ll->n++;
+    }
+out:
+    wh_buf_dispose(&b);
+    json_decref(man);
+    return error;
+}
+
+/* Picks the image of an OCI layout's index.json (by tag, or the only one) and resolves it. */
 static int oci_resolve(struct layer_list *ll, const char *dir, const char *tag, struct wh_scan_opts *opts)
 {
     struct wh_buf b = {0};
-    json_t *index = NULL, *man = NULL, *desc = NULL;
+    json_t *index = NULL, *desc = NULL;
     struct stat st;
     int error = 0;
 
@@ -316,63 +432,18 @@ static int oci_resolve(struct layer_list *ll, const char *dir, const char *tag, 
             error = wh_error_set(WH_ENOTFOUND, "oci:%s: no image tagged %s", dir, tag);
             goto out;
         }
-    } else if (json_array_size(ms) == 1 || is_index(index)) {
-        desc = json_array_size(ms) == 1 ? json_array_get(ms, 0) : pick_platform(ms);
+    } else if (json_array_size(ms) == 1) {
+        desc = json_array_get(ms, 0);
     } else {
         error = wh_error_set(WH_EINVALID, "oci:%s holds %zu images: name one as oci:DIR:TAG", dir,
                              json_array_size(ms));
         goto out;
     }
-    /* Follow at most two levels of index to reach an image manifest. */
-    for (int hop = 0;; hop++) {
-        /* `desc` lives inside the document replaced below: keep its digest. */
-        char dg[WH_DIGEST_STR_MAX];
-        const char *d = json_string_value(json_object_get(desc, "digest"));
-        snprintf(dg, sizeof(dg), "%s", d ? d : "");
-        wh_buf_dispose(&b);
-        if ((error = oci_blob(&b, dir, dg, JSON_DOC_MAX, NULL)) < 0)
-            goto out;
-        json_decref(man);
-        man = NULL;
-        if ((error = load_json(&man, b.data, b.len, "manifest")) < 0)
-            goto out;
-        if (!is_index(man) && !json_object_get(man, "manifests")) {
-            snprintf(opts->image_digest, sizeof(opts->image_digest), "%s", dg);
-            break;
-        }
-        if (hop >= 2) {
-            error = wh_error_set(WH_EINVALID, "oci:%s: index nesting too deep", dir);
-            goto out;
-        }
-        desc = pick_platform(json_object_get(man, "manifests"));
-        if (!desc) {
-            error = wh_error_set(WH_EINVALID, "oci:%s: empty image index", dir);
-            goto out;
-        }
-    }
-    json_t *layers = json_object_get(man, "layers");
-    if (!json_is_array(layers) || json_array_size(layers) > LAYERS_MAX) {
-        error = wh_error_set(WH_EINVALID, "oci:%s: manifest has no usable layers list", dir);
-        goto out;
-    }
-    size_t i;
-    json_t *l;
-    json_array_foreach(layers, i, l) {
-        const char *dg = json_string_value(json_object_get(l, "digest"));
-        char *path = NULL;
-        if ((error = oci_blob(NULL, dir, dg, 0, &path)) < 0)
-            goto out;
-        ll->paths[ll->n] = path;
-        ll->digests[ll->n] = wh_strdup(dg);
-        /* The cache key is the blob's own content address, checked whenever it is used:
-         * a diff_id in the config is only a claim by whoever built the image. */
-        ll->keys[ll->n] = wh_strdup(dg);
-        ll->n++;
-    }
+    struct wh_blob_source src = {layout_open, (void *)(uintptr_t)dir};
+    error = manifest_resolve(ll, &src, json_string_value(json_object_get(desc, "digest")), opts);
 out:
     wh_buf_dispose(&b);
     json_decref(index);
-    json_decref(man);
     return error;
 }
 
@@ -528,22 +599,86 @@ out:
 }
 
 /* Before a cached inventory stands for a layer, the layer must be the one named. */
-static int verify_cached(bool oci, const char *arg, const struct layer_list *ll, size_t i,
-                         const struct wh_scan_opts *opts)
+static int verify_cached(const struct wh_blob_source *src, const char *archive, const struct layer_list *ll,
+                         size_t i, const struct wh_scan_opts *opts)
 {
     if (opts->trusted_store || !ll->digests[i])
         return 0;
-    if (!oci)
-        return docker_layer(NULL, arg, ll->paths[i], ll->digests[i], opts, NULL);
-    struct wh_digest want, got;
-    if (wh_digest_parse(&want, ll->digests[i], strlen(ll->digests[i])) < 0)
-        return wh_error_set(WH_EINVALID, "layer digest %s is malformed", ll->digests[i]);
-    if (wh_digest_file(&got, want.alg, ll->paths[i]) < 0)
-        return wh_error_set(WH_EINVALID, "layer %s cannot be read", ll->paths[i]);
-    if (strcmp(got.str, want.str) != 0)
-        return wh_error_set(WH_EINVALID, "layer %s does not match its digest %s", ll->paths[i],
-                            ll->digests[i]);
+    if (src)
+        return blob_verify(src, ll->digests[i]);
+    return docker_layer(NULL, archive, ll->paths[i], ll->digests[i], opts, NULL);
+}
+
+/*
+ * Reads every layer of the list in order (from `src`, or from the docker
+ * archive `archive`), or takes its inventory from the cache, into layers[].
+ */
+static int read_layers(struct wh_layer_inv **layers, size_t *nl, const struct layer_list *ll,
+                       const struct wh_blob_source *src, const char *archive, struct wh_scan_opts *opts,
+                       uint64_t *total)
+{
+    int error = 0;
+    for (size_t i = 0; i < ll->n; i++) {
+        /* A layer already inventoried (this image or another) is not decompressed again. */
+        if ((layers[i] = cache_get(opts, ll->keys[i]))) {
+            (*nl)++;
+            if ((error = verify_cached(src, archive, ll, i, opts)) < 0)
+                goto failed;
+            opts->layers_cached++;
+            continue;
+        }
+        if (src)
+            error = layer_from_blob(&layers[i], src, ll->digests[i], opts, total);
+        else
+            error = docker_layer(&layers[i], archive, ll->paths[i], ll->digests[i], opts, total);
+        if (error < 0)
+            goto failed;
+        (*nl)++;
+        opts->layers_read++;
+        cache_put(opts, ll->keys[i], layers[i]);
+    }
     return 0;
+failed:;
+    char msg[400];
+    size_t i = *nl ? *nl - 1 : 0;
+    snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+    return wh_error_set(error, "layer %zu (%s): %s", i + 1, ll->paths[i] ? ll->paths[i] : ll->digests[i], msg);
+}
+
+static void scan_defaults(struct wh_scan_opts *opts)
+{
+    if (!opts->max_entry)
+        opts->max_entry = 256u << 20;
+    if (!opts->max_total)
+        opts->max_total = 32ull << 30;
+    opts->layers_read = opts->layers_cached = 0;
+    opts->image_digest[0] = '\0';
+}
+
+int wh_scan_image(struct wh_inventory **out, const struct wh_blob_source *src, const char *manifest_digest,
+                  struct wh_scan_opts *opts)
+{
+    struct layer_list *ll = wh_calloc(1, sizeof(*ll));
+    struct wh_layer_inv **layers = NULL;
+    uint64_t total = 0;
+    size_t nl = 0;
+    int error;
+
+    scan_defaults(opts);
+    if ((error = manifest_resolve(ll, src, manifest_digest, opts)) < 0)
+        goto out;
+    layers = wh_calloc(ll->n ? ll->n : 1, sizeof(*layers));
+    if ((error = read_layers(layers, &nl, ll, src, NULL, opts, &total)) < 0)
+        goto out;
+    *out = wh_inventory_new();
+    wh_layers_merge(*out, layers, nl);
+out:
+    for (size_t i = 0; layers && i < ll->n; i++)
+        wh_layer_inv_free(layers[i]);
+    free(layers);
+    layer_list_free(ll);
+    free(ll);
+    return error;
 }
 
 /* ---- entry point ---- */
@@ -558,14 +693,8 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
     char *spec = wh_strdup(target);
     int error = 0;
 
-    if (!opts->max_entry)
-        opts->max_entry = 256u << 20;
-    if (!opts->max_total)
-        opts->max_total = 32ull << 30;
-    opts->layers_read = opts->layers_cached = 0;
-    opts->image_digest[0] = '\0';
-
-    enum { T_OCI, T_DOCKER, T_ROOTFS } kind;
+    scan_defaults(opts);
+    enum { T_OCI, T_DOCKER, T_ROOTFS, T_INVENTORY } kind;
     char *arg;
     if (strncmp(spec, "oci:", 4) == 0) {
         kind = T_OCI;
@@ -576,14 +705,38 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
     } else if (strncmp(spec, "rootfs:", 7) == 0) {
         kind = T_ROOTFS;
         arg = spec + 7;
+    } else if (strncmp(spec, "inventory:", 10) == 0) {
+        kind = T_INVENTORY;
+        arg = spec + 10;
     } else {
         error = wh_error_set(WH_EINVALID,
-                             "unknown target %s: use oci:DIR[:TAG], docker-archive:FILE or rootfs:DIR",
-                             target);
+                             "unknown target %s: use oci:DIR[:TAG], docker-archive:FILE, rootfs:DIR "
+                             "or inventory:FILE", target);
         goto out;
     }
     if (!*arg) {
         error = wh_error_set(WH_EINVALID, "target %s names no path", target);
+        goto out;
+    }
+    if (kind == T_INVENTORY) {
+        /* A saved inventory: matching it again reads no layer at all. */
+        struct wh_buf b;
+        json_t *j = NULL;
+        if ((error = slurp(&b, arg, 256u << 20)) < 0) {
+            if (error == WH_ENOTFOUND)
+                wh_error_set(error, "inventory:%s: no such file", arg);
+            goto out;
+        }
+        if ((error = load_json(&j, b.data, b.len, arg)) == 0)
+            error = wh_inventory_from_json(&inv, j);
+        const char *dg = json_string_value(json_object_get(j, "image_digest"));
+        snprintf(opts->image_digest, sizeof(opts->image_digest), "%s", dg ? dg : "");
+        json_decref(j);
+        wh_buf_dispose(&b);
+        if (error < 0)
+            goto out;
+        *out = inv;
+        inv = NULL;
         goto out;
     }
     if (kind == T_ROOTFS) {
@@ -598,6 +751,7 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
         nl = 1;
         opts->layers_read = 1;
     } else {
+        char *dir = arg;
         if (kind == T_OCI) {
             /* oci:DIR:TAG -- the tag is after the last ':' unless that leaves a missing dir. */
             char *tag = NULL, *colon = strrchr(arg, ':');
@@ -606,14 +760,14 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
                 *colon = '\0';
                 tag = colon + 1;
             }
-            error = oci_resolve(ll, arg, tag && *tag ? tag : NULL, opts);
+            error = oci_resolve(ll, dir, tag && *tag ? tag : NULL, opts);
         } else {
             error = docker_resolve(ll, arg);
         }
         if (error < 0) {
             /* Every message names the target it is about. */
-            if (strncmp(wh_error_msg(), target, strlen(target)) != 0 &&
-                strncmp(wh_error_msg(), kind == T_OCI ? "oci:" : "docker-archive:", 4) != 0) {
+            if (strncmp(wh_error_msg(), kind == T_OCI ? "oci:" : "docker-archive:",
+                        kind == T_OCI ? 4 : 15) != 0) {
                 char msg[400];
                 snprintf(msg, sizeof(msg), "%s", wh_error_msg());
                 wh_error_set(error, "%s: %s", target, msg);
@@ -621,30 +775,9 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
             goto out;
         }
         layers = wh_calloc(ll->n ? ll->n : 1, sizeof(*layers));
-        for (size_t i = 0; i < ll->n; i++) {
-            /* A layer already inventoried (this image or another) is not decompressed again. */
-            if ((layers[i] = cache_get(opts, ll->keys[i]))) {
-                nl++;
-                if ((error = verify_cached(kind == T_OCI, arg, ll, i, opts)) < 0)
-                    goto layer_failed;
-                opts->layers_cached++;
-                continue;
-            }
-            if (kind == T_OCI)
-                error = layer_from_file(&layers[i], ll->paths[i], ll->digests[i], opts, &total);
-            else
-                error = docker_layer(&layers[i], arg, ll->paths[i], ll->digests[i], opts, &total);
-            if (error < 0) {
-            layer_failed:;
-                char msg[400];
-                snprintf(msg, sizeof(msg), "%s", wh_error_msg());
-                error = wh_error_set(error, "layer %zu (%s): %s", i + 1, ll->paths[i], msg);
-                goto out;
-            }
-            nl++;
-            opts->layers_read++;
-            cache_put(opts, ll->keys[i], layers[i]);
-        }
+        struct wh_blob_source src = {layout_open, dir};
+        if ((error = read_layers(layers, &nl, ll, kind == T_OCI ? &src : NULL, arg, opts, &total)) < 0)
+            goto out;
     }
     inv = wh_inventory_new();
     wh_layers_merge(inv, layers, nl);

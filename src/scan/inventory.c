@@ -5,6 +5,7 @@
  */
 #include "scan/scan_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,4 +86,69 @@ bool wh_next_line(const char **p, const char *end, const char **line, size_t *le
     *line = s;
     *len = (size_t)(e - s);
     return true;
+}
+
+/* ---- JSON form ---- */
+
+static const char *const kind_names[] = {"dpkg", "apk", "rpm", "npm", "pypi", "go", "maven"};
+
+json_t *wh_inventory_to_json(const struct wh_inventory *inv)
+{
+    json_t *pkgs = json_array();
+    for (size_t i = 0; i < inv->npkgs; i++) {
+        const struct wh_pkg *p = &inv->pkgs[i];
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", kind_names[p->kind], "name",
+                              p->name, "version", p->version, "source_name", p->src_name,
+                              "source_version", p->src_version, "path", p->path);
+        if (p->arch)
+            json_object_set_new(o, "arch", json_string(p->arch));
+        json_array_append_new(pkgs, o);
+    }
+    return json_pack("{s:i, s:{s:s, s:s, s:s, s:s}, s:o}", "inventory_version", 1, "os", "family",
+                     inv->os.family, "version", inv->os.version, "codename", inv->os.codename, "name",
+                     inv->os.name, "packages", pkgs);
+}
+
+static void copy_field(char *dst, size_t cap, const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    snprintf(dst, cap, "%s", v ? v : "");
+}
+
+int wh_inventory_from_json(struct wh_inventory **out, const json_t *j)
+{
+    if (json_integer_value(json_object_get(j, "inventory_version")) != 1 ||
+        !json_is_array(json_object_get(j, "packages")))
+        return wh_error_set(WH_EINVALID, "not a wharf inventory (inventory_version 1)");
+    struct wh_inventory *inv = wh_inventory_new();
+    json_t *os = json_object_get(j, "os");
+    copy_field(inv->os.family, sizeof(inv->os.family), os, "family");
+    copy_field(inv->os.version, sizeof(inv->os.version), os, "version");
+    copy_field(inv->os.codename, sizeof(inv->os.codename), os, "codename");
+    copy_field(inv->os.name, sizeof(inv->os.name), os, "name");
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(j, "packages"), i, o) {
+        const char *type = json_string_value(json_object_get(o, "type"));
+        struct wh_pkg p = {0};
+        int kind = -1;
+        for (int k = 0; type && k < WH_PKG_KIND_COUNT; k++)
+            if (strcmp(type, kind_names[k]) == 0)
+                kind = k;
+        p.name = json_string_value(json_object_get(o, "name"));
+        p.version = json_string_value(json_object_get(o, "version"));
+        if (kind < 0 || !p.name || !p.version) {
+            wh_inventory_free(inv);
+            return wh_error_set(WH_EINVALID, "inventory package %zu is malformed", i + 1);
+        }
+        p.kind = (enum wh_pkg_kind)kind;
+        p.src_name = json_string_value(json_object_get(o, "source_name"));
+        p.src_version = json_string_value(json_object_get(o, "source_version"));
+        p.arch = json_string_value(json_object_get(o, "arch"));
+        p.path = json_string_value(json_object_get(o, "path"));
+        wh_inventory_add(inv, &p);
+    }
+    wh_inventory_sort(inv);
+    *out = inv;
+    return 0;
 }

@@ -80,12 +80,37 @@ struct wh_scan_opts {
 
 /*
  * Reads the target and builds its merged inventory. `target` is
- * "oci:DIR[:TAG]", "docker-archive:FILE" or "rootfs:DIR". Returns 0,
+ * "oci:DIR[:TAG]", "docker-archive:FILE", "rootfs:DIR" or "inventory:FILE"
+ * (an inventory saved as JSON: nothing is read but that file). Returns 0,
  * WH_ENOTFOUND (no such target or tag), WH_EINVALID (unreadable layout or
  * layer), WH_ETOOBIG (a cap was hit) or WH_ERROR. `*out` is the caller's; free
  * with wh_inventory_free.
  */
 int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_scan_opts *opts);
+
+/* Where an image's blobs come from: an OCI layout, or the registry's store. */
+struct wh_blob_source {
+    /* Opens the blob named `digest` for reading: an fd the caller closes, or
+     * WH_ENOTFOUND / WH_ERROR (with wh_error_set). */
+    int (*open)(void *payload, const struct wh_digest *digest);
+    void *payload;
+};
+
+/*
+ * Reads the image whose manifest (or image index: linux/amd64 is picked) has
+ * `manifest_digest` in `src`, layer by layer, and builds its merged inventory.
+ * Returns as wh_scan_inventory; `*out` is the caller's.
+ */
+int wh_scan_image(struct wh_inventory **out, const struct wh_blob_source *src,
+                  const char *manifest_digest, struct wh_scan_opts *opts);
+
+/*
+ * The merged inventory as JSON and back, so a scan can store it and match it
+ * again after a database update without reading any layer. from_json returns
+ * 0 or WH_EINVALID; `*out` is the caller's.
+ */
+json_t *wh_inventory_to_json(const struct wh_inventory *inv);
+int wh_inventory_from_json(struct wh_inventory **out, const json_t *j);
 
 /* ---- vulnerability database ---- */
 

@@ -152,6 +152,23 @@ def test_table_severity_filter_and_exit_code(db, bookworm_oci):
     assert rep["vulnerabilities"][0]["status"] == "will_not_fix"
 
 
+def test_saved_inventory_is_matched_again_without_layers(env, bookworm_oci, tmp_path):
+    """Index once, match often: a database update is applied to a saved inventory."""
+    inv = tmp_path / "inv.json"
+    run("scan", "--format", "inventory", "--output", str(inv), "oci:%s:bookworm" % bookworm_oci,
+        env=env, check=0)
+    run("vulndb", "import", os.path.join(DATA, "nvd"), os.path.join(DATA, "alpine"), env=env, check=0)
+    before = report(run("scan", "--format", "json", "inventory:%s" % inv, env=env, check=0).stdout)
+    assert before["vulnerabilities"] == [] and before["severity"] == "None"
+    run("vulndb", "import", os.path.join(DATA, "debian"), env=env, check=0)
+    p = run("scan", "-v", "--format", "json", "inventory:%s" % inv, env=env, check=0)
+    assert "0 layers read, 0 from cache" in p.stderr
+    after = report(p.stdout)
+    direct = report(run("scan", "--format", "json", "oci:%s:bookworm" % bookworm_oci, env=env,
+                        check=0).stdout)
+    assert keys(after) == keys(direct) and len(keys(after)) > 40
+
+
 def test_cyclonedx_needs_no_database(env, bookworm_oci, tmp_path):
     out = tmp_path / "bom.json"
     run("scan", "--format", "cyclonedx", "--output", str(out), "oci:%s:bookworm" % bookworm_oci,

@@ -426,7 +426,7 @@ static void test_scan__oci_index_and_bad_layouts(void **state)
     char *mblob = wh_sprintf("%s/blobs/sha256/%s", dir, idg + 7);
     unlink(mblob);
     assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
-    assert_non_null(strstr(wh_error_msg(), "missing from the layout"));
+    assert_non_null(strstr(wh_error_msg(), "is missing"));
     assert_true(strncmp(wh_error_msg(), t, strlen(t)) == 0 || strncmp(wh_error_msg(), "oci:", 4) == 0);
     tf_write(dir, "index.json", "{not json", 0, 0644);
     assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
@@ -439,6 +439,66 @@ static void test_scan__oci_index_and_bad_layouts(void **state)
     free(m_amd);
     free(m_arm);
     free(other);
+    free(dir);
+}
+
+/* A registry-style blob store: files named by bare hex in one directory, opened through a callback. */
+static int flat_open(void *payload, const struct wh_digest *d)
+{
+    char *path = wh_sprintf("%s/%s", (const char *)payload, wh_digest_hex(d));
+    int fd = open(path, O_RDONLY);
+    free(path);
+    return fd < 0 ? WH_ENOTFOUND : fd;
+}
+
+static void test_scan__blob_source_and_saved_inventory(void **state)
+{
+    (void)state;
+    char paths[3][512];
+    build_layers(paths);
+    const char *layers[] = {paths[0], paths[1], paths[2]};
+    char *dir = wh_sprintf("%s/oci", tmp), *flat = wh_sprintf("%s/store", tmp);
+    tf_oci(dir, layers, 3, "v1", false);
+    wh_mkdirs(flat, 0755);
+    char *cmd = wh_sprintf("cp %s/blobs/sha256/* %s/", dir, flat);
+    assert_int_equal(system(cmd), 0);
+    char *mdg = index_digest(dir);
+    struct wh_blob_source src = {flat_open, flat};
+    struct wh_inventory *inv = NULL, *back = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_image(&inv, &src, mdg, &opts), 0);
+    check_merged(inv);
+    assert_string_equal(opts.image_digest, mdg);
+    assert_int_equal(wh_scan_image(&back, &src, "sha256:0000000000000000000000000000000000000000000000000000000000000000", &opts), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "is missing"));
+
+    /* the inventory saved as JSON comes back the same, and as a target reads no layer */
+    json_t *j = wh_inventory_to_json(inv);
+    assert_int_equal(wh_inventory_from_json(&back, j), 0);
+    json_t *j2 = wh_inventory_to_json(back);
+    assert_true(json_equal(j, j2));
+    char *saved = wh_sprintf("%s/inv.json", tmp);
+    json_dump_file(j, saved, 0);
+    char *t = wh_sprintf("inventory:%s", saved);
+    struct wh_inventory *again = NULL;
+    assert_int_equal(wh_scan_inventory(&again, t, &opts), 0);
+    assert_int_equal(opts.layers_read, 0);
+    check_merged(again);
+    json_t *bad = json_pack("{s:i, s:[{s:s}]}", "inventory_version", 1, "packages", "type", "cobol");
+    struct wh_inventory *none = NULL;
+    assert_int_equal(wh_inventory_from_json(&none, bad), WH_EINVALID);
+    assert_null(none);
+    json_decref(bad);
+    wh_inventory_free(again);
+    wh_inventory_free(back);
+    wh_inventory_free(inv);
+    json_decref(j);
+    json_decref(j2);
+    free(t);
+    free(saved);
+    free(mdg);
+    free(cmd);
+    free(flat);
     free(dir);
 }
 
@@ -483,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__layer_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__cache_not_poisoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__oci_index_and_bad_layouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__blob_source_and_saved_inventory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__rootfs_symlinks, setup, teardown),
     };
     wh_log_set_level(WH_LOG_ERROR);
