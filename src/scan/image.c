@@ -618,12 +618,13 @@ static int read_layers(struct wh_layer_inv **layers, size_t *nl, const struct la
                        uint64_t *total)
 {
     int error = 0;
-    for (size_t i = 0; i < ll->n; i++) {
+    size_t i;
+    for (i = 0; i < ll->n; i++) {
         /* A layer already inventoried (this image or another) is not decompressed again. */
         if ((layers[i] = cache_get(opts, ll->keys[i]))) {
             (*nl)++;
             if ((error = verify_cached(src, archive, ll, i, opts)) < 0)
-                goto failed;
+                goto out;
             opts->layers_cached++;
             continue;
         }
@@ -632,17 +633,19 @@ static int read_layers(struct wh_layer_inv **layers, size_t *nl, const struct la
         else
             error = docker_layer(&layers[i], archive, ll->paths[i], ll->digests[i], opts, total);
         if (error < 0)
-            goto failed;
+            goto out;
         (*nl)++;
         opts->layers_read++;
         cache_put(opts, ll->keys[i], layers[i]);
     }
-    return 0;
-failed:;
-    char msg[400];
-    size_t i = *nl ? *nl - 1 : 0;
-    snprintf(msg, sizeof(msg), "%s", wh_error_msg());
-    return wh_error_set(error, "layer %zu (%s): %s", i + 1, ll->paths[i] ? ll->paths[i] : ll->digests[i], msg);
+out:
+    if (error < 0) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+        error = wh_error_set(error, "layer %zu (%s): %s", i + 1, ll->paths[i] ? ll->paths[i] : ll->digests[i],
+                             msg);
+    }
+    return error;
 }
 
 static void scan_defaults(struct wh_scan_opts *opts)

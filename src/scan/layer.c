@@ -314,20 +314,49 @@ static ssize_t fd_read(void *ctx, void *buf, size_t n)
 }
 
 static int walk_dir(struct wh_layer_inv *li, int dfd, char *path, size_t plen, int depth,
+                    const struct wh_scan_opts *opts, uint64_t *total);
+
+/* Catalogs one directory entry (`path` holds its full relative name). */
+static int walk_entry(struct wh_layer_inv *li, DIR *d, const char *name, char *path, size_t plen, int depth,
+                      const struct wh_scan_opts *opts, uint64_t *total)
+{
+    struct stat st;
+    int error = 0;
+    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0;
+    if (S_ISDIR(st.st_mode)) {
+        int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return sub >= 0 ? walk_dir(li, sub, path, plen, depth + 1, opts, total) : 0;
+    }
+    if (!S_ISREG(st.st_mode) || wh_catalog_classify(path, (unsigned)st.st_mode) == WH_CAT_NONE)
+        return 0;
+    int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct fd_reader fr = {fd};
+    struct wh_reader rd = {fd_read, &fr, (int64_t)st.st_size};
+    *total += (uint64_t)st.st_size;
+    error = catalog_entry(li, path, (unsigned)st.st_mode, &rd, opts);
+    close(fd);
+    return error;
+}
+
+static int walk_dir(struct wh_layer_inv *li, int dfd, char *path, size_t plen, int depth,
                     const struct wh_scan_opts *opts, uint64_t *total)
 {
     DIR *d = NULL;
+    struct dirent *de;
     int error = 0;
 
-    if (depth > DIR_DEPTH_MAX)
-        return 0;
-    d = fdopendir(dfd);
-    if (!d) {
+    if (depth > DIR_DEPTH_MAX) {
         close(dfd);
         return 0;
     }
-    struct dirent *de;
-    while ((de = readdir(d))) {
+    if (!(d = fdopendir(dfd))) {
+        close(dfd);
+        return 0;
+    }
+    while (!error && (de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         size_t nl = strlen(de->d_name);
@@ -337,33 +366,9 @@ static int walk_dir(struct wh_layer_inv *li, int dfd, char *path, size_t plen, i
         if (np)
             path[np++] = '/';
         memcpy(path + np, de->d_name, nl + 1);
-        struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            goto next;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0 && (error = walk_dir(li, sub, path, np + nl, depth + 1, opts, total)) < 0)
-                goto out;
-        } else if (S_ISREG(st.st_mode)) {
-            enum wh_cat cat = wh_catalog_classify(path, (unsigned)st.st_mode);
-            if (cat == WH_CAT_NONE)
-                goto next;
-            int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0)
-                goto next;
-            struct fd_reader fr = {fd};
-            struct wh_reader rd = {fd_read, &fr, (int64_t)st.st_size};
-            *total += (uint64_t)st.st_size;
-            error = catalog_entry(li, path, (unsigned)st.st_mode, &rd, opts);
-            close(fd);
-            if (error < 0)
-                goto out;
-        }
-    next:
+        error = walk_entry(li, d, de->d_name, path, np + nl, depth, opts, total);
         path[plen] = '\0';
     }
-out:
-    path[plen] = '\0';
     closedir(d);
     return error;
 }
