@@ -26,7 +26,7 @@
 #define JSON_DOC_MAX (4u << 20)
 #define LAYERS_MAX 1024
 /* Bump when a cataloger changes what it records, so cached inventories are redone. */
-#define CATALOG_VERSION 1
+#define CATALOG_VERSION 2
 
 /* ---- small file helpers ---- */
 

@@ -23,6 +23,7 @@ enum wh_cat {
     WH_CAT_NPM,        /* node_modules/<pkg>/package.json */
     WH_CAT_NPM_LOCK,   /* package-lock.json */
     WH_CAT_PYTHON,     /* *.dist-info/METADATA, *.egg-info[/PKG-INFO] */
+    WH_CAT_PYEGG,      /* a zipped *.egg: EGG-INFO/PKG-INFO inside */
     WH_CAT_JAR,        /* .jar .war .ear .par */
     WH_CAT_GOBIN,      /* any executable: maybe a Go binary */
 };
@@ -101,6 +102,7 @@ int wh_catalog_rpm(struct wh_layer_inv *li, enum wh_cat cat, const char *path, c
 int wh_catalog_npm(struct wh_layer_inv *li, const char *path, const char *data, size_t len,
                    bool lockfile);
 int wh_catalog_python(struct wh_layer_inv *li, const char *path, const char *data, size_t len);
+int wh_catalog_pyegg(struct wh_layer_inv *li, const char *path, const char *data, size_t len);
 int wh_catalog_jar(struct wh_layer_inv *li, const char *path, const char *data, size_t len,
                    int depth);
 /* Decodes one RPM header blob (as stored in an rpmdb) into a package. */

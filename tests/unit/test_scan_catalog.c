@@ -406,6 +406,24 @@ static void test_scan__java(void **state)
     free(inner);
 }
 
+static void test_scan__python_zipped_egg(void **state)
+{
+    (void)state;
+    static const char pkginfo[] = "Metadata-Version: 1.1\nName: setuptools\nVersion: 39.0.1\n";
+    const char *names[] = {"setuptools/__init__.py", "EGG-INFO/PKG-INFO"};
+    const char *data[] = {"", pkginfo};
+    size_t lens[] = {0, strlen(pkginfo)}, len;
+    char *egg = zip_bytes(names, data, lens, 2, &len);
+    char *root = wh_sprintf("%s/root", tmp);
+    tf_write(root, "usr/lib/python3/site-packages/setuptools-39.0.1-py3.6.egg", egg, len, 0644);
+    struct wh_inventory *inv = scan_root(root);
+    expect(inv, WH_PKG_PYPI, "setuptools", "39.0.1", NULL, NULL);
+    assert_int_equal(inv->npkgs, 1);
+    wh_inventory_free(inv);
+    free(root);
+    free(egg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__gobin_synthetic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__gobin_real, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__java, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__python_zipped_egg, setup, teardown),
     };
     wh_log_set_level(WH_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

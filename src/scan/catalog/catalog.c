@@ -110,6 +110,8 @@ enum wh_cat wh_catalog_classify(const char *path, unsigned mode)
     }
     if (ends_with(base, ".egg-info"))
         return WH_CAT_PYTHON;
+    if (ends_with(base, ".egg"))
+        return WH_CAT_PYEGG;
     if (ends_with_ci(base, ".jar") || ends_with_ci(base, ".war") || ends_with_ci(base, ".ear") ||
         ends_with_ci(base, ".par"))
         return WH_CAT_JAR;
@@ -143,6 +145,9 @@ size_t wh_catalog_cap(enum wh_cat cat, const struct wh_scan_opts *opts, enum wh_
     case WH_CAT_JAR:
         *mode = WH_CAP_SKIP;
         return big;
+    case WH_CAT_PYEGG:
+        *mode = WH_CAP_SKIP;
+        return big < (64u << 20) ? big : (64u << 20);
     case WH_CAT_GOBIN:
     case WH_CAT_NONE:
         break;
@@ -176,6 +181,8 @@ int wh_catalog_parse(struct wh_layer_inv *li, enum wh_cat cat, const char *path,
         return wh_catalog_python(li, path, data, len);
     case WH_CAT_JAR:
         return wh_catalog_jar(li, path, data, len, 0);
+    case WH_CAT_PYEGG:
+        return wh_catalog_pyegg(li, path, data, len);
     case WH_CAT_GOBIN:
     case WH_CAT_NONE:
         break;

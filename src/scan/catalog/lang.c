@@ -1,12 +1,14 @@
 /*
  * lang.c: language package catalogers for files found inside images
  * (SCANNING.md §A.6): npm (installed node_modules/<pkg>/package.json and
- * package-lock.json v1-v3) and Python (*.dist-info/METADATA and egg-info
- * PKG-INFO headers). Sub-path package.json helper files without a name and a
+ * package-lock.json v1-v3) and Python (*.dist-info/METADATA, egg-info
+ * PKG-INFO headers, and EGG-INFO/PKG-INFO inside a zipped .egg). Sub-path package.json helper files without a name and a
  * version are not packages and are skipped.
  */
 #include "scan/scan_int.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <string.h>
 
 #define LOCK_DEPTH_MAX 32
@@ -110,4 +112,36 @@ int wh_catalog_python(struct wh_layer_inv *li, const char *path, const char *dat
     struct wh_pkg pk = {.kind = WH_PKG_PYPI, .name = name, .version = version};
     wh_layer_rec_pkg(li, r, &pk);
     return 0;
+}
+
+/* A zipped egg: the same headers in EGG-INFO/PKG-INFO inside the zip. */
+int wh_catalog_pyegg(struct wh_layer_inv *li, const char *path, const char *data, size_t len)
+{
+    struct archive *a = archive_read_new();
+    struct archive_entry *e;
+    int error = 0;
+    archive_read_support_format_zip(a);
+    if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
+        error = wh_error_set(WH_EINVALID, "not a zip archive");
+        goto out;
+    }
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(e);
+        if (!name || strcmp(name, "EGG-INFO/PKG-INFO") != 0)
+            continue;
+        struct wh_buf b;
+        char block[16384];
+        la_ssize_t n;
+        wh_buf_init(&b, 256 * 1024);
+        while ((n = archive_read_data(a, block, sizeof(block))) > 0)
+            if (wh_buf_put(&b, block, (size_t)n) < 0)
+                break; /* the headers come first: a prefix is enough */
+        if (b.data)
+            error = wh_catalog_python(li, path, b.data, b.len);
+        wh_buf_dispose(&b);
+        break;
+    }
+out:
+    archive_read_free(a);
+    return error;
 }
