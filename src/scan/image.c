@@ -542,8 +542,23 @@ static int docker_resolve(struct layer_list *ll, const char *file)
             error = wh_error_set(WH_EINVALID, "docker-archive:%s: bad layer entry", file);
             goto out;
         }
-        /* The layer tar's sha256 is its diff_id: verified while reading, before caching. */
-        const char *key = config ? diff_id(config, i) : NULL;
+        /*
+         * What the layer's bytes must hash to, checked while reading and before a
+         * cached inventory is used: newer `docker save` output is an OCI layout
+         * inside the tar ("blobs/sha256/<hex>", possibly compressed), whose name is
+         * its digest; the classic "<id>/layer.tar" is an uncompressed tar whose
+         * sha256 is the config's diff_id.
+         */
+        char named[WH_DIGEST_STR_MAX] = "";
+        struct wh_digest d;
+        if (strncmp(p, "blobs/", 6) == 0 && strchr(p + 6, '/')) {
+            char *alg = wh_strndup(p + 6, (size_t)(strchr(p + 6, '/') - p - 6));
+            snprintf(named, sizeof(named), "%s:%s", alg, strchr(p + 6, '/') + 1);
+            free(alg);
+            if (wh_digest_parse(&d, named, strlen(named)) < 0)
+                named[0] = '\0';
+        }
+        const char *key = named[0] ? named : config ? diff_id(config, i) : NULL;
         ll->paths[ll->n] = wh_strdup(p);
         ll->digests[ll->n] = key ? wh_strdup(key) : NULL;
         ll->keys[ll->n] = key ? wh_strdup(key) : NULL;
@@ -589,7 +604,7 @@ static int docker_layer(struct wh_layer_inv **out, const char *file, const char 
                 wh_layer_inv_free(*out);
                 *out = NULL;
             }
-            error = wh_error_set(WH_EINVALID, "layer %s does not match its diff_id %s", name, diff);
+            error = wh_error_set(WH_EINVALID, "layer %s does not match its digest (diff_id) %s", name, diff);
         }
     }
 out:

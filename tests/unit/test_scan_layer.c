@@ -166,6 +166,52 @@ static int scan_one_layer(struct wh_inventory **inv, struct tf_entry *e, size_t 
     return rc;
 }
 
+/* Newer `docker save`: an OCI layout inside the tar, layers named blobs/sha256/<hex>, maybe compressed. */
+static void test_scan__docker_archive_oci_style(void **state)
+{
+    (void)state;
+    char paths[3][512];
+    build_layers(paths);
+    struct tf_entry e[5];
+    char *bufs[3], *names[3];
+    json_t *layers = json_array();
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        bufs[i] = tf_slurp(paths[i], &len);
+        char *dg = tf_digest_file(paths[i]);
+        names[i] = wh_sprintf("blobs/sha256/%s", dg + 7);
+        e[i] = (struct tf_entry){.path = names[i], .data = bufs[i], .len = len};
+        json_array_append_new(layers, json_string(names[i]));
+        free(dg);
+    }
+    /* the config's diff_ids would be of the uncompressed tars: deliberately absent here */
+    json_t *man = json_pack("[{s:s, s:o}]", "Config", "blobs/sha256/cfg", "Layers", layers);
+    char *mans = json_dumps(man, JSON_COMPACT);
+    e[3] = (struct tf_entry){.path = "blobs/sha256/cfg", .data = "{}"};
+    e[4] = (struct tf_entry){.path = "manifest.json", .data = mans};
+    char *file = wh_sprintf("%s/new-save.tar", tmp), *cache = wh_sprintf("%s/cache", tmp);
+    tf_tar(file, e, 5, NULL);
+    char *target = wh_sprintf("docker-archive:%s", file);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {.cache_dir = cache};
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    check_merged(inv);
+    wh_inventory_free(inv);
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    assert_int_equal(opts.layers_cached, 3);
+    check_merged(inv);
+    wh_inventory_free(inv);
+    for (int i = 0; i < 3; i++) {
+        free(bufs[i]);
+        free(names[i]);
+    }
+    json_decref(man);
+    free(mans);
+    free(target);
+    free(cache);
+    free(file);
+}
+
 static void test_scan__hostile_paths(void **state)
 {
     (void)state;
@@ -355,7 +401,7 @@ static void test_scan__cache_not_poisoned(void **state)
     tf_tar(arch, e, 3, NULL);
     char *td = wh_sprintf("docker-archive:%s", arch);
     assert_int_equal(wh_scan_inventory(&inv, td, &opts), WH_EINVALID);
-    assert_non_null(strstr(wh_error_msg(), "does not match its diff_id"));
+    assert_non_null(strstr(wh_error_msg(), "does not match its digest (diff_id)"));
     struct wh_scan_opts nocache = {0};
     assert_int_equal(wh_scan_inventory(&inv, td, &nocache), WH_EINVALID);
     free(td);
@@ -536,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_scan__path_clean),
         cmocka_unit_test_setup_teardown(test_scan__whiteouts_oci, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__whiteouts_docker_archive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__docker_archive_oci_style, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__hostile_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__entry_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__total_cap, setup, teardown),
