@@ -2,7 +2,10 @@
  * Fuzz target for scan/version: the input is split at '\n' into three version
  * strings a, b, c (missing ones are empty), and for every ecosystem the
  * comparison must be reflexive, antisymmetric and transitive, i.e. a total
- * preorder, whatever the bytes. Any violation aborts.
+ * preorder, whatever the bytes. Any violation aborts. Maven is the exception
+ * for transitivity: ComparableVersion itself has cycles ("1.x.1" <
+ * "1.0.beta.1" < "1" < "1.x.1", see src/scan/version/maven.c), so only
+ * reflexivity and antisymmetry are checked for it.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
                                         {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+        if (eco == WH_ECO_MAVEN)
+            continue;
         for (int k = 0; k < 6; k++)
             check_chain(eco, v[perms[k][0]], v[perms[k][1]], v[perms[k][2]]);
     }

@@ -1,18 +1,16 @@
 /*
  * Maven version ordering: org.apache.maven.artifact.versioning.ComparableVersion
  * as in maven-artifact 3.x (the parse and qualifier rules of apache/maven
- * commit 01eb2e96, whose ComparableVersionTest vectors SCANNING.md §B.6 lists).
+ * commit 01eb2e96, whose ComparableVersionTest vectors are in maven.txt).
  * A version splits at '.', '-' and digit/letter transitions into numbers and
  * qualifiers; '-' and transitions open a nested sub-list; trailing "null"
  * items (0, "", "ga", "final") are trimmed from each list.
  *
- * That 3.x revision is not transitive in two places, both since fixed
- * upstream; the later rules are used here so that the order is a total one:
- *  - a sub-list compared with "nothing" looks at all its items, not only the
- *    first (MNG-6964: "1-0.1" > "1");
- *  - a sub-list against a qualifier compares its first item with it, the rest
- *    with "nothing" (as maven 4's ListItem/StringItem do), where 3.x said the
- *    list always wins ("1.sp" < "1-alpha" < "1" < "1.sp" otherwise).
+ * The order is exactly that revision's, and it is not transitive: a qualifier
+ * sorts below any number but may sort above "nothing", so for instance
+ * "1.x.1" < "1.0.beta.1" < "1" < "1.x.1" (the current apache/maven code keeps
+ * that cycle). No total order can agree with Maven on all three pairs, so none is
+ * imposed; the fuzz target checks only reflexivity and antisymmetry here.
  * Digits are ASCII only (Java's Character.isDigit also takes other scripts'),
  * and letters lower-case as ASCII. Maven accepts every string; so do we.
  */
@@ -221,17 +219,14 @@ static int scalar_null(const struct mvn_item *it)
     return it->rank < RANK_RELEASE ? -1 : it->rank > RANK_RELEASE;
 }
 
-/* The list whose items start at `i` against "nothing": item by item. */
+/* The list whose items start at `i` against "nothing": its first item decides
+ * (an empty list is "nothing"). */
 static int list_null(const struct mvn_version *v, size_t i)
 {
-    for (i = next_live(v, i); i < v->n; i = next_live(v, i + 1)) {
-        if (v->items[i].kind == MVN_LIST)
-            continue; /* its items follow */
-        int r = scalar_null(&v->items[i]);
-        if (r != 0)
-            return r;
-    }
-    return 0;
+    i = next_live(v, i);
+    while (i < v->n && v->items[i].kind == MVN_LIST)
+        i = next_live(v, i + 1); /* first item is itself a list */
+    return i < v->n ? scalar_null(&v->items[i]) : 0;
 }
 
 static int scalar_cmp(const struct mvn_item *a, const struct mvn_item *b)
@@ -241,20 +236,6 @@ static int scalar_cmp(const struct mvn_item *a, const struct mvn_item *b)
     if (a->kind != b->kind)
         return a->kind == MVN_NUM ? 1 : -1; /* 1.1 > 1-sp */
     return str_cmp(a, b);
-}
-
-/* The list whose items start at `i` against the qualifier `s`. */
-static int list_str(const struct mvn_version *v, size_t i, const struct mvn_item *s)
-{
-    i = next_live(v, i);
-    while (i < v->n && v->items[i].kind == MVN_LIST)
-        i = next_live(v, i + 1); /* first item is itself a list */
-    if (i >= v->n)
-        return -scalar_null(s);
-    int r = scalar_cmp(&v->items[i], s);
-    if (r != 0)
-        return r;
-    return list_null(v, i + 1);
 }
 
 /* The lists of `a` from `i` and of `b` from `j`. */
@@ -285,9 +266,9 @@ static int list_cmp(const struct mvn_version *a, size_t i, const struct mvn_vers
         else if (!y)
             r = x->kind == MVN_LIST ? list_null(a, i + 1) : scalar_null(x);
         else if (x->kind == MVN_LIST)
-            r = y->kind == MVN_NUM ? -1 : list_str(a, i + 1, y);
+            r = y->kind == MVN_NUM ? -1 : 1; /* 1-1 < 1.0.x, 1-1 > 1-sp */
         else if (y->kind == MVN_LIST)
-            r = x->kind == MVN_NUM ? 1 : -list_str(b, j + 1, x);
+            r = x->kind == MVN_NUM ? 1 : -1;
         else
             r = scalar_cmp(x, y);
         if (r != 0)
