@@ -622,18 +622,12 @@ static int import_nvd(struct importer *im, json_t *doc)
 
 static bool looks_debian(json_t *doc)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach(doc, k, v) {
-        const char *k2;
-        json_t *v2;
-        if (!json_is_object(v))
-            return false;
-        json_object_foreach(v, k2, v2)
-            return json_is_object(json_object_get(v2, "releases"));
-        (void)k;
-    }
-    return false;
+    /* source package -> { id -> { "releases": {...} } }: look at the first of each */
+    void *it = json_object_iter(doc);
+    json_t *pkg = it ? json_object_iter_value(it) : NULL;
+    void *it2 = json_is_object(pkg) ? json_object_iter(pkg) : NULL;
+    json_t *rec = it2 ? json_object_iter_value(it2) : NULL;
+    return json_is_object(json_object_get(rec, "releases"));
 }
 
 static int import_doc(struct importer *im, json_t *doc, const char *name)
@@ -1136,7 +1130,15 @@ static int download(const char *url, const char *dest)
 int wh_vulndb_update(const char *dbpath, const char *const *urls, size_t nurls,
                      struct wh_vulndb_stats *stats)
 {
-    char tmpl[] = "/tmp/wharf-vulndb-XXXXXX";
+    /* Downloads go next to the database (same filesystem, room for it), not to /tmp. */
+    char *dir = wh_strdup(dbpath);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        wh_mkdirs(dir, 0755);
+    }
+    char *tmpl = wh_sprintf("%s/.vulndb-download-XXXXXX", slash ? dir : ".");
+    free(dir);
     char **files = NULL;
     size_t nfiles = 0, failed = 0;
     struct wh_buf errs;
@@ -1146,8 +1148,11 @@ int wh_vulndb_update(const char *dbpath, const char *const *urls, size_t nurls,
         urls = default_feeds;
         nurls = sizeof(default_feeds) / sizeof(default_feeds[0]);
     }
-    if (!mkdtemp(tmpl))
-        return wh_error_set(WH_ERROR, "cannot create a temp dir: %s", strerror(errno));
+    if (!mkdtemp(tmpl)) {
+        error = wh_error_set(WH_ERROR, "cannot create %s: %s", tmpl, strerror(errno));
+        free(tmpl);
+        return error;
+    }
     wh_buf_init(&errs, 4096);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     files = wh_calloc(nurls, sizeof(*files));
@@ -1182,6 +1187,7 @@ out:
     }
     free(files);
     rmdir(tmpl);
+    free(tmpl);
     wh_buf_dispose(&errs);
     return error;
 }
