@@ -80,6 +80,21 @@ json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest)
                      "severity", overall, "vulnerabilities", vulns);
 }
 
+json_t *wh_report_summary(const struct wh_findings *f)
+{
+    size_t counts[WH_SEV_CRITICAL + 1] = {0}, fixable = 0;
+    json_t *sum = json_object();
+    for (size_t i = 0; i < f->n; i++) {
+        counts[f->items[i].severity]++;
+        fixable += f->items[i].fixed[0] != '\0';
+    }
+    for (int s = WH_SEV_CRITICAL; s >= WH_SEV_UNKNOWN; s--)
+        if (counts[s])
+            json_object_set_new(sum, wh_severity_name((enum wh_severity)s), json_integer((json_int_t)counts[s]));
+    return json_pack("{s:I, s:I, s:o}", "total", (json_int_t)f->n, "fixable", (json_int_t)fixable, "summary",
+                     sum);
+}
+
 /* Percent-encodes what purl-spec reserves in a name or version. */
 static void purl_enc(struct wh_buf *b, const char *s)
 {

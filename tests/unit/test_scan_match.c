@@ -216,6 +216,12 @@ static void test_scan__bookworm_fixed_rows(void **state)
     assert_null(find(f, "libc-dev-bin", NULL, "CVE-2024-2961"));
     expect_finding(f, "dpkg", NULL, "CVE-2022-1664", "fixed", "1.21.8", WH_SEV_UNKNOWN);
     assert_null(find(f, "liblzma5", NULL, "CVE-2024-3094"));
+    /* the scan overview counts (HARBOR.md §3.4) */
+    json_t *sum = wh_report_summary(f);
+    assert_int_equal(json_integer_value(json_object_get(sum, "total")), f->n);
+    assert_int_equal(json_integer_value(json_object_get(sum, "fixable")), 4);
+    assert_null(json_object_get(json_object_get(sum, "summary"), "Critical"));
+    json_decref(sum);
     wh_findings_free(f);
     wh_inventory_free(inv);
     wh_vulndb_close(db);
