@@ -211,6 +211,34 @@ static bool note_whiteout(struct wh_layer_inv *li, const char *path)
     return true;
 }
 
+/*
+ * A hard link shares the content of an earlier entry of the same layer. When
+ * that entry was cataloged, the link declares the same packages; otherwise the
+ * content was never kept (each layer is read once) and the link is reported.
+ */
+static void note_hardlink(struct wh_layer_inv *li, const char *path, const char *raw_target)
+{
+    char target[PATH_CAP];
+    enum wh_cat cat = wh_catalog_classify(path, 0644);
+    if (cat == WH_CAT_NONE || cat == WH_CAT_GOBIN)
+        return;
+    if (wh_path_clean(target, sizeof(target), raw_target) < 0)
+        return;
+    for (size_t i = li->nrecs; i-- > 0;) {
+        if (strcmp(li->recs[i].path, target) != 0)
+            continue;
+        struct wh_layer_rec *src = &li->recs[i];
+        struct wh_layer_rec *r = wh_layer_rec_add(li, path, src->cat);
+        src = &li->recs[i]; /* the array may have moved */
+        r->content = src->content;
+        for (size_t k = 0; k < src->npkgs; k++)
+            wh_layer_rec_pkg(li, r, &src->pkgs[k]);
+        return;
+    }
+    wh_log_warn("scan: %s is a hard link to %s, which was not cataloged: its packages are not seen",
+                path, target);
+}
+
 /* ---- tar layers ---- */
 
 struct tar_src {
@@ -251,6 +279,7 @@ int wh_layer_walk_tar(struct wh_layer_inv **out, struct wh_reader *rd, const str
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
+    archive_read_support_format_empty(a);
     if (archive_read_open(a, src, NULL, tar_read_cb, NULL) != ARCHIVE_OK) {
         error = wh_error_set(WH_EINVALID, "layer is not a readable tar: %s", archive_error_string(a));
         goto out;
@@ -271,8 +300,15 @@ int wh_layer_walk_tar(struct wh_layer_inv **out, struct wh_reader *rd, const str
         if (note_whiteout(li, path))
             continue;
         /* Only regular files carry content; links are never followed. */
-        if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
+        if (archive_entry_hardlink(e)) {
+            note_hardlink(li, path, archive_entry_hardlink(e));
             continue;
+        }
+        if (archive_entry_filetype(e) != AE_IFREG) {
+            if (archive_entry_filetype(e) == AE_IFLNK && wh_catalog_classify(path, 0644) != WH_CAT_NONE)
+                wh_log_warn("scan: %s is a symbolic link: not cataloged", path);
+            continue;
+        }
         struct wh_reader er = {entry_read, a, size};
         if ((error = catalog_entry(li, path, (unsigned)archive_entry_perm(e), &er, opts)) < 0)
             goto out;

@@ -238,6 +238,36 @@ static void test_scan__hostile_paths(void **state)
     wh_inventory_free(inv);
 }
 
+/* A hard link to a cataloged file declares the same packages; a link to anything else declares none. */
+static void test_scan__hardlinks(void **state)
+{
+    (void)state;
+    struct tf_entry l1[] = {
+        {.path = "var/lib/dpkg/status.d/foo", .data = "Package: foo\nVersion: 1.0\n"},
+        {.path = "var/lib/dpkg/status.d/bar", .type = 'h', .link = "var/lib/dpkg/status.d/foo"},
+        {.path = "var/lib/dpkg/real", .data = "Package: hidden\nVersion: 1.0\n"},
+        {.path = "var/lib/dpkg/status", .type = 'h', .link = "var/lib/dpkg/real"},
+    };
+    struct tf_entry l2[] = {{.path = "var/lib/dpkg/status.d/.wh.foo", .data = ""}};
+    char *p1 = wh_sprintf("%s/h1.tar", tmp), *p2 = wh_sprintf("%s/h2.tar", tmp), *dir = wh_sprintf("%s/oci-h", tmp);
+    tf_tar(p1, l1, 4, NULL);
+    tf_tar(p2, l2, 1, NULL);
+    const char *layers[] = {p1, p2};
+    tf_oci(dir, layers, 2, "t", false);
+    char *t = wh_sprintf("oci:%s:t", dir);
+    struct wh_inventory *inv = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), 0);
+    assert_int_equal(inv->npkgs, 1);
+    assert_string_equal(inv->pkgs[0].name, "foo");
+    assert_string_equal(inv->pkgs[0].path, "var/lib/dpkg/status.d/bar");
+    wh_inventory_free(inv);
+    free(t);
+    free(dir);
+    free(p1);
+    free(p2);
+}
+
 static void test_scan__entry_cap(void **state)
 {
     (void)state;
@@ -584,6 +614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__whiteouts_docker_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__docker_archive_oci_style, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__hostile_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__hardlinks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__entry_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__total_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__target_errors, setup, teardown),
