@@ -1090,6 +1090,9 @@ static const char *const default_feeds[] = {
     "https://osv-vulnerabilities.storage.googleapis.com/npm/all.zip",
     "https://osv-vulnerabilities.storage.googleapis.com/Maven/all.zip",
     "https://osv-vulnerabilities.storage.googleapis.com/crates.io/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/Ubuntu/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/AlmaLinux/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/Rocky%20Linux/all.zip",
 };
 
 static int download(const char *url, const char *dest)
