@@ -360,15 +360,13 @@ static void group_flush(struct matcher *m, const struct wh_pkg *pkg, const char 
     group_reset(g);
 }
 
-static int match_pkg(struct matcher *m, const struct wh_pkg *pkg, const char *platform)
+/* Matches the advisories filed under (platform, name) against version `ver`. */
+static void match_name(struct matcher *m, const struct wh_pkg *pkg, const char *platform, const char *name,
+                       const char *ver, json_t *ids)
 {
-    bool os = pkg->kind <= WH_PKG_RPM;
-    const char *name = os ? pkg->src_name : pkg->name;
-    const char *ver = os ? pkg->src_version : pkg->version;
     char norm[256];
     enum wh_eco eco = kind_eco(pkg->kind);
     struct group g = {0};
-    json_t *ids = json_object();
 
     if (pkg->kind == WH_PKG_PYPI) {
         wh_pypi_normalize(norm, sizeof(norm), name);
@@ -416,6 +414,16 @@ static int match_pkg(struct matcher *m, const struct wh_pkg *pkg, const char *pl
     }
     group_flush(m, pkg, ver, eco, &g, ids);
     sqlite3_reset(m->adv);
+}
+
+static int match_pkg(struct matcher *m, const struct wh_pkg *pkg, const char *platform)
+{
+    bool os = pkg->kind <= WH_PKG_RPM;
+    json_t *ids = json_object(); /* ids (and aliases) reported for this package */
+    match_name(m, pkg, platform, os ? pkg->src_name : pkg->name, os ? pkg->src_version : pkg->version, ids);
+    /* RPM distributions' OSV records (AlmaLinux, Rocky Linux) name binary packages. */
+    if (pkg->kind == WH_PKG_RPM && strcmp(pkg->src_name, pkg->name) != 0)
+        match_name(m, pkg, platform, pkg->name, pkg->version, ids);
     json_decref(ids);
     return 0;
 }

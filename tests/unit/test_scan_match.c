@@ -356,6 +356,11 @@ static const char osv_ubuntu[] =
     "\"affected\":[{\"package\":{\"ecosystem\":\"Ubuntu:22.04:LTS\",\"name\":\"zlib\"},"
     "\"ranges\":[{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":\"0\"},"
     "{\"fixed\":\"1:1.2.11.dfsg-2ubuntu9.2\"}]}]}]}";
+static const char osv_rocky[] =
+    "{\"id\":\"RLSA-2099:0001\",\"modified\":\"2024-01-01T00:00:00Z\",\"upstream\":[\"CVE-2099-0002\"],"
+    "\"affected\":[{\"package\":{\"ecosystem\":\"Rocky Linux:9\",\"name\":\"demo-libs\"},"
+    "\"ranges\":[{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":\"0\"},{\"fixed\":\"1:2.3-5.el9\"}]}]}],"
+    "\"database_specific\":{\"severity\":\"HIGH\"}}";
 static const char tracker_trixie[] =
     "{\"foo\":{\"CVE-2099-0001\":{\"description\":\"x\",\"releases\":{\"trixie\":"
     "{\"status\":\"open\",\"urgency\":\"medium\"}}}}}";
@@ -366,6 +371,7 @@ static void test_scan__osv_distros(void **state)
     tf_write(tmp, "osv/debian.json", osv_debian, 0, 0644);
     tf_write(tmp, "osv/ubuntu.json", osv_ubuntu, 0, 0644);
     tf_write(tmp, "trixie.json", tracker_trixie, 0, 0644);
+    tf_write(tmp, "osv/rocky.json", osv_rocky, 0, 0644);
     char *osv = wh_sprintf("%s/osv", tmp), *trixie = wh_sprintf("%s/trixie.json", tmp);
     struct wh_findings *f = NULL;
 
@@ -391,6 +397,19 @@ static void test_scan__osv_distros(void **state)
     assert_int_equal(wh_match(&f, db, testing), 0);
     expect_finding(f, "foo", NULL, "CVE-2099-0001", "affected", "", WH_SEV_MEDIUM);
     wh_findings_free(f);
+    /* rpm distributions: OSV names binary packages, compared with the full EVR */
+    struct wh_inventory *rocky = os_inv("rocky", "9.3");
+    struct wh_pkg rp[] = {
+        {WH_PKG_RPM, "demo-libs", "1:2.3-4.el9", "demo", "1:2.3-4.el9", "x86_64", "var/lib/rpm/rpmdb.sqlite"},
+        {WH_PKG_RPM, "demo", "1:2.3-4.el9", "demo", "1:2.3-4.el9", "x86_64", "var/lib/rpm/rpmdb.sqlite"},
+    };
+    wh_inventory_add(rocky, &rp[0]);
+    wh_inventory_add(rocky, &rp[1]);
+    assert_int_equal(wh_match(&f, db, rocky), 0);
+    assert_int_equal(f->n, 1);
+    expect_finding(f, "demo-libs", NULL, "RLSA-2099:0001", "fixed", "1:2.3-5.el9", WH_SEV_HIGH);
+    wh_findings_free(f);
+    wh_inventory_free(rocky);
     wh_vulndb_close(db);
 
     /* with the tracker too: the same issue is reported once, under the tracker's id */
