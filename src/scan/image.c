@@ -112,7 +112,9 @@ static void cache_put(const struct wh_scan_opts *opts, const char *digest, const
         return;
     char *dir = wh_strdup(path);
     *strrchr(dir, '/') = '\0';
-    char *tmp = wh_sprintf("%s.tmp.%d", path, (int)getpid());
+    char rnd[17];
+    wh_random_hex(rnd, 8);
+    char *tmp = wh_sprintf("%s.tmp.%d.%s", path, (int)getpid(), rnd);
     json_t *j = json_pack("{s:i, s:o}", "catalog_version", CATALOG_VERSION, "layer",
                           wh_layer_inv_to_json(li));
     if (wh_mkdirs(dir, 0755) == 0 && json_dump_file(j, tmp, JSON_COMPACT) == 0) {

@@ -108,16 +108,28 @@ struct event {
     const char *v;
 };
 
-static enum wh_eco sort_eco;
-
-static int event_cmp(const void *a, const void *b)
+/* Event order: introduced "0" first, then by version, introduced before fixed at equal versions. */
+static int event_cmp(enum wh_eco eco, const struct event *x, const struct event *y)
 {
-    const struct event *x = a, *y = b;
     bool x0 = x->kind == 0 && strcmp(x->v, "0") == 0, y0 = y->kind == 0 && strcmp(y->v, "0") == 0;
     if (x0 || y0)
         return x0 && y0 ? 0 : x0 ? -1 : 1;
-    int c = vcmp(sort_eco, x->v, y->v);
+    int c = vcmp(eco, x->v, y->v);
     return c ? c : x->kind - y->kind;
+}
+
+/* Insertion sort: ranges hold a handful of events, and qsort has no context argument. */
+static void sort_events(struct event *ev, size_t n, enum wh_eco eco)
+{
+    for (size_t i = 1; i < n; i++) {
+        struct event t = ev[i];
+        size_t j = i;
+        while (j > 0 && event_cmp(eco, &ev[j - 1], &t) > 0) {
+            ev[j] = ev[j - 1];
+            j--;
+        }
+        ev[j] = t;
+    }
 }
 
 /* OSV affected evaluation (osv-schema docs, "Evaluation"); sets *fixed when known. */
@@ -152,8 +164,7 @@ static bool osv_affected(enum wh_eco eco, const char *v, json_t *spec, const cha
         }
         /* SEMVER ranges use semver ordering whatever the ecosystem. */
         enum wh_eco reco = strcmp(type, "SEMVER") == 0 && eco != WH_ECO_GO ? WH_ECO_SEMVER : eco;
-        sort_eco = reco;
-        qsort(ev, n, sizeof(ev[0]), event_cmp);
+        sort_events(ev, n, reco);
         bool vuln = false, limited = false;
         for (size_t j = 0; j < n; j++) {
             if (ev[j].kind == 3 && strcmp(ev[j].v, "*") != 0 && vcmp(reco, v, ev[j].v) >= 0)

@@ -934,7 +934,9 @@ int wh_vulndb_import(const char *dbpath, const char *const *paths, size_t npaths
 {
     struct importer im = {0};
     struct stat st;
-    char *tmp = wh_sprintf("%s.new.%d", dbpath, (int)getpid());
+    char rnd[17];
+    wh_random_hex(rnd, 8); /* unique per import, also between threads of one process */
+    char *tmp = wh_sprintf("%s.new.%d.%s", dbpath, (int)getpid(), rnd);
     int error = 0;
 
     if (stats)
