@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 #include <glob.h>
+#include <pthread.h>
 #include <sys/wait.h>
 
 #include "scan/scan_int.h"
@@ -428,6 +429,52 @@ static void test_scan__osv_distros(void **state)
     free(trixie);
 }
 
+/* The registry matches from worker threads: one open database, many matchers at once. */
+struct match_job {
+    wh_vulndb *db;
+    const struct wh_inventory *inv;
+    size_t n;
+    int rc;
+};
+
+static void *match_worker(void *arg)
+{
+    struct match_job *j = arg;
+    for (int k = 0; k < 20; k++) {
+        struct wh_findings *f = NULL;
+        j->rc = wh_match(&f, j->db, j->inv);
+        if (j->rc < 0)
+            return NULL;
+        j->n = f->n;
+        wh_findings_free(f);
+    }
+    return NULL;
+}
+
+static void test_scan__match_concurrently(void **state)
+{
+    (void)state;
+    const char *data[] = {"tests/data/vulndb/osv", "tests/data/vulndb/alpine/3.18"};
+    wh_vulndb *db = load_db(data, 2);
+    struct wh_inventory *inv = os_inv("alpine", "3.18.4");
+    add(inv, WH_PKG_APK, "busybox", "1.36.1-r5", "busybox");
+    add(inv, WH_PKG_NPM, "minimist", "0.0.8", NULL);
+    add(inv, WH_PKG_GO, "golang.org/x/net", "v0.16.0", NULL);
+    pthread_t t[4];
+    struct match_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (struct match_job){db, inv, 0, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, match_worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(jobs[i].rc, 0);
+        assert_int_equal(jobs[i].n, 6);
+    }
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+}
+
 /* ---- database ---- */
 
 static void test_scan__import_atomic(void **state)
@@ -681,6 +728,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan__alpine_311, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__osv_languages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__osv_distros, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__match_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__import_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__import_large_tracker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__nvd_api_page, setup, teardown),
