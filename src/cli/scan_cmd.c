@@ -247,7 +247,8 @@ static int vulndb_usage(FILE *f)
                "                                  feeds: --feed, else $WHARF_VULNDB_FEEDS (space separated),\n"
                "                                  else $WHARF_DATA_DIR/vulndb-feeds.txt (one URL a line),\n"
                "                                  else the Debian tracker, Alpine secdb and OSV (Go, PyPI,\n"
-               "                                  npm, Maven, crates.io, Ubuntu, AlmaLinux, Rocky Linux)\n"
+               "                                  npm, Maven, crates.io, Ubuntu, AlmaLinux, Rocky Linux,\n"
+               "                                  Wolfi, Chainguard)\n"
                "                                  public feeds\n");
     return f == stderr ? 2 : 0;
 }

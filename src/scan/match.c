@@ -59,6 +59,10 @@ static void os_platform(char *out, size_t cap, const struct wh_os *os)
         snprintf(out, cap, "rocky linux:%s", major);
     } else if (strcmp(os->family, "almalinux") == 0) {
         snprintf(out, cap, "almalinux:%s", major);
+    } else if (strcmp(os->family, "photon") == 0) {
+        snprintf(out, cap, "photon os:%s", mm);
+    } else if (strcmp(os->family, "wolfi") == 0 || strcmp(os->family, "chainguard") == 0) {
+        snprintf(out, cap, "%s", os->family); /* rolling: OSV's "Wolfi" has no release */
     } else if (os->family[0]) {
         snprintf(out, cap, "%s:%s", os->family, major);
     }

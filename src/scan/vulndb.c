@@ -1095,6 +1095,8 @@ static const char *const default_feeds[] = {
     "https://osv-vulnerabilities.storage.googleapis.com/Ubuntu/all.zip",
     "https://osv-vulnerabilities.storage.googleapis.com/AlmaLinux/all.zip",
     "https://osv-vulnerabilities.storage.googleapis.com/Rocky%20Linux/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/Wolfi/all.zip",
+    "https://osv-vulnerabilities.storage.googleapis.com/Chainguard/all.zip",
 };
 
 static int download(const char *url, const char *dest)

@@ -363,6 +363,10 @@ static const char osv_rocky[] =
     "\"affected\":[{\"package\":{\"ecosystem\":\"Rocky Linux:9\",\"name\":\"demo-libs\"},"
     "\"ranges\":[{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":\"0\"},{\"fixed\":\"1:2.3-5.el9\"}]}]}],"
     "\"database_specific\":{\"severity\":\"HIGH\"}}";
+static const char osv_wolfi[] =
+    "{\"id\":\"CGA-0000-0000-0001\",\"modified\":\"2024-01-01T00:00:00Z\",\"aliases\":[\"CVE-2099-0003\"],"
+    "\"affected\":[{\"package\":{\"ecosystem\":\"Wolfi\",\"name\":\"busybox\"},"
+    "\"ranges\":[{\"type\":\"ECOSYSTEM\",\"events\":[{\"introduced\":\"0\"},{\"fixed\":\"1.36.1-r7\"}]}]}]}";
 static const char tracker_trixie[] =
     "{\"foo\":{\"CVE-2099-0001\":{\"description\":\"x\",\"releases\":{\"trixie\":"
     "{\"status\":\"open\",\"urgency\":\"medium\"}}}}}";
@@ -374,6 +378,7 @@ static void test_scan__osv_distros(void **state)
     tf_write(tmp, "osv/ubuntu.json", osv_ubuntu, 0, 0644);
     tf_write(tmp, "trixie.json", tracker_trixie, 0, 0644);
     tf_write(tmp, "osv/rocky.json", osv_rocky, 0, 0644);
+    tf_write(tmp, "osv/wolfi.json", osv_wolfi, 0, 0644);
     char *osv = wh_sprintf("%s/osv", tmp), *trixie = wh_sprintf("%s/trixie.json", tmp);
     struct wh_findings *f = NULL;
 
@@ -412,6 +417,15 @@ static void test_scan__osv_distros(void **state)
     expect_finding(f, "demo-libs", NULL, "RLSA-2099:0001", "fixed", "1:2.3-5.el9", WH_SEV_HIGH);
     wh_findings_free(f);
     wh_inventory_free(rocky);
+    /* a rolling distribution: Wolfi's OSV ecosystem has no release */
+    struct wh_inventory *wolfi = os_inv("wolfi", "20230201");
+    add(wolfi, WH_PKG_APK, "busybox", "1.36.1-r6", "busybox");
+    add(wolfi, WH_PKG_APK, "ssl_client", "1.36.1-r10", "busybox");
+    assert_int_equal(wh_match(&f, db, wolfi), 0);
+    assert_int_equal(f->n, 1);
+    expect_finding(f, "busybox", NULL, "CGA-0000-0000-0001", "fixed", "1.36.1-r7", WH_SEV_UNKNOWN);
+    wh_findings_free(f);
+    wh_inventory_free(wolfi);
     wh_vulndb_close(db);
 
     /* with the tracker too: the same issue is reported once, under the tracker's id */
