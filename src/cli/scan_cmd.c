@@ -43,6 +43,7 @@ static int scan_usage(FILE *f)
             "  --output FILE           write the report to FILE instead of stdout\n"
             "  --max-file BYTES        largest package database read from a layer\n"
             "  --max-total BYTES       cap on decompressed bytes for the whole image\n"
+            "  --threads N             layers read at the same time (default 2)\n"
             "  -v, --verbose           print a summary line (layers read, cached, packages, time) to stderr\n");
     return f == stderr ? 2 : 0;
 }
@@ -78,7 +79,8 @@ int wh_cli_scan(int argc, char **argv)
         {"cache-dir", required_argument, NULL, 'c'}, {"no-cache", no_argument, NULL, 'n'},
         {"output", required_argument, NULL, 'o'},    {"max-file", required_argument, NULL, 'M'},
         {"max-total", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
-        {"verbose", no_argument, NULL, 'v'},         {NULL, 0, NULL, 0},
+        {"verbose", no_argument, NULL, 'v'},         {"threads", required_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
     };
     char *dbpath = NULL, *cache = NULL;
     const char *format = "table", *outpath = NULL;
@@ -138,6 +140,16 @@ int wh_cli_scan(int argc, char **argv)
         case 'v':
             verbose = true;
             break;
+        case 'j': {
+            uint64_t t;
+            if (wh_parse_u64(&t, optarg, strlen(optarg)) < 0 || t == 0 || t > 8) {
+                fprintf(stderr, "wharf scan: --threads takes 1 to 8\n");
+                rc = 2;
+                goto out;
+            }
+            opts.threads = (unsigned)t;
+            break;
+        }
         case 'h':
             rc = scan_usage(stdout);
             goto out;

@@ -17,6 +17,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,42 +627,121 @@ static int verify_cached(const struct wh_blob_source *src, const char *archive, 
     return docker_layer(NULL, archive, ll->paths[i], ll->digests[i], opts, NULL);
 }
 
+/* The layers of one image, read by a few threads; results land in per-layer slots. */
+struct layer_job {
+    const struct layer_list *ll;
+    const struct wh_blob_source *src; /* NULL: layers come from the docker archive */
+    const char *archive;
+    const struct wh_scan_opts *opts;
+    struct wh_layer_inv **layers;
+    int *errors;
+    char (*msgs)[400];
+    bool *cached;
+    uint64_t *totals; /* decompressed bytes per layer */
+    size_t next;      /* next layer to take, under lock */
+    bool failed;      /* stop taking layers once one failed */
+    pthread_mutex_t lock;
+};
+
+/* Inventories layer i: from the cache once the layer is verified, else by reading it. */
+static void do_layer(struct layer_job *j, size_t i)
+{
+    const struct layer_list *ll = j->ll;
+    int error;
+    uint64_t total = 0;
+    /* A layer already inventoried (this image or another) is not decompressed again. */
+    if ((j->layers[i] = cache_get(j->opts, ll->keys[i]))) {
+        j->cached[i] = true;
+        error = verify_cached(j->src, j->archive, ll, i, j->opts);
+    } else {
+        if (j->src)
+            error = layer_from_blob(&j->layers[i], j->src, ll->digests[i], j->opts, &total);
+        else
+            error = docker_layer(&j->layers[i], j->archive, ll->paths[i], ll->digests[i], j->opts, &total);
+        if (error == 0)
+            cache_put(j->opts, ll->keys[i], j->layers[i]);
+    }
+    j->totals[i] = total;
+    j->errors[i] = error;
+    if (error < 0)
+        snprintf(j->msgs[i], sizeof(j->msgs[i]), "%s", wh_error_msg()); /* messages are per thread */
+}
+
+static void *layer_worker(void *arg)
+{
+    struct layer_job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->lock);
+        size_t i = j->failed ? j->ll->n : j->next++;
+        pthread_mutex_unlock(&j->lock);
+        if (i >= j->ll->n)
+            return NULL;
+        do_layer(j, i);
+        if (j->errors[i] < 0) {
+            pthread_mutex_lock(&j->lock);
+            j->failed = true;
+            pthread_mutex_unlock(&j->lock);
+        }
+    }
+}
+
 /*
- * Reads every layer of the list in order (from `src`, or from the docker
- * archive `archive`), or takes its inventory from the cache, into layers[].
+ * Reads every layer of the list (from `src`, or from the docker archive
+ * `archive`) into layers[], or takes its inventory from the cache. Layers are
+ * independent until the merge, so a few threads read them at once; each layer
+ * is capped at max_total on its own and the sum is checked at the end. The
+ * first failing layer in image order is the one reported.
  */
 static int read_layers(struct wh_layer_inv **layers, size_t *nl, const struct layer_list *ll,
                        const struct wh_blob_source *src, const char *archive, struct wh_scan_opts *opts,
                        uint64_t *total)
 {
+    size_t n = ll->n;
+    struct layer_job j = {.ll = ll, .src = src, .archive = archive, .opts = opts, .layers = layers};
+    unsigned threads = opts->threads ? opts->threads : 2;
+    pthread_t tid[8];
+    size_t started = 0;
     int error = 0;
-    size_t i;
-    for (i = 0; i < ll->n; i++) {
-        /* A layer already inventoried (this image or another) is not decompressed again. */
-        if ((layers[i] = cache_get(opts, ll->keys[i]))) {
-            (*nl)++;
-            if ((error = verify_cached(src, archive, ll, i, opts)) < 0)
-                goto out;
-            opts->layers_cached++;
-            continue;
+
+    if (n == 0)
+        return 0;
+    j.errors = wh_calloc(n, sizeof(*j.errors));
+    j.msgs = wh_calloc(n, sizeof(*j.msgs));
+    j.cached = wh_calloc(n, sizeof(*j.cached));
+    j.totals = wh_calloc(n, sizeof(*j.totals));
+    pthread_mutex_init(&j.lock, NULL);
+    if (threads > 8)
+        threads = 8;
+    for (unsigned t = 1; t < threads && t < n; t++)
+        if (pthread_create(&tid[started], NULL, layer_worker, &j) == 0)
+            started++;
+    layer_worker(&j);
+    for (size_t t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&j.lock);
+
+    for (size_t i = 0; i < n && !error; i++)
+        if (j.errors[i] < 0)
+            error = wh_error_set(j.errors[i], "layer %zu (%s): %s", i + 1,
+                                 ll->paths[i] ? ll->paths[i] : ll->digests[i], j.msgs[i]);
+    for (size_t i = 0; i < n; i++) {
+        *total += j.totals[i];
+        if (layers[i] && j.errors[i] == 0) {
+            if (j.cached[i])
+                opts->layers_cached++;
+            else
+                opts->layers_read++;
         }
-        if (src)
-            error = layer_from_blob(&layers[i], src, ll->digests[i], opts, total);
-        else
-            error = docker_layer(&layers[i], archive, ll->paths[i], ll->digests[i], opts, total);
-        if (error < 0)
-            goto out;
-        (*nl)++;
-        opts->layers_read++;
-        cache_put(opts, ll->keys[i], layers[i]);
     }
-out:
-    if (error < 0) {
-        char msg[400];
-        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
-        error = wh_error_set(error, "layer %zu (%s): %s", i + 1, ll->paths[i] ? ll->paths[i] : ll->digests[i],
-                             msg);
-    }
+    if (!error && *total > opts->max_total)
+        error = wh_error_set(WH_ETOOBIG, "image is over the cap of %llu decompressed bytes",
+                             (unsigned long long)opts->max_total);
+    if (!error)
+        *nl = n;
+    free(j.errors);
+    free(j.msgs);
+    free(j.cached);
+    free(j.totals);
     return error;
 }
 

@@ -305,7 +305,10 @@ int wh_layer_walk_tar(struct wh_layer_inv **out, struct wh_reader *rd, const str
             continue;
         }
         if (archive_entry_filetype(e) != AE_IFREG) {
-            if (archive_entry_filetype(e) == AE_IFLNK && wh_catalog_classify(path, 0644) != WH_CAT_NONE)
+            /* A package database behind a link is worth a word (release files often are links). */
+            enum wh_cat lc = archive_entry_filetype(e) == AE_IFLNK ? wh_catalog_classify(path, 0644)
+                                                                   : WH_CAT_NONE;
+            if (lc >= WH_CAT_DPKG && lc <= WH_CAT_RPM_NDB)
                 wh_log_warn("scan: %s is a symbolic link: not cataloged", path);
             continue;
         }

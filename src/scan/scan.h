@@ -73,6 +73,7 @@ struct wh_scan_opts {
     const char *cache_dir;  /* per-layer inventories by layer digest; NULL = no cache */
     bool trusted_store;     /* blob names are digests verified on upload (the registry's
                                store): a cached layer is used without hashing it again */
+    unsigned threads;       /* layers read at the same time (0 = 2; 1 = one after another) */
     unsigned layers_read;   /* out: layers actually decompressed (not served from cache) */
     unsigned layers_cached; /* out: layers whose inventory came from the cache */
     char image_digest[WH_DIGEST_STR_MAX]; /* out: manifest digest when the target has one */

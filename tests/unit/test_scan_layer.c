@@ -336,6 +336,26 @@ static void test_scan__target_errors(void **state)
     assert_non_null(strstr(wh_error_msg(), "no image tagged nope"));
     free(t);
 
+    /* in a multi-layer image (read by several threads) the damaged layer is the one named */
+    const char *three[] = {paths[0], paths[1], paths[2]};
+    char *dir3 = wh_sprintf("%s/oci-bad3", tmp);
+    tf_oci(dir3, three, 3, "x", false);
+    char *blob3 = wh_sprintf("%s/blobs/sha256/%s", dir3, dg + 7);
+    f = fopen(blob3, "r+b");
+    fseek(f, 600, SEEK_SET);
+    fputc('!', f);
+    fclose(f);
+    t = wh_sprintf("oci:%s:x", dir3);
+    for (unsigned th = 1; th <= 3; th++) {
+        opts.threads = th;
+        assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
+        assert_true(strncmp(wh_error_msg(), "layer 3 (", 9) == 0);
+    }
+    opts.threads = 0;
+    free(t);
+    free(blob3);
+    free(dir3);
+
     /* a tarball that is not from docker save */
     t = wh_sprintf("docker-archive:%s", paths[2]);
     assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_EINVALID);
