@@ -57,6 +57,7 @@ struct wh_inventory {
     wh_pool *pool; /* owns every string above */
 };
 
+/* An empty inventory; free with wh_inventory_free (which accepts NULL). */
 struct wh_inventory *wh_inventory_new(void);
 void wh_inventory_free(struct wh_inventory *inv);
 /* Adds a package; strings are copied into the inventory's pool. NULL src_* mean "same as binary". */
@@ -119,6 +120,7 @@ typedef struct wh_vulndb wh_vulndb;
 
 /* Opens an existing database read-only. WH_ENOTFOUND when the file is missing. */
 int wh_vulndb_open(wh_vulndb **out, const char *path);
+/* Closes the database (NULL is fine). One open database may serve several threads' matchers. */
 void wh_vulndb_close(wh_vulndb *db);
 /* Number of advisories (0 = empty database). */
 int64_t wh_vulndb_count(wh_vulndb *db);
@@ -192,6 +194,7 @@ struct wh_findings {
     size_t n, cap;
     wh_pool *pool;
 };
+/* Frees findings (NULL is fine); the packages they point at belong to the inventory. */
 void wh_findings_free(struct wh_findings *f);
 
 /*
