@@ -44,6 +44,7 @@ static int scan_usage(FILE *f)
             "  --max-file BYTES        largest package database read from a layer\n"
             "  --max-total BYTES       cap on decompressed bytes for the whole image\n"
             "  --threads N             layers read at the same time (default 2)\n"
+            "  --platform OS/ARCH      image to take from a multi-platform index (default linux/amd64)\n"
             "  -v, --verbose           print a summary line (layers read, cached, packages, time) to stderr\n");
     return f == stderr ? 2 : 0;
 }
@@ -80,7 +81,7 @@ int wh_cli_scan(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},    {"max-file", required_argument, NULL, 'M'},
         {"max-total", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},         {"threads", required_argument, NULL, 'j'},
-        {NULL, 0, NULL, 0},
+        {"platform", required_argument, NULL, 'p'},  {NULL, 0, NULL, 0},
     };
     char *dbpath = NULL, *cache = NULL;
     const char *format = "table", *outpath = NULL;
@@ -139,6 +140,9 @@ int wh_cli_scan(int argc, char **argv)
             break;
         case 'v':
             verbose = true;
+            break;
+        case 'p':
+            opts.platform = optarg;
             break;
         case 'j': {
             uint64_t t;

@@ -290,22 +290,33 @@ static bool is_index(const json_t *desc_or_doc)
                   strcmp(mt, "application/vnd.docker.distribution.manifest.list.v2+json") == 0);
 }
 
-/* Picks linux/amd64 from an index's manifests, else the first linux one, else the first. */
-static json_t *pick_platform(json_t *manifests)
+/*
+ * Picks the manifest for `platform` ("os/arch[/variant]", default linux/amd64)
+ * from an index's manifests. Without an exact match: for the default, the
+ * first linux manifest, else the first; for an explicit platform, NULL.
+ */
+static json_t *pick_platform(json_t *manifests, const char *platform)
 {
+    char os[32] = "linux", arch[32] = "amd64", variant[32] = "";
+    if (platform && *platform) {
+        os[0] = arch[0] = '\0';
+        sscanf(platform, "%31[^/]/%31[^/]/%31s", os, arch, variant);
+    }
     size_t i;
     json_t *m, *linux_any = NULL;
     json_array_foreach(manifests, i, m) {
         json_t *pf = json_object_get(m, "platform");
-        const char *os = json_string_value(json_object_get(pf, "os"));
-        const char *arch = json_string_value(json_object_get(pf, "architecture"));
-        if (os && strcmp(os, "linux") == 0) {
-            if (arch && strcmp(arch, "amd64") == 0)
-                return m;
-            if (!linux_any)
-                linux_any = m;
-        }
+        const char *mos = json_string_value(json_object_get(pf, "os"));
+        const char *march = json_string_value(json_object_get(pf, "architecture"));
+        const char *mvar = json_string_value(json_object_get(pf, "variant"));
+        if (mos && strcmp(mos, os) == 0 && march && strcmp(march, arch) == 0 &&
+            (!variant[0] || (mvar && strcmp(mvar, variant) == 0)))
+            return m;
+        if (mos && strcmp(mos, "linux") == 0 && !linux_any)
+            linux_any = m;
     }
+    if (platform && *platform)
+        return NULL;
     return linux_any ? linux_any : json_array_get(manifests, 0);
 }
 
@@ -360,10 +371,11 @@ static int manifest_resolve(struct layer_list *ll, const struct wh_blob_source *
             error = wh_error_set(WH_EINVALID, "image index nesting too deep");
             goto out;
         }
-        json_t *desc = pick_platform(json_object_get(man, "manifests"));
+        json_t *desc = pick_platform(json_object_get(man, "manifests"), opts->platform);
         const char *d = json_string_value(json_object_get(desc, "digest"));
         if (!d) {
-            error = wh_error_set(WH_EINVALID, "empty image index");
+            error = opts->platform ? wh_error_set(WH_ENOTFOUND, "the image index has no %s image", opts->platform)
+                                   : wh_error_set(WH_EINVALID, "empty image index");
             goto out;
         }
         /* `desc` lives inside the document replaced next round: keep its digest. */

@@ -517,6 +517,16 @@ static void test_scan__oci_index_and_bad_layouts(void **state)
     assert_non_null(tf_pkg(inv, WH_PKG_NPM, "foo")); /* the amd64 image's layer */
     assert_null(tf_pkg(inv, WH_PKG_NPM, "qux"));
     wh_inventory_free(inv);
+    /* another platform on request; one the index does not have is an error */
+    opts.platform = "linux/arm64";
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), 0);
+    assert_string_equal(opts.image_digest, m_arm);
+    assert_non_null(tf_pkg(inv, WH_PKG_NPM, "qux"));
+    wh_inventory_free(inv);
+    opts.platform = "linux/s390x";
+    assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_ENOTFOUND);
+    assert_non_null(strstr(wh_error_msg(), "no linux/s390x image"));
+    opts.platform = NULL;
 
     /* a manifest blob gone missing, and an index.json that is not JSON */
     char *mblob = wh_sprintf("%s/blobs/sha256/%s", dir, idg + 7);
