@@ -249,6 +249,7 @@ static void add_finding(struct matcher *m, const struct wh_pkg *pkg, const char 
     f.links = "[]";
     f.cwes = "[]";
     f.cvss_vector = "";
+    f.cvss_source = "";
     f.title = "";
     f.description = "";
     sqlite3_bind_text(m->vuln, 1, id, -1, SQLITE_TRANSIENT);
@@ -267,6 +268,7 @@ static void add_finding(struct matcher *m, const struct wh_pkg *pkg, const char 
         if (sqlite3_column_text(m->vuln, 5)) {
             f.cvss_vector = pstr(pool, sqlite3_column_text(m->vuln, 5));
             f.cvss_score = sqlite3_column_double(m->vuln, 6);
+            f.cvss_source = strncmp(id, "GHSA-", 5) == 0 ? "ghsa" : "osv";
         }
         vsev = pstr(pool, sqlite3_column_text(m->vuln, 7));
         const unsigned char *vorigin = sqlite3_column_text(m->vuln, 8);
@@ -299,6 +301,7 @@ static void add_finding(struct matcher *m, const struct wh_pkg *pkg, const char 
                 if (!f.cvss_vector[0]) {
                     f.cvss_vector = pstr(pool, sqlite3_column_text(m->nvd, 3));
                     f.cvss_score = nvd_score;
+                    f.cvss_source = "nvd";
                 }
             }
             if ((short_desc || !f.description || !f.description[0]) && sqlite3_column_text(m->nvd, 0))

@@ -52,8 +52,8 @@ json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest)
         json_t *vendor = json_object();
         if (x->cvss_score > 0)
             json_object_set_new(vendor, "CVSS",
-                                json_pack("{s:{s:f, s:s}}", "nvd", "V3Score", x->cvss_score,
-                                          "V3Vector", x->cvss_vector));
+                                json_pack("{s:{s:f, s:s}}", x->cvss_source[0] ? x->cvss_source : "nvd",
+                                          "V3Score", x->cvss_score, "V3Vector", x->cvss_vector));
         json_t *v = json_object();
         json_object_set_new(v, "id", json_string(x->id));
         json_object_set_new(v, "package", json_string(x->pkg->name));

@@ -183,6 +183,7 @@ struct wh_finding {
     enum wh_severity severity;
     const char *cvss_vector; /* "" when unknown */
     double cvss_score;       /* 0 when unknown */
+    const char *cvss_source; /* who rated it: "nvd", "ghsa", "osv"; "" when unknown */
     const char *title;
     const char *description;
     const char *links;       /* JSON array text */

@@ -169,6 +169,7 @@ static void test_scan__bookworm_f1(void **state)
     assert_non_null(z);
     assert_true(z && z->cvss_score > 9.7 && z->cvss_score < 9.9);
     assert_string_equal(z ? z->cvss_vector : "", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H");
+    assert_string_equal(z ? z->cvss_source : "", "nvd");
 
     /* the report in HARBOR.md §3.3 shape */
     json_t *rep = wh_report_json(f, opts.image_digest);
@@ -338,6 +339,8 @@ static void test_scan__osv_languages(void **state)
     assert_int_equal(f->n, 7);
     const struct wh_finding *l = find(f, "lodash", "4.17.11", "GHSA-jf85-cpcp-j695");
     assert_non_null(l && strstr(l->aliases, "CVE-2019-10744"));
+    assert_string_equal(l ? l->cvss_source : "", "ghsa");
+    assert_true(l && l->cvss_score > 9.0); /* the advisory's own CVSS:3.1 vector, scored here */
     wh_findings_free(f);
     wh_inventory_free(inv);
     wh_vulndb_close(db);
