@@ -454,7 +454,9 @@ static int finding_cmp(const void *a, const void *b)
         return x->severity > y->severity ? -1 : 1;
     if ((c = strcmp(x->pkg->name, y->pkg->name)) != 0)
         return c;
-    return strcmp(x->id, y->id);
+    if ((c = strcmp(x->id, y->id)) != 0)
+        return c;
+    return strcmp(x->pkg->version, y->pkg->version);
 }
 
 int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory *inv)
@@ -491,8 +493,20 @@ int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory 
         if ((error = match_pkg(&m, p, pf)) < 0)
             goto out;
     }
-    if (m.out->n)
+    if (m.out->n) {
         qsort(m.out->items, m.out->n, sizeof(*m.out->items), finding_cmp);
+        /* One item per id-package-version (HARBOR.md §3.3), even when two
+         * databases in the image declare the same package. */
+        size_t o = 1;
+        for (size_t i = 1; i < m.out->n; i++) {
+            const struct wh_finding *a = &m.out->items[o - 1], *b = &m.out->items[i];
+            if (strcmp(a->id, b->id) == 0 && strcmp(a->pkg->name, b->pkg->name) == 0 &&
+                strcmp(a->pkg->version, b->pkg->version) == 0)
+                continue;
+            m.out->items[o++] = *b;
+        }
+        m.out->n = o;
+    }
     *out = m.out;
     m.out = NULL;
 out:

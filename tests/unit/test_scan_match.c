@@ -201,6 +201,8 @@ static void test_scan__bookworm_fixed_rows(void **state)
     snprintf(inv->os.version, sizeof(inv->os.version), "12.0");
     struct wh_pkg pk[] = {
         {WH_PKG_DPKG, "libc6", "2.36-9", "glibc", "2.36-9", NULL, "var/lib/dpkg/status"},
+        /* the same package declared again by a distroless stanza: reported once */
+        {WH_PKG_DPKG, "libc6", "2.36-9", "glibc", "2.36-9", NULL, "var/lib/dpkg/status.d/libc6"},
         {WH_PKG_DPKG, "libc-bin", "2.36-9+deb12u4", "glibc", "2.36-9+deb12u4", NULL, "x"},
         {WH_PKG_DPKG, "libc-dev-bin", "2.36-9+deb12u14", "glibc", "2.36-9+deb12u14", NULL, "y"},
         {WH_PKG_DPKG, "dpkg", "1.21.7", "dpkg", "1.21.7", NULL, "var/lib/dpkg/status"},
@@ -211,6 +213,10 @@ static void test_scan__bookworm_fixed_rows(void **state)
     struct wh_findings *f = NULL;
     assert_int_equal(wh_match(&f, db, inv), 0);
     expect_finding(f, "libc6", NULL, "CVE-2023-4911", "fixed", "2.36-9+deb12u3", WH_SEV_UNKNOWN);
+    size_t libc6_4911 = 0;
+    for (size_t i = 0; i < f->n; i++)
+        libc6_4911 += strcmp(f->items[i].pkg->name, "libc6") == 0 && strcmp(f->items[i].id, "CVE-2023-4911") == 0;
+    assert_int_equal(libc6_4911, 1);
     expect_finding(f, "libc6", NULL, "CVE-2024-2961", "fixed", "2.36-9+deb12u6", WH_SEV_UNKNOWN);
     assert_null(find(f, "libc-bin", NULL, "CVE-2023-4911"));
     expect_finding(f, "libc-bin", NULL, "CVE-2024-2961", "fixed", "2.36-9+deb12u6", WH_SEV_UNKNOWN);
