@@ -7,7 +7,7 @@
 
 BUILD ?= release
 B := build/$(BUILD)$(if $(filter 1,$(WERROR)),-werror)
-PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2
+PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libcurl
 CC ?= cc
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -31,7 +31,7 @@ OPT := -O2 -g -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protect
 LDOPT := -pie -Wl,-z,relro,-z,now
 endif
 CFLAGS_ALL := $(BASE) $(OPT) $(CFLAGS)
-LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 LIB_SRC := $(shell find src -name '*.c' ! -path src/main.c | sort)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wharf needs to build, run and test, and only
 # those that are missing (apt-get runs only when something is absent).
-# Usage: scripts/deps.sh [run|test|bench]   (default: test, which includes run)
+# Usage: scripts/deps.sh [run|test|bench|fixtures]   (default: test, which includes run)
+#   fixtures: the tools tests/data/rpm/make-fixtures.sh uses to rebuild rpm databases
 set -euo pipefail
 what=${1:-test}
 
 build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
-       libyaml-dev libarchive-dev libargon2-dev)
+       libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
-         uidmap curl jq)
-bench=(docker-registry hey wrk skopeo curl python3)
+         uidmap curl jq openssl)
+bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap pigz zstd)
+fixtures=(rpm db-util python3)
 
 case "$what" in
     run) want=("${build[@]}") ;;
     test) want=("${build[@]}" "${testing[@]}") ;;
     bench) want=("${build[@]}" "${bench[@]}") ;;
-    *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
+    fixtures) want=("${fixtures[@]}") ;;
+    *) echo "usage: $0 [run|test|bench|fixtures]" >&2; exit 2 ;;
 esac
 
 missing=()

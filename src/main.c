@@ -17,6 +17,7 @@
 #include "acl/acl.h"
 #include "api/api.h"
 #include "auth/auth.h"
+#include "cli/cli.h"
 #include "common/common.h"
 #include "config/config.h"
 #include "db/db.h"
@@ -37,6 +38,8 @@ static int usage(FILE *f)
                "  user add NAME [--admin] [--email E] add a user (password read from stdin)\n"
                "  user passwd NAME                  set a user's password (read from stdin)\n"
                "  user list                         list users\n"
+               "  scan TARGET                       scan an image for vulnerabilities (scan --help)\n"
+               "  vulndb CMD                        import, update, inspect the vulnerability database\n"
                "  version                           print the version\n"
                "\n"
                "Every command reads the configuration file given with --config (or\n"
@@ -362,6 +365,10 @@ int main(int argc, char **argv)
         printf("wharf %s\n", WHARF_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "scan") == 0)
+        return wh_cli_scan(argc - 1, argv + 1);
+    if (strcmp(cmd, "vulndb") == 0)
+        return wh_cli_vulndb(argc - 1, argv + 1);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
         return usage(stdout);
     int rest = argc - 2;

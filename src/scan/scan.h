@@ -1,0 +1,229 @@
+/*
+ * scan: the vulnerability scanner as a library. It reads an image (OCI layout,
+ * `docker save` tarball or a root filesystem directory) layer by layer, finds
+ * the OS and the installed packages, keeps one inventory per layer, merges them
+ * with whiteouts applied, and matches the result against a SQLite
+ * vulnerability database imported from public feeds (Debian tracker, Alpine
+ * secdb, OSV, NVD). It has no HTTP in it; the registry and the CLI call it.
+ * Version ordering lives in scan/version.h.
+ */
+#ifndef WH_SCAN_H
+#define WH_SCAN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/common.h"
+
+/* ---- inventory ---- */
+
+enum wh_pkg_kind {
+    WH_PKG_DPKG,
+    WH_PKG_APK,
+    WH_PKG_RPM,
+    WH_PKG_NPM,
+    WH_PKG_PYPI,
+    WH_PKG_GO,
+    WH_PKG_MAVEN,
+    WH_PKG_KIND_COUNT
+};
+
+/* One installed package. Strings belong to the inventory's pool. */
+struct wh_pkg {
+    enum wh_pkg_kind kind;
+    const char *name;        /* binary package, module path, groupId:artifactId */
+    const char *version;     /* installed version, as the package manager writes it */
+    const char *src_name;    /* source package (dpkg Source:, apk origin, rpm SOURCERPM) */
+    const char *src_version; /* source version (epoch kept) */
+    const char *arch;        /* may be NULL */
+    const char *path;        /* file that declared the package, no leading '/' */
+};
+
+/* What the OS detectors found. Empty strings when unknown. */
+struct wh_os {
+    char family[32];   /* "debian", "ubuntu", "alpine", "rhel", "rocky", "fedora", ... */
+    char version[64];  /* "12.11", "22.04", "3.18.4", "9.3" */
+    char codename[32]; /* "bookworm", "jammy"; may be empty */
+    char name[128];    /* PRETTY_NAME when known */
+};
+
+struct wh_inventory {
+    struct wh_os os;
+    struct wh_pkg *pkgs; /* sorted by kind, name, version */
+    size_t npkgs;
+    size_t cap;
+    wh_pool *pool; /* owns every string above */
+};
+
+/* An empty inventory; free with wh_inventory_free (which accepts NULL). */
+struct wh_inventory *wh_inventory_new(void);
+void wh_inventory_free(struct wh_inventory *inv);
+/* Adds a package; strings are copied into the inventory's pool. NULL src_* mean "same as binary". */
+void wh_inventory_add(struct wh_inventory *inv, const struct wh_pkg *p);
+/* Sorts and drops exact duplicates (same kind, name, version, path). */
+void wh_inventory_sort(struct wh_inventory *inv);
+
+/* ---- reading images ---- */
+
+/* Limits applied while reading layers (0 = default). */
+struct wh_scan_opts {
+    uint64_t max_entry;     /* largest file a cataloger may read (default 256 MiB) */
+    uint64_t max_total;     /* decompressed bytes over the whole image (default 32 GiB) */
+    const char *cache_dir;  /* per-layer inventories by layer digest; NULL = no cache */
+    bool trusted_store;     /* blob names are digests verified on upload (the registry's
+                               store): a cached layer is used without hashing it again */
+    unsigned threads;       /* layers read at the same time (0 = 2; 1 = one after another) */
+    const char *platform;   /* image picked from an index: "os/arch[/variant]", NULL = linux/amd64 */
+    unsigned layers_read;   /* out: layers actually decompressed (not served from cache) */
+    unsigned layers_cached; /* out: layers whose inventory came from the cache */
+    char image_digest[WH_DIGEST_STR_MAX]; /* out: manifest digest when the target has one */
+};
+
+/*
+ * Reads the target and builds its merged inventory. `target` is
+ * "oci:DIR[:TAG]", "docker-archive:FILE", "rootfs:DIR" or "inventory:FILE"
+ * (an inventory saved as JSON: nothing is read but that file). Returns 0,
+ * WH_ENOTFOUND (no such target or tag), WH_EINVALID (unreadable layout or
+ * layer), WH_ETOOBIG (a cap was hit) or WH_ERROR. `*out` is the caller's; free
+ * with wh_inventory_free.
+ */
+int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_scan_opts *opts);
+
+/* Where an image's blobs come from: an OCI layout, or the registry's store. */
+struct wh_blob_source {
+    /* Opens the blob named `digest` for reading: an fd the caller closes, or
+     * WH_ENOTFOUND / WH_ERROR (with wh_error_set). */
+    int (*open)(void *payload, const struct wh_digest *digest);
+    void *payload;
+};
+
+/*
+ * Reads the image whose manifest (or image index: linux/amd64 is picked) has
+ * `manifest_digest` in `src`, layer by layer, and builds its merged inventory.
+ * Returns as wh_scan_inventory; `*out` is the caller's.
+ */
+int wh_scan_image(struct wh_inventory **out, const struct wh_blob_source *src,
+                  const char *manifest_digest, struct wh_scan_opts *opts);
+
+/*
+ * The merged inventory as JSON and back, so a scan can store it and match it
+ * again after a database update without reading any layer. from_json returns
+ * 0 or WH_EINVALID; `*out` is the caller's.
+ */
+json_t *wh_inventory_to_json(const struct wh_inventory *inv);
+int wh_inventory_from_json(struct wh_inventory **out, const json_t *j);
+
+/* ---- vulnerability database ---- */
+
+typedef struct wh_vulndb wh_vulndb;
+
+/* Opens an existing database read-only. WH_ENOTFOUND when the file is missing. */
+int wh_vulndb_open(wh_vulndb **out, const char *path);
+/* Closes the database (NULL is fine). One open database may serve several threads' matchers. */
+void wh_vulndb_close(wh_vulndb *db);
+/* Number of advisories (0 = empty database). */
+int64_t wh_vulndb_count(wh_vulndb *db);
+
+struct wh_vulndb_stats {
+    uint64_t files;      /* input files read */
+    uint64_t advisories; /* advisory rows written */
+    uint64_t vulns;      /* vulnerability records (titles, CVSS) written */
+};
+
+/*
+ * Imports the given files or directories (Debian tracker JSON, Alpine secdb
+ * JSON, OSV JSON records, directories or .zip of them, NVD CVE API 2.0 JSON)
+ * into the database at `dbpath`: the current content is copied to a new file,
+ * the imports are applied there and the new file is renamed over the old one,
+ * so readers see the old or the new database, never half of one. Returns 0,
+ * WH_ENOTFOUND, WH_EINVALID (a file in no known format) or WH_ERROR; on failure
+ * the old database is untouched.
+ */
+int wh_vulndb_import(const char *dbpath, const char *const *paths, size_t npaths,
+                     struct wh_vulndb_stats *stats);
+
+/* Writes a human-readable status (sources, counts, last import) to `f`. */
+int wh_vulndb_status(const char *dbpath, FILE *f);
+
+/*
+ * Downloads each feed URL (libcurl, bounded size and time) into a temp dir and
+ * imports them all atomically. NULL/0 feeds = the built-in public feed list.
+ * Returns 0, or WH_ERROR with a message naming the feed that failed and why.
+ */
+int wh_vulndb_update(const char *dbpath, const char *const *urls, size_t nurls,
+                     struct wh_vulndb_stats *stats);
+
+/* ---- matching ---- */
+
+enum wh_severity {
+    WH_SEV_UNKNOWN = 0,
+    WH_SEV_NEGLIGIBLE,
+    WH_SEV_LOW,
+    WH_SEV_MEDIUM,
+    WH_SEV_HIGH,
+    WH_SEV_CRITICAL,
+};
+const char *wh_severity_name(enum wh_severity s); /* "Unknown", "Negligible", ... */
+/* Case-insensitive name -> severity; WH_EINVALID when unknown. */
+int wh_severity_parse(enum wh_severity *out, const char *s);
+/* NVD buckets: >=9 Critical, >=7 High, >=4 Medium, >0 Low, else Unknown. */
+enum wh_severity wh_severity_from_score(double score);
+
+/* CVSS v3.x base score of a vector ("CVSS:3.1/AV:N/..."); WH_EINVALID if malformed. */
+int wh_cvss3_score(double *out, const char *vector);
+
+struct wh_finding {
+    const char *id;          /* CVE-…, GHSA-…, DEBIAN-CVE-… */
+    const char *aliases;     /* JSON array text, "[]" when none */
+    const struct wh_pkg *pkg; /* borrowed from the inventory */
+    const char *fixed;       /* "" when no fix */
+    const char *status;      /* fixed, affected, will_not_fix, fix_deferred, end_of_life */
+    enum wh_severity severity;
+    const char *cvss_vector; /* "" when unknown */
+    double cvss_score;       /* 0 when unknown */
+    const char *cvss_source; /* who rated it: "nvd", "ghsa", "osv"; "" when unknown */
+    const char *title;
+    const char *description;
+    const char *links;       /* JSON array text */
+    const char *cwes;        /* JSON array text */
+    const char *source;      /* data source: debian, alpine, osv */
+};
+
+struct wh_findings {
+    struct wh_finding *items;
+    size_t n, cap;
+    wh_pool *pool;
+};
+/* Frees findings (NULL is fine); the packages they point at belong to the inventory. */
+void wh_findings_free(struct wh_findings *f);
+
+/*
+ * Matches an inventory against the database. Returns 0 or WH_ERROR; `*out` is
+ * the caller's (free with wh_findings_free) and borrows packages from `inv`.
+ */
+int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory *inv);
+
+/* ---- reports ---- */
+
+#define WH_REPORT_MIME "application/vnd.security.vulnerability.report; version=1.1"
+#define WH_SCANNER_NAME "wharf"
+#define WH_SCANNER_VERSION "0.1.0"
+
+/* Keeps only findings whose severity bit (1 << sev) is set in `mask`. */
+void wh_findings_filter(struct wh_findings *f, unsigned mask);
+
+/* Vulnerability report (HARBOR.md §3.3, generic 1.1 shape, without the mime key). New reference. */
+json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest);
+/* Scan overview summary (HARBOR.md §3.4): {"total", "fixable", "summary": {"Critical": n, ...}}
+ * with a key only for severities that occur. New reference. */
+json_t *wh_report_summary(const struct wh_findings *f);
+/* CycloneDX 1.5 JSON SBOM of the inventory. New reference. */
+json_t *wh_report_cyclonedx(const struct wh_inventory *inv, const char *target);
+/* Plain-text table, one line per finding. */
+void wh_report_table(FILE *out, const struct wh_findings *f, const struct wh_inventory *inv);
+/* Package URL of a package (pool-allocated from `inv`). */
+const char *wh_pkg_purl(const struct wh_inventory *inv, const struct wh_pkg *p);
+
+#endif
