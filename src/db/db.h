@@ -226,6 +226,8 @@ struct wh_audit {
 };
 /* Appends an entry (id and, when 0, op_time_ms are filled in). */
 int wh_db_audit_add(wh_db *db, const struct wh_audit *a);
+/* Appends `n` entries in one transaction. */
+int wh_db_audit_add_many(wh_db *db, const struct wh_audit *a, size_t n);
 /* Lists entries, newest first, of one project (`project_id` > 0) or all (0). */
 int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const char *operation,
                      int64_t offset, int64_t limit,

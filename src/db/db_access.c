@@ -403,12 +403,28 @@ int wh_db_robot_list(wh_db *db, int64_t project_id, int64_t offset, int64_t limi
 
 /* ---- audit log ---- */
 
+static int audit_insert(struct conn *c, const struct wh_audit *a);
+
 int wh_db_audit_add(wh_db *db, const struct wh_audit *a)
+{
+    CONN_OR_FAIL(c, db);
+    return audit_insert(c, a);
+}
+
+int wh_db_audit_add_many(wh_db *db, const struct wh_audit *a, size_t n)
+{
+    CONN_OR_FAIL(c, db);
+    int error = db_tx_begin(c);
+    for (size_t i = 0; i < n && error == 0; i++)
+        error = audit_insert(c, &a[i]);
+    return db_tx_end(c, error);
+}
+
+static int audit_insert(struct conn *c, const struct wh_audit *a)
 {
     static const char sql[] =
         "INSERT INTO audit_log(op_time_ms, username, resource, resource_type, operation,"
         " description, result, project_id, client_ip) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-    CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, a->op_time_ms ? a->op_time_ms : wh_now_ms());
     db_bind_text(s, 2, a->username ? a->username : "");
