@@ -97,6 +97,7 @@ bench:
 	@bash scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	bash bench/run.sh $(B)/wharf
+	bash bench/scan.sh
 
 clean:
 	rm -rf build

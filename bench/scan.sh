@@ -53,6 +53,28 @@ target="oci:$layout:bookworm"
 cold=$(timeit "$bin" scan --no-cache "$target")
 "$bin" scan --cache-dir "$work/cache" "$target" >/dev/null
 warm=$(timeit "$bin" scan --cache-dir "$work/cache" "$target")
+# An image of 3 × 64 MiB layers of random data (stored in gzip, as the
+# registry benchmark pushes): the cost of reading big layers.
+python3 bench/mklayout.py "$work/big" --layers 3 --mib 64 --tag big >/dev/null
+bigscan=$(timeit "$bin" scan --no-cache "oci:$work/big:big")
+
+# A second image on the same base layer plus one small layer of its own: with
+# the base cached from the first image, only the new layer is read.
+cp -r "$layout" "$work/second"
+mkdir -p "$work/app/etc/app"
+head -c 65536 /dev/urandom >"$work/app/etc/app/data"
+tar -C "$work/app" -cf "$work/app.tar" .
+umoci raw add-layer --image "$work/second:bookworm" "$work/app.tar"
+cp -r "$work/cache" "$work/cache-base"     # the base layer only
+second_scan() {
+    rm -rf "$work/cache2" && cp -r "$work/cache-base" "$work/cache2"
+    "$bin" scan --cache-dir "$work/cache2" "oci:$work/second:bookworm"
+}
+second=$(timeit second_scan)
+second_layers=$(rm -rf "$work/cache2" && cp -r "$work/cache-base" "$work/cache2" &&
+    "$bin" scan -v --cache-dir "$work/cache2" "oci:$work/second:bookworm" 2>&1 >/dev/null |
+    grep -o '[0-9]* layers read, [0-9]* from cache' | tail -1)
+
 cc -O2 -o "$work/inflate" bench/inflate.c -lz
 inflate_t=$(timeit "$work/inflate" "$blob")
 gunzip_t=$(timeit sh -c "gzip -dc '$blob' >/dev/null")
@@ -82,6 +104,8 @@ report="$out/scan-$(date -u +%Y%m%dT%H%M%SZ).txt"
     printf 'image: bookworm minbase, 1 layer, %d bytes gzip, %d bytes tar\n' "$csize" "$usize"
     printf 'scan, cold (layer decompressed and cataloged): %.3f s\n' "$cold"
     printf 'scan, warm (layer inventory from cache):       %.3f s\n' "$warm"
+    printf 'scan, 3 x 64 MiB random layers, cold:           %.3f s\n' "$bigscan"
+    printf 'scan, second image sharing the base layer:     %.3f s (%s)\n' "$second" "$second_layers"
     printf 'floor: zlib inflate of the layer (bench/inflate.c): %.3f s\n' "$inflate_t"
     printf 'floor: gzip -dc of the layer:                  %.3f s\n' "$gunzip_t"
     printf 'floor: gzip -dc | tar -t:                      %.3f s\n' "$tarwalk_t"

@@ -10,7 +10,7 @@ build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-de
        libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
          uidmap curl jq openssl)
-bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap pigz zstd)
+bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap umoci pigz zstd bc)
 fixtures=(rpm db-util python3)
 
 case "$what" in
