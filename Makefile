@@ -7,7 +7,7 @@
 
 BUILD ?= release
 B := build/$(BUILD)$(if $(filter 1,$(WERROR)),-werror)
-PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libcurl
+PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libcurl libisal
 CC ?= cc
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <isa-l/igzip_lib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -241,20 +242,125 @@ static void note_hardlink(struct wh_layer_inv *li, const char *path, const char 
 
 /* ---- tar layers ---- */
 
+/*
+ * Where libarchive's tar reader gets its bytes. A gzip layer (the common
+ * case) is inflated here with ISA-L's igzip, which is about twice as fast as
+ * zlib on the same data — decompression is what a cold scan costs, so this is
+ * the floor it lowers. Anything else (zstd, plain tar) goes to libarchive as
+ * read, and libarchive's own filters decode it.
+ */
+#define INFLATE_BLOCK (256 * 1024)
+
 struct tar_src {
     struct wh_reader *rd;
-    char buf[READ_BLOCK];
+    bool started;                /* the first block has been looked at */
+    bool gzip;                   /* inflating here */
+    bool member_done;            /* the current gzip member is complete */
+    struct inflate_state st;
+    unsigned char in[READ_BLOCK];
+    unsigned char out[INFLATE_BLOCK];
 };
+
+static bool gzip_magic(const unsigned char *p, size_t n)
+{
+    return n >= 3 && p[0] == 0x1f && p[1] == 0x8b && p[2] == 8; /* deflate */
+}
+
+/* Refills the input; returns bytes read, 0 at the end, < 0 on error. */
+static ssize_t src_fill(struct tar_src *s)
+{
+    ssize_t n = s->rd->read(s->rd->ctx, s->in, sizeof(s->in));
+    if (n > 0) {
+        s->st.next_in = s->in;
+        s->st.avail_in = (uint32_t)n;
+    }
+    return n;
+}
+
+static la_ssize_t gzip_read(struct archive *a, struct tar_src *s, const void **out)
+{
+    for (;;) {
+        if (s->member_done) {
+            /* another member may follow (concatenated gzip); anything else ends the stream */
+            if (s->st.avail_in < 3 && s->st.avail_in > 0) {
+                /* too few bytes to tell: keep them and read on */
+                unsigned char keep[3];
+                size_t k = s->st.avail_in;
+                memcpy(keep, s->st.next_in, k);
+                ssize_t n = s->rd->read(s->rd->ctx, s->in + k, sizeof(s->in) - k);
+                if (n < 0)
+                    goto fail;
+                memcpy(s->in, keep, k);
+                s->st.next_in = s->in;
+                s->st.avail_in = (uint32_t)(k + (size_t)n);
+            } else if (s->st.avail_in == 0) {
+                ssize_t n = src_fill(s);
+                if (n < 0)
+                    goto fail;
+                if (n == 0)
+                    return 0;
+            }
+            if (!gzip_magic(s->st.next_in, s->st.avail_in))
+                return 0; /* trailing padding after the last member */
+            unsigned char *next = s->st.next_in;
+            uint32_t avail = s->st.avail_in;
+            isal_inflate_reset(&s->st);
+            s->st.crc_flag = ISAL_GZIP;
+            s->st.next_in = next;
+            s->st.avail_in = avail;
+            s->member_done = false;
+        }
+        if (s->st.avail_in == 0) {
+            ssize_t n = src_fill(s);
+            if (n < 0)
+                goto fail;
+            if (n == 0) {
+                archive_set_error(a, EINVAL, "gzip data ends before its last block");
+                return -1;
+            }
+        }
+        s->st.next_out = s->out;
+        s->st.avail_out = sizeof(s->out);
+        int rc = isal_inflate(&s->st);
+        if (rc < 0) {
+            archive_set_error(a, EINVAL, "gzip data is damaged (igzip error %d)", rc);
+            return -1;
+        }
+        if (s->st.block_state == ISAL_BLOCK_FINISH)
+            s->member_done = true;
+        size_t produced = sizeof(s->out) - s->st.avail_out;
+        if (produced) {
+            *out = s->out;
+            return (la_ssize_t)produced;
+        }
+    }
+fail:
+    archive_set_error(a, EIO, "layer read failed");
+    return -1;
+}
 
 static la_ssize_t tar_read_cb(struct archive *a, void *ctx, const void **out)
 {
     struct tar_src *s = ctx;
-    ssize_t n = s->rd->read(s->rd->ctx, s->buf, sizeof(s->buf));
+    if (s->gzip)
+        return gzip_read(a, s, out);
+    ssize_t n = s->rd->read(s->rd->ctx, s->in, sizeof(s->in));
     if (n < 0) {
         archive_set_error(a, EIO, "layer read failed");
         return -1;
     }
-    *out = s->buf;
+    if (!s->started) {
+        s->started = true;
+        if (gzip_magic(s->in, (size_t)n)) {
+            s->gzip = true;
+            isal_inflate_init(&s->st);
+            s->st.crc_flag = ISAL_GZIP; /* parse the header, check CRC32 and size at the end */
+            s->st.next_in = s->in;
+            s->st.avail_in = (uint32_t)n;
+            return gzip_read(a, s, out);
+        }
+    }
+    *out = s->in;
     return n;
 }
 
@@ -269,7 +375,7 @@ int wh_layer_walk_tar(struct wh_layer_inv **out, struct wh_reader *rd, const str
 {
     struct archive *a = archive_read_new();
     struct wh_layer_inv *li = wh_layer_inv_new();
-    struct tar_src *src = wh_malloc(sizeof(*src));
+    struct tar_src *src = wh_calloc(1, sizeof(*src));
     struct archive_entry *e;
     char path[PATH_CAP];
     uint64_t start = *total;
