@@ -77,6 +77,8 @@ second_layers=$(rm -rf "$work/cache2" && cp -r "$work/cache-base" "$work/cache2"
 
 cc -O2 -o "$work/inflate" bench/inflate.c -lz
 inflate_t=$(timeit "$work/inflate" "$blob")
+cc -O2 -o "$work/igzip" bench/igzip.c -lisal
+igzip_t=$(timeit "$work/igzip" "$blob")
 gunzip_t=$(timeit sh -c "gzip -dc '$blob' >/dev/null")
 tarwalk_t=$(timeit sh -c "gzip -dc '$blob' | tar -tf - >/dev/null")
 usize=$(gzip -dc "$blob" | wc -c)
@@ -106,6 +108,7 @@ report="$out/scan-$(date -u +%Y%m%dT%H%M%SZ).txt"
     printf 'scan, warm (layer inventory from cache):       %.3f s\n' "$warm"
     printf 'scan, 3 x 64 MiB random layers, cold:           %.3f s\n' "$bigscan"
     printf 'scan, second image sharing the base layer:     %.3f s (%s)\n' "$second" "$second_layers"
+    printf 'floor: igzip inflate of the layer (bench/igzip.c, what the scanner uses): %.3f s\n' "$igzip_t"
     printf 'floor: zlib inflate of the layer (bench/inflate.c): %.3f s\n' "$inflate_t"
     printf 'floor: gzip -dc of the layer:                  %.3f s\n' "$gunzip_t"
     printf 'floor: gzip -dc | tar -t:                      %.3f s\n' "$tarwalk_t"
