@@ -44,3 +44,29 @@ def test_podman_pull_and_push(server, registry, skopeo, podman, image_layout, un
     tags = registry.get(f"/v2/{repo}/tags/list")
     assert tags.status_code == 200, describe(tags)
     assert sorted(tags.json()["tags"]) == ["copied", "v1"]
+
+
+def test_podman_and_skopeo_login(server, registry, skopeo, podman, image_layout, unique):
+    """`podman login` / `skopeo login` check the credentials the way `docker login` does
+    (GET /v2/ then the token service); later commands use the stored credentials."""
+    src, img = image_layout
+    name = f"{server.host}/library/{unique}"
+    bad = podman("login", "--tls-verify=false", "-u", "admin", "-p", "Not-The-Passw0rd",
+                 server.host, check=False)
+    assert bad.returncode != 0, bad.stdout + bad.stderr
+    ok = podman("login", "--tls-verify=false", "-u", "admin", "-p", CREDS.split(":", 1)[1],
+                server.host)
+    assert "Login Succeeded" in ok.stdout, ok.stdout + ok.stderr
+    image_id = podman("pull", "--quiet", f"oci:{src}:v1").stdout.split()[-1]
+    podman("push", "--tls-verify=false", image_id, f"docker://{name}:login")
+    assert registry.get_manifest(f"library/{unique}", "login").status_code == 200
+    podman("logout", server.host)
+    p = podman("push", "--tls-verify=false", image_id, f"docker://{name}:anon", check=False)
+    assert p.returncode != 0, "a push after logout succeeded"
+
+    authfile = skopeo.root / "auth.json"
+    skopeo.run(["skopeo", "login", "--tls-verify=false", "--authfile", str(authfile),
+                "-u", "admin", "-p", CREDS.split(":", 1)[1], server.host])
+    skopeo.run(["skopeo", "copy", "--dest-tls-verify=false", "--authfile", str(authfile),
+                f"oci:{src}:v1", f"docker://{name}:skopeo-login"])
+    assert registry.get_manifest(f"library/{unique}", "skopeo-login").status_code == 200
