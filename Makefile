@@ -7,7 +7,9 @@
 
 BUILD ?= release
 B := build/$(BUILD)$(if $(filter 1,$(WERROR)),-werror)
-PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libcurl libisal
+PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libisal
+# libcurl's headers only: it is loaded at run time by `wharf vulndb update` (see vulndb.c)
+HDR_ONLY := libcurl
 CC ?= cc
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -21,7 +23,7 @@ WARN += -Werror
 endif
 
 # _GNU_SOURCE: sendfile-adjacent Linux calls (pipe2, O_TMPFILE, syncfs) are used on purpose.
-BASE := -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS)) -MMD -MP
+BASE := -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS) $(HDR_ONLY)) -MMD -MP
 ifeq ($(BUILD),check)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDOPT := -fsanitize=address,undefined
@@ -31,7 +33,7 @@ OPT := -O2 -g -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protect
 LDOPT := -pie -Wl,-z,relro,-z,now
 endif
 CFLAGS_ALL := $(BASE) $(OPT) $(CFLAGS)
-LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread -ldl -lm
 
 LIB_SRC := $(shell find src -name '*.c' ! -path src/main.c | sort)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)

@@ -575,7 +575,13 @@ int wh_http_start(wh_http *h)
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg.idle_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg.max_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(h->cfg.max_header_bytes * 2 + 131072),
+        /*
+         * A connection's memory holds its request headers and read buffer;
+         * libmicrohttpd zeroes it between requests of a kept-alive
+         * connection, so it is resident while the connection lives: keep it
+         * just above the header cap.
+         */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(h->cfg.max_header_bytes + 32768),
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!h->d)
