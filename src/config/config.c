@@ -63,7 +63,7 @@ void wh_config_defaults(struct wh_config *c)
     c->max_connections = 1024;
     c->idle_timeout_s = 60;
     c->shutdown_grace_s = 30;
-    c->max_header_bytes = 32 * 1024;
+    c->max_header_bytes = 16 * 1024;
     c->max_manifest_bytes = 4 * 1024 * 1024;
     c->max_blob_bytes = (uint64_t)64 << 30;
     c->max_uploads = 256;

@@ -578,10 +578,10 @@ int wh_http_start(wh_http *h)
         /*
          * A connection's memory holds its request headers and read buffer;
          * libmicrohttpd zeroes it between requests of a kept-alive
-         * connection, so it is resident while the connection lives: keep it
-         * just above the header cap.
+         * connection (a memset per request) and it stays resident while the
+         * connection lives: keep it just above the header cap.
          */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(h->cfg.max_header_bytes + 32768),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(h->cfg.max_header_bytes + 16384),
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!h->d)
