@@ -61,6 +61,45 @@ static void accept_one(const char *value, void *payload)
     }
 }
 
+/*
+ * Opens a stored manifest: a small one is read into pool memory (`*bytes`)
+ * and cached, a large one is left open for sendfile (`*fd`, the caller's).
+ * Returns 0, or < 0 when the stored bytes are missing or truncated.
+ */
+static int load_manifest(wh_registry *reg, wh_req *r, const struct wh_manifest_ref *ref,
+                         const char **bytes, int *fd)
+{
+    struct wh_digest d;
+    uint64_t size;
+    if (wh_digest_parse(&d, ref->digest, strlen(ref->digest)) < 0 ||
+        wh_store_open_blob(reg->store, &d, fd, &size) < 0 || size != ref->size) {
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        wh_log_error("manifest %s is recorded but missing in storage", ref->digest);
+        return WH_ENOTFOUND;
+    }
+    if (size > MCACHE_ITEM_MAX)
+        return 0;
+    char *buf = wh_pool_alloc(wh_req_pool(r), size ? size : 1);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(*fd, buf + got, size - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(*fd);
+    *fd = -1;
+    if (got != size) {
+        wh_log_error("manifest %s: short read", ref->digest);
+        return WH_ERROR;
+    }
+    mcache_put(reg, ref->digest, buf, size);
+    *bytes = buf;
+    return 0;
+}
+
 static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_digest)
 {
     struct wh_manifest_ref ref;
@@ -85,21 +124,20 @@ static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_d
         wh_resp_send_head(r, 200, ct, ref.size);
         return 0;
     }
-    struct wh_digest d;
+    /* small manifests come from memory; others, and the first pull, from the file */
+    const char *bytes = NULL;
     int fd = -1;
-    uint64_t size;
-    if (wh_digest_parse(&d, ref.digest, strlen(ref.digest)) < 0 ||
-        wh_store_open_blob(reg->store, &d, &fd, &size) < 0 || size != ref.size) {
-        if (fd >= 0)
-            close(fd);
-        wh_log_error("manifest %s is recorded but missing in storage", ref.digest);
+    if (!mcache_get(reg, wh_req_pool(r), ref.digest, &bytes, ref.size) &&
+        load_manifest(reg, r, &ref, &bytes, &fd) < 0)
         return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
-    }
     pull_note(reg, ref.artifact_id);
     audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name, is_digest ? "@" : ":",
                                      t->ref),
           "pull", true);
-    wh_resp_send_fd(r, 200, ct, fd, 0, size);
+    if (bytes)
+        wh_resp_send(r, 200, ct, bytes, ref.size);
+    else
+        wh_resp_send_fd(r, 200, ct, fd, 0, ref.size);
     return 0;
 }
 
@@ -189,6 +227,7 @@ static int put_end(wh_req *r, void *arg)
         error = oci_error(r, E_INTERNAL, NULL);
         goto out;
     }
+    mcache_put(reg, d.str, c->body.data ? c->body.data : "", c->body.len);
     audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s@%s", t->name, d.str), "create", true);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/manifests/%s", t->name,
                                                   d.str));

@@ -38,6 +38,43 @@ int quota_check(wh_registry *reg, wh_req *r, const struct target *t, const char 
     return 0;
 }
 
+static size_t mcache_slot(const char *digest)
+{
+    /* the digest is uniformly random: its first hex characters make a good index */
+    return strtoul((char[]){digest[7], digest[8], digest[9], '\0'}, NULL, 16) % MCACHE_SLOTS;
+}
+
+bool mcache_get(wh_registry *reg, wh_pool *pool, const char *digest, const char **out, size_t len)
+{
+    struct mcache_item *it = &reg->mcache[mcache_slot(digest)];
+    bool hit = false;
+    pthread_mutex_lock(&reg->mcache_lock);
+    if (it->bytes && it->len == len && strcmp(it->digest, digest) == 0) {
+        char *copy = wh_pool_alloc(pool, len ? len : 1);
+        memcpy(copy, it->bytes, len);
+        *out = copy;
+        hit = true;
+    }
+    pthread_mutex_unlock(&reg->mcache_lock);
+    return hit;
+}
+
+void mcache_put(wh_registry *reg, const char *digest, const char *bytes, size_t len)
+{
+    if (len > MCACHE_ITEM_MAX || strlen(digest) >= WH_DIGEST_STR_MAX)
+        return;
+    char *copy = wh_malloc(len ? len : 1), *old;
+    memcpy(copy, bytes, len);
+    struct mcache_item *it = &reg->mcache[mcache_slot(digest)];
+    pthread_mutex_lock(&reg->mcache_lock);
+    old = it->bytes;
+    it->bytes = copy;
+    it->len = len;
+    memcpy(it->digest, digest, strlen(digest) + 1);
+    pthread_mutex_unlock(&reg->mcache_lock);
+    free(old);
+}
+
 void pull_note(wh_registry *reg, int64_t artifact_id)
 {
     pthread_mutex_lock(&reg->lock);
@@ -168,6 +205,7 @@ int wh_registry_new(wh_registry **out, const struct wh_registry_config *cfg, wh_
     reg->store = store;
     reg->acl = acl;
     pthread_mutex_init(&reg->lock, NULL);
+    pthread_mutex_init(&reg->mcache_lock, NULL);
     pthread_mutex_init(&reg->stop_lock, NULL);
     pthread_cond_init(&reg->stop_cond, NULL);
     wh_registry_sweep_uploads(reg, true);
@@ -194,7 +232,10 @@ void wh_registry_free(wh_registry *reg)
         wh_upload_close(s->w);
         free(s);
     }
+    for (size_t i = 0; i < MCACHE_SLOTS; i++)
+        free(reg->mcache[i].bytes);
     pthread_mutex_destroy(&reg->lock);
+    pthread_mutex_destroy(&reg->mcache_lock);
     pthread_mutex_destroy(&reg->stop_lock);
     pthread_cond_destroy(&reg->stop_cond);
     free(reg);

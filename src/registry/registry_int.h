@@ -45,6 +45,15 @@ struct session {
 };
 
 #define PULL_SLOTS 1024
+#define MCACHE_SLOTS 128            /* manifests kept in memory */
+#define MCACHE_ITEM_MAX (16 * 1024) /* larger manifests are sent from the file */
+
+/* A manifest's bytes, cached by digest (content never changes under a digest). */
+struct mcache_item {
+    char digest[WH_DIGEST_STR_MAX];
+    char *bytes;
+    size_t len;
+};
 
 struct wh_registry {
     struct wh_registry_config cfg;
@@ -58,6 +67,8 @@ struct wh_registry {
         int64_t artifact_id, count;
     } pulls[PULL_SLOTS];      /* pending pull statistics, flushed by the sweeper */
     size_t npulls;
+    pthread_mutex_t mcache_lock;
+    struct mcache_item mcache[MCACHE_SLOTS];
     pthread_t sweeper;
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
@@ -92,6 +103,16 @@ void audit(wh_registry *reg, wh_req *r, const struct target *t, const char *reso
  */
 int quota_check(wh_registry *reg, wh_req *r, const struct target *t, const char *digest,
                 uint64_t size);
+/*
+ * The manifest cache: whether the registry serves a pulled manifest from
+ * memory (small manifests, the hot path of every pull) and the functions
+ * that fill it. Whether a manifest exists is always the database's answer;
+ * the cache only saves reading bytes that cannot change.
+ */
+/* Copies the cached bytes of `digest` into pool memory: true on a hit. */
+bool mcache_get(wh_registry *reg, wh_pool *pool, const char *digest, const char **out,
+                size_t len);
+void mcache_put(wh_registry *reg, const char *digest, const char *bytes, size_t len);
 /* Queues one pull of an artifact for the statistics. */
 void pull_note(wh_registry *reg, int64_t artifact_id);
 
