@@ -53,7 +53,8 @@ struct wh_acl {
     struct audit_item queue[AUDIT_QUEUE];
     size_t nqueue;
     pthread_t flusher;
-    pthread_cond_t cond;
+    pthread_cond_t cond;          /* wakes the flusher */
+    pthread_cond_t room;          /* the queue has room again */
     bool stopping;
 };
 
@@ -116,6 +117,7 @@ static void audit_flush(wh_acl *a)
     n = a->nqueue;
     memcpy(batch, a->queue, n * sizeof(batch[0]));
     a->nqueue = 0;
+    pthread_cond_broadcast(&a->room);
     pthread_mutex_unlock(&a->lock);
     for (size_t i = 0; i < n; i++) {
         rows[i] = (struct wh_audit){
@@ -191,6 +193,16 @@ void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip
     bool queued = false;
     if (strcmp(it.operation, "pull") == 0) {
         pthread_mutex_lock(&a->lock);
+        /*
+         * A full queue waits for the flusher (which writes a batch in one
+         * transaction) rather than writing here: row-by-row writes from many
+         * threads would queue on the database's write lock and its busy
+         * back-off, which is far slower.
+         */
+        while (a->nqueue >= AUDIT_QUEUE && !a->stopping) {
+            pthread_cond_signal(&a->cond);
+            pthread_cond_wait(&a->room, &a->lock);
+        }
         queued = a->nqueue < AUDIT_QUEUE;
         if (queued)
             a->queue[a->nqueue++] = it;
@@ -498,6 +510,7 @@ int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
     wh_random_hex(a->salt, 16);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cond, NULL);
+    pthread_cond_init(&a->room, NULL);
     a->throttle = wh_auth_throttle_new();
     if ((error = wh_auth_keys_load_or_create(&a->keys, cfg->data_dir)) < 0 ||
         (error = bootstrap_admin(a)) < 0) {
@@ -519,12 +532,14 @@ void wh_acl_free(wh_acl *a)
     pthread_mutex_lock(&a->lock);
     a->stopping = true;
     pthread_cond_signal(&a->cond);
+    pthread_cond_broadcast(&a->room);
     pthread_mutex_unlock(&a->lock);
     pthread_join(a->flusher, NULL);
     wh_auth_throttle_free(a->throttle);
     wh_auth_keys_free(a->keys);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->cond);
+    pthread_cond_destroy(&a->room);
     free(a);
 }
 
