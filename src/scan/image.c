@@ -179,10 +179,11 @@ static int blob_open(const struct wh_blob_source *src, const char *digest, struc
 }
 
 /*
- * The digest check of a layer blob, run beside the inflating thread: on a
- * machine without SHA extensions hashing a layer costs a fifth of inflating
- * it, and the two need not wait for each other. The blob is read a second
- * time, from the page cache.
+ * The digest check of a layer blob, run beside the inflating thread when a
+ * core would otherwise idle (an image of fewer layers than reading threads):
+ * on a machine without SHA extensions hashing a layer costs a fifth of
+ * inflating it, and the two need not wait for each other. The blob is read
+ * a second time, from the page cache.
  */
 struct side_hash {
     int fd;
@@ -210,7 +211,7 @@ static void *side_hash_main(void *arg)
 
 /* Reads one layer blob, verifying its digest as it streams (or beside it). */
 static int layer_from_blob(struct wh_layer_inv **out, const struct wh_blob_source *src, const char *digest,
-                           const struct wh_scan_opts *opts, uint64_t *total)
+                           const struct wh_scan_opts *opts, bool side_hash, uint64_t *total)
 {
     struct wh_digest want, got;
     struct file_reader fr = {-1, NULL};
@@ -221,7 +222,7 @@ static int layer_from_blob(struct wh_layer_inv **out, const struct wh_blob_sourc
 
     if ((fr.fd = blob_open(src, digest, &want)) < 0)
         return fr.fd;
-    if (opts->threads != 1 && (sh.fd = src->open(src->payload, &want)) >= 0) {
+    if (side_hash && (sh.fd = src->open(src->payload, &want)) >= 0) {
         sh.alg = want.alg;
         beside = pthread_create(&side, NULL, side_hash_main, &sh) == 0;
         if (!beside)
@@ -701,6 +702,7 @@ struct layer_job {
     uint64_t *totals; /* decompressed bytes per layer */
     size_t next;      /* next layer to take, under lock */
     bool failed;      /* stop taking layers once one failed */
+    bool side_hash;   /* fewer layers than threads: hash each beside its inflation */
     pthread_mutex_t lock;
 };
 
@@ -716,7 +718,8 @@ static void do_layer(struct layer_job *j, size_t i)
         error = verify_cached(j->src, j->archive, ll, i, j->opts);
     } else {
         if (j->src)
-            error = layer_from_blob(&j->layers[i], j->src, ll->digests[i], j->opts, &total);
+            error = layer_from_blob(&j->layers[i], j->src, ll->digests[i], j->opts, j->side_hash,
+                                    &total);
         else
             error = docker_layer(&j->layers[i], j->archive, ll->paths[i], ll->digests[i], j->opts, &total);
         if (error == 0)
@@ -773,6 +776,9 @@ static int read_layers(struct wh_layer_inv **layers, size_t *nl, const struct la
     pthread_mutex_init(&j.lock, NULL);
     if (threads > 8)
         threads = 8;
+    /* with a core to spare (fewer layers than threads), each layer's digest is checked
+     * by a thread of its own beside the one inflating it */
+    j.side_hash = n < threads;
     for (unsigned t = 1; t < threads && t < n; t++)
         if (pthread_create(&tid[started], NULL, layer_worker, &j) == 0)
             started++;
