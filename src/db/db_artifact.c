@@ -225,14 +225,5 @@ int wh_db_artifact_referenced(wh_db *db, int64_t repo_id, const char *digest, bo
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, repo_id);
     db_bind_text(s, 2, digest);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        *out = true;
-    else if (rc == SQLITE_DONE)
-        *out = false;
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
+    return db_exists(c, s, out);
 }

@@ -42,6 +42,8 @@ int db_one_row(struct conn *c, sqlite3_stmt *s, const char *what);
 int db_insert(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out);
 /* Steps a bound UPDATE/DELETE: WH_ENOTFOUND when it changed no row. Resets `s`. */
 int db_change(struct conn *c, sqlite3_stmt *s, const char *what);
+/* Steps a bound SELECT: `*out` tells whether it returned a row. Resets `s`. */
+int db_exists(struct conn *c, sqlite3_stmt *s, bool *out);
 /* Steps a bound "SELECT count(*)" into `*out`. Resets `s`. */
 int db_count(struct conn *c, sqlite3_stmt *s, int64_t *out);
 /* Steps a bound SELECT through its rows, calling `row(s, payload)` for each

@@ -355,12 +355,5 @@ int wh_db_project_has_blob(wh_db *db, int64_t project_id, const char *digest, bo
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, project_id);
     db_bind_text(s, 2, digest);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        *out = rc == SQLITE_ROW;
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
+    return db_exists(c, s, out);
 }

@@ -691,16 +691,7 @@ static int has_row(struct conn *c, enum stmt_id id, int64_t repo_id, const char 
     sqlite3_stmt *s = stmt(c, id);
     sqlite3_bind_int64(s, 1, repo_id);
     db_bind_text(s, 2, digest);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        *out = true;
-    else if (rc == SQLITE_DONE)
-        *out = false;
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
+    return db_exists(c, s, out);
 }
 
 static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, const char **digests,
@@ -1023,6 +1014,18 @@ int db_rows(struct conn *c, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *p
         if (row(s, payload) != 0)
             break;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int db_exists(struct conn *c, sqlite3_stmt *s, bool *out)
+{
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        *out = rc == SQLITE_ROW;
+    else
         error = db_fail(c);
     db_done(s);
     return error;
