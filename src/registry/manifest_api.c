@@ -249,6 +249,7 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
 {
     enum wh_method m = wh_req_method(r);
     bool is_digest = ref_is_digest(t->ref);
+    bool bad_tag = false;
     struct wh_digest d;
 
     if (is_digest) {
@@ -258,17 +259,28 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
             return oci_error(r, E_DIGEST_INVALID, "invalid digest");
         }
         t->ref = wh_pool_strdup(wh_req_pool(r), d.str);
-    } else if (!wh_ref_tag_valid(t->ref, strlen(t->ref))) {
-        return oci_error(r, E_MANIFEST_INVALID, "invalid tag");
+    } else {
+        /*
+         * A reference that is neither a digest nor a tag names no manifest:
+         * reading or deleting it answers 404 MANIFEST_UNKNOWN, as for any
+         * unknown tag (the distribution registry does the same, and the
+         * conformance suite reads ".INVALID_MANIFEST_NAME" expecting 404).
+         * Only a push is told that the tag is invalid.
+         */
+        bad_tag = !wh_ref_tag_valid(t->ref, strlen(t->ref));
     }
 
     switch (m) {
     case WH_HTTP_GET:
     case WH_HTTP_HEAD:
+        if (bad_tag)
+            return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
         return get_manifest(reg, r, t, is_digest);
     case WH_HTTP_PUT: {
         if (need_writable(reg, r) < 0)
             return -1;
+        if (bad_tag)
+            return oci_error(r, E_MANIFEST_INVALID, "invalid tag");
         const char *cl = wh_req_header(r, "Content-Length");
         uint64_t len;
         if (cl && wh_parse_u64(&len, cl, strlen(cl)) == 0 && len > reg->cfg.max_manifest_bytes)
@@ -290,6 +302,8 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
             return -1;
         if (!reg->cfg.delete_enabled)
             return oci_error(r, E_METHOD, "deletes are disabled on this registry");
+        if (bad_tag)
+            return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
         int error = is_digest ? wh_db_manifest_delete(reg->db, t->name, t->ref)
                               : wh_db_tag_delete(reg->db, t->name, t->ref);
         if (error == WH_ENOTFOUND)
