@@ -460,6 +460,48 @@ unsigned wh_acl_repo_actions(wh_acl *a, const struct wh_principal *p,
     return wh_rbac_repo_actions(role, project->public, p->sysadmin, anon);
 }
 
+/* ---- blob sources (automatic cross-mount) ---- */
+
+struct source_ctx {
+    wh_acl *a;
+    const struct wh_principal *p;
+    int64_t unreadable_project; /* the last project found closed to the caller, 0 none */
+    char *repo_out;
+    uint64_t *size_out;
+    bool found;
+};
+
+static int source_one(const struct wh_blob_holder *h, void *payload)
+{
+    struct source_ctx *c = payload;
+    /* Without a token, what a caller may do depends on the project alone
+     * (roles, robot permissions, public): one check per project. A token
+     * grants per repository, so each of its rows is looked at. */
+    if (!c->p->has_token && h->project.id == c->unreadable_project)
+        return 0;
+    if ((wh_acl_repo_actions(c->a, c->p, &h->project, h->repo) & WH_ACT_PULL) == 0) {
+        c->unreadable_project = h->project.id;
+        return 0;
+    }
+    snprintf(c->repo_out, WH_NAME_MAX, "%s", h->repo);
+    *c->size_out = h->size;
+    c->found = true;
+    return 1;
+}
+
+int wh_acl_blob_source(wh_acl *a, const struct wh_principal *p, const char *digest,
+                       int64_t prefer_project, char *repo_out, uint64_t *size_out)
+{
+    struct source_ctx c = {a, p, 0, repo_out, size_out, false};
+    int error = wh_db_blob_holders(a->db, digest, prefer_project, WH_ACL_SOURCE_SCAN_MAX,
+                                   source_one, &c);
+    if (error < 0)
+        return error;
+    if (!c.found)
+        return wh_error_set(WH_ENOTFOUND, "no readable repository holds %s", digest);
+    return 0;
+}
+
 /* ---- lifecycle ---- */
 
 static int bootstrap_admin(wh_acl *a)

@@ -71,6 +71,19 @@ bool wh_acl_can(wh_acl *a, const struct wh_principal *p, const struct wh_project
  */
 unsigned wh_acl_repo_actions(wh_acl *a, const struct wh_principal *p,
                              const struct wh_project *project, const char *repo);
+/* Holders of a blob looked at by wh_acl_blob_source before it gives up. */
+#define WH_ACL_SOURCE_SCAN_MAX 10000
+/*
+ * Finds a repository holding blob `digest` that `p` may pull from (the
+ * source of an automatic cross-mount): those of project `prefer_project`
+ * first, then public ones, then the rest, among at most
+ * WH_ACL_SOURCE_SCAN_MAX holders. Copies its name into `repo_out`
+ * (WH_NAME_MAX bytes) and the blob's size into `*size_out`. Returns 0,
+ * WH_ENOTFOUND (no holder the caller may read) or WH_ERROR. Repositories the
+ * caller cannot read are never named, whatever the answer.
+ */
+int wh_acl_blob_source(wh_acl *a, const struct wh_principal *p, const char *digest,
+                       int64_t prefer_project, char *repo_out, uint64_t *size_out);
 /* The caller's role in a project (WH_ROLE_NONE when not a member). */
 enum wh_role wh_acl_role(wh_acl *a, const struct wh_principal *p, int64_t project_id);
 

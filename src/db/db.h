@@ -95,6 +95,21 @@ int wh_db_blob_get(wh_db *db, const char *repo, const char *digest, uint64_t *si
 /* Unlinks a blob from `repo`. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_blob_unlink(wh_db *db, const char *repo, const char *digest);
 
+/* A repository holding a blob (db_blob.c). */
+struct wh_blob_holder {
+    struct wh_project project; /* the repository's project */
+    const char *repo;          /* full repository name, borrowed for the call */
+    uint64_t size;             /* the blob's size */
+};
+/*
+ * Calls `fn` for the repositories holding blob `digest` — those of project
+ * `first_project` first, then those of public projects, then the others;
+ * rows of one project adjacent — at most `limit` of them, until `fn`
+ * returns non-zero. 0 or WH_ERROR.
+ */
+int wh_db_blob_holders(wh_db *db, const char *digest, int64_t first_project, int64_t limit,
+                       int (*fn)(const struct wh_blob_holder *h, void *payload), void *payload);
+
 /* ---- manifests, tags, referrers ---- */
 /*
  * Records a manifest (and its tag) in one transaction, checking that every

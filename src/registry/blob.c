@@ -397,21 +397,54 @@ static int start_session(wh_registry *reg, wh_req *r, struct target *t)
     return 0;
 }
 
+/*
+ * Whether `from` can serve as the explicit source of a mount: a valid name
+ * of an existing repository the caller may pull from. Any other `from` is
+ * treated as absent, so that the answer says nothing about repositories the
+ * caller cannot read (or whether they exist).
+ */
+static bool usable_from(wh_registry *reg, const struct target *t, const char *from)
+{
+    struct wh_repo repo;
+    return from && wh_ref_name_valid(from, strlen(from)) && can_pull(reg, t->who, from) &&
+           wh_db_repo_get(reg->db, from, &repo) == 0;
+}
+
+/*
+ * A cross-repository mount (spec.md, "Mounting a blob from another
+ * repository"). With a usable `from`, the blob comes from there or not at
+ * all. Without one — no `from`, or one the caller cannot read — OCI 1.1
+ * lets the registry find the blob itself: it is mounted from any repository
+ * that holds it and the caller may pull from (acl/ picks it). Returns 0 when
+ * mounted (201 sent), 1 to fall back to a new upload session, < 0 when an
+ * error was sent.
+ */
 static int try_mount(wh_registry *reg, wh_req *r, struct target *t, const char *mount,
                      const char *from)
 {
     struct wh_digest d;
     uint64_t size;
+    char source[WH_NAME_MAX];
     if (wh_digest_parse(&d, mount, strlen(mount)) < 0)
         return 1;
-    if (!from || !wh_ref_name_valid(from, strlen(from)) || !can_pull(reg, t->who, from))
-        return 1; /* not readable by the caller: a new upload, as the spec says */
-    if (wh_db_blob_get(reg->db, from, d.str, &size) < 0)
-        return 1; /* not there (or not readable): fall back to an upload */
+    if (usable_from(reg, t, from)) {
+        if (wh_db_blob_get(reg->db, from, d.str, &size) < 0)
+            return 1; /* not there: a new upload, as the spec says */
+        snprintf(source, sizeof(source), "%s", from);
+    } else {
+        int error = wh_acl_blob_source(reg->acl, t->who, d.str, t->project_id, source, &size);
+        if (error == WH_ENOTFOUND)
+            return 1;
+        if (error < 0) {
+            wh_log_warn("mount %s: %s", d.str, wh_error_msg());
+            return 1; /* an upload session still lets the client go on */
+        }
+    }
     if (quota_check(reg, r, t, d.str, size) < 0)
         return -1;
     if (wh_db_blob_link(reg->db, t->project_id, t->name, d.str, size) < 0)
         return oci_error(r, E_INTERNAL, NULL);
+    wh_log_debug("mounted %s into %s from %s", d.str, t->name, source);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/blobs/%s", t->name,
                                                   d.str));
     wh_resp_header(r, "Docker-Content-Digest", d.str);

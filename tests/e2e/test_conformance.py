@@ -31,14 +31,18 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+from apiclient import Api
 from ocilayout import MT_CONFIG, MT_EMPTY, MT_INDEX, MT_LAYER_GZIP, MT_MANIFEST, sha256_digest
 from regclient import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
     OCI_ERROR_CODES,
     Registry,
     check_error_body,
     describe,
     expect_error,
 )
+from test_auth import bearer, token
 
 OCTET = "application/octet-stream"
 INVALID_MANIFEST_NAME = ".INVALID_MANIFEST_NAME"  # the suite's nonexistentManifest
@@ -313,6 +317,9 @@ class Suite:
         assert urlsplit(self.url(r)).path == f"/v2/{self.xns}/blobs/{d(t.blob_a)}", describe(r)
         g = self.reg.get(self.url(r))
         assert g.status_code == 200 and g.content == t.blob_a, describe(g)
+        # OCI_AUTOMATIC_CROSSMOUNT=1: a mount without `from` of a known blob
+        r = self.reg.post(f"/v2/{self.xns}/blobs/uploads/", params={"mount": d(t.blob_a)})
+        assert r.status_code == 201, "automatic cross-mount: " + describe(r)
         # manifest upload
         r = self.get_manifest("GET", INVALID_MANIFEST_NAME)
         assert r.status_code == 404, describe(r)
@@ -480,3 +487,150 @@ def test_invalid_manifest_name_is_unknown(registry, unique, ref):
     assert "tag" in check_error_body(r)[0]["message"], describe(r)
     # the valid tag next to it is untouched
     assert suite.get_manifest("GET", TEST_TAG).content == t.manifests[0]
+
+
+# ---------------------------------------------------------------- automatic cross-mount
+
+
+class People:
+    """A private project only the administrator (and a guest) can read, a
+    private project of the user `bob` (a developer there), and a public
+    repository in `library`."""
+
+    PASSWORD = "Mount-e2e-Passw0rd"
+
+    def __init__(self, server, unique):
+        self.server = server
+        tag = os.urandom(3).hex()
+        self.admin = Registry(server.url)
+        api = Api(server.url, (ADMIN_USER, ADMIN_PASSWORD))
+        self.secret, self.mine = f"mntsecret{tag}", f"mntmine{tag}"
+        api.create_project(self.secret)
+        api.create_project(self.mine)
+        self.bob_name, self.carol_name = f"mntbob{tag}", f"mntcarol{tag}"
+        api.create_user(self.bob_name, self.PASSWORD)
+        api.create_user(self.carol_name, self.PASSWORD)
+        api.add_member(self.mine, self.bob_name, 2)    # developer: push and pull
+        api.add_member(self.mine, self.carol_name, 2)
+        api.add_member(self.secret, self.carol_name, 3)  # guest: pull only
+        self.bob = Registry(server.url, auth=(self.bob_name, self.PASSWORD))
+        self.carol = Registry(server.url, auth=(self.carol_name, self.PASSWORD))
+        self.secret_repo = f"{self.secret}/app"
+        self.public_repo = f"library/{unique}"
+        self.target = f"{self.mine}/app"
+
+    def mount(self, reg, digest, frm=None, target=None):
+        params = {"mount": digest}
+        if frm is not None:
+            params["from"] = frm
+        return reg.post(f"/v2/{target or self.target}/blobs/uploads/", params=params)
+
+
+@pytest.fixture
+def people(server, unique):
+    return People(server, unique)
+
+
+def assert_mounted(reg, r, repo, digest, data):
+    assert r.status_code == 201, describe(r)
+    assert r.headers.get("Docker-Content-Digest") == digest, describe(r)
+    assert urlsplit(urljoin(reg.base + "/", r.headers["Location"])).path == \
+        f"/v2/{repo}/blobs/{digest}", describe(r)
+    g = reg.get(f"/v2/{repo}/blobs/{digest}")
+    assert g.status_code == 200 and g.content == data, describe(g)
+
+
+def assert_new_session(reg, r, repo):
+    """A 202 that is a plain new upload: nothing in it speaks of the blob."""
+    assert r.status_code == 202, describe(r)
+    path = urlsplit(urljoin(reg.base + "/", r.headers.get("Location", ""))).path
+    assert path.startswith(f"/v2/{repo}/blobs/uploads/"), describe(r)
+    assert "Docker-Content-Digest" not in r.headers, describe(r)
+    assert r.headers.get("Range") == "0-0", describe(r)
+    reg.delete(urljoin(reg.base + "/", r.headers["Location"]))
+
+
+def test_mount_without_from_finds_a_readable_repository(people):
+    """The administrator mounts by digest alone, and with a `from` that does
+    not exist: the blob is found where it is stored."""
+    data = os.urandom(3000)
+    digest = people.admin.push_blob(people.public_repo, data)
+    assert_mounted(people.admin, people.mount(people.admin, digest), people.target, digest, data)
+    other = f"{people.mine}/other"
+    r = people.mount(people.admin, digest, frm=f"library/{os.urandom(4).hex()}-nowhere",
+                     target=other)
+    assert_mounted(people.admin, r, other, digest, data)
+    r = people.mount(people.admin, digest, frm=f"nosuchproject{os.urandom(3).hex()}/x",
+                     target=f"{people.mine}/third")
+    assert_mounted(people.admin, r, f"{people.mine}/third", digest, data)
+    # stored nowhere: an upload session
+    assert_new_session(people.admin, people.mount(people.admin, sha256_digest(os.urandom(9))),
+                       people.target)
+
+
+def test_mount_never_exposes_an_unreadable_blob(people):
+    """bob cannot read the private project: neither a digest alone nor naming
+    the private repository as `from` mounts its blob; he gets an upload
+    session, the blob stays unknown in his repository until he uploads it."""
+    secret = os.urandom(5000)
+    digest = people.admin.push_blob(people.secret_repo, secret)
+    expect_error(people.bob.get(f"/v2/{people.secret_repo}/blobs/{digest}"), 403, "DENIED")
+
+    assert_new_session(people.bob, people.mount(people.bob, digest), people.target)
+    assert_new_session(people.bob, people.mount(people.bob, digest, frm=people.secret_repo),
+                       people.target)
+    for reg in (people.bob, people.admin):
+        expect_error(reg.get(f"/v2/{people.target}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+        assert reg.head(f"/v2/{people.target}/blobs/{digest}").status_code == 404
+    # a manifest naming it is refused as well
+    cfg = json.dumps({"architecture": "amd64", "os": "linux",
+                      "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    people.bob.push_blob(people.target, cfg)
+    man = json.dumps({"schemaVersion": 2, "mediaType": MT_MANIFEST,
+                      "config": {"mediaType": MT_CONFIG, "digest": sha256_digest(cfg),
+                                 "size": len(cfg)},
+                      "layers": [{"mediaType": MT_LAYER_GZIP, "digest": digest,
+                                  "size": len(secret)}]}).encode()
+    expect_error(people.bob.push_manifest(people.target, "v1", man), 400,
+                 "MANIFEST_BLOB_UNKNOWN")
+
+    # once bob uploads the bytes himself, they are his to read
+    assert people.bob.push_blob(people.target, secret) == digest
+    g = people.bob.get(f"/v2/{people.target}/blobs/{digest}")
+    assert g.status_code == 200 and g.content == secret, describe(g)
+    assert people.bob.push_manifest(people.target, "v1", man).status_code == 201
+
+
+def test_mount_uses_only_what_the_caller_may_read(people):
+    """carol is a guest of the private project: she may pull from it, so a
+    mount by digest alone (or naming it) takes its blob. A `from` that bob
+    cannot read does not stop a mount of a blob he can read elsewhere (the
+    public repository holds it too): nothing of the private one is shown."""
+    data = os.urandom(4000)
+    digest = people.admin.push_blob(people.secret_repo, data)
+    assert_mounted(people.carol, people.mount(people.carol, digest), people.target, digest, data)
+    other = f"{people.mine}/carol2"
+    r = people.mount(people.carol, digest, frm=people.secret_repo, target=other)
+    assert_mounted(people.carol, r, other, digest, data)
+
+    shared = os.urandom(2500)
+    sdigest = people.admin.push_blob(people.secret_repo, shared)
+    people.admin.push_blob(people.public_repo, shared)
+    r = people.mount(people.bob, sdigest, frm=people.secret_repo)
+    assert_mounted(people.bob, r, people.target, sdigest, shared)
+
+
+def test_mount_with_a_token_follows_its_scopes(server, people):
+    """A token caller may mount only from repositories its token grants pull
+    on: the token a client fetched for its target alone mounts nothing from
+    elsewhere, one that also names the source does."""
+    data = os.urandom(3500)
+    digest = people.admin.push_blob(people.public_repo, data)
+    narrow = bearer(server, token(server, f"repository:{people.target}:pull,push",
+                                  user=people.bob_name, password=people.PASSWORD))
+    assert_new_session(narrow, people.mount(narrow, digest), people.target)
+    expect_error(narrow.get(f"/v2/{people.target}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+    wide = bearer(server, token(server, [f"repository:{people.target}:pull,push",
+                                         f"repository:{people.public_repo}:pull"],
+                                user=people.bob_name, password=people.PASSWORD))
+    assert_mounted(wide, people.mount(wide, digest), people.target, digest, data)

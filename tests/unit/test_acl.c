@@ -1,0 +1,219 @@
+/*
+ * Unit tests for acl/'s choice of a blob source for an automatic
+ * cross-mount (wh_acl_blob_source over db/'s wh_db_blob_holders): the caller
+ * gets a repository it may pull from, the preferred project first, then
+ * public ones; never one it cannot read; a token caller only what its token
+ * grants.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "acl/acl.h"
+#include "db/db.h"
+
+#define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+#define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+#define D4 "sha256:4444444444444444444444444444444444444444444444444444444444444444"
+
+struct world {
+    char dir[64];
+    wh_db *db;
+    wh_acl *acl;
+    int64_t secret, other, mine, pub; /* project ids */
+    int64_t bob, carol;               /* user ids */
+};
+
+static int64_t user(wh_db *db, const char *name)
+{
+    struct wh_user u;
+    int64_t id = 0;
+    memset(&u, 0, sizeof(u));
+    snprintf(u.username, sizeof(u.username), "%s", name);
+    snprintf(u.password, sizeof(u.password), "not-a-hash");
+    assert_int_equal(wh_db_user_create(db, &u, &id), 0);
+    return id;
+}
+
+static int world_setup(void **state)
+{
+    struct world *w = calloc(1, sizeof(*w));
+    snprintf(w->dir, sizeof(w->dir), "/tmp/wharf-acl-XXXXXX");
+    assert_non_null(mkdtemp(w->dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/wharf.db", w->dir);
+    assert_int_equal(wh_db_open(&w->db, path), 0);
+    setenv("WHARF_ADMIN_PASSWORD", "Unit-Admin-Passw0rd", 1);
+    struct wh_acl_config cfg = {w->dir, 60};
+    assert_int_equal(wh_acl_new(&w->acl, w->db, &cfg), 0);
+    /* "other" is made before "mine": without a preference it comes first */
+    assert_int_equal(wh_db_project_create(w->db, "secret", false, &w->secret), 0);
+    assert_int_equal(wh_db_project_create(w->db, "other", false, &w->other), 0);
+    assert_int_equal(wh_db_project_create(w->db, "mine", false, &w->mine), 0);
+    assert_int_equal(wh_db_project_create(w->db, "pub", true, &w->pub), 0);
+    w->bob = user(w->db, "bob");
+    w->carol = user(w->db, "carol");
+    assert_int_equal(wh_db_member_set(w->db, w->mine, w->bob, WH_ROLE_DEVELOPER, NULL), 0);
+    assert_int_equal(wh_db_member_set(w->db, w->secret, w->carol, WH_ROLE_GUEST, NULL), 0);
+    /* D1 only in the secret project; D2 there and in the public one; D3 in
+     * two private projects; D4 nowhere */
+    assert_int_equal(wh_db_blob_link(w->db, w->secret, "secret/a", D1, 10), 0);
+    assert_int_equal(wh_db_blob_link(w->db, w->secret, "secret/a", D2, 20), 0);
+    assert_int_equal(wh_db_blob_link(w->db, w->pub, "pub/x", D2, 20), 0);
+    assert_int_equal(wh_db_blob_link(w->db, w->other, "other/b", D3, 30), 0);
+    assert_int_equal(wh_db_blob_link(w->db, w->mine, "mine/c", D3, 30), 0);
+    *state = w;
+    return 0;
+}
+
+static int world_teardown(void **state)
+{
+    struct world *w = *state;
+    wh_acl_free(w->acl);
+    wh_db_close(w->db);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", w->dir);
+    assert_int_equal(system(cmd), 0);
+    free(w);
+    return 0;
+}
+
+static struct wh_principal person(int64_t id, const char *name, bool sysadmin)
+{
+    struct wh_principal p;
+    memset(&p, 0, sizeof(p));
+    p.kind = id ? WH_PRINCIPAL_USER : WH_PRINCIPAL_ANONYMOUS;
+    p.id = id;
+    snprintf(p.name, sizeof(p.name), "%s", name);
+    p.sysadmin = sysadmin;
+    return p;
+}
+
+/* The source found for `p` ("" when none), checking the size that comes with it. */
+static const char *source(struct world *w, const struct wh_principal *p, const char *digest,
+                          int64_t prefer, uint64_t want_size)
+{
+    static char repo[WH_NAME_MAX];
+    uint64_t size = 0;
+    snprintf(repo, sizeof(repo), "untouched");
+    int error = wh_acl_blob_source(w->acl, p, digest, prefer, repo, &size);
+    if (error == WH_ENOTFOUND) {
+        assert_string_equal(repo, "untouched"); /* nothing of a closed holder leaks out */
+        return "";
+    }
+    assert_int_equal(error, 0);
+    assert_int_equal(size, want_size);
+    return repo;
+}
+
+static void test_acl__blob_source_by_role(void **state)
+{
+    struct world *w = *state;
+    struct wh_principal admin = person(1, "admin", true);
+    struct wh_principal bob = person(w->bob, "bob", false);
+    struct wh_principal carol = person(w->carol, "carol", false);
+    struct wh_principal anon = person(0, "anonymous", false);
+    const struct {
+        const struct wh_principal *who;
+        const char *digest;
+        int prefer; /* 0 none, 1 "mine" */
+        const char *want;
+        uint64_t size;
+    } cases[] = {
+        {&bob, D1, 1, "", 0},            /* held only where bob cannot read */
+        {&carol, D1, 1, "secret/a", 10}, /* a guest may pull */
+        {&admin, D1, 0, "secret/a", 10},
+        {&anon, D1, 0, "", 0},
+        {&bob, D2, 1, "pub/x", 20},      /* the public copy, never the secret one */
+        {&anon, D2, 0, "pub/x", 20},
+        {&carol, D2, 1, "pub/x", 20},    /* public before other projects */
+        {&admin, D3, 0, "other/b", 30},  /* by project id without a preference */
+        {&admin, D3, 1, "mine/c", 30},   /* the preferred project first */
+        {&bob, D3, 0, "mine/c", 30},     /* past the project bob cannot read */
+        {&carol, D3, 1, "", 0},
+        {&admin, D4, 1, "", 0},          /* nowhere */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = source(w, cases[i].who, cases[i].digest,
+                                 cases[i].prefer ? w->mine : 0, cases[i].size);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("case %zu (%s, %.10s): got \"%s\", want \"%s\"", i, cases[i].who->name,
+                     cases[i].digest, got, cases[i].want);
+    }
+}
+
+static void test_acl__blob_source_by_token(void **state)
+{
+    struct world *w = *state;
+    struct wh_principal bob = person(w->bob, "bob", false);
+    bob.has_token = true;
+    /* a token for bob's own repository only: the public copy is not granted */
+    bob.token.naccess = 1;
+    snprintf(bob.token.access[0].type, sizeof(bob.token.access[0].type), "repository");
+    snprintf(bob.token.access[0].name, sizeof(bob.token.access[0].name), "mine/c");
+    bob.token.access[0].actions = WH_ACT_PULL | WH_ACT_PUSH;
+    assert_string_equal(source(w, &bob, D2, w->mine, 0), "");
+    assert_string_equal(source(w, &bob, D3, w->mine, 30), "mine/c");
+    /* granting pull on the public repository opens it */
+    bob.token.naccess = 2;
+    snprintf(bob.token.access[1].type, sizeof(bob.token.access[1].type), "repository");
+    snprintf(bob.token.access[1].name, sizeof(bob.token.access[1].name), "pub/x");
+    bob.token.access[1].actions = WH_ACT_PULL;
+    assert_string_equal(source(w, &bob, D2, w->mine, 20), "pub/x");
+}
+
+struct collect {
+    char names[8][WH_NAME_MAX];
+    size_t n, stop_after;
+};
+
+static int collect_one(const struct wh_blob_holder *h, void *payload)
+{
+    struct collect *c = payload;
+    snprintf(c->names[c->n++], WH_NAME_MAX, "%s", h->repo);
+    return c->n == c->stop_after;
+}
+
+static void test_acl__holders_order_and_limits(void **state)
+{
+    struct world *w = *state;
+    struct collect c = {.stop_after = 0};
+    assert_int_equal(wh_db_blob_holders(w->db, D2, 0, 100, collect_one, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.names[0], "pub/x"); /* public first */
+    assert_string_equal(c.names[1], "secret/a");
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(wh_db_blob_holders(w->db, D2, w->secret, 100, collect_one, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.names[0], "secret/a"); /* the preferred project before public */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(wh_db_blob_holders(w->db, D2, 0, 1, collect_one, &c), 0);
+    assert_int_equal(c.n, 1); /* the limit */
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 1;
+    assert_int_equal(wh_db_blob_holders(w->db, D3, 0, 100, collect_one, &c), 0);
+    assert_int_equal(c.n, 1); /* the callback stops it */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(wh_db_blob_holders(w->db, D4, 0, 100, collect_one, &c), 0);
+    assert_int_equal(c.n, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_acl__blob_source_by_role, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__blob_source_by_token, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__holders_order_and_limits, world_setup,
+                                        world_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
