@@ -584,7 +584,9 @@ def test_docker_manifest_list(server, registry, docker, skopeo, multiarch_layout
     """docker builds a manifest list in wharf: each platform's image pushed by
     docker, `docker manifest create` and `push` of the list, `docker
     manifest inspect` reads it back from the registry, and `docker pull`
-    of the list takes the amd64 image."""
+    of the list takes the amd64 image.  These commands run in the CLI, which
+    tries HTTPS first and falls back to HTTP only when the plain-text port
+    answers its TLS hello in HTTP (a 400; see test_parsing.py)."""
     src, idx = multiarch_layout
     docker.login(server.host, ADMIN_USER, ADMIN_PASSWORD)
     repo = f"library/{unique}"
