@@ -9,7 +9,7 @@ what=${1:-test}
 build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
        libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev libisal-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
-         uidmap curl jq openssl)
+         docker.io containerd uidmap curl jq openssl)
 bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap umoci pigz zstd bc)
 fixtures=(rpm db-util python3)
 

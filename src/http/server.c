@@ -13,14 +13,17 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/tcp.h> /* struct tcp_info with its byte counters */
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_ROUTES 16
@@ -345,6 +348,62 @@ char *wh_http_query_escape(wh_pool *p, const char *s)
 
 /* ---- MHD callbacks ---- */
 
+/*
+ * libmicrohttpd (0.9.75) drops a connection without a word when its first
+ * line holds no space. A TLS ClientHello sent to the plain-text port often is
+ * such a line (random bytes with a line feed before any space), and clients
+ * that try HTTPS first and fall back to HTTP when the server answers in HTTP
+ * (the docker CLI with --insecure) then see a bare EOF and give up. So a
+ * connection that closes having received bytes but never a request line, and
+ * having sent nothing, is answered 400 first, as a malformed request line
+ * deserves (RFC 9112, section 3).
+ */
+struct conn_note {
+    bool request_seen; /* on_access ran for a request of this connection */
+};
+
+static const char bad_line_answer[] = "HTTP/1.1 400 Bad Request\r\n"
+                                      "Content-Type: text/plain\r\n"
+                                      "Content-Length: 24\r\n"
+                                      "Connection: close\r\n\r\n"
+                                      "malformed request line\r\n";
+
+static void answer_unparsed(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(ti.tcpi_bytes_sent))
+        return; /* a kernel without the counters: as libmicrohttpd does */
+    if (ti.tcpi_bytes_received == 0 || ti.tcpi_bytes_sent != 0)
+        return; /* nothing came (an idle close), or something was answered */
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ; /* unread bytes would turn the close into a reset that loses the answer */
+    if (send(fd, bad_line_answer, sizeof(bad_line_answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+        shutdown(fd, SHUT_WR);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    wh_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = wh_calloc(1, sizeof(struct conn_note));
+        return;
+    }
+    struct conn_note *note = *socket_context;
+    *socket_context = NULL;
+    if (note && !note->request_seen && !h->cfg.tls_cert_pem) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci)
+            answer_unparsed(ci->connect_fd);
+    }
+    free(note);
+}
+
 static enum wh_method parse_method(const char *m)
 {
     static const struct {
@@ -412,6 +471,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->start_us = wh_monotonic_us();
         *con_cls = r;
         atomic_fetch_add(&h->inflight, 1);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context)
+            ((struct conn_note *)ci->socket_context)->request_seen = true;
 
         /*
          * Nothing is answered on this first call: MHD keeps the connection
@@ -573,6 +636,7 @@ int wh_http_start(wh_http *h)
     h->d = MHD_start_daemon(
         flags, h->cfg.port, NULL, NULL, on_access, h, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg.idle_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg.max_connections,
         /*

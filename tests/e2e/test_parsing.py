@@ -123,3 +123,59 @@ def test_digest_of_wrong_length_in_upload(server, registry, unique):
                          data=data, headers={"Content-Type": OCTET})
     assert good.status_code == 201, describe(good)
     assert_up(server, registry)
+
+
+def read_until_closed(sock, deadline_s=10.0) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(deadline_s)
+    data = b""
+    while len(data) < 65536:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+# The start of a TLS ClientHello as Go writes it, whose random bytes hold a
+# line feed before any space: libmicrohttpd finds no method/URI separator in
+# that "line". docker's CLI (`docker manifest --insecure`) sends such hellos
+# to a plain-HTTP registry and falls back to HTTP only when the answer is in HTTP.
+TLS_HELLO = (b"\x16\x03\x01\x00\xdf\x01\x00\x00\xdb\x03\x03\xb5\x5a\x08\n\x81\xf5"
+             + bytes(range(0x21, 0x7f)) + b"\x00\x10\x20\xc0\x2b")
+
+
+@pytest.mark.parametrize("first", [TLS_HELLO, b"GARBAGE\r\n\r\n"], ids=["tls-hello", "no-space"])
+def test_request_line_without_space_gets_400(server, registry, first):
+    """A first line with no space is answered 400 in HTTP, not dropped in
+    silence; an idle connection that sent nothing gets nothing."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(first)
+        data = read_until_closed(s)
+    assert data.startswith(b"HTTP/1.1 400 "), data[:200]
+    assert_up(server, registry)
+
+
+def test_idle_connection_closed_without_a_word(servers):
+    """The idle timeout closes a connection that never sent a byte with no
+    answer, and a kept-alive connection that was answered gets no second one."""
+    import socket
+
+    srv = servers.new(env={"WHARF_IDLE_TIMEOUT": "1"})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as idle, \
+            socket.create_connection(("127.0.0.1", srv.port), timeout=10) as used:
+        used.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        used.settimeout(10)
+        while b"\r\n\r\n" not in first:
+            chunk = used.recv(4096)
+            assert chunk, first
+            first += chunk
+        assert first.startswith(b"HTTP/1.1 401 "), first[:200]
+        head, _, body = first.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+        rest = body[length:] + read_until_closed(used)
+        assert rest == b"", rest[:200]
+        assert read_until_closed(idle) == b""
