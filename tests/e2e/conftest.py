@@ -75,6 +75,67 @@ def _track_servers():
     _servers_in_test.clear()
 
 
+# ---------------------------------------------------------------- waiting
+
+POLL_INTERVAL = 0.02
+
+
+def polling(cond, timeout: float, what: str, interval: float = POLL_INTERVAL):
+    """Iterate while `cond()` is false, `interval` seconds apart; stop as soon
+    as it is true.  After `timeout` seconds the test fails, naming `what`.
+
+    For loops that must act between checks (keep an upload busy, send the
+    next chunk of a slow body); wait_until() is the plain form."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        yield
+        time.sleep(interval)
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = POLL_INTERVAL):
+    """Poll `cond()` until it returns a true value and return that value; fail
+    the test, naming `what`, if it has not after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _tcp_queues() -> dict:
+    """{(local port, remote port): (tx queue, rx queue)} of the IPv4 TCP
+    sockets on 127.0.0.1, from /proc/net/tcp."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if not (local.startswith("0100007F:") and remote.startswith("0100007F:")):
+                continue
+            tx, rx = (int(q, 16) for q in queues.split(":"))
+            out[(int(local[9:], 16), int(remote[9:], 16))] = (tx, rx)
+    return out
+
+
+def unread_by_server(sock: socket.socket) -> int:
+    """Bytes a client sent on `sock` that the server has not read yet: what
+    waits in the client's send queue and in the server socket's receive
+    queue (0 once the server has read everything sent so far)."""
+    mine, peer = sock.getsockname()[1], sock.getpeername()[1]
+    q = _tcp_queues()
+    if (mine, peer) not in q:
+        raise AssertionError(f"no TCP socket 127.0.0.1:{mine} -> {peer} in /proc/net/tcp")
+    client_tx = q[(mine, peer)][0]
+    server_rx = q.get((peer, mine), (0, 0))[1]  # gone: the server closed it
+    return client_tx + server_rx
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

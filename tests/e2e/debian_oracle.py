@@ -28,7 +28,6 @@ Run as a script to print the findings for a root file system:
 
 import functools
 import json
-import os
 import subprocess
 import sys
 from collections import namedtuple
