@@ -115,16 +115,16 @@ static void pinned_bookworm_layer(const char *out)
         free(path);
     }
     const struct tf_entry e[] = {
-        {"etc", 'd'},
-        {"etc/debian_version", 'f', data[0], len[0]},
-        {"etc/os-release", 'l', .link = "../usr/lib/os-release"},
-        {"usr", 'd'},
-        {"usr/lib", 'd'},
-        {"usr/lib/os-release", 'f', data[1], len[1]},
-        {"var", 'd'},
-        {"var/lib", 'd'},
-        {"var/lib/dpkg", 'd'},
-        {"var/lib/dpkg/status", 'f', data[2], len[2]},
+        {.path = "etc", .type = 'd'},
+        {.path = "etc/debian_version", .data = data[0], .len = len[0]},
+        {.path = "etc/os-release", .type = 'l', .link = "../usr/lib/os-release"},
+        {.path = "usr", .type = 'd'},
+        {.path = "usr/lib", .type = 'd'},
+        {.path = "usr/lib/os-release", .data = data[1], .len = len[1]},
+        {.path = "var", .type = 'd'},
+        {.path = "var/lib", .type = 'd'},
+        {.path = "var/lib/dpkg", .type = 'd'},
+        {.path = "var/lib/dpkg/status", .data = data[2], .len = len[2]},
     };
     tf_tar(out, e, sizeof(e) / sizeof(e[0]), "gzip");
     for (size_t i = 0; i < 3; i++)
