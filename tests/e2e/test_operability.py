@@ -159,6 +159,6 @@ def test_slow_client_is_cut_and_others_are_served(servers):
     s.settimeout(10)
     t0 = time.monotonic()
     data = s.recv(100)
-    assert data == b"" or b"408" in data or b"400" in data, data
+    assert data == b"", data  # the connection is closed, with no answer
     assert time.monotonic() - t0 < 8
     s.close()
