@@ -8,14 +8,19 @@ Environment:
 """
 
 import fcntl
+import gzip
+import hashlib
+import io
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -68,6 +73,67 @@ def _track_servers():
         _session_server.mark_log()
     yield
     _servers_in_test.clear()
+
+
+# ---------------------------------------------------------------- waiting
+
+POLL_INTERVAL = 0.02
+
+
+def polling(cond, timeout: float, what: str, interval: float = POLL_INTERVAL):
+    """Iterate while `cond()` is false, `interval` seconds apart; stop as soon
+    as it is true.  After `timeout` seconds the test fails, naming `what`.
+
+    For loops that must act between checks (keep an upload busy, send the
+    next chunk of a slow body); wait_until() is the plain form."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        yield
+        time.sleep(interval)
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = POLL_INTERVAL):
+    """Poll `cond()` until it returns a true value and return that value; fail
+    the test, naming `what`, if it has not after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _tcp_queues() -> dict:
+    """{(local port, remote port): (tx queue, rx queue)} of the IPv4 TCP
+    sockets on 127.0.0.1, from /proc/net/tcp."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if not (local.startswith("0100007F:") and remote.startswith("0100007F:")):
+                continue
+            tx, rx = (int(q, 16) for q in queues.split(":"))
+            out[(int(local[9:], 16), int(remote[9:], 16))] = (tx, rx)
+    return out
+
+
+def unread_by_server(sock: socket.socket) -> int:
+    """Bytes a client sent on `sock` that the server has not read yet: what
+    waits in the client's send queue and in the server socket's receive
+    queue (0 once the server has read everything sent so far)."""
+    mine, peer = sock.getsockname()[1], sock.getpeername()[1]
+    q = _tcp_queues()
+    if (mine, peer) not in q:
+        raise AssertionError(f"no TCP socket 127.0.0.1:{mine} -> {peer} in /proc/net/tcp")
+    client_tx = q[(mine, peer)][0]
+    server_rx = q.get((peer, mine), (0, 0))[1]  # gone: the server closed it
+    return client_tx + server_rx
 
 
 def free_port() -> int:
@@ -500,7 +566,55 @@ def multiarch_layout(tmp_path):
     return str(path), idx
 
 
-BOOKWORM_KEY = "bookworm-minbase-v1"
+# ---------------------------------------------------------------- Debian images
+#
+# One builder and one cache (tests/.cache/) for every suite that needs a Debian
+# image.  Two images:
+#
+#  - pinned_bookworm: the files of a bookworm minbase root file system that the
+#    scanner reads, committed under tests/data/images/bookworm-minbase/ (see its
+#    PROVENANCE.md).  Built here, with no network, into a deterministic
+#    one-layer OCI layout and a docker-archive.  Default tests use this one and
+#    may assert exact results.
+#  - real_bookworm: a whole minbase root file system built by mmdebstrap from
+#    today's Debian mirror.  Only tests marked `slow` may use it (it needs the
+#    network), and they compute what they expect from the image's own files.
+
+PINNED_BOOKWORM = REPO_ROOT / "tests" / "data" / "images" / "bookworm-minbase" / "rootfs"
+BOOKWORM_TAG = "bookworm"
+ARCHIVE_REF = "test/bookworm:1"
+REAL_BOOKWORM_KEY = "bookworm-real-v2"
+# Bump when the bytes the builder writes for the same files change.
+PINNED_BUILDER_VERSION = "1"
+# Every entry of the pinned layer gets this owner and time (2026-12-02, when it was pinned).
+PINNED_MTIME = 1796245484
+# The paths (relative to a root file system) the scanner reads in a Debian image.
+SCANNED_DEBIAN_FILES = ("etc/debian_version", "etc/os-release", "usr/lib/os-release",
+                        "var/lib/dpkg/status")
+
+
+@dataclass
+class DebianImage:
+    """A Debian image ready for the scanner and the registry."""
+
+    layout: Path  # OCI image layout; the image is tagged BOOKWORM_TAG
+    rootfs: Path  # a directory with the image's SCANNED_DEBIAN_FILES
+    archive: Path = None  # a `docker save` archive of the same image (ARCHIVE_REF)
+
+    @property
+    def oci(self) -> str:
+        return f"oci:{self.layout}:{BOOKWORM_TAG}"
+
+    @property
+    def docker_archive(self) -> str:
+        return f"docker-archive:{self.archive}"
+
+    @property
+    def manifest_digest(self) -> str:
+        return ocilayout.layout_ref(str(self.layout), BOOKWORM_TAG)["digest"]
+
+    def read(self, rel: str) -> str:
+        return (self.rootfs / rel).read_text()
 
 
 def _run_logged(argv, log, timeout):
@@ -510,36 +624,151 @@ def _run_logged(argv, log, timeout):
         return subprocess.run(argv, stdout=f, stderr=f, timeout=timeout).returncode
 
 
-def build_bookworm_layout(cache: Path) -> Path:
-    """Build (once) a Debian bookworm minbase image as an OCI layout.
+def _build_failed(what: str, log: Path):
+    pytest.fail(f"{what} failed:\n" + log.read_text(errors="replace")[-3000:], pytrace=False)
 
-    mmdebstrap writes the root file system as a tar; umoci turns it into a
-    one-layer image.  The result is kept under tests/.cache/<key>/layout and
-    reused while it is there; delete the directory to rebuild.
-    """
+
+def cached_build(cache: Path, build):
+    """Run `build(cache)` once for a cache directory, under a lock shared by
+    concurrent test processes; later calls find the `complete` marker and
+    build nothing.  Delete the directory to rebuild."""
     cache.mkdir(parents=True, exist_ok=True)
-    layout = cache / "layout"
-    done = cache / "complete"
-    log = cache / "build.log"
     with open(cache / ".lock", "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
-        if done.exists() and (layout / "index.json").exists():
-            return layout
-        rootfs = cache / "rootfs.tar"
+        if not (cache / "complete").exists():
+            build(cache)
+            (cache / "complete").write_text("ok\n")
+    return cache
+
+
+def _tree_entries(root: Path):
+    """(relative path, TarInfo type, bytes or link target) for a directory
+    tree, parents first, in a fixed order."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(root)
+        if str(rel_dir) != ".":
+            out.append((rel_dir.as_posix(), tarfile.DIRTYPE, b""))
+        for name in sorted(filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]):
+            p = Path(dirpath) / name
+            rel = (rel_dir / name).as_posix()
+            if p.is_symlink():
+                out.append((rel, tarfile.SYMTYPE, os.readlink(p).encode()))
+            elif p.is_file():
+                out.append((rel, tarfile.REGTYPE, p.read_bytes()))
+    return out
+
+
+def deterministic_tar(root: Path) -> bytes:
+    """An uncompressed tar of a directory tree whose bytes depend only on the
+    tree's names and contents (root owner, fixed modes and time)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for rel, kind, data in _tree_entries(root):
+            ti = tarfile.TarInfo(rel)
+            ti.type = kind
+            ti.mtime = PINNED_MTIME
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = "root"
+            if kind == tarfile.DIRTYPE:
+                ti.mode = 0o755
+                tf.addfile(ti)
+            elif kind == tarfile.SYMTYPE:
+                ti.mode = 0o777
+                ti.linkname = data.decode()
+                tf.addfile(ti)
+            else:
+                ti.mode = 0o644
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_one_layer_layout(path: Path, raw_tar: bytes, created_by: str):
+    """An OCI layout holding one amd64 image of one gzip layer, tagged BOOKWORM_TAG."""
+    gz = gzip.compress(raw_tar, compresslevel=9, mtime=0)
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(PINNED_MTIME))
+    config = ocilayout.canonical_json({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": created,
+        "config": {"Cmd": ["/bin/bash"]},
+        "rootfs": {"type": "layers", "diff_ids": [ocilayout.sha256_digest(raw_tar)]},
+        "history": [{"created": created, "created_by": created_by}],
+    })
+    layer_desc = ocilayout.descriptor(ocilayout.MT_LAYER_GZIP, gz)
+    config_desc = ocilayout.descriptor(ocilayout.MT_CONFIG, config)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": ocilayout.MT_MANIFEST,
+                           "config": config_desc, "layers": [layer_desc]}, indent=2).encode()
+    layout = ocilayout.Layout(str(path))
+    layout.add_blob(gz)
+    layout.add_blob(config)
+    layout.add_blob(manifest)
+    layout.tag(ocilayout.descriptor(ocilayout.MT_MANIFEST, manifest), BOOKWORM_TAG)
+
+
+def write_docker_archive(layout: Path, archive: Path, log: Path):
+    """A `docker save` archive of the layout's image, written by skopeo."""
+    tmp = archive.with_name(archive.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    argv = ["skopeo", "copy", "--quiet", f"oci:{layout}:{BOOKWORM_TAG}",
+            f"docker-archive:{tmp}:{ARCHIVE_REF}"]
+    if _run_logged(argv, log, 600) != 0:
+        _build_failed(" ".join(argv), log)
+    tmp.rename(archive)
+
+
+def pinned_tree_key(root: Path) -> str:
+    """A key for the pinned files: any change to them gives a new cache entry."""
+    h = hashlib.sha256(f"builder {PINNED_BUILDER_VERSION}\n".encode())
+    for rel, kind, data in _tree_entries(root):
+        h.update(f"{rel}\0{kind!r}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()[:16]
+
+
+def build_pinned_bookworm(root: Path = PINNED_BOOKWORM) -> DebianImage:
+    """The pinned image as an OCI layout and a docker-archive (no network)."""
+    cache = CACHE_DIR / f"bookworm-pinned-{pinned_tree_key(root)}"
+
+    def build(d: Path):
+        shutil.rmtree(d / "layout", ignore_errors=True)
+        write_one_layer_layout(d / "layout", deterministic_tar(root),
+                               "files pinned in tests/data/images/bookworm-minbase")
+        write_docker_archive(d / "layout", d / "docker.tar", d / "build.log")
+
+    cached_build(cache, build)
+    return DebianImage(layout=cache / "layout", rootfs=root, archive=cache / "docker.tar")
+
+
+def build_real_bookworm() -> DebianImage:
+    """Build (once) a whole Debian bookworm minbase image from the mirror.
+
+    mmdebstrap writes the root file system as a tar; umoci turns it into a
+    one-layer OCI layout; the files the scanner reads are extracted beside
+    it (`scanned/`), so that tests can compute what to expect from them.
+    Needs the network; only tests marked `slow` use it."""
+    cache = CACHE_DIR / REAL_BOOKWORM_KEY
+
+    def build(d: Path):
+        log = d / "build.log"
+        rootfs = d / "rootfs.tar"
         if not rootfs.exists():
-            tmp = cache / "rootfs.tmp.tar"  # mmdebstrap picks the format from the name
+            tmp = d / "rootfs.tmp.tar"  # mmdebstrap picks the format from the name
             tmp.unlink(missing_ok=True)
             rc = _run_logged(["mmdebstrap", "--variant=minbase", "bookworm", str(tmp)], log, 1200)
             if rc != 0 or not tmp.exists() or tmp.stat().st_size == 0:
-                tail = log.read_text(errors="replace")[-3000:]
                 pytest.fail(
                     "mmdebstrap could not build the Debian bookworm root file system "
-                    f"(exit {rc}); is a Debian mirror reachable from this machine?\n{tail}",
+                    f"(exit {rc}); is a Debian mirror reachable from this machine?\n"
+                    + log.read_text(errors="replace")[-3000:],
                     pytrace=False,
                 )
             tmp.rename(rootfs)
+        layout = d / "layout"
         shutil.rmtree(layout, ignore_errors=True)
-        img = f"{layout}:bookworm"
+        img = f"{layout}:{BOOKWORM_TAG}"
         steps = [
             ["umoci", "init", "--layout", str(layout)],
             ["umoci", "new", "--image", img],
@@ -550,12 +779,41 @@ def build_bookworm_layout(cache: Path) -> Path:
         ]
         for argv in steps:
             if _run_logged(argv, log, 600) != 0:
-                pytest.fail(f"{' '.join(argv)} failed:\n" + log.read_text(errors="replace")[-3000:],
-                            pytrace=False)
-        done.write_text("ok\n")
-        return layout
+                _build_failed(" ".join(argv), log)
+        scanned = d / "scanned"
+        shutil.rmtree(scanned, ignore_errors=True)
+        scanned.mkdir()
+        with tarfile.open(rootfs) as tf:
+            for m in tf:
+                rel = m.name[2:] if m.name.startswith("./") else m.name
+                if rel not in SCANNED_DEBIAN_FILES:
+                    continue
+                dest = scanned / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if m.issym():
+                    os.symlink(m.linkname, dest)
+                elif m.isfile():
+                    dest.write_bytes(tf.extractfile(m).read())
+
+    cached_build(cache, build)
+    return DebianImage(layout=cache / "layout", rootfs=cache / "scanned")
 
 
 @pytest.fixture(scope="session")
-def bookworm_layout() -> str:
-    return str(build_bookworm_layout(CACHE_DIR / BOOKWORM_KEY))
+def pinned_bookworm() -> DebianImage:
+    """The bookworm image pinned in the repository (no network)."""
+    return build_pinned_bookworm()
+
+
+@pytest.fixture(scope="session")
+def _real_bookworm_session() -> DebianImage:
+    return build_real_bookworm()
+
+
+@pytest.fixture
+def real_bookworm(request) -> DebianImage:
+    """Today's Debian bookworm minbase, built with mmdebstrap: slow tests only."""
+    if request.node.get_closest_marker("slow") is None:
+        pytest.fail("real_bookworm needs the network: only tests marked slow may use it; "
+                    "use pinned_bookworm", pytrace=False)
+    return request.getfixturevalue("_real_bookworm_session")

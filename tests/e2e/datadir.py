@@ -29,6 +29,31 @@ def staging_files(data_dir: str) -> set:
     return set(files_under(os.path.join(data_dir, "uploads")))
 
 
+def upload_id(location: str) -> str:
+    """The session id at the end of an upload URL (/v2/<name>/blobs/uploads/<id>?...)."""
+    return location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def staged_size(data_dir: str, location: str) -> int:
+    """Bytes staged so far for the upload session at `location` (0 if none)."""
+    try:
+        return os.path.getsize(os.path.join(data_dir, "uploads", upload_id(location)))
+    except FileNotFoundError:
+        return 0
+
+
+def staged_bytes(data_dir: str) -> int:
+    """Total size of the staging files: the body bytes of uploads in progress
+    that the server has written so far."""
+    total = 0
+    for path in staging_files(data_dir):
+        try:
+            total += os.path.getsize(path)
+        except FileNotFoundError:
+            pass  # removed while we looked
+    return total
+
+
 def check_blob_store(data_dir: str) -> dict:
     """Every file under blobs/ sits at the path its content hashes to.
 

@@ -1,5 +1,6 @@
-"""A real Debian bookworm root file system (mmdebstrap + umoci, cached under
-tests/.cache) is pushed to wharf and pulled back unchanged.  Slow: runs last."""
+"""Today's Debian bookworm root file system (mmdebstrap + umoci, built once by
+conftest.py into tests/.cache) is pushed to wharf and pulled back unchanged.
+Slow (needs a Debian mirror): runs last."""
 
 import gzip
 import hashlib
@@ -22,7 +23,8 @@ def file_digest(path) -> str:
 
 
 @pytest.mark.slow
-def test_bookworm_push_pull(server, registry, skopeo, bookworm_layout, tmp_path):
+def test_bookworm_push_pull(server, registry, skopeo, real_bookworm, tmp_path):
+    bookworm_layout = str(real_bookworm.layout)
     src_desc = layout_ref(bookworm_layout, "bookworm")
     _, src_blob = read_layout(bookworm_layout)
     manifest = src_blob(src_desc["digest"])
@@ -62,3 +64,4 @@ def test_bookworm_push_pull(server, registry, skopeo, bookworm_layout, tmp_path)
                 version = tf.extractfile(member).read().decode().strip()
                 break
     assert version and version.startswith("12"), f"etc/debian_version is {version!r}"
+    assert version == real_bookworm.read("etc/debian_version").strip()

@@ -5,13 +5,12 @@ image at once both succeed and every blob is stored once."""
 import hashlib
 import os
 import socket
-import time
 from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import Skopeo
-from datadir import check_blob_store, has_blob, staging_files
+from conftest import Skopeo, wait_until
+from datadir import check_blob_store, has_blob, staged_bytes, staging_files
 from ocilayout import make_image, sha256_digest
 from regclient import basic_auth, describe, expect_error
 
@@ -56,11 +55,11 @@ def test_sigkill_mid_upload(servers, unique):
             f"Content-Range: 0-{len(big) - 1}\r\n\r\n"
         )
         sock.sendall(head.encode())
-        # Stream a quarter of the blob, slowly, then pull the plug.
-        for off in range(0, 16 * MiB, MiB):
-            sock.sendall(big[off:off + MiB])
-            time.sleep(0.05)
-        time.sleep(0.5)
+        # Send a quarter of the blob; once the server has written it to the
+        # staging file, pull the plug.
+        sock.sendall(big[:16 * MiB])
+        wait_until(lambda: staged_bytes(srv.data_dir) >= 16 * MiB, 60,
+                   "the server to stage the first 16 MiB of the PATCH")
         srv.kill()
     finally:
         sock.close()

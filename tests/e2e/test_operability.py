@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import time
 
+from conftest import wait_until
 from ocilayout import make_image, sha256_digest
 from regclient import describe, expect_error
 
@@ -118,12 +119,20 @@ def test_access_log_and_pull_statistics(servers):
         r = reg.get_manifest("library/stats", "v1")
         assert r.status_code == 200, describe(r)
     assert reg.head("/v2/library/stats/manifests/v1").status_code == 200  # HEAD is not a pull
-    time.sleep(2.5)  # pulls are written once a second
-    db = sqlite3.connect(os.path.join(srv.data_dir, "wharf.db"))
-    (count,) = db.execute("SELECT pull_count FROM repository WHERE name='library/stats'").fetchone()
-    (pull_ms,) = db.execute("SELECT pull_ms FROM artifact WHERE digest=?", (digest,)).fetchone()
-    db.close()
-    assert count == 3
+
+    def pulls():
+        db = sqlite3.connect(os.path.join(srv.data_dir, "wharf.db"))
+        try:
+            (count,) = db.execute("SELECT pull_count FROM repository WHERE name='library/stats'").fetchone()
+            (pull_ms,) = db.execute("SELECT pull_ms FROM artifact WHERE digest=?", (digest,)).fetchone()
+        finally:
+            db.close()
+        return count, pull_ms
+
+    # Pulls are written in batches, about once a second.
+    wait_until(lambda: pulls()[0] >= 3, 30, "the three pulls to reach the database")
+    count, pull_ms = pulls()
+    assert count == 3  # the HEAD counted would show at the end, after the stop
     assert pull_ms and abs(pull_ms / 1000 - time.time()) < 60
     log = srv.log_text()
     assert "access GET /v2/library/stats/manifests/v1 200 " in log
@@ -150,6 +159,6 @@ def test_slow_client_is_cut_and_others_are_served(servers):
     s.settimeout(10)
     t0 = time.monotonic()
     data = s.recv(100)
-    assert data == b"" or b"408" in data or b"400" in data, data
+    assert data == b"", data  # the connection is closed, with no answer
     assert time.monotonic() - t0 < 8
     s.close()

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from conftest import wait_until
 from datadir import check_blob_store
 from ocilayout import MT_MANIFEST, make_image, sha256_digest
 from regclient import check_error_body, describe, expect_error, raw_request
@@ -191,7 +192,10 @@ def test_sigkill_during_push_storm(servers, unique):
     threads = [threading.Thread(target=pusher, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
-    time.sleep(2.0)
+    # Kill while the pushers are busy: once each has had pushes acknowledged.
+    wait_until(lambda: all(sum(1 for a in acked if a[0] == f"library/{unique}-{i}") >= 2
+                           for i in range(len(threads))),
+               120, "two acknowledged pushes from each pusher")
     srv.kill()
     stop.set()
     for t in threads:

@@ -1,26 +1,43 @@
 """End-to-end tests of `wharf scan` and `wharf vulndb` as a user runs them.
 
-The images are real: the Debian bookworm minbase root filesystem built by
-mmdebstrap (cached in tests/.cache/), packed into an OCI layout by umoci and
-into a `docker save` archive by skopeo. The feeds for `vulndb update` are
-served from tests/data by a local HTTP server.
+The default tests scan the Debian bookworm minbase image pinned in the
+repository (tests/data/images/bookworm-minbase, built into an OCI layout and
+a `docker save` archive by conftest.py, no network) against the fixture
+database in tests/data/vulndb, so they assert exact results.  Each exact
+expectation is also checked against debian_oracle.py, an independent
+implementation of the Debian tracker rules over `dpkg --compare-versions`.
+
+The tests marked slow scan today's bookworm from the Debian mirror
+(mmdebstrap); what they expect is computed by the same oracle from that
+image's own dpkg status.  The feeds for `vulndb update` are served from
+tests/data by a local HTTP server.
 """
 import functools
 import http.server
 import json
 import os
-import shutil
 import socketserver
 import subprocess
 import threading
 
 import pytest
 
+import debian_oracle as oracle
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CACHE = os.path.join(ROOT, "tests", ".cache")
 DATA = os.path.join(ROOT, "tests", "data", "vulndb")
 MIME = "application/vnd.security.vulnerability.report; version=1.1"
 WHARF = os.environ.get("WHARF_BIN") or os.path.join(ROOT, "build", "release", "wharf")
+SEVERITIES = ["Unknown", "Negligible", "Low", "Medium", "High", "Critical"]
+
+# What the pinned image gives with the fixture database (tests/data/images/
+# bookworm-minbase/PROVENANCE.md); test_pinned_expectations_follow_from_oracle
+# checks every number and version here against the oracle.
+PINNED_PACKAGES = 96
+PINNED_FINDINGS = 54
+PINNED_VULNS = 22
+PINNED_ZLIB = "1:1.2.13.dfsg-1+deb12u1"
+PINNED_GLIBC = "2.36-9+deb12u14"
 
 
 def run(*args, env=None, check=None):
@@ -44,52 +61,6 @@ def db(env):
     return env
 
 
-@functools.lru_cache(maxsize=None)
-def bookworm_tar():
-    tar = os.path.join(CACHE, "bookworm-minbase.tar")
-    if not os.path.exists(tar):
-        if not shutil.which("mmdebstrap"):
-            pytest.skip("mmdebstrap is not installed")
-        os.makedirs(CACHE, exist_ok=True)
-        tmp = os.path.join(CACHE, "bookworm-minbase.tmp.tar")
-        subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase", "bookworm", tmp], check=True,
-                       capture_output=True, timeout=900)
-        os.rename(tmp, tar)
-    return tar
-
-
-@pytest.fixture(scope="session")
-def bookworm_oci():
-    if not shutil.which("umoci"):
-        pytest.skip("umoci is not installed")
-    layout = os.path.join(CACHE, "bookworm-oci")
-    if not os.path.exists(os.path.join(layout, "index.json")):
-        tar = bookworm_tar()
-        tmp = layout + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        for cmd in (["init", "--layout", tmp], ["new", "--image", tmp + ":bookworm"],
-                    ["raw", "add-layer", "--image", tmp + ":bookworm", tar], ["gc", "--layout", tmp]):
-            subprocess.run(["umoci", *cmd], check=True, capture_output=True, timeout=600)
-        os.rename(tmp, layout)
-    return layout
-
-
-@pytest.fixture(scope="session")
-def bookworm_docker(bookworm_oci):
-    if not shutil.which("skopeo"):
-        pytest.skip("skopeo is not installed")
-    archive = os.path.join(CACHE, "bookworm-docker.tar")
-    if not os.path.exists(archive):
-        tmp = archive + ".tmp"
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        subprocess.run(["skopeo", "copy", "--quiet", "oci:%s:bookworm" % bookworm_oci,
-                        "docker-archive:%s:test/bookworm:1" % tmp], check=True, capture_output=True,
-                       timeout=600)
-        os.rename(tmp, archive)
-    return archive
-
-
 def report(stdout):
     doc = json.loads(stdout)
     assert list(doc) == [MIME]
@@ -100,36 +71,69 @@ def keys(rep):
     return {(v["id"], v["package"], v["version"]) for v in rep["vulnerabilities"]}
 
 
-def test_scan_oci_layout_made_by_umoci(db, bookworm_oci):
-    p = run("scan", "--format", "json", "oci:%s:bookworm" % bookworm_oci, env=db, check=0)
+def top_severity(found) -> str:
+    return max((f.severity for f in found), key=SEVERITIES.index, default="None")
+
+
+@functools.lru_cache(maxsize=None)
+def oracle_for(rootfs) -> frozenset:
+    """The oracle's findings for a root file system and the fixture database."""
+    return frozenset(oracle.rootfs_findings(rootfs))
+
+
+def test_pinned_expectations_follow_from_oracle(pinned_bookworm):
+    """The literal numbers and versions the tests below assert are what the
+    oracle computes from the pinned dpkg status and the fixture database."""
+    want = oracle_for(pinned_bookworm.rootfs)
+    pkgs = oracle.installed_packages(pinned_bookworm.read("var/lib/dpkg/status"))
+    assert len(pkgs) == PINNED_PACKAGES
+    assert len(want) == PINNED_FINDINGS and len({f.id for f in want}) == PINNED_VULNS
+    by_name = {p.name: p for p in pkgs}
+    assert by_name["zlib1g"].version == PINNED_ZLIB
+    assert by_name["libc6"].version == by_name["libc-bin"].version == PINNED_GLIBC
+    assert top_severity(want) == "Critical"
+    assert {(f.package, f.severity) for f in want if f.severity in ("High", "Critical")} == {
+        ("zlib1g", "Critical")}
+    assert {(f.id, f.package, f.status) for f in want if f.severity == "Low"} == {
+        ("CVE-2016-2781", "coreutils", "will_not_fix")}
+    assert not {f for f in want if f.status == "fixed"}
+
+
+def test_scan_oci_layout(db, pinned_bookworm):
+    p = run("scan", "--format", "json", pinned_bookworm.oci, env=db, check=0)
     rep = report(p.stdout)
+    assert oracle.report_findings(rep) == oracle_for(pinned_bookworm.rootfs)
     assert rep["severity"] == "Critical"
     assert rep["scanner"]["name"] == "wharf"
+    assert len(rep["vulnerabilities"]) == PINNED_FINDINGS
     ids = {v["id"] for v in rep["vulnerabilities"]}
-    assert len(ids) == 22  # SCANNING.md §F.1: 22 report rows
+    assert len(ids) == PINNED_VULNS  # SCANNING.md §F.1: 22 report rows
+    # fixed for bookworm (rows 7, 8, 24) or not affected (row 23)
     assert not ids & {"CVE-2023-4911", "CVE-2024-2961", "CVE-2024-3094", "CVE-2022-1664"}
     z = [v for v in rep["vulnerabilities"] if v["id"] == "CVE-2023-45853"]
-    assert [v["package"] for v in z] == ["zlib1g"]
+    assert [(v["package"], v["version"]) for v in z] == [("zlib1g", PINNED_ZLIB)]
     assert z[0]["severity"] == "Critical" and z[0]["status"] == "affected" and z[0]["fix_version"] == ""
     assert z[0]["preferred_cvss"]["score_v3"] == 9.8
     assert z[0]["source_package"] == "zlib"
-    digest = json.load(open(os.path.join(bookworm_oci, "index.json")))["manifests"][0]["digest"]
-    assert z[0]["artifact_digests"] == [digest]
-    libc = {v["package"] for v in rep["vulnerabilities"] if v["id"] == "CVE-2018-20796"}
-    assert {"libc6", "libc-bin"} <= libc
+    assert z[0]["artifact_digests"] == [pinned_bookworm.manifest_digest]
+    libc = {(v["package"], v["version"]) for v in rep["vulnerabilities"] if v["id"] == "CVE-2018-20796"}
+    assert libc == {("libc6", PINNED_GLIBC), ("libc-bin", PINNED_GLIBC)}
+    wnf = [(v["package"], v["severity"]) for v in rep["vulnerabilities"] if v["status"] == "will_not_fix"]
+    assert wnf == [("coreutils", "Low")]
 
 
-def test_docker_archive_matches_oci(db, bookworm_oci, bookworm_docker):
-    a = report(run("scan", "--format", "json", "--no-cache", "oci:%s:bookworm" % bookworm_oci,
+def test_docker_archive_matches_oci(db, pinned_bookworm):
+    a = report(run("scan", "--format", "json", "--no-cache", pinned_bookworm.oci,
                    env=db, check=0).stdout)
-    b = report(run("scan", "--format", "json", "--no-cache", "docker-archive:%s" % bookworm_docker,
+    b = report(run("scan", "--format", "json", "--no-cache", pinned_bookworm.docker_archive,
                    env=db, check=0).stdout)
-    assert keys(a) == keys(b) and len(keys(a)) > 40
+    want = {(f.id, f.package, f.version) for f in oracle_for(pinned_bookworm.rootfs)}
+    assert keys(a) == keys(b) == want
 
 
-def test_layer_cache_second_scan_reads_no_layer(db, bookworm_oci, tmp_path):
+def test_layer_cache_second_scan_reads_no_layer(db, pinned_bookworm, tmp_path):
     cache = str(tmp_path / "cache")
-    target = "oci:%s:bookworm" % bookworm_oci
+    target = pinned_bookworm.oci
     first = run("scan", "-v", "--cache-dir", cache, target, env=db, check=0)
     assert "1 layers read, 0 from cache" in first.stderr
     second = run("scan", "-v", "--cache-dir", cache, target, env=db, check=0)
@@ -137,26 +141,26 @@ def test_layer_cache_second_scan_reads_no_layer(db, bookworm_oci, tmp_path):
     assert first.stdout == second.stdout
 
 
-def test_table_severity_filter_and_exit_code(db, bookworm_oci):
-    target = "oci:%s:bookworm" % bookworm_oci
+def test_table_severity_filter_and_exit_code(db, pinned_bookworm):
+    target = pinned_bookworm.oci
     p = run("scan", target, env=db, check=0)
     header = p.stdout.splitlines()[2].split()
     assert header[:6] == ["PACKAGE", "INSTALLED", "VULNERABILITY", "SEVERITY", "STATUS", "FIXED"]
-    assert "CVE-2023-45853" in p.stdout and "Total:" in p.stdout
+    assert "CVE-2023-45853" in p.stdout
+    assert f"Total: {PINNED_FINDINGS} (Critical: 1, High: 0, Medium: 0, Low: 1," in p.stdout
     p = run("scan", "--severity", "HIGH,CRITICAL", "--exit-code", "5", target, env=db, check=5)
     rows = [l for l in p.stdout.splitlines() if "CVE-" in l]
-    assert len(rows) == 1 and "zlib1g" in rows[0]
+    assert len(rows) == 1 and rows[0].split()[:4] == ["zlib1g", PINNED_ZLIB, "CVE-2023-45853", "Critical"]
     run("scan", "--severity", "MEDIUM", "--exit-code", "5", target, env=db, check=0)
     rep = report(run("scan", "--format", "json", "--severity", "low", target, env=db, check=0).stdout)
     assert [v["id"] for v in rep["vulnerabilities"]] == ["CVE-2016-2781"]
     assert rep["vulnerabilities"][0]["status"] == "will_not_fix"
 
 
-def test_saved_inventory_is_matched_again_without_layers(env, bookworm_oci, tmp_path):
+def test_saved_inventory_is_matched_again_without_layers(env, pinned_bookworm, tmp_path):
     """Index once, match often: a database update is applied to a saved inventory."""
     inv = tmp_path / "inv.json"
-    run("scan", "--format", "inventory", "--output", str(inv), "oci:%s:bookworm" % bookworm_oci,
-        env=env, check=0)
+    run("scan", "--format", "inventory", "--output", str(inv), pinned_bookworm.oci, env=env, check=0)
     run("vulndb", "import", os.path.join(DATA, "nvd"), os.path.join(DATA, "alpine"), env=env, check=0)
     before = report(run("scan", "--format", "json", "inventory:%s" % inv, env=env, check=0).stdout)
     assert before["vulnerabilities"] == [] and before["severity"] == "None"
@@ -164,22 +168,92 @@ def test_saved_inventory_is_matched_again_without_layers(env, bookworm_oci, tmp_
     p = run("scan", "-v", "--format", "json", "inventory:%s" % inv, env=env, check=0)
     assert "0 layers read, 0 from cache" in p.stderr
     after = report(p.stdout)
-    direct = report(run("scan", "--format", "json", "oci:%s:bookworm" % bookworm_oci, env=env,
-                        check=0).stdout)
-    assert keys(after) == keys(direct) and len(keys(after)) > 40
+    direct = report(run("scan", "--format", "json", pinned_bookworm.oci, env=env, check=0).stdout)
+    assert keys(after) == keys(direct)
+    assert oracle.report_findings(after) == oracle_for(pinned_bookworm.rootfs)
 
 
-def test_cyclonedx_needs_no_database(env, bookworm_oci, tmp_path):
+def test_cyclonedx_needs_no_database(env, pinned_bookworm, tmp_path):
     out = tmp_path / "bom.json"
-    run("scan", "--format", "cyclonedx", "--output", str(out), "oci:%s:bookworm" % bookworm_oci,
-        env=env, check=0)
+    run("scan", "--format", "cyclonedx", "--output", str(out), pinned_bookworm.oci, env=env, check=0)
     bom = json.loads(out.read_text())
     assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.5"
     comps = bom["components"]
     assert comps[0]["type"] == "operating-system" and comps[0]["name"] == "debian"
+    assert comps[0]["version"] == "12.15"
     purls = {c.get("purl", "") for c in comps}
-    assert any(p.startswith("pkg:deb/debian/zlib1g@1.2.13.dfsg-1?arch=amd64&epoch=1") for p in purls)
-    assert len(comps) > 80
+    assert "pkg:deb/debian/zlib1g@1.2.13.dfsg-1%2Bdeb12u1?arch=amd64&epoch=1&distro=debian-12.15" in purls
+    assert len(comps) == 1 + PINNED_PACKAGES
+
+
+def older_rootfs(pinned_bookworm, root, versions: dict):
+    """A copy of the pinned files whose dpkg status gives some packages older versions."""
+    stanzas = pinned_bookworm.read("var/lib/dpkg/status").split("\n\n")
+    out = []
+    for st in stanzas:
+        lines = st.split("\n")
+        name = next((l[9:] for l in lines if l.startswith("Package: ")), None)
+        if name in versions:
+            lines = [f"Version: {versions.pop(name)}" if l.startswith("Version: ") else l for l in lines]
+        out.append("\n".join(lines))
+    assert not versions, f"not in the pinned status: {sorted(versions)}"
+    (root / "var" / "lib" / "dpkg").mkdir(parents=True)
+    (root / "var" / "lib" / "dpkg" / "status").write_text("\n\n".join(out))
+    (root / "etc").mkdir()
+    (root / "etc" / "debian_version").write_text(pinned_bookworm.read("etc/debian_version"))
+    (root / "usr" / "lib").mkdir(parents=True)
+    (root / "usr" / "lib" / "os-release").write_text(pinned_bookworm.read("usr/lib/os-release"))
+    return root
+
+
+def test_fixed_in_a_later_version_is_reported_with_its_fix(db, pinned_bookworm, tmp_path):
+    """The pinned image is past every fix in the fixture; the same image with
+    the glibc and dpkg of bookworm's first release shows the "fixed" rows of
+    SCANNING.md §F.1 (7, 8, 24): DSA fixes compared as dpkg versions."""
+    root = older_rootfs(pinned_bookworm, tmp_path / "root",
+                        {"libc6": "2.36-9", "libc-bin": "2.36-9", "dpkg": "1.21.7"})
+    want = oracle.rootfs_findings(root)
+    rep = report(run("scan", "--format", "json", "rootfs:%s" % root, env=db, check=0).stdout)
+    assert oracle.report_findings(rep) == want
+    fixed = {(f.id, f.package, f.version, f.fix_version) for f in want if f.status == "fixed"}
+    assert fixed == {
+        ("CVE-2023-4911", "libc6", "2.36-9", "2.36-9+deb12u3"),
+        ("CVE-2023-4911", "libc-bin", "2.36-9", "2.36-9+deb12u3"),
+        ("CVE-2024-2961", "libc6", "2.36-9", "2.36-9+deb12u6"),
+        ("CVE-2024-2961", "libc-bin", "2.36-9", "2.36-9+deb12u6"),
+        ("CVE-2022-1664", "dpkg", "1.21.7", "1.21.8"),
+    }
+    assert len(want) == PINNED_FINDINGS + len(fixed)
+
+
+# ---------------------------------------------------------------- today's image (network)
+
+
+@pytest.mark.slow
+def test_real_image_matches_oracle(db, real_bookworm):
+    """Today's bookworm from the mirror: whatever its versions, wharf reports
+    what the oracle computes from its own dpkg status."""
+    want = oracle.rootfs_findings(real_bookworm.rootfs)
+    rep = report(run("scan", "--format", "json", real_bookworm.oci, env=db, check=0).stdout)
+    assert oracle.report_findings(rep) == want
+    assert rep["severity"] == top_severity(want)
+    digest = real_bookworm.manifest_digest
+    assert {d for v in rep["vulnerabilities"] for d in v["artifact_digests"]} <= {digest}
+
+
+@pytest.mark.slow
+def test_real_image_reads_only_pinned_files(env, real_bookworm):
+    """The scanner finds in the whole root file system exactly what it finds
+    in the few files pinned for the default tests: the pinned image stands
+    for a real one."""
+    whole = json.loads(run("scan", "--format", "inventory", "--no-cache", real_bookworm.oci,
+                           env=env, check=0).stdout)
+    files = json.loads(run("scan", "--format", "inventory", "--no-cache",
+                           "rootfs:%s" % real_bookworm.rootfs, env=env, check=0).stdout)
+    assert whole["os"] == files["os"] and whole["os"]["codename"] == "bookworm"
+    assert whole["packages"] == files["packages"]
+    status = real_bookworm.read("var/lib/dpkg/status")
+    assert len(whole["packages"]) == len(oracle.installed_packages(status))
 
 
 def test_rootfs_alpine_and_language_packages(db, tmp_path):
