@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -82,7 +83,13 @@ static int load_config(struct wh_config *cfg, int *argc, char **argv)
 
 static int open_db(wh_db **db, const struct wh_config *cfg)
 {
-    if (wh_mkdirs(cfg->data_dir, 0755) < 0) {
+    /*
+     * The data directory holds the password hashes, the token signing key
+     * and every private image: what wharf creates there is its own alone
+     * (directories 0700, files 0600), whatever umask it was started with.
+     */
+    umask(077);
+    if (wh_mkdirs(cfg->data_dir, 0700) < 0) {
         fprintf(stderr, "wharf: cannot create %s: %s\n", cfg->data_dir, wh_error_msg());
         return -1;
     }
@@ -144,7 +151,9 @@ static int cmd_serve(const struct wh_config *cfg)
         .read_only = cfg->read_only,
         .delete_enabled = cfg->delete_enabled,
     };
-    struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir, .token_ttl_s = cfg->token_ttl_s};
+    struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir,
+                                    .token_ttl_s = cfg->token_ttl_s,
+                                    .audit_retention_days = cfg->audit_retention_days};
     if (wh_acl_new(&acl, db, &acl_cfg) < 0) {
         wh_log_error("access control: %s", wh_error_msg());
         goto out;
@@ -177,6 +186,8 @@ static int cmd_serve(const struct wh_config *cfg)
         .threads = cfg->threads,
         .max_connections = cfg->max_connections,
         .idle_timeout_s = cfg->idle_timeout_s,
+        .header_timeout_s = cfg->header_timeout_s,
+        .max_connections_per_ip = cfg->max_connections_per_ip,
         .max_header_bytes = cfg->max_header_bytes,
         .access_log = cfg->access_log,
         .tls_cert_pem = tls_cert,

@@ -36,6 +36,7 @@ struct wh_principal {
 struct wh_acl_config {
     const char *data_dir; /* where the token signing key lives */
     int64_t token_ttl_s;  /* lifetime of issued tokens (default 1800) */
+    int64_t audit_retention_days; /* audit rows older than this are purged (0: kept) */
 };
 
 /*

@@ -29,11 +29,13 @@ struct wh_http_config {
     unsigned threads;             /* worker threads */
     unsigned max_connections;     /* concurrent connections */
     unsigned idle_timeout_s;      /* a connection idle this long is closed */
+    unsigned header_timeout_s;    /* a request's headers must arrive within this (0: no limit) */
+    unsigned max_connections_per_ip; /* per client address, trusted proxies exempt (0: none) */
     size_t max_header_bytes;      /* total size of request headers */
     bool access_log;              /* one line per request on stderr */
     const char *tls_cert_pem;     /* PEM certificate chain: serve HTTPS (NULL: plain HTTP) */
     const char *tls_key_pem;      /* PEM private key of that certificate */
-    const char *trusted_proxies;  /* comma-separated addresses whose X-Forwarded-* are believed */
+    const char *trusted_proxies;  /* addresses and CIDR blocks whose X-Forwarded-* are believed */
     void (*thread_exit)(void *payload); /* called on each worker thread as it ends */
     void *thread_exit_payload;
 };
