@@ -94,6 +94,15 @@ static int open_db(wh_db **db, const struct wh_config *cfg)
         return -1;
     }
     char *path = wh_sprintf("%s/wharf.db", cfg->data_dir);
+    struct stat st;
+    if (access(path, F_OK) != 0) {
+        /* a new registry: its directory becomes private even if it was made beforehand */
+        if (chmod(cfg->data_dir, 0700) != 0)
+            wh_log_warn("cannot make %s private (chmod 0700): %s", cfg->data_dir, strerror(errno));
+    } else if (stat(cfg->data_dir, &st) == 0 && (st.st_mode & 077)) {
+        wh_log_warn("the data directory %s is readable by other users (mode %03o); "
+                    "chmod 700 it", cfg->data_dir, (unsigned)(st.st_mode & 0777));
+    }
     int rc = wh_db_open(db, path);
     if (rc < 0)
         fprintf(stderr, "wharf: %s\n", wh_error_msg());

@@ -449,6 +449,8 @@ static int audit_insert(struct conn *c, const struct wh_audit *a)
     sqlite3_bind_int(s, 7, a->result);
     if (a->project_id > 0)
         sqlite3_bind_int64(s, 8, a->project_id);
+    else if (a->folded)
+        sqlite3_bind_int64(s, 8, 0); /* NULLs never conflict in the fold index */
     else
         sqlite3_bind_null(s, 8);
     db_bind_text(s, 9, a->client_ip ? a->client_ip : "");
