@@ -81,6 +81,11 @@ static int load_config(struct wh_config *cfg, int *argc, char **argv)
     return 0;
 }
 
+static void db_thread_exit(void *payload)
+{
+    wh_db_thread_done(payload);
+}
+
 static int open_db(wh_db **db, const struct wh_config *cfg)
 {
     /*
@@ -202,6 +207,11 @@ static int cmd_serve(const struct wh_config *cfg)
         .tls_cert_pem = tls_cert,
         .tls_key_pem = tls_key,
         .trusted_proxies = cfg->trusted_proxies,
+        /* password checks (argon2id) run here, never on the request threads */
+        .defer_threads = cfg->login_threads,
+        .defer_queue = cfg->login_queue,
+        .thread_exit = db_thread_exit,
+        .thread_exit_payload = db,
     };
     http = wh_http_new(&hc);
     wh_http_route(http, "/v2/", wh_registry_handle, reg);

@@ -97,8 +97,8 @@ static size_t cred_slot(const struct wh_digest *k)
     return strtoul((char[]){k->str[7], k->str[8], k->str[9], '\0'}, NULL, 16) % VERIFIED_SLOTS;
 }
 
-/* Verifies `secret` against the stored argon2id string, through the cache. */
-static bool secret_ok(wh_acl *a, const char *name, const char *secret, const char *stored)
+/* Whether (name, secret) matched `stored` within the last VERIFIED_TTL_MS. */
+static bool secret_cached(wh_acl *a, const char *name, const char *secret, const char *stored)
 {
     struct wh_digest k;
     int64_t now = wh_now_ms();
@@ -110,8 +110,19 @@ static bool secret_ok(wh_acl *a, const char *name, const char *secret, const cha
                wh_auth_consttime_eq(a->verified[slot].key, strlen(a->verified[slot].key), k.str,
                                     klen);
     pthread_mutex_unlock(&a->lock);
-    if (hit)
+    return hit;
+}
+
+/* Verifies `secret` against the stored argon2id string, through the cache. */
+static bool secret_ok(wh_acl *a, const char *name, const char *secret, const char *stored)
+{
+    struct wh_digest k;
+    int64_t now = wh_now_ms();
+    if (secret_cached(a, name, secret, stored))
         return true;
+    cred_key(&k, a, name, secret, stored);
+    size_t slot = cred_slot(&k);
+    size_t klen = strlen(k.str);
     if (wh_auth_password_verify(stored, secret) != 0)
         return false;
     pthread_mutex_lock(&a->lock);
@@ -345,16 +356,19 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
 
     anonymous(out);
     /*
-     * Throttle keys: the user name (guessing one account from anywhere) and
-     * the (user, address) pair. The address alone is not a key: many users
-     * may share one address (a NAT, a reverse proxy), and one of them
-     * mistyping must not lock the others out.
+     * Throttle keys: the (user, address) pair, and the address whatever the
+     * name (one source guessing many names). The name alone is not a key:
+     * anyone could then keep an account locked from anywhere; a user whose
+     * account is under attack still logs in from their own address.
+     * Addresses get a larger allowance (users behind one NAT or proxy).
      */
     char pair[WH_NAME_MAX + 64];
     snprintf(pair, sizeof(pair), "%s@%s", user, client_ip ? client_ip : "");
-    client_ip = pair;
-    if (wh_auth_throttle_delay_ms(a->throttle, user, client_ip, now) > 0)
+    int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, client_ip, now);
+    if (delay > 0) {
+        out->retry_after_s = (unsigned)((delay + 999) / 1000);
         return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
+    }
     if (strncmp(user, "robot$", 6) == 0) {
         struct wh_robot *r = wh_malloc(sizeof(*r));
         bool known = wh_db_robot_get(a->db, user, r) == 0;
@@ -382,7 +396,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         }
     }
     if (!ok) {
-        wh_auth_throttle_fail(a->throttle, user, client_ip, now);
+        wh_auth_throttle_fail(a->throttle, pair, client_ip, now);
         struct wh_principal who;
         anonymous(&who);
         snprintf(who.name, sizeof(who.name), "%s", user);
@@ -390,7 +404,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         out->bad_credentials = true;
         return wh_error_set(WH_EDENIED, "invalid credentials");
     }
-    wh_auth_throttle_ok(a->throttle, user, client_ip, now);
+    wh_auth_throttle_ok(a->throttle, pair, client_ip, now);
     return 0;
 }
 
@@ -463,6 +477,80 @@ int wh_acl_identify(wh_acl *a, const char *authorization, const char *client_ip,
     int rc = wh_acl_login(a, user, pass, client_ip, out);
     memset(pass, 0, sizeof(pass));
     return rc == WH_EBUSY ? rc : 0;
+}
+
+/*
+ * Whether Basic credentials were verified within the last minute (then the
+ * check is a hash and a table lookup, cheap enough for a request thread).
+ */
+static bool basic_cached(wh_acl *a, const char *authorization)
+{
+    char user[WH_NAME_MAX], pass[WH_AUTH_PASSWORD_MAX + 1];
+    bool hit = false;
+    if (wh_auth_basic_parse(user, sizeof(user), pass, sizeof(pass), authorization) < 0)
+        return true; /* malformed: nothing to verify */
+    if (strncmp(user, "robot$", 6) == 0) {
+        struct wh_robot *r = wh_malloc(sizeof(*r));
+        if (wh_db_robot_get(a->db, user, r) == 0)
+            hit = secret_cached(a, r->name, pass, r->secret);
+        free(r);
+    } else {
+        struct wh_user u;
+        if (wh_db_user_get(a->db, user, &u) == 0)
+            hit = secret_cached(a, u.username, pass, u.password);
+    }
+    memset(pass, 0, sizeof(pass));
+    return hit;
+}
+
+struct identify_job {
+    wh_acl *a;
+    const char *authorization, *client_ip; /* request memory */
+    struct wh_principal who;
+    int rc;
+};
+
+static void identify_run(void *ctx)
+{
+    struct identify_job *j = ctx;
+    j->rc = wh_acl_identify(j->a, j->authorization, j->client_ip, &j->who);
+}
+
+int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
+{
+    struct identify_job *j = wh_req_deferred(r);
+    if (j) {
+        *out = j->who;
+        return j->rc;
+    }
+    const char *authz = wh_req_header(r, "Authorization");
+    const char *ip = wh_req_client_ip(r);
+    if (!authz || strncasecmp(authz, "Basic ", 6) != 0 || basic_cached(a, authz))
+        return wh_acl_identify(a, authz, ip, out);
+    /* a throttled caller is answered at once, without a password check */
+    char user[WH_NAME_MAX], pass[WH_AUTH_PASSWORD_MAX + 1];
+    if (wh_auth_basic_parse(user, sizeof(user), pass, sizeof(pass), authz) == 0) {
+        memset(pass, 0, sizeof(pass));
+        char pair[WH_NAME_MAX + 64];
+        snprintf(pair, sizeof(pair), "%s@%s", user, ip);
+        int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, ip, wh_now_ms());
+        if (delay > 0) {
+            anonymous(out);
+            out->retry_after_s = (unsigned)((delay + 999) / 1000);
+            return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
+        }
+    }
+    j = wh_pool_alloc(wh_req_pool(r), sizeof(*j));
+    memset(j, 0, sizeof(*j));
+    j->a = a;
+    j->authorization = authz;
+    j->client_ip = ip;
+    if (wh_req_defer(r, identify_run, j) < 0) {
+        anonymous(out);
+        out->retry_after_s = 1;
+        return wh_error_set(WH_EBUSY, "too many logins being checked, retry shortly");
+    }
+    return WH_EDEFERRED;
 }
 
 /* ---- permissions ---- */

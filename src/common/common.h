@@ -24,6 +24,7 @@ enum {
     WH_ECONFLICT = -7,
     WH_ERANGE = -8,
     WH_EBUSY = -9,
+    WH_EDEFERRED = -10, /* the work goes on elsewhere; the caller returns and is called again */
 };
 
 /* Records a message for the current thread's last failure; returns `code`. */

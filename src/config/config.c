@@ -50,6 +50,9 @@ static const struct key {
     {"http.trusted_proxies", "WHARF_TRUSTED_PROXIES", K_ADDRS,
      offsetof(struct wh_config, trusted_proxies), 1024},
     {"auth.token_ttl", "WHARF_TOKEN_TTL", K_I64, offsetof(struct wh_config, token_ttl_s), 0},
+    {"auth.login_threads", "WHARF_LOGIN_THREADS", K_UINT, offsetof(struct wh_config, login_threads),
+     0},
+    {"auth.login_queue", "WHARF_LOGIN_QUEUE", K_UINT, offsetof(struct wh_config, login_queue), 0},
     {"audit.retention_days", "WHARF_AUDIT_RETENTION_DAYS", K_DAYS,
      offsetof(struct wh_config, audit_retention_days), 0},
     {"log.access", "WHARF_ACCESS_LOG", K_BOOL, offsetof(struct wh_config, access_log), 0},
@@ -80,6 +83,8 @@ void wh_config_defaults(struct wh_config *c)
     snprintf(c->log_level, sizeof(c->log_level), "info");
     c->delete_enabled = true;
     c->token_ttl_s = 1800;
+    c->login_threads = 2;
+    c->login_queue = 64;
 }
 
 /* Accepts a plain number or one with a K/M/G suffix (binary units). */

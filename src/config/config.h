@@ -30,6 +30,8 @@ struct wh_config {
     bool delete_enabled;       /* registry.delete_enabled */
     unsigned shutdown_grace_s; /* http.shutdown_grace */
     int64_t token_ttl_s;       /* auth.token_ttl */
+    unsigned login_threads;    /* auth.login_threads */
+    unsigned login_queue;      /* auth.login_queue */
     int64_t audit_retention_days; /* audit.retention_days (0: keep forever) */
     char tls_cert[1024];       /* tls.cert: PEM certificate chain file ("" = plain HTTP) */
     char tls_key[1024];        /* tls.key: PEM private key file */

@@ -71,6 +71,21 @@ struct wh_http {
     bool stopping;
     bool reaper_started;
     pthread_t reaper;
+    /* deferred work (wh_req_defer): a bounded queue served by a few threads */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    struct defer_job *qhead, *qtail;
+    unsigned qused;   /* jobs queued or reserved, at most defer_queue */
+    bool qstop;
+    unsigned nworkers;
+    pthread_t *workers;
+};
+
+struct defer_job {
+    wh_req *r;
+    void (*fn)(void *ctx);
+    void *ctx;
+    struct defer_job *next;
 };
 
 struct resp_hdr {
@@ -94,7 +109,11 @@ struct wh_req {
     int (*on_end)(wh_req *r, void *ctx);
     void *ctx;
     bool body_failed;
-    bool started;      /* the handler has run */
+    bool started;      /* the request has been checked and routed */
+    const struct route *route; /* where it goes (NULL: answered by the server) */
+    bool handled;      /* the route's handler has returned without deferring */
+    struct defer_job *job; /* work the handler deferred, not yet queued */
+    void *deferred_ctx;    /* the context of deferred work that has run */
     uint64_t discarded; /* body bytes dropped after an early answer */
     /* response */
     struct MHD_Response *pending; /* answered, waiting for the end of the request */
@@ -289,6 +308,76 @@ void wh_req_read_body(wh_req *r, int (*on_data)(wh_req *r, const char *p, size_t
     r->on_data = on_data;
     r->on_end = on_end;
     r->ctx = ctx;
+}
+
+int wh_req_defer(wh_req *r, void (*fn)(void *ctx), void *ctx)
+{
+    wh_http *h = r->h;
+    if (h->nworkers == 0 || r->job)
+        return wh_error_set(WH_EBUSY, "no deferred-work capacity");
+    pthread_mutex_lock(&h->qlock);
+    bool room = !h->qstop && h->qused < h->cfg.defer_queue;
+    if (room)
+        h->qused++; /* reserved: queued by on_access once the connection is suspended */
+    pthread_mutex_unlock(&h->qlock);
+    if (!room)
+        return wh_error_set(WH_EBUSY, "too many requests waiting for deferred work");
+    struct defer_job *j = wh_pool_alloc(r->pool, sizeof(*j));
+    *j = (struct defer_job){r, fn, ctx, NULL};
+    r->job = j;
+    return 0;
+}
+
+void *wh_req_deferred(const wh_req *r)
+{
+    return r->deferred_ctx;
+}
+
+/* Queues the reserved job of a suspended request. */
+static void defer_enqueue(wh_http *h, struct defer_job *j)
+{
+    pthread_mutex_lock(&h->qlock);
+    if (h->qtail)
+        h->qtail->next = j;
+    else
+        h->qhead = j;
+    h->qtail = j;
+    pthread_cond_signal(&h->qcond);
+    pthread_mutex_unlock(&h->qlock);
+}
+
+/*
+ * A deferred-work thread: runs jobs, then resumes their connection, on which
+ * MHD calls on_access again and the handler runs once more. On stop it
+ * drains the queue first: every suspended connection is resumed.
+ */
+static void *worker_main(void *arg)
+{
+    wh_http *h = arg;
+    pthread_mutex_lock(&h->qlock);
+    for (;;) {
+        while (!h->qhead && !h->qstop)
+            pthread_cond_wait(&h->qcond, &h->qlock);
+        struct defer_job *j = h->qhead;
+        if (!j)
+            break; /* stopping and drained */
+        h->qhead = j->next;
+        if (!h->qhead)
+            h->qtail = NULL;
+        pthread_mutex_unlock(&h->qlock);
+        j->fn(j->ctx);
+        j->r->deferred_ctx = j->ctx; /* read after the resume, which orders it */
+        struct MHD_Connection *conn = j->r->conn;
+        pthread_mutex_lock(&h->qlock);
+        h->qused--;
+        pthread_mutex_unlock(&h->qlock);
+        MHD_resume_connection(conn);
+        pthread_mutex_lock(&h->qlock);
+    }
+    pthread_mutex_unlock(&h->qlock);
+    if (h->cfg.thread_exit)
+        h->cfg.thread_exit(h->cfg.thread_exit_payload);
+    return NULL;
 }
 
 /* ---- responses ---- */
@@ -560,17 +649,36 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             wh_resp_send(r, 431, "application/json; charset=utf-8", headers_body,
                          sizeof(headers_body) - 1);
         } else {
-            const struct route *rt = find_route(h, url);
-            if (!rt) {
+            r->route = find_route(h, url);
+            if (!r->route)
                 wh_resp_send(r, 404, "application/json; charset=utf-8", not_found_body,
                              sizeof(not_found_body) - 1);
-            } else {
-                rt->fn(r, rt->payload);
-                if (!r->sent && !r->on_end) {
-                    wh_log_error("%s %s: handler gave no response", method, url);
-                    answer_internal(r);
-                }
-            }
+        }
+    }
+    if (r->route && !r->handled && !r->sent) {
+        r->route->fn(r, r->route->payload);
+        if (r->job && !r->sent) {
+            /*
+             * The handler asked for work off this thread (a password check):
+             * the connection sleeps, a worker runs the job and resumes it,
+             * and this call repeats with the body, if any, still unread.
+             */
+            struct defer_job *j = r->job;
+            r->job = NULL;
+            MHD_suspend_connection(conn);
+            defer_enqueue(h, j);
+            return MHD_YES;
+        }
+        if (r->job) { /* answered after all: give the reservation back */
+            r->job = NULL;
+            pthread_mutex_lock(&h->qlock);
+            h->qused--;
+            pthread_mutex_unlock(&h->qlock);
+        }
+        r->handled = true;
+        if (!r->sent && !r->on_end) {
+            wh_log_error("%s %s: handler gave no response", method, url);
+            answer_internal(r);
         }
     }
 
@@ -825,6 +933,8 @@ wh_http *wh_http_new(const struct wh_http_config *cfg)
     atomic_init(&h->inflight, 0);
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
+    pthread_mutex_init(&h->qlock, NULL);
+    pthread_cond_init(&h->qcond, NULL);
     return h;
 }
 
@@ -845,7 +955,7 @@ int wh_http_start(wh_http *h)
     struct sockaddr_in a4;
     const struct sockaddr *sa;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 
     memset(&a4, 0, sizeof(a4));
     memset(&a6, 0, sizeof(a6));
@@ -897,6 +1007,14 @@ int wh_http_start(wh_http *h)
                             (unsigned)h->cfg.port, strerror(errno));
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : h->cfg.port;
+    if (h->cfg.defer_threads && h->cfg.defer_queue) {
+        h->workers = wh_calloc(h->cfg.defer_threads, sizeof(*h->workers));
+        for (unsigned i = 0; i < h->cfg.defer_threads; i++) {
+            if (pthread_create(&h->workers[i], NULL, worker_main, h) != 0)
+                break;
+            h->nworkers++;
+        }
+    }
     if (h->cfg.header_timeout_s) {
         if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
             MHD_stop_daemon(h->d);
@@ -926,6 +1044,14 @@ void wh_http_stop(wh_http *h, int grace_ms)
     int64_t deadline = wh_monotonic_us() + (int64_t)grace_ms * 1000;
     while (atomic_load(&h->inflight) > 0 && wh_monotonic_us() < deadline)
         usleep(10000);
+    /* the workers drain their queue (resuming every suspended connection) and end */
+    pthread_mutex_lock(&h->qlock);
+    h->qstop = true;
+    pthread_cond_broadcast(&h->qcond);
+    pthread_mutex_unlock(&h->qlock);
+    for (unsigned i = 0; i < h->nworkers; i++)
+        pthread_join(h->workers[i], NULL);
+    h->nworkers = 0;
     MHD_stop_daemon(h->d);
     h->d = NULL;
     if (s != MHD_INVALID_SOCKET)
@@ -951,5 +1077,8 @@ void wh_http_free(wh_http *h)
     free((char *)(uintptr_t)h->cfg.listen_host);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->qlock);
+    pthread_cond_destroy(&h->qcond);
+    free(h->workers);
     free(h);
 }
