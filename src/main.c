@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,13 +81,33 @@ static int load_config(struct wh_config *cfg, int *argc, char **argv)
     return 0;
 }
 
+static void db_thread_exit(void *payload)
+{
+    wh_db_thread_done(payload);
+}
+
 static int open_db(wh_db **db, const struct wh_config *cfg)
 {
-    if (wh_mkdirs(cfg->data_dir, 0755) < 0) {
+    /*
+     * The data directory holds the password hashes, the token signing key
+     * and every private image: what wharf creates there is its own alone
+     * (directories 0700, files 0600), whatever umask it was started with.
+     */
+    umask(077);
+    if (wh_mkdirs(cfg->data_dir, 0700) < 0) {
         fprintf(stderr, "wharf: cannot create %s: %s\n", cfg->data_dir, wh_error_msg());
         return -1;
     }
     char *path = wh_sprintf("%s/wharf.db", cfg->data_dir);
+    struct stat st;
+    if (access(path, F_OK) != 0) {
+        /* a new registry: its directory becomes private even if it was made beforehand */
+        if (chmod(cfg->data_dir, 0700) != 0)
+            wh_log_warn("cannot make %s private (chmod 0700): %s", cfg->data_dir, strerror(errno));
+    } else if (stat(cfg->data_dir, &st) == 0 && (st.st_mode & 077)) {
+        wh_log_warn("the data directory %s is readable by other users (mode %03o); "
+                    "chmod 700 it", cfg->data_dir, (unsigned)(st.st_mode & 0777));
+    }
     int rc = wh_db_open(db, path);
     if (rc < 0)
         fprintf(stderr, "wharf: %s\n", wh_error_msg());
@@ -144,7 +165,9 @@ static int cmd_serve(const struct wh_config *cfg)
         .read_only = cfg->read_only,
         .delete_enabled = cfg->delete_enabled,
     };
-    struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir, .token_ttl_s = cfg->token_ttl_s};
+    struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir,
+                                    .token_ttl_s = cfg->token_ttl_s,
+                                    .audit_retention_days = cfg->audit_retention_days};
     if (wh_acl_new(&acl, db, &acl_cfg) < 0) {
         wh_log_error("access control: %s", wh_error_msg());
         goto out;
@@ -177,11 +200,18 @@ static int cmd_serve(const struct wh_config *cfg)
         .threads = cfg->threads,
         .max_connections = cfg->max_connections,
         .idle_timeout_s = cfg->idle_timeout_s,
+        .header_timeout_s = cfg->header_timeout_s,
+        .max_connections_per_ip = cfg->max_connections_per_ip,
         .max_header_bytes = cfg->max_header_bytes,
         .access_log = cfg->access_log,
         .tls_cert_pem = tls_cert,
         .tls_key_pem = tls_key,
         .trusted_proxies = cfg->trusted_proxies,
+        /* password checks (argon2id) run here, never on the request threads */
+        .defer_threads = cfg->login_threads,
+        .defer_queue = cfg->login_queue,
+        .thread_exit = db_thread_exit,
+        .thread_exit_payload = db,
     };
     http = wh_http_new(&hc);
     wh_http_route(http, "/v2/", wh_registry_handle, reg);

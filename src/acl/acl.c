@@ -6,9 +6,12 @@
  * time; so a successful verification is remembered for a minute, keyed by a
  * hash of (random per-process key, name, password, stored hash) — a changed
  * password or secret changes the stored hash and misses the cache.
- * Audit entries of pulls are queued and written once a second, so
- * recording a pull never waits for the database; other entries are written
- * at once.
+ * Audit entries of pulls and failed logins are queued and written once a
+ * second, so recording them never waits for the database, and folded: one
+ * row per (minute, who, what, from where, outcome) with a count, so a load
+ * of a million pulls costs rows per minute, not per request. Failed logins
+ * from one address beyond FAILED_LOGIN_ROWS a minute fold into one row
+ * whatever names they try. Other entries are written at once.
  */
 #include "acl/acl.h"
 
@@ -24,6 +27,9 @@
 #define VERIFIED_TTL_MS 60000
 #define AUDIT_QUEUE 8192 /* pull entries waiting for the flusher */
 #define TOKEN_SLOTS 64 /* verified tokens remembered (clients reuse one token for many requests) */
+#define FAILED_LOGIN_ROWS 10 /* distinct failed-login rows per address and minute */
+#define ADDR_SLOTS 256       /* addresses tracked for the failed-login row budget */
+#define PURGE_INTERVAL_MS (3600 * 1000) /* how often expired audit rows are deleted */
 
 struct verified {
     char key[WH_DIGEST_STR_MAX]; /* digest of (salt, name, secret, stored hash) */
@@ -37,8 +43,16 @@ struct token_slot {
 
 struct audit_item {
     int64_t time_ms, project_id;
+    int64_t count;
     bool result;
     char *username, *resource, *resource_type, *operation, *client_ip;
+};
+
+/* Failed-login rows written this minute from one address. */
+struct addr_budget {
+    char ip[64];
+    int64_t minute;
+    unsigned rows;
 };
 
 struct wh_acl {
@@ -52,6 +66,12 @@ struct wh_acl {
     struct token_slot tokens[TOKEN_SLOTS];
     struct audit_item queue[AUDIT_QUEUE];
     size_t nqueue;
+    struct addr_budget budgets[ADDR_SLOTS]; /* guarded by lock */
+    /* the flusher's own buffers (only the flusher thread touches them) */
+    struct audit_item *batch;
+    struct wh_audit *rows;
+    int64_t retention_ms; /* 0: keep audit rows forever */
+    int64_t next_purge_ms;
     pthread_t flusher;
     pthread_cond_t cond;          /* wakes the flusher */
     pthread_cond_t room;          /* the queue has room again */
@@ -77,8 +97,8 @@ static size_t cred_slot(const struct wh_digest *k)
     return strtoul((char[]){k->str[7], k->str[8], k->str[9], '\0'}, NULL, 16) % VERIFIED_SLOTS;
 }
 
-/* Verifies `secret` against the stored argon2id string, through the cache. */
-static bool secret_ok(wh_acl *a, const char *name, const char *secret, const char *stored)
+/* Whether (name, secret) matched `stored` within the last VERIFIED_TTL_MS. */
+static bool secret_cached(wh_acl *a, const char *name, const char *secret, const char *stored)
 {
     struct wh_digest k;
     int64_t now = wh_now_ms();
@@ -90,8 +110,19 @@ static bool secret_ok(wh_acl *a, const char *name, const char *secret, const cha
                wh_auth_consttime_eq(a->verified[slot].key, strlen(a->verified[slot].key), k.str,
                                     klen);
     pthread_mutex_unlock(&a->lock);
-    if (hit)
+    return hit;
+}
+
+/* Verifies `secret` against the stored argon2id string, through the cache. */
+static bool secret_ok(wh_acl *a, const char *name, const char *secret, const char *stored)
+{
+    struct wh_digest k;
+    int64_t now = wh_now_ms();
+    if (secret_cached(a, name, secret, stored))
         return true;
+    cred_key(&k, a, name, secret, stored);
+    size_t slot = cred_slot(&k);
+    size_t klen = strlen(k.str);
     if (wh_auth_password_verify(stored, secret) != 0)
         return false;
     pthread_mutex_lock(&a->lock);
@@ -108,19 +139,51 @@ static void audit_item_free(struct audit_item *it)
     free(it->username); /* the block holding all five strings */
 }
 
+/* Orders queued items by the key they fold on (minute, then the fields). */
+static int item_cmp(const void *pa, const void *pb)
+{
+    const struct audit_item *x = pa, *y = pb;
+    int64_t mx = x->time_ms / 60000, my = y->time_ms / 60000;
+    if (mx != my)
+        return mx < my ? -1 : 1;
+    if (x->project_id != y->project_id)
+        return x->project_id < y->project_id ? -1 : 1;
+    if (x->result != y->result)
+        return x->result ? 1 : -1;
+    int c;
+    if ((c = strcmp(x->operation, y->operation)) || (c = strcmp(x->username, y->username)) ||
+        (c = strcmp(x->resource, y->resource)) || (c = strcmp(x->client_ip, y->client_ip)) ||
+        (c = strcmp(x->resource_type, y->resource_type)))
+        return c;
+    return x->time_ms < y->time_ms ? -1 : x->time_ms > y->time_ms;
+}
+
 static void audit_flush(wh_acl *a)
 {
-    static struct audit_item batch[AUDIT_QUEUE]; /* only the flusher thread uses it */
-    static struct wh_audit rows[AUDIT_QUEUE];
-    size_t n;
+    struct audit_item *batch = a->batch;
+    struct wh_audit *rows = a->rows;
+    size_t n, nrows = 0;
     pthread_mutex_lock(&a->lock);
     n = a->nqueue;
     memcpy(batch, a->queue, n * sizeof(batch[0]));
     a->nqueue = 0;
     pthread_cond_broadcast(&a->room);
     pthread_mutex_unlock(&a->lock);
+    /* fold identical entries of the same minute: sorted, equal keys are adjacent */
+    qsort(batch, n, sizeof(batch[0]), item_cmp);
     for (size_t i = 0; i < n; i++) {
-        rows[i] = (struct wh_audit){
+        if (nrows && batch[i].time_ms / 60000 == rows[nrows - 1].op_time_ms / 60000 &&
+            batch[i].project_id == rows[nrows - 1].project_id &&
+            batch[i].result == rows[nrows - 1].result &&
+            strcmp(batch[i].operation, rows[nrows - 1].operation) == 0 &&
+            strcmp(batch[i].username, rows[nrows - 1].username) == 0 &&
+            strcmp(batch[i].resource, rows[nrows - 1].resource) == 0 &&
+            strcmp(batch[i].client_ip, rows[nrows - 1].client_ip) == 0 &&
+            strcmp(batch[i].resource_type, rows[nrows - 1].resource_type) == 0) {
+            rows[nrows - 1].count += batch[i].count;
+            continue;
+        }
+        rows[nrows++] = (struct wh_audit){
             .op_time_ms = batch[i].time_ms,
             .username = batch[i].username,
             .resource = batch[i].resource,
@@ -129,13 +192,29 @@ static void audit_flush(wh_acl *a)
             .result = batch[i].result,
             .project_id = batch[i].project_id,
             .client_ip = batch[i].client_ip,
+            .count = batch[i].count,
+            .folded = true,
         };
     }
     /* one transaction for the batch: thousands of rows cost one commit */
-    if (n && wh_db_audit_add_many(a->db, rows, n) < 0)
-        wh_log_warn("audit log write failed (%zu entries): %s", n, wh_error_msg());
+    if (nrows && wh_db_audit_add_many(a->db, rows, nrows) < 0)
+        wh_log_error("audit log write failed (%zu entries lost): %s", n, wh_error_msg());
     for (size_t i = 0; i < n; i++)
         audit_item_free(&batch[i]);
+}
+
+/* Deletes audit rows older than the retention period, at most once an interval. */
+static void audit_purge(wh_acl *a)
+{
+    int64_t now = wh_now_ms(), deleted = 0;
+    if (a->retention_ms <= 0 || now < a->next_purge_ms)
+        return;
+    a->next_purge_ms = now + PURGE_INTERVAL_MS;
+    if (wh_db_audit_purge(a->db, now - a->retention_ms, &deleted) < 0)
+        wh_log_error("audit log purge failed: %s", wh_error_msg());
+    else if (deleted)
+        wh_log_info("audit log: %lld entries older than the retention period deleted",
+                    (long long)deleted);
 }
 
 static void *flusher_main(void *arg)
@@ -149,6 +228,7 @@ static void *flusher_main(void *arg)
         pthread_cond_timedwait(&a->cond, &a->lock, &ts);
         pthread_mutex_unlock(&a->lock);
         audit_flush(a);
+        audit_purge(a);
         pthread_mutex_lock(&a->lock);
     }
     pthread_mutex_unlock(&a->lock);
@@ -157,14 +237,42 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
+/*
+ * Whether a failed login from `ip` at `now_ms` is past the address's row
+ * budget for the minute (then its name and resource fold into "*").
+ */
+static bool failed_login_over_budget(wh_acl *a, const char *ip, int64_t now_ms)
+{
+    struct wh_digest k;
+    wh_digest_of(&k, WH_DIGEST_SHA256, ip, strlen(ip));
+    int64_t minute = now_ms / 60000;
+    pthread_mutex_lock(&a->lock);
+    struct addr_budget *b = &a->budgets[cred_slot(&k)];
+    if (b->minute != minute || strcmp(b->ip, ip) != 0) {
+        snprintf(b->ip, sizeof(b->ip), "%s", ip);
+        b->minute = minute;
+        b->rows = 0;
+    }
+    bool over = ++b->rows > FAILED_LOGIN_ROWS;
+    pthread_mutex_unlock(&a->lock);
+    return over;
+}
+
 void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip,
                   int64_t project_id, const char *resource, const char *resource_type,
                   const char *operation, bool result)
 {
+    int64_t now = wh_now_ms();
+    if (!client_ip)
+        client_ip = "";
+    if (!operation)
+        operation = "";
+    bool failed_login = !result && strcmp(operation, "login") == 0;
+    bool fold_names = failed_login && failed_login_over_budget(a, client_ip, now);
     /* the five strings of an entry in one allocation, freed through `username` */
-    const char *parts[5] = {p ? p->name : "anonymous", resource ? resource : "",
-                            resource_type ? resource_type : "", operation ? operation : "",
-                            client_ip ? client_ip : ""};
+    const char *parts[5] = {fold_names ? "*" : p ? p->name : "anonymous",
+                            fold_names ? "*" : resource ? resource : "",
+                            resource_type ? resource_type : "", operation, client_ip};
     size_t lens[5], total = 0;
     for (int i = 0; i < 5; i++)
         total += (lens[i] = strlen(parts[i]) + 1);
@@ -176,8 +284,9 @@ void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip
         w += lens[i];
     }
     struct audit_item it = {
-        .time_ms = wh_now_ms(),
+        .time_ms = now,
         .project_id = project_id,
+        .count = 1,
         .result = result,
         .username = fields[0],
         .resource = fields[1],
@@ -186,12 +295,12 @@ void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip
         .client_ip = fields[4],
     };
     /*
-     * Pulls are queued (they are the hot path and the bulk of the log);
-     * everything else is written before the answer, so what a client did is
-     * in the log by the time it hears back.
+     * Pulls and failed logins are queued (the hot path and what an attack
+     * multiplies); everything else is written before the answer, so what a
+     * client did is in the log by the time it hears back.
      */
     bool queued = false;
-    if (strcmp(it.operation, "pull") == 0) {
+    if (strcmp(it.operation, "pull") == 0 || failed_login) {
         pthread_mutex_lock(&a->lock);
         /*
          * A full queue waits for the flusher (which writes a batch in one
@@ -214,8 +323,12 @@ void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip
         struct wh_audit e = {.op_time_ms = it.time_ms, .username = it.username,
                              .resource = it.resource, .resource_type = it.resource_type,
                              .operation = it.operation, .result = it.result,
-                             .project_id = it.project_id, .client_ip = it.client_ip};
-        wh_db_audit_add(a->db, &e);
+                             .project_id = it.project_id, .client_ip = it.client_ip,
+                             .count = 1};
+        /* the action has happened; the entry must at least reach the log */
+        if (wh_db_audit_add(a->db, &e) < 0)
+            wh_log_error("audit entry not written (%s %s %s by %s from %s): %s", e.operation,
+                         e.resource_type, e.resource, e.username, e.client_ip, wh_error_msg());
         audit_item_free(&it);
     }
 }
@@ -243,16 +356,19 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
 
     anonymous(out);
     /*
-     * Throttle keys: the user name (guessing one account from anywhere) and
-     * the (user, address) pair. The address alone is not a key: many users
-     * may share one address (a NAT, a reverse proxy), and one of them
-     * mistyping must not lock the others out.
+     * Throttle keys: the (user, address) pair, and the address whatever the
+     * name (one source guessing many names). The name alone is not a key:
+     * anyone could then keep an account locked from anywhere; a user whose
+     * account is under attack still logs in from their own address.
+     * Addresses get a larger allowance (users behind one NAT or proxy).
      */
     char pair[WH_NAME_MAX + 64];
     snprintf(pair, sizeof(pair), "%s@%s", user, client_ip ? client_ip : "");
-    client_ip = pair;
-    if (wh_auth_throttle_delay_ms(a->throttle, user, client_ip, now) > 0)
+    int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, client_ip, now);
+    if (delay > 0) {
+        out->retry_after_s = (unsigned)((delay + 999) / 1000);
         return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
+    }
     if (strncmp(user, "robot$", 6) == 0) {
         struct wh_robot *r = wh_malloc(sizeof(*r));
         bool known = wh_db_robot_get(a->db, user, r) == 0;
@@ -280,7 +396,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         }
     }
     if (!ok) {
-        wh_auth_throttle_fail(a->throttle, user, client_ip, now);
+        wh_auth_throttle_fail(a->throttle, pair, client_ip, now);
         struct wh_principal who;
         anonymous(&who);
         snprintf(who.name, sizeof(who.name), "%s", user);
@@ -288,7 +404,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         out->bad_credentials = true;
         return wh_error_set(WH_EDENIED, "invalid credentials");
     }
-    wh_auth_throttle_ok(a->throttle, user, client_ip, now);
+    wh_auth_throttle_ok(a->throttle, pair, client_ip, now);
     return 0;
 }
 
@@ -361,6 +477,80 @@ int wh_acl_identify(wh_acl *a, const char *authorization, const char *client_ip,
     int rc = wh_acl_login(a, user, pass, client_ip, out);
     memset(pass, 0, sizeof(pass));
     return rc == WH_EBUSY ? rc : 0;
+}
+
+/*
+ * Whether Basic credentials were verified within the last minute (then the
+ * check is a hash and a table lookup, cheap enough for a request thread).
+ */
+static bool basic_cached(wh_acl *a, const char *authorization)
+{
+    char user[WH_NAME_MAX], pass[WH_AUTH_PASSWORD_MAX + 1];
+    bool hit = false;
+    if (wh_auth_basic_parse(user, sizeof(user), pass, sizeof(pass), authorization) < 0)
+        return true; /* malformed: nothing to verify */
+    if (strncmp(user, "robot$", 6) == 0) {
+        struct wh_robot *r = wh_malloc(sizeof(*r));
+        if (wh_db_robot_get(a->db, user, r) == 0)
+            hit = secret_cached(a, r->name, pass, r->secret);
+        free(r);
+    } else {
+        struct wh_user u;
+        if (wh_db_user_get(a->db, user, &u) == 0)
+            hit = secret_cached(a, u.username, pass, u.password);
+    }
+    memset(pass, 0, sizeof(pass));
+    return hit;
+}
+
+struct identify_job {
+    wh_acl *a;
+    const char *authorization, *client_ip; /* request memory */
+    struct wh_principal who;
+    int rc;
+};
+
+static void identify_run(void *ctx)
+{
+    struct identify_job *j = ctx;
+    j->rc = wh_acl_identify(j->a, j->authorization, j->client_ip, &j->who);
+}
+
+int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
+{
+    struct identify_job *j = wh_req_deferred(r);
+    if (j) {
+        *out = j->who;
+        return j->rc;
+    }
+    const char *authz = wh_req_header(r, "Authorization");
+    const char *ip = wh_req_client_ip(r);
+    if (!authz || strncasecmp(authz, "Basic ", 6) != 0 || basic_cached(a, authz))
+        return wh_acl_identify(a, authz, ip, out);
+    /* a throttled caller is answered at once, without a password check */
+    char user[WH_NAME_MAX], pass[WH_AUTH_PASSWORD_MAX + 1];
+    if (wh_auth_basic_parse(user, sizeof(user), pass, sizeof(pass), authz) == 0) {
+        memset(pass, 0, sizeof(pass));
+        char pair[WH_NAME_MAX + 64];
+        snprintf(pair, sizeof(pair), "%s@%s", user, ip);
+        int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, ip, wh_now_ms());
+        if (delay > 0) {
+            anonymous(out);
+            out->retry_after_s = (unsigned)((delay + 999) / 1000);
+            return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
+        }
+    }
+    j = wh_pool_alloc(wh_req_pool(r), sizeof(*j));
+    memset(j, 0, sizeof(*j));
+    j->a = a;
+    j->authorization = authz;
+    j->client_ip = ip;
+    if (wh_req_defer(r, identify_run, j) < 0) {
+        anonymous(out);
+        out->retry_after_s = 1;
+        return wh_error_set(WH_EBUSY, "too many logins being checked, retry shortly");
+    }
+    return WH_EDEFERRED;
 }
 
 /* ---- permissions ---- */
@@ -554,10 +744,15 @@ int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
     pthread_cond_init(&a->cond, NULL);
     pthread_cond_init(&a->room, NULL);
     a->throttle = wh_auth_throttle_new();
+    a->batch = wh_calloc(AUDIT_QUEUE, sizeof(*a->batch));
+    a->rows = wh_calloc(AUDIT_QUEUE, sizeof(*a->rows));
+    a->retention_ms = cfg->audit_retention_days * 86400 * 1000;
     if ((error = wh_auth_keys_load_or_create(&a->keys, cfg->data_dir)) < 0 ||
         (error = bootstrap_admin(a)) < 0) {
         wh_auth_throttle_free(a->throttle);
         wh_auth_keys_free(a->keys);
+        free(a->batch);
+        free(a->rows);
         free(a);
         return error;
     }
@@ -582,6 +777,8 @@ void wh_acl_free(wh_acl *a)
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->cond);
     pthread_cond_destroy(&a->room);
+    free(a->batch);
+    free(a->rows);
     free(a);
 }
 

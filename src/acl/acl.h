@@ -18,6 +18,7 @@
 
 #include "auth/auth.h"
 #include "db/db.h"
+#include "http/http.h"
 
 typedef struct wh_acl wh_acl;
 
@@ -30,12 +31,14 @@ struct wh_principal {
     bool sysadmin;                /* users only */
     bool bad_credentials;         /* credentials were sent but did not match */
     bool has_token;               /* identified by a Bearer token: `token` holds its grants */
+    unsigned retry_after_s;       /* with WH_EBUSY: seconds until an attempt is considered */
     struct wh_token_claims token;
 };
 
 struct wh_acl_config {
     const char *data_dir; /* where the token signing key lives */
     int64_t token_ttl_s;  /* lifetime of issued tokens (default 1800) */
+    int64_t audit_retention_days; /* audit rows older than this are purged (0: kept) */
 };
 
 /*
@@ -58,6 +61,15 @@ int64_t wh_acl_token_ttl(const wh_acl *a);
  */
 int wh_acl_identify(wh_acl *a, const char *authorization, const char *client_ip,
                     struct wh_principal *out);
+/*
+ * wh_acl_identify for a request, with any password check off the request
+ * thread: Basic credentials not verified in the last minute are checked on
+ * the server's deferred-work threads (wh_req_defer). Returns what
+ * wh_acl_identify returns, or WH_EDEFERRED: the handler must return at once
+ * and will be called again, when this returns the result. When the
+ * verification queue is full it returns WH_EBUSY at once (retry_after_s 1).
+ */
+int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out);
 /* Checks a user name and password (the token service). 0, WH_EDENIED or WH_EBUSY. */
 int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *client_ip,
                  struct wh_principal *out);

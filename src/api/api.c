@@ -599,11 +599,12 @@ int wh_api_handle(wh_req *r, void *payload)
                                          wh_req_path(r)));
     }
 
-    int error = wh_acl_identify(api->acl, wh_req_header(r, "Authorization"), wh_req_client_ip(r),
-                                &c->who);
+    int error = wh_acl_identify_req(api->acl, r, &c->who);
+    if (error == WH_EDEFERRED)
+        return 0; /* called again once the password check is done */
     if (error == WH_EBUSY) {
-        wh_resp_header(r, "Retry-After", "30");
-        return api_error(c, 429, "TOO_MANY_REQUEST", "too many failed logins, try again later");
+        wh_resp_header(r, "Retry-After", wh_pool_sprintf(c->pool, "%u", c->who.retry_after_s));
+        return api_error(c, 429, "TOO_MANY_REQUEST", wh_error_msg());
     }
     if (error < 0)
         return api_fail(c, error);

@@ -146,6 +146,9 @@ json_t *api_audit_view(struct call *c, const struct wh_audit *a)
                         json_string(a->description ? a->description : ""));
     json_object_set_new(o, "operation_result", json_boolean(a->result));
     json_object_set_new(o, "op_time", json_string(api_time(c, a->op_time_ms)));
+    /* wharf's own: where the request came from, and how many events a folded row holds */
+    json_object_set_new(o, "client_ip", json_string(a->client_ip ? a->client_ip : ""));
+    json_object_set_new(o, "count", json_integer(a->count > 0 ? a->count : 1));
     return o;
 }
 

@@ -322,21 +322,23 @@ int wh_rbac_act_parse(enum wh_rbac_act *out, const char *s);
 /* ======================= failed-login throttle (throttle.c) ======================= */
 
 /*
- * Policy. Failures are counted per user name and, separately, per client
- * address, each within a window of WH_AUTH_THROTTLE_WINDOW_MS from its first
- * failure (an older count starts over). The first WH_AUTH_THROTTLE_FREE
- * failures cost nothing; after the n-th failure beyond them (n = 1, 2, …) the
- * next attempt must wait WH_AUTH_THROTTLE_BASE_MS * 2^(n-1), at most
- * WH_AUTH_THROTTLE_CAP_MS, counted from that failure. The delay of an attempt
- * is the larger of its user's and its address's. A success clears the user's
- * count only: an address that guesses many names cannot wash its record clean
- * with one account it owns.
+ * Policy. Failures are counted per `user` key and, separately, per `addr`
+ * key (wharf passes the (name, address) pair and the address), each within a
+ * window of WH_AUTH_THROTTLE_WINDOW_MS from its first failure (an older count
+ * starts over). The first WH_AUTH_THROTTLE_FREE failures of a user key, and
+ * the first WH_AUTH_THROTTLE_ADDR_FREE of an address key, cost nothing; after
+ * the n-th failure beyond them (n = 1, 2, …) the next attempt must wait
+ * WH_AUTH_THROTTLE_BASE_MS * 2^(n-1), at most WH_AUTH_THROTTLE_CAP_MS, counted
+ * from that failure. The delay of an attempt is the larger of its two keys'.
+ * A success clears the user key's count only: an address that guesses many
+ * names cannot wash its record clean with one account it owns.
  * Memory is fixed: WH_AUTH_THROTTLE_SLOTS entries in 8-way buckets indexed by a
  * keyed hash (the key is random per table, so bucket collisions cannot be
  * aimed); a new key replaces the least recently touched entry of its bucket.
  * All functions are thread-safe (one mutex).
  */
 #define WH_AUTH_THROTTLE_FREE 5
+#define WH_AUTH_THROTTLE_ADDR_FREE 20
 #define WH_AUTH_THROTTLE_WINDOW_MS (15 * 60 * 1000)
 #define WH_AUTH_THROTTLE_BASE_MS 1000
 #define WH_AUTH_THROTTLE_CAP_MS 30000

@@ -1,6 +1,6 @@
 /*
- * auth/throttle: backoff after repeated failed logins, per user name and per
- * client address (policy in auth.h). A fixed table of WH_AUTH_THROTTLE_SLOTS
+ * auth/throttle: backoff after repeated failed logins, per (name, address)
+ * pair and per client address (policy in auth.h). A fixed table of WH_AUTH_THROTTLE_SLOTS
  * entries in 8-way buckets: lookups touch one bucket, memory never grows, and a
  * flood of new keys only evicts the least recently touched entries. Entries
  * hold a keyed hash of the key, never the name or address itself. Nothing is
@@ -110,11 +110,11 @@ static bool window_over(const struct slot *s, int64_t now_ms)
     return now_ms - s->first_ms > WH_AUTH_THROTTLE_WINDOW_MS;
 }
 
-static int64_t slot_delay(const struct slot *s, int64_t now_ms)
+static int64_t slot_delay(const struct slot *s, uint32_t free_fails, int64_t now_ms)
 {
-    if (!s || s->fails <= WH_AUTH_THROTTLE_FREE || window_over(s, now_ms))
+    if (!s || s->fails <= free_fails || window_over(s, now_ms))
         return 0;
-    uint32_t over = s->fails - WH_AUTH_THROTTLE_FREE; /* >= 1 */
+    uint32_t over = s->fails - free_fails; /* >= 1 */
     int64_t d = over > 16 ? WH_AUTH_THROTTLE_CAP_MS
                           : (int64_t)WH_AUTH_THROTTLE_BASE_MS << (over - 1);
     if (d > WH_AUTH_THROTTLE_CAP_MS)
@@ -132,8 +132,9 @@ int64_t wh_auth_throttle_delay_ms(wh_auth_throttle *t, const char *user, const c
 
     pthread_mutex_lock(&t->mu);
     if (user)
-        d = slot_delay(find(t, 'u', user, false, now_ms), now_ms);
-    if (addr && (a = slot_delay(find(t, 'a', addr, false, now_ms), now_ms)) > d)
+        d = slot_delay(find(t, 'u', user, false, now_ms), WH_AUTH_THROTTLE_FREE, now_ms);
+    if (addr && (a = slot_delay(find(t, 'a', addr, false, now_ms), WH_AUTH_THROTTLE_ADDR_FREE,
+                                now_ms)) > d)
         d = a;
     pthread_mutex_unlock(&t->mu);
     return d;

@@ -285,6 +285,34 @@ void wh_log_set_level(enum wh_log_level lvl)
     log_level = lvl;
 }
 
+void wh_log_escape(char *out, size_t n, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0;
+    if (n == 0)
+        return;
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        bool plain = *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\';
+        size_t need = plain ? 1 : 4;
+        if (w + need + 4 > n) { /* keep room for "..." and the NUL */
+            if (w + 4 <= n) {
+                memcpy(out + w, "...", 3);
+                w += 3;
+            }
+            break;
+        }
+        if (plain) {
+            out[w++] = (char)*p;
+        } else {
+            out[w++] = '\\';
+            out[w++] = 'x';
+            out[w++] = hex[*p >> 4];
+            out[w++] = hex[*p & 15];
+        }
+    }
+    out[w < n ? w : n - 1] = '\0';
+}
+
 void wh_log_line(const char *line, size_t len)
 {
     while (len) {

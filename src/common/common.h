@@ -24,6 +24,7 @@ enum {
     WH_ECONFLICT = -7,
     WH_ERANGE = -8,
     WH_EBUSY = -9,
+    WH_EDEFERRED = -10, /* the work goes on elsewhere; the caller returns and is called again */
 };
 
 /* Records a message for the current thread's last failure; returns `code`. */
@@ -102,8 +103,24 @@ void wh_log(enum wh_log_level lvl, const char *fmt, ...) __attribute__((format(p
 #define wh_log_warn(...) wh_log(WH_LOG_WARN, __VA_ARGS__)
 #define wh_log_error(...) wh_log(WH_LOG_ERROR, __VA_ARGS__)
 #define wh_log_debug(...) wh_log(WH_LOG_DEBUG, __VA_ARGS__)
+/*
+ * Copies `s` into `out` (`n` bytes, always NUL-terminated) for a log line:
+ * control bytes, DEL, bytes >= 0x80, '"' and '\\' become \xHH, so no input
+ * can forge a line or a field. A value that does not fit ends in "...".
+ */
+void wh_log_escape(char *out, size_t n, const char *s);
 /* Writes one pre-formatted line (the access log). */
 void wh_log_line(const char *line, size_t len);
+
+/*
+ * Address lists: comma- or space-separated numeric IPv4/IPv6 addresses and
+ * CIDR blocks ("127.0.0.1, 10.0.0.0/8, ::1"). wh_addr_list_check returns 0
+ * or WH_EINVALID and then points `*bad` (`*badlen` bytes) at the first entry
+ * that is neither; wh_addr_list_match tells whether the numeric address `ip`
+ * falls in one of the entries (invalid entries never match).
+ */
+int wh_addr_list_check(const char *list, const char **bad, size_t *badlen);
+bool wh_addr_list_match(const char *list, const char *ip);
 
 /* Misc. */
 int64_t wh_now_ms(void);          /* wall clock, milliseconds since the epoch */

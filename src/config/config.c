@@ -15,7 +15,7 @@
 
 #include "common/common.h"
 
-enum kind { K_LISTEN, K_STR, K_UINT, K_SIZE, K_U64, K_BOOL, K_I64 };
+enum kind { K_LISTEN, K_STR, K_UINT, K_SIZE, K_U64, K_BOOL, K_I64, K_ADDRS, K_DAYS };
 
 static const struct key {
     const char *name;
@@ -31,6 +31,10 @@ static const struct key {
      offsetof(struct wh_config, max_connections), 0},
     {"http.idle_timeout", "WHARF_IDLE_TIMEOUT", K_UINT, offsetof(struct wh_config, idle_timeout_s),
      0},
+    {"http.header_timeout", "WHARF_HEADER_TIMEOUT", K_UINT,
+     offsetof(struct wh_config, header_timeout_s), 0},
+    {"http.max_connections_per_ip", "WHARF_MAX_CONNECTIONS_PER_IP", K_UINT,
+     offsetof(struct wh_config, max_connections_per_ip), 0},
     {"http.shutdown_grace", "WHARF_SHUTDOWN_GRACE", K_UINT,
      offsetof(struct wh_config, shutdown_grace_s), 0},
     {"limits.max_header_bytes", "WHARF_MAX_HEADER_BYTES", K_SIZE,
@@ -43,9 +47,14 @@ static const struct key {
     {"uploads.ttl", "WHARF_UPLOAD_TTL", K_UINT, offsetof(struct wh_config, upload_ttl_s), 0},
     {"tls.cert", "WHARF_TLS_CERT", K_STR, offsetof(struct wh_config, tls_cert), 1024},
     {"tls.key", "WHARF_TLS_KEY", K_STR, offsetof(struct wh_config, tls_key), 1024},
-    {"http.trusted_proxies", "WHARF_TRUSTED_PROXIES", K_STR,
+    {"http.trusted_proxies", "WHARF_TRUSTED_PROXIES", K_ADDRS,
      offsetof(struct wh_config, trusted_proxies), 1024},
     {"auth.token_ttl", "WHARF_TOKEN_TTL", K_I64, offsetof(struct wh_config, token_ttl_s), 0},
+    {"auth.login_threads", "WHARF_LOGIN_THREADS", K_UINT, offsetof(struct wh_config, login_threads),
+     0},
+    {"auth.login_queue", "WHARF_LOGIN_QUEUE", K_UINT, offsetof(struct wh_config, login_queue), 0},
+    {"audit.retention_days", "WHARF_AUDIT_RETENTION_DAYS", K_DAYS,
+     offsetof(struct wh_config, audit_retention_days), 0},
     {"log.access", "WHARF_ACCESS_LOG", K_BOOL, offsetof(struct wh_config, access_log), 0},
     {"log.level", "WHARF_LOG_LEVEL", K_STR, offsetof(struct wh_config, log_level), 16},
     {"registry.read_only", "WHARF_READ_ONLY", K_BOOL, offsetof(struct wh_config, read_only), 0},
@@ -62,6 +71,8 @@ void wh_config_defaults(struct wh_config *c)
     c->threads = 4;
     c->max_connections = 1024;
     c->idle_timeout_s = 60;
+    c->header_timeout_s = 10;
+    c->max_connections_per_ip = 64;
     c->shutdown_grace_s = 30;
     c->max_header_bytes = 16 * 1024;
     c->max_manifest_bytes = 4 * 1024 * 1024;
@@ -72,6 +83,8 @@ void wh_config_defaults(struct wh_config *c)
     snprintf(c->log_level, sizeof(c->log_level), "info");
     c->delete_enabled = true;
     c->token_ttl_s = 1800;
+    c->login_threads = 2;
+    c->login_queue = 64;
 }
 
 /* Accepts a plain number or one with a K/M/G suffix (binary units). */
@@ -116,6 +129,10 @@ static int apply(struct wh_config *c, const struct key *k, const char *v)
     switch (k->kind) {
     case K_LISTEN:
         return set_listen(c, v);
+    case K_ADDRS:
+        if (wh_addr_list_check(v, NULL, NULL) < 0)
+            return WH_EINVALID;
+        /* fall through */
     case K_STR:
         if (strlen(v) >= k->len)
             return WH_EINVALID;
@@ -133,6 +150,11 @@ static int apply(struct wh_config *c, const struct key *k, const char *v)
         return 0;
     case K_I64:
         if (wh_parse_u64(&x, v, strlen(v)) < 0 || x == 0 || x > 366 * 86400)
+            return WH_EINVALID;
+        *(int64_t *)(void *)(base + k->off) = (int64_t)x;
+        return 0;
+    case K_DAYS:
+        if (wh_parse_u64(&x, v, strlen(v)) < 0 || x > 100 * 366)
             return WH_EINVALID;
         *(int64_t *)(void *)(base + k->off) = (int64_t)x;
         return 0;

@@ -17,6 +17,8 @@ struct wh_config {
     unsigned threads;          /* http.threads */
     unsigned max_connections;  /* http.max_connections */
     unsigned idle_timeout_s;   /* http.idle_timeout */
+    unsigned header_timeout_s; /* http.header_timeout */
+    unsigned max_connections_per_ip; /* http.max_connections_per_ip */
     size_t max_header_bytes;   /* limits.max_header_bytes */
     size_t max_manifest_bytes; /* limits.max_manifest_bytes */
     uint64_t max_blob_bytes;   /* limits.max_blob_bytes */
@@ -28,6 +30,9 @@ struct wh_config {
     bool delete_enabled;       /* registry.delete_enabled */
     unsigned shutdown_grace_s; /* http.shutdown_grace */
     int64_t token_ttl_s;       /* auth.token_ttl */
+    unsigned login_threads;    /* auth.login_threads */
+    unsigned login_queue;      /* auth.login_queue */
+    int64_t audit_retention_days; /* audit.retention_days (0: keep forever) */
     char tls_cert[1024];       /* tls.cert: PEM certificate chain file ("" = plain HTTP) */
     char tls_key[1024];        /* tls.key: PEM private key file */
     char trusted_proxies[1024]; /* http.trusted_proxies: addresses whose X-Forwarded-* count */

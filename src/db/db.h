@@ -238,11 +238,22 @@ struct wh_audit {
     bool result;               /* succeeded */
     int64_t project_id;        /* 0 when not about a project */
     const char *client_ip;
+    int64_t count;             /* events the row stands for (0 is taken as 1) */
+    bool folded;               /* fold into the row of the same minute and fields */
 };
-/* Appends an entry (id and, when 0, op_time_ms are filled in). */
+/* Appends an entry (id and, when 0, op_time_ms are filled in). 0 or WH_ERROR. */
 int wh_db_audit_add(wh_db *db, const struct wh_audit *a);
-/* Appends `n` entries in one transaction. */
+/*
+ * Appends `n` entries in one transaction; a `folded` entry adds its count to
+ * the row of the same minute and fields when there is one. 0 or WH_ERROR
+ * (nothing written).
+ */
 int wh_db_audit_add_many(wh_db *db, const struct wh_audit *a, size_t n);
+/*
+ * Deletes entries older than `before_ms`, in small transactions so writers
+ * never wait long; `*deleted` (may be NULL) gets the count. 0 or WH_ERROR.
+ */
+int wh_db_audit_purge(wh_db *db, int64_t before_ms, int64_t *deleted);
 /* Lists entries, newest first, of one project (`project_id` > 0) or all (0). */
 int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const char *operation,
                      int64_t offset, int64_t limit,

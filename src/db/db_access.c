@@ -424,9 +424,23 @@ static int audit_insert(struct conn *c, const struct wh_audit *a)
 {
     static const char sql[] =
         "INSERT INTO audit_log(op_time_ms, username, resource, resource_type, operation,"
-        " description, result, project_id, client_ip) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, a->op_time_ms ? a->op_time_ms : wh_now_ms());
+        " description, result, project_id, client_ip, count, bucket)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    /* the conflict target is the partial unique index audit_fold */
+    static const char sql_fold[] =
+        "INSERT INTO audit_log(op_time_ms, username, resource, resource_type, operation,"
+        " description, result, project_id, client_ip, count, bucket)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        " ON CONFLICT(bucket, username, resource, resource_type, operation, result, client_ip,"
+        " project_id) WHERE bucket IS NOT NULL DO UPDATE SET count = count + excluded.count";
+    int64_t when = a->op_time_ms ? a->op_time_ms : wh_now_ms();
+    sqlite3_stmt *s = db_stmt(c, a->folded ? sql_fold : sql);
+    sqlite3_bind_int64(s, 10, a->count > 0 ? a->count : 1);
+    if (a->folded)
+        sqlite3_bind_int64(s, 11, when / 60000);
+    else
+        sqlite3_bind_null(s, 11);
+    sqlite3_bind_int64(s, 1, when);
     db_bind_text(s, 2, a->username ? a->username : "");
     db_bind_text(s, 3, a->resource ? a->resource : "");
     db_bind_text(s, 4, a->resource_type ? a->resource_type : "");
@@ -435,10 +449,36 @@ static int audit_insert(struct conn *c, const struct wh_audit *a)
     sqlite3_bind_int(s, 7, a->result);
     if (a->project_id > 0)
         sqlite3_bind_int64(s, 8, a->project_id);
+    else if (a->folded)
+        sqlite3_bind_int64(s, 8, 0); /* NULLs never conflict in the fold index */
     else
         sqlite3_bind_null(s, 8);
     db_bind_text(s, 9, a->client_ip ? a->client_ip : "");
     return db_run(c, s);
+}
+
+int wh_db_audit_purge(wh_db *db, int64_t before_ms, int64_t *deleted)
+{
+    /* batches of rows: a purge of millions never holds the write lock for long */
+    static const char sql[] =
+        "DELETE FROM audit_log WHERE id IN"
+        " (SELECT id FROM audit_log WHERE op_time_ms < ?1 LIMIT 5000)";
+    CONN_OR_FAIL(c, db);
+    int64_t total = 0;
+    int error = 0;
+    for (;;) {
+        sqlite3_stmt *s = db_stmt(c, sql);
+        sqlite3_bind_int64(s, 1, before_ms);
+        if ((error = db_run(c, s)) < 0)
+            break;
+        int n = db_changes(c);
+        total += n;
+        if (n < 5000)
+            break;
+    }
+    if (deleted)
+        *deleted = total;
+    return error;
 }
 
 struct audit_each {
@@ -460,6 +500,7 @@ static int audit_each(sqlite3_stmt *s, void *payload)
         .result = sqlite3_column_int(s, 7) != 0,
         .project_id = sqlite3_column_int64(s, 8),
         .client_ip = (const char *)sqlite3_column_text(s, 9),
+        .count = sqlite3_column_int64(s, 10),
     };
     return e->fn(&a, e->payload);
 }
@@ -475,7 +516,7 @@ int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const 
     static const char sql_count[] = "SELECT count(*) FROM audit_log" AUDIT_WHERE;
     static const char sql[] =
         "SELECT id, op_time_ms, username, resource, resource_type, operation, description, result,"
-        " coalesce(project_id, 0), client_ip FROM audit_log" AUDIT_WHERE
+        " coalesce(project_id, 0), client_ip, count FROM audit_log" AUDIT_WHERE
         " ORDER BY op_time_ms DESC, id DESC LIMIT ?5 OFFSET ?4";
 #undef AUDIT_WHERE
     CONN_OR_FAIL(c, db);

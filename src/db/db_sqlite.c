@@ -133,6 +133,14 @@ static const char *const migrations[] = {
     "ALTER TABLE project ADD COLUMN updated_ms INTEGER;"
     "ALTER TABLE repository ADD COLUMN description TEXT NOT NULL DEFAULT '';"
     "UPDATE project SET updated_ms = created_ms;",
+    /*
+     * 3: folded audit rows — repeated pulls and failed logins of one minute
+     * share a row with a count (bucket = the minute; NULL for other rows).
+     */
+    "ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE audit_log ADD COLUMN bucket INTEGER;"
+    "CREATE UNIQUE INDEX audit_fold ON audit_log(bucket, username, resource, resource_type,"
+    " operation, result, client_ip, project_id) WHERE bucket IS NOT NULL;",
 };
 
 /* ---- statements ---- */

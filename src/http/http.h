@@ -29,12 +29,16 @@ struct wh_http_config {
     unsigned threads;             /* worker threads */
     unsigned max_connections;     /* concurrent connections */
     unsigned idle_timeout_s;      /* a connection idle this long is closed */
+    unsigned header_timeout_s;    /* a request's headers must arrive within this (0: no limit) */
+    unsigned max_connections_per_ip; /* per client address, trusted proxies exempt (0: none) */
     size_t max_header_bytes;      /* total size of request headers */
     bool access_log;              /* one line per request on stderr */
     const char *tls_cert_pem;     /* PEM certificate chain: serve HTTPS (NULL: plain HTTP) */
     const char *tls_key_pem;      /* PEM private key of that certificate */
-    const char *trusted_proxies;  /* comma-separated addresses whose X-Forwarded-* are believed */
-    void (*thread_exit)(void *payload); /* called on each worker thread as it ends */
+    const char *trusted_proxies;  /* addresses and CIDR blocks whose X-Forwarded-* are believed */
+    unsigned defer_threads;       /* threads running deferred work (wh_req_defer; 0: none) */
+    unsigned defer_queue;         /* requests that may wait for them */
+    void (*thread_exit)(void *payload); /* called on each deferred-work thread as it ends */
     void *thread_exit_payload;
 };
 
@@ -88,6 +92,18 @@ bool wh_req_has_body(const wh_req *r);
  */
 void wh_req_read_body(wh_req *r, int (*on_data)(wh_req *r, const char *p, size_t n, void *ctx),
                       int (*on_end)(wh_req *r, void *ctx), void *ctx);
+
+/*
+ * Runs `fn(ctx)` on a deferred-work thread instead of this request thread,
+ * for slow work such as a password check: once the handler returns (without
+ * answering), the connection is suspended; when `fn` is done, the handler is
+ * called again with the same request and must find the result in `ctx`
+ * (pool memory). Returns 0, or WH_EBUSY at once when the queue is full (the
+ * handler should answer, e.g. 429) — a handler runs at most once deferred.
+ */
+int wh_req_defer(wh_req *r, void (*fn)(void *ctx), void *ctx);
+/* The `ctx` of this request's deferred work once it has run, else NULL. */
+void *wh_req_deferred(const wh_req *r);
 
 /* ---- the response (exactly one send per request) ---- */
 /* Adds a response header; both strings are copied. */

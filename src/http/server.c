@@ -16,6 +16,7 @@
 #include <linux/tcp.h> /* struct tcp_info with its byte counters */
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -27,7 +28,31 @@
 #include <unistd.h>
 
 #define MAX_ROUTES 16
-#define DISCARD_MAX (8u << 20) /* body bytes read and dropped after an early answer */
+/*
+ * Body bytes read and dropped after an early answer (a 413, a 401): the
+ * answer goes out once the request is read, so a client that sends a large
+ * body still gets it; past this the connection is cut.
+ */
+#define DISCARD_MAX ((uint64_t)1 << 30)
+#define REAP_INTERVAL_MS 250 /* how often connections are checked against the header deadline */
+
+/*
+ * One accepted connection, from MHD's "started" notification to its
+ * "closed" one. The list lets the accept policy count connections per
+ * address and lets the reaper thread enforce the header deadline: MHD's own
+ * timeout is an idle timeout, which a client trickling one byte at a time
+ * never reaches.
+ */
+struct conn {
+    MHD_socket fd;
+    char ip[INET6_ADDRSTRLEN];
+    bool in_request; /* headers complete, request not finished */
+    bool bad_url;    /* the request's URL decoded to a NUL byte */
+    bool request_seen; /* a request line was parsed on this connection */
+    unsigned requests; /* requests finished on this connection */
+    int64_t since_us;  /* accepted, or last request finished */
+    struct conn *prev, *next;
+};
 
 struct route {
     char *prefix;
@@ -43,6 +68,27 @@ struct wh_http {
     int nroutes;
     atomic_int inflight; /* requests between first callback and completion */
     uint16_t port;
+    pthread_mutex_t lock; /* guards conns and stopping */
+    pthread_cond_t wake;
+    struct conn *conns;
+    bool stopping;
+    bool reaper_started;
+    pthread_t reaper;
+    /* deferred work (wh_req_defer): a bounded queue served by a few threads */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    struct defer_job *qhead, *qtail;
+    unsigned qused;   /* jobs queued or reserved, at most defer_queue */
+    bool qstop;
+    unsigned nworkers;
+    pthread_t *workers;
+};
+
+struct defer_job {
+    wh_req *r;
+    void (*fn)(void *ctx);
+    void *ctx;
+    struct defer_job *next;
 };
 
 struct resp_hdr {
@@ -53,6 +99,7 @@ struct resp_hdr {
 struct wh_req {
     wh_http *h;
     struct MHD_Connection *conn;
+    struct conn *cs; /* the connection's state (NULL if MHD gave none) */
     wh_pool *pool;
     enum wh_method method;
     const char *method_str;
@@ -65,7 +112,11 @@ struct wh_req {
     int (*on_end)(wh_req *r, void *ctx);
     void *ctx;
     bool body_failed;
-    bool started;      /* the handler has run */
+    bool started;      /* the request has been checked and routed */
+    const struct route *route; /* where it goes (NULL: answered by the server) */
+    bool handled;      /* the route's handler has returned without deferring */
+    struct defer_job *job; /* work the handler deferred, not yet queued */
+    void *deferred_ctx;    /* the context of deferred work that has run */
     uint64_t discarded; /* body bytes dropped after an early answer */
     /* response */
     struct MHD_Response *pending; /* answered, waiting for the end of the request */
@@ -159,17 +210,7 @@ static bool from_trusted_proxy(wh_req *r)
     const char *list = r->h->cfg.trusted_proxies;
     if (!list || !*list)
         return false;
-    const char *ip = peer_ip(r);
-    size_t n = strlen(ip);
-    for (const char *p = list; *p;) {
-        while (*p == ',' || *p == ' ')
-            p++;
-        size_t len = strcspn(p, ", ");
-        if (len == n && memcmp(p, ip, n) == 0)
-            return true;
-        p += len;
-    }
-    return false;
+    return wh_addr_list_match(list, peer_ip(r));
 }
 
 const char *wh_req_client_ip(wh_req *r)
@@ -203,10 +244,51 @@ const char *wh_req_scheme(wh_req *r)
     return "http";
 }
 
+/*
+ * Whether `host` is a syntactically valid Host header: a name of letters,
+ * digits, '-', '.' and '_' or a bracketed IPv6 literal, then an optional
+ * numeric port. Anything else (quotes, spaces, slashes, control bytes)
+ * could forge the URLs built from it.
+ */
+static bool host_valid(const char *host)
+{
+    size_t n = strlen(host), i = 0;
+    if (n == 0 || n > 255)
+        return false;
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        if (!close || close == host + 1)
+            return false;
+        for (const char *p = host + 1; p < close; p++)
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') ||
+                  *p == ':' || *p == '.'))
+                return false;
+        i = (size_t)(close - host) + 1;
+    } else {
+        for (; i < n && host[i] != ':'; i++) {
+            char c = host[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.' || c == '_'))
+                return false;
+        }
+        if (i == 0)
+            return false;
+    }
+    if (i == n)
+        return true;
+    if (host[i] != ':' || i + 1 == n || n - i - 1 > 5)
+        return false;
+    for (i++; i < n; i++)
+        if (host[i] < '0' || host[i] > '9')
+            return false;
+    return true;
+}
+
 const char *wh_req_host(const wh_req *r)
 {
+    /* requests with an invalid Host never reach a handler (see on_access) */
     const char *host = wh_req_header(r, "Host");
-    return host ? host : "localhost";
+    return host && host_valid(host) ? host : "localhost";
 }
 
 wh_pool *wh_req_pool(wh_req *r)
@@ -229,6 +311,76 @@ void wh_req_read_body(wh_req *r, int (*on_data)(wh_req *r, const char *p, size_t
     r->on_data = on_data;
     r->on_end = on_end;
     r->ctx = ctx;
+}
+
+int wh_req_defer(wh_req *r, void (*fn)(void *ctx), void *ctx)
+{
+    wh_http *h = r->h;
+    if (h->nworkers == 0 || r->job)
+        return wh_error_set(WH_EBUSY, "no deferred-work capacity");
+    pthread_mutex_lock(&h->qlock);
+    bool room = !h->qstop && h->qused < h->cfg.defer_queue;
+    if (room)
+        h->qused++; /* reserved: queued by on_access once the connection is suspended */
+    pthread_mutex_unlock(&h->qlock);
+    if (!room)
+        return wh_error_set(WH_EBUSY, "too many requests waiting for deferred work");
+    struct defer_job *j = wh_pool_alloc(r->pool, sizeof(*j));
+    *j = (struct defer_job){r, fn, ctx, NULL};
+    r->job = j;
+    return 0;
+}
+
+void *wh_req_deferred(const wh_req *r)
+{
+    return r->deferred_ctx;
+}
+
+/* Queues the reserved job of a suspended request. */
+static void defer_enqueue(wh_http *h, struct defer_job *j)
+{
+    pthread_mutex_lock(&h->qlock);
+    if (h->qtail)
+        h->qtail->next = j;
+    else
+        h->qhead = j;
+    h->qtail = j;
+    pthread_cond_signal(&h->qcond);
+    pthread_mutex_unlock(&h->qlock);
+}
+
+/*
+ * A deferred-work thread: runs jobs, then resumes their connection, on which
+ * MHD calls on_access again and the handler runs once more. On stop it
+ * drains the queue first: every suspended connection is resumed.
+ */
+static void *worker_main(void *arg)
+{
+    wh_http *h = arg;
+    pthread_mutex_lock(&h->qlock);
+    for (;;) {
+        while (!h->qhead && !h->qstop)
+            pthread_cond_wait(&h->qcond, &h->qlock);
+        struct defer_job *j = h->qhead;
+        if (!j)
+            break; /* stopping and drained */
+        h->qhead = j->next;
+        if (!h->qhead)
+            h->qtail = NULL;
+        pthread_mutex_unlock(&h->qlock);
+        j->fn(j->ctx);
+        j->r->deferred_ctx = j->ctx; /* read after the resume, which orders it */
+        struct MHD_Connection *conn = j->r->conn;
+        pthread_mutex_lock(&h->qlock);
+        h->qused--;
+        pthread_mutex_unlock(&h->qlock);
+        MHD_resume_connection(conn);
+        pthread_mutex_lock(&h->qlock);
+    }
+    pthread_mutex_unlock(&h->qlock);
+    if (h->cfg.thread_exit)
+        h->cfg.thread_exit(h->cfg.thread_exit_payload);
+    return NULL;
 }
 
 /* ---- responses ---- */
@@ -358,10 +510,6 @@ char *wh_http_query_escape(wh_pool *p, const char *s)
  * having sent nothing, is answered 400 first, as a malformed request line
  * deserves (RFC 9112, section 3).
  */
-struct conn_note {
-    bool request_seen; /* on_access ran for a request of this connection */
-};
-
 static const char bad_line_answer[] = "HTTP/1.1 400 Bad Request\r\n"
                                       "Content-Type: text/plain\r\n"
                                       "Content-Length: 24\r\n"
@@ -383,25 +531,6 @@ static void answer_unparsed(int fd)
         ; /* unread bytes would turn the close into a reset that loses the answer */
     if (send(fd, bad_line_answer, sizeof(bad_line_answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
         shutdown(fd, SHUT_WR);
-}
-
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    wh_http *h = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = wh_calloc(1, sizeof(struct conn_note));
-        return;
-    }
-    struct conn_note *note = *socket_context;
-    *socket_context = NULL;
-    if (note && !note->request_seen && !h->cfg.tls_cert_pem) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci)
-            answer_unparsed(ci->connect_fd);
-    }
-    free(note);
 }
 
 static enum wh_method parse_method(const char *m)
@@ -441,6 +570,8 @@ static const char not_found_body[] =
     "{\"errors\":[{\"code\":\"NOT_FOUND\",\"message\":\"resource not found\"}]}\n";
 static const char internal_body[] =
     "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"internal server error\"}]}\n";
+static const char bad_request_body[] =
+    "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":\"malformed request: %s\"}]}\n";
 static const char headers_body[] =
     "{\"errors\":[{\"code\":\"SIZE_INVALID\",\"message\":\"request headers too large\"}]}\n";
 
@@ -448,6 +579,60 @@ static void answer_internal(wh_req *r)
 {
     wh_resp_send(r, 500, "application/json; charset=utf-8", internal_body,
                  sizeof(internal_body) - 1);
+}
+
+/* Counts the values of one header. */
+struct count_ctx {
+    const char *name;
+    unsigned n;
+};
+
+static enum MHD_Result count_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    struct count_ctx *c = cls;
+    (void)kind, (void)value;
+    if (strcasecmp(key, c->name) == 0)
+        c->n++;
+    return MHD_YES;
+}
+
+static unsigned header_count(struct MHD_Connection *conn, const char *name)
+{
+    struct count_ctx c = {name, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_cb, &c);
+    return c.n;
+}
+
+/*
+ * Framing and URL checks that come before any handler: a request that two
+ * parties could read differently (two Content-Length headers, or one beside
+ * Transfer-Encoding: the classic smuggling set-ups), a URL with an encoded
+ * NUL (which would silently cut `v1%00evil` to `v1`) or a Host header that
+ * is not a host. Returns the reason, or NULL when the request is sound.
+ */
+static const char *request_malformed(wh_req *r)
+{
+    if (r->cs && r->cs->bad_url)
+        return "the URL contains an encoded NUL byte";
+    unsigned cl = header_count(r->conn, "Content-Length");
+    if (cl > 1)
+        return "more than one Content-Length header";
+    if (cl == 1 && header_count(r->conn, "Transfer-Encoding") > 0)
+        return "both Content-Length and Transfer-Encoding";
+    unsigned hosts = header_count(r->conn, "Host");
+    const char *host = wh_req_header(r, "Host");
+    if (hosts > 1 || (host && !host_valid(host)))
+        return "invalid Host header";
+    return NULL;
+}
+
+static void answer_bad_request(wh_req *r, const char *why)
+{
+    char *body = wh_pool_sprintf(r->pool, bad_request_body, why);
+    /* the framing may be ambiguous: nothing more is read from this connection */
+    wh_resp_header(r, "Connection", "close");
+    wh_resp_send(r, 400, "application/json; charset=utf-8", body, strlen(body));
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -469,12 +654,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->method = parse_method(method);
         r->path = url;
         r->start_us = wh_monotonic_us();
-        *con_cls = r;
-        atomic_fetch_add(&h->inflight, 1);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        if (ci && ci->socket_context)
-            ((struct conn_note *)ci->socket_context)->request_seen = true;
+        r->cs = ci ? ci->socket_context : NULL;
+        if (r->cs) {
+            pthread_mutex_lock(&h->lock);
+            r->cs->in_request = true;
+            r->cs->request_seen = true;
+            pthread_mutex_unlock(&h->lock);
+        }
+        *con_cls = r;
+        atomic_fetch_add(&h->inflight, 1);
 
         /*
          * Nothing is answered on this first call: MHD keeps the connection
@@ -489,21 +679,43 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->started = true;
         size_t hbytes = 0;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, header_size_cb, &hbytes);
-        if (hbytes > h->cfg.max_header_bytes) {
+        const char *malformed = request_malformed(r);
+        if (malformed) {
+            answer_bad_request(r, malformed);
+        } else if (hbytes > h->cfg.max_header_bytes) {
             wh_resp_send(r, 431, "application/json; charset=utf-8", headers_body,
                          sizeof(headers_body) - 1);
         } else {
-            const struct route *rt = find_route(h, url);
-            if (!rt) {
+            r->route = find_route(h, url);
+            if (!r->route)
                 wh_resp_send(r, 404, "application/json; charset=utf-8", not_found_body,
                              sizeof(not_found_body) - 1);
-            } else {
-                rt->fn(r, rt->payload);
-                if (!r->sent && !r->on_end) {
-                    wh_log_error("%s %s: handler gave no response", method, url);
-                    answer_internal(r);
-                }
-            }
+        }
+    }
+    if (r->route && !r->handled && !r->sent) {
+        r->route->fn(r, r->route->payload);
+        if (r->job && !r->sent) {
+            /*
+             * The handler asked for work off this thread (a password check):
+             * the connection sleeps, a worker runs the job and resumes it,
+             * and this call repeats with the body, if any, still unread.
+             */
+            struct defer_job *j = r->job;
+            r->job = NULL;
+            MHD_suspend_connection(conn);
+            defer_enqueue(h, j);
+            return MHD_YES;
+        }
+        if (r->job) { /* answered after all: give the reservation back */
+            r->job = NULL;
+            pthread_mutex_lock(&h->qlock);
+            h->qused--;
+            pthread_mutex_unlock(&h->qlock);
+        }
+        r->handled = true;
+        if (!r->sent && !r->on_end) {
+            wh_log_error("%s %s: handler gave no response", method, url);
+            answer_internal(r);
         }
     }
 
@@ -546,11 +758,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (r->pending)
         MHD_destroy_response(r->pending);
+    if (r->cs) {
+        pthread_mutex_lock(&h->lock);
+        r->cs->in_request = false;
+        r->cs->bad_url = false;
+        r->cs->requests++;
+        r->cs->since_us = wh_monotonic_us();
+        pthread_mutex_unlock(&h->lock);
+    }
     if (h->cfg.access_log) {
-        char line[1200];
+        char line[4200], path[3700];
         int64_t us = wh_monotonic_us() - r->start_us;
-        int n = snprintf(line, sizeof(line), "access %s %.900s %d %llu %lld.%03lldms%s\n",
-                         r->method_str, r->path, r->sent ? r->status : 499,
+        char method[40];
+        wh_log_escape(path, sizeof(path), r->path);
+        wh_log_escape(method, sizeof(method), r->method_str);
+        int n = snprintf(line, sizeof(line), "access %s %s %d %llu %lld.%03lldms%s\n",
+                         method, path, r->sent ? r->status : 499,
                          (unsigned long long)r->bytes, (long long)(us / 1000),
                          (long long)(us % 1000),
                          toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
@@ -574,6 +797,175 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     wh_log_debug("http: %s", msg);
 }
 
+/* ---- connections: per-address cap, header deadline, NUL in URLs ---- */
+
+static void sockaddr_text(char *out, size_t n, const struct sockaddr *sa)
+{
+    snprintf(out, n, "unknown");
+    if (!sa)
+        return;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)n);
+}
+
+/*
+ * MHD's accept policy: refuses a connection from an address that already
+ * holds max_connections_per_ip of them, unless it is a trusted proxy (every
+ * client behind a proxy shares its address).
+ */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    wh_http *h = cls;
+    char ip[INET6_ADDRSTRLEN];
+    (void)addrlen;
+    if (h->cfg.max_connections_per_ip == 0)
+        return MHD_YES;
+    sockaddr_text(ip, sizeof(ip), addr);
+    if (h->cfg.trusted_proxies && wh_addr_list_match(h->cfg.trusted_proxies, ip))
+        return MHD_YES;
+    unsigned n = 0;
+    pthread_mutex_lock(&h->lock);
+    for (struct conn *c = h->conns; c; c = c->next)
+        if (strcmp(c->ip, ip) == 0)
+            n++;
+    pthread_mutex_unlock(&h->lock);
+    if (n < h->cfg.max_connections_per_ip)
+        return MHD_YES;
+    wh_log_debug("http: refused a connection from %s: %u open (http.max_connections_per_ip)", ip,
+                 n);
+    return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    wh_http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn *c = wh_calloc(1, sizeof(*c));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : MHD_INVALID_SOCKET;
+        ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        sockaddr_text(c->ip, sizeof(c->ip), ci ? ci->client_addr : NULL);
+        c->since_us = wh_monotonic_us();
+        pthread_mutex_lock(&h->lock);
+        c->next = h->conns;
+        if (h->conns)
+            h->conns->prev = c;
+        h->conns = c;
+        pthread_mutex_unlock(&h->lock);
+        *socket_context = c;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        /* MHD closes the socket after this returns: the reaper never sees a stale fd */
+        struct conn *c = *socket_context;
+        if (!c)
+            return;
+        if (!c->request_seen && !h->cfg.tls_cert_pem) {
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (ci)
+                answer_unparsed(ci->connect_fd);
+        }
+        pthread_mutex_lock(&h->lock);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            h->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        pthread_mutex_unlock(&h->lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/*
+ * Enforces http.header_timeout: a new connection must deliver its first
+ * request's headers within header_timeout; a kept-alive one, its next
+ * request's headers within idle_timeout + header_timeout of the previous
+ * answer. Late connections are shut down (MHD notices and closes them).
+ */
+static void *reaper_main(void *arg)
+{
+    wh_http *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        int64_t now = wh_monotonic_us();
+        int64_t first = (int64_t)h->cfg.header_timeout_s * 1000000;
+        int64_t later = first + (int64_t)h->cfg.idle_timeout_s * 1000000;
+        for (struct conn *c = h->conns; c; c = c->next) {
+            if (c->in_request || c->fd == MHD_INVALID_SOCKET)
+                continue;
+            if (now - c->since_us > (c->requests ? later : first)) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->fd = MHD_INVALID_SOCKET; /* once */
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)REAP_INTERVAL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->wake, &h->lock, &ts);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Percent-decoding of URLs and query arguments, in place (MHD's own
+ * decoder turns %00 into a NUL that silently ends the string). An encoded
+ * NUL stays encoded and marks the connection's request as malformed.
+ */
+static size_t unescape(void *cls, struct MHD_Connection *connection, char *s)
+{
+    char *w = s;
+    bool nul = false;
+    (void)cls;
+    for (const char *p = s; *p;) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
+            int v = hi * 16 + lo;
+            if (v == 0) {
+                nul = true;
+                memmove(w, p, 3);
+                w += 3;
+            } else {
+                *w++ = (char)v;
+            }
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    if (nul) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn *c = ci ? ci->socket_context : NULL;
+        if (c)
+            c->bad_url = true; /* only this connection's thread touches the flag here */
+    }
+    return (size_t)(w - s);
+}
+
 /* ---- lifecycle ---- */
 
 wh_http *wh_http_new(const struct wh_http_config *cfg)
@@ -582,6 +974,10 @@ wh_http *wh_http_new(const struct wh_http_config *cfg)
     h->cfg = *cfg;
     h->cfg.listen_host = wh_strdup(cfg->listen_host ? cfg->listen_host : "127.0.0.1");
     atomic_init(&h->inflight, 0);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    pthread_mutex_init(&h->qlock, NULL);
+    pthread_cond_init(&h->qcond, NULL);
     return h;
 }
 
@@ -602,7 +998,7 @@ int wh_http_start(wh_http *h)
     struct sockaddr_in a4;
     const struct sockaddr *sa;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 
     memset(&a4, 0, sizeof(a4));
     memset(&a6, 0, sizeof(a6));
@@ -634,9 +1030,10 @@ int wh_http_start(wh_http *h)
         tls[0].option = MHD_OPTION_END;
     }
     h->d = MHD_start_daemon(
-        flags, h->cfg.port, NULL, NULL, on_access, h, MHD_OPTION_ARRAY, tls, MHD_OPTION_SOCK_ADDR, sa,
+        flags, h->cfg.port, accept_policy, h, on_access, h, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg.idle_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg.max_connections,
         /*
@@ -653,6 +1050,22 @@ int wh_http_start(wh_http *h)
                             (unsigned)h->cfg.port, strerror(errno));
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : h->cfg.port;
+    if (h->cfg.defer_threads && h->cfg.defer_queue) {
+        h->workers = wh_calloc(h->cfg.defer_threads, sizeof(*h->workers));
+        for (unsigned i = 0; i < h->cfg.defer_threads; i++) {
+            if (pthread_create(&h->workers[i], NULL, worker_main, h) != 0)
+                break;
+            h->nworkers++;
+        }
+    }
+    if (h->cfg.header_timeout_s) {
+        if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+            MHD_stop_daemon(h->d);
+            h->d = NULL;
+            return wh_error_set(WH_ERROR, "cannot start the connection reaper thread");
+        }
+        h->reaper_started = true;
+    }
     return 0;
 }
 
@@ -665,14 +1078,35 @@ void wh_http_stop(wh_http *h, int grace_ms)
 {
     if (!h->d)
         return;
+    /*
+     * In threaded mode the listening socket quiesce hands back may still be
+     * in use by a worker thread: libmicrohttpd's manual says to close it
+     * only after MHD_stop_daemon.
+     */
     MHD_socket s = MHD_quiesce_daemon(h->d);
-    if (s != MHD_INVALID_SOCKET)
-        close(s);
     int64_t deadline = wh_monotonic_us() + (int64_t)grace_ms * 1000;
     while (atomic_load(&h->inflight) > 0 && wh_monotonic_us() < deadline)
         usleep(10000);
+    /* the workers drain their queue (resuming every suspended connection) and end */
+    pthread_mutex_lock(&h->qlock);
+    h->qstop = true;
+    pthread_cond_broadcast(&h->qcond);
+    pthread_mutex_unlock(&h->qlock);
+    for (unsigned i = 0; i < h->nworkers; i++)
+        pthread_join(h->workers[i], NULL);
+    h->nworkers = 0;
     MHD_stop_daemon(h->d);
     h->d = NULL;
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->lock);
+        h->stopping = true;
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->reaper, NULL);
+        h->reaper_started = false;
+    }
 }
 
 void wh_http_free(wh_http *h)
@@ -684,5 +1118,10 @@ void wh_http_free(wh_http *h)
     for (int i = 0; i < h->nroutes; i++)
         free(h->routes[i].prefix);
     free((char *)(uintptr_t)h->cfg.listen_host);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->qlock);
+    pthread_cond_destroy(&h->qcond);
+    free(h->workers);
     free(h);
 }

@@ -366,10 +366,12 @@ int wh_registry_handle(wh_req *r, void *payload)
     size_t name_len = 0;
 
     struct wh_principal *who = wh_pool_alloc(wh_req_pool(r), sizeof(*who));
-    if (wh_acl_identify(reg->acl, wh_req_header(r, "Authorization"), wh_req_client_ip(r), who) ==
-        WH_EBUSY) {
-        wh_resp_header(r, "Retry-After", "30");
-        return oci_error(r, E_TOO_MANY_REQUESTS, "too many failed logins, retry later");
+    int idrc = wh_acl_identify_req(reg->acl, r, who);
+    if (idrc == WH_EDEFERRED)
+        return 0; /* called again once the password check is done */
+    if (idrc == WH_EBUSY) {
+        wh_resp_header(r, "Retry-After", wh_pool_sprintf(wh_req_pool(r), "%u", who->retry_after_s));
+        return oci_error(r, E_TOO_MANY_REQUESTS, wh_error_msg());
     }
     if (*path == '\0') {
         if (m != WH_HTTP_GET && m != WH_HTTP_HEAD)

@@ -83,9 +83,12 @@ int wh_registry_token_handle(wh_req *r, void *payload)
     const char *authz = wh_req_header(r, "Authorization");
     if (authz && strncasecmp(authz, "Basic ", 6) != 0)
         return token_error(r, 401, "UNAUTHORIZED", "the token service takes Basic credentials");
-    if (wh_acl_identify(reg->acl, authz, ip, who) == WH_EBUSY) {
-        wh_resp_header(r, "Retry-After", "30");
-        return token_error(r, 429, "TOO_MANY_REQUEST", "too many failed logins, retry later");
+    int idrc = wh_acl_identify_req(reg->acl, r, who);
+    if (idrc == WH_EDEFERRED)
+        return 0; /* called again once the password check is done */
+    if (idrc == WH_EBUSY) {
+        wh_resp_header(r, "Retry-After", wh_pool_sprintf(wh_req_pool(r), "%u", who->retry_after_s));
+        return token_error(r, 429, "TOO_MANY_REQUEST", wh_error_msg());
     }
     if (who->bad_credentials) {
         wh_resp_header(r, "WWW-Authenticate", "Basic realm=\"wharf\"");

@@ -51,7 +51,7 @@ static int world_setup(void **state)
     snprintf(path, sizeof(path), "%s/wharf.db", w->dir);
     assert_int_equal(wh_db_open(&w->db, path), 0);
     setenv("WHARF_ADMIN_PASSWORD", "Unit-Admin-Passw0rd", 1);
-    struct wh_acl_config cfg = {w->dir, 60};
+    struct wh_acl_config cfg = {.data_dir = w->dir, .token_ttl_s = 60};
     assert_int_equal(wh_acl_new(&w->acl, w->db, &cfg), 0);
     /* "other" is made before "mine": without a preference it comes first */
     assert_int_equal(wh_db_project_create(w->db, "secret", false, &w->secret), 0);

@@ -1150,44 +1150,58 @@ static void test_auth__throttle_backoff(void **state)
     (void)state;
     wh_auth_throttle *t = wh_auth_throttle_new();
     int64_t now = 1000000;
+    /* wharf's keys: the (name, address) pair and the address */
+    const char *pair = "alice@10.0.0.1", *addr = "10.0.0.1";
 
     /* the free failures */
     for (int i = 0; i < WH_AUTH_THROTTLE_FREE; i++) {
-        assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", "10.0.0.1", now), 0);
-        wh_auth_throttle_fail(t, "alice", "10.0.0.1", now);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now), 0);
+        wh_auth_throttle_fail(t, pair, addr, now);
         now += 10;
     }
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", "10.0.0.1", now), 0);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now), 0);
 
     /* then 1 s, 2 s, 4 s … from the latest failure, capped at 30 s */
     static const int64_t want[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        wh_auth_throttle_fail(t, "alice", "10.0.0.1", now);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", "10.0.0.1", now), want[i]);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", "10.0.0.1", now + 400),
-                         want[i] - 400);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", "10.0.0.1", now + want[i]), 0);
-        /* the user is slowed from any address, the address for any user */
-        assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", "10.9.9.9", now), want[i]);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, "bob", "10.0.0.1", now), want[i]);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, "bob", "10.9.9.9", now), 0);
+        wh_auth_throttle_fail(t, pair, addr, now);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now), want[i]);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 400), want[i] - 400);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + want[i]), 0);
+        /* the same name from another address is not slowed: nobody can lock an account */
+        assert_int_equal(wh_auth_throttle_delay_ms(t, "alice@10.9.9.9", "10.9.9.9", now), 0);
         now += want[i];
     }
+    /* 13 failures so far: the address is still within its larger allowance */
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "bob@10.0.0.1", addr, now), 0);
     /* a clock that goes back never asks for more than the delay itself */
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", NULL, now - 100000), 30000);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, NULL, now - 100000), 30000);
 
-    /* success clears the user, not the address */
-    wh_auth_throttle_fail(t, "alice", "10.0.0.1", now);
-    wh_auth_throttle_ok(t, "alice", "10.0.0.1", now);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", NULL, now), 0);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "alice", "10.0.0.1", now), 30000);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, "10.0.0.1", now), 30000);
+    /* success clears the pair, not the address */
+    wh_auth_throttle_fail(t, pair, addr, now);
+    wh_auth_throttle_ok(t, pair, addr, now);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, NULL, now), 0);
+
+    /* one address guessing many names: throttled past WH_AUTH_THROTTLE_ADDR_FREE */
+    const char *guesser = "192.0.2.7";
+    for (int i = 0; i < WH_AUTH_THROTTLE_ADDR_FREE; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "n%d@%s", i, guesser);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, name, guesser, now), 0);
+        wh_auth_throttle_fail(t, name, guesser, now);
+    }
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "fresh@192.0.2.7", guesser, now), 0);
+    wh_auth_throttle_fail(t, "fresh@192.0.2.7", guesser, now);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "other@192.0.2.7", guesser, now), 1000);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, now), 1000);
+    /* …while everyone elsewhere goes on */
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "other@198.51.100.1", "198.51.100.1", now), 0);
 
     /* the window: after 15 minutes without a new failure the count starts over */
     int64_t later = now + WH_AUTH_THROTTLE_WINDOW_MS + 1;
-    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, "10.0.0.1", later), 0);
-    wh_auth_throttle_fail(t, NULL, "10.0.0.1", later);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, "10.0.0.1", later), 0);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, later), 0);
+    wh_auth_throttle_fail(t, NULL, guesser, later);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, later), 0);
     assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, NULL, later), 0);
 
     /* spread failures (one per user, one address each) never throttle anyone */
