@@ -30,6 +30,7 @@
 #define FAILED_LOGIN_ROWS 10 /* distinct failed-login rows per address and minute */
 #define ADDR_SLOTS 256       /* addresses tracked for the failed-login row budget */
 #define PURGE_INTERVAL_MS (3600 * 1000) /* how often expired audit rows are deleted */
+#define TARPIT_MS 1000 /* a throttled login waits this long (at most) for its 429 */
 
 struct verified {
     char key[WH_DIGEST_STR_MAX]; /* digest of (salt, name, secret, stored hash) */
@@ -366,6 +367,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
     snprintf(pair, sizeof(pair), "%s@%s", user, client_ip ? client_ip : "");
     int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, client_ip, now);
     if (delay > 0) {
+        wh_auth_throttle_hold(a->throttle, pair, client_ip, now);
         out->retry_after_s = (unsigned)((delay + 999) / 1000);
         return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
     }
@@ -521,6 +523,8 @@ int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
     struct identify_job *j = wh_req_deferred(r);
     if (j) {
         *out = j->who;
+        if (j->rc == WH_EBUSY)
+            return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
         return j->rc;
     }
     const char *authz = wh_req_header(r, "Authorization");
@@ -535,8 +539,25 @@ int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
         snprintf(pair, sizeof(pair), "%s@%s", user, ip);
         int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, ip, wh_now_ms());
         if (delay > 0) {
-            anonymous(out);
-            out->retry_after_s = (unsigned)((delay + 999) / 1000);
+            /*
+             * Answered 429 without a password check, after a pause that
+             * holds no thread (a tarpit): a client that ignores Retry-After
+             * and hammers gets one answer a second per connection, not
+             * thousands, and costs the others nothing.
+             */
+            j = wh_pool_alloc(wh_req_pool(r), sizeof(*j));
+            memset(j, 0, sizeof(*j));
+            anonymous(&j->who);
+            j->who.retry_after_s = (unsigned)((delay + 999) / 1000);
+            j->rc = WH_EBUSY;
+            wh_error_set(WH_EBUSY, "too many failed logins, retry later");
+            /* the delay starts again now; the pause is shorter, so a client that
+             * retries at once meets it again and one that waits gets through */
+            wh_auth_throttle_hold(a->throttle, pair, ip, wh_now_ms());
+            int64_t pause = delay / 2 < TARPIT_MS ? delay / 2 : TARPIT_MS;
+            if (wh_req_sleep(r, (unsigned)pause, j) == 0)
+                return WH_EDEFERRED;
+            *out = j->who;
             return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
         }
     }

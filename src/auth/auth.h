@@ -355,6 +355,13 @@ int64_t wh_auth_throttle_delay_ms(wh_auth_throttle *t, const char *user, const c
 /* Records a failed attempt. */
 void wh_auth_throttle_fail(wh_auth_throttle *t, const char *user, const char *addr,
                            int64_t now_ms);
+/*
+ * Records an attempt made while throttled: the keys' current delays start
+ * again from `now_ms` (their counts unchanged), so a client that ignores
+ * Retry-After and keeps trying stays refused until it pauses.
+ */
+void wh_auth_throttle_hold(wh_auth_throttle *t, const char *user, const char *addr,
+                           int64_t now_ms);
 /* Records a successful attempt (clears the user's count; see above). */
 void wh_auth_throttle_ok(wh_auth_throttle *t, const char *user, const char *addr, int64_t now_ms);
 

@@ -165,6 +165,20 @@ void wh_auth_throttle_fail(wh_auth_throttle *t, const char *user, const char *ad
     pthread_mutex_unlock(&t->mu);
 }
 
+void wh_auth_throttle_hold(wh_auth_throttle *t, const char *user, const char *addr,
+                           int64_t now_ms)
+{
+    struct slot *s;
+    pthread_mutex_lock(&t->mu);
+    if (user && (s = find(t, 'u', user, false, now_ms)) &&
+        slot_delay(s, WH_AUTH_THROTTLE_FREE, now_ms) > 0)
+        s->last_fail_ms = s->touched_ms = now_ms;
+    if (addr && (s = find(t, 'a', addr, false, now_ms)) &&
+        slot_delay(s, WH_AUTH_THROTTLE_ADDR_FREE, now_ms) > 0)
+        s->last_fail_ms = s->touched_ms = now_ms;
+    pthread_mutex_unlock(&t->mu);
+}
+
 void wh_auth_throttle_ok(wh_auth_throttle *t, const char *user, const char *addr, int64_t now_ms)
 {
     struct slot *s;

@@ -102,7 +102,14 @@ void wh_req_read_body(wh_req *r, int (*on_data)(wh_req *r, const char *p, size_t
  * handler should answer, e.g. 429) — a handler runs at most once deferred.
  */
 int wh_req_defer(wh_req *r, void (*fn)(void *ctx), void *ctx);
-/* The `ctx` of this request's deferred work once it has run, else NULL. */
+/*
+ * Holds the request back for about `ms` milliseconds without a thread (the
+ * connection is suspended), then calls the handler again, when
+ * wh_req_deferred() returns `ctx`. For tarpits: a client refused for
+ * hammering waits before it hears so. 0, or WH_EBUSY (answer now).
+ */
+int wh_req_sleep(wh_req *r, unsigned ms, void *ctx);
+/* The `ctx` of this request's deferred work or pause once over, else NULL. */
 void *wh_req_deferred(const wh_req *r);
 
 /* ---- the response (exactly one send per request) ---- */

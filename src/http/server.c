@@ -34,7 +34,9 @@
  * body still gets it; past this the connection is cut.
  */
 #define DISCARD_MAX ((uint64_t)1 << 30)
-#define REAP_INTERVAL_MS 250 /* how often connections are checked against the header deadline */
+#define REAP_INTERVAL_MS 100 /* how often the header deadline and sleeping requests are checked */
+#define MAX_SLEEPERS 4096    /* requests held back at once (wh_req_sleep) */
+#define UNPARSED_ANSWER_US 2000000 /* see answer_unparsed: only for connections this young */
 
 /*
  * One accepted connection, from MHD's "started" notification to its
@@ -82,6 +84,16 @@ struct wh_http {
     bool qstop;
     unsigned nworkers;
     pthread_t *workers;
+    /* requests held back by wh_req_sleep, guarded by lock */
+    struct sleeper *sleepers;
+    unsigned nsleepers;
+};
+
+struct sleeper {
+    wh_req *r;
+    int64_t wake_us;
+    void *ctx;
+    struct sleeper *next;
 };
 
 struct defer_job {
@@ -117,6 +129,7 @@ struct wh_req {
     bool handled;      /* the route's handler has returned without deferring */
     struct defer_job *job; /* work the handler deferred, not yet queued */
     void *deferred_ctx;    /* the context of deferred work that has run */
+    struct sleeper *sleep; /* a pause the handler asked for, not yet begun */
     uint64_t discarded; /* body bytes dropped after an early answer */
     /* response */
     struct MHD_Response *pending; /* answered, waiting for the end of the request */
@@ -334,6 +347,51 @@ int wh_req_defer(wh_req *r, void (*fn)(void *ctx), void *ctx)
 void *wh_req_deferred(const wh_req *r)
 {
     return r->deferred_ctx;
+}
+
+int wh_req_sleep(wh_req *r, unsigned ms, void *ctx)
+{
+    wh_http *h = r->h;
+    if (r->sleep || r->job || !h->reaper_started)
+        return wh_error_set(WH_EBUSY, "cannot hold this request back");
+    pthread_mutex_lock(&h->lock);
+    bool room = !h->stopping && h->nsleepers < MAX_SLEEPERS;
+    if (room)
+        h->nsleepers++; /* reserved: listed by on_access once the connection is suspended */
+    pthread_mutex_unlock(&h->lock);
+    if (!room)
+        return wh_error_set(WH_EBUSY, "too many requests held back");
+    struct sleeper *z = wh_pool_alloc(r->pool, sizeof(*z));
+    *z = (struct sleeper){r, wh_monotonic_us() + (int64_t)ms * 1000, ctx, NULL};
+    r->sleep = z;
+    return 0;
+}
+
+/* Resumes the sleepers whose time has come (all of them with `all`). */
+static void wake_sleepers(wh_http *h, bool all)
+{
+    struct sleeper *due = NULL;
+    int64_t now = wh_monotonic_us();
+    pthread_mutex_lock(&h->lock);
+    for (struct sleeper **pp = &h->sleepers; *pp;) {
+        struct sleeper *z = *pp;
+        if (all || z->wake_us <= now) {
+            *pp = z->next;
+            z->next = due;
+            due = z;
+            h->nsleepers--;
+        } else {
+            pp = &z->next;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    /* resumed outside our lock: MHD takes its own, and calls back into ours */
+    while (due) {
+        struct sleeper *z = due;
+        due = z->next;
+        z->r->deferred_ctx = z->ctx;
+        MHD_resume_connection(z->r->conn);
+    }
 }
 
 /* Queues the reserved job of a suspended request. */
@@ -706,6 +764,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             defer_enqueue(h, j);
             return MHD_YES;
         }
+        if (r->sleep && !r->sent) {
+            /* held back (a tarpit): the reaper resumes it when its time comes */
+            struct sleeper *z = r->sleep;
+            r->sleep = NULL;
+            MHD_suspend_connection(conn);
+            pthread_mutex_lock(&h->lock);
+            z->next = h->sleepers;
+            h->sleepers = z;
+            pthread_mutex_unlock(&h->lock);
+            return MHD_YES;
+        }
+        if (r->sleep) {
+            r->sleep = NULL;
+            pthread_mutex_lock(&h->lock);
+            h->nsleepers--;
+            pthread_mutex_unlock(&h->lock);
+        }
         if (r->job) { /* answered after all: give the reservation back */
             r->job = NULL;
             pthread_mutex_lock(&h->qlock);
@@ -864,7 +939,13 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         struct conn *c = *socket_context;
         if (!c)
             return;
-        if (!c->request_seen && !h->cfg.tls_cert_pem) {
+        /*
+         * Only a connection closed soon after it came (a TLS hello is refused
+         * at once) is answered: one cut by the header deadline (fd cleared by
+         * the reaper) or by the idle timeout just goes.
+         */
+        if (!c->request_seen && !h->cfg.tls_cert_pem && c->fd != MHD_INVALID_SOCKET &&
+            wh_monotonic_us() - c->since_us < UNPARSED_ANSWER_US) {
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
             if (ci)
@@ -894,10 +975,15 @@ static void *reaper_main(void *arg)
     wh_http *h = arg;
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
+        if (h->sleepers) {
+            pthread_mutex_unlock(&h->lock);
+            wake_sleepers(h, false);
+            pthread_mutex_lock(&h->lock);
+        }
         int64_t now = wh_monotonic_us();
         int64_t first = (int64_t)h->cfg.header_timeout_s * 1000000;
         int64_t later = first + (int64_t)h->cfg.idle_timeout_s * 1000000;
-        for (struct conn *c = h->conns; c; c = c->next) {
+        for (struct conn *c = h->conns; c && h->cfg.header_timeout_s; c = c->next) {
             if (c->in_request || c->fd == MHD_INVALID_SOCKET)
                 continue;
             if (now - c->since_us > (c->requests ? later : first)) {
@@ -1058,14 +1144,12 @@ int wh_http_start(wh_http *h)
             h->nworkers++;
         }
     }
-    if (h->cfg.header_timeout_s) {
-        if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
-            MHD_stop_daemon(h->d);
-            h->d = NULL;
-            return wh_error_set(WH_ERROR, "cannot start the connection reaper thread");
-        }
-        h->reaper_started = true;
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+        MHD_stop_daemon(h->d);
+        h->d = NULL;
+        return wh_error_set(WH_ERROR, "cannot start the connection reaper thread");
     }
+    h->reaper_started = true;
     return 0;
 }
 
@@ -1095,10 +1179,8 @@ void wh_http_stop(wh_http *h, int grace_ms)
     for (unsigned i = 0; i < h->nworkers; i++)
         pthread_join(h->workers[i], NULL);
     h->nworkers = 0;
-    MHD_stop_daemon(h->d);
-    h->d = NULL;
-    if (s != MHD_INVALID_SOCKET)
-        close(s);
+    /* the reaper ends too, and every request still held back is resumed: MHD
+     * must not be stopped with suspended connections */
     if (h->reaper_started) {
         pthread_mutex_lock(&h->lock);
         h->stopping = true;
@@ -1107,6 +1189,11 @@ void wh_http_stop(wh_http *h, int grace_ms)
         pthread_join(h->reaper, NULL);
         h->reaper_started = false;
     }
+    wake_sleepers(h, true);
+    MHD_stop_daemon(h->d);
+    h->d = NULL;
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
 }
 
 void wh_http_free(wh_http *h)

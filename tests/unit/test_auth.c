@@ -1177,6 +1177,14 @@ static void test_auth__throttle_backoff(void **state)
     /* a clock that goes back never asks for more than the delay itself */
     assert_int_equal(wh_auth_throttle_delay_ms(t, pair, NULL, now - 100000), 30000);
 
+    /* an attempt made while throttled starts the delay again (the count stays) */
+    wh_auth_throttle_fail(t, pair, addr, now);
+    wh_auth_throttle_hold(t, pair, addr, now + 20000);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 20000), 30000);
+    wh_auth_throttle_hold(t, "nobody@10.0.0.9", "10.0.0.9", now); /* unknown keys: nothing */
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "nobody@10.0.0.9", "10.0.0.9", now), 0);
+    now += 20000 + 30000;
+
     /* success clears the pair, not the address */
     wh_auth_throttle_fail(t, pair, addr, now);
     wh_auth_throttle_ok(t, pair, addr, now);
