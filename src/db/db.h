@@ -340,6 +340,8 @@ struct wh_artifact_filter {
     int64_t repo_id, project_id; /* 0: any */
     const char *digest, *tag, *media_type; /* NULL: any */
     int tagged;                  /* -1 any, 0 untagged only, 1 tagged only */
+    bool all;                    /* q=base=*: also the untagged children of an index, which
+                                    Harbor's base collection (the default) leaves out */
     int sort;                    /* 0 push time, 1 pull time, 2 size, 3 id */
     bool desc;
 };
