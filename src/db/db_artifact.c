@@ -101,6 +101,11 @@ void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, 
         db_sql_add(q, " AND " DB_ARTIFACT_IS_BASE);
     if (count)
         return;
+    if (f->repo_id > 0 && f->digest) {
+        /* (repo_id, digest) is unique: one row at most, nothing to sort */
+        db_sql_add(q, " LIMIT ?7 OFFSET ?6");
+        return;
+    }
     int k = f->sort >= 0 && f->sort < 4 ? f->sort : 0;
     db_sql_add(q, " ORDER BY ");
     db_sql_add(q, keys[k]);

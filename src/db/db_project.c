@@ -173,8 +173,6 @@ void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bo
     const char *dir = f->desc ? " DESC" : "";
     if (!count)
         db_sql_add(q, "SELECT " INFO_COLS INFO_FROM " WHERE 1");
-    else if (f->owner)
-        db_sql_add(q, "SELECT count(*)" INFO_FROM " WHERE 1");
     else
         db_sql_add(q, "SELECT count(*) FROM project p WHERE 1");
     if (f->name)
@@ -184,12 +182,17 @@ void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bo
     if (f->public >= 0)
         db_sql_add(q, " AND p.public = ?3");
     if (f->owner)
-        db_sql_add(q, " AND u.username = ?4");
+        db_sql_add(q, " AND p.owner_id = (SELECT id FROM user WHERE username = ?4)");
     if (f->visible_user != -1)
         db_sql_add(q, " AND (p.public = 1 OR p.id = ?6"
                       " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?5))");
     if (count)
         return;
+    if (f->name) {
+        /* names are unique: one row at most, nothing to sort */
+        db_sql_add(q, " LIMIT ?8 OFFSET ?7");
+        return;
+    }
     int k = f->sort >= 0 && f->sort < 4 ? f->sort : 0;
     db_sql_add(q, " ORDER BY ");
     if (keys[k]) {

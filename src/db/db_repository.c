@@ -100,12 +100,17 @@ void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool cou
         db_sql_add(q, " AND instr(r.name, ?3) > 0");
     if (by_projects)
         db_sql_add(q, " AND r.project_id IN (SELECT id FROM project WHERE public = 1"
-                      " UNION SELECT ?5 UNION SELECT project_id FROM member WHERE user_id = ?4)");
+                      " UNION ALL SELECT ?5 UNION ALL SELECT project_id FROM member WHERE user_id = ?4)");
     else if (visible)
         db_sql_add(q, " AND (p.public = 1 OR p.id = ?5"
                       " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?4))");
     if (count)
         return;
+    if (f->name) {
+        /* names are unique: one row at most, nothing to sort */
+        db_sql_add(q, " LIMIT ?7 OFFSET ?6");
+        return;
+    }
     int k = f->sort >= 0 && f->sort < 5 ? f->sort : 0;
     db_sql_add(q, " ORDER BY ");
     if (keys[k]) {
