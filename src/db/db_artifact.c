@@ -94,11 +94,10 @@ void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, 
         db_sql_add(q, " AND EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id)");
     else if (f->tagged == 0)
         db_sql_add(q, " AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id)");
-    /* Harbor's base collection; a tagged artifact is in it already. */
-    if (!f->all && f->tagged == 0)
-        db_sql_add(q, " AND NOT " DB_ARTIFACT_IS_CHILD);
-    else if (!f->all && f->tagged != 1)
-        db_sql_add(q, " AND " DB_ARTIFACT_IS_BASE);
+    /* Harbor's base collection (a column the schema keeps, see migration 3);
+     * a tagged artifact is in it already */
+    if (!f->all && f->tagged != 1)
+        db_sql_add(q, " AND a.listed = 1");
     if (count)
         return;
     if (f->repo_id > 0 && f->digest) {
@@ -249,8 +248,8 @@ int wh_db_artifact_children(wh_db *db, int64_t artifact_id,
 
 int wh_db_artifact_referenced(wh_db *db, int64_t repo_id, const char *digest, bool *out)
 {
-    static const char sql[] = "SELECT 1 FROM artifact_child c JOIN artifact a ON a.id = c.artifact_id"
-                              " WHERE a.repo_id = ?1 AND c.child_digest = ?2 LIMIT 1";
+    static const char sql[] = "SELECT 1 FROM artifact_child WHERE repo_id = ?1 AND child_digest = ?2"
+                              " LIMIT 1";
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, repo_id);

@@ -33,15 +33,6 @@ void db_sql_add(struct db_sql *q, const char *fragment);
 /* A prepared statement for assembled `sql` on `c`, cached per connection by
  * its text (the text is copied). Reset it with db_done. */
 sqlite3_stmt *db_stmt_text(struct conn *c, const char *sql);
-/*
- * Harbor's base collection of a repository's artifacts (alias `a`): the
- * children of an index of the same repository are left out unless tagged.
- */
-#define DB_ARTIFACT_IS_CHILD                                                                       \
-    "EXISTS (SELECT 1 FROM artifact_child c JOIN artifact p ON p.id = c.artifact_id"              \
-    " WHERE c.child_digest = a.digest AND p.repo_id = a.repo_id)"
-#define DB_ARTIFACT_IS_BASE                                                                        \
-    "(NOT " DB_ARTIFACT_IS_CHILD " OR EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id))"
 /* The SQL of a list, its page or (`count`) its total; exposed for the plan tests. */
 void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, bool count);
 void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool count);

@@ -14,8 +14,8 @@
 
 #define REPO_COLS                                                                                  \
     "r.id, r.project_id, r.name, r.description, r.pull_count, r.created_ms, r.updated_ms,"         \
-    " (SELECT count(*) FROM artifact a WHERE a.repo_id = r.id AND " DB_ARTIFACT_IS_BASE "),"     \
-    " p.name, p.public"
+    " (SELECT count(*) FROM artifact a WHERE a.repo_id = r.id AND a.listed = 1), p.name,"        \
+    " p.public"
 #define REPO_FROM " FROM repository r JOIN project p ON p.id = r.project_id"
 
 static void repo_row(struct wh_repo_info *o, sqlite3_stmt *s)

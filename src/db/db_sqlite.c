@@ -154,6 +154,15 @@ static const char *const migrations[] = {
      * its repository, which never changes project) so that a project's
      * artifacts are listed in push order from an index; project.updated_ms
      * is always set. The indexes serve each list's filter and sort key.
+     *
+     * artifact.listed says whether the artifact is in Harbor's base
+     * collection, what the lists and artifact_count show: tagged, or not a
+     * child of an index of its repository. Triggers keep it true as tags and
+     * index children come and go, so a list or a count reads one column of
+     * an index instead of probing tags and children row by row;
+     * artifact_child gains the repository of its index for them (and for the
+     * check before a delete). A later migration that rebuilds artifact, tag
+     * or artifact_child drops these triggers first and creates them again.
      */
     "CREATE TABLE new_project("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -207,6 +216,7 @@ static const char *const migrations[] = {
     "  annotations TEXT,"
     "  push_ms INTEGER NOT NULL,"
     "  pull_ms INTEGER,"
+    "  listed INTEGER NOT NULL DEFAULT 1,"
     "  UNIQUE(repo_id, digest));"
     "INSERT INTO new_artifact(id, repo_id, project_id, digest, media_type, artifact_type, size,"
     "  subject, annotations, push_ms, pull_ms)"
@@ -224,7 +234,19 @@ static const char *const migrations[] = {
     "CREATE INDEX artifact_project_push ON artifact(project_id, push_ms);"
     "CREATE INDEX artifact_project_pull ON artifact(project_id, pull_ms);"
     "CREATE INDEX artifact_project_size ON artifact(project_id, size);"
-    "CREATE INDEX artifact_child_digest ON artifact_child(child_digest);"
+    "CREATE INDEX artifact_repo_listed ON artifact(repo_id, listed);"
+    "CREATE INDEX artifact_project_listed ON artifact(project_id, listed);"
+    "CREATE TABLE new_artifact_child("
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  child_digest TEXT NOT NULL,"
+    "  repo_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(artifact_id, child_digest)) WITHOUT ROWID;"
+    "INSERT INTO new_artifact_child(artifact_id, child_digest, repo_id)"
+    "  SELECT c.artifact_id, c.child_digest, a.repo_id"
+    "  FROM artifact_child c JOIN artifact a ON a.id = c.artifact_id;"
+    "DROP TABLE artifact_child;"
+    "ALTER TABLE new_artifact_child RENAME TO artifact_child;"
+    "CREATE INDEX artifact_child_repo ON artifact_child(repo_id, child_digest);"
     "CREATE TABLE new_tag("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  repo_id INTEGER NOT NULL REFERENCES repository(id) ON DELETE CASCADE,"
@@ -237,6 +259,39 @@ static const char *const migrations[] = {
     "DROP TABLE tag;"
     "ALTER TABLE new_tag RENAME TO tag;"
     "CREATE INDEX tag_artifact ON tag(artifact_id, push_ms);"
+    "UPDATE artifact SET listed = 0 WHERE NOT EXISTS (SELECT 1 FROM tag t"
+    "  WHERE t.artifact_id = artifact.id) AND EXISTS (SELECT 1 FROM artifact_child c"
+    "  WHERE c.repo_id = artifact.repo_id AND c.child_digest = artifact.digest);"
+    "CREATE TRIGGER artifact_listed_new AFTER INSERT ON artifact BEGIN"
+    "  UPDATE artifact SET listed = 0 WHERE id = NEW.id AND EXISTS (SELECT 1 FROM artifact_child c"
+    "    WHERE c.repo_id = NEW.repo_id AND c.child_digest = NEW.digest);"
+    " END;"
+    "CREATE TRIGGER artifact_listed_child_added AFTER INSERT ON artifact_child BEGIN"
+    "  UPDATE artifact SET listed = 0 WHERE repo_id = NEW.repo_id AND digest = NEW.child_digest"
+    "    AND listed = 1 AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = artifact.id);"
+    " END;"
+    "CREATE TRIGGER artifact_listed_child_removed AFTER DELETE ON artifact_child BEGIN"
+    "  UPDATE artifact SET listed = 1 WHERE repo_id = OLD.repo_id AND digest = OLD.child_digest"
+    "    AND listed = 0 AND NOT EXISTS (SELECT 1 FROM artifact_child c"
+    "    WHERE c.repo_id = OLD.repo_id AND c.child_digest = OLD.child_digest);"
+    " END;"
+    "CREATE TRIGGER artifact_listed_tag_added AFTER INSERT ON tag BEGIN"
+    "  UPDATE artifact SET listed = 1 WHERE id = NEW.artifact_id AND listed = 0;"
+    " END;"
+    "CREATE TRIGGER artifact_listed_tag_moved AFTER UPDATE OF artifact_id ON tag"
+    "  WHEN OLD.artifact_id <> NEW.artifact_id BEGIN"
+    "  UPDATE artifact SET listed = 1 WHERE id = NEW.artifact_id AND listed = 0;"
+    "  UPDATE artifact SET listed = 0 WHERE id = OLD.artifact_id AND listed = 1"
+    "    AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = OLD.artifact_id)"
+    "    AND EXISTS (SELECT 1 FROM artifact_child c WHERE c.repo_id = artifact.repo_id"
+    "    AND c.child_digest = artifact.digest);"
+    " END;"
+    "CREATE TRIGGER artifact_listed_tag_removed AFTER DELETE ON tag BEGIN"
+    "  UPDATE artifact SET listed = 0 WHERE id = OLD.artifact_id AND listed = 1"
+    "    AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = OLD.artifact_id)"
+    "    AND EXISTS (SELECT 1 FROM artifact_child c WHERE c.repo_id = artifact.repo_id"
+    "    AND c.child_digest = artifact.digest);"
+    " END;"
     "CREATE TABLE new_user("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  username TEXT NOT NULL UNIQUE,"
@@ -298,6 +353,9 @@ enum stmt_id {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_PROJECT_INSERT,
     S_PROJECT_GET,
     S_PROJECT_ALL,
@@ -339,6 +397,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT inner",
+    [S_RELEASE] = "RELEASE inner",
+    [S_ROLLBACK_TO] = "ROLLBACK TO inner",
     [S_PROJECT_INSERT] = "INSERT INTO project(name, public, created_ms, updated_ms)"
                          " VALUES(?1, ?2, ?3, ?3)",
     [S_PROJECT_GET] = "SELECT id, name, public, created_ms FROM project WHERE name = ?1",
@@ -368,8 +429,8 @@ static const char *const stmt_sql[S_COUNT] = {
         " FROM repository WHERE id = ?1 RETURNING id",
     [S_ARTIFACT_BLOB_INSERT] = "INSERT INTO artifact_blob(artifact_id, digest) VALUES(?1, ?2)"
                                " ON CONFLICT DO NOTHING",
-    [S_ARTIFACT_CHILD_INSERT] = "INSERT INTO artifact_child(artifact_id, child_digest)"
-                                " VALUES(?1, ?2) ON CONFLICT DO NOTHING",
+    [S_ARTIFACT_CHILD_INSERT] = "INSERT INTO artifact_child(artifact_id, child_digest, repo_id)"
+                                " VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING",
     [S_TAG_MOVE] = "UPDATE tag SET artifact_id = ?3, push_ms = ?4 WHERE repo_id = ?1 AND name = ?2",
     [S_TAG_INSERT] = "INSERT INTO tag(repo_id, name, artifact_id, push_ms) VALUES(?1, ?2, ?3, ?4)",
     [S_MANIFEST_BY_TAG] = "SELECT a.id, a.repo_id, a.digest, a.media_type, a.size"
@@ -418,6 +479,7 @@ struct conn {
         uint64_t hash;
         sqlite3_stmt *s;
     } built[BUILT_SLOTS];
+    int batch; /* inside wh_db_batch: transactions are savepoints of its one */
     struct conn *next; /* all connections of the db, for close */
 };
 
@@ -609,16 +671,35 @@ int db_run(struct conn *c, sqlite3_stmt *s)
 
 int db_tx_begin(struct conn *c)
 {
-    return db_run(c, stmt(c, S_BEGIN));
+    return db_run(c, stmt(c, c->batch ? S_SAVEPOINT : S_BEGIN));
 }
 
 int db_tx_end(struct conn *c, int error)
 {
     if (error < 0) {
-        db_run(c, stmt(c, S_ROLLBACK));
+        if (c->batch) {
+            db_run(c, stmt(c, S_ROLLBACK_TO));
+            db_run(c, stmt(c, S_RELEASE));
+        } else {
+            db_run(c, stmt(c, S_ROLLBACK));
+        }
         return error;
     }
-    return db_run(c, stmt(c, S_COMMIT));
+    return db_run(c, stmt(c, c->batch ? S_RELEASE : S_COMMIT));
+}
+
+int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
+{
+    CONN_OR_FAIL(c, db);
+    if (c->batch)
+        return fn(db, payload); /* already in one */
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    c->batch = 1;
+    error = fn(db, payload);
+    c->batch = 0;
+    return db_tx_end(c, error);
 }
 
 
@@ -972,13 +1053,16 @@ static int has_row(struct conn *c, enum stmt_id id, int64_t repo_id, const char 
     return db_exists(c, s, out);
 }
 
-static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, const char **digests,
-                     size_t n)
+/* Links the artifact to each digest (?1 artifact, ?2 digest, ?3 its repository). */
+static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, int64_t repo_id,
+                     const char **digests, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         sqlite3_stmt *s = stmt(c, id);
         sqlite3_bind_int64(s, 1, artifact_id);
         db_bind_text(s, 2, digests[i]);
+        if (sqlite3_bind_parameter_count(s) >= 3)
+            sqlite3_bind_int64(s, 3, repo_id);
         int error = db_run(c, s);
         if (error < 0)
             return error;
@@ -1031,9 +1115,11 @@ static int manifest_put_tx(struct conn *c, const struct wh_artifact_in *a)
         if (artifact_id == 0)
             return wh_error_set(WH_ERROR, "artifact %s was not recorded", a->digest);
     }
-    if ((error = link_each(c, S_ARTIFACT_BLOB_INSERT, artifact_id, a->blobs, a->nblobs)) < 0)
+    if ((error = link_each(c, S_ARTIFACT_BLOB_INSERT, artifact_id, repo_id, a->blobs,
+                            a->nblobs)) < 0)
         return error;
-    if ((error = link_each(c, S_ARTIFACT_CHILD_INSERT, artifact_id, a->children, a->nchildren)) <
+    if ((error = link_each(c, S_ARTIFACT_CHILD_INSERT, artifact_id, repo_id, a->children,
+                            a->nchildren)) <
         0)
         return error;
     if (a->tag) {

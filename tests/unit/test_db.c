@@ -6,7 +6,8 @@
  * of the REST API (artifacts, repositories, projects) are planned on an
  * index for every filter and sort combination (EXPLAIN QUERY PLAN: no scan of
  * a big table, no sort in a temporary B-tree) and return what the filters and
- * sort keys say, Harbor's base collection of artifacts included.
+ * sort keys say, Harbor's base collection of artifacts included; a batch is
+ * one transaction.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -140,6 +141,18 @@ static int64_t the_tag_id(wh_db *db, int64_t artifact_id, const char *name)
     return t.id;
 }
 
+/* Whether every artifact's `listed` says what Harbor's base collection is:
+ * tagged, or not a child of an index of its repository. */
+static void assert_listed_consistent(const char *path)
+{
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM artifact a WHERE a.listed <>"
+                                   " (EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id)"
+                                   " OR NOT EXISTS (SELECT 1 FROM artifact_child c"
+                                   " JOIN artifact p ON p.id = c.artifact_id"
+                                   " WHERE p.repo_id = a.repo_id AND c.child_digest = a.digest))"),
+                     0);
+}
+
 /* ---- schema 3 over a schema-2 database ---- */
 
 static void test_db__migration_keeps_rows_and_ids(void **state)
@@ -181,6 +194,8 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'new_%'"),
                      0);
+    assert_listed_consistent(f->path); /* 12, a child of the index 13, is not listed */
+    assert_int_equal(raw_int(f->path, "SELECT listed FROM artifact WHERE id = 12"), 0);
 
     /* every row with its id and values */
     struct wh_project_info *pi = malloc(sizeof(*pi));
@@ -622,6 +637,121 @@ static void test_db__artifact_lists(void **state)
     free(ri);
 }
 
+static int64_t listed(const char *path, int64_t id)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT listed FROM artifact WHERE id = %lld", (long long)id);
+    return raw_int(path, sql);
+}
+
+static void test_db__listed_follows_tags_and_indexes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    wh_db *db = f->db;
+    int64_t pid = project(db, "base", false);
+    char a[72], b[72], c[72], i1[72], i2[72], i3[72];
+    digest(a, 1);
+    digest(b, 2);
+    digest(c, 3);
+    digest(i1, 11);
+    digest(i2, 12);
+    digest(i3, 13);
+    int64_t ia = put(db, pid, "base/app", a, NULL, 0, NULL);
+    int64_t ib = put(db, pid, "base/app", b, NULL, 0, NULL);
+    put(db, pid, "base/app", c, NULL, 0, "c");
+    int64_t rid = repo_id(db, "base/app");
+    /* the same digest in another repository is no child there */
+    int64_t other = put(db, pid, "base/other", a, NULL, 0, NULL);
+    assert_listed_consistent(f->path);
+
+    const char *ab[] = {a, b};
+    int64_t x1 = put(db, pid, "base/app", i1, ab, 2, "multi");
+    assert_int_equal(listed(f->path, ia), 0);
+    assert_int_equal(listed(f->path, ib), 0);
+    assert_int_equal(listed(f->path, other), 1);
+    assert_listed_consistent(f->path);
+    /* a tag of its own lists a child; taking it away unlists it again */
+    assert_int_equal(wh_db_tag_create(db, rid, ia, "amd64"), 0);
+    assert_int_equal(listed(f->path, ia), 1);
+    assert_int_equal(wh_db_tag_delete(db, "base/app", "amd64"), 0);
+    assert_int_equal(listed(f->path, ia), 0);
+    assert_listed_consistent(f->path);
+    /* a tag moved onto a child lists it; the index it left stays listed (no child) */
+    put(db, pid, "base/app", a, NULL, 0, "multi");
+    assert_int_equal(listed(f->path, ia), 1);
+    assert_int_equal(listed(f->path, x1), 1);
+    assert_listed_consistent(f->path);
+    /* and moved away again */
+    put(db, pid, "base/app", c, NULL, 0, "multi");
+    assert_int_equal(listed(f->path, ia), 0);
+    assert_listed_consistent(f->path);
+    /* b is a child of two indexes: deleting one leaves it a child */
+    const char *bb[] = {b};
+    put(db, pid, "base/app", i2, bb, 1, NULL);
+    assert_int_equal(wh_db_manifest_delete(db, "base/app", i1), 0);
+    assert_int_equal(listed(f->path, ia), 1);
+    assert_int_equal(listed(f->path, ib), 0);
+    assert_listed_consistent(f->path);
+    assert_int_equal(wh_db_manifest_delete(db, "base/app", i2), 0);
+    assert_int_equal(listed(f->path, ib), 1);
+    assert_listed_consistent(f->path);
+    /* a child deleted and pushed again while an index lists it comes back unlisted */
+    put(db, pid, "base/app", i3, bb, 1, "three");
+    assert_int_equal(wh_db_manifest_delete(db, "base/app", b), 0);
+    int64_t ib2 = put(db, pid, "base/app", b, NULL, 0, NULL);
+    assert_true(ib2 > ib);
+    assert_int_equal(listed(f->path, ib2), 0);
+    assert_listed_consistent(f->path);
+    struct wh_repo_info *ri = malloc(sizeof(*ri));
+    assert_int_equal(wh_db_repo_info(db, "base/app", ri), 0);
+    assert_int_equal(ri->artifact_count, 3); /* a, c, i3 */
+    /* deleting the repository takes everything, triggers and all */
+    assert_int_equal(wh_db_repo_delete(db, rid), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM artifact_child"), 0);
+    assert_listed_consistent(f->path);
+    assert_int_equal(wh_db_repo_info(db, "base/other", ri), 0);
+    assert_int_equal(ri->artifact_count, 1);
+    free(ri);
+}
+
+struct batch {
+    const char *names[3];
+    int fail; /* the code fn returns */
+};
+
+static int batch_projects(wh_db *db, void *payload)
+{
+    struct batch *b = payload;
+    for (int i = 0; i < 3 && b->names[i]; i++) {
+        struct wh_project_info *in = calloc(1, sizeof(*in));
+        snprintf(in->p.name, sizeof(in->p.name), "%s", b->names[i]);
+        in->storage_limit = -1;
+        int error = wh_db_project_insert(db, in, NULL);
+        free(in);
+        /* a refused call rolls back its own savepoint only */
+        if (error < 0 && error != WH_EEXISTS)
+            return error;
+    }
+    return b->fail;
+}
+
+static void test_db__batch(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    wh_db *db = f->db;
+    struct batch ok = {{"b1", "b1", "b2"}, 0};
+    assert_int_equal(wh_db_batch(db, batch_projects, &ok), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name IN ('b1','b2')"), 2);
+    struct batch bad = {{"b3", "b4", NULL}, WH_EINVALID};
+    assert_int_equal(wh_db_batch(db, batch_projects, &bad), WH_EINVALID);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name IN ('b3','b4')"), 0);
+    /* the connection is out of the batch: a single call commits on its own */
+    project(db, "b5", false);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name = 'b5'"), 1);
+}
+
 struct names {
     char v[16][WH_NAME_MAX];
     size_t n;
@@ -719,7 +849,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__ids_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__list_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__artifact_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__listed_follows_tags_and_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__repo_and_project_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
