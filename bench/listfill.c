@@ -132,7 +132,8 @@ static int fill_repo(wh_db *db, void *payload)
             a.tag = tag;
         } else {
             doc_set(&f->cfg,
-                    "{\"architecture\":\"%s\",\"os\":\"linux\",\"created\":\"2026-01-01T00:00:00Z\","
+                    "{\"architecture\":\"%s\",\"os\":\"linux\","
+                    "\"created\":\"2026-01-01T00:00:00Z\","
                     "\"config\":{\"Env\":[\"ARTIFACT=%ld\"]},\"rootfs\":{\"type\":\"layers\","
                     "\"diff_ids\":[\"sha256:%064ld\"]}}",
                     slot == 8 ? "arm64" : "amd64", n, n);

@@ -1,8 +1,11 @@
 /*
  * db_artifact.c: artifacts and tags as the REST API lists them — filtered by
- * digest, tag, media type or taggedness, sorted by push time, pull time or
- * size, with their tags and the children of an index — plus tag creation
- * and the check that an artifact is not a child of another before deletion.
+ * digest, tag, media type or taggedness, sorted by push time, pull time,
+ * size or id, with their tags and the children of an index — plus tag
+ * creation and the check that an artifact is not a child of another before
+ * deletion. A list shows Harbor's base collection (artifact.listed, kept by
+ * the schema's triggers) unless asked for every artifact; its SQL is
+ * assembled for its filters and sort key so that it walks one index.
  * Platform details of index children and image config attributes are read
  * from the blobs by api/, not stored here.
  */
@@ -84,10 +87,12 @@ void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, 
         db_sql_add(q, " WHERE 1");
     if (f->digest)
         db_sql_add(q, " AND a.digest = ?3");
-    if (f->tag)
-        db_sql_add(q, f->repo_id > 0
-                          ? " AND a.id IN (SELECT artifact_id FROM tag WHERE repo_id = ?1 AND name = ?4)"
-                          : " AND EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id AND t.name = ?4)");
+    if (f->tag && f->repo_id > 0)
+        db_sql_add(q, " AND a.id IN (SELECT artifact_id FROM tag"
+                      " WHERE repo_id = ?1 AND name = ?4)");
+    else if (f->tag)
+        db_sql_add(q, " AND EXISTS (SELECT 1 FROM tag t"
+                      " WHERE t.artifact_id = a.id AND t.name = ?4)");
     if (f->media_type)
         db_sql_add(q, " AND (a.media_type = ?5 OR a.artifact_type = ?5)");
     if (f->tagged == 1)
@@ -248,8 +253,8 @@ int wh_db_artifact_children(wh_db *db, int64_t artifact_id,
 
 int wh_db_artifact_referenced(wh_db *db, int64_t repo_id, const char *digest, bool *out)
 {
-    static const char sql[] = "SELECT 1 FROM artifact_child WHERE repo_id = ?1 AND child_digest = ?2"
-                              " LIMIT 1";
+    static const char sql[] = "SELECT 1 FROM artifact_child"
+                              " WHERE repo_id = ?1 AND child_digest = ?2 LIMIT 1";
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, repo_id);

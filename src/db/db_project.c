@@ -4,7 +4,8 @@
  * filtered and paginated listing with repository counts, member counts by
  * role, deletion (refused while repositories remain), storage usage and the
  * quota check on push, system statistics and the search over projects and
- * repositories.
+ * repositories. A list's SQL is assembled for its filters and sort key so
+ * that it walks one index.
  *
  * Storage usage is the sum of the sizes of the distinct blobs linked into the
  * project's repositories (manifests included), so a blob shared by several
@@ -25,7 +26,7 @@
 
 #define INFO_COLS                                                                                  \
     "p.id, p.name, p.public, p.created_ms, coalesce(p.owner_id, 0), coalesce(u.username, ''),"     \
-    " p.metadata, p.cve_allowlist, p.storage_limit, p.updated_ms,"         \
+    " p.metadata, p.cve_allowlist, p.storage_limit, p.updated_ms,"                                 \
     " (SELECT count(*) FROM repository r WHERE r.project_id = p.id)"
 #define INFO_FROM " FROM project p LEFT JOIN user u ON u.id = p.owner_id"
 

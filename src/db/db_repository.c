@@ -2,6 +2,8 @@
  * db_repository.c: repositories as the REST API shows them — with their
  * description, artifact count and pull count — listed per project or over
  * every project the caller may see, searched by name, described and deleted.
+ * A list's SQL is assembled for its filters and sort key so that it walks
+ * one index; the artifact count is of the base collection (db_artifact.c).
  * Deleting a repository drops its artifacts, tags and blob links (foreign
  * keys cascade); the blobs themselves stay for garbage collection.
  */
@@ -14,7 +16,7 @@
 
 #define REPO_COLS                                                                                  \
     "r.id, r.project_id, r.name, r.description, r.pull_count, r.created_ms, r.updated_ms,"         \
-    " (SELECT count(*) FROM artifact a WHERE a.repo_id = r.id AND a.listed = 1), p.name,"        \
+    " (SELECT count(*) FROM artifact a WHERE a.repo_id = r.id AND a.listed = 1), p.name,"          \
     " p.public"
 #define REPO_FROM " FROM repository r JOIN project p ON p.id = r.project_id"
 
@@ -100,7 +102,8 @@ void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool cou
         db_sql_add(q, " AND instr(r.name, ?3) > 0");
     if (by_projects)
         db_sql_add(q, " AND r.project_id IN (SELECT id FROM project WHERE public = 1"
-                      " UNION ALL SELECT ?5 UNION ALL SELECT project_id FROM member WHERE user_id = ?4)");
+                      " UNION ALL SELECT ?5"
+                      " UNION ALL SELECT project_id FROM member WHERE user_id = ?4)");
     else if (visible)
         db_sql_add(q, " AND (p.public = 1 OR p.id = ?5"
                       " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?4))");

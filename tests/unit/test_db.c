@@ -165,20 +165,20 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
     assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
     char sql[4096];
     snprintf(sql, sizeof(sql),
-             "INSERT INTO project(id, name, public, created_ms, updated_ms) VALUES(2, 'team', 0, 100, NULL);"
-             "INSERT INTO project(id, name, public, created_ms, updated_ms) VALUES(5, 'gone', 0, 100, 100);"
-             "INSERT INTO audit_log(op_time_ms, username, resource, resource_type, operation, result,"
-             "  project_id) VALUES(1, 'admin', 'gone', 'project', 'create', 1, 5);"
+             "INSERT INTO project(id, name, public, created_ms, updated_ms)"
+             "  VALUES(2, 'team', 0, 100, NULL), (5, 'gone', 0, 100, 100);"
+             "INSERT INTO audit_log(op_time_ms, username, resource, resource_type, operation,"
+             "  result, project_id) VALUES(1, 'admin', 'gone', 'project', 'create', 1, 5);"
              "DELETE FROM project WHERE id = 5;"
-             "INSERT INTO repository(id, project_id, name, pull_count, created_ms, updated_ms, description)"
-             "  VALUES(7, 2, 'team/app', 3, 100, 200, 'the app');"
+             "INSERT INTO repository(id, project_id, name, pull_count, created_ms, updated_ms,"
+             "  description) VALUES(7, 2, 'team/app', 3, 100, 200, 'the app');"
              "INSERT INTO artifact(id, repo_id, digest, media_type, size, push_ms, pull_ms)"
              "  VALUES(11, 7, '%s', '" MT_MANIFEST "', 10, 100, NULL),"
              "        (12, 7, '%s', '" MT_MANIFEST "', 20, 110, 500),"
              "        (13, 7, '%s', '" MT_INDEX "', 30, 120, NULL);"
              "INSERT INTO artifact_child(artifact_id, child_digest) VALUES(13, '%s');"
-             "INSERT INTO tag(id, repo_id, name, artifact_id, push_ms) VALUES(21, 7, 'v1', 11, 100),"
-             "  (22, 7, 'multi', 13, 120);"
+             "INSERT INTO tag(id, repo_id, name, artifact_id, push_ms)"
+             "  VALUES(21, 7, 'v1', 11, 100), (22, 7, 'multi', 13, 120);"
              "INSERT INTO user(id, username, password, created_ms, updated_ms)"
              "  VALUES(31, 'alice', 'x', 1, 1);"
              "INSERT INTO member(id, project_id, user_id, role, created_ms, updated_ms)"
@@ -623,7 +623,8 @@ static void test_db__artifact_lists(void **state)
                 memset(&s, 0, sizeof(s));
                 s.sort = sort;
                 for (int64_t off = 0; off < 12; off += 3)
-                    assert_int_equal(wh_db_artifact_list(db, &sf, off, 3, seen_artifact, &s, &total), 0);
+                    assert_int_equal(
+                        wh_db_artifact_list(db, &sf, off, 3, seen_artifact, &s, &total), 0);
                 assert_int_equal(s.n, scope ? 11 : 10);
                 assert_int_equal(total, (int64_t)s.n);
                 for (size_t i = 1; i < s.n; i++) {
@@ -783,8 +784,10 @@ static void test_db__repo_and_project_lists(void **state)
     char d[72];
     digest(d, 1);
     static const char *const names[] = {"pub/b", "pub/a", "priv/c", "priv/a", "other/x"};
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(wh_db_blob_link(db, i < 2 ? pub : i < 4 ? priv : other, names[i], d, 1), 0);
+    for (int i = 0; i < 5; i++) {
+        int64_t in = i < 2 ? pub : i < 4 ? priv : other;
+        assert_int_equal(wh_db_blob_link(db, in, names[i], d, 1), 0);
+    }
     struct wh_user u = {0};
     snprintf(u.username, sizeof(u.username), "dan");
     snprintf(u.password, sizeof(u.password), "x");
