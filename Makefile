@@ -42,7 +42,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all run test unit fuzz bench clean
+.PHONY: all run test unit fuzz bench bench-lists clean
 all: $(B)/wharf
 
 $(B)/%.o: %.c
@@ -95,13 +95,23 @@ test:
 	@$(MAKE) --no-print-directory all unit
 	@bash tests/run.sh $(B)
 
+# The list benchmark's filler: a data directory written through the db layer.
+$(B)/bench/listfill: bench/listfill.c $(B)/libwharf.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS)
+
 bench:
 	@bash scripts/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(B)/bench/listfill
 	bash bench/run.sh $(B)/wharf
 	bash bench/scan.sh
+	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill
+
+bench-lists: all $(B)/bench/listfill
+	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill
 
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(B)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/listfill.d

@@ -1,6 +1,6 @@
 /*
  * artifacts.c: artifacts of a repository (or of a whole project) and their
- * tags — list with `q` (digest, tags, media_type), `sort`, `with_tag`; get
+ * tags — list with `q` (digest, tags, media_type, base), `sort`, `with_tag`; get
  * by digest or tag; delete (412 when an index still lists it); tags list,
  * create and delete. Objects follow Harbor's Artifact and Tag shapes;
  * `extra_attrs` come from the image config and `references` from an index's
@@ -226,6 +226,13 @@ static int list(struct call *c, int64_t repo_id, int64_t project_id)
         f.tagged = 0;
     else
         f.tag = tags;
+    /* Harbor lists an index once, not its children as artifacts of their own
+     * (untagged ones); q=base=* lists every artifact. */
+    const char *base = api_q(c, "base", NULL);
+    if (base && strcmp(base, "*") != 0)
+        return api_error(c, 400, "BAD_REQUEST",
+                         "the value of \"base\" query can only be exact match value with \"*\"");
+    f.all = base != NULL;
     if (!wh_req_query(c->r, "sort")) {
         f.sort = 0;
         f.desc = true; /* newest first */

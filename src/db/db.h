@@ -66,6 +66,14 @@ int wh_db_open(wh_db **out, const char *path);
 void wh_db_close(wh_db *db);
 /* Releases the calling thread's connection (worker threads call this on exit). */
 void wh_db_thread_done(wh_db *db);
+/*
+ * Runs `fn(db, payload)` in one transaction of the calling thread: the
+ * writes of every wh_db_* call it makes become one commit (each call's own
+ * transaction is a savepoint inside it), which is how a bulk import stays
+ * fast. Committed when `fn` returns >= 0, rolled back otherwise; returns
+ * fn's code or the commit's. Holds the database's write lock throughout.
+ */
+int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload);
 
 /* ---- projects ---- */
 /* Creates a project. 0, WH_EEXISTS or WH_ERROR; `*id_out` may be NULL. */
@@ -366,6 +374,8 @@ struct wh_artifact_filter {
     int64_t repo_id, project_id; /* 0: any */
     const char *digest, *tag, *media_type; /* NULL: any */
     int tagged;                  /* -1 any, 0 untagged only, 1 tagged only */
+    bool all;                    /* q=base=*: also the untagged children of an index, which
+                                    Harbor's base collection (the default) leaves out */
     int sort;                    /* 0 push time, 1 pull time, 2 size, 3 id */
     bool desc;
 };

@@ -1,8 +1,11 @@
 /*
  * db_artifact.c: artifacts and tags as the REST API lists them — filtered by
- * digest, tag, media type or taggedness, sorted by push time, pull time or
- * size, with their tags and the children of an index — plus tag creation
- * and the check that an artifact is not a child of another before deletion.
+ * digest, tag, media type or taggedness, sorted by push time, pull time,
+ * size or id, with their tags and the children of an index — plus tag
+ * creation and the check that an artifact is not a child of another before
+ * deletion. A list shows Harbor's base collection (artifact.listed, kept by
+ * the schema's triggers) unless asked for every artifact; its SQL is
+ * assembled for its filters and sort key so that it walks one index.
  * Platform details of index children and image config attributes are read
  * from the blobs by api/, not stored here.
  */
@@ -69,52 +72,83 @@ static int list_each(sqlite3_stmt *s, void *payload)
     return e->fn(e->row, e->payload);
 }
 
+void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, bool count)
+{
+    /* ?1 repository, ?2 project, ?3 digest, ?4 tag, ?5 media type, ?6 offset, ?7 limit */
+    static const char *const keys[] = {"a.push_ms", "a.pull_ms", "a.size", "a.id"};
+    const char *dir = f->desc ? " DESC" : "";
+    db_sql_add(q, count ? "SELECT count(*) FROM artifact a" : "SELECT " ART_COLS ART_FROM);
+    if (f->repo_id > 0)
+        db_sql_add(q, f->project_id > 0 ? " WHERE a.repo_id = ?1 AND a.project_id = ?2"
+                                        : " WHERE a.repo_id = ?1");
+    else if (f->project_id > 0)
+        db_sql_add(q, " WHERE a.project_id = ?2");
+    else
+        db_sql_add(q, " WHERE 1");
+    if (f->digest)
+        db_sql_add(q, " AND a.digest = ?3");
+    if (f->tag && f->repo_id > 0)
+        db_sql_add(q, " AND a.id IN (SELECT artifact_id FROM tag"
+                      " WHERE repo_id = ?1 AND name = ?4)");
+    else if (f->tag)
+        db_sql_add(q, " AND EXISTS (SELECT 1 FROM tag t"
+                      " WHERE t.artifact_id = a.id AND t.name = ?4)");
+    if (f->media_type)
+        db_sql_add(q, " AND (a.media_type = ?5 OR a.artifact_type = ?5)");
+    if (f->tagged == 1)
+        db_sql_add(q, " AND EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id)");
+    else if (f->tagged == 0)
+        db_sql_add(q, " AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id)");
+    /* Harbor's base collection (a column the schema keeps, see migration 3);
+     * a tagged artifact is in it already */
+    if (!f->all && f->tagged != 1)
+        db_sql_add(q, " AND a.listed = 1");
+    if (count)
+        return;
+    if (f->repo_id > 0 && f->digest) {
+        /* (repo_id, digest) is unique: one row at most, nothing to sort */
+        db_sql_add(q, " LIMIT ?7 OFFSET ?6");
+        return;
+    }
+    int k = f->sort >= 0 && f->sort < 4 ? f->sort : 0;
+    db_sql_add(q, " ORDER BY ");
+    db_sql_add(q, keys[k]);
+    db_sql_add(q, dir);
+    if (k != 3) {
+        db_sql_add(q, ", a.id");
+        db_sql_add(q, dir);
+    }
+    db_sql_add(q, " LIMIT ?7 OFFSET ?6");
+}
+
 int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t offset,
                         int64_t limit, int (*fn)(const struct wh_artifact_info *a, void *payload),
                         void *payload, int64_t *total_out)
 {
-    /* ?1 repo (0 any), ?2 project (0 any), ?3 digest, ?4 tag, ?5 media type,
-     * ?6 tagged (-1 any, 0 untagged, 1 tagged), ?7 sort, ?8 direction, ?9 offset, ?10 limit */
-#define WHERE                                                                                      \
-    " WHERE (?1 = 0 OR a.repo_id = ?1) AND (?2 = 0 OR r.project_id = ?2)"                          \
-    " AND (?3 IS NULL OR a.digest = ?3)"                                                           \
-    " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id AND t.name = ?4))" \
-    " AND (?5 IS NULL OR a.media_type = ?5 OR a.artifact_type = ?5)"                               \
-    " AND (?6 = -1 OR EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id) = ?6)"
-    static const char sql_count[] = "SELECT count(*)" ART_FROM WHERE;
-    static const char sql[] = "SELECT " ART_COLS ART_FROM WHERE
-                              " ORDER BY CASE ?7 WHEN 1 THEN coalesce(a.pull_ms, 0)"
-                              " WHEN 2 THEN a.size WHEN 3 THEN a.id ELSE a.push_ms END * ?8,"
-                              " a.id * ?8 LIMIT ?10 OFFSET ?9";
-#undef WHERE
     CONN_OR_FAIL(c, db);
     int error = 0;
-    for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
-        sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
+    struct db_sql *q = wh_malloc(sizeof(*q));
+    for (int pass = total_out ? 0 : 1; pass < 2 && error == 0; pass++) {
+        q->len = 0;
+        db_artifact_list_sql(q, f, pass == 0);
+        sqlite3_stmt *s = db_stmt_text(c, q->text);
+        /* A parameter the text does not use is ignored (or refused: SQLITE_RANGE). */
         sqlite3_bind_int64(s, 1, f->repo_id);
         sqlite3_bind_int64(s, 2, f->project_id);
         db_bind_text(s, 3, f->digest);
         db_bind_text(s, 4, f->tag);
         db_bind_text(s, 5, f->media_type);
-        sqlite3_bind_int(s, 6, f->tagged);
         if (pass == 0) {
-            if (sqlite3_step(s) == SQLITE_ROW)
-                *total_out = sqlite3_column_int64(s, 0);
-            else
-                error = db_fail(c);
-            db_done(s);
-            if (error < 0)
-                return error;
+            error = db_count(c, s, total_out);
             continue;
         }
-        sqlite3_bind_int(s, 7, f->sort);
-        sqlite3_bind_int(s, 8, f->desc ? -1 : 1);
-        sqlite3_bind_int64(s, 9, offset);
-        sqlite3_bind_int64(s, 10, limit);
+        sqlite3_bind_int64(s, 6, offset);
+        sqlite3_bind_int64(s, 7, limit);
         struct list_each e = {fn, payload, wh_malloc(sizeof(struct wh_artifact_info))};
         error = db_rows(c, s, list_each, &e);
         free(e.row);
     }
+    free(q);
     return error;
 }
 
@@ -219,8 +253,8 @@ int wh_db_artifact_children(wh_db *db, int64_t artifact_id,
 
 int wh_db_artifact_referenced(wh_db *db, int64_t repo_id, const char *digest, bool *out)
 {
-    static const char sql[] = "SELECT 1 FROM artifact_child c JOIN artifact a ON a.id = c.artifact_id"
-                              " WHERE a.repo_id = ?1 AND c.child_digest = ?2 LIMIT 1";
+    static const char sql[] = "SELECT 1 FROM artifact_child"
+                              " WHERE repo_id = ?1 AND child_digest = ?2 LIMIT 1";
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, repo_id);

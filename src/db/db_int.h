@@ -17,6 +17,29 @@ struct conn;
 struct conn *db_conn(wh_db *db);
 /* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */
 sqlite3_stmt *db_stmt(struct conn *c, const char *sql);
+/*
+ * A statement assembled from fixed fragments, for the lists whose WHERE and
+ * ORDER BY follow the caller's filters: each combination gets SQL that names
+ * only what it filters and sorts on, so SQLite can walk an index instead of
+ * evaluating "match anything" terms over every row. Start with {0}.
+ */
+#define DB_SQL_MAX 4096
+struct db_sql {
+    char text[DB_SQL_MAX];
+    size_t len;
+};
+/* Appends a fragment (ours, never client bytes); aborts past DB_SQL_MAX. */
+void db_sql_add(struct db_sql *q, const char *fragment);
+/* A prepared statement for assembled `sql` on `c`, cached per connection by
+ * its text (the text is copied). Reset it with db_done. */
+sqlite3_stmt *db_stmt_text(struct conn *c, const char *sql);
+/* The SQL of a list, its page or (`count`) its total; exposed for the plan tests. */
+void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, bool count);
+void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool count);
+void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bool count);
+/* Opens `path` migrated to schema `version` only (-1: the newest), for tests of
+ * the migrations themselves. As wh_db_open otherwise. */
+int db_open_at(wh_db **out, const char *path, int version);
 /* Resets a statement and clears its bindings. */
 void db_done(sqlite3_stmt *s);
 /* Steps a statement that returns no rows (or ignores them), then resets it. */

@@ -4,7 +4,8 @@
  * filtered and paginated listing with repository counts, member counts by
  * role, deletion (refused while repositories remain), storage usage and the
  * quota check on push, system statistics and the search over projects and
- * repositories.
+ * repositories. A list's SQL is assembled for its filters and sort key so
+ * that it walks one index.
  *
  * Storage usage is the sum of the sizes of the distinct blobs linked into the
  * project's repositories (manifests included), so a blob shared by several
@@ -25,7 +26,7 @@
 
 #define INFO_COLS                                                                                  \
     "p.id, p.name, p.public, p.created_ms, coalesce(p.owner_id, 0), coalesce(u.username, ''),"     \
-    " p.metadata, p.cve_allowlist, p.storage_limit, coalesce(p.updated_ms, p.created_ms),"         \
+    " p.metadata, p.cve_allowlist, p.storage_limit, p.updated_ms,"                                 \
     " (SELECT count(*) FROM repository r WHERE r.project_id = p.id)"
 #define INFO_FROM " FROM project p LEFT JOIN user u ON u.id = p.owner_id"
 
@@ -165,28 +166,59 @@ static int list_each(sqlite3_stmt *s, void *payload)
     return e->fn(e->row, e->payload);
 }
 
+void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bool count)
+{
+    /* ?1 exact name, ?2 name substring, ?3 public, ?4 owner name, ?5/?6 visibility,
+     * ?7 offset, ?8 limit */
+    static const char *const keys[] = {NULL, "p.created_ms", "p.id", "p.updated_ms"};
+    const char *dir = f->desc ? " DESC" : "";
+    if (!count)
+        db_sql_add(q, "SELECT " INFO_COLS INFO_FROM " WHERE 1");
+    else
+        db_sql_add(q, "SELECT count(*) FROM project p WHERE 1");
+    if (f->name)
+        db_sql_add(q, " AND p.name = ?1");
+    if (f->name_like)
+        db_sql_add(q, " AND instr(p.name, ?2) > 0");
+    if (f->public >= 0)
+        db_sql_add(q, " AND p.public = ?3");
+    if (f->owner)
+        db_sql_add(q, " AND p.owner_id = (SELECT id FROM user WHERE username = ?4)");
+    if (f->visible_user != -1)
+        db_sql_add(q, " AND (p.public = 1 OR p.id = ?6"
+                      " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?5))");
+    if (count)
+        return;
+    if (f->name) {
+        /* names are unique: one row at most, nothing to sort */
+        db_sql_add(q, " LIMIT ?8 OFFSET ?7");
+        return;
+    }
+    int k = f->sort >= 0 && f->sort < 4 ? f->sort : 0;
+    db_sql_add(q, " ORDER BY ");
+    if (keys[k]) {
+        db_sql_add(q, keys[k]);
+        db_sql_add(q, dir);
+    }
+    if (k != 2) {
+        db_sql_add(q, keys[k] ? ", p.name" : "p.name");
+        db_sql_add(q, dir);
+    }
+    db_sql_add(q, " LIMIT ?8 OFFSET ?7");
+}
+
 int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t offset,
                        int64_t limit, int (*fn)(const struct wh_project_info *p, void *payload),
                        void *payload, int64_t *total_out)
 {
-    /* ?1 exact name, ?2 name substring, ?3 public (-1 any), ?4 owner name,
-     * ?5/?6 visibility, ?7 sort key, ?8 direction, ?9 offset, ?10 limit */
-#define WHERE                                                                                      \
-    " WHERE (?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR instr(p.name, ?2) > 0)"                 \
-    " AND (?3 = -1 OR p.public = ?3) AND (?4 IS NULL OR u.username = ?4) AND" VISIBLE("?5", "?6")
-    static const char sql_count[] = "SELECT count(*)" INFO_FROM WHERE;
-    static const char sql[] = "SELECT " INFO_COLS INFO_FROM WHERE
-                              " ORDER BY CASE ?7 WHEN 0 THEN NULL WHEN 1 THEN p.created_ms * ?8"
-                              " WHEN 2 THEN p.id * ?8"
-                              " ELSE coalesce(p.updated_ms, p.created_ms) * ?8 END,"
-                              " CASE WHEN ?8 > 0 THEN p.name END ASC,"
-                              " CASE WHEN ?8 < 0 THEN p.name END DESC"
-                              " LIMIT ?10 OFFSET ?9";
-#undef WHERE
     CONN_OR_FAIL(c, db);
-    int error = 0, rc;
-    for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
-        sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
+    int error = 0;
+    struct db_sql *q = wh_malloc(sizeof(*q));
+    for (int pass = total_out ? 0 : 1; pass < 2 && error == 0; pass++) {
+        q->len = 0;
+        db_project_list_sql(q, f, pass == 0);
+        sqlite3_stmt *s = db_stmt_text(c, q->text);
+        /* A parameter the text does not use is ignored (or refused: SQLITE_RANGE). */
         db_bind_text(s, 1, f->name);
         db_bind_text(s, 2, f->name_like);
         sqlite3_bind_int(s, 3, f->public);
@@ -194,24 +226,16 @@ int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t off
         sqlite3_bind_int64(s, 5, f->visible_user);
         sqlite3_bind_int64(s, 6, f->visible_project);
         if (pass == 0) {
-            rc = sqlite3_step(s);
-            if (rc == SQLITE_ROW)
-                *total_out = sqlite3_column_int64(s, 0);
-            else
-                error = db_fail(c);
-            db_done(s);
-            if (error < 0)
-                return error;
+            error = db_count(c, s, total_out);
             continue;
         }
-        sqlite3_bind_int(s, 7, f->sort);
-        sqlite3_bind_int(s, 8, f->desc ? -1 : 1);
-        sqlite3_bind_int64(s, 9, offset);
-        sqlite3_bind_int64(s, 10, limit);
+        sqlite3_bind_int64(s, 7, offset);
+        sqlite3_bind_int64(s, 8, limit);
         struct list_each e = {fn, payload, wh_malloc(sizeof(struct wh_project_info))};
         error = db_rows(c, s, list_each, &e);
         free(e.row);
     }
+    free(q);
     return error;
 }
 

@@ -2,6 +2,8 @@
  * db_repository.c: repositories as the REST API shows them — with their
  * description, artifact count and pull count — listed per project or over
  * every project the caller may see, searched by name, described and deleted.
+ * A list's SQL is assembled for its filters and sort key so that it walks
+ * one index; the artifact count is of the base collection (db_artifact.c).
  * Deleting a repository drops its artifacts, tags and blob links (foreign
  * keys cascade); the blobs themselves stay for garbage collection.
  */
@@ -14,12 +16,9 @@
 
 #define REPO_COLS                                                                                  \
     "r.id, r.project_id, r.name, r.description, r.pull_count, r.created_ms, r.updated_ms,"         \
-    " (SELECT count(*) FROM artifact a WHERE a.repo_id = r.id), p.name, p.public"
+    " (SELECT count(*) FROM artifact a WHERE a.repo_id = r.id AND a.listed = 1), p.name,"          \
+    " p.public"
 #define REPO_FROM " FROM repository r JOIN project p ON p.id = r.project_id"
-/* Same visibility rule as for projects (db_project.c). */
-#define VISIBLE(V, R)                                                                              \
-    " (" V " = -1 OR p.public = 1 OR p.id = " R " OR p.id IN"                                      \
-    " (SELECT project_id FROM member WHERE user_id = " V ")) "
 
 static void repo_row(struct wh_repo_info *o, sqlite3_stmt *s)
 {
@@ -76,49 +75,84 @@ int wh_db_repo_info(wh_db *db, const char *name, struct wh_repo_info *out)
     return error;
 }
 
+void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool count)
+{
+    /* ?1 project, ?2 exact name, ?3 name substring, ?4/?5 visibility (as for projects,
+     * db_project.c), ?6 offset, ?7 limit */
+    static const char *const keys[] = {NULL, "r.created_ms", "r.updated_ms", "r.pull_count",
+                                       "r.id"};
+    const char *dir = f->desc ? " DESC" : "";
+    bool visible = f->visible_user != -1;
+    /*
+     * A page walks an index in the sort order and tests each repository's
+     * project; the total of a list over every project counts the visible
+     * projects' repositories through the project index instead.
+     */
+    bool by_projects = count && visible && f->project_id <= 0;
+    if (!count)
+        db_sql_add(q, "SELECT " REPO_COLS REPO_FROM);
+    else if (visible && !by_projects)
+        db_sql_add(q, "SELECT count(*)" REPO_FROM);
+    else
+        db_sql_add(q, "SELECT count(*) FROM repository r");
+    db_sql_add(q, f->project_id > 0 ? " WHERE r.project_id = ?1" : " WHERE 1");
+    if (f->name)
+        db_sql_add(q, " AND r.name = ?2");
+    if (f->name_like)
+        db_sql_add(q, " AND instr(r.name, ?3) > 0");
+    if (by_projects)
+        db_sql_add(q, " AND r.project_id IN (SELECT id FROM project WHERE public = 1"
+                      " UNION ALL SELECT ?5"
+                      " UNION ALL SELECT project_id FROM member WHERE user_id = ?4)");
+    else if (visible)
+        db_sql_add(q, " AND (p.public = 1 OR p.id = ?5"
+                      " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?4))");
+    if (count)
+        return;
+    if (f->name) {
+        /* names are unique: one row at most, nothing to sort */
+        db_sql_add(q, " LIMIT ?7 OFFSET ?6");
+        return;
+    }
+    int k = f->sort >= 0 && f->sort < 5 ? f->sort : 0;
+    db_sql_add(q, " ORDER BY ");
+    if (keys[k]) {
+        db_sql_add(q, keys[k]);
+        db_sql_add(q, dir);
+    }
+    if (k != 4) {
+        db_sql_add(q, keys[k] ? ", r.name" : "r.name");
+        db_sql_add(q, dir);
+    }
+    db_sql_add(q, " LIMIT ?7 OFFSET ?6");
+}
+
 int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, int64_t limit,
                     int (*fn)(const struct wh_repo_info *r, void *payload), void *payload,
                     int64_t *total_out)
 {
-    /* ?1 project (0 any), ?2 exact name, ?3 name substring, ?4/?5 visibility,
-     * ?6 sort key, ?7 direction, ?8 offset, ?9 limit */
-#define WHERE                                                                                      \
-    " WHERE (?1 = 0 OR r.project_id = ?1) AND (?2 IS NULL OR r.name = ?2)"                         \
-    " AND (?3 IS NULL OR instr(r.name, ?3) > 0) AND" VISIBLE("?4", "?5")
-    static const char sql_count[] = "SELECT count(*)" REPO_FROM WHERE;
-    static const char sql[] = "SELECT " REPO_COLS REPO_FROM WHERE
-                              " ORDER BY CASE ?6 WHEN 0 THEN NULL WHEN 1 THEN r.created_ms * ?7"
-                              " WHEN 2 THEN r.updated_ms * ?7 WHEN 3 THEN r.pull_count * ?7"
-                              " ELSE r.id * ?7 END,"
-                              " CASE WHEN ?7 > 0 THEN r.name END ASC,"
-                              " CASE WHEN ?7 < 0 THEN r.name END DESC"
-                              " LIMIT ?9 OFFSET ?8";
-#undef WHERE
     CONN_OR_FAIL(c, db);
     int error = 0;
-    for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
-        sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
+    struct db_sql *q = wh_malloc(sizeof(*q));
+    for (int pass = total_out ? 0 : 1; pass < 2 && error == 0; pass++) {
+        q->len = 0;
+        db_repo_page_sql(q, f, pass == 0);
+        sqlite3_stmt *s = db_stmt_text(c, q->text);
+        /* A parameter the text does not use is ignored (or refused: SQLITE_RANGE). */
         sqlite3_bind_int64(s, 1, f->project_id);
         db_bind_text(s, 2, f->name);
         db_bind_text(s, 3, f->name_like);
         sqlite3_bind_int64(s, 4, f->visible_user);
         sqlite3_bind_int64(s, 5, f->visible_project);
         if (pass == 0) {
-            if (sqlite3_step(s) == SQLITE_ROW)
-                *total_out = sqlite3_column_int64(s, 0);
-            else
-                error = db_fail(c);
-            db_done(s);
-            if (error < 0)
-                return error;
+            error = db_count(c, s, total_out);
             continue;
         }
-        sqlite3_bind_int(s, 6, f->sort);
-        sqlite3_bind_int(s, 7, f->desc ? -1 : 1);
-        sqlite3_bind_int64(s, 8, offset);
-        sqlite3_bind_int64(s, 9, limit);
+        sqlite3_bind_int64(s, 6, offset);
+        sqlite3_bind_int64(s, 7, limit);
         error = each_row(c, s, fn, payload);
     }
+    free(q);
     return error;
 }
 

@@ -18,6 +18,14 @@
 
 /* ---- schema ---- */
 
+/*
+ * Numbered SQL scripts, each run in one transaction. A script that rebuilds
+ * several tables is longer than the 4095 characters ISO C promises for a
+ * string literal; gcc and clang take any length, and one script per schema
+ * version reads better than a version split across literals.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 static const char *const migrations[] = {
     /* 1: registry core */
     "CREATE TABLE project("
@@ -134,7 +142,210 @@ static const char *const migrations[] = {
     "ALTER TABLE repository ADD COLUMN description TEXT NOT NULL DEFAULT '';"
     "UPDATE project SET updated_ms = created_ms;",
     /*
-     * 3: folded audit rows — repeated pulls and failed logins of one minute
+     * 3: ids are never reused, and every list has an index to walk.
+     * SQLite gives a plain INTEGER PRIMARY KEY the largest id + 1, so the id
+     * of the newest row came back after it was deleted: a new project met
+     * the audit entries of a deleted one, a client holding an old id reached
+     * another object. AUTOINCREMENT cannot be added in place: each table
+     * whose ids the API shows is rebuilt with its rows and ids (foreign keys
+     * are off during migrations, see migrate()). The project sequence starts
+     * above the ids the audit log remembers, which covers the projects
+     * deleted before this migration. artifact gains project_id (copied from
+     * its repository, which never changes project) so that a project's
+     * artifacts are listed in push order from an index; project.updated_ms
+     * is always set. The indexes serve each list's filter and sort key.
+     *
+     * artifact.listed says whether the artifact is in Harbor's base
+     * collection, what the lists and artifact_count show: tagged, or not a
+     * child of an index of its repository. Triggers keep it true as tags and
+     * index children come and go, so a list or a count reads one column of
+     * an index instead of probing tags and children row by row;
+     * artifact_child gains the repository of its index for them (and for the
+     * check before a delete). A later migration that rebuilds artifact, tag
+     * or artifact_child drops these triggers first and creates them again.
+     */
+    "CREATE TABLE new_project("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  public INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  owner_id INTEGER,"
+    "  metadata TEXT NOT NULL DEFAULT '{}',"
+    "  cve_allowlist TEXT NOT NULL DEFAULT '{}',"
+    "  storage_limit INTEGER NOT NULL DEFAULT -1);"
+    "INSERT INTO new_project(id, name, public, created_ms, updated_ms, owner_id, metadata,"
+    "  cve_allowlist, storage_limit)"
+    "  SELECT id, name, public, created_ms, coalesce(updated_ms, created_ms), owner_id, metadata,"
+    "  cve_allowlist, storage_limit FROM project;"
+    "DROP TABLE project;"
+    "ALTER TABLE new_project RENAME TO project;"
+    "CREATE INDEX project_created ON project(created_ms, name);"
+    "CREATE INDEX project_updated ON project(updated_ms, name);"
+    "CREATE TABLE new_repository("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  project_id INTEGER NOT NULL REFERENCES project(id),"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  pull_count INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "INSERT INTO new_repository(id, project_id, name, description, pull_count, created_ms,"
+    "  updated_ms)"
+    "  SELECT id, project_id, name, description, pull_count, created_ms, updated_ms"
+    "  FROM repository;"
+    "DROP TABLE repository;"
+    "ALTER TABLE new_repository RENAME TO repository;"
+    "CREATE INDEX repository_project ON repository(project_id);" /* and id: the rowid */
+    "CREATE INDEX repository_project_name ON repository(project_id, name);"
+    "CREATE INDEX repository_project_created ON repository(project_id, created_ms, name);"
+    "CREATE INDEX repository_project_updated ON repository(project_id, updated_ms, name);"
+    "CREATE INDEX repository_project_pulls ON repository(project_id, pull_count, name);"
+    "CREATE INDEX repository_created ON repository(created_ms, name);"
+    "CREATE INDEX repository_updated ON repository(updated_ms, name);"
+    "CREATE INDEX repository_pulls ON repository(pull_count, name);"
+    "CREATE TABLE new_artifact("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  repo_id INTEGER NOT NULL REFERENCES repository(id) ON DELETE CASCADE,"
+    "  project_id INTEGER NOT NULL,"
+    "  digest TEXT NOT NULL,"
+    "  media_type TEXT NOT NULL,"
+    "  artifact_type TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  subject TEXT,"
+    "  annotations TEXT,"
+    "  push_ms INTEGER NOT NULL,"
+    "  pull_ms INTEGER,"
+    "  listed INTEGER NOT NULL DEFAULT 1,"
+    "  UNIQUE(repo_id, digest));"
+    "INSERT INTO new_artifact(id, repo_id, project_id, digest, media_type, artifact_type, size,"
+    "  subject, annotations, push_ms, pull_ms)"
+    "  SELECT a.id, a.repo_id, r.project_id, a.digest, a.media_type, a.artifact_type, a.size,"
+    "  a.subject, a.annotations, a.push_ms, a.pull_ms"
+    "  FROM artifact a JOIN repository r ON r.id = a.repo_id;"
+    "DROP TABLE artifact;"
+    "ALTER TABLE new_artifact RENAME TO artifact;"
+    "CREATE INDEX artifact_subject ON artifact(repo_id, subject) WHERE subject IS NOT NULL;"
+    "CREATE INDEX artifact_repo ON artifact(repo_id);" /* and id: the rowid */
+    "CREATE INDEX artifact_repo_push ON artifact(repo_id, push_ms);"
+    "CREATE INDEX artifact_repo_pull ON artifact(repo_id, pull_ms);"
+    "CREATE INDEX artifact_repo_size ON artifact(repo_id, size);"
+    "CREATE INDEX artifact_project ON artifact(project_id);"
+    "CREATE INDEX artifact_project_push ON artifact(project_id, push_ms);"
+    "CREATE INDEX artifact_project_pull ON artifact(project_id, pull_ms);"
+    "CREATE INDEX artifact_project_size ON artifact(project_id, size);"
+    "CREATE INDEX artifact_repo_listed ON artifact(repo_id, listed);"
+    "CREATE INDEX artifact_project_listed ON artifact(project_id, listed);"
+    "CREATE TABLE new_artifact_child("
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  child_digest TEXT NOT NULL,"
+    "  repo_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(artifact_id, child_digest)) WITHOUT ROWID;"
+    "INSERT INTO new_artifact_child(artifact_id, child_digest, repo_id)"
+    "  SELECT c.artifact_id, c.child_digest, a.repo_id"
+    "  FROM artifact_child c JOIN artifact a ON a.id = c.artifact_id;"
+    "DROP TABLE artifact_child;"
+    "ALTER TABLE new_artifact_child RENAME TO artifact_child;"
+    "CREATE INDEX artifact_child_repo ON artifact_child(repo_id, child_digest);"
+    "CREATE TABLE new_tag("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  repo_id INTEGER NOT NULL REFERENCES repository(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  push_ms INTEGER NOT NULL,"
+    "  UNIQUE(repo_id, name));"
+    "INSERT INTO new_tag(id, repo_id, name, artifact_id, push_ms)"
+    "  SELECT id, repo_id, name, artifact_id, push_ms FROM tag;"
+    "DROP TABLE tag;"
+    "ALTER TABLE new_tag RENAME TO tag;"
+    "CREATE INDEX tag_artifact ON tag(artifact_id, push_ms);"
+    "UPDATE artifact SET listed = 0 WHERE NOT EXISTS (SELECT 1 FROM tag t"
+    "  WHERE t.artifact_id = artifact.id) AND EXISTS (SELECT 1 FROM artifact_child c"
+    "  WHERE c.repo_id = artifact.repo_id AND c.child_digest = artifact.digest);"
+    "CREATE TRIGGER artifact_listed_new AFTER INSERT ON artifact BEGIN"
+    "  UPDATE artifact SET listed = 0 WHERE id = NEW.id AND EXISTS (SELECT 1 FROM artifact_child c"
+    "    WHERE c.repo_id = NEW.repo_id AND c.child_digest = NEW.digest);"
+    " END;"
+    "CREATE TRIGGER artifact_listed_child_added AFTER INSERT ON artifact_child BEGIN"
+    "  UPDATE artifact SET listed = 0 WHERE repo_id = NEW.repo_id AND digest = NEW.child_digest"
+    "    AND listed = 1 AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = artifact.id);"
+    " END;"
+    "CREATE TRIGGER artifact_listed_child_removed AFTER DELETE ON artifact_child BEGIN"
+    "  UPDATE artifact SET listed = 1 WHERE repo_id = OLD.repo_id AND digest = OLD.child_digest"
+    "    AND listed = 0 AND NOT EXISTS (SELECT 1 FROM artifact_child c"
+    "    WHERE c.repo_id = OLD.repo_id AND c.child_digest = OLD.child_digest);"
+    " END;"
+    "CREATE TRIGGER artifact_listed_tag_added AFTER INSERT ON tag BEGIN"
+    "  UPDATE artifact SET listed = 1 WHERE id = NEW.artifact_id AND listed = 0;"
+    " END;"
+    "CREATE TRIGGER artifact_listed_tag_moved AFTER UPDATE OF artifact_id ON tag"
+    "  WHEN OLD.artifact_id <> NEW.artifact_id BEGIN"
+    "  UPDATE artifact SET listed = 1 WHERE id = NEW.artifact_id AND listed = 0;"
+    "  UPDATE artifact SET listed = 0 WHERE id = OLD.artifact_id AND listed = 1"
+    "    AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = OLD.artifact_id)"
+    "    AND EXISTS (SELECT 1 FROM artifact_child c WHERE c.repo_id = artifact.repo_id"
+    "    AND c.child_digest = artifact.digest);"
+    " END;"
+    "CREATE TRIGGER artifact_listed_tag_removed AFTER DELETE ON tag BEGIN"
+    "  UPDATE artifact SET listed = 0 WHERE id = OLD.artifact_id AND listed = 1"
+    "    AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = OLD.artifact_id)"
+    "    AND EXISTS (SELECT 1 FROM artifact_child c WHERE c.repo_id = artifact.repo_id"
+    "    AND c.child_digest = artifact.digest);"
+    " END;"
+    "CREATE TABLE new_user("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  username TEXT NOT NULL UNIQUE,"
+    "  email TEXT NOT NULL DEFAULT '',"
+    "  realname TEXT NOT NULL DEFAULT '',"
+    "  comment TEXT NOT NULL DEFAULT '',"
+    "  password TEXT NOT NULL,"
+    "  sysadmin INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "INSERT INTO new_user(id, username, email, realname, comment, password, sysadmin,"
+    "  created_ms, updated_ms)"
+    "  SELECT id, username, email, realname, comment, password, sysadmin, created_ms, updated_ms"
+    "  FROM user;"
+    "DROP TABLE user;"
+    "ALTER TABLE new_user RENAME TO user;"
+    "CREATE TABLE new_member("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  project_id INTEGER NOT NULL REFERENCES project(id) ON DELETE CASCADE,"
+    "  user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,"
+    "  role INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  UNIQUE(project_id, user_id));"
+    "INSERT INTO new_member(id, project_id, user_id, role, created_ms, updated_ms)"
+    "  SELECT id, project_id, user_id, role, created_ms, updated_ms FROM member;"
+    "DROP TABLE member;"
+    "ALTER TABLE new_member RENAME TO member;"
+    "CREATE INDEX member_user ON member(user_id);"
+    "CREATE TABLE new_robot("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  level TEXT NOT NULL,"
+    "  project_id INTEGER REFERENCES project(id) ON DELETE CASCADE,"
+    "  secret TEXT NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  duration INTEGER NOT NULL DEFAULT -1,"
+    "  expires_at INTEGER NOT NULL DEFAULT -1,"
+    "  permissions TEXT NOT NULL DEFAULT '[]',"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "INSERT INTO new_robot(id, name, description, level, project_id, secret, disabled, duration,"
+    "  expires_at, permissions, created_ms, updated_ms)"
+    "  SELECT id, name, description, level, project_id, secret, disabled, duration, expires_at,"
+    "  permissions, created_ms, updated_ms FROM robot;"
+    "DROP TABLE robot;"
+    "ALTER TABLE new_robot RENAME TO robot;"
+    "INSERT INTO sqlite_sequence(name, seq) SELECT 'project', 0"
+    "  WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'project');"
+    "UPDATE sqlite_sequence SET seq = max(seq,"
+    "  (SELECT coalesce(max(project_id), 0) FROM audit_log)) WHERE name = 'project';",
+    /*
+     * 4: folded audit rows — repeated pulls and failed logins of one minute
      * share a row with a count (bucket = the minute; NULL for other rows).
      */
     "ALTER TABLE audit_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"
@@ -142,6 +353,7 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX audit_fold ON audit_log(bucket, username, resource, resource_type,"
     " operation, result, client_ip, project_id) WHERE bucket IS NOT NULL;",
 };
+#pragma GCC diagnostic pop
 
 /* ---- statements ---- */
 
@@ -149,23 +361,28 @@ enum stmt_id {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_PROJECT_INSERT,
     S_PROJECT_GET,
     S_PROJECT_ALL,
     S_REPO_GET,
-    S_REPO_ENSURE,
+    S_REPO_TOUCH_NAME,
+    S_REPO_INSERT,
     S_REPO_LIST,
-    S_REPO_TOUCH,
     S_BLOB_INSERT,
     S_REPO_BLOB_INSERT,
     S_BLOB_GET,
     S_BLOB_UNLINK,
     S_REPO_BLOB_HAS,
     S_ARTIFACT_HAS,
-    S_ARTIFACT_UPSERT,
+    S_ARTIFACT_REPUSH,
+    S_ARTIFACT_INSERT,
     S_ARTIFACT_BLOB_INSERT,
     S_ARTIFACT_CHILD_INSERT,
-    S_TAG_UPSERT,
+    S_TAG_MOVE,
+    S_TAG_INSERT,
     S_MANIFEST_BY_TAG,
     S_MANIFEST_BY_DIGEST,
     S_ARTIFACT_DELETE,
@@ -188,15 +405,20 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_PROJECT_INSERT] = "INSERT INTO project(name, public, created_ms) VALUES(?1, ?2, ?3)",
+    [S_SAVEPOINT] = "SAVEPOINT inner",
+    [S_RELEASE] = "RELEASE inner",
+    [S_ROLLBACK_TO] = "ROLLBACK TO inner",
+    [S_PROJECT_INSERT] = "INSERT INTO project(name, public, created_ms, updated_ms)"
+                         " VALUES(?1, ?2, ?3, ?3)",
     [S_PROJECT_GET] = "SELECT id, name, public, created_ms FROM project WHERE name = ?1",
     [S_PROJECT_ALL] = "SELECT id, name, public, created_ms FROM project ORDER BY name",
     [S_REPO_GET] = "SELECT id, project_id, name FROM repository WHERE name = ?1",
-    [S_REPO_ENSURE] = "INSERT INTO repository(project_id, name, created_ms, updated_ms)"
-                      " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET updated_ms = ?3"
-                      " RETURNING id",
+    /* Existing rows are updated, not upserted: an upsert that meets its conflict still
+     * takes a number from an AUTOINCREMENT sequence, and ids would run ahead. */
+    [S_REPO_TOUCH_NAME] = "UPDATE repository SET updated_ms = ?2 WHERE name = ?1 RETURNING id",
+    [S_REPO_INSERT] = "INSERT INTO repository(project_id, name, created_ms, updated_ms)"
+                      " VALUES(?1, ?2, ?3, ?3) RETURNING id",
     [S_REPO_LIST] = "SELECT name FROM repository WHERE name > ?1 ORDER BY name LIMIT ?2",
-    [S_REPO_TOUCH] = "UPDATE repository SET updated_ms = ?2 WHERE id = ?1",
     [S_BLOB_INSERT] = "INSERT INTO blob(digest, size, created_ms) VALUES(?1, ?2, ?3)"
                       " ON CONFLICT(digest) DO NOTHING",
     [S_REPO_BLOB_INSERT] = "INSERT INTO repo_blob(repo_id, digest) VALUES(?1, ?2)"
@@ -207,16 +429,18 @@ static const char *const stmt_sql[S_COUNT] = {
                       " AND repo_id = (SELECT id FROM repository WHERE name = ?1)",
     [S_REPO_BLOB_HAS] = "SELECT 1 FROM repo_blob WHERE repo_id = ?1 AND digest = ?2",
     [S_ARTIFACT_HAS] = "SELECT 1 FROM artifact WHERE repo_id = ?1 AND digest = ?2",
-    [S_ARTIFACT_UPSERT] =
-        "INSERT INTO artifact(repo_id, digest, media_type, artifact_type, size, subject,"
-        " annotations, push_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        " ON CONFLICT(repo_id, digest) DO UPDATE SET push_ms = ?8 RETURNING id",
+    [S_ARTIFACT_REPUSH] = "UPDATE artifact SET push_ms = ?3 WHERE repo_id = ?1 AND digest = ?2"
+                          " RETURNING id",
+    [S_ARTIFACT_INSERT] =
+        "INSERT INTO artifact(repo_id, project_id, digest, media_type, artifact_type, size,"
+        " subject, annotations, push_ms) SELECT ?1, project_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
+        " FROM repository WHERE id = ?1 RETURNING id",
     [S_ARTIFACT_BLOB_INSERT] = "INSERT INTO artifact_blob(artifact_id, digest) VALUES(?1, ?2)"
                                " ON CONFLICT DO NOTHING",
-    [S_ARTIFACT_CHILD_INSERT] = "INSERT INTO artifact_child(artifact_id, child_digest)"
-                                " VALUES(?1, ?2) ON CONFLICT DO NOTHING",
-    [S_TAG_UPSERT] = "INSERT INTO tag(repo_id, name, artifact_id, push_ms) VALUES(?1, ?2, ?3, ?4)"
-                     " ON CONFLICT(repo_id, name) DO UPDATE SET artifact_id = ?3, push_ms = ?4",
+    [S_ARTIFACT_CHILD_INSERT] = "INSERT INTO artifact_child(artifact_id, child_digest, repo_id)"
+                                " VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING",
+    [S_TAG_MOVE] = "UPDATE tag SET artifact_id = ?3, push_ms = ?4 WHERE repo_id = ?1 AND name = ?2",
+    [S_TAG_INSERT] = "INSERT INTO tag(repo_id, name, artifact_id, push_ms) VALUES(?1, ?2, ?3, ?4)",
     [S_MANIFEST_BY_TAG] = "SELECT a.id, a.repo_id, a.digest, a.media_type, a.size"
                           " FROM repository r JOIN tag t ON t.repo_id = r.id"
                           " JOIN artifact a ON a.id = t.artifact_id"
@@ -248,6 +472,8 @@ static const char *const stmt_sql[S_COUNT] = {
 };
 
 #define ADHOC_SLOTS 256 /* statements of the other db_*.c files, cached by SQL pointer */
+#define BUILT_SLOTS 128 /* statements assembled per filter combination, cached by text */
+#define BUILT_PROBE 8   /* slots tried before one is reused */
 
 struct conn {
     sqlite3 *h;
@@ -256,6 +482,12 @@ struct conn {
         const char *sql;
         sqlite3_stmt *s;
     } adhoc[ADHOC_SLOTS];
+    struct {
+        char *sql; /* owned copy of the text */
+        uint64_t hash;
+        sqlite3_stmt *s;
+    } built[BUILT_SLOTS];
+    int batch; /* inside wh_db_batch: transactions are savepoints of its one */
     struct conn *next; /* all connections of the db, for close */
 };
 
@@ -272,6 +504,10 @@ static void conn_close(struct conn *c)
         sqlite3_finalize(c->stmt[i]);
     for (int i = 0; i < ADHOC_SLOTS; i++)
         sqlite3_finalize(c->adhoc[i].s);
+    for (int i = 0; i < BUILT_SLOTS; i++) {
+        sqlite3_finalize(c->built[i].s);
+        free(c->built[i].sql);
+    }
     sqlite3_close(c->h);
     free(c);
 }
@@ -357,6 +593,56 @@ sqlite3_stmt *db_stmt(struct conn *c, const char *sql)
     abort(); /* more distinct statements than slots: raise ADHOC_SLOTS */
 }
 
+static uint64_t text_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+sqlite3_stmt *db_stmt_text(struct conn *c, const char *sql)
+{
+    uint64_t h = text_hash(sql);
+    size_t home = (size_t)(h % BUILT_SLOTS), victim = BUILT_SLOTS;
+    for (size_t i = 0; i < BUILT_PROBE; i++) {
+        size_t k = (home + i) % BUILT_SLOTS;
+        if (!c->built[k].sql) {
+            victim = k;
+            break;
+        }
+        if (c->built[k].hash == h && strcmp(c->built[k].sql, sql) == 0)
+            return c->built[k].s;
+        /* A statement still stepping (a caller's row loop) is never replaced. */
+        if (victim == BUILT_SLOTS && !sqlite3_stmt_busy(c->built[k].s))
+            victim = k;
+    }
+    if (victim == BUILT_SLOTS)
+        abort(); /* BUILT_PROBE statements stepping at once: our bug */
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+        wh_log_error("sqlite prepare failed: %s (%s)", sqlite3_errmsg(c->h), sql);
+        abort(); /* assembled from our own fragments: a bug */
+    }
+    sqlite3_finalize(c->built[victim].s);
+    free(c->built[victim].sql);
+    c->built[victim].sql = wh_strdup(sql);
+    c->built[victim].hash = h;
+    c->built[victim].s = s;
+    return s;
+}
+
+void db_sql_add(struct db_sql *q, const char *fragment)
+{
+    size_t n = strlen(fragment);
+    if (n >= sizeof(q->text) - q->len) {
+        wh_log_error("assembled statement longer than %zu bytes", sizeof(q->text));
+        abort(); /* fragments are ours: raise DB_SQL_MAX */
+    }
+    memcpy(q->text + q->len, fragment, n + 1);
+    q->len += n;
+}
+
 void db_done(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
@@ -393,16 +679,35 @@ int db_run(struct conn *c, sqlite3_stmt *s)
 
 int db_tx_begin(struct conn *c)
 {
-    return db_run(c, stmt(c, S_BEGIN));
+    return db_run(c, stmt(c, c->batch ? S_SAVEPOINT : S_BEGIN));
 }
 
 int db_tx_end(struct conn *c, int error)
 {
     if (error < 0) {
-        db_run(c, stmt(c, S_ROLLBACK));
+        if (c->batch) {
+            db_run(c, stmt(c, S_ROLLBACK_TO));
+            db_run(c, stmt(c, S_RELEASE));
+        } else {
+            db_run(c, stmt(c, S_ROLLBACK));
+        }
         return error;
     }
-    return db_run(c, stmt(c, S_COMMIT));
+    return db_run(c, stmt(c, c->batch ? S_RELEASE : S_COMMIT));
+}
+
+int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
+{
+    CONN_OR_FAIL(c, db);
+    if (c->batch)
+        return fn(db, payload); /* already in one */
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    c->batch = 1;
+    error = fn(db, payload);
+    c->batch = 0;
+    return db_tx_end(c, error);
 }
 
 
@@ -413,7 +718,25 @@ static void thread_conn_free(void *p)
     (void)p; /* connections are closed by wh_db_close, which owns the list */
 }
 
-static int migrate(struct conn *c)
+/* Fails when a row refers to a row that does not exist (PRAGMA foreign_key_check). */
+static int fk_check(struct conn *c)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(c->h, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
+        return db_fail(c);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW)
+        error = wh_error_set(WH_ERROR, "migration left a dangling reference in table %s",
+                             (const char *)sqlite3_column_text(s, 0));
+    else if (rc != SQLITE_DONE)
+        error = db_fail(c);
+    sqlite3_finalize(s);
+    return error;
+}
+
+/* Applies the migrations after the database's user_version, up to `upto` (-1: all). */
+static int migrate(struct conn *c, int upto)
 {
     sqlite3_stmt *s = NULL;
     int version = 0;
@@ -423,37 +746,55 @@ static int migrate(struct conn *c)
         version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
-    for (int v = version; v < n; v++) {
+    if (upto >= 0 && upto < n)
+        n = upto;
+    /*
+     * Foreign keys are off while a migration runs (SQLite ignores the pragma
+     * inside a transaction): a migration that rebuilds a table drops the old
+     * one, and with foreign keys on that DROP would delete or refuse the rows
+     * that refer to it. The references are checked before the commit instead.
+     */
+    if (version < n && exec(c->h, "PRAGMA foreign_keys=OFF") < 0)
+        return WH_ERROR;
+    int error = 0;
+    for (int v = version; v < n && error == 0; v++) {
         char pragma[64];
-        int error;
         if ((error = exec(c->h, "BEGIN IMMEDIATE")) < 0)
-            return error;
+            break;
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
-        if ((error = exec(c->h, migrations[v])) < 0 || (error = exec(c->h, pragma)) < 0) {
+        if ((error = exec(c->h, migrations[v])) < 0 || (error = fk_check(c)) < 0 ||
+            (error = exec(c->h, pragma)) < 0) {
             exec(c->h, "ROLLBACK");
-            return error;
+            break;
         }
         if ((error = exec(c->h, "COMMIT")) < 0)
-            return error;
+            break;
         wh_log_info("database migrated to schema version %d", v + 1);
     }
-    return 0;
+    if (version < n && exec(c->h, "PRAGMA foreign_keys=ON") < 0 && error == 0)
+        error = WH_ERROR;
+    return error;
 }
 
-int wh_db_open(wh_db **out, const char *path)
+int db_open_at(wh_db **out, const char *path, int version)
 {
     wh_db *db = wh_calloc(1, sizeof(*db));
     db->path = wh_strdup(path);
     pthread_mutex_init(&db->lock, NULL);
     pthread_key_create(&db->key, thread_conn_free);
     struct conn *c = db_conn(db);
-    if (!c || migrate(c) < 0) {
+    if (!c || migrate(c, version) < 0) {
         int rc = wh_error_set(WH_ERROR, "database %s: %s", path, wh_error_msg());
         wh_db_close(db);
         return rc;
     }
     *out = db;
     return 0;
+}
+
+int wh_db_open(wh_db **out, const char *path)
+{
+    return db_open_at(out, path, -1);
 }
 
 void wh_db_close(wh_db *db)
@@ -606,20 +947,38 @@ int wh_db_repo_list(wh_db *db, const char *last, int64_t n,
 }
 
 /* Creates the repository if needed; returns its id in `*id_out`. Inside a transaction. */
+/*
+ * Steps a statement that returns an id (RETURNING): `*id_out` is 0 when it
+ * returned no row. Resets `s`.
+ */
+static int step_id(struct conn *c, sqlite3_stmt *s, int64_t *id_out)
+{
+    int rc = sqlite3_step(s);
+    int error = 0;
+    *id_out = 0;
+    if (rc == SQLITE_ROW)
+        *id_out = sqlite3_column_int64(s, 0);
+    else if (rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
 static int repo_ensure(struct conn *c, int64_t project_id, const char *repo, int64_t now,
                        int64_t *id_out)
 {
-    sqlite3_stmt *s = stmt(c, S_REPO_ENSURE);
+    sqlite3_stmt *s = stmt(c, S_REPO_TOUCH_NAME);
+    db_bind_text(s, 1, repo);
+    sqlite3_bind_int64(s, 2, now);
+    int error = step_id(c, s, id_out);
+    if (error < 0 || *id_out > 0)
+        return error;
+    s = stmt(c, S_REPO_INSERT);
     sqlite3_bind_int64(s, 1, project_id);
     db_bind_text(s, 2, repo);
     sqlite3_bind_int64(s, 3, now);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        *id_out = sqlite3_column_int64(s, 0);
-    else
-        error = db_fail(c);
-    db_done(s);
+    if ((error = step_id(c, s, id_out)) == 0 && *id_out == 0)
+        error = wh_error_set(WH_ERROR, "repository %s was not created", repo);
     return error;
 }
 
@@ -702,13 +1061,16 @@ static int has_row(struct conn *c, enum stmt_id id, int64_t repo_id, const char 
     return db_exists(c, s, out);
 }
 
-static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, const char **digests,
-                     size_t n)
+/* Links the artifact to each digest (?1 artifact, ?2 digest, ?3 its repository). */
+static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, int64_t repo_id,
+                     const char **digests, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         sqlite3_stmt *s = stmt(c, id);
         sqlite3_bind_int64(s, 1, artifact_id);
         db_bind_text(s, 2, digests[i]);
+        if (sqlite3_bind_parameter_count(s) >= 3)
+            sqlite3_bind_int64(s, 3, repo_id);
         int error = db_run(c, s);
         if (error < 0)
             return error;
@@ -740,36 +1102,47 @@ static int manifest_put_tx(struct conn *c, const struct wh_artifact_in *a)
     if ((error = blob_record(c, repo_id, a->digest, a->size, now)) < 0)
         return error;
 
-    sqlite3_stmt *s = stmt(c, S_ARTIFACT_UPSERT);
+    sqlite3_stmt *s = stmt(c, S_ARTIFACT_REPUSH);
     sqlite3_bind_int64(s, 1, repo_id);
     db_bind_text(s, 2, a->digest);
-    db_bind_text(s, 3, a->media_type);
-    db_bind_text(s, 4, a->artifact_type);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)a->size);
-    db_bind_text(s, 6, a->subject);
-    db_bind_text(s, 7, a->annotations);
-    sqlite3_bind_int64(s, 8, now);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        artifact_id = sqlite3_column_int64(s, 0);
-    else
-        error = db_fail(c);
-    db_done(s);
-    if (error < 0)
+    sqlite3_bind_int64(s, 3, now);
+    if ((error = step_id(c, s, &artifact_id)) < 0)
         return error;
-    if ((error = link_each(c, S_ARTIFACT_BLOB_INSERT, artifact_id, a->blobs, a->nblobs)) < 0)
+    if (artifact_id == 0) {
+        s = stmt(c, S_ARTIFACT_INSERT);
+        sqlite3_bind_int64(s, 1, repo_id);
+        db_bind_text(s, 2, a->digest);
+        db_bind_text(s, 3, a->media_type);
+        db_bind_text(s, 4, a->artifact_type);
+        sqlite3_bind_int64(s, 5, (sqlite3_int64)a->size);
+        db_bind_text(s, 6, a->subject);
+        db_bind_text(s, 7, a->annotations);
+        sqlite3_bind_int64(s, 8, now);
+        if ((error = step_id(c, s, &artifact_id)) < 0)
+            return error;
+        if (artifact_id == 0)
+            return wh_error_set(WH_ERROR, "artifact %s was not recorded", a->digest);
+    }
+    if ((error = link_each(c, S_ARTIFACT_BLOB_INSERT, artifact_id, repo_id, a->blobs,
+                            a->nblobs)) < 0)
         return error;
-    if ((error = link_each(c, S_ARTIFACT_CHILD_INSERT, artifact_id, a->children, a->nchildren)) <
+    if ((error = link_each(c, S_ARTIFACT_CHILD_INSERT, artifact_id, repo_id, a->children,
+                            a->nchildren)) <
         0)
         return error;
     if (a->tag) {
-        s = stmt(c, S_TAG_UPSERT);
-        sqlite3_bind_int64(s, 1, repo_id);
-        db_bind_text(s, 2, a->tag);
-        sqlite3_bind_int64(s, 3, artifact_id);
-        sqlite3_bind_int64(s, 4, now);
-        if ((error = db_run(c, s)) < 0)
-            return error;
+        /* Moved when it exists (keeping its id), else created. */
+        for (int i = 0; i < 2; i++) {
+            s = stmt(c, i == 0 ? S_TAG_MOVE : S_TAG_INSERT);
+            sqlite3_bind_int64(s, 1, repo_id);
+            db_bind_text(s, 2, a->tag);
+            sqlite3_bind_int64(s, 3, artifact_id);
+            sqlite3_bind_int64(s, 4, now);
+            if ((error = db_run(c, s)) < 0)
+                return error;
+            if (db_changes(c) > 0)
+                break;
+        }
     }
     return 0;
 }

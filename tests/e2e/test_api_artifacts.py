@@ -146,6 +146,64 @@ def test_api_index_references(admin, reg, unique):
     anon = Api(admin.base[:-len("/api/v2.0")])
     assert anon.get(f"{base}/1.0").status_code == 200
     expect_error(anon.delete(f"{base}/1.0"), 401, "UNAUTHORIZED")
-    # project-wide artifact listing
+    # project-wide artifact listing: the index once (Harbor's base collection),
+    # its untagged children too with q=base=*
     r = admin.ok(admin.get(f"/projects/{unique}/artifacts"))
+    assert r.headers["X-Total-Count"] == "1"
+    assert [x["digest"] for x in r.json()] == [idx.index_digest]
+    r = admin.ok(admin.get(f"/projects/{unique}/artifacts", params={"q": quote("base=*", safe="")}))
     assert r.headers["X-Total-Count"] == "3"
+    assert sorted(x["digest"] for x in r.json()) == sorted([idx.index_digest] + [i.manifest_digest for i in imgs])
+
+
+def test_api_index_listed_once(srv, admin, skopeo, multiarch_layout, unique):
+    """A two-platform index pushed by skopeo is one artifact of its repository
+    (with its children as references), as Harbor lists it; q=base=* lists the
+    children as well, and the repository counts one artifact."""
+    src, idx = multiarch_layout
+    admin.create_project(unique)
+    skopeo.copy(f"oci:{src}:multi", f"docker://{srv.host}/{unique}/app:multi", "--all",
+                "--preserve-digests")
+    children = [img.manifest_digest for img in idx.images]
+    base = f"/projects/{unique}/repositories/app/artifacts"
+
+    r = admin.ok(admin.get(base))
+    assert r.headers["X-Total-Count"] == "1"
+    arts = r.json()
+    assert [a["digest"] for a in arts] == [idx.index_digest]
+    assert [t["name"] for t in arts[0]["tags"]] == ["multi"]
+    refs = arts[0]["references"]
+    assert [x["child_digest"] for x in refs] == children
+    assert [x["platform"]["architecture"] for x in refs] == ["amd64", "arm64"]
+    assert all(x["parent_id"] == arts[0]["id"] and x["child_id"] > 0 for x in refs)
+
+    r = admin.ok(admin.get(base, params={"q": quote("base=*", safe="")}))
+    assert r.headers["X-Total-Count"] == "3"
+    everything = r.json()
+    assert sorted(a["digest"] for a in everything) == sorted([idx.index_digest] + children)
+    assert {x["child_id"] for x in refs} == {a["id"] for a in everything if a["digest"] in children}
+    # the other filters keep to the base collection too
+    r = admin.ok(admin.get(base, params={"q": quote("tags=nil", safe="")}))
+    assert r.headers["X-Total-Count"] == "0" and r.json() == []
+    r = admin.ok(admin.get(base, params={"q": quote("tags=nil,base=*", safe="")}))
+    assert sorted(a["digest"] for a in r.json()) == sorted(children)
+    # a child is still reachable by its digest, and pages count the base collection
+    assert admin.ok(admin.get(f"{base}/{children[0]}")).json()["digest"] == children[0]
+    r = admin.ok(admin.get(base, params={"page_size": 1, "q": quote("base=*", safe="")}))
+    assert r.headers["X-Total-Count"] == "3" and len(r.json()) == 1
+    expect_error(admin.get(base, params={"q": quote("base=x", safe="")}), 400, "BAD_REQUEST",
+                 'the value of "base" query can only be exact match value with "*"')
+
+    repo = admin.ok(admin.get(f"/projects/{unique}/repositories/app")).json()
+    assert repo["artifact_count"] == 1
+    repos = admin.ok(admin.get(f"/projects/{unique}/repositories")).json()
+    assert [(x["name"], x["artifact_count"]) for x in repos] == [(f"{unique}/app", 1)]
+    found = admin.ok(admin.get("/search", params={"q": unique})).json()["repository"]
+    assert [(x["repository_name"], x["artifact_count"]) for x in found] == [(f"{unique}/app", 1)]
+
+    # a child that carries a tag of its own is listed beside the index
+    r = admin.post(f"{base}/{children[1]}/tags", {"name": "arm64"})
+    assert r.status_code == 201, describe(r)
+    r = admin.ok(admin.get(base))
+    assert sorted(a["digest"] for a in r.json()) == sorted([idx.index_digest, children[1]])
+    assert admin.ok(admin.get(f"/projects/{unique}/repositories/app")).json()["artifact_count"] == 2

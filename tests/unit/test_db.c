@@ -1,0 +1,860 @@
+/*
+ * Unit tests for db/: schema 3 keeps every row and id of a schema-2 database
+ * and starts the sequences above the ids already handed out; ids of deleted
+ * projects, repositories, artifacts, tags, users, members and robots never
+ * come back, and updating an existing row takes no number; the list queries
+ * of the REST API (artifacts, repositories, projects) are planned on an
+ * index for every filter and sort combination (EXPLAIN QUERY PLAN: no scan of
+ * a big table, no sort in a temporary B-tree) and return what the filters and
+ * sort keys say, Harbor's base collection of artifacts included; a batch is
+ * one transaction.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "db/db_int.h"
+
+#define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MT_INDEX "application/vnd.oci.image.index.v1+json"
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    wh_db *db;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/wharf-db-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/wharf.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    wh_db_close(f->db);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    int rc = system(cmd);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Runs SQL on the file through a connection of its own (foreign keys off). */
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(h);
+}
+
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &s, NULL), SQLITE_OK);
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    return v;
+}
+
+/* "sha256:" and 64 hex digits made from `n`. */
+static const char *digest(char *buf, unsigned n)
+{
+    snprintf(buf, 72, "sha256:%064x", n);
+    return buf;
+}
+
+static int64_t project(wh_db *db, const char *name, bool public)
+{
+    struct wh_project_info *in = calloc(1, sizeof(*in));
+    snprintf(in->p.name, sizeof(in->p.name), "%s", name);
+    in->p.public = public;
+    in->storage_limit = -1;
+    int64_t id = 0;
+    assert_int_equal(wh_db_project_insert(db, in, &id), 0);
+    free(in);
+    return id;
+}
+
+/* Records a manifest (an index when `children`) and returns its artifact id. */
+static int64_t put(wh_db *db, int64_t pid, const char *repo, const char *dg, const char **children,
+                   size_t nchildren, const char *tag)
+{
+    struct wh_artifact_in a = {
+        .repo = repo,
+        .project_id = pid,
+        .digest = dg,
+        .media_type = children ? MT_INDEX : MT_MANIFEST,
+        .artifact_type = children ? NULL : "application/vnd.oci.image.config.v1+json",
+        .size = 100,
+        .children = children,
+        .nchildren = nchildren,
+        .tag = tag,
+    };
+    assert_int_equal(wh_db_manifest_put(db, &a), 0);
+    struct wh_repo r;
+    assert_int_equal(wh_db_repo_get(db, repo, &r), 0);
+    struct wh_artifact_info *ai = malloc(sizeof(*ai));
+    assert_int_equal(wh_db_artifact_get(db, r.id, dg, true, ai), 0);
+    int64_t id = ai->id;
+    free(ai);
+    return id;
+}
+
+static int64_t repo_id(wh_db *db, const char *name)
+{
+    struct wh_repo r;
+    assert_int_equal(wh_db_repo_get(db, name, &r), 0);
+    return r.id;
+}
+
+static int keep_tag(const struct wh_tag_info *t, void *payload)
+{
+    *(struct wh_tag_info *)payload = *t;
+    return 0;
+}
+
+static int64_t the_tag_id(wh_db *db, int64_t artifact_id, const char *name)
+{
+    struct wh_tag_info t = {0};
+    assert_int_equal(wh_db_tag_page(db, artifact_id, name, NULL, 0, 1, keep_tag, &t, NULL), 0);
+    assert_string_equal(t.name, name);
+    return t.id;
+}
+
+/* Whether every artifact's `listed` says what Harbor's base collection is:
+ * tagged, or not a child of an index of its repository. */
+static void assert_listed_consistent(const char *path)
+{
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM artifact a WHERE a.listed <>"
+                                   " (EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id)"
+                                   " OR NOT EXISTS (SELECT 1 FROM artifact_child c"
+                                   " JOIN artifact p ON p.id = c.artifact_id"
+                                   " WHERE p.repo_id = a.repo_id AND c.child_digest = a.digest))"),
+                     0);
+}
+
+/* ---- schema 3 over a schema-2 database ---- */
+
+static void test_db__migration_keeps_rows_and_ids(void **state)
+{
+    struct fixture *f = *state;
+    char d[4][72];
+    assert_int_equal(db_open_at(&f->db, f->path, 2), 0);
+    wh_db_close(f->db);
+    f->db = NULL;
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
+    char sql[4096];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO project(id, name, public, created_ms, updated_ms)"
+             "  VALUES(2, 'team', 0, 100, NULL), (5, 'gone', 0, 100, 100);"
+             "INSERT INTO audit_log(op_time_ms, username, resource, resource_type, operation,"
+             "  result, project_id) VALUES(1, 'admin', 'gone', 'project', 'create', 1, 5);"
+             "DELETE FROM project WHERE id = 5;"
+             "INSERT INTO repository(id, project_id, name, pull_count, created_ms, updated_ms,"
+             "  description) VALUES(7, 2, 'team/app', 3, 100, 200, 'the app');"
+             "INSERT INTO artifact(id, repo_id, digest, media_type, size, push_ms, pull_ms)"
+             "  VALUES(11, 7, '%s', '" MT_MANIFEST "', 10, 100, NULL),"
+             "        (12, 7, '%s', '" MT_MANIFEST "', 20, 110, 500),"
+             "        (13, 7, '%s', '" MT_INDEX "', 30, 120, NULL);"
+             "INSERT INTO artifact_child(artifact_id, child_digest) VALUES(13, '%s');"
+             "INSERT INTO tag(id, repo_id, name, artifact_id, push_ms)"
+             "  VALUES(21, 7, 'v1', 11, 100), (22, 7, 'multi', 13, 120);"
+             "INSERT INTO user(id, username, password, created_ms, updated_ms)"
+             "  VALUES(31, 'alice', 'x', 1, 1);"
+             "INSERT INTO member(id, project_id, user_id, role, created_ms, updated_ms)"
+             "  VALUES(41, 2, 31, 2, 1, 1);"
+             "INSERT INTO robot(id, name, level, project_id, secret, created_ms, updated_ms)"
+             "  VALUES(51, 'robot$team+ci', 'project', 2, 's', 1, 1);",
+             digest(d[0], 1), digest(d[1], 2), digest(d[2], 3), digest(d[3], 2));
+    raw_exec(f->path, sql);
+
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    wh_db *db = f->db;
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4); /* every migration since 2 */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'new_%'"),
+                     0);
+    assert_listed_consistent(f->path); /* 12, a child of the index 13, is not listed */
+    assert_int_equal(raw_int(f->path, "SELECT listed FROM artifact WHERE id = 12"), 0);
+
+    /* every row with its id and values */
+    struct wh_project_info *pi = malloc(sizeof(*pi));
+    assert_int_equal(wh_db_project_info(db, 2, pi), 0);
+    assert_string_equal(pi->p.name, "team");
+    assert_int_equal(pi->updated_ms, 100); /* was NULL: the creation time */
+    assert_int_equal(pi->repo_count, 1);
+    assert_int_equal(wh_db_project_info(db, 1, pi), 0);
+    assert_string_equal(pi->p.name, "library");
+    struct wh_repo_info *ri = malloc(sizeof(*ri));
+    assert_int_equal(wh_db_repo_info(db, "team/app", ri), 0);
+    assert_int_equal(ri->id, 7);
+    assert_int_equal(ri->project_id, 2);
+    assert_int_equal(ri->pull_count, 3);
+    assert_string_equal(ri->description, "the app");
+    assert_int_equal(ri->artifact_count, 2); /* 12 is a child of the index 13 */
+    struct wh_artifact_info *ai = malloc(sizeof(*ai));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(wh_db_artifact_get(db, 7, d[i], true, ai), 0);
+        assert_int_equal(ai->id, 11 + i);
+        assert_int_equal(ai->project_id, 2);
+        assert_int_equal(ai->size, 10 * (i + 1));
+    }
+    assert_int_equal(wh_db_artifact_get(db, 7, d[1], true, ai), 0);
+    assert_int_equal(ai->pull_ms, 500);
+    assert_int_equal(wh_db_artifact_get(db, 7, "multi", false, ai), 0);
+    assert_int_equal(ai->id, 13);
+    /* project_id was filled in: the project's list finds the artifacts */
+    struct wh_artifact_filter af = {.project_id = 2, .tagged = -1, .all = true};
+    int64_t total = 0;
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 3);
+    assert_int_equal(the_tag_id(db, 11, "v1"), 21);
+    assert_int_equal(the_tag_id(db, 13, "multi"), 22);
+    struct wh_user u;
+    assert_int_equal(wh_db_user_get_id(db, 31, &u), 0);
+    assert_string_equal(u.username, "alice");
+    struct wh_member m;
+    assert_int_equal(wh_db_member_get(db, 2, 41, &m), 0);
+    assert_int_equal(m.user_id, 31);
+    struct wh_robot *rb = calloc(1, sizeof(*rb));
+    assert_int_equal(wh_db_robot_get_id(db, 51, rb), 0);
+    assert_string_equal(rb->name, "robot$team+ci");
+
+    /* new rows get ids above every id handed out: the deleted project 5 is in
+     * the audit log, so the next project is 6 */
+    assert_int_equal(project(db, "fresh", false), 6);
+    assert_int_equal(wh_db_blob_link(db, 2, "team/other", d[0], 1), 0);
+    assert_int_equal(repo_id(db, "team/other"), 8);
+    char dn[72];
+    assert_int_equal(put(db, 2, "team/app", digest(dn, 9), NULL, 0, "v9"), 14);
+    assert_int_equal(the_tag_id(db, 14, "v9"), 23);
+    struct wh_user nu = {0};
+    snprintf(nu.username, sizeof(nu.username), "bob");
+    snprintf(nu.password, sizeof(nu.password), "x");
+    int64_t id = 0;
+    assert_int_equal(wh_db_user_create(db, &nu, &id), 0);
+    assert_int_equal(id, 32);
+    assert_int_equal(wh_db_member_set(db, 2, 32, 3, &id), 0);
+    assert_int_equal(id, 42);
+    memset(rb, 0, sizeof(*rb));
+    snprintf(rb->name, sizeof(rb->name), "robot$ci");
+    snprintf(rb->level, sizeof(rb->level), "system");
+    snprintf(rb->secret, sizeof(rb->secret), "s");
+    rb->duration = rb->expires_at = -1;
+    assert_int_equal(wh_db_robot_create(db, rb, &id), 0);
+    assert_int_equal(id, 52);
+
+    /* foreign keys are back on: deleting the repository takes its artifacts and tags */
+    assert_int_equal(wh_db_repo_delete(db, 7), 0);
+    assert_int_equal(wh_db_artifact_get(db, 7, d[0], true, ai), WH_ENOTFOUND);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM tag WHERE repo_id = 7"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM artifact_child"), 0);
+    free(pi);
+    free(ri);
+    free(ai);
+    free(rb);
+}
+
+/* ---- ids are never reused ---- */
+
+static void test_db__ids_never_reused(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    wh_db *db = f->db;
+    char d1[72], d2[72], d3[72];
+    digest(d1, 1);
+    digest(d2, 2);
+    digest(d3, 3);
+
+    /* projects */
+    int64_t p1 = project(db, "one", false);
+    assert_int_equal(wh_db_project_delete(db, p1), 0);
+    int64_t p2 = project(db, "two", false);
+    assert_true(p2 > p1);
+    struct wh_project_info *pi = malloc(sizeof(*pi));
+    assert_int_equal(wh_db_project_info(db, p1, pi), WH_ENOTFOUND);
+
+    /* repositories: linking a blob again touches the row and takes no number */
+    assert_int_equal(wh_db_blob_link(db, p2, "two/a", d1, 1), 0);
+    int64_t r1 = repo_id(db, "two/a");
+    assert_int_equal(wh_db_blob_link(db, p2, "two/a", d2, 1), 0);
+    assert_int_equal(repo_id(db, "two/a"), r1);
+    assert_int_equal(wh_db_repo_delete(db, r1), 0);
+    assert_int_equal(wh_db_blob_link(db, p2, "two/a", d1, 1), 0);
+    int64_t r2 = repo_id(db, "two/a");
+    assert_int_equal(r2, r1 + 1);
+
+    /* artifacts and tags: a re-push keeps the artifact's id, a moved tag keeps its id */
+    int64_t a1 = put(db, p2, "two/a", d1, NULL, 0, "t");
+    int64_t t1 = the_tag_id(db, a1, "t");
+    assert_int_equal(put(db, p2, "two/a", d1, NULL, 0, "t"), a1);
+    int64_t a2 = put(db, p2, "two/a", d2, NULL, 0, "t");
+    assert_int_equal(a2, a1 + 1);
+    assert_int_equal(the_tag_id(db, a2, "t"), t1);
+    assert_int_equal(wh_db_tag_delete(db, "two/a", "t"), 0);
+    assert_int_equal(wh_db_manifest_delete(db, "two/a", d2), 0);
+    int64_t a3 = put(db, p2, "two/a", d2, NULL, 0, "t");
+    assert_int_equal(a3, a2 + 1);
+    assert_int_equal(the_tag_id(db, a3, "t"), t1 + 1);
+    struct wh_artifact_info *ai = malloc(sizeof(*ai));
+    int64_t ra = repo_id(db, "two/a");
+    assert_int_equal(wh_db_artifact_get(db, ra, d3, true, ai), WH_ENOTFOUND);
+
+    /* users, members, robots */
+    struct wh_user u = {0};
+    snprintf(u.username, sizeof(u.username), "carol");
+    snprintf(u.password, sizeof(u.password), "x");
+    int64_t u1 = 0, u2 = 0, m1 = 0, m2 = 0, b1 = 0, b2 = 0;
+    assert_int_equal(wh_db_user_create(db, &u, &u1), 0);
+    assert_int_equal(wh_db_member_set(db, p2, u1, 1, &m1), 0);
+    assert_int_equal(wh_db_member_delete(db, p2, m1), 0);
+    assert_int_equal(wh_db_member_set(db, p2, u1, 1, &m2), 0);
+    assert_true(m2 > m1);
+    assert_int_equal(wh_db_user_delete(db, u1), 0);
+    assert_int_equal(wh_db_user_create(db, &u, &u2), 0);
+    assert_true(u2 > u1);
+    struct wh_user got;
+    assert_int_equal(wh_db_user_get_id(db, u1, &got), WH_ENOTFOUND);
+    struct wh_robot *rb = calloc(1, sizeof(*rb));
+    snprintf(rb->name, sizeof(rb->name), "robot$x");
+    snprintf(rb->level, sizeof(rb->level), "system");
+    snprintf(rb->secret, sizeof(rb->secret), "s");
+    rb->duration = rb->expires_at = -1;
+    assert_int_equal(wh_db_robot_create(db, rb, &b1), 0);
+    assert_int_equal(wh_db_robot_delete(db, b1), 0);
+    assert_int_equal(wh_db_robot_create(db, rb, &b2), 0);
+    assert_true(b2 > b1);
+    assert_int_equal(wh_db_robot_get_id(db, b1, rb), WH_ENOTFOUND);
+
+    /* and across a restart (the sequences are in the file) */
+    wh_db_close(db);
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    db = f->db;
+    assert_int_equal(wh_db_project_delete(db, project(db, "three", false)), 0);
+    assert_true(project(db, "four", false) > p2 + 1);
+    free(pi);
+    free(ai);
+    free(rb);
+}
+
+/* ---- query plans ---- */
+
+/* The plan of `sql` as lines "<detail>\n". */
+static void plan(sqlite3 *h, const char *sql, char *out, size_t cap)
+{
+    char q[DB_SQL_MAX + 32];
+    snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(h, q, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sqlite3_errmsg(h), sql);
+    size_t len = 0;
+    out[0] = '\0';
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        int n = snprintf(out + len, cap - len, "%s\n", (const char *)sqlite3_column_text(s, 3));
+        if (n > 0 && (size_t)n < cap - len)
+            len += (size_t)n;
+    }
+    sqlite3_finalize(s);
+}
+
+/*
+ * Plan rules: never a sort in a temporary B-tree; no line "SCAN <alias>" for
+ * the aliases in `no_scan` (the big tables: their rows are reached through an
+ * index, never read one by one). Returns what is wrong, or NULL.
+ */
+static const char *plan_fault(sqlite3 *h, const char *sql, const char *const *no_scan, char *p,
+                              size_t cap)
+{
+    plan(h, sql, p, cap);
+    if (strstr(p, "USE TEMP B-TREE FOR ORDER BY"))
+        return "sorted in a temporary B-tree";
+    for (int i = 0; no_scan[i]; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "SCAN %s", no_scan[i]);
+        size_t n = strlen(line);
+        for (const char *at = p; (at = strstr(at, line)); at++)
+            if ((at == p || at[-1] == '\n') && (at[n] == ' ' || at[n] == '\n'))
+                return no_scan[i];
+    }
+    return NULL;
+}
+
+static void check_plan(sqlite3 *h, const char *sql, const char *const *no_scan, int *checked)
+{
+    char p[8192];
+    const char *why = plan_fault(h, sql, no_scan, p, sizeof(p));
+    if (why)
+        fail_msg("%s:\n%s\n%s", why, sql, p);
+    (*checked)++;
+}
+
+static void test_db__list_plans(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    struct db_sql *q = malloc(sizeof(*q));
+    int checked = 0;
+    /* artifacts: a, its repository r, the tags t, index children c and their parents p */
+    static const char *const art_no_scan[] = {"a", "r", "t", "c", "p", "tag", NULL};
+    /* the rules catch the "match anything" list this schema replaced */
+    static const char before[] =
+        "SELECT a.id FROM artifact a JOIN repository r ON r.id = a.repo_id"
+        " WHERE (?1 = 0 OR a.repo_id = ?1) AND (?2 = 0 OR r.project_id = ?2)"
+        " ORDER BY CASE ?7 WHEN 1 THEN coalesce(a.pull_ms, 0) WHEN 2 THEN a.size"
+        " ELSE a.push_ms END * ?8, a.id * ?8 LIMIT ?10 OFFSET ?9";
+    char p[8192];
+    assert_non_null(plan_fault(h, before, art_no_scan, p, sizeof(p)));
+    assert_non_null(plan_fault(h, "SELECT id FROM artifact a WHERE a.size > 1", art_no_scan, p,
+                               sizeof(p)));
+    for (int scope = 0; scope < 2; scope++)
+        for (int bits = 0; bits < 16; bits++)
+            for (int tagged = -1; tagged <= 1; tagged++)
+                for (int sort = 0; sort < 4; sort++)
+                    for (int count = 0; count < 2; count++) {
+                        struct wh_artifact_filter af = {
+                            .repo_id = scope == 0 ? 7 : 0,
+                            .project_id = scope == 1 ? 3 : 0,
+                            .digest = bits & 1 ? "sha256:0" : NULL,
+                            .tag = bits & 2 ? "v1" : NULL,
+                            .media_type = bits & 4 ? MT_MANIFEST : NULL,
+                            .all = bits & 8,
+                            .tagged = tagged,
+                            .sort = sort,
+                            .desc = (bits + sort) & 1,
+                        };
+                        q->len = 0;
+                        db_artifact_list_sql(q, &af, count);
+                        check_plan(h, q->text, art_no_scan, &checked);
+                    }
+    /*
+     * repositories: within a project nothing is scanned; a list over every
+     * project walks one index in the sort order (a scan of r, bounded by the
+     * page) and counts the visible projects' repositories through the project
+     * index.
+     */
+    static const char *const repo_no_scan[] = {"r", "a", "t", "c", "p", NULL};
+    static const char *const repo_all_page[] = {"a", "t", "c", "member", NULL};
+    static const char *const repo_all_count[] = {"r", "member", NULL};
+    static const int64_t users[] = {-1, 0, 5};
+    for (int scope = 0; scope < 2; scope++)
+        for (int bits = 0; bits < 4; bits++)
+            for (int v = 0; v < 3; v++)
+                for (int sort = 0; sort < 5; sort++)
+                    for (int count = 0; count < 2; count++) {
+                        struct wh_repo_filter rf = {
+                            .project_id = scope == 0 ? 3 : 0,
+                            .name = bits & 1 ? "p/r" : NULL,
+                            .name_like = bits & 2 ? "r" : NULL,
+                            .visible_user = users[v],
+                            .visible_project = v == 2 ? 4 : 0,
+                            .sort = sort,
+                            .desc = (bits + sort) & 1,
+                        };
+                        q->len = 0;
+                        db_repo_page_sql(q, &rf, count);
+                        const char *const *rule = repo_no_scan;
+                        if (scope == 1 && !count)
+                            rule = repo_all_page;
+                        else if (scope == 1 && users[v] != -1)
+                            rule = repo_all_count;
+                        else if (scope == 1)
+                            rule = repo_all_page; /* every repository: count(*) over an index */
+                        check_plan(h, q->text, rule, &checked);
+                    }
+    /* projects: a small table, walked in the sort order; their repositories counted on an index */
+    static const char *const proj_no_scan[] = {"r", "u", "member", "user", NULL};
+    for (int bits = 0; bits < 16; bits++)
+        for (int v = 0; v < 3; v++)
+            for (int sort = 0; sort < 4; sort++)
+                for (int count = 0; count < 2; count++) {
+                    struct wh_project_filter pf = {
+                        .name = bits & 1 ? "p" : NULL,
+                        .name_like = bits & 2 ? "p" : NULL,
+                        .public = bits & 4 ? 1 : -1,
+                        .owner = bits & 8 ? "alice" : NULL,
+                        .visible_user = users[v],
+                        .visible_project = v == 2 ? 4 : 0,
+                        .sort = sort,
+                        .desc = (bits + sort) & 1,
+                    };
+                    q->len = 0;
+                    db_project_list_sql(q, &pf, count);
+                    check_plan(h, q->text, proj_no_scan, &checked);
+                }
+    /* the catalog and the tags of an artifact */
+    static const char *const catalog[] = {
+        "SELECT name FROM repository WHERE name > ?1 ORDER BY name LIMIT ?2",
+        "SELECT t.id FROM tag t JOIN artifact a ON a.id = t.artifact_id WHERE t.artifact_id = ?1"
+        " ORDER BY t.push_ms DESC, t.id DESC LIMIT ?5 OFFSET ?4",
+    };
+    static const char *const catalog_no_scan[] = {"repository", "t", "a", NULL};
+    for (size_t i = 0; i < sizeof(catalog) / sizeof(catalog[0]); i++)
+        check_plan(h, catalog[i], catalog_no_scan, &checked);
+    assert_true(checked > 1000);
+    free(q);
+    sqlite3_close(h);
+}
+
+/* ---- what the lists return ---- */
+
+struct seen {
+    int64_t ids[64];
+    int64_t keys[64];
+    size_t n;
+    int sort;
+};
+
+static int seen_artifact(const struct wh_artifact_info *a, void *payload)
+{
+    struct seen *s = payload;
+    assert_true(s->n < 64);
+    s->ids[s->n] = a->id;
+    s->keys[s->n++] = s->sort == 0   ? a->push_ms
+                      : s->sort == 1 ? a->pull_ms
+                      : s->sort == 2 ? (int64_t)a->size
+                                     : a->id;
+    return 0;
+}
+
+static void test_db__artifact_lists(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    wh_db *db = f->db;
+    int64_t pid = project(db, "lists", false);
+    char d[12][72];
+    int64_t ids[12];
+    for (unsigned i = 0; i < 8; i++)
+        ids[i] = put(db, pid, "lists/app", digest(d[i], 100 + i), NULL, 0, i == 0 ? "v0" : NULL);
+    /* an index over 2 and 3, and one over 0 (tagged) and 4 */
+    const char *kids[] = {d[2], d[3]};
+    ids[8] = put(db, pid, "lists/app", digest(d[8], 108), kids, 2, "multi");
+    const char *kids2[] = {d[0], d[4]};
+    ids[9] = put(db, pid, "lists/app", digest(d[9], 109), kids2, 2, NULL);
+    /* the same child digest as an artifact of another repository, not a child there */
+    ids[10] = put(db, pid, "lists/other", d[2], NULL, 0, NULL);
+    int64_t rid = repo_id(db, "lists/app");
+    /* distinct pull times and sizes, in an order of their own */
+    char sql[256];
+    for (int i = 0; i < 10; i++) {
+        snprintf(sql, sizeof(sql), "UPDATE artifact SET pull_ms = %s, size = %d WHERE id = %lld",
+                 i % 3 == 0 ? "NULL" : (i % 3 == 1 ? "900" : "100"), (i * 7) % 10,
+                 (long long)ids[i]);
+        raw_exec(f->path, sql);
+    }
+
+    /* base collection: everything but the untagged children 2, 3 and 4 */
+    struct wh_artifact_filter af = {.repo_id = rid, .tagged = -1};
+    int64_t total = 0;
+    struct seen s = {0};
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 50, seen_artifact, &s, &total), 0);
+    assert_int_equal(total, 7);
+    assert_int_equal(s.n, 7);
+    for (size_t i = 0; i < s.n; i++)
+        assert_true(s.ids[i] != ids[2] && s.ids[i] != ids[3] && s.ids[i] != ids[4]);
+    af.all = true;
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 10);
+    af.all = false;
+    af.tagged = 0;
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 5); /* 1 5 6 7 9 */
+    af.tagged = 1;
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 2); /* 0 (a tagged child) and 8 */
+    af.tagged = -1;
+    af.tag = "multi";
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 50, seen_artifact, &s, &total), 0);
+    assert_true(total == 1 && s.n == 1 && s.ids[0] == ids[8]);
+    af.tag = NULL;
+    af.digest = d[3];
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 0); /* a child: listed with base=* only */
+    af.all = true;
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 1);
+    af.digest = NULL;
+    af.all = false;
+    af.media_type = MT_INDEX;
+    assert_int_equal(wh_db_artifact_list(db, &af, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 2);
+    af.media_type = NULL;
+    /* the repository counts its base collection; the other repository its one artifact */
+    struct wh_repo_info *ri = malloc(sizeof(*ri));
+    assert_int_equal(wh_db_repo_info(db, "lists/app", ri), 0);
+    assert_int_equal(ri->artifact_count, 7);
+    assert_int_equal(wh_db_repo_info(db, "lists/other", ri), 0);
+    assert_int_equal(ri->artifact_count, 1);
+
+    /* every sort key, both ways, in pages of 3: ordered by the key, then by id */
+    for (int sort = 0; sort < 4; sort++)
+        for (int desc = 0; desc < 2; desc++)
+            for (int scope = 0; scope < 2; scope++) {
+                struct wh_artifact_filter sf = {.repo_id = scope ? 0 : rid,
+                                                .project_id = scope ? pid : 0,
+                                                .tagged = -1,
+                                                .all = true,
+                                                .sort = sort,
+                                                .desc = desc};
+                memset(&s, 0, sizeof(s));
+                s.sort = sort;
+                for (int64_t off = 0; off < 12; off += 3)
+                    assert_int_equal(
+                        wh_db_artifact_list(db, &sf, off, 3, seen_artifact, &s, &total), 0);
+                assert_int_equal(s.n, scope ? 11 : 10);
+                assert_int_equal(total, (int64_t)s.n);
+                for (size_t i = 1; i < s.n; i++) {
+                    int64_t k0 = s.keys[i - 1], k1 = s.keys[i];
+                    int cmp = k0 < k1 ? -1 : k0 > k1 ? 1 : (s.ids[i - 1] < s.ids[i] ? -1 : 1);
+                    if (desc ? cmp < 0 : cmp > 0)
+                        fail_msg("sort %d desc %d scope %d: row %zu out of order", sort, desc,
+                                 scope, i);
+                }
+            }
+    free(ri);
+}
+
+static int64_t listed(const char *path, int64_t id)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT listed FROM artifact WHERE id = %lld", (long long)id);
+    return raw_int(path, sql);
+}
+
+static void test_db__listed_follows_tags_and_indexes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    wh_db *db = f->db;
+    int64_t pid = project(db, "base", false);
+    char a[72], b[72], c[72], i1[72], i2[72], i3[72];
+    digest(a, 1);
+    digest(b, 2);
+    digest(c, 3);
+    digest(i1, 11);
+    digest(i2, 12);
+    digest(i3, 13);
+    int64_t ia = put(db, pid, "base/app", a, NULL, 0, NULL);
+    int64_t ib = put(db, pid, "base/app", b, NULL, 0, NULL);
+    put(db, pid, "base/app", c, NULL, 0, "c");
+    int64_t rid = repo_id(db, "base/app");
+    /* the same digest in another repository is no child there */
+    int64_t other = put(db, pid, "base/other", a, NULL, 0, NULL);
+    assert_listed_consistent(f->path);
+
+    const char *ab[] = {a, b};
+    int64_t x1 = put(db, pid, "base/app", i1, ab, 2, "multi");
+    assert_int_equal(listed(f->path, ia), 0);
+    assert_int_equal(listed(f->path, ib), 0);
+    assert_int_equal(listed(f->path, other), 1);
+    assert_listed_consistent(f->path);
+    /* a tag of its own lists a child; taking it away unlists it again */
+    assert_int_equal(wh_db_tag_create(db, rid, ia, "amd64"), 0);
+    assert_int_equal(listed(f->path, ia), 1);
+    assert_int_equal(wh_db_tag_delete(db, "base/app", "amd64"), 0);
+    assert_int_equal(listed(f->path, ia), 0);
+    assert_listed_consistent(f->path);
+    /* a tag moved onto a child lists it; the index it left stays listed (no child) */
+    put(db, pid, "base/app", a, NULL, 0, "multi");
+    assert_int_equal(listed(f->path, ia), 1);
+    assert_int_equal(listed(f->path, x1), 1);
+    assert_listed_consistent(f->path);
+    /* and moved away again */
+    put(db, pid, "base/app", c, NULL, 0, "multi");
+    assert_int_equal(listed(f->path, ia), 0);
+    assert_listed_consistent(f->path);
+    /* b is a child of two indexes: deleting one leaves it a child */
+    const char *bb[] = {b};
+    put(db, pid, "base/app", i2, bb, 1, NULL);
+    assert_int_equal(wh_db_manifest_delete(db, "base/app", i1), 0);
+    assert_int_equal(listed(f->path, ia), 1);
+    assert_int_equal(listed(f->path, ib), 0);
+    assert_listed_consistent(f->path);
+    assert_int_equal(wh_db_manifest_delete(db, "base/app", i2), 0);
+    assert_int_equal(listed(f->path, ib), 1);
+    assert_listed_consistent(f->path);
+    /* a child deleted and pushed again while an index lists it comes back unlisted */
+    put(db, pid, "base/app", i3, bb, 1, "three");
+    assert_int_equal(wh_db_manifest_delete(db, "base/app", b), 0);
+    int64_t ib2 = put(db, pid, "base/app", b, NULL, 0, NULL);
+    assert_true(ib2 > ib);
+    assert_int_equal(listed(f->path, ib2), 0);
+    assert_listed_consistent(f->path);
+    struct wh_repo_info *ri = malloc(sizeof(*ri));
+    assert_int_equal(wh_db_repo_info(db, "base/app", ri), 0);
+    assert_int_equal(ri->artifact_count, 3); /* a, c, i3 */
+    /* deleting the repository takes everything, triggers and all */
+    assert_int_equal(wh_db_repo_delete(db, rid), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM artifact_child"), 0);
+    assert_listed_consistent(f->path);
+    assert_int_equal(wh_db_repo_info(db, "base/other", ri), 0);
+    assert_int_equal(ri->artifact_count, 1);
+    free(ri);
+}
+
+struct batch {
+    const char *names[3];
+    int fail; /* the code fn returns */
+};
+
+static int batch_projects(wh_db *db, void *payload)
+{
+    struct batch *b = payload;
+    for (int i = 0; i < 3 && b->names[i]; i++) {
+        struct wh_project_info *in = calloc(1, sizeof(*in));
+        snprintf(in->p.name, sizeof(in->p.name), "%s", b->names[i]);
+        in->storage_limit = -1;
+        int error = wh_db_project_insert(db, in, NULL);
+        free(in);
+        /* a refused call rolls back its own savepoint only */
+        if (error < 0 && error != WH_EEXISTS)
+            return error;
+    }
+    return b->fail;
+}
+
+static void test_db__batch(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    wh_db *db = f->db;
+    struct batch ok = {{"b1", "b1", "b2"}, 0};
+    assert_int_equal(wh_db_batch(db, batch_projects, &ok), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name IN ('b1','b2')"), 2);
+    struct batch bad = {{"b3", "b4", NULL}, WH_EINVALID};
+    assert_int_equal(wh_db_batch(db, batch_projects, &bad), WH_EINVALID);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name IN ('b3','b4')"), 0);
+    /* the connection is out of the batch: a single call commits on its own */
+    project(db, "b5", false);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name = 'b5'"), 1);
+}
+
+struct names {
+    char v[16][WH_NAME_MAX];
+    size_t n;
+};
+
+static int seen_repo(const struct wh_repo_info *r, void *payload)
+{
+    struct names *n = payload;
+    assert_true(n->n < 16);
+    snprintf(n->v[n->n++], WH_NAME_MAX, "%s", r->name);
+    return 0;
+}
+
+static int seen_project(const struct wh_project_info *p, void *payload)
+{
+    struct names *n = payload;
+    assert_true(n->n < 16);
+    snprintf(n->v[n->n++], WH_NAME_MAX, "%s", p->p.name);
+    return 0;
+}
+
+static void test_db__repo_and_project_lists(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    wh_db *db = f->db;
+    int64_t pub = project(db, "pub", true), priv = project(db, "priv", false);
+    int64_t other = project(db, "other", false);
+    char d[72];
+    digest(d, 1);
+    static const char *const names[] = {"pub/b", "pub/a", "priv/c", "priv/a", "other/x"};
+    for (int i = 0; i < 5; i++) {
+        int64_t in = i < 2 ? pub : i < 4 ? priv : other;
+        assert_int_equal(wh_db_blob_link(db, in, names[i], d, 1), 0);
+    }
+    struct wh_user u = {0};
+    snprintf(u.username, sizeof(u.username), "dan");
+    snprintf(u.password, sizeof(u.password), "x");
+    int64_t uid = 0;
+    assert_int_equal(wh_db_user_create(db, &u, &uid), 0);
+    assert_int_equal(wh_db_member_set(db, priv, uid, 3, NULL), 0);
+
+    struct names n = {0};
+    int64_t total = 0;
+    struct wh_repo_filter rf = {.visible_user = -1};
+    assert_int_equal(wh_db_repo_page(db, &rf, 0, 10, seen_repo, &n, &total), 0);
+    assert_int_equal(total, 5);
+    assert_string_equal(n.v[0], "other/x");
+    assert_string_equal(n.v[4], "pub/b");
+    /* a member sees the public project and its own; anonymous the public one */
+    rf.visible_user = uid;
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_repo_page(db, &rf, 0, 10, seen_repo, &n, &total), 0);
+    assert_int_equal(total, 4);
+    assert_int_equal(n.n, 4);
+    assert_string_equal(n.v[0], "priv/a");
+    rf.visible_user = 0;
+    assert_int_equal(wh_db_repo_page(db, &rf, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 2);
+    /* a robot of the project `other` sees it beside the public one */
+    rf.visible_project = other;
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_repo_page(db, &rf, 0, 10, seen_repo, &n, &total), 0);
+    assert_int_equal(total, 3);
+    assert_string_equal(n.v[0], "other/x");
+    /* one project, by name descending, a page of one */
+    struct wh_repo_filter pf = {.project_id = priv, .visible_user = -1, .desc = true};
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_repo_page(db, &pf, 1, 1, seen_repo, &n, &total), 0);
+    assert_int_equal(total, 2);
+    assert_int_equal(n.n, 1);
+    assert_string_equal(n.v[0], "priv/a");
+    pf.name_like = "c";
+    assert_int_equal(wh_db_repo_page(db, &pf, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 1);
+
+    struct wh_project_filter jf = {.public = -1, .visible_user = uid};
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_project_list(db, &jf, 0, 10, seen_project, &n, &total), 0);
+    assert_int_equal(total, 3); /* library, pub, priv */
+    assert_string_equal(n.v[0], "library");
+    assert_string_equal(n.v[1], "priv");
+    jf.sort = 2;
+    jf.desc = true;
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_project_list(db, &jf, 0, 10, seen_project, &n, &total), 0);
+    assert_string_equal(n.v[0], "priv");
+    jf.public = 0;
+    assert_int_equal(wh_db_project_list(db, &jf, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_db__migration_keeps_rows_and_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__ids_never_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__list_plans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__artifact_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__listed_follows_tags_and_indexes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__repo_and_project_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__batch, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
