@@ -120,8 +120,10 @@ static int cmd_serve(const struct wh_config *cfg)
     wh_api *api = NULL;
     wh_http *http = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
-    int rc = 1, sig = 0;
+    int rc = 1, sig = 0, lock_fd = -1;
     sigset_t set;
+    /* fault injection for the test suites (docs/testing.md) */
+    const char *failpoints = getenv("WHARF_FAILPOINTS");
 
     /* Block the stop signals in every thread; the main thread waits for them. */
     sigemptyset(&set);
@@ -130,6 +132,71 @@ static int cmd_serve(const struct wh_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /*
+     * One server per data directory: its start-up clean-ups and sweepers
+     * would remove another's staged files. The lock is taken before anything
+     * in the directory is touched; CLI commands do not take it.
+     */
+    if (wh_mkdirs(cfg->data_dir, 0755) < 0) {
+        wh_log_error("cannot create %s: %s", cfg->data_dir, wh_error_msg());
+        goto out;
+    }
+    char *lock_path = wh_sprintf("%s/wharf.lock", cfg->data_dir);
+    long holder = 0;
+    int lrc = wh_lockfile_acquire(&lock_fd, &holder, lock_path);
+    if (lrc == WH_EBUSY) {
+        char pid[48] = "";
+        if (holder > 0)
+            snprintf(pid, sizeof(pid), " (PID %ld)", holder);
+        wh_log_error("data directory %s is in use by another wharf server%s: stop it first or "
+                     "give this one another data directory",
+                     cfg->data_dir, pid);
+    } else if (lrc < 0) {
+        wh_log_error("cannot lock the data directory: %s", wh_error_msg());
+    }
+    free(lock_path);
+    if (lrc < 0)
+        goto out;
+    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
+        struct wh_buf cert, key;
+        wh_buf_init(&cert, 1 << 20);
+        wh_buf_init(&key, 1 << 20);
+        if (read_file(&cert, cfg->tls_cert) < 0 || read_file(&key, cfg->tls_key) < 0) {
+            wh_log_error("tls: %s", wh_error_msg());
+            wh_buf_dispose(&cert);
+            wh_buf_dispose(&key);
+            goto out;
+        }
+        tls_cert = wh_buf_detach(&cert, NULL);
+        tls_key = wh_buf_detach(&key, NULL);
+    }
+    struct wh_http_config hc = {
+        .listen_host = cfg->listen_host,
+        .port = cfg->port,
+        .threads = cfg->threads,
+        .max_connections = cfg->max_connections,
+        .idle_timeout_s = cfg->idle_timeout_s,
+        .max_header_bytes = cfg->max_header_bytes,
+        .access_log = cfg->access_log,
+        .tls_cert_pem = tls_cert,
+        .tls_key_pem = tls_key,
+        .trusted_proxies = cfg->trusted_proxies,
+    };
+    http = wh_http_new(&hc);
+    /* the port next: a busy one ends the start before anything but the lock is touched */
+    if (wh_http_listen(http) < 0) {
+        wh_log_error("%s", wh_error_msg());
+        goto out;
+    }
+    if (failpoints && *failpoints) {
+        if (wh_failpoint_set(failpoints) < 0) {
+            wh_log_error("WHARF_FAILPOINTS: %s", wh_error_msg());
+            goto out;
+        }
+        wh_log_warn("fault injection is armed (WHARF_FAILPOINTS=%s): this server will fail "
+                    "writes on purpose",
+                    failpoints);
+    }
     if (open_db(&db, cfg) < 0)
         goto out;
     if (wh_store_open_fs(&store, cfg->data_dir) < 0) {
@@ -158,32 +225,6 @@ static int cmd_serve(const struct wh_config *cfg)
         wh_log_error("api: %s", wh_error_msg());
         goto out;
     }
-    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
-        struct wh_buf cert, key;
-        wh_buf_init(&cert, 1 << 20);
-        wh_buf_init(&key, 1 << 20);
-        if (read_file(&cert, cfg->tls_cert) < 0 || read_file(&key, cfg->tls_key) < 0) {
-            wh_log_error("tls: %s", wh_error_msg());
-            wh_buf_dispose(&cert);
-            wh_buf_dispose(&key);
-            goto out;
-        }
-        tls_cert = wh_buf_detach(&cert, NULL);
-        tls_key = wh_buf_detach(&key, NULL);
-    }
-    struct wh_http_config hc = {
-        .listen_host = cfg->listen_host,
-        .port = cfg->port,
-        .threads = cfg->threads,
-        .max_connections = cfg->max_connections,
-        .idle_timeout_s = cfg->idle_timeout_s,
-        .max_header_bytes = cfg->max_header_bytes,
-        .access_log = cfg->access_log,
-        .tls_cert_pem = tls_cert,
-        .tls_key_pem = tls_key,
-        .trusted_proxies = cfg->trusted_proxies,
-    };
-    http = wh_http_new(&hc);
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
     wh_http_route(http, "/service/token", wh_registry_token_handle, reg);
     wh_http_route(http, "/api/v2.0/", wh_api_handle, api);
@@ -206,6 +247,7 @@ out:
     wh_acl_free(acl);
     wh_store_free(store);
     wh_db_close(db);
+    wh_lockfile_release(lock_fd);
     free(tls_cert);
     if (tls_key)
         memset(tls_key, 0, strlen(tls_key));

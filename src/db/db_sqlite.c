@@ -10,6 +10,7 @@
  */
 #include "db/db_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -284,7 +285,7 @@ static int conn_open(struct conn **out, const char *path)
     struct conn *c = wh_calloc(1, sizeof(*c));
     if (sqlite3_open_v2(path, &c->h,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+                        db_vfs_name()) != SQLITE_OK) {
         int rc = wh_error_set(WH_ERROR, "open %s: %s", path, sqlite3_errmsg(c->h));
         conn_close(c);
         return rc;
@@ -357,6 +358,14 @@ void db_done(sqlite3_stmt *s)
 
 int db_fail(struct conn *c)
 {
+    /*
+     * A full disk is an answer of its own (507 on /v2/): SQLITE_FULL, or an
+     * I/O error whose system errno says so.
+     */
+    int rc = sqlite3_extended_errcode(c->h);
+    int sys = sqlite3_system_errno(c->h);
+    if ((rc & 0xff) == SQLITE_FULL || ((rc & 0xff) == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)))
+        return wh_error_set(WH_ENOSPC, "sqlite: %s", sqlite3_errmsg(c->h));
     return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
 }
 
@@ -391,10 +400,23 @@ int db_tx_begin(struct conn *c)
 int db_tx_end(struct conn *c, int error)
 {
     if (error < 0) {
-        db_run(c, stmt(c, S_ROLLBACK));
+        if (!sqlite3_get_autocommit(c->h)) /* SQLite may have rolled back already */
+            db_run(c, stmt(c, S_ROLLBACK));
         return error;
     }
-    return db_run(c, stmt(c, S_COMMIT));
+    error = db_run(c, stmt(c, S_COMMIT));
+    /*
+     * A COMMIT that fails (a full disk) may leave the transaction open; this
+     * connection would then hold the write lock and every later BEGIN on it
+     * would fail. Roll back what is left.
+     */
+    if (error < 0 && !sqlite3_get_autocommit(c->h)) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+        db_run(c, stmt(c, S_ROLLBACK));
+        wh_error_set(error, "%s", msg);
+    }
+    return error;
 }
 
 
