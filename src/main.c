@@ -197,12 +197,13 @@ static int cmd_serve(const struct wh_config *cfg)
                     "writes on purpose",
                     failpoints);
     }
-    if (open_db(&db, cfg) < 0)
-        goto out;
+    /* the store first: on a full disk it frees its reserve, which SQLite's WAL may need */
     if (wh_store_open_fs(&store, cfg->data_dir) < 0) {
         wh_log_error("storage: %s", wh_error_msg());
         goto out;
     }
+    if (open_db(&db, cfg) < 0)
+        goto out;
     struct wh_registry_config rc_cfg = {
         .max_manifest_bytes = cfg->max_manifest_bytes,
         .max_blob_bytes = cfg->max_blob_bytes,

@@ -427,6 +427,10 @@ static int post_upload(wh_registry *reg, wh_req *r, struct target *t)
     const char *digest = wh_req_query(r, "digest");
     struct wh_digest d;
 
+    /* a full disk refuses every push, mounts too, before the client sends a byte */
+    int error = wh_store_check_space(reg->store);
+    if (error < 0)
+        return oci_fail(reg, r, error, "start upload");
     if (mount) {
         int rc = try_mount(reg, r, t, mount, wh_req_query(r, "from"));
         if (rc <= 0)
@@ -448,8 +452,7 @@ static int post_upload(wh_registry *reg, wh_req *r, struct target *t)
     char hex[33];
     wh_random_hex(hex, 16);
     snprintf(c->id, sizeof(c->id), "mono-%s", hex);
-    int error = wh_store_upload_create(reg->store, c->id, &c->w);
-    if (error < 0)
+    if ((error = wh_store_upload_create(reg->store, c->id, &c->w)) < 0)
         return oci_fail(reg, r, error, "create upload");
     wh_pool_cleanup(wh_req_pool(r), monolithic_cleanup, c);
     wh_req_read_body(r, chunk_data, chunk_end, c);

@@ -267,6 +267,10 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
     case WH_HTTP_PUT: {
         if (need_writable(reg, r) < 0)
             return -1;
+        /* a full disk refuses every push, tag moves too, before the body is sent */
+        int error = wh_store_check_space(reg->store);
+        if (error < 0)
+            return oci_fail(reg, r, error, "push manifest");
         const char *cl = wh_req_header(r, "Content-Length");
         uint64_t len;
         if (cl && wh_parse_u64(&len, cl, strlen(cl)) == 0 && len > reg->cfg.max_manifest_bytes)

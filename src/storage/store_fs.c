@@ -707,6 +707,8 @@ int wh_store_open_fs(wh_store **out, const char *root)
                  s->reserve_bytes, s->reserve, strerror(errno));
         enter_full(s, why);
     }
+    /* a disk already full: give the reserve back now, before the database opens its WAL */
+    fs_check_space(&s->base);
     *out = &s->base;
     return 0;
 }
