@@ -156,7 +156,7 @@ unsigned wh_failpoint_hits(const char *name);
  */
 int wh_failpoint_eval(const char *name);
 #ifdef WH_NO_FAILPOINTS
-#define wh_failpoint(name) 0
+#define wh_failpoint(name) ((void)(name), 0)
 #else
 extern bool wh_failpoints_armed_; /* read with __atomic_load_n only */
 static inline int wh_failpoint(const char *name)

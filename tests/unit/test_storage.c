@@ -18,6 +18,13 @@
 #include "db/db.h"
 #include "storage/storage.h"
 
+/* Tests of failure paths need the failpoints (compiled out with -DWH_NO_FAILPOINTS). */
+#ifdef WH_NO_FAILPOINTS
+#define NEED_FAILPOINTS() skip()
+#else
+#define NEED_FAILPOINTS() ((void)0)
+#endif
+
 #define DA "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define DB "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define DM "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
@@ -185,6 +192,7 @@ static bool reserve_present(const struct fixture *f)
  */
 static void test_storage__failed_write_leaves_upload_as_before(void **state)
 {
+    NEED_FAILPOINTS();
     struct fixture *f = *state;
     static const struct {
         const char *spec; /* armed for the second chunk */
@@ -234,6 +242,7 @@ static void test_storage__failed_write_leaves_upload_as_before(void **state)
 /* The same after a restart: the session reopened from disk holds the recorded bytes only. */
 static void test_storage__failed_write_then_reopen(void **state)
 {
+    NEED_FAILPOINTS();
     struct fixture *f = *state;
     wh_upload *u = NULL;
     struct wh_digest d;
@@ -258,6 +267,7 @@ static void test_storage__failed_write_then_reopen(void **state)
  */
 static void test_storage__failed_undo_blocks_upload(void **state)
 {
+    NEED_FAILPOINTS();
     struct fixture *f = *state;
     wh_upload *u = NULL;
     struct wh_digest d;
@@ -296,6 +306,7 @@ static void test_storage__failed_undo_blocks_upload(void **state)
  */
 static void test_storage__corrupt_write_never_published(void **state)
 {
+    NEED_FAILPOINTS();
     struct fixture *f = *state;
     wh_upload *u = NULL;
     struct wh_digest d, d512;
@@ -332,6 +343,7 @@ static void test_storage__corrupt_write_never_published(void **state)
  */
 static void test_storage__commit_failure_points(void **state)
 {
+    NEED_FAILPOINTS();
     struct fixture *f = *state;
     static const struct {
         const char *spec;
@@ -418,6 +430,7 @@ static void test_storage__commit_failure_points(void **state)
  */
 static void test_storage__full_disk_state(void **state)
 {
+    NEED_FAILPOINTS();
     struct fixture *f = *state;
     wh_upload *u = NULL, *u2 = NULL;
     struct wh_digest d;
@@ -468,6 +481,7 @@ static void test_storage__full_disk_state(void **state)
  */
 static void test_db__full_disk(void **state)
 {
+    NEED_FAILPOINTS();
     struct fixture *f = *state;
     static const struct {
         const char *spec;
