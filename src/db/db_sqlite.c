@@ -362,9 +362,9 @@ int db_fail(struct conn *c)
      * A full disk is an answer of its own (507 on /v2/): SQLITE_FULL, or an
      * I/O error whose system errno says so.
      */
-    int rc = sqlite3_extended_errcode(c->h);
+    int rc = sqlite3_extended_errcode(c->h) & 0xff;
     int sys = sqlite3_system_errno(c->h);
-    if ((rc & 0xff) == SQLITE_FULL || ((rc & 0xff) == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)))
+    if (rc == SQLITE_FULL || (rc == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)))
         return wh_error_set(WH_ENOSPC, "sqlite: %s", sqlite3_errmsg(c->h));
     return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
 }

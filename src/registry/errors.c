@@ -38,10 +38,11 @@ static const struct {
     [E_METHOD] = {405, "UNSUPPORTED", "the method is not allowed for this resource"},
     [E_INTERNAL] = {500, "UNKNOWN", "internal server error"},
     /*
-     * A full disk: 507 Insufficient Storage (RFC 4918) with DENIED, the
-     * code distribution clients treat as final (docker, containers/image
-     * do not retry it, unlike UNKNOWN) and print with the message, as they
-     * do for a project over its quota.
+     * A full disk: 507 Insufficient Storage (RFC 4918), which docker and
+     * containers/image print as such (they read the body of 4xx answers
+     * only), with DENIED, which clients that read every error body (crane,
+     * oras) print with the message and do not retry, unlike UNKNOWN; a
+     * project over its quota gets DENIED too.
      */
     [E_STORAGE_FULL] = {507, "DENIED",
                         "storage is full: the registry cannot store more data until space is "

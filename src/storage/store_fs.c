@@ -140,15 +140,19 @@ static int reserve_create(struct fs_store *s)
     return 0;
 }
 
-/* Enters the full state (space_lock held): refuse data, free the reserve. */
-static void enter_full_locked(struct fs_store *s, const char *why)
+/*
+ * Enters the full state (space_lock held): refuse data, free the reserve.
+ * Returns true when this freed the reserve's space.
+ */
+static bool enter_full_locked(struct fs_store *s, const char *why)
 {
     if (is_full(s))
-        return;
+        return false;
     __atomic_store_n(&s->full, true, __ATOMIC_RELEASE);
     bool released = unlink(s->reserve) == 0;
     wh_log_warn("storage is full (%s): uploads are refused until space is freed%s", why,
                 released ? "; the reserve was released for deletes and metadata" : "");
+    return released;
 }
 
 static void enter_full(struct fs_store *s, const char *why)
@@ -156,6 +160,22 @@ static void enter_full(struct fs_store *s, const char *why)
     pthread_mutex_lock(&s->space_lock);
     enter_full_locked(s, why);
     pthread_mutex_unlock(&s->space_lock);
+}
+
+/*
+ * Makes the reserve (space_lock held, or at open). False when the disk has
+ * no room for it; any other failure is logged and let go: wharf then runs
+ * without a reserve, and a full disk may hold up deletes.
+ */
+static bool reserve_make(struct fs_store *s)
+{
+    if (reserve_create(s) == 0)
+        return true;
+    if (errno == ENOSPC || errno == EDQUOT)
+        return false;
+    wh_log_warn("storage: cannot reserve %" PRIu64 " bytes in %s: %s", s->reserve_bytes,
+                s->reserve, strerror(errno));
+    return true;
 }
 
 static int fs_check_space(wh_store *base)
@@ -168,12 +188,9 @@ static int fs_check_space(wh_store *base)
         /* nearly nothing left beside the reserve: stop before the disk does */
         if (avail < s->reserve_bytes / 2)
             enter_full_locked(s, "free space below half the reserve");
-    } else if (avail != UINT64_MAX && avail >= 2 * s->reserve_bytes) {
-        if (reserve_create(s) == 0) {
-            __atomic_store_n(&s->full, false, __ATOMIC_RELEASE);
-            wh_log_info("storage has free space again (%" PRIu64 " bytes): uploads accepted",
-                        avail);
-        }
+    } else if (avail != UINT64_MAX && avail >= 2 * s->reserve_bytes && reserve_make(s)) {
+        __atomic_store_n(&s->full, false, __ATOMIC_RELEASE);
+        wh_log_info("storage has free space again (%" PRIu64 " bytes): uploads accepted", avail);
     }
     bool full = is_full(s);
     pthread_mutex_unlock(&s->space_lock);
@@ -188,10 +205,9 @@ static bool fs_note_full(wh_store *base)
 {
     struct fs_store *s = (struct fs_store *)base;
     pthread_mutex_lock(&s->space_lock);
-    bool was = is_full(s);
-    enter_full_locked(s, "the database could not write");
+    bool released = enter_full_locked(s, "the database could not write");
     pthread_mutex_unlock(&s->space_lock);
-    return !was;
+    return released;
 }
 
 /*
@@ -701,10 +717,9 @@ int wh_store_open_fs(wh_store **out, const char *root)
         s->reserve_bytes = RESERVE_MIN;
     if (s->reserve_bytes > RESERVE_MAX)
         s->reserve_bytes = RESERVE_MAX;
-    if (reserve_create(s) < 0) {
+    if (!reserve_make(s)) {
         char why[160];
-        snprintf(why, sizeof(why), "cannot reserve %" PRIu64 " bytes in %s: %s",
-                 s->reserve_bytes, s->reserve, strerror(errno));
+        snprintf(why, sizeof(why), "no room for the %" PRIu64 "-byte reserve", s->reserve_bytes);
         enter_full(s, why);
     }
     /* a disk already full: give the reserve back now, before the database opens its WAL */
