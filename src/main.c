@@ -81,9 +81,12 @@ static int load_config(struct wh_config *cfg, int *argc, char **argv)
     return 0;
 }
 
+/* Ends the calling thread's database connection; `payload` is a `wh_db **`. */
 static void db_thread_exit(void *payload)
 {
-    wh_db_thread_done(payload);
+    wh_db **db = payload;
+    if (*db)
+        wh_db_thread_done(*db);
 }
 
 static int open_db(wh_db **db, const struct wh_config *cfg)
@@ -141,8 +144,10 @@ static int cmd_serve(const struct wh_config *cfg)
     wh_api *api = NULL;
     wh_http *http = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
-    int rc = 1, sig = 0;
+    int rc = 1, sig = 0, lock_fd = -1;
     sigset_t set;
+    /* fault injection for the test suites (docs/testing.md) */
+    const char *failpoints = getenv("WHARF_FAILPOINTS");
 
     /* Block the stop signals in every thread; the main thread waits for them. */
     sigemptyset(&set);
@@ -151,36 +156,32 @@ static int cmd_serve(const struct wh_config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (open_db(&db, cfg) < 0)
-        goto out;
-    if (wh_store_open_fs(&store, cfg->data_dir) < 0) {
-        wh_log_error("storage: %s", wh_error_msg());
-        goto out;
-    }
-    struct wh_registry_config rc_cfg = {
-        .max_manifest_bytes = cfg->max_manifest_bytes,
-        .max_blob_bytes = cfg->max_blob_bytes,
-        .max_uploads = cfg->max_uploads,
-        .upload_ttl_s = cfg->upload_ttl_s,
-        .read_only = cfg->read_only,
-        .delete_enabled = cfg->delete_enabled,
-    };
-    struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir,
-                                    .token_ttl_s = cfg->token_ttl_s,
-                                    .audit_retention_days = cfg->audit_retention_days};
-    if (wh_acl_new(&acl, db, &acl_cfg) < 0) {
-        wh_log_error("access control: %s", wh_error_msg());
+    /*
+     * One server per data directory: its start-up clean-ups and sweepers
+     * would remove another's staged files. The lock is taken before anything
+     * in the directory is touched; CLI commands do not take it.
+     */
+    umask(077); /* what wharf creates in its data directory is its own (see open_db) */
+    if (wh_mkdirs(cfg->data_dir, 0700) < 0) {
+        wh_log_error("cannot create %s: %s", cfg->data_dir, wh_error_msg());
         goto out;
     }
-    if (wh_registry_new(&reg, &rc_cfg, db, store, acl) < 0) {
-        wh_log_error("registry: %s", wh_error_msg());
-        goto out;
+    char *lock_path = wh_sprintf("%s/wharf.lock", cfg->data_dir);
+    long holder = 0;
+    int lrc = wh_lockfile_acquire(&lock_fd, &holder, lock_path);
+    if (lrc == WH_EBUSY) {
+        char pid[48] = "";
+        if (holder > 0)
+            snprintf(pid, sizeof(pid), " (PID %ld)", holder);
+        wh_log_error("data directory %s is in use by another wharf server%s: stop it first or "
+                     "give this one another data directory",
+                     cfg->data_dir, pid);
+    } else if (lrc < 0) {
+        wh_log_error("cannot lock the data directory: %s", wh_error_msg());
     }
-    struct wh_api_config api_cfg = {.version = WHARF_VERSION, .read_only = cfg->read_only};
-    if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
-        wh_log_error("api: %s", wh_error_msg());
+    free(lock_path);
+    if (lrc < 0)
         goto out;
-    }
     if (cfg->tls_cert[0] || cfg->tls_key[0]) {
         struct wh_buf cert, key;
         wh_buf_init(&cert, 1 << 20);
@@ -211,9 +212,54 @@ static int cmd_serve(const struct wh_config *cfg)
         .defer_threads = cfg->login_threads,
         .defer_queue = cfg->login_queue,
         .thread_exit = db_thread_exit,
-        .thread_exit_payload = db,
+        .thread_exit_payload = &db, /* opened below, before the threads start */
     };
     http = wh_http_new(&hc);
+    /* the port next: a busy one ends the start before anything but the lock is touched */
+    if (wh_http_listen(http) < 0) {
+        wh_log_error("%s", wh_error_msg());
+        goto out;
+    }
+    if (failpoints && *failpoints) {
+        if (wh_failpoint_set(failpoints) < 0) {
+            wh_log_error("WHARF_FAILPOINTS: %s", wh_error_msg());
+            goto out;
+        }
+        wh_log_warn("fault injection is armed (WHARF_FAILPOINTS=%s): this server will fail "
+                    "writes on purpose",
+                    failpoints);
+    }
+    /* the store first: on a full disk it frees its reserve, which SQLite's WAL may need */
+    if (wh_store_open_fs(&store, cfg->data_dir) < 0) {
+        wh_log_error("storage: %s", wh_error_msg());
+        goto out;
+    }
+    if (open_db(&db, cfg) < 0)
+        goto out;
+    struct wh_registry_config rc_cfg = {
+        .max_manifest_bytes = cfg->max_manifest_bytes,
+        .max_blob_bytes = cfg->max_blob_bytes,
+        .max_uploads = cfg->max_uploads,
+        .upload_ttl_s = cfg->upload_ttl_s,
+        .read_only = cfg->read_only,
+        .delete_enabled = cfg->delete_enabled,
+    };
+    struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir,
+                                    .token_ttl_s = cfg->token_ttl_s,
+                                    .audit_retention_days = cfg->audit_retention_days};
+    if (wh_acl_new(&acl, db, &acl_cfg) < 0) {
+        wh_log_error("access control: %s", wh_error_msg());
+        goto out;
+    }
+    if (wh_registry_new(&reg, &rc_cfg, db, store, acl) < 0) {
+        wh_log_error("registry: %s", wh_error_msg());
+        goto out;
+    }
+    struct wh_api_config api_cfg = {.version = WHARF_VERSION, .read_only = cfg->read_only};
+    if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
+        wh_log_error("api: %s", wh_error_msg());
+        goto out;
+    }
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
     wh_http_route(http, "/service/token", wh_registry_token_handle, reg);
     wh_http_route(http, "/api/v2.0/", wh_api_handle, api);
@@ -236,6 +282,7 @@ out:
     wh_acl_free(acl);
     wh_store_free(store);
     wh_db_close(db);
+    wh_lockfile_release(lock_fd);
     free(tls_cert);
     if (tls_key)
         memset(tls_key, 0, strlen(tls_key));

@@ -164,6 +164,10 @@ int api_fail(struct call *c, int error)
         return api_error(c, 413, "REQUEST_ENTITY_TOO_LARGE", "request entity too large");
     case WH_EBUSY:
         return api_error(c, 429, "TOO_MANY_REQUEST", "too many requests");
+    case WH_ENOSPC: /* as on /v2/: 507 with DENIED (docs/security.md) */
+        return api_error(c, 507, "DENIED",
+                         "storage is full: the registry cannot store more data until space is "
+                         "freed");
     default:
         wh_log_error("api %s %s: %s", c->route ? c->route->method : wh_req_method_str(c->r),
                      wh_req_path(c->r), msg);

@@ -12,6 +12,8 @@ int api_health(struct call *c)
 {
     int64_t n = 0;
     bool db_ok = wh_db_user_count(c->api->db, &n) == 0;
+    /* Harbor's shape: each component's status, and an "error" for the unhealthy ones */
+    bool store_ok = wh_store_check_space(c->api->store) == 0;
     json_t *comps = json_array();
     json_array_append_new(comps, json_pack("{s:s,s:s}", "name", "core", "status", "healthy"));
     json_t *dbc = json_pack("{s:s,s:s}", "name", "database", "status",
@@ -20,8 +22,15 @@ int api_health(struct call *c)
         json_object_set_new(dbc, "error", json_string("the metadata database does not answer"));
     json_array_append_new(comps, dbc);
     json_array_append_new(comps, json_pack("{s:s,s:s}", "name", "registry", "status", "healthy"));
+    json_t *stc = json_pack("{s:s,s:s}", "name", "storage", "status",
+                            store_ok ? "healthy" : "unhealthy");
+    if (!store_ok) /* anyone may ask: no sizes or paths here, the log has them */
+        json_object_set_new(stc, "error",
+                            json_string("storage is full: uploads are refused until space is "
+                                        "freed"));
+    json_array_append_new(comps, stc);
     json_t *o = json_object();
-    json_object_set_new(o, "status", json_string(db_ok ? "healthy" : "unhealthy"));
+    json_object_set_new(o, "status", json_string(db_ok && store_ok ? "healthy" : "unhealthy"));
     json_object_set_new(o, "components", comps);
     return api_json(c, 200, o);
 }

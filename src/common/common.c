@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -425,4 +426,41 @@ int wh_fsync_dir(const char *path)
     int rc = fsync(fd);
     close(fd);
     return rc < 0 ? wh_error_set(WH_ERROR, "fsync %s: %s", path, strerror(errno)) : 0;
+}
+
+int wh_lockfile_acquire(int *fd_out, long *holder_out, const char *path)
+{
+    char text[32];
+    *holder_out = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return wh_error_set(WH_ERROR, "open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        if (err == EWOULDBLOCK) {
+            ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+            uint64_t pid = 0;
+            if (n > 0) {
+                text[n] = '\0';
+                if (wh_parse_u64(&pid, text, strcspn(text, "\n")) == 0 && pid <= INT32_MAX)
+                    *holder_out = (long)pid;
+            }
+        }
+        close(fd);
+        if (err == EWOULDBLOCK)
+            return wh_error_set(WH_EBUSY, "%s is locked by another process", path);
+        return wh_error_set(WH_ERROR, "lock %s: %s", path, strerror(err));
+    }
+    /* Ours now: record our PID for whoever tries next (best effort). */
+    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n)
+        wh_log_warn("lock file %s: cannot record the PID: %s", path, strerror(errno));
+    *fd_out = fd;
+    return 0;
+}
+
+void wh_lockfile_release(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* closing the last descriptor drops the flock */
 }

@@ -24,7 +24,8 @@ enum {
     WH_ECONFLICT = -7,
     WH_ERANGE = -8,
     WH_EBUSY = -9,
-    WH_EDEFERRED = -10, /* the work goes on elsewhere; the caller returns and is called again */
+    WH_ENOSPC = -10, /* the disk (or the database on it) is full */
+    WH_EDEFERRED = -11, /* the work goes on elsewhere; the caller returns and is called again */
 };
 
 /* Records a message for the current thread's last failure; returns `code`. */
@@ -132,5 +133,55 @@ int wh_parse_u64(uint64_t *out, const char *s, size_t len);
 int wh_mkdirs(const char *path, unsigned mode);
 /* fsync a directory by path. */
 int wh_fsync_dir(const char *path);
+
+/*
+ * An exclusive lock on a file (flock), held until `wh_lockfile_release`: one
+ * process at a time per data directory. The file is created if needed and
+ * holds the owner's PID (for the message of the next one). Returns 0 with
+ * `*fd_out` set, WH_EBUSY when another process holds it (`*holder_out` is its
+ * PID, 0 if unknown), or WH_ERROR.
+ */
+int wh_lockfile_acquire(int *fd_out, long *holder_out, const char *path);
+/* Releases a lock taken by wh_lockfile_acquire (closes `fd`; -1 is ignored). */
+void wh_lockfile_release(int fd);
+
+/*
+ * Fault injection (failpoint.c): named points in the I/O paths (storage:
+ * "store.create", "store.write", "store.truncate", "store.fsync",
+ * "store.rename", "store.fsyncdir", "store.space"; SQLite: "db.write"; see
+ * docs/testing.md) that tests can make fail. A spec is a comma-separated list of rules
+ *     name=[N[+]:]action
+ * where the rule fires on the Nth hit of `name` (default 1), or on every hit
+ * from the Nth with "N+", and `action` is an errno name (ENOSPC, EIO, EDQUOT,
+ * EROFS, ENOMEM) or "short" (a write moves fewer bytes than asked) or
+ * "corrupt" (a write stores one flipped bit). Compiled in unless
+ * WH_NO_FAILPOINTS is defined: when nothing is armed a hit costs one relaxed
+ * atomic load.
+ */
+enum { WH_FAILPOINT_SHORT = -1, WH_FAILPOINT_CORRUPT = -2 };
+/*
+ * Arms the rules of `spec` (NULL or "" disarms all) and resets the hit
+ * counters. Returns 0 or WH_EINVALID (nothing is armed then).
+ */
+int wh_failpoint_set(const char *spec);
+/* How many times `name` was hit since the last wh_failpoint_set (tests). */
+unsigned wh_failpoint_hits(const char *name);
+/*
+ * Counts a hit of `name` and returns what to do: 0 (nothing), an errno value
+ * to fail with, WH_FAILPOINT_SHORT or WH_FAILPOINT_CORRUPT. Use through
+ * wh_failpoint(), which skips the call when nothing is armed.
+ */
+int wh_failpoint_eval(const char *name);
+#ifdef WH_NO_FAILPOINTS
+#define wh_failpoint(name) ((void)(name), 0)
+#else
+extern bool wh_failpoints_armed_; /* read with __atomic_load_n only */
+static inline int wh_failpoint(const char *name)
+{
+    if (__builtin_expect(__atomic_load_n(&wh_failpoints_armed_, __ATOMIC_RELAXED), 0))
+        return wh_failpoint_eval(name);
+    return 0;
+}
+#endif
 
 #endif

@@ -13,6 +13,12 @@
 
 struct conn;
 
+/*
+ * The VFS connections are opened with (db_vfs.c): "wharf", the default one
+ * behind the failpoint "db.write", or NULL (the default) when failpoints are
+ * compiled out.
+ */
+const char *db_vfs_name(void);
 /* The calling thread's connection (opened on first use), or NULL on failure. */
 struct conn *db_conn(wh_db *db);
 /* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */
@@ -44,7 +50,10 @@ int db_open_at(wh_db **out, const char *path, int version);
 void db_done(sqlite3_stmt *s);
 /* Steps a statement that returns no rows (or ignores them), then resets it. */
 int db_run(struct conn *c, sqlite3_stmt *s);
-/* Sets the error message from the connection and returns WH_ERROR. */
+/*
+ * Sets the error message from the connection and returns WH_ENOSPC when the
+ * disk is full (SQLITE_FULL), else WH_ERROR.
+ */
 int db_fail(struct conn *c);
 /* Binds text (NULL binds SQL NULL). The string must outlive the step. */
 void db_bind_text(sqlite3_stmt *s, int i, const char *v);

@@ -10,6 +10,7 @@
  */
 #include "db/db_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -528,7 +529,7 @@ static int conn_open(struct conn **out, const char *path)
     struct conn *c = wh_calloc(1, sizeof(*c));
     if (sqlite3_open_v2(path, &c->h,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+                        db_vfs_name()) != SQLITE_OK) {
         int rc = wh_error_set(WH_ERROR, "open %s: %s", path, sqlite3_errmsg(c->h));
         conn_close(c);
         return rc;
@@ -651,6 +652,14 @@ void db_done(sqlite3_stmt *s)
 
 int db_fail(struct conn *c)
 {
+    /*
+     * A full disk is an answer of its own (507 on /v2/): SQLITE_FULL, or an
+     * I/O error whose system errno says so.
+     */
+    int rc = sqlite3_extended_errcode(c->h) & 0xff;
+    int sys = sqlite3_system_errno(c->h);
+    if (rc == SQLITE_FULL || (rc == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)))
+        return wh_error_set(WH_ENOSPC, "sqlite: %s", sqlite3_errmsg(c->h));
     return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
 }
 
@@ -688,12 +697,26 @@ int db_tx_end(struct conn *c, int error)
         if (c->batch) {
             db_run(c, stmt(c, S_ROLLBACK_TO));
             db_run(c, stmt(c, S_RELEASE));
-        } else {
+        } else if (!sqlite3_get_autocommit(c->h)) { /* SQLite may have rolled back already */
             db_run(c, stmt(c, S_ROLLBACK));
         }
         return error;
     }
-    return db_run(c, stmt(c, c->batch ? S_RELEASE : S_COMMIT));
+    if (c->batch)
+        return db_run(c, stmt(c, S_RELEASE));
+    error = db_run(c, stmt(c, S_COMMIT));
+    /*
+     * A COMMIT that fails (a full disk) may leave the transaction open; this
+     * connection would then hold the write lock and every later BEGIN on it
+     * would fail. Roll back what is left.
+     */
+    if (error < 0 && !sqlite3_get_autocommit(c->h)) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+        db_run(c, stmt(c, S_ROLLBACK));
+        wh_error_set(error, "%s", msg);
+    }
+    return error;
 }
 
 int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)

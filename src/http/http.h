@@ -48,7 +48,15 @@ typedef int (*wh_handler_fn)(wh_req *req, void *payload);
 wh_http *wh_http_new(const struct wh_http_config *cfg);
 /* Routes requests whose path starts with `prefix` (longest prefix wins). */
 void wh_http_route(wh_http *h, const char *prefix, wh_handler_fn fn, void *payload);
-/* Starts listening and serving. 0 or WH_ERROR (message set). */
+/*
+ * Binds and listens on the configured address (SO_REUSEADDR, never
+ * SO_REUSEPORT: a busy port is an error, "address already in use"), without
+ * serving yet, so that a server can fail on its port before it touches
+ * anything else. Returns 0, WH_EINVALID (not a numeric address) or WH_ERROR
+ * (message set). Called by wh_http_start when not called before.
+ */
+int wh_http_listen(wh_http *h);
+/* Starts listening (if not yet) and serving. 0 or WH_ERROR (message set). */
 int wh_http_start(wh_http *h);
 /* The bound port (useful with port 0). */
 uint16_t wh_http_port(const wh_http *h);

@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -69,6 +70,7 @@ struct wh_http {
     struct route routes[MAX_ROUTES];
     int nroutes;
     atomic_int inflight; /* requests between first callback and completion */
+    int lfd;             /* listening socket until MHD takes it, else -1 */
     uint16_t port;
     pthread_mutex_t lock; /* guards conns and stopping */
     pthread_cond_t wake;
@@ -1059,6 +1061,7 @@ wh_http *wh_http_new(const struct wh_http_config *cfg)
     wh_http *h = wh_calloc(1, sizeof(*h));
     h->cfg = *cfg;
     h->cfg.listen_host = wh_strdup(cfg->listen_host ? cfg->listen_host : "127.0.0.1");
+    h->lfd = -1;
     atomic_init(&h->inflight, 0);
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
@@ -1078,29 +1081,90 @@ void wh_http_route(wh_http *h, const char *prefix, wh_handler_fn fn, void *paylo
     rt->payload = payload;
 }
 
-int wh_http_start(wh_http *h)
+/*
+ * Opens the listening socket: SO_REUSEADDR (a restart may bind while old
+ * connections sit in TIME_WAIT) but never SO_REUSEPORT, so that a second
+ * server on a busy port fails here instead of silently sharing the port's
+ * connections with the first. Returns the socket, or -1 with the message set.
+ */
+static int open_listener(const struct sockaddr *sa, socklen_t len, const char *host,
+                         uint16_t port, uint16_t *port_out)
+{
+    int one = 1;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return wh_error_set(WH_ERROR, "cannot listen on %s:%u: socket: %s", host,
+                            (unsigned)port, strerror(errno));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        goto fail;
+    if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+        goto fail;
+    if (bind(fd, sa, len) < 0) {
+        int err = errno;
+        close(fd);
+        if (err == EADDRINUSE)
+            return wh_error_set(WH_ERROR, "cannot listen on %s:%u: address already in use "
+                                          "(another server, perhaps another wharf, has it)",
+                                host, (unsigned)port);
+        return wh_error_set(WH_ERROR, "cannot listen on %s:%u: %s", host, (unsigned)port,
+                            strerror(err));
+    }
+    if (listen(fd, 1024) < 0)
+        goto fail;
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) < 0)
+        goto fail;
+    *port_out = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    return fd;
+fail : {
+    int err = errno;
+    close(fd);
+    return wh_error_set(WH_ERROR, "cannot listen on %s:%u: %s", host, (unsigned)port,
+                        strerror(err));
+}
+}
+
+int wh_http_listen(wh_http *h)
 {
     struct sockaddr_in6 a6;
     struct sockaddr_in a4;
     const struct sockaddr *sa;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    socklen_t salen;
 
+    if (h->lfd >= 0 || h->d)
+        return 0;
     memset(&a4, 0, sizeof(a4));
     memset(&a6, 0, sizeof(a6));
     if (inet_pton(AF_INET, h->cfg.listen_host, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
         a4.sin_port = htons(h->cfg.port);
         sa = (const struct sockaddr *)&a4;
+        salen = sizeof(a4);
     } else if (inet_pton(AF_INET6, h->cfg.listen_host, &a6.sin6_addr) == 1) {
         a6.sin6_family = AF_INET6;
         a6.sin6_port = htons(h->cfg.port);
         sa = (const struct sockaddr *)&a6;
-        flags |= MHD_USE_IPv6;
+        salen = sizeof(a6);
     } else {
         return wh_error_set(WH_EINVALID, "listen address %s is not a numeric IP address",
                             h->cfg.listen_host);
     }
+    h->lfd = open_listener(sa, salen, h->cfg.listen_host, h->cfg.port, &h->port);
+    return h->lfd < 0 ? WH_ERROR : 0;
+}
+
+int wh_http_start(wh_http *h)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    int error;
+
+    if ((error = wh_http_listen(h)) < 0)
+        return error;
+    if (strchr(h->cfg.listen_host, ':'))
+        flags |= MHD_USE_IPv6;
     unsigned threads = h->cfg.threads ? h->cfg.threads : 4;
     /* TLS options go first; with no certificate they are skipped by MHD_OPTION_END early. */
     struct MHD_OptionItem tls[3] = {
@@ -1115,13 +1179,16 @@ int wh_http_start(wh_http *h)
     } else {
         tls[0].option = MHD_OPTION_END;
     }
+    /* MHD takes the socket: it closes it when it stops, or when it fails to start */
+    int lfd = h->lfd;
+    h->lfd = -1;
     h->d = MHD_start_daemon(
-        flags, h->cfg.port, accept_policy, h, on_access, h, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->cfg.idle_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->cfg.max_connections,
+        flags, h->port, accept_policy, h, on_access, h, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)h->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)h->cfg.max_connections,
         /*
          * A connection's memory holds its request headers and read buffer;
          * libmicrohttpd zeroes it between requests of a kept-alive
@@ -1129,13 +1196,10 @@ int wh_http_start(wh_http *h)
          * connection lives: keep it just above the header cap.
          */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(h->cfg.max_header_bytes + 16384),
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!h->d)
-        return wh_error_set(WH_ERROR, "cannot listen on %s:%u: %s", h->cfg.listen_host,
-                            (unsigned)h->cfg.port, strerror(errno));
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : h->cfg.port;
+        return wh_error_set(WH_ERROR, "cannot serve on %s:%u: %s", h->cfg.listen_host,
+                            (unsigned)h->port, strerror(errno));
     if (h->cfg.defer_threads && h->cfg.defer_queue) {
         h->workers = wh_calloc(h->cfg.defer_threads, sizeof(*h->workers));
         for (unsigned i = 0; i < h->cfg.defer_threads; i++) {
@@ -1202,6 +1266,8 @@ void wh_http_free(wh_http *h)
         return;
     if (h->d)
         wh_http_stop(h, 0);
+    if (h->lfd >= 0)
+        close(h->lfd); /* bound, never served */
     for (int i = 0; i < h->nroutes; i++)
         free(h->routes[i].prefix);
     free((char *)(uintptr_t)h->cfg.listen_host);

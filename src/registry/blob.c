@@ -182,10 +182,12 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
         if (!reg->cfg.delete_enabled)
             return oci_error(r, E_METHOD, "deletes are disabled on this registry");
         error = wh_db_blob_unlink(reg->db, t->name, d.str);
+        if (retry_on_full(reg, error)) /* a full disk: the reserve was just freed */
+            error = wh_db_blob_unlink(reg->db, t->name, d.str);
         if (error == WH_ENOTFOUND)
             return oci_error(r, E_BLOB_UNKNOWN, NULL);
         if (error < 0)
-            return oci_error(r, E_INTERNAL, NULL);
+            return oci_fail(reg, r, error, "delete blob");
         wh_resp_send_empty(r, 202);
         return 0;
     }
@@ -275,9 +277,12 @@ static int chunk_data(wh_req *r, const char *p, size_t n, void *arg)
                                                             " bytes", c->reg->cfg.max_blob_bytes));
     if (c->has_range && total > c->range_last + 1)
         return refuse_chunk(r, c, E_RANGE_INVALID, "chunk is longer than its Content-Range");
-    if (wh_upload_write(c->w, p, n) < 0) {
-        wh_log_error("upload %s: %s", c->id, wh_error_msg());
-        return refuse_chunk(r, c, E_INTERNAL, NULL);
+    int error = wh_upload_write(c->w, p, n);
+    if (error < 0) {
+        /* the staged bytes are as before the failed write: the chunk can be sent again */
+        if (error != WH_ENOSPC)
+            wh_log_error("upload %s: %s", c->id, wh_error_msg());
+        return refuse_chunk(r, c, error == WH_ENOSPC ? E_STORAGE_FULL : E_INTERNAL, NULL);
     }
     return 0;
 }
@@ -315,14 +320,11 @@ static int commit(wh_req *r, struct chunk_ctx *c)
     }
     if (error == WH_EINVALID)
         return oci_error(r, E_DIGEST_INVALID, NULL);
-    if (error < 0) {
-        wh_log_error("commit %s: %s", d.str, wh_error_msg());
-        return oci_error(r, E_INTERNAL, NULL);
-    }
-    if (wh_db_blob_link(reg->db, c->t->project_id, c->t->name, d.str, size) < 0) {
-        wh_log_error("record blob %s: %s", d.str, wh_error_msg());
-        return oci_error(r, E_INTERNAL, NULL);
-    }
+    if (error < 0)
+        return oci_fail(reg, r, error, wh_pool_sprintf(wh_req_pool(r), "commit %s", d.str));
+    /* a blob committed but not recorded is served by nobody; a retry records it */
+    if ((error = wh_db_blob_link(reg->db, c->t->project_id, c->t->name, d.str, size)) < 0)
+        return oci_fail(reg, r, error, wh_pool_sprintf(wh_req_pool(r), "record blob %s", d.str));
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/blobs/%s", c->t->name,
                                                   d.str));
     wh_resp_header(r, "Docker-Content-Digest", d.str);
@@ -372,14 +374,14 @@ static int start_session(wh_registry *reg, wh_req *r, struct target *t)
     wh_random_hex(hex, 16);
     snprintf(id, sizeof(id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
              hex + 20);
-    if (wh_store_upload_create(reg->store, id, &w) < 0 ||
-        wh_db_upload_create(reg->db, id, t->name, wh_now_ms()) < 0) {
-        wh_log_error("create upload: %s", wh_error_msg());
+    int error;
+    if ((error = wh_store_upload_create(reg->store, id, &w)) < 0 ||
+        (error = wh_db_upload_create(reg->db, id, t->name, wh_now_ms())) < 0) {
         if (w) {
             wh_upload_close(w);
             wh_store_upload_remove(reg->store, id);
         }
-        return oci_error(r, E_INTERNAL, NULL);
+        return oci_fail(reg, r, error, "create upload");
     }
     struct session *s = wh_calloc(1, sizeof(*s));
     snprintf(s->id, sizeof(s->id), "%s", id);
@@ -458,6 +460,10 @@ static int post_upload(wh_registry *reg, wh_req *r, struct target *t)
     const char *digest = wh_req_query(r, "digest");
     struct wh_digest d;
 
+    /* a full disk refuses every push, mounts too, before the client sends a byte */
+    int error = wh_store_check_space(reg->store);
+    if (error < 0)
+        return oci_fail(reg, r, error, "start upload");
     if (mount) {
         int rc = try_mount(reg, r, t, mount, wh_req_query(r, "from"));
         if (rc <= 0)
@@ -479,10 +485,8 @@ static int post_upload(wh_registry *reg, wh_req *r, struct target *t)
     char hex[33];
     wh_random_hex(hex, 16);
     snprintf(c->id, sizeof(c->id), "mono-%s", hex);
-    if (wh_store_upload_create(reg->store, c->id, &c->w) < 0) {
-        wh_log_error("create upload: %s", wh_error_msg());
-        return oci_error(r, E_INTERNAL, NULL);
-    }
+    if ((error = wh_store_upload_create(reg->store, c->id, &c->w)) < 0)
+        return oci_fail(reg, r, error, "create upload");
     wh_pool_cleanup(wh_req_pool(r), monolithic_cleanup, c);
     wh_req_read_body(r, chunk_data, chunk_end, c);
     return 0;

@@ -37,6 +37,16 @@ static const struct {
     [E_NOT_FOUND] = {404, "NOT_FOUND", "resource not found"},
     [E_METHOD] = {405, "UNSUPPORTED", "the method is not allowed for this resource"},
     [E_INTERNAL] = {500, "UNKNOWN", "internal server error"},
+    /*
+     * A full disk: 507 Insufficient Storage (RFC 4918), which docker and
+     * containers/image print as such (they read the body of 4xx answers
+     * only), with DENIED, which clients that read every error body (crane,
+     * oras) print with the message and do not retry, unlike UNKNOWN; a
+     * project over its quota gets DENIED too.
+     */
+    [E_STORAGE_FULL] = {507, "DENIED",
+                        "storage is full: the registry cannot store more data until space is "
+                        "freed"},
 };
 
 int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char *detail_json)
@@ -65,4 +75,21 @@ int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char 
 int oci_error(wh_req *r, enum oci_err e, const char *message)
 {
     return oci_error_detail(r, e, message, NULL);
+}
+
+int oci_fail(wh_registry *reg, wh_req *r, int error, const char *what)
+{
+    if (error == WH_ENOSPC) {
+        /* the store logs the change of state once; each refusal is routine */
+        wh_store_note_full(reg->store);
+        wh_log_debug("%s: %s", what, wh_error_msg());
+        return oci_error(r, E_STORAGE_FULL, NULL);
+    }
+    wh_log_error("%s: %s", what, wh_error_msg());
+    return oci_error(r, E_INTERNAL, NULL);
+}
+
+bool retry_on_full(wh_registry *reg, int error)
+{
+    return error == WH_ENOSPC && wh_store_note_full(reg->store);
 }

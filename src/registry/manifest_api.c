@@ -191,9 +191,8 @@ static int put_end(wh_req *r, void *arg)
         error = -1;
         goto out;
     }
-    if (wh_store_put_bytes(reg->store, &d, c->body.data, c->body.len) < 0) {
-        wh_log_error("store manifest %s: %s", d.str, wh_error_msg());
-        error = oci_error(r, E_INTERNAL, NULL);
+    if ((error = wh_store_put_bytes(reg->store, &d, c->body.data, c->body.len)) < 0) {
+        error = oci_fail(reg, r, error, "store manifest");
         goto out;
     }
     struct wh_artifact_in a = {
@@ -223,8 +222,7 @@ static int put_end(wh_req *r, void *arg)
         goto out;
     }
     if (error < 0) {
-        wh_log_error("record manifest %s: %s", d.str, wh_error_msg());
-        error = oci_error(r, E_INTERNAL, NULL);
+        error = oci_fail(reg, r, error, "record manifest");
         goto out;
     }
     mcache_put(reg, d.str, c->body.data ? c->body.data : "", c->body.len);
@@ -281,6 +279,10 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
             return -1;
         if (bad_tag)
             return oci_error(r, E_MANIFEST_INVALID, "invalid tag");
+        /* a full disk refuses every push, tag moves too, before the body is sent */
+        int error = wh_store_check_space(reg->store);
+        if (error < 0)
+            return oci_fail(reg, r, error, "push manifest");
         const char *cl = wh_req_header(r, "Content-Length");
         uint64_t len;
         if (cl && wh_parse_u64(&len, cl, strlen(cl)) == 0 && len > reg->cfg.max_manifest_bytes)
@@ -304,12 +306,15 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
             return oci_error(r, E_METHOD, "deletes are disabled on this registry");
         if (bad_tag)
             return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
-        int error = is_digest ? wh_db_manifest_delete(reg->db, t->name, t->ref)
+        int error, tries = 0;
+        do /* once more on a full disk when that freed the store's reserve */
+            error = is_digest ? wh_db_manifest_delete(reg->db, t->name, t->ref)
                               : wh_db_tag_delete(reg->db, t->name, t->ref);
+        while (tries++ == 0 && retry_on_full(reg, error));
         if (error == WH_ENOTFOUND)
             return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
         if (error < 0)
-            return oci_error(r, E_INTERNAL, NULL);
+            return oci_fail(reg, r, error, "delete manifest");
         audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name,
                                          is_digest ? "@" : ":", t->ref),
               "delete", true);

@@ -184,6 +184,8 @@ static void *sweeper_main(void *arg)
         pthread_cond_timedwait(&reg->stop_cond, &reg->stop_lock, &ts);
         pthread_mutex_unlock(&reg->stop_lock);
         pulls_flush(reg);
+        /* a disk filled by someone else: refuse uploads and free the reserve within a second */
+        wh_store_check_space(reg->store);
         if (wh_now_ms() >= next_sweep) {
             wh_registry_sweep_uploads(reg, false);
             next_sweep = wh_now_ms() + sweep_every_ms;

@@ -29,6 +29,7 @@ enum oci_err {
     E_NOT_FOUND,
     E_METHOD,
     E_INTERNAL,
+    E_STORAGE_FULL,         /* 507: DENIED with status 507, the disk is full */
 };
 
 struct held;
@@ -88,6 +89,19 @@ struct target {
 int oci_error(wh_req *r, enum oci_err e, const char *message);
 /* The same with a JSON `detail` value (compact JSON text). */
 int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char *detail_json);
+
+/*
+ * Answers a failed storage or database write `error` of the operation
+ * `what`: 507 DENIED "storage is full" for WH_ENOSPC (and the store enters
+ * its full state), 500 otherwise. Returns -1.
+ */
+int oci_fail(wh_registry *reg, wh_req *r, int error, const char *what);
+/*
+ * For deletes on a full disk: true when `error` is WH_ENOSPC and the store
+ * just freed its reserve, so that running the failed write once more may
+ * succeed.
+ */
+bool retry_on_full(wh_registry *reg, int error);
 
 /* Answers DENIED when the registry is read-only; returns < 0 then. */
 int need_writable(wh_registry *reg, wh_req *r);

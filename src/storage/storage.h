@@ -29,10 +29,34 @@ int wh_store_stat(wh_store *s, const struct wh_digest *d, uint64_t *size_out);
 int wh_store_open_blob(wh_store *s, const struct wh_digest *d, int *fd_out, uint64_t *size_out);
 /* Reads a whole blob into `out` (initialised by the caller with its cap). */
 int wh_store_read_blob(wh_store *s, const struct wh_digest *d, struct wh_buf *out);
-/* Stores `len` bytes whose digest the caller has computed as `d`. Idempotent. */
+/*
+ * Stores `len` bytes whose digest the caller has computed as `d` (checked
+ * against the bytes read back). Idempotent. 0, WH_ENOSPC or WH_ERROR.
+ */
 int wh_store_put_bytes(wh_store *s, const struct wh_digest *d, const void *p, size_t len);
 /* Removes a blob (garbage collection). 0 or WH_ENOTFOUND. */
 int wh_store_delete_blob(wh_store *s, const struct wh_digest *d);
+
+/*
+ * Space. Every write that meets a full disk (ENOSPC, EDQUOT) returns
+ * WH_ENOSPC and puts the store in the full state: new uploads and further
+ * writes of blob data are refused at once with WH_ENOSPC, and the space the
+ * store held in reserve is given back so that deletes and the database's
+ * writes can proceed. The state ends by itself once space is free again.
+ */
+/*
+ * Checks the free space now (a statvfs): leaves the full state when there is
+ * room again, enters it when nearly nothing is left. Returns 0 or WH_ENOSPC
+ * (the message says how much is free). Cheap enough for every upload start
+ * and health check.
+ */
+int wh_store_check_space(wh_store *s);
+/*
+ * Reports that the disk is full elsewhere (SQLite's SQLITE_FULL on the same
+ * disk): enters the full state. Returns true when this call freed space
+ * (the reserve), so that retrying the failed write once may succeed.
+ */
+bool wh_store_note_full(wh_store *s);
 
 /*
  * Upload sessions. A session's staging data is named by its `id` (the
@@ -45,7 +69,10 @@ int wh_store_upload_create(wh_store *s, const char *id, wh_upload **out);
  * reading the staged bytes once). 0, WH_ENOTFOUND or WH_ERROR.
  */
 int wh_store_upload_open(wh_store *s, const char *id, wh_upload **out);
-/* Appends bytes. 0 or WH_ERROR (disk full, I/O error). */
+/*
+ * Appends bytes at the staged size. 0, WH_ENOSPC (disk full) or WH_ERROR
+ * (I/O error); after an error the staged bytes are as before the call.
+ */
 int wh_upload_write(wh_upload *u, const void *p, size_t n);
 /* Bytes staged so far. */
 uint64_t wh_upload_size(const wh_upload *u);
@@ -56,10 +83,11 @@ uint64_t wh_upload_size(const wh_upload *u);
  */
 int wh_upload_truncate(wh_upload *u, uint64_t size);
 /*
- * Verifies the staged bytes against `expected` and, if they match, makes them
- * visible as that blob (fsync, rename, fsync dir); the staging area is
- * removed either way. Returns 0, or WH_EINVALID on a digest mismatch. `u` is
- * consumed in every case.
+ * Verifies the staged bytes against `expected` (the file holds exactly the
+ * bytes written, and their digest as read back from it is `expected`) and,
+ * if they match, makes them visible as that blob (fsync, rename, fsync dir);
+ * the staging area is removed either way. Returns 0, WH_EINVALID on a digest
+ * mismatch, WH_ENOSPC (disk full) or WH_ERROR. `u` is consumed in every case.
  */
 int wh_upload_commit(wh_upload *u, const struct wh_digest *expected);
 /* Closes the writer, keeping the staged data for a later request. */
@@ -74,7 +102,7 @@ int wh_store_upload_each(wh_store *s, int (*fn)(const char *id, int64_t mtime_ms
                          void *payload);
 
 /* The driver table, versioned so that out-of-tree drivers can be checked. */
-#define WH_STORE_DRIVER_VERSION 1
+#define WH_STORE_DRIVER_VERSION 2
 struct wh_store_driver {
     int version;
     const char *name;
@@ -87,6 +115,9 @@ struct wh_store_driver {
     int (*upload_open)(wh_store *s, const char *id, wh_upload **out);
     int (*upload_remove)(wh_store *s, const char *id);
     int (*upload_each)(wh_store *s, int (*fn)(const char *, int64_t, void *), void *payload);
+    /* version 2: space (NULL: the driver never runs out) */
+    int (*check_space)(wh_store *s);
+    bool (*note_full)(wh_store *s);
 };
 
 #endif

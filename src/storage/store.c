@@ -33,6 +33,16 @@ int wh_store_delete_blob(wh_store *s, const struct wh_digest *d)
     return s->drv->delete_blob(s, d);
 }
 
+int wh_store_check_space(wh_store *s)
+{
+    return s->drv->check_space ? s->drv->check_space(s) : 0;
+}
+
+bool wh_store_note_full(wh_store *s)
+{
+    return s->drv->note_full ? s->drv->note_full(s) : false;
+}
+
 int wh_store_upload_create(wh_store *s, const char *id, wh_upload **out)
 {
     return s->drv->upload_create(s, id, out);

@@ -1,4 +1,5 @@
 /* Unit tests for common/: digests, the capped buffer, number parsing. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,13 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+
+/* Tests of failure paths need the failpoints (compiled out with -DWH_NO_FAILPOINTS). */
+#ifdef WH_NO_FAILPOINTS
+#define NEED_FAILPOINTS() skip()
+#else
+#define NEED_FAILPOINTS() ((void)0)
+#endif
 
 static const struct {
     const char *in;
@@ -126,9 +134,67 @@ static void test_common__pool(void **state)
     wh_pool_free(NULL);
 }
 
+/* The failpoint spec: what is accepted, what is refused, when a rule fires. */
+static void test_common__failpoints(void **state)
+{
+    NEED_FAILPOINTS();
+    (void)state;
+    static const struct {
+        const char *spec;
+        bool ok;
+    } cases[] = {
+        {"", true},
+        {"store.write=ENOSPC", true},
+        {"store.write=3:EIO", true},
+        {"store.write=2+:EDQUOT,store.fsync=1:EIO", true},
+        {"store.write=1:short,store.write=2:corrupt", true},
+        {"db.write=1+:ENOSPC,", true},          /* empty rules are skipped */
+        {"store.write", false},                  /* no action */
+        {"store.write=", false},
+        {"store.write=0:EIO", false},            /* counts start at 1 */
+        {"store.write=x:EIO", false},
+        {"store.write=+:EIO", false},
+        {"store.write=1:EFOO", false},
+        {"Store.write=EIO", false},              /* names are lower case */
+        {"=EIO", false},
+        {"store/write=EIO", false},
+        {"store.write=1:eio", false},
+        {"a=EIO,b=EIO,c=EIO,d=EIO,e=EIO,f=EIO,g=EIO,h=EIO,i=EIO,j=EIO,k=EIO,l=EIO,m=EIO,n=EIO,"
+         "o=EIO,p=EIO,q=EIO", false},            /* more than 16 rules */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = wh_failpoint_set(cases[i].spec);
+        if ((rc == 0) != cases[i].ok)
+            fail_msg("spec '%s': got %d", cases[i].spec, rc);
+    }
+    /* the Nth hit, every hit from the Nth, several rules on one name */
+    assert_int_equal(wh_failpoint_set("t.a=2:EIO,t.b=2+:ENOSPC,t.c=1:short,t.c=2:corrupt"), 0);
+    assert_int_equal(wh_failpoint("t.a"), 0);
+    assert_int_equal(wh_failpoint("t.a"), EIO);
+    assert_int_equal(wh_failpoint("t.a"), 0);
+    assert_int_equal(wh_failpoint("t.b"), 0);
+    assert_int_equal(wh_failpoint("t.b"), ENOSPC);
+    assert_int_equal(wh_failpoint("t.b"), ENOSPC);
+    assert_int_equal(wh_failpoint("t.c"), WH_FAILPOINT_SHORT);
+    assert_int_equal(wh_failpoint("t.c"), WH_FAILPOINT_CORRUPT);
+    assert_int_equal(wh_failpoint("t.c"), 0);
+    assert_int_equal(wh_failpoint("t.other"), 0);
+    assert_int_equal(wh_failpoint_hits("t.a"), 3);
+    assert_int_equal(wh_failpoint_hits("t.c"), 3);
+    /* a refused spec leaves the armed rules alone; setting again resets the counts */
+    assert_int_equal(wh_failpoint_set("t.a=bogus"), WH_EINVALID);
+    assert_int_equal(wh_failpoint_hits("t.a"), 3);
+    assert_int_equal(wh_failpoint_set("t.a=1:EIO"), 0);
+    assert_int_equal(wh_failpoint_hits("t.a"), 0);
+    assert_int_equal(wh_failpoint("t.a"), EIO);
+    assert_int_equal(wh_failpoint_set(NULL), 0);
+    assert_int_equal(wh_failpoint("t.a"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_common__failpoints),
         cmocka_unit_test(test_common__digest_parse),
         cmocka_unit_test(test_common__digest_known_vectors),
         cmocka_unit_test(test_common__hasher_streaming_equals_oneshot),

@@ -1,4 +1,9 @@
-/* Unit tests for storage/ (filesystem driver) and db/ (SQLite), each test in a fresh temp dir. */
+/*
+ * Unit tests for storage/ (filesystem driver) and db/ (SQLite), each test in a
+ * fresh temp dir. The failure paths are driven by the failpoints of
+ * common.h: every write, fsync and rename of the driver, and SQLite's own
+ * writes, made to fail with ENOSPC or EIO, cut short or corrupted.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +17,18 @@
 
 #include "db/db.h"
 #include "storage/storage.h"
+
+/* Tests of failure paths need the failpoints (compiled out with -DWH_NO_FAILPOINTS). */
+#ifdef WH_NO_FAILPOINTS
+#define NEED_FAILPOINTS() skip()
+#else
+#define NEED_FAILPOINTS() ((void)0)
+#endif
+
+#define DA "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define DB "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define DM "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define DR "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
 
 struct fixture {
     char dir[64];
@@ -37,6 +54,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     char cmd[128];
+    wh_failpoint_set(NULL);
     wh_db_close(f->db);
     wh_store_free(f->store);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
@@ -132,6 +150,371 @@ static void test_storage__put_bytes_idempotent(void **state)
     wh_buf_dispose(&b);
 }
 
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Size of the staging file of upload `id` (-1 when absent). */
+static long long staged_size(const struct fixture *f, const char *id)
+{
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, id);
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Asserts that blob `d` is stored and holds exactly `p`/`n`. */
+static void assert_blob(const struct fixture *f, const struct wh_digest *d, const char *p,
+                        size_t n)
+{
+    struct wh_buf b;
+    wh_buf_init(&b, n + 1);
+    assert_int_equal(wh_store_read_blob(f->store, d, &b), 0);
+    assert_true(b.len == n);
+    assert_memory_equal(b.data, p, n);
+    wh_buf_dispose(&b);
+}
+
+static bool reserve_present(const struct fixture *f)
+{
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/storage.reserve", f->dir);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+/*
+ * A chunk whose write fails, after none, some or all of its bytes reached
+ * the file, leaves the session exactly as before: the recorded size, the
+ * file's size and the hash agree. The chunk sent again completes a blob that
+ * hashes to its digest (the bug this guards against: a failed write moved
+ * the file offset, the truncate to the old size did nothing, and a
+ * 2,500-byte file was published under the digest of 2,000 bytes).
+ */
+static void test_storage__failed_write_leaves_upload_as_before(void **state)
+{
+    NEED_FAILPOINTS();
+    struct fixture *f = *state;
+    static const struct {
+        const char *spec; /* armed for the second chunk */
+        int rc;           /* what writing it returns */
+    } cases[] = {
+        {"store.write=1:ENOSPC", WH_ENOSPC},
+        {"store.write=1:EDQUOT", WH_ENOSPC},
+        {"store.write=1:EIO", WH_ERROR},
+        {"store.write=1:short,store.write=2:ENOSPC", WH_ENOSPC}, /* part written, then full */
+        {"store.write=1:short,store.write=2:short,store.write=3:EIO", WH_ERROR},
+        {"store.write=1:short", 0},                              /* a short write is no error */
+        {"store.write=1:short,store.write=2:short", 0},
+    };
+    static char data[2500];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)('a' + i % 23);
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, data, sizeof(data));
+    for (size_t i = 0; i < N(cases); i++) {
+        char id[32];
+        wh_upload *u = NULL;
+        snprintf(id, sizeof(id), "fw-%zu", i);
+        assert_int_equal(wh_store_upload_create(f->store, id, &u), 0);
+        assert_int_equal(wh_upload_write(u, data, 2000), 0);
+        assert_int_equal(wh_failpoint_set(cases[i].spec), 0);
+        int rc = wh_upload_write(u, data + 2000, 500);
+        if (rc != cases[i].rc)
+            fail_msg("%s: write returned %d, expected %d", cases[i].spec, rc, cases[i].rc);
+        assert_true(wh_failpoint_hits("store.write") >= 1);
+        assert_int_equal(wh_failpoint_set(NULL), 0);
+        uint64_t want = rc == 0 ? 2500 : 2000;
+        if (wh_upload_size(u) != want || staged_size(f, id) != (long long)want)
+            fail_msg("%s: recorded %llu, on disk %lld, expected %llu", cases[i].spec,
+                     (unsigned long long)wh_upload_size(u), staged_size(f, id),
+                     (unsigned long long)want);
+        if (rc != 0) {
+            /* what a refused chunk does (blob.c), then the client's retry */
+            assert_int_equal(wh_upload_truncate(u, 2000), 0);
+            assert_int_equal(wh_upload_write(u, data + 2000, 500), 0);
+        }
+        assert_int_equal(wh_upload_commit(u, &d), 0);
+        assert_blob(f, &d, data, sizeof(data));
+        assert_int_equal(wh_store_delete_blob(f->store, &d), 0);
+    }
+}
+
+/* The same after a restart: the session reopened from disk holds the recorded bytes only. */
+static void test_storage__failed_write_then_reopen(void **state)
+{
+    NEED_FAILPOINTS();
+    struct fixture *f = *state;
+    wh_upload *u = NULL;
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, "0123456789", 10);
+    assert_int_equal(wh_store_upload_create(f->store, "re-1", &u), 0);
+    assert_int_equal(wh_upload_write(u, "01234", 5), 0);
+    assert_int_equal(wh_failpoint_set("store.write=1:short,store.write=2:EIO"), 0);
+    assert_int_equal(wh_upload_write(u, "56789", 5), WH_ERROR);
+    assert_int_equal(wh_failpoint_set(NULL), 0);
+    wh_upload_close(u);
+    assert_int_equal(wh_store_upload_open(f->store, "re-1", &u), 0);
+    assert_true(wh_upload_size(u) == 5);
+    assert_int_equal(wh_upload_write(u, "56789", 5), 0);
+    assert_int_equal(wh_upload_commit(u, &d), 0);
+    assert_blob(f, &d, "0123456789", 10);
+}
+
+/*
+ * A failed write whose undo fails too (the truncate): the upload refuses
+ * further writes and its commit until a truncate succeeds, which brings it
+ * back to the recorded bytes.
+ */
+static void test_storage__failed_undo_blocks_upload(void **state)
+{
+    NEED_FAILPOINTS();
+    struct fixture *f = *state;
+    wh_upload *u = NULL;
+    struct wh_digest d;
+    uint64_t size;
+    wh_digest_of(&d, WH_DIGEST_SHA256, "0123456789", 10);
+    assert_int_equal(wh_store_upload_create(f->store, "ud-1", &u), 0);
+    assert_int_equal(wh_upload_write(u, "01234", 5), 0);
+    assert_int_equal(
+        wh_failpoint_set("store.write=1:short,store.write=2:EIO,store.truncate=1+:EIO"), 0);
+    assert_int_equal(wh_upload_write(u, "56789", 5), WH_ERROR);
+    assert_true(staged_size(f, "ud-1") > 5); /* the partial chunk is still there */
+    assert_int_equal(wh_upload_write(u, "56789", 5), WH_ERROR);
+    assert_int_equal(wh_upload_truncate(u, 5), WH_ERROR);
+    assert_int_equal(wh_failpoint_set(NULL), 0);
+    assert_int_equal(wh_upload_truncate(u, 5), 0);
+    assert_true(staged_size(f, "ud-1") == 5 && wh_upload_size(u) == 5);
+    assert_int_equal(wh_upload_write(u, "56789", 5), 0);
+    assert_int_equal(wh_upload_commit(u, &d), 0);
+    assert_blob(f, &d, "0123456789", 10);
+
+    /* committed while in that state: refused, nothing published */
+    struct wh_digest d2;
+    wh_digest_of(&d2, WH_DIGEST_SHA256, "abcde", 5);
+    assert_int_equal(wh_store_upload_create(f->store, "ud-2", &u), 0);
+    assert_int_equal(wh_failpoint_set("store.write=1:short,store.write=2:EIO,store.truncate=1:EIO"),
+                     0);
+    assert_int_equal(wh_upload_write(u, "abcde", 5), WH_ERROR);
+    assert_int_equal(wh_failpoint_set(NULL), 0);
+    assert_int_equal(wh_upload_commit(u, &d2), WH_ERROR);
+    assert_int_equal(wh_store_stat(f->store, &d2, &size), WH_ENOTFOUND);
+}
+
+/*
+ * Bytes that reach the disk different from those sent (a bit flipped on the
+ * way) are caught: the hash is taken over what is read back from the file.
+ */
+static void test_storage__corrupt_write_never_published(void **state)
+{
+    NEED_FAILPOINTS();
+    struct fixture *f = *state;
+    wh_upload *u = NULL;
+    struct wh_digest d, d512;
+    uint64_t size;
+    wh_digest_of(&d, WH_DIGEST_SHA256, "payload-bytes", 13);
+    wh_digest_of(&d512, WH_DIGEST_SHA512, "payload-bytes", 13);
+    assert_int_equal(wh_store_upload_create(f->store, "cw-1", &u), 0);
+    assert_int_equal(wh_failpoint_set("store.write=1:corrupt"), 0);
+    assert_int_equal(wh_upload_write(u, "payload-bytes", 13), 0);
+    assert_int_equal(wh_upload_commit(u, &d), WH_EINVALID);
+    assert_int_equal(wh_store_stat(f->store, &d, &size), WH_ENOTFOUND);
+    /* sha512 digests are checked over the file as well */
+    assert_int_equal(wh_store_upload_create(f->store, "cw-2", &u), 0);
+    assert_int_equal(wh_failpoint_set("store.write=1:corrupt"), 0);
+    assert_int_equal(wh_upload_write(u, "payload-bytes", 13), 0);
+    assert_int_equal(wh_upload_commit(u, &d512), WH_EINVALID);
+    assert_int_equal(wh_store_stat(f->store, &d512, &size), WH_ENOTFOUND);
+    /* and small blobs written whole (manifests) */
+    assert_int_equal(wh_failpoint_set("store.write=1:corrupt"), 0);
+    assert_int_equal(wh_store_put_bytes(f->store, &d, "payload-bytes", 13), WH_ERROR);
+    assert_int_equal(wh_store_stat(f->store, &d, &size), WH_ENOTFOUND);
+    assert_int_equal(wh_failpoint_set(NULL), 0);
+    assert_int_equal(wh_store_put_bytes(f->store, &d, "payload-bytes", 13), 0);
+    assert_blob(f, &d, "payload-bytes", 13);
+    char uploads[128];
+    snprintf(uploads, sizeof(uploads), "%s/uploads", f->dir);
+    assert_int_equal(count_files(uploads), 0);
+}
+
+/*
+ * Every failure point of a commit and of put_bytes: the call fails with the
+ * right code, nothing half-written is visible, no staged or temporary file is
+ * left, and doing it again succeeds.
+ */
+static void test_storage__commit_failure_points(void **state)
+{
+    NEED_FAILPOINTS();
+    struct fixture *f = *state;
+    static const struct {
+        const char *spec;
+        int rc;
+        bool visible; /* the blob is in place (whole) despite the error */
+    } cases[] = {
+        {"store.fsync=1:EIO", WH_ERROR, false},
+        {"store.fsync=1:ENOSPC", WH_ENOSPC, false},
+        {"store.rename=1:EIO", WH_ERROR, false},
+        {"store.rename=1:ENOSPC", WH_ENOSPC, false},
+        {"store.fsyncdir=1:EIO", WH_ERROR, true}, /* renamed: whole, but not durable yet */
+    };
+    char uploads[128];
+    snprintf(uploads, sizeof(uploads), "%s/uploads", f->dir);
+    for (size_t i = 0; i < N(cases); i++) {
+        char body[64], id[32];
+        int n = snprintf(body, sizeof(body), "commit failure case %zu", i);
+        struct wh_digest d;
+        uint64_t size;
+        wh_upload *u = NULL;
+        wh_digest_of(&d, WH_DIGEST_SHA256, body, (size_t)n);
+
+        snprintf(id, sizeof(id), "cf-%zu", i);
+        assert_int_equal(wh_store_upload_create(f->store, id, &u), 0);
+        assert_int_equal(wh_upload_write(u, body, (size_t)n), 0);
+        assert_int_equal(wh_failpoint_set(cases[i].spec), 0);
+        int rc = wh_upload_commit(u, &d);
+        if (rc != cases[i].rc)
+            fail_msg("%s: commit returned %d, expected %d", cases[i].spec, rc, cases[i].rc);
+        assert_int_equal(wh_failpoint_set(NULL), 0);
+        assert_int_equal(wh_store_stat(f->store, &d, &size), cases[i].visible ? 0 : WH_ENOTFOUND);
+        assert_int_equal(count_files(uploads), 0);
+        if (cases[i].visible)
+            assert_blob(f, &d, body, (size_t)n);
+        /* the client's retry */
+        assert_int_equal(wh_store_check_space(f->store), 0);
+        snprintf(id, sizeof(id), "cf-%zu-again", i);
+        assert_int_equal(wh_store_upload_create(f->store, id, &u), 0);
+        assert_int_equal(wh_upload_write(u, body, (size_t)n), 0);
+        assert_int_equal(wh_upload_commit(u, &d), 0);
+        assert_blob(f, &d, body, (size_t)n);
+
+        /* put_bytes through the same point, and the create and write before it */
+        n = snprintf(body, sizeof(body), "{\"put-bytes case\":%zu}", i);
+        wh_digest_of(&d, WH_DIGEST_SHA256, body, (size_t)n);
+        assert_int_equal(wh_failpoint_set(cases[i].spec), 0);
+        rc = wh_store_put_bytes(f->store, &d, body, (size_t)n);
+        assert_int_equal(rc, cases[i].rc);
+        assert_int_equal(wh_failpoint_set(NULL), 0);
+        assert_int_equal(wh_store_stat(f->store, &d, &size), cases[i].visible ? 0 : WH_ENOTFOUND);
+        assert_int_equal(count_files(uploads), 0);
+        assert_int_equal(wh_store_check_space(f->store), 0);
+        if (!cases[i].visible)
+            assert_int_equal(wh_store_put_bytes(f->store, &d, body, (size_t)n), 0);
+        assert_blob(f, &d, body, (size_t)n);
+    }
+    static const char *before[] = {"store.create=1:ENOSPC", "store.create=1:EIO",
+                                   "store.write=1:ENOSPC", "store.write=1:short,store.write=2:EIO"};
+    for (size_t i = 0; i < N(before); i++) {
+        struct wh_digest d;
+        uint64_t size;
+        char body[32];
+        int n = snprintf(body, sizeof(body), "{\"before\":%zu}", i);
+        wh_digest_of(&d, WH_DIGEST_SHA256, body, (size_t)n);
+        assert_int_equal(wh_failpoint_set(before[i]), 0);
+        assert_true(wh_store_put_bytes(f->store, &d, body, (size_t)n) < 0);
+        assert_int_equal(wh_failpoint_set(NULL), 0);
+        assert_int_equal(wh_store_stat(f->store, &d, &size), WH_ENOTFOUND);
+        assert_int_equal(count_files(uploads), 0);
+        assert_int_equal(wh_store_check_space(f->store), 0);
+        assert_int_equal(wh_store_put_bytes(f->store, &d, body, (size_t)n), 0);
+    }
+    wh_upload *u = NULL;
+    assert_int_equal(wh_failpoint_set("store.create=1:ENOSPC"), 0);
+    assert_int_equal(wh_store_upload_create(f->store, "cf-create", &u), WH_ENOSPC);
+    assert_int_equal(wh_failpoint_set(NULL), 0);
+}
+
+/*
+ * The full state: a write that meets a full disk frees the reserve, and
+ * every later write of data is refused at once while the disk stays full
+ * ("store.space" makes statvfs report nothing free); once space is back the
+ * reserve is made again and writes are accepted.
+ */
+static void test_storage__full_disk_state(void **state)
+{
+    NEED_FAILPOINTS();
+    struct fixture *f = *state;
+    wh_upload *u = NULL, *u2 = NULL;
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, "{}", 2);
+    assert_true(reserve_present(f));
+    assert_int_equal(wh_store_check_space(f->store), 0);
+    assert_int_equal(wh_store_upload_create(f->store, "full-1", &u), 0);
+    assert_int_equal(wh_upload_write(u, "abc", 3), 0);
+
+    assert_int_equal(wh_failpoint_set("store.write=1:ENOSPC,store.space=1+:ENOSPC"), 0);
+    assert_int_equal(wh_upload_write(u, "def", 3), WH_ENOSPC);
+    assert_false(reserve_present(f)); /* given back for deletes and the database */
+    assert_int_equal(wh_store_check_space(f->store), WH_ENOSPC);
+    assert_int_equal(wh_upload_write(u, "def", 3), WH_ENOSPC); /* refused, not tried */
+    assert_int_equal(wh_failpoint_hits("store.write"), 1);
+    assert_int_equal(wh_store_upload_create(f->store, "full-2", &u2), WH_ENOSPC);
+    assert_int_equal(wh_store_put_bytes(f->store, &d, "{}", 2), WH_ENOSPC);
+    assert_false(wh_store_note_full(f->store)); /* nothing more to free */
+    assert_true(wh_upload_size(u) == 3);
+
+    assert_int_equal(wh_failpoint_set(NULL), 0); /* space is back */
+    assert_int_equal(wh_store_check_space(f->store), 0);
+    assert_true(reserve_present(f));
+    assert_int_equal(wh_upload_write(u, "def", 3), 0);
+    struct wh_digest d6;
+    wh_digest_of(&d6, WH_DIGEST_SHA256, "abcdef", 6);
+    assert_int_equal(wh_upload_commit(u, &d6), 0);
+    assert_int_equal(wh_store_put_bytes(f->store, &d, "{}", 2), 0);
+
+    /* the database may be the first to see the full disk */
+    assert_true(wh_store_note_full(f->store));
+    assert_false(reserve_present(f));
+    assert_false(wh_store_note_full(f->store));
+    assert_int_equal(wh_store_check_space(f->store), 0); /* this disk has room: recovers */
+    assert_true(reserve_present(f));
+
+    /* nearly nothing free, no ENOSPC seen yet: refused before the disk is full */
+    assert_int_equal(wh_failpoint_set("store.space=1+:ENOSPC"), 0);
+    assert_int_equal(wh_store_upload_create(f->store, "full-3", &u2), WH_ENOSPC);
+    assert_false(reserve_present(f));
+}
+
+/*
+ * SQLite's own writes failing: SQLITE_FULL is WH_ENOSPC (I/O errors stay
+ * WH_ERROR), the failed transaction leaves nothing behind and the
+ * connection is usable at once (no transaction left open by a failed
+ * COMMIT).
+ */
+static void test_db__full_disk(void **state)
+{
+    NEED_FAILPOINTS();
+    struct fixture *f = *state;
+    static const struct {
+        const char *spec;
+        int rc;
+    } cases[] = {
+        {"db.write=1+:ENOSPC", WH_ENOSPC},
+        {"db.write=1+:EDQUOT", WH_ENOSPC},
+        {"db.write=1+:EIO", WH_ERROR},
+    };
+    uint64_t size;
+    int64_t n = -1;
+    for (size_t i = 0; i < N(cases); i++) {
+        char repo[64];
+        snprintf(repo, sizeof(repo), "library/full-%zu", i);
+        assert_int_equal(wh_failpoint_set(cases[i].spec), 0);
+        int rc = wh_db_blob_link(f->db, 1, repo, DA, 10);
+        if (rc != cases[i].rc)
+            fail_msg("%s: blob_link returned %d, expected %d", cases[i].spec, rc, cases[i].rc);
+        rc = wh_db_upload_create(f->db, "u-full", repo, 1);
+        if (rc != cases[i].rc)
+            fail_msg("%s: upload_create returned %d, expected %d", cases[i].spec, rc,
+                     cases[i].rc);
+        assert_int_equal(wh_failpoint_set(NULL), 0);
+        /* nothing of the failed writes, and writes work again */
+        assert_int_equal(wh_db_blob_get(f->db, repo, DA, &size), WH_ENOTFOUND);
+        assert_int_equal(wh_db_upload_count(f->db, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(wh_db_blob_link(f->db, 1, repo, DA, 10), 0);
+        assert_int_equal(wh_db_blob_get(f->db, repo, DA, &size), 0);
+        assert_int_equal(wh_db_blob_unlink(f->db, repo, DA), 0);
+    }
+}
+
 static int collect(const char *s, void *payload)
 {
     struct wh_buf *b = payload;
@@ -147,10 +530,6 @@ static int collect_ref(const struct wh_referrer *r, void *payload)
     return 0;
 }
 
-#define DA "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define DB "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-#define DM "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
-#define DR "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
 
 static void test_db__projects(void **state)
 {
@@ -250,6 +629,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_storage__reopen_rebuilds_hash_and_sha512, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_storage__put_bytes_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage__failed_write_leaves_upload_as_before, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_storage__failed_write_then_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage__failed_undo_blocks_upload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage__corrupt_write_never_published, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_storage__commit_failure_points, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage__full_disk_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__full_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__manifest_references_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__tags_pagination_and_referrers, setup, teardown),
