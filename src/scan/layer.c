@@ -193,10 +193,17 @@ static int catalog_entry(struct wh_layer_inv *li, const char *path, unsigned mod
         error = WH_ERROR;
         goto out;
     }
+    size_t before = li->nrecs;
     error = wh_catalog_parse(li, cat, path, b.data, b.len, opts);
     if (error == WH_EINVALID) {
-        /* A damaged package database in one file must not fail the image. */
-        wh_log_warn("scan: %s: %s (skipped)", path, wh_error_msg());
+        /* A damaged package database in one file must not fail the image; what it yielded is kept. */
+        size_t kept = 0;
+        for (size_t i = before; i < li->nrecs; i++)
+            kept += li->recs[i].npkgs;
+        if (kept)
+            wh_log_warn("scan: %s: %s (the %zu packages read are kept)", path, wh_error_msg(), kept);
+        else
+            wh_log_warn("scan: %s: %s (skipped)", path, wh_error_msg());
         error = 0;
     }
 out:
