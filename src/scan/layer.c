@@ -285,7 +285,7 @@ int wh_layer_walk_tar(struct wh_layer_inv **out, struct wh_reader *rd, const str
     if (start > opts->max_total)
         return wh_error_set(WH_ETOOBIG, "image is over the cap of %llu decompressed bytes",
                             (unsigned long long)opts->max_total);
-    if ((error = wh_tar_open(&t, rd, "layer", opts->max_total - start,
+    if ((error = wh_tar_open(&t, rd, NULL, opts->max_total - start,
                              opts->max_ratio ? opts->max_ratio : WH_SCAN_RATIO_DEFAULT)) < 0)
         goto out;
     li = wh_layer_inv_new();

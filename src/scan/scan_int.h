@@ -76,7 +76,8 @@ struct wh_reader {
  * `max_out` decompressed bytes and, when `ratio` is not 0, at `ratio` times
  * the compressed bytes read plus 64 MiB. A tar without padding or the
  * end-of-archive blocks after its last entry is read like a complete one.
- * `what` starts every message and must outlive the stream.
+ * `what` ("docker-archive:FILE") starts every message and must outlive the
+ * stream; NULL for a layer, which its caller names.
  * wh_tar_open returns 0, WH_EINVALID or WH_ETOOBIG; free with wh_tar_free.
  */
 #define WH_SCAN_RATIO_DEFAULT 2048

@@ -31,10 +31,13 @@
 
 enum unpack_mode { UNPACK_PLAIN, UNPACK_IGZIP, UNPACK_ARCHIVE };
 
+/* What messages call the stream. */
+#define NAME(t) ((t)->what ? (t)->what : "the layer")
+
 struct wh_tar {
     struct archive *a; /* the tar reader (no filters) */
     struct wh_reader *rd;
-    const char *what; /* "layer", "docker-archive:FILE": starts every message */
+    const char *what; /* "docker-archive:FILE" starts every message; NULL: a layer the caller names */
     enum unpack_mode mode;
     bool started;
     uint64_t raw;     /* compressed bytes read from rd */
@@ -72,7 +75,7 @@ static int fail(struct wh_tar *t, int code, const char *fmt, ...)
     vsnprintf(m, sizeof(m), fmt, ap);
     va_end(ap);
     t->error = code;
-    snprintf(t->msg, sizeof(t->msg), "%s: %s", t->what, m);
+    snprintf(t->msg, sizeof(t->msg), "%s %s", NAME(t), m);
     return -1;
 }
 
@@ -81,7 +84,7 @@ static ssize_t raw_read(struct wh_tar *t, void *buf, size_t n)
 {
     ssize_t r = t->rd->read(t->rd->ctx, buf, n);
     if (r < 0)
-        return fail(t, WH_EINVALID, "read failed");
+        return fail(t, WH_EINVALID, "could not be read");
     t->raw += (uint64_t)r;
     return r;
 }
@@ -105,13 +108,12 @@ static int account(struct wh_tar *t, size_t n, const unsigned char *p)
     if (t->out == 0 && n > 0 && t->mode != UNPACK_PLAIN) {
         const char *inner = compression_of(p, n);
         if (inner)
-            return fail(t, WH_EINVALID, "compressed twice (%s data inside the compressed stream): "
+            return fail(t, WH_EINVALID, "is compressed twice (%s data inside the compressed stream): "
                         "not a tar that a container runtime would unpack", inner);
     }
     t->out += n;
     if (t->out > t->max_out)
-        return fail(t, WH_ETOOBIG, "over the cap of %llu decompressed bytes",
-                    (unsigned long long)t->max_out);
+        return fail(t, WH_ETOOBIG, "is over the cap of %llu decompressed bytes", (unsigned long long)t->max_out);
     uint64_t allowed;
     if (__builtin_mul_overflow(t->ratio, t->raw, &allowed))
         allowed = UINT64_MAX;
@@ -163,7 +165,7 @@ static ssize_t gzip_block(struct wh_tar *t, const void **out)
             if (n < 0)
                 return -1;
             if (n == 0)
-                return fail(t, WH_EINVALID, "gzip data ends before its last block");
+                return fail(t, WH_EINVALID, "has gzip data that ends before its last block");
             t->st.next_in = t->in;
             t->st.avail_in = (uint32_t)n;
         }
@@ -171,7 +173,7 @@ static ssize_t gzip_block(struct wh_tar *t, const void **out)
         t->st.avail_out = sizeof(t->obuf);
         int rc = isal_inflate(&t->st);
         if (rc < 0)
-            return fail(t, WH_EINVALID, "gzip data is damaged (igzip error %d)", rc);
+            return fail(t, WH_EINVALID, "has damaged gzip data (igzip error %d)", rc);
         if (t->st.block_state == ISAL_BLOCK_FINISH)
             t->member_done = true;
         size_t produced = sizeof(t->obuf) - t->st.avail_out;
@@ -206,7 +208,7 @@ static ssize_t archive_block(struct wh_tar *t, const void **out)
     if (r == ARCHIVE_EOF)
         return 0;
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-        return fail(t, WH_EINVALID, "%s", archive_error_string(t->dec));
+        return fail(t, WH_EINVALID, "has damaged compressed data: %s", archive_error_string(t->dec));
     *out = buf;
     return (ssize_t)size;
 }
@@ -242,7 +244,7 @@ static ssize_t start(struct wh_tar *t, const void **out)
     struct archive_entry *e;
     if (archive_read_open(t->dec, t, NULL, dec_read_cb, NULL) != ARCHIVE_OK ||
         archive_read_next_header(t->dec, &e) != ARCHIVE_OK)
-        return fail(t, WH_EINVALID, "%s data cannot be read: %s", comp, archive_error_string(t->dec));
+        return fail(t, WH_EINVALID, "has %s data that cannot be read: %s", comp, archive_error_string(t->dec));
     return archive_block(t, out);
 }
 
@@ -322,7 +324,7 @@ int wh_tar_open(struct wh_tar **out, struct wh_reader *rd, const char *what, uin
     archive_read_set_callback_data(t->a, t);
     if (archive_read_open1(t->a) != ARCHIVE_OK) {
         int error = t->error ? wh_error_set(t->error, "%s", t->msg)
-                             : wh_error_set(WH_EINVALID, "%s is not a readable tar: %s", what,
+                             : wh_error_set(WH_EINVALID, "%s is not a readable tar: %s", NAME(t),
                                             archive_error_string(t->a));
         wh_tar_free(t);
         return error;
@@ -349,18 +351,18 @@ int wh_tar_next(struct wh_tar *t, struct archive_entry **e)
         /* the zeros after the real end stand in for padding and the end marker, never for data */
         if (t->ended && t->data_end > t->out)
             return wh_error_set(WH_EINVALID, "%s is truncated: %s needs %llu bytes more than there are",
-                                t->what, t->entry, (unsigned long long)(t->data_end - t->out));
+                                NAME(t), t->entry, (unsigned long long)(t->data_end - t->out));
         return 1;
     }
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-        return wh_error_set(WH_EINVALID, "%s is a damaged tar: %s", t->what, archive_error_string(t->a));
+        return wh_error_set(WH_EINVALID, "%s is a damaged tar: %s", NAME(t), archive_error_string(t->a));
     if (archive_entry_size_is_set(*e) && archive_entry_size(*e) < 0)
-        return wh_error_set(WH_EINVALID, "%s: an entry declares a negative size", t->what);
+        return wh_error_set(WH_EINVALID, "%s has an entry of negative size", NAME(t));
     uint64_t pos = wh_tar_offset(t);
     uint64_t size = archive_entry_size_is_set(*e) ? (uint64_t)archive_entry_size(*e) : 0;
     /* refuse before inflating what a header announces beyond the cap */
     if (pos > t->max_out || size > t->max_out - pos)
-        return wh_error_set(WH_ETOOBIG, "%s: over the cap of %llu decompressed bytes", t->what,
+        return wh_error_set(WH_ETOOBIG, "%s is over the cap of %llu decompressed bytes", NAME(t),
                             (unsigned long long)t->max_out);
     t->data_end = pos + size;
     const char *name = archive_entry_pathname(*e);
@@ -392,7 +394,7 @@ ssize_t wh_tar_read(void *ctx, void *buf, size_t n)
         if (t->error)
             wh_error_set(t->error, "%s", t->msg);
         else
-            wh_error_set(WH_EINVALID, "%s: %s", t->what, archive_error_string(t->a));
+            wh_error_set(WH_EINVALID, "%s: %s", NAME(t), archive_error_string(t->a));
         return -1;
     }
     return (ssize_t)r;
