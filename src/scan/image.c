@@ -3,7 +3,8 @@
  * image-layout.md: oci-layout, index.json, blobs/<alg>/<hex>), with a
  * multi-platform index resolved to linux/amd64 (else the first linux
  * manifest); "docker-archive:FILE" is a `docker save` tarball (manifest.json
- * naming the config and the layer tars inside the same archive);
+ * naming the config and the layer tars inside the same archive, indexed once
+ * by tarindex.c, links between its entries followed inside it);
  * "rootfs:DIR" is an unpacked root filesystem. Layers are read in order, each
  * once; their inventories are cached by the layer's content address (the
  * blob digest of an OCI layer, the diff_id of a docker archive layer), and a
@@ -13,8 +14,6 @@
  */
 #include "scan/scan_int.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -181,7 +181,8 @@ int wh_rpm_header_parse(struct wh_layer_inv *li, struct wh_layer_rec *r, const u
 void wh_os_detect(struct wh_os *out, const char *(*get)(void *ctx, const char *path), void *ctx);
 
 /*
- * Walks one layer tar (any compression libarchive knows) and catalogs it.
+ * Walks one layer tar (uncompressed, gzip, zstd, xz or bzip2; see wh_tar_open)
+ * and catalogs it.
  * `rd` supplies the layer's bytes. `*total` accumulates decompressed bytes and
  * is checked against opts->max_total. Returns 0, WH_EINVALID, WH_ETOOBIG.
  */
