@@ -742,6 +742,31 @@ static void test_hostile__docker_archive_caps(void **state)
     opts.max_total = 1200ull << 20;
     assert_int_equal(wh_scan_inventory(&inv, t, &opts), WH_ETOOBIG);
     assert_non_null(strstr(wh_error_msg(), "decompress it first"));
+
+    /* uncompressed, 4 GiB of zeros (a hole in a sparse file) are skipped, not read, and still counted */
+    char *plain = wh_sprintf("%s/bomb.tar", tmp);
+    unsigned char h[512];
+    ustar(h, "zeros.bin", 4ull << 30, '0', NULL);
+    int fd = open(plain, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, h, 512), 512);
+    assert_true(pwrite(fd, tail.data, tail.len, (off_t)(512 + (4ull << 30))) == (ssize_t)tail.len);
+    close(fd);
+    char *tp = wh_sprintf("docker-archive:%s", plain);
+    opts.max_total = 1ull << 30;
+    t0 = wh_monotonic_us();
+    rc = wh_scan_inventory(&inv, tp, &opts);
+    if (rc != WH_ETOOBIG || seconds_since(t0) > 5)
+        fail_msg("rc %d after %.1f s (%s)", rc, seconds_since(t0), wh_error_msg());
+    opts.max_total = 0; /* the default, 32 GiB */
+    t0 = wh_monotonic_us();
+    rc = wh_scan_inventory(&inv, tp, &opts);
+    if (rc != 0 || seconds_since(t0) > 5)
+        fail_msg("rc %d after %.1f s (%s)", rc, seconds_since(t0), wh_error_msg());
+    assert_int_equal(inv->npkgs, 1);
+    wh_inventory_free(inv);
+    free(tp);
+    free(plain);
     free(t);
     free(path);
     wh_buf_dispose(&tail);
