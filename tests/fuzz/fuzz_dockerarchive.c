@@ -1,5 +1,5 @@
 /*
- * Fuzz target for `docker save` tarballs: the input is written to a file and
+ * Fuzz target for `docker save` tarballs: the input is written to a temp file and
  * scanned as docker-archive:FILE with small caps, one thread and no cache,
  * which runs the archive index (tarindex.c), links between entries,
  * manifest.json and the config, and the layers inside. It must never crash
@@ -16,20 +16,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char path[64];
-    static char *target;
-    if (!target) {
-        snprintf(path, sizeof(path), "/tmp/wharf-fuzz-dockerarchive-XXXXXX");
-        int fd = mkstemp(path);
-        if (fd < 0)
-            abort();
-        close(fd);
-        target = wh_sprintf("docker-archive:%s", path);
-        wh_log_set_level(WH_LOG_ERROR);
-    }
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
+    char path[64] = "/tmp/wharf-fuzz-dockerarchive-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
         abort();
+    for (size_t off = 0; off < size;) {
+        ssize_t n = write(fd, data + off, size - off);
+        if (n <= 0)
+            abort();
+        off += (size_t)n;
+    }
+    close(fd);
+    wh_log_set_level(WH_LOG_ERROR);
+    char *target = wh_sprintf("docker-archive:%s", path);
     struct wh_scan_opts opts = {.max_entry = 1u << 20, .max_total = 16u << 20, .threads = 1};
     struct wh_inventory *inv = NULL;
     if (wh_scan_inventory(&inv, target, &opts) == 0) {
@@ -43,5 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(j);
         wh_inventory_free(inv);
     }
+    unlink(path); /* nothing is left behind */
+    free(target);
     return 0;
 }
