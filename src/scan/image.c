@@ -3,7 +3,8 @@
  * image-layout.md: oci-layout, index.json, blobs/<alg>/<hex>), with a
  * multi-platform index resolved to linux/amd64 (else the first linux
  * manifest); "docker-archive:FILE" is a `docker save` tarball (manifest.json
- * naming the config and the layer tars inside the same archive);
+ * naming the config and the layer tars inside the same archive, indexed once
+ * by tarindex.c, links between its entries followed inside it);
  * "rootfs:DIR" is an unpacked root filesystem. Layers are read in order, each
  * once; their inventories are cached by the layer's content address (the
  * blob digest of an OCI layer, the diff_id of a docker archive layer), and a
@@ -13,8 +14,6 @@
  */
 #include "scan/scan_int.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,7 +27,7 @@
 #define JSON_DOC_MAX (4u << 20)
 #define LAYERS_MAX 1024
 /* Bump when a cataloger changes what it records, so cached inventories are redone. */
-#define CATALOG_VERSION 2
+#define CATALOG_VERSION 3
 
 /* ---- small file helpers ---- */
 
@@ -230,7 +229,7 @@ static int layer_from_blob(struct wh_layer_inv **out, const struct wh_blob_sourc
     }
     if (!beside)
         fr.h = wh_hasher_new(want.alg);
-    struct wh_reader rd = {file_read, &fr, -1};
+    struct wh_reader rd = {file_read, &fr, -1, NULL};
     error = wh_layer_walk_tar(out, &rd, opts, total);
     if (beside) {
         if (error == WH_ETOOBIG)
@@ -374,6 +373,7 @@ struct layer_list {
     char *paths[LAYERS_MAX];   /* file to read, or entry name in a docker archive */
     char *digests[LAYERS_MAX]; /* compressed digest to verify; NULL if none */
     char *keys[LAYERS_MAX];    /* cache key: diff_id */
+    size_t entries[LAYERS_MAX]; /* docker archive: the layer's entry in the archive's index */
     size_t n;
 };
 
@@ -514,51 +514,23 @@ out:
 
 /* ---- docker save tarballs ---- */
 
-struct outer {
-    struct archive *a;
-};
-
-/* Opens the outer archive and positions it at entry `name`. */
-static int outer_seek(struct outer *o, const char *file, const char *name)
+/* Reads a small entry of the archive (manifest.json, the config) as JSON. */
+static int outer_json(json_t **out, wh_tarindex *x, const char *file, const char *name)
 {
-    struct archive_entry *e;
-    char want[4096], got[4096];
-    o->a = archive_read_new();
-    archive_read_support_filter_all(o->a);
-    archive_read_support_format_tar(o->a);
-    archive_read_support_format_gnutar(o->a);
-    if (archive_read_open_filename(o->a, file, 65536) != ARCHIVE_OK)
-        return wh_error_set(WH_EINVALID, "docker-archive:%s: %s", file, archive_error_string(o->a));
-    if (wh_path_clean(want, sizeof(want), name) < 0)
-        return wh_error_set(WH_EINVALID, "docker-archive:%s: bad entry name %s", file, name);
-    int r;
-    while ((r = archive_read_next_header(o->a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-        const char *p = archive_entry_pathname(e);
-        if (p && wh_path_clean(got, sizeof(got), p) == 0 && strcmp(got, want) == 0 &&
-            archive_entry_filetype(e) == AE_IFREG)
-            return 0;
-    }
-    if (r != ARCHIVE_EOF)
-        return wh_error_set(WH_EINVALID, "docker-archive:%s is damaged: %s", file,
-                            archive_error_string(o->a));
-    return wh_error_set(WH_ENOTFOUND, "docker-archive:%s has no %s", file, name);
-}
-
-static ssize_t outer_read(void *ctx, void *buf, size_t n)
-{
-    la_ssize_t r = archive_read_data(ctx, buf, n);
-    return r < 0 ? -1 : (ssize_t)r;
-}
-
-static int outer_json(json_t **out, const char *file, const char *name)
-{
-    struct outer o = {0};
+    struct wh_tarindex_entry ent;
+    struct wh_reader rd;
     struct wh_buf b;
+    size_t idx;
     int error;
     wh_buf_init(&b, JSON_DOC_MAX);
-    if ((error = outer_seek(&o, file, name)) < 0)
+    if ((error = wh_tarindex_find(x, name, &idx)) < 0)
         goto out;
-    struct wh_reader rd = {outer_read, o.a, -1};
+    if (wh_tarindex_size(x, idx) > JSON_DOC_MAX) {
+        error = wh_error_set(WH_ETOOBIG, "docker-archive:%s: %s is too large", file, name);
+        goto out;
+    }
+    if ((error = wh_tarindex_open_entry(x, idx, &ent, &rd)) < 0)
+        goto out;
     char block[65536];
     ssize_t n;
     while ((n = rd.read(rd.ctx, block, sizeof(block))) > 0)
@@ -572,19 +544,28 @@ static int outer_json(json_t **out, const char *file, const char *name)
     }
     error = load_json(out, b.data ? b.data : "", b.len, name);
 out:
-    archive_read_free(o.a);
     wh_buf_dispose(&b);
     return error;
 }
 
-static int docker_resolve(struct layer_list *ll, const char *file)
+/*
+ * Indexes the archive once (under the image's caps) and lists its layers:
+ * each Layers name of manifest.json is found in the index, links followed.
+ */
+static int docker_resolve(struct layer_list *ll, wh_tarindex **xout, const char *file,
+                          const struct wh_scan_opts *opts)
 {
     json_t *man = NULL, *config = NULL;
-    struct stat st;
+    wh_tarindex *x = NULL;
+    char *what = wh_sprintf("docker-archive:%s", file);
     int error;
-    if (stat(file, &st) < 0)
-        return wh_error_set(WH_ENOTFOUND, "docker-archive:%s: no such file", file);
-    if ((error = outer_json(&man, file, "manifest.json")) < 0) {
+    if ((error = wh_tarindex_open(&x, file, what, opts->max_total,
+                                  opts->max_ratio ? opts->max_ratio : WH_SCAN_RATIO_DEFAULT)) < 0) {
+        if (error == WH_ENOTFOUND)
+            error = wh_error_set(WH_ENOTFOUND, "docker-archive:%s: no such file", file);
+        goto out;
+    }
+    if ((error = outer_json(&man, x, file, "manifest.json")) < 0) {
         if (error == WH_ENOTFOUND)
             error = wh_error_set(WH_EINVALID, "docker-archive:%s has no manifest.json (not a docker save tarball)", file);
         goto out;
@@ -596,15 +577,21 @@ static int docker_resolve(struct layer_list *ll, const char *file)
         goto out;
     }
     const char *cfg = json_string_value(json_object_get(img, "Config"));
-    if (cfg && outer_json(&config, file, cfg) < 0)
+    if (cfg && outer_json(&config, x, file, cfg) < 0)
         config = NULL;
     wh_error_clear();
     size_t i;
     json_t *l;
     json_array_foreach(layers, i, l) {
         const char *p = json_string_value(l);
+        size_t idx;
         if (!p) {
             error = wh_error_set(WH_EINVALID, "docker-archive:%s: bad layer entry", file);
+            goto out;
+        }
+        if ((error = wh_tarindex_find(x, p, &idx)) < 0) {
+            if (error == WH_ENOTFOUND)
+                error = WH_EINVALID; /* the archive is incomplete, the target itself exists */
             goto out;
         }
         /*
@@ -627,11 +614,16 @@ static int docker_resolve(struct layer_list *ll, const char *file)
         ll->paths[ll->n] = wh_strdup(p);
         ll->digests[ll->n] = key ? wh_strdup(key) : NULL;
         ll->keys[ll->n] = key ? wh_strdup(key) : NULL;
+        ll->entries[ll->n] = idx;
         ll->n++;
     }
+    *xout = x;
+    x = NULL;
 out:
+    wh_tarindex_free(x);
     json_decref(man);
     json_decref(config);
+    free(what);
     return error;
 }
 
@@ -639,19 +631,19 @@ out:
  * Reads (out != NULL) or only hashes (out == NULL) one layer of a docker
  * archive, checking the tar's sha256 against its diff_id when one is known.
  */
-static int docker_layer(struct wh_layer_inv **out, const char *file, const char *name,
+static int docker_layer(struct wh_layer_inv **out, wh_tarindex *x, size_t idx, const char *name,
                         const char *diff, const struct wh_scan_opts *opts, uint64_t *total)
 {
-    struct outer o = {0};
+    struct wh_tarindex_entry ent;
     struct wh_digest want, got;
     struct hashing_reader hr = {NULL, NULL};
-    int error;
+    struct wh_reader rd;
+    int error = 0;
     if (diff && wh_digest_parse(&want, diff, strlen(diff)) < 0)
         return wh_error_set(WH_EINVALID, "diff_id %s is malformed", diff);
-    if ((error = outer_seek(&o, file, name)) < 0)
-        goto out;
-    struct wh_reader rd = {outer_read, o.a, -1};
-    struct wh_reader hashed = {hashing_read, &hr, -1};
+    if ((error = wh_tarindex_open_entry(x, idx, &ent, &rd)) < 0)
+        return error;
+    struct wh_reader hashed = {hashing_read, &hr, rd.size, NULL};
     hr.inner = &rd;
     if (diff)
         hr.h = wh_hasher_new(want.alg);
@@ -672,28 +664,26 @@ static int docker_layer(struct wh_layer_inv **out, const char *file, const char 
             error = wh_error_set(WH_EINVALID, "layer %s does not match its digest (diff_id) %s", name, diff);
         }
     }
-out:
     wh_hasher_free(hr.h);
-    archive_read_free(o.a);
     return error;
 }
 
 /* Before a cached inventory stands for a layer, the layer must be the one named. */
-static int verify_cached(const struct wh_blob_source *src, const char *archive, const struct layer_list *ll,
+static int verify_cached(const struct wh_blob_source *src, wh_tarindex *archive, const struct layer_list *ll,
                          size_t i, const struct wh_scan_opts *opts)
 {
     if (opts->trusted_store || !ll->digests[i])
         return 0;
     if (src)
         return blob_verify(src, ll->digests[i]);
-    return docker_layer(NULL, archive, ll->paths[i], ll->digests[i], opts, NULL);
+    return docker_layer(NULL, archive, ll->entries[i], ll->paths[i], ll->digests[i], opts, NULL);
 }
 
 /* The layers of one image, read by a few threads; results land in per-layer slots. */
 struct layer_job {
     const struct layer_list *ll;
     const struct wh_blob_source *src; /* NULL: layers come from the docker archive */
-    const char *archive;
+    wh_tarindex *archive;
     const struct wh_scan_opts *opts;
     struct wh_layer_inv **layers;
     int *errors;
@@ -721,7 +711,8 @@ static void do_layer(struct layer_job *j, size_t i)
             error = layer_from_blob(&j->layers[i], j->src, ll->digests[i], j->opts, j->side_hash,
                                     &total);
         else
-            error = docker_layer(&j->layers[i], j->archive, ll->paths[i], ll->digests[i], j->opts, &total);
+            error = docker_layer(&j->layers[i], j->archive, ll->entries[i], ll->paths[i], ll->digests[i],
+                                 j->opts, &total);
         if (error == 0)
             cache_put(j->opts, ll->keys[i], j->layers[i]);
     }
@@ -757,7 +748,7 @@ static void *layer_worker(void *arg)
  * first failing layer in image order is the one reported.
  */
 static int read_layers(struct wh_layer_inv **layers, size_t *nl, const struct layer_list *ll,
-                       const struct wh_blob_source *src, const char *archive, struct wh_scan_opts *opts,
+                       const struct wh_blob_source *src, wh_tarindex *archive, struct wh_scan_opts *opts,
                        uint64_t *total)
 {
     size_t n = ll->n;
@@ -776,6 +767,8 @@ static int read_layers(struct wh_layer_inv **layers, size_t *nl, const struct la
     pthread_mutex_init(&j.lock, NULL);
     if (threads > 8)
         threads = 8;
+    if (archive && wh_tarindex_serial(archive))
+        threads = 1; /* a compressed archive is read by one forward pass at a time */
     /* with a core to spare (fewer layers than threads), each layer's digest is checked
      * by a thread of its own beside the one inflating it */
     j.side_hash = n < threads;
@@ -858,6 +851,7 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
     uint64_t total = 0;
     size_t nl = 0;
     char *spec = wh_strdup(target);
+    wh_tarindex *archive = NULL;
     int error = 0;
 
     scan_defaults(opts);
@@ -929,7 +923,7 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
             }
             error = oci_resolve(ll, dir, tag && *tag ? tag : NULL, opts);
         } else {
-            error = docker_resolve(ll, arg);
+            error = docker_resolve(ll, &archive, arg, opts);
         }
         if (error < 0) {
             /* Every message names the target it is about. */
@@ -943,7 +937,7 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
         }
         layers = wh_calloc(ll->n ? ll->n : 1, sizeof(*layers));
         struct wh_blob_source src = {layout_open, dir};
-        if ((error = read_layers(layers, &nl, ll, kind == T_OCI ? &src : NULL, arg, opts, &total)) < 0)
+        if ((error = read_layers(layers, &nl, ll, kind == T_OCI ? &src : NULL, archive, opts, &total)) < 0)
             goto out;
     }
     inv = wh_inventory_new();
@@ -957,6 +951,7 @@ out:
     layer_list_free(ll);
     free(ll);
     free(spec);
+    wh_tarindex_free(archive);
     wh_inventory_free(inv);
     return error;
 }

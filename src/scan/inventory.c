@@ -25,6 +25,12 @@ void wh_inventory_free(struct wh_inventory *inv)
     free(inv);
 }
 
+/* A pool copy of s, kept as UTF-8 (see wh_utf8_escape). */
+static const char *text(wh_pool *pool, const char *s)
+{
+    return wh_utf8_escape(pool, s, strlen(s));
+}
+
 void wh_inventory_add(struct wh_inventory *inv, const struct wh_pkg *p)
 {
     if (inv->npkgs == inv->cap) {
@@ -33,12 +39,12 @@ void wh_inventory_add(struct wh_inventory *inv, const struct wh_pkg *p)
     }
     struct wh_pkg *q = &inv->pkgs[inv->npkgs++];
     q->kind = p->kind;
-    q->name = wh_pool_strdup(inv->pool, p->name);
-    q->version = wh_pool_strdup(inv->pool, p->version);
-    q->src_name = wh_pool_strdup(inv->pool, p->src_name ? p->src_name : p->name);
-    q->src_version = wh_pool_strdup(inv->pool, p->src_version ? p->src_version : p->version);
-    q->arch = p->arch ? wh_pool_strdup(inv->pool, p->arch) : NULL;
-    q->path = p->path ? wh_pool_strdup(inv->pool, p->path) : "";
+    q->name = text(inv->pool, p->name);
+    q->version = text(inv->pool, p->version);
+    q->src_name = text(inv->pool, p->src_name ? p->src_name : p->name);
+    q->src_version = text(inv->pool, p->src_version ? p->src_version : p->version);
+    q->arch = p->arch ? text(inv->pool, p->arch) : NULL;
+    q->path = p->path ? text(inv->pool, p->path) : "";
 }
 
 static int pkg_cmp(const void *a, const void *b)
@@ -73,6 +79,95 @@ void wh_inventory_sort(struct wh_inventory *inv)
     inv->npkgs = o;
 }
 
+/* ---- text from layers: always valid UTF-8 ---- */
+
+/*
+ * Length of the UTF-8 sequence at s[0..n) (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF; jansson accepts exactly these), or 0
+ * when the bytes there are not one.
+ */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c < 0xc2 || c > 0xf4)
+        return 0;
+    len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    if (n < len)
+        return 0;
+    unsigned cp = c & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+const char *wh_utf8_escape(wh_pool *pool, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    const char *nul = memchr(s, '\0', n);
+    size_t bad = 0, i, k;
+    if (nul)
+        n = (size_t)(nul - s);
+    for (i = 0; i < n; i += k)
+        if ((k = utf8_seq(u + i, n - i)) == 0) {
+            bad++;
+            k = 1;
+        }
+    if (bad == 0)
+        return wh_pool_strndup(pool, s, n);
+    /* each bad byte becomes the four characters \xNN */
+    char *out = wh_pool_alloc(pool, n + bad * 3 + 1), *o = out;
+    for (i = 0; i < n; i += k) {
+        if ((k = utf8_seq(u + i, n - i)) == 0) {
+            static const char hex[] = "0123456789abcdef";
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[u[i] >> 4];
+            *o++ = hex[u[i] & 15];
+            k = 1;
+            continue;
+        }
+        memcpy(o, s + i, k);
+        o += k;
+    }
+    *o = '\0';
+    return out;
+}
+
+size_t wh_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    /* a continuation byte at the cut belongs to a character that starts before it */
+    size_t i = max;
+    while (i > 0 && max - i < 3 && ((unsigned char)s[i] & 0xc0) == 0x80)
+        i--;
+    return i;
+}
+
+json_t *wh_json_text(const char *s)
+{
+    if (!s)
+        s = "";
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    /* not UTF-8 (a string that missed wh_utf8_escape): keep the bytes, escaped */
+    wh_pool *tmp = wh_pool_new();
+    j = json_string(wh_utf8_escape(tmp, s, strlen(s)));
+    wh_pool_free(tmp);
+    return j;
+}
+
 bool wh_next_line(const char **p, const char *end, const char **line, size_t *len)
 {
     if (*p >= end)
@@ -94,25 +189,37 @@ static const char *const kind_names[] = {"dpkg", "apk", "rpm", "npm", "pypi", "g
 
 json_t *wh_inventory_to_json(const struct wh_inventory *inv)
 {
-    json_t *pkgs = json_array();
+    /* wh_json_text never fails, so no package or OS field can be lost on the way out */
+    json_t *pkgs = json_array(), *os = json_object(), *root = json_object();
     for (size_t i = 0; i < inv->npkgs; i++) {
         const struct wh_pkg *p = &inv->pkgs[i];
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", kind_names[p->kind], "name",
-                              p->name, "version", p->version, "source_name", p->src_name,
-                              "source_version", p->src_version, "path", p->path);
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string(kind_names[p->kind]));
+        json_object_set_new(o, "name", wh_json_text(p->name));
+        json_object_set_new(o, "version", wh_json_text(p->version));
+        json_object_set_new(o, "source_name", wh_json_text(p->src_name));
+        json_object_set_new(o, "source_version", wh_json_text(p->src_version));
+        json_object_set_new(o, "path", wh_json_text(p->path));
         if (p->arch)
-            json_object_set_new(o, "arch", json_string(p->arch));
+            json_object_set_new(o, "arch", wh_json_text(p->arch));
         json_array_append_new(pkgs, o);
     }
-    return json_pack("{s:i, s:{s:s, s:s, s:s, s:s}, s:o}", "inventory_version", 1, "os", "family",
-                     inv->os.family, "version", inv->os.version, "codename", inv->os.codename, "name",
-                     inv->os.name, "packages", pkgs);
+    json_object_set_new(os, "family", wh_json_text(inv->os.family));
+    json_object_set_new(os, "version", wh_json_text(inv->os.version));
+    json_object_set_new(os, "codename", wh_json_text(inv->os.codename));
+    json_object_set_new(os, "name", wh_json_text(inv->os.name));
+    json_object_set_new(root, "inventory_version", json_integer(1));
+    json_object_set_new(root, "os", os);
+    json_object_set_new(root, "packages", pkgs);
+    return root;
 }
 
 static void copy_field(char *dst, size_t cap, const json_t *o, const char *key)
 {
     const char *v = json_string_value(json_object_get(o, key));
-    snprintf(dst, cap, "%s", v ? v : "");
+    size_t n = v ? wh_utf8_cut(v, strlen(v), cap - 1) : 0; /* never half a character */
+    memcpy(dst, v ? v : "", n);
+    dst[n] = '\0';
 }
 
 int wh_inventory_from_json(struct wh_inventory **out, const json_t *j)

@@ -1,11 +1,13 @@
 /*
- * layer.c: reads one layer (a tar stream in any compression libarchive
- * understands, or a root filesystem directory) exactly once, hands the files
- * catalogers want to them, and records whiteouts (OCI image-spec layer.md:
- * `.wh.<name>` hides <name>, `.wh..wh..opq` hides a directory's lower
- * content). Nothing is written to disk and no link is followed, so hostile
- * paths cannot escape; caps bound every read and the total decompressed size.
- * Also: per-layer inventories, their JSON form for the cache, and the merge.
+ * layer.c: reads one layer (a tar stream, see tarstream.c, or a root
+ * filesystem directory) exactly once, hands the files catalogers want to
+ * them, and records whiteouts (OCI image-spec layer.md: `.wh.<name>` hides
+ * <name>, `.wh..wh..opq` hides a directory's lower content). Paths are
+ * resolved inside the image's root as a runtime would ("a/../b" is "b", and
+ * ".." never leaves the root); nothing is written to disk and no link is
+ * followed, so hostile paths cannot escape; caps bound every read and the
+ * total decompressed size. Also: per-layer inventories, their JSON form for
+ * the cache, and the merge.
  */
 #include "scan/scan_int.h"
 
@@ -14,7 +16,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <isa-l/igzip_lib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,14 +55,15 @@ struct wh_layer_rec *wh_layer_rec_add(struct wh_layer_inv *li, const char *path,
     }
     struct wh_layer_rec *r = &li->recs[li->nrecs++];
     memset(r, 0, sizeof(*r));
-    r->path = wh_pool_strdup(li->pool, path);
+    r->path = wh_utf8_escape(li->pool, path, strlen(path));
     r->cat = cat;
     return r;
 }
 
+/* Strings from a layer are kept as UTF-8, odd bytes escaped (never dropped). */
 static const char *pdup(wh_pool *p, const char *s)
 {
-    return s ? wh_pool_strdup(p, s) : NULL;
+    return s ? wh_utf8_escape(p, s, strlen(s)) : NULL;
 }
 
 void wh_layer_rec_pkg(struct wh_layer_inv *li, struct wh_layer_rec *r, const struct wh_pkg *p)
@@ -88,15 +90,17 @@ static void push_str(wh_pool *pool, const char ***arr, size_t *n, size_t *cap, c
         *cap = *cap ? *cap * 2 : 8;
         *arr = wh_realloc(*arr, *cap * sizeof(**arr));
     }
-    (*arr)[(*n)++] = wh_pool_strdup(pool, s);
+    (*arr)[(*n)++] = wh_utf8_escape(pool, s, strlen(s));
 }
 
 /* ---- paths ---- */
 
-int wh_path_clean(char *out, size_t cap, const char *in)
+int wh_path_clean(char *out, size_t cap, const char *in, bool *climbed)
 {
     size_t o = 0;
     const char *p = in;
+    if (climbed)
+        *climbed = false;
     while (*p) {
         while (*p == '/')
             p++;
@@ -106,8 +110,19 @@ int wh_path_clean(char *out, size_t cap, const char *in)
         size_t n = (size_t)(p - s);
         if (n == 0 || (n == 1 && s[0] == '.'))
             continue;
-        if (n == 2 && s[0] == '.' && s[1] == '.')
-            return wh_error_set(WH_EINVALID, "path %.200s has a '..' component", in);
+        if (n == 2 && s[0] == '.' && s[1] == '.') {
+            /* drop the last component; at the root ".." stays at the root */
+            if (o == 0) {
+                if (climbed)
+                    *climbed = true;
+                continue;
+            }
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--; /* the separator before it */
+            continue;
+        }
         if (o + n + 2 > cap)
             return wh_error_set(WH_EINVALID, "path too long");
         if (o)
@@ -116,7 +131,7 @@ int wh_path_clean(char *out, size_t cap, const char *in)
         o += n;
     }
     if (o == 0)
-        return wh_error_set(WH_EINVALID, "empty path");
+        return wh_error_set(WH_EINVALID, "path %.200s names the root", in);
     out[o] = '\0';
     return 0;
 }
@@ -178,10 +193,17 @@ static int catalog_entry(struct wh_layer_inv *li, const char *path, unsigned mod
         error = WH_ERROR;
         goto out;
     }
+    size_t before = li->nrecs;
     error = wh_catalog_parse(li, cat, path, b.data, b.len, opts);
     if (error == WH_EINVALID) {
-        /* A damaged package database in one file must not fail the image. */
-        wh_log_warn("scan: %s: %s (skipped)", path, wh_error_msg());
+        /* A damaged package database in one file must not fail the image; what it yielded is kept. */
+        size_t kept = 0;
+        for (size_t i = before; i < li->nrecs; i++)
+            kept += li->recs[i].npkgs;
+        if (kept)
+            wh_log_warn("scan: %s: %s (the %zu packages read are kept)", path, wh_error_msg(), kept);
+        else
+            wh_log_warn("scan: %s: %s (skipped)", path, wh_error_msg());
         error = 0;
     }
 out:
@@ -223,7 +245,7 @@ static void note_hardlink(struct wh_layer_inv *li, const char *path, const char 
     enum wh_cat cat = wh_catalog_classify(path, 0644);
     if (cat == WH_CAT_NONE || cat == WH_CAT_GOBIN)
         return;
-    if (wh_path_clean(target, sizeof(target), raw_target) < 0)
+    if (wh_path_clean(target, sizeof(target), raw_target, NULL) < 0)
         return;
     for (size_t i = li->nrecs; i-- > 0;) {
         if (strcmp(li->recs[i].path, target) != 0)
@@ -240,169 +262,41 @@ static void note_hardlink(struct wh_layer_inv *li, const char *path, const char 
                 path, target);
 }
 
+/* A package database behind a symbolic link is not read; say so (release files often are links). */
+static void warn_db_link(const char *path)
+{
+    enum wh_cat c = wh_catalog_classify(path, 0644);
+    if (c >= WH_CAT_DPKG && c <= WH_CAT_RPM_NDB)
+        wh_log_warn("scan: %s is a symbolic link: not cataloged (links are never followed)", path);
+}
+
 /* ---- tar layers ---- */
-
-/*
- * Where libarchive's tar reader gets its bytes. A gzip layer (the common
- * case) is inflated here with ISA-L's igzip, which is about twice as fast as
- * zlib on the same data — decompression is what a cold scan costs, so this is
- * the floor it lowers. Anything else (zstd, plain tar) goes to libarchive as
- * read, and libarchive's own filters decode it.
- */
-#define INFLATE_BLOCK (256 * 1024)
-
-struct tar_src {
-    struct wh_reader *rd;
-    bool started;                /* the first block has been looked at */
-    bool gzip;                   /* inflating here */
-    bool member_done;            /* the current gzip member is complete */
-    struct inflate_state st;
-    unsigned char in[READ_BLOCK];
-    unsigned char out[INFLATE_BLOCK];
-};
-
-static bool gzip_magic(const unsigned char *p, size_t n)
-{
-    return n >= 3 && p[0] == 0x1f && p[1] == 0x8b && p[2] == 8; /* deflate */
-}
-
-/* Refills the input; returns bytes read, 0 at the end, < 0 on error. */
-static ssize_t src_fill(struct tar_src *s)
-{
-    ssize_t n = s->rd->read(s->rd->ctx, s->in, sizeof(s->in));
-    if (n > 0) {
-        s->st.next_in = s->in;
-        s->st.avail_in = (uint32_t)n;
-    }
-    return n;
-}
-
-static la_ssize_t gzip_read(struct archive *a, struct tar_src *s, const void **out)
-{
-    for (;;) {
-        if (s->member_done) {
-            /* another member may follow (concatenated gzip); anything else ends the stream */
-            if (s->st.avail_in < 3 && s->st.avail_in > 0) {
-                /* too few bytes to tell: keep them and read on */
-                unsigned char keep[3];
-                size_t k = s->st.avail_in;
-                memcpy(keep, s->st.next_in, k);
-                ssize_t n = s->rd->read(s->rd->ctx, s->in + k, sizeof(s->in) - k);
-                if (n < 0)
-                    goto fail;
-                memcpy(s->in, keep, k);
-                s->st.next_in = s->in;
-                s->st.avail_in = (uint32_t)(k + (size_t)n);
-            } else if (s->st.avail_in == 0) {
-                ssize_t n = src_fill(s);
-                if (n < 0)
-                    goto fail;
-                if (n == 0)
-                    return 0;
-            }
-            if (!gzip_magic(s->st.next_in, s->st.avail_in))
-                return 0; /* trailing padding after the last member */
-            unsigned char *next = s->st.next_in;
-            uint32_t avail = s->st.avail_in;
-            isal_inflate_reset(&s->st);
-            s->st.crc_flag = ISAL_GZIP;
-            s->st.next_in = next;
-            s->st.avail_in = avail;
-            s->member_done = false;
-        }
-        if (s->st.avail_in == 0) {
-            ssize_t n = src_fill(s);
-            if (n < 0)
-                goto fail;
-            if (n == 0) {
-                archive_set_error(a, EINVAL, "gzip data ends before its last block");
-                return -1;
-            }
-        }
-        s->st.next_out = s->out;
-        s->st.avail_out = sizeof(s->out);
-        int rc = isal_inflate(&s->st);
-        if (rc < 0) {
-            archive_set_error(a, EINVAL, "gzip data is damaged (igzip error %d)", rc);
-            return -1;
-        }
-        if (s->st.block_state == ISAL_BLOCK_FINISH)
-            s->member_done = true;
-        size_t produced = sizeof(s->out) - s->st.avail_out;
-        if (produced) {
-            *out = s->out;
-            return (la_ssize_t)produced;
-        }
-    }
-fail:
-    archive_set_error(a, EIO, "layer read failed");
-    return -1;
-}
-
-static la_ssize_t tar_read_cb(struct archive *a, void *ctx, const void **out)
-{
-    struct tar_src *s = ctx;
-    if (s->gzip)
-        return gzip_read(a, s, out);
-    ssize_t n = s->rd->read(s->rd->ctx, s->in, sizeof(s->in));
-    if (n < 0) {
-        archive_set_error(a, EIO, "layer read failed");
-        return -1;
-    }
-    if (!s->started) {
-        s->started = true;
-        if (gzip_magic(s->in, (size_t)n)) {
-            s->gzip = true;
-            isal_inflate_init(&s->st);
-            s->st.crc_flag = ISAL_GZIP; /* parse the header, check CRC32 and size at the end */
-            s->st.next_in = s->in;
-            s->st.avail_in = (uint32_t)n;
-            return gzip_read(a, s, out);
-        }
-    }
-    *out = s->in;
-    return n;
-}
-
-static ssize_t entry_read(void *ctx, void *buf, size_t n)
-{
-    la_ssize_t r = archive_read_data(ctx, buf, n);
-    return r < 0 ? -1 : (ssize_t)r;
-}
 
 int wh_layer_walk_tar(struct wh_layer_inv **out, struct wh_reader *rd, const struct wh_scan_opts *opts,
                       uint64_t *total)
 {
-    struct archive *a = archive_read_new();
-    struct wh_layer_inv *li = wh_layer_inv_new();
-    struct tar_src *src = wh_calloc(1, sizeof(*src));
+    struct wh_layer_inv *li = NULL;
+    wh_tar *t = NULL;
     struct archive_entry *e;
     char path[PATH_CAP];
     uint64_t start = *total;
     int error = 0, r;
 
-    src->rd = rd;
-    archive_read_support_filter_all(a);
-    archive_read_support_format_tar(a);
-    archive_read_support_format_gnutar(a);
-    archive_read_support_format_empty(a);
-    if (archive_read_open(a, src, NULL, tar_read_cb, NULL) != ARCHIVE_OK) {
-        error = wh_error_set(WH_EINVALID, "layer is not a readable tar: %s", archive_error_string(a));
+    if (start > opts->max_total)
+        return wh_error_set(WH_ETOOBIG, "image is over the cap of %llu decompressed bytes",
+                            (unsigned long long)opts->max_total);
+    if ((error = wh_tar_open(&t, rd, NULL, opts->max_total - start,
+                             opts->max_ratio ? opts->max_ratio : WH_SCAN_RATIO_DEFAULT)) < 0)
         goto out;
-    }
-    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-        uint64_t pos = (uint64_t)archive_filter_bytes(a, 0);
-        int64_t size = archive_entry_size(e);
-        if (start + pos > opts->max_total ||
-            (size > 0 && start + pos + (uint64_t)size > opts->max_total)) {
-            error = wh_error_set(WH_ETOOBIG,
-                                 "image is over the cap of %llu decompressed bytes",
-                                 (unsigned long long)opts->max_total);
-            goto out;
-        }
+    li = wh_layer_inv_new();
+    while ((r = wh_tar_next(t, &e)) == 0) {
         const char *raw = archive_entry_pathname(e);
-        if (!raw || wh_path_clean(path, sizeof(path), raw) < 0)
-            continue; /* "..", empty or absurd paths are never cataloged */
+        bool climbed = false;
+        if (!raw || wh_path_clean(path, sizeof(path), raw, &climbed) < 0)
+            continue; /* empty, the root itself, or absurdly long: nothing to catalog */
+        if (climbed)
+            wh_log_warn("scan: layer entry %.200s climbs above the root; read as %.200s (as containerd "
+                        "unpacks it)", raw, path);
         if (note_whiteout(li, path))
             continue;
         /* Only regular files carry content; links are never followed. */
@@ -412,31 +306,32 @@ int wh_layer_walk_tar(struct wh_layer_inv **out, struct wh_reader *rd, const str
         }
         if (archive_entry_filetype(e) != AE_IFREG) {
             /* A package database behind a link is worth a word (release files often are links). */
-            enum wh_cat lc = archive_entry_filetype(e) == AE_IFLNK ? wh_catalog_classify(path, 0644)
-                                                                   : WH_CAT_NONE;
-            if (lc >= WH_CAT_DPKG && lc <= WH_CAT_RPM_NDB)
-                wh_log_warn("scan: %s is a symbolic link: not cataloged", path);
+            if (archive_entry_filetype(e) == AE_IFLNK)
+                warn_db_link(path);
             continue;
         }
-        struct wh_reader er = {entry_read, a, size};
-        if ((error = catalog_entry(li, path, (unsigned)archive_entry_perm(e), &er, opts)) < 0)
+        struct wh_reader er = {wh_tar_read, t, archive_entry_size(e), NULL};
+        if ((error = catalog_entry(li, path, (unsigned)archive_entry_perm(e), &er, opts)) < 0) {
+            int te = wh_tar_error(t); /* a cap or damaged data under the file, not the file itself */
+            if (te < 0)
+                error = te;
             goto out;
+        }
     }
-    if (r != ARCHIVE_EOF) {
-        error = wh_error_set(WH_EINVALID, "layer tar is damaged: %s", archive_error_string(a));
+    if (r < 0) {
+        error = r;
         goto out;
     }
-    *total = start + (uint64_t)archive_filter_bytes(a, 0);
-    if (*total > opts->max_total) {
-        error = wh_error_set(WH_ETOOBIG, "image is over the cap of %llu decompressed bytes",
-                             (unsigned long long)opts->max_total);
-        goto out;
-    }
+    *total = start + wh_tar_bytes(t);
     *out = li;
     li = NULL;
 out:
-    archive_read_free(a);
-    free(src);
+    if (error == WH_ETOOBIG && strstr(wh_error_msg(), "decompressed bytes")) {
+        /* the cap is the image's: say so */
+        wh_error_set(WH_ETOOBIG, "image is over the cap of %llu decompressed bytes",
+                     (unsigned long long)opts->max_total);
+    }
+    wh_tar_free(t);
     wh_layer_inv_free(li);
     return error;
 }
@@ -473,13 +368,15 @@ static int walk_entry(struct wh_layer_inv *li, DIR *d, const char *name, char *p
         int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         return sub >= 0 ? walk_dir(li, sub, path, plen, depth + 1, opts, total) : 0;
     }
+    if (S_ISLNK(st.st_mode))
+        warn_db_link(path);
     if (!S_ISREG(st.st_mode) || wh_catalog_classify(path, (unsigned)st.st_mode) == WH_CAT_NONE)
         return 0;
     int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return 0;
     struct fd_reader fr = {fd};
-    struct wh_reader rd = {fd_read, &fr, (int64_t)st.st_size};
+    struct wh_reader rd = {fd_read, &fr, (int64_t)st.st_size, NULL};
     *total += (uint64_t)st.st_size;
     error = catalog_entry(li, path, (unsigned)st.st_mode, &rd, opts);
     close(fd);
@@ -632,22 +529,23 @@ json_t *wh_layer_inv_to_json(const struct wh_layer_inv *li)
     for (size_t i = 0; i < li->nrecs; i++) {
         const struct wh_layer_rec *r = &li->recs[i];
         json_t *o = json_object(), *pk = json_array();
-        json_object_set_new(o, "path", json_string(r->path));
+        json_object_set_new(o, "path", wh_json_text(r->path));
         json_object_set_new(o, "cat", json_integer(r->cat));
         if (r->content)
-            json_object_set_new(o, "content", json_string(r->content));
+            json_object_set_new(o, "content", wh_json_text(r->content));
         for (size_t k = 0; k < r->npkgs; k++) {
             const struct wh_pkg *p = &r->pkgs[k];
-            json_array_append_new(pk, json_pack("[isssss]", (int)p->kind, p->name, p->version,
-                                                p->src_name, p->src_version, p->arch ? p->arch : ""));
+            json_array_append_new(pk, json_pack("[iooooo]", (int)p->kind, wh_json_text(p->name),
+                                                wh_json_text(p->version), wh_json_text(p->src_name),
+                                                wh_json_text(p->src_version), wh_json_text(p->arch)));
         }
         json_object_set_new(o, "pkgs", pk);
         json_array_append_new(recs, o);
     }
     for (size_t i = 0; i < li->nwh; i++)
-        json_array_append_new(wh, json_string(li->whiteouts[i]));
+        json_array_append_new(wh, wh_json_text(li->whiteouts[i]));
     for (size_t i = 0; i < li->nop; i++)
-        json_array_append_new(op, json_string(li->opaques[i]));
+        json_array_append_new(op, wh_json_text(li->opaques[i]));
     json_object_set_new(root, "records", recs);
     json_object_set_new(root, "whiteouts", wh);
     json_object_set_new(root, "opaques", op);

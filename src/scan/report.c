@@ -56,8 +56,8 @@ json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest)
                                           "V3Score", x->cvss_score, "V3Vector", x->cvss_vector));
         json_t *v = json_object();
         json_object_set_new(v, "id", json_string(x->id));
-        json_object_set_new(v, "package", json_string(x->pkg->name));
-        json_object_set_new(v, "version", json_string(x->pkg->version));
+        json_object_set_new(v, "package", wh_json_text(x->pkg->name));
+        json_object_set_new(v, "version", wh_json_text(x->pkg->version));
         json_object_set_new(v, "fix_version", json_string(x->fixed));
         json_object_set_new(v, "severity", json_string(wh_severity_name(x->severity)));
         json_object_set_new(v, "status", json_string(x->status));
@@ -65,8 +65,8 @@ json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest)
         json_object_set_new(v, "description", json_string(x->description ? x->description : ""));
         json_object_set_new(v, "links", parse_array(x->links));
         json_object_set_new(v, "aliases", parse_array(x->aliases));
-        json_object_set_new(v, "source_package", json_string(x->pkg->src_name));
-        json_object_set_new(v, "source_version", json_string(x->pkg->src_version));
+        json_object_set_new(v, "source_package", wh_json_text(x->pkg->src_name));
+        json_object_set_new(v, "source_version", wh_json_text(x->pkg->src_version));
         json_object_set_new(v, "artifact_digests", digests);
         json_object_set_new(v, "preferred_cvss", cvss);
         json_object_set_new(v, "cwe_ids", parse_array(x->cwes));
@@ -218,36 +218,38 @@ json_t *wh_report_cyclonedx(const struct wh_inventory *inv, const char *target)
              hex + 20);
     json_t *comps = json_array();
     if (inv->os.family[0]) {
-        json_array_append_new(comps, json_pack("{s:s, s:s, s:s, s:s, s:s}", "bom-ref", "os", "type",
-                                               "operating-system", "name", inv->os.family, "version",
-                                               inv->os.version, "description", inv->os.name));
+        json_array_append_new(comps, json_pack("{s:s, s:s, s:o, s:o, s:o}", "bom-ref", "os", "type",
+                                               "operating-system", "name", wh_json_text(inv->os.family),
+                                               "version", wh_json_text(inv->os.version), "description",
+                                               wh_json_text(inv->os.name)));
     }
     for (size_t i = 0; i < inv->npkgs; i++) {
         const struct wh_pkg *p = &inv->pkgs[i];
         const char *purl = wh_pkg_purl(inv, p);
         json_t *props = json_array();
-        json_array_append_new(props, json_pack("{s:s, s:s}", "name", "wharf:package:path", "value", p->path));
+        json_array_append_new(props, json_pack("{s:s, s:o}", "name", "wharf:package:path", "value", wh_json_text(p->path)));
         if (p->kind <= WH_PKG_RPM) {
-            json_array_append_new(props, json_pack("{s:s, s:s}", "name", "wharf:package:source_name",
-                                                   "value", p->src_name));
-            json_array_append_new(props, json_pack("{s:s, s:s}", "name", "wharf:package:source_version",
-                                                   "value", p->src_version));
+            json_array_append_new(props, json_pack("{s:s, s:o}", "name", "wharf:package:source_name",
+                                                   "value", wh_json_text(p->src_name)));
+            json_array_append_new(props, json_pack("{s:s, s:o}", "name", "wharf:package:source_version",
+                                                   "value", wh_json_text(p->src_version)));
         }
-        json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "bom-ref", purl, "type", "library",
-                              "name", p->name, "version", p->version, "purl", purl, "properties", props);
+        json_t *c = json_pack("{s:s, s:s, s:o, s:o, s:s, s:o}", "bom-ref", purl, "type", "library",
+                              "name", wh_json_text(p->name), "version", wh_json_text(p->version), "purl",
+                              purl, "properties", props);
         if (p->kind == WH_PKG_MAVEN && strchr(p->name, ':')) {
             const char *colon = strchr(p->name, ':');
             json_object_set_new(c, "group", json_stringn(p->name, (size_t)(colon - p->name)));
-            json_object_set_new(c, "name", json_string(colon + 1));
+            json_object_set_new(c, "name", wh_json_text(colon + 1));
         }
         json_array_append_new(comps, c);
     }
-    return json_pack("{s:s, s:s, s:s, s:i, s:{s:s, s:{s:[{s:s, s:s, s:s}]}, s:{s:s, s:s, s:s}}, s:o}",
+    return json_pack("{s:s, s:s, s:s, s:i, s:{s:s, s:{s:[{s:s, s:s, s:s}]}, s:{s:s, s:o, s:s}}, s:o}",
                      "bomFormat", "CycloneDX", "specVersion", "1.5", "serialNumber",
                      wh_pool_sprintf(inv->pool, "urn:uuid:%s", serial), "version", 1, "metadata",
                      "timestamp", now, "tools", "components", "type", "application", "name",
                      WH_SCANNER_NAME, "version", WH_SCANNER_VERSION, "component", "type", "container",
-                     "name", target, "bom-ref", "target", "components", comps);
+                     "name", wh_json_text(target), "bom-ref", "target", "components", comps);
 }
 
 static void cell(FILE *out, const char *s, int width)

@@ -71,6 +71,8 @@ void wh_inventory_sort(struct wh_inventory *inv);
 struct wh_scan_opts {
     uint64_t max_entry;     /* largest file a cataloger may read (default 256 MiB) */
     uint64_t max_total;     /* decompressed bytes over the whole image (default 32 GiB) */
+    unsigned max_ratio;     /* a layer may decompress to this many times its compressed size,
+                               plus 64 MiB (default 2048; deflate's own limit is about 1032) */
     const char *cache_dir;  /* per-layer inventories by layer digest; NULL = no cache */
     bool trusted_store;     /* blob names are digests verified on upload (the registry's
                                store): a cached layer is used without hashing it again */

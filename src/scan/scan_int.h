@@ -11,6 +11,8 @@
 
 #include "scan/scan.h"
 
+struct archive_entry;
+
 /* What a file is to the catalogers. */
 enum wh_cat {
     WH_CAT_NONE = 0,
@@ -64,14 +66,80 @@ struct wh_reader {
     ssize_t (*read)(void *ctx, void *buf, size_t n);
     void *ctx;
     int64_t size; /* declared size, -1 when unknown */
+    /* optional: moves forward up to n bytes without reading them; returns how many (0: read instead) */
+    int64_t (*skip)(void *ctx, int64_t n);
 };
 
 /*
- * Normalises a path from a layer: strips leading "/" and "./", drops "."
- * components and repeated slashes. Returns 0, or WH_EINVALID when a ".."
- * component or an empty/over-long path makes it unusable. `out` has `cap` bytes.
+ * A tar archive read from `rd` (tarstream.c): decompressed once when it is
+ * gzip, zstd, xz or bzip2 (a tar compressed twice is refused), capped at
+ * `max_out` decompressed bytes and, when `ratio` is not 0, at `ratio` times
+ * the compressed bytes read plus 64 MiB. A tar without padding or the
+ * end-of-archive blocks after its last entry is read like a complete one.
+ * `what` ("docker-archive:FILE") starts every message and must outlive the
+ * stream; NULL for a layer, which its caller names.
+ * wh_tar_open returns 0, WH_EINVALID or WH_ETOOBIG; free with wh_tar_free.
  */
-int wh_path_clean(char *out, size_t cap, const char *in);
+#define WH_SCAN_RATIO_DEFAULT 2048
+typedef struct wh_tar wh_tar;
+int wh_tar_open(wh_tar **out, struct wh_reader *rd, const char *what, uint64_t max_out, uint64_t ratio);
+void wh_tar_free(wh_tar *t);
+/* The next entry header: 0, 1 at the end of the archive, or WH_EINVALID / WH_ETOOBIG (message set). */
+int wh_tar_next(wh_tar *t, struct archive_entry **e);
+/* Where the current entry's data starts in the decompressed stream. */
+uint64_t wh_tar_offset(const wh_tar *t);
+/* Decompressed bytes produced so far. */
+uint64_t wh_tar_bytes(const wh_tar *t);
+/* True when the stream was compressed. */
+bool wh_tar_compressed(const wh_tar *t);
+/* Reads the current entry's data (a wh_reader read function; ctx is the wh_tar). -1 with the message set. */
+ssize_t wh_tar_read(void *ctx, void *buf, size_t n);
+/* The failure that stopped the stream (a cap, damaged compressed data), re-set as the message; 0 if none. */
+int wh_tar_error(const wh_tar *t);
+
+/*
+ * An index of a tar file's entries (tarindex.c), built by reading it once
+ * under the caps (`max_out` decompressed bytes, `ratio` as for wh_tar_open,
+ * also the budget of every later pass over a compressed archive). `what`
+ * ("docker-archive:FILE") starts every message. Returns 0, WH_ENOTFOUND (no
+ * file), WH_EINVALID or WH_ETOOBIG; free with wh_tarindex_free (NULL is fine).
+ */
+typedef struct wh_tarindex wh_tarindex;
+int wh_tarindex_open(wh_tarindex **out, const char *file, const char *what, uint64_t max_out, uint64_t ratio);
+void wh_tarindex_free(wh_tarindex *x);
+/*
+ * Finds the regular file `name`, following symbolic and hard links inside the
+ * archive (resolved against its root, never outside it). Returns 0 with *idx,
+ * WH_ENOTFOUND, or WH_EINVALID (not a file, a dangling link, a loop).
+ */
+int wh_tarindex_find(const wh_tarindex *x, const char *name, size_t *idx);
+/* Declared size of entry idx. */
+uint64_t wh_tarindex_size(const wh_tarindex *x, size_t idx);
+/* True when entries can only be read one at a time (a compressed archive). */
+bool wh_tarindex_serial(const wh_tarindex *x);
+/* Where an open entry is read from (the caller's storage, valid while `rd` is used). */
+struct wh_tarindex_entry {
+    int fd;
+    uint64_t pos, end;
+};
+/*
+ * Opens entry idx for reading through `rd`: a byte range of an uncompressed
+ * archive (any thread), or a new pass over a compressed one (one caller at a
+ * time, the previous entry's reader becomes invalid). Returns 0, WH_ETOOBIG
+ * (the budget of decompressed bytes is spent) or WH_EINVALID.
+ */
+int wh_tarindex_open_entry(wh_tarindex *x, size_t idx, struct wh_tarindex_entry *r, struct wh_reader *rd);
+
+/*
+ * Normalises a path from a layer as a container runtime resolves it inside
+ * the image's root: strips leading "/" and "./", drops "." components and
+ * repeated slashes, and resolves ".." lexically ("a/../b" is "b"); a ".." at
+ * the root stays at the root, so the result never leaves it ("../etc/x" is
+ * "etc/x", with *climbed set when `climbed` is not NULL). Returns 0, or
+ * WH_EINVALID when the path is empty, names the root itself or does not fit
+ * in `cap` bytes (`out`).
+ */
+int wh_path_clean(char *out, size_t cap, const char *in, bool *climbed);
 
 /* Which cataloger wants `path` (normalised), given its mode bits. */
 enum wh_cat wh_catalog_classify(const char *path, unsigned mode);
@@ -113,7 +181,8 @@ int wh_rpm_header_parse(struct wh_layer_inv *li, struct wh_layer_rec *r, const u
 void wh_os_detect(struct wh_os *out, const char *(*get)(void *ctx, const char *path), void *ctx);
 
 /*
- * Walks one layer tar (any compression libarchive knows) and catalogs it.
+ * Walks one layer tar (uncompressed, gzip, zstd, xz or bzip2; see wh_tar_open)
+ * and catalogs it.
  * `rd` supplies the layer's bytes. `*total` accumulates decompressed bytes and
  * is checked against opts->max_total. Returns 0, WH_EINVALID, WH_ETOOBIG.
  */
@@ -134,6 +203,18 @@ void wh_pypi_normalize(char *out, size_t cap, const char *name);
 const char *wh_debian_release_version(const char *codename);
 /* OSV ecosystem -> the platform key advisories are stored under ("Debian:12" -> "debian:12"). */
 void wh_osv_platform(char *out, size_t cap, const char *ecosystem);
+
+/*
+ * Text read from a layer is kept as valid UTF-8 so every JSON form of it
+ * (inventory, cache, reports) can be written: wh_utf8_escape copies s[0..n)
+ * (up to a NUL) into `pool`, writing each byte that is not part of a valid
+ * UTF-8 sequence as the four characters \xNN. Valid text is copied as is.
+ */
+const char *wh_utf8_escape(wh_pool *pool, const char *s, size_t n);
+/* Largest length <= max at which valid UTF-8 text s[0..len) can be cut without splitting a character. */
+size_t wh_utf8_cut(const char *s, size_t len, size_t max);
+/* A JSON string of `s` (NULL is ""); bytes that are not UTF-8 are escaped as above. Never NULL. */
+json_t *wh_json_text(const char *s);
 
 /* Small parsing helpers shared by the catalogers. */
 /* Next line of [*p, end): sets line/len, advances *p past the newline; false at end. */

@@ -29,7 +29,7 @@ static ssize_t mem_read(void *ctx, void *buf, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct mem m = {data, size, 0};
-    struct wh_reader rd = {mem_read, &m, (int64_t)size};
+    struct wh_reader rd = {mem_read, &m, (int64_t)size, NULL};
     struct wh_scan_opts opts = {.max_entry = 1u << 20, .max_total = 16u << 20};
     struct wh_layer_inv *li = NULL, *back = NULL;
     uint64_t total = 0;

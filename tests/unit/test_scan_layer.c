@@ -39,30 +39,42 @@ static int teardown(void **state)
 static void test_scan__path_clean(void **state)
 {
     (void)state;
+    /* ".." resolves inside the image's root, as a runtime unpacks the layer: it never leaves it */
     static const struct {
         const char *in, *out; /* out NULL = rejected */
+        bool climbed;
     } cases[] = {
-        {"var/lib/dpkg/status", "var/lib/dpkg/status"},
-        {"/var/lib/dpkg/status", "var/lib/dpkg/status"},
-        {"./var//lib/./dpkg/status", "var/lib/dpkg/status"},
-        {"var/lib/dpkg/", "var/lib/dpkg"},
-        {"../etc/passwd", NULL},
-        {"var/../../etc/passwd", NULL},
-        {"a/..", NULL},
-        {"/", NULL},
-        {".", NULL},
-        {"..foo/x", "..foo/x"},
+        {"var/lib/dpkg/status", "var/lib/dpkg/status", false},
+        {"/var/lib/dpkg/status", "var/lib/dpkg/status", false},
+        {"./var//lib/./dpkg/status", "var/lib/dpkg/status", false},
+        {"var/lib/dpkg/", "var/lib/dpkg", false},
+        {"a/../var/lib/dpkg/status", "var/lib/dpkg/status", false},
+        {"var/lib/x/y/../../dpkg/./status", "var/lib/dpkg/status", false},
+        {"../etc/passwd", "etc/passwd", true},
+        {"/../../etc/passwd", "etc/passwd", true},
+        {"var/../../etc/passwd", "etc/passwd", true},
+        {"a/..", NULL, false},
+        {"/", NULL, false},
+        {".", NULL, false},
+        {"..foo/x", "..foo/x", false},
+        {"x/...", "x/...", false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char out[256];
-        int rc = wh_path_clean(out, sizeof(out), cases[i].in);
+        bool climbed = !cases[i].climbed;
+        int rc = wh_path_clean(out, sizeof(out), cases[i].in, &climbed);
         if (cases[i].out) {
             assert_int_equal(rc, 0);
             assert_string_equal(out, cases[i].out);
+            assert_int_equal(climbed, cases[i].climbed);
         } else {
             assert_int_equal(rc, WH_EINVALID);
         }
     }
+    char small[8];
+    assert_int_equal(wh_path_clean(small, sizeof(small), "abc/defgh", NULL), WH_EINVALID);
+    assert_int_equal(wh_path_clean(small, sizeof(small), "abc/x/../d", NULL), 0);
+    assert_string_equal(small, "abc/d");
 }
 
 /* Three layers: base, a whiteout + rewritten status, an opaque dir with a new file. */
@@ -217,10 +229,10 @@ static void test_scan__hostile_paths(void **state)
     (void)state;
     static const char apk[] = "P:evil\nV:1.0-r0\no:evil\n";
     struct tf_entry e[] = {
-        /* escapes by "..": never cataloged */
-        {.path = "../../../var/lib/dpkg/status", .data = "Package: escaped\nVersion: 6.6\n"},
-        {.path = "var/../../var/lib/dpkg/status.d/x", .data = "Package: escaped2\nVersion: 6.6\n"},
-        /* absolute: only ever a key inside the image */
+        /* ".." stops at the root: these name files inside the image, never outside */
+        {.path = "../../../var/lib/dpkg/status", .data = "Package: climbed\nVersion: 6.6\n"},
+        {.path = "var/../../var/lib/dpkg/status.d/x", .data = "Package: climbed2\nVersion: 6.6\n"},
+        /* absolute: only ever a key inside the image (and it replaces the first status) */
         {.path = "/var/lib/dpkg/status", .data = "Package: abs\nStatus: install ok installed\nVersion: 1.0\n"},
         /* links are never followed, whatever they point at */
         {.path = "lib/apk/db/installed", .type = 'l', .link = "/etc/shadow"},
@@ -231,9 +243,11 @@ static void test_scan__hostile_paths(void **state)
     struct wh_inventory *inv = NULL;
     struct wh_scan_opts opts = {0};
     assert_int_equal(scan_one_layer(&inv, e, sizeof(e) / sizeof(e[0]), NULL, &opts), 0);
-    assert_int_equal(inv->npkgs, 1);
+    assert_int_equal(inv->npkgs, 2);
     assert_string_equal(inv->pkgs[0].name, "abs");
     assert_string_equal(inv->pkgs[0].path, "var/lib/dpkg/status");
+    assert_string_equal(inv->pkgs[1].name, "climbed2");
+    assert_string_equal(inv->pkgs[1].path, "var/lib/dpkg/status.d/x");
     assert_string_equal(inv->os.family, "");
     wh_inventory_free(inv);
 }

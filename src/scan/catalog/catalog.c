@@ -128,10 +128,9 @@ size_t wh_catalog_cap(enum wh_cat cat, const struct wh_scan_opts *opts, enum wh_
     case WH_CAT_OSFILE:
         *mode = WH_CAP_TRUNCATE;
         return 64 * 1024;
-    case WH_CAT_DPKG:
+    case WH_CAT_DPKG: /* package databases: --max-file (docs/scanning.md, "Caps") */
     case WH_CAT_APK:
     case WH_CAT_NPM_LOCK:
-        return big < (64u << 20) ? big : (64u << 20);
     case WH_CAT_RPM_SQLITE:
     case WH_CAT_RPM_BDB:
     case WH_CAT_RPM_NDB:
@@ -162,7 +161,7 @@ int wh_catalog_parse(struct wh_layer_inv *li, enum wh_cat cat, const char *path,
     switch (cat) {
     case WH_CAT_OSFILE: {
         struct wh_layer_rec *r = wh_layer_rec_add(li, path, cat);
-        r->content = wh_pool_strndup(li->pool, data, len);
+        r->content = wh_utf8_escape(li->pool, data, len);
         return 0;
     }
     case WH_CAT_DPKG:

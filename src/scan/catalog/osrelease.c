@@ -25,8 +25,7 @@ static void copy_trim(char *out, size_t cap, const char *s, size_t n)
         n--;
     if (n >= 2 && (s[0] == '"' || s[0] == '\'') && s[n - 1] == s[0])
         s++, n -= 2;
-    if (n >= cap)
-        n = cap - 1;
+    n = wh_utf8_cut(s, n, cap - 1); /* the text is UTF-8 (escaped when read): never cut a character */
     memcpy(out, s, n);
     out[n] = '\0';
 }
@@ -72,7 +71,9 @@ static const char *debian_codename(int major)
 
 static void set(char *dst, size_t cap, const char *src)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
+    size_t n = src ? wh_utf8_cut(src, strlen(src), cap - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 static void first_line(char *out, size_t cap, const char *s)

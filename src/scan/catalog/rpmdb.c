@@ -14,6 +14,7 @@
 #include "scan/scan_int.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -134,14 +135,55 @@ int wh_rpm_header_parse(struct wh_layer_inv *li, struct wh_layer_rec *r, const u
     return 0;
 }
 
+/*
+ * Work a database file may cost: header bytes decoded are bounded to a
+ * multiple of the file's size. In a sound database every stored header is
+ * read once; a hostile one can make many entries share one long chain of
+ * pages (Berkeley DB overflow pages, NDB blobs, SQLite overflow pages), so
+ * that a few MB would cost minutes.
+ */
+#define READ_FACTOR 4
+#define READ_SLACK (1u << 20)
+
+static uint64_t read_budget(size_t len)
+{
+    return (uint64_t)len * READ_FACTOR + READ_SLACK;
+}
+
+/* SQLite's progress handler: stops the statement when the budget of VM steps is spent. */
+static int sqlite_progress(void *p)
+{
+    uint64_t *left = p;
+    if (*left == 0)
+        return 1;
+    (*left)--;
+    return 0;
+}
+
+#define SQLITE_STEPS_PER_CALL 1000
+
+/*
+ * A hostile rpmdb.sqlite is SQL someone else wrote: `Packages` may be a view
+ * (a recursive one never ends; one returning zeroblob(1e9) takes a GB), a
+ * virtual table, a table whose `blob` column is generated or defaults to an
+ * expression. So the file is opened from memory, read-only (no journal, no
+ * WAL, no file at all), with views, triggers and extensions disabled,
+ * untrusted-schema rules on, no value longer than the file itself, a bounded
+ * number of VM steps, and only a plain table with a stored `blob` column is
+ * read.
+ */
 static int rpm_sqlite(struct wh_layer_inv *li, struct wh_layer_rec *r, const char *data, size_t len)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    int error = 0;
+    uint64_t steps = (READ_SLACK + (uint64_t)len) / SQLITE_STEPS_PER_CALL;
+    uint64_t bytes_left = read_budget(len);
+    int error = 0, rc;
 
     if (len < 100 || memcmp(data, "SQLite format 3", 16) != 0)
         return wh_error_set(WH_EINVALID, "not an SQLite database");
+    if (len > (size_t)INT32_MAX)
+        return wh_error_set(WH_EINVALID, "rpmdb.sqlite is too large");
     unsigned char *copy = sqlite3_malloc64(len);
     if (!copy)
         return wh_error_set(WH_ERROR, "out of memory");
@@ -151,21 +193,67 @@ static int rpm_sqlite(struct wh_layer_inv *li, struct wh_layer_rec *r, const cha
         copy[18] = 1;
     if (copy[19] == 2)
         copy[19] = 1;
-    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-        sqlite3_deserialize(db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        sqlite3_free(copy);
+        error = wh_error_set(WH_ERROR, "cannot open an in-memory database");
+        goto out;
+    }
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, (int)len); /* no stored value is longer than the file */
+    sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+    sqlite3_progress_handler(db, SQLITE_STEPS_PER_CALL, sqlite_progress, &steps);
+    if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
                             SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
         error = wh_error_set(WH_EINVALID, "rpmdb.sqlite cannot be opened");
         goto out;
     }
-    if (sqlite3_prepare_v2(db, "SELECT blob FROM Packages", -1, &st, NULL) != SQLITE_OK) {
-        error = wh_error_set(WH_EINVALID, "rpmdb.sqlite has no Packages table: %s", sqlite3_errmsg(db));
+    /* Only a real table: not a view, not a virtual table, `blob` stored, not computed. */
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT s.type, s.sql LIKE 'CREATE VIRTUAL%', "
+                            "(SELECT count(*) FROM pragma_table_xinfo('Packages') x "
+                            " WHERE x.name = 'blob' COLLATE NOCASE AND x.hidden = 0 AND x.dflt_value IS NULL) "
+                            "FROM sqlite_schema s WHERE s.name = 'Packages' COLLATE NOCASE",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+        error = wh_error_set(WH_EINVALID, "rpmdb.sqlite has no Packages table%s%s", rc != SQLITE_OK ? ": " : "",
+                             rc != SQLITE_OK ? sqlite3_errmsg(db) : "");
         goto out;
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *type = (const char *)sqlite3_column_text(st, 0);
+    if (!type || strcmp(type, "table") != 0 || sqlite3_column_int(st, 1) != 0 || sqlite3_column_int(st, 2) != 1) {
+        error = wh_error_set(WH_EINVALID, "rpmdb.sqlite: Packages is a %s%s, not a table with a stored blob "
+                             "column (refused)", type ? type : "?", sqlite3_column_int(st, 1) ? " (virtual)" : "");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT blob FROM Packages", -1, &st, NULL) != SQLITE_OK) {
+        error = wh_error_set(WH_EINVALID, "rpmdb.sqlite: Packages cannot be read: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const unsigned char *b = sqlite3_column_blob(st, 0);
         int n = sqlite3_column_bytes(st, 0);
-        if (b && n > 0)
-            wh_rpm_header_parse(li, r, b, (size_t)n);
+        if (n <= 0 || !b)
+            continue;
+        if ((uint64_t)n > bytes_left) {
+            rc = SQLITE_TOOBIG;
+            break;
+        }
+        bytes_left -= (uint64_t)n;
+        wh_rpm_header_parse(li, r, b, (size_t)n);
+    }
+    if (rc != SQLITE_DONE) {
+        /* what was read stays; the rest of a database this costly is not worth reading */
+        const char *why = rc == SQLITE_INTERRUPT ? "took too many steps"
+                          : rc == SQLITE_TOOBIG   ? "holds more data than its size allows"
+                                                  : sqlite3_errmsg(db);
+        error = wh_error_set(WH_EINVALID, "rpmdb.sqlite: reading Packages stopped (%s) after %zu packages",
+                             why, r->npkgs);
     }
 out:
     sqlite3_finalize(st);
@@ -206,14 +294,21 @@ static const unsigned char *bdb_page(const struct bdb *b, uint32_t pg)
     return b->d + (size_t)pg * b->pagesize;
 }
 
-/* Follows an overflow chain into `out` (tlen bytes expected). */
-static int bdb_overflow(const struct bdb *b, uint32_t pg, uint32_t tlen, struct wh_buf *out)
+/*
+ * Follows an overflow chain into `out` (tlen bytes expected), counting each
+ * page against `*pages_left`: WH_ETOOBIG once the budget is spent.
+ */
+static int bdb_overflow(const struct bdb *b, uint32_t pg, uint32_t tlen, struct wh_buf *out,
+                        uint64_t *pages_left)
 {
     uint32_t hops = 0;
     while (pg && out->len < tlen) {
         const unsigned char *p = bdb_page(b, pg);
         if (!p || p[25] != P_OVERFLOW || ++hops > b->npages)
             return WH_EINVALID;
+        if (*pages_left == 0)
+            return WH_ETOOBIG;
+        (*pages_left)--;
         uint16_t used = b16(b, p + 22);
         if (used > b->pagesize - PAGE_HDR)
             return WH_EINVALID;
@@ -239,6 +334,8 @@ static int rpm_bdb(struct wh_layer_inv *li, struct wh_layer_rec *r, const char *
     if (b.pagesize < 512 || b.pagesize > 65536 || (b.pagesize & (b.pagesize - 1)))
         return wh_error_set(WH_EINVALID, "Berkeley DB page size %u is invalid", b.pagesize);
     b.npages = (uint32_t)(len / b.pagesize);
+    /* overflow pages read, all chains together: each belongs to one chain in a sound file */
+    uint64_t pages_left = read_budget(len) / b.pagesize;
     for (uint32_t pg = 1; pg < b.npages; pg++) {
         const unsigned char *p = bdb_page(&b, pg);
         if (p[25] != P_HASH && p[25] != P_HASH_UNSORTED)
@@ -256,9 +353,15 @@ static int rpm_bdb(struct wh_layer_inv *li, struct wh_layer_rec *r, const char *
                 continue;
             struct wh_buf blob;
             wh_buf_init(&blob, tlen);
-            if (bdb_overflow(&b, opg, tlen, &blob) == 0)
+            int rc = bdb_overflow(&b, opg, tlen, &blob, &pages_left);
+            if (rc == 0)
                 wh_rpm_header_parse(li, r, (const unsigned char *)blob.data, blob.len);
             wh_buf_dispose(&blob);
+            if (rc == WH_ETOOBIG)
+                return wh_error_set(WH_EINVALID, "Berkeley DB Packages: its entries share overflow pages "
+                                    "(over %llu pages read from a %u-page file); reading stopped after "
+                                    "%zu packages", (unsigned long long)(read_budget(len) / b.pagesize),
+                                    b.npages, r->npkgs);
         }
     }
     return 0;
@@ -279,6 +382,7 @@ static int rpm_ndb(struct wh_layer_inv *li, struct wh_layer_rec *r, const char *
     if (len < NDB_PAGE || le32(d) != NDB_MAGIC || le32(d + 4) != 0)
         return wh_error_set(WH_EINVALID, "Packages.db is not an NDB database");
     uint32_t npages = le32(d + 12);
+    uint64_t bytes_left = read_budget(len); /* blob bytes decoded: slots may share one blob */
     if (npages == 0 || (uint64_t)npages * NDB_PAGE > len)
         return wh_error_set(WH_EINVALID, "NDB slot pages out of range");
     for (size_t o = 32; o < (size_t)npages * NDB_PAGE; o += NDB_SLOT) {
@@ -295,6 +399,11 @@ static int rpm_ndb(struct wh_layer_inv *li, struct wh_layer_rec *r, const char *
         uint32_t bloblen = le32(bh + 12);
         if (le32(bh) != NDB_BLOB_MAGIC || le32(bh + 4) != pkgidx || 16 + (uint64_t)bloblen > size)
             continue;
+        if (bloblen > bytes_left)
+            return wh_error_set(WH_EINVALID, "NDB Packages.db: its slots share blobs (over %llu bytes "
+                                "decoded from a %zu-byte file); reading stopped after %zu packages",
+                                (unsigned long long)read_budget(len), len, r->npkgs);
+        bytes_left -= bloblen;
         wh_rpm_header_parse(li, r, bh + 16, bloblen);
     }
     return 0;
