@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() {
     local names
-    names=$(cd tests/fuzz && ls fuzz_*.c | sed 's/^fuzz_//; s/\.c$//' | tr '\n' ' ')
+    names=$(cd tests/fuzz && printf '%s ' fuzz_*.c | sed 's/fuzz_//g; s/\.c / /g')
     echo "usage: scripts/fuzz.sh NAME [SECONDS] [libFuzzer flags...]; NAME is one of: $names" >&2
     exit 2
 }
@@ -22,7 +22,7 @@ usage() {
 name=$1
 secs=${2:-60}
 shift $(($# >= 2 ? 2 : 1))
-[[ $name =~ ^[a-z0-9_]+$ ]] && [ -f "tests/fuzz/fuzz_$name.c" ] || usage
+if ! [[ $name =~ ^[a-z0-9_]+$ ]] || [ ! -f "tests/fuzz/fuzz_$name.c" ]; then usage; fi
 [[ $secs =~ ^[0-9]+$ ]] || usage
 seeds=tests/fuzz/corpus/$name
 [ -d "$seeds" ] || { echo "fuzz.sh: no seed corpus $seeds" >&2; exit 1; }

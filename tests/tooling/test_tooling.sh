@@ -7,7 +7,7 @@
 # which must be built: `make all unit`). Installs clang through scripts/deps.sh
 # fuzz for the fuzz-script case. Ends with "tooling tests: N passed, N failed".
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 B=${1:-build/release}
 passed=0 failed=0
 tmp=$(mktemp -d)
@@ -24,7 +24,7 @@ b=$(basename "$B")
 build=${b%-werror}
 mk=(make --no-print-directory BUILD="$build")
 [ "$b" = "$build" ] || mk+=(WERROR=1)
-if [ "$B" != "build/$b" ] || ! MAKEFLAGS= "${mk[@]}" all unit >"$tmp/build.out" 2>&1; then
+if [ "$B" != "build/$b" ] || ! MAKEFLAGS="" "${mk[@]}" all unit >"$tmp/build.out" 2>&1; then
     cat "$tmp/build.out" 2>/dev/null
     echo "tests/tooling: cannot build $B (expected build/BUILD or build/BUILD-werror)" >&2
     exit 2
@@ -48,7 +48,7 @@ for d in "${pc_dirs[@]}"; do
 done
 without_isal() {
     rm -f "$tmp/pkg-config.log"
-    env -u PKG_CONFIG_PATH PKG_CONFIG_LIBDIR="$tmp/pc" PATH="$tmp/bin:$PATH" MAKEFLAGS= "$@"
+    env -u PKG_CONFIG_PATH PKG_CONFIG_LIBDIR="$tmp/pc" PATH="$tmp/bin:$PATH" MAKEFLAGS="" "$@"
 }
 pkg_config_calls() { [ -f "$tmp/pkg-config.log" ] && wc -l <"$tmp/pkg-config.log" || echo 0; }
 
@@ -85,7 +85,7 @@ fi
 
 # 3. pkg-config is asked once per question, not once per compiled file.
 rm -f "$tmp/pkg-config.log"
-env PATH="$tmp/bin:$PATH" MAKEFLAGS= make --no-print-directory -n B="$tmp/b-n" all unit \
+env PATH="$tmp/bin:$PATH" MAKEFLAGS="" make --no-print-directory -n B="$tmp/b-n" all unit \
     >/dev/null 2>&1
 if [ "$(pkg_config_calls)" -le 2 ]; then
     ok "make -n all unit: pkg-config asked at most twice"
@@ -95,7 +95,7 @@ fi
 
 # 4. Test headers are dependencies: scan_fixture.h changed means the scan tests
 #    (and only those) are rebuilt; each fuzz replay lists its own target's headers.
-out=$(MAKEFLAGS= "${mk[@]}" -n -W tests/unit/scan_fixture.h unit 2>&1)
+out=$(MAKEFLAGS="" "${mk[@]}" -n -W tests/unit/scan_fixture.h unit 2>&1)
 rebuilt=$(grep -oE "$B/tests/test_[a-z_]+" <<<"$out" | sort -u | tr '\n' ' ')
 users=$(grep -l '"scan_fixture.h"' tests/unit/test_*.c | sed "s|tests/unit/|$B/tests/|; s|\.c$||" |
         sort -u | tr '\n' ' ')
@@ -180,7 +180,7 @@ else
 fi
 
 # 8. `make fuzz` builds every target for libFuzzer, and each one runs its seeds.
-out=$(MAKEFLAGS= make --no-print-directory fuzz 2>&1)
+out=$(MAKEFLAGS="" make --no-print-directory fuzz 2>&1)
 rc=$?
 bad=
 for src in tests/fuzz/fuzz_*.c; do
