@@ -2,6 +2,8 @@
 #   make            release build: build/release/wharf
 #   make run        install missing packages, build, serve on 127.0.0.1:5000 with ./data
 #   make test       install missing packages, build, run every test suite
+#   make analyze    gcc -fanalyzer over src/, findings are errors (CI keeps it at zero)
+#   make fuzz       libFuzzer builds of tests/fuzz/fuzz_*.c into build/fuzz (scripts/fuzz.sh runs one)
 #   make BUILD=check ...   the same with AddressSanitizer + UBSan into build/check
 #   make WERROR=1 ...      warnings are errors (CI)
 
@@ -11,6 +13,18 @@ PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libi
 # libcurl's headers only: it is loaded at run time by `wharf vulndb update` (see vulndb.c)
 HDR_ONLY := libcurl
 CC ?= cc
+FUZZ_CC ?= clang-14
+ANALYZE_CC ?= gcc
+DEPS := bash scripts/deps.sh
+
+# pkg-config is asked only when a recipe needs its answer, and then once (the variables
+# below replace themselves with the answer on first use). Nothing asks while the Makefile
+# is read, so `make run` and `make test` install the packages before anything looks for
+# them; a build on a machine without them stops with one message saying what to run.
+pkg_config = $(shell pkg-config $(1))$(if $(filter 0,$(.SHELLSTATUS)),,$(error pkg-config \
+	$(1) failed: install the packages with `bash scripts/deps.sh run`))
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(call pkg_config,--cflags $(PKGS) $(HDR_ONLY)))$(PKG_CFLAGS)
+LIBS = $(eval LIBS := $$(call pkg_config,--libs $(PKGS)) -lpthread -ldl -lm)$(LIBS)
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wold-style-definition -Wpointer-arith -Wcast-qual \
@@ -23,7 +37,7 @@ WARN += -Werror
 endif
 
 # _GNU_SOURCE: sendfile-adjacent Linux calls (pipe2, O_TMPFILE, syncfs) are used on purpose.
-BASE := -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS) $(HDR_ONLY)) -MMD -MP
+BASE = -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
 ifeq ($(BUILD),check)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDOPT := -fsanitize=address,undefined
@@ -32,8 +46,7 @@ OPT := -O2 -g -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protect
 	-fcf-protection -fPIE
 LDOPT := -pie -Wl,-z,relro,-z,now
 endif
-CFLAGS_ALL := $(BASE) $(OPT) $(CFLAGS)
-LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread -ldl -lm
+CFLAGS_ALL = $(BASE) $(OPT) $(CFLAGS)
 
 LIB_SRC := $(shell find src -name '*.c' ! -path src/main.c | sort)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
@@ -42,16 +55,13 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all run test unit fuzz bench bench-lists clean
+.PHONY: all run test unit fuzz analyze bench bench-lists clean
 all: $(B)/wharf
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -c $< -o $@
-
-# The OpenAPI document is embedded by swagger.c (.incbin): rebuild it when the JSON changes.
-$(B)/src/api/swagger.o: src/api/swagger.json
 
 $(B)/libwharf.a: $(LIB_OBJ)
 	@rm -f $@
@@ -61,37 +71,73 @@ $(B)/wharf: $(B)/src/main.o $(B)/libwharf.a
 	@echo "  LD      $@"
 	@$(CC) $(LDOPT) -o $@ $^ $(LIBS)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libwharf.a
+# Unit tests and fuzz replays are compiled and linked in one step; -MMD writes their header
+# dependencies next to the binary ($@.d), included below, so editing a test header
+# (tests/unit/scan_fixture.h) rebuilds the tests that include it.
+$(UNIT_BIN): $(B)/tests/%: tests/unit/%.c $(B)/libwharf.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS) -lcmocka
 
-# Fuzz targets replayed over their corpus by a plain driver (gcc, every run);
-# `make fuzz` builds them for libFuzzer with clang into build/fuzz/ (run one with
-# `build/fuzz/fuzz_registry -max_total_time=60 tests/fuzz/corpus/registry`).
-$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(B)/libwharf.a
+# Fuzz targets replayed over their corpus by a plain driver (gcc, every run). The driver
+# is its own object so that each target's dependency file lists the target's headers.
+$(FUZZ_REPLAY): $(B)/fuzz/%: tests/fuzz/%.c $(B)/tests/fuzz/replay.o $(B)/libwharf.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< tests/fuzz/replay.c $(B)/libwharf.a $(LIBS)
+	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/tests/fuzz/replay.o $(B)/libwharf.a $(LIBS)
 
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 
-FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
-	@mkdir -p $(dir $@)
-	@echo "  FUZZ    $@"
-	@clang -std=c17 -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS)) -g -O1 \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRC) $(LIBS)
+# libFuzzer builds (clang, ASan + UBSan) into build/fuzz/: the library once with
+# fuzzer-no-link, each target linked with the fuzzer runtime. `make fuzz` installs clang
+# first (scripts/deps.sh fuzz); scripts/fuzz.sh NAME [SECONDS] builds and runs one target,
+# writing new inputs to build/fuzz/NAME/corpus and reading tests/fuzz/corpus/NAME as seeds.
+FZ := build/fuzz
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FZ)/%)
+FUZZ_OBJ := $(LIB_SRC:%.c=$(FZ)/obj/%.o)
+FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=all -MMD -MP
 
-fuzz: $(FUZZ_BIN)
+$(FUZZ_OBJ): $(FZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FZ)/libwharf.a: $(FUZZ_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(FUZZ_BIN): $(FZ)/%: tests/fuzz/%.c $(FZ)/libwharf.a
+	@echo "  FUZZ    $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FZ)/libwharf.a $(LIBS)
+
+fuzz:
+	@$(DEPS) fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+# gcc's static analyzer over src/, warnings as errors. Objects go to build/analyze (never
+# linked) so that a second run looks only at what changed. -O1: the level at which it
+# reported the most on this tree (see docs/testing.md).
+AN := build/analyze
+AN_OBJ := $(LIB_SRC:%.c=$(AN)/%.o) $(AN)/src/main.o
+
+$(AN_OBJ): $(AN)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  ANALYZE $<"
+	@$(ANALYZE_CC) $(BASE) -Werror -O1 -fanalyzer -c $< -o $@
+
+analyze: $(AN_OBJ)
+
+# The OpenAPI document is embedded by swagger.c (.incbin): rebuild it when the JSON changes.
+$(B)/src/api/swagger.o $(FZ)/obj/src/api/swagger.o $(AN)/src/api/swagger.o: src/api/swagger.json
 
 run:
-	@bash scripts/deps.sh run
+	@$(DEPS) run
 	@$(MAKE) --no-print-directory all
 	./$(B)/wharf serve
 
 test:
-	@bash scripts/deps.sh test
+	@$(DEPS) test
 	@$(MAKE) --no-print-directory all unit
 	@bash tests/run.sh $(B)
 
@@ -102,11 +148,12 @@ $(B)/bench/listfill: bench/listfill.c $(B)/libwharf.a
 	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS)
 
 bench:
-	@bash scripts/deps.sh bench
+	@$(DEPS) bench
 	@$(MAKE) --no-print-directory all $(B)/bench/listfill
 	bash bench/run.sh $(B)/wharf
 	bash bench/scan.sh
 	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill
+	python3 bench/login_storm.py $(B)/wharf
 
 bench-lists: all $(B)/bench/listfill
 	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill
@@ -114,4 +161,5 @@ bench-lists: all $(B)/bench/listfill
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/listfill.d
+-include $(LIB_OBJ:.o=.d) $(B)/src/main.d $(B)/bench/listfill.d $(B)/tests/fuzz/replay.d \
+	$(UNIT_BIN:=.d) $(FUZZ_REPLAY:=.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_BIN:=.d) $(AN_OBJ:.o=.d)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wharf needs to build, run and test, and only
 # those that are missing (apt-get runs only when something is absent).
-# Usage: scripts/deps.sh [run|test|bench|fixtures]   (default: test, which includes run)
+# Usage: scripts/deps.sh [run|test|bench|fuzz|fixtures]   (default: test, which includes run)
+#   fuzz: clang-14 with libFuzzer and the sanitizer runtimes (make fuzz, scripts/fuzz.sh);
+#         llvm-14 for llvm-symbolizer, so crash reports name functions and lines
 #   fixtures: the tools tests/data/rpm/make-fixtures.sh uses to rebuild rpm databases
 set -euo pipefail
 what=${1:-test}
@@ -11,14 +13,16 @@ build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-de
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
          docker.io containerd uidmap curl jq openssl)
 bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap umoci pigz zstd bc)
+fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 fixtures=(rpm db-util python3)
 
 case "$what" in
     run) want=("${build[@]}") ;;
     test) want=("${build[@]}" "${testing[@]}") ;;
     bench) want=("${build[@]}" "${bench[@]}") ;;
+    fuzz) want=("${build[@]}" "${fuzz[@]}") ;;
     fixtures) want=("${fixtures[@]}") ;;
-    *) echo "usage: $0 [run|test|bench|fixtures]" >&2; exit 2 ;;
+    *) echo "usage: $0 [run|test|bench|fuzz|fixtures]" >&2; exit 2 ;;
 esac
 
 missing=()

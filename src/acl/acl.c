@@ -278,7 +278,7 @@ void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip
     for (int i = 0; i < 5; i++)
         total += (lens[i] = strlen(parts[i]) + 1);
     char *block = wh_malloc(total), *w = block;
-    char *fields[5];
+    char *fields[5] = {NULL}; /* all set below; gcc 12's analyzer does not see the loop through */
     for (int i = 0; i < 5; i++) {
         memcpy(w, parts[i], lens[i]);
         fields[i] = w;

@@ -40,9 +40,9 @@
 #define WH_AUTH_PASSWORD_MAX 1024 /* longest password accepted at all, in bytes */
 
 /*
- * Hashes `password` with argon2id and a fresh random salt into `out` (cap
- * bytes, WH_AUTH_HASH_MAX is enough) as the PHC string
- * "$argon2id$v=19$m=19456,t=2,p=1$<salt b64>$<hash b64>".
+ * Hashes `password` with argon2id (the parameters above) and a fresh random
+ * salt into `out` (cap bytes, WH_AUTH_HASH_MAX is enough) as the PHC string
+ * "$argon2id$v=19$m=7168,t=5,p=1$<salt b64>$<hash b64>".
  * Returns 0, WH_EINVALID (password longer than WH_AUTH_PASSWORD_MAX),
  * WH_ETOOBIG (`cap` too small) or WH_ERROR.
  */

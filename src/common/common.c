@@ -20,16 +20,12 @@
 
 static _Thread_local char err_msg[512];
 
-int wh_error_set(int code, const char *fmt, ...)
+void wh_error_vmsg(const char *fmt, va_list ap)
 {
     /* Format aside first: the arguments may include wh_error_msg() itself. */
     char tmp[sizeof(err_msg)];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
     memcpy(err_msg, tmp, sizeof(tmp));
-    return code;
 }
 
 const char *wh_error_msg(void)
@@ -44,7 +40,7 @@ void wh_error_clear(void)
 
 /* ---- allocation ---- */
 
-static void oom(size_t n)
+__attribute__((noreturn)) static void oom(size_t n)
 {
     fprintf(stderr, "wharf: out of memory allocating %zu bytes\n", n);
     abort();

@@ -49,7 +49,7 @@ static const struct {
                         "freed"},
 };
 
-int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char *detail_json)
+void oci_answer(wh_req *r, enum oci_err e, const char *message, const char *detail_json)
 {
     json_t *err = json_object();
     json_object_set_new(err, "code", json_string(errs[e].code));
@@ -69,12 +69,6 @@ int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char 
     copy[n] = '\0';
     free(text);
     wh_resp_send(r, errs[e].status, "application/json; charset=utf-8", copy, n);
-    return -1;
-}
-
-int oci_error(wh_req *r, enum oci_err e, const char *message)
-{
-    return oci_error_detail(r, e, message, NULL);
 }
 
 int oci_fail(wh_registry *reg, wh_req *r, int error, const char *what)

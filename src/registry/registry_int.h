@@ -85,10 +85,28 @@ struct target {
 };
 
 /* errors.c */
-/* Answers with the OCI error body; `message` may be NULL for the default. */
-int oci_error(wh_req *r, enum oci_err e, const char *message);
+/*
+ * Answers with the OCI error body; `message` may be NULL for the default,
+ * `detail_json` (compact JSON text) may be NULL for none.
+ */
+void oci_answer(wh_req *r, enum oci_err e, const char *message, const char *detail_json);
+/*
+ * oci_answer for `return oci_error(...)` in handlers: always -1. Inline so that
+ * the compiler and gcc's static analyzer see the -1 and do not follow a
+ * success path after an error answer.
+ */
+static inline int oci_error(wh_req *r, enum oci_err e, const char *message)
+{
+    oci_answer(r, e, message, NULL);
+    return -1;
+}
 /* The same with a JSON `detail` value (compact JSON text). */
-int oci_error_detail(wh_req *r, enum oci_err e, const char *message, const char *detail_json);
+static inline int oci_error_detail(wh_req *r, enum oci_err e, const char *message,
+                                   const char *detail_json)
+{
+    oci_answer(r, e, message, detail_json);
+    return -1;
+}
 
 /*
  * Answers a failed storage or database write `error` of the operation

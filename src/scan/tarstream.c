@@ -105,7 +105,7 @@ static const char *compression_of(const unsigned char *p, size_t n)
 /* Counts `n` produced bytes against the caps; -1 when one is hit. */
 static int account(struct wh_tar *t, size_t n, const unsigned char *p)
 {
-    if (t->out == 0 && n > 0 && t->mode != UNPACK_PLAIN) {
+    if (p && t->out == 0 && n > 0 && t->mode != UNPACK_PLAIN) {
         const char *inner = compression_of(p, n);
         if (inner)
             return fail(t, WH_EINVALID, "is compressed twice (%s data inside the compressed stream): "

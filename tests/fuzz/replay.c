@@ -2,7 +2,8 @@
  * Standalone driver for the fuzz targets: runs LLVMFuzzerTestOneInput over
  * every regular file of the directory given as argv[1], so that a plain gcc
  * build replays the corpus on every test run (libgit2's standalone driver).
- * Exits non-zero if the directory cannot be read; a failing input aborts.
+ * Exits non-zero if the directory cannot be read or holds no input (a replay
+ * that ran nothing proves nothing); a failing input aborts.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -71,6 +72,10 @@ int main(int argc, char **argv)
         files++;
     }
     closedir(d);
+    if (files == 0) {
+        fprintf(stderr, "replay: no inputs in %s\n", argv[1]);
+        return 1;
+    }
     printf("replayed %d inputs from %s\n", files, argv[1]);
     return errors ? 1 : 0;
 }
