@@ -17,9 +17,10 @@
     " (SELECT count(*) FROM artifact a WHERE a.repo_id = r.id), p.name, p.public"
 #define REPO_FROM " FROM repository r JOIN project p ON p.id = r.project_id"
 /* Same visibility rule as for projects (db_project.c). */
-#define VISIBLE(V, R)                                                                              \
+#define VISIBLE(V, R, N)                                                                           \
     " (" V " = -1 OR p.public = 1 OR p.id = " R " OR p.id IN"                                      \
-    " (SELECT project_id FROM member WHERE user_id = " V ")) "
+    " (SELECT project_id FROM member WHERE user_id = " V ")"                                       \
+    " OR p.name IN (SELECT value FROM json_each(" N "))) "
 
 static void repo_row(struct wh_repo_info *o, sqlite3_stmt *s)
 {
@@ -80,11 +81,11 @@ int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, i
                     int (*fn)(const struct wh_repo_info *r, void *payload), void *payload,
                     int64_t *total_out)
 {
-    /* ?1 project (0 any), ?2 exact name, ?3 name substring, ?4/?5 visibility,
+    /* ?1 project (0 any), ?2 exact name, ?3 name substring, ?4/?5/?10 visibility,
      * ?6 sort key, ?7 direction, ?8 offset, ?9 limit */
 #define WHERE                                                                                      \
     " WHERE (?1 = 0 OR r.project_id = ?1) AND (?2 IS NULL OR r.name = ?2)"                         \
-    " AND (?3 IS NULL OR instr(r.name, ?3) > 0) AND" VISIBLE("?4", "?5")
+    " AND (?3 IS NULL OR instr(r.name, ?3) > 0) AND" VISIBLE("?4", "?5", "?10")
     static const char sql_count[] = "SELECT count(*)" REPO_FROM WHERE;
     static const char sql[] = "SELECT " REPO_COLS REPO_FROM WHERE
                               " ORDER BY CASE ?6 WHEN 0 THEN NULL WHEN 1 THEN r.created_ms * ?7"
@@ -103,6 +104,7 @@ int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, i
         db_bind_text(s, 3, f->name_like);
         sqlite3_bind_int64(s, 4, f->visible_user);
         sqlite3_bind_int64(s, 5, f->visible_project);
+        db_bind_text(s, 10, f->visible_names);
         if (pass == 0) {
             if (sqlite3_step(s) == SQLITE_ROW)
                 *total_out = sqlite3_column_int64(s, 0);
