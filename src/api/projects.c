@@ -313,7 +313,7 @@ int api_project_create(struct call *c)
     }
     /* a user owns what it creates; a robot's project is the first administrator's */
     assert(c->who.kind == WH_PRINCIPAL_USER ? c->who.id > 0 : c->who.kind == WH_PRINCIPAL_ROBOT);
-    in->owner_id = c->who.kind == WH_PRINCIPAL_USER ? c->who.id : 0;
+    in->owner_id = c->who.kind == WH_PRINCIPAL_USER ? c->who.id : WH_OWNER_FIRST_ADMIN;
     int64_t id = 0;
     /* the project and its owner's membership: one transaction */
     error = wh_db_project_insert(c->api->db, in, &id);

@@ -299,13 +299,15 @@ struct wh_project_filter {
 /* 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_project_info(wh_db *db, int64_t id, struct wh_project_info *out);
 int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info *out);
+/* wh_project_info.owner_id for "the system administrator with the lowest id". */
+#define WH_OWNER_FIRST_ADMIN (-1)
 /*
  * Creates a project from `in` (name, public, owner, metadata, allowlist,
  * limit) and makes its owner its projectAdmin, in one transaction: on any
- * error nothing is written. The owner is in->owner_id, or when that is 0 (a
- * robot's project, as Harbor does) the system administrator with the lowest
- * id. 0, WH_EEXISTS (message: Harbor's), WH_ENOTFOUND (the owner is gone) or
- * WH_ERROR; `*id_out` may be NULL.
+ * error nothing is written. The owner is in->owner_id; WH_OWNER_FIRST_ADMIN
+ * (a robot's project, as Harbor does) the system administrator with the
+ * lowest id; 0 none. 0, WH_EEXISTS (message: Harbor's), WH_ENOTFOUND (the
+ * owner is gone) or WH_ERROR; `*id_out` may be NULL.
  */
 int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *id_out);
 /* Writes public, metadata, cve_allowlist and storage_limit of in->p.id. */

@@ -97,7 +97,7 @@ int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *i
      * failure at any step leaves nothing behind. */
     if ((error = db_tx_begin(c)) < 0)
         return error;
-    if (owner <= 0) {
+    if (owner == WH_OWNER_FIRST_ADMIN) {
         s = db_stmt(c, sql_admin);
         if ((error = db_one_row(c, s, "system administrator")) == 0) {
             owner = sqlite3_column_int64(s, 0);
@@ -111,7 +111,10 @@ int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *i
         db_bind_text(s, 1, in->p.name);
         sqlite3_bind_int(s, 2, in->p.public);
         sqlite3_bind_int64(s, 3, now);
-        sqlite3_bind_int64(s, 4, owner);
+        if (owner > 0)
+            sqlite3_bind_int64(s, 4, owner);
+        else
+            sqlite3_bind_null(s, 4);
         db_bind_text(s, 5, in->metadata[0] ? in->metadata : "{}");
         db_bind_text(s, 6, in->cve_allowlist[0] ? in->cve_allowlist : "{}");
         sqlite3_bind_int64(s, 7, in->storage_limit);
@@ -124,7 +127,7 @@ int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *i
             error = db_constraint(c, "project");
         db_done(s);
     }
-    if (error == 0) {
+    if (error == 0 && owner > 0) {
         s = db_stmt(c, sql_member);
         sqlite3_bind_int64(s, 1, id);
         sqlite3_bind_int64(s, 2, owner);
