@@ -285,7 +285,9 @@ static int load(struct call *c, struct wh_robot *r, enum wh_rbac_act act)
 /* Whether `name` names robot `r`: its full name, or without the prefix (and project). */
 static bool same_name(const struct wh_robot *r, const char *name)
 {
-    const char *bare = r->name + strlen(ROBOT_PREFIX), *plus = strchr(bare, '+');
+    size_t np = strlen(ROBOT_PREFIX);
+    const char *bare = strncmp(r->name, ROBOT_PREFIX, np) == 0 ? r->name + np : r->name;
+    const char *plus = strchr(bare, '+');
     return strcmp(name, r->name) == 0 || strcmp(name, bare) == 0 ||
            (plus && strcmp(name, plus + 1) == 0);
 }
