@@ -576,51 +576,114 @@ int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
 
 /* ---- permissions ---- */
 
-/* Robot permissions: [{"kind":"project","namespace":"p"|"*","access":[{"resource","action"}]}]. */
-static bool robot_allows(wh_acl *a, const struct wh_principal *p, const struct wh_project *project,
-                         const char *res, const char *act)
+/*
+ * Robot permissions are Harbor's list [{"kind","namespace","access":[{"resource",
+ * "action"}]}]: kind "project" with a project's name or "*" (every project) as
+ * namespace, kind "system" with namespace "/" (system robots only). An entry
+ * without a kind, written before kinds were checked, counts as "project".
+ */
+
+static bool is_system_kind(json_t *perm)
 {
-    struct wh_robot *r = wh_malloc(sizeof(*r));
-    json_t *perms = NULL;
-    bool ok = false;
-    if (!project || wh_db_robot_get_id(a->db, p->id, r) < 0)
-        goto out;
-    if (strcmp(r->level, "project") == 0 && r->project_id != project->id)
-        goto out;
-    perms = json_loads(r->permissions, 0, NULL);
+    const char *kind = json_string_value(json_object_get(perm, "kind"));
+    return kind && strcmp(kind, "system") == 0;
+}
+
+/* Whether one access entry covers (res, act); "*" stands for any. */
+static bool access_covers(json_t *acc, const char *res, const char *act)
+{
+    const char *pr = json_string_value(json_object_get(acc, "resource"));
+    const char *pa = json_string_value(json_object_get(acc, "action"));
+    return pr && pa && (strcmp(pr, res) == 0 || strcmp(pr, "*") == 0) &&
+           (strcmp(pa, act) == 0 || strcmp(pa, "*") == 0);
+}
+
+/*
+ * Whether the list grants `act` on `res`: at system level (`ns` NULL), in
+ * every project (`ns` "*": only entries of namespace "*" count), or in the
+ * project named `ns` (its entries and those of namespace "*"). `any_access`
+ * asks whether an entry names the scope at all, whatever its access.
+ */
+static bool perms_grant(json_t *perms, const char *ns, const char *res, const char *act,
+                        bool any_access)
+{
     size_t i, j;
     json_t *perm, *acc;
     json_array_foreach(perms, i, perm)
     {
-        const char *ns = json_string_value(json_object_get(perm, "namespace"));
-        if (!ns || (strcmp(ns, "*") != 0 && strcmp(ns, project->name) != 0))
+        const char *pns = json_string_value(json_object_get(perm, "namespace"));
+        if (!ns) {
+            if (!is_system_kind(perm))
+                continue;
+        } else if (is_system_kind(perm) || !pns ||
+                   (strcmp(pns, "*") != 0 && strcmp(pns, ns) != 0)) {
             continue;
-        /* a robot may always see the project it has permissions in */
-        if (strcmp(res, "project") == 0 && strcmp(act, "read") == 0) {
-            ok = true;
-            goto out;
         }
+        if (any_access)
+            return true;
         json_array_foreach(json_object_get(perm, "access"), j, acc)
         {
-            const char *pr = json_string_value(json_object_get(acc, "resource"));
-            const char *pa = json_string_value(json_object_get(acc, "action"));
-            if (pr && pa && (strcmp(pr, res) == 0 || strcmp(pr, "*") == 0) &&
-                (strcmp(pa, act) == 0 || strcmp(pa, "*") == 0)) {
-                ok = true;
-                goto out;
-            }
+            if (access_covers(acc, res, act))
+                return true;
         }
     }
-out:
-    json_decref(perms);
-    free(r);
+    return false;
+}
+
+/* A robot's record and parsed permissions; `perms` NULL when it has none readable. */
+struct robot_perms {
+    struct wh_robot *r;
+    json_t *perms;
+};
+
+static int robot_perms_load(wh_acl *a, int64_t id, struct robot_perms *out)
+{
+    out->r = wh_malloc(sizeof(*out->r));
+    out->perms = NULL;
+    int error = wh_db_robot_get_id(a->db, id, out->r);
+    if (error == 0)
+        out->perms = json_loads(out->r->permissions, 0, NULL);
+    return error;
+}
+
+static void robot_perms_dispose(struct robot_perms *rp)
+{
+    json_decref(rp->perms);
+    free(rp->r);
+}
+
+/*
+ * What a robot's permissions allow in `project` (NULL: at system level). A
+ * project robot has nothing outside its project and nothing at system level.
+ */
+static bool robot_perms_allow(const struct robot_perms *rp, const struct wh_project *project,
+                              const char *res, const char *act)
+{
+    bool system_robot = strcmp(rp->r->level, "system") == 0;
+    if (!project)
+        return system_robot && perms_grant(rp->perms, NULL, res, act, false);
+    if (!system_robot && rp->r->project_id != project->id)
+        return false;
+    /* a robot may always see the project it has permissions in */
+    if (strcmp(res, "project") == 0 && strcmp(act, "read") == 0)
+        return perms_grant(rp->perms, project->name, res, act, true);
+    return perms_grant(rp->perms, project->name, res, act, false);
+}
+
+static bool robot_allows(wh_acl *a, const struct wh_principal *p, const struct wh_project *project,
+                         const char *res, const char *act)
+{
+    struct robot_perms rp;
+    bool ok = robot_perms_load(a, p->id, &rp) == 0 && robot_perms_allow(&rp, project, res, act);
+    robot_perms_dispose(&rp);
     return ok;
 }
 
 enum wh_role wh_acl_role(wh_acl *a, const struct wh_principal *p, int64_t project_id)
 {
     int role = 0;
-    if (p->kind != WH_PRINCIPAL_USER || wh_db_member_role(a->db, project_id, p->id, &role) < 0)
+    if (p->kind != WH_PRINCIPAL_USER || p->has_token ||
+        wh_db_member_role(a->db, project_id, p->id, &role) < 0)
         return WH_ROLE_NONE;
     return (enum wh_role)role;
 }
@@ -628,18 +691,217 @@ enum wh_role wh_acl_role(wh_acl *a, const struct wh_principal *p, int64_t projec
 bool wh_acl_can(wh_acl *a, const struct wh_principal *p, const struct wh_project *project,
                 enum wh_rbac_res res, enum wh_rbac_act act)
 {
+    if (p->has_token)
+        return false; /* a token's grants are in the token (wh_acl_repo_actions), nowhere else */
     if (p->sysadmin)
         return true;
-    if (!project)
-        return false; /* system-level resources are for administrators */
     bool anon = p->kind == WH_PRINCIPAL_ANONYMOUS;
     if (p->kind == WH_PRINCIPAL_ROBOT) {
-        if (wh_rbac_allowed(WH_ROLE_NONE, project->public, false, true, res, act))
+        if (project && wh_rbac_allowed(WH_ROLE_NONE, project->public, false, true, res, act))
             return true; /* what anyone may do on a public project */
         return robot_allows(a, p, project, wh_rbac_res_name(res), wh_rbac_act_name(act));
     }
+    if (!project)
+        return false; /* system-level resources are for administrators (and robots given them) */
     enum wh_role role = anon ? WH_ROLE_NONE : wh_acl_role(a, p, project->id);
     return wh_rbac_allowed(role, project->public, false, anon, res, act);
+}
+
+/* ---- what a caller may give away ---- */
+
+/* The pairs a permission may name at system level: the system rights wharf checks. */
+static bool system_pair(enum wh_rbac_res res, enum wh_rbac_act act)
+{
+    if (res == WH_RBAC_RES_PROJECT)
+        return act == WH_RBAC_ACT_CREATE || act == WH_RBAC_ACT_LIST;
+    if (res == WH_RBAC_RES_ROBOT)
+        return act == WH_RBAC_ACT_CREATE || act == WH_RBAC_ACT_READ ||
+               act == WH_RBAC_ACT_UPDATE || act == WH_RBAC_ACT_DELETE || act == WH_RBAC_ACT_LIST;
+    return false;
+}
+
+/* The pairs a permission may name in a project: Harbor's matrix, and scanner-pull. */
+static bool project_pair(enum wh_rbac_res res, enum wh_rbac_act act)
+{
+    if (res == WH_RBAC_RES_REPOSITORY && act == WH_RBAC_ACT_SCANNER_PULL)
+        return true;
+    /* the project administrator's row holds every other role's */
+    return wh_rbac_allowed(WH_ROLE_PROJECT_ADMIN, false, false, false, res, act);
+}
+
+/* Who is giving permissions away, with a robot's permissions read once. */
+struct grantor {
+    wh_acl *a;
+    const struct wh_principal *p;
+    struct robot_perms rp; /* robots only */
+    bool robot_loaded;
+};
+
+/*
+ * Does the grantor hold `act` on `res` at system level (`project` NULL and
+ * `every` false), in every project (`every`), or in `project`?
+ */
+static bool grantor_holds(struct grantor *g, const struct wh_project *project, bool every,
+                          enum wh_rbac_res res, enum wh_rbac_act act)
+{
+    const struct wh_principal *p = g->p;
+    if (p->has_token || p->kind == WH_PRINCIPAL_ANONYMOUS)
+        return false;
+    if (p->sysadmin)
+        return true;
+    const char *rn = wh_rbac_res_name(res), *an = wh_rbac_act_name(act);
+    if (p->kind == WH_PRINCIPAL_ROBOT) {
+        if (!g->robot_loaded)
+            return false;
+        if (every)
+            return strcmp(g->rp.r->level, "system") == 0 &&
+                   perms_grant(g->rp.perms, "*", rn, an, false);
+        if (project && wh_rbac_allowed(WH_ROLE_NONE, project->public, false, true, res, act))
+            return true;
+        return robot_perms_allow(&g->rp, project, rn, an);
+    }
+    if (every || !project)
+        return false; /* a user's rights are per project; system rights are the admins' */
+    /* who may switch a project's pull policies off may let a scanner past them */
+    if (res == WH_RBAC_RES_REPOSITORY && act == WH_RBAC_ACT_SCANNER_PULL)
+        return wh_acl_can(g->a, p, project, WH_RBAC_RES_METADATA, WH_RBAC_ACT_UPDATE);
+    return wh_acl_can(g->a, p, project, res, act);
+}
+
+static void grantor_init(struct grantor *g, wh_acl *a, const struct wh_principal *p)
+{
+    memset(g, 0, sizeof(*g));
+    g->a = a;
+    g->p = p;
+    if (p->kind == WH_PRINCIPAL_ROBOT && !p->has_token)
+        g->robot_loaded = robot_perms_load(a, p->id, &g->rp) == 0;
+}
+
+static void grantor_dispose(struct grantor *g)
+{
+    if (g->p->kind == WH_PRINCIPAL_ROBOT && !g->p->has_token)
+        robot_perms_dispose(&g->rp);
+}
+
+/*
+ * Checks one access entry of a permission: every pair it stands for (a "*"
+ * expands over the pairs meaningful at its level) must be meaningful, and
+ * held by the grantor when `g` is given. Returns 0, or WH_EINVALID (a pair
+ * that means nothing there) / WH_EDENIED (one the grantor lacks), naming it.
+ */
+static int access_check(struct grantor *g, bool system, const char *ns,
+                        const struct wh_project *project, json_t *acc)
+{
+    const char *rs = json_string_value(json_object_get(acc, "resource"));
+    const char *as = json_string_value(json_object_get(acc, "action"));
+    enum wh_rbac_res r0;
+    enum wh_rbac_act a0;
+    bool rall = rs && strcmp(rs, "*") == 0, aall = as && strcmp(as, "*") == 0;
+    if (!rs || !as || (!rall && wh_rbac_res_parse(&r0, rs) < 0) ||
+        (!aall && wh_rbac_act_parse(&a0, as) < 0))
+        return wh_error_set(WH_EINVALID, "bad request permission: %s:%s", rs ? rs : "",
+                            as ? as : "");
+    bool meaningful = false;
+    for (int r = 0; r < WH_RBAC_RES_COUNT; r++) {
+        if (!rall && (enum wh_rbac_res)r != r0)
+            continue;
+        for (int x = 0; x < WH_RBAC_ACT_COUNT; x++) {
+            if (!aall && (enum wh_rbac_act)x != a0)
+                continue;
+            if (!(system ? system_pair : project_pair)((enum wh_rbac_res)r, (enum wh_rbac_act)x))
+                continue;
+            meaningful = true;
+            if (g && !grantor_holds(g, project, !system && !project, (enum wh_rbac_res)r,
+                                    (enum wh_rbac_act)x))
+                return wh_error_set(WH_EDENIED, "%s lacks %s:%s %s%s", g->p->name,
+                                    wh_rbac_res_name((enum wh_rbac_res)r),
+                                    wh_rbac_act_name((enum wh_rbac_act)x),
+                                    system ? "at system level" : "in project ",
+                                    system ? "" : ns);
+        }
+    }
+    if (!meaningful)
+        return wh_error_set(WH_EINVALID, "bad request permission: %s:%s", rs, as);
+    return 0;
+}
+
+int wh_acl_robot_perms_check(wh_acl *a, const struct wh_principal *p, const char *perms,
+                             bool system_robot)
+{
+    json_t *list = json_loads(perms, 0, NULL);
+    struct grantor g = {0};
+    struct wh_project *project = wh_malloc(sizeof(*project));
+    int error = 0;
+    size_t i, j;
+    json_t *perm, *acc;
+    if (p)
+        grantor_init(&g, a, p);
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        error = wh_error_set(WH_EINVALID, "bad request empty permission");
+        goto out;
+    }
+    json_array_foreach(list, i, perm)
+    {
+        const char *kind = json_string_value(json_object_get(perm, "kind"));
+        const char *ns = json_string_value(json_object_get(perm, "namespace"));
+        json_t *access = json_object_get(perm, "access");
+        bool system = kind && strcmp(kind, "system") == 0;
+        if (!kind || (!system && strcmp(kind, "project") != 0)) {
+            error = wh_error_set(WH_EINVALID, "bad request permission level: %s",
+                                 kind ? kind : "");
+            goto out;
+        }
+        if (!ns || (system && (strcmp(ns, "/") != 0 || !system_robot))) {
+            error = wh_error_set(WH_EINVALID, "bad request permission namespace: %s",
+                                 ns ? ns : "");
+            goto out;
+        }
+        if (!json_is_array(access) || json_array_size(access) == 0) {
+            error = wh_error_set(WH_EINVALID, "bad request empty access");
+            goto out;
+        }
+        bool every = !system && strcmp(ns, "*") == 0;
+        if (!system && !every && (error = wh_db_project_get(a->db, ns, project)) < 0) {
+            if (error == WH_ENOTFOUND)
+                wh_error_set(WH_ENOTFOUND, "project %s not found", ns);
+            goto out;
+        }
+        json_array_foreach(access, j, acc)
+        {
+            if ((error = access_check(p ? &g : NULL, system, ns,
+                                      system || every ? NULL : project, acc)) < 0)
+                goto out;
+        }
+    }
+out:
+    if (p)
+        grantor_dispose(&g);
+    free(project);
+    json_decref(list);
+    return error;
+}
+
+int wh_acl_role_grant_check(wh_acl *a, const struct wh_principal *p,
+                            const struct wh_project *project, enum wh_role role)
+{
+    struct grantor g;
+    int error = 0;
+    grantor_init(&g, a, p);
+    for (int r = 0; r < WH_RBAC_RES_COUNT && error == 0; r++) {
+        for (int x = 0; x < WH_RBAC_ACT_COUNT; x++) {
+            if (!wh_rbac_allowed(role, false, false, false, (enum wh_rbac_res)r,
+                                 (enum wh_rbac_act)x) ||
+                grantor_holds(&g, project, false, (enum wh_rbac_res)r, (enum wh_rbac_act)x))
+                continue;
+            error = wh_error_set(WH_EDENIED, "%s cannot grant the role %s: it lacks %s:%s",
+                                 p->name, wh_rbac_role_name(role),
+                                 wh_rbac_res_name((enum wh_rbac_res)r),
+                                 wh_rbac_act_name((enum wh_rbac_act)x));
+            break;
+        }
+    }
+    grantor_dispose(&g);
+    return error;
 }
 
 unsigned wh_acl_repo_actions(wh_acl *a, const struct wh_principal *p,

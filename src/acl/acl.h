@@ -1,10 +1,11 @@
 /*
  * acl: who is calling and what they may do. Turns a request's credentials
  * (HTTP Basic for users and robot accounts, a Bearer token issued by the
- * token service) into a principal, and answers permission questions with
- * Harbor's role matrix (auth/'s RBAC): system administrators may do
- * everything; project members per their role; robots per their permission
- * list; anyone, anonymous included, may read public projects.
+ * token service — on /v2/ only) into a principal, and answers permission
+ * questions with Harbor's role matrix (auth/'s RBAC): system administrators
+ * may do everything; project members per their role; robots per their
+ * permission list; anyone, anonymous included, may read public projects.
+ * Also decides what a caller may give away (robot permissions, member roles).
  *
  * Used by registry/ (the /v2/ API), api/ (the REST API) and the token
  * service. No HTTP inside: callers pass header values. Also creates the
@@ -74,9 +75,37 @@ int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out);
 int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *client_ip,
                  struct wh_principal *out);
 
-/* May `p` do `act` on `res` in `project` (NULL: a system-level resource)? */
+/*
+ * May `p` do `act` on `res` in `project` (NULL: a system-level resource)?
+ * System administrators may do everything; robots what their permissions
+ * list (system-level ones only with a "system" entry), plus what a public
+ * project gives everybody. A caller identified by a token holds nothing here:
+ * its grants are in its token (wh_acl_repo_actions).
+ */
 bool wh_acl_can(wh_acl *a, const struct wh_principal *p, const struct wh_project *project,
                 enum wh_rbac_res res, enum wh_rbac_act act);
+/*
+ * Checks a robot permission list (Harbor's JSON array text) before it is
+ * stored: each entry of kind "project" (namespace an existing project or "*")
+ * or "system" (namespace "/", `system_robot` only), with at least one access
+ * whose resource and action mean something at that level ("*" for any).
+ * With `p` (NULL: no such check), `p` must also hold every permission the
+ * list grants — a robot cannot be given more than its creator has (Harbor
+ * checks this for robot creators; wharf for every caller: what a user holds
+ * is its role, and only administrators hold "*" namespaces or system rights).
+ * Returns 0; WH_EINVALID (a malformed entry) or WH_ENOTFOUND (a namespace
+ * names no project) with Harbor's message; WH_EDENIED naming the first
+ * permission `p` lacks.
+ */
+int wh_acl_robot_perms_check(wh_acl *a, const struct wh_principal *p, const char *perms,
+                             bool system_robot);
+/*
+ * Whether `p` holds in `project` everything role `role` (1..5) may do, as a
+ * caller that adds a member with that role or promotes one to it must: 0, or
+ * WH_EDENIED naming the first permission it lacks.
+ */
+int wh_acl_role_grant_check(wh_acl *a, const struct wh_principal *p,
+                            const struct wh_project *project, enum wh_role role);
 /*
  * The WH_ACT_* bits `p` holds on repository `repo` of `project`: from the
  * token for token callers, else from the role (or robot permissions).

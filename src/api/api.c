@@ -9,6 +9,7 @@
  */
 #include "api/api_int.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -424,9 +425,49 @@ bool api_authenticated(const struct call *c)
     return c->who.kind != WH_PRINCIPAL_ANONYMOUS;
 }
 
+/*
+ * A system robot's view: everything with namespace "*" or the system
+ * permission project:list (Harbor's ListProjects), else the projects its
+ * permissions name, returned as a JSON array text (pool) when `names` is given.
+ */
+static int64_t robot_view(const struct call *c, const struct wh_robot *rb, const char **names)
+{
+    json_t *perms = json_loads(rb->permissions, 0, NULL), *list = json_array(), *perm;
+    int64_t user = 0;
+    size_t i;
+    if (wh_acl_can(c->api->acl, &c->who, NULL, WH_RBAC_RES_PROJECT, WH_RBAC_ACT_LIST))
+        user = -1;
+    json_array_foreach(perms, i, perm)
+    {
+        const char *kind = json_string_value(json_object_get(perm, "kind"));
+        const char *ns = json_string_value(json_object_get(perm, "namespace"));
+        if (!ns || (kind && strcmp(kind, "system") == 0))
+            continue;
+        if (strcmp(ns, "*") == 0)
+            user = -1;
+        else
+            json_array_append_new(list, json_string(ns));
+    }
+    if (names && user == 0) {
+        char *text = json_dumps(list, JSON_COMPACT);
+        *names = text ? wh_pool_strdup(c->pool, text) : NULL;
+        free(text);
+    }
+    json_decref(list);
+    json_decref(perms);
+    return user;
+}
+
 void api_visibility(const struct call *c, int64_t *user, int64_t *project)
 {
+    api_visibility_all(c, user, project, NULL);
+}
+
+void api_visibility_all(const struct call *c, int64_t *user, int64_t *project, const char **names)
+{
     *project = 0;
+    if (names)
+        *names = NULL;
     if (c->who.kind == WH_PRINCIPAL_USER) {
         *user = c->who.sysadmin ? -1 : c->who.id;
     } else if (c->who.kind == WH_PRINCIPAL_ROBOT) {
@@ -434,7 +475,7 @@ void api_visibility(const struct call *c, int64_t *user, int64_t *project)
         *user = 0;
         if (wh_db_robot_get_id(c->api->db, c->who.id, rb) == 0) {
             if (strcmp(rb->level, "system") == 0)
-                *user = -1;
+                *user = robot_view(c, rb, names);
             else
                 *project = rb->project_id;
         }
@@ -526,6 +567,7 @@ static void buf_release(void *p)
 static int dispatch(struct call *c)
 {
     const struct route *rt = c->route;
+    assert(!c->who.has_token); /* wh_api_handle refuses tokens */
     if (rt->scope == S_AUTH && !api_authenticated(c))
         return api_unauthorized(c);
     if (rt->scope == S_ADMIN && !api_admin(c))
@@ -570,6 +612,12 @@ static int on_body_end(wh_req *r, void *ctx)
     return dispatch(c);
 }
 
+/* Whether an Authorization value uses the Basic scheme (case-insensitive). */
+static bool basic_scheme(const char *authz)
+{
+    return strncasecmp(authz, "Basic", 5) == 0 && (authz[5] == ' ' || authz[5] == '\0');
+}
+
 int wh_api_handle(wh_req *r, void *payload)
 {
     wh_api *api = payload;
@@ -603,6 +651,15 @@ int wh_api_handle(wh_req *r, void *payload)
                                          wh_req_path(r)));
     }
 
+    /*
+     * Basic credentials (users, robots) and nothing else identify a REST API
+     * caller: a registry token is a grant of repository actions on /v2/, not an
+     * identity, so it is refused here rather than taken for its subject.
+     */
+    const char *authz = wh_req_header(r, "Authorization");
+    if (authz && *authz && !basic_scheme(authz))
+        return api_error(c, 401, "UNAUTHORIZED",
+                         "unauthorized: the REST API takes Basic credentials, not tokens");
     int error = wh_acl_identify_req(api->acl, r, &c->who);
     if (error == WH_EDEFERRED)
         return 0; /* called again once the password check is done */

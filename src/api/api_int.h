@@ -87,8 +87,16 @@ const char *api_time(struct call *c, int64_t ms);
 bool api_admin(const struct call *c);
 /* True when the caller's Authorization resolved to a user or robot. */
 bool api_authenticated(const struct call *c);
-/* Caller's visibility for listings (wh_project_filter.visible_*). */
+/*
+ * Caller's visibility for listings (wh_project_filter.visible_*): users see
+ * the public projects and those they are members of (administrators all), a
+ * project robot the public ones and its own, a system robot the public ones
+ * and those its permissions name (all with namespace "*" or project:list).
+ * Without `names` a system robot's named projects are left out (public only).
+ */
 void api_visibility(const struct call *c, int64_t *user, int64_t *project);
+/* api_visibility with the names (`*names`: JSON array text in the pool, or NULL). */
+void api_visibility_all(const struct call *c, int64_t *user, int64_t *project, const char **names);
 /* Writes an audit entry for the caller. */
 void api_audit(struct call *c, int64_t project_id, const char *resource, const char *type,
                const char *operation, bool ok);

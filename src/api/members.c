@@ -3,6 +3,7 @@
  * with a role, get, change the role, remove. Only users can be members here
  * (no user groups). Role ids and names are Harbor's: 1 projectAdmin,
  * 2 developer, 3 guest, 4 maintainer, 5 limitedGuest (HARBOR.md §6.3).
+ * Adding or promoting a member takes holding everything its role may do.
  */
 #include "api/api_int.h"
 
@@ -67,6 +68,19 @@ static int parse_role(struct call *c, json_t *b, int *out)
     return 0;
 }
 
+/*
+ * Whoever adds or promotes a member must hold everything the role may do:
+ * a robot given member:create cannot make project administrators (users who
+ * may add members are project administrators, who hold every role). Answers
+ * 403 itself.
+ */
+static int grant_check(struct call *c, int role)
+{
+    if (wh_acl_role_grant_check(c->api->acl, &c->who, &c->proj->p, (enum wh_role)role) < 0)
+        return api_error(c, 403, "FORBIDDEN", wh_error_msg());
+    return 0;
+}
+
 static const char *member_res(struct call *c, const char *username)
 {
     return wh_pool_sprintf(c->pool, "%s/%s", c->proj->p.name, username);
@@ -94,18 +108,19 @@ int api_member_create(struct call *c)
         return api_error(c, 404, "NOT_FOUND", "user not found");
     if (error < 0)
         return api_fail(c, error);
-    int existing;
-    error = wh_db_member_role(c->api->db, c->proj->p.id, u->id, &existing);
-    if (error == 0)
+    if (grant_check(c, role) < 0)
+        return -1;
+    int64_t id = 0;
+    /* one INSERT: of two clients adding the same user, one wins, the other gets 409 */
+    error = wh_db_member_add(c->api->db, c->proj->p.id, u->id, role, &id);
+    api_audit(c, c->proj->p.id, member_res(c, u->username), "member", "create", error == 0);
+    if (error == WH_EEXISTS)
         return api_error(c, 409, "CONFLICT",
                          wh_pool_sprintf(c->pool,
                                          "The user %s is already a member of the project %s",
                                          u->username, c->proj->p.name));
-    if (error != WH_ENOTFOUND)
-        return api_fail(c, error);
-    int64_t id = 0;
-    error = wh_db_member_set(c->api->db, c->proj->p.id, u->id, role, &id);
-    api_audit(c, c->proj->p.id, member_res(c, u->username), "member", "create", error == 0);
+    if (error == WH_ENOTFOUND)
+        return api_error(c, 404, "NOT_FOUND", "user not found");
     if (error < 0)
         return api_fail(c, error);
     wh_resp_header(c->r, "Location",
@@ -140,9 +155,9 @@ int api_member_update(struct call *c)
     struct wh_member m;
     json_t *b = api_body(c);
     int role;
-    if (!b || load(c, &m) < 0 || parse_role(c, b, &role) < 0)
+    if (!b || load(c, &m) < 0 || parse_role(c, b, &role) < 0 || grant_check(c, role) < 0)
         return -1;
-    int error = wh_db_member_set(c->api->db, c->proj->p.id, m.user_id, role, NULL);
+    int error = wh_db_member_set_role(c->api->db, c->proj->p.id, m.id, role);
     api_audit(c, c->proj->p.id, member_res(c, m.username), "member", "update", error == 0);
     if (error < 0)
         return api_fail(c, error);

@@ -1,14 +1,16 @@
 /*
  * projects.c: /projects — list (name/public/owner/q filters, visibility by
- * caller), HEAD by name, create (Harbor's name rules and messages, the
- * creator becomes projectAdmin), get, update (metadata, CVE allowlist,
- * storage limit), delete (412 while repositories remain), _deletable,
+ * caller), HEAD by name, create (Harbor's name rules and messages; the
+ * project and its creator's projectAdmin membership are one transaction;
+ * robots need the system permission project:create), get, update (metadata,
+ * CVE allowlist, storage limit), delete (412 while repositories remain), _deletable,
  * summary (member counts, quota) and the /metadatas/ sub-resource
  * (HARBOR.md §1). Metadata values are strings; "public" is the project's
  * public column, the other keys live in its metadata JSON.
  */
 #include "api/api_int.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -213,7 +215,7 @@ int api_projects_list(struct call *c)
     f.sort = api_sort(c, sorts, 0, &f.desc);
     if (f.sort < 0)
         return api_error(c, 400, "BAD_REQUEST", "unsupported sort key");
-    api_visibility(c, &f.visible_user, &f.visible_project);
+    api_visibility_all(c, &f.visible_user, &f.visible_project, &f.visible_names);
     struct list_ctx l = {c, json_array()};
     int error = wh_db_project_list(c->api->db, &f, offset, limit, add_project, &l, &total);
     if (error < 0) {
@@ -250,7 +252,13 @@ int api_project_create(struct call *c)
         api_visibility(c, &user, &project);
         if (project)
             return api_error(c, 403, "FORBIDDEN", "Only system level robot can create project");
-        admin = true; /* a system robot acts for the administrators */
+        /* Harbor's rule: a robot creates projects with the system permission
+         * project:create, and then as the administrators do (storage_limit) */
+        if (!wh_acl_can(c->api->acl, &c->who, NULL, WH_RBAC_RES_PROJECT, WH_RBAC_ACT_CREATE))
+            return api_error(c, 403, "FORBIDDEN",
+                             "a robot needs the system permission project:create to create a "
+                             "project");
+        admin = true;
     }
     if (c->api->cfg.admin_only_creation && !admin)
         return api_error(c, 403, "FORBIDDEN", "Only system admin can create project");
@@ -303,9 +311,11 @@ int api_project_create(struct call *c)
         snprintf(in->cve_allowlist, sizeof(in->cve_allowlist), "%s", atext ? atext : "{}");
         free(atext);
     }
-    if (c->who.kind == WH_PRINCIPAL_USER)
-        in->owner_id = c->who.id;
+    /* a user owns what it creates; a robot's project is the first administrator's */
+    assert(c->who.kind == WH_PRINCIPAL_USER ? c->who.id > 0 : c->who.kind == WH_PRINCIPAL_ROBOT);
+    in->owner_id = c->who.kind == WH_PRINCIPAL_USER ? c->who.id : WH_OWNER_FIRST_ADMIN;
     int64_t id = 0;
+    /* the project and its owner's membership: one transaction */
     error = wh_db_project_insert(c->api->db, in, &id);
     json_decref(meta);
     json_decref(al);
@@ -313,9 +323,6 @@ int api_project_create(struct call *c)
         api_audit(c, 0, name, "project", "create", false);
         return api_fail(c, error);
     }
-    if (c->who.kind == WH_PRINCIPAL_USER &&
-        (error = wh_db_member_set(c->api->db, id, c->who.id, 1, NULL)) < 0)
-        return api_fail(c, error);
     api_audit(c, id, name, "project", "create", true);
     const char *loc_hdr = wh_req_header(c->r, "X-Resource-Name-In-Location");
     const char *loc =

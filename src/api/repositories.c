@@ -55,7 +55,7 @@ static int list(struct call *c, int64_t project_id)
     if (project_id)
         f.visible_user = -1; /* the route checked the project already */
     else
-        api_visibility(c, &f.visible_user, &f.visible_project);
+        api_visibility_all(c, &f.visible_user, &f.visible_project, &f.visible_names);
     struct list_ctx l = {c, json_array()};
     int error = wh_db_repo_page(c->api->db, &f, offset, limit, add_repo, &l, &total);
     if (error < 0) {

@@ -5,7 +5,9 @@
  * once in the 201 answer and stored only as an argon2id hash; PATCH makes a
  * new one. Expiry is a duration in days (-1: never). Listing without `q`
  * shows system robots; `q=Level=project,ProjectID=<id>` a project's
- * (HARBOR.md §0.3, §6.4).
+ * (HARBOR.md §0.3, §6.4). Nobody gives a robot permissions it lacks itself,
+ * a robot cannot change or re-key a stronger robot, and a robot's level,
+ * name and project never change.
  */
 #include "api/api_int.h"
 
@@ -76,6 +78,72 @@ static int set_secret(struct call *c, struct wh_robot *r, const char *secret)
     return error < 0 ? api_fail(c, error) : 0;
 }
 
+/* 403 DENIED for permissions the caller cannot give; the reason is wh_error_msg(). */
+static int scope_denied(struct call *c)
+{
+    const char *why = wh_pool_strdup(c->pool, wh_error_msg());
+    if (c->who.kind == WH_PRINCIPAL_ROBOT)
+        return api_error(c, 403, "DENIED",
+                         wh_pool_sprintf(c->pool,
+                                         "permission scope is invalid. It must be equal to or "
+                                         "more restrictive than the creator robot's "
+                                         "permissions: %s (%s)",
+                                         c->who.name, why));
+    return api_error(c, 403, "DENIED",
+                     wh_pool_sprintf(c->pool, "permission scope is invalid: %s", why));
+}
+
+/*
+ * Checks permissions `perms` (JSON text) for a robot of the level
+ * (`system_robot`): first that they are well formed (400, or 404 for a
+ * namespace that names no project), then that the caller holds all they
+ * grant (403 DENIED): nobody gives a robot more than it has itself. Answers
+ * itself and returns < 0 when refused.
+ */
+static int perms_check(struct call *c, const char *perms, bool system_robot)
+{
+    int error = wh_acl_robot_perms_check(c->api->acl, NULL, perms, system_robot);
+    if (error == WH_ENOTFOUND)
+        return api_error(c, 404, "NOT_FOUND", wh_error_msg());
+    if (error < 0)
+        return api_fail(c, error);
+    error = wh_acl_robot_perms_check(c->api->acl, &c->who, perms, system_robot);
+    if (error == WH_EDENIED)
+        return scope_denied(c);
+    return error < 0 ? api_fail(c, error) : 0;
+}
+
+/*
+ * A robot acting on another robot (update, new secret) must hold all the
+ * other holds: else robot:update would be a way to take over a stronger
+ * robot. Users who may update robots are project administrators or system
+ * administrators, who hold everything in their scope.
+ */
+static int holds_target(struct call *c, const struct wh_robot *r)
+{
+    if (c->who.kind != WH_PRINCIPAL_ROBOT || c->who.id == r->id)
+        return 0;
+    int error = wh_acl_robot_perms_check(c->api->acl, &c->who, r->permissions,
+                                         strcmp(r->level, "system") == 0);
+    if (error == WH_EDENIED || error == WH_EINVALID || error == WH_ENOTFOUND)
+        return scope_denied(c);
+    return error < 0 ? api_fail(c, error) : 0;
+}
+
+/* JSON text of `perms` into r->permissions; answers 400 when too large. */
+static int perms_store(struct call *c, struct wh_robot *r, json_t *perms)
+{
+    char *ptext = json_dumps(perms, JSON_COMPACT);
+    size_t plen = ptext ? strlen(ptext) : 0;
+    if (!ptext || plen >= sizeof(r->permissions)) {
+        free(ptext);
+        return api_error(c, 400, "BAD_REQUEST", "permissions too large");
+    }
+    memcpy(r->permissions, ptext, plen + 1);
+    free(ptext);
+    return 0;
+}
+
 int api_robot_create(struct call *c)
 {
     json_t *b = api_body(c);
@@ -125,14 +193,8 @@ int api_robot_create(struct call *c)
         return -1;
     int64_t now = wh_now_ms();
     r->expires_at = expiry(now, r->duration);
-    char *ptext = json_dumps(perms, JSON_COMPACT);
-    size_t plen = ptext ? strlen(ptext) : 0;
-    if (plen >= sizeof(r->permissions)) {
-        free(ptext);
-        return api_error(c, 400, "BAD_REQUEST", "permissions too large");
-    }
-    memcpy(r->permissions, ptext ? ptext : "[]", ptext ? plen + 1 : 3);
-    free(ptext);
+    if (perms_store(c, r, perms) < 0 || perms_check(c, r->permissions, !r->project_id) < 0)
+        return -1;
 
     char generated[WH_AUTH_SECRET_LEN + 1];
     const char *secret = json_string_value(json_object_get(b, "secret"));
@@ -220,6 +282,39 @@ static int load(struct call *c, struct wh_robot *r, enum wh_rbac_act act)
     return 0;
 }
 
+/* Whether `name` names robot `r`: its full name, or without the prefix (and project). */
+static bool same_name(const struct wh_robot *r, const char *name)
+{
+    size_t np = strlen(ROBOT_PREFIX);
+    const char *bare = strncmp(r->name, ROBOT_PREFIX, np) == 0 ? r->name + np : r->name;
+    const char *plus = strchr(bare, '+');
+    return strcmp(name, r->name) == 0 || strcmp(name, bare) == 0 ||
+           (plus && strcmp(name, plus + 1) == 0);
+}
+
+/*
+ * A project robot's new permissions: one entry naming its own project. A
+ * different namespace is refused (Harbor: "cannot update the project id of
+ * robot") rather than stored, which would leave the robot with nothing.
+ */
+static int project_perm_check(struct call *c, const struct wh_robot *r, json_t *perms)
+{
+    json_t *p0 = json_array_get(perms, 0);
+    const char *ns = json_string_value(json_object_get(p0, "namespace"));
+    const char *kind = json_string_value(json_object_get(p0, "kind"));
+    if (json_array_size(perms) != 1 || !ns || !kind || strcmp(kind, "project") != 0)
+        return api_error(c, 400, "BAD_REQUEST",
+                         "a project level robot takes exactly one permission of kind "
+                         "'project' naming its project");
+    struct wh_project_info *p = wh_pool_alloc(c->pool, sizeof(*p));
+    int error = wh_db_project_info(c->api->db, r->project_id, p);
+    if (error < 0)
+        return api_fail(c, error);
+    if (strcmp(ns, p->p.name) != 0)
+        return api_error(c, 400, "BAD_REQUEST", "cannot update the project id of robot");
+    return 0;
+}
+
 int api_robot_get(struct call *c)
 {
     struct wh_robot *r = wh_pool_alloc(c->pool, sizeof(*r));
@@ -235,6 +330,14 @@ int api_robot_update(struct call *c)
     if (!b || load(c, r, WH_RBAC_ACT_UPDATE) < 0)
         return -1;
     json_t *v;
+    if (holds_target(c, r) < 0)
+        return -1;
+    /* a robot's level, name and project are what it is: Harbor refuses to change them */
+    if (((v = json_object_get(b, "level")) && json_is_string(v) &&
+         strcmp(json_string_value(v), r->level) != 0) ||
+        ((v = json_object_get(b, "name")) && json_is_string(v) &&
+         !same_name(r, json_string_value(v))))
+        return api_error(c, 400, "BAD_REQUEST", "cannot update the level or name of robot");
     if ((v = json_object_get(b, "description")) && json_is_string(v))
         snprintf(r->description, sizeof(r->description), "%s", json_string_value(v));
     if ((v = json_object_get(b, "disable")) && json_is_boolean(v))
@@ -244,18 +347,13 @@ int api_robot_update(struct call *c)
             return -1;
         r->expires_at = expiry(r->created_ms, r->duration);
     }
-    if ((v = json_object_get(b, "permissions")) && json_is_array(v)) {
-        if (strcmp(r->level, "project") == 0 && json_array_size(v) != 1)
-            return api_error(c, 400, "BAD_REQUEST",
-                             "a project level robot takes exactly one permission");
-        char *ptext = json_dumps(v, JSON_COMPACT);
-        size_t plen = ptext ? strlen(ptext) : 0;
-        if (!ptext || plen >= sizeof(r->permissions)) {
-            free(ptext);
-            return api_error(c, 400, "BAD_REQUEST", "permissions too large");
-        }
-        memcpy(r->permissions, ptext, plen + 1);
-        free(ptext);
+    if ((v = json_object_get(b, "permissions"))) {
+        if (!json_is_array(v))
+            return api_error(c, 400, "BAD_REQUEST", "permissions must be an array");
+        if (r->project_id && project_perm_check(c, r, v) < 0)
+            return -1;
+        if (perms_store(c, r, v) < 0 || perms_check(c, r->permissions, !r->project_id) < 0)
+            return -1;
     }
     int error = wh_db_robot_update(c->api->db, r);
     api_audit(c, r->project_id, r->name, "robot", "update", error == 0);
@@ -268,7 +366,7 @@ int api_robot_refresh(struct call *c)
 {
     struct wh_robot *r = wh_pool_alloc(c->pool, sizeof(*r));
     json_t *b = api_body(c);
-    if (!b || load(c, r, WH_RBAC_ACT_UPDATE) < 0)
+    if (!b || load(c, r, WH_RBAC_ACT_UPDATE) < 0 || holds_target(c, r) < 0)
         return -1;
     char generated[WH_AUTH_SECRET_LEN + 1];
     const char *secret = json_string_value(json_object_get(b, "secret"));

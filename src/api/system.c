@@ -72,7 +72,7 @@ int api_statistics(struct call *c)
 {
     struct wh_project_filter f = {.public = -1};
     struct wh_statistics st;
-    api_visibility(c, &f.visible_user, &f.visible_project);
+    api_visibility_all(c, &f.visible_user, &f.visible_project, &f.visible_names);
     int error = wh_db_statistics(c->api->db, &f, &st);
     if (error < 0)
         return api_fail(c, error);
@@ -125,9 +125,10 @@ int api_search(struct call *c)
         return api_error(c, 400, "BAD_REQUEST", "q is required");
     struct wh_project_filter pf = {.public = -1, .name_like = q};
     struct wh_repo_filter rf = {.name_like = q};
-    api_visibility(c, &pf.visible_user, &pf.visible_project);
+    api_visibility_all(c, &pf.visible_user, &pf.visible_project, &pf.visible_names);
     rf.visible_user = pf.visible_user;
     rf.visible_project = pf.visible_project;
+    rf.visible_names = pf.visible_names;
     struct search_ctx ps = {c, json_array()}, rs = {c, json_array()};
     int error = wh_db_project_list(c->api->db, &pf, 0, SEARCH_MAX, add_project, &ps, NULL);
     if (error == 0)

@@ -201,6 +201,14 @@ struct wh_member {
 };
 /* Adds or changes a member's role. 0 or WH_ERROR; `*id_out` may be NULL. */
 int wh_db_member_set(wh_db *db, int64_t project_id, int64_t user_id, int role, int64_t *id_out);
+/*
+ * Adds a user to a project with `role`, in one statement: 0, WH_EEXISTS (the
+ * user is a member already: nothing changes), WH_ENOTFOUND (the project or
+ * the user is gone) or WH_ERROR. `*id_out` (may be NULL) gets the member id.
+ */
+int wh_db_member_add(wh_db *db, int64_t project_id, int64_t user_id, int role, int64_t *id_out);
+/* Changes the role of member `member_id` of the project. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_member_set_role(wh_db *db, int64_t project_id, int64_t member_id, int role);
 /* The user's role in the project: 0, WH_ENOTFOUND (not a member) or WH_ERROR. */
 int wh_db_member_role(wh_db *db, int64_t project_id, int64_t user_id, int *role_out);
 int wh_db_member_get(wh_db *db, int64_t project_id, int64_t member_id, struct wh_member *out);
@@ -291,14 +299,24 @@ struct wh_project_filter {
     const char *owner;       /* owner's username */
     int64_t visible_user;    /* -1 all projects; 0 public only; else public + member of */
     int64_t visible_project; /* also this project (a project robot's), 0 none */
+    const char *visible_names; /* also these: JSON array of project names (a system
+                                * robot's namespaces), NULL none */
     int sort;                /* 0 name, 1 creation time, 2 id, 3 update time */
     bool desc;
 };
 /* 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_project_info(wh_db *db, int64_t id, struct wh_project_info *out);
 int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info *out);
-/* Creates a project from `in` (name, public, owner, metadata, allowlist, limit).
- * 0, WH_EEXISTS (message: Harbor's) or WH_ERROR. */
+/* wh_project_info.owner_id for "the system administrator with the lowest id". */
+#define WH_OWNER_FIRST_ADMIN (-1)
+/*
+ * Creates a project from `in` (name, public, owner, metadata, allowlist,
+ * limit) and makes its owner its projectAdmin, in one transaction: on any
+ * error nothing is written. The owner is in->owner_id; WH_OWNER_FIRST_ADMIN
+ * (a robot's project, as Harbor does) the system administrator with the
+ * lowest id; 0 none. 0, WH_EEXISTS (message: Harbor's), WH_ENOTFOUND (the
+ * owner is gone) or WH_ERROR; `*id_out` may be NULL.
+ */
 int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *id_out);
 /* Writes public, metadata, cve_allowlist and storage_limit of in->p.id. */
 int wh_db_project_update(wh_db *db, const struct wh_project_info *in);
@@ -349,6 +367,7 @@ struct wh_repo_filter {
     const char *name_like;   /* substring or NULL */
     int64_t visible_user;    /* as in wh_project_filter */
     int64_t visible_project;
+    const char *visible_names;
     int sort;                /* 0 name, 1 creation, 2 update, 3 pull count, 4 id */
     bool desc;
 };

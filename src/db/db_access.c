@@ -183,6 +183,32 @@ int wh_db_member_set(wh_db *db, int64_t project_id, int64_t user_id, int role, i
     return error;
 }
 
+int wh_db_member_add(wh_db *db, int64_t project_id, int64_t user_id, int role, int64_t *id_out)
+{
+    static const char sql[] = "INSERT INTO member(project_id, user_id, role, created_ms, updated_ms)"
+                              " VALUES(?1, ?2, ?3, ?4, ?4)";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int(s, 3, role);
+    sqlite3_bind_int64(s, 4, wh_now_ms());
+    return db_insert(c, s, "member", id_out);
+}
+
+int wh_db_member_set_role(wh_db *db, int64_t project_id, int64_t member_id, int role)
+{
+    static const char sql[] = "UPDATE member SET role = ?3, updated_ms = ?4"
+                              " WHERE project_id = ?1 AND id = ?2";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    sqlite3_bind_int64(s, 2, member_id);
+    sqlite3_bind_int(s, 3, role);
+    sqlite3_bind_int64(s, 4, wh_now_ms());
+    return db_change(c, s, "member");
+}
+
 int wh_db_member_role(wh_db *db, int64_t project_id, int64_t user_id, int *role_out)
 {
     static const char sql[] = "SELECT role FROM member WHERE project_id = ?1 AND user_id = ?2";

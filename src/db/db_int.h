@@ -55,6 +55,13 @@ int db_run(struct conn *c, sqlite3_stmt *s);
  * disk is full (SQLITE_FULL), else WH_ERROR.
  */
 int db_fail(struct conn *c);
+/*
+ * Classifies the failed write of a `what` row: WH_EEXISTS for a unique or
+ * primary key conflict, WH_ENOTFOUND when a row it refers to is gone
+ * (foreign key), else WH_ERROR (db_fail), so that only the caller's own
+ * conflicts are ever reported as such.
+ */
+int db_constraint(struct conn *c, const char *what);
 /* Binds text (NULL binds SQL NULL). The string must outlive the step. */
 void db_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Copies a text column into a fixed buffer ("" for NULL). */
@@ -69,8 +76,9 @@ int db_tx_end(struct conn *c, int error);
  * statement already reset.
  */
 int db_one_row(struct conn *c, sqlite3_stmt *s, const char *what);
-/* Steps a bound INSERT: 0, WH_EEXISTS ("<what> already exists") or WH_ERROR;
- * the new rowid in `*id_out` (may be NULL). Resets `s`. */
+/* Steps a bound INSERT: 0, WH_EEXISTS ("<what> already exists"), WH_ENOTFOUND
+ * (a row it refers to is gone) or WH_ERROR (db_constraint); the new rowid in
+ * `*id_out` (may be NULL). Resets `s`. */
 int db_insert(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out);
 /* Steps a bound UPDATE/DELETE: WH_ENOTFOUND when it changed no row. Resets `s`. */
 int db_change(struct conn *c, sqlite3_stmt *s, const char *what);

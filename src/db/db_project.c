@@ -19,10 +19,12 @@
 #include <string.h>
 
 /* Visibility filter shared by the listing queries: ?V is the caller's user id
- * (-1: everything, 0: public only), ?R a robot's project (0: none). */
-#define VISIBLE(V, R)                                                                              \
+ * (-1: everything, 0: public only), ?R a robot's project (0: none), ?N a JSON
+ * array of the names a system robot's permissions cover (NULL: none). */
+#define VISIBLE(V, R, N)                                                                           \
     " (" V " = -1 OR p.public = 1 OR p.id = " R " OR p.id IN"                                      \
-    " (SELECT project_id FROM member WHERE user_id = " V ")) "
+    " (SELECT project_id FROM member WHERE user_id = " V ")"                                       \
+    " OR p.name IN (SELECT value FROM json_each(" N "))) "
 
 #define INFO_COLS                                                                                  \
     "p.id, p.name, p.public, p.created_ms, coalesce(p.owner_id, 0), coalesce(u.username, ''),"     \
@@ -82,30 +84,61 @@ int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info 
 
 int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *id_out)
 {
+    static const char sql_admin[] = "SELECT id FROM user WHERE sysadmin = 1 ORDER BY id LIMIT 1";
     static const char sql[] =
         "INSERT INTO project(name, public, created_ms, updated_ms, owner_id, metadata,"
         " cve_allowlist, storage_limit) VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)";
+    static const char sql_member[] = "INSERT INTO member(project_id, user_id, role, created_ms,"
+                                     " updated_ms) VALUES(?1, ?2, 1, ?3, ?3)";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    db_bind_text(s, 1, in->p.name);
-    sqlite3_bind_int(s, 2, in->p.public);
-    sqlite3_bind_int64(s, 3, wh_now_ms());
-    if (in->owner_id > 0)
-        sqlite3_bind_int64(s, 4, in->owner_id);
-    else
-        sqlite3_bind_null(s, 4);
-    db_bind_text(s, 5, in->metadata[0] ? in->metadata : "{}");
-    db_bind_text(s, 6, in->cve_allowlist[0] ? in->cve_allowlist : "{}");
-    sqlite3_bind_int64(s, 7, in->storage_limit);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_CONSTRAINT)
-        error = wh_error_set(WH_EEXISTS, "The project named %s already exists", in->p.name);
-    else if (rc != SQLITE_DONE)
-        error = db_fail(c);
-    else if (id_out)
-        *id_out = db_last_id(c);
-    db_done(s);
+    int64_t now = wh_now_ms(), owner = in->owner_id, id = 0;
+    sqlite3_stmt *s;
+    int error, rc;
+    /* The project, its owner and the owner's membership are one write: a
+     * failure at any step leaves nothing behind. */
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    if (owner == WH_OWNER_FIRST_ADMIN) {
+        s = db_stmt(c, sql_admin);
+        if ((error = db_one_row(c, s, "system administrator")) == 0) {
+            owner = sqlite3_column_int64(s, 0);
+            db_done(s);
+        } else if (error == WH_ENOTFOUND) {
+            error = wh_error_set(WH_ERROR, "cannot create project as no system admin found");
+        }
+    }
+    if (error == 0) {
+        s = db_stmt(c, sql);
+        db_bind_text(s, 1, in->p.name);
+        sqlite3_bind_int(s, 2, in->p.public);
+        sqlite3_bind_int64(s, 3, now);
+        if (owner > 0)
+            sqlite3_bind_int64(s, 4, owner);
+        else
+            sqlite3_bind_null(s, 4);
+        db_bind_text(s, 5, in->metadata[0] ? in->metadata : "{}");
+        db_bind_text(s, 6, in->cve_allowlist[0] ? in->cve_allowlist : "{}");
+        sqlite3_bind_int64(s, 7, in->storage_limit);
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            id = db_last_id(c);
+        else if (sqlite3_extended_errcode(sqlite3_db_handle(s)) == SQLITE_CONSTRAINT_UNIQUE)
+            error = wh_error_set(WH_EEXISTS, "The project named %s already exists", in->p.name);
+        else
+            error = db_constraint(c, "project");
+        db_done(s);
+    }
+    if (error == 0 && owner > 0) {
+        s = db_stmt(c, sql_member);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, owner);
+        sqlite3_bind_int64(s, 3, now);
+        error = db_insert(c, s, "project member", NULL);
+        if (error == WH_ENOTFOUND)
+            error = wh_error_set(WH_ENOTFOUND, "user %" PRId64 " not found", owner);
+    }
+    if ((error = db_tx_end(c, error)) == 0 && id_out)
+        *id_out = id;
     return error;
 }
 
@@ -168,8 +201,8 @@ static int list_each(sqlite3_stmt *s, void *payload)
 
 void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bool count)
 {
-    /* ?1 exact name, ?2 name substring, ?3 public, ?4 owner name, ?5/?6 visibility,
-     * ?7 offset, ?8 limit */
+    /* ?1 exact name, ?2 name substring, ?3 public, ?4 owner name, ?5/?6/?9 visibility
+     * (?9: the project names a system robot's permissions cover), ?7 offset, ?8 limit */
     static const char *const keys[] = {NULL, "p.created_ms", "p.id", "p.updated_ms"};
     const char *dir = f->desc ? " DESC" : "";
     if (!count)
@@ -185,8 +218,12 @@ void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bo
     if (f->owner)
         db_sql_add(q, " AND p.owner_id = (SELECT id FROM user WHERE username = ?4)");
     if (f->visible_user != -1)
-        db_sql_add(q, " AND (p.public = 1 OR p.id = ?6"
-                      " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?5))");
+        db_sql_add(q, f->visible_names
+                          ? " AND (p.public = 1 OR p.id = ?6"
+                            " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?5)"
+                            " OR p.name IN (SELECT value FROM json_each(?9)))"
+                          : " AND (p.public = 1 OR p.id = ?6"
+                            " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?5))");
     if (count)
         return;
     if (f->name) {
@@ -225,6 +262,7 @@ int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t off
         db_bind_text(s, 4, f->owner);
         sqlite3_bind_int64(s, 5, f->visible_user);
         sqlite3_bind_int64(s, 6, f->visible_project);
+        db_bind_text(s, 9, f->visible_names);
         if (pass == 0) {
             error = db_count(c, s, total_out);
             continue;
@@ -341,12 +379,13 @@ int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_sta
         "   WHERE r.project_id = p.id) END), 0),"
         " coalesce(sum(CASE WHEN p.public = 1 THEN (SELECT count(*) FROM repository r"
         "   WHERE r.project_id = p.id) END), 0)"
-        " FROM project p WHERE" VISIBLE("?1", "?2");
+        " FROM project p WHERE" VISIBLE("?1", "?2", "?3");
     static const char sql_storage[] = "SELECT coalesce(sum(size), 0) FROM blob";
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, f->visible_user);
     sqlite3_bind_int64(s, 2, f->visible_project);
+    db_bind_text(s, 3, f->visible_names);
     int rc = sqlite3_step(s);
     int error = 0;
     memset(out, 0, sizeof(*out));

@@ -100,13 +100,24 @@ void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool cou
         db_sql_add(q, " AND r.name = ?2");
     if (f->name_like)
         db_sql_add(q, " AND instr(r.name, ?3) > 0");
+    /* ?8: the project names a system robot's permissions cover (NULL: none) */
     if (by_projects)
-        db_sql_add(q, " AND r.project_id IN (SELECT id FROM project WHERE public = 1"
-                      " UNION ALL SELECT ?5"
-                      " UNION ALL SELECT project_id FROM member WHERE user_id = ?4)");
+        db_sql_add(q, f->visible_names
+                          ? " AND r.project_id IN (SELECT id FROM project WHERE public = 1"
+                            " UNION ALL SELECT ?5"
+                            " UNION ALL SELECT project_id FROM member WHERE user_id = ?4"
+                            " UNION ALL SELECT id FROM project WHERE name IN"
+                            " (SELECT value FROM json_each(?8)))"
+                          : " AND r.project_id IN (SELECT id FROM project WHERE public = 1"
+                            " UNION ALL SELECT ?5"
+                            " UNION ALL SELECT project_id FROM member WHERE user_id = ?4)");
     else if (visible)
-        db_sql_add(q, " AND (p.public = 1 OR p.id = ?5"
-                      " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?4))");
+        db_sql_add(q, f->visible_names
+                          ? " AND (p.public = 1 OR p.id = ?5"
+                            " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?4)"
+                            " OR p.name IN (SELECT value FROM json_each(?8)))"
+                          : " AND (p.public = 1 OR p.id = ?5"
+                            " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?4))");
     if (count)
         return;
     if (f->name) {
@@ -144,6 +155,7 @@ int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, i
         db_bind_text(s, 3, f->name_like);
         sqlite3_bind_int64(s, 4, f->visible_user);
         sqlite3_bind_int64(s, 5, f->visible_project);
+        db_bind_text(s, 8, f->visible_names);
         if (pass == 0) {
             error = db_count(c, s, total_out);
             continue;

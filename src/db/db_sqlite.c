@@ -663,6 +663,19 @@ int db_fail(struct conn *c)
     return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
 }
 
+int db_constraint(struct conn *c, const char *what)
+{
+    switch (sqlite3_extended_errcode(c->h)) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return wh_error_set(WH_EEXISTS, "%s already exists", what);
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return wh_error_set(WH_ENOTFOUND, "%s: a row it refers to does not exist", what);
+    default:
+        return db_fail(c); /* any other failure is the server's, not the caller's */
+    }
+}
+
 void db_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
     if (v)
@@ -1380,10 +1393,8 @@ int db_insert(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out
 {
     int rc = sqlite3_step(s);
     int error = 0;
-    if (rc == SQLITE_CONSTRAINT)
-        error = wh_error_set(WH_EEXISTS, "%s already exists", what);
-    else if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        error = db_fail(c);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        error = db_constraint(c, what);
     else if (id_out)
         *id_out = sqlite3_last_insert_rowid(c->h);
     db_done(s);

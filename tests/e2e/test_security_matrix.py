@@ -35,6 +35,11 @@ How the table is read from HARBOR.md §6.3:
     Without a token, wharf serves them public pulls directly (docs/security.md,
     "Anonymous callers read public projects without a token").
 
+A token from the token service is a grant on /v2/, not an identity: on the
+REST API every principal's token is refused with 401 UNAUTHORIZED, whatever
+the token grants and the principal's role, and changes nothing
+(test_api_token; more in test_api_identity.py).
+
 Denials: on /v2/ anonymous and token callers get 401 UNAUTHORIZED with a
 Bearer challenge, callers who sent Basic credentials get 403 DENIED; on the
 REST API anonymous callers get 401 UNAUTHORIZED, authenticated ones 403
@@ -403,3 +408,41 @@ def test_api(world, action, who, vis):
             f"{cell}: robots afterwards: {[x['name'] for x in robots]}")
     else:
         raise AssertionError(f"unknown action {action}")
+
+
+TOKEN_CELLS = [(w, v) for w in PRINCIPALS if w != "anonymous" for v in PROJECTS]
+
+
+@pytest.mark.parametrize("who,vis", TOKEN_CELLS, ids=[cell_id("api-token", *c) for c in TOKEN_CELLS])
+def test_api_token(world, who, vis):
+    """The principal's token for everything on the project's repository, sent
+    to the REST API: 401 for reads and writes alike, and nothing changes."""
+    cell = f"[api-token {who} {vis}]"
+    pname, pid = PROJECTS[vis], world.pid[vis]
+    tok, _ = world.token(who, vis, f"repository:{pname}/app:pull,push,delete")
+    api = Api(world.srv.url)
+    api.s.headers["Authorization"] = f"Bearer {tok}"
+    admin = world.admin
+    tag = who.lower()
+    before = admin.ok(admin.get(f"/projects/{pid}")).json()["metadata"]
+    drop_member(world, vis, world.target)
+    attempts = [
+        api.get(f"/projects/{pid}/repositories"),
+        api.get(f"/projects/{pname}/repositories/app/artifacts"),
+        api.post(f"/projects/{pid}/members", {"role_id": 1, "member_user": {"username": world.target}}),
+        api.put(f"/projects/{pid}", {"metadata": {"auto_scan": "true", "public": "true"}}),
+        api.post("/robots", {"name": f"tok-{tag}", "level": "project", "duration": -1,
+                             "permissions": [{"kind": "project", "namespace": pname,
+                                              "access": [{"resource": "repository", "action": "push"}]}]}),
+        api.post("/projects", {"project_name": f"tok-{tag}-{vis}", "storage_limit": 1024}),
+    ]
+    for r in attempts:
+        assert r.status_code == 401, f"{cell}: " + api_describe(r)
+        api_expect_error(r, 401, "UNAUTHORIZED")
+    assert member_of(world, vis, world.target) is None, f"{cell}: a token added a member"
+    assert admin.ok(admin.get(f"/projects/{pid}")).json()["metadata"] == before, f"{cell}: metadata changed"
+    robots = admin.ok(admin.get("/robots", params={"q": quote(f"Level=project,ProjectID={pid}", safe=""),
+                                                   "page_size": 100})).json()
+    assert f"robot${pname}+tok-{tag}" not in [x["name"] for x in robots], f"{cell}: a token created a robot"
+    assert admin.head("/projects", params={"project_name": f"tok-{tag}-{vis}"}).status_code == 404, (
+        f"{cell}: a token created a project")

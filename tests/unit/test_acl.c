@@ -3,7 +3,10 @@
  * cross-mount (wh_acl_blob_source over db/'s wh_db_blob_holders): the caller
  * gets a repository it may pull from, the preferred project first, then
  * public ones; never one it cannot read; a token caller only what its token
- * grants.
+ * grants. And for what a caller may give away: robot permission lists
+ * (validated, and never more than the grantor holds) and member roles; and
+ * the all-or-nothing writes under them (a project with its owner's
+ * membership, a member added once).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -205,6 +208,229 @@ static void test_acl__holders_order_and_limits(void **state)
     assert_int_equal(c.n, 0);
 }
 
+
+/* Creates a robot with `perms`; returns a principal for it. */
+static struct wh_principal robot(struct world *w, const char *name, int64_t project_id,
+                                 const char *perms)
+{
+    struct wh_robot *r = calloc(1, sizeof(*r));
+    int64_t id = 0;
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->level, sizeof(r->level), "%s", project_id ? "project" : "system");
+    r->project_id = project_id;
+    snprintf(r->secret, sizeof(r->secret), "not-a-hash");
+    r->expires_at = -1;
+    snprintf(r->permissions, sizeof(r->permissions), "%s", perms);
+    assert_int_equal(wh_db_robot_create(w->db, r, &id), 0);
+    free(r);
+    struct wh_principal p;
+    memset(&p, 0, sizeof(p));
+    p.kind = WH_PRINCIPAL_ROBOT;
+    p.id = id;
+    snprintf(p.name, sizeof(p.name), "%s", name);
+    return p;
+}
+
+#define ACC(r, a) "{\"resource\":\"" r "\",\"action\":\"" a "\"}"
+/* `acc`: access entries joined with "," */
+#define PERM(ns, acc) "{\"kind\":\"project\",\"namespace\":\"" ns "\",\"access\":[" acc "]}"
+#define SYS(acc) "{\"kind\":\"system\",\"namespace\":\"/\",\"access\":[" acc "]}"
+
+static void test_acl__robot_perms_valid(void **state)
+{
+    struct world *w = *state;
+    const struct {
+        const char *perms;
+        bool system_robot;
+        int want;
+    } cases[] = {
+        {"[" PERM("mine", ACC("repository", "pull")) "]", false, 0},
+        {"[" PERM("*", ACC("*", "*")) "," SYS(ACC("project", "create")) "]", true, 0},
+        {"[" PERM("mine", ACC("repository", "scanner-pull") "," ACC("member", "create")) "]", false,
+         0},
+        {"[" PERM("mine", ACC("webhook", "list")) "]", false, 0}, /* Harbor's alias */
+        {"[]", true, WH_EINVALID},
+        {"{}", true, WH_EINVALID},
+        {"not json", true, WH_EINVALID},
+        {"[{\"namespace\":\"mine\",\"access\":[" ACC("repository", "pull") "]}]", true,
+         WH_EINVALID}, /* no kind */
+        {"[{\"kind\":\"bogus\",\"namespace\":\"mine\",\"access\":[" ACC("repository", "pull") "]}]",
+         true, WH_EINVALID},
+        {"[" SYS(ACC("project", "create")) "]", false, WH_EINVALID}, /* not for project robots */
+        {"[{\"kind\":\"system\",\"namespace\":\"mine\",\"access\":[" ACC("project", "create") "]}]",
+         true, WH_EINVALID},
+        {"[" PERM("mine", "") "]", true, WH_EINVALID},                          /* empty access */
+        {"[" PERM("mine", ACC("helm-chart", "read")) "]", true, WH_EINVALID}, /* unknown */
+        {"[" PERM("mine", ACC("repository", "fly")) "]", true, WH_EINVALID},
+        {"[" PERM("mine", ACC("project", "pull")) "]", true, WH_EINVALID},  /* means nothing */
+        {"[" PERM("mine", ACC("project", "create")) "]", true, WH_EINVALID}, /* system only */
+        {"[" SYS(ACC("repository", "pull")) "]", true, WH_EINVALID},
+        {"[" PERM("nosuch", ACC("repository", "pull")) "]", true, WH_ENOTFOUND},
+        {"[{\"kind\":\"project\",\"access\":[" ACC("repository", "pull") "]}]", true, WH_EINVALID},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got = wh_acl_robot_perms_check(w->acl, NULL, cases[i].perms, cases[i].system_robot);
+        if (got != cases[i].want)
+            fail_msg("case %zu (%s): got %d, want %d (%s)", i, cases[i].perms, got, cases[i].want,
+                     wh_error_msg());
+    }
+}
+
+static void test_acl__robot_perms_granted(void **state)
+{
+    struct world *w = *state;
+    struct wh_principal admin = person(1, "admin", true);
+    struct wh_principal bob = person(w->bob, "bob", false); /* developer of "mine" */
+    struct wh_principal bobtok = bob;
+    bobtok.has_token = true;
+    struct wh_principal pr = robot(w, "robot$mine+r", w->mine,
+                                   "[" PERM("mine", ACC("repository", "pull") ","
+                                                    ACC("robot", "create")) "]");
+    struct wh_principal sr = robot(w, "robot$s", 0,
+                                   "[" PERM("*", ACC("repository", "pull")) ","
+                                   PERM("other", ACC("repository", "*")) ","
+                                   SYS(ACC("project", "create")) "]");
+    const struct {
+        const struct wh_principal *who;
+        const char *perms;
+        bool system_robot;
+        int want;
+    } cases[] = {
+        {&admin, "[" PERM("*", ACC("*", "*")) "," SYS(ACC("*", "*")) "]", true, 0},
+        {&bob, "[" PERM("mine", ACC("repository", "pull") "," ACC("repository", "push")) "]", false,
+         0},
+        {&bob, "[" PERM("mine", ACC("repository", "delete")) "]", false, WH_EDENIED},
+        {&bob, "[" PERM("mine", ACC("repository", "scanner-pull")) "]", false, WH_EDENIED},
+        {&bob, "[" PERM("secret", ACC("repository", "pull")) "]", false, WH_EDENIED},
+        {&bob, "[" PERM("*", ACC("repository", "pull")) "]", true, WH_EDENIED},
+        {&bob, "[" SYS(ACC("project", "create")) "]", true, WH_EDENIED},
+        {&bobtok, "[" PERM("mine", ACC("repository", "pull")) "]", false, WH_EDENIED},
+        {&pr, "[" PERM("mine", ACC("repository", "pull") "," ACC("robot", "create")) "]", false,
+         0},
+        {&pr, "[" PERM("mine", ACC("repository", "push")) "]", false, WH_EDENIED},
+        {&pr, "[" PERM("mine", ACC("repository", "*")) "]", false, WH_EDENIED},
+        {&pr, "[" PERM("mine", ACC("*", "pull")) "]", false, 0}, /* pull means repository pull */
+        {&pr, "[" PERM("other", ACC("repository", "pull")) "]", false, WH_EDENIED},
+        {&pr, "[" PERM("pub", ACC("repository", "pull")) "]", false, 0}, /* everybody's */
+        {&sr, "[" PERM("secret", ACC("repository", "pull")) "]", true, 0},
+        {&sr, "[" PERM("*", ACC("repository", "pull")) "]", true, 0},
+        {&sr, "[" PERM("*", ACC("repository", "push")) "]", true, WH_EDENIED},
+        {&sr, "[" PERM("other", ACC("repository", "*")) "]", true, 0},
+        {&sr, "[" PERM("other", ACC("*", "*")) "]", true, WH_EDENIED},
+        {&sr, "[" SYS(ACC("project", "create")) "]", true, 0},
+        {&sr, "[" SYS(ACC("robot", "create")) "]", true, WH_EDENIED},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got = wh_acl_robot_perms_check(w->acl, cases[i].who, cases[i].perms,
+                                           cases[i].system_robot);
+        if (got != cases[i].want)
+            fail_msg("case %zu (%s: %s): got %d, want %d (%s)", i, cases[i].who->name,
+                     cases[i].perms, got, cases[i].want, wh_error_msg());
+    }
+    /* the system robot's rights at system level are what its "system" entry lists */
+    assert_true(wh_acl_can(w->acl, &sr, NULL, WH_RBAC_RES_PROJECT, WH_RBAC_ACT_CREATE));
+    assert_false(wh_acl_can(w->acl, &sr, NULL, WH_RBAC_RES_ROBOT, WH_RBAC_ACT_CREATE));
+    assert_false(wh_acl_can(w->acl, &pr, NULL, WH_RBAC_RES_PROJECT, WH_RBAC_ACT_CREATE));
+    assert_false(wh_acl_can(w->acl, &bobtok, NULL, WH_RBAC_RES_PROJECT, WH_RBAC_ACT_READ));
+}
+
+static void test_acl__role_grants(void **state)
+{
+    struct world *w = *state;
+    struct wh_project mine;
+    assert_int_equal(wh_db_project_get(w->db, "mine", &mine), 0);
+    struct wh_principal admin = person(1, "admin", true);
+    struct wh_principal bob = person(w->bob, "bob", false); /* developer */
+    struct wh_principal hr = robot(w, "robot$mine+hr", w->mine,
+                                   "[" PERM("mine", ACC("member", "create") ","
+                                                    ACC("repository", "pull")) "]");
+    struct wh_principal lg = robot(w, "robot$mine+lg", w->mine,
+                                   "[" PERM("mine", ACC("member", "create") ","
+                                            ACC("repository", "pull") "," ACC("repository", "read") ","
+                                            ACC("repository", "list") "," ACC("artifact", "read") ","
+                                            ACC("artifact", "list") ","
+                                            ACC("artifact-addition", "read") "," ACC("tag", "list") ","
+                                            ACC("scan", "read") "," ACC("sbom", "read") ","
+                                            ACC("scanner", "read") "," ACC("accessory", "list") ","
+                                            ACC("quota", "read")) "]");
+    const struct {
+        const struct wh_principal *who;
+        enum wh_role role;
+        int want;
+    } cases[] = {
+        {&admin, WH_ROLE_PROJECT_ADMIN, 0},
+        {&bob, WH_ROLE_DEVELOPER, 0},
+        {&bob, WH_ROLE_LIMITED_GUEST, 0},
+        {&bob, WH_ROLE_MAINTAINER, WH_EDENIED},
+        {&bob, WH_ROLE_PROJECT_ADMIN, WH_EDENIED},
+        {&hr, WH_ROLE_LIMITED_GUEST, WH_EDENIED},
+        {&hr, WH_ROLE_PROJECT_ADMIN, WH_EDENIED},
+        {&lg, WH_ROLE_LIMITED_GUEST, 0}, /* project read comes with any permission in it */
+        {&lg, WH_ROLE_GUEST, WH_EDENIED},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got = wh_acl_role_grant_check(w->acl, cases[i].who, &mine, cases[i].role);
+        if (got != cases[i].want)
+            fail_msg("case %zu (%s, role %d): got %d, want %d (%s)", i, cases[i].who->name,
+                     (int)cases[i].role, got, cases[i].want, wh_error_msg());
+    }
+}
+
+static int member_role(struct world *w, int64_t project, int64_t user)
+{
+    int role = 0;
+    return wh_db_member_role(w->db, project, user, &role) == 0 ? role : 0;
+}
+
+static void test_acl__writes_all_or_nothing(void **state)
+{
+    struct world *w = *state;
+    struct wh_project_info *in = calloc(1, sizeof(*in));
+    struct wh_project p;
+    int64_t id = 0;
+    in->storage_limit = -1;
+    /* an owner who does not exist: no project either */
+    snprintf(in->p.name, sizeof(in->p.name), "orphan");
+    in->owner_id = 999999;
+    assert_int_equal(wh_db_project_insert(w->db, in, &id), WH_ENOTFOUND);
+    assert_int_equal(wh_db_project_get(w->db, "orphan", &p), WH_ENOTFOUND);
+    /* a user's project: the user is its projectAdmin */
+    in->owner_id = w->bob;
+    assert_int_equal(wh_db_project_insert(w->db, in, &id), 0);
+    assert_int_equal(member_role(w, id, w->bob), WH_ROLE_PROJECT_ADMIN);
+    /* a duplicate: refused, the first one untouched */
+    in->owner_id = w->carol;
+    assert_int_equal(wh_db_project_insert(w->db, in, NULL), WH_EEXISTS);
+    assert_string_equal(wh_error_msg(), "The project named orphan already exists");
+    assert_int_equal(member_role(w, id, w->carol), 0);
+    /* a robot's project: the first administrator's */
+    snprintf(in->p.name, sizeof(in->p.name), "byrobot");
+    in->owner_id = WH_OWNER_FIRST_ADMIN;
+    assert_int_equal(wh_db_project_insert(w->db, in, &id), 0);
+    struct wh_project_info *got = calloc(1, sizeof(*got));
+    assert_int_equal(wh_db_project_info(w->db, id, got), 0);
+    assert_string_equal(got->owner_name, "admin");
+    assert_int_equal(member_role(w, id, got->owner_id), WH_ROLE_PROJECT_ADMIN);
+    /* no owner (as the command line makes them): no member either */
+    snprintf(in->p.name, sizeof(in->p.name), "ownerless");
+    in->owner_id = 0;
+    int64_t oid = 0, counts[6];
+    assert_int_equal(wh_db_project_insert(w->db, in, &oid), 0);
+    assert_int_equal(wh_db_project_member_counts(w->db, oid, counts), 0);
+    assert_int_equal(counts[WH_ROLE_PROJECT_ADMIN], 0);
+    /* members: added once; a second add changes nothing */
+    int64_t mid = 0;
+    assert_int_equal(wh_db_member_add(w->db, id, w->carol, WH_ROLE_GUEST, &mid), 0);
+    assert_int_equal(wh_db_member_add(w->db, id, w->carol, WH_ROLE_PROJECT_ADMIN, NULL), WH_EEXISTS);
+    assert_int_equal(member_role(w, id, w->carol), WH_ROLE_GUEST);
+    assert_int_equal(wh_db_member_add(w->db, id, 999999, WH_ROLE_GUEST, NULL), WH_ENOTFOUND);
+    assert_int_equal(wh_db_member_set_role(w->db, id, mid, WH_ROLE_DEVELOPER), 0);
+    assert_int_equal(member_role(w, id, w->carol), WH_ROLE_DEVELOPER);
+    assert_int_equal(wh_db_member_set_role(w->db, id, mid + 1000, WH_ROLE_DEVELOPER), WH_ENOTFOUND);
+    free(got);
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +439,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acl__blob_source_by_token, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__holders_order_and_limits, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__robot_perms_valid, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__robot_perms_granted, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__role_grants, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__writes_all_or_nothing, world_setup,
                                         world_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
