@@ -302,6 +302,11 @@ enum wh_rbac_act {
 bool wh_rbac_allowed(enum wh_role role, bool project_public, bool sysadmin, bool anonymous,
                      enum wh_rbac_res res, enum wh_rbac_act act);
 
+/* Whether (`res`, `act`) is a project policy of Harbor's matrix at all (some
+ * role or the public-project set holds it): the set a system administrator
+ * has, and what /users/current/permissions enumerates. */
+bool wh_rbac_policy_defined(enum wh_rbac_res res, enum wh_rbac_act act);
+
 /* WH_ACT_PULL/PUSH/DELETE/SCANNER_PULL bits the caller has on a repository of
  * the project; the token service grants the intersection with the request. */
 unsigned wh_rbac_repo_actions(enum wh_role role, bool project_public, bool sysadmin,

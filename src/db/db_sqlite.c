@@ -133,6 +133,25 @@ static const char *const migrations[] = {
     "ALTER TABLE project ADD COLUMN updated_ms INTEGER;"
     "ALTER TABLE repository ADD COLUMN description TEXT NOT NULL DEFAULT '';"
     "UPDATE project SET updated_ms = created_ms;",
+    /* 3: labels (db_label.c), global (project_id NULL) or of one project, and
+     * which artifacts carry them. Ids are never reused (AUTOINCREMENT). */
+    "CREATE TABLE label("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  color TEXT NOT NULL DEFAULT '',"
+    "  scope TEXT NOT NULL,"                    /* 'g' global, 'p' project */
+    "  project_id INTEGER REFERENCES project(id) ON DELETE CASCADE,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX label_name ON label(scope, coalesce(project_id, 0), name);"
+    "CREATE INDEX label_project ON label(project_id) WHERE project_id IS NOT NULL;"
+    "CREATE TABLE artifact_label("
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  label_id INTEGER NOT NULL REFERENCES label(id) ON DELETE CASCADE,"
+    "  created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(artifact_id, label_id)) WITHOUT ROWID;"
+    "CREATE INDEX artifact_label_label ON artifact_label(label_id);",
 };
 
 /* ---- statements ---- */

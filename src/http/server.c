@@ -25,6 +25,7 @@
 
 #define MAX_ROUTES 16
 #define DISCARD_MAX (8u << 20) /* body bytes read and dropped after an early answer */
+#define REQUEST_ID_MAX 64      /* longest client X-Request-Id echoed back */
 
 struct route {
     char *prefix;
@@ -57,6 +58,7 @@ struct wh_req {
     const char *client_ip; /* resolved on first use */
     const char *peer_ip;   /* the direct peer's address, resolved on first use */
     int64_t start_us;
+    char request_id[REQUEST_ID_MAX + 1]; /* X-Request-Id: the client's if sane, else made here */
     /* body streaming */
     int (*on_data)(wh_req *r, const char *p, size_t n, void *ctx);
     int (*on_end)(wh_req *r, void *ctx);
@@ -87,6 +89,11 @@ const char *wh_req_method_str(const wh_req *r)
 const char *wh_req_path(const wh_req *r)
 {
     return r->path;
+}
+
+const char *wh_req_id(const wh_req *r)
+{
+    return r->request_id;
 }
 
 const char *wh_req_header(const wh_req *r, const char *name)
@@ -258,6 +265,7 @@ static void queue(wh_req *r, int status, const char *content_type, struct MHD_Re
         return;
     }
     MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (struct resp_hdr *h = r->hdrs; h; h = h->next)
@@ -345,6 +353,30 @@ char *wh_http_query_escape(wh_pool *p, const char *s)
 
 /* ---- MHD callbacks ---- */
 
+/*
+ * The request's id: the client's X-Request-Id when it is short printable
+ * ASCII without spaces (it goes into headers and the log line as it is),
+ * else a new random UUID (version 4), as Harbor makes one.
+ */
+static void request_id_init(wh_req *r)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = v ? strlen(v) : 0;
+    bool sane = n > 0 && n <= REQUEST_ID_MAX;
+    for (size_t i = 0; sane && i < n; i++)
+        sane = v[i] > 0x20 && v[i] < 0x7f;
+    if (sane) {
+        memcpy(r->request_id, v, n + 1);
+        return;
+    }
+    char hex[33];
+    wh_random_hex(hex, 16);
+    hex[12] = '4';                          /* version 4: random */
+    hex[16] = "89ab"[hex[16] % 4];          /* RFC 4122 variant */
+    snprintf(r->request_id, sizeof(r->request_id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+             hex + 12, hex + 16, hex + 20);
+}
+
 static enum wh_method parse_method(const char *m)
 {
     static const struct {
@@ -410,6 +442,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->method = parse_method(method);
         r->path = url;
         r->start_us = wh_monotonic_us();
+        request_id_init(r);
         *con_cls = r;
         atomic_fetch_add(&h->inflight, 1);
 
@@ -486,10 +519,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (h->cfg.access_log) {
         char line[1200];
         int64_t us = wh_monotonic_us() - r->start_us;
-        int n = snprintf(line, sizeof(line), "access %s %.900s %d %llu %lld.%03lldms%s\n",
+        int n = snprintf(line, sizeof(line), "access %s %.900s %d %llu %lld.%03lldms rid=%s%s\n",
                          r->method_str, r->path, r->sent ? r->status : 499,
                          (unsigned long long)r->bytes, (long long)(us / 1000),
-                         (long long)(us % 1000),
+                         (long long)(us % 1000), r->request_id,
                          toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
         if (n > 0)
             wh_log_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);

@@ -33,6 +33,12 @@ int wh_store_read_blob(wh_store *s, const struct wh_digest *d, struct wh_buf *ou
 int wh_store_put_bytes(wh_store *s, const struct wh_digest *d, const void *p, size_t len);
 /* Removes a blob (garbage collection). 0 or WH_ENOTFOUND. */
 int wh_store_delete_blob(wh_store *s, const struct wh_digest *d);
+/*
+ * Capacity of the storage holding the blobs, in bytes: its total size and
+ * what is still free for wharf to write. 0, WH_ENOTFOUND (the driver cannot
+ * tell) or WH_ERROR.
+ */
+int wh_store_capacity(wh_store *s, uint64_t *total, uint64_t *free_bytes);
 
 /*
  * Upload sessions. A session's staging data is named by its `id` (the
@@ -87,6 +93,7 @@ struct wh_store_driver {
     int (*upload_open)(wh_store *s, const char *id, wh_upload **out);
     int (*upload_remove)(wh_store *s, const char *id);
     int (*upload_each)(wh_store *s, int (*fn)(const char *, int64_t, void *), void *payload);
+    int (*capacity)(wh_store *s, uint64_t *total, uint64_t *free_bytes); /* optional (NULL) */
 };
 
 #endif

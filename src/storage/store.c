@@ -33,6 +33,14 @@ int wh_store_delete_blob(wh_store *s, const struct wh_digest *d)
     return s->drv->delete_blob(s, d);
 }
 
+int wh_store_capacity(wh_store *s, uint64_t *total, uint64_t *free_bytes)
+{
+    if (!s->drv->capacity)
+        return wh_error_set(WH_ENOTFOUND, "the %s storage does not report its capacity",
+                            s->drv->name);
+    return s->drv->capacity(s, total, free_bytes);
+}
+
 int wh_store_upload_create(wh_store *s, const char *id, wh_upload **out)
 {
     return s->drv->upload_create(s, id, out);
