@@ -34,8 +34,9 @@ struct wh_principal {
 };
 
 struct wh_acl_config {
-    const char *data_dir; /* where the token signing key lives */
-    int64_t token_ttl_s;  /* lifetime of issued tokens (default 1800) */
+    const char *data_dir;  /* where the token signing key lives */
+    int64_t token_ttl_s;   /* lifetime of issued tokens (default 1800) */
+    int64_t refresh_ttl_s; /* lifetime of refresh tokens (default 30 days) */
 };
 
 /*
@@ -61,6 +62,26 @@ int wh_acl_identify(wh_acl *a, const char *authorization, const char *client_ip,
 /* Checks a user name and password (the token service). 0, WH_EDENIED or WH_EBUSY. */
 int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *client_ip,
                  struct wh_principal *out);
+
+/*
+ * Issues a refresh token (OAuth2, for the token service) for `p`, a user or
+ * robot that proved its password or secret: an ES256 JWT of the token key
+ * with audience WH_AUTH_REFRESH_AUDIENCE (so it never passes as an access
+ * token), subject p's name, lifetime refresh_ttl_s and a `wharf_bind` claim
+ * naming the account (kind and id) and a fingerprint of its stored password
+ * or secret hash. `*out` is the caller's (free()). Returns 0, WH_EINVALID
+ * (anonymous, or identified by a token) or WH_ERROR.
+ */
+int wh_acl_refresh_issue(wh_acl *a, const struct wh_principal *p, char **out);
+/*
+ * Redeems a refresh token: its signature, issuer, audience and expiry (no
+ * clock leeway: issuer and checker are this process) must hold, and the
+ * account it is bound to must still exist under that name and id, with the
+ * same password or secret (a change retires its refresh tokens); a robot
+ * must be enabled and unexpired. `*out` is then that account, as if it had
+ * logged in. Returns 0 or WH_EDENIED (the reason as error message).
+ */
+int wh_acl_refresh_redeem(wh_acl *a, const char *token, struct wh_principal *out);
 
 /* May `p` do `act` on `res` in `project` (NULL: a system-level resource)? */
 bool wh_acl_can(wh_acl *a, const struct wh_principal *p, const struct wh_project *project,

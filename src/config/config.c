@@ -46,6 +46,8 @@ static const struct key {
     {"http.trusted_proxies", "WHARF_TRUSTED_PROXIES", K_STR,
      offsetof(struct wh_config, trusted_proxies), 1024},
     {"auth.token_ttl", "WHARF_TOKEN_TTL", K_I64, offsetof(struct wh_config, token_ttl_s), 0},
+    {"auth.refresh_token_ttl", "WHARF_REFRESH_TOKEN_TTL", K_I64,
+     offsetof(struct wh_config, refresh_ttl_s), 0},
     {"log.access", "WHARF_ACCESS_LOG", K_BOOL, offsetof(struct wh_config, access_log), 0},
     {"log.level", "WHARF_LOG_LEVEL", K_STR, offsetof(struct wh_config, log_level), 16},
     {"registry.read_only", "WHARF_READ_ONLY", K_BOOL, offsetof(struct wh_config, read_only), 0},
@@ -72,6 +74,7 @@ void wh_config_defaults(struct wh_config *c)
     snprintf(c->log_level, sizeof(c->log_level), "info");
     c->delete_enabled = true;
     c->token_ttl_s = 1800;
+    c->refresh_ttl_s = 30 * 24 * 3600;
 }
 
 /* Accepts a plain number or one with a K/M/G suffix (binary units). */

@@ -28,6 +28,7 @@ struct wh_config {
     bool delete_enabled;       /* registry.delete_enabled */
     unsigned shutdown_grace_s; /* http.shutdown_grace */
     int64_t token_ttl_s;       /* auth.token_ttl */
+    int64_t refresh_ttl_s;     /* auth.refresh_token_ttl */
     char tls_cert[1024];       /* tls.cert: PEM certificate chain file ("" = plain HTTP) */
     char tls_key[1024];        /* tls.key: PEM private key file */
     char trusted_proxies[1024]; /* http.trusted_proxies: addresses whose X-Forwarded-* count */

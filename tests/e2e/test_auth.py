@@ -586,3 +586,88 @@ def test_token_post_hostile_bodies(server, body, ctype, status):
     for method in ("PUT", "DELETE", "PATCH"):
         r = requests.request(method, f"{server.url}/service/token", timeout=30)
         assert r.status_code == 405, describe(r)
+
+
+# ---------------------------------------------------------------- a real Docker engine and
+# its identity token: `docker login` keeps the refresh token (offline_token=true) and later
+# pushes and pulls trade it for access tokens with POST /service/token
+
+@pytest.fixture
+def dockerd():
+    """A private Docker engine (vfs storage, no networking), or a skip saying why not."""
+    import os
+    import shutil
+    import signal
+    import tempfile
+
+    if not shutil.which("dockerd") or not shutil.which("docker"):
+        pytest.skip("dockerd or docker is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("dockerd needs root")
+    root = tempfile.mkdtemp(prefix="wd-", dir="/tmp")  # unix socket paths must stay short
+    env = dict(os.environ, DOCKER_HOST=f"unix://{root}/sock", DOCKER_CONFIG=f"{root}/cfg")
+    log = open(f"{root}/dockerd.log", "wb")
+    proc = subprocess.Popen(["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
+                             "--storage-driver=vfs", "--data-root", f"{root}/data", "--exec-root",
+                             f"{root}/exec", "--pidfile", f"{root}/pid", "-H", env["DOCKER_HOST"]],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["docker", "version"], env=env, capture_output=True).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                with open(f"{root}/dockerd.log", "rb") as f:
+                    tail = f.read()[-2000:].decode(errors="replace")
+                pytest.skip(f"dockerd did not start here: {tail}")
+            time.sleep(0.2)
+
+        def docker(*args, input=None, check=True):
+            p = subprocess.run(["docker", *args], env=env, input=input, capture_output=True, text=True,
+                               timeout=300)
+            if check:
+                assert p.returncode == 0, f"docker {' '.join(args)}: {p.stdout}{p.stderr}"
+            return p
+
+        docker.root = root
+        yield docker
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_docker_identity_token(tokensrv, dockerd):
+    host = tokensrv.host
+    api = Api(tokensrv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    dockerd("login", "-u", USER, "--password-stdin", host, input=USER_PASSWORD + "\n")
+    with open(f"{dockerd.root}/cfg/config.json") as f:
+        auth = json.load(f)["auths"][host]
+    # docker keeps the refresh token, not the password
+    assert token_claims(auth["identitytoken"])["aud"] == "wharf-refresh"
+    assert USER_PASSWORD not in json.dumps(auth)
+
+    with open(f"{dockerd.root}/f", "w") as f:
+        f.write("hello from docker\n")
+    subprocess.run(["tar", "-C", dockerd.root, "-cf", f"{dockerd.root}/t.tar", "f"], check=True)
+    dockerd("import", f"{dockerd.root}/t.tar", "tiny:1")
+    dockerd("tag", "tiny:1", f"{host}/team/tiny:1")
+    tokensrv.mark_log()
+    dockerd("push", f"{host}/team/tiny:1")
+    assert "access POST /service/token 200 " in tokensrv.log_since_mark()
+    assert api.get("/projects/team/repositories/tiny/artifacts/1").status_code == 200
+    dockerd("rmi", f"{host}/team/tiny:1", "tiny:1")
+    dockerd("pull", f"{host}/team/tiny:1")
+
+    # a new password retires the identity token: docker is refused until it logs in again
+    uid = [u for u in api.ok(api.get("/users")).json() if u["username"] == USER][0]["user_id"]
+    api.ok(api.put(f"/users/{uid}/password", {"new_password": "Other-Passw0rd-3"}))
+    dockerd("tag", f"{host}/team/tiny:1", f"{host}/team/tiny:2")
+    p = dockerd("push", f"{host}/team/tiny:2", check=False)
+    assert p.returncode != 0 and "unauthorized" in (p.stdout + p.stderr).lower(), p.stdout + p.stderr
+    dockerd("login", "-u", USER, "--password-stdin", host, input="Other-Passw0rd-3\n")
+    dockerd("push", f"{host}/team/tiny:2")
