@@ -31,7 +31,6 @@
 #include <time.h>
 
 #define FORM_MAX (32u << 10) /* POST body: a refresh token (8 KiB) and 16 scopes fit */
-#define FORM_FIELDS_MAX 64   /* name=value pairs in one POST body */
 
 struct scopes {
     wh_registry *reg;
@@ -270,41 +269,50 @@ static char *form_decode(wh_pool *pool, const char *p, size_t n)
     return out;
 }
 
-/* Parses the body into f->field. 0, or an answered 400 (< 0). */
-static int form_parse(wh_req *r, struct form *f)
+int wh_token_form_parse(wh_pool *pool, const char *body, size_t len, const char *const *names,
+                        size_t nnames, const char **values)
 {
-    wh_pool *pool = wh_req_pool(r);
-    const char *p = f->body.data ? f->body.data : "";
-    size_t len = f->body.len, nfields = 0;
-    if (memchr(p, '\0', len))
-        return token_error(r, 400, "BAD_REQUEST", "invalid_request", "the form holds a NUL byte");
+    size_t nfields = 0;
+    for (size_t k = 0; k < nnames; k++)
+        values[k] = NULL;
+    if (memchr(body, '\0', len))
+        return wh_error_set(WH_EINVALID, "the form holds a NUL byte");
     for (size_t i = 0; i < len;) {
         size_t n = 0;
-        while (i + n < len && p[i + n] != '&')
+        while (i + n < len && body[i + n] != '&')
             n++;
-        const char *pair = p + i;
+        const char *pair = body + i;
         i += n + 1;
         if (n == 0)
             continue;
-        if (++nfields > FORM_FIELDS_MAX)
-            return token_error(r, 400, "BAD_REQUEST", "invalid_request", "too many form fields");
+        if (++nfields > WH_TOKEN_FORM_FIELDS_MAX)
+            return wh_error_set(WH_EINVALID, "too many form fields");
         const char *eq = memchr(pair, '=', n);
         size_t klen = eq ? (size_t)(eq - pair) : n;
         char *key = form_decode(pool, pair, klen);
         char *val = eq ? form_decode(pool, eq + 1, n - klen - 1) : wh_pool_strdup(pool, "");
         if (!key || !val)
-            return token_error(r, 400, "BAD_REQUEST", "invalid_request",
-                               "the form is not valid application/x-www-form-urlencoded");
-        for (int k = 0; k < F_COUNT; k++) {
-            if (strcmp(key, field_names[k]) != 0)
+            return wh_error_set(WH_EINVALID,
+                                "the form is not valid application/x-www-form-urlencoded");
+        for (size_t k = 0; k < nnames; k++) {
+            if (strcmp(key, names[k]) != 0)
                 continue;
             /* RFC 6749 §3.1: a parameter must not be sent more than once */
-            if (f->field[k])
-                return token_error(r, 400, "BAD_REQUEST", "invalid_request",
-                                   wh_pool_sprintf(pool, "%s is repeated", field_names[k]));
-            f->field[k] = val;
+            if (values[k])
+                return wh_error_set(WH_EINVALID, "%s is repeated", names[k]);
+            values[k] = val;
         }
     }
+    return 0;
+}
+
+/* Parses the body into f->field. 0, or an answered 400 (< 0). */
+static int form_parse(wh_req *r, struct form *f)
+{
+    if (wh_token_form_parse(wh_req_pool(r), f->body.data ? f->body.data : "", f->body.len,
+                            field_names, F_COUNT, f->field) < 0)
+        return token_error(r, 400, "BAD_REQUEST", "invalid_request",
+                           wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
     return 0;
 }
 
