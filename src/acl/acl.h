@@ -7,8 +7,9 @@
  * list; anyone, anonymous included, may read public projects.
  *
  * Used by registry/ (the /v2/ API), api/ (the REST API) and the token
- * service. No HTTP inside: callers pass header values. Also creates the
- * first administrator at first start.
+ * service, for which it also issues and redeems refresh tokens (OAuth2).
+ * No HTTP inside: callers pass header values. Also creates the first
+ * administrator at first start.
  */
 #ifndef WH_ACL_H
 #define WH_ACL_H

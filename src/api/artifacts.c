@@ -1,10 +1,11 @@
 /*
  * artifacts.c: artifacts of a repository (or of a whole project) and their
- * tags — list with `q` (digest, tags, media_type), `sort`, `with_tag`; get
- * by digest or tag; delete (412 when an index still lists it); tags list,
- * create and delete. Objects follow Harbor's Artifact and Tag shapes;
- * `extra_attrs` come from the image config and `references` from an index's
- * manifest list, both read from the blob store (HARBOR.md §5).
+ * tags — list with `q` (digest, tags, media_type), `sort`, `with_tag`,
+ * `with_label`; get by digest or tag; delete (412 when an index still lists
+ * it); tags list, create and delete. Objects follow Harbor's Artifact and
+ * Tag shapes; `extra_attrs` come from the image config and `references` from
+ * an index's manifest list, both read from the blob store (HARBOR.md §5);
+ * `addition_links` from additions.c, `labels` from labels.c.
  */
 #include "api/api_int.h"
 

@@ -39,8 +39,10 @@ void wh_registry_free(wh_registry *reg);
 int wh_registry_handle(wh_req *req, void *payload);
 /*
  * The token service at /service/token (payload: the wh_registry): Docker's
- * token protocol — Basic credentials or none, `scope` parameters, an ES256
- * JWT granting the intersection of what was asked and what is allowed.
+ * token protocol — GET with Basic credentials or none, `scope` parameters
+ * (each may list several scopes), an ES256 JWT granting the intersection of
+ * what was asked and what is allowed — and OAuth2's POST with the password
+ * and refresh_token grants; refresh tokens with offline_token/access_type.
  */
 int wh_registry_token_handle(wh_req *req, void *payload);
 /*
