@@ -194,8 +194,9 @@ int api_fail(struct call *c, int error)
     case WH_EBUSY:
         return api_error(c, 429, "TOO_MANY_REQUEST", "too many requests");
     default:
-        wh_log_error("api %s %s: %s", c->route ? c->route->method : wh_req_method_str(c->r),
-                     wh_req_path(c->r), msg);
+        wh_log_error("api %s %s (rid %s): %s",
+                     c->route ? c->route->method : wh_req_method_str(c->r), wh_req_path(c->r),
+                     wh_req_id(c->r), msg);
         return api_error(c, 500, "UNKNOWN", "internal server error");
     }
 }

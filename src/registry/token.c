@@ -337,10 +337,11 @@ static int token_post_end(wh_req *r, void *ctx)
     const char *grant_type = f->field[F_GRANT], *service = f->field[F_SERVICE];
     if (!grant_type || !*grant_type)
         return token_error(r, 400, "BAD_REQUEST", "invalid_request", "grant_type is required");
-    if (!service || !service_ok(service))
+    if (!service || !*service)
+        return token_error(r, 400, "BAD_REQUEST", "invalid_request", "service is required");
+    if (!service_ok(service))
         return token_error(r, 400, "BAD_REQUEST", "invalid_request",
-                           wh_pool_sprintf(pool, "Unable to handle service: %.200s",
-                                           service ? service : ""));
+                           wh_pool_sprintf(pool, "Unable to handle service: %.200s", service));
     if (strcmp(grant_type, "password") == 0) {
         const char *user = f->field[F_USER], *pass = f->field[F_PASSWORD];
         if (!user || !*user || !pass || !*pass)

@@ -458,6 +458,9 @@ def test_token_post_password_grant(tokensrv):
                                   service="elsewhere", client_id="x"), 400, "invalid_request")
     expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", service="wharf", client_id="x"),
                        400, "invalid_request")
+    r = post_token(tokensrv, grant_type="password", username=USER, password=USER_PASSWORD, client_id="x")
+    expect_oauth_error(r, 400, "invalid_request")
+    assert r.json()["error_description"] == "service is required"
 
 
 def test_token_refresh_grant(tokensrv):
