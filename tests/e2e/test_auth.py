@@ -548,13 +548,13 @@ def test_token_refresh_grant(tokensrv):
 
 
 def test_refresh_token_expires(servers):
-    srv = servers.new(env={"WHARF_REFRESH_TOKEN_TTL": "2"})
+    srv = servers.new(env={"WHARF_REFRESH_TOKEN_TTL": "4"})
     r = post_token(srv, grant_type="password", username=ADMIN_USER, password=ADMIN_PASSWORD, service="wharf",
                    client_id="x", access_type="offline")
     assert r.status_code == 200, describe(r)
     rt = r.json()["refresh_token"]
     claims = token_claims(rt)
-    assert claims["exp"] - claims["iat"] == 2
+    assert claims["exp"] - claims["iat"] == 4
     assert post_token(srv, grant_type="refresh_token", refresh_token=rt, service="wharf",
                       client_id="x").status_code == 200
     deadline = time.monotonic() + 15
