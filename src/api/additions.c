@@ -54,7 +54,8 @@ json_t *api_addition_links(struct call *c, const struct wh_artifact_info *a)
     if (has_build_history(a)) {
         size_t plen = strcspn(a->repo_name, "/");
         const char *href = wh_pool_sprintf(
-            c->pool, API_PREFIX "/projects/%.*s/repositories/%s/artifacts/%s/additions/build_history",
+            c->pool,
+            API_PREFIX "/projects/%.*s/repositories/%s/artifacts/%s/additions/build_history",
             (int)plen, a->repo_name, link_repo(c, a->repo_name), a->digest);
         json_object_set_new(links, "build_history",
                             json_pack("{s:s,s:b}", "href", href, "absolute", 0));

@@ -84,7 +84,8 @@ static int body_string(struct call *c, json_t *b, const char *key, char *dst, si
         return 0;
     }
     if (!json_is_string(v))
-        return api_error(c, 400, "BAD_REQUEST", wh_pool_sprintf(c->pool, "%s must be a string", key));
+        return api_error(c, 400, "BAD_REQUEST",
+                         wh_pool_sprintf(c->pool, "%s must be a string", key));
     if (json_string_length(v) >= cap || strlen(json_string_value(v)) != json_string_length(v))
         return api_error(c, 400, "BAD_REQUEST",
                          wh_pool_sprintf(c->pool, "%s is too long (max %zu bytes) or holds a NUL",

@@ -123,7 +123,8 @@ const char *wh_auth_keys_public_pem(const wh_auth_keys *k);
 #define WH_AUTH_ISSUER "wharf-token-issuer" /* `iss` of the tokens wharf issues */
 #define WH_AUTH_SERVICE "wharf"             /* `aud`, and the service name in challenges */
 #define WH_AUTH_SERVICE_HARBOR "harbor-registry" /* Harbor's service name, accepted too */
-#define WH_AUTH_REFRESH_AUDIENCE "wharf-refresh" /* `aud` of refresh tokens (never an access token's) */
+/* `aud` of refresh tokens, never an access token's */
+#define WH_AUTH_REFRESH_AUDIENCE "wharf-refresh"
 #define WH_TOKEN_ACCESS_MAX 16              /* access entries in one token */
 #define WH_TOKEN_MAX 8192                   /* bytes of a compact JWT, either way */
 #define WH_TOKEN_LEEWAY_S 30                /* clock skew tolerated on exp and nbf */

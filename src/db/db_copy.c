@@ -22,7 +22,7 @@
 #define CLOSURE                                                                                    \
     "WITH RECURSIVE closure(id) AS (SELECT ?1 UNION"                                               \
     " SELECT k.id FROM closure c JOIN artifact a ON a.id = c.id"                                   \
-    " JOIN artifact k ON k.repo_id = a.repo_id AND (k.subject = a.digest OR k.digest IN"            \
+    " JOIN artifact k ON k.repo_id = a.repo_id AND (k.subject = a.digest OR k.digest IN"           \
     "  (SELECT ch.child_digest FROM artifact_child ch WHERE ch.artifact_id = a.id))) "
 
 /* Binds ?1 source artifact, ?2 destination repository id and, when the
@@ -37,15 +37,16 @@ static int run3(struct conn *c, const char *sql, int64_t src, int64_t dst_repo, 
     return db_run(c, s);
 }
 
-static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project, const char *dst_repo,
-                   char *msg, size_t msgcap, int64_t *dst_artifact_id)
+static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
+                   const char *dst_repo, char *msg, size_t msgcap, int64_t *dst_artifact_id)
 {
     static const char sql_src[] = "SELECT digest FROM artifact WHERE id = ?1";
     /* a child of an index in the closure that the source repository lacks */
     static const char sql_missing[] =
         CLOSURE "SELECT count(*) FROM closure cl JOIN artifact a ON a.id = cl.id"
                 " JOIN artifact_child ch ON ch.artifact_id = a.id WHERE NOT EXISTS"
-                " (SELECT 1 FROM artifact k WHERE k.repo_id = a.repo_id AND k.digest = ch.child_digest)";
+                " (SELECT 1 FROM artifact k WHERE k.repo_id = a.repo_id"
+                "  AND k.digest = ch.child_digest)";
     /* bytes of the closure's blobs and manifests the destination project lacks */
     static const char sql_adding[] =
         CLOSURE "SELECT coalesce(sum(b.size), 0) FROM blob b WHERE b.digest IN"
@@ -53,9 +54,10 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project, 
                 "  UNION SELECT a.digest FROM artifact a WHERE a.id IN closure)"
                 " AND NOT EXISTS (SELECT 1 FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
                 "  WHERE r.project_id = ?2 AND rb.digest = b.digest)";
-    static const char sql_repo[] = "INSERT INTO repository(project_id, name, created_ms, updated_ms)"
-                                   " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE"
-                                   " SET updated_ms = ?3 RETURNING id, project_id";
+    static const char sql_repo[] =
+        "INSERT INTO repository(project_id, name, created_ms, updated_ms)"
+        " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET updated_ms = ?3"
+        " RETURNING id, project_id";
     static const char sql_artifacts[] =
         CLOSURE "INSERT INTO artifact(repo_id, digest, media_type, artifact_type, size, subject,"
                 " annotations, push_ms) SELECT ?2, s.digest, s.media_type, s.artifact_type, s.size,"

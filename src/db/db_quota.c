@@ -111,7 +111,8 @@ int wh_db_quota_list(wh_db *db, const struct wh_quota_filter *f, int64_t offset,
 
 int wh_db_quota_set_hard(wh_db *db, int64_t id, int64_t hard)
 {
-    static const char sql[] = "UPDATE project SET storage_limit = ?2, updated_ms = ?3 WHERE id = ?1";
+    static const char sql[] =
+        "UPDATE project SET storage_limit = ?2, updated_ms = ?3 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, id);
