@@ -246,6 +246,7 @@ static int cmd_serve(const struct wh_config *cfg)
     };
     struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir,
                                     .token_ttl_s = cfg->token_ttl_s,
+                                    .refresh_ttl_s = cfg->refresh_ttl_s,
                                     .audit_retention_days = cfg->audit_retention_days};
     if (wh_acl_new(&acl, db, &acl_cfg) < 0) {
         wh_log_error("access control: %s", wh_error_msg());

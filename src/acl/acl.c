@@ -15,7 +15,10 @@
  */
 #include "acl/acl.h"
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +64,7 @@ struct wh_acl {
     wh_auth_keys *keys;
     wh_auth_throttle *throttle;
     int64_t token_ttl_s;
+    int64_t refresh_ttl_s;
     char salt[33];
     pthread_mutex_t lock; /* guards verified[] and the audit queue */
     struct verified verified[VERIFIED_SLOTS];
@@ -518,7 +522,7 @@ static void identify_run(void *ctx)
     j->rc = wh_acl_identify(j->a, j->authorization, j->client_ip, &j->who);
 }
 
-int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
+static int identify_req_with(wh_acl *a, wh_req *r, const char *authz, struct wh_principal *out)
 {
     struct identify_job *j = wh_req_deferred(r);
     if (j) {
@@ -527,7 +531,6 @@ int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
             return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
         return j->rc;
     }
-    const char *authz = wh_req_header(r, "Authorization");
     const char *ip = wh_req_client_ip(r);
     if (!authz || strncasecmp(authz, "Basic ", 6) != 0 || basic_cached(a, authz))
         return wh_acl_identify(a, authz, ip, out);
@@ -572,6 +575,131 @@ int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
         return wh_error_set(WH_EBUSY, "too many logins being checked, retry shortly");
     }
     return WH_EDEFERRED;
+}
+
+int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)
+{
+    return identify_req_with(a, r, wh_req_header(r, "Authorization"), out);
+}
+
+int wh_acl_login_req(wh_acl *a, wh_req *r, const char *user, const char *password,
+                     struct wh_principal *out)
+{
+    /* the same path as Basic credentials: cache, throttle, tarpit, deferred check */
+    char *pair = wh_pool_sprintf(wh_req_pool(r), "%s:%s", user, password);
+    size_t n = strlen(pair), cap = 6 + 4 * ((n + 2) / 3) + 1;
+    char *authz = wh_pool_alloc(wh_req_pool(r), cap);
+    memcpy(authz, "Basic ", 6);
+    EVP_EncodeBlock((unsigned char *)authz + 6, (const unsigned char *)pair, (int)n);
+    OPENSSL_cleanse(pair, n);
+    int rc = identify_req_with(a, r, authz, out);
+    if (rc == 0 && (out->bad_credentials || out->kind == WH_PRINCIPAL_ANONYMOUS))
+        return wh_error_set(WH_EDENIED, "invalid credentials");
+    return rc;
+}
+
+/* ---- refresh tokens ---- */
+
+/* A fingerprint of a stored password or secret hash (16 hex digits of its
+ * SHA-256): it changes with the password, and tells nothing about it. */
+static void credential_stamp(char out[17], const char *stored)
+{
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, stored, strlen(stored));
+    memcpy(out, wh_digest_hex(&d), 16);
+    out[16] = '\0';
+}
+
+int wh_acl_refresh_issue(wh_acl *a, const struct wh_principal *p, char **out)
+{
+    struct wh_token_claims *c = NULL;
+    struct wh_user *u = NULL;
+    struct wh_robot *r = NULL;
+    char stamp[17];
+    int error;
+
+    *out = NULL;
+    if (p->has_token || (p->kind != WH_PRINCIPAL_USER && p->kind != WH_PRINCIPAL_ROBOT))
+        return wh_error_set(WH_EINVALID, "refresh tokens are for users and robots that log in");
+    c = wh_malloc(sizeof(*c));
+    if (p->kind == WH_PRINCIPAL_USER) {
+        u = wh_malloc(sizeof(*u));
+        if ((error = wh_db_user_get_id(a->db, p->id, u)) < 0)
+            goto out;
+        credential_stamp(stamp, u->password);
+    } else {
+        r = wh_malloc(sizeof(*r));
+        if ((error = wh_db_robot_get_id(a->db, p->id, r)) < 0)
+            goto out;
+        credential_stamp(stamp, r->secret);
+    }
+    if ((error = wh_auth_claims_init(c, p->name, wh_now_ms() / 1000, a->refresh_ttl_s)) < 0)
+        goto out;
+    snprintf(c->aud, sizeof(c->aud), "%s", WH_AUTH_REFRESH_AUDIENCE);
+    snprintf(c->bind, sizeof(c->bind), "%s:%" PRId64 ":%s",
+             p->kind == WH_PRINCIPAL_USER ? "user" : "robot", p->id, stamp);
+    error = wh_auth_token_sign(out, a->keys, c);
+out:
+    free(c);
+    free(u);
+    free(r);
+    return error < 0 ? WH_ERROR : 0;
+}
+
+int wh_acl_refresh_redeem(wh_acl *a, const char *token, struct wh_principal *out)
+{
+    struct wh_token_claims *c = wh_malloc(sizeof(*c));
+    struct wh_user *u = NULL;
+    struct wh_robot *r = NULL;
+    int64_t now = wh_now_ms() / 1000;
+    char kind[8], stamp[17], have[17];
+    long long id = 0;
+    int n = 0, error;
+
+    anonymous(out);
+    if ((error = wh_auth_token_verify(c, a->keys, token, strlen(token), WH_AUTH_ISSUER,
+                                      WH_AUTH_REFRESH_AUDIENCE, now)) < 0)
+        goto out;
+    if (c->exp <= now) {
+        error = wh_error_set(WH_EDENIED, "invalid token: expired");
+        goto out;
+    }
+    if (sscanf(c->bind, "%7[a-z]:%lld:%16[0-9a-f]%n", kind, &id, stamp, &n) != 3 ||
+        (size_t)n != strlen(c->bind) || strlen(stamp) != 16 || id <= 0) {
+        error = wh_error_set(WH_EDENIED, "invalid token: not bound to an account");
+        goto out;
+    }
+    error = wh_error_set(WH_EDENIED, "the account of the refresh token is gone or changed");
+    if (strcmp(kind, "user") == 0) {
+        u = wh_malloc(sizeof(*u));
+        if (wh_db_user_get_id(a->db, (int64_t)id, u) < 0 || strcmp(u->username, c->sub) != 0)
+            goto out;
+        credential_stamp(have, u->password);
+        if (!wh_auth_consttime_eq(have, 16, stamp, 16))
+            goto out;
+        out->kind = WH_PRINCIPAL_USER;
+        out->sysadmin = u->sysadmin;
+    } else if (strcmp(kind, "robot") == 0) {
+        r = wh_malloc(sizeof(*r));
+        if (wh_db_robot_get_id(a->db, (int64_t)id, r) < 0 || strcmp(r->name, c->sub) != 0)
+            goto out;
+        credential_stamp(have, r->secret);
+        if (!wh_auth_consttime_eq(have, 16, stamp, 16) || !robot_usable(r, now))
+            goto out;
+        out->kind = WH_PRINCIPAL_ROBOT;
+    } else {
+        goto out;
+    }
+    out->id = (int64_t)id;
+    snprintf(out->name, sizeof(out->name), "%s", c->sub);
+    error = 0;
+out:
+    if (error < 0)
+        anonymous(out);
+    free(c);
+    free(u);
+    free(r);
+    return error < 0 ? WH_EDENIED : 0;
 }
 
 /* ---- permissions ---- */
@@ -1022,6 +1150,7 @@ int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
     int error;
     a->db = db;
     a->token_ttl_s = cfg->token_ttl_s > 0 ? cfg->token_ttl_s : 1800;
+    a->refresh_ttl_s = cfg->refresh_ttl_s > 0 ? cfg->refresh_ttl_s : 30 * 24 * 3600;
     wh_random_hex(a->salt, 16);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cond, NULL);

@@ -8,8 +8,9 @@
  * Also decides what a caller may give away (robot permissions, member roles).
  *
  * Used by registry/ (the /v2/ API), api/ (the REST API) and the token
- * service. No HTTP inside: callers pass header values. Also creates the
- * first administrator at first start.
+ * service, for which it also issues and redeems refresh tokens (OAuth2).
+ * No HTTP inside: callers pass header values. Also creates the first
+ * administrator at first start.
  */
 #ifndef WH_ACL_H
 #define WH_ACL_H
@@ -40,6 +41,7 @@ struct wh_acl_config {
     const char *data_dir; /* where the token signing key lives */
     int64_t token_ttl_s;  /* lifetime of issued tokens (default 1800) */
     int64_t audit_retention_days; /* audit rows older than this are purged (0: kept) */
+    int64_t refresh_ttl_s; /* lifetime of refresh tokens (default 30 days) */
 };
 
 /*
@@ -71,9 +73,36 @@ int wh_acl_identify(wh_acl *a, const char *authorization, const char *client_ip,
  * verification queue is full it returns WH_EBUSY at once (retry_after_s 1).
  */
 int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out);
+/*
+ * wh_acl_login for a request (the token service's password grant), through
+ * the same path as wh_acl_identify_req: 0, WH_EDENIED, WH_EBUSY or
+ * WH_EDEFERRED (return, and the caller is called again).
+ */
+int wh_acl_login_req(wh_acl *a, wh_req *r, const char *user, const char *password,
+                     struct wh_principal *out);
 /* Checks a user name and password (the token service). 0, WH_EDENIED or WH_EBUSY. */
 int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *client_ip,
                  struct wh_principal *out);
+
+/*
+ * Issues a refresh token (OAuth2, for the token service) for `p`, a user or
+ * robot that proved its password or secret: an ES256 JWT of the token key
+ * with audience WH_AUTH_REFRESH_AUDIENCE (so it never passes as an access
+ * token), subject p's name, lifetime refresh_ttl_s and a `wharf_bind` claim
+ * naming the account (kind and id) and a fingerprint of its stored password
+ * or secret hash. `*out` is the caller's (free()). Returns 0, WH_EINVALID
+ * (anonymous, or identified by a token) or WH_ERROR.
+ */
+int wh_acl_refresh_issue(wh_acl *a, const struct wh_principal *p, char **out);
+/*
+ * Redeems a refresh token: its signature, issuer, audience and expiry (no
+ * clock leeway: issuer and checker are this process) must hold, and the
+ * account it is bound to must still exist under that name and id, with the
+ * same password or secret (a change retires its refresh tokens); a robot
+ * must be enabled and unexpired. `*out` is then that account, as if it had
+ * logged in. Returns 0 or WH_EDENIED (the reason as error message).
+ */
+int wh_acl_refresh_redeem(wh_acl *a, const char *token, struct wh_principal *out);
 
 /*
  * May `p` do `act` on `res` in `project` (NULL: a system-level resource)?

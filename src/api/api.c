@@ -18,7 +18,9 @@
 #include <time.h>
 
 #define P "/projects/{project_name_or_id}"
-#define R P "/repositories/{repository_name}"
+/* Harbor's repository, artifact and tag routes name the project: {project_name} */
+#define PN "/projects/{project_name}"
+#define R PN "/repositories/{repository_name}"
 #define A R "/artifacts/{reference}"
 
 static const struct route routes[] = {
@@ -26,6 +28,7 @@ static const struct route routes[] = {
     {"GET", "/health", api_health, S_NONE, 0, 0},
     {"GET", "/ping", api_ping, S_NONE, 0, 0},
     {"GET", "/systeminfo", api_systeminfo, S_NONE, 0, 0},
+    {"GET", "/systeminfo/volumes", api_systeminfo_volumes, S_ADMIN, 0, 0},
     {"GET", "/statistics", api_statistics, S_AUTH, 0, 0},
     {"GET", "/search", api_search, S_NONE, 0, 0},
     {"GET", "/swagger.json", api_swagger_json, S_NONE, 0, 0},
@@ -47,7 +50,7 @@ static const struct route routes[] = {
      WH_RBAC_ACT_UPDATE},
     {"DELETE", P "/metadatas/{meta_name}", api_project_metadata_delete, S_PROJECT,
      WH_RBAC_RES_METADATA, WH_RBAC_ACT_DELETE},
-    {"GET", P "/logs", api_project_logs, S_PROJECT, WH_RBAC_RES_LOG, WH_RBAC_ACT_LIST},
+    {"GET", PN "/logs", api_project_logs, S_PROJECT_NAME, WH_RBAC_RES_LOG, WH_RBAC_ACT_LIST},
     {"GET", P "/artifacts", api_project_artifacts, S_PROJECT, WH_RBAC_RES_ARTIFACT, WH_RBAC_ACT_LIST},
     /* members */
     {"GET", P "/members", api_members_list, S_PROJECT, WH_RBAC_RES_MEMBER, WH_RBAC_ACT_LIST},
@@ -57,17 +60,42 @@ static const struct route routes[] = {
     {"DELETE", P "/members/{mid}", api_member_delete, S_PROJECT, WH_RBAC_RES_MEMBER, WH_RBAC_ACT_DELETE},
     /* repositories */
     {"GET", "/repositories", api_repos_all, S_NONE, 0, 0},
-    {"GET", P "/repositories", api_repos_list, S_PROJECT, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_LIST},
-    {"GET", R, api_repo_get, S_PROJECT, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_READ},
-    {"PUT", R, api_repo_update, S_PROJECT, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_UPDATE},
-    {"DELETE", R, api_repo_delete, S_PROJECT, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_DELETE},
+    {"GET", PN "/repositories", api_repos_list, S_PROJECT_NAME, WH_RBAC_RES_REPOSITORY,
+     WH_RBAC_ACT_LIST},
+    {"GET", R, api_repo_get, S_PROJECT_NAME, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_READ},
+    {"PUT", R, api_repo_update, S_PROJECT_NAME, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_UPDATE},
+    {"DELETE", R, api_repo_delete, S_PROJECT_NAME, WH_RBAC_RES_REPOSITORY, WH_RBAC_ACT_DELETE},
     /* artifacts and tags */
-    {"GET", R "/artifacts", api_artifacts_list, S_PROJECT, WH_RBAC_RES_ARTIFACT, WH_RBAC_ACT_LIST},
-    {"GET", A, api_artifact_get, S_PROJECT, WH_RBAC_RES_ARTIFACT, WH_RBAC_ACT_READ},
-    {"DELETE", A, api_artifact_delete, S_PROJECT, WH_RBAC_RES_ARTIFACT, WH_RBAC_ACT_DELETE},
-    {"GET", A "/tags", api_tags_list, S_PROJECT, WH_RBAC_RES_TAG, WH_RBAC_ACT_LIST},
-    {"POST", A "/tags", api_tag_create, S_PROJECT, WH_RBAC_RES_TAG, WH_RBAC_ACT_CREATE},
-    {"DELETE", A "/tags/{tag_name}", api_tag_delete, S_PROJECT, WH_RBAC_RES_TAG, WH_RBAC_ACT_DELETE},
+    {"GET", R "/artifacts", api_artifacts_list, S_PROJECT_NAME, WH_RBAC_RES_ARTIFACT,
+     WH_RBAC_ACT_LIST},
+    /* copy: push on the target here, pull on the source in the handler */
+    {"POST", R "/artifacts", api_artifact_copy, S_PROJECT_NAME, WH_RBAC_RES_REPOSITORY,
+     WH_RBAC_ACT_PUSH},
+    {"GET", A, api_artifact_get, S_PROJECT_NAME, WH_RBAC_RES_ARTIFACT, WH_RBAC_ACT_READ},
+    {"DELETE", A, api_artifact_delete, S_PROJECT_NAME, WH_RBAC_RES_ARTIFACT, WH_RBAC_ACT_DELETE},
+    {"GET", A "/additions/vulnerabilities", api_artifact_vulnerabilities, S_PROJECT_NAME,
+     WH_RBAC_RES_ARTIFACT_ADDITION, WH_RBAC_ACT_READ},
+    {"GET", A "/additions/{addition}", api_artifact_addition, S_PROJECT_NAME,
+     WH_RBAC_RES_ARTIFACT_ADDITION, WH_RBAC_ACT_READ},
+    {"POST", A "/labels", api_artifact_label_add, S_PROJECT_NAME, WH_RBAC_RES_ARTIFACT_LABEL,
+     WH_RBAC_ACT_CREATE},
+    {"DELETE", A "/labels/{label_id}", api_artifact_label_remove, S_PROJECT_NAME,
+     WH_RBAC_RES_ARTIFACT_LABEL, WH_RBAC_ACT_DELETE},
+    {"GET", A "/tags", api_tags_list, S_PROJECT_NAME, WH_RBAC_RES_TAG, WH_RBAC_ACT_LIST},
+    {"POST", A "/tags", api_tag_create, S_PROJECT_NAME, WH_RBAC_RES_TAG, WH_RBAC_ACT_CREATE},
+    {"DELETE", A "/tags/{tag_name}", api_tag_delete, S_PROJECT_NAME, WH_RBAC_RES_TAG,
+     WH_RBAC_ACT_DELETE},
+    /* labels: global ones are the administrators', project ones follow the
+     * project's roles (checked in labels.c, which knows the label's scope) */
+    {"GET", "/labels", api_labels_list, S_NONE, 0, 0},
+    {"POST", "/labels", api_label_create, S_AUTH, 0, 0},
+    {"GET", "/labels/{label_id}", api_label_get, S_NONE, 0, 0},
+    {"PUT", "/labels/{label_id}", api_label_update, S_AUTH, 0, 0},
+    {"DELETE", "/labels/{label_id}", api_label_delete, S_AUTH, 0, 0},
+    /* quotas: one per project, administrators only (Harbor's system quota permission) */
+    {"GET", "/quotas", api_quotas_list, S_ADMIN, 0, 0},
+    {"GET", "/quotas/{id}", api_quota_get, S_ADMIN, 0, 0},
+    {"PUT", "/quotas/{id}", api_quota_update, S_ADMIN, 0, 0},
     /* robots: project or system level, decided by the body or the robot */
     {"GET", "/robots", api_robots_list, S_AUTH, 0, 0},
     {"POST", "/robots", api_robot_create, S_AUTH, 0, 0},
@@ -89,6 +117,7 @@ static const struct route routes[] = {
 };
 
 #undef P
+#undef PN
 #undef R
 #undef A
 
@@ -170,8 +199,9 @@ int api_fail(struct call *c, int error)
                          "storage is full: the registry cannot store more data until space is "
                          "freed");
     default:
-        wh_log_error("api %s %s: %s", c->route ? c->route->method : wh_req_method_str(c->r),
-                     wh_req_path(c->r), msg);
+        wh_log_error("api %s %s (rid %s): %s",
+                     c->route ? c->route->method : wh_req_method_str(c->r), wh_req_path(c->r),
+                     wh_req_id(c->r), msg);
         return api_error(c, 500, "UNKNOWN", "internal server error");
     }
 }
@@ -346,7 +376,7 @@ int api_page(struct call *c, int64_t *offset, int64_t *limit)
 static const char *const link_args[] = {
     "q", "sort", "name", "public", "owner", "with_detail", "with_tag", "with_label",
     "with_scan_overview", "with_immutable_status", "with_accessory", "username", "entityname",
-    "operation", NULL,
+    "operation", "scope", "project_id", "reference", "reference_id", NULL,
 };
 
 /* Percent-encodes what must not appear raw in a Link URL path. */
@@ -413,6 +443,21 @@ const char *api_time(struct call *c, int64_t ms)
     gmtime_r(&t, &tm);
     strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
     return wh_pool_sprintf(c->pool, "%s.%03dZ", buf, (int)(ms % 1000));
+}
+
+const char *api_pull_time(struct call *c, int64_t ms)
+{
+    /* Harbor's zero time.Time, as its API prints a never-pulled artifact */
+    return ms > 0 ? api_time(c, ms) : "0001-01-01T00:00:00.000Z";
+}
+
+int api_id(const char *s, int64_t *out)
+{
+    uint64_t v;
+    if (!s || wh_parse_u64(&v, s, strlen(s)) < 0 || v == 0 || v > INT64_MAX)
+        return WH_EINVALID;
+    *out = (int64_t)v;
+    return 0;
 }
 
 bool api_admin(const struct call *c)
@@ -572,9 +617,11 @@ static int dispatch(struct call *c)
         return api_unauthorized(c);
     if (rt->scope == S_ADMIN && !api_admin(c))
         return api_forbidden(c);
-    if (rt->scope == S_PROJECT) {
+    if (rt->scope == S_PROJECT || rt->scope == S_PROJECT_NAME) {
         c->proj = wh_pool_alloc(c->pool, sizeof(*c->proj));
-        int error = api_project_lookup(c, c->param[0], c->proj);
+        int error = rt->scope == S_PROJECT
+                        ? api_project_lookup(c, c->param[0], c->proj)
+                        : wh_db_project_info_name(c->api->db, c->param[0], c->proj);
         if (error < 0)
             return api_fail(c, error);
         if (!wh_acl_can(c->api->acl, &c->who, &c->proj->p, rt->res, rt->act))

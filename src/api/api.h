@@ -1,9 +1,10 @@
 /*
  * api: the REST API at /api/v2.0/, in Harbor's shape (HARBOR.md §0, §5):
- * projects and their metadata, repositories, artifacts and tags, members,
- * robot accounts, users, audit logs, system information, health, statistics
- * and search. JSON in and out, `page`/`page_size` pagination with
- * `X-Total-Count` and `Link`, errors as {"errors":[{"code","message"}]}.
+ * projects and their metadata, repositories, artifacts and tags (with
+ * additions, copies and labels), members, robot accounts, users, labels,
+ * quotas, audit logs, system information, health, statistics and search.
+ * JSON in and out, `page`/`page_size` pagination with `X-Total-Count` and
+ * `Link`, errors as {"errors":[{"code","message"}]}.
  * Every route sits in one table with the permission it needs; the OpenAPI
  * document served at /api/v2.0/swagger.json describes the same routes.
  */

@@ -27,6 +27,7 @@ enum scope {
     S_AUTH,    /* authenticated callers; the handler checks the rest */
     S_ADMIN,   /* system administrators (users with the sysadmin flag) */
     S_PROJECT, /* the {project_name_or_id} project, then wh_acl_can on it */
+    S_PROJECT_NAME, /* the {project_name} project (always a name, as in Harbor), then wh_acl_can */
 };
 
 struct call;
@@ -83,6 +84,11 @@ bool api_bool_query(struct call *c, const char *name, bool dflt);
 int api_sort(struct call *c, const char *const *fields, int dflt, bool *desc);
 /* Harbor's time format: "2006-01-02T15:04:05.000Z" (pool). */
 const char *api_time(struct call *c, int64_t ms);
+/* A pull time: api_time, or Harbor's zero time "0001-01-01T00:00:00.000Z"
+ * for never (0). */
+const char *api_pull_time(struct call *c, int64_t ms);
+/* Parses a positive integer path or query parameter (ids): 0 or WH_EINVALID. */
+int api_id(const char *s, int64_t *out);
 /* True for a user with the sysadmin flag. */
 bool api_admin(const struct call *c);
 /* True when the caller's Authorization resolved to a user or robot. */
@@ -133,6 +139,13 @@ int api_repo_get(struct call *c);
 int api_repo_update(struct call *c);
 int api_repo_delete(struct call *c);
 /* artifacts.c */
+/* Loads the route's repository ({repository_name}, param 1) and artifact
+ * ({reference}, param 2) or answers 400/404 itself (returns < 0 then). */
+int api_load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_artifact_info *out);
+/* Whether a manifest media type is an index (OCI or Docker list). */
+bool api_is_index(const char *media_type);
+/* Reads a JSON blob of the store (at most 4 MiB); NULL when absent or not JSON. */
+json_t *api_read_json(struct call *c, const char *digest);
 int api_artifacts_list(struct call *c);
 int api_project_artifacts(struct call *c);
 int api_artifact_get(struct call *c);
@@ -140,6 +153,28 @@ int api_artifact_delete(struct call *c);
 int api_tags_list(struct call *c);
 int api_tag_create(struct call *c);
 int api_tag_delete(struct call *c);
+/* additions.c */
+/* The `addition_links` object of an artifact, as Harbor sets it (new reference). */
+json_t *api_addition_links(struct call *c, const struct wh_artifact_info *a);
+int api_artifact_addition(struct call *c);
+int api_artifact_vulnerabilities(struct call *c);
+/* copy.c */
+int api_artifact_copy(struct call *c);
+/* labels.c */
+/* The labels of an artifact as a JSON array (new reference). */
+json_t *api_artifact_labels_view(struct call *c, int64_t artifact_id);
+int api_labels_list(struct call *c);
+int api_label_create(struct call *c);
+int api_label_get(struct call *c);
+int api_label_update(struct call *c);
+int api_label_delete(struct call *c);
+int api_artifact_label_add(struct call *c);
+int api_artifact_label_remove(struct call *c);
+/* quotas.c */
+int api_quotas_list(struct call *c);
+int api_quota_get(struct call *c);
+int api_quota_update(struct call *c);
+int api_systeminfo_volumes(struct call *c);
 /* members.c */
 int api_members_list(struct call *c);
 int api_member_create(struct call *c);

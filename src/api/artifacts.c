@@ -1,10 +1,11 @@
 /*
  * artifacts.c: artifacts of a repository (or of a whole project) and their
- * tags — list with `q` (digest, tags, media_type, base), `sort`, `with_tag`; get
- * by digest or tag; delete (412 when an index still lists it); tags list,
- * create and delete. Objects follow Harbor's Artifact and Tag shapes;
- * `extra_attrs` come from the image config and `references` from an index's
- * manifest list, both read from the blob store (HARBOR.md §5).
+ * tags — list with `q` (digest, tags, media_type, base), `sort`, `with_tag`,
+ * `with_label`; get by digest or tag; delete (412 when an index still lists
+ * it); tags list, create and delete. Objects follow Harbor's Artifact and
+ * Tag shapes; `extra_attrs` come from the image config and `references` from
+ * an index's manifest list, both read from the blob store (HARBOR.md §5);
+ * `addition_links` from additions.c, `labels` from labels.c.
  */
 #include "api/api_int.h"
 
@@ -16,7 +17,7 @@
 
 #define BLOB_READ_MAX (4u << 20) /* manifests and image configs read for a view */
 
-static bool is_index(const char *mt)
+bool api_is_index(const char *mt)
 {
     return strcmp(mt, WH_MT_OCI_INDEX) == 0 || strcmp(mt, WH_MT_DOCKER_LIST) == 0;
 }
@@ -24,7 +25,7 @@ static bool is_index(const char *mt)
 static const char *artifact_kind(const struct wh_artifact_info *a)
 {
     const char *t = a->artifact_type;
-    if (is_index(a->media_type))
+    if (api_is_index(a->media_type))
         return "IMAGE";
     if (strcmp(t, "application/vnd.oci.image.config.v1+json") == 0 ||
         strcmp(t, "application/vnd.docker.container.image.v1+json") == 0)
@@ -38,8 +39,7 @@ static const char *artifact_kind(const struct wh_artifact_info *a)
     return "UNKNOWN";
 }
 
-/* Reads and parses a JSON blob; NULL when absent or not JSON. */
-static json_t *read_json(struct call *c, const char *digest)
+json_t *api_read_json(struct call *c, const char *digest)
 {
     struct wh_digest d;
     struct wh_buf b;
@@ -88,7 +88,7 @@ static json_t *extra_attrs(struct call *c, json_t *manifest)
     json_t *attrs = json_object();
     const char *cfg = json_string_value(json_object_get(json_object_get(manifest, "config"),
                                                         "digest"));
-    json_t *conf = cfg ? read_json(c, cfg) : NULL;
+    json_t *conf = cfg ? api_read_json(c, cfg) : NULL;
     if (json_is_object(conf)) {
         static const char *const keys[] = {"architecture", "os", "config", "created", "author",
                                            "variant", "os.version", NULL};
@@ -110,7 +110,7 @@ static json_t *tag_view(struct call *c, const struct wh_tag_info *t)
     json_object_set_new(o, "artifact_id", json_integer(t->artifact_id));
     json_object_set_new(o, "name", json_string(t->name));
     json_object_set_new(o, "push_time", json_string(api_time(c, t->push_ms)));
-    json_object_set_new(o, "pull_time", json_string(api_time(c, t->pull_ms)));
+    json_object_set_new(o, "pull_time", json_string(api_pull_time(c, t->pull_ms)));
     json_object_set_new(o, "immutable", json_false());
     return o;
 }
@@ -122,10 +122,11 @@ static int add_tag(const struct wh_tag_info *t, void *payload)
     return 0;
 }
 
-static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, bool with_tag)
+static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, bool with_tag,
+                             bool with_label)
 {
     json_t *o = json_object();
-    bool idx = is_index(a->media_type);
+    bool idx = api_is_index(a->media_type);
     json_object_set_new(o, "id", json_integer(a->id));
     json_object_set_new(o, "type", json_string(artifact_kind(a)));
     json_object_set_new(o, "media_type",
@@ -140,10 +141,10 @@ static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, b
     json_object_set_new(o, "size", json_integer((json_int_t)a->size));
     json_object_set_new(o, "icon", json_string(""));
     json_object_set_new(o, "push_time", json_string(api_time(c, a->push_ms)));
-    json_object_set_new(o, "pull_time", json_string(api_time(c, a->pull_ms)));
+    json_object_set_new(o, "pull_time", json_string(api_pull_time(c, a->pull_ms)));
     json_t *ann = a->annotations[0] ? json_loads(a->annotations, 0, NULL) : NULL;
     json_object_set_new(o, "annotations", ann ? ann : json_null());
-    json_t *manifest = read_json(c, a->digest);
+    json_t *manifest = api_read_json(c, a->digest);
     json_object_set_new(o, "extra_attrs", manifest && !idx ? extra_attrs(c, manifest)
                                                            : json_object());
     json_object_set_new(o, "references", idx && manifest ? references(c, a, manifest)
@@ -155,8 +156,9 @@ static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, b
         wh_db_tag_page(c->api->db, a->id, NULL, NULL, 0, 1000, add_tag, p, NULL);
         json_object_set_new(o, "tags", tags);
     }
-    json_object_set_new(o, "labels", json_null());
-    json_object_set_new(o, "addition_links", json_object());
+    /* Harbor fills labels only when asked (with_label), else null */
+    json_object_set_new(o, "labels", with_label ? api_artifact_labels_view(c, a->id) : json_null());
+    json_object_set_new(o, "addition_links", api_addition_links(c, a));
     return o;
 }
 
@@ -177,7 +179,7 @@ static bool ref_is_digest(const char *ref)
     return strchr(ref, ':') != NULL;
 }
 
-static int load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_artifact_info *out)
+int api_load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_artifact_info *out)
 {
     if (load_repo(c, ri) < 0)
         return -1;
@@ -200,13 +202,13 @@ static int load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_arti
 struct list_ctx {
     struct call *c;
     json_t *arr;
-    bool with_tag;
+    bool with_tag, with_label;
 };
 
 static int add_artifact(const struct wh_artifact_info *a, void *payload)
 {
     struct list_ctx *l = payload;
-    json_array_append_new(l->arr, artifact_view(l->c, a, l->with_tag));
+    json_array_append_new(l->arr, artifact_view(l->c, a, l->with_tag, l->with_label));
     return 0;
 }
 
@@ -239,7 +241,8 @@ static int list(struct call *c, int64_t repo_id, int64_t project_id)
     } else if ((f.sort = api_sort(c, sorts, 0, &f.desc)) < 0) {
         return api_error(c, 400, "BAD_REQUEST", "unsupported sort key");
     }
-    struct list_ctx l = {c, json_array(), api_bool_query(c, "with_tag", true)};
+    struct list_ctx l = {c, json_array(), api_bool_query(c, "with_tag", true),
+                         api_bool_query(c, "with_label", false)};
     int error = wh_db_artifact_list(c->api->db, &f, offset, limit, add_artifact, &l, &total);
     if (error < 0) {
         json_decref(l.arr);
@@ -265,16 +268,17 @@ int api_artifact_get(struct call *c)
 {
     struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
     struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
-    if (load_artifact(c, ri, a) < 0)
+    if (api_load_artifact(c, ri, a) < 0)
         return -1;
-    return api_json(c, 200, artifact_view(c, a, api_bool_query(c, "with_tag", true)));
+    return api_json(c, 200, artifact_view(c, a, api_bool_query(c, "with_tag", true),
+                                          api_bool_query(c, "with_label", false)));
 }
 
 int api_artifact_delete(struct call *c)
 {
     struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
     struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
-    if (load_artifact(c, ri, a) < 0)
+    if (api_load_artifact(c, ri, a) < 0)
         return -1;
     bool referenced = false;
     int error = wh_db_artifact_referenced(c->api->db, ri->id, a->digest, &referenced);
@@ -301,7 +305,7 @@ int api_tags_list(struct call *c)
     struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
     int64_t offset, limit, total = 0;
     bool fuzzy;
-    if (load_artifact(c, ri, a) < 0 || api_page(c, &offset, &limit) < 0)
+    if (api_load_artifact(c, ri, a) < 0 || api_page(c, &offset, &limit) < 0)
         return -1;
     const char *name = api_q(c, "name", &fuzzy);
     json_t *arr = json_array();
@@ -320,7 +324,7 @@ int api_tag_create(struct call *c)
     struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
     struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
     json_t *b = api_body(c);
-    if (!b || load_artifact(c, ri, a) < 0)
+    if (!b || api_load_artifact(c, ri, a) < 0)
         return -1;
     const char *name = json_string_value(json_object_get(b, "name"));
     if (!name || !wh_ref_tag_valid(name, strlen(name)))
@@ -343,7 +347,7 @@ int api_tag_delete(struct call *c)
 {
     struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
     struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
-    if (load_artifact(c, ri, a) < 0)
+    if (api_load_artifact(c, ri, a) < 0)
         return -1;
     const char *name = c->param[3];
     int64_t total = 0;

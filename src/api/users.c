@@ -135,31 +135,70 @@ int api_user_current(struct call *c)
     return api_json(c, 200, user_view(c, u));
 }
 
+/*
+ * Harbor's system-namespace policies for what wharf serves (catalog, audit
+ * log, projects, users, labels, quotas, the storage volumes); a system
+ * administrator holds them all, anybody else none.
+ */
+static const struct {
+    const char *res, *act;
+} system_policies[] = {
+    {"catalog", "read"},        {"audit-log", "list"},     {"project", "create"},
+    {"project", "read"},        {"project", "update"},     {"project", "delete"},
+    {"project", "list"},        {"user", "create"},        {"user", "read"},
+    {"user", "update"},         {"user", "delete"},        {"user", "list"},
+    {"label", "create"},        {"label", "read"},         {"label", "update"},
+    {"label", "delete"},        {"quota", "read"},         {"quota", "list"},
+    {"quota", "update"},        {"system-volumes", "read"},
+};
+
+/* Appends one permission: `resource` relative to the scope (Harbor's
+ * Resource.RelativeTo: the scope itself is ".") or absolute. */
+static void add_permission(struct call *c, json_t *arr, const char *scope, const char *sub,
+                           const char *act, bool relative)
+{
+    const char *res;
+    if (relative)
+        res = *sub ? sub : ".";
+    else
+        res = *sub ? wh_pool_sprintf(c->pool, "%s/%s", scope, sub) : scope;
+    json_array_append_new(arr, json_pack("{s:s,s:s}", "resource", res, "action", act));
+}
+
 int api_user_permissions(struct call *c)
 {
     const char *scope = wh_req_query(c->r, "scope");
     bool relative = api_bool_query(c, "relative", false);
-    struct wh_project_info *p = NULL;
-    const char *prefix = "/system";
-    if (scope && strncmp(scope, "/project/", 9) == 0) {
-        p = wh_pool_alloc(c->pool, sizeof(*p));
-        int error = api_project_lookup(c, scope + 9, p);
-        if (error < 0)
-            return api_fail(c, error);
-        prefix = wh_pool_sprintf(c->pool, "/project/%" PRId64, p->p.id);
-    } else if (scope && *scope && strcmp(scope, "/system") != 0) {
-        return api_error(c, 400, "BAD_REQUEST", "scope must be /system or /project/<id>");
-    }
     json_t *arr = json_array();
-    for (int i = 0; i < WH_RBAC_RES_COUNT; i++) {
-        for (int j = 0; j < WH_RBAC_ACT_COUNT; j++) {
-            if (!wh_acl_can(c->api->acl, &c->who, p ? &p->p : NULL, (enum wh_rbac_res)i,
-                            (enum wh_rbac_act)j))
-                continue;
-            const char *name = wh_rbac_res_name((enum wh_rbac_res)i);
-            const char *res = relative ? name : wh_pool_sprintf(c->pool, "%s/%s", prefix, name);
-            json_array_append_new(arr, json_pack("{s:s,s:s}", "resource", res, "action",
-                                                 wh_rbac_act_name((enum wh_rbac_act)j)));
+    int64_t id;
+    /*
+     * Harbor's namespaces: "/system..." and "/project/<id>" (an id, never a
+     * name). Any other scope, or a project that does not exist, yields
+     * nothing (200 with an empty list).
+     */
+    if (scope && strncmp(scope, "/system", 7) == 0) {
+        if (api_admin(c))
+            for (size_t i = 0; i < sizeof(system_policies) / sizeof(system_policies[0]); i++)
+                add_permission(c, arr, "/system", system_policies[i].res, system_policies[i].act,
+                               relative);
+    } else if (scope && strncmp(scope, "/project/", 9) == 0) {
+        size_t n = strcspn(scope + 9, "/");
+        const char *idtext = wh_pool_strndup(c->pool, scope + 9, n);
+        struct wh_project_info *p = wh_pool_alloc(c->pool, sizeof(*p));
+        if (api_id(idtext, &id) == 0 && wh_db_project_info(c->api->db, id, p) == 0) {
+            const char *ns = wh_pool_sprintf(c->pool, "/project/%" PRId64, id);
+            for (int i = 0; i < WH_RBAC_RES_COUNT; i++) {
+                for (int j = 0; j < WH_RBAC_ACT_COUNT; j++) {
+                    enum wh_rbac_res res = (enum wh_rbac_res)i;
+                    enum wh_rbac_act act = (enum wh_rbac_act)j;
+                    if (!wh_rbac_policy_defined(res, act) ||
+                        !wh_acl_can(c->api->acl, &c->who, &p->p, res, act))
+                        continue;
+                    /* the project itself is Harbor's "self" resource, the namespace */
+                    const char *sub = res == WH_RBAC_RES_PROJECT ? "" : wh_rbac_res_name(res);
+                    add_permission(c, arr, ns, sub, wh_rbac_act_name(act), relative);
+                }
+            }
         }
     }
     return api_json(c, 200, arr);

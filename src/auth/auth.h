@@ -122,6 +122,9 @@ const char *wh_auth_keys_public_pem(const wh_auth_keys *k);
 
 #define WH_AUTH_ISSUER "wharf-token-issuer" /* `iss` of the tokens wharf issues */
 #define WH_AUTH_SERVICE "wharf"             /* `aud`, and the service name in challenges */
+#define WH_AUTH_SERVICE_HARBOR "harbor-registry" /* Harbor's service name, accepted too */
+/* `aud` of refresh tokens, never an access token's */
+#define WH_AUTH_REFRESH_AUDIENCE "wharf-refresh"
 #define WH_TOKEN_ACCESS_MAX 16              /* access entries in one token */
 #define WH_TOKEN_MAX 8192                   /* bytes of a compact JWT, either way */
 #define WH_TOKEN_LEEWAY_S 30                /* clock skew tolerated on exp and nbf */
@@ -148,6 +151,7 @@ struct wh_token_claims {
     char aud[64];  /* audience; on verify, the one that matched */
     int64_t iat, nbf, exp; /* seconds since the epoch (0: absent on verify) */
     char jti[40];  /* token id */
+    char bind[96]; /* claim "wharf_bind": the account a refresh token is bound to ("" none) */
     struct wh_access access[WH_TOKEN_ACCESS_MAX];
     size_t naccess;
 };
@@ -161,7 +165,8 @@ int wh_auth_claims_init(struct wh_token_claims *c, const char *sub, int64_t now_
 
 /*
  * Signs `c` as a compact JWS: header {"alg":"ES256","typ":"JWT","kid":<kid>},
- * claims iss, sub, aud (a string), exp, nbf, iat, jti and access (as in the
+ * claims iss, sub, aud (a string), exp, nbf, iat, jti, wharf_bind (when
+ * `bind` is set) and access (as in the
  * Docker token spec: [{"type","name","actions":[..]}]); the signature is the
  * raw 64-byte r||s of RFC 7518 §3.4. `*out` is the caller's (free()).
  * Returns 0, WH_EINVALID (naccess over the max, a string not terminated in its
@@ -301,6 +306,11 @@ enum wh_rbac_act {
  */
 bool wh_rbac_allowed(enum wh_role role, bool project_public, bool sysadmin, bool anonymous,
                      enum wh_rbac_res res, enum wh_rbac_act act);
+
+/* Whether (`res`, `act`) is a project policy of Harbor's matrix at all (some
+ * role or the public-project set holds it): the set a system administrator
+ * has, and what /users/current/permissions enumerates. */
+bool wh_rbac_policy_defined(enum wh_rbac_res res, enum wh_rbac_act act);
 
 /* WH_ACT_PULL/PUSH/DELETE/SCANNER_PULL bits the caller has on a repository of
  * the project; the token service grants the intersection with the request. */

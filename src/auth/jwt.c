@@ -164,7 +164,8 @@ static int claims_json(json_t **out, const struct wh_token_claims *c)
     int error = 0;
 
     if (!terminated(c->iss, sizeof(c->iss)) || !terminated(c->sub, sizeof(c->sub)) ||
-        !terminated(c->aud, sizeof(c->aud)) || !terminated(c->jti, sizeof(c->jti))) {
+        !terminated(c->aud, sizeof(c->aud)) || !terminated(c->jti, sizeof(c->jti)) ||
+        !terminated(c->bind, sizeof(c->bind))) {
         error = wh_error_set(WH_EINVALID, "claim string not terminated");
         goto out;
     }
@@ -180,6 +181,8 @@ static int claims_json(json_t **out, const struct wh_token_claims *c)
     json_object_set_new(obj, "nbf", json_integer(c->nbf));
     json_object_set_new(obj, "iat", json_integer(c->iat));
     if ((error = set_str(obj, "jti", c->jti)) < 0)
+        goto out;
+    if (c->bind[0] && (error = set_str(obj, "wharf_bind", c->bind)) < 0)
         goto out;
     for (size_t i = 0; i < c->naccess; i++) {
         const struct wh_access *a = &c->access[i];
@@ -502,6 +505,7 @@ int wh_auth_token_verify(struct wh_token_claims *out, const wh_auth_keys *k, con
     if ((error = get_str(out->iss, sizeof(out->iss), claims, "iss", true)) < 0 ||
         (error = get_str(out->sub, sizeof(out->sub), claims, "sub", false)) < 0 ||
         (error = get_str(out->jti, sizeof(out->jti), claims, "jti", false)) < 0 ||
+        (error = get_str(out->bind, sizeof(out->bind), claims, "wharf_bind", false)) < 0 ||
         (error = get_time(&out->exp, claims, "exp", true)) < 0 ||
         (error = get_time(&out->nbf, claims, "nbf", false)) < 0 ||
         (error = get_time(&out->iat, claims, "iat", false)) < 0)

@@ -105,6 +105,16 @@ bool wh_rbac_allowed(enum wh_role role, bool project_public, bool sysadmin, bool
     return false;
 }
 
+bool wh_rbac_policy_defined(enum wh_rbac_res res, enum wh_rbac_act act)
+{
+    if ((unsigned)res >= WH_RBAC_RES_COUNT || (unsigned)act >= WH_RBAC_ACT_COUNT)
+        return false;
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+        if (rules[i].res == res && (rules[i].acts & (1u << act)))
+            return true;
+    return false;
+}
+
 unsigned wh_rbac_repo_actions(enum wh_role role, bool project_public, bool sysadmin,
                               bool anonymous)
 {

@@ -55,6 +55,8 @@ static const struct key {
     {"auth.login_queue", "WHARF_LOGIN_QUEUE", K_UINT, offsetof(struct wh_config, login_queue), 0},
     {"audit.retention_days", "WHARF_AUDIT_RETENTION_DAYS", K_DAYS,
      offsetof(struct wh_config, audit_retention_days), 0},
+    {"auth.refresh_token_ttl", "WHARF_REFRESH_TOKEN_TTL", K_I64,
+     offsetof(struct wh_config, refresh_ttl_s), 0},
     {"log.access", "WHARF_ACCESS_LOG", K_BOOL, offsetof(struct wh_config, access_log), 0},
     {"log.level", "WHARF_LOG_LEVEL", K_STR, offsetof(struct wh_config, log_level), 16},
     {"registry.read_only", "WHARF_READ_ONLY", K_BOOL, offsetof(struct wh_config, read_only), 0},
@@ -85,6 +87,7 @@ void wh_config_defaults(struct wh_config *c)
     c->token_ttl_s = 1800;
     c->login_threads = 2;
     c->login_queue = 64;
+    c->refresh_ttl_s = 30 * 24 * 3600;
 }
 
 /* Accepts a plain number or one with a K/M/G suffix (binary units). */

@@ -33,6 +33,7 @@ struct wh_config {
     unsigned login_threads;    /* auth.login_threads */
     unsigned login_queue;      /* auth.login_queue */
     int64_t audit_retention_days; /* audit.retention_days (0: keep forever) */
+    int64_t refresh_ttl_s;     /* auth.refresh_token_ttl */
     char tls_cert[1024];       /* tls.cert: PEM certificate chain file ("" = plain HTTP) */
     char tls_key[1024];        /* tls.key: PEM private key file */
     char trusted_proxies[1024]; /* http.trusted_proxies: addresses whose X-Forwarded-* count */

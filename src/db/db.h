@@ -424,4 +424,92 @@ int wh_db_tag_page(wh_db *db, int64_t artifact_id, const char *name, const char 
 /* Adds a tag. 0, WH_EEXISTS (the repository has it already) or WH_ERROR. */
 int wh_db_tag_create(wh_db *db, int64_t repo_id, int64_t artifact_id, const char *name);
 
+/* ---- copying an artifact (db_copy.c) ---- */
+/*
+ * Copies artifact `src_artifact_id` into repository `dst_repo` (full name,
+ * created when missing) of project `dst_project_id`, in one transaction:
+ * the artifact with everything it pulls along in its own repository — the
+ * children of an index and the artifacts whose subject it is, recursively —
+ * their blob links (no bytes are copied: blobs are content-addressed), the
+ * index children and every tag of the source artifact (a tag the
+ * destination repository has on another artifact moves). What exists in
+ * the destination already is kept. The destination project's storage quota
+ * is checked for the blobs it does not hold yet; when it would be exceeded
+ * Harbor's message is copied into `msg` (`msgcap` bytes) and nothing is
+ * written. `*dst_artifact_id` (may be NULL) receives the copy's id.
+ * Returns 0, WH_ENOTFOUND (the source is gone, or a child of an index is
+ * missing from the source repository), WH_EDENIED (quota) or WH_ERROR.
+ */
+int wh_db_artifact_copy(wh_db *db, int64_t src_artifact_id, int64_t dst_project_id,
+                        const char *dst_repo, char *msg, size_t msgcap, int64_t *dst_artifact_id);
+
+/* ---- labels (db_label.c) ---- */
+#define WH_LABEL_NAME_MAX 128   /* Harbor's limit on a label name, in bytes */
+#define WH_LABEL_DESC_MAX 1024  /* description incl. NUL */
+#define WH_LABEL_COLOR_MAX 32   /* color ("#FF0000") incl. NUL */
+
+struct wh_label {
+    int64_t id;
+    char name[WH_LABEL_NAME_MAX + 1];
+    char description[WH_LABEL_DESC_MAX];
+    char color[WH_LABEL_COLOR_MAX];
+    char scope[2];          /* "g" global or "p" project */
+    int64_t project_id;     /* the project of a "p" label; 0 for global ones */
+    int64_t created_ms, updated_ms;
+};
+/* Which labels a listing returns (NULL strings: no filter). */
+struct wh_label_filter {
+    const char *scope;      /* "g" or "p" (required) */
+    int64_t project_id;     /* "p": the project */
+    const char *name;       /* exact name */
+    const char *name_like;  /* substring of the name */
+    int sort;               /* 0 id, 1 name, 2 creation time, 3 update time */
+    bool desc;
+};
+/* Creates a label from name, description, color, scope and project_id of
+ * `l`. 0, WH_EEXISTS ("label <name> already exists") or WH_ERROR. */
+int wh_db_label_create(wh_db *db, const struct wh_label *l, int64_t *id_out);
+/* 0, WH_ENOTFOUND ("label <id> not found") or WH_ERROR. */
+int wh_db_label_get(wh_db *db, int64_t id, struct wh_label *out);
+/* Writes name, description and color of l->id. 0, WH_ENOTFOUND, WH_EEXISTS or WH_ERROR. */
+int wh_db_label_update(wh_db *db, const struct wh_label *l);
+/* Deletes a label; artifacts lose it. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_label_delete(wh_db *db, int64_t id);
+/* Lists labels matching `f`, skipping `offset`, at most `limit`; `*total_out` (may be NULL)
+ * counts every match. */
+int wh_db_label_list(wh_db *db, const struct wh_label_filter *f, int64_t offset, int64_t limit,
+                     int (*fn)(const struct wh_label *l, void *payload), void *payload,
+                     int64_t *total_out);
+/* Puts a label on an artifact. 0, WH_EEXISTS ("label <l> is already added to the
+ * artifact <a>"), WH_ENOTFOUND (no such label or artifact) or WH_ERROR. */
+int wh_db_artifact_label_add(wh_db *db, int64_t artifact_id, int64_t label_id);
+/* Takes a label off an artifact. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_artifact_label_remove(wh_db *db, int64_t artifact_id, int64_t label_id);
+/* The labels of an artifact, by id. */
+int wh_db_artifact_labels(wh_db *db, int64_t artifact_id,
+                          int (*fn)(const struct wh_label *l, void *payload), void *payload);
+
+/* ---- quotas (db_quota.c): one storage quota per project, its id the project's ---- */
+struct wh_quota {
+    int64_t id;                       /* the project id */
+    char project_name[WH_NAME_MAX];
+    char owner_name[WH_NAME_MAX];     /* "" when the owner is gone */
+    int64_t hard;                     /* storage limit in bytes; -1 unlimited */
+    uint64_t used;                    /* bytes of the distinct blobs of the project */
+    int64_t created_ms, updated_ms;
+};
+struct wh_quota_filter {
+    int64_t project_id;               /* 0: every project */
+    int sort;                         /* 0 id, 1 used, 2 hard, 3 creation time, 4 update time */
+    bool desc;
+};
+/* 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_quota_get(wh_db *db, int64_t id, struct wh_quota *out);
+/* Lists quotas matching `f`, skipping `offset`, at most `limit`. */
+int wh_db_quota_list(wh_db *db, const struct wh_quota_filter *f, int64_t offset, int64_t limit,
+                     int (*fn)(const struct wh_quota *q, void *payload), void *payload,
+                     int64_t *total_out);
+/* Sets the storage limit of quota (project) `id`. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_quota_set_hard(wh_db *db, int64_t id, int64_t hard);
+
 #endif

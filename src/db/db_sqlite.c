@@ -353,6 +353,25 @@ static const char *const migrations[] = {
     "ALTER TABLE audit_log ADD COLUMN bucket INTEGER;"
     "CREATE UNIQUE INDEX audit_fold ON audit_log(bucket, username, resource, resource_type,"
     " operation, result, client_ip, project_id) WHERE bucket IS NOT NULL;",
+    /* 5: labels (db_label.c), global (project_id NULL) or of one project, and
+     * which artifacts carry them. Ids are never reused (AUTOINCREMENT). */
+    "CREATE TABLE label("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  color TEXT NOT NULL DEFAULT '',"
+    "  scope TEXT NOT NULL,"                    /* 'g' global, 'p' project */
+    "  project_id INTEGER REFERENCES project(id) ON DELETE CASCADE,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX label_name ON label(scope, coalesce(project_id, 0), name);"
+    "CREATE INDEX label_project ON label(project_id) WHERE project_id IS NOT NULL;"
+    "CREATE TABLE artifact_label("
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  label_id INTEGER NOT NULL REFERENCES label(id) ON DELETE CASCADE,"
+    "  created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(artifact_id, label_id)) WITHOUT ROWID;"
+    "CREATE INDEX artifact_label_label ON artifact_label(label_id);",
 };
 #pragma GCC diagnostic pop
 

@@ -72,6 +72,10 @@ enum wh_method wh_req_method(const wh_req *r);
 const char *wh_req_method_str(const wh_req *r);
 /* Decoded path, without the query. Borrowed until the request completes. */
 const char *wh_req_path(const wh_req *r);
+/* The request's id (X-Request-Id): the client's when it is at most 64 bytes
+ * of printable ASCII without spaces, else a random UUID. Sent back on every
+ * answer and written in the access log. Borrowed until completion. */
+const char *wh_req_id(const wh_req *r);
 /* A header value (case-insensitive name) or NULL. */
 const char *wh_req_header(const wh_req *r, const char *name);
 /* Calls fn for every value of a header that may repeat (Accept). */

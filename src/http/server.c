@@ -56,6 +56,7 @@ struct conn {
     int64_t since_us;  /* accepted, or last request finished */
     struct conn *prev, *next;
 };
+#define REQUEST_ID_MAX 64      /* longest client X-Request-Id echoed back */
 
 struct route {
     char *prefix;
@@ -121,6 +122,7 @@ struct wh_req {
     const char *client_ip; /* resolved on first use */
     const char *peer_ip;   /* the direct peer's address, resolved on first use */
     int64_t start_us;
+    char request_id[REQUEST_ID_MAX + 1]; /* X-Request-Id: the client's if sane, else made here */
     /* body streaming */
     int (*on_data)(wh_req *r, const char *p, size_t n, void *ctx);
     int (*on_end)(wh_req *r, void *ctx);
@@ -156,6 +158,11 @@ const char *wh_req_method_str(const wh_req *r)
 const char *wh_req_path(const wh_req *r)
 {
     return r->path;
+}
+
+const char *wh_req_id(const wh_req *r)
+{
+    return r->request_id;
 }
 
 const char *wh_req_header(const wh_req *r, const char *name)
@@ -473,6 +480,7 @@ static void queue(wh_req *r, int status, const char *content_type, struct MHD_Re
         return;
     }
     MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (struct resp_hdr *h = r->hdrs; h; h = h->next)
@@ -593,6 +601,30 @@ static void answer_unparsed(int fd)
         shutdown(fd, SHUT_WR);
 }
 
+/*
+ * The request's id: the client's X-Request-Id when it is short printable
+ * ASCII without spaces (it goes into headers and the log line as it is),
+ * else a new random UUID (version 4), as Harbor makes one.
+ */
+static void request_id_init(wh_req *r)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = v ? strlen(v) : 0;
+    bool sane = n > 0 && n <= REQUEST_ID_MAX;
+    for (size_t i = 0; sane && i < n; i++)
+        sane = v[i] > 0x20 && v[i] < 0x7f;
+    if (sane) {
+        memcpy(r->request_id, v, n + 1);
+        return;
+    }
+    char hex[33];
+    wh_random_hex(hex, 16);
+    hex[12] = '4';                          /* version 4: random */
+    hex[16] = "89ab"[hex[16] % 4];          /* RFC 4122 variant */
+    snprintf(r->request_id, sizeof(r->request_id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+             hex + 12, hex + 16, hex + 20);
+}
+
 static enum wh_method parse_method(const char *m)
 {
     static const struct {
@@ -695,6 +727,47 @@ static void answer_bad_request(wh_req *r, const char *why)
     wh_resp_send(r, 400, "application/json; charset=utf-8", body, strlen(body));
 }
 
+/*
+ * After a handler or on_end returned: when it asked for deferred work
+ * (wh_req_defer) or a pause (wh_req_sleep) and has not answered, suspends
+ * the connection and hands the request over; MHD calls on_access again once
+ * it is resumed, with any unread body still unread. Returns whether it did.
+ * A reservation the step did not use (it answered after all) is given back.
+ */
+static bool park(wh_http *h, wh_req *r, struct MHD_Connection *conn)
+{
+    if (r->job && !r->sent) {
+        struct defer_job *j = r->job;
+        r->job = NULL;
+        MHD_suspend_connection(conn);
+        defer_enqueue(h, j);
+        return true;
+    }
+    if (r->sleep && !r->sent) {
+        struct sleeper *z = r->sleep;
+        r->sleep = NULL;
+        MHD_suspend_connection(conn);
+        pthread_mutex_lock(&h->lock);
+        z->next = h->sleepers;
+        h->sleepers = z;
+        pthread_mutex_unlock(&h->lock);
+        return true;
+    }
+    if (r->sleep) {
+        r->sleep = NULL;
+        pthread_mutex_lock(&h->lock);
+        h->nsleepers--;
+        pthread_mutex_unlock(&h->lock);
+    }
+    if (r->job) {
+        r->job = NULL;
+        pthread_mutex_lock(&h->qlock);
+        h->qused--;
+        pthread_mutex_unlock(&h->qlock);
+    }
+    return false;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -723,6 +796,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             r->cs->request_seen = true;
             pthread_mutex_unlock(&h->lock);
         }
+        request_id_init(r);
         *con_cls = r;
         atomic_fetch_add(&h->inflight, 1);
 
@@ -754,41 +828,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (r->route && !r->handled && !r->sent) {
         r->route->fn(r, r->route->payload);
-        if (r->job && !r->sent) {
-            /*
-             * The handler asked for work off this thread (a password check):
-             * the connection sleeps, a worker runs the job and resumes it,
-             * and this call repeats with the body, if any, still unread.
-             */
-            struct defer_job *j = r->job;
-            r->job = NULL;
-            MHD_suspend_connection(conn);
-            defer_enqueue(h, j);
-            return MHD_YES;
-        }
-        if (r->sleep && !r->sent) {
-            /* held back (a tarpit): the reaper resumes it when its time comes */
-            struct sleeper *z = r->sleep;
-            r->sleep = NULL;
-            MHD_suspend_connection(conn);
-            pthread_mutex_lock(&h->lock);
-            z->next = h->sleepers;
-            h->sleepers = z;
-            pthread_mutex_unlock(&h->lock);
-            return MHD_YES;
-        }
-        if (r->sleep) {
-            r->sleep = NULL;
-            pthread_mutex_lock(&h->lock);
-            h->nsleepers--;
-            pthread_mutex_unlock(&h->lock);
-        }
-        if (r->job) { /* answered after all: give the reservation back */
-            r->job = NULL;
-            pthread_mutex_lock(&h->qlock);
-            h->qused--;
-            pthread_mutex_unlock(&h->qlock);
-        }
+        if (park(h, r, conn))
+            return MHD_YES; /* this call repeats when the connection is resumed */
         r->handled = true;
         if (!r->sent && !r->on_end) {
             wh_log_error("%s %s: handler gave no response", method, url);
@@ -816,8 +857,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
 
-    if (!r->sent && r->on_end && !r->body_failed)
+    if (!r->sent && r->on_end && !r->body_failed) {
         r->on_end(r, r->ctx);
+        if (park(h, r, conn))
+            return MHD_YES; /* on_end runs again when the connection is resumed */
+    }
     if (!r->sent)
         answer_internal(r);
     flush_response(r);
@@ -849,10 +893,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         char method[40];
         wh_log_escape(path, sizeof(path), r->path);
         wh_log_escape(method, sizeof(method), r->method_str);
-        int n = snprintf(line, sizeof(line), "access %s %s %d %llu %lld.%03lldms%s\n",
+        int n = snprintf(line, sizeof(line), "access %s %s %d %llu %lld.%03lldms rid=%s%s\n",
                          method, path, r->sent ? r->status : 499,
                          (unsigned long long)r->bytes, (long long)(us / 1000),
-                         (long long)(us % 1000),
+                         (long long)(us % 1000), r->request_id,
                          toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
         if (n > 0)
             wh_log_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);

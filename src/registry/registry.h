@@ -39,10 +39,23 @@ void wh_registry_free(wh_registry *reg);
 int wh_registry_handle(wh_req *req, void *payload);
 /*
  * The token service at /service/token (payload: the wh_registry): Docker's
- * token protocol — Basic credentials or none, `scope` parameters, an ES256
- * JWT granting the intersection of what was asked and what is allowed.
+ * token protocol — GET with Basic credentials or none, `scope` parameters
+ * (each may list several scopes), an ES256 JWT granting the intersection of
+ * what was asked and what is allowed — and OAuth2's POST with the password
+ * and refresh_token grants; refresh tokens with offline_token/access_type.
  */
 int wh_registry_token_handle(wh_req *req, void *payload);
+/*
+ * The token service's POST body (application/x-www-form-urlencoded, as
+ * OAuth2 sends it): for each of the `nnames` names, `values[i]` receives its
+ * decoded value ('+' and %XX decoded; pool memory) or NULL when absent;
+ * other names are skipped. Returns 0 or WH_EINVALID with the reason as
+ * message: a NUL or control byte (decoded or not), a bad %-escape, a name
+ * given twice, more than WH_TOKEN_FORM_FIELDS_MAX pairs.
+ */
+#define WH_TOKEN_FORM_FIELDS_MAX 64
+int wh_token_form_parse(wh_pool *pool, const char *body, size_t len, const char *const *names,
+                        size_t nnames, const char **values);
 /* Removes expired upload sessions and staged files without a session. */
 int wh_registry_sweep_uploads(wh_registry *reg, bool at_start);
 

@@ -36,6 +36,12 @@ int wh_store_read_blob(wh_store *s, const struct wh_digest *d, struct wh_buf *ou
 int wh_store_put_bytes(wh_store *s, const struct wh_digest *d, const void *p, size_t len);
 /* Removes a blob (garbage collection). 0 or WH_ENOTFOUND. */
 int wh_store_delete_blob(wh_store *s, const struct wh_digest *d);
+/*
+ * Capacity of the storage holding the blobs, in bytes: its total size and
+ * what is still free for wharf to write. 0, WH_ENOTFOUND (the driver cannot
+ * tell) or WH_ERROR.
+ */
+int wh_store_capacity(wh_store *s, uint64_t *total, uint64_t *free_bytes);
 
 /*
  * Space. Every write that meets a full disk (ENOSPC, EDQUOT) returns
@@ -118,6 +124,7 @@ struct wh_store_driver {
     /* version 2: space (NULL: the driver never runs out) */
     int (*check_space)(wh_store *s);
     bool (*note_full)(wh_store *s);
+    int (*capacity)(wh_store *s, uint64_t *total, uint64_t *free_bytes); /* optional (NULL) */
 };
 
 #endif

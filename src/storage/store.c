@@ -43,6 +43,14 @@ bool wh_store_note_full(wh_store *s)
     return s->drv->note_full ? s->drv->note_full(s) : false;
 }
 
+int wh_store_capacity(wh_store *s, uint64_t *total, uint64_t *free_bytes)
+{
+    if (!s->drv->capacity)
+        return wh_error_set(WH_ENOTFOUND, "the %s storage does not report its capacity",
+                            s->drv->name);
+    return s->drv->capacity(s, total, free_bytes);
+}
+
 int wh_store_upload_create(wh_store *s, const char *id, wh_upload **out)
 {
     return s->drv->upload_create(s, id, out);

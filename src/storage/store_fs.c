@@ -672,6 +672,21 @@ static const struct wh_upload_ops fs_upload_ops = {
     .close = fs_upload_close,
 };
 
+/* The file system holding the blobs: its size, and what an unprivileged
+ * writer may still use (statvfs f_bavail, as df shows it). */
+static int fs_capacity(wh_store *base, uint64_t *total, uint64_t *avail)
+{
+    struct fs_store *s = (struct fs_store *)base;
+    struct statvfs st;
+    if (statvfs(s->root, &st) < 0)
+        return wh_error_set(WH_ERROR, "statvfs %s: %s", s->root, strerror(errno));
+    uint64_t unit = st.f_frsize ? st.f_frsize : st.f_bsize;
+    if (__builtin_mul_overflow((uint64_t)st.f_blocks, unit, total) ||
+        __builtin_mul_overflow((uint64_t)st.f_bavail, unit, avail))
+        return wh_error_set(WH_ERROR, "statvfs %s: size overflows", s->root);
+    return 0;
+}
+
 static const struct wh_store_driver fs_driver = {
     .version = WH_STORE_DRIVER_VERSION,
     .name = "filesystem",
@@ -686,6 +701,7 @@ static const struct wh_store_driver fs_driver = {
     .upload_each = fs_upload_each,
     .check_space = fs_check_space,
     .note_full = fs_note_full,
+    .capacity = fs_capacity,
 };
 
 int wh_store_open_fs(wh_store **out, const char *root)

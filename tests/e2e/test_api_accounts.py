@@ -98,7 +98,7 @@ def test_api_members(admin, srv, unique):
     assert s["maintainer_count"] == 1 and s["project_admin_count"] == 1
     admin.ok(admin.delete(f"/projects/{pid}/members/{mid}"))
     expect_error(admin.get(f"/projects/{pid}/members/{mid}"), 404, "NOT_FOUND")
-    logs = admin.ok(admin.get(f"/projects/{pid}/logs", params={"page_size": 50})).json()
+    logs = admin.ok(admin.get(f"/projects/{unique}/logs", params={"page_size": 50})).json()
     ops = [(e["resource_type"], e["operation"]) for e in logs]
     assert ("member", "create") in ops and ("member", "update") in ops and ("member", "delete") in ops
 
@@ -162,7 +162,7 @@ def test_api_robots(admin, srv, unique):
     admin.ok(admin.delete(f"/robots/{rid}"))
     expect_error(admin.get(f"/robots/{rid}"), 404, "NOT_FOUND")
     ops = [(e["resource"], e["operation"]) for e in
-           admin.ok(admin.get(f"/projects/{pid}/logs", params={"page_size": 50})).json() if e["resource_type"] == "robot"]
+           admin.ok(admin.get(f"/projects/{unique}/logs", params={"page_size": 50})).json() if e["resource_type"] == "robot"]
     assert (created["name"], "create") in ops and (created["name"], "delete") in ops
 
 

@@ -167,7 +167,7 @@ def test_api_project_delete_and_summary(admin, srv, unique):
     expect_error(admin.delete(f"/projects/{pid}"), 412, "PRECONDITION",
                  "precondition failed: the project contains repositories, can not be deleted")
     for repo in ("app", "other"):
-        admin.ok(admin.delete(f"/projects/{pid}/repositories/{repo}"))
+        admin.ok(admin.delete(f"/projects/{unique}/repositories/{repo}"))
     assert admin.ok(admin.get(f"/projects/{pid}/_deletable")).json() == {"deletable": True}
     admin.ok(admin.delete(f"/projects/{pid}"))
     expect_error(admin.get(f"/projects/{pid}"), 404, "NOT_FOUND")

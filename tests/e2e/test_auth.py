@@ -373,3 +373,319 @@ def test_odd_token_requests(server, params):
         for a in claims.get("access", []):
             assert not a["actions"] or a["name"].startswith("library/a"), claims
     assert server.running()
+
+
+# ---------------------------------------------------------------- token service: Harbor's
+# service name, OAuth2 scope lists, POST with the password and refresh_token grants
+
+def post_token(srv, **form):
+    return requests.post(f"{srv.url}/service/token", data=form, timeout=30)
+
+
+def granted(tok: str) -> dict:
+    return {a["name"]: sorted(a["actions"]) for a in token_claims(tok).get("access", [])}
+
+
+def expect_oauth_error(r, status, error):
+    assert r.status_code == status, describe(r)
+    doc = r.json()
+    assert doc.get("error") == error, describe(r)
+    assert isinstance(doc.get("error_description"), str) and doc["error_description"], describe(r)
+    assert doc["errors"][0]["code"] in ("UNAUTHORIZED", "BAD_REQUEST", "TOO_MANY_REQUEST"), describe(r)
+
+
+@pytest.fixture
+def tokensrv(servers):
+    """A server with a project, an image in it and a non-administrator member."""
+    srv = servers.new()
+    api = Api(srv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project("team")
+    api.create_user(USER, USER_PASSWORD)
+    api.add_member("team", USER, 2)
+    reg = srv.registry()
+    img = small_image()
+    reg.push_image("team/app", img, "v1")
+    srv.img = img
+    return srv
+
+
+def test_token_service_takes_harbor_service_name(tokensrv):
+    tok = token(tokensrv, "repository:team/app:pull", service="harbor-registry")
+    assert granted(tok) == {"team/app": ["pull"]}
+    r = bearer(tokensrv, tok).get_manifest("team/app", "v1")
+    assert r.status_code == 200 and r.content == tokensrv.img.manifest, describe(r)
+    r = requests.get(f"{tokensrv.url}/service/token", params={"service": "registry.docker.io"},
+                     auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=30)
+    api_expect_error(r, 400, "BAD_REQUEST", "Unable to handle service: registry.docker.io")
+
+
+def test_token_scope_list_in_one_parameter(tokensrv):
+    """OAuth2 sends several scopes space-separated in one `scope`."""
+    scope = "repository:team/app:pull,push repository:team/other:pull  repository:library/x:pull"
+    tok = token(tokensrv, scope, user=USER, password=USER_PASSWORD)
+    assert granted(tok) == {"team/app": ["pull", "push"], "team/other": ["pull"], "library/x": ["pull"]}
+    # the '+' of form encoding is a space too
+    r = requests.get(f"{tokensrv.url}/service/token?service=wharf&scope=repository:team/app:pull+"
+                     "repository:team/b:pull", auth=(USER, USER_PASSWORD), timeout=30)
+    assert r.status_code == 200, describe(r)
+    assert granted(r.json()["token"]) == {"team/app": ["pull"], "team/b": ["pull"]}
+    # repeated and listed scopes together; beyond the cap the rest is ignored
+    many = " ".join(f"repository:team/a{i}:pull" for i in range(40))
+    r = requests.get(f"{tokensrv.url}/service/token", params={"service": "wharf", "scope": [many, many]},
+                     auth=(USER, USER_PASSWORD), timeout=30)
+    assert r.status_code == 200 and len(token_claims(r.json()["token"])["access"]) == 16, describe(r)
+
+
+def test_token_post_password_grant(tokensrv):
+    scope = "repository:team/app:pull,push repository:library/nothing:push"
+    r = post_token(tokensrv, grant_type="password", username=USER, password=USER_PASSWORD,
+                   service="wharf", client_id="containerd-client", scope=scope)
+    assert r.status_code == 200, describe(r)
+    doc = r.json()
+    assert doc["expires_in"] == 1800 and doc["issued_at"].endswith("Z")
+    assert "refresh_token" not in doc
+    assert doc["scope"] == "repository:team/app:pull,push"
+    assert granted(doc["access_token"]) == {"team/app": ["pull", "push"], "library/nothing": []}
+    assert token_claims(doc["access_token"])["sub"] == USER
+    r = bearer(tokensrv, doc["access_token"]).get_manifest("team/app", "v1")
+    assert r.status_code == 200, describe(r)
+    # a robot logs in the same way
+    api = Api(tokensrv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    perms = [{"kind": "project", "namespace": "team", "access": [{"resource": "repository", "action": "pull"}]}]
+    bot = api.ok(api.post("/robots", {"name": "ci", "level": "project", "duration": -1, "permissions": perms}),
+                 201).json()
+    r = post_token(tokensrv, grant_type="password", username=bot["name"], password=bot["secret"],
+                   service="harbor-registry", client_id="x", scope="repository:team/app:pull,push")
+    assert r.status_code == 200 and granted(r.json()["access_token"]) == {"team/app": ["pull"]}, describe(r)
+
+    # refusals, each in OAuth2's shape
+    expect_oauth_error(post_token(tokensrv, grant_type="password", username=USER, password="Wrong-passw0rd",
+                                  service="wharf", client_id="x"), 401, "invalid_grant")
+    expect_oauth_error(post_token(tokensrv, grant_type="password", username="nobody", password="Wrong-passw0rd",
+                                  service="wharf", client_id="x"), 401, "invalid_grant")
+    expect_oauth_error(post_token(tokensrv, grant_type="password", password=USER_PASSWORD, service="wharf",
+                                  client_id="x"), 400, "invalid_request")
+    expect_oauth_error(post_token(tokensrv, grant_type="client_credentials", service="wharf", client_id="x"),
+                       400, "unsupported_grant_type")
+    expect_oauth_error(post_token(tokensrv, username=USER, password=USER_PASSWORD, service="wharf"),
+                       400, "invalid_request")
+    expect_oauth_error(post_token(tokensrv, grant_type="password", username=USER, password=USER_PASSWORD,
+                                  service="elsewhere", client_id="x"), 400, "invalid_request")
+    expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", service="wharf", client_id="x"),
+                       400, "invalid_request")
+    r = post_token(tokensrv, grant_type="password", username=USER, password=USER_PASSWORD, client_id="x")
+    expect_oauth_error(r, 400, "invalid_request")
+    assert r.json()["error_description"] == "service is required"
+
+
+def test_token_refresh_grant(tokensrv):
+    """offline_token=true (GET) and access_type=offline (POST) hand out a
+    refresh token: signed, bound to its user, refused once the user is gone,
+    disabled or has changed the password."""
+    api = Api(tokensrv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    r = requests.get(f"{tokensrv.url}/service/token",
+                     params={"service": "wharf", "offline_token": "true", "client_id": "docker",
+                             "scope": "repository:team/app:pull"},
+                     auth=(USER, USER_PASSWORD), timeout=30)
+    assert r.status_code == 200, describe(r)
+    rt = r.json()["refresh_token"]
+    assert granted(r.json()["token"]) == {"team/app": ["pull"]}
+    # without offline_token, and for anonymous callers, none
+    assert "refresh_token" not in requests.get(f"{tokensrv.url}/service/token", params={"service": "wharf"},
+                                               auth=(USER, USER_PASSWORD), timeout=30).json()
+    assert "refresh_token" not in requests.get(f"{tokensrv.url}/service/token",
+                                               params={"service": "wharf", "offline_token": "true"},
+                                               timeout=30).json()
+
+    r = post_token(tokensrv, grant_type="refresh_token", refresh_token=rt, service="wharf", client_id="docker",
+                   scope="repository:team/app:pull,push")
+    assert r.status_code == 200, describe(r)
+    doc = r.json()
+    assert doc["refresh_token"] == rt and doc["scope"] == "repository:team/app:pull,push"
+    assert token_claims(doc["access_token"])["sub"] == USER
+    assert bearer(tokensrv, doc["access_token"]).get_manifest("team/app", "v1").status_code == 200
+
+    # the password grant with access_type=offline gives one too
+    r = post_token(tokensrv, grant_type="password", username=USER, password=USER_PASSWORD, service="wharf",
+                   client_id="x", access_type="offline")
+    assert r.status_code == 200 and r.json()["refresh_token"], describe(r)
+
+    # a refresh token is not an access token, nor the other way round
+    r = bearer(tokensrv, rt).get_manifest("team/app", "v1")
+    assert r.status_code == 401, describe(r)
+    expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", refresh_token=doc["access_token"],
+                                  service="wharf", client_id="x"), 401, "invalid_grant")
+    # tampering breaks the signature
+    head, body, sig = rt.split(".")
+    claims = token_claims(rt)
+    claims["sub"] = ADMIN_USER
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    for bad in (f"{head}.{forged}.{sig}", rt[:-2] + ("AA" if rt[-2:] != "AA" else "BB"), "x.y.z", "", "A" * 9000):
+        expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", refresh_token=bad, service="wharf",
+                                      client_id="x"), 401 if bad else 400,
+                           "invalid_grant" if bad else "invalid_request")
+
+    # a changed password retires the user's refresh tokens
+    uid = [u for u in api.ok(api.get("/users")).json() if u["username"] == USER][0]["user_id"]
+    api.ok(api.put(f"/users/{uid}/password", {"new_password": "Other-Passw0rd-2"}))
+    expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", refresh_token=rt, service="wharf",
+                                  client_id="x"), 401, "invalid_grant")
+    rt2 = requests.get(f"{tokensrv.url}/service/token", params={"service": "wharf", "offline_token": "true"},
+                       auth=(USER, "Other-Passw0rd-2"), timeout=30).json()["refresh_token"]
+    assert post_token(tokensrv, grant_type="refresh_token", refresh_token=rt2, service="wharf",
+                      client_id="x").status_code == 200
+    # so does deleting the user, even if the name comes back
+    api.ok(api.delete(f"/users/{uid}"))
+    expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", refresh_token=rt2, service="wharf",
+                                  client_id="x"), 401, "invalid_grant")
+    api.create_user(USER, "Other-Passw0rd-2")
+    expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", refresh_token=rt2, service="wharf",
+                                  client_id="x"), 401, "invalid_grant")
+
+    # a robot's refresh token stops working when the robot is disabled or deleted
+    perms = [{"kind": "project", "namespace": "team", "access": [{"resource": "repository", "action": "pull"}]}]
+    bot = api.ok(api.post("/robots", {"name": "ci", "level": "project", "duration": -1, "permissions": perms}),
+                 201).json()
+    brt = requests.get(f"{tokensrv.url}/service/token", params={"service": "wharf", "offline_token": "true"},
+                       auth=(bot["name"], bot["secret"]), timeout=30).json()["refresh_token"]
+    r = post_token(tokensrv, grant_type="refresh_token", refresh_token=brt, service="wharf", client_id="x",
+                   scope="repository:team/app:pull")
+    assert r.status_code == 200 and granted(r.json()["access_token"]) == {"team/app": ["pull"]}, describe(r)
+    api.ok(api.put(f"/robots/{bot['id']}", {"disable": True, "duration": -1, "permissions": perms}))
+    expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", refresh_token=brt, service="wharf",
+                                  client_id="x"), 401, "invalid_grant")
+    api.ok(api.put(f"/robots/{bot['id']}", {"disable": False, "duration": -1, "permissions": perms}))
+    assert post_token(tokensrv, grant_type="refresh_token", refresh_token=brt, service="wharf",
+                      client_id="x").status_code == 200
+    api.ok(api.delete(f"/robots/{bot['id']}"))
+    expect_oauth_error(post_token(tokensrv, grant_type="refresh_token", refresh_token=brt, service="wharf",
+                                  client_id="x"), 401, "invalid_grant")
+
+
+def test_refresh_token_expires(servers):
+    srv = servers.new(env={"WHARF_REFRESH_TOKEN_TTL": "4"})
+    r = post_token(srv, grant_type="password", username=ADMIN_USER, password=ADMIN_PASSWORD, service="wharf",
+                   client_id="x", access_type="offline")
+    assert r.status_code == 200, describe(r)
+    rt = r.json()["refresh_token"]
+    claims = token_claims(rt)
+    assert claims["exp"] - claims["iat"] == 4
+    assert post_token(srv, grant_type="refresh_token", refresh_token=rt, service="wharf",
+                      client_id="x").status_code == 200
+    deadline = time.monotonic() + 15
+    while True:
+        r = post_token(srv, grant_type="refresh_token", refresh_token=rt, service="wharf", client_id="x")
+        if r.status_code == 401:
+            expect_oauth_error(r, 401, "invalid_grant")
+            break
+        assert r.status_code == 200, describe(r)
+        assert time.monotonic() < deadline, "the refresh token did not expire"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("body,ctype,status", [
+    (b"grant_type=password&username=admin&password=" + b"x" * 70000, "application/x-www-form-urlencoded", 413),
+    (b'{"grant_type":"password"}', "application/json", 400),
+    (b"grant_type=password&username=%zz&password=a&service=wharf", "application/x-www-form-urlencoded", 400),
+    (b"grant_type=password&username=ad%00min&password=a&service=wharf", "application/x-www-form-urlencoded", 400),
+    (b"grant_type=password&grant_type=refresh_token&username=admin&password=a&service=wharf",
+     "application/x-www-form-urlencoded", 400),
+    (b"&&&==&=&" * 100, "application/x-www-form-urlencoded", 400),
+    (b"grant_type=refresh_token&service=wharf&refresh_token=" + b"A" * 20000, "application/x-www-form-urlencoded",
+     401),
+    (b"", "application/x-www-form-urlencoded", 400),
+    (b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded", 400),
+])
+def test_token_post_hostile_bodies(server, body, ctype, status):
+    r = requests.post(f"{server.url}/service/token", data=body, headers={"Content-Type": ctype}, timeout=30)
+    assert r.status_code == status, describe(r)
+    assert r.json()["errors"][0]["code"] in ("BAD_REQUEST", "REQUEST_ENTITY_TOO_LARGE", "UNAUTHORIZED"), describe(r)
+    assert server.running()
+    for method in ("PUT", "DELETE", "PATCH"):
+        r = requests.request(method, f"{server.url}/service/token", timeout=30)
+        assert r.status_code == 405, describe(r)
+
+
+# ---------------------------------------------------------------- a real Docker engine and
+# its identity token: `docker login` keeps the refresh token (offline_token=true) and later
+# pushes and pulls trade it for access tokens with POST /service/token
+
+@pytest.fixture
+def dockerd():
+    """A private Docker engine (vfs storage, no networking), or a skip saying why not."""
+    import os
+    import shutil
+    import signal
+    import tempfile
+
+    if not shutil.which("dockerd") or not shutil.which("docker"):
+        pytest.skip("dockerd or docker is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("dockerd needs root")
+    root = tempfile.mkdtemp(prefix="wd-", dir="/tmp")  # unix socket paths must stay short
+    env = dict(os.environ, DOCKER_HOST=f"unix://{root}/sock", DOCKER_CONFIG=f"{root}/cfg")
+    log = open(f"{root}/dockerd.log", "wb")
+    proc = subprocess.Popen(["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
+                             "--storage-driver=vfs", "--data-root", f"{root}/data", "--exec-root",
+                             f"{root}/exec", "--pidfile", f"{root}/pid", "-H", env["DOCKER_HOST"]],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["docker", "version"], env=env, capture_output=True).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                with open(f"{root}/dockerd.log", "rb") as f:
+                    tail = f.read()[-2000:].decode(errors="replace")
+                pytest.skip(f"dockerd did not start here: {tail}")
+            time.sleep(0.2)
+
+        def docker(*args, input=None, check=True):
+            p = subprocess.run(["docker", *args], env=env, input=input, capture_output=True, text=True,
+                               timeout=300)
+            if check:
+                assert p.returncode == 0, f"docker {' '.join(args)}: {p.stdout}{p.stderr}"
+            return p
+
+        docker.root = root
+        yield docker
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_docker_identity_token(tokensrv, dockerd):
+    host = tokensrv.host
+    api = Api(tokensrv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    dockerd("login", "-u", USER, "--password-stdin", host, input=USER_PASSWORD + "\n")
+    with open(f"{dockerd.root}/cfg/config.json") as f:
+        auth = json.load(f)["auths"][host]
+    # docker keeps the refresh token, not the password
+    assert token_claims(auth["identitytoken"])["aud"] == "wharf-refresh"
+    assert USER_PASSWORD not in json.dumps(auth)
+
+    with open(f"{dockerd.root}/f", "w") as f:
+        f.write("hello from docker\n")
+    subprocess.run(["tar", "-C", dockerd.root, "-cf", f"{dockerd.root}/t.tar", "f"], check=True)
+    dockerd("import", f"{dockerd.root}/t.tar", "tiny:1")
+    dockerd("tag", "tiny:1", f"{host}/team/tiny:1")
+    tokensrv.mark_log()
+    dockerd("push", f"{host}/team/tiny:1")
+    assert "access POST /service/token 200 " in tokensrv.log_since_mark()
+    assert api.get("/projects/team/repositories/tiny/artifacts/1").status_code == 200
+    dockerd("rmi", f"{host}/team/tiny:1", "tiny:1")
+    dockerd("pull", f"{host}/team/tiny:1")
+
+    # a new password retires the identity token: docker is refused until it logs in again
+    uid = [u for u in api.ok(api.get("/users")).json() if u["username"] == USER][0]["user_id"]
+    api.ok(api.put(f"/users/{uid}/password", {"new_password": "Other-Passw0rd-3"}))
+    dockerd("tag", f"{host}/team/tiny:1", f"{host}/team/tiny:2")
+    p = dockerd("push", f"{host}/team/tiny:2", check=False)
+    assert p.returncode != 0 and "unauthorized" in (p.stdout + p.stderr).lower(), p.stdout + p.stderr
+    dockerd("login", "-u", USER, "--password-stdin", host, input="Other-Passw0rd-3\n")
+    dockerd("push", f"{host}/team/tiny:2")

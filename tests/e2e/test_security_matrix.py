@@ -343,7 +343,7 @@ def test_api(world, action, who, vis):
         return r
 
     if action == "api-repo-list":
-        r = check(api.get(f"/projects/{pid}/repositories", params={"page_size": 100}))
+        r = check(api.get(f"/projects/{pname}/repositories", params={"page_size": 100}))
         if allowed:
             assert f"{pname}/app" in [x["name"] for x in r.json()], f"{cell}: " + api_describe(r)
     elif action == "api-artifact-list":

@@ -452,6 +452,46 @@ static void test_auth__token_round_trip(void **state)
     free(tok);
 }
 
+/* Refresh tokens carry the account they are bound to (claim wharf_bind) and
+ * their own audience, which an access-token check refuses. */
+static void test_auth__token_bind(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_token_claims c, v;
+    char *tok = NULL;
+
+    assert_int_equal(wh_auth_claims_init(&c, "alice", NOW, 3600), 0);
+    strcpy(c.aud, WH_AUTH_REFRESH_AUDIENCE);
+    strcpy(c.bind, "user:42:0123456789abcdef");
+    assert_int_equal(wh_auth_token_sign(&tok, f->keys, &c), 0);
+    assert_int_equal(wh_auth_token_verify(&v, f->keys, tok, strlen(tok), WH_AUTH_ISSUER,
+                                          WH_AUTH_REFRESH_AUDIENCE, NOW),
+                     0);
+    assert_string_equal(v.bind, "user:42:0123456789abcdef");
+    assert_string_equal(v.aud, WH_AUTH_REFRESH_AUDIENCE);
+    assert_int_equal(v.naccess, 0);
+    /* not an access token */
+    assert_int_equal(
+        wh_auth_token_verify(&v, f->keys, tok, strlen(tok), WH_AUTH_ISSUER, WH_AUTH_SERVICE, NOW),
+        WH_EDENIED);
+    free(tok);
+    /* an access token has no binding */
+    sample_claims(&c);
+    assert_int_equal(wh_auth_token_sign(&tok, f->keys, &c), 0);
+    assert_int_equal(
+        wh_auth_token_verify(&v, f->keys, tok, strlen(tok), WH_AUTH_ISSUER, WH_AUTH_SERVICE, NOW),
+        0);
+    assert_string_equal(v.bind, "");
+    free(tok);
+    /* sign refuses a binding that is not terminated or not UTF-8 */
+    sample_claims(&c);
+    memset(c.bind, 'x', sizeof(c.bind));
+    assert_int_equal(wh_auth_token_sign(&tok, f->keys, &c), WH_EINVALID);
+    sample_claims(&c);
+    strcpy(c.bind, "\xff");
+    assert_int_equal(wh_auth_token_sign(&tok, f->keys, &c), WH_EINVALID);
+}
+
 /* Builds "b64(hdr).b64(claims).b64(sig)" signed with `key` (ES256, raw r||s),
  * or with HMAC-SHA256 keyed by `hmac_key`, or unsigned (empty part) when both
  * are NULL. The caller frees the result. */
@@ -581,6 +621,14 @@ static void test_auth__token_rejections(void **state)
          "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
          "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
          ES_TEST_KEY, "bad sub"},
+        {"wharf_bind not a string", NULL,
+         "{\"iss\":\"wharf-token-issuer\",\"aud\":\"wharf\",\"exp\":1800000000,\"wharf_bind\":7}",
+         ES_TEST_KEY, "bad wharf_bind"},
+        {"wharf_bind too long", NULL,
+         "{\"iss\":\"wharf-token-issuer\",\"aud\":\"wharf\",\"exp\":1800000000,\"wharf_bind\":\""
+         "user:1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef01"
+         "0123456789abcdef0123456789abcdef\"}",
+         ES_TEST_KEY, "bad wharf_bind"},
         {"NUL inside a string", NULL,
          "{\"iss\":\"wharf-token-issuer\\u0000x\",\"aud\":\"wharf\",\"exp\":1800000000}",
          ES_TEST_KEY, "claims is not a JSON object"},
@@ -1070,6 +1118,27 @@ static void test_auth__rbac_matrix(void **state)
                                  WH_RBAC_ACT_CREATE));
 }
 
+/* The policies Harbor defines for a project are those some role (or the
+ * public-project set) holds: the union of the documented table. */
+static void test_auth__rbac_policy_defined(void **state)
+{
+    (void)state;
+    static const char letters[] = "AMDGL";
+    for (unsigned r = 0; r < WH_RBAC_RES_COUNT; r++) {
+        for (unsigned a = 0; a < WH_RBAC_ACT_COUNT; a++) {
+            const char *rn = wh_rbac_res_name((enum wh_rbac_res)r);
+            const char *an = wh_rbac_act_name((enum wh_rbac_act)a);
+            bool want = doc_public(rn, an);
+            for (const char *l = letters; *l; l++)
+                want = want || doc_allows(*l, rn, an);
+            if (wh_rbac_policy_defined((enum wh_rbac_res)r, (enum wh_rbac_act)a) != want)
+                fail_msg("%s %s should %sbe a defined policy", rn, an, want ? "" : "not ");
+        }
+    }
+    assert_false(wh_rbac_policy_defined(WH_RBAC_RES_COUNT, WH_RBAC_ACT_READ));
+    assert_false(wh_rbac_policy_defined(WH_RBAC_RES_PROJECT, WH_RBAC_ACT_COUNT));
+}
+
 static void test_auth__rbac_repo_actions(void **state)
 {
     (void)state;
@@ -1298,6 +1367,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth__keys_create_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth__token_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth__token_rejections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth__token_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth__token_tampering_and_garbage, setup, teardown),
         cmocka_unit_test(test_auth__b64url),
         cmocka_unit_test(test_auth__scope_parse),
@@ -1305,6 +1375,7 @@ int main(void)
         cmocka_unit_test(test_auth__basic_parse),
         cmocka_unit_test(test_auth__rbac_matrix),
         cmocka_unit_test(test_auth__rbac_repo_actions),
+        cmocka_unit_test(test_auth__rbac_policy_defined),
         cmocka_unit_test(test_auth__rbac_names),
         cmocka_unit_test(test_auth__throttle_backoff),
         cmocka_unit_test(test_auth__throttle_bounded),

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the storage quota of db/: Harbor's size display, usage
- * counting a blob shared by two repositories of a project once, and the
- * refusal message of wh_db_project_quota_check.
+ * counting a blob shared by two repositories of a project once, the
+ * refusal message of wh_db_project_quota_check, and the quota API's view
+ * (db_quota.c): get, list with its sorts and filter, set the hard limit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,11 +71,94 @@ static void test_dbquota__check(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+struct ids {
+    int64_t id[8];
+    int n;
+};
+
+static int collect(const struct wh_quota *q, void *payload)
+{
+    struct ids *ids = payload;
+    if (ids->n < 8)
+        ids->id[ids->n++] = q->id;
+    return 0;
+}
+
+static void test_dbquota__quota_view(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/wharf-dbquota-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/wharf.db", dir);
+    wh_db *db = NULL;
+    assert_int_equal(wh_db_open(&db, path), 0);
+    struct wh_project_info in;
+    memset(&in, 0, sizeof(in));
+    int64_t a = 0, b = 0;
+    snprintf(in.p.name, sizeof(in.p.name), "small");
+    in.storage_limit = 5000;
+    assert_int_equal(wh_db_project_insert(db, &in, &a), 0);
+    snprintf(in.p.name, sizeof(in.p.name), "big");
+    in.storage_limit = -1;
+    assert_int_equal(wh_db_project_insert(db, &in, &b), 0);
+    assert_int_equal(wh_db_blob_link(db, a, "small/x",
+                                     "sha256:1111111111111111111111111111111111111111111111111111111111111111", 10),
+                     0);
+    assert_int_equal(wh_db_blob_link(db, b, "big/x",
+                                     "sha256:2222222222222222222222222222222222222222222222222222222222222222", 900),
+                     0);
+    struct wh_quota q;
+    assert_int_equal(wh_db_quota_get(db, a, &q), 0);
+    assert_int_equal(q.id, a);
+    assert_string_equal(q.project_name, "small");
+    assert_int_equal(q.hard, 5000);
+    assert_int_equal(q.used, 10);
+    assert_int_equal(wh_db_quota_get(db, 999999, &q), WH_ENOTFOUND);
+
+    /* the default project (library, id 1) is there too, with nothing stored */
+    struct {
+        int sort;
+        bool desc;
+        int64_t want[3];
+    } cases[] = {
+        {0, false, {1, a, b}}, {0, true, {b, a, 1}},   {1, false, {1, a, b}},
+        {1, true, {b, a, 1}},  {2, false, {1, b, a}},  {2, true, {a, b, 1}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct wh_quota_filter f = {.sort = cases[i].sort, .desc = cases[i].desc};
+        struct ids ids = {{0}, 0};
+        int64_t total = 0;
+        assert_int_equal(wh_db_quota_list(db, &f, 0, 10, collect, &ids, &total), 0);
+        assert_int_equal(total, 3);
+        assert_int_equal(ids.n, 3);
+        for (int k = 0; k < 3; k++)
+            if (ids.id[k] != cases[i].want[k])
+                fail_msg("case %zu: position %d is %lld", i, k, (long long)ids.id[k]);
+    }
+    struct wh_quota_filter one = {.project_id = b};
+    struct ids ids = {{0}, 0};
+    int64_t total = 0;
+    assert_int_equal(wh_db_quota_list(db, &one, 0, 10, collect, &ids, &total), 0);
+    assert_int_equal(total, 1);
+    assert_int_equal(ids.id[0], b);
+
+    assert_int_equal(wh_db_quota_set_hard(db, b, 100), 0);
+    assert_int_equal(wh_db_quota_get(db, b, &q), 0);
+    assert_int_equal(q.hard, 100);
+    assert_int_equal(wh_db_quota_set_hard(db, 999999, 100), WH_ENOTFOUND);
+    wh_db_close(db);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dbquota__size_format),
         cmocka_unit_test(test_dbquota__check),
+        cmocka_unit_test(test_dbquota__quota_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
