@@ -160,13 +160,13 @@ def test_registry_tokens_are_refused_by_the_rest_api(world):
         r = api.post("/projects", {"project_name": name, "storage_limit": 1024})
         expect_error(r, 401, "UNAUTHORIZED")
         assert not world.project_exists(name), f"{who}: a refused token created project {name}"
-        for path in ("/projects", f"/projects/{world.pid[PRIV_A]}/repositories", "/users/current",
+        for path in ("/projects", f"/projects/{PRIV_A}/repositories", "/users/current",
                      "/repositories", "/systeminfo"):
             expect_error(api.get(path), 401, "UNAUTHORIZED")
         expect_error(api.post(f"/projects/{world.pid[PRIV_A]}/members",
                               {"role_id": 1, "member_user": {"username": "idalice"}}), 401, "UNAUTHORIZED")
     # the same principals with Basic credentials
-    alice.ok(alice.get(f"/projects/{world.pid[PRIV_A]}/repositories"))
+    alice.ok(alice.get(f"/projects/{PRIV_A}/repositories"))
     robot = Api(world.srv.url, principals["robot"])
     expect_error(robot.post("/projects", {"project_name": "bybasic-robot", "storage_limit": 1024}),
                  403, "FORBIDDEN", "Only system level robot can create project")
@@ -309,7 +309,7 @@ def test_system_robot_lists_public_projects_and_its_own(world):
     assert stats["private_project_count"] == 1 and stats["private_repo_count"] == 1, stats
     assert "total_storage_consumption" not in stats, stats
     expect_error(bot.get(f"/projects/{world.pid[PRIV_B]}"), 403, "FORBIDDEN")
-    expect_error(bot.get(f"/projects/{world.pid[PRIV_B]}/repositories"), 403, "FORBIDDEN")
+    expect_error(bot.get(f"/projects/{PRIV_B}/repositories"), 403, "FORBIDDEN")
     bot.ok(bot.get(f"/projects/{world.pid[PRIV_A]}"))
     # a project robot: the public projects and its project
     _, pname, psecret = world.robot("lister", "project", [perm(PRIV_B, ("repository", "pull"))])

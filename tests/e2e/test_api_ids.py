@@ -34,7 +34,7 @@ def reg(srv):
 
 
 def logs_of(admin, project, want, deadline=10.0):
-    """The project's audit entries once `want(entries)` holds (entries are
+    """The project's (by name, as Harbor's route takes it) audit entries once `want(entries)` holds (entries are
     written by a background writer), or the last answer at the deadline."""
     end = time.monotonic() + deadline
     while True:
@@ -50,7 +50,7 @@ def test_project_id_not_reused(admin, unique):
     uid = admin.create_user(("u" + unique.replace("-", ""))[:40])
     user = admin.ok(admin.get(f"/users/{uid}")).json()["username"]
     admin.add_member(old_name, user, 2)
-    entries = logs_of(admin, old, lambda e: len(e) >= 2)
+    entries = logs_of(admin, old_name, lambda e: len(e) >= 2)
     assert {(e["resource_type"], e["operation"]) for e in entries} >= {("project", "create"),
                                                                        ("member", "create")}
     admin.ok(admin.delete(f"/projects/{old}"))
@@ -59,11 +59,11 @@ def test_project_id_not_reused(admin, unique):
     assert new > old
     # the deleted project's id answers 404, by id and by name
     expect_error(admin.get(f"/projects/{old}"), 404, "NOT_FOUND")
-    expect_error(admin.get(f"/projects/{old}/logs"), 404, "NOT_FOUND")
+    expect_error(admin.get(f"/projects/{old_name}/logs"), 404, "NOT_FOUND")
     expect_error(admin.get(f"/projects/{old_name}"), 404, "NOT_FOUND")
     assert admin.ok(admin.get(f"/projects/{new}")).json()["name"] == new_name
     # the new project's log has its own entries only
-    entries = logs_of(admin, new, lambda e: any(x["operation"] == "create" for x in e))
+    entries = logs_of(admin, new_name, lambda e: any(x["operation"] == "create" for x in e))
     assert [(e["resource"], e["resource_type"], e["operation"]) for e in entries] == [
         (new_name, "project", "create")]
     # ... and the old entries are still in the system log, under the old name

@@ -387,8 +387,12 @@ def test_docker_login(server, docker):
 
     p = docker.login(host, ADMIN_USER, ADMIN_PASSWORD)
     assert "Login Succeeded" in p.stdout, p.output
-    stored = base64.b64decode(docker.auths()[host]["auth"]).decode()
-    assert stored == f"{ADMIN_USER}:{ADMIN_PASSWORD}"
+    entry = docker.auths()[host]
+    stored = base64.b64decode(entry["auth"]).decode()
+    # the token service hands out a refresh token: docker keeps it (identitytoken), not the
+    # password, and uses it through the OAuth2 refresh grant from then on
+    assert stored == f"{ADMIN_USER}:" and entry.get("identitytoken"), entry
+    assert ADMIN_PASSWORD not in json.dumps(entry)
 
     p = docker("logout", host)
     assert f"Removing login credentials for {host}" in p.output, p.output
