@@ -1016,15 +1016,43 @@ int wh_vulndb_import(const char *dbpath, const char *const *paths, size_t npaths
         goto out;
     }
     im.db = NULL;
+    /*
+     * The copy was written without a journal or syncs (it is not visible to
+     * anyone until the rename): it reaches the disk now, before it replaces
+     * the database, and the rename itself is made durable by syncing the
+     * directory. A failure at any step leaves the old database in place.
+     */
     int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
+    int fp = wh_failpoint("vulndb.fsync");
+    if (fp > 0)
+        errno = fp;
+    if (fd < 0 || fp > 0 || fsync(fd) != 0) {
+        error = wh_error_set(WH_ERROR, "cannot flush %s to disk: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto out;
     }
-    if (rename(tmp, dbpath) < 0) {
+    close(fd);
+    if ((fp = wh_failpoint("vulndb.rename")) > 0)
+        errno = fp;
+    if (fp > 0 || rename(tmp, dbpath) < 0) {
         error = wh_error_set(WH_ERROR, "rename %s -> %s: %s", tmp, dbpath, strerror(errno));
         goto out;
     }
+    char *parent = wh_strdup(dbpath);
+    char *sep = strrchr(parent, '/');
+    if (sep == parent)
+        sep[1] = '\0';
+    else if (sep)
+        *sep = '\0';
+    else
+        snprintf(parent, strlen(parent) + 1, ".");
+    if (wh_fsync_dir(parent) < 0) {
+        /* the new database is in place and complete; only its name may not survive a crash */
+        error = wh_error_set(WH_ERROR, "the database was replaced but %s could not be synced: %s",
+                             parent, wh_error_msg());
+    }
+    free(parent);
 out:
     if (im.db) {
         importer_finish(&im);

@@ -8,6 +8,7 @@
  * around the DSA fixes, atomic imports, reports, CVSS and an update without
  * network.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,18 @@
 #define PINNED_BOOKWORM "tests/data/images/bookworm-minbase/rootfs"
 
 static char *tmp;
+
+/* Entries of `dir` whose name starts with `prefix`. */
+static int count_entries(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
 
 static int setup(void **state)
 {
@@ -536,6 +549,22 @@ static void test_scan__import_atomic(void **state)
     assert_int_equal(wh_vulndb_open(&db, dbp), 0);
     int64_t n = wh_vulndb_count(db);
     assert_true(n > 50);
+    /* a copy that cannot reach the disk, or be renamed into place, is an error and
+     * leaves the old database and no stray file */
+#ifndef WH_NO_FAILPOINTS
+    const char *osv[] = {"tests/data/vulndb/osv"};
+    static const char *const fps[] = {"vulndb.fsync=EIO", "vulndb.rename=ENOSPC"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(wh_failpoint_set(fps[i]), 0);
+        assert_int_equal(wh_vulndb_import(dbp, osv, 1, &st), WH_ERROR);
+        assert_int_equal(wh_failpoint_set(NULL), 0);
+        wh_vulndb *again = NULL;
+        assert_int_equal(wh_vulndb_open(&again, dbp), 0);
+        assert_int_equal(wh_vulndb_count(again), n);
+        wh_vulndb_close(again);
+        assert_int_equal(count_entries(tmp, "vulndb.sqlite.new."), 0);
+    }
+#endif
     /* a failing import leaves the old file in place, readers keep working */
     tf_write(tmp, "bad.json", "{\"truncated\": ", 0, 0644);
     const char *both[] = {"tests/data/vulndb/osv", bad};
