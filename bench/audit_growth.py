@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""bench/audit_growth.py — how much the audit log grows under a pull storm.
+
+Starts wharf (release build) on 127.0.0.1 with a fresh data directory,
+pushes a small public image, runs `wrk` GETs of its manifest for
+BENCH_DURATION seconds (default 20) from 32 connections, then stops the
+server (which flushes the audit writer and checkpoints the WAL) and reports
+the pulls served, the audit rows and the pull count they hold, and the
+database's growth per million pulls.
+
+usage: python3 bench/audit_growth.py [WHARF_BIN]
+Everything stays on loopback, the load is bounded in time, and the server
+this script starts is stopped by its PID.
+"""
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from login_storm import ACCEPT, ADMIN, free_port, push_image, req  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WHARF = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "release", "wharf")
+DURATION = int(os.environ.get("BENCH_DURATION", "20"))
+
+
+def db_bytes(data):
+    return sum(os.path.getsize(os.path.join(data, f)) for f in os.listdir(data)
+               if f.startswith("wharf.db"))
+
+
+def main():
+    if not shutil.which("wrk"):
+        sys.exit("missing wrk (bash scripts/deps.sh bench installs it)")
+    work = tempfile.mkdtemp(prefix="wharf-audit-")
+    data = f"{work}/data"
+    port = free_port()
+    env = dict(os.environ, WHARF_LISTEN=f"127.0.0.1:{port}", WHARF_DATA_DIR=data,
+               WHARF_ADMIN_PASSWORD=ADMIN[1], WHARF_ACCESS_LOG="false")
+    log = open(f"{work}/wharf.log", "wb")
+    proc = subprocess.Popen([WHARF, "serve"], env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                req(base + "/v2/")
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    sys.exit("wharf did not start")
+                time.sleep(0.1)
+        push_image(base, "library/bench", "v1")
+        proc.terminate()
+        proc.wait(30)
+        before = db_bytes(data)
+        proc = subprocess.Popen([WHARF, "serve"], env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                req(base + "/v2/")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit("wharf did not restart")
+                time.sleep(0.1)
+        out = subprocess.run(["wrk", "-t2", "-c32", f"-d{DURATION}s", "-H", f"Accept: {ACCEPT}",
+                              f"{base}/v2/library/bench/manifests/v1"],
+                             capture_output=True, text=True, timeout=DURATION + 60).stdout
+        served = int(re.search(r"(\d+) requests in", out).group(1))
+        proc.terminate()
+        proc.wait(60)
+        after = db_bytes(data)
+        db = sqlite3.connect(f"{data}/wharf.db")
+        rows, pulls = db.execute("SELECT count(*), coalesce(sum(count), 0) FROM audit_log"
+                                 " WHERE operation = 'pull'").fetchone()
+        db.close()
+        growth = after - before
+        print(f"\n`python3 bench/audit_growth.py` (wrk -t2 -c32 -d{DURATION}s, GET manifest, "
+              "anonymous, one client address)\n")
+        print("| pulls served | pull rows | pulls they count | database growth | per million pulls |")
+        print("|---:|---:|---:|---:|---:|")
+        print(f"| {served} | {rows} | {pulls} | {growth / 1024:.0f} KiB |"
+              f" {growth / 1024 / (served / 1e6):.1f} KiB |")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
