@@ -222,6 +222,10 @@ static int put_end(wh_req *r, void *arg)
         json_decref(detail);
         goto out;
     }
+    if (error == WH_EDENIED) { /* over the quota, found in the recording transaction */
+        error = oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+        goto out;
+    }
     if (error < 0) {
         wh_log_error("record manifest %s: %s", d.str, wh_error_msg());
         error = oci_error(r, E_INTERNAL, NULL);
@@ -308,6 +312,8 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
                               : wh_db_tag_delete(reg->db, t->name, t->ref);
         if (error == WH_ENOTFOUND)
             return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+        if (error == WH_ECONFLICT) /* an index lists it: the REST API's 412, in OCI's terms */
+            return oci_error(r, E_IN_USE, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
         if (error < 0)
             return oci_error(r, E_INTERNAL, NULL);
         audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name,
