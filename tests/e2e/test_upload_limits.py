@@ -58,21 +58,20 @@ def test_one_users_flood_leaves_others_pushing(servers, skopeo, image_layout, tm
     mallory = user_in_project(api, f"{unique}-m", unique)
     repo = f"{unique}/flood"
 
-    opened, refused = flood(mallory, repo)
-    e = expect_error(refused, 429, "TOO_MANY_REQUESTS")
-    assert len(opened) == DEFAULT_PER_USER, f"{len(opened)} sessions before the refusal: " + describe(refused)
-    assert e["message"].startswith(
-        f"too many open upload sessions for {unique}-m ({DEFAULT_PER_USER} per user)"), e
-    # when the first of them expires, unless the user finishes one sooner
-    assert 1 <= int(refused.headers["Retry-After"]) <= sweep_deadline(idle_ttl), describe(refused)
-
     def admin_pushes(tag):
         src, img = image_layout
         skopeo.copy(f"oci:{src}:v1", f"docker://{srv.host}/library/{unique}:{tag}")
         r = srv.registry().get_manifest(f"library/{unique}", tag)
         assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == img.manifest_digest, describe(r)
 
+    opened, refused = flood(mallory, repo)
     admin_pushes("v1")
+    e = expect_error(refused, 429, "TOO_MANY_REQUESTS")
+    assert len(opened) == DEFAULT_PER_USER, f"{len(opened)} sessions before the refusal: " + describe(refused)
+    assert e["message"].startswith(
+        f"too many open upload sessions for {unique}-m ({DEFAULT_PER_USER} per user)"), e
+    # when the first of them expires, unless the user finishes one sooner
+    assert 1 <= int(refused.headers["Retry-After"]) <= sweep_deadline(idle_ttl), describe(refused)
 
     # The sessions are in the database: a restart neither frees nor forgets them.
     srv.restart()
