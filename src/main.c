@@ -240,7 +240,10 @@ static int cmd_serve(const struct wh_config *cfg)
         .max_manifest_bytes = cfg->max_manifest_bytes,
         .max_blob_bytes = cfg->max_blob_bytes,
         .max_uploads = cfg->max_uploads,
+        .max_uploads_per_user = cfg->max_uploads_per_user,
+        .max_uploads_per_project = cfg->max_uploads_per_project,
         .upload_ttl_s = cfg->upload_ttl_s,
+        .upload_idle_ttl_s = cfg->upload_idle_ttl_s,
         .read_only = cfg->read_only,
         .delete_enabled = cfg->delete_enabled,
     };

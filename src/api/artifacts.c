@@ -280,18 +280,13 @@ int api_artifact_delete(struct call *c)
     struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
     if (api_load_artifact(c, ri, a) < 0)
         return -1;
-    bool referenced = false;
-    int error = wh_db_artifact_referenced(c->api->db, ri->id, a->digest, &referenced);
-    if (error < 0)
-        return api_fail(c, error);
+    /* an index's child is refused in the transaction that deletes (as on /v2/) */
+    int error = wh_db_manifest_delete(c->api->db, ri->name, a->digest);
     const char *res = wh_pool_sprintf(c->pool, "%s@%s", ri->name, a->digest);
-    if (referenced) {
-        api_audit(c, ri->project_id, res, "artifact", "delete", false);
+    api_audit(c, ri->project_id, res, "artifact", "delete", error == 0);
+    if (error == WH_ECONFLICT)
         return api_error(c, 412, "VIOLATE_FOREIGN_KEY_CONSTRAINT",
                          "the deleting artifact is referenced by others");
-    }
-    error = wh_db_manifest_delete(c->api->db, ri->name, a->digest);
-    api_audit(c, ri->project_id, res, "artifact", "delete", error == 0);
     if (error < 0)
         return api_fail(c, error);
     return api_ok(c, 200);

@@ -256,6 +256,8 @@ int api_user_delete(struct call *c)
         return api_error(c, 403, "FORBIDDEN", "can not delete yourself");
     int error = wh_db_user_delete(c->api->db, u->id);
     api_audit(c, 0, u->username, "user", "delete", error == 0);
+    if (error == WH_ECONFLICT)
+        return api_error(c, 403, "FORBIDDEN", wh_error_msg());
     if (error < 0)
         return api_fail(c, error);
     return api_ok(c, 200);
@@ -274,6 +276,8 @@ int api_user_sysadmin(struct call *c)
         return api_error(c, 403, "FORBIDDEN", "can not remove your own administrator role");
     int error = wh_db_user_set_sysadmin(c->api->db, u->id, json_is_true(f));
     api_audit(c, 0, u->username, "user", "update", error == 0);
+    if (error == WH_ECONFLICT)
+        return api_error(c, 403, "FORBIDDEN", wh_error_msg());
     if (error < 0)
         return api_fail(c, error);
     return api_ok(c, 200);

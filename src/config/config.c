@@ -44,7 +44,13 @@ static const struct key {
     {"limits.max_blob_bytes", "WHARF_MAX_BLOB", K_U64, offsetof(struct wh_config, max_blob_bytes),
      0},
     {"limits.max_uploads", "WHARF_MAX_UPLOADS", K_UINT, offsetof(struct wh_config, max_uploads), 0},
+    {"limits.max_uploads_per_user", "WHARF_MAX_UPLOADS_PER_USER", K_UINT,
+     offsetof(struct wh_config, max_uploads_per_user), 0},
+    {"limits.max_uploads_per_project", "WHARF_MAX_UPLOADS_PER_PROJECT", K_UINT,
+     offsetof(struct wh_config, max_uploads_per_project), 0},
     {"uploads.ttl", "WHARF_UPLOAD_TTL", K_UINT, offsetof(struct wh_config, upload_ttl_s), 0},
+    {"uploads.idle_ttl", "WHARF_UPLOAD_IDLE_TTL", K_UINT,
+     offsetof(struct wh_config, upload_idle_ttl_s), 0},
     {"tls.cert", "WHARF_TLS_CERT", K_STR, offsetof(struct wh_config, tls_cert), 1024},
     {"tls.key", "WHARF_TLS_KEY", K_STR, offsetof(struct wh_config, tls_key), 1024},
     {"http.trusted_proxies", "WHARF_TRUSTED_PROXIES", K_ADDRS,
@@ -80,7 +86,10 @@ void wh_config_defaults(struct wh_config *c)
     c->max_manifest_bytes = 4 * 1024 * 1024;
     c->max_blob_bytes = (uint64_t)64 << 30;
     c->max_uploads = 256;
+    c->max_uploads_per_user = 64;
+    c->max_uploads_per_project = 128;
     c->upload_ttl_s = 24 * 3600;
+    c->upload_idle_ttl_s = 15 * 60;
     c->access_log = true;
     snprintf(c->log_level, sizeof(c->log_level), "info");
     c->delete_enabled = true;

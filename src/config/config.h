@@ -23,7 +23,10 @@ struct wh_config {
     size_t max_manifest_bytes; /* limits.max_manifest_bytes */
     uint64_t max_blob_bytes;   /* limits.max_blob_bytes */
     unsigned max_uploads;      /* limits.max_uploads */
-    unsigned upload_ttl_s;     /* uploads.ttl */
+    unsigned max_uploads_per_user;    /* limits.max_uploads_per_user (0: no cap) */
+    unsigned max_uploads_per_project; /* limits.max_uploads_per_project (0: no cap) */
+    unsigned upload_ttl_s;     /* uploads.ttl: a session's whole life */
+    unsigned upload_idle_ttl_s; /* uploads.idle_ttl: time without PATCH/PUT */
     bool access_log;           /* log.access */
     char log_level[16];        /* log.level */
     bool read_only;            /* registry.read_only */

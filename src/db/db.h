@@ -95,12 +95,22 @@ int wh_db_repo_list(wh_db *db, const char *last, int64_t n,
                     int (*fn)(const char *name, void *payload), void *payload, bool *more_out);
 
 /* ---- blobs ---- */
-/* Records a committed blob and links it into `repo` (created if needed). */
+/*
+ * Records a committed blob and links it into `repo` (created if needed),
+ * charging it to the project's storage quota in the same transaction (a blob
+ * the project holds already costs nothing). Returns 0, WH_EDENIED (it would
+ * pass the quota: the message is Harbor's, fit for the client) or WH_ERROR.
+ */
 int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char *digest,
                     uint64_t size);
 /* Size of a blob linked into `repo`. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_blob_get(wh_db *db, const char *repo, const char *digest, uint64_t *size_out);
-/* Unlinks a blob from `repo`. 0, WH_ENOTFOUND or WH_ERROR. */
+/*
+ * Unlinks a blob from `repo`, unless a manifest of the repository uses it
+ * (as config or layer, or is that blob): checked and done in one
+ * transaction. Returns 0, WH_ENOTFOUND, WH_ECONFLICT (the message names the
+ * manifest and one of its tags) or WH_ERROR.
+ */
 int wh_db_blob_unlink(wh_db *db, const char *repo, const char *digest);
 
 /* A repository holding a blob (db_blob.c). */
@@ -121,14 +131,21 @@ int wh_db_blob_holders(wh_db *db, const char *digest, int64_t first_project, int
 /* ---- manifests, tags, referrers ---- */
 /*
  * Records a manifest (and its tag) in one transaction, checking that every
- * blob and child it references is in the repository. Returns 0,
- * WH_ENOTFOUND (a reference is missing: the message names it) or WH_ERROR.
+ * blob and child it references is in the repository and charging its bytes
+ * to the project's quota. Returns 0, WH_ENOTFOUND (a reference is missing:
+ * the message names it), WH_EDENIED (over the quota: Harbor's message) or
+ * WH_ERROR.
  */
 int wh_db_manifest_put(wh_db *db, const struct wh_artifact_in *a);
 /* Looks a manifest up by tag or digest (`is_digest`). 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_manifest_get(wh_db *db, const char *repo, const char *ref, bool is_digest,
                        struct wh_manifest_ref *out);
-/* Deletes a manifest by digest together with its tags. 0, WH_ENOTFOUND, WH_ERROR. */
+/*
+ * Deletes a manifest by digest together with its tags, unless an index of
+ * the repository lists it (checked and done in one transaction). Returns 0,
+ * WH_ENOTFOUND, WH_ECONFLICT (the message names the index and one of its
+ * tags) or WH_ERROR.
+ */
 int wh_db_manifest_delete(wh_db *db, const char *repo, const char *digest);
 /* Deletes one tag. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_tag_delete(wh_db *db, const char *repo, const char *tag);
@@ -151,15 +168,41 @@ int wh_db_pulls_record(wh_db *db, const int64_t *artifact_ids, const int64_t *co
                        int64_t when_ms);
 
 /* ---- upload sessions ---- */
-int wh_db_upload_create(wh_db *db, const char *id, const char *repo, int64_t now_ms);
+/* Caps on open upload sessions; 0 is no cap. */
+struct wh_upload_caps {
+    int64_t total;       /* sessions of the whole server */
+    int64_t per_project; /* sessions in one project */
+    int64_t per_owner;   /* sessions of one principal (user or robot) */
+};
+enum wh_upload_scope { WH_UPLOAD_OWNER, WH_UPLOAD_PROJECT, WH_UPLOAD_SERVER };
+/* Which cap refused a new session. */
+struct wh_upload_refusal {
+    enum wh_upload_scope scope;
+    int64_t limit;     /* the cap */
+    int64_t oldest_ms; /* last activity of the most idle session counted against it */
+};
+/*
+ * Records upload session `id` of principal `owner` in repository `repo` of
+ * project `project_id`, unless that would pass one of `caps` (checked per
+ * owner, then per project, then in total). The counts and the insert are one
+ * transaction, so concurrent starts never overshoot a cap. Returns 0,
+ * WH_EBUSY (a cap is reached: `*refused` says which) or WH_ERROR.
+ */
+int wh_db_upload_create(wh_db *db, const char *id, const char *repo, int64_t project_id,
+                        const char *owner, int64_t now_ms, const struct wh_upload_caps *caps,
+                        struct wh_upload_refusal *refused);
 /* Repository of an upload session: copies into `repo_out` (WH_NAME_MAX). */
 int wh_db_upload_get(wh_db *db, const char *id, char *repo_out);
 int wh_db_upload_touch(wh_db *db, const char *id, int64_t now_ms);
 int wh_db_upload_delete(wh_db *db, const char *id);
 int wh_db_upload_count(wh_db *db, int64_t *out);
-/* Calls `fn` for sessions idle since before `before_ms`. */
-int wh_db_upload_expired(wh_db *db, int64_t before_ms, int (*fn)(const char *id, void *payload),
-                         void *payload);
+/*
+ * Calls `fn` for sessions (up to 1000 a call) idle since before
+ * `idle_before_ms` or started before `started_before_ms`, until it returns
+ * non-zero; `fn` may delete them. 0 or WH_ERROR.
+ */
+int wh_db_upload_expired(wh_db *db, int64_t idle_before_ms, int64_t started_before_ms,
+                         int (*fn)(const char *id, void *payload), void *payload);
 
 /* ---- users (db_access.c) ---- */
 struct wh_user {
@@ -178,9 +221,16 @@ int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out);
 int wh_db_user_get(wh_db *db, const char *username, struct wh_user *out);
 int wh_db_user_get_id(wh_db *db, int64_t id, struct wh_user *out);
 int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash);
+/*
+ * Gives or takes the system administrator role. Taking it from the last
+ * administrator is refused (checked in the transaction that writes).
+ * 0, WH_ENOTFOUND, WH_ECONFLICT (the last administrator) or WH_ERROR.
+ */
 int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin);
 /* Updates email, realname and comment. */
 int wh_db_user_update(wh_db *db, const struct wh_user *u);
+/* Deletes a user, never the last system administrator (as above). 0, WH_ENOTFOUND,
+ * WH_ECONFLICT or WH_ERROR. */
 int wh_db_user_delete(wh_db *db, int64_t id);
 /*
  * Lists users whose name contains `like` (NULL: all) by name, skipping

@@ -94,15 +94,40 @@ int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash)
     return db_change(c, s, "user");
 }
 
+/*
+ * Inside a write transaction: refuses to take the administrator role away
+ * from user `id` when nobody else has it. Checked in the transaction that
+ * makes the change, so two administrators removing each other at once
+ * cannot both succeed. 0, WH_ECONFLICT or WH_ERROR.
+ */
+static int keep_an_admin(struct conn *c, int64_t id)
+{
+    static const char sql[] = "SELECT 1 FROM user WHERE id = ?1 AND sysadmin = 1"
+                              " AND NOT EXISTS (SELECT 1 FROM user WHERE sysadmin = 1 AND id <> ?1)";
+    bool last = false;
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    int error = db_exists(c, s, &last);
+    if (error == 0 && last)
+        error = wh_error_set(WH_ECONFLICT, "the last system administrator cannot be removed");
+    return error;
+}
+
 int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin)
 {
     static const char sql[] = "UPDATE user SET sysadmin = ?2, updated_ms = ?3 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int(s, 2, sysadmin);
-    sqlite3_bind_int64(s, 3, wh_now_ms());
-    return db_change(c, s, "user");
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    if (sysadmin || (error = keep_an_admin(c, id)) == 0) {
+        sqlite3_stmt *s = db_stmt(c, sql);
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int(s, 2, sysadmin);
+        sqlite3_bind_int64(s, 3, wh_now_ms());
+        error = db_change(c, s, "user");
+    }
+    return db_tx_end(c, error);
 }
 
 int wh_db_user_update(wh_db *db, const struct wh_user *u)
@@ -123,9 +148,15 @@ int wh_db_user_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM user WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
-    return db_change(c, s, "user");
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    if ((error = keep_an_admin(c, id)) == 0) {
+        sqlite3_stmt *s = db_stmt(c, sql);
+        sqlite3_bind_int64(s, 1, id);
+        error = db_change(c, s, "user");
+    }
+    return db_tx_end(c, error);
 }
 
 int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,

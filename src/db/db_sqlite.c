@@ -372,6 +372,15 @@ static const char *const migrations[] = {
     "  created_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(artifact_id, label_id)) WITHOUT ROWID;"
     "CREATE INDEX artifact_label_label ON artifact_label(label_id);",
+    /*
+     * 6: who opened an upload session and in which project, so that open
+     * sessions are capped per user and per project (rows from before have
+     * neither and count towards the total only).
+     */
+    "ALTER TABLE upload ADD COLUMN project_id INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE upload ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX upload_owner ON upload(owner);"
+    "CREATE INDEX upload_project ON upload(project_id);",
 };
 #pragma GCC diagnostic pop
 
@@ -483,12 +492,13 @@ static const char *const stmt_sql[S_COUNT] = {
                          " ORDER BY a.push_ms, a.id",
     [S_PULL_ARTIFACT] = "UPDATE artifact SET pull_ms = ?2 WHERE id = ?1 RETURNING repo_id",
     [S_PULL_REPO] = "UPDATE repository SET pull_count = pull_count + ?2 WHERE id = ?1",
-    [S_UPLOAD_INSERT] = "INSERT INTO upload(id, repo, started_ms, updated_ms) VALUES(?1, ?2, ?3, ?3)",
+    [S_UPLOAD_INSERT] = "INSERT INTO upload(id, repo, started_ms, updated_ms, project_id, owner)"
+                        " VALUES(?1, ?2, ?3, ?3, ?4, ?5)",
     [S_UPLOAD_GET] = "SELECT repo FROM upload WHERE id = ?1",
     [S_UPLOAD_TOUCH] = "UPDATE upload SET updated_ms = ?2 WHERE id = ?1",
     [S_UPLOAD_DELETE] = "DELETE FROM upload WHERE id = ?1",
     [S_UPLOAD_COUNT] = "SELECT count(*) FROM upload",
-    [S_UPLOAD_EXPIRED] = "SELECT id FROM upload WHERE updated_ms < ?1 LIMIT 1000",
+    [S_UPLOAD_EXPIRED] = "SELECT id FROM upload WHERE updated_ms < ?1 OR started_ms < ?2 LIMIT 1000",
 };
 
 #define ADHOC_SLOTS 256 /* statements of the other db_*.c files, cached by SQL pointer */
@@ -1055,6 +1065,23 @@ static int blob_record(struct conn *c, int64_t repo_id, const char *digest, uint
     return db_run(c, s);
 }
 
+/*
+ * Inside a write transaction: reserves the quota for a blob about to be
+ * linked into the project, so that what the check saw is what the commit
+ * writes (two pushes checked side by side cannot both take the last bytes).
+ * Nothing is charged for a blob the project holds already. 0, WH_EDENIED
+ * (Harbor's message) or WH_ERROR.
+ */
+static int quota_reserve(wh_db *db, int64_t project_id, const char *digest, uint64_t size)
+{
+    bool have = false;
+    char msg[512];
+    int error = wh_db_project_has_blob(db, project_id, digest, &have);
+    if (error < 0 || have)
+        return error;
+    return wh_db_project_quota_check(db, project_id, size, msg, sizeof(msg));
+}
+
 int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char *digest,
                     uint64_t size)
 {
@@ -1063,7 +1090,8 @@ int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char 
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
-    if ((error = repo_ensure(c, project_id, repo, now, &repo_id)) == 0)
+    if ((error = quota_reserve(db, project_id, digest, size)) == 0 &&
+        (error = repo_ensure(c, project_id, repo, now, &repo_id)) == 0)
         error = blob_record(c, repo_id, digest, size, now);
     return db_tx_end(c, error);
 }
@@ -1100,9 +1128,75 @@ static int change_one(wh_db *db, enum stmt_id id, const char *repo, const char *
     return error;
 }
 
+/*
+ * Inside a transaction: the first manifest of `repo` that `sql` finds for
+ * `digest`, with one of its tags (or "" when it has none). 0 when there is
+ * one, WH_ENOTFOUND when not, WH_ERROR.
+ */
+static int first_user(struct conn *c, const char *sql, const char *repo, const char *digest,
+                      char *digest_out, char *tag_out)
+{
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, digest);
+    int error = db_one_row(c, s, "referencing manifest");
+    if (error < 0)
+        return error;
+    db_copy_col(digest_out, WH_DIGEST_STR_MAX, s, 0);
+    db_copy_col(tag_out, WH_NAME_MAX, s, 1);
+    db_done(s);
+    return 0;
+}
+
+/* " (tagged t)" or " (untagged)", in `buf`. */
+static const char *tagged(char *buf, size_t cap, const char *tag)
+{
+    if (*tag)
+        snprintf(buf, cap, " (tagged %s)", tag);
+    else
+        snprintf(buf, cap, " (untagged)");
+    return buf;
+}
+
+#define ONE_TAG "(SELECT t.name FROM tag t WHERE t.artifact_id = a.id ORDER BY t.name LIMIT 1)"
+
+static int blob_unlink_tx(struct conn *c, const char *repo, const char *digest)
+{
+    /* the blob is a manifest of the repository, or a manifest's config or layer */
+    static const char users[] =
+        "SELECT a.digest, " ONE_TAG " FROM repository r JOIN artifact a ON a.repo_id = r.id"
+        " WHERE r.name = ?1 AND a.digest = ?2"
+        " UNION ALL SELECT a.digest, " ONE_TAG " FROM repository r"
+        " JOIN artifact a ON a.repo_id = r.id JOIN artifact_blob ab ON ab.artifact_id = a.id"
+        " WHERE r.name = ?1 AND ab.digest = ?2 LIMIT 1";
+    char by[WH_DIGEST_STR_MAX], tag[WH_NAME_MAX], tb[WH_NAME_MAX + 16];
+    int error = first_user(c, users, repo, digest, by, tag);
+    if (error == 0 && strcmp(by, digest) == 0)
+        return wh_error_set(WH_ECONFLICT,
+                            "%s is a manifest of this repository%s: delete it as a manifest",
+                            digest, tagged(tb, sizeof(tb), tag));
+    if (error == 0)
+        return wh_error_set(WH_ECONFLICT,
+                            "blob %s is referenced by manifest %s%s of this repository: delete "
+                            "the manifest first",
+                            digest, by, tagged(tb, sizeof(tb), tag));
+    if (error != WH_ENOTFOUND)
+        return error;
+    sqlite3_stmt *s = stmt(c, S_BLOB_UNLINK);
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, digest);
+    if ((error = db_run(c, s)) == 0 && sqlite3_changes(c->h) == 0)
+        error = wh_error_set(WH_ENOTFOUND, "blob unknown to repository");
+    return error;
+}
+
 int wh_db_blob_unlink(wh_db *db, const char *repo, const char *digest)
 {
-    return change_one(db, S_BLOB_UNLINK, repo, digest, "blob");
+    CONN_OR_FAIL(c, db);
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    return db_tx_end(c, blob_unlink_tx(c, repo, digest));
 }
 
 /* ---- manifests ---- */
@@ -1133,7 +1227,7 @@ static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, int64
     return 0;
 }
 
-static int manifest_put_tx(struct conn *c, const struct wh_artifact_in *a)
+static int manifest_put_tx(wh_db *db, struct conn *c, const struct wh_artifact_in *a)
 {
     int64_t now = wh_now_ms(), repo_id = 0, artifact_id = 0;
     bool ok;
@@ -1153,8 +1247,9 @@ static int manifest_put_tx(struct conn *c, const struct wh_artifact_in *a)
         if (!ok)
             return wh_error_set(WH_ENOTFOUND, "manifest %s", a->children[i]);
     }
-    /* The manifest bytes are a blob of the repository too. */
-    if ((error = blob_record(c, repo_id, a->digest, a->size, now)) < 0)
+    /* The manifest bytes are a blob of the repository too, and count towards the quota. */
+    if ((error = quota_reserve(db, a->project_id, a->digest, a->size)) < 0 ||
+        (error = blob_record(c, repo_id, a->digest, a->size, now)) < 0)
         return error;
 
     sqlite3_stmt *s = stmt(c, S_ARTIFACT_REPUSH);
@@ -1208,7 +1303,7 @@ int wh_db_manifest_put(wh_db *db, const struct wh_artifact_in *a)
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
-    return db_tx_end(c, manifest_put_tx(c, a));
+    return db_tx_end(c, manifest_put_tx(db, c, a));
 }
 
 int wh_db_manifest_get(wh_db *db, const char *repo, const char *ref, bool is_digest,
@@ -1235,9 +1330,36 @@ int wh_db_manifest_get(wh_db *db, const char *repo, const char *ref, bool is_dig
     return error;
 }
 
+static int manifest_delete_tx(struct conn *c, const char *repo, const char *digest)
+{
+    static const char parents[] =
+        "SELECT a.digest, " ONE_TAG " FROM repository r JOIN artifact a ON a.repo_id = r.id"
+        " JOIN artifact_child ch ON ch.artifact_id = a.id"
+        " WHERE r.name = ?1 AND ch.child_digest = ?2 LIMIT 1";
+    char by[WH_DIGEST_STR_MAX], tag[WH_NAME_MAX], tb[WH_NAME_MAX + 16];
+    int error = first_user(c, parents, repo, digest, by, tag);
+    if (error == 0)
+        return wh_error_set(WH_ECONFLICT,
+                            "manifest %s is listed by index %s%s of this repository: delete the "
+                            "index first",
+                            digest, by, tagged(tb, sizeof(tb), tag));
+    if (error != WH_ENOTFOUND)
+        return error;
+    sqlite3_stmt *s = stmt(c, S_ARTIFACT_DELETE);
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, digest);
+    if ((error = db_run(c, s)) == 0 && sqlite3_changes(c->h) == 0)
+        error = wh_error_set(WH_ENOTFOUND, "manifest unknown to repository");
+    return error;
+}
+
 int wh_db_manifest_delete(wh_db *db, const char *repo, const char *digest)
 {
-    return change_one(db, S_ARTIFACT_DELETE, repo, digest, "manifest");
+    CONN_OR_FAIL(c, db);
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    return db_tx_end(c, manifest_delete_tx(c, repo, digest));
 }
 
 int wh_db_tag_delete(wh_db *db, const char *repo, const char *tag)
@@ -1309,14 +1431,81 @@ int wh_db_pulls_record(wh_db *db, const int64_t *artifact_ids, const int64_t *co
 
 /* ---- upload sessions ---- */
 
-int wh_db_upload_create(wh_db *db, const char *id, const char *repo, int64_t now_ms)
+/* Sessions in one scope and the last activity of its most idle one (`now_ms` when empty). */
+static int upload_scope(struct conn *c, const char *sql, int64_t key, const char *text_key,
+                        int64_t now_ms, int64_t *n_out, int64_t *oldest_out)
 {
-    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    if (text_key)
+        db_bind_text(s, 1, text_key);
+    else if (sqlite3_bind_parameter_count(s) > 0)
+        sqlite3_bind_int64(s, 1, key);
+    int rc = sqlite3_step(s);
+    int error = 0;
+    if (rc == SQLITE_ROW) {
+        *n_out = sqlite3_column_int64(s, 0);
+        *oldest_out = sqlite3_column_type(s, 1) == SQLITE_NULL ? now_ms
+                                                               : sqlite3_column_int64(s, 1);
+    } else {
+        error = db_fail(c);
+    }
+    db_done(s);
+    return error;
+}
+
+static int upload_create_tx(struct conn *c, const char *id, const char *repo, int64_t project_id,
+                            const char *owner, int64_t now_ms, const struct wh_upload_caps *caps,
+                            struct wh_upload_refusal *refused)
+{
+    static const char by_owner[] = "SELECT count(*), min(updated_ms) FROM upload WHERE owner = ?1";
+    static const char by_project[] =
+        "SELECT count(*), min(updated_ms) FROM upload WHERE project_id = ?1";
+    static const char all[] = "SELECT count(*), min(updated_ms) FROM upload";
+    const struct {
+        int64_t cap;
+        const char *sql;
+        int64_t key;
+        const char *text_key;
+        enum wh_upload_scope scope;
+    } checks[] = {
+        {owner && *owner ? caps->per_owner : 0, by_owner, 0, owner, WH_UPLOAD_OWNER},
+        {project_id ? caps->per_project : 0, by_project, project_id, NULL, WH_UPLOAD_PROJECT},
+        {caps->total, all, 0, NULL, WH_UPLOAD_SERVER},
+    };
+    int error;
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        int64_t n = 0, oldest = now_ms;
+        if (checks[i].cap <= 0)
+            continue;
+        error = upload_scope(c, checks[i].sql, checks[i].key, checks[i].text_key, now_ms, &n,
+                             &oldest);
+        if (error < 0)
+            return error;
+        if (n >= checks[i].cap) {
+            refused->scope = checks[i].scope;
+            refused->limit = checks[i].cap;
+            refused->oldest_ms = oldest;
+            return wh_error_set(WH_EBUSY, "too many open upload sessions");
+        }
+    }
     sqlite3_stmt *s = stmt(c, S_UPLOAD_INSERT);
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, repo);
     sqlite3_bind_int64(s, 3, now_ms);
+    sqlite3_bind_int64(s, 4, project_id);
+    db_bind_text(s, 5, owner ? owner : "");
     return db_run(c, s);
+}
+
+int wh_db_upload_create(wh_db *db, const char *id, const char *repo, int64_t project_id,
+                        const char *owner, int64_t now_ms, const struct wh_upload_caps *caps,
+                        struct wh_upload_refusal *refused)
+{
+    CONN_OR_FAIL(c, db);
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    return db_tx_end(c, upload_create_tx(c, id, repo, project_id, owner, now_ms, caps, refused));
 }
 
 int wh_db_upload_get(wh_db *db, const char *id, char *repo_out)
@@ -1367,25 +1556,29 @@ int wh_db_upload_count(wh_db *db, int64_t *out)
     return error;
 }
 
-int wh_db_upload_expired(wh_db *db, int64_t before_ms, int (*fn)(const char *id, void *payload),
-                         void *payload)
+int wh_db_upload_expired(wh_db *db, int64_t idle_before_ms, int64_t started_before_ms,
+                         int (*fn)(const char *id, void *payload), void *payload)
 {
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = stmt(c, S_UPLOAD_EXPIRED);
-    sqlite3_bind_int64(s, 1, before_ms);
+    sqlite3_bind_int64(s, 1, idle_before_ms);
+    sqlite3_bind_int64(s, 2, started_before_ms);
     /* Collect first: the callback deletes rows, which must not run under our cursor. */
     char *ids[1000];
     size_t n = 0;
-    int rc, error = 0;
+    int rc = SQLITE_DONE, error = 0;
     while (n < 1000 && (rc = sqlite3_step(s)) == SQLITE_ROW)
         ids[n++] = wh_strdup((const char *)sqlite3_column_text(s, 0));
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        error = db_fail(c);
     db_done(s);
+    bool stop = false;
     for (size_t i = 0; i < n; i++) {
-        if (error == 0 && fn(ids[i], payload) != 0)
-            error = 1;
+        if (!stop && fn(ids[i], payload) != 0)
+            stop = true;
         free(ids[i]);
     }
-    return 0;
+    return error;
 }
 
 int db_changes(struct conn *c)

@@ -186,6 +186,8 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
             error = wh_db_blob_unlink(reg->db, t->name, d.str);
         if (error == WH_ENOTFOUND)
             return oci_error(r, E_BLOB_UNKNOWN, NULL);
+        if (error == WH_ECONFLICT) /* a manifest uses it: deleting it would break an image */
+            return oci_error(r, E_IN_USE, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
         if (error < 0)
             return oci_fail(reg, r, error, "delete blob");
         wh_resp_send_empty(r, 202);
@@ -322,8 +324,12 @@ static int commit(wh_req *r, struct chunk_ctx *c)
         return oci_error(r, E_DIGEST_INVALID, NULL);
     if (error < 0)
         return oci_fail(reg, r, error, wh_pool_sprintf(wh_req_pool(r), "commit %s", d.str));
-    /* a blob committed but not recorded is served by nobody; a retry records it */
-    if ((error = wh_db_blob_link(reg->db, c->t->project_id, c->t->name, d.str, size)) < 0)
+    /* the quota is reserved here, atomically; the check above only saves the copy.
+     * A blob committed but not recorded is served by nobody; a retry records it. */
+    error = wh_db_blob_link(reg->db, c->t->project_id, c->t->name, d.str, size);
+    if (error == WH_EDENIED)
+        return oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+    if (error < 0)
         return oci_fail(reg, r, error, wh_pool_sprintf(wh_req_pool(r), "record blob %s", d.str));
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/blobs/%s", c->t->name,
                                                   d.str));
@@ -356,31 +362,72 @@ static int chunk_end(wh_req *r, void *arg)
     return 0;
 }
 
+/*
+ * Answers 429 for a session refused by a cap: the message names the cap, and
+ * Retry-After is when the most idle session counted against it expires
+ * (sooner if its owner finishes one; for the server's cap, others' pushes
+ * end all the time, so at most 5 s).
+ */
+static int refuse_session(wh_registry *reg, wh_req *r, const struct target *t,
+                          const struct wh_upload_refusal *why)
+{
+    wh_pool *p = wh_req_pool(r);
+    const char *msg;
+    int64_t retry_s = (why->oldest_ms + (int64_t)upload_idle_s(reg) * 1000 - wh_now_ms() + 999) /
+                          1000 + (int64_t)upload_sweep_ms(reg) / 1000;
+    switch (why->scope) {
+    case WH_UPLOAD_OWNER:
+        msg = wh_pool_sprintf(p, "too many open upload sessions for %s (%" PRId64 " per user)",
+                              t->who->name, why->limit);
+        break;
+    case WH_UPLOAD_PROJECT:
+        msg = wh_pool_sprintf(p, "too many open upload sessions in project %.*s (%" PRId64
+                                 " per project)",
+                              (int)wh_ref_project_len(t->name), t->name, why->limit);
+        break;
+    default:
+        msg = wh_pool_sprintf(p, "too many open upload sessions on this server (%" PRId64 ")",
+                              why->limit);
+        if (retry_s > 5)
+            retry_s = 5;
+        break;
+    }
+    msg = wh_pool_sprintf(p, "%s: finish or cancel one, or retry once an idle one has expired",
+                          msg);
+    wh_resp_header(r, "Retry-After",
+                   wh_pool_sprintf(p, "%" PRId64, retry_s < 1 ? (int64_t)1 : retry_s));
+    return oci_error(r, E_TOO_MANY_REQUESTS, msg);
+}
+
 static int start_session(wh_registry *reg, wh_req *r, struct target *t)
 {
     char id[40];
-    int64_t n = 0;
     wh_upload *w = NULL;
+    struct wh_upload_refusal why;
+    const struct wh_upload_caps caps = {
+        .total = reg->cfg.max_uploads,
+        .per_project = reg->cfg.max_uploads_per_project,
+        .per_owner = reg->cfg.max_uploads_per_user,
+    };
 
-    pthread_mutex_lock(&reg->lock);
-    unsigned open_now = reg->nsessions;
-    pthread_mutex_unlock(&reg->lock);
-    if (open_now >= reg->cfg.max_uploads ||
-        (wh_db_upload_count(reg->db, &n) == 0 && n >= (int64_t)reg->cfg.max_uploads)) {
-        wh_resp_header(r, "Retry-After", "5");
-        return oci_error(r, E_TOO_MANY_REQUESTS, "too many concurrent uploads, retry later");
-    }
     char hex[33];
     wh_random_hex(hex, 16);
     snprintf(id, sizeof(id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
              hex + 20);
-    int error;
-    if ((error = wh_store_upload_create(reg->store, id, &w)) < 0 ||
-        (error = wh_db_upload_create(reg->db, id, t->name, wh_now_ms())) < 0) {
+    /* the row first: a refused session never touches the disk */
+    int error = wh_db_upload_create(reg->db, id, t->name, t->project_id, t->who->name,
+                                    wh_now_ms(), &caps, &why);
+    if (error == WH_EBUSY)
+        return refuse_session(reg, r, t, &why);
+    if (error == 0)
+        error = wh_store_upload_create(reg->store, id, &w);
+    if (error < 0) {
         if (w) {
             wh_upload_close(w);
-            wh_store_upload_remove(reg->store, id);
+            w = NULL;
         }
+        wh_store_upload_remove(reg->store, id);
+        wh_db_upload_delete(reg->db, id);
         return oci_fail(reg, r, error, "create upload");
     }
     struct session *s = wh_calloc(1, sizeof(*s));
@@ -442,9 +489,10 @@ static int try_mount(wh_registry *reg, wh_req *r, struct target *t, const char *
             return 1; /* an upload session still lets the client go on */
         }
     }
-    if (quota_check(reg, r, t, d.str, size) < 0)
-        return -1;
-    if (wh_db_blob_link(reg->db, t->project_id, t->name, d.str, size) < 0)
+    int error = wh_db_blob_link(reg->db, t->project_id, t->name, d.str, size);
+    if (error == WH_EDENIED) /* over the quota: reserved atomically with the link */
+        return oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+    if (error < 0)
         return oci_error(r, E_INTERNAL, NULL);
     wh_log_debug("mounted %s into %s from %s", d.str, t->name, source);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/blobs/%s", t->name,

@@ -36,6 +36,7 @@ static const struct {
     [E_PAGINATION_INVALID] = {400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested"},
     [E_NOT_FOUND] = {404, "NOT_FOUND", "resource not found"},
     [E_METHOD] = {405, "UNSUPPORTED", "the method is not allowed for this resource"},
+    [E_IN_USE] = {405, "UNSUPPORTED", "the content is in use and cannot be deleted"},
     [E_INTERNAL] = {500, "UNKNOWN", "internal server error"},
     /*
      * A full disk: 507 Insufficient Storage (RFC 4918), which docker and

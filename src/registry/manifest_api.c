@@ -221,6 +221,10 @@ static int put_end(wh_req *r, void *arg)
         json_decref(detail);
         goto out;
     }
+    if (error == WH_EDENIED) { /* over the quota, found in the recording transaction */
+        error = oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+        goto out;
+    }
     if (error < 0) {
         error = oci_fail(reg, r, error, "record manifest");
         goto out;
@@ -313,6 +317,8 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
         while (tries++ == 0 && retry_on_full(reg, error));
         if (error == WH_ENOTFOUND)
             return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+        if (error == WH_ECONFLICT) /* an index lists it: the REST API's 412, in OCI's terms */
+            return oci_error(r, E_IN_USE, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
         if (error < 0)
             return oci_fail(reg, r, error, "delete manifest");
         audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name,

@@ -159,10 +159,25 @@ static int orphan_one(const char *id, int64_t mtime_ms, void *payload)
     return 0;
 }
 
+unsigned upload_idle_s(const wh_registry *reg)
+{
+    /* a session never outlives uploads.ttl, idle or not */
+    return reg->cfg.upload_idle_ttl_s < reg->cfg.upload_ttl_s ? reg->cfg.upload_idle_ttl_s
+                                                              : reg->cfg.upload_ttl_s;
+}
+
+int64_t upload_sweep_ms(const wh_registry *reg)
+{
+    unsigned ttl = upload_idle_s(reg);
+    return (int64_t)(ttl < 30 ? (ttl ? ttl : 1) : 30) * 1000 / 2;
+}
+
 int wh_registry_sweep_uploads(wh_registry *reg, bool at_start)
 {
-    struct sweep_ctx sc = {reg, wh_now_ms() - (int64_t)reg->cfg.upload_ttl_s * 1000, 0};
-    int error = wh_db_upload_expired(reg->db, sc.before_ms, expire_one, &sc);
+    int64_t now = wh_now_ms();
+    struct sweep_ctx sc = {reg, now - (int64_t)upload_idle_s(reg) * 1000, 0};
+    int error = wh_db_upload_expired(reg->db, sc.before_ms,
+                                     now - (int64_t)reg->cfg.upload_ttl_s * 1000, expire_one, &sc);
     if (at_start)
         wh_store_upload_each(reg->store, orphan_one, &sc);
     if (sc.removed)
@@ -173,8 +188,7 @@ int wh_registry_sweep_uploads(wh_registry *reg, bool at_start)
 static void *sweeper_main(void *arg)
 {
     wh_registry *reg = arg;
-    unsigned ttl = reg->cfg.upload_ttl_s;
-    int64_t sweep_every_ms = (int64_t)(ttl < 30 ? (ttl ? ttl : 1) : 30) * 1000 / 2;
+    int64_t sweep_every_ms = upload_sweep_ms(reg);
     int64_t next_sweep = wh_now_ms() + sweep_every_ms;
     pthread_mutex_lock(&reg->stop_lock);
     while (!reg->stopping) {

@@ -23,8 +23,11 @@ typedef struct wh_registry wh_registry;
 struct wh_registry_config {
     size_t max_manifest_bytes; /* manifest PUT body cap (default 4 MiB) */
     uint64_t max_blob_bytes;   /* one blob's size cap */
-    unsigned max_uploads;      /* concurrent upload sessions (429 beyond) */
-    unsigned upload_ttl_s;     /* idle upload sessions are removed after this */
+    unsigned max_uploads;      /* open upload sessions of the server (429 beyond) */
+    unsigned max_uploads_per_user;    /* ... of one user or robot (0: no cap) */
+    unsigned max_uploads_per_project; /* ... in one project (0: no cap) */
+    unsigned upload_ttl_s;      /* a session is removed this long after it started */
+    unsigned upload_idle_ttl_s; /* ... or this long after its last PATCH/PUT */
     bool read_only;            /* refuse every write with DENIED */
     bool delete_enabled;       /* allow DELETE of manifests, tags and blobs */
 };

@@ -28,6 +28,7 @@ enum oci_err {
     E_PAGINATION_INVALID,
     E_NOT_FOUND,
     E_METHOD,
+    E_IN_USE,               /* 405: a delete of content a manifest or index still uses */
     E_INTERNAL,
     E_STORAGE_FULL,         /* 507: DENIED with status 507, the disk is full */
 };
@@ -145,6 +146,10 @@ int quota_check(wh_registry *reg, wh_req *r, const struct target *t, const char 
 bool mcache_get(wh_registry *reg, wh_pool *pool, const char *digest, const char **out,
                 size_t len);
 void mcache_put(wh_registry *reg, const char *digest, const char *bytes, size_t len);
+/* Seconds without a PATCH/PUT after which an upload session is removed. */
+unsigned upload_idle_s(const wh_registry *reg);
+/* How often the sweeper looks for expired upload sessions. */
+int64_t upload_sweep_ms(const wh_registry *reg);
 /* Queues one pull of an artifact for the statistics. */
 void pull_note(wh_registry *reg, int64_t artifact_id);
 

@@ -200,14 +200,29 @@ class Suite:
     def delete(self, kind: str, ref: str):
         return self.reg.delete(f"/v2/{self.ns}/{kind}/{ref}")
 
-    def teardown(self, manifests, blobs):
-        """Deletes by digest, each answered 202, in the configured order."""
-        steps = [("manifests", d(m)) for m in manifests]
-        steps = steps + [("blobs", d(b)) for b in blobs] if self.manifests_first else \
-            [("blobs", d(b)) for b in blobs] + steps
-        for kind, ref in steps:
-            r = self.delete(kind, ref)
+    def delete_blob(self, blob: bytes, manifests_left=()):
+        """DELETE a blob: 202, or 405 UNSUPPORTED while one of the manifests
+        still in the repository uses it (wharf never breaks an image; the
+        suite takes 2xx or 405 in either teardown order)."""
+        r = self.delete("blobs", d(blob))
+        if any(d(blob) in m.decode() for m in manifests_left):
+            expect_error(r, 405, "UNSUPPORTED")
+        else:
             assert r.status_code == 202, describe(r)
+
+    def teardown(self, manifests, blobs):
+        """Deletes by digest in the configured order: each manifest answered
+        202, each blob as delete_blob says."""
+        if self.manifests_first:
+            for m in manifests:
+                r = self.delete("manifests", d(m))
+                assert r.status_code == 202, describe(r)
+        for b in blobs:
+            self.delete_blob(b, () if self.manifests_first else manifests)
+        if not self.manifests_first:
+            for m in manifests:
+                r = self.delete("manifests", d(m))
+                assert r.status_code == 202, describe(r)
 
     def tags(self, **params):
         r = self.reg.get(f"/v2/{self.ns}/tags/list", params=params)
@@ -398,16 +413,15 @@ class Suite:
                 else:
                     assert r.status_code == 202, describe(r)
 
-        def delete_blobs():
+        def delete_blobs(manifests_left=()):
             for blob in (t.configs[2], t.layer):
-                r = self.delete("blobs", d(blob))
-                assert r.status_code == 202, describe(r)
+                self.delete_blob(blob, manifests_left)
 
         if self.manifests_first:
             delete_manifests()
             delete_blobs()
         else:
-            delete_blobs()
+            delete_blobs((t.manifests[2], t.manifests[4]))
             delete_manifests()
         # references teardown: the manifests went above, so these find nothing
         late = (d(t.ref_index), d(t.ref_a_config), d(t.ref_a_layer), s4, d(t.ref_b_config),

@@ -38,7 +38,7 @@ import pytest
 import ocilayout
 from apiclient import Api
 from apiclient import describe as api_describe
-from regclient import ADMIN_PASSWORD, ADMIN_USER, describe
+from regclient import ADMIN_PASSWORD, ADMIN_USER, Registry, describe, expect_error
 
 START_DEADLINE = 60.0  # dockerd answers /_ping in well under 5 s here
 STOP_DEADLINE = 30.0
@@ -557,6 +557,38 @@ def test_docker_robot_account(server, registry, admin_api, docker, skopeo, image
     assert "Mounted from" not in p.stdout and p.stdout.count("Pushed") == len(secret_img.layers), p.output
     r = registry.get_manifest(f"{rw}/app", "copied")
     assert r.status_code == 200 and r.json()["config"]["digest"] == secret_img.config_digest, describe(r)
+
+
+def test_docker_push_beside_an_upload_flood(servers, docker, skopeo, image_layout, tmp_path,
+                                            unique):
+    """One user opens every upload session the server lets them open, in
+    their own project, and leaves them idle: they are stopped at their own
+    cap (limits.max_uploads_per_user), and the administrator's `docker push`
+    of a three-layer image goes through beside them."""
+    srv = servers.new()
+    api = Api(srv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project(unique)
+    api.create_user(f"{unique}-m", password="Flood-Passw0rd")
+    api.add_member(unique, f"{unique}-m", 2)
+    flooder = Registry(srv.url, auth=(f"{unique}-m", "Flood-Passw0rd"))
+    opened = 0
+    while opened < 400:
+        r = flooder.post(f"/v2/{unique}/flood/blobs/uploads/")
+        if r.status_code != 202:
+            break
+        opened += 1
+    refusal = r
+
+    src, img = image_layout
+    local = loaded(docker, skopeo, src, "v1", f"wharf-e2e/{unique}:v1", tmp_path, img)
+    docker.login(srv.host, ADMIN_USER, ADMIN_PASSWORD)
+    ref = f"{srv.host}/library/{unique}:v1"
+    docker("tag", local, ref)
+    p = docker("push", ref)
+    assert p.stdout.count("Pushed") == len(img.diff_ids), p.output
+    assert head_digest(srv.registry(), f"library/{unique}", "v1") == PUSHED.search(p.stdout).group(2)
+    e = expect_error(refusal, 429, "TOO_MANY_REQUESTS")
+    assert f"for {unique}-m (" in e["message"], e
 
 
 def test_docker_pull_multiplatform_index(server, registry, docker, skopeo, multiarch_layout, unique):

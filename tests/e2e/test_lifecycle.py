@@ -24,7 +24,7 @@ def path_of(url: str) -> str:
     return p.path + (f"?{p.query}" if p.query else "")
 
 
-# ------------------------------------------------------------ upload TTL
+# ------------------------------------------------------------ upload idle TTL (uploads.idle_ttl)
 
 
 def park_upload(reg, repo, srv) -> set:
@@ -51,7 +51,7 @@ def sweep_deadline(ttl: int) -> float:
 
 def test_abandoned_upload_expires(servers, unique):
     ttl = 2
-    srv = servers.new(env={"WHARF_UPLOAD_TTL": str(ttl)})
+    srv = servers.new(env={"WHARF_UPLOAD_IDLE_TTL": str(ttl)})
     reg = srv.registry()
     repo = f"library/{unique}"
 
@@ -279,7 +279,7 @@ def test_slow_upload_outlives_ttl(servers, unique):
     """A PATCH that streams for longer than the TTL is activity, not idleness:
     the sweeper must not remove its session under it."""
     ttl = 2
-    srv = servers.new(env={"WHARF_UPLOAD_TTL": str(ttl)})
+    srv = servers.new(env={"WHARF_UPLOAD_IDLE_TTL": str(ttl)})
     reg = srv.registry()
     other = srv.registry()  # for requests made while the PATCH streams
     repo = f"library/{unique}"
@@ -313,7 +313,7 @@ def test_staging_files_of_a_crash_are_swept(servers, unique):
     """Sessions cut short by a SIGKILL are idle sessions after the restart:
     the sweeper removes their staging files too."""
     ttl = 2
-    srv = servers.new(env={"WHARF_UPLOAD_TTL": str(ttl)})
+    srv = servers.new(env={"WHARF_UPLOAD_IDLE_TTL": str(ttl)})
     reg = srv.registry()
     repo = f"library/{unique}"
     before = staging_files(srv.data_dir)

@@ -500,7 +500,9 @@ static void test_db__full_disk(void **state)
         int rc = wh_db_blob_link(f->db, 1, repo, DA, 10);
         if (rc != cases[i].rc)
             fail_msg("%s: blob_link returned %d, expected %d", cases[i].spec, rc, cases[i].rc);
-        rc = wh_db_upload_create(f->db, "u-full", repo, 1);
+        struct wh_upload_caps nocaps = {0};
+        struct wh_upload_refusal why;
+        rc = wh_db_upload_create(f->db, "u-full", repo, 1, "tester", 1, &nocaps, &why);
         if (rc != cases[i].rc)
             fail_msg("%s: upload_create returned %d, expected %d", cases[i].spec, rc,
                      cases[i].rc);
