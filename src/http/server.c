@@ -37,6 +37,7 @@
 #define DISCARD_MAX ((uint64_t)1 << 30)
 #define REAP_INTERVAL_MS 100 /* how often the header deadline and sleeping requests are checked */
 #define MAX_SLEEPERS 4096    /* requests held back at once (wh_req_sleep) */
+#define PENDING_MAX 64       /* admitted connections not yet announced, tracked per address */
 #define UNPARSED_ANSWER_US 2000000 /* see answer_unparsed: only for connections this young */
 
 /*
@@ -65,6 +66,12 @@ struct route {
     void *payload;
 };
 
+/* A connection admitted by the accept policy, not yet announced by MHD. */
+struct pending {
+    char ip[INET6_ADDRSTRLEN];
+    int64_t until_us; /* 0: free */
+};
+
 struct wh_http {
     struct wh_http_config cfg;
     struct MHD_Daemon *d;
@@ -87,6 +94,7 @@ struct wh_http {
     bool qstop;
     unsigned nworkers;
     pthread_t *workers;
+    struct pending pending[PENDING_MAX]; /* guarded by lock */
     /* requests held back by wh_req_sleep, guarded by lock */
     struct sleeper *sleepers;
     unsigned nsleepers;
@@ -949,12 +957,32 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
     if (h->cfg.trusted_proxies && wh_addr_list_match(h->cfg.trusted_proxies, ip))
         return MHD_YES;
     unsigned n = 0;
+    int64_t now = wh_monotonic_us();
     pthread_mutex_lock(&h->lock);
     for (struct conn *c = h->conns; c; c = c->next)
         if (strcmp(c->ip, ip) == 0)
             n++;
+    /*
+     * Connections accepted by other worker threads but not yet announced
+     * (MHD's "started" notification comes later) count too, or threads
+     * accepting at once would each let one more in. A reservation MHD never
+     * announces (it failed to set the connection up) lapses after a second.
+     */
+    struct pending *free_slot = NULL;
+    for (size_t i = 0; i < PENDING_MAX; i++) {
+        struct pending *pd = &h->pending[i];
+        if (pd->until_us > now && strcmp(pd->ip, ip) == 0)
+            n++;
+        else if (pd->until_us <= now && !free_slot)
+            free_slot = pd;
+    }
+    bool ok = n < h->cfg.max_connections_per_ip;
+    if (ok && free_slot) {
+        snprintf(free_slot->ip, sizeof(free_slot->ip), "%s", ip);
+        free_slot->until_us = now + 1000000;
+    }
     pthread_mutex_unlock(&h->lock);
-    if (n < h->cfg.max_connections_per_ip)
+    if (ok)
         return MHD_YES;
     wh_log_debug("http: refused a connection from %s: %u open (http.max_connections_per_ip)", ip,
                  n);
@@ -974,6 +1002,13 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         sockaddr_text(c->ip, sizeof(c->ip), ci ? ci->client_addr : NULL);
         c->since_us = wh_monotonic_us();
         pthread_mutex_lock(&h->lock);
+        for (size_t i = 0; i < PENDING_MAX; i++) {
+            struct pending *pd = &h->pending[i];
+            if (pd->until_us > c->since_us && strcmp(pd->ip, c->ip) == 0) {
+                pd->until_us = 0; /* announced: counted in the list from now on */
+                break;
+            }
+        }
         c->next = h->conns;
         if (h->conns)
             h->conns->prev = c;
