@@ -17,7 +17,9 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -432,6 +434,15 @@ static void defer_enqueue(wh_http *h, struct defer_job *j)
 static void *worker_main(void *arg)
 {
     wh_http *h = arg;
+    /*
+     * Deferred work is slow on purpose (argon2id) and can be asked for by
+     * anyone: it runs at the lowest CPU priority, so under a storm of
+     * password checks the requests that need no check keep their share of
+     * the CPU, while the checks still get whatever is left.
+     */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0)
+        wh_log_debug("http: cannot lower the priority of a deferred-work thread: %s",
+                     strerror(errno));
     pthread_mutex_lock(&h->qlock);
     for (;;) {
         while (!h->qhead && !h->qstop)
