@@ -22,7 +22,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from login_storm import ACCEPT, ADMIN, free_port, push_image, req  # noqa: E402
+import login_storm  # noqa: E402
+from login_storm import ACCEPT, free_port, push_image, server_env, start_wharf  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHARF = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "release", "wharf")
@@ -40,35 +41,17 @@ def main():
     work = tempfile.mkdtemp(prefix="wharf-audit-")
     data = f"{work}/data"
     port = free_port()
-    env = dict(os.environ, WHARF_LISTEN=f"127.0.0.1:{port}", WHARF_DATA_DIR=data,
-               WHARF_ADMIN_PASSWORD=ADMIN[1], WHARF_ACCESS_LOG="false")
+    env = server_env(work, port)
     log = open(f"{work}/wharf.log", "wb")
-    proc = subprocess.Popen([WHARF, "serve"], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
+    login_storm.WHARF = WHARF
+    proc = start_wharf(env, log, base)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                req(base + "/v2/")
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    sys.exit("wharf did not start")
-                time.sleep(0.1)
         push_image(base, "library/bench", "v1")
         proc.terminate()
         proc.wait(30)
         before = db_bytes(data)
-        proc = subprocess.Popen([WHARF, "serve"], env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                req(base + "/v2/")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("wharf did not restart")
-                time.sleep(0.1)
+        proc = start_wharf(env, log, base)
         out = subprocess.run(["wrk", "-t2", "-c32", f"-d{DURATION}s", "-H", f"Accept: {ACCEPT}",
                               f"{base}/v2/library/bench/manifests/v1"],
                              capture_output=True, text=True, timeout=DURATION + 60).stdout

@@ -90,6 +90,27 @@ def hey(url, headers):
     return rate, float(p99.group(1)) * 1000 if p99 else float("nan"), codes
 
 
+def server_env(work, port):
+    """The environment of a benchmark server: loopback, its own data dir, no access log."""
+    return dict(os.environ, WHARF_LISTEN=f"127.0.0.1:{port}", WHARF_DATA_DIR=f"{work}/data",
+                WHARF_ADMIN_PASSWORD=ADMIN[1], WHARF_ACCESS_LOG="false")
+
+
+def start_wharf(env, log, base):
+    """Starts `wharf serve` and waits (30 s at most) until it answers."""
+    proc = subprocess.Popen([WHARF, "serve"], env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            req(base + "/v2/")
+            return proc
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                sys.exit(f"wharf did not start (see {log.name})")
+            time.sleep(0.1)
+
+
 class Storm:
     def __init__(self, port, many_addresses):
         self.port, self.many = port, many_addresses
@@ -138,21 +159,11 @@ def main():
             sys.exit(f"missing {tool} (bash scripts/deps.sh bench installs it)")
     work = tempfile.mkdtemp(prefix="wharf-storm-")
     port = free_port()
-    env = dict(os.environ, WHARF_LISTEN=f"127.0.0.1:{port}", WHARF_DATA_DIR=f"{work}/data",
-               WHARF_ADMIN_PASSWORD=ADMIN[1], WHARF_ACCESS_LOG="false")
+    env = server_env(work, port)
     log = open(f"{work}/wharf.log", "wb")
-    proc = subprocess.Popen([WHARF, "serve"], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
+    proc = start_wharf(env, log, base)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                req(base + "/v2/")
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    sys.exit("wharf did not start: " + open(f"{work}/wharf.log").read()[-2000:])
-                time.sleep(0.1)
         push_image(base, "library/bench", "v1")
         _, _, body = req(f"{base}/service/token?service=wharf&scope=repository:library/bench:pull")
         token = json.loads(body)["token"]

@@ -1160,6 +1160,21 @@ static const char *tagged(char *buf, size_t cap, const char *tag)
 
 #define ONE_TAG "(SELECT t.name FROM tag t WHERE t.artifact_id = a.id ORDER BY t.name LIMIT 1)"
 
+
+/* Runs the delete `id` bound to (repo, digest): WH_ENOTFOUND (`missing`) when it
+ * deleted nothing. */
+static int delete_one(struct conn *c, enum stmt_id id, const char *repo, const char *digest,
+                      const char *missing)
+{
+    sqlite3_stmt *s = stmt(c, id);
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, digest);
+    int error = db_run(c, s);
+    if (error == 0 && sqlite3_changes(c->h) == 0)
+        error = wh_error_set(WH_ENOTFOUND, "%s", missing);
+    return error;
+}
+
 static int blob_unlink_tx(struct conn *c, const char *repo, const char *digest)
 {
     /* the blob is a manifest of the repository, or a manifest's config or layer */
@@ -1182,12 +1197,7 @@ static int blob_unlink_tx(struct conn *c, const char *repo, const char *digest)
                             digest, by, tagged(tb, sizeof(tb), tag));
     if (error != WH_ENOTFOUND)
         return error;
-    sqlite3_stmt *s = stmt(c, S_BLOB_UNLINK);
-    db_bind_text(s, 1, repo);
-    db_bind_text(s, 2, digest);
-    if ((error = db_run(c, s)) == 0 && sqlite3_changes(c->h) == 0)
-        error = wh_error_set(WH_ENOTFOUND, "blob unknown to repository");
-    return error;
+    return delete_one(c, S_BLOB_UNLINK, repo, digest, "blob unknown to repository");
 }
 
 int wh_db_blob_unlink(wh_db *db, const char *repo, const char *digest)
@@ -1345,12 +1355,7 @@ static int manifest_delete_tx(struct conn *c, const char *repo, const char *dige
                             digest, by, tagged(tb, sizeof(tb), tag));
     if (error != WH_ENOTFOUND)
         return error;
-    sqlite3_stmt *s = stmt(c, S_ARTIFACT_DELETE);
-    db_bind_text(s, 1, repo);
-    db_bind_text(s, 2, digest);
-    if ((error = db_run(c, s)) == 0 && sqlite3_changes(c->h) == 0)
-        error = wh_error_set(WH_ENOTFOUND, "manifest unknown to repository");
-    return error;
+    return delete_one(c, S_ARTIFACT_DELETE, repo, digest, "manifest unknown to repository");
 }
 
 int wh_db_manifest_delete(wh_db *db, const char *repo, const char *digest)
