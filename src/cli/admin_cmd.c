@@ -878,6 +878,13 @@ static int robot_create(const struct wh_config *cfg, int argc, char **argv)
         snprintf(r->name, sizeof(r->name), ROBOT_PREFIX "%s+%s", project, pos[0]);
         snprintf(r->level, sizeof(r->level), "project");
     } else {
+        /* every namespace named is a project (or *) */
+        json_array_foreach(pc.perms, i, perm)
+        {
+            const char *ns = json_string_value(json_object_get(perm, "namespace"));
+            if (strcmp(ns, "*") != 0 && project_get(db, cmd, ns, p) < 0)
+                goto out;
+        }
         snprintf(r->name, sizeof(r->name), ROBOT_PREFIX "%s", pos[0]);
         snprintf(r->level, sizeof(r->level), "system");
     }

@@ -54,10 +54,10 @@ static int read_hidden(char *out, size_t cap, const char *prompt)
     static const int sigs[4] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
     int error;
 
-    fprintf(stderr, "%s", prompt);
-    fflush(stderr);
-    if (tcgetattr(STDIN_FILENO, &saved) != 0)
+    if (tcgetattr(STDIN_FILENO, &saved) != 0) {
+        fprintf(stderr, "%s", prompt);
         return read_line(out, cap);
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = restore_and_reraise;
     sigemptyset(&sa.sa_mask);
@@ -68,6 +68,9 @@ static int read_hidden(char *out, size_t cap, const char *prompt)
     quiet.c_lflag |= ICANON;
     echo_off = 1;
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    /* the prompt only once echo is off: what is typed after it is never shown */
+    fprintf(stderr, "%s", prompt);
+    fflush(stderr);
     error = read_line(out, cap);
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
     echo_off = 0;
