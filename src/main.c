@@ -78,14 +78,16 @@ static const char version_usage[] = "usage: wharf version (or wharf -V, wharf --
 static int print_problems(const struct wh_config *cfg, const char *cmd)
 {
     const char *p = cfg->problems;
+    unsigned shown = 0;
     while (*p) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
         fprintf(stderr, "%s: %.*s\n", cmd, (int)n, p);
         p += n + (nl ? 1 : 0);
+        shown++;
     }
-    if (cfg->nproblems * 120 > sizeof(cfg->problems))
-        fprintf(stderr, "%s: (%u problems in all)\n", cmd, cfg->nproblems);
+    if (shown < cfg->nproblems)
+        fprintf(stderr, "%s: ... %u problems in all\n", cmd, cfg->nproblems);
     return 1;
 }
 
@@ -508,6 +510,22 @@ int main(int argc, char **argv)
     mallopt(M_ARENA_MAX, 2);
     if (argc < 2) {
         fputs(usage_text, stderr);
+        return 2;
+    }
+    /* --config and --data-dir may also come before the command: wharf --config F serve */
+    while (argc >= 3 && (strcmp(argv[1], "--config") == 0 || strcmp(argv[1], "--data-dir") == 0 ||
+                         strncmp(argv[1], "--config=", 9) == 0 ||
+                         strncmp(argv[1], "--data-dir=", 11) == 0)) {
+        const char **slot = argv[1][2] == 'c' ? &file : &data_dir;
+        const char *eq = strchr(argv[1], '=');
+        int used = eq ? 1 : 2;
+        *slot = eq ? eq + 1 : argv[2];
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--config") == 0 || strcmp(argv[1], "--data-dir") == 0)) {
+        fprintf(stderr, "wharf: %s needs a value, and a command after it\n", argv[1]);
         return 2;
     }
     const char *name = argv[1];

@@ -313,7 +313,7 @@ static int apply(struct wh_config *c, const struct key *k, const char *v, char *
     return WH_EINVALID;
 }
 
-/* Appends one message to c->problems and makes it the error message if it is the first. */
+/* Appends one message to c->problems and makes it the error message. */
 __attribute__((format(printf, 2, 3))) static int problem(struct wh_config *c, const char *fmt,
                                                          ...)
 {
@@ -328,8 +328,20 @@ __attribute__((format(printf, 2, 3))) static int problem(struct wh_config *c, co
         c->problems[used + n] = '\n';
         c->problems[used + n + 1] = '\0';
     }
-    if (c->nproblems++ == 0)
-        wh_error_set(WH_EINVALID, "%s", msg);
+    c->nproblems++;
+    return wh_error_set(WH_EINVALID, "%s", msg);
+}
+
+/* After loading: the first problem found since `mark` (an offset in c->problems) becomes
+ * the error message, as the header promises. Returns 0 or WH_EINVALID. */
+static int first_problem(struct wh_config *c, unsigned before, size_t mark)
+{
+    if (c->nproblems == before)
+        return 0;
+    const char *first = c->problems + mark;
+    const char *nl = strchr(first, '\n');
+    if (*first)
+        wh_error_set(WH_EINVALID, "%.*s", (int)(nl ? (size_t)(nl - first) : strlen(first)), first);
     return WH_EINVALID;
 }
 
@@ -391,12 +403,13 @@ int wh_config_set(struct wh_config *c, const char *key, const char *value)
 int wh_config_load_env(struct wh_config *c)
 {
     unsigned before = c->nproblems;
+    size_t mark = strlen(c->problems);
     for (size_t i = 0; i < NKEYS; i++) {
         const char *v = getenv(keys[i].env);
         if (v)
             set_key(c, &keys[i], v, WH_CONFIG_FROM_ENV);
     }
-    return c->nproblems > before ? WH_EINVALID : 0;
+    return first_problem(c, before, mark);
 }
 
 enum wh_log_level wh_config_log_level(const struct wh_config *c)
@@ -472,6 +485,7 @@ int wh_config_load_file(struct wh_config *c, const char *path)
     yaml_event_t ev;
     struct yaml_state s = {.c = c, .path = c->file};
     unsigned before = c->nproblems;
+    size_t mark = strlen(c->problems);
     int error = 0;
 
     if (!f) {
@@ -562,7 +576,7 @@ int wh_config_load_file(struct wh_config *c, const char *path)
     yaml_parser_delete(&parser);
     wh_buf_dispose(&s.list);
     fclose(f);
-    return c->nproblems > before ? WH_EINVALID : 0;
+    return first_problem(c, before, mark);
 }
 
 /* ---- TLS files ---- */
@@ -645,7 +659,7 @@ out:
     X509_free(cert);
     EVP_PKEY_free(key);
     ERR_clear_error();
-    return c->nproblems > before ? WH_EINVALID : 0;
+    return c->nproblems > before ? WH_EINVALID : 0; /* one problem at most: it is the message */
 }
 
 /* ---- printing ---- */

@@ -66,7 +66,8 @@ void wh_config_defaults(struct wh_config *c);
  * Applies a YAML file. Every bad value is collected in c->problems (with the
  * file, line and key) and loading goes on, so that one run names them all; a
  * YAML syntax error stops it. Returns 0, WH_ENOTFOUND (no such file; message
- * names it), WH_EINVALID (c->problems and the error message say why) or
+ * names it), WH_EINVALID (c->problems says why; the error message is the
+ * first of them) or
  * WH_ERROR (unreadable).
  */
 int wh_config_load_file(struct wh_config *c, const char *path);

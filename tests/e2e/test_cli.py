@@ -119,6 +119,7 @@ USAGE = [
     (["vulndb", "import"], "at least one"),
     (["vulndb", "status", "--feed", "http://x"], "--feed"),
     (["version", "extra"], "'extra'"),
+    (["--config"], "--config needs a value"),
     (["frob"], "'frob'"),
     (["help", "frob"], "'frob'"),
     (["project"], "missing subcommand"),
@@ -221,6 +222,8 @@ def test_user_commands(servers):
     uid = users["alice"]["user_id"]
     assert api.ok(api.get(f"/users/{uid}")).json()["sysadmin_flag"] is True
     assert "alice" in ok(cli(srv, "user", "list")).stdout
+    # --data-dir (here before the command) names the registry as well as WHARF_DATA_DIR
+    assert "alice" in ok(wharf(srv.binary, "--data-dir", srv.data_dir, "user", "list")).stdout
     ok(cli(srv, "user", "unset-admin", "alice"))
     assert api.ok(api.get(f"/users/{uid}")).json()["sysadmin_flag"] is False
 
