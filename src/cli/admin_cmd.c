@@ -929,40 +929,42 @@ out:
     return rc;
 }
 
-/* Summary of a robot's permissions: "team=pull,push *=repository:pull". */
-static void perms_text(char *out, size_t cap, const char *json)
+/* Summary of a robot's permissions: "team=pull,push *=repository:pull" (the caller frees). */
+static char *perms_text(const char *json)
 {
     json_t *perms = json_loads(json, 0, NULL), *perm, *acc;
-    size_t i, j, used = 0;
-    out[0] = '\0';
+    struct wh_buf b;
+    size_t i, j;
+    wh_buf_init(&b, WH_ROBOT_PERMS_MAX);
     json_array_foreach(perms, i, perm)
     {
         const char *ns = json_string_value(json_object_get(perm, "namespace"));
-        used += (size_t)snprintf(out + used, used < cap ? cap - used : 0, "%s%s=", i ? " " : "",
-                                 ns ? ns : "?");
+        wh_buf_printf(&b, "%s%s=", i ? " " : "", ns ? ns : "?");
         json_array_foreach(json_object_get(perm, "access"), j, acc)
         {
             const char *res = json_string_value(json_object_get(acc, "resource"));
             const char *act = json_string_value(json_object_get(acc, "action"));
-            bool repo = res && strcmp(res, "repository") == 0;
-            used += (size_t)snprintf(out + used, used < cap ? cap - used : 0, "%s%s%s%s",
-                                     j ? "," : "", repo ? "" : (res ? res : "?"), repo ? "" : ":",
-                                     act ? act : "?");
+            if (res && strcmp(res, "repository") == 0)
+                wh_buf_printf(&b, "%s%s", j ? "," : "", act ? act : "?");
+            else
+                wh_buf_printf(&b, "%s%s:%s", j ? "," : "", res ? res : "?", act ? act : "?");
         }
     }
     json_decref(perms);
+    return wh_buf_detach(&b, NULL);
 }
 
 static int print_robot(const struct wh_robot *r, void *payload)
 {
     (void)payload;
-    char when[64], perms[512];
+    char when[64];
     const char *state = r->disabled ? "disabled" : "enabled";
     if (!r->disabled && r->expires_at >= 0 && r->expires_at <= wh_now_ms() / 1000)
         state = "expired";
     format_time(when, sizeof(when), r->expires_at);
-    perms_text(perms, sizeof(perms), r->permissions);
+    char *perms = perms_text(r->permissions);
     printf("%-40s %-8s %-9s %-21s %s\n", r->name, r->level, state, when, perms);
+    free(perms);
     return 0;
 }
 
