@@ -67,6 +67,24 @@ $(B)/libwharf.a: $(LIB_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^
 
+# What `wharf version` prints: the commit (with -dirty for local changes) and the build
+# flags. Written only when it changes, so that only main.o is rebuilt; COMMIT=... overrides
+# it where there is no git (a source tarball).
+COMMIT ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
+	{ git diff --quiet HEAD -- 2>/dev/null || c="$$c-dirty"; } && echo "$$c" || echo unknown)
+VERSION_H := $(B)/gen/wharf_version.h
+quote = $(subst ",,$(subst \,,$(1)))
+$(VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define WHARF_COMMIT "%s"\n#define WHARF_BUILD "%s"\n#define WHARF_CFLAGS "%s"\n' \
+		'$(call quote,$(COMMIT))' '$(BUILD)$(if $(filter 1,$(WERROR)), -Werror)' \
+		'$(call quote,$(strip $(OPT) $(CFLAGS)))' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+$(B)/src/main.o: $(VERSION_H)
+$(B)/src/main.o: CFLAGS_ALL += -I$(B)/gen
+.PHONY: FORCE
+FORCE:
+
 $(B)/wharf: $(B)/src/main.o $(B)/libwharf.a
 	@echo "  LD      $@"
 	@$(CC) $(LDOPT) -o $@ $^ $(LIBS)

@@ -19,6 +19,7 @@ mkdir -p "$out" "$cache"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export WHARF_DATA_DIR="$work/data"
+mkdir "$WHARF_DATA_DIR"  # the vulnerability database lives there; only serve creates one
 
 tar="$cache/bookworm-minbase.tar"
 if [ ! -f "$tar" ]; then

@@ -1,18 +1,22 @@
 /*
- * main.c: the wharf command line. Subcommands parse their arguments here and
- * call into the modules:
- *   wharf serve [--config FILE]
- *   wharf project create NAME [--public] | project list
- *   wharf version
+ * main.c: the wharf command line. Finds the command, answers --help and
+ * version without reading anything, loads the one configuration every
+ * command shares (defaults, --config/WHARF_CONFIG, WHARF_* variables,
+ * --data-dir), and runs `serve` here; the other commands live in cli/.
+ * `serve` checks everything it can (every value, the TLS files, the data
+ * directory, the listening address) before it creates anything on disk.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "acl/acl.h"
@@ -25,61 +29,170 @@
 #include "http/http.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
+#include "wharf_version.h" /* WHARF_COMMIT, WHARF_BUILD, WHARF_CFLAGS: written by the Makefile */
 
 #define WHARF_VERSION "0.1.0"
 
-static int usage(FILE *f)
+static const char usage_text[] =
+    "usage: wharf <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--listen ADDR]             run the registry (creates the data directory and\n"
+    "                                    the registry at the first start)\n"
+    "  config check [--listen ADDR]      validate the configuration, print it in effect\n"
+    "  project create|delete|list        projects\n"
+    "  member add|role|remove|list       project members and their roles\n"
+    "  user add|passwd|set-admin|unset-admin|delete|list   users\n"
+    "  robot create|list|disable|enable|delete             robot accounts\n"
+    "  scan TARGET                       scan an image for vulnerabilities\n"
+    "  vulndb import|status|update       the vulnerability database\n"
+    "  version                           version, commit and build flags (also -V, --version)\n"
+    "\n"
+    "Every command but version reads the configuration: the YAML file given with\n"
+    "--config FILE (or WHARF_CONFIG), WHARF_* environment variables, and --data-dir DIR\n"
+    "(see docs/configuration.md). `wharf COMMAND --help` shows a command's options.\n"
+    "Exit status: 0 done, 1 failed, 2 usage error.\n";
+
+static const char serve_usage[] =
+    "usage: wharf serve [--listen ADDR] [--data-dir DIR] [--config FILE]\n"
+    "\n"
+    "Runs the registry. --listen (as 127.0.0.1:5000 or [::1]:5000) and --data-dir override\n"
+    "the configuration file and the environment. Every setting is checked before anything\n"
+    "is created; the first start creates the data directory, the database, the token\n"
+    "signing key, the project library and the administrator admin (password from\n"
+    "WHARF_ADMIN_PASSWORD, else generated and printed once). SIGTERM or SIGINT stop it.\n";
+
+static const char config_usage[] =
+    "usage: wharf config check [--listen ADDR] [--data-dir DIR] [--config FILE]\n"
+    "\n"
+    "Checks the configuration as `wharf serve` would (every value, the TLS files, the data\n"
+    "directory) without starting anything, and prints the configuration in effect as YAML,\n"
+    "each value with where it came from, secrets masked. Exit status 0 when it is valid,\n"
+    "1 when not (every problem is named).\n";
+
+static const char version_usage[] = "usage: wharf version (or wharf -V, wharf --version)\n";
+
+/* ---- checks before anything is created ---- */
+
+/* Prints every collected configuration problem; returns 1. */
+static int print_problems(const struct wh_config *cfg, const char *cmd)
 {
-    fprintf(f, "usage: wharf <command> [options]\n"
-               "\n"
-               "commands:\n"
-               "  serve [--config FILE]             run the registry\n"
-               "  project create NAME [--public]    create a project\n"
-               "  project list                      list projects\n"
-               "  user add NAME [--admin] [--email E] add a user (password read from stdin)\n"
-               "  user passwd NAME                  set a user's password (read from stdin)\n"
-               "  user list                         list users\n"
-               "  scan TARGET                       scan an image for vulnerabilities (scan --help)\n"
-               "  vulndb CMD                        import, update, inspect the vulnerability database\n"
-               "  version                           print the version\n"
-               "\n"
-               "Every command reads the configuration file given with --config (or\n"
-               "WHARF_CONFIG) and WHARF_* environment variables; see docs/configuration.md.\n");
-    return f == stderr ? 2 : 0;
+    const char *p = cfg->problems;
+    unsigned shown = 0;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        fprintf(stderr, "%s: %.*s\n", cmd, (int)n, p);
+        p += n + (nl ? 1 : 0);
+        shown++;
+    }
+    if (shown < cfg->nproblems)
+        fprintf(stderr, "%s: ... %u problems in all\n", cmd, cfg->nproblems);
+    return 1;
 }
 
-/* Loads the configuration: defaults, then --config/WHARF_CONFIG, then env. */
-static int load_config(struct wh_config *cfg, int *argc, char **argv)
+/*
+ * The data directory exists as a writable directory, or can be made: its
+ * nearest existing ancestor is a writable directory.
+ */
+static int check_data_dir(struct wh_config *cfg)
 {
-    const char *file = getenv("WHARF_CONFIG");
-    int w = 0;
-    for (int i = 0; i < *argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < *argc) {
-            file = argv[++i];
-            continue;
+    char path[sizeof(cfg->data_dir)], where[1100];
+    struct stat st;
+    bool exists = true;
+    snprintf(path, sizeof(path), "%s", cfg->data_dir);
+    wh_config_origin(where, sizeof(where), cfg, "data_dir");
+    for (;;) {
+        if (stat(path, &st) == 0)
+            break;
+        if (errno != ENOENT) {
+            fprintf(stderr, "wharf: data_dir (%s): %s: %s\n", where, path, strerror(errno));
+            return -1;
         }
-        if (strncmp(argv[i], "--config=", 9) == 0) {
-            file = argv[i] + 9;
-            continue;
+        exists = false;
+        char *slash = strrchr(path, '/');
+        while (slash && slash > path && slash[1] == '\0') { /* trailing slashes */
+            *slash = '\0';
+            slash = strrchr(path, '/');
         }
-        argv[w++] = argv[i];
+        if (!slash)
+            snprintf(path, sizeof(path), ".");
+        else if (slash == path)
+            path[1] = '\0'; /* "/" */
+        else
+            *slash = '\0';
     }
-    *argc = w;
-    wh_config_defaults(cfg);
-    if (file && wh_config_load_file(cfg, file) < 0) {
-        fprintf(stderr, "wharf: %s\n", wh_error_msg());
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "wharf: data_dir (%s): %s is not a directory\n", where, path);
         return -1;
     }
-    if (wh_config_load_env(cfg) < 0) {
-        fprintf(stderr, "wharf: %s\n", wh_error_msg());
+    if (access(path, W_OK | X_OK) != 0) {
+        fprintf(stderr, "wharf: data_dir (%s): %s %s not writable by this user%s\n", where,
+                cfg->data_dir, exists ? "is" : "cannot be created:", exists ? "" : path);
         return -1;
     }
-    static const char *levels[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(cfg->log_level, levels[i]) == 0)
-            wh_log_set_level((enum wh_log_level)i);
     return 0;
 }
+
+/* At the first start, WHARF_ADMIN_PASSWORD (when set) must pass the password rule. */
+static int check_admin_password(const struct wh_config *cfg)
+{
+    const char *pw = getenv("WHARF_ADMIN_PASSWORD");
+    char *db = wh_sprintf("%s/wharf.db", cfg->data_dir);
+    bool first = access(db, F_OK) != 0;
+    free(db);
+    if (!pw || !first || wh_auth_password_policy(pw) == 0)
+        return 0;
+    fprintf(stderr, "wharf: WHARF_ADMIN_PASSWORD: %s\n", wh_error_msg());
+    return -1;
+}
+
+/*
+ * Binds the listening address once and lets it go: an address that is not
+ * this host's, a port in use or a privileged port is named now, before the
+ * data directory is made, rather than after.
+ */
+static int check_listen(const struct wh_config *cfg)
+{
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(cfg->port)};
+    bool is6 = strchr(cfg->listen_host, ':') != NULL;
+    char where[1100];
+    int one = 1, rc = 0;
+    if (is6 ? inet_pton(AF_INET6, cfg->listen_host, &v6.sin6_addr) != 1
+            : inet_pton(AF_INET, cfg->listen_host, &v4.sin_addr) != 1)
+        return 0; /* config.c let nothing else through; wh_http_start would say */
+    int fd = socket(is6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (is6 ? bind(fd, (struct sockaddr *)&v6, sizeof(v6)) : bind(fd, (struct sockaddr *)&v4, sizeof(v4))) {
+        wh_config_origin(where, sizeof(where), cfg, "listen");
+        fprintf(stderr, "wharf: listen (%s): cannot listen on %s%s%s:%u: %s\n", where,
+                is6 ? "[" : "", cfg->listen_host, is6 ? "]" : "", (unsigned)cfg->port,
+                strerror(errno));
+        rc = -1;
+    }
+    close(fd);
+    return rc;
+}
+
+/* --listen for serve and config check. 0, or 2 after a message. */
+static int take_listen(struct wh_config *cfg, const char *cmd, int argc, char **argv,
+                       const char **pos, const char *const *names)
+{
+    const char *listen = NULL;
+    const struct wh_cli_opt opts[] = {{"--listen", 0, "ADDR", &listen, NULL, NULL, NULL}, {0}};
+    if (wh_cli_parse(cmd, argc, argv, opts, pos, names, names ? 1 : 0) < 0)
+        return 2;
+    if (listen && wh_config_set(cfg, "listen", listen) < 0) {
+        fprintf(stderr, "%s: --listen: %s\n", cmd, wh_error_msg());
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- serve ---- */
 
 /* Ends the calling thread's database connection; `payload` is a `wh_db **`. */
 static void db_thread_exit(void *payload)
@@ -135,7 +248,7 @@ static int read_file(struct wh_buf *out, const char *path)
     return rc;
 }
 
-static int cmd_serve(const struct wh_config *cfg)
+static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
 {
     wh_db *db = NULL;
     wh_store *store = NULL;
@@ -144,10 +257,21 @@ static int cmd_serve(const struct wh_config *cfg)
     wh_api *api = NULL;
     wh_http *http = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
-    int rc = 1, sig = 0, lock_fd = -1;
+    int rc, sig = 0, lock_fd = -1;
     sigset_t set;
     /* fault injection for the test suites (docs/testing.md) */
     const char *failpoints = getenv("WHARF_FAILPOINTS");
+
+    if ((rc = take_listen(cfg, "wharf serve", argc, argv, NULL, NULL)) != 0) {
+        fprintf(stderr, "  (`wharf serve --help` shows the usage)\n");
+        return rc;
+    }
+    /* Everything that can be known wrong is, before the first file is made. */
+    if (wh_config_check_tls(cfg) < 0)
+        return print_problems(cfg, "wharf");
+    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_listen(cfg) < 0)
+        return 1;
+    rc = 1;
 
     /* Block the stop signals in every thread; the main thread waits for them. */
     sigemptyset(&set);
@@ -296,142 +420,136 @@ out:
     return rc;
 }
 
-static int print_project(const struct wh_project *p, void *payload)
+/* ---- config check ---- */
+
+static int cmd_config(struct wh_config *cfg, int argc, char **argv)
 {
-    (void)payload;
-    printf("%-40s %s\n", p->name, p->public ? "public" : "private");
+    static const char cmd[] = "wharf config check";
+    if (argc < 2) {
+        fprintf(stderr, "wharf config: missing subcommand (check)\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "check") != 0) {
+        fprintf(stderr, "wharf config: unknown subcommand '%s' (check)\n", argv[1]);
+        return 2;
+    }
+    if (take_listen(cfg, cmd, argc - 1, argv + 1, NULL, NULL) != 0) {
+        fprintf(stderr, "  (`wharf config --help` shows the usage)\n");
+        return 2;
+    }
+    int bad = wh_config_check_tls(cfg) < 0 ? print_problems(cfg, cmd) : 0;
+    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0)
+        bad = 1;
+    if (bad) {
+        fprintf(stderr, "%s: the configuration is not valid\n", cmd);
+        return 1;
+    }
+    wh_config_print(cfg, stdout);
+    fprintf(stderr, "%s: the configuration is valid\n", cmd);
     return 0;
 }
 
-static int cmd_project(const struct wh_config *cfg, int argc, char **argv)
+/* ---- dispatch ---- */
+
+static int cmd_version(struct wh_config *cfg, int argc, char **argv)
 {
-    wh_db *db = NULL;
-    int rc = 2;
-    if (argc < 1)
-        return usage(stderr);
-    if (open_db(&db, cfg) < 0)
-        return 1;
-    if (strcmp(argv[0], "list") == 0 && argc == 1) {
-        printf("%-40s %s\n", "NAME", "ACCESS");
-        rc = wh_db_project_each(db, print_project, NULL) < 0 ? 1 : 0;
-    } else if (strcmp(argv[0], "create") == 0 && argc >= 2) {
-        const char *name = NULL;
-        bool public = false;
-        for (int i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "--public") == 0)
-                public = true;
-            else if (!name && argv[i][0] != '-')
-                name = argv[i];
-            else
-                name = NULL, i = argc;
+    (void)cfg;
+    if (argc > 1) {
+        fprintf(stderr, "wharf version: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    printf("wharf %s\ncommit: %s\nbuild: %s, %s, cc %s\n", WHARF_VERSION, WHARF_COMMIT,
+           WHARF_BUILD, WHARF_CFLAGS, __VERSION__);
+    return 0;
+}
+
+/* Adapters: the cli/ commands do not change the configuration. */
+#define ADAPT(fn)                                                                                  \
+    static int run_##fn(struct wh_config *cfg, int argc, char **argv)                             \
+    {                                                                                              \
+        return wh_cli_##fn(cfg, argc, argv);                                                       \
+    }
+ADAPT(project)
+ADAPT(member)
+ADAPT(user)
+ADAPT(robot)
+ADAPT(scan)
+ADAPT(vulndb)
+
+static const struct command {
+    const char *name;
+    const char *usage;
+    int (*run)(struct wh_config *cfg, int argc, char **argv);
+    bool config; /* reads the configuration */
+} commands[] = {
+    {"serve", serve_usage, cmd_serve, true},
+    {"config", config_usage, cmd_config, true},
+    {"project", wh_cli_project_usage, run_project, true},
+    {"member", wh_cli_member_usage, run_member, true},
+    {"user", wh_cli_user_usage, run_user, true},
+    {"robot", wh_cli_robot_usage, run_robot, true},
+    {"scan", wh_cli_scan_usage, run_scan, true},
+    {"vulndb", wh_cli_vulndb_usage, run_vulndb, true},
+    {"version", version_usage, cmd_version, false},
+};
+
+static const struct command *find_command(const char *name)
+{
+    if (strcmp(name, "-V") == 0 || strcmp(name, "--version") == 0)
+        name = "version";
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/*
+ * Takes --config FILE and --data-dir DIR (either form, anywhere before `--`)
+ * out of argv: every command that reads the configuration accepts them.
+ * 0, or 2 after a message.
+ */
+static int take_globals(int *argc, char **argv, const char **file, const char **data_dir,
+                        const char *cmd)
+{
+    int w = 1;
+    bool options = true;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i], **slot = NULL, *v = NULL;
+        if (options && strcmp(a, "--") == 0)
+            options = false;
+        if (options && (strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0))
+            slot = file;
+        else if (options && (strcmp(a, "--data-dir") == 0 || strncmp(a, "--data-dir=", 11) == 0))
+            slot = data_dir;
+        if (!slot) {
+            argv[w++] = argv[i];
+            continue;
         }
-        if (!name) {
-            rc = usage(stderr);
-        } else if (!wh_ref_project_valid(name, strlen(name))) {
-            fprintf(stderr, "wharf: project name is not in lower case or contains illegal "
-                            "characters: %s\n",
-                    name);
-            rc = 1;
-        } else if (wh_db_project_create(db, name, public, NULL) < 0) {
-            fprintf(stderr, "wharf: %s\n", wh_error_msg());
-            rc = 1;
+        const char *eq = strchr(a, '=');
+        if (eq) {
+            v = eq + 1;
+        } else if (i + 1 < *argc) {
+            v = argv[++i];
         } else {
-            printf("project %s created (%s)\n", name, public ? "public" : "private");
-            rc = 0;
+            fprintf(stderr, "wharf %s: %s needs a value\n", cmd, a);
+            return 2;
         }
-    } else {
-        rc = usage(stderr);
+        if (!*v) {
+            fprintf(stderr, "wharf %s: %.*s: no value given\n", cmd,
+                    (int)(eq ? (size_t)(eq - a) : strlen(a)), a);
+            return 2;
+        }
+        *slot = v;
     }
-    wh_db_close(db);
-    return rc;
-}
-
-/* Reads one line (a password) from stdin without its newline. */
-static int read_secret(char *buf, size_t cap)
-{
-    if (!fgets(buf, (int)cap, stdin))
-        return -1;
-    buf[strcspn(buf, "\r\n")] = '\0';
+    *argc = w;
+    argv[w] = NULL;
     return 0;
-}
-
-static int print_user(const struct wh_user *u, void *payload)
-{
-    (void)payload;
-    printf("%-32s %-32s %s\n", u->username, u->email, u->sysadmin ? "admin" : "");
-    return 0;
-}
-
-static int set_password(struct wh_user *u, const char *verb)
-{
-    char pw[WH_AUTH_PASSWORD_MAX + 2];
-    if (isatty(STDIN_FILENO))
-        fprintf(stderr, "password for %s: ", u->username);
-    if (read_secret(pw, sizeof(pw)) < 0) {
-        fprintf(stderr, "wharf: no password given on stdin\n");
-        return -1;
-    }
-    int rc = wh_auth_password_policy(pw);
-    if (rc == 0)
-        rc = wh_auth_password_hash(u->password, sizeof(u->password), pw);
-    memset(pw, 0, sizeof(pw));
-    if (rc < 0)
-        fprintf(stderr, "wharf: cannot %s %s: %s\n", verb, u->username, wh_error_msg());
-    return rc;
-}
-
-static int cmd_user(const struct wh_config *cfg, int argc, char **argv)
-{
-    wh_db *db = NULL;
-    struct wh_user u;
-    int rc = 1;
-    if (argc < 1)
-        return usage(stderr);
-    if (open_db(&db, cfg) < 0)
-        return 1;
-    memset(&u, 0, sizeof(u));
-    if (strcmp(argv[0], "list") == 0 && argc == 1) {
-        printf("%-32s %-32s %s\n", "USERNAME", "EMAIL", "ROLE");
-        rc = wh_db_user_list(db, NULL, 0, INT64_MAX, print_user, NULL, NULL) < 0 ? 1 : 0;
-    } else if (strcmp(argv[0], "add") == 0 && argc >= 2) {
-        snprintf(u.username, sizeof(u.username), "%s", argv[1]);
-        for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "--admin") == 0)
-                u.sysadmin = true;
-            else if (strcmp(argv[i], "--email") == 0 && i + 1 < argc)
-                snprintf(u.email, sizeof(u.email), "%s", argv[++i]);
-            else
-                goto usage;
-        }
-        if (!wh_ref_project_valid(u.username, strlen(u.username)) &&
-            strncmp(u.username, "robot$", 6) != 0) {
-            /* user names: the same characters as project names keep URLs simple */
-            fprintf(stderr, "wharf: user name must be lower case letters, digits and ._-\n");
-        } else if (set_password(&u, "add") == 0) {
-            if (wh_db_user_create(db, &u, NULL) < 0)
-                fprintf(stderr, "wharf: %s\n", wh_error_msg());
-            else
-                printf("user %s created%s\n", u.username, u.sysadmin ? " (administrator)" : ""), rc = 0;
-        }
-    } else if (strcmp(argv[0], "passwd") == 0 && argc == 2) {
-        if (wh_db_user_get(db, argv[1], &u) < 0)
-            fprintf(stderr, "wharf: user %s not found\n", argv[1]);
-        else if (set_password(&u, "change the password of") == 0 &&
-                 wh_db_user_set_password(db, u.id, u.password) == 0)
-            printf("password of %s changed\n", u.username), rc = 0;
-    } else {
-        goto usage;
-    }
-    wh_db_close(db);
-    return rc;
-usage:
-    wh_db_close(db);
-    return usage(stderr);
 }
 
 int main(int argc, char **argv)
 {
     struct wh_config cfg;
+    const char *file = getenv("WHARF_CONFIG"), *data_dir = NULL;
     /*
      * Large buffers (password hashing, layer reads) always come from mmap, so
      * freeing them gives the memory back at once instead of leaving it in a
@@ -439,28 +557,65 @@ int main(int argc, char **argv)
      */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
-    if (argc < 2)
-        return usage(stderr);
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("wharf %s\n", WHARF_VERSION);
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    /* --config and --data-dir may also come before the command: wharf --config F serve */
+    while (argc >= 3 && (strcmp(argv[1], "--config") == 0 || strcmp(argv[1], "--data-dir") == 0 ||
+                         strncmp(argv[1], "--config=", 9) == 0 ||
+                         strncmp(argv[1], "--data-dir=", 11) == 0)) {
+        const char **slot = argv[1][2] == 'c' ? &file : &data_dir;
+        const char *eq = strchr(argv[1], '=');
+        int used = eq ? 1 : 2;
+        *slot = eq ? eq + 1 : argv[2];
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--config") == 0 || strcmp(argv[1], "--data-dir") == 0)) {
+        fprintf(stderr, "wharf: %s needs a value, and a command after it\n", argv[1]);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        const struct command *c = argc > 2 ? find_command(argv[2]) : NULL;
+        if (argc > 3 || (argc == 3 && !c)) {
+            fprintf(stderr, "wharf help: unexpected argument '%s'\n", argv[argc == 3 ? 2 : 3]);
+            return 2;
+        }
+        fputs(c ? c->usage : usage_text, stdout);
         return 0;
     }
-    if (strcmp(cmd, "scan") == 0)
-        return wh_cli_scan(argc - 1, argv + 1);
-    if (strcmp(cmd, "vulndb") == 0)
-        return wh_cli_vulndb(argc - 1, argv + 1);
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
-        return usage(stdout);
-    int rest = argc - 2;
-    char **args = argv + 2;
-    if (load_config(&cfg, &rest, args) < 0)
+    const struct command *c = find_command(name);
+    if (!c) {
+        fprintf(stderr, "wharf: unknown command '%s'\n  (`wharf --help` lists the commands)\n",
+                name);
         return 2;
-    if (strcmp(cmd, "serve") == 0)
-        return rest == 0 ? cmd_serve(&cfg) : usage(stderr);
-    if (strcmp(cmd, "project") == 0)
-        return cmd_project(&cfg, rest, args);
-    if (strcmp(cmd, "user") == 0)
-        return cmd_user(&cfg, rest, args);
-    return usage(stderr);
+    }
+    int cargc = argc - 1;
+    char **cargv = argv + 1;
+    if (wh_cli_wants_help(cargc, cargv)) {
+        fputs(c->usage, stdout);
+        return 0;
+    }
+    if (!c->config)
+        return c->run(NULL, cargc, cargv);
+    int rc = take_globals(&cargc, cargv, &file, &data_dir, c->name);
+    if (rc != 0)
+        return rc;
+    wh_config_defaults(&cfg);
+    if (file && *file)
+        wh_config_load_file(&cfg, file);
+    wh_config_load_env(&cfg);
+    if (data_dir)
+        wh_config_set(&cfg, "data_dir", data_dir);
+    if (cfg.nproblems) {
+        print_problems(&cfg, "wharf");
+        if (strcmp(c->name, "config") == 0)
+            fprintf(stderr, "wharf config check: the configuration is not valid\n");
+        return 1;
+    }
+    wh_log_set_level(wh_config_log_level(&cfg));
+    return c->run(&cfg, cargc, cargv);
 }

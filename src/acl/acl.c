@@ -1105,12 +1105,30 @@ int wh_acl_blob_source(wh_acl *a, const struct wh_principal *p, const char *dige
 
 /* ---- lifecycle ---- */
 
+static int count_admin(const struct wh_user *u, void *payload)
+{
+    if (u->sysadmin)
+        ++*(int64_t *)payload;
+    return 0;
+}
+
+/*
+ * Creates the administrator "admin" when the registry has no system
+ * administrator: at the first start, and also when users were added on the
+ * command line before it (they are not administrators of the registry).
+ */
 static int bootstrap_admin(wh_acl *a)
 {
     int64_t n = 0;
     int error;
-    if ((error = wh_db_user_count(a->db, &n)) < 0 || n > 0)
+    if ((error = wh_db_user_list(a->db, NULL, 0, INT64_MAX, count_admin, &n, NULL)) < 0 || n > 0)
         return error;
+    struct wh_user taken;
+    if (wh_db_user_get(a->db, "admin", &taken) == 0) {
+        wh_log_warn("there is no system administrator, and the user \"admin\" exists without "
+                    "that role: make one with `wharf user set-admin NAME`");
+        return 0;
+    }
     const char *env = getenv("WHARF_ADMIN_PASSWORD");
     char generated[WH_AUTH_SECRET_LEN + 1];
     const char *pw = env;

@@ -75,13 +75,6 @@ int api_users_search(struct call *c)
     return list(c, like, true);
 }
 
-/* Harbor refuses these characters in user names. */
-static bool username_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= 255 && !strpbrk(s, ",\"~#%$:/ ") && strncmp(s, ROBOT_PREFIX, 6) != 0;
-}
-
 static void copy_field(char *dst, size_t cap, json_t *b, const char *key)
 {
     const char *v = json_string_value(json_object_get(b, key));
@@ -98,7 +91,7 @@ int api_user_create(struct call *c)
     memset(u, 0, sizeof(*u));
     const char *name = json_string_value(json_object_get(b, "username"));
     const char *pw = json_string_value(json_object_get(b, "password"));
-    if (!name || !username_ok(name))
+    if (!name || wh_auth_username_check(name) < 0)
         return api_error(c, 400, "BAD_REQUEST", "username contains illegal characters");
     const char *email = json_string_value(json_object_get(b, "email"));
     if (email && *email && !strchr(email, '@'))

@@ -70,6 +70,15 @@ int wh_auth_password_verify(const char *encoded, const char *password);
  */
 int wh_auth_password_policy(const char *pw);
 
+/*
+ * Harbor's rule for user names, shared by the REST API and the command line
+ * (names.c): 1..255 bytes, none of , " ~ # % $ : / or a space, no control
+ * byte (a Basic header could not carry it), and not starting with "robot$"
+ * (robot accounts' names). Returns 0 or WH_EINVALID with the reason as the
+ * error message.
+ */
+int wh_auth_username_check(const char *name);
+
 #define WH_AUTH_SECRET_LEN 32 /* generated robot secrets, without the NUL */
 /*
  * Writes a fresh random secret of WH_AUTH_SECRET_LEN characters from

@@ -5,49 +5,50 @@
  */
 #include "cli/cli.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "scan/scan.h"
 
-static const char *data_dir(void)
+/* The default database, in the data directory; NULL (message printed) when there is none. */
+static char *default_db(const struct wh_config *cfg, const char *cmd)
 {
-    const char *d = getenv("WHARF_DATA_DIR");
-    return d && *d ? d : "./data";
+    if (!wh_cli_data_dir_exists(cfg, cmd)) {
+        fprintf(stderr, "  (or name the database with --db PATH)\n");
+        return NULL;
+    }
+    return wh_sprintf("%s/vulndb.sqlite", cfg->data_dir);
 }
 
-static char *default_db(void)
-{
-    return wh_sprintf("%s/vulndb.sqlite", data_dir());
-}
-
-static int scan_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: wharf scan [options] TARGET\n"
-            "targets:\n"
-            "  oci:DIR[:TAG]           an OCI image layout\n"
-            "  docker-archive:FILE     a `docker save` tarball\n"
-            "  rootfs:DIR              an unpacked root filesystem\n"
-            "  inventory:FILE          an inventory saved with --format inventory (reads no layer)\n"
-            "options:\n"
-            "  --db PATH               vulnerability database (default $WHARF_DATA_DIR/vulndb.sqlite)\n"
-            "  --format FMT            table (default), json (vulnerability report 1.1), cyclonedx,\n"
-            "                          inventory (the packages found, to match again later)\n"
-            "  --severity LIST         only these severities, e.g. HIGH,CRITICAL\n"
-            "  --exit-code N           exit with N when findings remain after --severity\n"
-            "  --cache-dir DIR         per-layer inventory cache (default $WHARF_DATA_DIR/scan-cache)\n"
-            "  --no-cache              do not read or write the layer cache\n"
-            "  --output FILE           write the report to FILE instead of stdout\n"
-            "  --max-file BYTES        largest package database read from a layer\n"
-            "  --max-total BYTES       cap on decompressed bytes for the whole image\n"
-            "  --threads N             layers read at the same time (default 2)\n"
-            "  --platform OS/ARCH      image to take from a multi-platform index (default linux/amd64)\n"
-            "  -v, --verbose           print a summary line (layers read, cached, packages, time) to stderr\n");
-    return f == stderr ? 2 : 0;
-}
+const char wh_cli_scan_usage[] =
+    "usage: wharf scan [options] TARGET\n"
+    "targets:\n"
+    "  oci:DIR[:TAG]           an OCI image layout\n"
+    "  docker-archive:FILE     a `docker save` tarball\n"
+    "  rootfs:DIR              an unpacked root filesystem\n"
+    "  inventory:FILE          an inventory saved with --format inventory (reads no layer)\n"
+    "options:\n"
+    "  --db PATH               vulnerability database (default DATA_DIR/vulndb.sqlite)\n"
+    "  --format FMT            table (default), json (vulnerability report 1.1), cyclonedx,\n"
+    "                          inventory (the packages found, to match again later)\n"
+    "  --severity LIST         only these severities, e.g. HIGH,CRITICAL\n"
+    "  --exit-code N           exit with N (0 to 255) when findings remain after --severity\n"
+    "  --cache-dir DIR         per-layer inventory cache (default DATA_DIR/scan-cache when\n"
+    "                          the data directory exists)\n"
+    "  --no-cache              do not read or write the layer cache\n"
+    "  --output FILE           write the report to FILE instead of stdout\n"
+    "  --max-file SIZE         largest package database read from a layer (default 256M)\n"
+    "  --max-total SIZE        cap on decompressed bytes for the whole image (default 32G)\n"
+    "                          (SIZE: bytes, or with K, M, G or T: 1K is 1024)\n"
+    "  --threads N             layers read at the same time, 1 to 8 (default 2)\n"
+    "  --platform OS/ARCH[/VARIANT]  the image to scan: picked from a multi-platform index\n"
+    "                          (default linux/amd64), checked against a single image\n"
+    "  -v, --verbose           print a summary line (layers read, cached, packages, time) to stderr\n"
+    "DATA_DIR is data_dir of the configuration (--config, WHARF_CONFIG, WHARF_DATA_DIR,\n"
+    "--data-dir). Exit status: 0, or N of --exit-code when findings remain; 1 on errors;\n"
+    "2 on usage errors.\n";
 
 static int parse_severities(unsigned *mask, const char *list)
 {
@@ -57,37 +58,56 @@ static int parse_severities(unsigned *mask, const char *list)
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         enum wh_severity s;
         if (wh_severity_parse(&s, t) < 0) {
-            fprintf(stderr, "wharf scan: unknown severity %s (use UNKNOWN,NEGLIGIBLE,LOW,MEDIUM,HIGH,CRITICAL)\n", t);
+            fprintf(stderr, "wharf scan: --severity: unknown severity %s (use UNKNOWN,NEGLIGIBLE,LOW,MEDIUM,HIGH,CRITICAL)\n", t);
             rc = -1;
             break;
         }
         *mask |= 1u << s;
     }
+    if (rc == 0 && *mask == 0) {
+        fprintf(stderr, "wharf scan: --severity: '%s' names no severity\n", list);
+        rc = -1;
+    }
     free(copy);
     return rc;
 }
 
-static int parse_bytes(uint64_t *out, const char *s)
+/* "os/arch" or "os/arch/variant", each part non-empty. */
+static bool platform_ok(const char *p)
 {
-    return wh_parse_u64(out, s, strlen(s)) < 0 || *out == 0 ? -1 : 0;
+    const char *s1 = strchr(p, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+    if (!s1 || s1 == p || s1[1] == '\0' || s1[1] == '/')
+        return false;
+    return !s2 || (s2[1] != '\0' && !strchr(s2 + 1, '/'));
 }
 
-int wh_cli_scan(int argc, char **argv)
+int wh_cli_scan(const struct wh_config *cfg, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},        {"format", required_argument, NULL, 'f'},
-        {"severity", required_argument, NULL, 's'},  {"exit-code", required_argument, NULL, 'e'},
-        {"cache-dir", required_argument, NULL, 'c'}, {"no-cache", no_argument, NULL, 'n'},
-        {"output", required_argument, NULL, 'o'},    {"max-file", required_argument, NULL, 'M'},
-        {"max-total", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
-        {"verbose", no_argument, NULL, 'v'},         {"threads", required_argument, NULL, 'j'},
-        {"platform", required_argument, NULL, 'p'},  {NULL, 0, NULL, 0},
-    };
-    char *dbpath = NULL, *cache = NULL;
-    const char *format = "table", *outpath = NULL;
-    unsigned mask = ~0u;
-    int exit_code = 0, rc = 1, c;
+    static const char cmd[] = "wharf scan";
+    const char *dbopt = NULL, *format = "table", *outpath = NULL, *severity = NULL,
+               *exit_s = NULL, *cache_opt = NULL, *max_file = NULL, *max_total = NULL,
+               *threads = NULL, *platform = NULL, *pos[1];
     bool no_cache = false, verbose = false;
+    const struct wh_cli_opt options[] = {
+        {"--db", 0, "PATH", &dbopt, NULL, NULL, NULL},
+        {"--format", 0, "FMT", &format, NULL, NULL, NULL},
+        {"--severity", 0, "LIST", &severity, NULL, NULL, NULL},
+        {"--exit-code", 0, "N", &exit_s, NULL, NULL, NULL},
+        {"--cache-dir", 0, "DIR", &cache_opt, NULL, NULL, NULL},
+        {"--no-cache", 0, NULL, NULL, &no_cache, NULL, NULL},
+        {"--output", 0, "FILE", &outpath, NULL, NULL, NULL},
+        {"--max-file", 0, "SIZE", &max_file, NULL, NULL, NULL},
+        {"--max-total", 0, "SIZE", &max_total, NULL, NULL, NULL},
+        {"--threads", 0, "N", &threads, NULL, NULL, NULL},
+        {"--platform", 0, "OS/ARCH", &platform, NULL, NULL, NULL},
+        {"--verbose", 'v', NULL, NULL, &verbose, NULL, NULL},
+        {0},
+    };
+    static const char *const names[] = {"TARGET", NULL};
+    char *dbpath = NULL, *cache = NULL;
+    unsigned mask = ~0u;
+    long long exit_code = 0, nthreads = 0;
+    int rc = 2;
     int64_t t0 = wh_monotonic_us();
     struct wh_scan_opts opts = {0};
     struct wh_inventory *inv = NULL;
@@ -95,88 +115,48 @@ int wh_cli_scan(int argc, char **argv)
     wh_vulndb *db = NULL;
     FILE *out = stdout;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hv", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            free(dbpath);
-            dbpath = wh_strdup(optarg);
-            break;
-        case 'f':
-            format = optarg;
-            break;
-        case 's':
-            if (parse_severities(&mask, optarg) < 0) {
-                rc = 2;
-                goto out;
-            }
-            break;
-        case 'e':
-            exit_code = atoi(optarg);
-            if (exit_code < 0 || exit_code > 255) {
-                fprintf(stderr, "wharf scan: --exit-code must be 0-255\n");
-                rc = 2;
-                goto out;
-            }
-            break;
-        case 'c':
-            free(cache);
-            cache = wh_strdup(optarg);
-            break;
-        case 'n':
-            no_cache = true;
-            break;
-        case 'o':
-            outpath = optarg;
-            break;
-        case 'M':
-        case 'T':
-            if (parse_bytes(c == 'M' ? &opts.max_entry : &opts.max_total, optarg) < 0) {
-                fprintf(stderr, "wharf scan: --%s needs a positive byte count\n",
-                        c == 'M' ? "max-file" : "max-total");
-                rc = 2;
-                goto out;
-            }
-            break;
-        case 'v':
-            verbose = true;
-            break;
-        case 'p':
-            opts.platform = optarg;
-            break;
-        case 'j': {
-            uint64_t t;
-            if (wh_parse_u64(&t, optarg, strlen(optarg)) < 0 || t == 0 || t > 8) {
-                fprintf(stderr, "wharf scan: --threads takes 1 to 8\n");
-                rc = 2;
-                goto out;
-            }
-            opts.threads = (unsigned)t;
-            break;
-        }
-        case 'h':
-            rc = scan_usage(stdout);
-            goto out;
-        default:
-            rc = scan_usage(stderr);
-            goto out;
-        }
+    if (wh_cli_parse(cmd, argc, argv, options, pos, names, 1) < 0)
+        goto usage;
+    if (severity && parse_severities(&mask, severity) < 0)
+        goto usage;
+    if (exit_s && wh_cli_number(&exit_code, cmd, "--exit-code", exit_s, 0, 255) < 0)
+        goto usage;
+    if (max_file && wh_cli_bytes(&opts.max_entry, cmd, "--max-file", max_file) < 0)
+        goto usage;
+    if (max_total && wh_cli_bytes(&opts.max_total, cmd, "--max-total", max_total) < 0)
+        goto usage;
+    if (threads && wh_cli_number(&nthreads, cmd, "--threads", threads, 1, 8) < 0)
+        goto usage;
+    opts.threads = (unsigned)nthreads;
+    if (no_cache && cache_opt) {
+        fprintf(stderr, "%s: --no-cache and --cache-dir contradict each other\n", cmd);
+        goto usage;
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "wharf scan: %s\n", optind >= argc ? "no TARGET given" : "one TARGET only");
-        rc = scan_usage(stderr);
-        goto out;
+    if (platform) {
+        if (!platform_ok(platform)) {
+            fprintf(stderr, "%s: --platform: '%s' is not OS/ARCH or OS/ARCH/VARIANT (linux/arm64)\n",
+                    cmd, platform);
+            goto usage;
+        }
+        if (strncmp(pos[0], "oci:", 4) != 0 && strncmp(pos[0], "docker-archive:", 15) != 0) {
+            fprintf(stderr, "%s: --platform applies to images (oci:, docker-archive:), not to %s\n",
+                    cmd, pos[0]);
+            goto usage;
+        }
+        opts.platform = platform;
     }
-    const char *target = argv[optind];
+    rc = 1;
+    const char *target = pos[0];
     bool sbom = strcmp(format, "cyclonedx") == 0, save = strcmp(format, "inventory") == 0;
     if (!sbom && !save && strcmp(format, "table") != 0 && strcmp(format, "json") != 0) {
-        fprintf(stderr, "wharf scan: unknown format %s (table, json, cyclonedx, inventory)\n", format);
-        rc = 2;
-        goto out;
+        fprintf(stderr, "wharf scan: --format: unknown format %s (table, json, cyclonedx, inventory)\n", format);
+        goto usage;
     }
-    if (!dbpath)
-        dbpath = default_db();
     if (!sbom && !save) {
+        if (dbopt)
+            dbpath = wh_strdup(dbopt);
+        else if (!(dbpath = default_db(cfg, cmd)))
+            goto out;
         /* Check the database before reading any layer. */
         if (wh_vulndb_open(&db, dbpath) < 0) {
             fprintf(stderr,
@@ -192,11 +172,18 @@ int wh_cli_scan(int argc, char **argv)
             goto out;
         }
     }
-    if (!no_cache) {
-        if (!cache)
-            cache = wh_sprintf("%s/scan-cache", data_dir());
-        opts.cache_dir = cache;
+    if (cache_opt) {
+        cache = wh_strdup(cache_opt);
+    } else if (!no_cache) {
+        /* the cache lives in the data directory; without one, scans go uncached */
+        struct stat st;
+        if (stat(cfg->data_dir, &st) == 0 && S_ISDIR(st.st_mode))
+            cache = wh_sprintf("%s/scan-cache", cfg->data_dir);
+        else if (verbose)
+            fprintf(stderr, "wharf scan: no data directory %s: layers are not cached\n",
+                    cfg->data_dir);
     }
+    opts.cache_dir = cache;
     if (wh_scan_inventory(&inv, target, &opts) < 0) {
         fprintf(stderr, "wharf scan: %s\n", wh_error_msg());
         goto out;
@@ -243,7 +230,11 @@ int wh_cli_scan(int argc, char **argv)
     } else {
         wh_report_table(out, findings, inv);
     }
-    rc = findings->n > 0 && exit_code ? exit_code : 0;
+    rc = findings->n > 0 && exit_code ? (int)exit_code : 0;
+    goto out;
+usage:
+    fprintf(stderr, "  (`wharf scan --help` shows the usage)\n");
+    rc = 2;
 out:
     if (out != stdout && fclose(out) != 0 && rc == 0)
         rc = 1;
@@ -255,129 +246,140 @@ out:
     return rc;
 }
 
-static int vulndb_usage(FILE *f)
+const char wh_cli_vulndb_usage[] =
+    "usage: wharf vulndb [--db PATH] import PATH...   load Debian tracker, Alpine secdb, OSV (file,\n"
+    "                                                 dir, .zip), NVD JSON\n"
+    "       wharf vulndb [--db PATH] status           show what the database holds\n"
+    "       wharf vulndb [--db PATH] update [--feed URL]...  download public feeds and import them\n"
+    "\n"
+    "The database is --db PATH, else DATA_DIR/vulndb.sqlite (data_dir of the configuration).\n"
+    "update's feeds: --feed, else $WHARF_VULNDB_FEEDS (space separated), else\n"
+    "DATA_DIR/vulndb-feeds.txt (one URL a line, # comments), else the Debian tracker, Alpine\n"
+    "secdb and OSV (Go, PyPI, npm, Maven, crates.io, Ubuntu, AlmaLinux, Rocky Linux, Wolfi,\n"
+    "Chainguard) public feeds.\n";
+
+#define FEEDS_MAX 64
+
+struct feeds {
+    const char *url[FEEDS_MAX];
+    size_t n;
+};
+
+static int add_feed(const char *value, void *payload)
 {
-    fprintf(f, "usage: wharf vulndb [--db PATH] import PATH...   load Debian tracker, Alpine secdb, OSV (file, dir, .zip), NVD JSON\n"
-               "       wharf vulndb [--db PATH] status           show what the database holds\n"
-               "       wharf vulndb [--db PATH] update [--feed URL]...  download public feeds and import them\n"
-               "                                  feeds: --feed, else $WHARF_VULNDB_FEEDS (space separated),\n"
-               "                                  else $WHARF_DATA_DIR/vulndb-feeds.txt (one URL a line),\n"
-               "                                  else the Debian tracker, Alpine secdb and OSV (Go, PyPI,\n"
-               "                                  npm, Maven, crates.io, Ubuntu, AlmaLinux, Rocky Linux,\n"
-               "                                  Wolfi, Chainguard)\n"
-               "                                  public feeds\n");
-    return f == stderr ? 2 : 0;
+    struct feeds *f = payload;
+    if (f->n >= FEEDS_MAX) {
+        fprintf(stderr, "wharf vulndb: --feed: at most %d feeds\n", FEEDS_MAX);
+        return -1;
+    }
+    f->url[f->n++] = value;
+    return 0;
 }
 
-int wh_cli_vulndb(int argc, char **argv)
+/* Feeds from $WHARF_VULNDB_FEEDS, else DATA_DIR/vulndb-feeds.txt; the text `*keep` holds them. */
+static void default_feeds(struct feeds *f, char **keep, const struct wh_config *cfg)
 {
-    char *dbpath = NULL;
-    const char **feeds = NULL;
-    size_t nfeeds = 0;
-    int i = 1, rc = 1;
+    const char *env = getenv("WHARF_VULNDB_FEEDS");
+    if (env && *env) {
+        *keep = wh_strdup(env);
+    } else {
+        char *listpath = wh_sprintf("%s/vulndb-feeds.txt", cfg->data_dir);
+        FILE *lf = fopen(listpath, "r");
+        if (lf) {
+            struct wh_buf lb;
+            char line[4096];
+            wh_buf_init(&lb, 1u << 20);
+            while (fgets(line, sizeof(line), lf)) {
+                char *hash = strchr(line, '#');
+                if (hash)
+                    *hash = '\0';
+                wh_buf_printf(&lb, "%s\n", line);
+            }
+            fclose(lf);
+            *keep = wh_buf_detach(&lb, NULL);
+        }
+        free(listpath);
+    }
+    char *save = NULL;
+    for (char *t = *keep ? strtok_r(*keep, " \t\r\n", &save) : NULL; t && f->n < FEEDS_MAX;
+         t = strtok_r(NULL, " \t\r\n", &save))
+        f->url[f->n++] = t;
+}
+
+int wh_cli_vulndb(const struct wh_config *cfg, int argc, char **argv)
+{
+    static const char *const names[] = {"SUBCOMMAND", "PATH...", NULL};
+    const char *dbopt = NULL, **pos = wh_calloc((size_t)argc + 1, sizeof(*pos));
+    struct feeds feeds = {.n = 0};
+    const struct wh_cli_opt opts[] = {
+        {"--db", 0, "PATH", &dbopt, NULL, NULL, NULL},
+        {"--feed", 0, "URL", NULL, NULL, add_feed, &feeds},
+        {0},
+    };
+    char *dbpath = NULL, *keep = NULL;
+    int rc = 2, npos;
     struct wh_vulndb_stats st;
 
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
-            free(dbpath);
-            dbpath = wh_strdup(argv[++i]);
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            rc = vulndb_usage(stdout);
-            goto out;
-        } else {
-            rc = vulndb_usage(stderr);
-            goto out;
-        }
+    if ((npos = wh_cli_parse("wharf vulndb", argc, argv, opts, pos, names, 1)) < 0)
+        goto usage;
+    const char *sub = pos[0];
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "wharf vulndb %s", sub);
+    bool import = strcmp(sub, "import") == 0, status = strcmp(sub, "status") == 0,
+         update = strcmp(sub, "update") == 0;
+    if (!import && !status && !update) {
+        fprintf(stderr, "wharf vulndb: unknown subcommand '%s' (import, status, update)\n", sub);
+        goto usage;
     }
-    if (i >= argc) {
-        rc = vulndb_usage(stderr);
+    if (import && npos < 2) {
+        fprintf(stderr, "%s: name at least one file or directory\n", cmd);
+        goto usage;
+    }
+    if (!import && npos > 1) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", cmd, pos[1]);
+        goto usage;
+    }
+    if (!update && feeds.n) {
+        fprintf(stderr, "%s: --feed applies to wharf vulndb update\n", cmd);
+        goto usage;
+    }
+    rc = 1;
+    if (dbopt)
+        dbpath = wh_strdup(dbopt);
+    else if (!(dbpath = default_db(cfg, cmd)))
         goto out;
-    }
-    const char *cmd = argv[i++];
-    /* --db is also accepted after the subcommand */
-    if (i + 1 < argc && strcmp(argv[i], "--db") == 0) {
-        free(dbpath);
-        dbpath = wh_strdup(argv[i + 1]);
-        i += 2;
-    }
-    if (!dbpath)
-        dbpath = default_db();
-    if (strcmp(cmd, "import") == 0) {
-        if (i >= argc) {
-            fprintf(stderr, "wharf vulndb import: name at least one file or directory\n");
-            rc = 2;
-            goto out;
-        }
+    if (import) {
         int64_t t0 = wh_monotonic_us();
-        if (wh_vulndb_import(dbpath, (const char *const *)argv + i, (size_t)(argc - i), &st) < 0) {
-            fprintf(stderr, "wharf vulndb import: %s (database unchanged)\n", wh_error_msg());
+        if (wh_vulndb_import(dbpath, pos + 1, (size_t)(npos - 1), &st) < 0) {
+            fprintf(stderr, "%s: %s (database unchanged)\n", cmd, wh_error_msg());
             goto out;
         }
         printf("imported %llu files: %llu advisories, %llu vulnerability records into %s in %.2f s\n",
                (unsigned long long)st.files, (unsigned long long)st.advisories,
                (unsigned long long)st.vulns, dbpath, (double)(wh_monotonic_us() - t0) / 1e6);
-        rc = 0;
-    } else if (strcmp(cmd, "status") == 0) {
+    } else if (status) {
         if (wh_vulndb_status(dbpath, stdout) < 0) {
-            fprintf(stderr, "wharf vulndb status: %s\n", wh_error_msg());
+            fprintf(stderr, "%s: %s\n", cmd, wh_error_msg());
             goto out;
         }
-        rc = 0;
-    } else if (strcmp(cmd, "update") == 0) {
-        feeds = wh_calloc((size_t)argc + 64, sizeof(*feeds));
-        for (; i < argc; i++) {
-            if (strcmp(argv[i], "--feed") == 0 && i + 1 < argc)
-                feeds[nfeeds++] = argv[++i];
-            else {
-                rc = vulndb_usage(stderr);
-                goto out;
-            }
-        }
-        /* Feeds: --feed, else $WHARF_VULNDB_FEEDS, else $WHARF_DATA_DIR/vulndb-feeds.txt
-         * (one URL a line, # comments), else the built-in public list. */
-        char *envcopy = NULL;
-        const char *env = getenv("WHARF_VULNDB_FEEDS");
-        if (nfeeds == 0 && env && *env) {
-            envcopy = wh_strdup(env);
-        } else if (nfeeds == 0) {
-            char *listpath = wh_sprintf("%s/vulndb-feeds.txt", data_dir());
-            FILE *lf = fopen(listpath, "r");
-            if (lf) {
-                struct wh_buf lb;
-                char line[4096];
-                wh_buf_init(&lb, 1u << 20);
-                while (fgets(line, sizeof(line), lf)) {
-                    char *hash = strchr(line, '#');
-                    if (hash)
-                        *hash = '\0';
-                    wh_buf_printf(&lb, "%s\n", line);
-                }
-                fclose(lf);
-                envcopy = wh_buf_detach(&lb, NULL);
-            }
-            free(listpath);
-        }
-        if (envcopy) {
-            char *save = NULL;
-            for (char *t = strtok_r(envcopy, " \t\r\n", &save); t && nfeeds < 64;
-                 t = strtok_r(NULL, " \t\r\n", &save))
-                feeds[nfeeds++] = t;
-        }
-        int err = wh_vulndb_update(dbpath, feeds, nfeeds, &st);
-        free(envcopy);
-        if (err < 0) {
-            fprintf(stderr, "wharf vulndb update: %s\n", wh_error_msg());
+    } else {
+        if (feeds.n == 0)
+            default_feeds(&feeds, &keep, cfg);
+        if (wh_vulndb_update(dbpath, feeds.url, feeds.n, &st) < 0) {
+            fprintf(stderr, "%s: %s\n", cmd, wh_error_msg());
             goto out;
         }
         printf("updated %s: %llu files, %llu advisories\n", dbpath, (unsigned long long)st.files,
                (unsigned long long)st.advisories);
-        rc = 0;
-    } else {
-        fprintf(stderr, "wharf vulndb: unknown subcommand %s\n", cmd);
-        rc = vulndb_usage(stderr);
     }
+    rc = 0;
+    goto out;
+usage:
+    fprintf(stderr, "  (`wharf vulndb --help` shows the usage)\n");
+    rc = 2;
 out:
-    free(feeds);
+    free(keep);
+    free(pos);
     free(dbpath);
     return rc;
 }

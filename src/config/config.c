@@ -1,74 +1,97 @@
 /*
  * config.c: settings from defaults, a YAML file (libyaml's event parser;
  * nested mappings become dotted keys, "limits: {max_uploads: 8}" is
- * "limits.max_uploads") and environment variables. One table lists every
- * key with its environment name, so the three sources cannot drift apart.
+ * "limits.max_uploads"), environment variables and command-line flags. One
+ * table lists every key with its environment name, type and accepted range,
+ * so the sources cannot drift apart and adding a key is one line there (plus
+ * its field and default). Values are checked as they are read; a bad one is
+ * reported with where it came from (file:line, variable, flag) and the key.
  */
 #include "config/config.h"
+#include "common/common.h"
 
+#include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
-#include <stdio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
 
-#include "common/common.h"
-
-enum kind { K_LISTEN, K_STR, K_UINT, K_SIZE, K_U64, K_BOOL, K_I64, K_ADDRS, K_DAYS };
-
-static const struct key {
-    const char *name;
-    const char *env;
-    enum kind kind;
-    size_t off;
-    size_t len; /* for K_STR */
-} keys[] = {
-    {"listen", "WHARF_LISTEN", K_LISTEN, 0, 0},
-    {"data_dir", "WHARF_DATA_DIR", K_STR, offsetof(struct wh_config, data_dir), 1024},
-    {"http.threads", "WHARF_THREADS", K_UINT, offsetof(struct wh_config, threads), 0},
-    {"http.max_connections", "WHARF_MAX_CONNECTIONS", K_UINT,
-     offsetof(struct wh_config, max_connections), 0},
-    {"http.idle_timeout", "WHARF_IDLE_TIMEOUT", K_UINT, offsetof(struct wh_config, idle_timeout_s),
-     0},
-    {"http.header_timeout", "WHARF_HEADER_TIMEOUT", K_UINT,
-     offsetof(struct wh_config, header_timeout_s), 0},
-    {"http.max_connections_per_ip", "WHARF_MAX_CONNECTIONS_PER_IP", K_UINT,
-     offsetof(struct wh_config, max_connections_per_ip), 0},
-    {"http.shutdown_grace", "WHARF_SHUTDOWN_GRACE", K_UINT,
-     offsetof(struct wh_config, shutdown_grace_s), 0},
-    {"limits.max_header_bytes", "WHARF_MAX_HEADER_BYTES", K_SIZE,
-     offsetof(struct wh_config, max_header_bytes), 0},
-    {"limits.max_manifest_bytes", "WHARF_MAX_MANIFEST", K_SIZE,
-     offsetof(struct wh_config, max_manifest_bytes), 0},
-    {"limits.max_blob_bytes", "WHARF_MAX_BLOB", K_U64, offsetof(struct wh_config, max_blob_bytes),
-     0},
-    {"limits.max_uploads", "WHARF_MAX_UPLOADS", K_UINT, offsetof(struct wh_config, max_uploads), 0},
-    {"limits.max_uploads_per_user", "WHARF_MAX_UPLOADS_PER_USER", K_UINT,
-     offsetof(struct wh_config, max_uploads_per_user), 0},
-    {"limits.max_uploads_per_project", "WHARF_MAX_UPLOADS_PER_PROJECT", K_UINT,
-     offsetof(struct wh_config, max_uploads_per_project), 0},
-    {"uploads.ttl", "WHARF_UPLOAD_TTL", K_UINT, offsetof(struct wh_config, upload_ttl_s), 0},
-    {"uploads.idle_ttl", "WHARF_UPLOAD_IDLE_TTL", K_UINT,
-     offsetof(struct wh_config, upload_idle_ttl_s), 0},
-    {"tls.cert", "WHARF_TLS_CERT", K_STR, offsetof(struct wh_config, tls_cert), 1024},
-    {"tls.key", "WHARF_TLS_KEY", K_STR, offsetof(struct wh_config, tls_key), 1024},
-    {"http.trusted_proxies", "WHARF_TRUSTED_PROXIES", K_ADDRS,
-     offsetof(struct wh_config, trusted_proxies), 1024},
-    {"auth.token_ttl", "WHARF_TOKEN_TTL", K_I64, offsetof(struct wh_config, token_ttl_s), 0},
-    {"auth.login_threads", "WHARF_LOGIN_THREADS", K_UINT, offsetof(struct wh_config, login_threads),
-     0},
-    {"auth.login_queue", "WHARF_LOGIN_QUEUE", K_UINT, offsetof(struct wh_config, login_queue), 0},
-    {"audit.retention_days", "WHARF_AUDIT_RETENTION_DAYS", K_DAYS,
-     offsetof(struct wh_config, audit_retention_days), 0},
-    {"auth.refresh_token_ttl", "WHARF_REFRESH_TOKEN_TTL", K_I64,
-     offsetof(struct wh_config, refresh_ttl_s), 0},
-    {"log.access", "WHARF_ACCESS_LOG", K_BOOL, offsetof(struct wh_config, access_log), 0},
-    {"log.level", "WHARF_LOG_LEVEL", K_STR, offsetof(struct wh_config, log_level), 16},
-    {"registry.read_only", "WHARF_READ_ONLY", K_BOOL, offsetof(struct wh_config, read_only), 0},
-    {"registry.delete_enabled", "WHARF_DELETE_ENABLED", K_BOOL,
-     offsetof(struct wh_config, delete_enabled), 0},
+enum kind {
+    K_LISTEN, /* host:port, numeric host */
+    K_STR,    /* text (a path); `min` is the least length */
+    K_NUM,    /* whole number in [min, max] */
+    K_BYTES,  /* byte count with optional K/M/G/T suffix, in [min, max] */
+    K_BOOL,
+    K_ENUM,   /* one of `choices` (case-insensitive; stored as written there) */
+    K_ADDRS,  /* addresses and CIDR blocks (wh_addr_list_check); a YAML list too */
 };
+
+struct key {
+    const char *name;   /* dotted YAML key */
+    const char *env;    /* environment variable */
+    enum kind kind;
+    size_t off, size;   /* the field in struct wh_config */
+    uint64_t min, max;  /* K_NUM, K_BYTES: accepted range; K_STR: least length */
+    const char *const *choices; /* K_ENUM: NULL-terminated */
+    bool secret;        /* masked by wh_config_print */
+};
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+#define FIELD(f) offsetof(struct wh_config, f), sizeof(((struct wh_config *)0)->f)
+#define NUM(name, env, f, lo, hi) {name, env, K_NUM, FIELD(f), lo, hi, NULL, false}
+#define BYTES(name, env, f, lo, hi) {name, env, K_BYTES, FIELD(f), lo, hi, NULL, false}
+#define BOOL(name, env, f) {name, env, K_BOOL, FIELD(f), 0, 1, NULL, false}
+#define STR(name, env, f, minlen) {name, env, K_STR, FIELD(f), minlen, 0, NULL, false}
+#define ENUM(name, env, f, list) {name, env, K_ENUM, FIELD(f), 0, 0, list, false}
+#define ADDRS(name, env, f) {name, env, K_ADDRS, FIELD(f), 0, 0, NULL, false}
+
+#define KIB 1024ull
+#define MIB (1024ull * 1024)
+#define GIB (1024ull * 1024 * 1024)
+#define DAY 86400ull
+
+static const struct key keys[] = {
+    {"listen", "WHARF_LISTEN", K_LISTEN, FIELD(listen_host), 0, 0, NULL, false},
+    STR("data_dir", "WHARF_DATA_DIR", data_dir, 1),
+    NUM("http.threads", "WHARF_THREADS", threads, 1, 1024),
+    NUM("http.max_connections", "WHARF_MAX_CONNECTIONS", max_connections, 1, 1000000),
+    NUM("http.idle_timeout", "WHARF_IDLE_TIMEOUT", idle_timeout_s, 1, DAY),
+    NUM("http.header_timeout", "WHARF_HEADER_TIMEOUT", header_timeout_s, 1, 3600),
+    NUM("http.max_connections_per_ip", "WHARF_MAX_CONNECTIONS_PER_IP", max_connections_per_ip, 0,
+        1000000),
+    NUM("http.shutdown_grace", "WHARF_SHUTDOWN_GRACE", shutdown_grace_s, 0, 3600),
+    ADDRS("http.trusted_proxies", "WHARF_TRUSTED_PROXIES", trusted_proxies),
+    BYTES("limits.max_header_bytes", "WHARF_MAX_HEADER_BYTES", max_header_bytes, 2 * KIB, MIB),
+    BYTES("limits.max_manifest_bytes", "WHARF_MAX_MANIFEST", max_manifest_bytes, KIB, 256 * MIB),
+    BYTES("limits.max_blob_bytes", "WHARF_MAX_BLOB", max_blob_bytes, KIB, 1024 * 1024 * GIB),
+    NUM("limits.max_uploads", "WHARF_MAX_UPLOADS", max_uploads, 1, 1000000),
+    NUM("limits.max_uploads_per_user", "WHARF_MAX_UPLOADS_PER_USER", max_uploads_per_user, 0,
+        1000000),
+    NUM("limits.max_uploads_per_project", "WHARF_MAX_UPLOADS_PER_PROJECT", max_uploads_per_project,
+        0, 1000000),
+    NUM("uploads.ttl", "WHARF_UPLOAD_TTL", upload_ttl_s, 1, 366 * DAY),
+    NUM("uploads.idle_ttl", "WHARF_UPLOAD_IDLE_TTL", upload_idle_ttl_s, 1, 366 * DAY),
+    STR("tls.cert", "WHARF_TLS_CERT", tls_cert, 0),
+    STR("tls.key", "WHARF_TLS_KEY", tls_key, 0),
+    NUM("auth.token_ttl", "WHARF_TOKEN_TTL", token_ttl_s, 1, 366 * DAY),
+    NUM("auth.refresh_token_ttl", "WHARF_REFRESH_TOKEN_TTL", refresh_ttl_s, 1, 366 * DAY),
+    NUM("auth.login_threads", "WHARF_LOGIN_THREADS", login_threads, 1, 64),
+    NUM("auth.login_queue", "WHARF_LOGIN_QUEUE", login_queue, 1, 100000),
+    NUM("audit.retention_days", "WHARF_AUDIT_RETENTION_DAYS", audit_retention_days, 0, 36600),
+    BOOL("log.access", "WHARF_ACCESS_LOG", access_log),
+    ENUM("log.level", "WHARF_LOG_LEVEL", log_level, log_levels),
+    BOOL("registry.read_only", "WHARF_READ_ONLY", read_only),
+    BOOL("registry.delete_enabled", "WHARF_DELETE_ENABLED", delete_enabled),
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= WH_CONFIG_KEYS_MAX, "raise WH_CONFIG_KEYS_MAX");
 
 void wh_config_defaults(struct wh_config *c)
 {
@@ -82,9 +105,9 @@ void wh_config_defaults(struct wh_config *c)
     c->header_timeout_s = 10;
     c->max_connections_per_ip = 64;
     c->shutdown_grace_s = 30;
-    c->max_header_bytes = 16 * 1024;
-    c->max_manifest_bytes = 4 * 1024 * 1024;
-    c->max_blob_bytes = (uint64_t)64 << 30;
+    c->max_header_bytes = 16 * KIB;
+    c->max_manifest_bytes = 4 * MIB;
+    c->max_blob_bytes = 64 * GIB;
     c->max_uploads = 256;
     c->max_uploads_per_user = 64;
     c->max_uploads_per_project = 128;
@@ -99,116 +122,371 @@ void wh_config_defaults(struct wh_config *c)
     c->refresh_ttl_s = 30 * 24 * 3600;
 }
 
-/* Accepts a plain number or one with a K/M/G suffix (binary units). */
-static int parse_size(uint64_t *out, const char *v)
+/* ---- values ---- */
+
+int wh_config_parse_size(uint64_t *out, const char *v)
 {
+    static const char units[] = "KMGT";
     size_t n = strlen(v);
     uint64_t mult = 1, x;
-    if (n && (v[n - 1] == 'K' || v[n - 1] == 'k'))
-        mult = 1024, n--;
-    else if (n && (v[n - 1] == 'M' || v[n - 1] == 'm'))
-        mult = 1024 * 1024, n--;
-    else if (n && (v[n - 1] == 'G' || v[n - 1] == 'g'))
-        mult = 1024 * 1024 * 1024, n--;
-    if (wh_parse_u64(&x, v, n) < 0 || __builtin_mul_overflow(x, mult, out))
+    bool unit = false;
+    if (n >= 3 && strcmp(v + n - 2, "iB") == 0) /* 16KiB */
+        n -= 2, unit = true;
+    for (int i = 0; n > 0 && units[i]; i++) {
+        if (v[n - 1] == units[i] || v[n - 1] == units[i] + ('a' - 'A')) {
+            mult = 1024ull << (10 * i);
+            n--;
+            unit = false;
+            break;
+        }
+    }
+    if (unit) /* "iB" without K, M, G or T */
+        return WH_EINVALID;
+    if (n == 0 || wh_parse_u64(&x, v, n) < 0 || __builtin_mul_overflow(x, mult, out))
         return WH_EINVALID;
     return 0;
 }
 
-static int set_listen(struct wh_config *c, const char *v)
+void wh_config_format_size(char *out, size_t cap, uint64_t n)
+{
+    static const char units[] = "KMGT";
+    int u = -1;
+    while (n != 0 && u < 3 && n % 1024 == 0) {
+        n /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(out, cap, "%llu", (unsigned long long)n);
+    else
+        snprintf(out, cap, "%llu%c", (unsigned long long)n, units[u]);
+}
+
+static void store_num(struct wh_config *c, const struct key *k, uint64_t v)
+{
+    char *field = (char *)c + k->off;
+    if (k->size == sizeof(uint32_t)) {
+        uint32_t x = (uint32_t)v;
+        memcpy(field, &x, sizeof(x));
+    } else {
+        assert(k->size == sizeof(uint64_t));
+        memcpy(field, &v, sizeof(v));
+    }
+}
+
+static uint64_t load_num(const struct wh_config *c, const struct key *k)
+{
+    const char *field = (const char *)c + k->off;
+    if (k->size == sizeof(uint32_t)) {
+        uint32_t x;
+        memcpy(&x, field, sizeof(x));
+        return x;
+    }
+    uint64_t v;
+    memcpy(&v, field, sizeof(v));
+    return v;
+}
+
+/* Splits "host:port" / "[v6]:port"; the host must be a numeric address. */
+static int set_listen(struct wh_config *c, const char *v, char *why, size_t wcap)
 {
     const char *colon = strrchr(v, ':');
     uint64_t port;
-    if (!colon || wh_parse_u64(&port, colon + 1, strlen(colon + 1)) < 0 || port > 65535)
+    char host[64];
+    unsigned char bin[16];
+    if (!colon || colon == v) {
+        snprintf(why, wcap, "give an address and a port, as 127.0.0.1:5000 or [::1]:5000");
         return WH_EINVALID;
+    }
+    if (wh_parse_u64(&port, colon + 1, strlen(colon + 1)) < 0 || port > 65535) {
+        snprintf(why, wcap, "the port must be a number from 0 to 65535");
+        return WH_EINVALID;
+    }
     size_t hl = (size_t)(colon - v);
-    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') { /* [::1]:5000 */
+    bool bracketed = hl >= 2 && v[0] == '[' && v[hl - 1] == ']';
+    if (bracketed) { /* [::1]:5000 */
         v++;
         hl -= 2;
     }
-    if (hl == 0 || hl >= sizeof(c->listen_host))
+    if (hl == 0 || hl >= sizeof(host)) {
+        snprintf(why, wcap, "give an address and a port, as 127.0.0.1:5000 or [::1]:5000");
         return WH_EINVALID;
-    memcpy(c->listen_host, v, hl);
-    c->listen_host[hl] = '\0';
+    }
+    memcpy(host, v, hl);
+    host[hl] = '\0';
+    bool v4 = inet_pton(AF_INET, host, bin) == 1, v6 = inet_pton(AF_INET6, host, bin) == 1;
+    if (!v4 && !v6) {
+        snprintf(why, wcap,
+                 "the address must be numeric (127.0.0.1, 0.0.0.0, [::1], [::]); host names "
+                 "such as localhost are not looked up");
+        return WH_EINVALID;
+    }
+    if (v6 && !bracketed) {
+        snprintf(why, wcap, "write an IPv6 address in brackets: [%s]:%llu", host,
+                 (unsigned long long)port);
+        return WH_EINVALID;
+    }
+    memcpy(c->listen_host, host, hl + 1);
     c->port = (uint16_t)port;
     return 0;
 }
 
-static int apply(struct wh_config *c, const struct key *k, const char *v)
+static void range_text(char *out, size_t cap, const struct key *k)
 {
-    char *base = (char *)c;
+    char lo[32], hi[32];
+    if (k->kind == K_BYTES) {
+        wh_config_format_size(lo, sizeof(lo), k->min);
+        wh_config_format_size(hi, sizeof(hi), k->max);
+    } else {
+        snprintf(lo, sizeof(lo), "%llu", (unsigned long long)k->min);
+        snprintf(hi, sizeof(hi), "%llu", (unsigned long long)k->max);
+    }
+    snprintf(out, cap, "%s to %s", lo, hi);
+}
+
+/* Checks `v` for key `k` and stores it; on failure `why` says what is wrong. */
+static int apply(struct wh_config *c, const struct key *k, const char *v, char *why, size_t wcap)
+{
+    char *field = (char *)c + k->off;
+    char range[80];
     uint64_t x;
+    int bad;
+    if (!*v && (k->kind != K_STR || k->min > 0) && k->kind != K_ADDRS) {
+        snprintf(why, wcap, "no value given");
+        return WH_EINVALID;
+    }
     switch (k->kind) {
     case K_LISTEN:
-        return set_listen(c, v);
-    case K_ADDRS:
-        if (wh_addr_list_check(v, NULL, NULL) < 0)
+        return set_listen(c, v, why, wcap);
+    case K_ADDRS: {
+        const char *badp = NULL;
+        size_t badlen = 0;
+        if (wh_addr_list_check(v, &badp, &badlen) < 0) {
+            char ent[80];
+            snprintf(ent, sizeof(ent), "%.*s", (int)(badlen < 64 ? badlen : 64), badp ? badp : "");
+            snprintf(why, wcap,
+                     "'%s' is neither an IP address nor a CIDR block (as 10.0.0.0/8, fd00::/8)",
+                     ent);
             return WH_EINVALID;
+        }
+    }
         /* fall through */
     case K_STR:
-        if (strlen(v) >= k->len)
+        if (strlen(v) >= k->size) {
+            snprintf(why, wcap, "longer than %zu bytes", k->size - 1);
             return WH_EINVALID;
-        memcpy(base + k->off, v, strlen(v) + 1);
+        }
+        memcpy(field, v, strlen(v) + 1);
         return 0;
-    case K_UINT:
-        if (wh_parse_u64(&x, v, strlen(v)) < 0 || x > 0xffffffffu)
+    case K_NUM:
+    case K_BYTES:
+        bad = k->kind == K_NUM ? wh_parse_u64(&x, v, strlen(v)) : wh_config_parse_size(&x, v);
+        range_text(range, sizeof(range), k);
+        if (bad < 0) {
+            snprintf(why, wcap, "not a %s from %s",
+                     k->kind == K_NUM ? "whole number" : "size (a number with K, M, G or T)",
+                     range);
             return WH_EINVALID;
-        *(unsigned *)(void *)(base + k->off) = (unsigned)x;
-        return 0;
-    case K_SIZE:
-        if (parse_size(&x, v) < 0 || x > SIZE_MAX)
+        }
+        if (x < k->min || x > k->max) {
+            snprintf(why, wcap, "out of range: use %s", range);
             return WH_EINVALID;
-        *(size_t *)(void *)(base + k->off) = (size_t)x;
-        return 0;
-    case K_I64:
-        if (wh_parse_u64(&x, v, strlen(v)) < 0 || x == 0 || x > 366 * 86400)
-            return WH_EINVALID;
-        *(int64_t *)(void *)(base + k->off) = (int64_t)x;
-        return 0;
-    case K_DAYS:
-        if (wh_parse_u64(&x, v, strlen(v)) < 0 || x > 100 * 366)
-            return WH_EINVALID;
-        *(int64_t *)(void *)(base + k->off) = (int64_t)x;
-        return 0;
-    case K_U64:
-        if (parse_size(&x, v) < 0)
-            return WH_EINVALID;
-        *(uint64_t *)(void *)(base + k->off) = x;
+        }
+        store_num(c, k, x);
         return 0;
     case K_BOOL:
         if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") ||
             !strcmp(v, "1"))
-            *(bool *)(base + k->off) = true;
+            *(bool *)field = true;
         else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off") ||
                  !strcmp(v, "0"))
-            *(bool *)(base + k->off) = false;
-        else
+            *(bool *)field = false;
+        else {
+            snprintf(why, wcap, "not a boolean (true/false, yes/no, on/off, 1/0)");
             return WH_EINVALID;
+        }
         return 0;
+    case K_ENUM:
+        for (const char *const *ch = k->choices; *ch; ch++) {
+            if (strcasecmp(v, *ch) == 0) {
+                snprintf(field, k->size, "%s", *ch);
+                return 0;
+            }
+        }
+        {
+            size_t used = (size_t)snprintf(why, wcap, "not one of");
+            for (const char *const *ch = k->choices; *ch && used < wcap; ch++)
+                used += (size_t)snprintf(why + used, wcap - used, "%s %s",
+                                         ch == k->choices ? "" : ",", *ch);
+        }
+        return WH_EINVALID;
     }
+    snprintf(why, wcap, "unsupported");
     return WH_EINVALID;
+}
+
+/* Appends one message to c->problems and makes it the error message. */
+__attribute__((format(printf, 2, 3))) static int problem(struct wh_config *c, const char *fmt,
+                                                         ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    size_t used = strlen(c->problems), n = strlen(msg);
+    if (used + n + 2 <= sizeof(c->problems)) {
+        memcpy(c->problems + used, msg, n);
+        c->problems[used + n] = '\n';
+        c->problems[used + n + 1] = '\0';
+    }
+    c->nproblems++;
+    return wh_error_set(WH_EINVALID, "%s", msg);
+}
+
+/* After loading: the first problem found since `mark` (an offset in c->problems) becomes
+ * the error message, as the header promises. Returns 0 or WH_EINVALID. */
+static int first_problem(struct wh_config *c, unsigned before, size_t mark)
+{
+    if (c->nproblems == before)
+        return 0;
+    const char *first = c->problems + mark;
+    const char *nl = strchr(first, '\n');
+    if (*first)
+        wh_error_set(WH_EINVALID, "%.*s", (int)(nl ? (size_t)(nl - first) : strlen(first)), first);
+    return WH_EINVALID;
+}
+
+static const struct key *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* Where `origin` points, for messages and comments. */
+static void origin_text(char *out, size_t cap, const struct wh_config *c, const struct key *k,
+                        int origin)
+{
+    if (origin > 0)
+        snprintf(out, cap, "%s:%d", c->file, origin);
+    else if (origin == WH_CONFIG_FROM_ENV)
+        snprintf(out, cap, "%s", k->env);
+    else if (origin == WH_CONFIG_FROM_FLAG)
+        snprintf(out, cap, "command line");
+    else
+        snprintf(out, cap, "default");
+}
+
+void wh_config_origin(char *out, size_t cap, const struct wh_config *c, const char *key)
+{
+    const struct key *k = find_key(key);
+    if (!k)
+        snprintf(out, cap, "?");
+    else
+        origin_text(out, cap, c, k, c->origin[k - keys]);
+}
+
+/* Sets key `k` from `v` coming from `origin`; a bad value becomes a problem naming both. */
+static int set_key(struct wh_config *c, const struct key *k, const char *v, int origin)
+{
+    char why[512], shown[96];
+    if (apply(c, k, v, why, sizeof(why)) < 0) {
+        wh_log_escape(shown, sizeof(shown), v);
+        if (origin > 0)
+            return problem(c, "%s:%d: %s: '%s': %s", c->file, origin, k->name, shown, why);
+        if (origin == WH_CONFIG_FROM_ENV)
+            return problem(c, "%s (%s): '%s': %s", k->env, k->name, shown, why);
+        return problem(c, "%s (command line): '%s': %s", k->name, shown, why);
+    }
+    c->origin[k - keys] = origin;
+    return 0;
 }
 
 int wh_config_set(struct wh_config *c, const char *key, const char *value)
 {
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        if (strcmp(keys[i].name, key) == 0) {
-            if (apply(c, &keys[i], value) < 0)
-                return wh_error_set(WH_EINVALID, "invalid value for %s: %s", key, value);
-            return 0;
-        }
-    }
-    return wh_error_set(WH_EINVALID, "unknown configuration key %s", key);
+    const struct key *k = find_key(key);
+    if (!k)
+        return problem(c, "unknown configuration key %s", key);
+    return set_key(c, k, value, WH_CONFIG_FROM_FLAG);
 }
 
 int wh_config_load_env(struct wh_config *c)
 {
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    unsigned before = c->nproblems;
+    size_t mark = strlen(c->problems);
+    for (size_t i = 0; i < NKEYS; i++) {
         const char *v = getenv(keys[i].env);
-        if (v && apply(c, &keys[i], v) < 0)
-            return wh_error_set(WH_EINVALID, "invalid value for %s: %s", keys[i].env, v);
+        if (v)
+            set_key(c, &keys[i], v, WH_CONFIG_FROM_ENV);
     }
-    return 0;
+    return first_problem(c, before, mark);
+}
+
+enum wh_log_level wh_config_log_level(const struct wh_config *c)
+{
+    for (int i = 0; log_levels[i]; i++)
+        if (strcmp(c->log_level, log_levels[i]) == 0)
+            return (enum wh_log_level)i;
+    return WH_LOG_INFO;
+}
+
+/* ---- the YAML file ---- */
+
+struct yaml_state {
+    struct wh_config *c;
+    const char *path;
+    char prefix[4][64];  /* the mapping keys above the current one */
+    int depth;           /* mapping nesting */
+    char key[64];        /* pending key at this depth, "" when a key is expected */
+    int key_line;        /* its line */
+    bool in_list;        /* collecting a sequence of scalars for `key` */
+    struct wh_buf list;  /* the items so far, comma-separated */
+};
+
+/* The dotted name of the pending key. */
+static void full_name(char *out, size_t cap, const struct yaml_state *s)
+{
+    out[0] = '\0';
+    for (int i = 1; i < s->depth; i++) {
+        strncat(out, s->prefix[i], cap - strlen(out) - 1);
+        strncat(out, ".", cap - strlen(out) - 1);
+    }
+    strncat(out, s->key, cap - strlen(out) - 1);
+}
+
+/* A value for the pending key from the file. */
+static void file_value(struct yaml_state *s, const char *v, bool is_list)
+{
+    char name[300];
+    full_name(name, sizeof(name), s);
+    const struct key *k = find_key(name);
+    struct wh_config *c = s->c;
+    if (!k) {
+        bool section = false;
+        size_t n = strlen(name);
+        for (size_t i = 0; i < NKEYS; i++)
+            if (strncmp(keys[i].name, name, n) == 0 && keys[i].name[n] == '.')
+                section = true;
+        if (section)
+            problem(c, "%s:%d: %s is a section: give its keys (%s.…) under it", s->path,
+                    s->key_line, name, name);
+        else
+            problem(c, "%s:%d: unknown key %s (docs/configuration.md lists them)", s->path,
+                    s->key_line, name);
+        return;
+    }
+    int *origin = &c->origin[k - keys];
+    if (*origin > 0) {
+        problem(c, "%s:%d: %s is already set on line %d", s->path, s->key_line, name, *origin);
+        return;
+    }
+    if (is_list && k->kind != K_ADDRS) {
+        problem(c, "%s:%d: %s takes one value, not a list", s->path, s->key_line, name);
+        return;
+    }
+    if (set_key(c, k, v, s->key_line) < 0)
+        *origin = s->key_line; /* a second line for the key is still a duplicate */
 }
 
 int wh_config_load_file(struct wh_config *c, const char *path)
@@ -216,68 +494,90 @@ int wh_config_load_file(struct wh_config *c, const char *path)
     FILE *f = fopen(path, "rb");
     yaml_parser_t parser;
     yaml_event_t ev;
-    char prefix[4][64];     /* the mapping keys above the current one */
-    int depth = 0;          /* mapping nesting */
-    char key[64] = "";      /* pending key at this depth, "" when a key is expected */
+    struct yaml_state s = {.c = c, .path = c->file};
+    unsigned before = c->nproblems;
+    size_t mark = strlen(c->problems);
     int error = 0;
 
-    if (!f)
-        return wh_error_set(errno == ENOENT ? WH_ENOTFOUND : WH_ERROR, "%s: %s", path,
-                            strerror(errno));
+    if (!f) {
+        int e = errno;
+        problem(c, "%s: %s", path, strerror(e));
+        return e == ENOENT ? WH_ENOTFOUND : WH_ERROR;
+    }
+    snprintf(c->file, sizeof(c->file), "%s", path);
+    wh_buf_init(&s.list, sizeof(c->trusted_proxies));
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
     for (bool done = false; !done && error == 0;) {
         if (!yaml_parser_parse(&parser, &ev)) {
-            error = wh_error_set(WH_EINVALID, "%s:%zu: %s", path, parser.problem_mark.line + 1,
-                                 parser.problem ? parser.problem : "parse error");
+            error = problem(c, "%s:%zu: %s", path, parser.problem_mark.line + 1,
+                            parser.problem ? parser.problem : "YAML syntax error");
             break;
         }
-        size_t line = ev.start_mark.line + 1;
+        int line = (int)ev.start_mark.line + 1;
         switch (ev.type) {
         case YAML_STREAM_END_EVENT:
             done = true;
             break;
         case YAML_MAPPING_START_EVENT:
-            if (depth > 0) {
-                if (!key[0] || depth > 3) {
-                    error = wh_error_set(WH_EINVALID, "%s:%zu: unexpected mapping", path, line);
+            if (s.in_list) {
+                error = problem(c, "%s:%d: a list of %s holds plain values only", path, line,
+                                s.key);
+                break;
+            }
+            if (s.depth > 0) {
+                if (!s.key[0] || s.depth > 3) {
+                    error = problem(c, "%s:%d: unexpected mapping", path, line);
                     break;
                 }
-                snprintf(prefix[depth], sizeof(prefix[depth]), "%s", key);
-                key[0] = '\0';
+                snprintf(s.prefix[s.depth], sizeof(s.prefix[s.depth]), "%s", s.key);
+                s.key[0] = '\0';
             }
-            depth++;
+            s.depth++;
             break;
         case YAML_MAPPING_END_EVENT:
-            depth--;
-            key[0] = '\0';
+            s.depth--;
+            s.key[0] = '\0';
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            if (s.depth == 0 || !s.key[0] || s.in_list) {
+                error = problem(c, "%s:%d: unexpected list", path, line);
+                break;
+            }
+            s.in_list = true;
+            s.list.len = 0;
+            if (s.list.data)
+                s.list.data[0] = '\0';
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+            s.in_list = false;
+            file_value(&s, s.list.data ? s.list.data : "", true);
+            s.key[0] = '\0';
             break;
         case YAML_SCALAR_EVENT: {
             const char *v = (const char *)ev.data.scalar.value;
-            if (depth == 0) {
-                error = wh_error_set(WH_EINVALID, "%s:%zu: expected a mapping", path, line);
-            } else if (!key[0]) {
-                if (strlen(v) >= sizeof(key) || !*v)
-                    error = wh_error_set(WH_EINVALID, "%s:%zu: bad key", path, line);
+            bool plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+            if (plain && (strcmp(v, "~") == 0 || strcmp(v, "null") == 0))
+                v = ""; /* YAML's null: no value */
+            if (s.depth == 0) {
+                error = problem(c, "%s:%d: expected a mapping of keys to values", path, line);
+            } else if (s.in_list) {
+                if ((s.list.len && wh_buf_puts(&s.list, ",") < 0) || wh_buf_puts(&s.list, v) < 0)
+                    error = problem(c, "%s:%d: the list of %s is too long", path, line, s.key);
+            } else if (!s.key[0]) {
+                if (strlen(v) >= sizeof(s.key) || !*v)
+                    error = problem(c, "%s:%d: bad key", path, line);
                 else
-                    snprintf(key, sizeof(key), "%s", v);
+                    snprintf(s.key, sizeof(s.key), "%s", v);
+                s.key_line = line;
             } else {
-                char full[300] = "";
-                for (int i = 1; i < depth; i++) {
-                    strncat(full, prefix[i], sizeof(full) - strlen(full) - 1);
-                    strncat(full, ".", sizeof(full) - strlen(full) - 1);
-                }
-                strncat(full, key, sizeof(full) - strlen(full) - 1);
-                if (wh_config_set(c, full, v) < 0)
-                    error = wh_error_set(WH_EINVALID, "%s:%zu: %s", path, line, wh_error_msg());
-                key[0] = '\0';
+                file_value(&s, v, false);
+                s.key[0] = '\0';
             }
             break;
         }
-        case YAML_SEQUENCE_START_EVENT:
         case YAML_ALIAS_EVENT:
-            error = wh_error_set(WH_EINVALID, "%s:%zu: lists and aliases are not used here", path,
-                                 line);
+            error = problem(c, "%s:%d: aliases are not used here", path, line);
             break;
         default:
             break;
@@ -285,6 +585,172 @@ int wh_config_load_file(struct wh_config *c, const char *path)
         yaml_event_delete(&ev);
     }
     yaml_parser_delete(&parser);
+    wh_buf_dispose(&s.list);
     fclose(f);
-    return error;
+    return first_problem(c, before, mark);
+}
+
+/* ---- TLS files ---- */
+
+static int no_passphrase(char *buf, int size, int rwflag, void *payload)
+{
+    (void)buf, (void)size, (void)rwflag, (void)payload;
+    return -1; /* never prompt: an encrypted key is refused */
+}
+
+/* Whether the file holds an encrypted PEM block (for a clearer message). */
+static bool pem_encrypted(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char line[256];
+    bool enc = false;
+    for (int i = 0; f && !enc && i < 64 && fgets(line, sizeof(line), f); i++)
+        enc = strstr(line, "ENCRYPTED") != NULL;
+    if (f)
+        fclose(f);
+    return enc;
+}
+
+int wh_config_check_tls(struct wh_config *c)
+{
+    const struct key *kc = find_key("tls.cert"), *kk = find_key("tls.key");
+    char oc[1100], ok[1100];
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    FILE *f = NULL;
+    unsigned before = c->nproblems;
+
+    origin_text(oc, sizeof(oc), c, kc, c->origin[kc - keys]);
+    origin_text(ok, sizeof(ok), c, kk, c->origin[kk - keys]);
+    if (!c->tls_cert[0] && !c->tls_key[0])
+        return 0;
+    if (!c->tls_key[0]) {
+        problem(c, "tls.cert is set (%s) but tls.key is not: HTTPS needs the certificate's "
+                   "private key too",
+                oc);
+        goto out;
+    }
+    if (!c->tls_cert[0]) {
+        problem(c, "tls.key is set (%s) but tls.cert is not: HTTPS needs the certificate too", ok);
+        goto out;
+    }
+    if (!(f = fopen(c->tls_cert, "rb"))) {
+        problem(c, "tls.cert (%s): cannot read %s: %s", oc, c->tls_cert, strerror(errno));
+        goto out;
+    }
+    cert = PEM_read_X509(f, NULL, no_passphrase, NULL);
+    fclose(f);
+    if (!cert) {
+        problem(c, "tls.cert (%s): %s holds no PEM certificate", oc, c->tls_cert);
+        goto out;
+    }
+    if (!(f = fopen(c->tls_key, "rb"))) {
+        problem(c, "tls.key (%s): cannot read %s: %s", ok, c->tls_key, strerror(errno));
+        goto out;
+    }
+    key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+    fclose(f);
+    if (!key) {
+        if (pem_encrypted(c->tls_key))
+            problem(c, "tls.key (%s): %s is encrypted; give wharf an unencrypted key (0600)", ok,
+                    c->tls_key);
+        else
+            problem(c, "tls.key (%s): %s holds no PEM private key", ok, c->tls_key);
+        goto out;
+    }
+    if (X509_check_private_key(cert, key) != 1) {
+        problem(c, "tls.key (%s): %s is not the private key of the certificate in %s", ok,
+                c->tls_key, c->tls_cert);
+        goto out;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+        wh_log_warn("tls.cert: the certificate in %s has expired; clients will refuse it",
+                    c->tls_cert);
+out:
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return c->nproblems > before ? WH_EINVALID : 0; /* one problem at most: it is the message */
+}
+
+/* ---- printing ---- */
+
+/* Writes `s` as a YAML double-quoted scalar. */
+static void put_quoted(struct wh_buf *b, const char *s)
+{
+    wh_buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            wh_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            wh_buf_printf(b, "\\x%02x", *p);
+        else
+            wh_buf_put(b, p, 1);
+    }
+    wh_buf_puts(b, "\"");
+}
+
+static void put_value(struct wh_buf *b, const struct wh_config *c, const struct key *k)
+{
+    const char *field = (const char *)c + k->off;
+    char tmp[128];
+    switch (k->kind) {
+    case K_LISTEN:
+        snprintf(tmp, sizeof(tmp), strchr(c->listen_host, ':') ? "[%s]:%u" : "%s:%u",
+                 c->listen_host, (unsigned)c->port);
+        put_quoted(b, tmp);
+        break;
+    case K_STR:
+    case K_ADDRS:
+    case K_ENUM:
+        put_quoted(b, k->secret && *field ? "********" : field);
+        break;
+    case K_NUM:
+        wh_buf_printf(b, "%llu", (unsigned long long)load_num(c, k));
+        break;
+    case K_BYTES:
+        wh_config_format_size(tmp, sizeof(tmp), load_num(c, k));
+        wh_buf_puts(b, tmp);
+        break;
+    case K_BOOL:
+        wh_buf_puts(b, *(const bool *)field ? "true" : "false");
+        break;
+    }
+}
+
+void wh_config_print(const struct wh_config *c, FILE *f)
+{
+    struct wh_buf b;
+    bool done[NKEYS] = {false};
+    wh_buf_init(&b, 1 << 20);
+    wh_buf_printf(&b, "# wharf's configuration in effect (file: %s); each value's origin is "
+                      "on its right\n",
+                  c->file[0] ? c->file : "none");
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (done[i])
+            continue;
+        const char *dot = strchr(keys[i].name, '.');
+        size_t slen = dot ? (size_t)(dot - keys[i].name) : 0;
+        if (dot)
+            wh_buf_printf(&b, "%.*s:\n", (int)slen, keys[i].name);
+        /* this key and, for a section, every later key of the same section */
+        for (size_t j = i; j < NKEYS; j++) {
+            if (done[j] || (j != i && (!dot || strncmp(keys[j].name, keys[i].name, slen + 1) != 0)))
+                continue;
+            done[j] = true;
+            size_t start = b.len;
+            wh_buf_printf(&b, "%s%s: ", dot ? "  " : "", keys[j].name + (dot ? slen + 1 : 0));
+            put_value(&b, c, &keys[j]);
+            char where[1100];
+            origin_text(where, sizeof(where), c, &keys[j], c->origin[j]);
+            size_t width = b.len - start;
+            wh_buf_printf(&b, "%*s# %s\n", width < 40 ? (int)(40 - width) : 1, "", where);
+        }
+    }
+    if (getenv("WHARF_ADMIN_PASSWORD"))
+        wh_buf_puts(&b, "# WHARF_ADMIN_PASSWORD is set (********): the password of the "
+                        "administrator created at the first start\n");
+    if (b.data)
+        fwrite(b.data, 1, b.len, f);
+    wh_buf_dispose(&b);
 }

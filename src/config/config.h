@@ -1,6 +1,9 @@
 /*
  * config: wharf's settings — defaults, then a YAML file, then WHARF_*
- * environment variables, each overriding the one before. See
+ * environment variables, then command-line flags, each overriding the one
+ * before. Every value is checked as it is read (type, range, choices), so a
+ * configuration that loads is one the server can run with; what one value
+ * cannot tell (the TLS files) is checked by wh_config_check_tls. See
  * docs/configuration.md for every key.
  */
 #ifndef WH_CONFIG_H
@@ -9,16 +12,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "common/common.h"
+
+#define WH_CONFIG_KEYS_MAX 64      /* room in `origin` for every key of the table */
+#define WH_CONFIG_PROBLEMS_MAX 4096 /* bytes of collected problem messages */
+
+/* Where a value came from: a line of the file (> 0) or one of these. */
+enum {
+    WH_CONFIG_FROM_DEFAULT = 0,
+    WH_CONFIG_FROM_ENV = -1,
+    WH_CONFIG_FROM_FLAG = -2,
+};
 
 struct wh_config {
-    char listen_host[64];      /* listen: host part */
+    char listen_host[64];      /* listen: host part (numeric IPv4 or IPv6) */
     uint16_t port;             /* listen: port part */
     char data_dir[1024];       /* data_dir */
     unsigned threads;          /* http.threads */
     unsigned max_connections;  /* http.max_connections */
     unsigned idle_timeout_s;   /* http.idle_timeout */
     unsigned header_timeout_s; /* http.header_timeout */
-    unsigned max_connections_per_ip; /* http.max_connections_per_ip */
+    unsigned max_connections_per_ip; /* http.max_connections_per_ip (0: no cap) */
     size_t max_header_bytes;   /* limits.max_header_bytes */
     size_t max_manifest_bytes; /* limits.max_manifest_bytes */
     uint64_t max_blob_bytes;   /* limits.max_blob_bytes */
@@ -28,7 +44,7 @@ struct wh_config {
     unsigned upload_ttl_s;     /* uploads.ttl: a session's whole life */
     unsigned upload_idle_ttl_s; /* uploads.idle_ttl: time without PATCH/PUT */
     bool access_log;           /* log.access */
-    char log_level[16];        /* log.level */
+    char log_level[16];        /* log.level: debug, info, warn or error */
     bool read_only;            /* registry.read_only */
     bool delete_enabled;       /* registry.delete_enabled */
     unsigned shutdown_grace_s; /* http.shutdown_grace */
@@ -40,15 +56,57 @@ struct wh_config {
     char tls_cert[1024];       /* tls.cert: PEM certificate chain file ("" = plain HTTP) */
     char tls_key[1024];        /* tls.key: PEM private key file */
     char trusted_proxies[1024]; /* http.trusted_proxies: addresses whose X-Forwarded-* count */
+
+    /* bookkeeping, not settings */
+    char file[1024];                 /* the configuration file read ("" none) */
+    int origin[WH_CONFIG_KEYS_MAX];  /* per key (table order): WH_CONFIG_FROM_* or file line */
+    unsigned nproblems;              /* invalid values met while loading */
+    char problems[WH_CONFIG_PROBLEMS_MAX]; /* their messages, one a line (truncated when full) */
 };
 
-/* Fills `c` with the built-in defaults. */
+/* Fills `c` with the built-in defaults (and clears the bookkeeping). */
 void wh_config_defaults(struct wh_config *c);
-/* Applies a YAML file. 0, WH_ENOTFOUND or WH_EINVALID (message names the key/line). */
+/*
+ * Applies a YAML file. Every bad value is collected in c->problems (with the
+ * file, line and key) and loading goes on, so that one run names them all; a
+ * YAML syntax error stops it. Returns 0, WH_ENOTFOUND (no such file; message
+ * names it), WH_EINVALID (c->problems says why; the error message is the
+ * first of them) or
+ * WH_ERROR (unreadable).
+ */
 int wh_config_load_file(struct wh_config *c, const char *path);
-/* Applies WHARF_* environment variables. 0 or WH_EINVALID. */
+/* Applies WHARF_* environment variables. 0 or WH_EINVALID (problems collected as above). */
 int wh_config_load_env(struct wh_config *c);
-/* Sets one dotted key ("limits.max_uploads") from text. 0 or WH_EINVALID. */
+/*
+ * Sets one dotted key ("limits.max_uploads") from text, as a command-line
+ * flag would (`origin` WH_CONFIG_FROM_FLAG). 0 or WH_EINVALID (unknown key or
+ * bad value: the message names both; also collected in c->problems).
+ */
 int wh_config_set(struct wh_config *c, const char *key, const char *value);
+/*
+ * Checks the TLS settings: both of tls.cert and tls.key or neither, each a
+ * readable PEM file, the certificate parsable and the key its own (not
+ * encrypted). Nothing is kept. 0 or WH_EINVALID (collected in c->problems).
+ */
+int wh_config_check_tls(struct wh_config *c);
+/*
+ * Writes the effective configuration to `f` as YAML that loads back to the
+ * same values, every key with its origin as a comment, secrets masked.
+ */
+void wh_config_print(const struct wh_config *c, FILE *f);
+/*
+ * Writes where key `key`'s value came from into `out`: "wharf.yaml:3",
+ * "WHARF_LISTEN", "command line" or "default".
+ */
+void wh_config_origin(char *out, size_t cap, const struct wh_config *c, const char *key);
+/* The log level of c->log_level (validated when set). */
+enum wh_log_level wh_config_log_level(const struct wh_config *c);
+/*
+ * Parses a byte count: a whole number with an optional K, M, G or T suffix
+ * (binary units; "KiB" and "KB" spellings too). 0 or WH_EINVALID.
+ */
+int wh_config_parse_size(uint64_t *out, const char *text);
+/* Writes `n` with the largest suffix that divides it exactly ("16K", "64G", "1000"). */
+void wh_config_format_size(char *out, size_t cap, uint64_t n);
 
 #endif

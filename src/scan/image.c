@@ -369,6 +369,33 @@ static json_t *pick_platform(json_t *manifests, const char *platform)
     return linux_any ? linux_any : json_array_get(manifests, 0);
 }
 
+/*
+ * With an explicit platform ("os/arch[/variant]"), checks that a single
+ * image's config is for it: a one-platform image is not silently scanned in
+ * place of the platform asked for. The variant counts only when both name
+ * one. 0, or WH_ENOTFOUND naming both platforms.
+ */
+static int platform_check(const json_t *config, const char *platform)
+{
+    char os[32] = "", arch[32] = "", variant[32] = "";
+    if (!platform || !*platform)
+        return 0;
+    sscanf(platform, "%31[^/]/%31[^/]/%31s", os, arch, variant);
+    const char *cos = json_string_value(json_object_get(config, "os"));
+    const char *carch = json_string_value(json_object_get(config, "architecture"));
+    const char *cvar = json_string_value(json_object_get(config, "variant"));
+    if (!cos || !carch)
+        return wh_error_set(WH_ENOTFOUND,
+                            "the image's config names no platform, so it cannot be checked "
+                            "against --platform %s",
+                            platform);
+    if (strcmp(cos, os) != 0 || strcmp(carch, arch) != 0 ||
+        (variant[0] && cvar && strcmp(cvar, variant) != 0))
+        return wh_error_set(WH_ENOTFOUND, "the image is %s/%s%s%s, not %s", cos, carch,
+                            cvar ? "/" : "", cvar ? cvar : "", platform);
+    return 0;
+}
+
 struct layer_list {
     char *paths[LAYERS_MAX];   /* file to read, or entry name in a docker archive */
     char *digests[LAYERS_MAX]; /* compressed digest to verify; NULL if none */
@@ -415,6 +442,21 @@ static int manifest_resolve(struct layer_list *ll, const struct wh_blob_source *
             goto out;
         if (!is_index(man) && !json_object_get(man, "manifests")) {
             snprintf(opts->image_digest, sizeof(opts->image_digest), "%s", dg);
+            /* not reached through an index that picked the platform: check its config */
+            if (hop == 0 && opts->platform && *opts->platform) {
+                const char *cd = json_string_value(json_object_get(json_object_get(man, "config"), "digest"));
+                struct wh_buf cb = {0};
+                json_t *config = NULL;
+                if (!cd)
+                    error = wh_error_set(WH_EINVALID, "manifest %s names no config", dg);
+                else if ((error = blob_read(&cb, src, cd, JSON_DOC_MAX)) == 0 &&
+                         (error = load_json(&config, cb.data, cb.len, "config")) == 0)
+                    error = platform_check(config, opts->platform);
+                json_decref(config);
+                wh_buf_dispose(&cb);
+                if (error < 0)
+                    goto out;
+            }
             break;
         }
         if (hop >= 2) {
@@ -580,6 +622,8 @@ static int docker_resolve(struct layer_list *ll, wh_tarindex **xout, const char 
     if (cfg && outer_json(&config, x, file, cfg) < 0)
         config = NULL;
     wh_error_clear();
+    if (opts->platform && (error = platform_check(config, opts->platform)) < 0)
+        goto out;
     size_t i;
     json_t *l;
     json_array_foreach(layers, i, l) {

@@ -77,7 +77,8 @@ struct wh_scan_opts {
     bool trusted_store;     /* blob names are digests verified on upload (the registry's
                                store): a cached layer is used without hashing it again */
     unsigned threads;       /* layers read at the same time (0 = 2; 1 = one after another) */
-    const char *platform;   /* image picked from an index: "os/arch[/variant]", NULL = linux/amd64 */
+    const char *platform;   /* image picked from an index: "os/arch[/variant]", NULL = linux/amd64;
+                               set, a single image must be of it (WH_ENOTFOUND otherwise) */
     unsigned layers_read;   /* out: layers actually decompressed (not served from cache) */
     unsigned layers_cached; /* out: layers whose inventory came from the cache */
     char image_digest[WH_DIGEST_STR_MAX]; /* out: manifest digest when the target has one */

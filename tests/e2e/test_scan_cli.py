@@ -51,6 +51,7 @@ def run(*args, env=None, check=None):
 def env(tmp_path):
     e = dict(os.environ)
     e["WHARF_DATA_DIR"] = str(tmp_path / "data")
+    os.mkdir(e["WHARF_DATA_DIR"])  # only `wharf serve` creates a data directory
     return e
 
 
