@@ -144,6 +144,9 @@ $(AN_OBJ): $(AN)/%.o: %.c
 	@echo "  ANALYZE $<"
 	@$(ANALYZE_CC) $(BASE) -Werror -O1 -fanalyzer -c $< -o $@
 
+$(AN)/src/main.o: $(VERSION_H)
+$(AN)/src/main.o: BASE += -I$(B)/gen
+
 analyze: $(AN_OBJ)
 
 # The OpenAPI document is embedded by swagger.c (.incbin): rebuild it when the JSON changes.

@@ -371,7 +371,7 @@ static void origin_text(char *out, size_t cap, const struct wh_config *c, const 
     if (origin > 0)
         snprintf(out, cap, "%s:%d", c->file, origin);
     else if (origin == WH_CONFIG_FROM_ENV)
-        snprintf(out, cap, "%s", k->env);
+        snprintf(out, cap, "%s", k ? k->env : "the environment");
     else if (origin == WH_CONFIG_FROM_FLAG)
         snprintf(out, cap, "command line");
     else

@@ -39,6 +39,7 @@ def scan(wharf_bin, tmp_path):
     """Runs `wharf scan` with a private data dir; returns the completed process and its duration."""
     env = dict(os.environ)
     env["WHARF_DATA_DIR"] = str(tmp_path / "data")
+    os.makedirs(env["WHARF_DATA_DIR"], exist_ok=True)  # only `serve` creates a data directory
 
     def run(*args, timeout=60, check=None):
         t0 = time.monotonic()

@@ -45,7 +45,7 @@ def test_second_server_on_busy_port_fails(servers, tmp_path, unique):
     other_dir = str(tmp_path / "other-data")
     rc, text = run_second(first, other_dir, first.port)
     assert rc != 0
-    assert "address already in use" in text, text
+    assert "address already in use" in text.lower(), text
     assert f"127.0.0.1:{first.port}" in text, text
     # It failed before touching its data directory (only the lock file exists).
     assert not os.path.exists(os.path.join(other_dir, "wharf.db")), os.listdir(other_dir)
