@@ -125,7 +125,7 @@ class Storm:
         i = 0
         while not self.stop.is_set():
             i += 1
-            code = "error"
+            code = "refused"
             try:
                 s = socket.socket()
                 s.bind((src, 0))
