@@ -69,9 +69,7 @@ ctr=$("${bah[@]}" from --format docker scratch)
 trap '"${bah[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
 "${bah[@]}" add "$ctr" "$rootfs" /
 "${bah[@]}" copy --chmod 0755 "$ctr" "$bin" /usr/local/bin/wharf
-# The health check asks the registry's own health endpoint on the loopback address, at the
-# port of WHARF_LISTEN (plain HTTP; see docs/deploy.md for TLS and other listen settings).
-health='port=${WHARF_LISTEN##*:}; curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:${port:-5000}/api/v2.0/health"'
+"${bah[@]}" copy --chmod 0755 "$ctr" contrib/wharf-healthcheck /usr/local/bin/wharf-healthcheck
 "${bah[@]}" config \
     --user "$uid:$uid" \
     --workingdir /data \
@@ -82,7 +80,7 @@ health='port=${WHARF_LISTEN##*:}; curl -fsS -o /dev/null --max-time 5 "http://12
     --entrypoint '["/usr/local/bin/wharf"]' \
     --cmd serve \
     --stop-signal SIGTERM \
-    --healthcheck "CMD-SHELL $health" \
+    --healthcheck "CMD /usr/local/bin/wharf-healthcheck" \
     --healthcheck-interval 30s --healthcheck-timeout 10s \
     --healthcheck-start-period 10s --healthcheck-retries 3 \
     --label org.opencontainers.image.title=wharf \
