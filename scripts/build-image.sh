@@ -39,7 +39,7 @@ suites=("deb $mirror bookworm main" "deb $mirror bookworm-updates main"
         "deb ${mirror%/debian}/debian-security bookworm-security main")
 setup_user="chroot \"\$1\" groupadd --system --gid $uid wharf && \
 chroot \"\$1\" useradd --system --uid $uid --gid $uid --home-dir /data --no-create-home --shell /usr/sbin/nologin wharf && mkdir -p \"\$1/data\" && \
-chown $uid:$uid \"\$1/data\" && chmod 0750 \"\$1/data\""
+chown $uid:$uid \"\$1/data\" && chmod 0700 \"\$1/data\""
 key=$(printf '%s\n' "${packages[@]}" "${suites[@]}" "$setup_user" "merged-usr hook" "v1" | sha256sum | cut -c1-16)
 rootfs=$cache/image-rootfs-$key.tar
 

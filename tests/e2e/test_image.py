@@ -179,6 +179,8 @@ def test_image_serves_push_and_pull_and_keeps_data(image_tar, podman, skopeo, im
             assert json.load(f)["manifests"][0]["digest"] == img.manifest_digest
         logs = podman("logs", "wharf-b").stderr
         assert "created the administrator" not in logs, logs[-2000:]
+        # /data is private to the wharf user: no warning about its mode at any start.
+        assert "readable by other users" not in logs, logs[-2000:]
         stop("wharf-b")
     finally:
         for n in names:
