@@ -57,6 +57,10 @@ if [ ! -s "$rootfs" ]; then
         --customize-hook="$setup_user" \
         bookworm "$tmp" "${suites[@]}" || { rm -f "$tmp"; die "mmdebstrap failed"; }
     mv "$tmp" "$rootfs"
+    # Root file systems of other keys are stale: only one is kept.
+    for old in "$cache"/image-rootfs-*.tar; do
+        [ "$old" = "$rootfs" ] || rm -f "$old"
+    done
 fi
 
 bah=(buildah)
