@@ -211,3 +211,20 @@ def test_systemd_unit_exposure_score(systemd_analyze, wharf_bin, tmp_path):
                               if l.startswith(keep)) + "\n")
     weak_score, _ = exposure(systemd_analyze, weak)
     assert weak_score > EXPOSURE_MAX + 5, weak_score
+
+
+def test_sysusers_creates_the_service_user(staged):
+    """systemd-sysusers reads the installed entry (from /usr/local/lib/sysusers.d)."""
+    if shutil.which("systemd-sysusers") is None:
+        pytest.skip("systemd-sysusers is not installed (Debian's systemd package)")
+    for f in ("passwd", "group"):
+        (staged / "etc" / f).touch()
+    p = subprocess.run(["systemd-sysusers", f"--root={staged}"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    users = [l.split(":") for l in (staged / "etc/passwd").read_text().splitlines()]
+    wharf = [u for u in users if u[0] == "wharf"]
+    assert len(wharf) == 1, users
+    uid, gid, home, shell = int(wharf[0][2]), wharf[0][3], wharf[0][5], wharf[0][6]
+    assert 0 < uid < 1000 and home == "/var/lib/wharf" and shell == "/usr/sbin/nologin", wharf
+    assert f"wharf:x:{gid}:" in (staged / "etc/group").read_text()
