@@ -157,6 +157,9 @@ def test_bash_completion(staged, tmp_path):
     assert complete(script, "wharf scan do") == ["docker-archive:"]
     (tmp_path / "img.tar").write_bytes(b"")
     assert complete(script, f"wharf --config {tmp_path}/im") == [f"{tmp_path}/img.tar"]
+    # TRANSPORT:PATH as bash splits it at ':' (COMP_WORDBREAKS): the path part completes.
+    assert complete(script, f"wharf scan docker-archive : {tmp_path}/im") == [
+        f"{tmp_path}/img.tar"]
     # Options taking a value do not count as the command.
     assert complete(script, f"wharf --config {tmp_path}/img.tar us") == ["user"]
 
