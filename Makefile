@@ -6,6 +6,8 @@
 #   make fuzz       libFuzzer builds of tests/fuzz/fuzz_*.c into build/fuzz (scripts/fuzz.sh runs one)
 #   make BUILD=check ...   the same with AddressSanitizer + UBSan into build/check
 #   make WERROR=1 ...      warnings are errors (CI)
+#   make install    binary, man page, bash completion, systemd unit (PREFIX, DESTDIR)
+#   make image      wharf's container image (buildah) into build/wharf-image.tar
 
 BUILD ?= release
 B := build/$(BUILD)$(if $(filter 1,$(WERROR)),-werror)
@@ -55,7 +57,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all run test unit fuzz analyze bench bench-lists clean
+.PHONY: all run test unit fuzz analyze bench bench-lists clean install uninstall image
 all: $(B)/wharf
 
 $(B)/%.o: %.c
@@ -179,6 +181,43 @@ bench:
 
 bench-lists: all $(B)/bench/listfill
 	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill
+
+# Installation (docs/deploy.md). PREFIX and the directories below may be set on the command
+# line; DESTDIR is prepended to every path (staged installs, packaging). The configuration
+# file is installed only where none exists, and uninstall leaves it and the data alone.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= /etc
+INSTALL ?= install
+
+install: $(B)/wharf
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/wharf
+	$(INSTALL) -m 0755 $(B)/wharf $(DESTDIR)$(BINDIR)/wharf
+	$(INSTALL) -m 0644 man/wharf.1 $(DESTDIR)$(MANDIR)/man1/wharf.1
+	$(INSTALL) -m 0644 contrib/wharf.bash-completion $(DESTDIR)$(BASHCOMPDIR)/wharf
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		contrib/wharf.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/wharf.service.tmp
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/wharf.service.tmp
+	mv $(DESTDIR)$(SYSTEMDUNITDIR)/wharf.service.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/wharf.service
+	$(INSTALL) -m 0644 contrib/wharf.sysusers $(DESTDIR)$(SYSUSERSDIR)/wharf.conf
+	[ -e $(DESTDIR)$(SYSCONFDIR)/wharf/wharf.yaml ] || \
+		$(INSTALL) -m 0644 contrib/wharf.yaml $(DESTDIR)$(SYSCONFDIR)/wharf/wharf.yaml
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/wharf $(DESTDIR)$(MANDIR)/man1/wharf.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/wharf $(DESTDIR)$(SYSTEMDUNITDIR)/wharf.service \
+		$(DESTDIR)$(SYSUSERSDIR)/wharf.conf
+
+# The container image: a release build on a Debian bookworm minbase root file system
+# (mmdebstrap, cached in tests/.cache), committed by buildah as a docker-archive.
+image:
+	@$(MAKE) --no-print-directory BUILD=release WERROR= all
+	bash scripts/build-image.sh build/release/wharf build/wharf-image.tar
 
 clean:
 	rm -rf build
