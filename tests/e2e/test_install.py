@@ -94,10 +94,11 @@ def test_installed_config_is_accepted(staged, tmp_path):
     """The configuration file shipped for the service loads (the unit starts with it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
     env["WHARF_DATA_DIR"] = str(tmp_path / "data")
-    p = subprocess.run([str(staged / "usr/local/bin/wharf"), "project", "list", "--config",
+    p = subprocess.run([str(staged / "usr/local/bin/wharf"), "config", "check", "--config",
                         str(staged / "etc/wharf/wharf.yaml")], capture_output=True, text=True,
                        env=env, timeout=60)
     assert p.returncode == 0, p.stderr
+    assert not (tmp_path / "data").exists()  # checked, nothing created
 
 
 def test_man_page_lints_and_renders(staged):
@@ -148,8 +149,9 @@ def complete(script: Path, line: str) -> list:
 def test_bash_completion(staged, tmp_path):
     script = staged / "usr/local/share/bash-completion/completions/wharf"
     assert "project" in complete(script, "wharf pro")
-    assert complete(script, "wharf user ") == ["add", "list", "passwd"]
-    assert complete(script, "wharf project create x --") == ["--config", "--public"]
+    assert complete(script, "wharf user ") == ["add", "delete", "list", "passwd", "set-admin",
+                                               "unset-admin"]
+    assert complete(script, "wharf project create x --") == ["--config", "--data-dir", "--owner", "--public"]
     assert complete(script, "wharf vulndb ") == ["--db", "import", "status", "update"]
     assert complete(script, "wharf scan --fo") == ["--format"]
     assert complete(script, "wharf scan --format ") == ["cyclonedx", "inventory", "json",
