@@ -48,6 +48,29 @@ static int usage(FILE *f)
     return f == stderr ? 2 : 0;
 }
 
+static const char *config_file; /* --config or WHARF_CONFIG, read again on SIGHUP */
+
+/* Checks log.level and log.format and, if `apply`, puts them in force. */
+static int log_settings(const struct wh_config *cfg, bool apply)
+{
+    enum wh_log_level lvl;
+    bool json = strcmp(cfg->log_format, "json") == 0;
+    if (wh_log_level_parse(&lvl, cfg->log_level) < 0) {
+        fprintf(stderr, "wharf: log.level must be debug, info, warn or error, not %s\n",
+                cfg->log_level);
+        return -1;
+    }
+    if (!json && strcmp(cfg->log_format, "text") != 0) {
+        fprintf(stderr, "wharf: log.format must be text or json, not %s\n", cfg->log_format);
+        return -1;
+    }
+    if (apply) {
+        wh_log_set_level(lvl);
+        wh_log_set_json(json);
+    }
+    return 0;
+}
+
 /* Loads the configuration: defaults, then --config/WHARF_CONFIG, then env. */
 static int load_config(struct wh_config *cfg, int *argc, char **argv)
 {
@@ -74,11 +97,41 @@ static int load_config(struct wh_config *cfg, int *argc, char **argv)
         fprintf(stderr, "wharf: %s\n", wh_error_msg());
         return -1;
     }
-    static const char *levels[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(cfg->log_level, levels[i]) == 0)
-            wh_log_set_level((enum wh_log_level)i);
-    return 0;
+    config_file = file;
+    return log_settings(cfg, true);
+}
+
+/*
+ * SIGHUP: reopens the log file (after a rotation) and puts in force what
+ * can change without a restart: log.level, log.format, log.file and
+ * log.access. Every other key keeps the value the server started with; a
+ * configuration that no longer loads changes nothing (`live` holds the
+ * settings in force).
+ */
+static void reload(wh_http *http, struct wh_config *live)
+{
+    struct wh_config next;
+    wh_config_defaults(&next);
+    if ((config_file && wh_config_load_file(&next, config_file) < 0) ||
+        wh_config_load_env(&next) < 0) {
+        wh_log_error("SIGHUP: configuration not reloaded: %s", wh_error_msg());
+        next = *live;
+    } else if (log_settings(&next, false) < 0) {
+        wh_log_error("SIGHUP: configuration not reloaded: bad log.level or log.format");
+        next = *live;
+    }
+    if (wh_log_open(next.log_file) < 0) {
+        wh_log_error("SIGHUP: %s (logging where it did)", wh_error_msg());
+        snprintf(next.log_file, sizeof(next.log_file), "%s", live->log_file);
+    }
+    log_settings(&next, true);
+    wh_http_set_access_log(http, next.access_log);
+    snprintf(live->log_level, sizeof(live->log_level), "%s", next.log_level);
+    snprintf(live->log_format, sizeof(live->log_format), "%s", next.log_format);
+    snprintf(live->log_file, sizeof(live->log_file), "%s", next.log_file);
+    live->access_log = next.access_log;
+    wh_log_info("SIGHUP: log reopened; log.level %s, log.format %s, log.access %s",
+                next.log_level, next.log_format, next.access_log ? "on" : "off");
 }
 
 /* Ends the calling thread's database connection; `payload` is a `wh_db **`. */
@@ -153,8 +206,13 @@ static int cmd_serve(const struct wh_config *cfg)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP); /* reload (see reload) */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (cfg->log_file[0] && wh_log_open(cfg->log_file) < 0) {
+        fprintf(stderr, "wharf: log.file: %s\n", wh_error_msg());
+        goto out;
+    }
 
     /*
      * One server per data directory: its start-up clean-ups and sweepers
@@ -274,7 +332,9 @@ static int cmd_serve(const struct wh_config *cfg)
     wh_log_info("wharf %s listening on %s://%s:%u, data in %s", WHARF_VERSION,
                 tls_cert ? "https" : "http", cfg->listen_host, (unsigned)wh_http_port(http),
                 cfg->data_dir);
-    sigwait(&set, &sig);
+    struct wh_config live = *cfg;
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload(http, &live);
     wh_log_info("signal %d: finishing in-flight requests (up to %u s)", sig,
                 cfg->shutdown_grace_s);
     wh_http_stop(http, (int)cfg->shutdown_grace_s * 1000);

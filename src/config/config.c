@@ -65,6 +65,8 @@ static const struct key {
      offsetof(struct wh_config, refresh_ttl_s), 0},
     {"log.access", "WHARF_ACCESS_LOG", K_BOOL, offsetof(struct wh_config, access_log), 0},
     {"log.level", "WHARF_LOG_LEVEL", K_STR, offsetof(struct wh_config, log_level), 16},
+    {"log.format", "WHARF_LOG_FORMAT", K_STR, offsetof(struct wh_config, log_format), 8},
+    {"log.file", "WHARF_LOG_FILE", K_STR, offsetof(struct wh_config, log_file), 1024},
     {"registry.read_only", "WHARF_READ_ONLY", K_BOOL, offsetof(struct wh_config, read_only), 0},
     {"registry.delete_enabled", "WHARF_DELETE_ENABLED", K_BOOL,
      offsetof(struct wh_config, delete_enabled), 0},
@@ -92,6 +94,7 @@ void wh_config_defaults(struct wh_config *c)
     c->upload_idle_ttl_s = 15 * 60;
     c->access_log = true;
     snprintf(c->log_level, sizeof(c->log_level), "info");
+    snprintf(c->log_format, sizeof(c->log_format), "text");
     c->delete_enabled = true;
     c->token_ttl_s = 1800;
     c->login_threads = 2;
