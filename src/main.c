@@ -317,7 +317,9 @@ static int cmd_serve(const struct wh_config *cfg)
         wh_log_error("registry: %s", wh_error_msg());
         goto out;
     }
-    struct wh_api_config api_cfg = {.version = WHARF_VERSION, .read_only = cfg->read_only};
+    struct wh_api_config api_cfg = {.version = WHARF_VERSION,
+                                    .read_only = cfg->read_only,
+                                    .deletes_disabled = !cfg->delete_enabled};
     if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
         wh_log_error("api: %s", wh_error_msg());
         goto out;

@@ -173,14 +173,16 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
     int error;
 
     if (m != WH_HTTP_GET && m != WH_HTTP_HEAD && m != WH_HTTP_DELETE)
-        return oci_error(r, E_METHOD, NULL);
+        return oci_not_allowed(r, E_METHOD, reg->cfg.delete_enabled ? "GET, HEAD, DELETE"
+                                                                    : "GET, HEAD", NULL);
     if (parse_digest_arg(r, t->ref, &d) < 0)
         return -1;
     if (m == WH_HTTP_DELETE) {
         if (need_writable(reg, r) < 0)
             return -1;
         if (!reg->cfg.delete_enabled)
-            return oci_error(r, E_METHOD, "deletes are disabled on this registry");
+            return oci_not_allowed(r, E_METHOD, "GET, HEAD",
+                                   "deletes are disabled on this registry");
         error = wh_db_blob_unlink(reg->db, t->name, d.str);
         if (retry_on_full(reg, error)) /* a full disk: the reserve was just freed */
             error = wh_db_blob_unlink(reg->db, t->name, d.str);
@@ -549,7 +551,7 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
         return -1;
     if (*t->ref == '\0') {
         if (m != WH_HTTP_POST)
-            return oci_error(r, E_METHOD, NULL);
+            return oci_not_allowed(r, E_METHOD, "POST", NULL);
         return post_upload(reg, r, t);
     }
     switch (m) {
@@ -574,7 +576,7 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
     case WH_HTTP_PUT:
         break;
     default:
-        return oci_error(r, E_METHOD, NULL);
+        return oci_not_allowed(r, E_METHOD, "GET, HEAD, PATCH, PUT, DELETE", NULL);
     }
 
     const char *digest = NULL;

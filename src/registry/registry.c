@@ -389,9 +389,13 @@ int wh_registry_handle(wh_req *r, void *payload)
         wh_resp_header(r, "Retry-After", wh_pool_sprintf(wh_req_pool(r), "%u", who->retry_after_s));
         return oci_error(r, E_TOO_MANY_REQUESTS, wh_error_msg());
     }
+    /* credentials that do not match are refused, even where anonymous
+     * callers are welcome: a typo must not pass as a silent anonymous pull */
+    if (who->bad_credentials)
+        return challenge(r, NULL, "invalid credentials");
     if (*path == '\0') {
         if (m != WH_HTTP_GET && m != WH_HTTP_HEAD)
-            return oci_error(r, E_METHOD, NULL);
+            return oci_not_allowed(r, E_METHOD, "GET, HEAD", NULL);
         /* the login check of docker/podman: credentials must be valid */
         if (who->kind == WH_PRINCIPAL_ANONYMOUS && !who->has_token)
             return challenge(r, NULL, "authentication required");
@@ -400,7 +404,7 @@ int wh_registry_handle(wh_req *r, void *payload)
     }
     if (strcmp(path, "_catalog") == 0) {
         if (m != WH_HTTP_GET)
-            return oci_error(r, E_METHOD, NULL);
+            return oci_not_allowed(r, E_METHOD, "GET", NULL);
         bool admin = who->sysadmin || (who->has_token && wh_auth_token_allows(&who->token,
                                                                               "registry", "catalog",
                                                                               WH_ACT_ALL));
@@ -448,9 +452,10 @@ int wh_registry_handle(wh_req *r, void *payload)
     case R_UPLOAD:
         return handle_upload(reg, r, t);
     case R_TAGS:
-        return m == WH_HTTP_GET ? handle_tags(reg, r, t) : oci_error(r, E_METHOD, NULL);
+        return m == WH_HTTP_GET ? handle_tags(reg, r, t) : oci_not_allowed(r, E_METHOD, "GET", NULL);
     case R_REFERRERS:
-        return m == WH_HTTP_GET ? handle_referrers(reg, r, t) : oci_error(r, E_METHOD, NULL);
+        return m == WH_HTTP_GET ? handle_referrers(reg, r, t)
+                                : oci_not_allowed(r, E_METHOD, "GET", NULL);
     default:
         return oci_error(r, E_NOT_FOUND, NULL);
     }

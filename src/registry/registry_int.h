@@ -101,6 +101,17 @@ static inline int oci_error(wh_req *r, enum oci_err e, const char *message)
     oci_answer(r, e, message, NULL);
     return -1;
 }
+/*
+ * A 405 (E_METHOD, or E_IN_USE) with the `Allow` header listing the methods
+ * the resource takes (RFC 9110, section 15.5.6). `message` may be NULL.
+ */
+static inline int oci_not_allowed(wh_req *r, enum oci_err e, const char *allow,
+                                  const char *message)
+{
+    wh_resp_header(r, "Allow", allow);
+    oci_answer(r, e, message, NULL);
+    return -1;
+}
 /* The same with a JSON `detail` value (compact JSON text). */
 static inline int oci_error_detail(wh_req *r, enum oci_err e, const char *message,
                                    const char *detail_json)

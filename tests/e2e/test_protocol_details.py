@@ -1,0 +1,110 @@
+"""Protocol details clients and operators rely on: wrong credentials are
+refused even where anonymous access is allowed, 405 answers carry `Allow`,
+the `Location` of a new tag resolves, `registry.delete_enabled: false` holds
+on the REST API too, `page=0` is refused, and `GET /v2/` without credentials
+answers as docs/api.md says."""
+
+import requests
+
+from apiclient import Api
+from apiclient import expect_error as api_error
+from ocilayout import make_image
+from regclient import ADMIN_PASSWORD, ADMIN_USER, describe, expect_error
+
+
+def public_image(srv, unique):
+    api = Api(srv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project(unique, metadata={"public": "true"})
+    img = make_image(layers=1, files_per_layer=1, file_size=1024)
+    srv.registry().push_image(f"{unique}/app", img, "v1")
+    return img
+
+
+def test_wrong_basic_credentials_on_a_public_repository_are_refused(server, unique):
+    public_image(server, unique)
+    path = f"{server.url}/v2/{unique}/app/manifests/v1"
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    assert requests.get(path, headers=accept, timeout=10).status_code == 200  # anonymous pull
+    r = requests.get(path, headers=accept, auth=(ADMIN_USER, "not-the-password"), timeout=10)
+    expect_error(r, 401, "UNAUTHORIZED")
+    assert r.headers["WWW-Authenticate"].startswith("Bearer realm="), r.headers
+    r = requests.get(path, headers=accept, auth=("nobody-at-all", "whatever"), timeout=10)
+    expect_error(r, 401, "UNAUTHORIZED")
+    # the REST API likewise: a public project with a wrong password is a 401
+    bad = Api(server.url, (ADMIN_USER, "not-the-password"))
+    api_error(bad.get(f"/projects/{unique}/repositories"), 401, "UNAUTHORIZED")
+    assert Api(server.url).get(f"/projects/{unique}/repositories").status_code == 200
+
+
+def test_405_answers_carry_allow(server, unique):
+    reg = server.registry()
+    cases = [
+        ("DELETE", "/v2/", "GET, HEAD"),
+        ("POST", "/v2/_catalog", "GET"),
+        ("PUT", f"/v2/library/{unique}/tags/list", "GET"),
+        ("PATCH", f"/v2/library/{unique}/manifests/v1", "GET, HEAD, PUT, DELETE"),
+        ("PUT", f"/v2/library/{unique}/blobs/uploads/", "POST"),
+        ("POST", "/v2/library/x/blobs/sha256:" + "0" * 64, "GET, HEAD, DELETE"),
+    ]
+    for method, path, allow in cases:
+        r = reg.request(method, path)
+        assert r.status_code == 405, (method, path, describe(r))
+        assert r.headers.get("Allow") == allow, (method, path, r.headers)
+    api = Api(server.url, (ADMIN_USER, ADMIN_PASSWORD))
+    r = api.req("POST", "/health")
+    api_error(r, 405, "METHOD_NOT_ALLOWED")
+    assert r.headers.get("Allow") == "GET", r.headers
+    r = api.req("PATCH", "/projects/library")
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {
+        "GET", "PUT", "DELETE"}, (describe(r), r.headers)
+
+
+def test_location_of_a_created_tag_resolves(server, unique):
+    img = public_image(server, unique)
+    api = Api(server.url, (ADMIN_USER, ADMIN_PASSWORD))
+    base = f"/projects/{unique}/repositories/app/artifacts/{img.manifest_digest}"
+    r = api.ok(api.post(f"{base}/tags", {"name": "stable"}), 201)
+    loc = r.headers["Location"]
+    assert loc.startswith("/api/v2.0/"), loc
+    r = requests.get(server.url + loc, auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=10)
+    assert r.status_code == 200, describe(r)
+    assert r.json()["name"] == "stable", r.json()
+    r = requests.get(server.url + loc.replace("/stable", "/nope"),
+                     auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=10)
+    api_error(r, 404, "NOT_FOUND")
+
+
+def test_delete_disabled_holds_on_the_rest_api(servers, unique):
+    srv = servers.new(env={"WHARF_DELETE_ENABLED": "false"})
+    img = public_image(srv, unique)
+    api = Api(srv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    art = f"/projects/{unique}/repositories/app/artifacts/{img.manifest_digest}"
+    api_error(api.delete(f"{art}/tags/v1"), 403, "DENIED")
+    api_error(api.delete(art), 403, "DENIED")
+    api_error(api.delete(f"/projects/{unique}/repositories/app"), 403, "DENIED")
+    # nothing was deleted
+    assert srv.registry().get_manifest(f"{unique}/app", "v1").status_code == 200
+    assert [t["name"] for t in api.ok(api.get(f"{art}/tags")).json()] == ["v1"]
+    # and /v2/ says so with the methods that remain
+    r = srv.registry().delete(f"/v2/{unique}/app/manifests/{img.manifest_digest}")
+    expect_error(r, 405, "UNSUPPORTED")
+    assert r.headers.get("Allow") == "GET, HEAD, PUT", r.headers
+    # what is not content can still be deleted
+    lid = api.ok(api.post("/labels", {"name": f"l-{unique}", "scope": "g"}), 201)
+    api.ok(api.delete(lid.headers["Location"][len("/api/v2.0"):]))
+
+
+def test_page_zero_is_refused(server):
+    api = Api(server.url, (ADMIN_USER, ADMIN_PASSWORD))
+    for bad in ("abc", "0", "-1"):
+        api_error(api.get("/projects", params={"page": bad}), 400, "BAD_REQUEST")
+    assert api.get("/projects", params={"page": "1"}).status_code == 200
+
+
+def test_v2_root_without_credentials_answers_as_documented(server):
+    # docs/api.md: 401 with a Bearer challenge naming the token service, no scope
+    r = requests.get(server.url + "/v2/", timeout=10)
+    expect_error(r, 401, "UNAUTHORIZED")
+    chal = r.headers["WWW-Authenticate"]
+    assert chal == (f'Bearer realm="{server.url}/service/token",service="wharf"'), chal
+    assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
