@@ -188,6 +188,7 @@ static int put_end(wh_req *r, void *arg)
         return oci_error(r, E_MANIFEST_INVALID, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
 
     if (quota_check(reg, r, t, d.str, c->body.len) < 0) {
+        push_refused(reg, t, m->blobs, m->nblobs);
         error = -1;
         goto out;
     }
@@ -222,7 +223,9 @@ static int put_end(wh_req *r, void *arg)
         goto out;
     }
     if (error == WH_EDENIED) { /* over the quota, found in the recording transaction */
-        error = oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+        char *msg = wh_pool_strdup(wh_req_pool(r), wh_error_msg());
+        push_refused(reg, t, m->blobs, m->nblobs);
+        error = oci_error(r, E_DENIED, msg);
         goto out;
     }
     if (error < 0) {

@@ -4,11 +4,13 @@ the `Location` of a new tag resolves, `registry.delete_enabled: false` holds
 on the REST API too, `page=0` is refused, and `GET /v2/` without credentials
 answers as docs/api.md says."""
 
+import os
+
 import requests
 
 from apiclient import Api
 from apiclient import expect_error as api_error
-from ocilayout import make_image
+from ocilayout import make_image, sha256_digest
 from regclient import ADMIN_PASSWORD, ADMIN_USER, describe, expect_error
 
 
@@ -110,3 +112,50 @@ def test_v2_root_without_credentials_answers_as_documented(server):
     chal = r.headers["WWW-Authenticate"]
     assert chal == (f'Bearer realm="{server.url}/service/token",service="wharf"'), chal
     assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+def used_storage(api, project):
+    return api.ok(api.get(f"/projects/{project}/summary")).json()["quota"]["used"]["storage"]
+
+
+def test_push_refused_for_quota_leaves_nothing_counted(servers, unique):
+    srv = servers.new()
+    api = Api(srv.url, (ADMIN_USER, ADMIN_PASSWORD))
+    reg = srv.registry()
+    kept = make_image(layers=1, files_per_layer=1, file_size=20 * 1024)
+    size_kept = sum(len(b) for b in kept.blobs.values()) + len(kept.manifest)
+    limit = size_kept + 300 * 1024
+    api.create_project(unique, storage_limit=limit)
+    reg.push_image(f"{unique}/app", kept, "kept")
+    assert used_storage(api, unique) == size_kept
+
+    # a layer past the quota: the layer the push sent before it stops counting
+    first = os.urandom(200 * 1024)
+    reg.push_blob(f"{unique}/app", first)
+    assert used_storage(api, unique) == size_kept + len(first)
+    second = os.urandom(150 * 1024)
+    r = reg.post(f"/v2/{unique}/app/blobs/uploads/?digest={sha256_digest(second)}", data=second)
+    expect_error(r, 403, "DENIED")
+    assert used_storage(api, unique) == size_kept
+    assert reg.head(f"/v2/{unique}/app/blobs/{sha256_digest(first)}").status_code == 404
+    # the image already there keeps every blob
+    assert reg.get_manifest(f"{unique}/app", "kept").status_code == 200
+    for d in kept.blobs:
+        assert reg.head(f"/v2/{unique}/app/blobs/{d}").status_code == 200, d
+
+    # a manifest past the quota: its layers, all accepted, stop counting
+    img = make_image(layers=2, files_per_layer=1, file_size=100 * 1024)
+    blobs = sum(len(b) for b in img.blobs.values())
+    assert blobs < 300 * 1024 < blobs + 300 * 1024
+    for data in img.blobs.values():
+        reg.push_blob(f"{unique}/app", data)
+    api.ok(api.put(f"/quotas/{api.ok(api.get(f'/projects/{unique}')).json()['project_id']}",
+                   {"hard": {"storage": size_kept + blobs + len(img.manifest) - 1}}))
+    r = reg.push_manifest(f"{unique}/app", "big", img.manifest)
+    expect_error(r, 403, "DENIED")
+    assert used_storage(api, unique) == size_kept
+    # with room again the same push goes through
+    api.ok(api.put(f"/quotas/{api.ok(api.get(f'/projects/{unique}')).json()['project_id']}",
+                   {"hard": {"storage": limit + blobs}}))
+    reg.push_image(f"{unique}/app", img, "big")
+    assert used_storage(api, unique) == size_kept + blobs + len(img.manifest)
