@@ -421,7 +421,8 @@ void wh_log(enum wh_log_level lvl, const char *fmt, ...)
     static const char *names[] = {"debug", "info", "warn", "error"};
     if ((int)lvl < atomic_load(&log_level))
         return;
-    char msg[2048], line[2048 * 6 + 128], ts[32];
+    /* a JSON message is escaped into at most 4 KiB (longer ones end in "...") */
+    char msg[2048], line[4096 + 128], ts[32];
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -431,7 +432,7 @@ void wh_log(enum wh_log_level lvl, const char *fmt, ...)
     wh_log_time(ts);
     int n;
     if (atomic_load(&log_as_json)) {
-        char esc[sizeof(msg) * 6];
+        char esc[4096];
         wh_log_json_escape(esc, sizeof(esc), msg);
         n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", ts,
                      names[lvl], esc);
