@@ -312,25 +312,32 @@ bool wh_log_json(void)
 
 int wh_log_open(const char *path)
 {
-    int fd = STDERR_FILENO;
+    int fd = STDERR_FILENO, error = 0;
+    pthread_mutex_lock(&log_open_lock); /* orders concurrent reopens */
+    int cur = atomic_load(&log_fd);
     if (path && *path) {
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return wh_error_set(WH_ERROR, "log file %s: %s", path, strerror(errno));
+        if (fd < 0) {
+            error = wh_error_set(WH_ERROR, "log file %s: %s", path, strerror(errno));
+            goto out;
+        }
     }
-    /*
-     * The swap is atomic, so a writer uses either the old descriptor or the
-     * new one. The old one is closed at once: a writer still holding its
-     * number may, in a rare race, write to a closed (or reused) descriptor;
-     * closing it later instead would keep a rotated file open indefinitely.
-     * The lock only orders concurrent reopens.
-     */
-    pthread_mutex_lock(&log_open_lock);
-    int old = atomic_exchange(&log_fd, fd);
-    if (old != STDERR_FILENO && old != fd)
-        close(old);
+    if (cur == STDERR_FILENO) {
+        atomic_store(&log_fd, fd); /* the first file (or stderr still) */
+    } else {
+        /*
+         * Writers may hold the current descriptor's number: dup3 makes that
+         * number point to the new file in one step, so no line goes to a
+         * closed descriptor, nor to one the number was reused for.
+         */
+        if (dup3(fd, cur, O_CLOEXEC) < 0)
+            error = wh_error_set(WH_ERROR, "log file %s: %s", path ? path : "", strerror(errno));
+        if (fd != STDERR_FILENO)
+            close(fd);
+    }
+out:
     pthread_mutex_unlock(&log_open_lock);
-    return 0;
+    return error;
 }
 
 void wh_log_time(char out[32])

@@ -135,9 +135,9 @@ bool wh_log_json(void);
 /*
  * Logs to `path` (appended, created 0600) instead of stderr, or back to
  * stderr when `path` is NULL or "". Called again with the same path it
- * reopens the file (after a rotation); the old descriptor is closed only
- * once the new one is in place, so no line is lost. 0 or WH_ERROR (message
- * set; the previous destination stays).
+ * reopens the file (after a rotation); lines written meanwhile go to the old
+ * file or the new one, never elsewhere. 0 or WH_ERROR (message set; the
+ * previous destination stays).
  */
 int wh_log_open(const char *path);
 /* Writes the current time as "2026-01-02T03:04:05.678Z" (needs 25 bytes). */
