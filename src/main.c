@@ -91,6 +91,27 @@ static int print_problems(const struct wh_config *cfg, const char *cmd)
     return 1;
 }
 
+/* Checks log.level and log.format and, if `apply`, puts them in force. */
+static int log_settings(const struct wh_config *cfg, bool apply)
+{
+    enum wh_log_level lvl;
+    bool json = strcmp(cfg->log_format, "json") == 0;
+    if (wh_log_level_parse(&lvl, cfg->log_level) < 0) {
+        fprintf(stderr, "wharf: log.level must be debug, info, warn or error, not %s\n",
+                cfg->log_level);
+        return -1;
+    }
+    if (!json && strcmp(cfg->log_format, "text") != 0) {
+        fprintf(stderr, "wharf: log.format must be text or json, not %s\n", cfg->log_format);
+        return -1;
+    }
+    if (apply) {
+        wh_log_set_level(lvl);
+        wh_log_set_json(json);
+    }
+    return 0;
+}
+
 /*
  * The data directory exists as a writable directory, or can be made: its
  * nearest existing ancestor is a writable directory.
@@ -132,6 +153,42 @@ static int check_data_dir(struct wh_config *cfg)
         return -1;
     }
     return 0;
+}
+
+/*
+ * SIGHUP: reopens the log file (after a rotation) and puts in force what
+ * can change without a restart: log.level, log.format, log.file and
+ * log.access. Every other key keeps the value the server started with; a
+ * configuration that no longer loads changes nothing (`live` holds the
+ * settings in force).
+ */
+static void reload(wh_http *http, struct wh_config *live)
+{
+    struct wh_config next;
+    wh_config_defaults(&next);
+    if (live->file[0])
+        wh_config_load_file(&next, live->file);
+    wh_config_load_env(&next);
+    if (next.nproblems) {
+        wh_log_error("SIGHUP: configuration not reloaded: %u problem%s (wharf config check "
+                     "names them)", next.nproblems, next.nproblems == 1 ? "" : "s");
+        next = *live;
+    } else if (log_settings(&next, false) < 0) {
+        wh_log_error("SIGHUP: configuration not reloaded: bad log.level or log.format");
+        next = *live;
+    }
+    if (wh_log_open(next.log_file) < 0) {
+        wh_log_error("SIGHUP: %s (logging where it did)", wh_error_msg());
+        snprintf(next.log_file, sizeof(next.log_file), "%s", live->log_file);
+    }
+    log_settings(&next, true);
+    wh_http_set_access_log(http, next.access_log);
+    snprintf(live->log_level, sizeof(live->log_level), "%s", next.log_level);
+    snprintf(live->log_format, sizeof(live->log_format), "%s", next.log_format);
+    snprintf(live->log_file, sizeof(live->log_file), "%s", next.log_file);
+    live->access_log = next.access_log;
+    wh_log_info("SIGHUP: log reopened; log.level %s, log.format %s, log.access %s",
+                next.log_level, next.log_format, next.access_log ? "on" : "off");
 }
 
 /* At the first start, WHARF_ADMIN_PASSWORD (when set) must pass the password rule. */
@@ -277,8 +334,13 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP); /* reload (see reload) */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (cfg->log_file[0] && wh_log_open(cfg->log_file) < 0) {
+        fprintf(stderr, "wharf: log.file: %s\n", wh_error_msg());
+        goto out;
+    }
 
     /*
      * One server per data directory: its start-up clean-ups and sweepers
@@ -383,7 +445,9 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("registry: %s", wh_error_msg());
         goto out;
     }
-    struct wh_api_config api_cfg = {.version = WHARF_VERSION, .read_only = cfg->read_only};
+    struct wh_api_config api_cfg = {.version = WHARF_VERSION,
+                                    .read_only = cfg->read_only,
+                                    .deletes_disabled = !cfg->delete_enabled};
     if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
         wh_log_error("api: %s", wh_error_msg());
         goto out;
@@ -398,7 +462,9 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_log_info("wharf %s listening on %s://%s:%u, data in %s", WHARF_VERSION,
                 tls_cert ? "https" : "http", cfg->listen_host, (unsigned)wh_http_port(http),
                 cfg->data_dir);
-    sigwait(&set, &sig);
+    struct wh_config live = *cfg;
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload(http, &live);
     wh_log_info("signal %d: finishing in-flight requests (up to %u s)", sig,
                 cfg->shutdown_grace_s);
     wh_http_stop(http, (int)cfg->shutdown_grace_s * 1000);
@@ -617,5 +683,6 @@ int main(int argc, char **argv)
         return 1;
     }
     wh_log_set_level(wh_config_log_level(&cfg));
+    wh_log_set_json(strcmp(cfg.log_format, "json") == 0);
     return c->run(&cfg, cargc, cargv);
 }

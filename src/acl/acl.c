@@ -522,7 +522,7 @@ static void identify_run(void *ctx)
     j->rc = wh_acl_identify(j->a, j->authorization, j->client_ip, &j->who);
 }
 
-static int identify_req_with(wh_acl *a, wh_req *r, const char *authz, struct wh_principal *out)
+static int identify_req_raw(wh_acl *a, wh_req *r, const char *authz, struct wh_principal *out)
 {
     struct identify_job *j = wh_req_deferred(r);
     if (j) {
@@ -575,6 +575,15 @@ static int identify_req_with(wh_acl *a, wh_req *r, const char *authz, struct wh_
         return wh_error_set(WH_EBUSY, "too many logins being checked, retry shortly");
     }
     return WH_EDEFERRED;
+}
+
+/* Identifies the request's caller and names it for the access log. */
+static int identify_req_with(wh_acl *a, wh_req *r, const char *authz, struct wh_principal *out)
+{
+    int rc = identify_req_raw(a, r, authz, out);
+    if (rc == 0 && out->kind != WH_PRINCIPAL_ANONYMOUS && !out->bad_credentials)
+        wh_req_set_user(r, out->name);
+    return rc;
 }
 
 int wh_acl_identify_req(wh_acl *a, wh_req *r, struct wh_principal *out)

@@ -83,6 +83,7 @@ static const struct route routes[] = {
      WH_RBAC_RES_ARTIFACT_LABEL, WH_RBAC_ACT_DELETE},
     {"GET", A "/tags", api_tags_list, S_PROJECT_NAME, WH_RBAC_RES_TAG, WH_RBAC_ACT_LIST},
     {"POST", A "/tags", api_tag_create, S_PROJECT_NAME, WH_RBAC_RES_TAG, WH_RBAC_ACT_CREATE},
+    {"GET", A "/tags/{tag_name}", api_tag_get, S_PROJECT_NAME, WH_RBAC_RES_TAG, WH_RBAC_ACT_LIST},
     {"DELETE", A "/tags/{tag_name}", api_tag_delete, S_PROJECT_NAME, WH_RBAC_RES_TAG,
      WH_RBAC_ACT_DELETE},
     /* labels: global ones are the administrators', project ones follow the
@@ -356,7 +357,7 @@ int api_page(struct call *c, int64_t *offset, int64_t *limit)
     const char *ps = wh_req_query(c->r, "page");
     const char *ss = wh_req_query(c->r, "page_size");
     int64_t page = 1, size = 10;
-    if (ps && *ps && parse_pos(ps, &page) < 0)
+    if (ps && *ps && (parse_pos(ps, &page) < 0 || page < 1))
         return api_error(c, 400, "BAD_REQUEST", "page must be a positive integer");
     if (ss && *ss && parse_pos(ss, &size) < 0)
         return api_error(c, 400, "BAD_REQUEST", "page_size must be a positive integer");
@@ -630,6 +631,11 @@ static int dispatch(struct call *c)
     if (strcmp(rt->method, "GET") != 0 && strcmp(rt->method, "HEAD") != 0 &&
         api_writable(c) < 0)
         return -1;
+    if (c->api->cfg.deletes_disabled && strcmp(rt->method, "DELETE") == 0 &&
+        (rt->res == WH_RBAC_RES_REPOSITORY || rt->res == WH_RBAC_RES_ARTIFACT ||
+         rt->res == WH_RBAC_RES_TAG))
+        return api_error(c, 403, "DENIED",
+                         "deletes are disabled on this registry (registry.delete_enabled)");
     return rt->fn(c);
 }
 
@@ -691,8 +697,21 @@ int wh_api_handle(wh_req *r, void *payload)
         }
     }
     if (!c->route) {
-        if (path_known)
+        if (path_known) {
+            /* RFC 9110: a 405 lists the methods the resource takes */
+            char allow[64] = "";
+            for (size_t i = 0; i < NROUTES; i++) {
+                if (!match(c, routes[i].path, path) || strstr(allow, routes[i].method))
+                    continue;
+                if (strlen(allow) + strlen(routes[i].method) + 3 > sizeof(allow))
+                    break;
+                if (*allow)
+                    strcat(allow, ", ");
+                strcat(allow, routes[i].method);
+            }
+            wh_resp_header(r, "Allow", allow);
             return api_error(c, 405, "METHOD_NOT_ALLOWED", "method not allowed");
+        }
         return api_error(c, 404, "NOT_FOUND",
                          wh_pool_sprintf(c->pool, "no route for %s %s", method,
                                          wh_req_path(r)));

@@ -24,6 +24,8 @@ typedef struct wh_api wh_api;
 struct wh_api_config {
     const char *version;        /* reported as harbor_version in /systeminfo */
     bool read_only;             /* refuse every change (403 DENIED) */
+    bool deletes_disabled;      /* registry.delete_enabled: false: no repository, artifact
+                                 * or tag is deleted (403 DENIED) */
     bool admin_only_creation;   /* project_creation_restriction = adminonly */
 };
 

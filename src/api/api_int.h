@@ -153,6 +153,7 @@ int api_artifact_delete(struct call *c);
 int api_tags_list(struct call *c);
 int api_tag_create(struct call *c);
 int api_tag_delete(struct call *c);
+int api_tag_get(struct call *c);
 /* additions.c */
 /* The `addition_links` object of an artifact, as Harbor sets it (new reference). */
 json_t *api_addition_links(struct call *c, const struct wh_artifact_info *a);

@@ -338,6 +338,29 @@ int api_tag_create(struct call *c)
     return api_ok(c, 201);
 }
 
+int api_tag_get(struct call *c)
+{
+    struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
+    struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
+    if (api_load_artifact(c, ri, a) < 0)
+        return -1;
+    const char *name = c->param[3];
+    json_t *arr = json_array();
+    void *p[2] = {c, arr};
+    int64_t total = 0;
+    int error = wh_db_tag_page(c->api->db, a->id, name, NULL, 0, 1, add_tag, p, &total);
+    if (error < 0 || json_array_size(arr) == 0) {
+        json_decref(arr);
+        if (error < 0)
+            return api_fail(c, error);
+        return api_error(c, 404, "NOT_FOUND",
+                         wh_pool_sprintf(c->pool, "tag %s not found on artifact", name));
+    }
+    json_t *tag = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return api_json(c, 200, tag);
+}
+
 int api_tag_delete(struct call *c)
 {
     struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));

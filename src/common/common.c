@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,11 +278,106 @@ void wh_pool_cleanup(wh_pool *p, void (*fn)(void *), void *arg)
 
 /* ---- logging ---- */
 
-static enum wh_log_level log_level = WH_LOG_INFO;
+static _Atomic int log_level = WH_LOG_INFO;
+static _Atomic bool log_as_json;
+static _Atomic int log_fd = STDERR_FILENO;
+static pthread_mutex_t log_open_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void wh_log_set_level(enum wh_log_level lvl)
 {
-    log_level = lvl;
+    atomic_store(&log_level, (int)lvl);
+}
+
+int wh_log_level_parse(enum wh_log_level *out, const char *name)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *out = (enum wh_log_level)i;
+            return 0;
+        }
+    }
+    return WH_EINVALID;
+}
+
+void wh_log_set_json(bool json)
+{
+    atomic_store(&log_as_json, json);
+}
+
+bool wh_log_json(void)
+{
+    return atomic_load(&log_as_json);
+}
+
+int wh_log_open(const char *path)
+{
+    int fd = STDERR_FILENO, error = 0;
+    pthread_mutex_lock(&log_open_lock); /* orders concurrent reopens */
+    int cur = atomic_load(&log_fd);
+    if (path && *path) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            error = wh_error_set(WH_ERROR, "log file %s: %s", path, strerror(errno));
+            goto out;
+        }
+    }
+    if (cur == STDERR_FILENO) {
+        atomic_store(&log_fd, fd); /* the first file (or stderr still) */
+    } else {
+        /*
+         * Writers may hold the current descriptor's number: dup3 makes that
+         * number point to the new file in one step, so no line goes to a
+         * closed descriptor, nor to one the number was reused for.
+         */
+        if (dup3(fd, cur, O_CLOEXEC) < 0)
+            error = wh_error_set(WH_ERROR, "log file %s: %s", path ? path : "", strerror(errno));
+        if (fd != STDERR_FILENO)
+            close(fd);
+    }
+out:
+    pthread_mutex_unlock(&log_open_lock);
+    return error;
+}
+
+void wh_log_time(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+void wh_log_json_escape(char *out, size_t n, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0;
+    if (n == 0)
+        return;
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        char tmp[8];
+        size_t need;
+        if (*p == '"' || *p == '\\') {
+            tmp[0] = '\\', tmp[1] = (char)*p, need = 2;
+        } else if (*p >= 0x20 && *p < 0x7f) {
+            tmp[0] = (char)*p, need = 1;
+        } else {
+            memcpy(tmp, "\\u00", 4);
+            tmp[4] = hex[*p >> 4], tmp[5] = hex[*p & 15], need = 6;
+        }
+        if (w + need + 4 > n) { /* keep room for "..." and the NUL */
+            if (w + 4 <= n) {
+                memcpy(out + w, "...", 3);
+                w += 3;
+            }
+            break;
+        }
+        memcpy(out + w, tmp, need);
+        w += need;
+    }
+    out[w < n ? w : n - 1] = '\0';
 }
 
 void wh_log_escape(char *out, size_t n, const char *s)
@@ -312,8 +410,9 @@ void wh_log_escape(char *out, size_t n, const char *s)
 
 void wh_log_line(const char *line, size_t len)
 {
+    int fd = atomic_load(&log_fd);
     while (len) {
-        ssize_t w = write(STDERR_FILENO, line, len);
+        ssize_t w = write(fd, line, len);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -327,24 +426,33 @@ void wh_log_line(const char *line, size_t len)
 void wh_log(enum wh_log_level lvl, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
-    if (lvl < log_level)
+    if ((int)lvl < atomic_load(&log_level))
         return;
-    char line[2048];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[lvl]);
+    /* a JSON message is escaped into at most 4 KiB (longer ones end in "...") */
+    char msg[2048], line[4096 + 128], ts[32];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2;
-    line[len++] = '\n';
+    if (m < 0)
+        msg[0] = '\0';
+    wh_log_time(ts);
+    int n;
+    if (atomic_load(&log_as_json)) {
+        char esc[4096];
+        wh_log_json_escape(esc, sizeof(esc), msg);
+        n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", ts,
+                     names[lvl], esc);
+    } else {
+        n = snprintf(line, sizeof(line), "%s %s %s\n", ts, names[lvl], msg);
+    }
+    if (n < 0)
+        return;
+    size_t len = (size_t)n;
+    if (len > sizeof(line) - 1) {
+        len = sizeof(line) - 1;
+        line[len - 1] = '\n';
+    }
     wh_log_line(line, len);
 }
 

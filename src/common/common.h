@@ -120,9 +120,34 @@ void wh_digest_of(struct wh_digest *out, enum wh_digest_alg alg, const void *p, 
 /* Hashes the file at `path` (WH_ENOTFOUND or WH_ERROR on I/O failure). */
 int wh_digest_file(struct wh_digest *out, enum wh_digest_alg alg, const char *path);
 
-/* Logging to stderr: one write(2) per line so lines never interleave. */
+/*
+ * Logging to stderr or a file (wh_log_open): one write(2) per line so lines
+ * never interleave. Lines are text ("TIME LEVEL message") or, with
+ * wh_log_set_json, one JSON object each ({"ts":..,"level":..,"msg":..}).
+ */
 enum wh_log_level { WH_LOG_DEBUG, WH_LOG_INFO, WH_LOG_WARN, WH_LOG_ERROR };
 void wh_log_set_level(enum wh_log_level lvl);
+/* Parses "debug", "info", "warn" or "error". 0 or WH_EINVALID. */
+int wh_log_level_parse(enum wh_log_level *out, const char *name);
+/* Whether lines are written as JSON objects (safe to change at any time). */
+void wh_log_set_json(bool json);
+bool wh_log_json(void);
+/*
+ * Logs to `path` (appended, created 0600) instead of stderr, or back to
+ * stderr when `path` is NULL or "". Called again with the same path it
+ * reopens the file (after a rotation); lines written meanwhile go to the old
+ * file or the new one, never elsewhere. 0 or WH_ERROR (message set; the
+ * previous destination stays).
+ */
+int wh_log_open(const char *path);
+/* Writes the current time as "2026-01-02T03:04:05.678Z" (needs 25 bytes). */
+void wh_log_time(char out[32]);
+/*
+ * Copies `s` into `out` (`n` bytes, NUL-terminated) as the inside of a JSON
+ * string: '"', '\\' and control bytes escaped, bytes >= 0x80 as \u00XX (so
+ * the line stays valid UTF-8 whatever the input). Ends in "..." if cut.
+ */
+void wh_log_json_escape(char *out, size_t n, const char *s);
 void wh_log(enum wh_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define wh_log_info(...) wh_log(WH_LOG_INFO, __VA_ARGS__)
 #define wh_log_warn(...) wh_log(WH_LOG_WARN, __VA_ARGS__)

@@ -43,6 +43,7 @@ struct key {
 };
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 
 #define FIELD(f) offsetof(struct wh_config, f), sizeof(((struct wh_config *)0)->f)
 #define NUM(name, env, f, lo, hi) {name, env, K_NUM, FIELD(f), lo, hi, NULL, false}
@@ -87,6 +88,8 @@ static const struct key keys[] = {
     NUM("audit.retention_days", "WHARF_AUDIT_RETENTION_DAYS", audit_retention_days, 0, 36600),
     BOOL("log.access", "WHARF_ACCESS_LOG", access_log),
     ENUM("log.level", "WHARF_LOG_LEVEL", log_level, log_levels),
+    ENUM("log.format", "WHARF_LOG_FORMAT", log_format, log_formats),
+    STR("log.file", "WHARF_LOG_FILE", log_file, 0),
     BOOL("registry.read_only", "WHARF_READ_ONLY", read_only),
     BOOL("registry.delete_enabled", "WHARF_DELETE_ENABLED", delete_enabled),
 };
@@ -115,6 +118,7 @@ void wh_config_defaults(struct wh_config *c)
     c->upload_idle_ttl_s = 15 * 60;
     c->access_log = true;
     snprintf(c->log_level, sizeof(c->log_level), "info");
+    snprintf(c->log_format, sizeof(c->log_format), "text");
     c->delete_enabled = true;
     c->token_ttl_s = 1800;
     c->login_threads = 2;

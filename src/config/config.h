@@ -45,6 +45,8 @@ struct wh_config {
     unsigned upload_idle_ttl_s; /* uploads.idle_ttl: time without PATCH/PUT */
     bool access_log;           /* log.access */
     char log_level[16];        /* log.level: debug, info, warn or error */
+    char log_format[8];        /* log.format: "text" or "json" */
+    char log_file[1024];       /* log.file ("" = stderr) */
     bool read_only;            /* registry.read_only */
     bool delete_enabled;       /* registry.delete_enabled */
     unsigned shutdown_grace_s; /* http.shutdown_grace */

@@ -32,7 +32,7 @@ struct wh_http_config {
     unsigned header_timeout_s;    /* a request's headers must arrive within this (0: no limit) */
     unsigned max_connections_per_ip; /* per client address, trusted proxies exempt (0: none) */
     size_t max_header_bytes;      /* total size of request headers */
-    bool access_log;              /* one line per request on stderr */
+    bool access_log;              /* one line per request in the log (wh_http_set_access_log) */
     const char *tls_cert_pem;     /* PEM certificate chain: serve HTTPS (NULL: plain HTTP) */
     const char *tls_key_pem;      /* PEM private key of that certificate */
     const char *trusted_proxies;  /* addresses and CIDR blocks whose X-Forwarded-* are believed */
@@ -65,6 +65,8 @@ uint16_t wh_http_port(const wh_http *h);
  * closes every connection. Safe to call once.
  */
 void wh_http_stop(wh_http *h, int grace_ms);
+/* Turns the access log on or off while serving (a configuration reload). */
+void wh_http_set_access_log(wh_http *h, bool on);
 void wh_http_free(wh_http *h);
 
 /* ---- the request ---- */
@@ -76,6 +78,9 @@ const char *wh_req_path(const wh_req *r);
  * of printable ASCII without spaces, else a random UUID. Sent back on every
  * answer and written in the access log. Borrowed until completion. */
 const char *wh_req_id(const wh_req *r);
+/* Names who made the request (a user's or robot's name, once identified),
+ * for the access log; NULL or "" for nobody. The name is copied. */
+void wh_req_set_user(wh_req *r, const char *name);
 /* A header value (case-insensitive name) or NULL. */
 const char *wh_req_header(const wh_req *r, const char *name);
 /* Calls fn for every value of a header that may repeat (Accept). */

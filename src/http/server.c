@@ -80,6 +80,7 @@ struct wh_http {
     struct route routes[MAX_ROUTES];
     int nroutes;
     atomic_int inflight; /* requests between first callback and completion */
+    atomic_bool access_log; /* cfg.access_log, changed by wh_http_set_access_log */
     int lfd;             /* listening socket until MHD takes it, else -1 */
     uint16_t port;
     pthread_mutex_t lock; /* guards conns and stopping */
@@ -132,6 +133,9 @@ struct wh_req {
     const char *client_ip; /* resolved on first use */
     const char *peer_ip;   /* the direct peer's address, resolved on first use */
     int64_t start_us;
+    const char *user;      /* who the handler identified (wh_req_set_user), else NULL */
+    uint64_t acked_start;  /* the connection's tcpi_bytes_acked when the request began */
+    bool acked_known;      /* acked_start was read */
     char request_id[REQUEST_ID_MAX + 1]; /* X-Request-Id: the client's if sane, else made here */
     /* body streaming */
     int (*on_data)(wh_req *r, const char *p, size_t n, void *ctx);
@@ -173,6 +177,11 @@ const char *wh_req_path(const wh_req *r)
 const char *wh_req_id(const wh_req *r)
 {
     return r->request_id;
+}
+
+void wh_req_set_user(wh_req *r, const char *name)
+{
+    r->user = name && *name ? wh_pool_strdup(r->pool, name) : NULL;
 }
 
 const char *wh_req_header(const wh_req *r, const char *name)
@@ -603,6 +612,23 @@ static const char bad_line_answer[] = "HTTP/1.1 400 Bad Request\r\n"
                                       "Connection: close\r\n\r\n"
                                       "malformed request line\r\n";
 
+/* The connection's count of bytes the peer acknowledged (Linux 4.1+). */
+static bool bytes_acked(struct MHD_Connection *conn, uint64_t *out)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (!ci)
+        return false;
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(ci->connect_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked))
+        return false;
+    *out = ti.tcpi_bytes_acked;
+    return true;
+}
+
 static void answer_unparsed(int fd)
 {
     struct tcp_info ti;
@@ -806,6 +832,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->method = parse_method(method);
         r->path = url;
         r->start_us = wh_monotonic_us();
+        r->acked_known = bytes_acked(conn, &r->acked_start);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->cs = ci ? ci->socket_context : NULL;
@@ -887,6 +914,64 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
 }
 
+/*
+ * What this request delivered. A response MHD finished went entirely to
+ * the kernel: its body length. For one cut short (the client went away
+ * mid-download) MHD tells nothing, with sendfile least of all, so the
+ * count comes from the socket: the bytes the client's TCP stack
+ * acknowledged since the request began, capped at the body length. That
+ * includes the response headers (and TLS framing on HTTPS), so it may
+ * overstate the body by a few hundred bytes; 0 when the kernel gives no
+ * counter.
+ */
+static uint64_t bytes_delivered(wh_req *r, bool completed)
+{
+    uint64_t now = 0;
+    if (completed || r->bytes == 0)
+        return r->bytes;
+    if (!r->acked_known || !bytes_acked(r->conn, &now) || now < r->acked_start)
+        return 0;
+    return now - r->acked_start < r->bytes ? now - r->acked_start : r->bytes;
+}
+
+/* Writes the request's access-log line, as text or as a JSON object. */
+static void access_log(wh_req *r, bool completed)
+{
+    char line[8800], path[3700], method[40], user[400], ip[200], rid[400], ts[32];
+    int64_t us = wh_monotonic_us() - r->start_us;
+    int status = r->sent ? r->status : 499;
+    unsigned long long bytes = (unsigned long long)bytes_delivered(r, completed);
+    const char *client = wh_req_client_ip(r);
+    int n;
+    wh_log_time(ts);
+    if (wh_log_json()) {
+        wh_log_json_escape(path, sizeof(path), r->path);
+        wh_log_json_escape(method, sizeof(method), r->method_str);
+        wh_log_json_escape(ip, sizeof(ip), client);
+        wh_log_json_escape(rid, sizeof(rid), r->request_id);
+        wh_log_json_escape(user, sizeof(user), r->user);
+        n = snprintf(line, sizeof(line),
+                     "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"access\",\"client\":\"%s\","
+                     "\"user\":%s%s%s,\"rid\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                     "\"status\":%d,\"bytes\":%llu,\"duration_ms\":%lld.%03lld,"
+                     "\"aborted\":%s}\n",
+                     ts, ip, r->user ? "\"" : "", r->user ? user : "null", r->user ? "\"" : "",
+                     rid, method, path, status, bytes, (long long)(us / 1000),
+                     (long long)(us % 1000), completed ? "false" : "true");
+    } else {
+        wh_log_escape(path, sizeof(path), r->path);
+        wh_log_escape(method, sizeof(method), r->method_str);
+        wh_log_escape(ip, sizeof(ip), client);
+        wh_log_escape(user, sizeof(user), r->user ? r->user : "-");
+        n = snprintf(line, sizeof(line),
+                     "%s access %s %s %d %llu %lld.%03lldms client=%s user=%s rid=%s%s\n", ts,
+                     method, path, status, bytes, (long long)(us / 1000), (long long)(us % 1000),
+                     ip, user, r->request_id, completed ? "" : " aborted");
+    }
+    if (n > 0)
+        wh_log_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -906,20 +991,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         r->cs->since_us = wh_monotonic_us();
         pthread_mutex_unlock(&h->lock);
     }
-    if (h->cfg.access_log) {
-        char line[4200], path[3700];
-        int64_t us = wh_monotonic_us() - r->start_us;
-        char method[40];
-        wh_log_escape(path, sizeof(path), r->path);
-        wh_log_escape(method, sizeof(method), r->method_str);
-        int n = snprintf(line, sizeof(line), "access %s %s %d %llu %lld.%03lldms rid=%s%s\n",
-                         method, path, r->sent ? r->status : 499,
-                         (unsigned long long)r->bytes, (long long)(us / 1000),
-                         (long long)(us % 1000), r->request_id,
-                         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
-        if (n > 0)
-            wh_log_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-    }
+    if (atomic_load(&h->access_log))
+        access_log(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     wh_pool_free(r->pool); /* runs the handlers' cleanups (open files, sessions) */
     atomic_fetch_sub(&h->inflight, 1);
 }
@@ -1153,11 +1226,17 @@ wh_http *wh_http_new(const struct wh_http_config *cfg)
     h->cfg.listen_host = wh_strdup(cfg->listen_host ? cfg->listen_host : "127.0.0.1");
     h->lfd = -1;
     atomic_init(&h->inflight, 0);
+    atomic_init(&h->access_log, cfg->access_log);
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
     pthread_mutex_init(&h->qlock, NULL);
     pthread_cond_init(&h->qcond, NULL);
     return h;
+}
+
+void wh_http_set_access_log(wh_http *h, bool on)
+{
+    atomic_store(&h->access_log, on);
 }
 
 void wh_http_route(wh_http *h, const char *prefix, wh_handler_fn fn, void *payload)

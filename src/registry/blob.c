@@ -173,14 +173,16 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
     int error;
 
     if (m != WH_HTTP_GET && m != WH_HTTP_HEAD && m != WH_HTTP_DELETE)
-        return oci_error(r, E_METHOD, NULL);
+        return oci_not_allowed(r, E_METHOD, reg->cfg.delete_enabled ? "GET, HEAD, DELETE"
+                                                                    : "GET, HEAD", NULL);
     if (parse_digest_arg(r, t->ref, &d) < 0)
         return -1;
     if (m == WH_HTTP_DELETE) {
         if (need_writable(reg, r) < 0)
             return -1;
         if (!reg->cfg.delete_enabled)
-            return oci_error(r, E_METHOD, "deletes are disabled on this registry");
+            return oci_not_allowed(r, E_METHOD, "GET, HEAD",
+                                   "deletes are disabled on this registry");
         error = wh_db_blob_unlink(reg->db, t->name, d.str);
         if (retry_on_full(reg, error)) /* a full disk: the reserve was just freed */
             error = wh_db_blob_unlink(reg->db, t->name, d.str);
@@ -302,7 +304,8 @@ static int commit(wh_req *r, struct chunk_ctx *c)
         return oci_error(r, E_DIGEST_INVALID, NULL);
     }
     if (quota_check(reg, r, c->t, d.str, size) < 0) {
-        /* refused: nothing of it is kept */
+        /* refused: nothing of it is kept, nor what the push sent before */
+        push_refused(reg, c->t, NULL, 0);
         if (c->s) {
             wh_store_upload_remove(reg->store, c->id);
             session_end(reg, c->s);
@@ -327,10 +330,14 @@ static int commit(wh_req *r, struct chunk_ctx *c)
     /* the quota is reserved here, atomically; the check above only saves the copy.
      * A blob committed but not recorded is served by nobody; a retry records it. */
     error = wh_db_blob_link(reg->db, c->t->project_id, c->t->name, d.str, size);
-    if (error == WH_EDENIED)
-        return oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+    if (error == WH_EDENIED) {
+        char *msg = wh_pool_strdup(wh_req_pool(r), wh_error_msg());
+        push_refused(reg, c->t, NULL, 0);
+        return oci_error(r, E_DENIED, msg);
+    }
     if (error < 0)
         return oci_fail(reg, r, error, wh_pool_sprintf(wh_req_pool(r), "record blob %s", d.str));
+    push_noted(reg, c->t, d.str);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/blobs/%s", c->t->name,
                                                   d.str));
     wh_resp_header(r, "Docker-Content-Digest", d.str);
@@ -490,10 +497,14 @@ static int try_mount(wh_registry *reg, wh_req *r, struct target *t, const char *
         }
     }
     int error = wh_db_blob_link(reg->db, t->project_id, t->name, d.str, size);
-    if (error == WH_EDENIED) /* over the quota: reserved atomically with the link */
-        return oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+    if (error == WH_EDENIED) { /* over the quota: reserved atomically with the link */
+        char *msg = wh_pool_strdup(wh_req_pool(r), wh_error_msg());
+        push_refused(reg, t, NULL, 0);
+        return oci_error(r, E_DENIED, msg);
+    }
     if (error < 0)
         return oci_error(r, E_INTERNAL, NULL);
+    push_noted(reg, t, d.str);
     wh_log_debug("mounted %s into %s from %s", d.str, t->name, source);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/blobs/%s", t->name,
                                                   d.str));
@@ -549,7 +560,7 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
         return -1;
     if (*t->ref == '\0') {
         if (m != WH_HTTP_POST)
-            return oci_error(r, E_METHOD, NULL);
+            return oci_not_allowed(r, E_METHOD, "POST", NULL);
         return post_upload(reg, r, t);
     }
     switch (m) {
@@ -574,7 +585,7 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
     case WH_HTTP_PUT:
         break;
     default:
-        return oci_error(r, E_METHOD, NULL);
+        return oci_not_allowed(r, E_METHOD, "GET, HEAD, PATCH, PUT, DELETE", NULL);
     }
 
     const char *digest = NULL;

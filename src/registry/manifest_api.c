@@ -188,6 +188,7 @@ static int put_end(wh_req *r, void *arg)
         return oci_error(r, E_MANIFEST_INVALID, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
 
     if (quota_check(reg, r, t, d.str, c->body.len) < 0) {
+        push_refused(reg, t, m->blobs, m->nblobs);
         error = -1;
         goto out;
     }
@@ -222,7 +223,9 @@ static int put_end(wh_req *r, void *arg)
         goto out;
     }
     if (error == WH_EDENIED) { /* over the quota, found in the recording transaction */
-        error = oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+        char *msg = wh_pool_strdup(wh_req_pool(r), wh_error_msg());
+        push_refused(reg, t, m->blobs, m->nblobs);
+        error = oci_error(r, E_DENIED, msg);
         goto out;
     }
     if (error < 0) {
@@ -307,7 +310,8 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
         if (need_writable(reg, r) < 0)
             return -1;
         if (!reg->cfg.delete_enabled)
-            return oci_error(r, E_METHOD, "deletes are disabled on this registry");
+            return oci_not_allowed(r, E_METHOD, "GET, HEAD, PUT",
+                                   "deletes are disabled on this registry");
         if (bad_tag)
             return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
         int error, tries = 0;
@@ -318,7 +322,8 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
         if (error == WH_ENOTFOUND)
             return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
         if (error == WH_ECONFLICT) /* an index lists it: the REST API's 412, in OCI's terms */
-            return oci_error(r, E_IN_USE, wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
+            return oci_not_allowed(r, E_IN_USE, "GET, HEAD, PUT, DELETE",
+                                   wh_pool_strdup(wh_req_pool(r), wh_error_msg()));
         if (error < 0)
             return oci_fail(reg, r, error, "delete manifest");
         audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name,
@@ -328,6 +333,7 @@ int handle_manifest(wh_registry *reg, wh_req *r, struct target *t)
         return 0;
     }
     default:
-        return oci_error(r, E_METHOD, NULL);
+        return oci_not_allowed(r, E_METHOD, reg->cfg.delete_enabled ? "GET, HEAD, PUT, DELETE"
+                                                                    : "GET, HEAD, PUT", NULL);
     }
 }

@@ -38,6 +38,56 @@ int quota_check(wh_registry *reg, wh_req *r, const struct target *t, const char 
     return 0;
 }
 
+void push_noted(wh_registry *reg, const struct target *t, const char *digest)
+{
+    const char *user = t->who ? t->who->name : "";
+    int64_t now = wh_now_ms();
+    pthread_mutex_lock(&reg->lock);
+    struct pushed_blob *slot = &reg->pushed[0];
+    for (size_t i = 0; i < PUSHED_MAX; i++) {
+        struct pushed_blob *p = &reg->pushed[i];
+        if (p->at_ms && strcmp(p->digest, digest) == 0 && strcmp(p->repo, t->name) == 0 &&
+            strcmp(p->user, user) == 0) {
+            slot = p; /* the same again: refreshed */
+            break;
+        }
+        if (p->at_ms < slot->at_ms)
+            slot = p; /* a free slot (0) or the oldest */
+    }
+    snprintf(slot->repo, sizeof(slot->repo), "%s", t->name);
+    snprintf(slot->user, sizeof(slot->user), "%s", user);
+    snprintf(slot->digest, sizeof(slot->digest), "%s", digest);
+    slot->at_ms = now;
+    pthread_mutex_unlock(&reg->lock);
+}
+
+void push_refused(wh_registry *reg, const struct target *t, const char *const *blobs,
+                  size_t nblobs)
+{
+    const char *user = t->who ? t->who->name : "";
+    int64_t since = wh_now_ms() - (int64_t)reg->cfg.upload_ttl_s * 1000;
+    char (*mine)[WH_DIGEST_STR_MAX] = wh_malloc(PUSHED_MAX * sizeof(*mine));
+    size_t n = 0, unlinked = 0;
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < PUSHED_MAX; i++) {
+        struct pushed_blob *p = &reg->pushed[i];
+        if (p->at_ms && p->at_ms >= since && strcmp(p->repo, t->name) == 0 &&
+            strcmp(p->user, user) == 0) {
+            memcpy(mine[n++], p->digest, sizeof(mine[0]));
+            p->at_ms = 0;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    /* a blob some manifest of the repository uses stays (WH_ECONFLICT) */
+    for (size_t i = 0; i < n + nblobs; i++)
+        if (wh_db_blob_unlink(reg->db, t->name, i < n ? mine[i] : blobs[i - n]) == 0)
+            unlinked++;
+    if (unlinked)
+        wh_log_info("quota: a push to %s was refused; %zu blob(s) it had sent no longer count",
+                    t->name, unlinked);
+    free(mine);
+}
+
 static size_t mcache_slot(const char *digest)
 {
     /* the digest is uniformly random: its first hex characters make a good index */
@@ -221,11 +271,13 @@ int wh_registry_new(wh_registry **out, const struct wh_registry_config *cfg, wh_
     reg->store = store;
     reg->acl = acl;
     pthread_mutex_init(&reg->lock, NULL);
+    reg->pushed = wh_calloc(PUSHED_MAX, sizeof(*reg->pushed));
     pthread_mutex_init(&reg->mcache_lock, NULL);
     pthread_mutex_init(&reg->stop_lock, NULL);
     pthread_cond_init(&reg->stop_cond, NULL);
     wh_registry_sweep_uploads(reg, true);
     if (pthread_create(&reg->sweeper, NULL, sweeper_main, reg) != 0) {
+        free(reg->pushed);
         free(reg);
         return wh_error_set(WH_ERROR, "cannot start the sweeper thread");
     }
@@ -254,6 +306,7 @@ void wh_registry_free(wh_registry *reg)
     pthread_mutex_destroy(&reg->mcache_lock);
     pthread_mutex_destroy(&reg->stop_lock);
     pthread_cond_destroy(&reg->stop_cond);
+    free(reg->pushed);
     free(reg);
 }
 
@@ -389,9 +442,13 @@ int wh_registry_handle(wh_req *r, void *payload)
         wh_resp_header(r, "Retry-After", wh_pool_sprintf(wh_req_pool(r), "%u", who->retry_after_s));
         return oci_error(r, E_TOO_MANY_REQUESTS, wh_error_msg());
     }
+    /* credentials that do not match are refused, even where anonymous
+     * callers are welcome: a typo must not pass as a silent anonymous pull */
+    if (who->bad_credentials)
+        return challenge(r, NULL, "invalid credentials");
     if (*path == '\0') {
         if (m != WH_HTTP_GET && m != WH_HTTP_HEAD)
-            return oci_error(r, E_METHOD, NULL);
+            return oci_not_allowed(r, E_METHOD, "GET, HEAD", NULL);
         /* the login check of docker/podman: credentials must be valid */
         if (who->kind == WH_PRINCIPAL_ANONYMOUS && !who->has_token)
             return challenge(r, NULL, "authentication required");
@@ -400,7 +457,7 @@ int wh_registry_handle(wh_req *r, void *payload)
     }
     if (strcmp(path, "_catalog") == 0) {
         if (m != WH_HTTP_GET)
-            return oci_error(r, E_METHOD, NULL);
+            return oci_not_allowed(r, E_METHOD, "GET", NULL);
         bool admin = who->sysadmin || (who->has_token && wh_auth_token_allows(&who->token,
                                                                               "registry", "catalog",
                                                                               WH_ACT_ALL));
@@ -448,9 +505,10 @@ int wh_registry_handle(wh_req *r, void *payload)
     case R_UPLOAD:
         return handle_upload(reg, r, t);
     case R_TAGS:
-        return m == WH_HTTP_GET ? handle_tags(reg, r, t) : oci_error(r, E_METHOD, NULL);
+        return m == WH_HTTP_GET ? handle_tags(reg, r, t) : oci_not_allowed(r, E_METHOD, "GET", NULL);
     case R_REFERRERS:
-        return m == WH_HTTP_GET ? handle_referrers(reg, r, t) : oci_error(r, E_METHOD, NULL);
+        return m == WH_HTTP_GET ? handle_referrers(reg, r, t)
+                                : oci_not_allowed(r, E_METHOD, "GET", NULL);
     default:
         return oci_error(r, E_NOT_FOUND, NULL);
     }

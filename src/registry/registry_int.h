@@ -57,12 +57,26 @@ struct mcache_item {
     size_t len;
 };
 
+/*
+ * A blob a push linked into a repository (upload or mount), remembered so
+ * that, when the same caller's push of that repository is refused for the
+ * quota, the layers it already sent stop counting against it.
+ */
+#define PUSHED_MAX 256
+struct pushed_blob {
+    char repo[256];
+    char user[WH_NAME_MAX];
+    char digest[WH_DIGEST_STR_MAX];
+    int64_t at_ms; /* 0: a free slot */
+};
+
 struct wh_registry {
     struct wh_registry_config cfg;
     wh_db *db;
     wh_store *store;
     wh_acl *acl;
-    pthread_mutex_t lock;     /* guards sessions and pulls */
+    pthread_mutex_t lock;     /* guards sessions, pulls and pushed */
+    struct pushed_blob *pushed; /* PUSHED_MAX entries, the oldest replaced first */
     struct session *sessions; /* open sessions (list: few at a time) */
     unsigned nsessions;
     struct {
@@ -101,6 +115,17 @@ static inline int oci_error(wh_req *r, enum oci_err e, const char *message)
     oci_answer(r, e, message, NULL);
     return -1;
 }
+/*
+ * A 405 (E_METHOD, or E_IN_USE) with the `Allow` header listing the methods
+ * the resource takes (RFC 9110, section 15.5.6). `message` may be NULL.
+ */
+static inline int oci_not_allowed(wh_req *r, enum oci_err e, const char *allow,
+                                  const char *message)
+{
+    wh_resp_header(r, "Allow", allow);
+    oci_answer(r, e, message, NULL);
+    return -1;
+}
 /* The same with a JSON `detail` value (compact JSON text). */
 static inline int oci_error_detail(wh_req *r, enum oci_err e, const char *message,
                                    const char *detail_json)
@@ -136,6 +161,16 @@ void audit(wh_registry *reg, wh_req *r, const struct target *t, const char *reso
  */
 int quota_check(wh_registry *reg, wh_req *r, const struct target *t, const char *digest,
                 uint64_t size);
+/* Remembers that the caller's push linked `digest` into t->name. */
+void push_noted(wh_registry *reg, const struct target *t, const char *digest);
+/*
+ * The caller's push of t->name was refused for the quota: unlinks from the
+ * repository the blobs that push linked (push_noted, within uploads.ttl) and
+ * `blobs` (a refused manifest's), except those a manifest of the repository
+ * uses, so that they no longer count against the quota.
+ */
+void push_refused(wh_registry *reg, const struct target *t, const char *const *blobs,
+                  size_t nblobs);
 /*
  * The manifest cache: whether the registry serves a pulled manifest from
  * memory (small manifests, the hot path of every pull) and the functions

@@ -191,6 +191,28 @@ static void test_common__failpoints(void **state)
     assert_int_equal(wh_failpoint("t.a"), 0);
 }
 
+/* JSON log strings: quotes, backslashes and every byte outside printable ASCII escaped,
+ * the result cut with "..." at the cap and always terminated. */
+static void test_common__log_json_escape(void **state)
+{
+    (void)state;
+    char out[64];
+    wh_log_json_escape(out, sizeof(out), "a\"b\\c\n\x01\xc3\xa9");
+    assert_string_equal(out, "a\\\"b\\\\c\\u000a\\u0001\\u00c3\\u00a9");
+    wh_log_json_escape(out, sizeof(out), NULL);
+    assert_string_equal(out, "");
+    char small[12];
+    wh_log_json_escape(small, sizeof(small), "abcdefghijklmnop");
+    assert_string_equal(small, "abcdefgh...");
+    wh_log_json_escape(small, sizeof(small), "ab\x01\x01\x01");
+    assert_string_equal(small, "ab\\u0001...");
+    enum wh_log_level lvl;
+    assert_int_equal(wh_log_level_parse(&lvl, "warn"), 0);
+    assert_int_equal(lvl, WH_LOG_WARN);
+    assert_int_equal(wh_log_level_parse(&lvl, "verbose"), WH_EINVALID);
+    assert_int_equal(wh_log_level_parse(&lvl, "DEBUG"), WH_EINVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_common__buf_cap),
         cmocka_unit_test(test_common__parse_u64),
         cmocka_unit_test(test_common__pool),
+        cmocka_unit_test(test_common__log_json_escape),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
