@@ -57,8 +57,11 @@ def test_every_documented_variable_is_accepted_by_the_binary(wharf_bin, tmp_path
     for key, env in parser_keys().items():
         if key in ("data_dir",):
             continue
+        # paths are free text: a file that cannot exist is their bad value
+        path = key in ("tls.cert", "tls.key", "log.file")
         e = dict(os.environ)
-        e.update({env: "\x01not-a-valid-value", "WHARF_DATA_DIR": str(tmp_path / "data")})
+        e.update({env: "/nonexistent-dir/x" if path else "\x01not-a-valid-value",
+                  "WHARF_DATA_DIR": str(tmp_path / "data")})
         p = subprocess.run([wharf_bin, "serve"], env=e, capture_output=True, text=True, timeout=30)
         if key in ("tls.cert", "tls.key"):
             assert p.returncode != 0, (key, p.stderr)
