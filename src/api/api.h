@@ -25,6 +25,7 @@ struct wh_api_config {
     const char *version;        /* reported as harbor_version in /systeminfo */
     bool read_only;             /* refuse every change (403 DENIED) */
     bool admin_only_creation;   /* project_creation_restriction = adminonly */
+    struct wh_scand *scand;     /* scan workers woken when a scan is queued (may be NULL) */
 };
 
 /*

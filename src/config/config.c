@@ -27,6 +27,7 @@ static const struct key {
     {"listen", "WHARF_LISTEN", K_LISTEN, 0, 0},
     {"data_dir", "WHARF_DATA_DIR", K_STR, offsetof(struct wh_config, data_dir), 1024},
     {"http.threads", "WHARF_THREADS", K_UINT, offsetof(struct wh_config, threads), 0},
+    {"scan.workers", "WHARF_SCAN_WORKERS", K_UINT, offsetof(struct wh_config, scan_workers), 0},
     {"http.max_connections", "WHARF_MAX_CONNECTIONS", K_UINT,
      offsetof(struct wh_config, max_connections), 0},
     {"http.idle_timeout", "WHARF_IDLE_TIMEOUT", K_UINT, offsetof(struct wh_config, idle_timeout_s),
