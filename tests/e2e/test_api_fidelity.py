@@ -125,7 +125,10 @@ def test_addition_links_and_build_history(srv, admin, reg, unique):
     href = f"/api/v2.0/projects/{unique}/repositories/team%252Fapp/artifacts/{digest}/additions/build_history"
 
     a = admin.ok(admin.get(f"{base}/v1")).json()
-    assert a["addition_links"] == {"build_history": {"href": href, "absolute": False}}, a
+    vhref = href.replace("/build_history", "/vulnerabilities")
+    # an image is scannable: Harbor links its vulnerabilities too
+    assert a["addition_links"] == {"build_history": {"href": href, "absolute": False},
+                                   "vulnerabilities": {"href": vhref, "absolute": False}}, a
     listed = admin.ok(admin.get(base)).json()
     assert listed[0]["addition_links"] == a["addition_links"]
 
@@ -156,7 +159,7 @@ def test_addition_links_and_build_history(srv, admin, reg, unique):
                  400, "BAD_REQUEST")
     # A child of the index is an image of its own.
     ca = admin.ok(admin.get(f"/projects/{unique}/repositories/multi/artifacts/{img1.manifest_digest}")).json()
-    assert set(ca["addition_links"]) == {"build_history"}
+    assert set(ca["addition_links"]) == {"build_history", "vulnerabilities"}
 
     # Not an image: no addition.
     d3 = push_custom_image(reg, f"{unique}/other", "v1", {"k": "v"},
@@ -169,7 +172,7 @@ def test_addition_links_and_build_history(srv, admin, reg, unique):
     # Additions Harbor knows but images lack, and ones it does not know.
     expect_error(admin.get(f"{base}/v1/additions/values.yaml"), 400, "BAD_REQUEST")
     expect_error(admin.get(f"{base}/v1/additions/nothing"), 422, "UNPROCESSABLE_ENTITY")
-    # No scan report exists in the registry: the vulnerabilities addition is empty.
+    # Never scanned: the vulnerabilities addition is empty.
     r = admin.ok(admin.get(f"{base}/v1/additions/vulnerabilities"))
     assert r.json() == {}
     expect_error(admin.get(f"{base}/v9/additions/build_history"), 404, "NOT_FOUND")
