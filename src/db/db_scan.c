@@ -28,11 +28,13 @@ int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artif
                       int64_t now_ms)
 {
     /* Harbor compares boolean metadata with "true" and "1", ignoring case; an
-     * artifact pushed again keeps the scan it has */
+     * artifact pushed again keeps the scan it has; metadata that is somehow not
+     * JSON must not fail the push (json_extract would) */
     static const char sql[] =
         "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms)"
         " SELECT ?1, lower(hex(randomblob(16))), 'Pending', ?2 FROM project"
-        " WHERE id = ?3 AND lower(json_extract(metadata, '$.auto_scan')) IN ('true', '1')"
+        " WHERE id = ?3 AND lower(CASE WHEN json_valid(metadata)"
+        " THEN json_extract(metadata, '$.auto_scan') END) IN ('true', '1')"
         " ON CONFLICT(artifact_id) DO NOTHING";
     if (!scannable(a))
         return 0;

@@ -181,6 +181,16 @@ def test_auto_scan_on_push_matches_wharf_scan(servers, skopeo, pinned_bookworm, 
     r = s.api.get(f"{s.base}/{digest}/scan/{'0' * 32}/log")
     assert r.status_code == 404, describe(r)
 
+    # the same image in another repository: its layers' inventories come from
+    # the per-layer cache, no layer is read again
+    skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{proj}/again:1")
+    again = Scans(srv, proj)
+    again.base = f"/projects/{proj}/repositories/again/artifacts"
+    o2 = again.wait_status(digest, "Success", "Error")
+    assert o2["report_id"] != o["report_id"]
+    assert o2["summary"] == o["summary"]
+    assert f"scan {o2['report_id']}: {digest}: 0 layers read, 1 from cache" in srv.log_text()
+
 
 def test_no_auto_scan_scan_api_and_database_picked_up(servers, skopeo, pinned_bookworm, proj):
     # two workers; the first job taken is held Running until the server stops

@@ -99,6 +99,10 @@ static void test_dbscan__auto_scan_queues_images_only(void **state)
     assert_int_equal(strlen(j.report_id), 32);
     assert_int_equal(wh_db_scan_get(f->db, art, &j), WH_ENOTFOUND);
     assert_int_equal(wh_db_scan_get(f->db, plain, &j), WH_ENOTFOUND);
+    /* metadata that is not JSON (never written by wharf) does not fail a push */
+    int64_t odd = project(f->db, "odd", "{not json");
+    int64_t oa = push(f->db, odd, "odd/app", D1, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_get(f->db, oa, &j), WH_ENOTFOUND);
     /* pushed again: the job is kept, not queued twice */
     char id[WH_SCAN_ID_MAX];
     assert_int_equal(wh_db_scan_get(f->db, img, &j), 0);
