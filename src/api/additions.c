@@ -4,8 +4,8 @@
  * GET .../artifacts/{reference}/additions/{addition}. Harbor's image
  * processor offers one addition, the build history, read from the image
  * config's `history` (image-spec config.md); indexes and other artifact
- * types offer none. Scannable images also link their vulnerabilities
- * addition, answered from the scan report by scans.c.
+ * types offer none. Scannable images, and indexes with a scannable child,
+ * also link their vulnerabilities addition, answered by scans.c.
  */
 #include "api/api_int.h"
 
@@ -59,7 +59,7 @@ json_t *api_addition_links(struct call *c, const struct wh_artifact_info *a)
         json_object_set_new(links, "build_history",
                             json_pack("{s:s,s:b}", "href", href, "absolute", 0));
     }
-    if (api_scannable(a)) {
+    if (api_scan_target(c, a)) {
         size_t plen = strcspn(a->repo_name, "/");
         const char *href = wh_pool_sprintf(
             c->pool,

@@ -160,6 +160,8 @@ int api_artifact_addition(struct call *c);
 /* scans.c */
 /* An image manifest with an image config: what the built-in scanner reads. */
 bool api_scannable(const struct wh_artifact_info *a);
+/* What the API offers scans of: a scannable image, or an index with a scannable child. */
+bool api_scan_target(struct call *c, const struct wh_artifact_info *a);
 /* `scan_overview` of an artifact keyed by report mime type, or NULL (never scanned,
  * not scannable, or a report type the client does not accept). New reference. */
 json_t *api_scan_overview(struct call *c, const struct wh_artifact_info *a);

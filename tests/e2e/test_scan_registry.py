@@ -251,10 +251,31 @@ def test_index_children_scanned_on_push(servers, skopeo, pinned_bookworm, proj, 
     s.api.create_project(proj, metadata={"auto_scan": "true"})
     src = index_layout(pinned_bookworm, tmp_path / "idx-layout")
     skopeo.copy(src, f"docker://{srv.host}/{proj}/{REPO}:idx", "--all")
-    assert "scan_overview" not in s.artifact("idx")  # the index itself is not scanned (yet)
     digest = pinned_bookworm.manifest_digest
     o = s.wait_status(digest, "Success", "Error")
-    assert_matches_cli(o, cli_report(srv, pinned_bookworm), digest)
+    rep = cli_report(srv, pinned_bookworm)
+    assert_matches_cli(o, rep, digest)
+
+    # the index: its child's scan, merged as Harbor merges children
+    io = s.overview("idx")
+    assert_matches_cli(io, rep, digest)
+    assert io["report_id"] == o["report_id"]
+    idx = s.artifact("idx")
+    assert idx["addition_links"]["vulnerabilities"]["href"].endswith(
+        f"/artifacts/{idx['digest']}/additions/vulnerabilities")
+    merged = s.vulnerabilities("idx")[MIME]
+    assert keys(merged) == keys(rep)
+    assert all(v["artifact_digests"] == [digest] for v in merged["vulnerabilities"])
+
+    # a scan of the index scans its child again
+    r = s.scan("idx")
+    assert r.status_code == 202, describe(r)
+    def rescanned():
+        x = s.overview("idx")
+        return x if x["report_id"] != o["report_id"] and x["scan_status"] == "Success" else None
+    again = wait_until(rescanned, SCAN_TIMEOUT, "the index's child scanned again", interval=0.1)
+    assert again["summary"] == io["summary"]
+    assert s.overview(digest)["report_id"] == again["report_id"]
 
 
 def test_sigkill_mid_scan_job_finishes_after_restart(servers, skopeo, pinned_bookworm, proj):
@@ -274,20 +295,32 @@ def test_sigkill_mid_scan_job_finishes_after_restart(servers, skopeo, pinned_boo
     assert "queued again" in srv.log_text()
 
 
-def test_scan_refused_for_non_images_and_guests(servers, skopeo, pinned_bookworm, proj,
-                                                tmp_path):
+def test_scan_refused_for_non_images_and_guests(servers, skopeo, pinned_bookworm, proj):
     srv = servers.new()
     s = Scans(srv, proj)
     s.api.create_project(proj)
-    src = index_layout(pinned_bookworm, tmp_path / "idx-layout")
-    skopeo.copy(src, f"docker://{srv.host}/{proj}/{REPO}:idx", "--all")
-    idx = s.artifact("idx")
-    if idx["manifest_media_type"] != "application/vnd.oci.image.index.v1+json":
-        pytest.fail(f"expected an index at :idx, got {idx['manifest_media_type']}")
-    r = s.scan("idx")
+    s.push(skopeo, pinned_bookworm)
+    # an OCI artifact that is not an image: nothing to scan
+    reg = srv.registry()
+    layer, config = b"not an image layer", b'{"k":"v"}'
+    reg.push_blob(f"{proj}/{REPO}", layer)
+    reg.push_blob(f"{proj}/{REPO}", config)
+    def desc(mt, b):
+        return {"mediaType": mt, "digest": "sha256:" + hashlib.sha256(b).hexdigest(), "size": len(b)}
+    body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "artifactType": "application/vnd.example.thing",
+                       "config": desc("application/vnd.example.thing.config.v1+json", config),
+                       "layers": [desc("application/octet-stream", layer)]}).encode()
+    r = reg.push_manifest(f"{proj}/{REPO}", "thing", body)
+    assert r.status_code == 201, describe(r)
+    thing = s.artifact("thing")
+    r = s.scan("thing")
     assert r.status_code == 400, describe(r)
-    assert "does not support scanning artifact with mime type" in r.json()["errors"][0]["message"]
-    assert "vulnerabilities" not in idx["addition_links"]
+    assert r.json()["errors"][0]["message"] == (
+        "the configured scanner wharf does not support scanning artifact with mime type "
+        "application/vnd.example.thing")
+    assert "vulnerabilities" not in thing["addition_links"] and "scan_overview" not in thing
+    assert s.vulnerabilities("thing") == {}
     # a guest may read but not scan
     s.api.create_user(f"{proj}-g")
     s.api.add_member(proj, f"{proj}-g", 3)
