@@ -69,10 +69,10 @@ static int vulndb_fresh(struct worker_db *w, const char *path)
     if (stat(path, &st) < 0) {
         wh_vulndb_close(w->db);
         w->db = NULL;
+        /* the message reaches API readers (the scan log): no server path in it */
         return wh_error_set(WH_ENOTFOUND,
-                            "no vulnerability database at %s: load one with `wharf vulndb "
-                            "import FILE...` or `wharf vulndb update`",
-                            path);
+                            "no vulnerability database in the data directory: load one with "
+                            "`wharf vulndb import FILE...` or `wharf vulndb update`");
     }
     if (w->db && st.st_dev == w->dev && st.st_ino == w->ino && st.st_size == w->size &&
         st.st_mtim.tv_sec == w->mtime.tv_sec && st.st_mtim.tv_nsec == w->mtime.tv_nsec)
@@ -80,17 +80,19 @@ static int vulndb_fresh(struct worker_db *w, const char *path)
     wh_vulndb_close(w->db);
     w->db = NULL;
     int error = wh_vulndb_open(&w->db, path);
-    if (error < 0)
-        return error;
+    if (error < 0) {
+        wh_log_warn("scan: %s", wh_error_msg());
+        return wh_error_set(error, "the vulnerability database cannot be opened (see the "
+                                   "server log)");
+    }
     w->dev = st.st_dev;
     w->ino = st.st_ino;
     w->size = st.st_size;
     w->mtime = st.st_mtim;
     if (wh_vulndb_count(w->db) == 0)
         return wh_error_set(WH_EINVALID,
-                            "the vulnerability database %s is empty: load one with `wharf "
-                            "vulndb import FILE...` or `wharf vulndb update`",
-                            path);
+                            "the vulnerability database is empty: load one with `wharf vulndb "
+                            "import FILE...` or `wharf vulndb update`");
     return 0;
 }
 
@@ -151,8 +153,13 @@ static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
     int error = fp != 0 ? wh_error_set(WH_ERROR, "failpoint scan.run: injected failure")
                         : scan_job(s, w, job, &report, &summary, severity, sizeof(severity));
     if (error < 0) {
-        snprintf(log, sizeof(log), "%s", wh_error_msg());
-        wh_log_warn("scan %s of %s failed: %s", job->report_id, job->digest, log);
+        /* the log is served to the project's readers: an unexpected failure's
+         * message (which may name server paths) stays in the server log, as the
+         * API does with its 500s */
+        wh_log_warn("scan %s of %s failed: %s", job->report_id, job->digest, wh_error_msg());
+        snprintf(log, sizeof(log), "%s",
+                 error == WH_ERROR ? "internal error (the server log has the details)"
+                                   : wh_error_msg());
     }
     int ferr = wh_db_scan_finish(s->db, job->artifact_id, job->report_id,
                                  error < 0 ? WH_SCAN_ERROR : WH_SCAN_SUCCESS, severity, summary,

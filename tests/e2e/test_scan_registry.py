@@ -329,3 +329,26 @@ def test_scan_refused_for_non_images_and_guests(servers, skopeo, pinned_bookworm
     assert r.status_code == 403, describe(r)
     r = Api(srv.url).post(f"{s.base}/{pinned_bookworm.manifest_digest}/scan")
     assert r.status_code == 401, describe(r)
+
+
+def test_failed_scan_is_an_error_with_a_log_and_can_be_retried(servers, skopeo, pinned_bookworm,
+                                                               proj):
+    srv = servers.new(env={"WHARF_FAILPOINTS": "scan.run=1:EIO"})
+    import_db(srv)
+    s = Scans(srv, proj)
+    s.api.create_project(proj, metadata={"auto_scan": "1"})
+    s.push(skopeo, pinned_bookworm)
+    digest = pinned_bookworm.manifest_digest
+    o = s.wait_status(digest, "Success", "Error")
+    assert o["scan_status"] == "Error"
+    assert "summary" not in o and "severity" not in o
+    assert o["complete_percent"] == 0
+    assert s.vulnerabilities(digest) == {}
+    # the cause stays in the server's log; the API's log says where to look
+    r = s.api.get(f"{s.base}/{digest}/scan/{o['report_id']}/log")
+    assert r.status_code == 200, describe(r)
+    assert r.text == "internal error (the server log has the details)"
+    assert "failpoint scan.run" in srv.log_text()
+    assert s.scan(digest).status_code == 202
+    assert_matches_cli(s.wait_status(digest, "Success", "Error"), cli_report(srv, pinned_bookworm),
+                       digest)
