@@ -352,3 +352,20 @@ def test_failed_scan_is_an_error_with_a_log_and_can_be_retried(servers, skopeo, 
     assert s.scan(digest).status_code == 202
     assert_matches_cli(s.wait_status(digest, "Success", "Error"), cli_report(srv, pinned_bookworm),
                        digest)
+
+
+def test_copy_into_auto_scan_project_is_scanned(servers, skopeo, pinned_bookworm, proj):
+    srv = servers.new()
+    import_db(srv)
+    src = Scans(srv, proj)
+    src.api.create_project(proj)  # auto_scan off: nothing queued at push
+    src.push(skopeo, pinned_bookworm)
+    digest = pinned_bookworm.manifest_digest
+    dst = Scans(srv, proj + "-auto")
+    dst.api.create_project(dst.project, metadata={"auto_scan": "true"})
+    r = dst.api.post(f"/projects/{dst.project}/repositories/{REPO}/artifacts",
+                     params={"from": f"{proj}/{REPO}:1"})
+    assert r.status_code == 201, describe(r)
+    o = dst.wait_status(digest, "Success", "Error")
+    assert_matches_cli(o, cli_report(srv, pinned_bookworm), digest)
+    assert "scan_overview" not in src.artifact(digest)  # the source is left as it was
