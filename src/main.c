@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "common/common.h"
 #include "config/config.h"
+#include "scand/scand.h"
 #include "db/db.h"
 #include "http/http.h"
 #include "registry/registry.h"
@@ -312,6 +313,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_acl *acl = NULL;
     wh_registry *reg = NULL;
     wh_api *api = NULL;
+    wh_scand *scand = NULL;
     wh_http *http = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
     int rc, sig = 0, lock_fd = -1;
@@ -445,9 +447,15 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("registry: %s", wh_error_msg());
         goto out;
     }
+    struct wh_scand_config scand_cfg = {.data_dir = cfg->data_dir, .workers = cfg->scan_workers};
+    if (wh_scand_start(&scand, &scand_cfg, db, store) < 0) {
+        wh_log_error("scan: %s", wh_error_msg());
+        goto out;
+    }
     struct wh_api_config api_cfg = {.version = WHARF_VERSION,
                                     .read_only = cfg->read_only,
-                                    .deletes_disabled = !cfg->delete_enabled};
+                                    .deletes_disabled = !cfg->delete_enabled,
+                                    .scand = scand};
     if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
         wh_log_error("api: %s", wh_error_msg());
         goto out;
@@ -471,6 +479,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     rc = 0;
 out:
     wh_http_free(http);
+    wh_scand_stop(scand);
     wh_api_free(api);
     wh_registry_free(reg);
     wh_acl_free(acl);

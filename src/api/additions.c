@@ -4,9 +4,8 @@
  * GET .../artifacts/{reference}/additions/{addition}. Harbor's image
  * processor offers one addition, the build history, read from the image
  * config's `history` (image-spec config.md); indexes and other artifact
- * types offer none. The vulnerabilities addition comes from scan reports,
- * which the registry does not hold yet: it answers an empty object, as
- * Harbor does for an artifact without a report.
+ * types offer none. Scannable images, and indexes with a scannable child,
+ * also link their vulnerabilities addition, answered by scans.c.
  */
 #include "api/api_int.h"
 
@@ -58,6 +57,15 @@ json_t *api_addition_links(struct call *c, const struct wh_artifact_info *a)
             API_PREFIX "/projects/%.*s/repositories/%s/artifacts/%s/additions/build_history",
             (int)plen, a->repo_name, link_repo(c, a->repo_name), a->digest);
         json_object_set_new(links, "build_history",
+                            json_pack("{s:s,s:b}", "href", href, "absolute", 0));
+    }
+    if (api_scan_target(c, a)) {
+        size_t plen = strcspn(a->repo_name, "/");
+        const char *href = wh_pool_sprintf(
+            c->pool,
+            API_PREFIX "/projects/%.*s/repositories/%s/artifacts/%s/additions/vulnerabilities",
+            (int)plen, a->repo_name, link_repo(c, a->repo_name), a->digest);
+        json_object_set_new(links, "vulnerabilities",
                             json_pack("{s:s,s:b}", "href", href, "absolute", 0));
     }
     return links;
@@ -130,15 +138,4 @@ int api_artifact_addition(struct call *c)
     return api_error(c, 400, "BAD_REQUEST",
                      wh_pool_sprintf(c->pool, "addition %s isn't supported for %s", addition,
                                      kind));
-}
-
-int api_artifact_vulnerabilities(struct call *c)
-{
-    struct wh_repo_info *ri = wh_pool_alloc(c->pool, sizeof(*ri));
-    struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
-    if (api_load_artifact(c, ri, a) < 0)
-        return -1;
-    /* no scan report is kept for registry artifacts yet: Harbor's answer for
-     * an artifact without one */
-    return api_json(c, 200, json_object());
 }

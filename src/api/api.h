@@ -27,6 +27,7 @@ struct wh_api_config {
     bool deletes_disabled;      /* registry.delete_enabled: false: no repository, artifact
                                  * or tag is deleted (403 DENIED) */
     bool admin_only_creation;   /* project_creation_restriction = adminonly */
+    struct wh_scand *scand;     /* scan workers woken when a scan is queued (may be NULL) */
 };
 
 /*

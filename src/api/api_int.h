@@ -158,7 +158,18 @@ int api_tag_get(struct call *c);
 /* The `addition_links` object of an artifact, as Harbor sets it (new reference). */
 json_t *api_addition_links(struct call *c, const struct wh_artifact_info *a);
 int api_artifact_addition(struct call *c);
+/* scans.c */
+/* An image manifest with an image config: what the built-in scanner reads. */
+bool api_scannable(const struct wh_artifact_info *a);
+/* What the API offers scans of: a scannable image, or an index with a scannable child. */
+bool api_scan_target(struct call *c, const struct wh_artifact_info *a);
+/* `scan_overview` of an artifact keyed by report mime type, or NULL (never scanned,
+ * not scannable, or a report type the client does not accept). New reference. */
+json_t *api_scan_overview(struct call *c, const struct wh_artifact_info *a);
 int api_artifact_vulnerabilities(struct call *c);
+int api_artifact_scan(struct call *c);
+int api_artifact_scan_stop(struct call *c);
+int api_artifact_scan_log(struct call *c);
 /* copy.c */
 int api_artifact_copy(struct call *c);
 /* labels.c */

@@ -123,7 +123,7 @@ static int add_tag(const struct wh_tag_info *t, void *payload)
 }
 
 static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, bool with_tag,
-                             bool with_label)
+                             bool with_label, bool with_scan)
 {
     json_t *o = json_object();
     bool idx = api_is_index(a->media_type);
@@ -159,6 +159,9 @@ static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, b
     /* Harbor fills labels only when asked (with_label), else null */
     json_object_set_new(o, "labels", with_label ? api_artifact_labels_view(c, a->id) : json_null());
     json_object_set_new(o, "addition_links", api_addition_links(c, a));
+    json_t *overview = with_scan ? api_scan_overview(c, a) : NULL;
+    if (overview)
+        json_object_set_new(o, "scan_overview", overview);
     return o;
 }
 
@@ -202,13 +205,13 @@ int api_load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_artifac
 struct list_ctx {
     struct call *c;
     json_t *arr;
-    bool with_tag, with_label;
+    bool with_tag, with_label, with_scan;
 };
 
 static int add_artifact(const struct wh_artifact_info *a, void *payload)
 {
     struct list_ctx *l = payload;
-    json_array_append_new(l->arr, artifact_view(l->c, a, l->with_tag, l->with_label));
+    json_array_append_new(l->arr, artifact_view(l->c, a, l->with_tag, l->with_label, l->with_scan));
     return 0;
 }
 
@@ -242,7 +245,8 @@ static int list(struct call *c, int64_t repo_id, int64_t project_id)
         return api_error(c, 400, "BAD_REQUEST", "unsupported sort key");
     }
     struct list_ctx l = {c, json_array(), api_bool_query(c, "with_tag", true),
-                         api_bool_query(c, "with_label", false)};
+                         api_bool_query(c, "with_label", false),
+                         api_bool_query(c, "with_scan_overview", false)};
     int error = wh_db_artifact_list(c->api->db, &f, offset, limit, add_artifact, &l, &total);
     if (error < 0) {
         json_decref(l.arr);
@@ -271,7 +275,8 @@ int api_artifact_get(struct call *c)
     if (api_load_artifact(c, ri, a) < 0)
         return -1;
     return api_json(c, 200, artifact_view(c, a, api_bool_query(c, "with_tag", true),
-                                          api_bool_query(c, "with_label", false)));
+                                          api_bool_query(c, "with_label", false),
+                                          api_bool_query(c, "with_scan_overview", false)));
 }
 
 int api_artifact_delete(struct call *c)

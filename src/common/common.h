@@ -198,7 +198,9 @@ void wh_lockfile_release(int fd);
  * Fault injection (failpoint.c): named points in the I/O paths (storage:
  * "store.create", "store.write", "store.truncate", "store.fsync",
  * "store.rename", "store.fsyncdir", "store.space"; SQLite: "db.write";
- * vulnerability database import: "vulndb.fsync", "vulndb.rename"; see
+ * vulnerability database import: "vulndb.fsync", "vulndb.rename"; scan
+ * workers: "scan.run" fails a scan, "scan.hold" keeps it Running until the
+ * server stops, whatever the action; see
  * docs/testing.md) that tests can make fail. A spec is a comma-separated list of rules
  *     name=[N[+]:]action
  * where the rule fires on the Nth hit of `name` (default 1), or on every hit

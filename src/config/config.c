@@ -62,6 +62,7 @@ static const struct key keys[] = {
     {"listen", "WHARF_LISTEN", K_LISTEN, FIELD(listen_host), 0, 0, NULL, false},
     STR("data_dir", "WHARF_DATA_DIR", data_dir, 1),
     NUM("http.threads", "WHARF_THREADS", threads, 1, 1024),
+    NUM("scan.workers", "WHARF_SCAN_WORKERS", scan_workers, 0, 64),
     NUM("http.max_connections", "WHARF_MAX_CONNECTIONS", max_connections, 1, 1000000),
     NUM("http.idle_timeout", "WHARF_IDLE_TIMEOUT", idle_timeout_s, 1, DAY),
     NUM("http.header_timeout", "WHARF_HEADER_TIMEOUT", header_timeout_s, 1, 3600),

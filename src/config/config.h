@@ -58,6 +58,7 @@ struct wh_config {
     char tls_cert[1024];       /* tls.cert: PEM certificate chain file ("" = plain HTTP) */
     char tls_key[1024];        /* tls.key: PEM private key file */
     char trusted_proxies[1024]; /* http.trusted_proxies: addresses whose X-Forwarded-* count */
+    unsigned scan_workers;     /* scan.workers: scan threads (0: one per core) */
 
     /* bookkeeping, not settings */
     char file[1024];                 /* the configuration file read ("" none) */

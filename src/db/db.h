@@ -562,4 +562,62 @@ int wh_db_quota_list(wh_db *db, const struct wh_quota_filter *f, int64_t offset,
 /* Sets the storage limit of quota (project) `id`. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_quota_set_hard(wh_db *db, int64_t id, int64_t hard);
 
+/* ---- scan jobs (db_scan.c) ---- */
+/*
+ * One row per artifact: its latest scan, queued, running or finished. The
+ * queue is durable: a job Running when the server died goes back to Pending
+ * at the next start (wh_db_scan_recover). Statuses are Harbor's words.
+ */
+#define WH_SCAN_PENDING "Pending"
+#define WH_SCAN_RUNNING "Running"
+#define WH_SCAN_SUCCESS "Success"
+#define WH_SCAN_ERROR "Error"
+#define WH_SCAN_STOPPED "Stopped"
+#define WH_SCAN_ID_MAX 40        /* report id (32 hex) incl. NUL */
+#define WH_SCAN_SUMMARY_MAX 1024 /* overview summary JSON incl. NUL */
+#define WH_SCAN_ATTEMPTS_MAX 3   /* starts cut off by a crash before a job is an Error */
+struct wh_scan_job {
+    int64_t artifact_id;
+    char report_id[WH_SCAN_ID_MAX];
+    char status[16];
+    char digest[WH_DIGEST_STR_MAX]; /* the artifact's manifest digest */
+    int64_t queued_ms, start_ms, end_ms; /* start/end 0 until known */
+    int64_t attempts;                    /* times a worker took it */
+    char severity[16];                   /* overall severity ("" until a Success) */
+    char summary[WH_SCAN_SUMMARY_MAX];   /* {"total","fixable","summary"} JSON or "" */
+};
+/*
+ * Queues a scan of artifact `artifact_id` with a new `report_id`. 0;
+ * WH_ECONFLICT when one is Pending or Running already (its status copied to
+ * `status_out`, 16 bytes, may be NULL); WH_ENOTFOUND when the artifact is gone.
+ */
+int wh_db_scan_request(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
+                       char *status_out);
+/* Takes the oldest Pending job and marks it Running. 0, WH_ENOTFOUND (none) or WH_ERROR. */
+int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out);
+/*
+ * Records the end of the Running job `report_id` of the artifact: status
+ * Success (with severity, summary and report JSON text) or Error (with `log`).
+ * WH_ENOTFOUND when that job is no longer Running (stopped, or replaced).
+ */
+int wh_db_scan_finish(wh_db *db, int64_t artifact_id, const char *report_id, const char *status,
+                      const char *severity, const char *summary, const char *report,
+                      const char *log, int64_t now_ms);
+/* Stops a Pending or Running scan. 0, WH_ENOTFOUND (never scanned) or WH_ECONFLICT (not
+ * pending or running; status copied to `status_out`, 16 bytes, may be NULL). */
+int wh_db_scan_stop(wh_db *db, int64_t artifact_id, int64_t now_ms, char *status_out);
+/* The artifact's latest scan. 0, WH_ENOTFOUND (never scanned) or WH_ERROR. */
+int wh_db_scan_get(wh_db *db, int64_t artifact_id, struct wh_scan_job *out);
+/* The report JSON text of the artifact's last successful scan (malloc'ed, the caller's).
+ * 0, WH_ENOTFOUND (none) or WH_ERROR. */
+int wh_db_scan_report(wh_db *db, int64_t artifact_id, char **out);
+/* The log of the scan `report_id` of the artifact (malloc'ed). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char **out);
+/*
+ * At start-up: jobs left Running by a crash go back to Pending, or to Error
+ * once taken WH_SCAN_ATTEMPTS_MAX times (a scan that kills the server is not
+ * retried forever). `*requeued` (may be NULL) counts the Pending ones.
+ */
+int wh_db_scan_recover(wh_db *db, int64_t *requeued);
+
 #endif

@@ -54,6 +54,20 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
                 "  UNION SELECT a.digest FROM artifact a WHERE a.id IN closure)"
                 " AND NOT EXISTS (SELECT 1 FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
                 "  WHERE r.project_id = ?2 AND rb.digest = b.digest)";
+    /* a copy is a push (Harbor fires its push event): with auto_scan on in the
+     * destination, the images copied are queued as db_scan.c queues a pushed one */
+    static const char sql_scans[] =
+        CLOSURE "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms)"
+                " SELECT d.id, lower(hex(randomblob(16))), 'Pending', ?3 FROM artifact s"
+                " JOIN artifact d ON d.repo_id = ?2 AND d.digest = s.digest"
+                " JOIN project p ON p.id = d.project_id WHERE s.id IN closure"
+                " AND d.media_type IN ('application/vnd.oci.image.manifest.v1+json',"
+                "  'application/vnd.docker.distribution.manifest.v2+json')"
+                " AND d.artifact_type IN ('application/vnd.oci.image.config.v1+json',"
+                "  'application/vnd.docker.container.image.v1+json')"
+                " AND lower(CASE WHEN json_valid(p.metadata)"
+                "  THEN json_extract(p.metadata, '$.auto_scan') END) IN ('true', '1')"
+                " ON CONFLICT(artifact_id) DO NOTHING";
     static const char sql_repo[] =
         "INSERT INTO repository(project_id, name, created_ms, updated_ms)"
         " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET updated_ms = ?3"
@@ -149,7 +163,7 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
     sqlite3_bind_int64(s, 2, repo_id);
     sqlite3_bind_int64(s, 3, now);
     sqlite3_bind_int64(s, 4, dst_id);
-    if ((error = db_run(c, s)) < 0)
+    if ((error = db_run(c, s)) < 0 || (error = run3(c, sql_scans, src, repo_id, now)) < 0)
         return error;
     if (dst_artifact_id)
         *dst_artifact_id = dst_id;

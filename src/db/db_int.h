@@ -95,6 +95,11 @@ int db_changes(struct conn *c);
 /* Rowid of the last insert. */
 int64_t db_last_id(struct conn *c);
 
+/* Inside a manifest's transaction: queues a scan of the new artifact when it is
+ * an image and its project has auto_scan on (db_scan.c). */
+int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artifact_in *a,
+                      int64_t now_ms);
+
 #define CONN_OR_FAIL(c, db)                                                                        \
     struct conn *c = db_conn(db);                                                                  \
     if (!c)                                                                                        \

@@ -381,6 +381,26 @@ static const char *const migrations[] = {
     "ALTER TABLE upload ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX upload_owner ON upload(owner);"
     "CREATE INDEX upload_project ON upload(project_id);",
+    /*
+     * 7: the scan job queue and its results (db_scan.c): one row per
+     * artifact, its latest scan. status is Pending, Running, Success, Error
+     * or Stopped; a Running row found at start-up was cut off by a crash and
+     * goes back to Pending. summary is the overview's summary JSON, report
+     * the full vulnerability report JSON (both NULL until a Success).
+     */
+    "CREATE TABLE scan_job("
+    "  artifact_id INTEGER PRIMARY KEY REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  report_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  queued_ms INTEGER NOT NULL,"
+    "  start_ms INTEGER NOT NULL DEFAULT 0,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  severity TEXT NOT NULL DEFAULT '',"
+    "  summary TEXT,"
+    "  report TEXT,"
+    "  log TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX scan_job_pending ON scan_job(queued_ms) WHERE status = 'Pending';",
 };
 #pragma GCC diagnostic pop
 
@@ -1304,7 +1324,7 @@ static int manifest_put_tx(wh_db *db, struct conn *c, const struct wh_artifact_i
                 break;
         }
     }
-    return 0;
+    return db_scan_autoqueue(c, artifact_id, a, now);
 }
 
 int wh_db_manifest_put(wh_db *db, const struct wh_artifact_in *a)

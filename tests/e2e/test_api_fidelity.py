@@ -125,7 +125,10 @@ def test_addition_links_and_build_history(srv, admin, reg, unique):
     href = f"/api/v2.0/projects/{unique}/repositories/team%252Fapp/artifacts/{digest}/additions/build_history"
 
     a = admin.ok(admin.get(f"{base}/v1")).json()
-    assert a["addition_links"] == {"build_history": {"href": href, "absolute": False}}, a
+    vhref = href.replace("/build_history", "/vulnerabilities")
+    # an image is scannable: Harbor links its vulnerabilities too
+    assert a["addition_links"] == {"build_history": {"href": href, "absolute": False},
+                                   "vulnerabilities": {"href": vhref, "absolute": False}}, a
     listed = admin.ok(admin.get(base)).json()
     assert listed[0]["addition_links"] == a["addition_links"]
 
@@ -143,7 +146,7 @@ def test_addition_links_and_build_history(srv, admin, reg, unique):
     r = admin.ok(admin.get(f"/projects/{unique}/repositories/bare/artifacts/{d2}/additions/build_history"))
     assert r.json() == []
 
-    # An index has no build history (Harbor lists no addition for it).
+    # An index has no build history.
     img1, img2 = small_image(unique + "a"), small_image(unique + "b", "arm64")
     idx = make_index([img1, img2])
     for img in (img1, img2):
@@ -151,12 +154,13 @@ def test_addition_links_and_build_history(srv, admin, reg, unique):
     r = reg.push_manifest(f"{unique}/multi", "v1", idx.index, "application/vnd.oci.image.index.v1+json")
     assert r.status_code == 201, describe(r)
     ia = admin.ok(admin.get(f"/projects/{unique}/repositories/multi/artifacts/v1")).json()
-    assert ia["addition_links"] == {}
+    # ... but its vulnerabilities (its image children's, merged) as Harbor does
+    assert set(ia["addition_links"]) == {"vulnerabilities"}
     expect_error(admin.get(f"/projects/{unique}/repositories/multi/artifacts/v1/additions/build_history"),
                  400, "BAD_REQUEST")
     # A child of the index is an image of its own.
     ca = admin.ok(admin.get(f"/projects/{unique}/repositories/multi/artifacts/{img1.manifest_digest}")).json()
-    assert set(ca["addition_links"]) == {"build_history"}
+    assert set(ca["addition_links"]) == {"build_history", "vulnerabilities"}
 
     # Not an image: no addition.
     d3 = push_custom_image(reg, f"{unique}/other", "v1", {"k": "v"},
@@ -169,7 +173,7 @@ def test_addition_links_and_build_history(srv, admin, reg, unique):
     # Additions Harbor knows but images lack, and ones it does not know.
     expect_error(admin.get(f"{base}/v1/additions/values.yaml"), 400, "BAD_REQUEST")
     expect_error(admin.get(f"{base}/v1/additions/nothing"), 422, "UNPROCESSABLE_ENTITY")
-    # No scan report exists in the registry: the vulnerabilities addition is empty.
+    # Never scanned: the vulnerabilities addition is empty.
     r = admin.ok(admin.get(f"{base}/v1/additions/vulnerabilities"))
     assert r.json() == {}
     expect_error(admin.get(f"{base}/v9/additions/build_history"), 404, "NOT_FOUND")

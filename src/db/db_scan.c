@@ -1,0 +1,266 @@
+/*
+ * db_scan.c: the scan job queue (schema 7). One scan_job row per artifact
+ * holds its latest scan: queued (Pending), taken by a worker (Running) or
+ * finished (Success with its report, Error with a log, Stopped). Every
+ * transition is one statement, so two workers never take the same job and a
+ * crash leaves a row in a state that wh_db_scan_recover puts right.
+ */
+#include "db/db_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Image manifests whose config is an image config: what the scanner reads. */
+static bool scannable(const struct wh_artifact_in *a)
+{
+    if (!a->media_type || !a->artifact_type)
+        return false;
+    bool manifest = strcmp(a->media_type, "application/vnd.oci.image.manifest.v1+json") == 0 ||
+                    strcmp(a->media_type,
+                           "application/vnd.docker.distribution.manifest.v2+json") == 0;
+    bool image = strcmp(a->artifact_type, "application/vnd.oci.image.config.v1+json") == 0 ||
+                 strcmp(a->artifact_type, "application/vnd.docker.container.image.v1+json") == 0;
+    return manifest && image;
+}
+
+int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artifact_in *a,
+                      int64_t now_ms)
+{
+    /* Harbor compares boolean metadata with "true" and "1", ignoring case; an
+     * artifact pushed again keeps the scan it has; metadata that is somehow not
+     * JSON must not fail the push (json_extract would) */
+    static const char sql[] =
+        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms)"
+        " SELECT ?1, lower(hex(randomblob(16))), 'Pending', ?2 FROM project"
+        " WHERE id = ?3 AND lower(CASE WHEN json_valid(metadata)"
+        " THEN json_extract(metadata, '$.auto_scan') END) IN ('true', '1')"
+        " ON CONFLICT(artifact_id) DO NOTHING";
+    if (!scannable(a))
+        return 0;
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, artifact_id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    sqlite3_bind_int64(s, 3, a->project_id);
+    return db_run(c, s);
+}
+
+#define JOB_COLS                                                                                   \
+    "j.artifact_id, j.report_id, j.status, a.digest, j.queued_ms, j.start_ms, j.end_ms,"          \
+    " j.attempts, j.severity, coalesce(j.summary, '')"
+
+static void job_row(sqlite3_stmt *s, struct wh_scan_job *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->artifact_id = sqlite3_column_int64(s, 0);
+    db_copy_col(out->report_id, sizeof(out->report_id), s, 1);
+    db_copy_col(out->status, sizeof(out->status), s, 2);
+    db_copy_col(out->digest, sizeof(out->digest), s, 3);
+    out->queued_ms = sqlite3_column_int64(s, 4);
+    out->start_ms = sqlite3_column_int64(s, 5);
+    out->end_ms = sqlite3_column_int64(s, 6);
+    out->attempts = sqlite3_column_int64(s, 7);
+    db_copy_col(out->severity, sizeof(out->severity), s, 8);
+    db_copy_col(out->summary, sizeof(out->summary), s, 9);
+}
+
+int wh_db_scan_get(wh_db *db, int64_t artifact_id, struct wh_scan_job *out)
+{
+    static const char sql[] = "SELECT " JOB_COLS " FROM scan_job j"
+                              " JOIN artifact a ON a.id = j.artifact_id WHERE j.artifact_id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, artifact_id);
+    int error = db_one_row(c, s, "scan");
+    if (error < 0)
+        return error;
+    job_row(s, out);
+    db_done(s);
+    return 0;
+}
+
+static bool active(const char *status)
+{
+    return strcmp(status, WH_SCAN_PENDING) == 0 || strcmp(status, WH_SCAN_RUNNING) == 0;
+}
+
+static void copy_status(char *out, const char *status)
+{
+    if (out)
+        snprintf(out, 16, "%s", status);
+}
+
+static int request_tx(struct conn *c, wh_db *db, int64_t artifact_id, const char *report_id,
+                      int64_t now_ms, char *status_out)
+{
+    static const char has[] = "SELECT 1 FROM artifact WHERE id = ?1";
+    static const char upsert[] =
+        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms) VALUES(?1, ?2, 'Pending', ?3)"
+        " ON CONFLICT(artifact_id) DO UPDATE SET report_id = ?2, status = 'Pending',"
+        " queued_ms = ?3, start_ms = 0, end_ms = 0, attempts = 0, log = ''";
+    struct wh_scan_job *cur = wh_malloc(sizeof(*cur));
+    bool exists = false;
+    int error = wh_db_scan_get(db, artifact_id, cur);
+    if (error == 0 && active(cur->status)) {
+        copy_status(status_out, cur->status);
+        error = wh_error_set(WH_ECONFLICT, "a previous scan process is %s", cur->status);
+        goto out;
+    }
+    if (error < 0 && error != WH_ENOTFOUND)
+        goto out;
+    sqlite3_stmt *s = db_stmt(c, has);
+    sqlite3_bind_int64(s, 1, artifact_id);
+    if ((error = db_exists(c, s, &exists)) < 0)
+        goto out;
+    if (!exists) {
+        error = wh_error_set(WH_ENOTFOUND, "artifact not found");
+        goto out;
+    }
+    s = db_stmt(c, upsert);
+    sqlite3_bind_int64(s, 1, artifact_id);
+    db_bind_text(s, 2, report_id);
+    sqlite3_bind_int64(s, 3, now_ms);
+    error = db_run(c, s);
+out:
+    free(cur);
+    return error;
+}
+
+int wh_db_scan_request(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
+                       char *status_out)
+{
+    CONN_OR_FAIL(c, db);
+    int error = db_tx_begin(c);
+    if (error < 0)
+        return error;
+    return db_tx_end(c, request_tx(c, db, artifact_id, report_id, now_ms, status_out));
+}
+
+int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
+{
+    /* a read first: an idle worker's poll takes no write lock */
+    static const char peek[] = "SELECT 1 FROM scan_job WHERE status = 'Pending' LIMIT 1";
+    static const char take[] =
+        "UPDATE scan_job SET status = 'Running', start_ms = ?1, end_ms = 0,"
+        " attempts = attempts + 1 WHERE status = 'Pending' AND artifact_id ="
+        " (SELECT artifact_id FROM scan_job WHERE status = 'Pending' ORDER BY queued_ms,"
+        " artifact_id LIMIT 1) RETURNING artifact_id";
+    CONN_OR_FAIL(c, db);
+    bool any = false;
+    int error = db_exists(c, db_stmt(c, peek), &any);
+    if (error < 0)
+        return error;
+    if (!any)
+        return WH_ENOTFOUND;
+    sqlite3_stmt *s = db_stmt(c, take);
+    sqlite3_bind_int64(s, 1, now_ms);
+    int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    error = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(c);
+    db_done(s);
+    if (error < 0)
+        return error;
+    if (id == 0)
+        return WH_ENOTFOUND;
+    return wh_db_scan_get(db, id, out);
+}
+
+int wh_db_scan_finish(wh_db *db, int64_t artifact_id, const char *report_id, const char *status,
+                      const char *severity, const char *summary, const char *report,
+                      const char *log, int64_t now_ms)
+{
+    /* a report is replaced only by a successful scan's */
+    static const char sql[] =
+        "UPDATE scan_job SET status = ?3, end_ms = ?4, log = ?7,"
+        " severity = CASE WHEN ?3 = 'Success' THEN ?5 ELSE severity END,"
+        " summary = CASE WHEN ?3 = 'Success' THEN ?6 ELSE summary END,"
+        " report = CASE WHEN ?3 = 'Success' THEN ?8 ELSE report END"
+        " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running'";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, artifact_id);
+    db_bind_text(s, 2, report_id);
+    db_bind_text(s, 3, status);
+    sqlite3_bind_int64(s, 4, now_ms);
+    db_bind_text(s, 5, severity ? severity : "");
+    db_bind_text(s, 6, summary);
+    db_bind_text(s, 7, log ? log : "");
+    db_bind_text(s, 8, report);
+    return db_change(c, s, "running scan");
+}
+
+int wh_db_scan_stop(wh_db *db, int64_t artifact_id, int64_t now_ms, char *status_out)
+{
+    static const char sql[] =
+        "UPDATE scan_job SET status = 'Stopped', end_ms = ?2, log = 'stopped by request'"
+        " WHERE artifact_id = ?1 AND status IN ('Pending', 'Running')";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, artifact_id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    int error = db_run(c, s);
+    if (error < 0 || db_changes(c) > 0)
+        return error;
+    struct wh_scan_job *cur = wh_malloc(sizeof(*cur));
+    error = wh_db_scan_get(db, artifact_id, cur);
+    if (error == 0) {
+        copy_status(status_out, cur->status);
+        error = wh_error_set(WH_ECONFLICT, "the scan is %s, not pending or running", cur->status);
+    }
+    free(cur);
+    return error;
+}
+
+static int text_col(wh_db *db, const char *sql, int64_t artifact_id, const char *report_id,
+                    const char *what, char **out)
+{
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, artifact_id);
+    if (report_id)
+        db_bind_text(s, 2, report_id);
+    int error = db_one_row(c, s, what);
+    if (error < 0)
+        return error;
+    const char *t = (const char *)sqlite3_column_text(s, 0);
+    *out = t ? wh_strdup(t) : NULL;
+    db_done(s);
+    return t ? 0 : wh_error_set(WH_ENOTFOUND, "%s not found", what);
+}
+
+int wh_db_scan_report(wh_db *db, int64_t artifact_id, char **out)
+{
+    static const char sql[] = "SELECT report FROM scan_job WHERE artifact_id = ?1";
+    return text_col(db, sql, artifact_id, NULL, "scan report", out);
+}
+
+int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char **out)
+{
+    static const char sql[] = "SELECT log FROM scan_job WHERE artifact_id = ?1 AND report_id = ?2";
+    return text_col(db, sql, artifact_id, report_id, "scan log", out);
+}
+
+int wh_db_scan_recover(wh_db *db, int64_t *requeued)
+{
+    static const char sql[] =
+        "UPDATE scan_job SET"
+        " status = CASE WHEN attempts >= ?1 THEN 'Error' ELSE 'Pending' END,"
+        " log = CASE WHEN attempts >= ?1 THEN 'the server stopped during each of ' || attempts ||"
+        " ' attempts' ELSE log END, end_ms = CASE WHEN attempts >= ?1 THEN ?2 ELSE 0 END"
+        " WHERE status = 'Running' RETURNING status";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, WH_SCAN_ATTEMPTS_MAX);
+    sqlite3_bind_int64(s, 2, wh_now_ms());
+    int64_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *st = (const char *)sqlite3_column_text(s, 0);
+        n += st && strcmp(st, WH_SCAN_PENDING) == 0;
+    }
+    int error = rc == SQLITE_DONE ? 0 : db_fail(c);
+    db_done(s);
+    if (requeued)
+        *requeued = n;
+    return error;
+}

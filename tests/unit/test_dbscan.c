@@ -1,0 +1,210 @@
+/*
+ * Unit tests for the scan job queue of db/ (db_scan.c, schema 7): a manifest
+ * commit queues a scan of an image when the project has auto_scan on (and of
+ * nothing else), a job is taken by one worker only, a second request is
+ * refused while one is pending or running, stop and finish race safely, and
+ * recovery after a crash puts Running jobs back in the queue, giving up on
+ * one that was cut off too often.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "db/db.h"
+
+#define IMAGE_MT "application/vnd.oci.image.manifest.v1+json"
+#define IMAGE_CFG "application/vnd.oci.image.config.v1+json"
+#define LAYER "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+struct fixture {
+    char dir[64];
+    wh_db *db;
+    int64_t auto_pid, plain_pid;
+};
+
+static int64_t project(wh_db *db, const char *name, const char *metadata)
+{
+    struct wh_project_info in;
+    memset(&in, 0, sizeof(in));
+    snprintf(in.p.name, sizeof(in.p.name), "%s", name);
+    snprintf(in.metadata, sizeof(in.metadata), "%s", metadata);
+    in.storage_limit = -1;
+    int64_t id = 0;
+    assert_int_equal(wh_db_project_insert(db, &in, &id), 0);
+    return id;
+}
+
+/* Commits a manifest `digest` (config type `cfg`) in repository `repo`; its artifact id. */
+static int64_t push(wh_db *db, int64_t pid, const char *repo, const char *digest, const char *cfg)
+{
+    const char *blobs[] = {LAYER};
+    assert_int_equal(wh_db_blob_link(db, pid, repo, LAYER, 10), 0);
+    struct wh_artifact_in a = {.repo = repo, .project_id = pid, .digest = digest,
+                               .media_type = IMAGE_MT, .artifact_type = cfg, .size = 100,
+                               .blobs = blobs, .nblobs = 1, .tag = "t"};
+    assert_int_equal(wh_db_manifest_put(db, &a), 0);
+    struct wh_manifest_ref ref;
+    assert_int_equal(wh_db_manifest_get(db, repo, digest, true, &ref), 0);
+    return ref.artifact_id;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/wharf-dbscan-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    assert_int_equal(wh_db_open(&f->db, path), 0);
+    f->auto_pid = project(f->db, "auto", "{\"auto_scan\":\"TRUE\"}");
+    f->plain_pid = project(f->db, "plain", "{\"auto_scan\":\"false\"}");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    wh_db_close(f->db);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static const char *const D1 =
+    "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+static const char *const D2 =
+    "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+static const char *const D3 =
+    "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+static void test_dbscan__auto_scan_queues_images_only(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_scan_job j;
+    int64_t img = push(f->db, f->auto_pid, "auto/app", D1, IMAGE_CFG);
+    int64_t art = push(f->db, f->auto_pid, "auto/app", D2, "application/vnd.example.thing");
+    int64_t plain = push(f->db, f->plain_pid, "plain/app", D3, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_get(f->db, img, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_PENDING);
+    assert_string_equal(j.digest, D1);
+    assert_int_equal(strlen(j.report_id), 32);
+    assert_int_equal(wh_db_scan_get(f->db, art, &j), WH_ENOTFOUND);
+    assert_int_equal(wh_db_scan_get(f->db, plain, &j), WH_ENOTFOUND);
+    /* metadata that is not JSON (never written by wharf) does not fail a push */
+    int64_t odd = project(f->db, "odd", "{not json");
+    int64_t oa = push(f->db, odd, "odd/app", D1, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_get(f->db, oa, &j), WH_ENOTFOUND);
+    /* pushed again: the job is kept, not queued twice */
+    char id[WH_SCAN_ID_MAX];
+    assert_int_equal(wh_db_scan_get(f->db, img, &j), 0);
+    snprintf(id, sizeof(id), "%s", j.report_id);
+    push(f->db, f->auto_pid, "auto/app", D1, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_get(f->db, img, &j), 0);
+    assert_string_equal(j.report_id, id);
+}
+
+static void test_dbscan__lifecycle(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_scan_job j, k;
+    char status[16] = "";
+    int64_t a = push(f->db, f->plain_pid, "plain/app", D1, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_claim(f->db, 1, &j), WH_ENOTFOUND);
+    assert_int_equal(wh_db_scan_stop(f->db, a, 1, status), WH_ENOTFOUND);
+    assert_int_equal(wh_db_scan_request(f->db, a, "r1", 10, status), 0);
+    assert_int_equal(wh_db_scan_request(f->db, a, "r2", 11, status), WH_ECONFLICT);
+    assert_string_equal(status, "Pending");
+    assert_int_equal(wh_db_scan_request(f->db, 999, "r3", 11, status), WH_ENOTFOUND);
+
+    /* one worker takes it; nothing is left for another */
+    assert_int_equal(wh_db_scan_claim(f->db, 20, &j), 0);
+    assert_string_equal(j.report_id, "r1");
+    assert_string_equal(j.status, WH_SCAN_RUNNING);
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(j.start_ms, 20);
+    assert_int_equal(wh_db_scan_claim(f->db, 21, &k), WH_ENOTFOUND);
+    assert_int_equal(wh_db_scan_request(f->db, a, "r2", 22, status), WH_ECONFLICT);
+    assert_string_equal(status, "Running");
+
+    /* a crash: back to Pending, taken again */
+    int64_t n = 0;
+    assert_int_equal(wh_db_scan_recover(f->db, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_scan_claim(f->db, 30, &j), 0);
+    assert_int_equal(j.attempts, 2);
+    assert_int_equal(wh_db_scan_finish(f->db, a, "r1", WH_SCAN_SUCCESS, "High",
+                                       "{\"total\":1,\"fixable\":0,\"summary\":{\"High\":1}}",
+                                       "{\"vulnerabilities\":[]}", "", 40),
+                     0);
+    assert_int_equal(wh_db_scan_get(f->db, a, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_SUCCESS);
+    assert_string_equal(j.severity, "High");
+    assert_int_equal(j.end_ms, 40);
+    char *text = NULL;
+    assert_int_equal(wh_db_scan_report(f->db, a, &text), 0);
+    assert_string_equal(text, "{\"vulnerabilities\":[]}");
+    free(text);
+    assert_int_equal(wh_db_scan_stop(f->db, a, 41, status), WH_ECONFLICT);
+    assert_string_equal(status, "Success");
+
+    /* stopped while running: the worker's result is dropped, the old report kept */
+    assert_int_equal(wh_db_scan_request(f->db, a, "r4", 50, status), 0);
+    assert_int_equal(wh_db_scan_claim(f->db, 51, &j), 0);
+    assert_int_equal(wh_db_scan_stop(f->db, a, 52, status), 0);
+    assert_int_equal(wh_db_scan_finish(f->db, a, "r4", WH_SCAN_SUCCESS, "Low", "{}", "{}", "", 53),
+                     WH_ENOTFOUND);
+    assert_int_equal(wh_db_scan_get(f->db, a, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_STOPPED);
+    assert_int_equal(wh_db_scan_report(f->db, a, &text), 0);
+    assert_string_equal(text, "{\"vulnerabilities\":[]}");
+    free(text);
+    assert_int_equal(wh_db_scan_log(f->db, a, "r4", &text), 0);
+    assert_string_equal(text, "stopped by request");
+    free(text);
+    assert_int_equal(wh_db_scan_log(f->db, a, "r1", &text), WH_ENOTFOUND);
+}
+
+static void test_dbscan__crash_loop_ends_in_error(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_scan_job j;
+    char status[16];
+    int64_t a = push(f->db, f->plain_pid, "plain/app", D1, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_request(f->db, a, "r1", 1, status), 0);
+    int64_t n = 0;
+    for (int i = 1; i <= WH_SCAN_ATTEMPTS_MAX; i++) {
+        assert_int_equal(wh_db_scan_claim(f->db, 10 * i, &j), 0);
+        assert_int_equal(j.attempts, i);
+        assert_int_equal(wh_db_scan_recover(f->db, &n), 0);
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_scan_get(f->db, a, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_ERROR);
+    char *log = NULL;
+    assert_int_equal(wh_db_scan_log(f->db, a, "r1", &log), 0);
+    assert_non_null(strstr(log, "3 attempts"));
+    free(log);
+    assert_int_equal(wh_db_scan_claim(f->db, 100, &j), WH_ENOTFOUND);
+    /* deleting the artifact takes its job with it */
+    assert_int_equal(wh_db_manifest_delete(f->db, "plain/app", D1), 0);
+    assert_int_equal(wh_db_scan_get(f->db, a, &j), WH_ENOTFOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dbscan__auto_scan_queues_images_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbscan__lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbscan__crash_loop_ends_in_error, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
