@@ -40,7 +40,8 @@
 #define REAP_INTERVAL_MS 100 /* how often the header deadline and sleeping requests are checked */
 #define MAX_SLEEPERS 4096    /* requests held back at once (wh_req_sleep) */
 #define PENDING_MAX 64       /* admitted connections not yet announced, tracked per address */
-#define UNPARSED_ANSWER_US 2000000 /* see answer_unparsed: only for connections this young */
+/* see answer_unparsed: only connections closed this soon (never by a timeout, >= 1 s) */
+#define UNPARSED_ANSWER_US 500000
 
 /*
  * One accepted connection, from MHD's "started" notification to its
