@@ -8,12 +8,75 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define MSG_MAX 2048
+#define MEMO_SLOTS 64
+
+/*
+ * The verdicts on reports, remembered. A verdict is a function of the report,
+ * the threshold and the effective allowlist's items (after its expiry is
+ * judged), so it is kept under exactly that key: the artifact, its scan's
+ * report_id and end time (each finished scan has a new one of them), and a
+ * SHA-256 of the threshold and the items. A new report, a changed list or
+ * setting, or a list that expires, gives another key: nothing has to be told
+ * to forget. It saves reading and parsing the report on each pull.
+ */
+struct memo {
+    int64_t artifact_id; /* 0: empty */
+    char report_id[WH_SCAN_ID_MAX];
+    int64_t end_ms;
+    char key[WH_DIGEST_STR_MAX];
+    char *msg; /* NULL: allowed */
+};
+static struct memo memos[MEMO_SLOTS];
+static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The remembered verdict: true on a hit, with `*msg_out` a copy (NULL: allowed). */
+static bool memo_get(const struct wh_scan_job *job, const char *key, char **msg_out)
+{
+    bool hit = false;
+    pthread_mutex_lock(&memo_lock);
+    struct memo *m = &memos[(uint64_t)job->artifact_id % MEMO_SLOTS];
+    if (m->artifact_id == job->artifact_id && m->end_ms == job->end_ms &&
+        strcmp(m->report_id, job->report_id) == 0 && strcmp(m->key, key) == 0) {
+        *msg_out = m->msg ? wh_strdup(m->msg) : NULL;
+        hit = true;
+    }
+    pthread_mutex_unlock(&memo_lock);
+    return hit;
+}
+
+static void memo_put(const struct wh_scan_job *job, const char *key, const char *msg)
+{
+    pthread_mutex_lock(&memo_lock);
+    struct memo *m = &memos[(uint64_t)job->artifact_id % MEMO_SLOTS];
+    free(m->msg);
+    m->artifact_id = job->artifact_id;
+    snprintf(m->report_id, sizeof(m->report_id), "%s", job->report_id);
+    m->end_ms = job->end_ms;
+    snprintf(m->key, sizeof(m->key), "%s", key);
+    m->msg = msg ? wh_strdup(msg) : NULL;
+    pthread_mutex_unlock(&memo_lock);
+}
+
+/* SHA-256 of the threshold and the effective items (NULL: none) into `key`. */
+static void memo_key(char *key, const char *sev, json_t *allow)
+{
+    char *items = allow ? json_dumps(allow, JSON_COMPACT) : NULL;
+    size_t n = strlen(sev) + 2 + (items ? strlen(items) : 4);
+    char *text = wh_malloc(n);
+    snprintf(text, n, "%s\n%s", sev, items ? items : "null");
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, text, strlen(text));
+    snprintf(key, WH_DIGEST_STR_MAX, "%s", d.str);
+    free(text);
+    free(items);
+}
 
 static bool truthy(const char *v)
 {
@@ -216,10 +279,18 @@ int wh_policy_gate(char **msg_out, wh_db *db, const char *metadata, const char *
         error = *msg_out ? WH_EDENIED : WH_ERROR;
         goto out;
     }
+    json_t *allow = effective_items(db, meta, cve_allowlist, now_s, &holder);
+    char key[WH_DIGEST_STR_MAX];
+    memo_key(key, sev, allow);
+    if (memo_get(job, key, msg_out)) {
+        error = *msg_out ? WH_EDENIED : 0;
+        goto out;
+    }
     if ((error = wh_db_scan_report(db, artifact_id, &report)) < 0)
         goto out;
-    json_t *allow = effective_items(db, meta, cve_allowlist, now_s, &holder);
     error = judge_report(msg_out, report, allow, sev);
+    if (error == 0 || error == WH_EDENIED)
+        memo_put(job, key, *msg_out);
 out:
     free(report);
     free(job);

@@ -51,8 +51,12 @@ static int64_t push(wh_db *db, int64_t pid, const char *digest, const char *cfg,
 /* Scans artifact `id` to Success with `report` (JSON text). */
 static void scanned(wh_db *db, int64_t id, const char *report)
 {
+    /* report ids unique in the process, as the server's random ones are: the
+     * gate remembers verdicts by artifact id and report id, and each test's
+     * database numbers its artifacts from 1 again */
+    static int serial;
     char rid[WH_SCAN_ID_MAX];
-    snprintf(rid, sizeof(rid), "r%lld", (long long)id);
+    snprintf(rid, sizeof(rid), "r%d", ++serial);
     assert_int_equal(wh_db_scan_request(db, id, rid, 1, NULL), 0);
     struct wh_scan_job job;
     assert_int_equal(wh_db_scan_claim(db, 2, &job), 0);
@@ -182,6 +186,37 @@ static void test_policy__allowlists(void **state)
     assert_non_null(strstr(low, "Blocking vulnerabilities: CVE-2."));
 }
 
+/* A remembered verdict never outlives its report, list or threshold. */
+static void test_policy__remembered_verdicts_follow_changes(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = push(f->db, f->pid, D("a"), IMAGE_CFG, "t");
+    scanned(f->db, id, "{\"vulnerabilities\":[" V("CVE-1", "a", "Critical") "]}");
+    const char *crit = "{\"severity\":\"critical\"}";
+    for (int i = 0; i < 3; i++) /* judged, then remembered */
+        assert_non_null(strstr(judge(f->db, crit, "{}", id, 10), "Blocking vulnerabilities: CVE-1."));
+    /* the system list changes */
+    assert_int_equal(wh_db_setting_set(f->db, WH_SETTING_CVE_ALLOWLIST,
+                                       "{\"items\":[{\"cve_id\":\"CVE-1\"}],\"expires_at\":50}", 5),
+                     0);
+    assert_null(judge(f->db, crit, "{}", id, 10));
+    assert_null(judge(f->db, crit, "{}", id, 10));
+    /* ... and expires */
+    assert_non_null(judge(f->db, crit, "{}", id, 50));
+    assert_int_equal(wh_db_setting_set(f->db, WH_SETTING_CVE_ALLOWLIST, "{}", 6), 0);
+    assert_non_null(judge(f->db, crit, "{}", id, 10));
+    /* the threshold changes */
+    assert_non_null(judge(f->db, "{}", "{}", id, 10));
+    /* a new report */
+    scanned(f->db, id, "{\"vulnerabilities\":[" V("CVE-2", "a", "Low") "]}");
+    assert_null(judge(f->db, crit, "{}", id, 10));
+    assert_non_null(strstr(judge(f->db, "{\"severity\":\"low\"}", "{}", id, 10),
+                           "Blocking vulnerabilities: CVE-2."));
+    /* a scan requested again: its status, not the remembered verdict */
+    assert_int_equal(wh_db_scan_request(f->db, id, "again", 20, NULL), 0);
+    assert_non_null(strstr(judge(f->db, crit, "{}", id, 10), "\"Pending\" status"));
+}
+
 static void test_policy__status_and_kinds(void **state)
 {
     struct fixture *f = *state;
@@ -253,6 +288,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_policy__threshold_count_and_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy__allowlists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy__remembered_verdicts_follow_changes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_policy__status_and_kinds, setup, teardown),
         cmocka_unit_test(test_policy__allowlist_parse),
     };
