@@ -230,12 +230,39 @@ static void test_policy__status_and_kinds(void **state)
     m = judge(f->db, "{}", "{}", img, 10);
     assert_non_null(strstr(m, "current image with \"Pending\" status of vulnerability scanning "
                               "cannot be pulled"));
+    assert_int_equal(wh_db_scan_stop(f->db, img, 11, NULL), 0);
+    m = judge(f->db, "{}", "{}", img, 10);
+    assert_non_null(strstr(m, "current image with \"Stopped\" status of vulnerability scanning"));
     /* not an image, and cosign's tagged signature: allowed unscanned */
     assert_null(judge(f->db, "{}", "{}",
                       push(f->db, f->pid, D("b"), "application/vnd.example+json", "art"), 10));
     char tag[80];
     snprintf(tag, sizeof(tag), "sha256-%.64s.sig", D("a") + 7);
     assert_null(judge(f->db, "{}", "{}", push(f->db, f->pid, D("c"), IMAGE_CFG, tag), 10));
+    /* an index: refused while none of its image children is scanned, then
+     * served (each child is judged when it is pulled); an index of non-images passes */
+    int64_t child = push(f->db, f->pid, D("e"), IMAGE_CFG, NULL);
+    const char *kids[] = {D("e")};
+    struct wh_artifact_in ix = {.repo = "p/r", .project_id = f->pid, .digest = D("f"),
+                                .media_type = "application/vnd.oci.image.index.v1+json",
+                                .size = 100, .children = kids, .nchildren = 1, .tag = "ix"};
+    assert_int_equal(wh_db_manifest_put(f->db, &ix), 0);
+    struct wh_manifest_ref ref;
+    assert_int_equal(wh_db_manifest_get(f->db, "p/r", "ix", false, &ref), 0);
+    m = judge(f->db, "{}", "{}", ref.artifact_id, 10);
+    assert_non_null(strstr(m, "current image without vulnerability scanning"));
+    scanned(f->db, child, "{\"vulnerabilities\":[" V("CVE-1", "a", "Critical") "]}");
+    assert_null(judge(f->db, "{}", "{}", ref.artifact_id, 10));
+    assert_non_null(judge(f->db, "{}", "{}", child, 10));
+    const char *other[] = {D("b")};
+    struct wh_artifact_in ix2 = ix;
+    ix2.digest = D("9");
+    ix2.children = other;
+    ix2.tag = "ix2";
+    assert_int_equal(wh_db_manifest_put(f->db, &ix2), 0);
+    assert_int_equal(wh_db_manifest_get(f->db, "p/r", "ix2", false, &ref), 0);
+    assert_null(judge(f->db, "{}", "{}", ref.artifact_id, 10));
+
     assert_true(wh_policy_prevent_vul("{\"prevent_vul\":\"1\"}"));
     assert_true(wh_policy_prevent_vul("{\"prevent_vul\":\"True\"}"));
     assert_false(wh_policy_prevent_vul("{\"prevent_vul\":\"false\"}"));
