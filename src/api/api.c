@@ -33,6 +33,8 @@ static const struct route routes[] = {
     {"GET", "/search", api_search, S_NONE, 0, 0},
     {"GET", "/swagger.json", api_swagger_json, S_NONE, 0, 0},
     {"GET", "/audit-logs", api_audit_logs, S_ADMIN, 0, 0},
+    {"GET", "/system/CVEAllowlist", api_system_allowlist_get, S_AUTH, 0, 0},
+    {"PUT", "/system/CVEAllowlist", api_system_allowlist_put, S_ADMIN, 0, 0},
     /* projects */
     {"GET", "/projects", api_projects_list, S_NONE, 0, 0},
     {"HEAD", "/projects", api_projects_head, S_AUTH, 0, 0},

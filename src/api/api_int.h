@@ -211,6 +211,9 @@ int api_user_update(struct call *c);
 int api_user_delete(struct call *c);
 int api_user_sysadmin(struct call *c);
 int api_user_password(struct call *c);
+/* allowlist.c: GET|PUT /system/CVEAllowlist */
+int api_system_allowlist_get(struct call *c);
+int api_system_allowlist_put(struct call *c);
 /* system.c */
 int api_health(struct call *c);
 int api_ping(struct call *c);

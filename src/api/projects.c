@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/policy.h"
 #include "registry/registry.h"
 
 /* Metadata keys kept; booleans are normalised to "true"/"false". */
@@ -99,36 +100,19 @@ static int meta_merge(struct call *c, json_t *in, json_t *meta, bool *public)
     return 0;
 }
 
-/* Validates a CVE allowlist body into the stored shape. Answers 400 itself. */
+/* Validates a CVE allowlist body into the stored shape (policy/). Answers 400 itself. */
 static int allowlist_parse(struct call *c, json_t *in, json_t **out)
 {
-    json_t *items = json_object_get(in, "items");
-    json_t *res = json_object(), *arr = json_array();
-    json_object_set_new(res, "items", arr);
-    *out = res;
-    if (items && !json_is_array(items) && !json_is_null(items))
-        return api_error(c, 400, "BAD_REQUEST", "cve_allowlist.items must be an array");
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) {
-        const char *id = json_string_value(json_object_get(it, "cve_id"));
-        const char *p = id ? id : "";
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            return api_error(c, 400, "BAD_REQUEST", "empty or whitespace-only CVE ID in allowlist");
-        size_t j;
-        json_t *seen;
-        json_array_foreach(arr, j, seen) {
-            if (strcmp(json_string_value(json_object_get(seen, "cve_id")), id) == 0)
-                return api_error(c, 400, "BAD_REQUEST",
-                                 wh_pool_sprintf(c->pool, "duplicate CVE ID in allowlist: %s", id));
-        }
-        json_array_append_new(arr, json_pack("{s:s}", "cve_id", id));
-    }
-    json_t *exp = json_object_get(in, "expires_at");
-    if (json_is_integer(exp) && json_integer_value(exp) > 0)
-        json_object_set_new(res, "expires_at", json_integer(json_integer_value(exp)));
+    char msg[256];
+    if (wh_policy_allowlist_parse(out, in, msg, sizeof(msg)) < 0)
+        return api_error(c, 400, "BAD_REQUEST", wh_pool_strdup(c->pool, msg));
+    char *text = json_dumps(*out, JSON_COMPACT);
+    size_t n = text ? strlen(text) : 0;
+    free(text);
+    if (n >= WH_PROJECT_META_MAX)
+        return api_error(c, 400, "BAD_REQUEST",
+                         wh_pool_sprintf(c->pool, "cve_allowlist exceeds %d bytes",
+                                         WH_PROJECT_META_MAX - 1));
     return 0;
 }
 

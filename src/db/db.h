@@ -620,4 +620,21 @@ int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char *
  */
 int wh_db_scan_recover(wh_db *db, int64_t *requeued);
 
+/* ---- settings and the pull gate (db_gate.c) ---- */
+#define WH_SETTING_CVE_ALLOWLIST "cve_allowlist" /* the system CVE allowlist (JSON) */
+/* Copies setting `name` into `out` (`cap` bytes, cut to fit). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_setting_get(wh_db *db, const char *name, char *out, size_t cap);
+/* Creates or replaces setting `name`. 0 or WH_ERROR. */
+int wh_db_setting_set(wh_db *db, const char *name, const char *value, int64_t now_ms);
+/* What decides whether the vulnerability policy applies to an artifact. */
+struct wh_gate_artifact {
+    bool image;               /* an image manifest with an image configuration */
+    bool signature;           /* a signature (notation, cosign) */
+    bool index;               /* it lists child manifests */
+    int64_t image_children;   /* children that are images */
+    int64_t scanned_children; /* children with a scan (any status) */
+};
+/* 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_gate_artifact(wh_db *db, int64_t artifact_id, struct wh_gate_artifact *out);
+
 #endif

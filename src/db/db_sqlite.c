@@ -401,6 +401,14 @@ static const char *const migrations[] = {
     "  report TEXT,"
     "  log TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX scan_job_pending ON scan_job(queued_ms) WHERE status = 'Pending';",
+    /*
+     * 8: system-wide settings by name (db_gate.c), for now the system CVE
+     * allowlist ("cve_allowlist", JSON text as a project's).
+     */
+    "CREATE TABLE setting("
+    "  name TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);",
 };
 #pragma GCC diagnostic pop
 

@@ -45,6 +45,7 @@ static const struct {
      * oras) print with the message and do not retry, unlike UNKNOWN; a
      * project over its quota gets DENIED too.
      */
+    [E_POLICY] = {412, "PROJECTPOLICYVIOLATION", "the project's policy refuses this pull"},
     [E_STORAGE_FULL] = {507, "DENIED",
                         "storage is full: the registry cannot store more data until space is "
                         "freed"},

@@ -8,6 +8,8 @@
  */
 #include "registry/registry_int.h"
 
+#include "policy/policy.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -100,6 +102,57 @@ static int load_manifest(wh_registry *reg, wh_req *r, const struct wh_manifest_r
     return 0;
 }
 
+/* True when the caller's token grants `act` on the repository by name ("*" does not count). */
+static bool token_grants(const struct wh_principal *who, const char *repo, unsigned act)
+{
+    if (!who->has_token)
+        return false;
+    for (size_t i = 0; i < who->token.naccess; i++) {
+        const struct wh_access *ac = &who->token.access[i];
+        if (strcmp(ac->type, "repository") == 0 && strcmp(ac->name, repo) == 0 &&
+            (ac->actions & act))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * The vulnerability gate on manifest GET and HEAD (HARBOR.md §2.2): with the
+ * project's prevent_vul on, answers 412 PROJECTPOLICYVIOLATION and returns
+ * < 0 when policy/ refuses the artifact. Bypassed by a token granting
+ * scanner-pull (the scanner's), and by a push token of a signing tool
+ * (cosign, notation), which must read what it signs; administrators are
+ * judged as anyone else.
+ */
+static int vuln_gate(wh_registry *reg, wh_req *r, struct target *t, int64_t artifact_id)
+{
+    struct wh_project_info *p = wh_malloc(sizeof(*p));
+    char *msg = NULL;
+    int error = wh_db_project_info(reg->db, t->project_id, p);
+    if (error < 0) {
+        error = oci_error(r, E_INTERNAL, NULL);
+        goto out;
+    }
+    if (!wh_policy_prevent_vul(p->metadata))
+        goto out;
+    if (token_grants(t->who, t->name, WH_ACT_SCANNER_PULL))
+        goto out;
+    const char *ua = wh_req_header(r, "User-Agent");
+    if (ua && (strstr(ua, "cosign") || strstr(ua, "notation")) &&
+        token_grants(t->who, t->name, WH_ACT_PUSH))
+        goto out;
+    error = wh_policy_gate(&msg, reg->db, p->metadata, p->cve_allowlist, artifact_id,
+                           wh_now_ms() / 1000);
+    if (error == WH_EDENIED)
+        error = oci_error(r, E_POLICY, wh_pool_strdup(wh_req_pool(r), msg));
+    else if (error < 0)
+        error = oci_fail(reg, r, error, "check the vulnerability policy");
+out:
+    free(msg);
+    free(p);
+    return error;
+}
+
 static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_digest)
 {
     struct wh_manifest_ref ref;
@@ -108,6 +161,8 @@ static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_d
         return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
     if (error < 0)
         return oci_error(r, E_INTERNAL, NULL);
+    if (vuln_gate(reg, r, t, ref.artifact_id) < 0)
+        return -1;
 
     struct accept_ctx a = {ref.media_type, false, false};
     wh_req_header_each(r, "Accept", accept_one, &a);

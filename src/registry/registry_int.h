@@ -31,6 +31,7 @@ enum oci_err {
     E_IN_USE,               /* 405: a delete of content a manifest or index still uses */
     E_INTERNAL,
     E_STORAGE_FULL,         /* 507: DENIED with status 507, the disk is full */
+    E_POLICY,               /* 412 PROJECTPOLICYVIOLATION: the project's pull policy */
 };
 
 struct held;
