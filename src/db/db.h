@@ -356,6 +356,13 @@ struct wh_project_filter {
 };
 /* 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_project_info(wh_db *db, int64_t id, struct wh_project_info *out);
+/*
+ * A project's metadata and CVE allowlist JSON texts (what the pull gate
+ * needs), by id, into `metadata` (`mcap` bytes) and `allowlist` (`acap`).
+ * 0, WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_db_project_policy(wh_db *db, int64_t id, char *metadata, size_t mcap, char *allowlist,
+                         size_t acap);
 int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info *out);
 /* wh_project_info.owner_id for "the system administrator with the lowest id". */
 #define WH_OWNER_FIRST_ADMIN (-1)

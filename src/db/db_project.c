@@ -73,6 +73,25 @@ int wh_db_project_info(wh_db *db, int64_t id, struct wh_project_info *out)
     return step_one(c, s, out, what);
 }
 
+int wh_db_project_policy(wh_db *db, int64_t id, char *metadata, size_t mcap, char *allowlist,
+                         size_t acap)
+{
+    /* the primary key and two columns: cheap enough for every manifest pull */
+    static const char sql[] = "SELECT metadata, cve_allowlist FROM project WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    char what[32];
+    snprintf(what, sizeof(what), "project %" PRId64, id);
+    int error = db_one_row(c, s, what);
+    if (error < 0)
+        return error;
+    db_copy_col(metadata, mcap, s, 0);
+    db_copy_col(allowlist, acap, s, 1);
+    db_done(s);
+    return 0;
+}
+
 int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info *out)
 {
     static const char sql[] = "SELECT " INFO_COLS INFO_FROM " WHERE p.name = ?1";

@@ -126,9 +126,12 @@ static bool token_grants(const struct wh_principal *who, const char *repo, unsig
  */
 static int vuln_gate(wh_registry *reg, wh_req *r, struct target *t, int64_t artifact_id)
 {
-    struct wh_project_info *p = wh_malloc(sizeof(*p));
+    struct policy_texts {
+        char metadata[WH_PROJECT_META_MAX], allowlist[WH_PROJECT_META_MAX];
+    } *p = wh_malloc(sizeof(*p));
     char *msg = NULL;
-    int error = wh_db_project_info(reg->db, t->project_id, p);
+    int error = wh_db_project_policy(reg->db, t->project_id, p->metadata, sizeof(p->metadata),
+                                     p->allowlist, sizeof(p->allowlist));
     if (error < 0) {
         error = oci_error(r, E_INTERNAL, NULL);
         goto out;
@@ -141,7 +144,7 @@ static int vuln_gate(wh_registry *reg, wh_req *r, struct target *t, int64_t arti
     if (ua && (strstr(ua, "cosign") || strstr(ua, "notation")) &&
         token_grants(t->who, t->name, WH_ACT_PUSH))
         goto out;
-    error = wh_policy_gate(&msg, reg->db, p->metadata, p->cve_allowlist, artifact_id,
+    error = wh_policy_gate(&msg, reg->db, p->metadata, p->allowlist, artifact_id,
                            wh_now_ms() / 1000);
     if (error == WH_EDENIED)
         error = oci_error(r, E_POLICY, wh_pool_strdup(wh_req_pool(r), msg));
