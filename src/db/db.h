@@ -74,6 +74,12 @@ void wh_db_thread_done(wh_db *db);
  * fn's code or the commit's. Holds the database's write lock throughout.
  */
 int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload);
+/*
+ * A number that changes whenever the database changes, through any
+ * connection of any process (SQLite's data version of the calling thread's
+ * connection), for caches of what was read from it; 0 when unknown.
+ */
+uint64_t wh_db_data_version(wh_db *db);
 
 /* ---- projects ---- */
 /* Creates a project. 0, WH_EEXISTS or WH_ERROR; `*id_out` may be NULL. */

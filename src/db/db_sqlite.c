@@ -551,6 +551,7 @@ struct conn {
 
 struct wh_db {
     char *path;
+    uint32_t serial; /* this handle among those the process opened (wh_db_data_version) */
     pthread_key_t key;
     pthread_mutex_t lock; /* guards `conns` */
     struct conn *conns;
@@ -789,6 +790,16 @@ int db_tx_end(struct conn *c, int error)
     return error;
 }
 
+uint64_t wh_db_data_version(wh_db *db)
+{
+    struct conn *c = db_conn(db);
+    unsigned v = 0;
+    if (!c || sqlite3_file_control(c->h, "main", SQLITE_FCNTL_DATA_VERSION, &v) != SQLITE_OK)
+        return 0;
+    /* the handle's serial too: two databases (or one reopened) never share a value */
+    return (uint64_t)db->serial << 32 | ((uint64_t)v + 1); /* never 0 ("unknown") */
+}
+
 int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
 {
     CONN_OR_FAIL(c, db);
@@ -871,7 +882,9 @@ static int migrate(struct conn *c, int upto)
 
 int db_open_at(wh_db **out, const char *path, int version)
 {
+    static _Atomic uint32_t serials;
     wh_db *db = wh_calloc(1, sizeof(*db));
+    db->serial = ++serials;
     db->path = wh_strdup(path);
     pthread_mutex_init(&db->lock, NULL);
     pthread_key_create(&db->key, thread_conn_free);

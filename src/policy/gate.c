@@ -237,8 +237,55 @@ static int judge_report(char **msg_out, const char *report, json_t *allow, const
     return error;
 }
 
+static int policy_gate(char **msg_out, wh_db *db, const char *metadata,
+                       const char *cve_allowlist, int64_t artifact_id, int64_t now_s);
+
+/*
+ * Allowed verdicts remembered per thread: an artifact allowed while the
+ * database stood at one data version is allowed again while it still stands
+ * there (any change anywhere, a scan, a setting, an allowlist, moves it) and
+ * for at most a second (an allowlist may expire). Refusals are not kept:
+ * they are not the path that must be fast.
+ */
+#define ALLOWED_SLOTS 64
+struct allowed {
+    int64_t artifact_id;
+    uint64_t version;
+    uint64_t inputs; /* hash of the settings and allowlist texts judged with */
+    int64_t until_s;
+};
+
+/* FNV-1a over the gate's text inputs (a cache key, not a security boundary). */
+static uint64_t inputs_hash(const char *metadata, const char *allowlist)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const char *t = metadata ? metadata : ""; *t; t++)
+        h = (h ^ (unsigned char)*t) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull; /* separator */
+    for (const char *t = allowlist ? allowlist : ""; *t; t++)
+        h = (h ^ (unsigned char)*t) * 1099511628211ull;
+    return h;
+}
+static _Thread_local struct allowed allowed_cache[ALLOWED_SLOTS];
+
 int wh_policy_gate(char **msg_out, wh_db *db, const char *metadata, const char *cve_allowlist,
                    int64_t artifact_id, int64_t now_s)
+{
+    uint64_t version = wh_db_data_version(db);
+    uint64_t inputs = inputs_hash(metadata, cve_allowlist);
+    struct allowed *slot = &allowed_cache[(uint64_t)artifact_id % ALLOWED_SLOTS];
+    *msg_out = NULL;
+    if (version && slot->artifact_id == artifact_id && slot->version == version &&
+        slot->inputs == inputs && now_s >= slot->until_s - 1 && now_s < slot->until_s)
+        return 0;
+    int error = policy_gate(msg_out, db, metadata, cve_allowlist, artifact_id, now_s);
+    if (error == 0 && !*msg_out && version)
+        *slot = (struct allowed){artifact_id, version, inputs, now_s + 1};
+    return error;
+}
+
+static int policy_gate(char **msg_out, wh_db *db, const char *metadata, const char *cve_allowlist,
+                       int64_t artifact_id, int64_t now_s)
 {
     json_t *meta = json_loads(metadata ? metadata : "", 0, NULL), *holder = NULL;
     struct wh_gate_artifact a;
