@@ -22,7 +22,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import login_storm  # noqa: E402
-from login_storm import ACCEPT, free_port, push_image, server_env, start_wharf  # noqa: E402
+from login_storm import (ACCEPT, free_port, push_image, server_env, start_wharf,  # noqa: E402
+                         stop_wharf)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHARF = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "release", "wharf")
@@ -70,15 +71,7 @@ def main():
         print(f"| {served} | {rows} | {pulls} | {growth / 1024:.0f} KiB |"
               f" {growth / 1024 / (served / 1e6):.1f} KiB |")
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_wharf(proc, log, work)
 
 
 if __name__ == "__main__":

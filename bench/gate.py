@@ -26,7 +26,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import login_storm  # noqa: E402
-from login_storm import ACCEPT, free_port, hey, req, server_env, start_wharf  # noqa: E402
+from login_storm import (ACCEPT, free_port, hey, req, server_env, start_wharf,  # noqa: E402
+                         stop_wharf)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WHARF = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "release", "wharf")
@@ -117,14 +118,7 @@ def main():
             ans = ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))
             print(f"| {label} | {rate:.0f} | {p99:.1f} | {100 * rate / off:.0f}% | {ans} |")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_wharf(proc, log, work)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,19 @@ def start_wharf(env, log, base):
             time.sleep(0.1)
 
 
+def stop_wharf(proc, log, work):
+    """Stops the server this script started (TERM, then KILL after 30 s) and cleans up."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 class Storm:
     def __init__(self, port, many_addresses):
         self.port, self.many = port, many_addresses
@@ -190,14 +203,7 @@ def main():
         for r in rows:
             print(f"| {r[0]} | {r[1]} | {r[2]:.0f} | {r[3]:.1f} | {r[4]} | {r[5]} |")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_wharf(proc, log, work)
 
 
 if __name__ == "__main__":
