@@ -1,7 +1,7 @@
 /*
  * names.c: the rule user names follow, in one place so that the REST API
  * (POST /users) and `wharf user add` accept and refuse the same names
- * (HARBOR.md: Harbor refuses , " ~ # % $ : / and spaces, 1..255 bytes).
+ * (Harbor refuses , " ~ # % $ : / and spaces, 1..255 bytes).
  */
 #include <string.h>
 

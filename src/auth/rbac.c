@@ -1,6 +1,6 @@
 /*
  * auth/rbac: Harbor's project roles and what each may do (Harbor's
- * rbac_role.go policies as summarised in HARBOR.md §6.3), plus the extra
+ * rbac_role.go policies), plus the extra
  * permissions a public project gives everybody. Robot policies and system-level
  * permissions other than the admin flag belong to their callers.
  * Reading of the summary where it is terse: "CRUD" means create, read,

@@ -1,6 +1,6 @@
 /*
- * match.c: inventory x vulnerability database -> findings (SCANNING.md §A.7,
- * §C.1, §C.6 and wharf's decisions). OS packages are looked up by the
+ * match.c: inventory x vulnerability database -> findings (the
+ * rules in docs/scanning.md). OS packages are looked up by the
  * platform of the detected OS ("debian:12", "alpine:3.18", "ubuntu:22.04")
  * and their *source* package, compared with the source version; language
  * packages by ecosystem and name. Distro rows carry a fixed version or none
@@ -495,7 +495,7 @@ int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory 
     }
     if (m.out->n) {
         qsort(m.out->items, m.out->n, sizeof(*m.out->items), finding_cmp);
-        /* One item per id-package-version (HARBOR.md §3.3), even when two
+        /* One item per id-package-version (as Harbor's reports), even when two
          * databases in the image declare the same package. */
         size_t o = 1;
         for (size_t i = 1; i < m.out->n; i++) {

@@ -1,6 +1,6 @@
 /*
  * report.c: findings and inventories rendered for people and programs: the
- * generic vulnerability report (HARBOR.md §3.3, "application/vnd.security.
+ * generic vulnerability report (Harbor's "application/vnd.security.
  * vulnerability.report; version=1.1"), a CycloneDX 1.5 JSON SBOM with
  * package URLs (purl-spec types deb, apk, rpm, npm, pypi, golang, maven), and
  * a plain-text table.
@@ -73,7 +73,7 @@ json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest)
         json_object_set_new(v, "vendor_attributes", vendor);
         json_array_append_new(vulns, v);
     }
-    /* Unknown has code 0: a report with only Unknown findings is "None" overall (§3.1). */
+    /* Unknown has code 0: a report with only Unknown findings is "None" overall, as in Harbor. */
     const char *overall = top == WH_SEV_UNKNOWN ? "None" : wh_severity_name(top);
     return json_pack("{s:s, s:{s:s, s:s, s:s}, s:s, s:o}", "generated_at", now, "scanner", "name",
                      WH_SCANNER_NAME, "vendor", WH_SCANNER_NAME, "version", WH_SCANNER_VERSION,

@@ -217,9 +217,9 @@ int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory 
 /* Keeps only findings whose severity bit (1 << sev) is set in `mask`. */
 void wh_findings_filter(struct wh_findings *f, unsigned mask);
 
-/* Vulnerability report (HARBOR.md §3.3, generic 1.1 shape, without the mime key). New reference. */
+/* Vulnerability report (Harbor's generic 1.1 shape, without the mime key). New reference. */
 json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest);
-/* Scan overview summary (HARBOR.md §3.4): {"total", "fixable", "summary": {"Critical": n, ...}}
+/* Scan overview summary (Harbor's scan_overview): {"total", "fixable", "summary": {"Critical": n, ...}}
  * with a key only for severities that occur. New reference. */
 json_t *wh_report_summary(const struct wh_findings *f);
 /* CycloneDX 1.5 JSON SBOM of the inventory. New reference. */

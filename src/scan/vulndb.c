@@ -1,6 +1,6 @@
 /*
  * vulndb.c: the vulnerability database, one SQLite file. Imports each
- * publisher's own format (SCANNING.md §C): the Debian Security Tracker JSON
+ * publisher's own format: the Debian Security Tracker JSON
  * (source package -> CVE -> releases), Alpine secdb JSON (and the
  * one-package-per-file form of the same keys), OSV records (files,
  * directories, .zip) and NVD CVE API 2.0 JSON for CVSS and descriptions.

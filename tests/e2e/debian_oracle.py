@@ -2,7 +2,7 @@
 for a root file system's dpkg status and a Debian Security Tracker JSON feed.
 
 It shares no code with wharf and follows the rules written down in
-/work/shared/SCANNING.md ("wharf's decisions"), with version order decided by
+docs/scanning.md, with version order decided by
 `dpkg --compare-versions` itself:
 
 - the release comes from the major of etc/debian_version (12 -> bookworm);

@@ -7,7 +7,7 @@ to, and changes nothing. Writes are all-or-nothing: a failing step (a
 duplicate name, a database error injected with an SQLite trigger on the
 live database) leaves no half-created project, member, robot or user behind.
 
-Robots see and do only what they were given (HARBOR.md §6.3, §6.4; Harbor's
+Robots see and do only what they were given (Harbor's
 ListProjects, CreateProject and robot handlers): a system robot lists the
 public projects plus the projects its permissions name (every project only
 with namespace "*"); creating a project takes the system permission

@@ -1,6 +1,6 @@
 """REST API: projects — creation rules and messages, listing with filters and
 pagination, visibility for anonymous and non-member callers, metadata,
-summary, deletion rules, audit entries (HARBOR.md §0, §1, §5)."""
+summary, deletion rules, audit entries (Harbor's API)."""
 
 from urllib.parse import quote
 

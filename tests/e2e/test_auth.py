@@ -1,4 +1,4 @@
-"""Access control on /v2/ (DESIGN.md, the user's story): pushing needs
+"""Access control on /v2/ (the user's story in the README): pushing needs
 credentials, pulling a public project's image does not; the token service
 (distribution's token protocol) grants what is asked and allowed; Basic
 callers without the right get 403 DENIED."""

@@ -108,7 +108,7 @@ def test_scan_oci_layout(db, pinned_bookworm):
     assert rep["scanner"]["name"] == "wharf"
     assert len(rep["vulnerabilities"]) == PINNED_FINDINGS
     ids = {v["id"] for v in rep["vulnerabilities"]}
-    assert len(ids) == PINNED_VULNS  # SCANNING.md §F.1: 22 report rows
+    assert len(ids) == PINNED_VULNS  # 22 report rows (tests/data/images/bookworm-minbase/PROVENANCE.md)
     # fixed for bookworm (rows 7, 8, 24) or not affected (row 23)
     assert not ids & {"CVE-2023-4911", "CVE-2024-2961", "CVE-2024-3094", "CVE-2022-1664"}
     z = [v for v in rep["vulnerabilities"] if v["id"] == "CVE-2023-45853"]
@@ -209,8 +209,8 @@ def older_rootfs(pinned_bookworm, root, versions: dict):
 
 def test_fixed_in_a_later_version_is_reported_with_its_fix(db, pinned_bookworm, tmp_path):
     """The pinned image is past every fix in the fixture; the same image with
-    the glibc and dpkg of bookworm's first release shows the "fixed" rows of
-    SCANNING.md §F.1 (7, 8, 24): DSA fixes compared as dpkg versions."""
+    the glibc and dpkg of bookworm's first release shows the "fixed" rows
+    (7, 8, 24 of the pinned image's expected findings): DSA fixes compared as dpkg versions."""
     root = older_rootfs(pinned_bookworm, tmp_path / "root",
                         {"libc6": "2.36-9", "libc-bin": "2.36-9", "dpkg": "1.21.7"})
     want = oracle.rootfs_findings(root)

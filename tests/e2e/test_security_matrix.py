@@ -1,7 +1,7 @@
 """Access control, cell by cell: every principal against a public and a
 private project, through /v2/ (Basic credentials and the token service) and
 through the REST API, each cell a real operation whose outcome is checked
-against the expected table below (HARBOR.md §6.3, §6.1; docs/security.md).
+against the expected table below (Harbor's role policies and token service; docs/security.md).
 
 The principals: a system administrator (not the bootstrap `admin`, which
 only sets things up and checks outcomes), a member of each role
@@ -10,7 +10,7 @@ with pull+push and one with pull only (each used on its own project), the
 pull+push robot of the *other* project, a user who is no member, and an
 anonymous caller.
 
-How the table is read from HARBOR.md §6.3:
+How the table is read from Harbor's role policies:
   * pull / tag list: "repository pull / read / list" is every role's; a
     public project adds "repository list/pull" for everybody, anonymous
     callers included.
@@ -26,7 +26,7 @@ How the table is read from HARBOR.md §6.3:
   * a system administrator may do everything.
   * robots have exactly the access their policy lists (here repository pull
     and push, or pull) in their own project, plus what a public project gives
-    everybody (§6.3 "for every caller"). So on the private project a robot
+    everybody (Harbor's public-project policy). So on the private project a robot
     may pull (and push) through /v2/ but may not list repositories or
     artifacts through the REST API, whose checks are "repository list" and
     "artifact list/read", which its policy lacks. A robot of one project has
@@ -43,7 +43,7 @@ the token grants and the principal's role, and changes nothing
 Denials: on /v2/ anonymous and token callers get 401 UNAUTHORIZED with a
 Bearer challenge, callers who sent Basic credentials get 403 DENIED; on the
 REST API anonymous callers get 401 UNAUTHORIZED, authenticated ones 403
-FORBIDDEN (HARBOR.md §0.1, docs/api.md). Every denied change is also checked
+FORBIDDEN (docs/api.md). Every denied change is also checked
 not to have happened; every allowed one to have happened.
 """
 
@@ -302,7 +302,7 @@ GRANT_CELLS = [(w, v) for w in PRINCIPALS for v in PROJECTS]
 @pytest.mark.parametrize("who,vis", GRANT_CELLS, ids=[cell_id("token-grants", *c) for c in GRANT_CELLS])
 def test_token_grants(world, who, vis):
     """Asking for pull, push and delete at once grants exactly the allowed
-    subset (the intersection of HARBOR.md §6.1 step 3)."""
+    subset (the intersection the token service grants)."""
     repo = f"{PROJECTS[vis]}/app"
     _, granted = world.token(who, vis, f"repository:{repo}:pull,push,delete")
     want = {a for a in ("pull", "push", "delete") if EXPECTED[(GRANT_ROW[a], who, vis)]}

@@ -2,7 +2,7 @@
  * Unit tests for auth/: password hashes and rules, secrets, the signing key
  * and its libtrust kid, token signing and every way verification must refuse,
  * scopes, Basic credentials, the RBAC matrix (a table below that mirrors
- * HARBOR.md §6.3 line by line) and the login throttle on a fake clock.
+ * Harbor's role policies line by line) and the login throttle on a fake clock.
  * Tokens the library would never produce are forged here with the test key,
  * read straight from its PEM file.
  */
@@ -965,7 +965,7 @@ static void test_auth__basic_parse(void **state)
 /* ------------------------------------------------------------ RBAC */
 
 /*
- * HARBOR.md §6.3, one entry per table row: resource, actions, the roles that
+ * Harbor's rbac_role.go, one entry per policy row: resource, actions, the roles that
  * have them (A projectAdmin, M maintainer, D developer, G guest, L
  * limitedGuest). Everything not listed is denied to every role. The reading of
  * terse cells ("CRUD", "scanner set", "label add/remove") is the one
@@ -1025,7 +1025,7 @@ static const struct {
     {"configuration", "update", "A"},
 };
 
-/* The public-project bullet of §6.3. */
+/* What a public project gives every caller. */
 static const struct {
     const char *res, *acts;
 } public_set[] = {

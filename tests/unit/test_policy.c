@@ -1,5 +1,5 @@
 /*
- * Unit tests for the vulnerability gate of policy/ (gate.c, HARBOR.md §2.2)
+ * Unit tests for the vulnerability gate of policy/ (gate.c, Harbor's "Prevent vulnerable images from running")
  * over a real metadata database: the threshold's codes (none and unset refuse
  * Unknown, low ignores Negligible and Unknown), the count over deduplicated
  * items of every severity, the blocking CVEs named (five, then "and N more"),

@@ -3,8 +3,8 @@
  * records (tests/data/vulndb). The centre piece scans the Debian bookworm
  * minbase image pinned in tests/data/images/bookworm-minbase (the files the
  * scanner reads, packed here into a one-layer OCI layout) against the
- * bookworm tracker fixture and asserts exactly SCANNING.md §F.1; then
- * the §F.2 expectations for Alpine and OSV language packages, glibc versions
+ * bookworm tracker fixture and asserts exactly its expected findings; then
+ * the expectations for Alpine and OSV language packages, glibc versions
  * around the DSA fixes, atomic imports, reports, CVSS and an update without
  * network.
  */
@@ -86,7 +86,7 @@ static void expect_finding(const struct wh_findings *f, const char *pkg, const c
     assert_string_equal(wh_severity_name(x ? x->severity : WH_SEV_UNKNOWN), wh_severity_name(sev));
 }
 
-/* ---- SCANNING.md §F.1 on a real bookworm minbase image ---- */
+/* ---- expected findings of a real bookworm minbase image ---- */
 
 static const struct f1 {
     const char *src, *id, *status;
@@ -200,7 +200,7 @@ static void test_scan__bookworm_f1(void **state)
     assert_string_equal(z ? z->cvss_vector : "", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H");
     assert_string_equal(z ? z->cvss_source : "", "nvd");
 
-    /* the report in HARBOR.md §3.3 shape */
+    /* the report in Harbor's shape */
     json_t *rep = wh_report_json(f, opts.image_digest);
     assert_string_equal(json_string_value(json_object_get(rep, "severity")), "Critical");
     assert_int_equal(json_array_size(json_object_get(rep, "vulnerabilities")), f->n);
@@ -220,7 +220,7 @@ static void test_scan__bookworm_f1(void **state)
     free(dir);
 }
 
-/* glibc around the DSA fixes, dpkg below its sid fix: the "fixed" cases of §F.1 rows 7, 8, 24. */
+/* glibc around the DSA fixes, dpkg below its sid fix: the "fixed" cases. */
 static void test_scan__bookworm_fixed_rows(void **state)
 {
     (void)state;
@@ -255,7 +255,7 @@ static void test_scan__bookworm_fixed_rows(void **state)
     assert_null(find(f, "libc-dev-bin", NULL, "CVE-2024-2961"));
     expect_finding(f, "dpkg", NULL, "CVE-2022-1664", "fixed", "1.21.8", WH_SEV_UNKNOWN);
     assert_null(find(f, "liblzma5", NULL, "CVE-2024-3094"));
-    /* the scan overview counts (HARBOR.md §3.4) */
+    /* the scan overview counts (Harbor's scan_overview) */
     json_t *sum = wh_report_summary(f);
     assert_int_equal(json_integer_value(json_object_get(sum, "total")), f->n);
     assert_int_equal(json_integer_value(json_object_get(sum, "fixable")), 4);
@@ -266,7 +266,7 @@ static void test_scan__bookworm_fixed_rows(void **state)
     wh_vulndb_close(db);
 }
 
-/* ---- §F.2 ---- */
+/* ---- Alpine, OSV language packages, glibc versions ---- */
 
 static struct wh_inventory *os_inv(const char *family, const char *version)
 {

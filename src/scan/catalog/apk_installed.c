@@ -1,5 +1,5 @@
 /*
- * apk.c: the Alpine package database lib/apk/db/installed (SCANNING.md §A.4):
+ * apk.c: the Alpine package database lib/apk/db/installed:
  * blank-line separated stanzas of `X:value` lines. P: name, V: version, A:
  * arch, o: origin, which is the source package Alpine's secdb is keyed by.
  */

@@ -1,6 +1,6 @@
 /*
- * catalog.c: decides which files of a layer the catalogers need (by path, as
- * SCANNING.md §A.2-A.6 lists them), how much of each may be read, and hands
+ * catalog.c: decides which files of a layer the catalogers need (by path, the
+ * locations Syft and Trivy read), how much of each may be read, and hands
  * the bytes to the right parser. Everything else in a layer is skipped
  * unread, so memory holds only package databases and small metadata files.
  */

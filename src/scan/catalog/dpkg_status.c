@@ -1,6 +1,6 @@
 /*
  * dpkg.c: the dpkg status database (var/lib/dpkg/status, and one stanza file
- * per package under status.d/ in distroless images; SCANNING.md §A.3).
+ * per package under status.d/ in distroless images).
  * Stanzas are RFC 822-like paragraphs separated by blank lines. Binary name
  * and version come from Package:/Version:, the source from `Source: name` or
  * `Source: name (version)`; packages whose Status has deinstall or purge are

@@ -1,5 +1,5 @@
 /*
- * java.c: Java archives (.jar .war .ear .par, SCANNING.md §A.6). Each archive
+ * java.c: Java archives (.jar .war .ear .par). Each archive
  * is a zip read from memory with libarchive; every
  * META-INF/maven/<groupId>/<artifactId>/pom.properties names one Maven
  * artifact (groupId:artifactId, version). Nested archives (Spring Boot

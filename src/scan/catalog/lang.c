@@ -1,6 +1,6 @@
 /*
- * lang.c: language package catalogers for files found inside images
- * (SCANNING.md §A.6): npm (installed node_modules/<pkg>/package.json and
+ * lang.c: language package catalogers for files found inside images:
+ * npm (installed node_modules/<pkg>/package.json and
  * package-lock.json v1-v3) and Python (*.dist-info/METADATA, egg-info
  * PKG-INFO headers, and EGG-INFO/PKG-INFO inside a zipped .egg). Sub-path package.json helper files without a name and a
  * version are not packages and are skipped.

@@ -1,6 +1,6 @@
 /*
- * osrelease.c: OS detection from the merged image's release files
- * (SCANNING.md §A.2): os-release(5) key=value files, /etc/debian_version,
+ * osrelease.c: OS detection from the merged image's release files:
+ * os-release(5) key=value files, /etc/debian_version,
  * /etc/alpine-release, /etc/lsb-release and the RHEL-family
  * "<Name> release <version> (<codename>)" files. Ubuntu wins over Debian
  * because Ubuntu ships a debian_version too ("bookworm/sid").

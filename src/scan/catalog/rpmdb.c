@@ -1,6 +1,6 @@
 /*
- * rpm.c: the RPM package database in its three on-disk forms (SCANNING.md
- * §A.5), each decoded down to the RPM header blobs it stores:
+ * rpm.c: the RPM package database in its three on-disk forms (bdb Packages,
+ * ndb Packages.db, sqlite rpmdb.sqlite), each decoded down to the RPM header blobs it stores:
  *   - SQLite (rpmdb.sqlite, RHEL 9 / Fedora): table Packages(hnum, blob);
  *   - Berkeley DB hash (Packages, RHEL <= 8): blobs are off-page items of
  *     hash pages, read by following overflow page chains;
