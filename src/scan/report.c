@@ -95,6 +95,21 @@ json_t *wh_report_summary(const struct wh_findings *f)
                      sum);
 }
 
+void wh_findings_fingerprint(const struct wh_findings *f, char *out, size_t cap)
+{
+    struct wh_buf b;
+    struct wh_digest d;
+    wh_buf_init(&b, (size_t)1 << 30);
+    for (size_t i = 0; i < f->n; i++) {
+        const struct wh_finding *x = &f->items[i];
+        wh_buf_printf(&b, "%s\t%s\t%s\t%s\t%d\t%.1f\n", x->id, x->pkg->name, x->pkg->version,
+                      x->fixed, (int)x->severity, x->cvss_score);
+    }
+    wh_digest_of(&d, WH_DIGEST_SHA256, b.data ? b.data : "", b.len);
+    snprintf(out, cap, "%.32s", wh_digest_hex(&d));
+    wh_buf_dispose(&b);
+}
+
 /* Percent-encodes what purl-spec reserves in a name or version. */
 static void purl_enc(struct wh_buf *b, const char *s)
 {

@@ -158,6 +158,20 @@ int wh_vulndb_status(const char *dbpath, FILE *f);
 int wh_vulndb_update(const char *dbpath, const char *const *urls, size_t nurls,
                      struct wh_vulndb_stats *stats);
 
+/*
+ * The feed URLs used when none are named: WHARF_VULNDB_FEEDS, else the lines
+ * of DATA_DIR/vulndb-feeds.txt ('#' starts a comment); whitespace-separated,
+ * malloc'ed (the caller's). NULL when neither is set (the built-in list).
+ */
+char *wh_vulndb_feed_list(const char *data_dir);
+/*
+ * wh_vulndb_update with the feeds of wh_vulndb_feed_list (what `wharf vulndb
+ * update` and the server's background update both run). Returns as
+ * wh_vulndb_update.
+ */
+int wh_vulndb_update_configured(const char *dbpath, const char *data_dir,
+                                struct wh_vulndb_stats *stats);
+
 /* ---- matching ---- */
 
 enum wh_severity {
@@ -222,6 +236,9 @@ json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest)
 /* Scan overview summary (HARBOR.md §3.4): {"total", "fixable", "summary": {"Critical": n, ...}}
  * with a key only for severities that occur. New reference. */
 json_t *wh_report_summary(const struct wh_findings *f);
+/* A hash of the findings (ids, packages, versions, fixes, severities, scores) as hex,
+ * cut to `cap` - 1 characters (32 at most): equal findings, equal fingerprints. */
+void wh_findings_fingerprint(const struct wh_findings *f, char *out, size_t cap);
 /* CycloneDX 1.5 JSON SBOM of the inventory. New reference. */
 json_t *wh_report_cyclonedx(const struct wh_inventory *inv, const char *target);
 /* Plain-text table, one line per finding. */
