@@ -170,6 +170,12 @@ $(B)/bench/listfill: bench/listfill.c $(B)/libwharf.a
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS)
 
+# The re-match benchmark: fills a data directory and times wh_scand_rematch.
+$(B)/bench/rematch: bench/rematch.c $(B)/libwharf.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS)
+
 bench:
 	@$(DEPS) bench
 	@$(MAKE) --no-print-directory all $(B)/bench/listfill

@@ -30,10 +30,30 @@ static int count_slot(int severity)
     }
 }
 
-/* Replaces the findings of artifact `artifact_id` and the counts of its scan row. */
-static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_scan_result *r)
+/* A finding row the artifact has: its key (CVE, package, version) and values. */
+struct old_row {
+    int64_t id;
+    char *key; /* "cve\npackage\nversion" */
+    char *fixed;
+    int severity;
+    double cvss3;
+    bool kept;
+};
+
+static int old_cmp(const void *a, const void *b)
 {
-    static const char del[] = "DELETE FROM finding WHERE artifact_id = ?1";
+    return strcmp(((const struct old_row *)a)->key, ((const struct old_row *)b)->key);
+}
+
+static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_scan_result *r,
+                          json_t *old_ids)
+{
+    static const char old[] =
+        "SELECT id, cve_id, package, version, fixed_version, severity, coalesce(cvss3, 0)"
+        " FROM finding WHERE artifact_id = ?1 ORDER BY cve_id";
+    static const char del[] = "DELETE FROM finding WHERE id = ?1";
+    static const char upd[] =
+        "UPDATE finding SET fixed_version = ?2, severity = ?3, cvss3 = ?4 WHERE id = ?1";
     static const char ins[] =
         "INSERT INTO finding(artifact_id, project_id, repo_id, cve_id, package, version,"
         " fixed_version, severity, cvss3)"
@@ -48,32 +68,95 @@ static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_s
         " none_cnt = ?6, unknown_cnt = ?7, fixable_cnt = ?8, fingerprint = ?9"
         " WHERE artifact_id = ?1";
     int64_t n[6] = {0}, fixable = 0;
-    sqlite3_stmt *s = db_stmt(c, del);
+    struct old_row *rows = NULL;
+    size_t nrows = 0, cap = 0;
+    struct wh_buf key;
+    int error = 0, rc;
+    wh_buf_init(&key, 1u << 20);
+    sqlite3_stmt *s = db_stmt(c, old);
     sqlite3_bind_int64(s, 1, artifact_id);
-    int error = db_run(c, s);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *cve = (const char *)sqlite3_column_text(s, 1);
+        if (nrows == cap) {
+            cap = cap ? cap * 2 : 64;
+            rows = wh_realloc(rows, cap * sizeof(*rows));
+        }
+        rows[nrows++] = (struct old_row){
+            .id = sqlite3_column_int64(s, 0),
+            .key = wh_sprintf("%s\n%s\n%s", cve, (const char *)sqlite3_column_text(s, 2),
+                              (const char *)sqlite3_column_text(s, 3)),
+            .fixed = wh_strdup((const char *)sqlite3_column_text(s, 4)),
+            .severity = sqlite3_column_int(s, 5),
+            .cvss3 = sqlite3_column_double(s, 6),
+        };
+        /* rows come ordered by CVE id: each id once */
+        size_t k = json_array_size(old_ids);
+        if (old_ids && (k == 0 || strcmp(json_string_value(json_array_get(old_ids, k - 1)), cve) != 0))
+            json_array_append_new(old_ids, json_string(cve));
+    }
+    if (rc != SQLITE_DONE)
+        error = db_fail(c);
+    db_done(s);
+    if (nrows > 1)
+        qsort(rows, nrows, sizeof(*rows), old_cmp);
     for (size_t i = 0; error == 0 && i < r->nfindings; i++) {
         const struct wh_db_finding *f = &r->findings[i];
+        const char *fixed = f->fixed_version ? f->fixed_version : "";
+        double score = f->cvss3 > 0 ? f->cvss3 : 0;
         n[count_slot(f->severity)]++;
-        fixable += f->fixed_version && f->fixed_version[0];
-        s = db_stmt(c, ins);
-        sqlite3_bind_int64(s, 1, artifact_id);
-        db_bind_text(s, 2, f->cve_id);
-        db_bind_text(s, 3, f->package);
-        db_bind_text(s, 4, f->version);
-        db_bind_text(s, 5, f->fixed_version ? f->fixed_version : "");
-        sqlite3_bind_int(s, 6, f->severity);
-        if (f->cvss3 > 0)
-            sqlite3_bind_double(s, 7, f->cvss3);
-        else
-            sqlite3_bind_null(s, 7);
-        if ((error = db_run(c, s)) < 0)
-            break;
-        s = db_stmt(c, text);
-        db_bind_text(s, 1, f->cve_id);
-        db_bind_text(s, 2, f->description ? f->description : "");
-        db_bind_text(s, 3, f->links && f->links[0] ? f->links : "[]");
-        error = db_run(c, s);
+        fixable += fixed[0] != '\0';
+        key.len = 0;
+        wh_buf_printf(&key, "%s\n%s\n%s", f->cve_id, f->package, f->version);
+        struct old_row probe = {.key = key.data}, *h = NULL;
+        if (nrows)
+            h = bsearch(&probe, rows, nrows, sizeof(*rows), old_cmp);
+        if (h && !h->kept) {
+            h->kept = true;
+            if (strcmp(h->fixed, fixed) == 0 && h->severity == f->severity && h->cvss3 == score)
+                continue;
+            s = db_stmt(c, upd);
+            sqlite3_bind_int64(s, 1, h->id);
+            db_bind_text(s, 2, fixed);
+            sqlite3_bind_int(s, 3, f->severity);
+            if (score > 0)
+                sqlite3_bind_double(s, 4, score);
+            else
+                sqlite3_bind_null(s, 4);
+            error = db_run(c, s);
+        } else {
+            s = db_stmt(c, ins);
+            sqlite3_bind_int64(s, 1, artifact_id);
+            db_bind_text(s, 2, f->cve_id);
+            db_bind_text(s, 3, f->package);
+            db_bind_text(s, 4, f->version);
+            db_bind_text(s, 5, fixed);
+            sqlite3_bind_int(s, 6, f->severity);
+            if (score > 0)
+                sqlite3_bind_double(s, 7, score);
+            else
+                sqlite3_bind_null(s, 7);
+            if ((error = db_run(c, s)) < 0)
+                break;
+        }
+        if (error == 0) {
+            s = db_stmt(c, text);
+            db_bind_text(s, 1, f->cve_id);
+            db_bind_text(s, 2, f->description ? f->description : "");
+            db_bind_text(s, 3, f->links && f->links[0] ? f->links : "[]");
+            error = db_run(c, s);
+        }
     }
+    for (size_t i = 0; i < nrows; i++) {
+        if (error == 0 && !rows[i].kept) {
+            s = db_stmt(c, del);
+            sqlite3_bind_int64(s, 1, rows[i].id);
+            error = db_run(c, s);
+        }
+        free(rows[i].key);
+        free(rows[i].fixed);
+    }
+    free(rows);
+    wh_buf_dispose(&key);
     if (error < 0)
         return error;
     s = db_stmt(c, counts);
@@ -133,7 +216,7 @@ static int succeed_tx(struct conn *c, int64_t artifact_id, const char *report_id
     if (error == 0)
         error = write_inventory(c, artifact_id, r);
     if (error == 0)
-        error = write_findings(c, artifact_id, r);
+        error = write_findings(c, artifact_id, r, NULL);
     return error;
 }
 
@@ -199,21 +282,6 @@ int wh_db_inventory_artifacts(wh_db *db, int64_t inventory_id,
     return error;
 }
 
-/* The distinct CVE ids of the artifact's findings, as a sorted JSON array of strings. */
-static int old_cves(struct conn *c, int64_t artifact_id, json_t *out)
-{
-    static const char sql[] =
-        "SELECT DISTINCT cve_id FROM finding WHERE artifact_id = ?1 ORDER BY cve_id";
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        json_array_append_new(out, json_string((const char *)sqlite3_column_text(s, 0)));
-    int error = rc == SQLITE_DONE ? 0 : db_fail(c);
-    db_done(s);
-    return error;
-}
-
 static bool has_id(const json_t *arr, const char *id)
 {
     size_t i;
@@ -234,9 +302,7 @@ static int rematch_tx(struct conn *c, const struct wh_rematch_target *t,
         "INSERT INTO vuln_change(time_ms, artifact_id, project_id, added, removed)"
         " SELECT ?2, id, project_id, ?3, ?4 FROM artifact WHERE id = ?1";
     json_t *before = json_array();
-    int error = old_cves(c, t->artifact_id, before);
-    if (error < 0)
-        goto out;
+    int error;
     sqlite3_stmt *s = db_stmt(c, sql);
     sqlite3_bind_int64(s, 1, t->artifact_id);
     db_bind_text(s, 2, t->report_id);
@@ -246,7 +312,7 @@ static int rematch_tx(struct conn *c, const struct wh_rematch_target *t,
     db_bind_text(s, 6, r->summary);
     db_bind_text(s, 7, r->report);
     if ((error = db_change(c, s, "successful scan")) < 0 ||
-        (error = write_findings(c, t->artifact_id, r)) < 0)
+        (error = write_findings(c, t->artifact_id, r, before)) < 0)
         goto out;
     for (size_t i = 0; i < r->nfindings; i++) {
         const char *id = r->findings[i].cve_id;

@@ -110,7 +110,7 @@ static int vulndb_fresh(struct worker_db *w, const char *path)
 
 /* A scan's or a re-match's outcome in the form the database stores. */
 struct result {
-    json_t *rep, *sum;
+    json_t *sum;
     char *report, *summary, *inventory;
     char severity[16];
     char fingerprint[WH_FINGERPRINT_MAX];
@@ -120,7 +120,6 @@ struct result {
 
 static void result_dispose(struct result *res)
 {
-    json_decref(res->rep);
     json_decref(res->sum);
     free(res->report);
     free(res->summary);
@@ -138,21 +137,21 @@ static int result_build(struct result *res, const struct wh_findings *f,
                         const struct wh_inventory *inv, const char *digest)
 {
     memset(res, 0, sizeof(*res));
-    res->rep = wh_report_json(f, digest);
     res->sum = wh_report_summary(f);
-    res->report = json_dumps(res->rep, JSON_COMPACT);
+    res->report = wh_report_text(f, digest);
     res->summary = json_dumps(res->sum, JSON_COMPACT);
-    if (inv) {
-        json_t *j = wh_inventory_to_json(inv);
-        res->inventory = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        if (!res->inventory)
-            return wh_error_set(WH_ERROR, "json encoding failed");
-    }
+    size_t inv_len = 0;
+    if (inv)
+        res->inventory = wh_inventory_to_text(inv, &inv_len);
     if (!res->report || !res->summary)
         return wh_error_set(WH_ERROR, "json encoding failed");
-    const char *sev = json_string_value(json_object_get(res->rep, "severity"));
-    snprintf(res->severity, sizeof(res->severity), "%s", sev ? sev : "None");
+    enum wh_severity top = WH_SEV_UNKNOWN;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->items[i].severity > top)
+            top = f->items[i].severity;
+    /* Unknown has code 0: only Unknown findings make "None" overall (HARBOR.md §3.1) */
+    snprintf(res->severity, sizeof(res->severity), "%s",
+             top == WH_SEV_UNKNOWN ? "None" : wh_severity_name(top));
     wh_findings_fingerprint(f, res->fingerprint, sizeof(res->fingerprint));
     res->rows = wh_calloc(f->n ? f->n : 1, sizeof(*res->rows));
     for (size_t i = 0; i < f->n; i++) {
@@ -175,7 +174,7 @@ static int result_build(struct result *res, const struct wh_findings *f,
         .summary = res->summary,
         .report = res->report,
         .inventory = res->inventory,
-        .inventory_len = res->inventory ? strlen(res->inventory) : 0,
+        .inventory_len = inv_len,
         .fingerprint = res->fingerprint,
         .findings = res->rows,
         .nfindings = f->n,
@@ -183,25 +182,34 @@ static int result_build(struct result *res, const struct wh_findings *f,
     return 0;
 }
 
+int wh_scand_record(wh_db *db, const struct wh_scan_job *job, const struct wh_inventory *inv,
+                    const struct wh_findings *f)
+{
+    struct result res;
+    int error = result_build(&res, f, inv, job->digest);
+    if (error == 0)
+        error = wh_db_scan_succeed(db, job->artifact_id, job->report_id, &res.r, wh_now_ms());
+    result_dispose(&res);
+    return error;
+}
+
 /* Scans the job's image and records its Success: 1 then, or an error with a message. */
 static int scan_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *job)
 {
     struct wh_inventory *inv = NULL;
     struct wh_findings *findings = NULL;
-    struct result res = {0};
     struct wh_blob_source src = {store_open, s->store};
     struct wh_scan_opts opts = {.cache_dir = s->cache_dir, .trusted_store = true, .threads = 1};
     int error;
 
     if ((error = vulndb_fresh(w, s->vulndb_path)) < 0 ||
         (error = wh_scan_image(&inv, &src, job->digest, &opts)) < 0 ||
-        (error = wh_match(&findings, w->db, inv)) < 0 ||
-        (error = result_build(&res, findings, inv, job->digest)) < 0)
+        (error = wh_match(&findings, w->db, inv)) < 0)
         goto out;
     wh_log_info("scan %s: %s: %u layers read, %u from cache, %zu packages, %zu findings",
                 job->report_id, job->digest, opts.layers_read, opts.layers_cached, inv->npkgs,
                 findings->n);
-    error = wh_db_scan_succeed(s->db, job->artifact_id, job->report_id, &res.r, wh_now_ms());
+    error = wh_scand_record(s->db, job, inv, findings);
     if (error == WH_ENOTFOUND)
         wh_log_info("scan %s of %s was stopped or replaced: result dropped", job->report_id,
                     job->digest);
@@ -209,7 +217,6 @@ static int scan_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
         wh_log_error("scan %s: cannot record the result: %s", job->report_id, wh_error_msg());
     error = 1; /* recorded or dropped: nothing is left for run_job to write */
 out:
-    result_dispose(&res);
     wh_findings_free(findings);
     wh_inventory_free(inv);
     return error;
@@ -339,67 +346,106 @@ static int take_target(const struct wh_rematch_target *t, void *payload)
     return 0;
 }
 
-/* Matches one stored inventory again and rewrites the artifacts whose findings changed. */
-static int rematch_one(wh_db *db, wh_vulndb *vdb, const char *body, size_t len, int64_t inv_id,
-                       struct wh_rematch_stats *st)
+/* A re-matched artifact whose findings changed, waiting for its write. */
+struct pending {
+    struct wh_rematch_target t;
+    char report_id[WH_SCAN_ID_MAX];
+    struct result res;
+};
+
+/* One page of inventories matched again: what the writes borrow, and the writes. */
+struct rematch_page {
+    struct wh_inventory *inv[REMATCH_PAGE];
+    struct wh_findings *f[REMATCH_PAGE];
+    struct pending *w;
+    size_t nw, capw;
+    struct wh_rematch_stats *st;
+};
+
+/* Matches one stored inventory again and queues the artifacts whose findings changed. */
+static int rematch_one(wh_db *db, wh_match_memo *mm, const char *body, size_t len,
+                       int64_t inv_id, struct rematch_page *pg, size_t slot)
 {
-    struct wh_inventory *inv = NULL;
-    struct wh_findings *f = NULL;
     struct targets ts = {0};
     char fp[WH_FINGERPRINT_MAX];
-    json_t *j = json_loadb(body, len, 0, NULL);
     int error;
-    if (!j || (error = wh_inventory_from_json(&inv, j)) < 0) {
-        error = wh_error_set(WH_EINVALID, "stored inventory %lld is not readable",
-                             (long long)inv_id);
+    if (wh_inventory_from_text(&pg->inv[slot], body, len) < 0) {
+        error = wh_error_set(WH_EINVALID, "stored inventory %lld is not readable: %s",
+                             (long long)inv_id, wh_error_msg());
         goto out;
     }
-    if ((error = wh_match(&f, vdb, inv)) < 0 ||
+    if ((error = wh_match_memoized(&pg->f[slot], mm, pg->inv[slot])) < 0 ||
         (error = wh_db_inventory_artifacts(db, inv_id, take_target, &ts)) < 0)
         goto out;
-    wh_findings_fingerprint(f, fp, sizeof(fp));
+    wh_findings_fingerprint(pg->f[slot], fp, sizeof(fp));
     for (size_t i = 0; i < ts.n; i++) {
-        const struct wh_rematch_target *t = &ts.v[i];
-        st->artifacts++;
-        if (strcmp(t->fingerprint, fp) == 0)
+        pg->st->artifacts++;
+        if (strcmp(ts.v[i].fingerprint, fp) == 0)
             continue;
-        struct result res;
-        char report_id[WH_SCAN_ID_MAX], *added = NULL, *removed = NULL;
-        wh_random_hex(report_id, 16);
-        if ((error = result_build(&res, f, NULL, t->digest)) == 0)
-            error = wh_db_rematch_apply(db, t, report_id, &res.r, wh_now_ms(), &added, &removed);
-        result_dispose(&res);
-        if (error == WH_ENOTFOUND) {
-            error = 0; /* scanned again meanwhile: that scan used the new database */
-            continue;
+        if (pg->nw == pg->capw) {
+            pg->capw = pg->capw ? pg->capw * 2 : 64;
+            pg->w = wh_realloc(pg->w, pg->capw * sizeof(*pg->w));
         }
-        if (error < 0)
+        struct pending *w = &pg->w[pg->nw];
+        w->t = ts.v[i];
+        wh_random_hex(w->report_id, 16);
+        if ((error = result_build(&w->res, pg->f[slot], NULL, w->t.digest)) < 0) {
+            result_dispose(&w->res);
             goto out;
-        st->changed++;
-        if (strcmp(added, "[]") != 0 || strcmp(removed, "[]") != 0)
-            wh_log_info("re-match: %s@%s: vulnerabilities added %s, removed %s", t->repository,
-                        t->digest, added, removed);
-        else
-            wh_log_info("re-match: %s@%s: findings changed (fixes, severities or scores)",
-                        t->repository, t->digest);
-        free(added);
-        free(removed);
+        }
+        pg->nw++;
     }
 out:
     free(ts.v);
-    json_decref(j);
-    wh_findings_free(f);
-    wh_inventory_free(inv);
     return error;
+}
+
+/* Writes a page's changed artifacts (one transaction: wh_db_batch) and logs each. */
+static int rematch_write(wh_db *db, void *payload)
+{
+    struct rematch_page *pg = payload;
+    for (size_t i = 0; i < pg->nw; i++) {
+        struct pending *w = &pg->w[i];
+        char *added = NULL, *removed = NULL;
+        int error = wh_db_rematch_apply(db, &w->t, w->report_id, &w->res.r, wh_now_ms(), &added,
+                                        &removed);
+        if (error == WH_ENOTFOUND)
+            continue; /* scanned again meanwhile: that scan has its own result */
+        if (error < 0)
+            return error;
+        pg->st->changed++;
+        if (strcmp(added, "[]") != 0 || strcmp(removed, "[]") != 0)
+            wh_log_info("re-match: %s@%s: vulnerabilities added %s, removed %s",
+                        w->t.repository, w->t.digest, added, removed);
+        else
+            wh_log_info("re-match: %s@%s: findings changed (fixes, severities or scores)",
+                        w->t.repository, w->t.digest);
+        free(added);
+        free(removed);
+    }
+    return 0;
+}
+
+static void page_dispose(struct rematch_page *pg)
+{
+    for (size_t i = 0; i < pg->nw; i++)
+        result_dispose(&pg->w[i].res);
+    free(pg->w);
+    for (size_t i = 0; i < REMATCH_PAGE; i++) {
+        wh_findings_free(pg->f[i]);
+        wh_inventory_free(pg->inv[i]);
+    }
 }
 
 int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_stats *st)
 {
     struct inv_page page;
+    wh_match_memo *mm = NULL;
     int64_t after = 0, t0 = wh_monotonic_us();
-    int error = 0;
     memset(st, 0, sizeof(*st));
-    do {
+    int error = wh_match_memo_new(&mm, vdb);
+    while (error == 0) {
+        struct rematch_page pg = {.st = st};
         memset(&page, 0, sizeof(page));
         error = wh_db_inventory_walk(db, after, REMATCH_PAGE, take_inventory, &page);
         for (size_t i = 0; i < page.n; i++) {
@@ -408,7 +454,7 @@ int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_s
                 error = WH_ECONFLICT;
             if (error == 0) {
                 st->inventories++;
-                int e = rematch_one(db, vdb, page.body[i], page.len[i], page.id[i], st);
+                int e = rematch_one(db, mm, page.body[i], page.len[i], page.id[i], &pg, i);
                 if (e == WH_EINVALID) {
                     wh_log_warn("re-match: %s", wh_error_msg());
                     st->failed++;
@@ -418,7 +464,13 @@ int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_s
             }
             free(page.body[i]);
         }
-    } while (error == 0 && page.n == REMATCH_PAGE);
+        if (error == 0 && pg.nw > 0)
+            error = wh_db_batch(db, rematch_write, &pg);
+        page_dispose(&pg);
+        if (page.n < REMATCH_PAGE)
+            break;
+    }
+    wh_match_memo_free(mm);
     if (error == 0)
         error = wh_db_finding_text_gc(db);
     st->us = wh_monotonic_us() - t0;

@@ -31,6 +31,15 @@ void wh_scand_kick(wh_scand *s);
 /* Lets the running scans finish, stops the workers and frees `s` (NULL is fine). */
 void wh_scand_stop(wh_scand *s);
 
+/*
+ * Records the Success of the Running job `job` with the image's inventory
+ * `inv` and its findings `f` (report, overview, findings, inventory; what a
+ * worker does once it has read the layers). 0, WH_ENOTFOUND (the job is no
+ * longer Running) or WH_ERROR.
+ */
+int wh_scand_record(wh_db *db, const struct wh_scan_job *job, const struct wh_inventory *inv,
+                    const struct wh_findings *f);
+
 /* What a re-match did. */
 struct wh_rematch_stats {
     uint64_t inventories; /* stored inventories matched again */
