@@ -778,6 +778,44 @@ struct wh_vuln_filter {
 int wh_db_vuln_list(wh_db *db, const struct wh_vuln_filter *f, int64_t offset, int64_t limit,
                     int (*fn)(const struct wh_vuln_item *v, void *payload), void *payload,
                     int64_t *total_out);
+/* Harbor's CVE export jobs (POST /export/cve): one project's findings as CSV. */
+#define WH_EXPORT_FILTER_MAX 1024 /* repositories, tags, CVE ids: comma-separated, incl. NUL */
+struct wh_cve_export {
+    int64_t id, user_id, project_id, start_ms, end_ms;
+    char username[WH_NAME_MAX];
+    char job_name[WH_NAME_MAX];
+    char repositories[WH_EXPORT_FILTER_MAX]; /* names without the project; '*' matches */
+    char tags[WH_EXPORT_FILTER_MAX];
+    char cve_ids[WH_EXPORT_FILTER_MAX];
+    char status[16];                         /* Pending, Running, Success, Error */
+    char status_text[512];
+    bool file_present;
+};
+/* Queues an export (`in`'s filters, user, project); its id in `*id_out`. 0, WH_ENOTFOUND
+ * (no such project) or WH_ERROR. */
+int wh_db_export_create(wh_db *db, const struct wh_cve_export *in, int64_t now_ms,
+                        int64_t *id_out);
+/* 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_export_get(wh_db *db, int64_t id, struct wh_cve_export *out);
+/* The exports of user `username`, newest first. 0 or WH_ERROR. */
+int wh_db_export_list(wh_db *db, const char *username,
+                      int (*fn)(const struct wh_cve_export *e, void *payload), void *payload);
+/* Takes the oldest Pending export and marks it Running. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_export_claim(wh_db *db, int64_t now_ms, struct wh_cve_export *out);
+/* Ends export `id` with `status` (Success with the CSV, or Error with `text`). */
+int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *text,
+                        const void *csv, size_t len, int64_t now_ms);
+/* The CSV of a finished export (malloc'ed, `*len`). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_export_csv(wh_db *db, int64_t id, char **out, size_t *len);
+/* Deletes an export. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_export_delete(wh_db *db, int64_t id);
+/* Export jobs left Running by a stop go back to Pending (at start). 0 or WH_ERROR. */
+int wh_db_export_recover(wh_db *db);
+/* The findings of project `project_id` by repository and artifact, with the CVSS
+ * vector-less fields of wh_vuln_item. 0 or WH_ERROR. */
+int wh_db_project_findings(wh_db *db, int64_t project_id,
+                           int (*fn)(const struct wh_vuln_item *v, void *payload), void *payload);
+
 /* The tags of an artifact, for list views: `fn` per name. 0 or WH_ERROR. */
 int wh_db_artifact_tag_names(wh_db *db, int64_t artifact_id,
                              int (*fn)(const char *name, void *payload), void *payload);

@@ -659,3 +659,178 @@ int wh_db_artifact_tag_names(wh_db *db, int64_t artifact_id,
     db_done(s);
     return error;
 }
+
+/* ---- CVE export jobs ---- */
+
+#define EXPORT_COLS                                                                                \
+    "id, user_id, project_id, start_ms, end_ms, username, job_name, repositories, tags,"          \
+    " cve_ids, status, status_text, csv IS NOT NULL"
+
+static void export_row(sqlite3_stmt *s, struct wh_cve_export *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->id = sqlite3_column_int64(s, 0);
+    e->user_id = sqlite3_column_int64(s, 1);
+    e->project_id = sqlite3_column_int64(s, 2);
+    e->start_ms = sqlite3_column_int64(s, 3);
+    e->end_ms = sqlite3_column_int64(s, 4);
+    db_copy_col(e->username, sizeof(e->username), s, 5);
+    db_copy_col(e->job_name, sizeof(e->job_name), s, 6);
+    db_copy_col(e->repositories, sizeof(e->repositories), s, 7);
+    db_copy_col(e->tags, sizeof(e->tags), s, 8);
+    db_copy_col(e->cve_ids, sizeof(e->cve_ids), s, 9);
+    db_copy_col(e->status, sizeof(e->status), s, 10);
+    db_copy_col(e->status_text, sizeof(e->status_text), s, 11);
+    e->file_present = sqlite3_column_int(s, 12) != 0;
+}
+
+int wh_db_export_create(wh_db *db, const struct wh_cve_export *in, int64_t now_ms,
+                        int64_t *id_out)
+{
+    static const char sql[] =
+        "INSERT INTO cve_export(user_id, username, job_name, project_id, repositories, tags,"
+        " cve_ids, status, start_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Pending', ?8)";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, in->user_id);
+    db_bind_text(s, 2, in->username);
+    db_bind_text(s, 3, in->job_name);
+    sqlite3_bind_int64(s, 4, in->project_id);
+    db_bind_text(s, 5, in->repositories);
+    db_bind_text(s, 6, in->tags);
+    db_bind_text(s, 7, in->cve_ids);
+    sqlite3_bind_int64(s, 8, now_ms);
+    return db_insert(c, s, "export", id_out);
+}
+
+int wh_db_export_get(wh_db *db, int64_t id, struct wh_cve_export *out)
+{
+    static const char sql[] = "SELECT " EXPORT_COLS " FROM cve_export WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    int error = db_one_row(c, s, "export");
+    if (error < 0)
+        return error;
+    export_row(s, out);
+    db_done(s);
+    return 0;
+}
+
+int wh_db_export_list(wh_db *db, const char *username,
+                      int (*fn)(const struct wh_cve_export *e, void *payload), void *payload)
+{
+    static const char sql[] =
+        "SELECT " EXPORT_COLS " FROM cve_export WHERE username = ?1 ORDER BY id DESC LIMIT 1000";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, username);
+    struct wh_cve_export *e = wh_malloc(sizeof(*e));
+    int rc, stop = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        export_row(s, e);
+        if ((stop = fn(e, payload)) != 0)
+            break;
+    }
+    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    db_done(s);
+    free(e);
+    return error;
+}
+
+int wh_db_export_claim(wh_db *db, int64_t now_ms, struct wh_cve_export *out)
+{
+    static const char peek[] = "SELECT 1 FROM cve_export WHERE status = 'Pending' LIMIT 1";
+    static const char take[] =
+        "UPDATE cve_export SET status = 'Running', start_ms = ?1 WHERE id ="
+        " (SELECT id FROM cve_export WHERE status = 'Pending' ORDER BY id LIMIT 1)"
+        " AND status = 'Pending' RETURNING id";
+    CONN_OR_FAIL(c, db);
+    bool any = false;
+    int error = db_exists(c, db_stmt(c, peek), &any);
+    if (error < 0 || !any)
+        return error < 0 ? error : WH_ENOTFOUND;
+    sqlite3_stmt *s = db_stmt(c, take);
+    sqlite3_bind_int64(s, 1, now_ms);
+    int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    error = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(c);
+    db_done(s);
+    if (error < 0)
+        return error;
+    return id ? wh_db_export_get(db, id, out) : WH_ENOTFOUND;
+}
+
+int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *text,
+                        const void *csv, size_t len, int64_t now_ms)
+{
+    static const char sql[] = "UPDATE cve_export SET status = ?2, status_text = ?3, csv = ?4,"
+                              " end_ms = ?5 WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    db_bind_text(s, 2, status);
+    db_bind_text(s, 3, text ? text : "");
+    if (csv)
+        sqlite3_bind_blob64(s, 4, csv, len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 4);
+    sqlite3_bind_int64(s, 5, now_ms);
+    return db_change(c, s, "export");
+}
+
+int wh_db_export_csv(wh_db *db, int64_t id, char **out, size_t *len)
+{
+    static const char sql[] = "SELECT csv FROM cve_export WHERE id = ?1 AND csv IS NOT NULL";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    int error = db_one_row(c, s, "export file");
+    if (error < 0)
+        return error;
+    size_t n = (size_t)sqlite3_column_bytes(s, 0);
+    const void *b = sqlite3_column_blob(s, 0);
+    *out = wh_malloc(n + 1);
+    if (n)
+        memcpy(*out, b, n);
+    (*out)[n] = '\0';
+    *len = n;
+    db_done(s);
+    return 0;
+}
+
+int wh_db_export_delete(wh_db *db, int64_t id)
+{
+    static const char sql[] = "DELETE FROM cve_export WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, id);
+    return db_change(c, s, "export");
+}
+
+int wh_db_export_recover(wh_db *db)
+{
+    static const char sql[] = "UPDATE cve_export SET status = 'Pending' WHERE status = 'Running'";
+    CONN_OR_FAIL(c, db);
+    return db_run(c, db_stmt(c, sql));
+}
+
+int wh_db_project_findings(wh_db *db, int64_t project_id,
+                           int (*fn)(const struct wh_vuln_item *v, void *payload), void *payload)
+{
+    static const char sql[] = "SELECT " ITEM_COLS ITEM_FROM
+                              " WHERE f.project_id = ?1 ORDER BY f.cvss3 DESC";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, project_id);
+    struct wh_vuln_item v;
+    int rc, stop = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        item_row(s, &v);
+        if ((stop = fn(&v, payload)) != 0)
+            break;
+    }
+    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    db_done(s);
+    return error;
+}

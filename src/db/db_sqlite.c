@@ -476,7 +476,23 @@ static const char *const migrations[] = {
     "  removed TEXT NOT NULL);"
     "CREATE INDEX vuln_change_time ON vuln_change(time_ms);"
     "CREATE INDEX vuln_change_project ON vuln_change(project_id, time_ms);"
-    "CREATE INDEX vuln_change_artifact ON vuln_change(artifact_id);",
+    "CREATE INDEX vuln_change_artifact ON vuln_change(artifact_id);"
+    "CREATE TABLE cve_export("                    /* Harbor's CVE export jobs */
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER NOT NULL,"
+    "  username TEXT NOT NULL,"
+    "  job_name TEXT NOT NULL DEFAULT '',"
+    "  project_id INTEGER NOT NULL REFERENCES project(id) ON DELETE CASCADE,"
+    "  repositories TEXT NOT NULL DEFAULT '',"
+    "  tags TEXT NOT NULL DEFAULT '',"
+    "  cve_ids TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL,"
+    "  status_text TEXT NOT NULL DEFAULT '',"
+    "  start_ms INTEGER NOT NULL,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0,"
+    "  csv BLOB);"
+    "CREATE INDEX cve_export_user ON cve_export(username);"
+    "CREATE INDEX cve_export_pending ON cve_export(id) WHERE status = 'Pending';",
 };
 #pragma GCC diagnostic pop
 

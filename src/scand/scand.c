@@ -20,6 +20,7 @@
  */
 #include "scand/scand.h"
 
+#include <fnmatch.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,6 +519,138 @@ static bool rematch_now(wh_scand *s, const char *id)
     return done;
 }
 
+/* ---- CVE export jobs (Harbor's /export/cve) ---- */
+
+#define EXPORT_CSV_MAX (64u << 20)
+
+/* True when `value` matches one of the comma-separated patterns of `list` ('*' any run). */
+static bool list_match(const char *list, const char *value)
+{
+    char pat[WH_EXPORT_FILTER_MAX];
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof(pat)) {
+            memcpy(pat, p, n);
+            pat[n] = '\0';
+            if (fnmatch(pat, value, 0) == 0)
+                return true;
+        }
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
+struct export_run {
+    const struct wh_cve_export *e;
+    wh_db *db;
+    struct wh_buf csv;
+    int64_t rows;
+    int64_t tag_artifact; /* artifact whose tags `tag_ok` answers for, 0 none */
+    bool tag_ok;
+};
+
+static int tag_matches(const char *name, void *payload)
+{
+    struct export_run *r = payload;
+    if (list_match(r->e->tags, name)) {
+        r->tag_ok = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* A CSV cell: quoted, quotes doubled; a cell a spreadsheet would read as a formula gets a ' first. */
+static void csv_cell(struct wh_buf *b, const char *s, bool last)
+{
+    wh_buf_puts(b, "\"");
+    if (s[0] && strchr("=+-@\t\r", s[0]))
+        wh_buf_puts(b, "'");
+    for (const char *p = s; *p; p++) {
+        wh_buf_put(b, p, 1);
+        if (*p == '"')
+            wh_buf_put(b, p, 1);
+    }
+    wh_buf_puts(b, last ? "\"\r\n" : "\",");
+}
+
+static int export_row(const struct wh_vuln_item *v, void *payload)
+{
+    struct export_run *r = payload;
+    const struct wh_cve_export *e = r->e;
+    if (e->cve_ids[0] && !list_match(e->cve_ids, v->cve_id))
+        return 0;
+    if (e->repositories[0]) {
+        const char *slash = strchr(v->repository, '/');
+        if (!list_match(e->repositories, v->repository) &&
+            !(slash && list_match(e->repositories, slash + 1)))
+            return 0;
+    }
+    if (e->tags[0]) {
+        if (r->tag_artifact != v->artifact_id) {
+            r->tag_artifact = v->artifact_id;
+            r->tag_ok = false;
+            if (wh_db_artifact_tag_names(r->db, v->artifact_id, tag_matches, r) < 0)
+                return WH_ERROR;
+        }
+        if (!r->tag_ok)
+            return 0;
+    }
+    char id[32], score[32];
+    snprintf(id, sizeof(id), "%lld", (long long)++r->rows);
+    if (v->cvss3 > 0)
+        snprintf(score, sizeof(score), "%.1f", v->cvss3);
+    else
+        score[0] = '\0';
+    csv_cell(&r->csv, id, false);
+    csv_cell(&r->csv, WH_SCANNER_NAME, false);
+    csv_cell(&r->csv, v->repository, false);
+    csv_cell(&r->csv, v->digest, false);
+    csv_cell(&r->csv, v->cve_id, false);
+    csv_cell(&r->csv, v->package, false);
+    csv_cell(&r->csv, v->version, false);
+    csv_cell(&r->csv, v->fixed_version, false);
+    csv_cell(&r->csv, wh_severity_name((enum wh_severity)v->severity), false);
+    csv_cell(&r->csv, score, false);
+    csv_cell(&r->csv, "", false);
+    csv_cell(&r->csv, "", false);
+    csv_cell(&r->csv, "", false);
+    csv_cell(&r->csv, "", true);
+    if (r->csv.len > EXPORT_CSV_MAX)
+        return wh_error_set(WH_ETOOBIG, "the export is larger than %u MiB: narrow its filters",
+                            EXPORT_CSV_MAX >> 20);
+    return 0;
+}
+
+/* Runs the queued exports, one after another. */
+static void run_exports(wh_scand *s)
+{
+    struct wh_cve_export e;
+    while (!stopping(s) && wh_db_export_claim(s->db, wh_now_ms(), &e) == 0) {
+        struct export_run r = {.e = &e, .db = s->db};
+        wh_buf_init(&r.csv, EXPORT_CSV_MAX + (1u << 20));
+        wh_buf_puts(&r.csv, "RowId,Scanner,Repository,Artifact Digest,CVE,Package,Current Version,"
+                            "Fixed in version,Severity,CVSS V3 Score,CVSS V2 Score,CVSS V3 Vector,"
+                            "CVSS V2 Vector,CWE Ids\r\n");
+        int error = wh_db_project_findings(s->db, e.project_id, export_row, &r);
+        int ferr;
+        if (error < 0) {
+            wh_log_warn("export %lld: %s", (long long)e.id, wh_error_msg());
+            ferr = wh_db_export_finish(s->db, e.id, "Error",
+                                       error == WH_ETOOBIG ? wh_error_msg()
+                                                           : "internal error (see the server log)",
+                                       NULL, 0, wh_now_ms());
+        } else {
+            wh_log_info("export %lld of %s: %lld findings, %zu bytes", (long long)e.id,
+                        e.username, (long long)r.rows, r.csv.len);
+            ferr = wh_db_export_finish(s->db, e.id, "Success", "", r.csv.data, r.csv.len,
+                                       wh_now_ms());
+        }
+        if (ferr < 0 && ferr != WH_ENOTFOUND)
+            wh_log_error("export %lld: %s", (long long)e.id, wh_error_msg());
+        wh_buf_dispose(&r.csv);
+    }
+}
+
 static void *rematcher(void *arg)
 {
     wh_scand *s = arg;
@@ -532,6 +665,7 @@ static void *rematcher(void *arg)
             if (rematch_now(s, id))
                 snprintf(matched, sizeof(matched), "%s", id);
         }
+        run_exports(s);
         idle_wait(s, 1000);
     }
     wh_db_thread_done(s->db);
@@ -580,6 +714,8 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
         return WH_ERROR;
     if (requeued > 0)
         wh_log_info("scan: %lld job(s) cut off by a stop were queued again", (long long)requeued);
+    if (wh_db_export_recover(db) < 0)
+        return WH_ERROR;
     wh_scand *s = wh_calloc(1, sizeof(*s));
     s->db = db;
     s->store = store;
@@ -627,6 +763,15 @@ void wh_scand_kick(wh_scand *s)
         return;
     pthread_mutex_lock(&s->lock);
     pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void wh_scand_kick_all(wh_scand *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -28,6 +28,8 @@ struct wh_scand_config {
 int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db, wh_store *store);
 /* Wakes an idle worker (a job was queued). NULL is fine. */
 void wh_scand_kick(wh_scand *s);
+/* Wakes every idle thread of the pool (an export was queued). NULL is fine. */
+void wh_scand_kick_all(wh_scand *s);
 /* Lets the running scans finish, stops the workers and frees `s` (NULL is fine). */
 void wh_scand_stop(wh_scand *s);
 
