@@ -498,38 +498,34 @@ static void item_row(sqlite3_stmt *s, struct wh_vuln_item *v)
     v->cvss3 = sqlite3_column_double(s, 12);
 }
 
-#define DANGER_MAX 5
-#define DANGER_WALK_MAX 100000 /* index entries walked looking for 5 distinct CVEs */
-
 int wh_db_dangerous_cves(wh_db *db, int (*fn)(const struct wh_vuln_item *v, void *payload),
                          void *payload)
 {
-    /* walks the CVSS index from the top and keeps the first five distinct
-     * CVE x package x version: the same CVE in many images counts once */
-    static const char sql[] = "SELECT " ITEM_COLS ITEM_FROM
-                              " WHERE f.cvss3 IS NOT NULL ORDER BY f.cvss3 DESC LIMIT ?1";
+    /* finding_vuln holds each CVE x package x version once (kept by triggers on finding):
+     * the same CVE in many images counts once, and nothing is walked twice */
+    static const char sql[] =
+        "SELECT v.cve_id, v.package, v.version, v.severity, coalesce(v.cvss3, 0),"
+        " coalesce(t.description, '') FROM finding_vuln v"
+        " LEFT JOIN finding_text t ON t.cve_id = v.cve_id"
+        " WHERE v.cvss3 IS NOT NULL ORDER BY v.cvss3 DESC LIMIT 5";
     CONN_OR_FAIL(c, db);
     sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, DANGER_WALK_MAX);
-    char seen[DANGER_MAX][512];
-    int nseen = 0, rc = SQLITE_DONE, stop = 0;
     struct wh_vuln_item v;
-    while (nseen < DANGER_MAX && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        item_row(s, &v);
-        char key[512];
-        snprintf(key, sizeof(key), "%s\n%s\n%s", v.cve_id, v.package, v.version);
-        bool dup = false;
-        for (int i = 0; i < nseen && !dup; i++)
-            dup = strcmp(seen[i], key) == 0;
-        if (dup)
-            continue;
-        memcpy(seen[nseen++], key, sizeof(key));
+    int rc, stop = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        memset(&v, 0, sizeof(v));
+        v.cve_id = (const char *)sqlite3_column_text(s, 0);
+        v.package = (const char *)sqlite3_column_text(s, 1);
+        v.version = (const char *)sqlite3_column_text(s, 2);
+        v.severity = sqlite3_column_int(s, 3);
+        v.cvss3 = sqlite3_column_double(s, 4);
+        v.description = (const char *)sqlite3_column_text(s, 5);
+        v.fixed_version = v.repository = v.digest = "";
+        v.links = "[]";
         if ((stop = fn(&v, payload)) != 0)
             break;
     }
-    int error = stop != 0                    ? stop
-                : nseen == DANGER_MAX || rc == SQLITE_DONE ? 0
-                                                           : db_fail(c);
+    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }

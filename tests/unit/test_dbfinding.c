@@ -137,6 +137,10 @@ static void test_dbfinding__store_share_replace_drop(void **state)
     assert_int_equal(raw_int(f->path, "SELECT count(DISTINCT inventory_id) FROM scan_job"), 1);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM finding"), 6);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM finding_text"), 4);
+    /* each CVE x package x version once, with how many rows have it */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM finding_vuln"), 4);
+    assert_int_equal(raw_int(f->path, "SELECT n FROM finding_vuln WHERE cve_id = 'CVE-2023-45853'"),
+                     2);
 
     struct wh_security_summary sum;
     assert_int_equal(wh_db_security_summary(f->db, &sum), 0);
@@ -169,6 +173,7 @@ static void test_dbfinding__store_share_replace_drop(void **state)
     assert_int_equal(wh_db_manifest_delete(f->db, "pub/app", d1), 0);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM finding"), 0);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM scan_inventory"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM finding_vuln"), 0);
 }
 
 struct seen {
@@ -325,7 +330,7 @@ static void test_dbfinding__hub(void **state)
     const struct wh_db_finding all[] = {F_CRIT, F_HIGH, F_LOW, F_UNK};
     scan_ok(f->db, a[0], "r0", all, 4, "{\"inv\":0}", "x");
     for (int i = 1; i < 7; i++) {
-        char rid[8], repo[16];
+        char rid[16], repo[32];
         snprintf(rid, sizeof(rid), "r%d", i);
         snprintf(repo, sizeof(repo), "priv/app%d", i); /* a tag names one artifact per repository */
         a[i] = push(f->db, f->priv, repo, digest(d, 100 + (unsigned)i), "v2");
