@@ -178,10 +178,11 @@ $(B)/bench/rematch: bench/rematch.c $(B)/libwharf.a
 
 bench:
 	@$(DEPS) bench
-	@$(MAKE) --no-print-directory all $(B)/bench/listfill
+	@$(MAKE) --no-print-directory all $(B)/bench/listfill $(B)/bench/rematch
 	bash bench/run.sh $(B)/wharf
 	bash bench/scan.sh
 	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill
+	python3 bench/hub.py --wharf $(B)/wharf --fill $(B)/bench/rematch
 	python3 bench/login_storm.py $(B)/wharf
 	python3 bench/audit_growth.py $(B)/wharf
 	python3 bench/gate.py $(B)/wharf
