@@ -718,6 +718,8 @@ int wh_db_inventory_artifacts(wh_db *db, int64_t inventory_id,
 int wh_db_rematch_apply(wh_db *db, const struct wh_rematch_target *t, const char *new_report_id,
                         const struct wh_scan_result *r, int64_t now_ms, char **added,
                         char **removed);
+/* Deletes the recorded changes older than `before_ms`. 0 or WH_ERROR. */
+int wh_db_vuln_change_prune(wh_db *db, int64_t before_ms);
 /* Drops CVE texts no finding refers to any more (after a re-match). 0 or WH_ERROR. */
 int wh_db_finding_text_gc(wh_db *db);
 

@@ -366,6 +366,15 @@ int wh_db_rematch_apply(wh_db *db, const struct wh_rematch_target *t, const char
     return error;
 }
 
+int wh_db_vuln_change_prune(wh_db *db, int64_t before_ms)
+{
+    static const char sql[] = "DELETE FROM vuln_change WHERE time_ms < ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, before_ms);
+    return db_run(c, s);
+}
+
 int wh_db_finding_text_gc(wh_db *db)
 {
     static const char sql[] = "DELETE FROM finding_text WHERE NOT EXISTS"

@@ -312,6 +312,7 @@ static void *worker(void *arg)
 #define REMATCH_PAGE 64
 #define REMATCH_SETTING "vulndb_matched" /* identity of the database last matched against */
 #define UPDATE_RETRY_S 3600              /* a failed background update is tried again after */
+#define CHANGES_KEEP_MS (90LL * 24 * 3600 * 1000) /* recorded changes are kept 90 days */
 
 struct inv_page {
     int64_t id[REMATCH_PAGE];
@@ -514,6 +515,8 @@ static bool rematch_now(wh_scand *s, const char *id)
                     (double)st.us / 1e6, (unsigned long long)st.changed);
     }
     wh_vulndb_close(vdb);
+    if (wh_db_vuln_change_prune(s->db, wh_now_ms() - CHANGES_KEEP_MS) < 0)
+        wh_log_warn("re-match: %s", wh_error_msg());
     if (done && wh_db_setting_set(s->db, REMATCH_SETTING, id, wh_now_ms()) < 0)
         wh_log_warn("re-match: %s", wh_error_msg());
     return done;

@@ -290,9 +290,13 @@ static void test_dbfinding__rematch(void **state)
     cf.visible_project = f->priv; /* a robot of the private project */
     assert_int_equal(wh_db_vuln_changes(f->db, &cf, 1, 10, see_change, &ch, &total), 0);
     assert_int_equal(total, 2);
-    /* gone with the artifact */
+    /* gone with the artifact, and with time */
     assert_int_equal(wh_db_manifest_delete(f->db, "priv/app", d2), 0);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM vuln_change"), 1);
+    assert_int_equal(wh_db_vuln_change_prune(f->db, 1000), 0); /* older than 1000: none */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM vuln_change"), 1);
+    assert_int_equal(wh_db_vuln_change_prune(f->db, 1001), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM vuln_change"), 0);
 }
 
 struct items {
