@@ -187,12 +187,16 @@ def test_rematch_hostile_inputs_and_who_reads_what(servers, proj):
     admin.create_user("eve")
     admin.create_user("bob")
     admin.add_member(proj, "bob", 1)
+    admin.create_user("gus")
+    admin.add_member(proj, "gus", 3)  # guest: may read, may not export
+    gus = Api(srv.url, auth=("gus", "Passw0rd-x"))
     eve = Api(srv.url, auth=("eve", "Passw0rd-x"))
     bob = Api(srv.url, auth=("bob", "Passw0rd-x"))
     anon = Api(srv.url)
 
     for bad in ("yesterday", "2026-13-45T00:00:00Z", "1e9", "2026-01-01T00:00:00",
-                "2026-01-01T00:00:00+0100", "9" * 30, "-5", "2026-01-01T00:00:00.Z"):
+                "2026-01-01T00:00:00+0100", "9" * 30, "9" * 16, "-5", "2026-01-01T00:00:00.Z",
+                "2026-01-01T00:00:00Zjunk"):
         r = admin.get("/vulnerabilities/changes", params={"since": bad})
         assert r.status_code == 400, (bad, describe(r))
         assert r.json()["errors"][0]["code"] == "BAD_REQUEST"
@@ -229,6 +233,7 @@ def test_rematch_hostile_inputs_and_who_reads_what(servers, proj):
                       headers=mime).status_code == 400
     assert anon.post("/export/cve", body, headers=mime).status_code == 401
     assert eve.post("/export/cve", body, headers=mime).status_code == 403
+    assert gus.post("/export/cve", body, headers=mime).status_code == 403
     r = bob.post("/export/cve", body, headers=mime)
     assert r.status_code == 200, describe(r)
     eid = r.json()["id"]
@@ -267,6 +272,10 @@ def test_background_update_from_local_feed_and_failure(servers, feed_server):
     srv = servers.new(env={"WHARF_SCAN_DB_UPDATE_INTERVAL": "3600", "WHARF_VULNDB_FEEDS": feeds})
     wait_until(lambda: "vulndb: background update done: 2 files" in srv.log_text(), TIMEOUT,
                "the background update")
+    # the re-matcher sees the file the update wrote, as after an import
+    wait_until(lambda: "re-match: the vulnerability database changed" in
+               srv.log_text().split("vulndb: background update done")[-1], TIMEOUT,
+               "the re-match after the background update")
     assert os.path.exists(os.path.join(srv.data_dir, "vulndb.sqlite"))
     p = srv.cli("vulndb", "status")
     assert p.returncode == 0 and "debian" in p.stdout, p.stdout + p.stderr
