@@ -669,6 +669,8 @@ struct wh_db_finding {
     double cvss3;              /* CVSS v3 base score, 0 when unknown */
     const char *description;
     const char *links;         /* JSON array text */
+    const char *cvss3_vector;  /* "" when unknown */
+    const char *cwe_ids;       /* JSON array text */
 };
 struct wh_scan_result {
     const char *severity;     /* overall: "None", "Low" ... */
@@ -751,7 +753,7 @@ int wh_db_security_summary(wh_db *db, struct wh_security_summary *out);
 struct wh_vuln_item {
     int64_t artifact_id, project_id, repo_id;
     const char *repository, *digest, *cve_id, *package, *version, *fixed_version;
-    const char *description, *links;
+    const char *description, *links, *cvss3_vector, *cwe_ids;
     int severity;
     double cvss3; /* 0 when unknown */
 };

@@ -59,10 +59,13 @@ static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_s
         " fixed_version, severity, cvss3)"
         " SELECT id, project_id, repo_id, ?2, ?3, ?4, ?5, ?6, ?7 FROM artifact WHERE id = ?1";
     static const char text[] =
-        "INSERT INTO finding_text(cve_id, description, links) VALUES(?1, ?2, ?3)"
+        "INSERT INTO finding_text(cve_id, description, links, cvss3_vector, cwe_ids)"
+        " VALUES(?1, ?2, ?3, ?4, ?5)"
         " ON CONFLICT(cve_id) DO UPDATE SET description = excluded.description,"
-        " links = excluded.links WHERE description <> excluded.description"
-        " OR links <> excluded.links";
+        " links = excluded.links, cvss3_vector = excluded.cvss3_vector,"
+        " cwe_ids = excluded.cwe_ids WHERE description <> excluded.description"
+        " OR links <> excluded.links OR cvss3_vector <> excluded.cvss3_vector"
+        " OR cwe_ids <> excluded.cwe_ids";
     static const char counts[] =
         "UPDATE scan_job SET critical_cnt = ?2, high_cnt = ?3, medium_cnt = ?4, low_cnt = ?5,"
         " none_cnt = ?6, unknown_cnt = ?7, fixable_cnt = ?8, fingerprint = ?9"
@@ -143,6 +146,8 @@ static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_s
             db_bind_text(s, 1, f->cve_id);
             db_bind_text(s, 2, f->description ? f->description : "");
             db_bind_text(s, 3, f->links && f->links[0] ? f->links : "[]");
+            db_bind_text(s, 4, f->cvss3_vector ? f->cvss3_vector : "");
+            db_bind_text(s, 5, f->cwe_ids && f->cwe_ids[0] ? f->cwe_ids : "[]");
             error = db_run(c, s);
         }
     }
@@ -483,7 +488,7 @@ int wh_db_security_summary(wh_db *db, struct wh_security_summary *out)
 #define ITEM_COLS                                                                                  \
     "f.artifact_id, f.project_id, f.repo_id, r.name, a.digest, f.cve_id, f.package, f.version,"  \
     " f.fixed_version, coalesce(t.description, ''), coalesce(t.links, '[]'), f.severity,"         \
-    " coalesce(f.cvss3, 0)"
+    " coalesce(f.cvss3, 0), coalesce(t.cvss3_vector, ''), coalesce(t.cwe_ids, '[]')"
 #define ITEM_FROM                                                                                  \
     " FROM finding f JOIN artifact a ON a.id = f.artifact_id"                                     \
     " JOIN repository r ON r.id = f.repo_id"                                                      \
@@ -505,6 +510,8 @@ static void item_row(sqlite3_stmt *s, struct wh_vuln_item *v)
     v->links = (const char *)sqlite3_column_text(s, 10);
     v->severity = sqlite3_column_int(s, 11);
     v->cvss3 = sqlite3_column_double(s, 12);
+    v->cvss3_vector = (const char *)sqlite3_column_text(s, 13);
+    v->cwe_ids = (const char *)sqlite3_column_text(s, 14);
 }
 
 int wh_db_dangerous_cves(wh_db *db, int (*fn)(const struct wh_vuln_item *v, void *payload),

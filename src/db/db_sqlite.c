@@ -494,7 +494,9 @@ static const char *const migrations[] = {
     "CREATE TABLE finding_text("
     "  cve_id TEXT PRIMARY KEY,"
     "  description TEXT NOT NULL,"
-    "  links TEXT NOT NULL);"                    /* JSON array */
+    "  links TEXT NOT NULL,"                     /* JSON array */
+    "  cvss3_vector TEXT NOT NULL DEFAULT '',"
+    "  cwe_ids TEXT NOT NULL DEFAULT '[]');"     /* JSON array */
     "CREATE INDEX tag_name ON tag(name);"
     "CREATE TABLE vuln_change("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"

@@ -168,6 +168,8 @@ static int result_build(struct result *res, const struct wh_findings *f,
                            : x->title                            ? x->title
                                                                  : "",
             .links = x->links,
+            .cvss3_vector = x->cvss_vector,
+            .cwe_ids = x->cwes,
         };
     }
     res->r = (struct wh_scan_result){
@@ -598,8 +600,20 @@ static int export_row(const struct wh_vuln_item *v, void *payload)
         if (!r->tag_ok)
             return 0;
     }
-    char id[32], score[32];
+    char id[32], score[32], cwes[512] = "";
     snprintf(id, sizeof(id), "%lld", (long long)++r->rows);
+    /* Harbor's column: the ids comma-separated */
+    json_t *cw = v->cwe_ids ? json_loads(v->cwe_ids, 0, NULL) : NULL;
+    size_t k, used = 0;
+    json_t *one;
+    json_array_foreach(cw, k, one) {
+        const char *t = json_string_value(one);
+        int n = t ? snprintf(cwes + used, sizeof(cwes) - used, "%s%s", used ? "," : "", t) : 0;
+        if (n < 0 || (size_t)n >= sizeof(cwes) - used)
+            break;
+        used += (size_t)n;
+    }
+    json_decref(cw);
     if (v->cvss3 > 0)
         snprintf(score, sizeof(score), "%.1f", v->cvss3);
     else
@@ -615,9 +629,9 @@ static int export_row(const struct wh_vuln_item *v, void *payload)
     csv_cell(&r->csv, wh_severity_name((enum wh_severity)v->severity), false);
     csv_cell(&r->csv, score, false);
     csv_cell(&r->csv, "", false);
+    csv_cell(&r->csv, v->cvss3_vector ? v->cvss3_vector : "", false);
     csv_cell(&r->csv, "", false);
-    csv_cell(&r->csv, "", false);
-    csv_cell(&r->csv, "", true);
+    csv_cell(&r->csv, cwes, true);
     if (r->csv.len > EXPORT_CSV_MAX)
         return wh_error_set(WH_ETOOBIG, "the export is larger than %u MiB: narrow its filters",
                             EXPORT_CSV_MAX >> 20);

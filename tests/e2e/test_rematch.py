@@ -172,6 +172,10 @@ def test_rematch_without_layers_changes_overview_gate_changes_and_hub(
                                         if i.startswith("CVE-2023-")}
     assert all(x["Repository"] == f"{proj}/{REPO}" and x["Artifact Digest"] == digest
                for x in rows)
+    zlib = next(x for x in rows if x["CVE"] == CVE)
+    assert (zlib["Package"], zlib["Severity"], zlib["CVSS V3 Score"]) == ("zlib1g", "Critical", "9.8")
+    assert zlib["CVSS V3 Vector"] == "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    assert zlib["CWE Ids"] == "CWE-190" and zlib["Scanner"] == "wharf"
     assert admin.get(f"/export/cve/download/{eid}").status_code == 404  # gone once downloaded
 
     # gone with the artifact: findings, changes

@@ -100,13 +100,15 @@ static int64_t raw_int(const char *path, const char *sql)
 }
 
 static const struct wh_db_finding F_CRIT = {"CVE-2023-45853", "zlib1g", "1:1.2.13", "", 5, 9.8,
-                                            "zlib overflow", "[\"https://x/1\"]"};
+                                            "zlib overflow", "[\"https://x/1\"]",
+                                            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                                            "[\"CWE-190\"]"};
 static const struct wh_db_finding F_HIGH = {"CVE-2024-0001", "libc6", "2.36", "2.37", 4, 7.5,
-                                            "libc bug", "[]"};
+                                            "libc bug", "[]", "", "[]"};
 static const struct wh_db_finding F_LOW = {"CVE-2011-3374", "apt", "2.6.1", "", 2, 3.7,
-                                           "apt weak", "[]"};
+                                           "apt weak", "[]", "", "[]"};
 static const struct wh_db_finding F_UNK = {"CVE-2025-0002", "tar", "1.34", "", 0, 0,
-                                           "tar thing", "[]"};
+                                           "tar thing", "[]", "", "[]"};
 
 /* Queues, claims and completes a scan of `art` with these findings and inventory. */
 static void scan_ok(wh_db *db, int64_t art, const char *rid, const struct wh_db_finding *rows,
