@@ -353,6 +353,8 @@ int api_security_vul(struct call *c)
 
 /* ---- Harbor's CVE export: POST /export/cve, executions, download ---- */
 
+#define EXPORTS_PER_USER_MAX 10
+
 static json_t *export_view(struct call *c, const struct wh_cve_export *e)
 {
     json_t *o = json_object();
@@ -435,7 +437,15 @@ int api_export_cve(struct call *c)
         return api_forbidden(c);
     e->user_id = c->who.id;
     snprintf(e->username, sizeof(e->username), "%s", c->who.name);
-    int64_t id = 0;
+    int64_t id = 0, kept = 0;
+    /* each export keeps its file (up to 64 MiB) until downloaded or a week old */
+    if ((error = wh_db_export_count(c->api->db, e->username, &kept)) < 0)
+        return api_fail(c, error);
+    if (kept >= EXPORTS_PER_USER_MAX)
+        return api_error(c, 429, "TOO_MANY_REQUEST",
+                         wh_pool_sprintf(c->pool, "at most %d exports are kept per user: "
+                                                  "download the finished ones first",
+                                         EXPORTS_PER_USER_MAX));
     if ((error = wh_db_export_create(c->api->db, e, wh_now_ms(), &id)) < 0)
         return api_fail(c, error);
     wh_scand_kick_all(c->api->cfg.scand);

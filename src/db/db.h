@@ -813,6 +813,10 @@ int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *t
 int wh_db_export_csv(wh_db *db, int64_t id, char **out, size_t *len);
 /* Deletes an export. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_export_delete(wh_db *db, int64_t id);
+/* Exports of `username` kept (any status). 0 or WH_ERROR. */
+int wh_db_export_count(wh_db *db, const char *username, int64_t *out);
+/* Deletes the exports that ended before `before_ms` (never downloaded). 0 or WH_ERROR. */
+int wh_db_export_prune(wh_db *db, int64_t before_ms);
 /* Export jobs left Running by a stop go back to Pending (at start). 0 or WH_ERROR. */
 int wh_db_export_recover(wh_db *db);
 /* The findings of project `project_id` by repository and artifact, with the CVSS

@@ -820,6 +820,24 @@ int wh_db_export_delete(wh_db *db, int64_t id)
     return db_change(c, s, "export");
 }
 
+int wh_db_export_count(wh_db *db, const char *username, int64_t *out)
+{
+    static const char sql[] = "SELECT count(*) FROM cve_export WHERE username = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, username);
+    return db_count(c, s, out);
+}
+
+int wh_db_export_prune(wh_db *db, int64_t before_ms)
+{
+    static const char sql[] = "DELETE FROM cve_export WHERE end_ms > 0 AND end_ms < ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    sqlite3_bind_int64(s, 1, before_ms);
+    return db_run(c, s);
+}
+
 int wh_db_export_recover(wh_db *db)
 {
     static const char sql[] = "UPDATE cve_export SET status = 'Pending' WHERE status = 'Running'";

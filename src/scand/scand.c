@@ -527,6 +527,7 @@ static bool rematch_now(wh_scand *s, const char *id)
 /* ---- CVE export jobs (Harbor's /export/cve) ---- */
 
 #define EXPORT_CSV_MAX (64u << 20)
+#define EXPORT_KEEP_MS (7LL * 24 * 3600 * 1000) /* an export never downloaded is deleted after */
 
 /* True when `value` matches one of the comma-separated patterns of `list` ('*' any run). */
 static bool list_match(const char *list, const char *value)
@@ -672,6 +673,7 @@ static void *rematcher(void *arg)
 {
     wh_scand *s = arg;
     char matched[256] = "", id[256];
+    int64_t pruned_ms = 0;
     if (wh_db_setting_get(s->db, REMATCH_SETTING, matched, sizeof(matched)) < 0)
         matched[0] = '\0';
     while (!stopping(s)) {
@@ -683,6 +685,11 @@ static void *rematcher(void *arg)
                 snprintf(matched, sizeof(matched), "%s", id);
         }
         run_exports(s);
+        if (wh_now_ms() - pruned_ms > 3600 * 1000) { /* hourly */
+            pruned_ms = wh_now_ms();
+            if (wh_db_export_prune(s->db, pruned_ms - EXPORT_KEEP_MS) < 0)
+                wh_log_warn("export: %s", wh_error_msg());
+        }
         idle_wait(s, 1000);
     }
     wh_db_thread_done(s->db);

@@ -251,6 +251,16 @@ def test_rematch_hostile_inputs_and_who_reads_what(servers, proj):
     assert admin.get("/export/cve/download/999999").status_code == 404
     r = bob.get(f"/export/cve/download/{eid}")
     assert r.status_code == 200 and r.text.startswith("RowId,Scanner,Repository"), describe(r)
+    # at most 10 kept per user: the 11th is refused until one is downloaded
+    kept = [bob.post("/export/cve", body, headers=mime) for _ in range(10)]
+    assert [k.status_code for k in kept] == [200] * 10
+    r = bob.post("/export/cve", body, headers=mime)
+    assert r.status_code == 429 and r.json()["errors"][0]["code"] == "TOO_MANY_REQUEST", describe(r)
+    last = kept[-1].json()["id"]
+    wait_until(lambda: bob.get(f"/export/cve/execution/{last}").json()["status"] == "Success",
+               TIMEOUT, "the tenth export")
+    assert bob.get(f"/export/cve/download/{last}").status_code == 200
+    assert bob.post("/export/cve", body, headers=mime).status_code == 200
 
 
 class _Feed(http.server.SimpleHTTPRequestHandler):
