@@ -170,12 +170,19 @@ $(B)/bench/listfill: bench/listfill.c $(B)/libwharf.a
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS)
 
+# The re-match benchmark: fills a data directory and times wh_scand_rematch.
+$(B)/bench/rematch: bench/rematch.c $(B)/libwharf.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS_ALL) $(LDOPT) -o $@ $< $(B)/libwharf.a $(LIBS)
+
 bench:
 	@$(DEPS) bench
-	@$(MAKE) --no-print-directory all $(B)/bench/listfill
+	@$(MAKE) --no-print-directory all $(B)/bench/listfill $(B)/bench/rematch
 	bash bench/run.sh $(B)/wharf
 	bash bench/scan.sh
 	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill
+	python3 bench/hub.py --wharf $(B)/wharf --fill $(B)/bench/rematch
 	python3 bench/login_storm.py $(B)/wharf
 	python3 bench/audit_growth.py $(B)/wharf
 	python3 bench/gate.py $(B)/wharf

@@ -447,7 +447,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("registry: %s", wh_error_msg());
         goto out;
     }
-    struct wh_scand_config scand_cfg = {.data_dir = cfg->data_dir, .workers = cfg->scan_workers};
+    struct wh_scand_config scand_cfg = {.data_dir = cfg->data_dir, .workers = cfg->scan_workers,
+                                        .update_interval_s = cfg->scan_db_update_interval_s};
     if (wh_scand_start(&scand, &scand_cfg, db, store) < 0) {
         wh_log_error("scan: %s", wh_error_msg());
         goto out;

@@ -35,6 +35,15 @@ static const struct route routes[] = {
     {"GET", "/audit-logs", api_audit_logs, S_ADMIN, 0, 0},
     {"GET", "/system/CVEAllowlist", api_system_allowlist_get, S_AUTH, 0, 0},
     {"PUT", "/system/CVEAllowlist", api_system_allowlist_put, S_ADMIN, 0, 0},
+    /* findings: wharf's re-match changes (filtered per project in the handler), Harbor's
+     * security hub (system administrators) and CVE export */
+    {"GET", "/vulnerabilities/changes", api_vuln_changes, S_NONE, 0, 0},
+    {"GET", "/security/summary", api_security_summary, S_ADMIN, 0, 0},
+    {"GET", "/security/vul", api_security_vul, S_ADMIN, 0, 0},
+    {"POST", "/export/cve", api_export_cve, S_AUTH, 0, 0},
+    {"GET", "/export/cve/execution/{execution_id}", api_export_execution, S_AUTH, 0, 0},
+    {"GET", "/export/cve/executions", api_export_executions, S_AUTH, 0, 0},
+    {"GET", "/export/cve/download/{execution_id}", api_export_download, S_AUTH, 0, 0},
     /* projects */
     {"GET", "/projects", api_projects_list, S_NONE, 0, 0},
     {"HEAD", "/projects", api_projects_head, S_AUTH, 0, 0},
@@ -384,7 +393,7 @@ int api_page(struct call *c, int64_t *offset, int64_t *limit)
 static const char *const link_args[] = {
     "q", "sort", "name", "public", "owner", "with_detail", "with_tag", "with_label",
     "with_scan_overview", "with_immutable_status", "with_accessory", "username", "entityname",
-    "operation", "scope", "project_id", "reference", "reference_id", NULL,
+    "operation", "scope", "project_id", "reference", "reference_id", "since", "tune_count", NULL,
 };
 
 /* Percent-encodes what must not appear raw in a Link URL path. */

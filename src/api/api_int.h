@@ -170,6 +170,14 @@ int api_artifact_vulnerabilities(struct call *c);
 int api_artifact_scan(struct call *c);
 int api_artifact_scan_stop(struct call *c);
 int api_artifact_scan_log(struct call *c);
+/* security.c */
+int api_vuln_changes(struct call *c);
+int api_security_summary(struct call *c);
+int api_security_vul(struct call *c);
+int api_export_cve(struct call *c);
+int api_export_execution(struct call *c);
+int api_export_executions(struct call *c);
+int api_export_download(struct call *c);
 /* copy.c */
 int api_artifact_copy(struct call *c);
 /* labels.c */

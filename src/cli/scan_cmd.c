@@ -279,27 +279,8 @@ static int add_feed(const char *value, void *payload)
 /* Feeds from $WHARF_VULNDB_FEEDS, else DATA_DIR/vulndb-feeds.txt; the text `*keep` holds them. */
 static void default_feeds(struct feeds *f, char **keep, const struct wh_config *cfg)
 {
-    const char *env = getenv("WHARF_VULNDB_FEEDS");
-    if (env && *env) {
-        *keep = wh_strdup(env);
-    } else {
-        char *listpath = wh_sprintf("%s/vulndb-feeds.txt", cfg->data_dir);
-        FILE *lf = fopen(listpath, "r");
-        if (lf) {
-            struct wh_buf lb;
-            char line[4096];
-            wh_buf_init(&lb, 1u << 20);
-            while (fgets(line, sizeof(line), lf)) {
-                char *hash = strchr(line, '#');
-                if (hash)
-                    *hash = '\0';
-                wh_buf_printf(&lb, "%s\n", line);
-            }
-            fclose(lf);
-            *keep = wh_buf_detach(&lb, NULL);
-        }
-        free(listpath);
-    }
+    /* the same list the server's background update reads (scan/vulndb.c) */
+    *keep = wh_vulndb_feed_list(cfg->data_dir);
     char *save = NULL;
     for (char *t = *keep ? strtok_r(*keep, " \t\r\n", &save) : NULL; t && f->n < FEEDS_MAX;
          t = strtok_r(NULL, " \t\r\n", &save))

@@ -63,6 +63,8 @@ static const struct key keys[] = {
     STR("data_dir", "WHARF_DATA_DIR", data_dir, 1),
     NUM("http.threads", "WHARF_THREADS", threads, 1, 1024),
     NUM("scan.workers", "WHARF_SCAN_WORKERS", scan_workers, 0, 64),
+    NUM("scan.db_update_interval", "WHARF_SCAN_DB_UPDATE_INTERVAL", scan_db_update_interval_s, 0,
+        366 * DAY),
     NUM("http.max_connections", "WHARF_MAX_CONNECTIONS", max_connections, 1, 1000000),
     NUM("http.idle_timeout", "WHARF_IDLE_TIMEOUT", idle_timeout_s, 1, DAY),
     NUM("http.header_timeout", "WHARF_HEADER_TIMEOUT", header_timeout_s, 1, 3600),
@@ -116,6 +118,7 @@ void wh_config_defaults(struct wh_config *c)
     c->max_uploads_per_user = 64;
     c->max_uploads_per_project = 128;
     c->upload_ttl_s = 24 * 3600;
+    c->scan_db_update_interval_s = 24 * 3600;
     c->upload_idle_ttl_s = 15 * 60;
     c->access_log = true;
     snprintf(c->log_level, sizeof(c->log_level), "info");

@@ -59,6 +59,8 @@ struct wh_config {
     char tls_key[1024];        /* tls.key: PEM private key file */
     char trusted_proxies[1024]; /* http.trusted_proxies: addresses whose X-Forwarded-* count */
     unsigned scan_workers;     /* scan.workers: scan threads (0: one per core) */
+    unsigned scan_db_update_interval_s; /* scan.db_update_interval: background vulndb update
+                                           (0: never) */
 
     /* bookkeeping, not settings */
     char file[1024];                 /* the configuration file read ("" none) */

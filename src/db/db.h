@@ -650,4 +650,182 @@ struct wh_gate_artifact {
 /* 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_gate_artifact(wh_db *db, int64_t artifact_id, struct wh_gate_artifact *out);
 
+/* ---- findings, stored inventories, re-matching, the security hub (db_finding.c) ---- */
+/*
+ * A successful scan stores, in one transaction with its report: the image's
+ * merged package inventory (once per distinct content, so that a database
+ * update can match it again without reading a layer), one finding row per
+ * vulnerability x package (the security hub's index), the counts per
+ * severity and a fingerprint of the findings. A rescan replaces them; they go
+ * with the artifact.
+ */
+#define WH_FINGERPRINT_MAX 40 /* findings fingerprint (hex) incl. NUL */
+struct wh_db_finding {
+    const char *cve_id;
+    const char *package;
+    const char *version;
+    const char *fixed_version; /* "" when no fix */
+    int severity;              /* 0 Unknown, 1 Negligible, 2 Low, 3 Medium, 4 High, 5 Critical */
+    double cvss3;              /* CVSS v3 base score, 0 when unknown */
+    const char *description;
+    const char *links;         /* JSON array text */
+    const char *cvss3_vector;  /* "" when unknown */
+    const char *cwe_ids;       /* JSON array text */
+};
+struct wh_scan_result {
+    const char *severity;     /* overall: "None", "Low" ... */
+    const char *summary;      /* overview summary JSON */
+    const char *report;       /* report JSON */
+    const char *inventory;    /* inventory JSON bytes, NULL when the scanner gives none */
+    size_t inventory_len;
+    const char *fingerprint;  /* identifies the findings (wh_scan_fingerprint) */
+    const struct wh_db_finding *findings;
+    size_t nfindings;
+};
+/*
+ * Records the Success of the Running job `report_id` with everything above.
+ * WH_ENOTFOUND when that job is no longer Running (stopped or replaced);
+ * WH_ERROR.
+ */
+int wh_db_scan_succeed(wh_db *db, int64_t artifact_id, const char *report_id,
+                       const struct wh_scan_result *r, int64_t now_ms);
+/*
+ * Calls `fn` for the stored inventories with an id above `after`, in id
+ * order, at most `limit` of them; `body` is borrowed for the call. A non-zero
+ * return from `fn` stops the walk and is returned. 0 or WH_ERROR.
+ */
+int wh_db_inventory_walk(wh_db *db, int64_t after, int64_t limit,
+                         int (*fn)(int64_t id, const void *body, size_t len, void *payload),
+                         void *payload);
+/* An artifact whose last successful scan has a stored inventory. */
+struct wh_rematch_target {
+    int64_t artifact_id;
+    char digest[WH_DIGEST_STR_MAX];
+    char repository[WH_NAME_MAX]; /* full name */
+    char report_id[WH_SCAN_ID_MAX];
+    char fingerprint[WH_FINGERPRINT_MAX];
+};
+/* Calls `fn` for each artifact with a Success scan of inventory `inventory_id`. 0 or WH_ERROR. */
+int wh_db_inventory_artifacts(wh_db *db, int64_t inventory_id,
+                              int (*fn)(const struct wh_rematch_target *t, void *payload),
+                              void *payload);
+/*
+ * Replaces the report, overview and findings of `t` by those of a re-match
+ * (a new report id `new_report_id`, start and end `now_ms`), if its scan is
+ * still the Success `t->report_id`; records the CVE ids added and removed in
+ * vuln_change when there are any. `*added` / `*removed` (may be NULL) get the
+ * JSON arrays (malloc'ed, the caller's). 0, WH_ENOTFOUND (the scan changed
+ * meanwhile: nothing written) or WH_ERROR.
+ */
+int wh_db_rematch_apply(wh_db *db, const struct wh_rematch_target *t, const char *new_report_id,
+                        const struct wh_scan_result *r, int64_t now_ms, char **added,
+                        char **removed);
+/* Deletes the recorded changes older than `before_ms`. 0 or WH_ERROR. */
+int wh_db_vuln_change_prune(wh_db *db, int64_t before_ms);
+/* Drops CVE texts no finding refers to any more (after a re-match). 0 or WH_ERROR. */
+int wh_db_finding_text_gc(wh_db *db);
+
+/* One recorded change of an artifact's findings (GET /vulnerabilities/changes). */
+struct wh_vuln_change {
+    int64_t id, time_ms, artifact_id, project_id;
+    char digest[WH_DIGEST_STR_MAX];
+    char repository[WH_NAME_MAX];  /* full name */
+    const char *added, *removed;   /* JSON arrays, borrowed for the callback */
+};
+struct wh_vuln_change_filter {
+    int64_t since_ms;          /* changes at or after */
+    int64_t visible_user;      /* as in wh_project_filter */
+    int64_t visible_project;
+    const char *visible_names;
+};
+/* Changes in time order (oldest first), `offset`/`limit`, total in `*total_out`. 0 or WH_ERROR. */
+int wh_db_vuln_changes(wh_db *db, const struct wh_vuln_change_filter *f, int64_t offset,
+                       int64_t limit, int (*fn)(const struct wh_vuln_change *ch, void *payload),
+                       void *payload, int64_t *total_out);
+
+/* The security hub's totals (HARBOR.md §5, security hub). */
+struct wh_security_summary {
+    int64_t total_artifact, scanned_cnt;
+    int64_t critical_cnt, high_cnt, medium_cnt, low_cnt, none_cnt, unknown_cnt, fixable_cnt;
+};
+int wh_db_security_summary(wh_db *db, struct wh_security_summary *out);
+/* One finding with its artifact, as the hub lists it. Strings borrowed for the callback. */
+struct wh_vuln_item {
+    int64_t artifact_id, project_id, repo_id;
+    const char *repository, *digest, *cve_id, *package, *version, *fixed_version;
+    const char *description, *links, *cvss3_vector, *cwe_ids;
+    int severity;
+    double cvss3; /* 0 when unknown */
+};
+/* The five findings of highest CVSS v3 score, one per CVE x package x version. */
+int wh_db_dangerous_cves(wh_db *db, int (*fn)(const struct wh_vuln_item *v, void *payload),
+                         void *payload);
+/* The five artifacts with most critical, then high, medium, low findings. */
+struct wh_dangerous_artifact {
+    int64_t artifact_id, project_id;
+    char repository[WH_NAME_MAX];
+    char digest[WH_DIGEST_STR_MAX];
+    int64_t critical_cnt, high_cnt, medium_cnt, low_cnt;
+};
+int wh_db_dangerous_artifacts(wh_db *db,
+                              int (*fn)(const struct wh_dangerous_artifact *a, void *payload),
+                              void *payload);
+/* Filters of GET /security/vul (NULL / -1 / false: not filtered). */
+struct wh_vuln_filter {
+    const char *cve_id, *package, *digest, *tag;
+    int severity;          /* -1 any */
+    int64_t project_id;    /* 0 any */
+    int64_t repo_id;       /* 0 any; -1 matches nothing (an unknown repository) */
+    bool cvss_range;
+    double cvss_from, cvss_to;
+};
+int wh_db_vuln_list(wh_db *db, const struct wh_vuln_filter *f, int64_t offset, int64_t limit,
+                    int (*fn)(const struct wh_vuln_item *v, void *payload), void *payload,
+                    int64_t *total_out);
+/* Harbor's CVE export jobs (POST /export/cve): one project's findings as CSV. */
+#define WH_EXPORT_FILTER_MAX 1024 /* repositories, tags, CVE ids: comma-separated, incl. NUL */
+struct wh_cve_export {
+    int64_t id, user_id, project_id, start_ms, end_ms;
+    char username[WH_NAME_MAX];
+    char job_name[WH_NAME_MAX];
+    char repositories[WH_EXPORT_FILTER_MAX]; /* names without the project; '*' matches */
+    char tags[WH_EXPORT_FILTER_MAX];
+    char cve_ids[WH_EXPORT_FILTER_MAX];
+    char status[16];                         /* Pending, Running, Success, Error */
+    char status_text[512];
+    bool file_present;
+};
+/* Queues an export (`in`'s filters, user, project); its id in `*id_out`. 0, WH_ENOTFOUND
+ * (no such project) or WH_ERROR. */
+int wh_db_export_create(wh_db *db, const struct wh_cve_export *in, int64_t now_ms,
+                        int64_t *id_out);
+/* 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_export_get(wh_db *db, int64_t id, struct wh_cve_export *out);
+/* The exports of user `username`, newest first. 0 or WH_ERROR. */
+int wh_db_export_list(wh_db *db, const char *username,
+                      int (*fn)(const struct wh_cve_export *e, void *payload), void *payload);
+/* Takes the oldest Pending export and marks it Running. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_export_claim(wh_db *db, int64_t now_ms, struct wh_cve_export *out);
+/* Ends export `id` with `status` (Success with the CSV, or Error with `text`). */
+int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *text,
+                        const void *csv, size_t len, int64_t now_ms);
+/* The CSV of a finished export (malloc'ed, `*len`). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_export_csv(wh_db *db, int64_t id, char **out, size_t *len);
+/* Deletes an export. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_export_delete(wh_db *db, int64_t id);
+/* Exports of `username` kept (any status). 0 or WH_ERROR. */
+int wh_db_export_count(wh_db *db, const char *username, int64_t *out);
+/* Deletes the exports that ended before `before_ms` (never downloaded). 0 or WH_ERROR. */
+int wh_db_export_prune(wh_db *db, int64_t before_ms);
+/* Export jobs left Running by a stop go back to Pending (at start). 0 or WH_ERROR. */
+int wh_db_export_recover(wh_db *db);
+/* The findings of project `project_id` by repository and artifact, with the CVSS
+ * vector-less fields of wh_vuln_item. 0 or WH_ERROR. */
+int wh_db_project_findings(wh_db *db, int64_t project_id,
+                           int (*fn)(const struct wh_vuln_item *v, void *payload), void *payload);
+
+/* The tags of an artifact, for list views: `fn` per name. 0 or WH_ERROR. */
+int wh_db_artifact_tag_names(wh_db *db, int64_t artifact_id,
+                             int (*fn)(const char *name, void *payload), void *payload);
+
 #endif

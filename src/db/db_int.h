@@ -43,6 +43,9 @@ sqlite3_stmt *db_stmt_text(struct conn *c, const char *sql);
 void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, bool count);
 void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool count);
 void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bool count);
+/* The security hub's vulnerability list and the re-match changes (db_finding.c). */
+void db_vuln_list_sql(struct db_sql *q, const struct wh_vuln_filter *f, bool count);
+void db_vuln_changes_sql(struct db_sql *q, const struct wh_vuln_change_filter *f, bool count);
 /* Opens `path` migrated to schema `version` only (-1: the newest), for tests of
  * the migrations themselves. As wh_db_open otherwise. */
 int db_open_at(wh_db **out, const char *path, int version);

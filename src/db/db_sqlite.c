@@ -409,6 +409,121 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL,"
     "  updated_ms INTEGER NOT NULL);",
+    /*
+     * 9: what re-matching and the security hub read (db_finding.c). Each
+     * successful scan keeps the image's merged package inventory (stored once
+     * per distinct content, shared by the artifacts that have it, dropped with
+     * the last of them), the counts of its findings per severity and a hash of
+     * them (fingerprint), and one finding row per vulnerability x package;
+     * the texts of a CVE are kept once in finding_text. vuln_change records
+     * what a re-match after a database update changed.
+     */
+    "CREATE TABLE scan_inventory("
+    "  id INTEGER PRIMARY KEY,"
+    "  hash TEXT NOT NULL UNIQUE,"               /* sha256 hex of body */
+    "  body BLOB NOT NULL);"                     /* the inventory JSON */
+    "ALTER TABLE scan_job ADD COLUMN inventory_id INTEGER;"
+    "ALTER TABLE scan_job ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE scan_job ADD COLUMN critical_cnt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE scan_job ADD COLUMN high_cnt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE scan_job ADD COLUMN medium_cnt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE scan_job ADD COLUMN low_cnt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE scan_job ADD COLUMN none_cnt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE scan_job ADD COLUMN unknown_cnt INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE scan_job ADD COLUMN fixable_cnt INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX scan_job_inventory ON scan_job(inventory_id) WHERE inventory_id IS NOT NULL;"
+    /* covers the hub's sums: the counts sit after the report in the row (added later), so
+     * reading them from the table would walk every report's overflow pages */
+    "CREATE INDEX scan_job_danger ON scan_job(critical_cnt DESC, high_cnt DESC, medium_cnt DESC,"
+    "  low_cnt DESC, none_cnt, unknown_cnt, fixable_cnt) WHERE report IS NOT NULL;"
+    "CREATE TRIGGER scan_inventory_drop AFTER DELETE ON scan_job"
+    "  WHEN OLD.inventory_id IS NOT NULL BEGIN"
+    "  DELETE FROM scan_inventory WHERE id = OLD.inventory_id AND NOT EXISTS"
+    "    (SELECT 1 FROM scan_job WHERE inventory_id = OLD.inventory_id);"
+    " END;"
+    "CREATE TRIGGER scan_inventory_moved AFTER UPDATE OF inventory_id ON scan_job"
+    "  WHEN OLD.inventory_id IS NOT NULL AND OLD.inventory_id IS NOT NEW.inventory_id BEGIN"
+    "  DELETE FROM scan_inventory WHERE id = OLD.inventory_id AND NOT EXISTS"
+    "    (SELECT 1 FROM scan_job WHERE inventory_id = OLD.inventory_id);"
+    " END;"
+    "CREATE TABLE finding("
+    "  id INTEGER PRIMARY KEY,"
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  project_id INTEGER NOT NULL,"
+    "  repo_id INTEGER NOT NULL,"
+    "  cve_id TEXT NOT NULL,"
+    "  package TEXT NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  fixed_version TEXT NOT NULL DEFAULT '',"
+    "  severity INTEGER NOT NULL,"               /* 0 Unknown, 1 Negligible .. 5 Critical */
+    "  cvss3 REAL);"                             /* NULL when unknown */
+    "CREATE INDEX finding_artifact ON finding(artifact_id);"
+    "CREATE INDEX finding_cvss ON finding(cvss3 DESC);"
+    "CREATE INDEX finding_cve ON finding(cve_id, cvss3 DESC);"
+    "CREATE INDEX finding_package ON finding(package, cvss3 DESC);"
+    "CREATE INDEX finding_severity ON finding(severity, cvss3 DESC);"
+    "CREATE INDEX finding_project ON finding(project_id, cvss3 DESC);"
+    "CREATE INDEX finding_repo ON finding(repo_id, cvss3 DESC);"
+    /* one row per CVE x package x version found anywhere, with how many finding rows have
+     * it: the security hub's most dangerous CVEs without walking duplicates */
+    "CREATE TABLE finding_vuln("
+    "  cve_id TEXT NOT NULL,"
+    "  package TEXT NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  severity INTEGER NOT NULL,"
+    "  cvss3 REAL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY(cve_id, package, version)) WITHOUT ROWID;"
+    "CREATE INDEX finding_vuln_cvss ON finding_vuln(cvss3 DESC);"
+    "CREATE TRIGGER finding_vuln_add AFTER INSERT ON finding BEGIN"
+    "  INSERT INTO finding_vuln(cve_id, package, version, severity, cvss3, n)"
+    "    VALUES(NEW.cve_id, NEW.package, NEW.version, NEW.severity, NEW.cvss3, 1)"
+    "    ON CONFLICT(cve_id, package, version) DO UPDATE SET n = n + 1,"
+    "    severity = excluded.severity, cvss3 = excluded.cvss3;"
+    " END;"
+    "CREATE TRIGGER finding_vuln_drop AFTER DELETE ON finding BEGIN"
+    "  UPDATE finding_vuln SET n = n - 1 WHERE cve_id = OLD.cve_id AND package = OLD.package"
+    "    AND version = OLD.version;"
+    "  DELETE FROM finding_vuln WHERE cve_id = OLD.cve_id AND package = OLD.package"
+    "    AND version = OLD.version AND n <= 0;"
+    " END;"
+    "CREATE TRIGGER finding_vuln_rated AFTER UPDATE OF severity, cvss3 ON finding BEGIN"
+    "  UPDATE finding_vuln SET severity = NEW.severity, cvss3 = NEW.cvss3"
+    "    WHERE cve_id = NEW.cve_id AND package = NEW.package AND version = NEW.version;"
+    " END;"
+    "CREATE TABLE finding_text("
+    "  cve_id TEXT PRIMARY KEY,"
+    "  description TEXT NOT NULL,"
+    "  links TEXT NOT NULL,"                     /* JSON array */
+    "  cvss3_vector TEXT NOT NULL DEFAULT '',"
+    "  cwe_ids TEXT NOT NULL DEFAULT '[]');"     /* JSON array */
+    "CREATE INDEX tag_name ON tag(name);"
+    "CREATE TABLE vuln_change("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time_ms INTEGER NOT NULL,"
+    "  artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,"
+    "  project_id INTEGER NOT NULL,"
+    "  added TEXT NOT NULL,"                     /* JSON arrays of CVE ids */
+    "  removed TEXT NOT NULL);"
+    "CREATE INDEX vuln_change_time ON vuln_change(time_ms);"
+    "CREATE INDEX vuln_change_project ON vuln_change(project_id, time_ms);"
+    "CREATE INDEX vuln_change_artifact ON vuln_change(artifact_id);"
+    "CREATE TABLE cve_export("                    /* Harbor's CVE export jobs */
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id INTEGER NOT NULL,"
+    "  username TEXT NOT NULL,"
+    "  job_name TEXT NOT NULL DEFAULT '',"
+    "  project_id INTEGER NOT NULL REFERENCES project(id) ON DELETE CASCADE,"
+    "  repositories TEXT NOT NULL DEFAULT '',"
+    "  tags TEXT NOT NULL DEFAULT '',"
+    "  cve_ids TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL,"
+    "  status_text TEXT NOT NULL DEFAULT '',"
+    "  start_ms INTEGER NOT NULL,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0,"
+    "  csv BLOB);"
+    "CREATE INDEX cve_export_user ON cve_export(username);"
+    "CREATE INDEX cve_export_pending ON cve_export(id) WHERE status = 'Pending';",
 };
 #pragma GCC diagnostic pop
 

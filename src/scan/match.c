@@ -459,30 +459,211 @@ static int finding_cmp(const void *a, const void *b)
     return strcmp(x->pkg->version, y->pkg->version);
 }
 
-int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory *inv)
-{
-    struct matcher m = {0};
-    char platform[96];
-    int error = 0;
+/* ---- matching many inventories: per-package results remembered ---- */
 
-    m.db = wh_vulndb_handle(db);
-    m.out = wh_calloc(1, sizeof(*m.out));
-    m.out->pool = wh_pool_new();
+/*
+ * A package's findings depend on the package and the platform only, so a
+ * re-match of thousands of images, which share most of their packages, looks
+ * each distinct one up once. An entry keeps the findings without their
+ * package; its strings live in the memo's pool.
+ */
+struct memo_entry {
+    struct memo_entry *next;
+    uint64_t hash;
+    const char *key; /* platform, kind, name, version, source name and version */
+    size_t keylen;
+    struct wh_finding *items;
+    size_t n;
+};
+
+struct wh_match_memo {
+    sqlite3 *db;
+    sqlite3_stmt *adv, *vuln, *nvd;
+    wh_pool *pool;
+    struct memo_entry **slots;
+    size_t nslots, n;
+};
+
+static int prepare(struct matcher *m)
+{
     /* Distro rows first so their ids win over OSV copies of the same issue. */
-    if (sqlite3_prepare_v2(m.db,
+    if (sqlite3_prepare_v2(m->db,
                            "SELECT vuln_id, origin, ecosystem, fixed, status, severity, ranges"
                            " FROM advisory WHERE platform=? AND pkg=?"
                            " ORDER BY ranges IS NOT NULL, vuln_id, origin",
-                           -1, &m.adv, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(m.db,
+                           -1, &m->adv, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(m->db,
                            "SELECT title, description, aliases, links, cwes, cvss3_vector,"
                            " cvss3_score, severity, origin FROM vuln WHERE id=?",
-                           -1, &m.vuln, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(m.db,
+                           -1, &m->vuln, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(m->db,
                            "SELECT description, links, cwes, cvss3_vector, cvss3_score FROM nvd WHERE id=?",
-                           -1, &m.nvd, NULL) != SQLITE_OK) {
-        error = wh_error_set(WH_ERROR, "vulnerability database query failed: %s", sqlite3_errmsg(m.db));
-        goto out;
+                           -1, &m->nvd, NULL) != SQLITE_OK)
+        return wh_error_set(WH_ERROR, "vulnerability database query failed: %s", sqlite3_errmsg(m->db));
+    return 0;
+}
+
+int wh_match_memo_new(wh_match_memo **out, wh_vulndb *db)
+{
+    struct matcher m = {.db = wh_vulndb_handle(db)};
+    int error = prepare(&m);
+    if (error < 0) {
+        sqlite3_finalize(m.adv);
+        sqlite3_finalize(m.vuln);
+        sqlite3_finalize(m.nvd);
+        return error;
+    }
+    wh_match_memo *mm = wh_calloc(1, sizeof(*mm));
+    mm->db = m.db;
+    mm->adv = m.adv;
+    mm->vuln = m.vuln;
+    mm->nvd = m.nvd;
+    mm->pool = wh_pool_new();
+    mm->nslots = 4096;
+    mm->slots = wh_calloc(mm->nslots, sizeof(*mm->slots));
+    *out = mm;
+    return 0;
+}
+
+void wh_match_memo_free(wh_match_memo *mm)
+{
+    if (!mm)
+        return;
+    sqlite3_finalize(mm->adv);
+    sqlite3_finalize(mm->vuln);
+    sqlite3_finalize(mm->nvd);
+    for (size_t i = 0; i < mm->nslots; i++)
+        for (struct memo_entry *e = mm->slots[i], *nx; e; e = nx) {
+            nx = e->next;
+            free(e->items);
+            free(e);
+        }
+    free(mm->slots);
+    wh_pool_free(mm->pool);
+    free(mm);
+}
+
+static void memo_key(struct wh_buf *b, const char *platform, const struct wh_pkg *p)
+{
+    const char *parts[] = {platform, p->name, p->version, p->src_name, p->src_version};
+    char kind = (char)('a' + p->kind);
+    b->len = 0;
+    wh_buf_put(b, &kind, 1);
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        wh_buf_put(b, parts[i], strlen(parts[i]) + 1); /* with its NUL: a separator */
+}
+
+static uint64_t fnv(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static void memo_grow(wh_match_memo *mm)
+{
+    size_t ns = mm->nslots * 2;
+    struct memo_entry **slots = wh_calloc(ns, sizeof(*slots));
+    for (size_t i = 0; i < mm->nslots; i++)
+        for (struct memo_entry *e = mm->slots[i], *nx; e; e = nx) {
+            nx = e->next;
+            e->next = slots[e->hash % ns];
+            slots[e->hash % ns] = e;
+        }
+    free(mm->slots);
+    mm->slots = slots;
+    mm->nslots = ns;
+}
+
+static const char *keep(wh_pool *pool, const char *s)
+{
+    return s ? wh_pool_strdup(pool, s) : NULL;
+}
+
+/* The findings of `pkg` in `out`, from the memo or looked up (and remembered). */
+static int memo_match(wh_match_memo *mm, struct matcher *m, const struct wh_pkg *pkg,
+                      const char *platform, struct wh_buf *key)
+{
+    memo_key(key, platform, pkg);
+    uint64_t h = fnv(key->data, key->len);
+    struct memo_entry *e = mm->slots[h % mm->nslots];
+    while (e && (e->hash != h || e->keylen != key->len || memcmp(e->key, key->data, key->len) != 0))
+        e = e->next;
+    if (!e) {
+        size_t before = m->out->n;
+        int error = match_pkg(m, pkg, platform);
+        if (error < 0)
+            return error;
+        e = wh_calloc(1, sizeof(*e));
+        e->hash = h;
+        e->keylen = key->len;
+        char *k = wh_pool_alloc(mm->pool, key->len);
+        memcpy(k, key->data, key->len);
+        e->key = k;
+        e->n = m->out->n - before;
+        e->items = wh_calloc(e->n ? e->n : 1, sizeof(*e->items));
+        for (size_t i = 0; i < e->n; i++) {
+            struct wh_finding f = m->out->items[before + i];
+            f.pkg = NULL;
+            f.id = keep(mm->pool, f.id);
+            f.aliases = keep(mm->pool, f.aliases);
+            f.fixed = keep(mm->pool, f.fixed);
+            f.status = keep(mm->pool, f.status);
+            f.cvss_vector = keep(mm->pool, f.cvss_vector);
+            f.cvss_source = keep(mm->pool, f.cvss_source);
+            f.title = keep(mm->pool, f.title);
+            f.description = keep(mm->pool, f.description);
+            f.links = keep(mm->pool, f.links);
+            f.cwes = keep(mm->pool, f.cwes);
+            f.source = keep(mm->pool, f.source);
+            f.pkg = pkg; /* for the item text only: the name and versions are in the key */
+            char *t = wh_report_item_json(&f);
+            f.item_json = keep(mm->pool, t);
+            free(t);
+            f.pkg = NULL;
+            e->items[i] = f;
+            m->out->items[before + i].item_json = f.item_json;
+        }
+        e->next = mm->slots[h % mm->nslots];
+        mm->slots[h % mm->nslots] = e;
+        if (++mm->n > mm->nslots)
+            memo_grow(mm);
+        return 0;
+    }
+    for (size_t i = 0; i < e->n; i++) {
+        if (m->out->n == m->out->cap) {
+            m->out->cap = m->out->cap ? m->out->cap * 2 : 64;
+            m->out->items = wh_realloc(m->out->items, m->out->cap * sizeof(*m->out->items));
+        }
+        struct wh_finding f = e->items[i];
+        f.pkg = pkg;
+        m->out->items[m->out->n++] = f;
+    }
+    return 0;
+}
+
+/* wh_match and wh_match_memo: `mm` NULL looks every package up with statements of its own. */
+static int match_inventory(struct wh_findings **out, wh_vulndb *db, wh_match_memo *mm,
+                           const struct wh_inventory *inv)
+{
+    struct matcher m = {0};
+    char platform[96];
+    struct wh_buf key;
+    int error = 0;
+
+    wh_buf_init(&key, 1u << 20);
+    m.out = wh_calloc(1, sizeof(*m.out));
+    m.out->pool = wh_pool_new();
+    if (mm) {
+        m.db = mm->db;
+        m.adv = mm->adv;
+        m.vuln = mm->vuln;
+        m.nvd = mm->nvd;
+    } else {
+        m.db = wh_vulndb_handle(db);
+        if ((error = prepare(&m)) < 0)
+            goto out;
     }
     os_platform(platform, sizeof(platform), &inv->os);
     for (size_t i = 0; i < inv->npkgs; i++) {
@@ -490,7 +671,8 @@ int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory 
         const char *pf = p->kind <= WH_PKG_RPM ? platform : lang_platform[p->kind];
         if (!pf || !pf[0])
             continue;
-        if ((error = match_pkg(&m, p, pf)) < 0)
+        error = mm ? memo_match(mm, &m, p, pf, &key) : match_pkg(&m, p, pf);
+        if (error < 0)
             goto out;
     }
     if (m.out->n) {
@@ -510,11 +692,24 @@ int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory 
     *out = m.out;
     m.out = NULL;
 out:
-    sqlite3_finalize(m.adv);
-    sqlite3_finalize(m.vuln);
-    sqlite3_finalize(m.nvd);
+    if (!mm) {
+        sqlite3_finalize(m.adv);
+        sqlite3_finalize(m.vuln);
+        sqlite3_finalize(m.nvd);
+    }
+    wh_buf_dispose(&key);
     wh_findings_free(m.out);
     return error;
+}
+
+int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory *inv)
+{
+    return match_inventory(out, db, NULL, inv);
+}
+
+int wh_match_memoized(struct wh_findings **out, wh_match_memo *mm, const struct wh_inventory *inv)
+{
+    return match_inventory(out, NULL, mm, inv);
 }
 
 void wh_findings_filter(struct wh_findings *f, unsigned mask)

@@ -7,6 +7,7 @@
  */
 #include "scan/scan_int.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,53 +32,109 @@ static json_t *parse_array(const char *s)
     return j;
 }
 
+/* A report item (HARBOR.md §3.3) without artifact_digests. New reference. */
+static json_t *item(const struct wh_finding *x)
+{
+    json_t *cvss = json_object();
+    json_object_set_new(cvss, "score_v3", x->cvss_score > 0 ? json_real(x->cvss_score) : json_null());
+    json_object_set_new(cvss, "score_v2", json_null());
+    json_object_set_new(cvss, "vector_v3", json_string(x->cvss_vector));
+    json_object_set_new(cvss, "vector_v2", json_string(""));
+    json_t *vendor = json_object();
+    if (x->cvss_score > 0)
+        json_object_set_new(vendor, "CVSS",
+                            json_pack("{s:{s:f, s:s}}", x->cvss_source[0] ? x->cvss_source : "nvd",
+                                      "V3Score", x->cvss_score, "V3Vector", x->cvss_vector));
+    json_t *v = json_object();
+    json_object_set_new(v, "id", json_string(x->id));
+    json_object_set_new(v, "package", wh_json_text(x->pkg->name));
+    json_object_set_new(v, "version", wh_json_text(x->pkg->version));
+    json_object_set_new(v, "fix_version", json_string(x->fixed));
+    json_object_set_new(v, "severity", json_string(wh_severity_name(x->severity)));
+    json_object_set_new(v, "status", json_string(x->status));
+    json_object_set_new(v, "title", json_string(x->title ? x->title : ""));
+    json_object_set_new(v, "description", json_string(x->description ? x->description : ""));
+    json_object_set_new(v, "links", parse_array(x->links));
+    json_object_set_new(v, "aliases", parse_array(x->aliases));
+    json_object_set_new(v, "source_package", wh_json_text(x->pkg->src_name));
+    json_object_set_new(v, "source_version", wh_json_text(x->pkg->src_version));
+    json_object_set_new(v, "preferred_cvss", cvss);
+    json_object_set_new(v, "cwe_ids", parse_array(x->cwes));
+    json_object_set_new(v, "vendor_attributes", vendor);
+    return v;
+}
+
+/* Overall severity: Unknown has code 0, so a report with only Unknown findings is "None" (§3.1). */
+static const char *overall(const struct wh_findings *f)
+{
+    enum wh_severity top = WH_SEV_UNKNOWN;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->items[i].severity > top)
+            top = f->items[i].severity;
+    return top == WH_SEV_UNKNOWN ? "None" : wh_severity_name(top);
+}
+
 json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest)
 {
     char now[32];
-    enum wh_severity top = WH_SEV_UNKNOWN;
     json_t *vulns = json_array();
     iso_now(now, sizeof(now));
     for (size_t i = 0; i < f->n; i++) {
-        const struct wh_finding *x = &f->items[i];
-        if (x->severity > top)
-            top = x->severity;
         json_t *digests = json_array();
         if (artifact_digest && *artifact_digest)
             json_array_append_new(digests, json_string(artifact_digest));
-        json_t *cvss = json_object();
-        json_object_set_new(cvss, "score_v3", x->cvss_score > 0 ? json_real(x->cvss_score) : json_null());
-        json_object_set_new(cvss, "score_v2", json_null());
-        json_object_set_new(cvss, "vector_v3", json_string(x->cvss_vector));
-        json_object_set_new(cvss, "vector_v2", json_string(""));
-        json_t *vendor = json_object();
-        if (x->cvss_score > 0)
-            json_object_set_new(vendor, "CVSS",
-                                json_pack("{s:{s:f, s:s}}", x->cvss_source[0] ? x->cvss_source : "nvd",
-                                          "V3Score", x->cvss_score, "V3Vector", x->cvss_vector));
-        json_t *v = json_object();
-        json_object_set_new(v, "id", json_string(x->id));
-        json_object_set_new(v, "package", wh_json_text(x->pkg->name));
-        json_object_set_new(v, "version", wh_json_text(x->pkg->version));
-        json_object_set_new(v, "fix_version", json_string(x->fixed));
-        json_object_set_new(v, "severity", json_string(wh_severity_name(x->severity)));
-        json_object_set_new(v, "status", json_string(x->status));
-        json_object_set_new(v, "title", json_string(x->title ? x->title : ""));
-        json_object_set_new(v, "description", json_string(x->description ? x->description : ""));
-        json_object_set_new(v, "links", parse_array(x->links));
-        json_object_set_new(v, "aliases", parse_array(x->aliases));
-        json_object_set_new(v, "source_package", wh_json_text(x->pkg->src_name));
-        json_object_set_new(v, "source_version", wh_json_text(x->pkg->src_version));
+        json_t *v = item(&f->items[i]);
         json_object_set_new(v, "artifact_digests", digests);
-        json_object_set_new(v, "preferred_cvss", cvss);
-        json_object_set_new(v, "cwe_ids", parse_array(x->cwes));
-        json_object_set_new(v, "vendor_attributes", vendor);
         json_array_append_new(vulns, v);
     }
-    /* Unknown has code 0: a report with only Unknown findings is "None" overall, as in Harbor. */
-    const char *overall = top == WH_SEV_UNKNOWN ? "None" : wh_severity_name(top);
     return json_pack("{s:s, s:{s:s, s:s, s:s}, s:s, s:o}", "generated_at", now, "scanner", "name",
                      WH_SCANNER_NAME, "vendor", WH_SCANNER_NAME, "version", WH_SCANNER_VERSION,
-                     "severity", overall, "vulnerabilities", vulns);
+                     "severity", overall(f), "vulnerabilities", vulns);
+}
+
+char *wh_report_item_json(const struct wh_finding *x)
+{
+    json_t *v = item(x);
+    char *t = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    if (!t)
+        return NULL;
+    size_t n = strlen(t);
+    assert(n >= 2 && t[n - 1] == '}');
+    t[n - 1] = '\0';
+    return t;
+}
+
+char *wh_report_text(const struct wh_findings *f, const char *artifact_digest)
+{
+    char now[32];
+    struct wh_buf b;
+    iso_now(now, sizeof(now));
+    json_t *dj = json_string(artifact_digest ? artifact_digest : "");
+    char *dtext = json_dumps(dj, JSON_ENCODE_ANY);
+    json_decref(dj);
+    wh_buf_init(&b, (size_t)1 << 30);
+    wh_buf_printf(&b, "{\"generated_at\":\"%s\",\"scanner\":{\"name\":\"%s\",\"vendor\":\"%s\","
+                      "\"version\":\"%s\"},\"severity\":\"%s\",\"vulnerabilities\":[",
+                  now, WH_SCANNER_NAME, WH_SCANNER_NAME, WH_SCANNER_VERSION, overall(f));
+    for (size_t i = 0; i < f->n; i++) {
+        const struct wh_finding *x = &f->items[i];
+        char *own = x->item_json ? NULL : wh_report_item_json(x);
+        const char *t = x->item_json ? x->item_json : own;
+        if (i)
+            wh_buf_puts(&b, ",");
+        wh_buf_puts(&b, t ? t : "{");
+        if (t && t[1] != '\0')
+            wh_buf_puts(&b, ",");
+        if (artifact_digest && *artifact_digest)
+            wh_buf_printf(&b, "\"artifact_digests\":[%s]}", dtext);
+        else
+            wh_buf_puts(&b, "\"artifact_digests\":[]}");
+        free(own);
+    }
+    wh_buf_puts(&b, "]}");
+    free(dtext);
+    return wh_buf_detach(&b, NULL);
 }
 
 json_t *wh_report_summary(const struct wh_findings *f)
@@ -93,6 +150,21 @@ json_t *wh_report_summary(const struct wh_findings *f)
             json_object_set_new(sum, wh_severity_name((enum wh_severity)s), json_integer((json_int_t)counts[s]));
     return json_pack("{s:I, s:I, s:o}", "total", (json_int_t)f->n, "fixable", (json_int_t)fixable, "summary",
                      sum);
+}
+
+void wh_findings_fingerprint(const struct wh_findings *f, char *out, size_t cap)
+{
+    struct wh_buf b;
+    struct wh_digest d;
+    wh_buf_init(&b, (size_t)1 << 30);
+    for (size_t i = 0; i < f->n; i++) {
+        const struct wh_finding *x = &f->items[i];
+        wh_buf_printf(&b, "%s\t%s\t%s\t%s\t%d\t%.1f\n", x->id, x->pkg->name, x->pkg->version,
+                      x->fixed, (int)x->severity, x->cvss_score);
+    }
+    wh_digest_of(&d, WH_DIGEST_SHA256, b.data ? b.data : "", b.len);
+    snprintf(out, cap, "%.32s", wh_digest_hex(&d));
+    wh_buf_dispose(&b);
 }
 
 /* Percent-encodes what purl-spec reserves in a name or version. */

@@ -118,6 +118,15 @@ int wh_scan_image(struct wh_inventory **out, const struct wh_blob_source *src,
 json_t *wh_inventory_to_json(const struct wh_inventory *inv);
 int wh_inventory_from_json(struct wh_inventory **out, const json_t *j);
 
+/*
+ * The compact line form the registry stores for re-matching (about a third
+ * of the JSON's size, read without a JSON parser). to_text returns malloc'ed
+ * bytes (length in `*len`); from_text returns 0 or WH_EINVALID, `*out` the
+ * caller's.
+ */
+char *wh_inventory_to_text(const struct wh_inventory *inv, size_t *len);
+int wh_inventory_from_text(struct wh_inventory **out, const char *text, size_t len);
+
 /* ---- vulnerability database ---- */
 
 typedef struct wh_vulndb wh_vulndb;
@@ -158,6 +167,20 @@ int wh_vulndb_status(const char *dbpath, FILE *f);
 int wh_vulndb_update(const char *dbpath, const char *const *urls, size_t nurls,
                      struct wh_vulndb_stats *stats);
 
+/*
+ * The feed URLs used when none are named: WHARF_VULNDB_FEEDS, else the lines
+ * of DATA_DIR/vulndb-feeds.txt ('#' starts a comment); whitespace-separated,
+ * malloc'ed (the caller's). NULL when neither is set (the built-in list).
+ */
+char *wh_vulndb_feed_list(const char *data_dir);
+/*
+ * wh_vulndb_update with the feeds of wh_vulndb_feed_list (what `wharf vulndb
+ * update` and the server's background update both run). Returns as
+ * wh_vulndb_update.
+ */
+int wh_vulndb_update_configured(const char *dbpath, const char *data_dir,
+                                struct wh_vulndb_stats *stats);
+
 /* ---- matching ---- */
 
 enum wh_severity {
@@ -192,6 +215,9 @@ struct wh_finding {
     const char *links;       /* JSON array text */
     const char *cwes;        /* JSON array text */
     const char *source;      /* data source: debian, alpine, osv */
+    const char *item_json;   /* the report item without artifact_digests, as compact JSON
+                                text missing its closing brace (wh_match_memoized keeps it;
+                                NULL otherwise) */
 };
 
 struct wh_findings {
@@ -208,6 +234,19 @@ void wh_findings_free(struct wh_findings *f);
  */
 int wh_match(struct wh_findings **out, wh_vulndb *db, const struct wh_inventory *inv);
 
+/*
+ * Matching many inventories against one database (re-matching): the findings
+ * of each distinct package (with its platform) are looked up once and
+ * remembered. wh_match_memo_new returns 0 or WH_ERROR; the memo is the
+ * caller's (wh_match_memo_free, NULL is fine), used by one thread at a time,
+ * and must outlive the findings wh_match_memoized gives (they share its strings).
+ * wh_match_memoized returns as wh_match.
+ */
+typedef struct wh_match_memo wh_match_memo;
+int wh_match_memo_new(wh_match_memo **out, wh_vulndb *db);
+void wh_match_memo_free(wh_match_memo *mm);
+int wh_match_memoized(struct wh_findings **out, wh_match_memo *mm, const struct wh_inventory *inv);
+
 /* ---- reports ---- */
 
 #define WH_REPORT_MIME "application/vnd.security.vulnerability.report; version=1.1"
@@ -219,9 +258,18 @@ void wh_findings_filter(struct wh_findings *f, unsigned mask);
 
 /* Vulnerability report (Harbor's generic 1.1 shape, without the mime key). New reference. */
 json_t *wh_report_json(const struct wh_findings *f, const char *artifact_digest);
+/* The same report as JSON text (malloc'ed), built from the findings' item_json when
+ * they have it: what a re-match writes for thousands of images. */
+char *wh_report_text(const struct wh_findings *f, const char *artifact_digest);
+/* A finding's report item without artifact_digests and without its closing brace
+ * (see item_json); malloc'ed. */
+char *wh_report_item_json(const struct wh_finding *x);
 /* Scan overview summary (Harbor's scan_overview): {"total", "fixable", "summary": {"Critical": n, ...}}
  * with a key only for severities that occur. New reference. */
 json_t *wh_report_summary(const struct wh_findings *f);
+/* A hash of the findings (ids, packages, versions, fixes, severities, scores) as hex,
+ * cut to `cap` - 1 characters (32 at most): equal findings, equal fingerprints. */
+void wh_findings_fingerprint(const struct wh_findings *f, char *out, size_t cap);
 /* CycloneDX 1.5 JSON SBOM of the inventory. New reference. */
 json_t *wh_report_cyclonedx(const struct wh_inventory *inv, const char *target);
 /* Plain-text table, one line per finding. */

@@ -1278,3 +1278,42 @@ out:
     wh_buf_dispose(&errs);
     return error;
 }
+
+char *wh_vulndb_feed_list(const char *data_dir)
+{
+    const char *env = getenv("WHARF_VULNDB_FEEDS");
+    if (env && *env)
+        return wh_strdup(env);
+    char *listpath = wh_sprintf("%s/vulndb-feeds.txt", data_dir);
+    FILE *lf = fopen(listpath, "r");
+    free(listpath);
+    if (!lf)
+        return NULL;
+    struct wh_buf lb;
+    char line[4096];
+    wh_buf_init(&lb, 1u << 20);
+    while (fgets(line, sizeof(line), lf)) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        wh_buf_printf(&lb, "%s\n", line);
+    }
+    fclose(lf);
+    return wh_buf_detach(&lb, NULL);
+}
+
+#define FEED_URLS_MAX 256
+
+int wh_vulndb_update_configured(const char *dbpath, const char *data_dir,
+                                struct wh_vulndb_stats *stats)
+{
+    char *list = wh_vulndb_feed_list(data_dir), *save = NULL;
+    const char *urls[FEED_URLS_MAX];
+    size_t n = 0;
+    for (char *t = list ? strtok_r(list, " \t\r\n", &save) : NULL; t && n < FEED_URLS_MAX;
+         t = strtok_r(NULL, " \t\r\n", &save))
+        urls[n++] = t;
+    int error = wh_vulndb_update(dbpath, n ? urls : NULL, n, stats);
+    free(list);
+    return error;
+}

@@ -9,9 +9,18 @@
  * Each worker keeps its own handle on the vulnerability database and opens
  * it again when the file changes on disk (`wharf vulndb import|update`
  * rename a new file over it), checked before every job.
+ *
+ * A successful scan stores the image's merged inventory and its findings
+ * with the report (db_finding.c). One more thread, the re-matcher, notices a
+ * new database file the same way (once a second) and matches every stored
+ * inventory again, without reading a layer: artifacts whose findings changed
+ * get a new report, and the change is recorded and logged. With
+ * scan.db_update_interval set, an updater thread runs `wharf vulndb update`'s
+ * code in the background; the re-matcher then sees its new file.
  */
 #include "scand/scand.h"
 
+#include <fnmatch.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +39,15 @@ struct wh_scand {
     wh_store *store;
     char *vulndb_path;
     char *cache_dir;
+    char *data_dir;
+    unsigned update_interval_s; /* background database update, 0: never */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
     unsigned nworkers;
     pthread_t threads[WH_SCAND_MAX_WORKERS];
+    bool rematcher, updater;    /* threads started */
+    pthread_t rematch_thread, update_thread;
 };
 
 static bool stopping(wh_scand *s);
@@ -96,13 +109,98 @@ static int vulndb_fresh(struct worker_db *w, const char *path)
     return 0;
 }
 
-/* Scans the job's image: 0 with the report, summary and severity, or an error with a message. */
-static int scan_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *job,
-                    char **report, char **summary, char *severity, size_t sevcap)
+/* A scan's or a re-match's outcome in the form the database stores. */
+struct result {
+    json_t *sum;
+    char *report, *summary, *inventory;
+    char severity[16];
+    char fingerprint[WH_FINGERPRINT_MAX];
+    struct wh_db_finding *rows;
+    struct wh_scan_result r;
+};
+
+static void result_dispose(struct result *res)
+{
+    json_decref(res->sum);
+    free(res->report);
+    free(res->summary);
+    free(res->inventory);
+    free(res->rows);
+    memset(res, 0, sizeof(*res));
+}
+
+/*
+ * Builds the report of `f` for the image `digest`, its overview summary and
+ * finding rows, and (when `inv` is not NULL) the inventory to store. The
+ * rows borrow strings from `f`. 0 or WH_ERROR.
+ */
+static int result_build(struct result *res, const struct wh_findings *f,
+                        const struct wh_inventory *inv, const char *digest)
+{
+    memset(res, 0, sizeof(*res));
+    res->sum = wh_report_summary(f);
+    res->report = wh_report_text(f, digest);
+    res->summary = json_dumps(res->sum, JSON_COMPACT);
+    size_t inv_len = 0;
+    if (inv)
+        res->inventory = wh_inventory_to_text(inv, &inv_len);
+    if (!res->report || !res->summary)
+        return wh_error_set(WH_ERROR, "json encoding failed");
+    enum wh_severity top = WH_SEV_UNKNOWN;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->items[i].severity > top)
+            top = f->items[i].severity;
+    /* Unknown has code 0: only Unknown findings make "None" overall (HARBOR.md §3.1) */
+    snprintf(res->severity, sizeof(res->severity), "%s",
+             top == WH_SEV_UNKNOWN ? "None" : wh_severity_name(top));
+    wh_findings_fingerprint(f, res->fingerprint, sizeof(res->fingerprint));
+    res->rows = wh_calloc(f->n ? f->n : 1, sizeof(*res->rows));
+    for (size_t i = 0; i < f->n; i++) {
+        const struct wh_finding *x = &f->items[i];
+        res->rows[i] = (struct wh_db_finding){
+            .cve_id = x->id,
+            .package = x->pkg->name,
+            .version = x->pkg->version,
+            .fixed_version = x->fixed,
+            .severity = (int)x->severity,
+            .cvss3 = x->cvss_score,
+            .description = x->description && x->description[0] ? x->description
+                           : x->title                            ? x->title
+                                                                 : "",
+            .links = x->links,
+            .cvss3_vector = x->cvss_vector,
+            .cwe_ids = x->cwes,
+        };
+    }
+    res->r = (struct wh_scan_result){
+        .severity = res->severity,
+        .summary = res->summary,
+        .report = res->report,
+        .inventory = res->inventory,
+        .inventory_len = inv_len,
+        .fingerprint = res->fingerprint,
+        .findings = res->rows,
+        .nfindings = f->n,
+    };
+    return 0;
+}
+
+int wh_scand_record(wh_db *db, const struct wh_scan_job *job, const struct wh_inventory *inv,
+                    const struct wh_findings *f)
+{
+    struct result res;
+    int error = result_build(&res, f, inv, job->digest);
+    if (error == 0)
+        error = wh_db_scan_succeed(db, job->artifact_id, job->report_id, &res.r, wh_now_ms());
+    result_dispose(&res);
+    return error;
+}
+
+/* Scans the job's image and records its Success: 1 then, or an error with a message. */
+static int scan_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *job)
 {
     struct wh_inventory *inv = NULL;
     struct wh_findings *findings = NULL;
-    json_t *rep = NULL, *sum = NULL;
     struct wh_blob_source src = {store_open, s->store};
     struct wh_scan_opts opts = {.cache_dir = s->cache_dir, .trusted_store = true, .threads = 1};
     int error;
@@ -111,22 +209,17 @@ static int scan_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
         (error = wh_scan_image(&inv, &src, job->digest, &opts)) < 0 ||
         (error = wh_match(&findings, w->db, inv)) < 0)
         goto out;
-    rep = wh_report_json(findings, job->digest);
-    sum = wh_report_summary(findings);
-    *report = json_dumps(rep, JSON_COMPACT);
-    *summary = json_dumps(sum, JSON_COMPACT);
-    if (!*report || !*summary) {
-        error = wh_error_set(WH_ERROR, "json encoding failed");
-        goto out;
-    }
-    const char *sev = json_string_value(json_object_get(rep, "severity"));
-    snprintf(severity, sevcap, "%s", sev ? sev : "None");
     wh_log_info("scan %s: %s: %u layers read, %u from cache, %zu packages, %zu findings",
                 job->report_id, job->digest, opts.layers_read, opts.layers_cached, inv->npkgs,
                 findings->n);
+    error = wh_scand_record(s->db, job, inv, findings);
+    if (error == WH_ENOTFOUND)
+        wh_log_info("scan %s of %s was stopped or replaced: result dropped", job->report_id,
+                    job->digest);
+    else if (error < 0)
+        wh_log_error("scan %s: cannot record the result: %s", job->report_id, wh_error_msg());
+    error = 1; /* recorded or dropped: nothing is left for run_job to write */
 out:
-    json_decref(rep);
-    json_decref(sum);
     wh_findings_free(findings);
     wh_inventory_free(inv);
     return error;
@@ -143,7 +236,6 @@ static void hold(wh_scand *s, const struct wh_scan_job *job)
 
 static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *job)
 {
-    char *report = NULL, *summary = NULL, severity[16] = "";
     char log[WH_SCAND_LOG_MAX] = "";
     if (wh_failpoint("scan.hold") != 0) {
         hold(s, job);
@@ -151,26 +243,23 @@ static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
     }
     int fp = wh_failpoint("scan.run");
     int error = fp != 0 ? wh_error_set(WH_ERROR, "failpoint scan.run: injected failure")
-                        : scan_job(s, w, job, &report, &summary, severity, sizeof(severity));
-    if (error < 0) {
-        /* the log is served to the project's readers: an unexpected failure's
-         * message (which may name server paths) stays in the server log, as the
-         * API does with its 500s */
-        wh_log_warn("scan %s of %s failed: %s", job->report_id, job->digest, wh_error_msg());
-        snprintf(log, sizeof(log), "%s",
-                 error == WH_ERROR ? "internal error (the server log has the details)"
-                                   : wh_error_msg());
-    }
-    int ferr = wh_db_scan_finish(s->db, job->artifact_id, job->report_id,
-                                 error < 0 ? WH_SCAN_ERROR : WH_SCAN_SUCCESS, severity, summary,
-                                 report, log, wh_now_ms());
+                        : scan_job(s, w, job);
+    if (error > 0)
+        return;
+    /* the log is served to the project's readers: an unexpected failure's
+     * message (which may name server paths) stays in the server log, as the
+     * API does with its 500s */
+    wh_log_warn("scan %s of %s failed: %s", job->report_id, job->digest, wh_error_msg());
+    snprintf(log, sizeof(log), "%s",
+             error == WH_ERROR ? "internal error (the server log has the details)"
+                               : wh_error_msg());
+    int ferr = wh_db_scan_finish(s->db, job->artifact_id, job->report_id, WH_SCAN_ERROR, "", NULL,
+                                 NULL, log, wh_now_ms());
     if (ferr == WH_ENOTFOUND)
         wh_log_info("scan %s of %s was stopped or replaced: result dropped", job->report_id,
                     job->digest);
     else if (ferr < 0)
         wh_log_error("scan %s: cannot record the result: %s", job->report_id, wh_error_msg());
-    free(report);
-    free(summary);
 }
 
 static void idle_wait(wh_scand *s, int ms)
@@ -220,6 +309,427 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* ---- re-matching stored inventories ---- */
+
+#define REMATCH_PAGE 64
+#define REMATCH_SETTING "vulndb_matched" /* identity of the database last matched against */
+#define UPDATE_RETRY_S 3600              /* a failed background update is tried again after */
+#define CHANGES_KEEP_MS (90LL * 24 * 3600 * 1000) /* recorded changes are kept 90 days */
+
+struct inv_page {
+    int64_t id[REMATCH_PAGE];
+    char *body[REMATCH_PAGE];
+    size_t len[REMATCH_PAGE];
+    size_t n;
+};
+
+static int take_inventory(int64_t id, const void *body, size_t len, void *payload)
+{
+    struct inv_page *p = payload;
+    p->id[p->n] = id;
+    p->body[p->n] = wh_malloc(len + 1);
+    memcpy(p->body[p->n], body, len);
+    p->body[p->n][len] = '\0';
+    p->len[p->n++] = len;
+    return 0;
+}
+
+struct targets {
+    struct wh_rematch_target *v;
+    size_t n, cap;
+};
+
+static int take_target(const struct wh_rematch_target *t, void *payload)
+{
+    struct targets *ts = payload;
+    if (ts->n == ts->cap) {
+        ts->cap = ts->cap ? ts->cap * 2 : 16;
+        ts->v = wh_realloc(ts->v, ts->cap * sizeof(*ts->v));
+    }
+    ts->v[ts->n++] = *t;
+    return 0;
+}
+
+/* A re-matched artifact whose findings changed, waiting for its write. */
+struct pending {
+    struct wh_rematch_target t;
+    char report_id[WH_SCAN_ID_MAX];
+    struct result res;
+};
+
+/* One page of inventories matched again: what the writes borrow, and the writes. */
+struct rematch_page {
+    struct wh_inventory *inv[REMATCH_PAGE];
+    struct wh_findings *f[REMATCH_PAGE];
+    struct pending *w;
+    size_t nw, capw;
+    struct wh_rematch_stats *st;
+};
+
+/* Matches one stored inventory again and queues the artifacts whose findings changed. */
+static int rematch_one(wh_db *db, wh_match_memo *mm, const char *body, size_t len,
+                       int64_t inv_id, struct rematch_page *pg, size_t slot)
+{
+    struct targets ts = {0};
+    char fp[WH_FINGERPRINT_MAX];
+    int error;
+    if (wh_inventory_from_text(&pg->inv[slot], body, len) < 0) {
+        error = wh_error_set(WH_EINVALID, "stored inventory %lld is not readable: %s",
+                             (long long)inv_id, wh_error_msg());
+        goto out;
+    }
+    if ((error = wh_match_memoized(&pg->f[slot], mm, pg->inv[slot])) < 0 ||
+        (error = wh_db_inventory_artifacts(db, inv_id, take_target, &ts)) < 0)
+        goto out;
+    wh_findings_fingerprint(pg->f[slot], fp, sizeof(fp));
+    for (size_t i = 0; i < ts.n; i++) {
+        pg->st->artifacts++;
+        if (strcmp(ts.v[i].fingerprint, fp) == 0)
+            continue;
+        if (pg->nw == pg->capw) {
+            pg->capw = pg->capw ? pg->capw * 2 : 64;
+            pg->w = wh_realloc(pg->w, pg->capw * sizeof(*pg->w));
+        }
+        struct pending *w = &pg->w[pg->nw];
+        w->t = ts.v[i];
+        wh_random_hex(w->report_id, 16);
+        if ((error = result_build(&w->res, pg->f[slot], NULL, w->t.digest)) < 0) {
+            result_dispose(&w->res);
+            goto out;
+        }
+        pg->nw++;
+    }
+out:
+    free(ts.v);
+    return error;
+}
+
+/* Writes a page's changed artifacts (one transaction: wh_db_batch) and logs each. */
+static int rematch_write(wh_db *db, void *payload)
+{
+    struct rematch_page *pg = payload;
+    for (size_t i = 0; i < pg->nw; i++) {
+        struct pending *w = &pg->w[i];
+        char *added = NULL, *removed = NULL;
+        int error = wh_db_rematch_apply(db, &w->t, w->report_id, &w->res.r, wh_now_ms(), &added,
+                                        &removed);
+        if (error == WH_ENOTFOUND)
+            continue; /* scanned again meanwhile: that scan has its own result */
+        if (error < 0)
+            return error;
+        pg->st->changed++;
+        if (strcmp(added, "[]") != 0 || strcmp(removed, "[]") != 0)
+            wh_log_info("re-match: %s@%s: vulnerabilities added %s, removed %s",
+                        w->t.repository, w->t.digest, added, removed);
+        else
+            wh_log_info("re-match: %s@%s: findings changed (fixes, severities or scores)",
+                        w->t.repository, w->t.digest);
+        free(added);
+        free(removed);
+    }
+    return 0;
+}
+
+static void page_dispose(struct rematch_page *pg)
+{
+    for (size_t i = 0; i < pg->nw; i++)
+        result_dispose(&pg->w[i].res);
+    free(pg->w);
+    for (size_t i = 0; i < REMATCH_PAGE; i++) {
+        wh_findings_free(pg->f[i]);
+        wh_inventory_free(pg->inv[i]);
+    }
+}
+
+int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_stats *st)
+{
+    struct inv_page page;
+    wh_match_memo *mm = NULL;
+    int64_t after = 0, t0 = wh_monotonic_us();
+    memset(st, 0, sizeof(*st));
+    int error = wh_match_memo_new(&mm, vdb);
+    while (error == 0) {
+        struct rematch_page pg = {.st = st};
+        memset(&page, 0, sizeof(page));
+        error = wh_db_inventory_walk(db, after, REMATCH_PAGE, take_inventory, &page);
+        for (size_t i = 0; i < page.n; i++) {
+            after = page.id[i];
+            if (error == 0 && s && stopping(s))
+                error = WH_ECONFLICT;
+            if (error == 0) {
+                st->inventories++;
+                int e = rematch_one(db, mm, page.body[i], page.len[i], page.id[i], &pg, i);
+                if (e == WH_EINVALID) {
+                    wh_log_warn("re-match: %s", wh_error_msg());
+                    st->failed++;
+                } else {
+                    error = e;
+                }
+            }
+            free(page.body[i]);
+        }
+        if (error == 0 && pg.nw > 0)
+            error = wh_db_batch(db, rematch_write, &pg);
+        page_dispose(&pg);
+        if (page.n < REMATCH_PAGE)
+            break;
+    }
+    wh_match_memo_free(mm);
+    if (error == 0)
+        error = wh_db_finding_text_gc(db);
+    st->us = wh_monotonic_us() - t0;
+    return error == WH_ECONFLICT ? wh_error_set(WH_ECONFLICT, "stopped") : error;
+}
+
+/* The identity of the database file ("" when there is none). */
+static void vulndb_identity(const char *path, char *out, size_t cap)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        out[0] = '\0';
+        return;
+    }
+    snprintf(out, cap, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino, (long long)st.st_size,
+             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+/* Re-matches against the database at `id` (its identity); true when done. */
+static bool rematch_now(wh_scand *s, const char *id)
+{
+    wh_vulndb *vdb = NULL;
+    struct wh_rematch_stats st;
+    if (wh_vulndb_open(&vdb, s->vulndb_path) < 0) {
+        wh_log_warn("re-match: %s", wh_error_msg());
+        return false;
+    }
+    bool done = true;
+    if (wh_vulndb_count(vdb) == 0) {
+        /* an empty database would clear every report: keep them */
+        wh_log_warn("re-match: the new vulnerability database is empty; reports are kept");
+    } else if (wh_scand_rematch(s->db, vdb, s, &st) < 0) {
+        wh_log_warn("re-match: %s", wh_error_msg());
+        done = false;
+    } else {
+        wh_log_info("re-match: %llu inventories of %llu artifacts matched again in %.2f s: "
+                    "%llu artifacts changed",
+                    (unsigned long long)st.inventories, (unsigned long long)st.artifacts,
+                    (double)st.us / 1e6, (unsigned long long)st.changed);
+    }
+    wh_vulndb_close(vdb);
+    if (wh_db_vuln_change_prune(s->db, wh_now_ms() - CHANGES_KEEP_MS) < 0)
+        wh_log_warn("re-match: %s", wh_error_msg());
+    if (done && wh_db_setting_set(s->db, REMATCH_SETTING, id, wh_now_ms()) < 0)
+        wh_log_warn("re-match: %s", wh_error_msg());
+    return done;
+}
+
+/* ---- CVE export jobs (Harbor's /export/cve) ---- */
+
+#define EXPORT_CSV_MAX (64u << 20)
+#define EXPORT_KEEP_MS (7LL * 24 * 3600 * 1000) /* an export never downloaded is deleted after */
+
+/* True when `value` matches one of the comma-separated patterns of `list` ('*' any run). */
+static bool list_match(const char *list, const char *value)
+{
+    char pat[WH_EXPORT_FILTER_MAX];
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof(pat)) {
+            memcpy(pat, p, n);
+            pat[n] = '\0';
+            if (fnmatch(pat, value, 0) == 0)
+                return true;
+        }
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
+struct export_run {
+    const struct wh_cve_export *e;
+    wh_db *db;
+    struct wh_buf csv;
+    int64_t rows;
+    int64_t tag_artifact; /* artifact whose tags `tag_ok` answers for, 0 none */
+    bool tag_ok;
+};
+
+static int tag_matches(const char *name, void *payload)
+{
+    struct export_run *r = payload;
+    if (list_match(r->e->tags, name)) {
+        r->tag_ok = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* A CSV cell: quoted, quotes doubled; a cell a spreadsheet would read as a formula gets a ' first. */
+static void csv_cell(struct wh_buf *b, const char *s, bool last)
+{
+    wh_buf_puts(b, "\"");
+    if (s[0] && strchr("=+-@\t\r", s[0]))
+        wh_buf_puts(b, "'");
+    for (const char *p = s; *p; p++) {
+        wh_buf_put(b, p, 1);
+        if (*p == '"')
+            wh_buf_put(b, p, 1);
+    }
+    wh_buf_puts(b, last ? "\"\r\n" : "\",");
+}
+
+static int export_row(const struct wh_vuln_item *v, void *payload)
+{
+    struct export_run *r = payload;
+    const struct wh_cve_export *e = r->e;
+    if (e->cve_ids[0] && !list_match(e->cve_ids, v->cve_id))
+        return 0;
+    if (e->repositories[0]) {
+        const char *slash = strchr(v->repository, '/');
+        if (!list_match(e->repositories, v->repository) &&
+            !(slash && list_match(e->repositories, slash + 1)))
+            return 0;
+    }
+    if (e->tags[0]) {
+        if (r->tag_artifact != v->artifact_id) {
+            r->tag_artifact = v->artifact_id;
+            r->tag_ok = false;
+            if (wh_db_artifact_tag_names(r->db, v->artifact_id, tag_matches, r) < 0)
+                return WH_ERROR;
+        }
+        if (!r->tag_ok)
+            return 0;
+    }
+    char id[32], score[32], cwes[512] = "";
+    snprintf(id, sizeof(id), "%lld", (long long)++r->rows);
+    /* Harbor's column: the ids comma-separated */
+    json_t *cw = v->cwe_ids ? json_loads(v->cwe_ids, 0, NULL) : NULL;
+    size_t k, used = 0;
+    json_t *one;
+    json_array_foreach(cw, k, one) {
+        const char *t = json_string_value(one);
+        int n = t ? snprintf(cwes + used, sizeof(cwes) - used, "%s%s", used ? "," : "", t) : 0;
+        if (n < 0 || (size_t)n >= sizeof(cwes) - used)
+            break;
+        used += (size_t)n;
+    }
+    json_decref(cw);
+    if (v->cvss3 > 0)
+        snprintf(score, sizeof(score), "%.1f", v->cvss3);
+    else
+        score[0] = '\0';
+    csv_cell(&r->csv, id, false);
+    csv_cell(&r->csv, WH_SCANNER_NAME, false);
+    csv_cell(&r->csv, v->repository, false);
+    csv_cell(&r->csv, v->digest, false);
+    csv_cell(&r->csv, v->cve_id, false);
+    csv_cell(&r->csv, v->package, false);
+    csv_cell(&r->csv, v->version, false);
+    csv_cell(&r->csv, v->fixed_version, false);
+    csv_cell(&r->csv, wh_severity_name((enum wh_severity)v->severity), false);
+    csv_cell(&r->csv, score, false);
+    csv_cell(&r->csv, "", false);
+    csv_cell(&r->csv, v->cvss3_vector ? v->cvss3_vector : "", false);
+    csv_cell(&r->csv, "", false);
+    csv_cell(&r->csv, cwes, true);
+    if (r->csv.len > EXPORT_CSV_MAX)
+        return wh_error_set(WH_ETOOBIG, "the export is larger than %u MiB: narrow its filters",
+                            EXPORT_CSV_MAX >> 20);
+    return 0;
+}
+
+/* Runs the queued exports, one after another. */
+static void run_exports(wh_scand *s)
+{
+    struct wh_cve_export e;
+    while (!stopping(s) && wh_db_export_claim(s->db, wh_now_ms(), &e) == 0) {
+        struct export_run r = {.e = &e, .db = s->db};
+        wh_buf_init(&r.csv, EXPORT_CSV_MAX + (1u << 20));
+        wh_buf_puts(&r.csv, "RowId,Scanner,Repository,Artifact Digest,CVE,Package,Current Version,"
+                            "Fixed in version,Severity,CVSS V3 Score,CVSS V2 Score,CVSS V3 Vector,"
+                            "CVSS V2 Vector,CWE Ids\r\n");
+        int error = wh_db_project_findings(s->db, e.project_id, export_row, &r);
+        int ferr;
+        if (error < 0) {
+            wh_log_warn("export %lld: %s", (long long)e.id, wh_error_msg());
+            ferr = wh_db_export_finish(s->db, e.id, "Error",
+                                       error == WH_ETOOBIG ? wh_error_msg()
+                                                           : "internal error (see the server log)",
+                                       NULL, 0, wh_now_ms());
+        } else {
+            wh_log_info("export %lld of %s: %lld findings, %zu bytes", (long long)e.id,
+                        e.username, (long long)r.rows, r.csv.len);
+            ferr = wh_db_export_finish(s->db, e.id, "Success", "", r.csv.data, r.csv.len,
+                                       wh_now_ms());
+        }
+        if (ferr < 0 && ferr != WH_ENOTFOUND)
+            wh_log_error("export %lld: %s", (long long)e.id, wh_error_msg());
+        wh_buf_dispose(&r.csv);
+    }
+}
+
+static void *rematcher(void *arg)
+{
+    wh_scand *s = arg;
+    char matched[256] = "", id[256];
+    int64_t pruned_ms = 0;
+    if (wh_db_setting_get(s->db, REMATCH_SETTING, matched, sizeof(matched)) < 0)
+        matched[0] = '\0';
+    while (!stopping(s)) {
+        vulndb_identity(s->vulndb_path, id, sizeof(id));
+        if (id[0] && strcmp(id, matched) != 0) {
+            wh_log_info("re-match: the vulnerability database changed, matching the stored "
+                        "inventories again");
+            if (rematch_now(s, id))
+                snprintf(matched, sizeof(matched), "%s", id);
+        }
+        run_exports(s);
+        if (wh_now_ms() - pruned_ms > 3600 * 1000) { /* hourly */
+            pruned_ms = wh_now_ms();
+            if (wh_db_export_prune(s->db, pruned_ms - EXPORT_KEEP_MS) < 0)
+                wh_log_warn("export: %s", wh_error_msg());
+        }
+        idle_wait(s, 1000);
+    }
+    wh_db_thread_done(s->db);
+    return NULL;
+}
+
+/* ---- the background database update ---- */
+
+static void *updater(void *arg)
+{
+    wh_scand *s = arg;
+    int64_t next = 0; /* when to try (unix seconds), 0: from the file's age */
+    while (!stopping(s)) {
+        int64_t now = wh_now_ms() / 1000;
+        if (next == 0) {
+            struct stat st;
+            next = stat(s->vulndb_path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec + s->update_interval_s
+                                                   : now;
+        }
+        if (now >= next) {
+            struct wh_vulndb_stats vst = {0};
+            wh_log_info("vulndb: background update (scan.db_update_interval %u s)",
+                        s->update_interval_s);
+            if (wh_vulndb_update_configured(s->vulndb_path, s->data_dir, &vst) < 0) {
+                unsigned retry = s->update_interval_s < UPDATE_RETRY_S ? s->update_interval_s
+                                                                       : UPDATE_RETRY_S;
+                wh_log_warn("vulndb: background update failed: %s (next attempt in %u s)",
+                            wh_error_msg(), retry);
+                next = now + retry;
+            } else {
+                wh_log_info("vulndb: background update done: %llu files, %llu advisories",
+                            (unsigned long long)vst.files, (unsigned long long)vst.advisories);
+                next = now + s->update_interval_s;
+            }
+        }
+        idle_wait(s, 1000);
+    }
+    return NULL;
+}
+
 int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db, wh_store *store)
 {
     int64_t requeued = 0;
@@ -228,11 +738,15 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
         return WH_ERROR;
     if (requeued > 0)
         wh_log_info("scan: %lld job(s) cut off by a stop were queued again", (long long)requeued);
+    if (wh_db_export_recover(db) < 0)
+        return WH_ERROR;
     wh_scand *s = wh_calloc(1, sizeof(*s));
     s->db = db;
     s->store = store;
     s->vulndb_path = wh_scand_vulndb_path(cfg->data_dir);
     s->cache_dir = wh_sprintf("%s/scan-cache", cfg->data_dir);
+    s->data_dir = wh_strdup(cfg->data_dir);
+    s->update_interval_s = cfg->update_interval_s;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     unsigned n = cfg->workers;
@@ -249,7 +763,20 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
         }
         s->nworkers = i + 1;
     }
-    wh_log_info("scan: %u worker(s), vulnerability database %s", n, s->vulndb_path);
+    if (pthread_create(&s->rematch_thread, NULL, rematcher, s) != 0) {
+        wh_scand_stop(s);
+        return wh_error_set(WH_ERROR, "cannot start the re-matcher");
+    }
+    s->rematcher = true;
+    if (s->update_interval_s > 0) {
+        if (pthread_create(&s->update_thread, NULL, updater, s) != 0) {
+            wh_scand_stop(s);
+            return wh_error_set(WH_ERROR, "cannot start the vulnerability database updater");
+        }
+        s->updater = true;
+    }
+    wh_log_info("scan: %u worker(s), vulnerability database %s, background update %s", n,
+                s->vulndb_path, s->update_interval_s ? "on" : "off (scan.db_update_interval 0)");
     *out = s;
     return 0;
 }
@@ -263,6 +790,15 @@ void wh_scand_kick(wh_scand *s)
     pthread_mutex_unlock(&s->lock);
 }
 
+void wh_scand_kick_all(wh_scand *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+}
+
 void wh_scand_stop(wh_scand *s)
 {
     if (!s)
@@ -273,9 +809,14 @@ void wh_scand_stop(wh_scand *s)
     pthread_mutex_unlock(&s->lock);
     for (unsigned i = 0; i < s->nworkers; i++)
         pthread_join(s->threads[i], NULL);
+    if (s->rematcher)
+        pthread_join(s->rematch_thread, NULL);
+    if (s->updater)
+        pthread_join(s->update_thread, NULL);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->lock);
     free(s->vulndb_path);
     free(s->cache_dir);
+    free(s->data_dir);
     free(s);
 }

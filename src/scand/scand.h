@@ -10,6 +10,7 @@
 #define WH_SCAND_H
 
 #include "db/db.h"
+#include "scan/scan.h"
 #include "storage/storage.h"
 
 typedef struct wh_scand wh_scand;
@@ -17,6 +18,7 @@ typedef struct wh_scand wh_scand;
 struct wh_scand_config {
     const char *data_dir; /* vulndb.sqlite and the layer cache scan-cache/ live here */
     unsigned workers;     /* scan threads (0: the number of online cores) */
+    unsigned update_interval_s; /* background `vulndb update` every so often, 0: never */
 };
 
 /*
@@ -26,8 +28,35 @@ struct wh_scand_config {
 int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db, wh_store *store);
 /* Wakes an idle worker (a job was queued). NULL is fine. */
 void wh_scand_kick(wh_scand *s);
+/* Wakes every idle thread of the pool (an export was queued). NULL is fine. */
+void wh_scand_kick_all(wh_scand *s);
 /* Lets the running scans finish, stops the workers and frees `s` (NULL is fine). */
 void wh_scand_stop(wh_scand *s);
+
+/*
+ * Records the Success of the Running job `job` with the image's inventory
+ * `inv` and its findings `f` (report, overview, findings, inventory; what a
+ * worker does once it has read the layers). 0, WH_ENOTFOUND (the job is no
+ * longer Running) or WH_ERROR.
+ */
+int wh_scand_record(wh_db *db, const struct wh_scan_job *job, const struct wh_inventory *inv,
+                    const struct wh_findings *f);
+
+/* What a re-match did. */
+struct wh_rematch_stats {
+    uint64_t inventories; /* stored inventories matched again */
+    uint64_t artifacts;   /* artifacts with a successful scan of them */
+    uint64_t changed;     /* artifacts whose findings changed (new report) */
+    uint64_t failed;      /* inventories that could not be read (logged, skipped) */
+    int64_t us;           /* time taken */
+};
+/*
+ * Matches every stored inventory against `vdb` again (no layer is read) and
+ * gives the artifacts whose findings changed a new report, overview and
+ * findings, recording and logging what changed. `s` (may be NULL) stops it
+ * early when the pool stops (WH_ECONFLICT then). 0 or WH_ERROR.
+ */
+int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_stats *st);
 
 /* Path of the vulnerability database of a data directory (the caller frees it). */
 char *wh_scand_vulndb_path(const char *data_dir);

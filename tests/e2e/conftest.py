@@ -173,6 +173,9 @@ class WharfServer:
                 "WHARF_LISTEN": self.host,
                 "WHARF_DATA_DIR": self.data_dir,
                 "WHARF_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                # hermetic: no background vulnerability database download
+                # (a test that wants one sets the interval and a local feed)
+                "WHARF_SCAN_DB_UPDATE_INTERVAL": "0",
             }
         )
         env.update(self.extra_env)

@@ -528,6 +528,91 @@ static void test_scan__match_concurrently(void **state)
     wh_vulndb_close(db);
 }
 
+/*
+ * Re-matching's fast paths give what the plain ones give: the stored line form of
+ * an inventory reads back the same packages (fields with tabs, newlines and
+ * backslashes included, malformed text refused); wh_match_memoized finds what
+ * wh_match finds, for the first inventory and for a second one that hits the
+ * memo; wh_report_text is wh_report_json's report.
+ */
+static void test_scan__rematch_paths_equal_plain(void **state)
+{
+    (void)state;
+    char *dir = wh_sprintf("%s/oci", tmp);
+    char *layer = wh_sprintf("%s/layer.tar.gz", tmp);
+    pinned_bookworm_layer(layer);
+    const char *layers[] = {layer};
+    tf_oci(dir, layers, 1, "bookworm", true);
+    const char *data[] = {"tests/data/vulndb/debian/tracker-bookworm-fixture.json", "tests/data/vulndb/nvd"};
+    wh_vulndb *db = load_db(data, 2);
+    char *target = wh_sprintf("oci:%s:bookworm", dir);
+    struct wh_inventory *inv = NULL, *back = NULL;
+    struct wh_scan_opts opts = {0};
+    assert_int_equal(wh_scan_inventory(&inv, target, &opts), 0);
+    struct wh_pkg odd = {.kind = WH_PKG_NPM, .name = "a\tb\\c", .version = "1\n2", .path = "x y"};
+    wh_inventory_add(inv, &odd);
+    wh_inventory_sort(inv);
+    size_t len = 0;
+    char *text = wh_inventory_to_text(inv, &len);
+    assert_int_equal(wh_inventory_from_text(&back, text, len), 0);
+    assert_int_equal(back->npkgs, inv->npkgs);
+    assert_string_equal(back->os.codename, inv->os.codename);
+    for (size_t i = 0; i < inv->npkgs; i++) {
+        assert_int_equal(back->pkgs[i].kind, inv->pkgs[i].kind);
+        assert_string_equal(back->pkgs[i].name, inv->pkgs[i].name);
+        assert_string_equal(back->pkgs[i].version, inv->pkgs[i].version);
+        assert_string_equal(back->pkgs[i].src_name, inv->pkgs[i].src_name);
+        assert_string_equal(back->pkgs[i].src_version, inv->pkgs[i].src_version);
+        assert_string_equal(back->pkgs[i].path, inv->pkgs[i].path);
+    }
+    static const char *const bad[] = {"", "wharf-inventory 2\n", "wharf-inventory 1\nos\tx\n",
+                                      "wharf-inventory 1\nos\ta\tb\tc\td\nrpm\tonly\n",
+                                      "wharf-inventory 1\nos\ta\tb\tc\td\nnope\ta\tb\t\t\t-\tp\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct wh_inventory *x = NULL;
+        assert_int_equal(wh_inventory_from_text(&x, bad[i], strlen(bad[i])), WH_EINVALID);
+        assert_null(x);
+    }
+
+    struct wh_findings *plain = NULL, *m1 = NULL, *m2 = NULL;
+    wh_match_memo *mm = NULL;
+    assert_int_equal(wh_match(&plain, db, back), 0);
+    assert_int_equal(wh_match_memo_new(&mm, db), 0);
+    assert_int_equal(wh_match_memoized(&m1, mm, back), 0);
+    assert_int_equal(wh_match_memoized(&m2, mm, inv), 0); /* every package from the memo */
+    assert_true(plain->n > 0);
+    char fp0[40], fp1[40], fp2[40];
+    wh_findings_fingerprint(plain, fp0, sizeof(fp0));
+    wh_findings_fingerprint(m1, fp1, sizeof(fp1));
+    wh_findings_fingerprint(m2, fp2, sizeof(fp2));
+    assert_string_equal(fp0, fp1);
+    assert_string_equal(fp0, fp2);
+    const char *dg = "sha256:0123456789012345678901234567890123456789012345678901234567890123";
+    json_t *want = wh_report_json(plain, dg);
+    for (int k = 0; k < 2; k++) {
+        char *t = wh_report_text(k ? m2 : plain, dg);
+        json_t *got = json_loads(t, 0, NULL);
+        assert_non_null(got);
+        json_object_del(got, "generated_at");
+        json_object_del(want, "generated_at");
+        assert_true(json_equal(got, want));
+        json_decref(got);
+        free(t);
+    }
+    json_decref(want);
+    wh_findings_free(plain);
+    wh_findings_free(m1);
+    wh_findings_free(m2);
+    wh_match_memo_free(mm);
+    free(text);
+    wh_inventory_free(back);
+    wh_inventory_free(inv);
+    wh_vulndb_close(db);
+    free(target);
+    free(layer);
+    free(dir);
+}
+
 /* ---- database ---- */
 
 static void test_scan__import_atomic(void **state)
@@ -792,6 +877,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scan__bookworm_f1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan__rematch_paths_equal_plain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__bookworm_fixed_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__alpine_318, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan__alpine_311, setup, teardown),
