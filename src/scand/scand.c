@@ -30,6 +30,9 @@ struct wh_scand {
     wh_store *store;
     char *vulndb_path;
     char *cache_dir;
+    int (*delegate)(void *payload, const struct wh_scan_job *job, char **report, char **summary,
+                    char *severity, size_t sevcap);
+    void *delegate_payload;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;
@@ -150,8 +153,15 @@ static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
         return;
     }
     int fp = wh_failpoint("scan.run");
-    int error = fp != 0 ? wh_error_set(WH_ERROR, "failpoint scan.run: injected failure")
-                        : scan_job(s, w, job, &report, &summary, severity, sizeof(severity));
+    /* an external scanner's job (adapter.h) runs there; 0: the built-in scanner's */
+    int ext = fp == 0 && s->delegate ? s->delegate(s->delegate_payload, job, &report, &summary,
+                                                   severity, sizeof(severity))
+                                     : 0;
+    if (ext == WH_EDEFERRED)
+        return; /* the server stops: left Running, queued again at the next start */
+    int error = fp != 0    ? wh_error_set(WH_ERROR, "failpoint scan.run: injected failure")
+                : ext != 0 ? (ext < 0 ? ext : 0)
+                           : scan_job(s, w, job, &report, &summary, severity, sizeof(severity));
     if (error < 0) {
         /* the log is served to the project's readers: an unexpected failure's
          * message (which may name server paths) stays in the server log, as the
@@ -233,6 +243,8 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
     s->store = store;
     s->vulndb_path = wh_scand_vulndb_path(cfg->data_dir);
     s->cache_dir = wh_sprintf("%s/scan-cache", cfg->data_dir);
+    s->delegate = cfg->delegate;
+    s->delegate_payload = cfg->delegate_payload;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     unsigned n = cfg->workers;
