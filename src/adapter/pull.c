@@ -145,8 +145,10 @@ static int get(struct puller *pl, const char *kind, const char *digest, const ch
                                    .insecure = pl->p->insecure,
                                    .follow = true,
                                    .cancel = pl->p->cancel};
-        req.headers[0] = accept;
-        req.headers[1] = pl->authz;
+        size_t nh = 0; /* the list ends at its first NULL */
+        if (accept)
+            req.headers[nh++] = accept;
+        req.headers[nh] = pl->authz;
         if (fd >= 0 && (lseek(fd, 0, SEEK_SET) < 0 || ftruncate(fd, 0) < 0)) {
             error = wh_error_set(WH_ERROR, "cannot reset a scratch file");
             break;

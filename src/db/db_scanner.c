@@ -229,7 +229,9 @@ int wh_db_scan_target(wh_db *db, int64_t artifact_id, struct wh_scan_target *out
      * scanner; deleting a registration deletes the choices of it), else the
      * default registration, else the built-in scanner */
     static const char sql[] =
-        "SELECT r.project_id, r.name, a.media_type, a.size, " REG_COLS
+        "SELECT r.project_id, r.name, a.media_type, a.size, g.uuid, g.name, g.description,"
+        " g.url, g.auth, g.access_credential, g.skip_cert_verify, g.use_internal_addr,"
+        " g.disabled, g.is_default, g.created_ms, g.updated_ms"
         " FROM artifact a JOIN repository r ON r.id = a.repo_id"
         " LEFT JOIN scanner_registration g ON g.uuid = CASE WHEN EXISTS"
         "   (SELECT 1 FROM project_scanner s WHERE s.project_id = r.project_id)"
