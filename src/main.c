@@ -310,6 +310,11 @@ static int read_file(struct wh_buf *out, const char *path)
 /* The scanner settings one value cannot check alone. */
 static int check_scan_settings(const struct wh_config *cfg)
 {
+    for (const char *p = cfg->adapter_token; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+            wh_log_error("scan.adapter.token must be printable ASCII without spaces");
+            return -1;
+        }
     if (cfg->adapter_enabled && strlen(cfg->adapter_token) < 16) {
         wh_log_error("scan.adapter.enabled is on: scan.adapter.token must be set to a secret of "
                      "at least 16 characters (the adapter API fetches the URLs it is given, so "
