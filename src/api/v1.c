@@ -97,7 +97,8 @@ static int report(struct v1 *v, const char *id)
         char h[16];
         snprintf(h, sizeof(h), "%u", refresh);
         wh_resp_header(r, "Refresh-After", h);
-        wh_resp_header(r, "Location", wh_req_path(r));
+        /* no Location: HTTP clients that follow redirects (Go's, Harbor's) would then
+         * ask again at once instead of handing the 302 to the caller */
         wh_resp_send_empty(r, 302);
         return 0;
     }
