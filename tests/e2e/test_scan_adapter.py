@@ -487,6 +487,29 @@ def test_adapter_api_auth_and_requests(servers, peers):
     assert not any("/blobs/" in q["path"] for q in reg.requests)
     assert reg.requests[0]["headers"]["Authorization"] == "Basic eDp5"
 
+    # Basic credentials are exchanged for a token when the registry asks for one
+    def challenging(req):
+        auth = req["headers"].get("Authorization", "")
+        if req["path"].startswith("/token?"):
+            if auth != "Basic eDp5":
+                return 401, {}, b""
+            return 200, {"Content-Type": "application/json"}, b'{"token":"T0K"}'
+        if auth != "Bearer T0K":
+            return 401, {"WWW-Authenticate":
+                         f'Bearer realm="{chal.url}/token",service="reg x",scope="x"'}, b""
+        return giant(req)
+    chal = peers(challenging)
+    r = v1(srv, "POST", "/scan", json=scan_request(chal.url, "a/b", mdigest, "Basic eDp5"))
+    r = report_of(r.json()["id"])
+    assert r.status_code == 500 and "max_image_bytes" in r.json()["error"]["message"], r.text
+    tok = [q for q in chal.requests if q["path"].startswith("/token?")]
+    assert len(tok) == 1 and tok[0]["path"] == "/token?service=reg%20x&scope=repository%3Aa%2Fb%3Apull"
+    # a registry that refuses the exchange: the scan fails naming the 401
+    refuse = peers(lambda req: (401, {"WWW-Authenticate": 'Basic realm="x"'}, b""))
+    r = v1(srv, "POST", "/scan", json=scan_request(refuse.url, "a/b", mdigest, "Basic eDp5"))
+    r = report_of(r.json()["id"])
+    assert r.status_code == 500 and "refused" in r.json()["error"]["message"], r.text
+
     # a manifest larger than the cap, and one that is not what was asked for
     big = peers(lambda req: (200, {"Content-Type": OCI_MANIFEST}, b" " * (5 << 20)))
     r = v1(srv, "POST", "/scan", json=scan_request(big.url, "a/b", mdigest))
@@ -518,3 +541,29 @@ def test_adapter_api_auth_and_requests(servers, peers):
     assert time.monotonic() - t0 < 30
     r = v1(srv, "POST", "/scan", json=scan_request(closed_port_url(), "a/b", mdigest))
     assert r.status_code == 202, r.text
+
+
+def test_stop_while_waiting_on_adapter_requeues_job(servers, skopeo, pinned_bookworm, proj, peers):
+    adapter = peers(adapter_handler())  # never ready
+    srv = servers.new(env={"WHARF_SCAN_EXTERNAL_TIMEOUT": "3600"})
+    s = Scans(srv, proj)
+    s.api.create_project(proj)
+    use_scanner(s.api, proj, register(s.api, "slow", adapter.url))
+    s.push(skopeo, pinned_bookworm)
+    digest = pinned_bookworm.manifest_digest
+    assert s.scan(digest).status_code == 202
+    posts = lambda: [r for r in adapter.requests if r["path"] == "/api/v1/scan"]  # noqa: E731
+    wait_until(lambda: posts(), 30, "the scan request to reach the adapter")
+    # a stop does not wait for the adapter: the job is left Running, not failed
+    t0 = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - t0 < 10
+    srv.restart()
+    s = Scans(srv, proj)
+    o = s.overview(digest)
+    assert o["scan_status"] in ("Pending", "Running"), o
+    wait_until(lambda: len(posts()) >= 2, 30, "the requeued job to reach the adapter again")
+    # the new attempt has a token of its own
+    first = json.loads(posts()[0]["body"])["registry"]["authorization"]
+    second = json.loads(posts()[1]["body"])["registry"]["authorization"]
+    assert first != second
