@@ -517,6 +517,16 @@ static int from_token(wh_acl *a, const char *token, struct wh_principal *out)
         out->bad_credentials = true;
         return 0;
     }
+    const char *job = out->token.sub;
+    if (strncmp(job, WH_ACL_SCANNER_SUBJECT, strlen(WH_ACL_SCANNER_SUBJECT)) == 0) {
+        bool running = false;
+        job += strlen(WH_ACL_SCANNER_SUBJECT);
+        if (wh_db_scan_running(a->db, job, &running) < 0 || !running) {
+            anonymous(out);
+            out->bad_credentials = true; /* the scan it was made for has ended */
+            return 0;
+        }
+    }
     out->has_token = true;
     /*
      * The token's grants are all a token caller has: they were computed from

@@ -305,7 +305,7 @@ static int mint(struct ext_job *x)
     struct wh_token_claims *c = wh_malloc(sizeof(*c));
     int64_t now_s = wh_now_ms() / 1000;
     char sub[96];
-    snprintf(sub, sizeof(sub), "robot$scanner-%.16s", x->job->report_id);
+    snprintf(sub, sizeof(sub), WH_ACL_SCANNER_SUBJECT "%s", x->job->report_id);
     int error = wh_auth_claims_init(c, sub, now_s, (int64_t)x->cl->timeout_s + 60);
     if (error == 0) {
         snprintf(c->access[0].type, sizeof(c->access[0].type), "repository");

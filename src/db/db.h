@@ -691,6 +691,8 @@ struct wh_scan_target {
  * WH_ENOTFOUND (no such artifact) or WH_ERROR.
  */
 int wh_db_scan_target(wh_db *db, int64_t artifact_id, struct wh_scan_target *out);
+/* Whether the scan job `report_id` is Running (`*out`). 0 or WH_ERROR. */
+int wh_db_scan_running(wh_db *db, const char *report_id, bool *out);
 /* Records which scanner runs the Running job `report_id` (JSON text, "" built-in). */
 int wh_db_scan_set_scanner(wh_db *db, int64_t artifact_id, const char *report_id,
                            const char *scanner_json);

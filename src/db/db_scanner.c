@@ -268,3 +268,13 @@ int wh_db_scan_set_scanner(wh_db *db, int64_t artifact_id, const char *report_id
     db_bind_text(s, 3, scanner_json ? scanner_json : "");
     return db_change(c, s, "running scan");
 }
+
+int wh_db_scan_running(wh_db *db, const char *report_id, bool *out)
+{
+    static const char sql[] =
+        "SELECT 1 FROM scan_job WHERE report_id = ?1 AND status = 'Running' LIMIT 1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, report_id);
+    return db_exists(c, s, out);
+}

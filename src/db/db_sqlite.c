@@ -415,7 +415,8 @@ static const char *const migrations[] = {
      * 10: external scanners (db_scanner.c): registrations of adapters of the
      * pluggable scanner API, the scanner a project chose (no row: the
      * default), and which scanner produced a scan's report (JSON
-     * {"name","vendor","version"}; '' for the built-in one).
+     * {"name","vendor","version"}; '' for the built-in one); the running jobs
+     * by report id (the tokens of external scanners are checked against them).
      */
     "CREATE TABLE scanner_registration("
     "  uuid TEXT PRIMARY KEY,"
@@ -433,7 +434,8 @@ static const char *const migrations[] = {
     "CREATE TABLE project_scanner("
     "  project_id INTEGER PRIMARY KEY REFERENCES project(id) ON DELETE CASCADE,"
     "  uuid TEXT NOT NULL);"
-    "ALTER TABLE scan_job ADD COLUMN scanner TEXT NOT NULL DEFAULT '';",
+    "ALTER TABLE scan_job ADD COLUMN scanner TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX scan_job_running ON scan_job(report_id) WHERE status = 'Running';",
 };
 #pragma GCC diagnostic pop
 

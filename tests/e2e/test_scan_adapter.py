@@ -315,7 +315,11 @@ def test_token_handed_to_adapter_is_scoped_and_revoked(servers, skopeo, pinned_b
     assert o["scan_status"] == "Error"
     log = log_of(srv, s, o["report_id"], digest)
     assert "recorder" in log and "not ready within 4 s" in log, log
-    # the job is over: the token is refused at once, long before it would expire
+    # the job is over: the token is refused at once, long before it would expire,
+    # and still after a restart (the server forgets nothing it revoked)
+    r = requests.get(url, headers=hdr, timeout=30)
+    assert r.status_code == 401, describe(r)
+    srv.restart()
     r = requests.get(url, headers=hdr, timeout=30)
     assert r.status_code == 401, describe(r)
 

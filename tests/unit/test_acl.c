@@ -180,7 +180,7 @@ static void test_acl__token_revoked(void **state)
     char *tok = NULL, *other = NULL, *hdr;
     struct wh_principal p;
     int64_t now = wh_now_ms() / 1000;
-    assert_int_equal(wh_auth_claims_init(&c, "robot$scanner-x", now, 600), 0);
+    assert_int_equal(wh_auth_claims_init(&c, "robot$tester", now, 600), 0);
     c.naccess = 1;
     snprintf(c.access[0].type, sizeof(c.access[0].type), "repository");
     snprintf(c.access[0].name, sizeof(c.access[0].name), "mine/c");
@@ -201,6 +201,16 @@ static void test_acl__token_revoked(void **state)
     assert_int_equal(wh_acl_identify(w->acl, hdr, "127.0.0.1", &p), 0);
     assert_true(p.has_token && !p.bad_credentials);
     assert_int_equal(wh_acl_token_revoke(w->acl, "", c.exp), WH_EINVALID);
+    free(hdr);
+    free(tok);
+    /* a scanner's token is good only while its scan job runs: none here */
+    assert_int_equal(wh_auth_claims_init(&c, WH_ACL_SCANNER_SUBJECT "0123456789abcdef0123456789abcdef",
+                                         now, 600), 0);
+    assert_int_equal(wh_auth_token_sign(&tok, wh_acl_keys(w->acl), &c), 0);
+    hdr = wh_sprintf("Bearer %s", tok);
+    assert_int_equal(wh_acl_identify(w->acl, hdr, "127.0.0.1", &p), 0);
+    assert_false(p.has_token);
+    assert_true(p.bad_credentials);
     free(hdr);
     free(tok);
     free(other);
