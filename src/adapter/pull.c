@@ -298,6 +298,10 @@ int wh_adapter_pull(const struct wh_adapter_pull *p)
         goto out;
     }
     path = blob_path(p->dir, p->digest);
+    if (!path) {
+        error = wh_error_set(WH_EINVALID, "invalid digest %s", p->digest);
+        goto out;
+    }
     if ((error = write_file(path, resp.body, resp.len)) < 0)
         goto out;
     if ((error = pull_blob(&pl, cd, csize)) < 0)

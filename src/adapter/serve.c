@@ -370,10 +370,10 @@ int wh_adapter_submit(wh_adapter *a, const json_t *request, char *id_out)
     } else if (!(j = slot(a, wh_now_ms()))) {
         error = wh_error_set(WH_EBUSY, "every scan slot is taken");
     }
-    if (error < 0) {
+    if (error < 0 || !j) {
         pthread_mutex_unlock(&a->lock);
         job_clear(&n);
-        return error;
+        return error < 0 ? error : WH_ERROR;
     }
     *j = n;
     wh_random_hex(j->id, 16);

@@ -88,7 +88,7 @@ static int report(struct v1 *v, const char *id)
     else if (accepts(r, WH_ADAPTER_MIME_REPORT_NATIVE))
         mime = WH_ADAPTER_MIME_REPORT_NATIVE;
     else
-        return v1_error(r, 400, "unsupported report mime type: this scanner produces "
+        return v1_error(r, 501, "unsupported report mime type: this scanner produces "
                                 WH_ADAPTER_MIME_REPORT_NATIVE " and " WH_REPORT_MIME);
     char *text = NULL;
     unsigned refresh = 0;

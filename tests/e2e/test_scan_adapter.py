@@ -466,6 +466,8 @@ def test_adapter_api_auth_and_requests(servers, peers):
     r = v1(srv, "POST", "/scan", json=scan_request(closed_port_url(), "a/b", "sha256:" + "1" * 64))
     assert r.status_code == 202, r.text
     assert r.headers["Content-Type"].startswith("application/vnd.scanner.adapter.scan.response")
+    r2 = v1(srv, "GET", f"/scan/{r.json()['id']}/report", headers={"Accept": "text/csv"})
+    assert r2.status_code == 501, r2.text
     r = report_of(r.json()["id"])
     assert r.status_code == 500 and "127.0.0.1" in r.json()["error"]["message"], r.text
 
