@@ -585,7 +585,7 @@ static int cmd_config(struct wh_config *cfg, int argc, char **argv)
         return 2;
     }
     int bad = wh_config_check_tls(cfg) < 0 ? print_problems(cfg, cmd) : 0;
-    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0)
+    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_scan_settings(cfg) < 0)
         bad = 1;
     if (bad) {
         fprintf(stderr, "%s: the configuration is not valid\n", cmd);

@@ -27,7 +27,7 @@
 #include "db/db.h"
 
 #define WH_ADAPTER_ID_MAX 40          /* scan request id (32 hex) incl. NUL */
-#define WH_ADAPTER_JOBS_MAX 256       /* scan requests remembered (running or finished) */
+#define WH_ADAPTER_JOBS_MAX 64        /* scan requests remembered (running or finished) */
 #define WH_ADAPTER_KEEP_S 3600        /* a finished request's report is kept this long */
 #define WH_ADAPTER_LAYERS_MAX 128     /* layers of one image pulled at most */
 #define WH_ADAPTER_MANIFEST_MAX (4u << 20) /* manifest bytes pulled at most */

@@ -518,6 +518,8 @@ int wh_adapter_delegate(void *payload, const struct wh_scan_job *job, char **rep
     }
     json_decref(parsed);
     wh_db_scan_set_scanner(cl->db, job->artifact_id, job->report_id, scanner ? scanner : "");
+    wh_log_info("scan %s of %s: report from scanner %s (%s)", job->report_id, job->digest,
+                reg->name, severity);
     error = 1;
     goto out;
 fail:

@@ -573,3 +573,16 @@ def test_stop_while_waiting_on_adapter_requeues_job(servers, skopeo, pinned_book
     first = json.loads(posts()[0]["body"])["registry"]["authorization"]
     second = json.loads(posts()[1]["body"])["registry"]["authorization"]
     assert first != second
+
+
+def test_adapter_api_needs_a_token(servers):
+    for token in ("", "short", "has space in the middle of it"):
+        srv = servers.new(env={"WHARF_SCAN_ADAPTER_ENABLED": "true",
+                               "WHARF_SCAN_ADAPTER_TOKEN": token}, start=False)
+        with pytest.raises(RuntimeError) as e:
+            srv.start()
+        assert "scan.adapter.token" in str(e.value)
+    srv = servers.new(env={"WHARF_SCAN_REGISTRY_URL": "ftp://x"}, start=False)
+    with pytest.raises(RuntimeError) as e:
+        srv.start()
+    assert "scan.registry_url" in str(e.value)
