@@ -315,6 +315,10 @@ def test_token_handed_to_adapter_is_scoped_and_revoked(servers, skopeo, pinned_b
     assert o["scan_status"] == "Error"
     log = log_of(srv, s, o["report_id"], digest)
     assert "recorder" in log and "not ready within 4 s" in log, log
+    # Refresh-After: 1 was honoured: about one poll a second until the deadline
+    polls = [r for r in adapter.requests if r["path"] == "/api/v1/scan/abc/report"]
+    assert 2 <= len(polls) <= 6, len(polls)
+    assert all(r["headers"]["Accept"] == MIME for r in polls)
     # the job is over: the token is refused at once, long before it would expire,
     # and still after a restart (the server forgets nothing it revoked)
     r = requests.get(url, headers=hdr, timeout=30)
