@@ -520,6 +520,20 @@ def test_adapter_api_auth_and_requests(servers, peers):
     r = report_of(r.json()["id"])
     assert r.status_code == 500 and "refused" in r.json()["error"]["message"], r.text
 
+    # a blob longer than its manifest declares: cut at the declared size
+    small = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": "sha256:" + hashlib.sha256(cfg).hexdigest(), "size": len(cfg)},
+        "layers": []}).encode()
+    sdigest = "sha256:" + hashlib.sha256(small).hexdigest()
+    longer = peers(lambda req: (200, {"Content-Type": OCI_MANIFEST}, small)
+                   if "/manifests/" in req["path"] else (200, {}, b"\0" * (1 << 20)))
+    r = v1(srv, "POST", "/scan", json=scan_request(longer.url, "a/b", sdigest))
+    r = report_of(r.json()["id"])
+    assert r.status_code == 500, r.text
+    assert f"larger than {len(cfg)} bytes" in r.json()["error"]["message"], r.text
+
     # a manifest larger than the cap, and one that is not what was asked for
     big = peers(lambda req: (200, {"Content-Type": OCI_MANIFEST}, b" " * (5 << 20)))
     r = v1(srv, "POST", "/scan", json=scan_request(big.url, "a/b", mdigest))
