@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "acl/acl.h"
+#include "adapter/adapter.h"
 #include "api/api.h"
 #include "auth/auth.h"
 #include "cli/cli.h"
@@ -306,6 +307,48 @@ static int read_file(struct wh_buf *out, const char *path)
     return rc;
 }
 
+/* The scanner settings one value cannot check alone. */
+static int check_scan_settings(const struct wh_config *cfg)
+{
+    for (const char *p = cfg->adapter_token; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+            wh_log_error("scan.adapter.token must be printable ASCII without spaces");
+            return -1;
+        }
+    if (cfg->adapter_enabled && strlen(cfg->adapter_token) < 16) {
+        wh_log_error("scan.adapter.enabled is on: scan.adapter.token must be set to a secret of "
+                     "at least 16 characters (the adapter API fetches the URLs it is given, so "
+                     "it is never open to anyone)");
+        return -1;
+    }
+    const char *u = cfg->scan_registry_url;
+    if (*u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
+        wh_log_error("scan.registry_url must be an http:// or https:// URL, not '%s'", u);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The URL external scanners pull from: scan.registry_url, else the listen
+ * address (a wildcard one as the loopback address).
+ */
+static void own_registry_url(const struct wh_config *cfg, bool tls, char *out, size_t cap)
+{
+    if (cfg->scan_registry_url[0]) {
+        snprintf(out, cap, "%s", cfg->scan_registry_url);
+        return;
+    }
+    const char *host = cfg->listen_host;
+    bool v6 = strchr(host, ':') != NULL;
+    if (strcmp(host, "0.0.0.0") == 0)
+        host = "127.0.0.1";
+    else if (strcmp(host, "::") == 0)
+        host = "::1";
+    snprintf(out, cap, "%s://%s%s%s:%u", tls ? "https" : "http", v6 ? "[" : "", host,
+             v6 ? "]" : "", (unsigned)cfg->port);
+}
+
 static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
 {
     wh_db *db = NULL;
@@ -314,6 +357,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_registry *reg = NULL;
     wh_api *api = NULL;
     wh_scand *scand = NULL;
+    wh_adapter *adapter = NULL;
+    struct wh_adapter_client *scan_client = NULL;
     wh_http *http = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
     int rc, sig = 0, lock_fd = -1;
@@ -328,7 +373,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     /* Everything that can be known wrong is, before the first file is made. */
     if (wh_config_check_tls(cfg) < 0)
         return print_problems(cfg, "wharf");
-    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_listen(cfg) < 0)
+    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_listen(cfg) < 0 ||
+        check_scan_settings(cfg) < 0)
         return 1;
     rc = 1;
 
@@ -447,13 +493,34 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("registry: %s", wh_error_msg());
         goto out;
     }
-    struct wh_scand_config scand_cfg = {.data_dir = cfg->data_dir, .workers = cfg->scan_workers,
-                                        .update_interval_s = cfg->scan_db_update_interval_s};
+    scan_client = wh_calloc(1, sizeof(*scan_client));
+    scan_client->db = db;
+    scan_client->acl = acl;
+    scan_client->timeout_s = cfg->scan_external_timeout_s;
+    own_registry_url(cfg, tls_cert != NULL, scan_client->registry_url,
+                     sizeof(scan_client->registry_url));
+    struct wh_scand_config scand_cfg = {.data_dir = cfg->data_dir,
+                                        .workers = cfg->scan_workers,
+                                        .update_interval_s = cfg->scan_db_update_interval_s,
+                                        .delegate = wh_adapter_delegate,
+                                        .delegate_payload = scan_client};
     if (wh_scand_start(&scand, &scand_cfg, db, store) < 0) {
         wh_log_error("scan: %s", wh_error_msg());
         goto out;
     }
+    struct wh_adapter_config adapter_cfg = {.enabled = cfg->adapter_enabled,
+                                            .token = cfg->adapter_token,
+                                            .max_concurrent = cfg->adapter_max_concurrent,
+                                            .max_image_bytes = cfg->adapter_max_image_bytes,
+                                            .timeout_s = cfg->adapter_timeout_s,
+                                            .data_dir = cfg->data_dir};
+    if (wh_adapter_new(&adapter, &adapter_cfg) < 0) {
+        wh_log_error("scanner adapter: %s", wh_error_msg());
+        goto out;
+    }
     struct wh_api_config api_cfg = {.version = WHARF_VERSION,
+                                    .adapter = adapter,
+                                    .scanner_timeout_s = 10,
                                     .read_only = cfg->read_only,
                                     .deletes_disabled = !cfg->delete_enabled,
                                     .scand = scand};
@@ -464,6 +531,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
     wh_http_route(http, "/service/token", wh_registry_token_handle, reg);
     wh_http_route(http, "/api/v2.0/", wh_api_handle, api);
+    wh_http_route(http, "/api/v1/", wh_api_v1_handle, adapter);
     if (wh_http_start(http) < 0) {
         wh_log_error("%s", wh_error_msg());
         goto out;
@@ -480,7 +548,11 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     rc = 0;
 out:
     wh_http_free(http);
+    if (scan_client) /* a job handed to an external scanner stops waiting for it */
+        __atomic_store_n(&scan_client->stop, 1, __ATOMIC_RELAXED);
     wh_scand_stop(scand);
+    free(scan_client);
+    wh_adapter_free(adapter);
     wh_api_free(api);
     wh_registry_free(reg);
     wh_acl_free(acl);
@@ -514,7 +586,7 @@ static int cmd_config(struct wh_config *cfg, int argc, char **argv)
         return 2;
     }
     int bad = wh_config_check_tls(cfg) < 0 ? print_problems(cfg, cmd) : 0;
-    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0)
+    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_scan_settings(cfg) < 0)
         bad = 1;
     if (bad) {
         fprintf(stderr, "%s: the configuration is not valid\n", cmd);

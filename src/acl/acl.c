@@ -59,6 +59,8 @@ struct addr_budget {
     unsigned rows;
 };
 
+#define REVOKED_SLOTS 512 /* revoked tokens not yet expired, at most */
+
 struct wh_acl {
     wh_db *db;
     wh_auth_keys *keys;
@@ -81,6 +83,12 @@ struct wh_acl {
     pthread_cond_t cond;          /* wakes the flusher */
     pthread_cond_t room;          /* the queue has room again */
     bool stopping;
+    /* tokens revoked before their expiry (wh_acl_token_revoke), guarded by lock */
+    struct revoked {
+        char jti[40];
+        int64_t exp_s; /* 0: free slot */
+    } revoked[REVOKED_SLOTS];
+    unsigned nrevoked;
 };
 
 /* ---- verified-credentials cache ---- */
@@ -414,12 +422,68 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
     return 0;
 }
 
+/* Whether token `jti` was revoked (lock held). */
+static bool revoked_locked(const wh_acl *a, const char *jti)
+{
+    if (a->nrevoked == 0 || !*jti)
+        return false;
+    for (size_t i = 0; i < REVOKED_SLOTS; i++)
+        if (a->revoked[i].exp_s && strcmp(a->revoked[i].jti, jti) == 0)
+            return true;
+    return false;
+}
+
+int wh_acl_token_revoke(wh_acl *a, const char *jti, int64_t exp_s)
+{
+    int64_t now_s = wh_now_ms() / 1000;
+    struct revoked *free_slot = NULL;
+    if (!*jti || strlen(jti) >= sizeof(a->revoked[0].jti))
+        return wh_error_set(WH_EINVALID, "not a token id");
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < REVOKED_SLOTS; i++) {
+        struct revoked *r = &a->revoked[i];
+        if (r->exp_s && r->exp_s + WH_TOKEN_LEEWAY_S < now_s) { /* expired: no longer needed */
+            r->exp_s = 0;
+            __atomic_store_n(&a->nrevoked, a->nrevoked - 1, __ATOMIC_RELAXED);
+        }
+        if (!r->exp_s && !free_slot)
+            free_slot = r;
+    }
+    int error = 0;
+    if (!free_slot) /* full of live entries: the caller's token stays valid until it expires */
+        error = wh_error_set(WH_EBUSY, "too many revoked tokens");
+    else {
+        snprintf(free_slot->jti, sizeof(free_slot->jti), "%s", jti);
+        free_slot->exp_s = exp_s;
+        __atomic_store_n(&a->nrevoked, a->nrevoked + 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return error;
+}
+
+static int token_verify_sig(wh_acl *a, const char *token, int64_t now_s,
+                            struct wh_token_claims *out);
+
 /*
  * Verifies a token, remembering verified ones: an ECDSA verification costs
  * more than the rest of a HEAD request, and clients send one token many
- * times. A remembered token is still checked for expiry on every use.
+ * times. A remembered token is still checked for expiry on every use, and
+ * against the revoked ones when there are any.
  */
 static int token_verify(wh_acl *a, const char *token, int64_t now_s, struct wh_token_claims *out)
+{
+    int rc = token_verify_sig(a, token, now_s, out);
+    if (rc < 0 || __atomic_load_n(&a->nrevoked, __ATOMIC_RELAXED) == 0)
+        return rc;
+    pthread_mutex_lock(&a->lock);
+    bool gone = revoked_locked(a, out->jti);
+    pthread_mutex_unlock(&a->lock);
+    return gone ? WH_EDENIED : 0;
+}
+
+/* Checks a token's signature and times (remembered per token). */
+static int token_verify_sig(wh_acl *a, const char *token, int64_t now_s,
+                            struct wh_token_claims *out)
 {
     size_t len = strlen(token);
     if (len > WH_TOKEN_MAX)
@@ -452,6 +516,16 @@ static int from_token(wh_acl *a, const char *token, struct wh_principal *out)
     if (token_verify(a, token, now_s, &out->token) < 0) {
         out->bad_credentials = true;
         return 0;
+    }
+    const char *job = out->token.sub;
+    if (strncmp(job, WH_ACL_SCANNER_SUBJECT, strlen(WH_ACL_SCANNER_SUBJECT)) == 0) {
+        bool running = false;
+        job += strlen(WH_ACL_SCANNER_SUBJECT);
+        if (wh_db_scan_running(a->db, job, &running) < 0 || !running) {
+            anonymous(out);
+            out->bad_credentials = true; /* the scan it was made for has ended */
+            return 0;
+        }
     }
     out->has_token = true;
     /*

@@ -141,6 +141,20 @@ int wh_acl_role_grant_check(wh_acl *a, const struct wh_principal *p,
  */
 unsigned wh_acl_repo_actions(wh_acl *a, const struct wh_principal *p,
                              const struct wh_project *project, const char *repo);
+/*
+ * Revokes the token whose `jti` claim is `jti` before its expiry `exp_s`
+ * (the tokens wharf hands to external scanners, revoked when the scan
+ * ends). 0; WH_EBUSY when too many revoked tokens are still unexpired (the
+ * token then lasts until `exp_s`); WH_EINVALID for an empty id.
+ */
+int wh_acl_token_revoke(wh_acl *a, const char *jti, int64_t exp_s);
+/*
+ * Subject of the tokens handed to external scanners: this prefix and the
+ * report id of the scan job. Such a token is accepted only while that job is
+ * Running (checked in the database on each use, so a restart does not bring
+ * back a token whose job ended).
+ */
+#define WH_ACL_SCANNER_SUBJECT "robot$scanner-"
 /* Holders of a blob looked at by wh_acl_blob_source before it gives up. */
 #define WH_ACL_SOURCE_SCAN_MAX 10000
 /*

@@ -120,6 +120,22 @@ static const struct route routes[] = {
     {"PUT", "/robots/{robot_id}", api_robot_update, S_AUTH, 0, 0},
     {"PATCH", "/robots/{robot_id}", api_robot_refresh, S_AUTH, 0, 0},
     {"DELETE", "/robots/{robot_id}", api_robot_delete, S_AUTH, 0, 0},
+    /* scanners: registrations are the administrators', a project's choice follows its
+     * scanner permission (scanners.c) */
+    {"GET", "/scanners", api_scanners_list, S_ADMIN, 0, 0},
+    {"POST", "/scanners", api_scanner_create, S_ADMIN, 0, 0},
+    {"POST", "/scanners/ping", api_scanner_ping, S_ADMIN, 0, 0},
+    {"GET", "/scanners/{registration_id}", api_scanner_get, S_ADMIN, 0, 0},
+    {"PUT", "/scanners/{registration_id}", api_scanner_update, S_ADMIN, 0, 0},
+    {"DELETE", "/scanners/{registration_id}", api_scanner_delete, S_ADMIN, 0, 0},
+    {"PATCH", "/scanners/{registration_id}", api_scanner_set_default, S_ADMIN, 0, 0},
+    {"GET", "/scanners/{registration_id}/metadata", api_scanner_metadata, S_ADMIN, 0, 0},
+    {"GET", P "/scanner", api_project_scanner_get, S_PROJECT, WH_RBAC_RES_SCANNER,
+     WH_RBAC_ACT_READ},
+    {"PUT", P "/scanner", api_project_scanner_set, S_PROJECT, WH_RBAC_RES_SCANNER,
+     WH_RBAC_ACT_CREATE},
+    {"GET", P "/scanner/candidates", api_project_scanner_candidates, S_PROJECT,
+     WH_RBAC_RES_SCANNER, WH_RBAC_ACT_CREATE},
     /* users (literal paths before /users/{user_id}) */
     {"GET", "/users", api_users_list, S_ADMIN, 0, 0},
     {"POST", "/users", api_user_create, S_ADMIN, 0, 0},

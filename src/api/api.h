@@ -28,6 +28,8 @@ struct wh_api_config {
                                  * or tag is deleted (403 DENIED) */
     bool admin_only_creation;   /* project_creation_restriction = adminonly */
     struct wh_scand *scand;     /* scan workers woken when a scan is queued (may be NULL) */
+    unsigned scanner_timeout_s; /* answer time allowed to an external scanner (ping, metadata) */
+    struct wh_adapter *adapter; /* the built-in scanner's adapter (its metadata), may be NULL */
 };
 
 /*
@@ -39,6 +41,9 @@ int wh_api_new(wh_api **out, wh_db *db, wh_store *store, wh_acl *acl,
 void wh_api_free(wh_api *api);
 /* The route handler for the "/api/v2.0/" prefix (payload: the wh_api). */
 int wh_api_handle(wh_req *req, void *payload);
+/* The route handler for the "/api/v1/" prefix: the scanner adapter API (payload: the
+ * wh_adapter, see adapter.h and v1.c). */
+int wh_api_v1_handle(wh_req *req, void *payload);
 
 /* One route of the table: method ("GET") and path template relative to
  * /api/v2.0 ("/projects/{project_name_or_id}"). */

@@ -116,6 +116,18 @@ const char *api_repo_name(struct call *c, const char *repository_param);
 /* Required body object (answers 400 when missing or not an object). */
 json_t *api_body(struct call *c);
 
+/* scanners.c */
+int api_scanners_list(struct call *c);
+int api_scanner_create(struct call *c);
+int api_scanner_ping(struct call *c);
+int api_scanner_get(struct call *c);
+int api_scanner_update(struct call *c);
+int api_scanner_delete(struct call *c);
+int api_scanner_set_default(struct call *c);
+int api_scanner_metadata(struct call *c);
+int api_project_scanner_get(struct call *c);
+int api_project_scanner_set(struct call *c);
+int api_project_scanner_candidates(struct call *c);
 /* projects.c */
 json_t *api_project_view(struct call *c, const struct wh_project_info *p);
 int api_projects_list(struct call *c);

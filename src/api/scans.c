@@ -170,8 +170,13 @@ static const char *index_status(const struct wh_scan_job *jobs, size_t n)
     return WH_SCAN_SUCCESS;
 }
 
-static json_t *scanner_view(void)
+/* The scanner of a scan: an external one's as recorded, else the built-in one. */
+static json_t *scanner_view(const struct wh_scan_job *j)
 {
+    json_t *ext = j && j->scanner[0] ? json_loads(j->scanner, 0, NULL) : NULL;
+    if (json_is_object(ext))
+        return ext;
+    json_decref(ext);
     return json_pack("{s:s,s:s,s:s}", "name", WH_SCANNER_NAME, "vendor", WH_SCANNER_NAME,
                      "version", WH_SCANNER_VERSION);
 }
@@ -230,7 +235,7 @@ static json_t *index_overview(struct call *c, const struct wh_artifact_info *a)
         json_object_set_new(o, "start_time", json_string(api_time(c, start)));
     if (all_done && end)
         json_object_set_new(o, "end_time", json_string(api_time(c, end)));
-    json_object_set_new(o, "scanner", scanner_view());
+    json_object_set_new(o, "scanner", scanner_view(&jobs[newest]));
     json_object_set_new(o, "complete_percent", json_integer((json_int_t)(100 * done / ch.n)));
     return keyed(o);
 }
@@ -258,7 +263,7 @@ json_t *api_scan_overview(struct call *c, const struct wh_artifact_info *a)
         json_object_set_new(o, "start_time", json_string(api_time(c, j->start_ms)));
     if (j->end_ms)
         json_object_set_new(o, "end_time", json_string(api_time(c, j->end_ms)));
-    json_object_set_new(o, "scanner", scanner_view());
+    json_object_set_new(o, "scanner", scanner_view(j));
     bool done = strcmp(j->status, WH_SCAN_SUCCESS) == 0;
     json_object_set_new(o, "complete_percent", json_integer(done ? 100 : 0));
     return keyed(o);

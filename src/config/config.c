@@ -65,6 +65,16 @@ static const struct key keys[] = {
     NUM("scan.workers", "WHARF_SCAN_WORKERS", scan_workers, 0, 64),
     NUM("scan.db_update_interval", "WHARF_SCAN_DB_UPDATE_INTERVAL", scan_db_update_interval_s, 0,
         366 * DAY),
+    BOOL("scan.adapter.enabled", "WHARF_SCAN_ADAPTER_ENABLED", adapter_enabled),
+    {"scan.adapter.token", "WHARF_SCAN_ADAPTER_TOKEN", K_STR, FIELD(adapter_token), 0, 0, NULL,
+     true},
+    NUM("scan.adapter.max_concurrent", "WHARF_SCAN_ADAPTER_MAX_CONCURRENT",
+        adapter_max_concurrent, 1, 64),
+    BYTES("scan.adapter.max_image_bytes", "WHARF_SCAN_ADAPTER_MAX_IMAGE_BYTES",
+          adapter_max_image_bytes, MIB, 1024 * GIB),
+    NUM("scan.adapter.timeout", "WHARF_SCAN_ADAPTER_TIMEOUT", adapter_timeout_s, 5, DAY),
+    STR("scan.registry_url", "WHARF_SCAN_REGISTRY_URL", scan_registry_url, 0),
+    NUM("scan.external_timeout", "WHARF_SCAN_EXTERNAL_TIMEOUT", scan_external_timeout_s, 2, DAY),
     NUM("http.max_connections", "WHARF_MAX_CONNECTIONS", max_connections, 1, 1000000),
     NUM("http.idle_timeout", "WHARF_IDLE_TIMEOUT", idle_timeout_s, 1, DAY),
     NUM("http.header_timeout", "WHARF_HEADER_TIMEOUT", header_timeout_s, 1, 3600),
@@ -128,6 +138,10 @@ void wh_config_defaults(struct wh_config *c)
     c->login_threads = 2;
     c->login_queue = 64;
     c->refresh_ttl_s = 30 * 24 * 3600;
+    c->adapter_max_concurrent = 2;
+    c->adapter_max_image_bytes = 8 * GIB;
+    c->adapter_timeout_s = 600;
+    c->scan_external_timeout_s = 600;
 }
 
 /* ---- values ---- */

@@ -61,6 +61,14 @@ struct wh_config {
     unsigned scan_workers;     /* scan.workers: scan threads (0: one per core) */
     unsigned scan_db_update_interval_s; /* scan.db_update_interval: background vulndb update
                                            (0: never) */
+    bool adapter_enabled;      /* scan.adapter.enabled: serve the scanner adapter API */
+    char adapter_token[256];   /* scan.adapter.token: bearer its callers present */
+    unsigned adapter_max_concurrent; /* scan.adapter.max_concurrent */
+    uint64_t adapter_max_image_bytes; /* scan.adapter.max_image_bytes */
+    unsigned adapter_timeout_s; /* scan.adapter.timeout: pull and scan of one image */
+    char scan_registry_url[1024]; /* scan.registry_url: this registry as external scanners
+                                     reach it ("" = from the listen address) */
+    unsigned scan_external_timeout_s; /* scan.external_timeout: one external scan job */
 
     /* bookkeeping, not settings */
     char file[1024];                 /* the configuration file read ("" none) */

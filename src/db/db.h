@@ -588,7 +588,8 @@ int wh_db_quota_set_hard(wh_db *db, int64_t id, int64_t hard);
 #define WH_SCAN_STOPPED "Stopped"
 #define WH_SCAN_ID_MAX 40        /* report id (32 hex) incl. NUL */
 #define WH_SCAN_SUMMARY_MAX 1024 /* overview summary JSON incl. NUL */
-#define WH_SCAN_ATTEMPTS_MAX 3   /* starts cut off by a crash before a job is an Error */
+#define WH_SCAN_ATTEMPTS_MAX 3
+#define WH_SCANNER_VIEW_MAX 512  /* scanner JSON of a scan incl. NUL */   /* starts cut off by a crash before a job is an Error */
 struct wh_scan_job {
     int64_t artifact_id;
     char report_id[WH_SCAN_ID_MAX];
@@ -598,6 +599,8 @@ struct wh_scan_job {
     int64_t attempts;                    /* times a worker took it */
     char severity[16];                   /* overall severity ("" until a Success) */
     char summary[WH_SCAN_SUMMARY_MAX];   /* {"total","fixable","summary"} JSON or "" */
+    char scanner[WH_SCANNER_VIEW_MAX];   /* external scanner's {"name","vendor","version"}
+                                            JSON, "" for the built-in scanner */
 };
 /*
  * Queues a scan of artifact `artifact_id` with a new `report_id`. 0;
@@ -632,6 +635,67 @@ int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char *
  * retried forever). `*requeued` (may be NULL) counts the Pending ones.
  */
 int wh_db_scan_recover(wh_db *db, int64_t *requeued);
+
+/* ---- external scanners (db_scanner.c) ---- */
+/*
+ * Registrations of scanner adapters (the pluggable scanner API, HARBOR.md
+ * §4) and the scanner each project uses. The built-in scanner has no row: it
+ * is the default unless a registration is marked default, and a project
+ * without a choice uses the default.
+ */
+#define WH_SCANNER_UUID_MAX 40
+#define WH_SCANNER_NAME_MAX 128
+#define WH_SCANNER_DESC_MAX 1024
+#define WH_SCANNER_URL_MAX 1024
+#define WH_SCANNER_CRED_MAX 1024
+struct wh_scanner_reg {
+    char uuid[WH_SCANNER_UUID_MAX];
+    char name[WH_SCANNER_NAME_MAX];
+    char description[WH_SCANNER_DESC_MAX];
+    char url[WH_SCANNER_URL_MAX]; /* base URL; the API is under /api/v1 */
+    char auth[32];                /* "", "Basic", "Bearer" or "X-ScannerAdapter-API-Key" */
+    char access_credential[WH_SCANNER_CRED_MAX];
+    bool skip_cert_verify, use_internal_addr, disabled, is_default;
+    int64_t created_ms, updated_ms;
+};
+/* Adds a registration. 0, WH_EEXISTS (name or URL taken; message says which) or WH_ERROR. */
+int wh_db_scanner_create(wh_db *db, const struct wh_scanner_reg *r);
+/* 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_scanner_get(wh_db *db, const char *uuid, struct wh_scanner_reg *out);
+/* Every registration in creation order; `fn` returning < 0 stops the walk with that code. */
+int wh_db_scanner_list(wh_db *db, int (*fn)(const struct wh_scanner_reg *r, void *payload),
+                       void *payload);
+/* Replaces the editable fields of registration r->uuid. 0, WH_ENOTFOUND, WH_EEXISTS or WH_ERROR. */
+int wh_db_scanner_update(wh_db *db, const struct wh_scanner_reg *r, int64_t now_ms);
+/* Deletes a registration and the projects' choices of it. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_scanner_delete(wh_db *db, const char *uuid);
+/* Makes registration `uuid` the default (NULL: the built-in scanner). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_scanner_set_default(wh_db *db, const char *uuid);
+/* The scanner project `project_id` chose (`out` WH_SCANNER_UUID_MAX bytes). 0, WH_ENOTFOUND
+ * (none: the default applies) or WH_ERROR. */
+int wh_db_project_scanner_get(wh_db *db, int64_t project_id, char *out);
+/* Sets a project's scanner (NULL: back to the default). 0 or WH_ERROR. */
+int wh_db_project_scanner_set(wh_db *db, int64_t project_id, const char *uuid);
+/* What a scan job needs to run on an external scanner. */
+struct wh_scan_target {
+    int64_t project_id;
+    char repo_name[WH_NAME_MAX];
+    char media_type[WH_MEDIATYPE_MAX];
+    uint64_t size;
+    bool external;              /* the scanner in charge is a registration */
+    struct wh_scanner_reg reg;  /* it, when `external` */
+};
+/*
+ * The artifact's repository and the scanner in charge of it: the project's
+ * choice when that registration still exists, else the default. 0,
+ * WH_ENOTFOUND (no such artifact) or WH_ERROR.
+ */
+int wh_db_scan_target(wh_db *db, int64_t artifact_id, struct wh_scan_target *out);
+/* Whether the scan job `report_id` is Running (`*out`). 0 or WH_ERROR. */
+int wh_db_scan_running(wh_db *db, const char *report_id, bool *out);
+/* Records which scanner runs the Running job `report_id` (JSON text, "" built-in). */
+int wh_db_scan_set_scanner(wh_db *db, int64_t artifact_id, const char *report_id,
+                           const char *scanner_json);
 
 /* ---- settings and the pull gate (db_gate.c) ---- */
 #define WH_SETTING_CVE_ALLOWLIST "cve_allowlist" /* the system CVE allowlist (JSON) */

@@ -47,7 +47,7 @@ int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artif
 
 #define JOB_COLS                                                                                   \
     "j.artifact_id, j.report_id, j.status, a.digest, j.queued_ms, j.start_ms, j.end_ms,"          \
-    " j.attempts, j.severity, coalesce(j.summary, '')"
+    " j.attempts, j.severity, coalesce(j.summary, ''), j.scanner"
 
 static void job_row(sqlite3_stmt *s, struct wh_scan_job *out)
 {
@@ -62,6 +62,7 @@ static void job_row(sqlite3_stmt *s, struct wh_scan_job *out)
     out->attempts = sqlite3_column_int64(s, 7);
     db_copy_col(out->severity, sizeof(out->severity), s, 8);
     db_copy_col(out->summary, sizeof(out->summary), s, 9);
+    db_copy_col(out->scanner, sizeof(out->scanner), s, 10);
 }
 
 int wh_db_scan_get(wh_db *db, int64_t artifact_id, struct wh_scan_job *out)
@@ -97,7 +98,7 @@ static int request_tx(struct conn *c, wh_db *db, int64_t artifact_id, const char
     static const char upsert[] =
         "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms) VALUES(?1, ?2, 'Pending', ?3)"
         " ON CONFLICT(artifact_id) DO UPDATE SET report_id = ?2, status = 'Pending',"
-        " queued_ms = ?3, start_ms = 0, end_ms = 0, attempts = 0, log = ''";
+        " queued_ms = ?3, start_ms = 0, end_ms = 0, attempts = 0, log = '', scanner = ''";
     struct wh_scan_job *cur = wh_malloc(sizeof(*cur));
     bool exists = false;
     int error = wh_db_scan_get(db, artifact_id, cur);

@@ -524,6 +524,31 @@ static const char *const migrations[] = {
     "  csv BLOB);"
     "CREATE INDEX cve_export_user ON cve_export(username);"
     "CREATE INDEX cve_export_pending ON cve_export(id) WHERE status = 'Pending';",
+    /*
+     * 10: external scanners (db_scanner.c): registrations of adapters of the
+     * pluggable scanner API, the scanner a project chose (no row: the
+     * default), and which scanner produced a scan's report (JSON
+     * {"name","vendor","version"}; '' for the built-in one); the running jobs
+     * by report id (the tokens of external scanners are checked against them).
+     */
+    "CREATE TABLE scanner_registration("
+    "  uuid TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  url TEXT NOT NULL UNIQUE,"
+    "  auth TEXT NOT NULL DEFAULT '',"
+    "  access_credential TEXT NOT NULL DEFAULT '',"
+    "  skip_cert_verify INTEGER NOT NULL DEFAULT 0,"
+    "  use_internal_addr INTEGER NOT NULL DEFAULT 0,"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  is_default INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE project_scanner("
+    "  project_id INTEGER PRIMARY KEY REFERENCES project(id) ON DELETE CASCADE,"
+    "  uuid TEXT NOT NULL);"
+    "ALTER TABLE scan_job ADD COLUMN scanner TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX scan_job_running ON scan_job(report_id) WHERE status = 'Running';",
 };
 #pragma GCC diagnostic pop
 

@@ -19,6 +19,15 @@ struct wh_scand_config {
     const char *data_dir; /* vulndb.sqlite and the layer cache scan-cache/ live here */
     unsigned workers;     /* scan threads (0: the number of online cores) */
     unsigned update_interval_s; /* background `vulndb update` every so often, 0: never */
+    /*
+     * Hands a job to another scanner (adapter.h: wh_adapter_delegate), NULL
+     * for none: 0 the built-in scanner runs it; 1 done, with the report,
+     * summary and severity; < 0 failed (the message is the scan's log);
+     * WH_EDEFERRED the server is stopping (the job stays Running).
+     */
+    int (*delegate)(void *payload, const struct wh_scan_job *job, char **report, char **summary,
+                    char *severity, size_t sevcap);
+    void *delegate_payload;
 };
 
 /*

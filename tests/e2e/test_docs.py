@@ -37,16 +37,16 @@ def test_every_parser_key_is_documented_and_vice_versa():
 def test_the_example_file_names_every_key():
     text = doc_text()
     block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
-    section, seen = None, set()
+    stack, seen = [], set()  # (indent, name) of the mappings enclosing the line
     for line in block.splitlines():
         m = re.match(r"^(\s*)([a-z_]+):", line)
         if not m:
             continue
-        if not m.group(1):
-            section = m.group(2)
-            seen.add(section)
-        else:
-            seen.add(f"{section}.{m.group(2)}")
+        indent = len(m.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, m.group(2)))
+        seen.add(".".join(name for _, name in stack))
     missing = sorted(k for k in parser_keys() if k not in seen)
     assert not missing, f"keys missing from the example wharf.yaml: {missing}"
 

@@ -172,6 +172,50 @@ static void test_acl__blob_source_by_token(void **state)
     assert_string_equal(source(w, &bob, D2, w->mine, 20), "pub/x");
 }
 
+/* A token revoked before its expiry is refused at once; others still pass. */
+static void test_acl__token_revoked(void **state)
+{
+    struct world *w = *state;
+    struct wh_token_claims c, d;
+    char *tok = NULL, *other = NULL, *hdr;
+    struct wh_principal p;
+    int64_t now = wh_now_ms() / 1000;
+    assert_int_equal(wh_auth_claims_init(&c, "robot$tester", now, 600), 0);
+    c.naccess = 1;
+    snprintf(c.access[0].type, sizeof(c.access[0].type), "repository");
+    snprintf(c.access[0].name, sizeof(c.access[0].name), "mine/c");
+    c.access[0].actions = WH_ACT_PULL | WH_ACT_SCANNER_PULL;
+    assert_int_equal(wh_auth_token_sign(&tok, wh_acl_keys(w->acl), &c), 0);
+    assert_int_equal(wh_auth_claims_init(&d, "bob", now, 600), 0);
+    assert_int_equal(wh_auth_token_sign(&other, wh_acl_keys(w->acl), &d), 0);
+    hdr = wh_sprintf("Bearer %s", tok);
+    assert_int_equal(wh_acl_identify(w->acl, hdr, "127.0.0.1", &p), 0);
+    assert_true(p.has_token && !p.bad_credentials);
+    assert_true(wh_auth_token_allows(&p.token, "repository", "mine/c", WH_ACT_SCANNER_PULL));
+    assert_int_equal(wh_acl_token_revoke(w->acl, c.jti, c.exp), 0);
+    assert_int_equal(wh_acl_identify(w->acl, hdr, "127.0.0.1", &p), 0);
+    assert_false(p.has_token);
+    assert_true(p.bad_credentials);
+    free(hdr);
+    hdr = wh_sprintf("Bearer %s", other);
+    assert_int_equal(wh_acl_identify(w->acl, hdr, "127.0.0.1", &p), 0);
+    assert_true(p.has_token && !p.bad_credentials);
+    assert_int_equal(wh_acl_token_revoke(w->acl, "", c.exp), WH_EINVALID);
+    free(hdr);
+    free(tok);
+    /* a scanner's token is good only while its scan job runs: none here */
+    assert_int_equal(wh_auth_claims_init(&c, WH_ACL_SCANNER_SUBJECT "0123456789abcdef0123456789abcdef",
+                                         now, 600), 0);
+    assert_int_equal(wh_auth_token_sign(&tok, wh_acl_keys(w->acl), &c), 0);
+    hdr = wh_sprintf("Bearer %s", tok);
+    assert_int_equal(wh_acl_identify(w->acl, hdr, "127.0.0.1", &p), 0);
+    assert_false(p.has_token);
+    assert_true(p.bad_credentials);
+    free(hdr);
+    free(tok);
+    free(other);
+}
+
 struct collect {
     char names[8][WH_NAME_MAX];
     size_t n, stop_after;
@@ -438,6 +482,7 @@ int main(void)
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__blob_source_by_token, world_setup,
                                         world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__token_revoked, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__holders_order_and_limits, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__robot_perms_valid, world_setup, world_teardown),
