@@ -314,6 +314,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_registry *reg = NULL;
     wh_api *api = NULL;
     wh_scand *scand = NULL;
+    wh_scanall *scanall = NULL;
     wh_http *http = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
     int rc, sig = 0, lock_fd = -1;
@@ -452,10 +453,15 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("scan: %s", wh_error_msg());
         goto out;
     }
+    if (wh_scanall_start(&scanall, db, scand) < 0) {
+        wh_log_error("scan all: %s", wh_error_msg());
+        goto out;
+    }
     struct wh_api_config api_cfg = {.version = WHARF_VERSION,
                                     .read_only = cfg->read_only,
                                     .deletes_disabled = !cfg->delete_enabled,
-                                    .scand = scand};
+                                    .scand = scand,
+                                    .scanall = scanall};
     if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
         wh_log_error("api: %s", wh_error_msg());
         goto out;
@@ -479,6 +485,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     rc = 0;
 out:
     wh_http_free(http);
+    wh_scanall_stop(scanall);
     wh_scand_stop(scand);
     wh_api_free(api);
     wh_registry_free(reg);

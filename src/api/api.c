@@ -35,6 +35,13 @@ static const struct route routes[] = {
     {"GET", "/audit-logs", api_audit_logs, S_ADMIN, 0, 0},
     {"GET", "/system/CVEAllowlist", api_system_allowlist_get, S_AUTH, 0, 0},
     {"PUT", "/system/CVEAllowlist", api_system_allowlist_put, S_ADMIN, 0, 0},
+    /* scan all: system administrators (Harbor's system scan-all permission) */
+    {"GET", "/system/scanAll/schedule", api_scanall_schedule_get, S_ADMIN, 0, 0},
+    {"POST", "/system/scanAll/schedule", api_scanall_schedule_create, S_ADMIN, 0, 0},
+    {"PUT", "/system/scanAll/schedule", api_scanall_schedule_update, S_ADMIN, 0, 0},
+    {"POST", "/system/scanAll/stop", api_scanall_stop, S_ADMIN, 0, 0},
+    {"GET", "/scans/all/metrics", api_scans_all_metrics, S_ADMIN, 0, 0},
+    {"GET", "/scans/schedule/metrics", api_scans_schedule_metrics, S_ADMIN, 0, 0},
     /* projects */
     {"GET", "/projects", api_projects_list, S_NONE, 0, 0},
     {"HEAD", "/projects", api_projects_head, S_AUTH, 0, 0},

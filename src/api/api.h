@@ -28,6 +28,7 @@ struct wh_api_config {
                                  * or tag is deleted (403 DENIED) */
     bool admin_only_creation;   /* project_creation_restriction = adminonly */
     struct wh_scand *scand;     /* scan workers woken when a scan is queued (may be NULL) */
+    struct wh_scanall *scanall; /* scan-all thread woken by a run or schedule (may be NULL) */
 };
 
 /*
