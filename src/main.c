@@ -359,6 +359,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_scand *scand = NULL;
     wh_adapter *adapter = NULL;
     struct wh_adapter_client *scan_client = NULL;
+    wh_scanall *scanall = NULL;
     wh_http *http = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
     int rc, sig = 0, lock_fd = -1;
@@ -518,12 +519,17 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("scanner adapter: %s", wh_error_msg());
         goto out;
     }
+    if (wh_scanall_start(&scanall, db, scand) < 0) {
+        wh_log_error("scan all: %s", wh_error_msg());
+        goto out;
+    }
     struct wh_api_config api_cfg = {.version = WHARF_VERSION,
                                     .adapter = adapter,
                                     .scanner_timeout_s = 10,
                                     .read_only = cfg->read_only,
                                     .deletes_disabled = !cfg->delete_enabled,
-                                    .scand = scand};
+                                    .scand = scand,
+                                    .scanall = scanall};
     if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
         wh_log_error("api: %s", wh_error_msg());
         goto out;
@@ -550,6 +556,7 @@ out:
     wh_http_free(http);
     if (scan_client) /* a job handed to an external scanner stops waiting for it */
         __atomic_store_n(&scan_client->stop, 1, __ATOMIC_RELAXED);
+    wh_scanall_stop(scanall);
     wh_scand_stop(scand);
     free(scan_client);
     wh_adapter_free(adapter);

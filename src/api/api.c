@@ -44,6 +44,13 @@ static const struct route routes[] = {
     {"GET", "/export/cve/execution/{execution_id}", api_export_execution, S_AUTH, 0, 0},
     {"GET", "/export/cve/executions", api_export_executions, S_AUTH, 0, 0},
     {"GET", "/export/cve/download/{execution_id}", api_export_download, S_AUTH, 0, 0},
+    /* scan all: system administrators (Harbor's system scan-all permission) */
+    {"GET", "/system/scanAll/schedule", api_scanall_schedule_get, S_ADMIN, 0, 0},
+    {"POST", "/system/scanAll/schedule", api_scanall_schedule_create, S_ADMIN, 0, 0},
+    {"PUT", "/system/scanAll/schedule", api_scanall_schedule_update, S_ADMIN, 0, 0},
+    {"POST", "/system/scanAll/stop", api_scanall_stop, S_ADMIN, 0, 0},
+    {"GET", "/scans/all/metrics", api_scans_all_metrics, S_ADMIN, 0, 0},
+    {"GET", "/scans/schedule/metrics", api_scans_schedule_metrics, S_ADMIN, 0, 0},
     /* projects */
     {"GET", "/projects", api_projects_list, S_NONE, 0, 0},
     {"HEAD", "/projects", api_projects_head, S_AUTH, 0, 0},

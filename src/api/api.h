@@ -30,6 +30,7 @@ struct wh_api_config {
     struct wh_scand *scand;     /* scan workers woken when a scan is queued (may be NULL) */
     unsigned scanner_timeout_s; /* answer time allowed to an external scanner (ping, metadata) */
     struct wh_adapter *adapter; /* the built-in scanner's adapter (its metadata), may be NULL */
+    struct wh_scanall *scanall; /* scan-all thread woken by a run or schedule (may be NULL) */
 };
 
 /*

@@ -231,6 +231,14 @@ int api_user_update(struct call *c);
 int api_user_delete(struct call *c);
 int api_user_sysadmin(struct call *c);
 int api_user_password(struct call *c);
+/* scanall.c: /system/scanAll/schedule, /system/scanAll/stop, /scans/{all,schedule}/metrics */
+int api_scanall_schedule_get(struct call *c);
+int api_scanall_schedule_create(struct call *c);
+int api_scanall_schedule_update(struct call *c);
+int api_scanall_stop(struct call *c);
+int api_scans_all_metrics(struct call *c);
+int api_scans_schedule_metrics(struct call *c);
+
 /* allowlist.c: GET|PUT /system/CVEAllowlist */
 int api_system_allowlist_get(struct call *c);
 int api_system_allowlist_put(struct call *c);

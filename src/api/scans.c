@@ -294,7 +294,8 @@ static int scan_index(struct call *c, const struct wh_artifact_info *a)
     for (size_t i = 0; i < ch.n; i++) {
         char id[WH_SCAN_ID_MAX];
         wh_random_hex(id, 16);
-        error = wh_db_scan_request(c->api->db, ch.kids[i].id, id, wh_now_ms(), status);
+        error = wh_db_scan_request_by(c->api->db, ch.kids[i].id, id, wh_now_ms(), c->who.name,
+                                      status);
         if (error == 0)
             queued++;
         else if (error != WH_ECONFLICT)
@@ -325,7 +326,8 @@ int api_artifact_scan(struct call *c)
     if (!api_scannable(a))
         return unsupported(c, a);
     wh_random_hex(id, 16);
-    int error = wh_db_scan_request(c->api->db, a->id, id, wh_now_ms(), status);
+    int error =
+        wh_db_scan_request_by(c->api->db, a->id, id, wh_now_ms(), c->who.name, status);
     if (error == WH_ECONFLICT)
         return api_error(c, 409, "CONFLICT",
                          wh_pool_sprintf(c->pool, "a previous scan process is %s", status));

@@ -195,6 +195,33 @@ int wh_lockfile_acquire(int *fd_out, long *holder_out, const char *path);
 void wh_lockfile_release(int fd);
 
 /*
+ * Cron expressions in Harbor's six-field form (cron.c): "seconds minutes
+ * hours day-of-month month day-of-week", e.g. "0 0 0 * * *" (daily at
+ * midnight). Each field is a comma-separated list of `*`, `?`, `N`, `N-M`,
+ * each optionally with `/step` (`N/step` runs from N to the field's
+ * maximum); months and days of the week also take English names (jan, mon).
+ * Day-of-week is 0-6, Sunday 0. When both day fields are restricted, a day
+ * matching either matches (Vixie cron's rule, kept by Harbor's parser).
+ * Times are UTC.
+ */
+#define WH_CRON_MAX 128 /* expression text incl. NUL */
+struct wh_cron {
+    uint64_t sec, min, hour, dom, mon, dow; /* bit v set: value v matches */
+    bool dom_any, dow_any;                  /* the day field was `*` or `?` (unrestricted) */
+};
+/*
+ * Parses `text`. 0, or WH_EINVALID with a message (wh_error_msg) saying
+ * which field is wrong and why.
+ */
+int wh_cron_parse(struct wh_cron *out, const char *text);
+/*
+ * The first second after `after_s` (Unix seconds) that `c` matches, in
+ * `*out`: 0, or WH_ENOTFOUND when none falls within the next five years
+ * (an expression such as "0 0 0 30 2 *" never fires).
+ */
+int wh_cron_next(int64_t *out, const struct wh_cron *c, int64_t after_s);
+
+/*
  * Fault injection (failpoint.c): named points in the I/O paths (storage:
  * "store.create", "store.write", "store.truncate", "store.fsync",
  * "store.rename", "store.fsyncdir", "store.space"; SQLite: "db.write";

@@ -609,6 +609,13 @@ struct wh_scan_job {
  */
 int wh_db_scan_request(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
                        char *status_out);
+/*
+ * wh_db_scan_request on behalf of `operator` (a user or robot name, named
+ * in the scan's audit entry; NULL or "": wharf itself). The job leaves any
+ * scan-all run it belonged to.
+ */
+int wh_db_scan_request_by(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
+                          const char *operator, char *status_out);
 /* Takes the oldest Pending job and marks it Running. 0, WH_ENOTFOUND (none) or WH_ERROR. */
 int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out);
 /*
@@ -696,6 +703,52 @@ int wh_db_scan_running(wh_db *db, const char *report_id, bool *out);
 /* Records which scanner runs the Running job `report_id` (JSON text, "" built-in). */
 int wh_db_scan_set_scanner(wh_db *db, int64_t artifact_id, const char *report_id,
                            const char *scanner_json);
+/* ---- scan-all runs (db_scanall.c) ---- */
+#define WH_SCAN_RUN_MANUAL "Manual"     /* started through the API */
+#define WH_SCAN_RUN_SCHEDULE "Schedule" /* started by the scan-all schedule */
+struct wh_scan_run {
+    int64_t id;
+    char trigger[16];              /* WH_SCAN_RUN_MANUAL or WH_SCAN_RUN_SCHEDULE */
+    char operator[WH_NAME_MAX];    /* who started it ("" for the schedule) */
+    char status[16];               /* Running, Success, Error (some scan failed) or Stopped */
+    int64_t start_ms, end_ms;      /* end 0 while Running */
+    int64_t total;                 /* scans it queued (so far) */
+    int64_t pending, running, success, error, stopped; /* its scans by status */
+    bool ongoing;                  /* still queueing, or scans pending or running */
+};
+/*
+ * Starts a scan-all run: 0 with its id; WH_ECONFLICT when a run is going
+ * on. The run queues nothing yet: wh_db_scanrun_step does, in batches.
+ */
+int wh_db_scanrun_start(wh_db *db, const char *trigger, const char *operator, int64_t now_ms,
+                        int64_t *id_out);
+/*
+ * A scheduled start: in one transaction, replaces setting `name` (which
+ * must still read `expect`, else WH_ECONFLICT and nothing changes) with
+ * `value` and starts a WH_SCAN_RUN_SCHEDULE run, unless one is going on
+ * (then `*id_out` is 0). 0, WH_ECONFLICT, WH_ENOTFOUND (no such setting)
+ * or WH_ERROR.
+ */
+int wh_db_scanrun_fire(wh_db *db, const char *name, const char *expect, const char *value,
+                       int64_t now_ms, int64_t *id_out);
+/*
+ * Queues the next batch (artifact ids looked at: at most `batch`) of the
+ * oldest run still queueing, in one transaction; artifacts whose scan is
+ * Pending or Running are left as they are. `*queued_out` counts the scans
+ * queued, `*more` tells whether to call again. 0 or WH_ERROR.
+ */
+int wh_db_scanrun_step(wh_db *db, int64_t batch, int64_t now_ms, int64_t *queued_out,
+                       bool *more);
+/* Ends the runs that queued everything and whose scans all finished. 0 or WH_ERROR. */
+int wh_db_scanrun_settle(wh_db *db, int64_t now_ms);
+/*
+ * Stops the latest run: its Pending and Running scans become Stopped and
+ * it queues no more (a run that ended is left alone). `*id_out` gets its
+ * id. 0, WH_ENOTFOUND (no run ever) or WH_ERROR.
+ */
+int wh_db_scanrun_stop(wh_db *db, int64_t now_ms, int64_t *id_out);
+/* The latest run (of `trigger`; NULL: any) with its counts. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_scanrun_latest(wh_db *db, const char *trigger, struct wh_scan_run *out);
 
 /* ---- settings and the pull gate (db_gate.c) ---- */
 #define WH_SETTING_CVE_ALLOWLIST "cve_allowlist" /* the system CVE allowlist (JSON) */

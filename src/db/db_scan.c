@@ -92,13 +92,15 @@ static void copy_status(char *out, const char *status)
 }
 
 static int request_tx(struct conn *c, wh_db *db, int64_t artifact_id, const char *report_id,
-                      int64_t now_ms, char *status_out)
+                      int64_t now_ms, const char *operator, char *status_out)
 {
     static const char has[] = "SELECT 1 FROM artifact WHERE id = ?1";
     static const char upsert[] =
-        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms) VALUES(?1, ?2, 'Pending', ?3)"
+        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms, operator)"
+        " VALUES(?1, ?2, 'Pending', ?3, ?4)"
         " ON CONFLICT(artifact_id) DO UPDATE SET report_id = ?2, status = 'Pending',"
-        " queued_ms = ?3, start_ms = 0, end_ms = 0, attempts = 0, log = '', scanner = ''";
+        " queued_ms = ?3, start_ms = 0, end_ms = 0, attempts = 0, log = '', scanner = '',"
+        " run_id = NULL, operator = ?4";
     struct wh_scan_job *cur = wh_malloc(sizeof(*cur));
     bool exists = false;
     int error = wh_db_scan_get(db, artifact_id, cur);
@@ -121,20 +123,27 @@ static int request_tx(struct conn *c, wh_db *db, int64_t artifact_id, const char
     sqlite3_bind_int64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);
     sqlite3_bind_int64(s, 3, now_ms);
+    db_bind_text(s, 4, operator ? operator : "");
     error = db_run(c, s);
 out:
     free(cur);
     return error;
 }
 
-int wh_db_scan_request(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
-                       char *status_out)
+int wh_db_scan_request_by(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
+                          const char *operator, char *status_out)
 {
     CONN_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
-    return db_tx_end(c, request_tx(c, db, artifact_id, report_id, now_ms, status_out));
+    return db_tx_end(c, request_tx(c, db, artifact_id, report_id, now_ms, operator, status_out));
+}
+
+int wh_db_scan_request(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
+                       char *status_out)
+{
+    return wh_db_scan_request_by(db, artifact_id, report_id, now_ms, NULL, status_out);
 }
 
 int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)

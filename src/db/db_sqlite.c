@@ -549,6 +549,51 @@ static const char *const migrations[] = {
     "  uuid TEXT NOT NULL);"
     "ALTER TABLE scan_job ADD COLUMN scanner TEXT NOT NULL DEFAULT '';"
     "CREATE INDEX scan_job_running ON scan_job(report_id) WHERE status = 'Running';",
+    /*
+     * 11: scan-all runs (db_scanall.c) and audit entries of scans. A run
+     * queues the artifacts with ids up to last_id, cursor marks how far it
+     * got; its counts are frozen into it when it ends. scan_job.run_id is
+     * the run that queued the job, operator who asked for it ('' = wharf
+     * itself: scan on push, a schedule). The trigger writes one audit entry
+     * (operation "scan") when a scan ends, in the statement that ends it: a
+     * Success, an Error, or a Stopped scan that was running or was asked
+     * for on its own (the queued scans of a stopped scan-all are not
+     * listed one by one).
+     */
+    "CREATE TABLE scan_run("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  trigger_type TEXT NOT NULL,"             /* 'Manual' or 'Schedule' */
+    "  operator TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL,"                   /* Running, Success, Error, Stopped */
+    "  start_ms INTEGER NOT NULL,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0,"
+    "  cursor INTEGER NOT NULL DEFAULT 0,"
+    "  last_id INTEGER NOT NULL,"
+    "  pending INTEGER NOT NULL DEFAULT 0,"
+    "  running INTEGER NOT NULL DEFAULT 0,"
+    "  success INTEGER NOT NULL DEFAULT 0,"
+    "  error INTEGER NOT NULL DEFAULT 0,"
+    "  stopped INTEGER NOT NULL DEFAULT 0);"
+    "ALTER TABLE scan_job ADD COLUMN run_id INTEGER;"
+    "ALTER TABLE scan_job ADD COLUMN operator TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX scan_job_run ON scan_job(run_id, status) WHERE run_id IS NOT NULL;"
+    "CREATE TRIGGER scan_job_audit AFTER UPDATE OF status ON scan_job"
+    " WHEN NEW.status IN ('Success', 'Error', 'Stopped') AND OLD.status IN ('Pending', 'Running')"
+    "  AND (NEW.status <> 'Stopped' OR OLD.status = 'Running' OR NEW.run_id IS NULL)"
+    " BEGIN"
+    "  INSERT INTO audit_log(op_time_ms, username, resource, resource_type, operation,"
+    "   description, result, project_id)"
+    "  SELECT CASE WHEN NEW.end_ms > 0 THEN NEW.end_ms"
+    "   ELSE CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) END,"
+    "   CASE WHEN NEW.operator = '' THEN 'system' ELSE NEW.operator END,"
+    "   r.name || '@' || a.digest, 'artifact', 'scan',"
+    "   CASE NEW.status WHEN 'Success' THEN 'scan finished, severity '"
+    "    || CASE WHEN NEW.severity = '' THEN 'None' ELSE NEW.severity END"
+    "   WHEN 'Error' THEN 'scan failed: ' || substr(NEW.log, 1, 200) ELSE 'scan stopped' END"
+    "   || CASE WHEN NEW.run_id IS NULL THEN '' ELSE ' (scan all ' || NEW.run_id || ')' END,"
+    "   NEW.status = 'Success', r.project_id"
+    "  FROM artifact a JOIN repository r ON r.id = a.repo_id WHERE a.id = NEW.artifact_id;"
+    " END;",
 };
 #pragma GCC diagnostic pop
 
