@@ -41,7 +41,8 @@ static const char usage_text[] =
     "  serve [--listen ADDR]             run the registry (creates the data directory and\n"
     "                                    the registry at the first start)\n"
     "  config check [--listen ADDR]      validate the configuration, print it in effect\n"
-    "  project create|delete|list        projects\n"
+    "  project create|delete|list|show|set   projects and their security settings\n"
+    "  allowlist show|set|add|remove     CVE allowlists (system, or --project)\n"
     "  member add|role|remove|list       project members and their roles\n"
     "  user add|passwd|set-admin|unset-admin|delete|list   users\n"
     "  robot create|list|disable|enable|delete             robot accounts\n"
@@ -550,6 +551,7 @@ ADAPT(user)
 ADAPT(robot)
 ADAPT(scan)
 ADAPT(vulndb)
+ADAPT(allowlist)
 
 static const struct command {
     const char *name;
@@ -565,6 +567,7 @@ static const struct command {
     {"robot", wh_cli_robot_usage, run_robot, true},
     {"scan", wh_cli_scan_usage, run_scan, true},
     {"vulndb", wh_cli_vulndb_usage, run_vulndb, true},
+    {"allowlist", wh_cli_allowlist_usage, run_allowlist, true},
     {"version", version_usage, cmd_version, false},
 };
 
