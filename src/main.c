@@ -307,6 +307,12 @@ static int read_file(struct wh_buf *out, const char *path)
     return rc;
 }
 
+/* wh_db_on_scan_queued's callback: wake an idle scan worker. */
+static void scan_kick(void *payload)
+{
+    wh_scand_kick(payload);
+}
+
 static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
 {
     wh_db *db = NULL;
@@ -453,6 +459,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("scan: %s", wh_error_msg());
         goto out;
     }
+    /* a push into an auto_scan project wakes a worker once its job is committed */
+    wh_db_on_scan_queued(db, scan_kick, scand);
     struct wh_api_config api_cfg = {.version = WHARF_VERSION,
                                     .read_only = cfg->read_only,
                                     .deletes_disabled = !cfg->delete_enabled,
@@ -480,6 +488,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     rc = 0;
 out:
     wh_http_free(http);
+    if (db)
+        wh_db_on_scan_queued(db, NULL, NULL);
     wh_scand_stop(scand);
     wh_api_free(api);
     wh_registry_free(reg);
