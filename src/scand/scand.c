@@ -200,7 +200,7 @@ static bool stopping(wh_scand *s)
  * SCHED_BATCH, so that when a push wakes it, it does not preempt the request
  * thread that woke it before that thread has answered. With the normal policy
  * the woken worker ran first on the same core and a manifest PUT into an
- * auto_scan project took about 0.7-1 ms longer (median of sequential pushes,
+ * auto_scan project took about 0.5-1 ms longer (median of sequential pushes,
  * bench/scan_push.py with BENCH_CLIENTS=1); as a batch thread it takes its
  * fair share of the CPU all the same, so the queue still drains.
  */
