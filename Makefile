@@ -186,6 +186,7 @@ bench:
 	python3 bench/login_storm.py $(B)/wharf
 	python3 bench/audit_growth.py $(B)/wharf
 	python3 bench/gate.py $(B)/wharf
+	python3 bench/scan_push.py $(B)/wharf
 
 bench-lists: all $(B)/bench/listfill
 	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill

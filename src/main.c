@@ -42,7 +42,8 @@ static const char usage_text[] =
     "  serve [--listen ADDR]             run the registry (creates the data directory and\n"
     "                                    the registry at the first start)\n"
     "  config check [--listen ADDR]      validate the configuration, print it in effect\n"
-    "  project create|delete|list        projects\n"
+    "  project create|delete|list|show|set   projects and their security settings\n"
+    "  allowlist show|set|add|remove     CVE allowlists (system, or --project)\n"
     "  member add|role|remove|list       project members and their roles\n"
     "  user add|passwd|set-admin|unset-admin|delete|list   users\n"
     "  robot create|list|disable|enable|delete             robot accounts\n"
@@ -349,6 +350,12 @@ static void own_registry_url(const struct wh_config *cfg, bool tls, char *out, s
              v6 ? "]" : "", (unsigned)cfg->port);
 }
 
+/* wh_db_on_scan_queued's callback: wake an idle scan worker. */
+static void scan_kick(void *payload)
+{
+    wh_scand_kick(payload);
+}
+
 static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
 {
     wh_db *db = NULL;
@@ -523,6 +530,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("scan all: %s", wh_error_msg());
         goto out;
     }
+    /* a push into an auto_scan project wakes a worker once its job is committed */
+    wh_db_on_scan_queued(db, scan_kick, scand);
     struct wh_api_config api_cfg = {.version = WHARF_VERSION,
                                     .adapter = adapter,
                                     .scanner_timeout_s = 10,
@@ -557,6 +566,8 @@ out:
     if (scan_client) /* a job handed to an external scanner stops waiting for it */
         __atomic_store_n(&scan_client->stop, 1, __ATOMIC_RELAXED);
     wh_scanall_stop(scanall);
+    if (db)
+        wh_db_on_scan_queued(db, NULL, NULL);
     wh_scand_stop(scand);
     free(scan_client);
     wh_adapter_free(adapter);
@@ -630,6 +641,7 @@ ADAPT(user)
 ADAPT(robot)
 ADAPT(scan)
 ADAPT(vulndb)
+ADAPT(allowlist)
 
 static const struct command {
     const char *name;
@@ -645,6 +657,7 @@ static const struct command {
     {"robot", wh_cli_robot_usage, run_robot, true},
     {"scan", wh_cli_scan_usage, run_scan, true},
     {"vulndb", wh_cli_vulndb_usage, run_vulndb, true},
+    {"allowlist", wh_cli_allowlist_usage, run_allowlist, true},
     {"version", version_usage, cmd_version, false},
 };
 

@@ -36,21 +36,14 @@ int api_system_allowlist_get(struct call *c)
 
 int api_system_allowlist_put(struct call *c)
 {
-    json_t *b = api_body(c), *al = NULL;
+    json_t *b = api_body(c);
     char msg[256];
     char *text = NULL;
     int rc;
     if (!b)
         return -1;
-    if (wh_policy_allowlist_parse(&al, b, msg, sizeof(msg)) < 0) {
+    if (wh_policy_allowlist_text(&text, b, msg, sizeof(msg)) < 0) {
         rc = api_error(c, 400, "BAD_REQUEST", wh_pool_strdup(c->pool, msg));
-        goto out;
-    }
-    text = json_dumps(al, JSON_COMPACT);
-    if (!text || strlen(text) >= WH_PROJECT_META_MAX) {
-        rc = api_error(c, 400, "BAD_REQUEST",
-                       wh_pool_sprintf(c->pool, "cve_allowlist exceeds %d bytes",
-                                       WH_PROJECT_META_MAX - 1));
         goto out;
     }
     if (wh_db_setting_set(c->api->db, WH_SETTING_CVE_ALLOWLIST, text, wh_now_ms()) < 0) {
@@ -62,6 +55,5 @@ int api_system_allowlist_put(struct call *c)
     rc = api_ok(c, 200);
 out:
     free(text);
-    json_decref(al);
     return rc;
 }

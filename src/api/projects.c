@@ -25,7 +25,6 @@ static const char *const bool_keys[] = {
     "enable_content_trust", "enable_content_trust_cosign", "prevent_vul", "auto_scan",
     "auto_sbom_generation", "reuse_sys_cve_allowlist", NULL,
 };
-static const char *const severities[] = {"none", "low", "medium", "high", "critical", NULL};
 
 static bool in_list(const char *const *list, const char *s)
 {
@@ -77,13 +76,7 @@ static int meta_merge(struct call *c, json_t *in, json_t *meta, bool *public)
             json_object_set_new(meta, k, json_string(truthy(s) ? "true" : "false"));
         } else if (strcmp(k, "severity") == 0) {
             char low[16];
-            size_t n = strlen(s);
-            if (n >= sizeof(low))
-                n = sizeof(low) - 1;
-            for (size_t i = 0; i < n; i++)
-                low[i] = (char)tolower((unsigned char)s[i]);
-            low[n] = '\0';
-            if (!in_list(severities, low))
+            if (wh_policy_severity_norm(low, sizeof(low), s) < 0)
                 return api_error(c, 400, "BAD_REQUEST",
                                  wh_pool_sprintf(c->pool, "invalid severity: '%s'", s));
             json_object_set_new(meta, k, json_string(low));
@@ -100,19 +93,12 @@ static int meta_merge(struct call *c, json_t *in, json_t *meta, bool *public)
     return 0;
 }
 
-/* Validates a CVE allowlist body into the stored shape (policy/). Answers 400 itself. */
-static int allowlist_parse(struct call *c, json_t *in, json_t **out)
+/* Validates a CVE allowlist body into its stored text (policy/, malloc'ed). Answers 400 itself. */
+static int allowlist_parse(struct call *c, json_t *in, char **out)
 {
     char msg[256];
-    if (wh_policy_allowlist_parse(out, in, msg, sizeof(msg)) < 0)
+    if (wh_policy_allowlist_text(out, in, msg, sizeof(msg)) < 0)
         return api_error(c, 400, "BAD_REQUEST", wh_pool_strdup(c->pool, msg));
-    char *text = json_dumps(*out, JSON_COMPACT);
-    size_t n = text ? strlen(text) : 0;
-    free(text);
-    if (n >= WH_PROJECT_META_MAX)
-        return api_error(c, 400, "BAD_REQUEST",
-                         wh_pool_sprintf(c->pool, "cve_allowlist exceeds %d bytes",
-                                         WH_PROJECT_META_MAX - 1));
     return 0;
 }
 
@@ -272,7 +258,7 @@ int api_project_create(struct call *c)
     json_t *meta = json_object();
     json_t *min = json_object_get(b, "metadata");
     int error = 0;
-    json_t *al = NULL;
+    char *al = NULL;
     if (json_is_object(min) && meta_merge(c, min, meta, &in->p.public) < 0)
         goto answered;
     json_t *alin = json_object_get(b, "cve_allowlist");
@@ -290,11 +276,8 @@ int api_project_create(struct call *c)
     char *mtext = json_dumps(meta, JSON_COMPACT);
     snprintf(in->metadata, sizeof(in->metadata), "%s", mtext ? mtext : "{}");
     free(mtext);
-    if (al) {
-        char *atext = json_dumps(al, JSON_COMPACT);
-        snprintf(in->cve_allowlist, sizeof(in->cve_allowlist), "%s", atext ? atext : "{}");
-        free(atext);
-    }
+    if (al)
+        snprintf(in->cve_allowlist, sizeof(in->cve_allowlist), "%s", al);
     /* a user owns what it creates; a robot's project is the first administrator's */
     assert(c->who.kind == WH_PRINCIPAL_USER ? c->who.id > 0 : c->who.kind == WH_PRINCIPAL_ROBOT);
     in->owner_id = c->who.kind == WH_PRINCIPAL_USER ? c->who.id : WH_OWNER_FIRST_ADMIN;
@@ -302,7 +285,7 @@ int api_project_create(struct call *c)
     /* the project and its owner's membership: one transaction */
     error = wh_db_project_insert(c->api->db, in, &id);
     json_decref(meta);
-    json_decref(al);
+    free(al);
     if (error < 0) {
         api_audit(c, 0, name, "project", "create", false);
         return api_fail(c, error);
@@ -317,7 +300,7 @@ int api_project_create(struct call *c)
     return api_ok(c, 201);
 answered:
     json_decref(meta);
-    json_decref(al);
+    free(al);
     return -1;
 }
 
@@ -352,7 +335,8 @@ int api_project_update(struct call *c)
     if (!b)
         return -1;
     struct wh_project_info *p = c->proj;
-    json_t *meta = stored_meta(p), *al = NULL;
+    json_t *meta = stored_meta(p);
+    char *al = NULL;
     int error;
     /* A top-level "public" is ignored: only metadata.public changes visibility. */
     json_t *min = json_object_get(b, "metadata");
@@ -362,9 +346,7 @@ int api_project_update(struct call *c)
     if (json_is_object(alin)) {
         if (allowlist_parse(c, alin, &al) < 0)
             goto answered;
-        char *atext = json_dumps(al, JSON_COMPACT);
-        snprintf(p->cve_allowlist, sizeof(p->cve_allowlist), "%s", atext ? atext : "{}");
-        free(atext);
+        snprintf(p->cve_allowlist, sizeof(p->cve_allowlist), "%s", al);
     }
     json_t *lim = json_object_get(b, "storage_limit");
     if (json_is_integer(lim) && c->who.sysadmin) {
@@ -377,14 +359,14 @@ int api_project_update(struct call *c)
     }
     error = save(c, p, meta);
     json_decref(meta);
-    json_decref(al);
+    free(al);
     api_audit(c, p->p.id, p->p.name, "project", "update", error == 0);
     if (error < 0)
         return api_fail(c, error);
     return api_ok(c, 200);
 answered:
     json_decref(meta);
-    json_decref(al);
+    free(al);
     return -1;
 }
 

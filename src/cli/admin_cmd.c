@@ -89,10 +89,18 @@ const char wh_cli_project_usage[] =
     "usage: wharf project create NAME [--public] [--owner USER]\n"
     "       wharf project delete NAME\n"
     "       wharf project list\n"
+    "       wharf project show NAME\n"
+    "       wharf project set NAME [--auto-scan on|off] [--prevent-vul on|off]\n"
+    "                              [--severity critical|high|medium|low|none]\n"
+    "                              [--reuse-sys-allowlist on|off]\n"
     "\n"
     "A project name is 1 to 255 characters: lower-case letters, digits and . _ - between\n"
     "them. The owner becomes the project's projectAdmin member. A project is deleted only\n"
-    "when it holds no repository.\n";
+    "when it holds no repository. show prints the security settings and the CVE\n"
+    "allowlists; set changes them: --auto-scan scans each image pushed, --prevent-vul\n"
+    "refuses pulls of images with a vulnerability at or above --severity (not scanned,\n"
+    "or not scanned successfully, counts as refused), --reuse-sys-allowlist off makes the\n"
+    "project's own allowlist apply instead of the system's (wharf allowlist).\n";
 
 /* Harbor's checks and messages for a new project's name; 0 or -2 (printed). */
 static int project_name_check(const char *cmd, const char *name)
@@ -229,9 +237,10 @@ static int project_list(const struct wh_config *cfg, int argc, char **argv)
 
 int wh_cli_project(const struct wh_config *cfg, int argc, char **argv)
 {
-    static const struct sub subs[] = {
-        {"create", project_create}, {"delete", project_delete}, {"list", project_list}, {0}};
-    return dispatch("project", subs, "create, delete, list", cfg, argc, argv);
+    static const struct sub subs[] = {{"create", project_create}, {"delete", project_delete},
+                                      {"list", project_list},     {"show", wh_cli_project_show},
+                                      {"set", wh_cli_project_set}, {0}};
+    return dispatch("project", subs, "create, delete, list, show, set", cfg, argc, argv);
 }
 
 /* ================================ members ================================ */

@@ -19,6 +19,13 @@
 
 /* `wharf project create|delete|list`. */
 int wh_cli_project(const struct wh_config *cfg, int argc, char **argv);
+/* `wharf project set NAME --auto-scan|--prevent-vul|--severity|--reuse-sys-allowlist ...`
+ * (security_cmd.c; dispatched by wh_cli_project). */
+int wh_cli_project_set(const struct wh_config *cfg, int argc, char **argv);
+/* `wharf project show NAME`: the project, its security settings and allowlists. */
+int wh_cli_project_show(const struct wh_config *cfg, int argc, char **argv);
+/* `wharf allowlist show|set|add|remove [--project NAME] CVE...`: the CVE allowlists. */
+int wh_cli_allowlist(const struct wh_config *cfg, int argc, char **argv);
 /* `wharf member add|role|remove|list`: project members and their roles. */
 int wh_cli_member(const struct wh_config *cfg, int argc, char **argv);
 /* `wharf user add|delete|set-admin|unset-admin|passwd|list`. */
@@ -32,7 +39,7 @@ int wh_cli_vulndb(const struct wh_config *cfg, int argc, char **argv);
 
 /* Usage texts of the commands above (printed by --help and after usage errors). */
 extern const char wh_cli_project_usage[], wh_cli_member_usage[], wh_cli_user_usage[],
-    wh_cli_robot_usage[], wh_cli_scan_usage[], wh_cli_vulndb_usage[];
+    wh_cli_robot_usage[], wh_cli_scan_usage[], wh_cli_vulndb_usage[], wh_cli_allowlist_usage[];
 
 /* ---- argument parsing (args.c) ---- */
 

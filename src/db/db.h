@@ -80,6 +80,13 @@ int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload);
  * connection), for caches of what was read from it; 0 when unknown.
  */
 uint64_t wh_db_data_version(wh_db *db);
+/*
+ * `fn(payload)` is called, on the committing thread, after each commit that
+ * queued a scan job on its own (a manifest pushed or a copy made into an
+ * auto_scan project), so that the scan workers need not wait for their next
+ * look at the queue. NULL: no call. Set while no other thread uses `db`.
+ */
+void wh_db_on_scan_queued(wh_db *db, void (*fn)(void *payload), void *payload);
 
 /* ---- projects ---- */
 /* Creates a project. 0, WH_EEXISTS or WH_ERROR; `*id_out` may be NULL. */

@@ -165,6 +165,8 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
     sqlite3_bind_int64(s, 4, dst_id);
     if ((error = db_run(c, s)) < 0 || (error = run3(c, sql_scans, src, repo_id, now)) < 0)
         return error;
+    if (db_changes(c) > 0)
+        db_note_scan_queued(c);
     if (dst_artifact_id)
         *dst_artifact_id = dst_id;
     return 0;

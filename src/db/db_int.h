@@ -95,6 +95,11 @@ int db_rows(struct conn *c, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *p
             void *payload);
 /* Rows changed by the last statement. */
 int db_changes(struct conn *c);
+/*
+ * Notes that the statement just run queued a scan job: wh_db_on_scan_queued's
+ * callback is called once the transaction commits (at once outside one).
+ */
+void db_note_scan_queued(struct conn *c);
 /* Rowid of the last insert. */
 int64_t db_last_id(struct conn *c);
 

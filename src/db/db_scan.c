@@ -42,7 +42,10 @@ int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artif
     sqlite3_bind_int64(s, 1, artifact_id);
     sqlite3_bind_int64(s, 2, now_ms);
     sqlite3_bind_int64(s, 3, a->project_id);
-    return db_run(c, s);
+    int error = db_run(c, s);
+    if (error == 0 && db_changes(c) > 0)
+        db_note_scan_queued(c);
+    return error;
 }
 
 #define JOB_COLS                                                                                   \

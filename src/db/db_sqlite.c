@@ -731,6 +731,8 @@ struct conn {
         sqlite3_stmt *s;
     } built[BUILT_SLOTS];
     int batch; /* inside wh_db_batch: transactions are savepoints of its one */
+    bool scan_queued; /* the open transaction queued a scan job (db_note_scan_queued) */
+    struct wh_db *db;  /* the handle it belongs to */
     struct conn *next; /* all connections of the db, for close */
 };
 
@@ -740,6 +742,8 @@ struct wh_db {
     pthread_key_t key;
     pthread_mutex_t lock; /* guards `conns` */
     struct conn *conns;
+    void (*on_scan_queued)(void *payload); /* wh_db_on_scan_queued */
+    void *on_scan_queued_payload;
 };
 
 static void conn_close(struct conn *c)
@@ -797,6 +801,7 @@ struct conn *db_conn(wh_db *db)
     if (conn_open(&nc, db->path) < 0 || !nc)
         return NULL;
     c = nc;
+    c->db = db;
     pthread_setspecific(db->key, c);
     pthread_mutex_lock(&db->lock);
     c->next = db->conns;
@@ -947,9 +952,27 @@ int db_tx_begin(struct conn *c)
     return db_run(c, stmt(c, c->batch ? S_SAVEPOINT : S_BEGIN));
 }
 
+void db_note_scan_queued(struct conn *c)
+{
+    if (!c->db || !c->db->on_scan_queued)
+        return;
+    if (sqlite3_get_autocommit(c->h))
+        c->db->on_scan_queued(c->db->on_scan_queued_payload); /* already committed */
+    else
+        c->scan_queued = true; /* told by db_tx_end once committed */
+}
+
+void wh_db_on_scan_queued(wh_db *db, void (*fn)(void *payload), void *payload)
+{
+    db->on_scan_queued = fn;
+    db->on_scan_queued_payload = payload;
+}
+
 int db_tx_end(struct conn *c, int error)
 {
     if (error < 0) {
+        if (!c->batch)
+            c->scan_queued = false;
         if (c->batch) {
             db_run(c, stmt(c, S_ROLLBACK_TO));
             db_run(c, stmt(c, S_RELEASE));
@@ -961,6 +984,9 @@ int db_tx_end(struct conn *c, int error)
     if (c->batch)
         return db_run(c, stmt(c, S_RELEASE));
     error = db_run(c, stmt(c, S_COMMIT));
+    if (error == 0 && c->scan_queued && c->db && c->db->on_scan_queued)
+        c->db->on_scan_queued(c->db->on_scan_queued_payload);
+    c->scan_queued = false;
     /*
      * A COMMIT that fails (a full disk) may leave the transaction open; this
      * connection would then hold the write lock and every later BEGIN on it

@@ -6,6 +6,7 @@
  */
 #include "policy/policy.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -389,4 +390,50 @@ int wh_policy_allowlist_parse(json_t **out, json_t *in, char *msg, size_t cap)
     if (json_is_integer(exp) && json_integer_value(exp) > 0)
         json_object_set_new(res, "expires_at", json_integer(json_integer_value(exp)));
     return 0;
+}
+
+int wh_policy_allowlist_text(char **out, json_t *in, char *msg, size_t cap)
+{
+    json_t *al = NULL;
+    char *text = NULL;
+    int error;
+
+    *out = NULL;
+    if ((error = wh_policy_allowlist_parse(&al, in, msg, cap)) < 0)
+        goto out;
+    text = json_dumps(al, JSON_COMPACT);
+    if (!text) {
+        snprintf(msg, cap, "out of memory");
+        error = WH_ERROR;
+        goto out;
+    }
+    if (strlen(text) >= WH_PROJECT_META_MAX) {
+        snprintf(msg, cap, "cve_allowlist exceeds %d bytes", WH_PROJECT_META_MAX - 1);
+        error = WH_EINVALID;
+        goto out;
+    }
+    *out = text;
+    text = NULL;
+out:
+    free(text);
+    json_decref(al);
+    return error;
+}
+
+int wh_policy_severity_norm(char *out, size_t cap, const char *in)
+{
+    static const char *const names[] = {"none", "low", "medium", "high", "critical"};
+    assert(cap >= 16);
+    out[0] = '\0';
+    size_t n = in ? strlen(in) : 0;
+    if (n == 0 || n >= cap)
+        return WH_EINVALID;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[n] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i], out) == 0)
+            return 0;
+    out[0] = '\0';
+    return WH_EINVALID;
 }

@@ -35,4 +35,20 @@ int wh_policy_gate(char **msg_out, wh_db *db, const char *metadata, const char *
 struct json_t;
 int wh_policy_allowlist_parse(struct json_t **out, struct json_t *in, char *msg, size_t cap);
 
+/*
+ * wh_policy_allowlist_parse, then the stored text: `*out` is the compact JSON
+ * (malloc'ed, the caller's; NULL on error). WH_EINVALID with the message in
+ * `msg` (`cap` bytes) on a bad body or one whose text does not fit the
+ * WH_PROJECT_META_MAX bytes a list is stored in. What the API and the command
+ * line both store.
+ */
+int wh_policy_allowlist_text(char **out, struct json_t *in, char *msg, size_t cap);
+
+/*
+ * The `severity` metadata as stored: `in` lower-cased into `out` (`cap`
+ * bytes, at least 16) when it is one of none, low, medium, high, critical
+ * (any case); WH_EINVALID otherwise (`out` then holds "").
+ */
+int wh_policy_severity_norm(char *out, size_t cap, const char *in);
+
 #endif

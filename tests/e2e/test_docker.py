@@ -709,3 +709,50 @@ def test_ctr_pull(server, registry, admin_api, engine, skopeo, multiarch_layout,
         assert c.returncode == 0 and c.stdout == data, (digest, c.stderr)
     c = content(arm64.layers[0])
     assert c.returncode != 0 and b"not found" in c.stderr, c.stderr
+
+
+def test_docker_pull_refused_by_the_vulnerability_gate(servers, docker, skopeo, pinned_bookworm,
+                                                       unique):
+    """Issue 9, item 10 with the Docker engine: the pinned bookworm image,
+    scanned on push with the fixture database in a project with prevent_vul
+    and threshold critical: `docker pull` is refused (the registry answers the
+    manifest GET with 412) with the message naming CVE-2023-45853; with the
+    critical CVEs on the system allowlist the same pull goes through; an
+    expired allowlist blocks it again."""
+    from test_gate import CVE, criticals
+    from test_scan_registry import MIME, REPO, Scans, import_db
+
+    srv = servers.new()
+    import_db(srv)
+    proj = "gate-" + hashlib.sha256(unique.encode()).hexdigest()[:12]
+    s = Scans(srv, proj)
+    s.api.create_project(proj, metadata={"auto_scan": "true", "prevent_vul": "true",
+                                         "severity": "critical"})
+    s.push(skopeo, pinned_bookworm)
+    digest = pinned_bookworm.manifest_digest
+    s.wait_status(digest, "Success")
+    crit = criticals(s.vulnerabilities(digest)[MIME])
+    assert CVE in crit
+
+    docker.login(srv.host, ADMIN_USER, ADMIN_PASSWORD)  # an administrator is judged too
+    ref = f"{srv.host}/{proj}/{REPO}:1"
+    manifest_get = re.compile(rf"GET /v2/{proj}/{REPO}/manifests/\S+ (\d+) ")
+    srv.mark_log()
+    out = docker.refused("pull", ref)
+    assert CVE.lower() in out and "cannot be pulled due to configured policy" in out, out
+    assert "412" in manifest_get.findall(srv.log_since_mark()), srv.log_since_mark()[-2000:]
+
+    p = srv.cli("allowlist", "set", *crit)
+    assert p.returncode == 0, p.stderr
+    p = docker("pull", ref)
+    assert PULLED.search(p.stdout).group(1) == digest, p.output
+    image_id = docker.inspect(ref)["Id"]
+    docker.forget(image_id)
+
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    p = srv.cli("allowlist", "set", *crit, "--expires-at", past)
+    assert p.returncode == 0, p.stderr
+    srv.mark_log()
+    out = docker.refused("pull", ref)
+    assert CVE.lower() in out, out
+    assert "412" in manifest_get.findall(srv.log_since_mark())

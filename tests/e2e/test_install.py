@@ -153,6 +153,16 @@ def test_bash_completion(staged, tmp_path):
                                                "unset-admin"]
     assert complete(script, "wharf project create x --") == ["--config", "--data-dir", "--owner", "--public"]
     assert complete(script, "wharf vulndb ") == ["--db", "import", "status", "update"]
+    assert complete(script, "wharf project ") == ["create", "delete", "list", "set", "show"]
+    assert complete(script, "wharf project set team --") == [
+        "--auto-scan", "--config", "--data-dir", "--prevent-vul", "--reuse-sys-allowlist",
+        "--severity"]
+    assert complete(script, "wharf project set team --severity ") == [
+        "critical", "high", "low", "medium", "none"]
+    assert complete(script, "wharf project set team --prevent-vul ") == ["off", "on"]
+    assert complete(script, "wharf allowlist ") == ["add", "remove", "set", "show"]
+    assert complete(script, "wharf allowlist add --") == ["--config", "--data-dir",
+                                                          "--expires-at", "--project"]
     assert complete(script, "wharf scan --fo") == ["--format"]
     assert complete(script, "wharf scan --format ") == ["cyclonedx", "inventory", "json",
                                                         "table"]

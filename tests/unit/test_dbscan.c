@@ -112,6 +112,65 @@ static void test_dbscan__auto_scan_queues_images_only(void **state)
     assert_string_equal(j.report_id, id);
 }
 
+/* What the queued callback saw: how often it ran, and whether the job of
+ * `repo`@`digest` could be read through another handle then (committed). */
+struct queued_seen {
+    wh_db *other;
+    const char *repo, *digest;
+    int calls, visible;
+};
+
+static void on_queued(void *payload)
+{
+    struct queued_seen *q = payload;
+    struct wh_manifest_ref ref;
+    struct wh_scan_job j;
+    q->calls++;
+    if (wh_db_manifest_get(q->other, q->repo, q->digest, true, &ref) == 0 &&
+        wh_db_scan_get(q->other, ref.artifact_id, &j) == 0)
+        q->visible++;
+}
+
+static void test_dbscan__push_that_queues_calls_back_after_commit(void **state)
+{
+    struct fixture *f = *state;
+    char path[128], msg[256];
+    struct queued_seen q = {0};
+    struct wh_scan_job j;
+    int64_t copied = 0;
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    assert_int_equal(wh_db_open(&q.other, path), 0);
+    wh_db_on_scan_queued(f->db, on_queued, &q);
+    /* not an image, not an auto_scan project: no job, no call */
+    push(f->db, f->auto_pid, "auto/app", D2, "application/vnd.example.thing");
+    push(f->db, f->plain_pid, "plain/app", D3, IMAGE_CFG);
+    assert_int_equal(q.calls, 0);
+    /* an image into an auto_scan project: one call, its job committed by then */
+    q.repo = "auto/app";
+    q.digest = D1;
+    push(f->db, f->auto_pid, "auto/app", D1, IMAGE_CFG);
+    assert_int_equal(q.calls, 1);
+    assert_int_equal(q.visible, 1);
+    /* pushed again: the job is kept, nothing queued, no call */
+    push(f->db, f->auto_pid, "auto/app", D1, IMAGE_CFG);
+    assert_int_equal(q.calls, 1);
+    /* a copy into the auto_scan project queues the image it brings */
+    int64_t plain_img = push(f->db, f->plain_pid, "plain/app2", D1, IMAGE_CFG);
+    assert_int_equal(q.calls, 1);
+    q.repo = "auto/copied";
+    assert_int_equal(wh_db_artifact_copy(f->db, plain_img, f->auto_pid, "auto/copied", msg,
+                                         sizeof(msg), &copied),
+                     0);
+    assert_int_equal(q.calls, 2);
+    assert_int_equal(q.visible, 2);
+    assert_int_equal(wh_db_scan_get(q.other, copied, &j), 0);
+    /* no callback: nothing called */
+    wh_db_on_scan_queued(f->db, NULL, NULL);
+    push(f->db, f->auto_pid, "auto/other", D3, IMAGE_CFG);
+    assert_int_equal(q.calls, 2);
+    wh_db_close(q.other);
+}
+
 static void test_dbscan__lifecycle(void **state)
 {
     struct fixture *f = *state;
@@ -203,6 +262,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dbscan__auto_scan_queues_images_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbscan__push_that_queues_calls_back_after_commit,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__crash_loop_ends_in_error, setup, teardown),
     };

@@ -310,6 +310,49 @@ static void test_policy__allowlist_parse(void **state)
     json_decref(in);
 }
 
+/* What the API and the command line store: the checked text, capped; the threshold's spelling. */
+static void test_policy__stored_text_and_severity(void **state)
+{
+    (void)state;
+    char msg[128] = "", sev[16];
+    char *text = NULL;
+    json_t *in = json_loads("{\"items\":[{\"cve_id\":\"CVE-1\"}],\"expires_at\":7}", 0, NULL);
+    assert_int_equal(wh_policy_allowlist_text(&text, in, msg, sizeof(msg)), 0);
+    assert_string_equal(text, "{\"items\":[{\"cve_id\":\"CVE-1\"}],\"expires_at\":7}");
+    free(text);
+    json_decref(in);
+    /* a bad body: the parser's message, no text */
+    in = json_loads("{\"items\":[{\"cve_id\":\"\"}]}", 0, NULL);
+    assert_int_equal(wh_policy_allowlist_text(&text, in, msg, sizeof(msg)), WH_EINVALID);
+    assert_null(text);
+    assert_string_equal(msg, "empty or whitespace-only CVE ID in allowlist");
+    json_decref(in);
+    /* a list whose text would not fit the stored column is refused, not cut */
+    in = json_object();
+    json_t *items = json_array();
+    json_object_set_new(in, "items", items);
+    for (int i = 0; i < 400; i++) { /* 400 x 29 bytes */
+        char id[32];
+        snprintf(id, sizeof(id), "CVE-2024-%05d", i);
+        json_array_append_new(items, json_pack("{s:s}", "cve_id", id));
+    }
+    assert_int_equal(wh_policy_allowlist_text(&text, in, msg, sizeof(msg)), WH_EINVALID);
+    assert_null(text);
+    assert_string_equal(msg, "cve_allowlist exceeds 4095 bytes");
+    json_decref(in);
+
+    assert_int_equal(wh_policy_severity_norm(sev, sizeof(sev), "CriTical"), 0);
+    assert_string_equal(sev, "critical");
+    assert_int_equal(wh_policy_severity_norm(sev, sizeof(sev), "none"), 0);
+    assert_string_equal(sev, "none");
+    assert_int_equal(wh_policy_severity_norm(sev, sizeof(sev), "negligible"), WH_EINVALID);
+    assert_string_equal(sev, "");
+    assert_int_equal(wh_policy_severity_norm(sev, sizeof(sev), ""), WH_EINVALID);
+    assert_int_equal(wh_policy_severity_norm(sev, sizeof(sev), NULL), WH_EINVALID);
+    assert_int_equal(wh_policy_severity_norm(sev, sizeof(sev), "criticalcriticalcritical"),
+                     WH_EINVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +362,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_policy__status_and_kinds, setup, teardown),
         cmocka_unit_test(test_policy__allowlist_parse),
+        cmocka_unit_test(test_policy__stored_text_and_severity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
