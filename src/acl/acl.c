@@ -1394,7 +1394,8 @@ void wh_acl_session_end(wh_acl *a, const char *sid)
     pthread_mutex_unlock(&a->slock);
 }
 
-bool wh_acl_cookie(const char *cookie_header, const char *name, char *out, size_t cap)
+bool wh_acl_cookie(const char *cookie_header, const char *name, unsigned nth, char *out,
+                   size_t cap)
 {
     size_t nlen = strlen(name);
     const char *p = cookie_header;
@@ -1406,6 +1407,10 @@ bool wh_acl_cookie(const char *cookie_header, const char *name, char *out, size_
         const char *end = strchr(p, ';');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            if (nth-- > 0) {
+                p += len;
+                continue;
+            }
             size_t vlen = len - nlen - 1;
             while (vlen && (p[nlen + 1 + vlen - 1] == ' ' || p[nlen + 1 + vlen - 1] == '\t'))
                 vlen--;

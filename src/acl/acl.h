@@ -193,9 +193,12 @@ int wh_acl_session_get(wh_acl *a, const char *sid, struct wh_principal *out, cha
 /* Ends a session (sign-out); unknown ids are ignored. */
 void wh_acl_session_end(wh_acl *a, const char *sid);
 /*
- * The value of cookie `name` in a Cookie header value, copied into `out`
- * (`cap` bytes); false when absent, empty or too long.
+ * The value of the `nth` (from 0) cookie named `name` in a Cookie header
+ * value (a browser may send several of one name: other paths or domains),
+ * copied into `out` (`cap` bytes); false when absent, empty or too long.
  */
-bool wh_acl_cookie(const char *cookie_header, const char *name, char *out, size_t cap);
+#define WH_ACL_COOKIES_MAX 4 /* cookies of one name looked at */
+bool wh_acl_cookie(const char *cookie_header, const char *name, unsigned nth, char *out,
+                   size_t cap);
 
 #endif

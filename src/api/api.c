@@ -753,8 +753,11 @@ int wh_api_handle(wh_req *r, void *payload)
      * them by itself: wharf never asks it to with a Basic challenge here).
      */
     char sid[WH_ACL_SESSION_HEX + 2], csrf[WH_ACL_SESSION_HEX + 1];
-    if ((!authz || !*authz) && wh_acl_cookie(wh_req_header(r, "Cookie"), "sid", sid, sizeof(sid)) &&
-        wh_acl_session_get(api->acl, sid, &c->who, csrf) == 0) {
+    bool session = false;
+    for (unsigned i = 0; !session && (!authz || !*authz) && i < WH_ACL_COOKIES_MAX; i++)
+        session = wh_acl_cookie(wh_req_header(r, "Cookie"), "sid", i, sid, sizeof(sid)) &&
+                  wh_acl_session_get(api->acl, sid, &c->who, csrf) == 0;
+    if (session) {
         wh_req_set_user(r, c->who.name);
         wh_resp_header(r, "X-Harbor-CSRF-Token", csrf);
         enum wh_method m = wh_req_method(r);

@@ -202,8 +202,9 @@ static int login_end(wh_req *r, void *ctx)
     if (who->kind != WH_PRINCIPAL_USER)
         return web_error(r, 403, "FORBIDDEN", "Robot accounts cannot sign in to the portal.");
     /* a session id the browser brought is never reused (fixation): it ends here */
-    if (wh_acl_cookie(wh_req_header(r, "Cookie"), "sid", old, sizeof(old)))
-        wh_acl_session_end(l->w->acl, old);
+    for (unsigned i = 0; i < WH_ACL_COOKIES_MAX; i++)
+        if (wh_acl_cookie(wh_req_header(r, "Cookie"), "sid", i, old, sizeof(old)))
+            wh_acl_session_end(l->w->acl, old);
     if (wh_acl_session_start(l->w->acl, who, sid, csrf) < 0)
         return web_error(r, 500, "UNKNOWN", "internal server error");
     set_session_cookie(r, sid, WH_ACL_SESSION_MAX_S);
@@ -253,8 +254,9 @@ static int log_out(wh_web *w, wh_req *r)
     enum wh_method m = wh_req_method(r);
     if (m != WH_HTTP_GET && m != WH_HTTP_POST)
         return method_not_allowed(r, "GET, POST");
-    if (wh_acl_cookie(wh_req_header(r, "Cookie"), "sid", sid, sizeof(sid)))
-        wh_acl_session_end(w->acl, sid);
+    for (unsigned i = 0; i < WH_ACL_COOKIES_MAX; i++)
+        if (wh_acl_cookie(wh_req_header(r, "Cookie"), "sid", i, sid, sizeof(sid)))
+            wh_acl_session_end(w->acl, sid);
     set_session_cookie(r, "", 0);
     wh_resp_header(r, "Cache-Control", "no-store");
     wh_resp_send_empty(r, 200);
