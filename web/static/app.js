@@ -50,7 +50,6 @@ function shell(main) {
           h('ul', null,
             h('li', null, link('/harbor/users', 'Users')),
             h('li', null, link('/harbor/robot-accounts', 'Robot Accounts')),
-            h('li', null, link('/harbor/interrogation-services/vulnerability', 'Vulnerability')),
             h('li', null, link('/harbor/configs/security', 'Configuration')))),
       ] : null),
     h('p', { class: 'foot' }, h('a', { href: '/api/v2.0/swagger.json' }, 'Harbor API V2.0')));
@@ -124,7 +123,6 @@ const routes = [
   [/^\/harbor\/users\/?$/, () => usersPage],
   [/^\/harbor\/robot-accounts\/?$/, () => systemRobotsPage],
   [/^\/harbor\/configs(\/.*)?$/, () => securityPage],
-  [/^\/harbor\/interrogation-services(\/.*)?$/, () => securityPage],
   [/^\/harbor\/logs\/?$/, () => auditPage],
 ];
 
@@ -149,11 +147,9 @@ export async function route() {
     if (m) { page = make(m); break; }
   }
   if (!state.user) {
-    // anonymous visitors may browse public projects; the rest asks for a sign-in
-    if (!path.startsWith('/harbor/projects')) {
-      history.replaceState(null, '', '/harbor/sign-in?redirect_url=' + encodeURIComponent(path));
-      return signInPage();
-    }
+    // as in Harbor, every page but the sign-in asks for one first
+    history.replaceState(null, '', '/harbor/sign-in?redirect_url=' + encodeURIComponent(path));
+    return signInPage();
   }
   const main = h('div', { class: 'page' });
   shell(main);

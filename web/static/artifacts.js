@@ -62,6 +62,7 @@ export async function artifactsPage(el, projectId, repo) {
     tr.append(
       h('td', null, expand, link(detail(a.digest), h('code', null, shortDigest(a.digest))), copyButton(a.digest, `Copy digest ${a.digest}`)),
       h('td', null, (a.tags || []).map((t) => h('span', { class: 'tag' }, t.name))),
+      h('td', null, (a.labels || []).map((l) => h('span', { class: 'label', title: l.description || '' }, l.name))),
       h('td', null, osArch),
       h('td', { class: 'num' }, fmtSize(a.size)),
       h('td', null, vulnCell(a, logHref(a.digest))),
@@ -91,7 +92,7 @@ export async function artifactsPage(el, projectId, repo) {
     try { res = await api('GET', `${base}/artifacts?${q}`); } catch (ex) { clear(list).append(alertBox('error', ex.message)); return; }
     const rows = res.data.map((a) => row(a, false));
     clear(list).append(
-      table('Artifacts', ['Artifacts', 'Tags', 'OS/ARCH', 'Size', 'Vulnerabilities', 'Push Time', 'Pull Time', 'Actions'], rows),
+      table('Artifacts', ['Artifacts', 'Tags', 'Labels', 'OS/ARCH', 'Size', 'Vulnerabilities', 'Push Time', 'Pull Time', 'Actions'], rows),
       rows.length ? '' : h('p', { class: 'empty' }, 'We couldn\'t find any artifacts!'),
       pager(page, PAGE_SIZE, res.total ?? rows.length, (n) => { page = n; load(); }));
     // while a scan runs, the page follows it
