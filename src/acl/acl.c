@@ -72,6 +72,7 @@ struct session {
     char stamp[17];
     char csrf[WH_ACL_SESSION_HEX + 1];
     int64_t started_ms, used_ms;
+    uint64_t tick; /* order of last use (a.session_tick), for eviction */
 };
 
 struct wh_acl {
@@ -98,6 +99,7 @@ struct wh_acl {
     bool stopping;
     pthread_mutex_t slock;        /* guards sessions[] */
     struct session *sessions;     /* WH_ACL_SESSIONS_MAX slots */
+    uint64_t session_tick;        /* guarded by slock */
 };
 
 /* ---- verified-credentials cache ---- */
@@ -1311,11 +1313,12 @@ int wh_acl_session_start(wh_acl *a, const struct wh_principal *p, char *sid_out,
             slot = s;
             break;
         }
-        if (s->used_ms < oldest->used_ms)
+        if (s->tick < oldest->tick)
             oldest = s;
     }
     if (!slot)
         slot = oldest;
+    fresh.tick = ++a->session_tick;
     *slot = fresh;
     pthread_mutex_unlock(&a->slock);
     memcpy(csrf_out, fresh.csrf, sizeof(fresh.csrf));
@@ -1362,8 +1365,10 @@ int wh_acl_session_get(wh_acl *a, const char *sid, struct wh_principal *out, cha
     s = session_find(a, key);
     if (s && !same)
         memset(s, 0, sizeof(*s));
-    else if (s)
+    else if (s) {
         s->used_ms = now;
+        s->tick = ++a->session_tick;
+    }
     pthread_mutex_unlock(&a->slock);
     if (!s || !same) {
         error = wh_error_set(WH_ENOTFOUND, "no such session");
