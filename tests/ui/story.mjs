@@ -55,6 +55,9 @@ try {
   check((await row.getByRole('cell').nth(1).textContent()) === 'Private', 'the new project is listed, Private');
   check((await row.getByRole('cell').nth(2).textContent()) === 'Project Admin', 'its creator is its Project Admin');
   await shot(page, '03-projects');
+  await page.getByLabel('Filter projects by name').fill(PROJECT.slice(3));
+  await page.getByRole('link', { name: 'library', exact: true }).waitFor({ state: 'detached' });
+  check((await page.getByRole('table', { name: 'Projects' }).locator('tbody tr').count()) === 1, 'the filter keeps the matching project only');
 
   // 3. Configuration: scan on push, saved and still there after a reload
   await projLink.click();
