@@ -125,3 +125,19 @@ def test_portal_renders_hostile_text_as_text(servers, skopeo, pinned_bookworm, u
     assert r.status_code == 201, describe(r)
     run_ui("hostile.mjs", srv, tmp_path, "hostile", env={
         "PROJECT": unique, "PROJECT_ID": str(pid), "XSS": XSS, "LABEL": "lbl " + XSS[:100]})
+
+
+def test_portal_index_opens_onto_its_children(servers, skopeo, pinned_bookworm, unique, tmp_path):
+    """An image index lists as one row with its children's merged scan; its ▸
+    button shows the child image under it, with its own scan."""
+    from test_scan_registry import index_layout
+    srv = servers.new()
+    import_db(srv)
+    summary = expected_summary(cli_report(srv, pinned_bookworm))
+    api = Api(srv.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    pid = api.create_project(unique, metadata={"auto_scan": "true"})
+    src = index_layout(pinned_bookworm, tmp_path / "idx-layout")
+    skopeo.copy(src, f"docker://{srv.host}/{unique}/multi:idx", "--all")
+    run_ui("index.mjs", srv, tmp_path, "index", env={
+        "PROJECT_ID": str(pid), "CHILD": pinned_bookworm.manifest_digest,
+        "WANT": f"{summary['total']} Total · {summary['fixable']} Fixable"})
