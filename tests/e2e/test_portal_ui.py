@@ -141,3 +141,23 @@ def test_portal_index_opens_onto_its_children(servers, skopeo, pinned_bookworm, 
     run_ui("index.mjs", srv, tmp_path, "index", env={
         "PROJECT_ID": str(pid), "CHILD": pinned_bookworm.manifest_digest,
         "WANT": f"{summary['total']} Total · {summary['fixable']} Fixable"})
+
+
+def test_portal_scan_states_and_actions(servers, skopeo, pinned_bookworm, unique, tmp_path):
+    """The Vulnerabilities cell through a scan's states, driven by the row's
+    actions: Not Scanned, Scan → Scanning (held by the failpoint scan.hold),
+    Stop scan → Scan stopped, Scan → Error with its log (failpoint scan.run),
+    Scan → the summary; Copy and Delete."""
+    srv = servers.new(env={"WHARF_SCAN_WORKERS": "2",
+                           "WHARF_FAILPOINTS": "scan.hold=1:EIO,scan.run=1:EIO"})
+    import_db(srv)
+    summary = expected_summary(cli_report(srv, pinned_bookworm))
+    api = Api(srv.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    pid = api.create_project(unique)  # no scan on push
+    skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{unique}/app:1")
+    skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{unique}/gone:1")
+    run_ui("scan.mjs", srv, tmp_path, "scan", env={
+        "PROJECT_ID": str(pid), "DIGEST": pinned_bookworm.manifest_digest,
+        "WANT": f"{summary['total']} Total · {summary['fixable']} Fixable"})
+    r = api.get(f"/projects/{unique}/repositories/gone/artifacts")
+    assert r.status_code == 200 and r.json() == [], describe(r)
