@@ -192,6 +192,7 @@ bench:
 	python3 bench/login_storm.py $(B)/wharf
 	python3 bench/audit_growth.py $(B)/wharf
 	python3 bench/gate.py $(B)/wharf
+	python3 bench/portal.py --wharf $(B)/wharf --fill $(B)/bench/listfill
 
 bench-lists: all $(B)/bench/listfill
 	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill

@@ -12,7 +12,7 @@ build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-de
        libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev libisal-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
          docker.io containerd runc uidmap curl jq openssl systemd mandoc man-db chromium nodejs)
-bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap umoci pigz zstd bc)
+bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap umoci pigz zstd bc chromium nodejs)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 fixtures=(rpm db-util python3)
 
@@ -25,10 +25,11 @@ case "$what" in
     *) echo "usage: $0 [run|test|bench|fuzz|fixtures]" >&2; exit 2 ;;
 esac
 
-# The portal's browser tests (tests/ui): playwright-core from npm, exactly as locked in
-# tests/ui/package-lock.json (`npm ci`), driving Debian's chromium (no browser download).
+# The portal's browser tests and benchmark (tests/ui): playwright-core from npm, exactly as
+# locked in tests/ui/package-lock.json (`npm ci`), driving Debian's chromium (no browser
+# download).
 ui_modules() {
-    [ "$what" = test ] || return 0
+    [ "$what" = test ] || [ "$what" = bench ] || return 0
     local ui
     ui="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
     if [ ! -d "$ui/node_modules/playwright-core" ] ||
