@@ -161,3 +161,13 @@ def test_portal_scan_states_and_actions(servers, skopeo, pinned_bookworm, unique
         "WANT": f"{summary['total']} Total · {summary['fixable']} Fixable"})
     r = api.get(f"/projects/{unique}/repositories/gone/artifacts")
     assert r.status_code == 200 and r.json() == [], describe(r)
+
+
+def test_portal_administration(servers, unique, tmp_path):
+    srv = servers.new()
+    run_ui("admin.mjs", srv, tmp_path, "admin", env={"NEWUSER": unique[-20:]})
+    r = Api(srv.url, auth=(ADMIN_USER, ADMIN_PASSWORD)).get("/system/CVEAllowlist")
+    assert r.status_code == 200, describe(r)
+    al = r.json()
+    assert [i["cve_id"] for i in al["items"]] == ["CVE-2024-1111", "CVE-2024-2222"]
+    assert al["expires_at"] == 1580515199  # 2020-01-31T23:59:59Z
