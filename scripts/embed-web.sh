@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Writes the C source of the portal's files (web/ in the tree) to stdout: each file as
 # a byte array, then the table struct wh_web_asset wh_web_assets[] (src/web/web.h) with
-# its URL path, content type and ETag (the first 32 hex digits of its SHA-256). Files
+# its URL path, content type and ETag (the first 32 hex digits of its SHA-256), and for
+# text a gzip copy (gzip -9n, kept only when smaller) with its own ETag. Files
 # whose names hold anything but letters, digits, '.', '_', '-' and '/' (or start with
 # '.'), and extensions without a known content type, stop the build: nothing is served
-# that was not meant to be. Run by the Makefile; needs only coreutils.
+# that was not meant to be. Run by the Makefile; needs only coreutils and gzip.
 set -euo pipefail
 dir=${1:?usage: embed-web.sh WEB_DIR}
 cd "$dir"
+declare -a gzlen
 mapfile -t files < <(find . -type f | sed 's|^\./||' | LC_ALL=C sort)
 
 ctype() {
@@ -37,6 +39,18 @@ for f in "${files[@]}"; do
     echo "static const unsigned char f$i[] = {"
     od -An -v -tx1 "$f" | sed -e 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'
     echo "0x00};"
+    gzlen[i]=0
+    case "$(ctype "$f")" in
+    text/* | image/svg+xml | application/json)
+        n=$(gzip -9 -n -c "$f" | wc -c)
+        if [ "$n" -lt "$(stat -c %s "$f")" ]; then
+            gzlen[i]=$n
+            echo "static const unsigned char g$i[] = {"
+            gzip -9 -n -c "$f" | od -An -v -tx1 | sed -e 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'
+            echo "0x00};"
+        fi
+        ;;
+    esac
     i=$((i + 1))
 done
 echo
@@ -45,7 +59,12 @@ i=0
 for f in "${files[@]}"; do
     size=$(stat -c %s "$f")
     etag=$(sha256sum "$f" | cut -c1-32)
-    printf '    {"/%s", "%s", f%d, %d, "\\"%s\\""},\n' "$f" "$(ctype "$f")" "$i" "$size" "$etag"
+    if [ "${gzlen[i]}" -gt 0 ]; then
+        gz="g$i, ${gzlen[i]}, \"\\\"$etag-gz\\\"\""
+    else
+        gz="NULL, 0, NULL"
+    fi
+    printf '    {"/%s", "%s", f%d, %d, "\\"%s\\"", %s},\n' "$f" "$(ctype "$f")" "$i" "$size" "$etag" "$gz"
     i=$((i + 1))
 done
 [ "$i" -gt 0 ] || { echo "embed-web.sh: no files in $dir" >&2; exit 1; }

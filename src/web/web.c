@@ -104,17 +104,53 @@ static bool etag_matches(const char *inm, const char *etag)
     return false;
 }
 
+/*
+ * Whether an Accept-Encoding value takes gzip: a `gzip`, `x-gzip` or `*`
+ * coding whose q is not 0 (RFC 9110 §12.5.3). Anything unparsable: no.
+ */
+static bool accepts_gzip(const char *ae)
+{
+    for (const char *p = ae; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",; \t");
+        bool named = (n == 4 && strncasecmp(p, "gzip", 4) == 0) ||
+                     (n == 6 && strncasecmp(p, "x-gzip", 6) == 0) || (n == 1 && *p == '*');
+        const char *end = p + strcspn(p, ",");
+        const char *q = strstr(p, "q=");
+        bool zero = false;
+        if (q && q < end) {
+            char *stop;
+            double v = strtod(q + 2, &stop);
+            zero = stop == q + 2 || v <= 0.0;
+        }
+        if (named && !zero)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
 static int send_asset(wh_req *r, const struct wh_web_asset *a)
 {
-    wh_resp_header(r, "ETag", a->etag);
+    bool gz = a->gz_data && accepts_gzip(wh_req_header(r, "Accept-Encoding"));
+    const char *etag = gz ? a->gz_etag : a->etag;
+    wh_resp_header(r, "ETag", etag);
     /* names carry no version: a browser asks again each time and gets 304 */
     wh_resp_header(r, "Cache-Control", "no-cache");
+    if (a->gz_data)
+        wh_resp_header(r, "Vary", "Accept-Encoding");
     const char *inm = wh_req_header(r, "If-None-Match");
-    if (inm && etag_matches(inm, a->etag)) {
+    if (inm && etag_matches(inm, etag)) {
         wh_resp_send_empty(r, 304);
         return 0;
     }
-    wh_resp_send(r, 200, a->content_type, a->data, a->len);
+    if (gz) {
+        wh_resp_header(r, "Content-Encoding", "gzip");
+        wh_resp_send(r, 200, a->content_type, a->gz_data, a->gz_len);
+    } else {
+        wh_resp_send(r, 200, a->content_type, a->data, a->len);
+    }
     return 0;
 }
 

@@ -23,6 +23,9 @@ struct wh_web_asset {
     const unsigned char *data;
     size_t len;
     const char *etag; /* quoted strong validator: a digest of the bytes */
+    const unsigned char *gz_data; /* the same bytes gzipped (text only), or NULL */
+    size_t gz_len;
+    const char *gz_etag; /* the gzipped representation's own validator */
 };
 
 /* The table written by scripts/embed-web.sh (sorted by path). */

@@ -7,6 +7,7 @@ session requests only, wrong credentials and the login throttle.
 
 The browser half (Chromium driven by playwright-core) is test_portal_ui.py.
 """
+import gzip
 import http.client
 import re
 
@@ -80,9 +81,31 @@ def test_pages_files_and_headers(server):
         assert r2.status_code == 304 and r2.content == b"", describe(r2)
         r3 = requests.get(server.url + asset, headers={"If-None-Match": '"other"'}, timeout=30)
         assert r3.status_code == 200 and r3.content == r.content
-    h = requests.head(server.url + "/static/app.js", timeout=30)
+    ident = {"Accept-Encoding": "identity"}
+    h = requests.head(server.url + "/static/app.js", headers=ident, timeout=30)
     assert h.status_code == 200 and h.content == b""
-    assert int(h.headers["Content-Length"]) == len(requests.get(server.url + "/static/app.js").content)
+    plain = requests.get(server.url + "/static/app.js", headers=ident, timeout=30)
+    assert "Content-Encoding" not in plain.headers
+    assert int(h.headers["Content-Length"]) == len(plain.content)
+    # gzip when asked for (text only), with its own ETag and Vary
+    for ae in ["gzip", "br, gzip;q=0.5", "*", "x-gzip"]:
+        raw = requests.get(server.url + "/static/app.js", headers={"Accept-Encoding": ae},
+                           timeout=30, stream=True)
+        body = raw.raw.read(decode_content=False)
+        assert raw.headers["Content-Encoding"] == "gzip", (ae, raw.headers)
+        assert raw.headers["Vary"] == "Accept-Encoding"
+        assert int(raw.headers["Content-Length"]) == len(body) < len(plain.content)
+        assert gzip.decompress(body) == plain.content
+        assert raw.headers["ETag"] != plain.headers["ETag"]
+        r304 = requests.get(server.url + "/static/app.js", timeout=30,
+                            headers={"Accept-Encoding": ae, "If-None-Match": raw.headers["ETag"]})
+        assert r304.status_code == 304, describe(r304)
+    for ae in ["gzip;q=0", "deflate", "br", "gzipx", "identity, gzip;q=0.000", ""]:
+        r = requests.get(server.url + "/static/app.js", headers={"Accept-Encoding": ae},
+                         timeout=30, stream=True)
+        assert "Content-Encoding" not in r.headers, (ae, r.headers)
+        assert r.raw.read(decode_content=False) == plain.content
+        assert r.headers["ETag"] == plain.headers["ETag"]
     r = requests.post(server.url + "/harbor/projects", timeout=30)
     assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD", describe(r)
 
