@@ -186,6 +186,17 @@ try {
   await page.goto(`${URL}/harbor/projects/${projectId}/summary`);
   await until(async () => (await page.getByTestId('repo-count').textContent()) === '1', 'the summary');
   await shot(page, '10-summary');
+  // the tabs by keyboard: the arrows move between them
+  await page.getByRole('tab', { name: 'Summary' }).focus();
+  await page.keyboard.press('ArrowRight');
+  await page.waitForURL(`${URL}/harbor/projects/${projectId}/repositories`);
+  await until(async () => (await page.evaluate(() => document.activeElement && document.activeElement.id)) === 'tab-repositories', 'the focus on the Repositories tab');
+  await page.keyboard.press('End');
+  await page.waitForURL(`${URL}/harbor/projects/${projectId}/configs`);
+  await until(async () => (await page.evaluate(() => document.activeElement && document.activeElement.id)) === 'tab-configs', 'the focus on the Configuration tab');
+  await page.keyboard.press('Home');
+  await page.waitForURL(`${URL}/harbor/projects/${projectId}/summary`);
+  check((await page.getByRole('tab', { name: 'Summary' }).getAttribute('tabindex')) === '0', 'the tabs follow the arrows, Home and End, keeping the focus');
   await page.getByRole('tab', { name: 'Members' }).click();
   await page.getByRole('button', { name: '+ USER' }).click();
   await page.getByRole('dialog', { name: 'New Member' }).waitFor();

@@ -11,7 +11,11 @@ import { usersPage, systemRobotsPage, securityPage, auditPage } from './admin.js
 
 export const state = { user: null };
 
-export function navigate(path, replace) {
+let pendingFocus = null;
+
+/** Goes to `path`; `focusId` names the element to focus once the page is drawn. */
+export function navigate(path, replace, focusId) {
+  pendingFocus = focusId || null;
   if (replace) history.replaceState(null, '', path);
   else history.pushState(null, '', path);
   route();
@@ -163,7 +167,9 @@ export async function route() {
   } catch (ex) {
     main.appendChild(alertBox('error', ex.message));
   }
-  document.getElementById('main')?.focus({ preventScroll: true });
+  const target = (pendingFocus && document.getElementById(pendingFocus)) || document.getElementById('main');
+  pendingFocus = null;
+  target?.focus({ preventScroll: true });
 }
 
 route();

@@ -17,8 +17,18 @@ export async function projectPage(el, id, tab) {
   const tabs = h('div', { role: 'tablist', class: 'tabs', 'aria-label': 'Project' },
     TABS.map(([k, label]) => h('a', {
       role: 'tab', href: `/harbor/projects/${id}/${k}`, 'data-nav': true,
-      'aria-selected': k === tab ? 'true' : 'false', id: `tab-${k}`,
+      'aria-selected': k === tab ? 'true' : 'false', id: `tab-${k}`, tabindex: k === tab ? '0' : '-1',
     }, label)));
+  // the tab pattern: one tab in the tab order, the arrows, Home and End move between them
+  tabs.addEventListener('keydown', (e) => {
+    const all = [...tabs.querySelectorAll('[role=tab]')];
+    const i = all.indexOf(document.activeElement);
+    const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: all.length - 1 }[e.key];
+    if (i < 0 || to === undefined) return;
+    e.preventDefault();
+    const next = all[(to + all.length) % all.length];
+    navigate(next.getAttribute('href'), false, next.id);
+  });
   const panel = h('section', { role: 'tabpanel', 'aria-labelledby': `tab-${tab}`, class: 'panel' });
   el.append(h('p', { class: 'crumbs' }, link('/harbor/projects', 'Projects'), ' / '),
     h('h1', null, p.name, h('span', { class: 'badge' }, p.metadata.public === 'true' ? 'Public' : 'Private')),
