@@ -51,7 +51,10 @@ endif
 CFLAGS_ALL = $(BASE) $(OPT) $(CFLAGS)
 
 LIB_SRC := $(shell find src -name '*.c' ! -path src/main.c | sort)
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+# The portal's files (web/) become one generated C file of byte arrays (src/web/web.h).
+WEB_FILES := $(shell find web -type f | sort)
+WEB_GEN := $(B)/gen/web_assets.c
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/web_assets.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -62,6 +65,16 @@ all: $(B)/wharf
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(WEB_GEN): $(WEB_FILES) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   web/"
+	@bash scripts/embed-web.sh web > $@.tmp
+	@mv $@.tmp $@
+
+$(B)/gen/web_assets.o: $(WEB_GEN)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -187,6 +200,7 @@ bench:
 	python3 bench/audit_growth.py $(B)/wharf
 	python3 bench/gate.py $(B)/wharf
 	python3 bench/scan_push.py $(B)/wharf
+	python3 bench/portal.py --wharf $(B)/wharf --fill $(B)/bench/listfill
 
 bench-lists: all $(B)/bench/listfill
 	python3 bench/lists.py --wharf $(B)/wharf --fill $(B)/bench/listfill

@@ -11,8 +11,8 @@ what=${1:-test}
 build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
        libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev libisal-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
-         docker.io containerd runc uidmap curl jq openssl systemd mandoc man-db)
-bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap umoci pigz zstd bc)
+         docker.io containerd runc uidmap curl jq openssl systemd mandoc man-db chromium nodejs)
+bench=(docker-registry hey wrk skopeo curl python3 mmdebstrap umoci pigz zstd bc chromium nodejs)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 fixtures=(rpm db-util python3)
 
@@ -25,16 +25,35 @@ case "$what" in
     *) echo "usage: $0 [run|test|bench|fuzz|fixtures]" >&2; exit 2 ;;
 esac
 
+# The portal's browser tests and benchmark (tests/ui): playwright-core from npm, exactly as
+# locked in tests/ui/package-lock.json (`npm ci`), driving Debian's chromium (no browser
+# download).
+ui_modules() {
+    [ "$what" = test ] || [ "$what" = bench ] || return 0
+    local ui
+    ui="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
+    if [ ! -d "$ui/node_modules/playwright-core" ] ||
+        [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then
+        command -v npm >/dev/null || { echo "wharf: npm is missing (Debian package npm)" >&2; exit 1; }
+        echo "wharf: npm ci in tests/ui" >&2
+        (cd "$ui" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
+    fi
+}
+
 missing=()
 for p in "${want[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
         missing+=("$p")
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+    ui_modules
+    exit 0
+fi
 
 echo "wharf: installing missing Debian packages: ${missing[*]}" >&2
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+ui_modules

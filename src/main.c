@@ -31,6 +31,7 @@
 #include "http/http.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
+#include "web/web.h"
 #include "wharf_version.h" /* WHARF_COMMIT, WHARF_BUILD, WHARF_CFLAGS: written by the Makefile */
 
 #define WHARF_VERSION "0.1.0"
@@ -363,6 +364,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_acl *acl = NULL;
     wh_registry *reg = NULL;
     wh_api *api = NULL;
+    wh_web *web = NULL;
     wh_scand *scand = NULL;
     wh_adapter *adapter = NULL;
     struct wh_adapter_client *scan_client = NULL;
@@ -547,6 +549,9 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_http_route(http, "/service/token", wh_registry_token_handle, reg);
     wh_http_route(http, "/api/v2.0/", wh_api_handle, api);
     wh_http_route(http, "/api/v1/", wh_api_v1_handle, adapter);
+    /* the portal: its pages, files and sign-in; any other path answers 404 */
+    wh_web_new(&web, acl);
+    wh_http_route(http, "/", wh_web_handle, web);
     if (wh_http_start(http) < 0) {
         wh_log_error("%s", wh_error_msg());
         goto out;
@@ -572,6 +577,7 @@ out:
     free(scan_client);
     wh_adapter_free(adapter);
     wh_api_free(api);
+    wh_web_free(web);
     wh_registry_free(reg);
     wh_acl_free(acl);
     wh_store_free(store);

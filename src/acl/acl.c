@@ -60,6 +60,21 @@ struct addr_budget {
 };
 
 #define REVOKED_SLOTS 512 /* revoked tokens not yet expired, at most */
+/*
+ * A portal session: the SHA-256 of its id (the id itself is never kept, so
+ * a look-up compares digests and a memory dump reveals no usable cookie),
+ * its user, the fingerprint of the user's stored password at sign-in, its
+ * CSRF token and its times. A free slot has user_id 0.
+ */
+struct session {
+    unsigned char key[64]; /* hex */
+    int64_t user_id;
+    char name[WH_NAME_MAX];
+    char stamp[17];
+    char csrf[WH_ACL_SESSION_HEX + 1];
+    int64_t started_ms, used_ms;
+    uint64_t tick; /* order of last use (a.session_tick), for eviction */
+};
 
 struct wh_acl {
     wh_db *db;
@@ -89,6 +104,9 @@ struct wh_acl {
         int64_t exp_s; /* 0: free slot */
     } revoked[REVOKED_SLOTS];
     unsigned nrevoked;
+    pthread_mutex_t slock;        /* guards sessions[] */
+    struct session *sessions;     /* WH_ACL_SESSIONS_MAX slots */
+    uint64_t session_tick;        /* guarded by slock */
 };
 
 /* ---- verified-credentials cache ---- */
@@ -1254,6 +1272,8 @@ int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
     a->refresh_ttl_s = cfg->refresh_ttl_s > 0 ? cfg->refresh_ttl_s : 30 * 24 * 3600;
     wh_random_hex(a->salt, 16);
     pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->slock, NULL);
+    a->sessions = wh_calloc(WH_ACL_SESSIONS_MAX, sizeof(*a->sessions));
     pthread_cond_init(&a->cond, NULL);
     pthread_cond_init(&a->room, NULL);
     a->throttle = wh_auth_throttle_new();
@@ -1266,6 +1286,8 @@ int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
         wh_auth_keys_free(a->keys);
         free(a->batch);
         free(a->rows);
+        free(a->sessions);
+        pthread_mutex_destroy(&a->slock);
         free(a);
         return error;
     }
@@ -1292,6 +1314,10 @@ void wh_acl_free(wh_acl *a)
     pthread_cond_destroy(&a->room);
     free(a->batch);
     free(a->rows);
+    if (a->sessions)
+        OPENSSL_cleanse(a->sessions, WH_ACL_SESSIONS_MAX * sizeof(*a->sessions));
+    free(a->sessions);
+    pthread_mutex_destroy(&a->slock);
     free(a);
 }
 
@@ -1303,4 +1329,176 @@ const wh_auth_keys *wh_acl_keys(const wh_acl *a)
 int64_t wh_acl_token_ttl(const wh_acl *a)
 {
     return a->token_ttl_s;
+}
+
+/* ---- portal sessions ---- */
+
+static void session_key(unsigned char out[64], const char *sid)
+{
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, sid, strlen(sid));
+    memcpy(out, wh_digest_hex(&d), 64);
+}
+
+static bool session_live(const struct session *s, int64_t now_ms)
+{
+    return s->user_id > 0 && now_ms - s->used_ms < (int64_t)WH_ACL_SESSION_IDLE_S * 1000 &&
+           now_ms - s->started_ms < (int64_t)WH_ACL_SESSION_MAX_S * 1000;
+}
+
+/* The slot of a session id or NULL; a.slock held. */
+static struct session *session_find(wh_acl *a, const unsigned char key[64])
+{
+    for (size_t i = 0; i < WH_ACL_SESSIONS_MAX; i++) {
+        struct session *s = &a->sessions[i];
+        if (s->user_id > 0 && CRYPTO_memcmp(s->key, key, 64) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+int wh_acl_session_start(wh_acl *a, const struct wh_principal *p, char *sid_out,
+                         char *csrf_out)
+{
+    struct wh_user *u = NULL;
+    int error = 0;
+
+    if (p->kind != WH_PRINCIPAL_USER || p->has_token || p->id <= 0)
+        return wh_error_set(WH_EINVALID, "only users sign in to the portal");
+    u = wh_malloc(sizeof(*u));
+    if ((error = wh_db_user_get_id(a->db, p->id, u)) < 0)
+        goto out;
+    struct session fresh = {0};
+    wh_random_hex(sid_out, WH_ACL_SESSION_HEX / 2);
+    wh_random_hex(fresh.csrf, WH_ACL_SESSION_HEX / 2);
+    session_key(fresh.key, sid_out);
+    fresh.user_id = u->id;
+    snprintf(fresh.name, sizeof(fresh.name), "%s", u->username);
+    credential_stamp(fresh.stamp, u->password);
+    fresh.started_ms = fresh.used_ms = wh_now_ms();
+
+    pthread_mutex_lock(&a->slock);
+    /* a free or ended slot, else the least recently used one */
+    struct session *slot = NULL, *oldest = &a->sessions[0];
+    for (size_t i = 0; i < WH_ACL_SESSIONS_MAX; i++) {
+        struct session *s = &a->sessions[i];
+        if (!session_live(s, fresh.used_ms)) {
+            slot = s;
+            break;
+        }
+        if (s->tick < oldest->tick)
+            oldest = s;
+    }
+    if (!slot)
+        slot = oldest;
+    fresh.tick = ++a->session_tick;
+    *slot = fresh;
+    pthread_mutex_unlock(&a->slock);
+    memcpy(csrf_out, fresh.csrf, sizeof(fresh.csrf));
+    OPENSSL_cleanse(&fresh, sizeof(fresh));
+out:
+    free(u);
+    return error < 0 ? error : 0;
+}
+
+int wh_acl_session_get(wh_acl *a, const char *sid, struct wh_principal *out, char *csrf_out)
+{
+    unsigned char key[64];
+    struct session copy;
+    struct wh_user *u = NULL;
+    int64_t now = wh_now_ms();
+    int error = WH_ENOTFOUND;
+
+    anonymous(out);
+    if (strlen(sid) != WH_ACL_SESSION_HEX)
+        return wh_error_set(WH_ENOTFOUND, "no such session");
+    session_key(key, sid);
+    pthread_mutex_lock(&a->slock);
+    struct session *s = session_find(a, key);
+    bool found = s && session_live(s, now);
+    if (found) {
+        copy = *s;
+    } else if (s) {
+        memset(s, 0, sizeof(*s));
+    }
+    pthread_mutex_unlock(&a->slock);
+    if (!found)
+        return wh_error_set(WH_ENOTFOUND, "no such session");
+
+    /* the account must be the one that signed in, with the same password */
+    char have[17];
+    u = wh_malloc(sizeof(*u));
+    bool same = wh_db_user_get_id(a->db, copy.user_id, u) == 0 &&
+                strcmp(u->username, copy.name) == 0;
+    if (same) {
+        credential_stamp(have, u->password);
+        same = wh_auth_consttime_eq(have, 16, copy.stamp, 16);
+    }
+    pthread_mutex_lock(&a->slock);
+    s = session_find(a, key);
+    if (s && !same)
+        memset(s, 0, sizeof(*s));
+    else if (s) {
+        s->used_ms = now;
+        s->tick = ++a->session_tick;
+    }
+    pthread_mutex_unlock(&a->slock);
+    if (!s || !same) {
+        error = wh_error_set(WH_ENOTFOUND, "no such session");
+        goto out;
+    }
+    out->kind = WH_PRINCIPAL_USER;
+    out->id = u->id;
+    out->sysadmin = u->sysadmin;
+    snprintf(out->name, sizeof(out->name), "%s", u->username);
+    memcpy(csrf_out, copy.csrf, sizeof(copy.csrf));
+    error = 0;
+out:
+    OPENSSL_cleanse(&copy, sizeof(copy));
+    free(u);
+    return error;
+}
+
+void wh_acl_session_end(wh_acl *a, const char *sid)
+{
+    unsigned char key[64];
+    if (strlen(sid) != WH_ACL_SESSION_HEX)
+        return;
+    session_key(key, sid);
+    pthread_mutex_lock(&a->slock);
+    struct session *s = session_find(a, key);
+    if (s)
+        memset(s, 0, sizeof(*s));
+    pthread_mutex_unlock(&a->slock);
+}
+
+bool wh_acl_cookie(const char *cookie_header, const char *name, unsigned nth, char *out,
+                   size_t cap)
+{
+    size_t nlen = strlen(name);
+    const char *p = cookie_header;
+    if (!p || cap == 0)
+        return false;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ';')
+            p++;
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            if (nth-- > 0) {
+                p += len;
+                continue;
+            }
+            size_t vlen = len - nlen - 1;
+            while (vlen && (p[nlen + 1 + vlen - 1] == ' ' || p[nlen + 1 + vlen - 1] == '\t'))
+                vlen--;
+            if (vlen == 0 || vlen >= cap)
+                return false;
+            memcpy(out, p + nlen + 1, vlen);
+            out[vlen] = '\0';
+            return true;
+        }
+        p += len;
+    }
+    return false;
 }

@@ -176,4 +176,43 @@ void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip
                   int64_t project_id, const char *resource, const char *resource_type,
                   const char *operation, bool result);
 
+/* ---- portal sessions (POST /c/login) ---- */
+
+/* A session id and a CSRF token: 64 hex digits (32 random bytes) each. */
+#define WH_ACL_SESSION_HEX 64
+/* Sessions held at once; past it the least recently used one is ended. */
+#define WH_ACL_SESSIONS_MAX 10000
+/* A session unused this long ends (Harbor's default session timeout). */
+#define WH_ACL_SESSION_IDLE_S (60 * 60)
+/* A session ends this long after the sign-in, used or not. */
+#define WH_ACL_SESSION_MAX_S (12 * 60 * 60)
+
+/*
+ * Starts a session for `p` (a user that has just proved its password):
+ * writes a fresh random session id and CSRF token (WH_ACL_SESSION_HEX
+ * digits + NUL each). Sessions live in memory only (a restart ends them);
+ * only a digest of the id is kept. Returns 0 or WH_EINVALID (not a user).
+ */
+int wh_acl_session_start(wh_acl *a, const struct wh_principal *p, char *sid_out,
+                         char *csrf_out);
+/*
+ * Identifies the caller of a session id: the session must exist, be within
+ * its idle and total lifetimes, and its user must still exist under the
+ * same name and id with the same password (a change or a delete ends it).
+ * Fills `out` (the user, its administrator flag read now) and `csrf_out`
+ * (WH_ACL_SESSION_HEX + 1 bytes). Returns 0 or WH_ENOTFOUND (no such live
+ * session; it is forgotten).
+ */
+int wh_acl_session_get(wh_acl *a, const char *sid, struct wh_principal *out, char *csrf_out);
+/* Ends a session (sign-out); unknown ids are ignored. */
+void wh_acl_session_end(wh_acl *a, const char *sid);
+/*
+ * The value of the `nth` (from 0) cookie named `name` in a Cookie header
+ * value (a browser may send several of one name: other paths or domains),
+ * copied into `out` (`cap` bytes); false when absent, empty or too long.
+ */
+#define WH_ACL_COOKIES_MAX 4 /* cookies of one name looked at */
+bool wh_acl_cookie(const char *cookie_header, const char *name, unsigned nth, char *out,
+                   size_t cap);
+
 #endif

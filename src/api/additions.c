@@ -83,7 +83,10 @@ static int build_history(struct call *c, const struct wh_artifact_info *a)
     int error = 0;
     const char *cfg = json_string_value(json_object_get(json_object_get(manifest, "config"),
                                                         "digest"));
-    if (!cfg || !json_is_object(config = api_read_json(c, cfg))) {
+    /* json_is_object() evaluates its argument twice: read the config once, first */
+    if (cfg)
+        config = api_read_json(c, cfg);
+    if (!cfg || !json_is_object(config)) {
         error = api_fail(c, wh_error_set(WH_ERROR, "the config of %s@%s is unreadable",
                                          a->repo_name, a->digest));
         goto out;

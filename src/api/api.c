@@ -704,6 +704,18 @@ static int on_body_end(wh_req *r, void *ctx)
     return dispatch(c);
 }
 
+/* Reads the JSON body if there is one, then dispatches. */
+static int api_body_then_dispatch(struct call *c)
+{
+    if (wh_req_has_body(c->r)) {
+        wh_buf_init(&c->body, API_BODY_MAX);
+        wh_pool_cleanup(c->pool, buf_release, &c->body);
+        wh_req_read_body(c->r, on_body, on_body_end, c);
+        return 0;
+    }
+    return dispatch(c);
+}
+
 /* Whether an Authorization value uses the Basic scheme (case-insensitive). */
 static bool basic_scheme(const char *authz)
 {
@@ -765,6 +777,32 @@ int wh_api_handle(wh_req *r, void *payload)
     if (authz && *authz && !basic_scheme(authz))
         return api_error(c, 401, "UNAUTHORIZED",
                          "unauthorized: the REST API takes Basic credentials, not tokens");
+    /*
+     * Without Authorization, the portal's session cookie (HARBOR.md §6.2):
+     * a state-changing request on a session must carry the session's CSRF
+     * token in X-Harbor-CSRF-Token, which every answer on a session sends.
+     * Basic credentials are never checked for CSRF (a browser does not add
+     * them by itself: wharf never asks it to with a Basic challenge here).
+     */
+    char sid[WH_ACL_SESSION_HEX + 2], csrf[WH_ACL_SESSION_HEX + 1];
+    bool session = false;
+    for (unsigned i = 0; !session && (!authz || !*authz) && i < WH_ACL_COOKIES_MAX; i++)
+        session = wh_acl_cookie(wh_req_header(r, "Cookie"), "sid", i, sid, sizeof(sid)) &&
+                  wh_acl_session_get(api->acl, sid, &c->who, csrf) == 0;
+    if (session) {
+        wh_req_set_user(r, c->who.name);
+        wh_resp_header(r, "X-Harbor-CSRF-Token", csrf);
+        enum wh_method m = wh_req_method(r);
+        if (m != WH_HTTP_GET && m != WH_HTTP_HEAD) {
+            const char *token = wh_req_header(r, "X-Harbor-CSRF-Token");
+            if (!token || !*token)
+                return api_error(c, 403, "FORBIDDEN", "CSRF token not found in request");
+            if (!wh_auth_consttime_eq(token, strlen(token), csrf, strlen(csrf)))
+                return api_error(c, 403, "FORBIDDEN", "CSRF token invalid");
+        }
+        return api_body_then_dispatch(c);
+    }
+    wh_error_clear();
     int error = wh_acl_identify_req(api->acl, r, &c->who);
     if (error == WH_EDEFERRED)
         return 0; /* called again once the password check is done */
@@ -774,12 +812,5 @@ int wh_api_handle(wh_req *r, void *payload)
     }
     if (error < 0)
         return api_fail(c, error);
-
-    if (wh_req_has_body(r)) {
-        wh_buf_init(&c->body, API_BODY_MAX);
-        wh_pool_cleanup(c->pool, buf_release, &c->body);
-        wh_req_read_body(r, on_body, on_body_end, c);
-        return 0;
-    }
-    return dispatch(c);
+    return api_body_then_dispatch(c);
 }

@@ -475,9 +475,118 @@ static void test_acl__writes_all_or_nothing(void **state)
     free(in);
 }
 
+/* Portal sessions: an id and a CSRF token per sign-in, the user as it is now,
+ * ended by sign-out, a password change, a delete, and by eviction when full. */
+static void test_acl__sessions(void **state)
+{
+    struct world *w = *state;
+    struct wh_principal bob = person(w->bob, "bob", false), who;
+    char sid[WH_ACL_SESSION_HEX + 1], csrf[WH_ACL_SESSION_HEX + 1], got[WH_ACL_SESSION_HEX + 1];
+    char sid2[WH_ACL_SESSION_HEX + 1], csrf2[WH_ACL_SESSION_HEX + 1];
+
+    assert_int_equal(wh_acl_session_start(w->acl, &bob, sid, csrf), 0);
+    assert_int_equal(strlen(sid), WH_ACL_SESSION_HEX);
+    assert_int_equal(strlen(csrf), WH_ACL_SESSION_HEX);
+    assert_string_not_equal(sid, csrf);
+    assert_int_equal(wh_acl_session_get(w->acl, sid, &who, got), 0);
+    assert_int_equal(who.kind, WH_PRINCIPAL_USER);
+    assert_int_equal(who.id, w->bob);
+    assert_string_equal(who.name, "bob");
+    assert_false(who.sysadmin);
+    assert_string_equal(got, csrf);
+    /* the administrator flag is read at each request */
+    assert_int_equal(wh_db_user_set_sysadmin(w->db, w->bob, true), 0);
+    assert_int_equal(wh_acl_session_get(w->acl, sid, &who, got), 0);
+    assert_true(who.sysadmin);
+    /* a second sign-in is another session */
+    assert_int_equal(wh_acl_session_start(w->acl, &bob, sid2, csrf2), 0);
+    assert_string_not_equal(sid, sid2);
+    assert_string_not_equal(csrf, csrf2);
+    /* unknown, short, long and altered ids */
+    char bad[WH_ACL_SESSION_HEX + 2];
+    memcpy(bad, sid, sizeof(sid));
+    bad[0] = bad[0] == 'a' ? 'b' : 'a';
+    assert_int_equal(wh_acl_session_get(w->acl, bad, &who, got), WH_ENOTFOUND);
+    assert_int_equal(who.kind, WH_PRINCIPAL_ANONYMOUS);
+    assert_int_equal(wh_acl_session_get(w->acl, "", &who, got), WH_ENOTFOUND);
+    assert_int_equal(wh_acl_session_get(w->acl, "abc", &who, got), WH_ENOTFOUND);
+    snprintf(bad, sizeof(bad), "%s0", sid);
+    assert_int_equal(wh_acl_session_get(w->acl, bad, &who, got), WH_ENOTFOUND);
+    /* sign-out ends one session only */
+    wh_acl_session_end(w->acl, sid);
+    wh_acl_session_end(w->acl, "nonsense");
+    assert_int_equal(wh_acl_session_get(w->acl, sid, &who, got), WH_ENOTFOUND);
+    assert_int_equal(wh_acl_session_get(w->acl, sid2, &who, got), 0);
+    /* a password change ends every session of the user */
+    assert_int_equal(wh_db_user_set_password(w->db, w->bob, "another-hash"), 0);
+    assert_int_equal(wh_acl_session_get(w->acl, sid2, &who, got), WH_ENOTFOUND);
+    /* so does a delete, and a user made again under the name is not the old one */
+    struct wh_principal carol = person(w->carol, "carol", false);
+    assert_int_equal(wh_acl_session_start(w->acl, &carol, sid, csrf), 0);
+    assert_int_equal(wh_db_user_delete(w->db, w->carol), 0);
+    int64_t again = user(w->db, "carol");
+    assert_true(again != w->carol);
+    assert_int_equal(wh_acl_session_get(w->acl, sid, &who, got), WH_ENOTFOUND);
+    /* robots, anonymous callers and unknown users get none */
+    struct wh_principal robot = person(w->bob, "robot$x", false);
+    robot.kind = WH_PRINCIPAL_ROBOT;
+    assert_int_equal(wh_acl_session_start(w->acl, &robot, sid, csrf), WH_EINVALID);
+    struct wh_principal anon = person(0, "anonymous", false);
+    assert_int_equal(wh_acl_session_start(w->acl, &anon, sid, csrf), WH_EINVALID);
+    struct wh_principal ghost = person(w->carol, "carol", false);
+    assert_int_equal(wh_acl_session_start(w->acl, &ghost, sid, csrf), WH_ENOTFOUND);
+}
+
+/* When every slot is taken, the least recently used session makes room. */
+static void test_acl__sessions_evicted_when_full(void **state)
+{
+    struct world *w = *state;
+    struct wh_principal bob = person(w->bob, "bob", false), who;
+    char first[WH_ACL_SESSION_HEX + 1], used[WH_ACL_SESSION_HEX + 1];
+    char sid[WH_ACL_SESSION_HEX + 1], csrf[WH_ACL_SESSION_HEX + 1];
+
+    assert_int_equal(wh_acl_session_start(w->acl, &bob, first, csrf), 0);
+    assert_int_equal(wh_acl_session_start(w->acl, &bob, used, csrf), 0);
+    for (int i = 2; i < WH_ACL_SESSIONS_MAX; i++)
+        assert_int_equal(wh_acl_session_start(w->acl, &bob, sid, csrf), 0);
+    assert_int_equal(wh_acl_session_get(w->acl, first, &who, csrf), 0);
+    assert_int_equal(wh_acl_session_start(w->acl, &bob, sid, csrf), 0);
+    assert_int_equal(wh_acl_session_get(w->acl, sid, &who, csrf), 0);
+    /* `first` was used since it started; `used`, the oldest unused, made room */
+    assert_int_equal(wh_acl_session_get(w->acl, first, &who, csrf), 0);
+    assert_int_equal(wh_acl_session_get(w->acl, used, &who, csrf), WH_ENOTFOUND);
+}
+
+/* Cookie values by name and occurrence. */
+static void test_acl__cookie(void **state)
+{
+    char v[16];
+    (void)state;
+    assert_true(wh_acl_cookie("sid=abc", "sid", 0, v, sizeof(v)));
+    assert_string_equal(v, "abc");
+    assert_true(wh_acl_cookie("a=1; sid=x2 ;b=3", "sid", 0, v, sizeof(v)));
+    assert_string_equal(v, "x2");
+    assert_true(wh_acl_cookie("xsid=1; sid=2; sid=3", "sid", 0, v, sizeof(v)));
+    assert_string_equal(v, "2");
+    assert_true(wh_acl_cookie("xsid=1; sid=2; sid=3", "sid", 1, v, sizeof(v)));
+    assert_string_equal(v, "3");
+    assert_false(wh_acl_cookie("xsid=1; sid=2; sid=3", "sid", 2, v, sizeof(v)));
+    assert_false(wh_acl_cookie("sid=", "sid", 0, v, sizeof(v)));
+    assert_false(wh_acl_cookie("sid", "sid", 0, v, sizeof(v)));
+    assert_false(wh_acl_cookie("sidx=1", "sid", 0, v, sizeof(v)));
+    assert_false(wh_acl_cookie("sid=0123456789abcdef", "sid", 0, v, sizeof(v)));
+    assert_false(wh_acl_cookie(NULL, "sid", 0, v, sizeof(v)));
+    assert_false(wh_acl_cookie("", "sid", 0, v, sizeof(v)));
+    assert_false(wh_acl_cookie(";;; ;", "sid", 0, v, sizeof(v)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_acl__sessions, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__sessions_evicted_when_full, world_setup,
+                                        world_teardown),
+        cmocka_unit_test(test_acl__cookie),
         cmocka_unit_test_setup_teardown(test_acl__blob_source_by_role, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__blob_source_by_token, world_setup,
