@@ -47,6 +47,8 @@ static const char usage_text[] =
     "  robot create|list|disable|enable|delete             robot accounts\n"
     "  scan TARGET                       scan an image for vulnerabilities\n"
     "  vulndb import|status|update       the vulnerability database\n"
+    "  backup DIR                        back up the registry while it runs\n"
+    "  restore DIR                       restore a backup into a new data directory\n"
     "  version                           version, commit and build flags (also -V, --version)\n"
     "\n"
     "Every command but version reads the configuration: the YAML file given with\n"
@@ -550,6 +552,8 @@ ADAPT(user)
 ADAPT(robot)
 ADAPT(scan)
 ADAPT(vulndb)
+ADAPT(backup)
+ADAPT(restore)
 
 static const struct command {
     const char *name;
@@ -565,6 +569,8 @@ static const struct command {
     {"robot", wh_cli_robot_usage, run_robot, true},
     {"scan", wh_cli_scan_usage, run_scan, true},
     {"vulndb", wh_cli_vulndb_usage, run_vulndb, true},
+    {"backup", wh_cli_backup_usage, run_backup, true},
+    {"restore", wh_cli_restore_usage, run_restore, true},
     {"version", version_usage, cmd_version, false},
 };
 

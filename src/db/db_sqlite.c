@@ -898,6 +898,11 @@ int db_open_at(wh_db **out, const char *path, int version)
     return 0;
 }
 
+int wh_db_schema_latest(void)
+{
+    return (int)(sizeof(migrations) / sizeof(migrations[0]));
+}
+
 int wh_db_open(wh_db **out, const char *path)
 {
     return db_open_at(out, path, -1);
