@@ -308,6 +308,37 @@ static int read_file(struct wh_buf *out, const char *path)
     return rc;
 }
 
+/*
+ * metrics.listen: /metrics on a listener of its own (plain HTTP, one
+ * thread), bound now so that a busy address stops the start early.
+ */
+static int open_metrics_listener(wh_http **out, const struct wh_config *cfg)
+{
+    char host[64];
+    uint16_t port = 0;
+    if (wh_config_endpoint(host, &port, cfg->metrics_listen) < 0) {
+        wh_log_error("metrics.listen: %s", wh_error_msg());
+        return -1;
+    }
+    struct wh_http_config mc = {
+        .listen_host = host, /* copied by wh_http_new */
+        .port = port,
+        .threads = 1,
+        .max_connections = 64,
+        .idle_timeout_s = cfg->idle_timeout_s,
+        .header_timeout_s = cfg->header_timeout_s,
+        .max_connections_per_ip = 0,
+        .max_header_bytes = cfg->max_header_bytes,
+        .access_log = false, /* a scrape every few seconds would drown the log */
+    };
+    *out = wh_http_new(&mc);
+    if (wh_http_listen(*out) < 0) {
+        wh_log_error("metrics.listen: %s", wh_error_msg());
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
 {
     wh_db *db = NULL;
@@ -316,7 +347,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_registry *reg = NULL;
     wh_api *api = NULL;
     wh_scand *scand = NULL;
-    wh_http *http = NULL;
+    wh_http *http = NULL, *metrics_http = NULL;
+    struct wh_metrics_source metrics_src = {0};
     char *tls_cert = NULL, *tls_key = NULL;
     int rc, sig = 0, lock_fd = -1;
     sigset_t set;
@@ -410,6 +442,9 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("%s", wh_error_msg());
         goto out;
     }
+    if (cfg->metrics_enabled && cfg->metrics_listen[0] &&
+        open_metrics_listener(&metrics_http, cfg) < 0)
+        goto out;
     if (failpoints && *failpoints) {
         if (wh_failpoint_set(failpoints) < 0) {
             wh_log_error("WHARF_FAILPOINTS: %s", wh_error_msg());
@@ -465,10 +500,16 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
     wh_http_route(http, "/service/token", wh_registry_token_handle, reg);
     wh_http_route(http, "/api/v2.0/", wh_api_handle, api);
-    if (wh_http_start(http) < 0) {
+    metrics_src = (struct wh_metrics_source){.http = http, .db = db, .store = store};
+    if (cfg->metrics_enabled)
+        wh_http_route(metrics_http ? metrics_http : http, "/metrics", wh_api_metrics_handle,
+                      &metrics_src);
+    if (wh_http_start(http) < 0 || (metrics_http && wh_http_start(metrics_http) < 0)) {
         wh_log_error("%s", wh_error_msg());
         goto out;
     }
+    if (metrics_http)
+        wh_log_info("metrics on http://%s/metrics", cfg->metrics_listen);
     wh_log_info("wharf %s listening on %s://%s:%u, data in %s", WHARF_VERSION,
                 tls_cert ? "https" : "http", cfg->listen_host, (unsigned)wh_http_port(http),
                 cfg->data_dir);
@@ -477,9 +518,12 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         reload(http, &live);
     wh_log_info("signal %d: finishing in-flight requests (up to %u s)", sig,
                 cfg->shutdown_grace_s);
+    if (metrics_http)
+        wh_http_stop(metrics_http, 0);
     wh_http_stop(http, (int)cfg->shutdown_grace_s * 1000);
     rc = 0;
 out:
+    wh_http_free(metrics_http);
     wh_http_free(http);
     wh_scand_stop(scand);
     wh_api_free(api);

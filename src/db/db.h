@@ -81,6 +81,9 @@ int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload);
  */
 uint64_t wh_db_data_version(wh_db *db);
 
+/* Scan jobs waiting (Pending) and running now (db_metrics.c). 0 or WH_ERROR. */
+int wh_db_scan_queue(wh_db *db, int64_t *pending, int64_t *running);
+
 /* ---- database files, for backup and restore (db_backup.c) ---- */
 /* The schema version this binary migrates databases to. */
 int wh_db_schema_latest(void);
