@@ -551,7 +551,10 @@ static int backup(const struct wh_config *cfg, const char *dir_arg)
     if (backup_extras(cmd, cfg->data_dir, tmp, files) < 0)
         goto out;
     /* 4. the description, then the whole directory into place */
-    if (write_manifest(tmp, cfg->data_dir, schema, &b, files) < 0 || fsync_dir(tmp) < 0)
+    char *where = realpath(cfg->data_dir, NULL); /* the description names it absolutely */
+    error = write_manifest(tmp, where ? where : cfg->data_dir, schema, &b, files);
+    free(where);
+    if (error < 0 || fsync_dir(tmp) < 0)
         goto fail_msg;
     if (rename(tmp, dir) != 0) {
         if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOTDIR)
