@@ -226,8 +226,7 @@ static int copy_file(struct wh_digest *digest_out, uint64_t *size_out, enum wh_d
         goto out;
     }
     out = -1;
-    wh_hasher_final(digest_out, h);
-    h = NULL;
+    wh_hasher_final(digest_out, h); /* the hasher is freed below */
     *size_out = total;
 out:
     if (out >= 0)
