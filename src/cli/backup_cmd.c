@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,35 @@ const char wh_cli_restore_usage[] =
     "data directory afterwards (a backup of an older schema is migrated then).\n";
 
 /* ---------------------------------------------------------------- helpers */
+
+/*
+ * SIGINT, SIGTERM and SIGHUP end a backup or a restore between two files,
+ * after the clean-up of what it made, rather than leaving half of one behind.
+ */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    interrupted = sig;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read returns, the loop checks */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static int check_interrupted(void)
+{
+    if (interrupted)
+        return wh_error_set(WH_ERROR, "interrupted by signal %d", (int)interrupted);
+    return 0;
+}
 
 static int bad_usage(const char *family)
 {
@@ -194,6 +224,8 @@ static int copy_file(struct wh_digest *digest_out, uint64_t *size_out, enum wh_d
     buf = wh_malloc(COPY_CHUNK);
     h = wh_hasher_new(alg);
     for (;;) {
+        if ((error = check_interrupted()) < 0)
+            goto out;
         ssize_t n = read(in, buf, COPY_CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
@@ -283,6 +315,8 @@ static int one_blob(const char *digest, uint64_t size, void *payload)
     struct stat st;
     int error;
 
+    if ((error = check_interrupted()) < 0)
+        return b->fatal = error;
     if (wh_digest_parse(&d, digest, strlen(digest)) < 0 || strcmp(d.str, digest) != 0) {
         b->damaged++;
         report(b, digest, "not a valid digest in the metadata");
@@ -527,6 +561,7 @@ static int backup(const struct wh_config *cfg, const char *dir_arg)
         goto out;
     }
     umask(077); /* a backup holds what the data directory does: password hashes, the key */
+    catch_signals();
     wh_random_hex(rnd, 8);
     if (path_fmt(tmp, "%s.tmp-%s", dir, rnd) < 0 || mkdir(tmp, 0700) != 0) {
         fprintf(stderr, "%s: cannot create %s.tmp-%s: %s\n", cmd, dir, rnd, strerror(errno));
@@ -550,6 +585,8 @@ static int backup(const struct wh_config *cfg, const char *dir_arg)
     if (backup_extras(cmd, cfg->data_dir, tmp, files) < 0)
         goto out;
     /* 4. the description, then the whole directory into place */
+    if (check_interrupted() < 0)
+        goto fail_msg;
     char *where = realpath(cfg->data_dir, NULL); /* the description names it absolutely */
     error = write_manifest(tmp, where ? where : cfg->data_dir, schema, &b, files);
     free(where);
@@ -730,6 +767,7 @@ static int restore(const struct wh_config *cfg, const char *dir)
 
     /* the data directory: new or empty, and ours alone while we fill it */
     umask(077);
+    catch_signals();
     if (stat(data, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {
             fprintf(stderr, "%s: the data directory %s is not a directory\n", cmd, data);
@@ -823,6 +861,10 @@ static int restore(const struct wh_config *cfg, const char *dir)
     }
 
     /* published: wharf.db appears last, whole */
+    if (check_interrupted() < 0) {
+        fprintf(stderr, "%s: %s\n", cmd, wh_error_msg());
+        goto out;
+    }
     if (rename(staged, final) != 0) {
         fprintf(stderr, "%s: rename %s: %s\n", cmd, final, strerror(errno));
         goto out;

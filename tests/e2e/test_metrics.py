@@ -281,3 +281,23 @@ def test_metrics_listen_is_checked(wharf_bin, tmp_path, value, why):
     p = subprocess.run([wharf_bin, "config", "check"], env=env, capture_output=True, text=True,
                        timeout=30)
     assert p.returncode == 1 and "metrics.listen" in p.stderr and why in p.stderr, p.stderr
+
+
+def test_database_failures_are_counted(servers):
+    """Every database write failing (WHARF_FAILPOINTS db.write, armed on a registry made
+    beforehand): each upload start is one failed statement and one 5xx."""
+    first = servers.new()
+    first.stop()
+    srv = servers.new(data_dir=first.data_dir, env={"WHARF_FAILPOINTS": "db.write=1+:EIO"})
+    s = requests.Session()
+    s.auth = ("admin", ADMIN_PASSWORD)
+    scrape = Scraper(srv.url + "/metrics", s)
+    a = scrape()
+    for _ in range(3):
+        r = s.post(f"{srv.url}/v2/library/x/blobs/uploads/")
+        assert r.status_code == 500, describe(r)
+    b = scrape()
+    assert val(b, "wharf_db_failures_total") - val(a, "wharf_db_failures_total") == 3
+    assert (val(b, "wharf_http_requests_total", method="POST", code="5xx")
+            - val(a, "wharf_http_requests_total", method="POST", code="5xx")) == 3
+    assert val(b, "wharf_registry_uploads_in_progress") == 0
