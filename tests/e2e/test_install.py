@@ -153,6 +153,8 @@ def test_bash_completion(staged, tmp_path):
                                                "unset-admin"]
     assert complete(script, "wharf project create x --") == ["--config", "--data-dir", "--owner", "--public"]
     assert complete(script, "wharf vulndb ") == ["--db", "import", "status", "update"]
+    assert complete(script, "wharf backup --") == ["--config", "--data-dir"]
+    assert complete(script, "wharf res") == ["restore"]
     assert complete(script, "wharf scan --fo") == ["--format"]
     assert complete(script, "wharf scan --format ") == ["cyclonedx", "inventory", "json",
                                                         "table"]
