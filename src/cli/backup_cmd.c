@@ -593,13 +593,15 @@ static int backup(const struct wh_config *cfg, const char *dir_arg)
     if (error < 0 || fsync_dir(tmp) < 0)
         goto fail_msg;
     if (rename(tmp, dir) != 0) {
-        if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOTDIR)
+        int e = errno;
+        if (e == ENOTEMPTY || e == EEXIST || e == ENOTDIR) {
+            /* whole, but DIR is someone else's now: the backup stays where it is */
             fprintf(stderr, "%s: %s appeared while the backup ran: the backup is left in %s\n",
                     cmd, dir, tmp);
-        else
-            fprintf(stderr, "%s: rename %s to %s: %s\n", cmd, tmp, dir, strerror(errno));
-        if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOTDIR)
             made = false;
+        } else {
+            fprintf(stderr, "%s: rename %s to %s: %s\n", cmd, tmp, dir, strerror(e));
+        }
         goto out;
     }
     made = false;
