@@ -50,6 +50,8 @@ static const char usage_text[] =
     "  robot create|list|disable|enable|delete             robot accounts\n"
     "  scan TARGET                       scan an image for vulnerabilities\n"
     "  vulndb import|status|update       the vulnerability database\n"
+    "  backup DIR                        back up the registry while it runs\n"
+    "  restore DIR                       restore a backup into a new data directory\n"
     "  version                           version, commit and build flags (also -V, --version)\n"
     "\n"
     "Every command but version reads the configuration: the YAML file given with\n"
@@ -332,6 +334,37 @@ static int check_scan_settings(const struct wh_config *cfg)
 }
 
 /*
+ * metrics.listen: /metrics on a listener of its own (plain HTTP, one
+ * thread), bound now so that a busy address stops the start early.
+ */
+static int open_metrics_listener(wh_http **out, const struct wh_config *cfg)
+{
+    char host[64];
+    uint16_t port = 0;
+    if (wh_config_endpoint(host, &port, cfg->metrics_listen) < 0) {
+        wh_log_error("metrics.listen: %s", wh_error_msg());
+        return -1;
+    }
+    struct wh_http_config mc = {
+        .listen_host = host, /* copied by wh_http_new */
+        .port = port,
+        .threads = 1,
+        .max_connections = 64,
+        .idle_timeout_s = cfg->idle_timeout_s,
+        .header_timeout_s = cfg->header_timeout_s,
+        .max_connections_per_ip = 0,
+        .max_header_bytes = cfg->max_header_bytes,
+        .access_log = false, /* a scrape every few seconds would drown the log */
+    };
+    *out = wh_http_new(&mc);
+    if (wh_http_listen(*out) < 0) {
+        wh_log_error("metrics.listen: %s", wh_error_msg());
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * The URL external scanners pull from: scan.registry_url, else the listen
  * address (a wildcard one as the loopback address).
  */
@@ -369,7 +402,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_adapter *adapter = NULL;
     struct wh_adapter_client *scan_client = NULL;
     wh_scanall *scanall = NULL;
-    wh_http *http = NULL;
+    wh_http *http = NULL, *metrics_http = NULL;
+    struct wh_metrics_source metrics_src = {0};
     char *tls_cert = NULL, *tls_key = NULL;
     int rc, sig = 0, lock_fd = -1;
     sigset_t set;
@@ -464,6 +498,9 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("%s", wh_error_msg());
         goto out;
     }
+    if (cfg->metrics_enabled && cfg->metrics_listen[0] &&
+        open_metrics_listener(&metrics_http, cfg) < 0)
+        goto out;
     if (failpoints && *failpoints) {
         if (wh_failpoint_set(failpoints) < 0) {
             wh_log_error("WHARF_FAILPOINTS: %s", wh_error_msg());
@@ -552,10 +589,16 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     /* the portal: its pages, files and sign-in; any other path answers 404 */
     wh_web_new(&web, acl);
     wh_http_route(http, "/", wh_web_handle, web);
-    if (wh_http_start(http) < 0) {
+    metrics_src = (struct wh_metrics_source){.http = http, .db = db, .store = store};
+    if (cfg->metrics_enabled)
+        wh_http_route(metrics_http ? metrics_http : http, "/metrics", wh_api_metrics_handle,
+                      &metrics_src);
+    if (wh_http_start(http) < 0 || (metrics_http && wh_http_start(metrics_http) < 0)) {
         wh_log_error("%s", wh_error_msg());
         goto out;
     }
+    if (metrics_http)
+        wh_log_info("metrics on http://%s/metrics", cfg->metrics_listen);
     wh_log_info("wharf %s listening on %s://%s:%u, data in %s", WHARF_VERSION,
                 tls_cert ? "https" : "http", cfg->listen_host, (unsigned)wh_http_port(http),
                 cfg->data_dir);
@@ -564,9 +607,12 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         reload(http, &live);
     wh_log_info("signal %d: finishing in-flight requests (up to %u s)", sig,
                 cfg->shutdown_grace_s);
+    if (metrics_http)
+        wh_http_stop(metrics_http, 0);
     wh_http_stop(http, (int)cfg->shutdown_grace_s * 1000);
     rc = 0;
 out:
+    wh_http_free(metrics_http);
     wh_http_free(http);
     if (scan_client) /* a job handed to an external scanner stops waiting for it */
         __atomic_store_n(&scan_client->stop, 1, __ATOMIC_RELAXED);
@@ -648,6 +694,8 @@ ADAPT(robot)
 ADAPT(scan)
 ADAPT(vulndb)
 ADAPT(allowlist)
+ADAPT(backup)
+ADAPT(restore)
 
 static const struct command {
     const char *name;
@@ -664,6 +712,8 @@ static const struct command {
     {"scan", wh_cli_scan_usage, run_scan, true},
     {"vulndb", wh_cli_vulndb_usage, run_vulndb, true},
     {"allowlist", wh_cli_allowlist_usage, run_allowlist, true},
+    {"backup", wh_cli_backup_usage, run_backup, true},
+    {"restore", wh_cli_restore_usage, run_restore, true},
     {"version", version_usage, cmd_version, false},
 };
 

@@ -26,6 +26,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/metrics.h"
+
 #define VERIFIED_SLOTS 256
 #define VERIFIED_TTL_MS 60000
 #define AUDIT_QUEUE 8192 /* pull entries waiting for the flusher */
@@ -428,6 +430,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         }
     }
     if (!ok) {
+        wh_metric_add(WH_METRIC_LOGIN_FAILED, 1);
         wh_auth_throttle_fail(a->throttle, pair, client_ip, now);
         struct wh_principal who;
         anonymous(&who);

@@ -46,6 +46,18 @@ int wh_api_handle(wh_req *req, void *payload);
  * wh_adapter, see adapter.h and v1.c). */
 int wh_api_v1_handle(wh_req *req, void *payload);
 
+/* What GET /metrics reads besides the counters (all borrowed; db and store may be NULL). */
+struct wh_metrics_source {
+    wh_http *http; /* the registry's listener: its connections and requests in flight */
+    wh_db *db;     /* upload sessions, the scan queue */
+    wh_store *store; /* free space */
+};
+/*
+ * The route handler for "/metrics" (payload: a struct wh_metrics_source):
+ * GET and HEAD of exactly /metrics, in Prometheus' text format (metrics.c).
+ */
+int wh_api_metrics_handle(wh_req *req, void *payload);
+
 /* One route of the table: method ("GET") and path template relative to
  * /api/v2.0 ("/projects/{project_name_or_id}"). */
 struct wh_api_route_info {

@@ -37,6 +37,12 @@ int wh_cli_scan(const struct wh_config *cfg, int argc, char **argv);
 /* `wharf vulndb import|status|update ...`: manage the vulnerability database. */
 int wh_cli_vulndb(const struct wh_config *cfg, int argc, char **argv);
 
+/* `wharf backup DIR`: an online backup of the registry (backup_cmd.c). */
+int wh_cli_backup(const struct wh_config *cfg, int argc, char **argv);
+/* `wharf restore DIR`: a backup into a new or empty data directory (backup_cmd.c). */
+int wh_cli_restore(const struct wh_config *cfg, int argc, char **argv);
+extern const char wh_cli_backup_usage[], wh_cli_restore_usage[];
+
 /* Usage texts of the commands above (printed by --help and after usage errors). */
 extern const char wh_cli_project_usage[], wh_cli_member_usage[], wh_cli_user_usage[],
     wh_cli_robot_usage[], wh_cli_scan_usage[], wh_cli_vulndb_usage[], wh_cli_allowlist_usage[];

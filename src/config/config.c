@@ -30,6 +30,7 @@ enum kind {
     K_BOOL,
     K_ENUM,   /* one of `choices` (case-insensitive; stored as written there) */
     K_ADDRS,  /* addresses and CIDR blocks (wh_addr_list_check); a YAML list too */
+    K_ENDPOINT, /* "" or host:port as `listen` accepts it, kept as text */
 };
 
 struct key {
@@ -105,6 +106,9 @@ static const struct key keys[] = {
     STR("log.file", "WHARF_LOG_FILE", log_file, 0),
     BOOL("registry.read_only", "WHARF_READ_ONLY", read_only),
     BOOL("registry.delete_enabled", "WHARF_DELETE_ENABLED", delete_enabled),
+    BOOL("metrics.enabled", "WHARF_METRICS", metrics_enabled),
+    {"metrics.listen", "WHARF_METRICS_LISTEN", K_ENDPOINT, FIELD(metrics_listen), 0, 0, NULL,
+     false},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= WH_CONFIG_KEYS_MAX, "raise WH_CONFIG_KEYS_MAX");
@@ -134,6 +138,7 @@ void wh_config_defaults(struct wh_config *c)
     snprintf(c->log_level, sizeof(c->log_level), "info");
     snprintf(c->log_format, sizeof(c->log_format), "text");
     c->delete_enabled = true;
+    c->metrics_enabled = true;
     c->token_ttl_s = 1800;
     c->login_threads = 2;
     c->login_queue = 64;
@@ -252,6 +257,27 @@ static int set_listen(struct wh_config *c, const char *v, char *why, size_t wcap
     return 0;
 }
 
+/* set_listen's checks for another address: its host and port, or why not. */
+static int split_endpoint(char host[64], uint16_t *port, const char *v, char *why, size_t wcap)
+{
+    struct wh_config *scratch = wh_calloc(1, sizeof(*scratch));
+    int rc = set_listen(scratch, v, why, wcap);
+    if (rc == 0) {
+        memcpy(host, scratch->listen_host, sizeof(scratch->listen_host));
+        *port = scratch->port;
+    }
+    free(scratch);
+    return rc;
+}
+
+int wh_config_endpoint(char host[64], uint16_t *port, const char *v)
+{
+    char why[256];
+    if (split_endpoint(host, port, v, why, sizeof(why)) < 0)
+        return wh_error_set(WH_EINVALID, "%s", why);
+    return 0;
+}
+
 static void range_text(char *out, size_t cap, const struct key *k)
 {
     char lo[32], hi[32];
@@ -272,13 +298,21 @@ static int apply(struct wh_config *c, const struct key *k, const char *v, char *
     char range[80];
     uint64_t x;
     int bad;
-    if (!*v && (k->kind != K_STR || k->min > 0) && k->kind != K_ADDRS) {
+    if (!*v && (k->kind != K_STR || k->min > 0) && k->kind != K_ADDRS && k->kind != K_ENDPOINT) {
         snprintf(why, wcap, "no value given");
         return WH_EINVALID;
     }
     switch (k->kind) {
     case K_LISTEN:
         return set_listen(c, v, why, wcap);
+    case K_ENDPOINT:
+        if (*v) {
+            char host[64];
+            uint16_t port;
+            if (split_endpoint(host, &port, v, why, wcap) < 0)
+                return WH_EINVALID;
+        }
+        goto text;
     case K_ADDRS: {
         const char *badp = NULL;
         size_t badlen = 0;
@@ -293,6 +327,7 @@ static int apply(struct wh_config *c, const struct key *k, const char *v, char *
     }
         /* fall through */
     case K_STR:
+    text:
         if (strlen(v) >= k->size) {
             snprintf(why, wcap, "longer than %zu bytes", k->size - 1);
             return WH_EINVALID;
@@ -725,6 +760,7 @@ static void put_value(struct wh_buf *b, const struct wh_config *c, const struct 
     case K_STR:
     case K_ADDRS:
     case K_ENUM:
+    case K_ENDPOINT:
         put_quoted(b, k->secret && *field ? "********" : field);
         break;
     case K_NUM:

@@ -69,6 +69,8 @@ struct wh_config {
     char scan_registry_url[1024]; /* scan.registry_url: this registry as external scanners
                                      reach it ("" = from the listen address) */
     unsigned scan_external_timeout_s; /* scan.external_timeout: one external scan job */
+    bool metrics_enabled;      /* metrics.enabled: serve GET /metrics */
+    char metrics_listen[80];   /* metrics.listen: host:port of its own listener ("" = listen) */
 
     /* bookkeeping, not settings */
     char file[1024];                 /* the configuration file read ("" none) */
@@ -77,6 +79,11 @@ struct wh_config {
     char problems[WH_CONFIG_PROBLEMS_MAX]; /* their messages, one a line (truncated when full) */
 };
 
+/*
+ * Splits an address written as `listen` is ("127.0.0.1:9100", "[::1]:9100")
+ * into its numeric host and port. 0 or WH_EINVALID (message set).
+ */
+int wh_config_endpoint(char host[64], uint16_t *port, const char *v);
 /* Fills `c` with the built-in defaults (and clears the bookkeeping). */
 void wh_config_defaults(struct wh_config *c);
 /*

@@ -88,6 +88,37 @@ uint64_t wh_db_data_version(wh_db *db);
  */
 void wh_db_on_scan_queued(wh_db *db, void (*fn)(void *payload), void *payload);
 
+/* Scan jobs waiting (Pending) and running now (db_metrics.c). 0 or WH_ERROR. */
+int wh_db_scan_queue(wh_db *db, int64_t *pending, int64_t *running);
+
+/* ---- database files, for backup and restore (db_backup.c) ---- */
+/* The schema version this binary migrates databases to. */
+int wh_db_schema_latest(void);
+/*
+ * Copies the database file `src` into the new file `dst` with SQLite's
+ * online backup, in one read transaction (a consistent snapshot while a
+ * server keeps writing). The copy is one file (journal mode DELETE),
+ * fsynced. With `registry`, the copy drops what a restore cannot use:
+ * upload sessions and blob rows no repository links. `*schema_out` is the
+ * copy's schema version. 0, WH_ENOTFOUND (no `src`), WH_EEXISTS (`dst`
+ * exists), WH_ENOSPC (the disk of `dst` is full) or WH_ERROR.
+ */
+int wh_db_backup_file(const char *src, const char *dst, bool registry, int *schema_out);
+/*
+ * Checks a database file without changing it: its schema version into
+ * `*schema_out`, and SQLite's integrity check. 0, WH_ENOTFOUND,
+ * WH_EINVALID (damaged) or WH_ERROR.
+ */
+int wh_db_file_check(const char *path, int *schema_out);
+/*
+ * Calls `fn(digest, size, payload)`, by digest, for every blob the registry
+ * database file at `path` references: the blobs linked to a repository and
+ * the manifests. Stops at fn's first non-zero return and returns it; else
+ * 0, WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_db_file_blobs(const char *path, int (*fn)(const char *digest, uint64_t size, void *payload),
+                     void *payload);
+
 /* ---- projects ---- */
 /* Creates a project. 0, WH_EEXISTS or WH_ERROR; `*id_out` may be NULL. */
 int wh_db_project_create(wh_db *db, const char *name, bool public, int64_t *id_out);

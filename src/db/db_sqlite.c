@@ -10,6 +10,8 @@
  */
 #include "db/db_int.h"
 
+#include "common/metrics.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -906,6 +908,7 @@ int db_fail(struct conn *c)
      */
     int rc = sqlite3_extended_errcode(c->h) & 0xff;
     int sys = sqlite3_system_errno(c->h);
+    wh_metric_add(WH_METRIC_DB_WRITE_FAILED, 1);
     if (rc == SQLITE_FULL || (rc == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)))
         return wh_error_set(WH_ENOSPC, "sqlite: %s", sqlite3_errmsg(c->h));
     return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
@@ -1107,6 +1110,11 @@ int db_open_at(wh_db **out, const char *path, int version)
     }
     *out = db;
     return 0;
+}
+
+int wh_db_schema_latest(void)
+{
+    return (int)(sizeof(migrations) / sizeof(migrations[0]));
 }
 
 int wh_db_open(wh_db **out, const char *path)

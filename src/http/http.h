@@ -65,6 +65,8 @@ uint16_t wh_http_port(const wh_http *h);
  * closes every connection. Safe to call once.
  */
 void wh_http_stop(wh_http *h, int grace_ms);
+/* Requests being answered and connections open now (for /metrics). */
+void wh_http_stats(wh_http *h, unsigned *inflight, unsigned *connections);
 /* Turns the access log on or off while serving (a configuration reload). */
 void wh_http_set_access_log(wh_http *h, bool on);
 void wh_http_free(wh_http *h);

@@ -11,6 +11,8 @@
  */
 #include "http/http.h"
 
+#include "common/metrics.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/tcp.h> /* struct tcp_info with its byte counters */
@@ -87,6 +89,7 @@ struct wh_http {
     pthread_mutex_t lock; /* guards conns and stopping */
     pthread_cond_t wake;
     struct conn *conns;
+    unsigned nconns; /* connections in `conns` (metrics) */
     bool stopping;
     bool reaper_started;
     pthread_t reaper;
@@ -887,6 +890,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        wh_metric_add(WH_METRIC_BYTES_IN, n);
         if (r->sent || r->body_failed || !r->on_data) {
             /*
              * Answered already: MHD sends the answer once the request is
@@ -973,6 +977,8 @@ static void access_log(wh_req *r, bool completed)
         wh_log_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+_Static_assert(WH_HTTP_OTHER + 1 == WH_METRICS_METHODS, "metrics count every method class");
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -992,8 +998,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         r->cs->since_us = wh_monotonic_us();
         pthread_mutex_unlock(&h->lock);
     }
+    bool completed = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    wh_metric_request((unsigned)r->method, r->sent ? r->status : 499,
+                      wh_monotonic_us() - r->start_us);
+    wh_metric_add(WH_METRIC_BYTES_OUT, bytes_delivered(r, completed));
     if (atomic_load(&h->access_log))
-        access_log(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+        access_log(r, completed);
     wh_pool_free(r->pool); /* runs the handlers' cleanups (open files, sessions) */
     atomic_fetch_sub(&h->inflight, 1);
 }
@@ -1098,6 +1108,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         if (h->conns)
             h->conns->prev = c;
         h->conns = c;
+        h->nconns++;
         pthread_mutex_unlock(&h->lock);
         *socket_context = c;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -1124,6 +1135,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
             h->conns = c->next;
         if (c->next)
             c->next->prev = c->prev;
+        h->nconns--;
         pthread_mutex_unlock(&h->lock);
         free(c);
         *socket_context = NULL;
@@ -1233,6 +1245,15 @@ wh_http *wh_http_new(const struct wh_http_config *cfg)
     pthread_mutex_init(&h->qlock, NULL);
     pthread_cond_init(&h->qcond, NULL);
     return h;
+}
+
+void wh_http_stats(wh_http *h, unsigned *inflight, unsigned *connections)
+{
+    int n = atomic_load(&h->inflight);
+    *inflight = n > 0 ? (unsigned)n : 0;
+    pthread_mutex_lock(&h->lock);
+    *connections = h->nconns;
+    pthread_mutex_unlock(&h->lock);
 }
 
 void wh_http_set_access_log(wh_http *h, bool on)

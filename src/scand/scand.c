@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "scan/scan.h"
+#include "common/metrics.h"
 
 #define WH_SCAND_POLL_MS 200
 #define WH_SCAND_MAX_WORKERS 64
@@ -271,9 +272,11 @@ static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
     }
     free(report);
     free(summary);
+    int64_t t0 = wh_monotonic_us();
     int error = fp != 0    ? wh_error_set(WH_ERROR, "failpoint scan.run: injected failure")
                 : ext < 0  ? ext
                            : scan_job(s, w, job);
+    wh_metric_scan(wh_monotonic_us() - t0, error > 0);
     if (error > 0)
         return;
     /* the log is served to the project's readers: an unexpected failure's

@@ -61,7 +61,8 @@ def logs_in(srv, user, password) -> bool:
 HELP = [["--help"], ["-h"], ["help"], ["help", "user"], ["serve", "--help"],
         ["config", "--help"], ["project", "--help"], ["project", "create", "x", "--help"],
         ["member", "-h"], ["user", "add", "bob", "--help"], ["robot", "--help"],
-        ["scan", "--help"], ["vulndb", "status", "--help"], ["version", "--help"]]
+        ["scan", "--help"], ["vulndb", "status", "--help"], ["version", "--help"],
+        ["backup", "--help"], ["restore", "x", "--help"]]
 
 
 @pytest.mark.parametrize("args", HELP, ids=lambda a: " ".join(a))
@@ -89,7 +90,7 @@ def test_version_prints_commit_and_build_flags(wharf_bin, tmp_path):
 NEEDS_REGISTRY = [["project", "list"], ["project", "create", "team"], ["user", "list"],
                   ["user", "add", "alice"], ["member", "list", "library"], ["robot", "list"],
                   ["vulndb", "status"], ["vulndb", "import", "/dev/null"],
-                  ["scan", "rootfs:/nonexistent"]]
+                  ["scan", "rootfs:/nonexistent"], ["backup", "bk"]]
 
 
 @pytest.mark.parametrize("args", NEEDS_REGISTRY, ids=lambda a: " ".join(a))

@@ -163,6 +163,8 @@ def test_bash_completion(staged, tmp_path):
     assert complete(script, "wharf allowlist ") == ["add", "remove", "set", "show"]
     assert complete(script, "wharf allowlist add --") == ["--config", "--data-dir",
                                                           "--expires-at", "--project"]
+    assert complete(script, "wharf backup --") == ["--config", "--data-dir"]
+    assert complete(script, "wharf res") == ["restore"]
     assert complete(script, "wharf scan --fo") == ["--format"]
     assert complete(script, "wharf scan --format ") == ["cyclonedx", "inventory", "json",
                                                         "table"]
