@@ -54,7 +54,8 @@ class Server:
         self.port = free_port()
         self.logpath = logpath
         env = dict(os.environ, WHARF_DATA_DIR=data, WHARF_LISTEN=f"127.0.0.1:{self.port}",
-                   WHARF_ADMIN_PASSWORD=password, WHARF_ACCESS_LOG="true", WHARF_LOG_LEVEL="info")
+                   WHARF_ADMIN_PASSWORD=password, WHARF_ACCESS_LOG="true", WHARF_LOG_LEVEL="info",
+                   WHARF_SCAN_DB_UPDATE_INTERVAL="0")
         self.logf = open(logpath, "ab")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.logf,
                                      stderr=subprocess.STDOUT)

@@ -91,9 +91,11 @@ def hey(url, headers):
 
 
 def server_env(work, port):
-    """The environment of a benchmark server: loopback, its own data dir, no access log."""
+    """The environment of a benchmark server: loopback, its own data dir, no access log, no
+    background vulnerability-database update (nothing outside loopback is reached)."""
     return dict(os.environ, WHARF_LISTEN=f"127.0.0.1:{port}", WHARF_DATA_DIR=f"{work}/data",
-                WHARF_ADMIN_PASSWORD=ADMIN[1], WHARF_ACCESS_LOG="false")
+                WHARF_ADMIN_PASSWORD=ADMIN[1], WHARF_ACCESS_LOG="false",
+                WHARF_SCAN_DB_UPDATE_INTERVAL="0")
 
 
 def start_wharf(env, log, base):

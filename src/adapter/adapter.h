@@ -1,5 +1,5 @@
 /*
- * adapter: the pluggable scanner API (HARBOR.md §4), both ways.
+ * adapter: the pluggable scanner API, both ways.
  *
  * As a scanner (serve.c, pull.c): wharf answers a registry that hands it
  * images to scan. A scan request names a registry URL, an Authorization
@@ -92,7 +92,7 @@ bool wh_adapter_authorized(const wh_adapter *a, const char *authorization, const
 /* The adapter's metadata (new reference). */
 json_t *wh_adapter_metadata(wh_adapter *a);
 /*
- * Accepts a ScanRequest (HARBOR.md §4) and starts its scan. 0 with the id;
+ * Accepts a ScanRequest and starts its scan. 0 with the id;
  * WH_EINVALID (a field is missing or wrong: the message says which);
  * WH_EBUSY (max_concurrent scans are running).
  */

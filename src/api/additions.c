@@ -1,5 +1,5 @@
 /*
- * additions.c: an artifact's "additions" (HARBOR.md §5): the
+ * additions.c: an artifact's "additions": the
  * `addition_links` object of the artifact view, and
  * GET .../artifacts/{reference}/additions/{addition}. Harbor's image
  * processor offers one addition, the build history, read from the image

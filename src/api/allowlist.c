@@ -1,6 +1,6 @@
 /*
- * allowlist.c: the system CVE allowlist, GET|PUT /system/CVEAllowlist
- * (HARBOR.md §2.2, "CVE allowlist model"). Any signed-in caller reads it,
+ * allowlist.c: the system CVE allowlist, GET|PUT /system/CVEAllowlist.
+ * Any signed-in caller reads it,
  * system administrators replace it. Projects that reuse the system list
  * (reuse_sys_cve_allowlist absent or true) are judged against it at pull time.
  */

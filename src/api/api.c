@@ -2,9 +2,9 @@
  * api.c: the /api/v2.0/ entry point — the route table (method, path
  * template, handler, permission), matching, identifying the caller, the
  * permission check, reading JSON bodies — and the helpers the handlers share:
- * Harbor's error body (HARBOR.md §0.1), pagination with X-Total-Count and
- * Link (§0.2), `q` and `sort` parsing, time formatting, audit entries.
- * Repository names arrive URL-encoded twice in paths (§0.2): the server
+ * Harbor's error body, pagination with X-Total-Count and
+ * Link, `q` and `sort` parsing, time formatting, audit entries.
+ * Repository names arrive URL-encoded twice in paths (as in Harbor): the server
  * decodes once, this file decodes path parameters a second time.
  */
 #include "api/api_int.h"
@@ -778,7 +778,7 @@ int wh_api_handle(wh_req *r, void *payload)
         return api_error(c, 401, "UNAUTHORIZED",
                          "unauthorized: the REST API takes Basic credentials, not tokens");
     /*
-     * Without Authorization, the portal's session cookie (HARBOR.md §6.2):
+     * Without Authorization, the portal's session cookie:
      * a state-changing request on a session must carry the session's CSRF
      * token in X-Harbor-CSRF-Token, which every answer on a session sends.
      * Basic credentials are never checked for CSRF (a browser does not add

@@ -1,5 +1,5 @@
 /*
- * api: the REST API at /api/v2.0/, in Harbor's shape (HARBOR.md §0, §5):
+ * api: the REST API at /api/v2.0/, in Harbor's shape:
  * projects and their metadata, repositories, artifacts and tags (with
  * additions, copies and labels), members, robot accounts, users, labels,
  * quotas, audit logs, system information, health, statistics and search.

@@ -4,7 +4,7 @@
  * `with_label`; get by digest or tag; delete (412 when an index still lists
  * it); tags list, create and delete. Objects follow Harbor's Artifact and
  * Tag shapes; `extra_attrs` come from the image config and `references` from
- * an index's manifest list, both read from the blob store (HARBOR.md §5);
+ * an index's manifest list, both read from the blob store;
  * `addition_links` from additions.c, `labels` from labels.c.
  */
 #include "api/api_int.h"

@@ -1,5 +1,5 @@
 /*
- * labels.c: Harbor's labels (HARBOR.md §5, §8) — /labels, global (scope
+ * labels.c: Harbor's labels — /labels, global (scope
  * "g") or of one project (scope "p"), and putting them on artifacts
  * (POST/DELETE .../artifacts/{reference}/labels). Permissions follow
  * Harbor's handler: global labels are created, read, changed and deleted by

@@ -2,7 +2,7 @@
  * members.c: /projects/{p}/members — list (filter `entityname`), add a user
  * with a role, get, change the role, remove. Only users can be members here
  * (no user groups). Role ids and names are Harbor's: 1 projectAdmin,
- * 2 developer, 3 guest, 4 maintainer, 5 limitedGuest (HARBOR.md §6.3).
+ * 2 developer, 3 guest, 4 maintainer, 5 limitedGuest.
  * Adding or promoting a member takes holding everything its role may do.
  */
 #include "api/api_int.h"

@@ -4,8 +4,8 @@
  * project and its creator's projectAdmin membership are one transaction;
  * robots need the system permission project:create), get, update (metadata,
  * CVE allowlist, storage limit), delete (412 while repositories remain), _deletable,
- * summary (member counts, quota) and the /metadatas/ sub-resource
- * (HARBOR.md §1). Metadata values are strings; "public" is the project's
+ * summary (member counts, quota) and the /metadatas/ sub-resource.
+ * Metadata values are strings; "public" is the project's
  * public column, the other keys live in its metadata JSON.
  */
 #include "api/api_int.h"

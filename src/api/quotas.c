@@ -1,5 +1,5 @@
 /*
- * quotas.c: Harbor's quota API (HARBOR.md §1.6) — GET /quotas, GET and PUT
+ * quotas.c: Harbor's quota API — GET /quotas, GET and PUT
  * /quotas/{id} — over wharf's one storage limit per project (db_quota.c:
  * a quota's id is its project's), and GET /systeminfo/volumes, the capacity
  * of the blob storage. Both are for administrators, as in Harbor (system

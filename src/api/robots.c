@@ -4,8 +4,8 @@
  * generated (or taken from the body when it passes Harbor's policy), shown
  * once in the 201 answer and stored only as an argon2id hash; PATCH makes a
  * new one. Expiry is a duration in days (-1: never). Listing without `q`
- * shows system robots; `q=Level=project,ProjectID=<id>` a project's
- * (HARBOR.md §0.3, §6.4). Nobody gives a robot permissions it lacks itself,
+ * shows system robots; `q=Level=project,ProjectID=<id>` a project's.
+ * Nobody gives a robot permissions it lacks itself,
  * a robot cannot change or re-key a stronger robot, and a robot's level,
  * name and project never change.
  */

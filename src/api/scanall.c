@@ -1,5 +1,5 @@
 /*
- * scanall.c: Harbor's scan-all API (HARBOR.md §3.6, §5):
+ * scanall.c: Harbor's scan-all API:
  * GET|POST|PUT /system/scanAll/schedule, POST /system/scanAll/stop,
  * GET /scans/all/metrics and /scans/schedule/metrics, for system
  * administrators. The answers and messages are Harbor's (its scan_all.go

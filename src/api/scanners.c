@@ -1,5 +1,5 @@
 /*
- * scanners.c: Harbor's scanner registrations (HARBOR.md §4, §5):
+ * scanners.c: Harbor's scanner registrations:
  * GET|POST /scanners, POST /scanners/ping, GET|PUT|DELETE|PATCH
  * /scanners/{registration_id}, GET /scanners/{registration_id}/metadata,
  * GET|PUT /projects/{p}/scanner and GET /projects/{p}/scanner/candidates.

@@ -1,6 +1,6 @@
 /*
- * scans.c: Harbor's scan API over the registry's own scan queue
- * (HARBOR.md §3, §5): POST .../artifacts/{reference}/scan (202, 409 while a
+ * scans.c: Harbor's scan API over the registry's own scan queue:
+ * POST .../artifacts/{reference}/scan (202, 409 while a
  * scan is pending or running), POST .../scan/stop, GET
  * .../scan/{report_id}/log, the vulnerabilities addition (the stored report
  * keyed by its mime type) and the `scan_overview` of the artifact views. An
@@ -80,7 +80,7 @@ static int severity_rank(const char *name)
 }
 
 /*
- * The children's reports merged as Harbor merges them (HARBOR.md §3.3): items
+ * The children's reports merged as Harbor merges them: items
  * deduplicated on id, package and version with the children's digests in
  * `artifact_digests`, the highest severity, `generated_at` and `scanner` of
  * the newest report. NULL when no child has a report. New reference.

@@ -3,7 +3,7 @@
  * a report: wharf's GET /vulnerabilities/changes (the artifacts a re-match
  * after a vulnerability database update changed, for the projects the caller
  * may read) and Harbor's security hub, GET /security/summary and GET
- * /security/vul (HARBOR.md §5; system administrators only, as in Harbor).
+ * /security/vul (system administrators only, as in Harbor).
  */
 #include "api/api_int.h"
 

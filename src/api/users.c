@@ -1,7 +1,7 @@
 /*
  * users.c: /users — list and create (system administrators), the current
  * user and their permissions, search by name, get/update (self or admin),
- * delete, the sysadmin flag and password changes (HARBOR.md §5, §6).
+ * delete, the sysadmin flag and password changes.
  * Passwords follow Harbor's policy and are stored as argon2id hashes made by
  * auth/; no answer ever carries one.
  */

@@ -1,6 +1,6 @@
 /*
  * v1.c: the pluggable scanner API that wharf serves at /api/v1 when
- * scan.adapter.enabled is on (HARBOR.md §4), so that a Harbor (or another
+ * scan.adapter.enabled is on, so that a Harbor (or another
  * wharf) can register wharf as its scanner:
  *
  *   GET  /api/v1/metadata                  200 the scanner's metadata

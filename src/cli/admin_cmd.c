@@ -3,7 +3,7 @@
  * API: projects (create with an owner, delete, list), their members and
  * roles, users (add, delete, administrator or not, password) and robot
  * accounts (create with permissions and an expiry, list, disable, delete).
- * The rules are the API's (HARBOR.md): the same project, user and robot name
+ * The rules are the API's: the same project, user and robot name
  * rules, Harbor's roles and permission names, the last administrator kept.
  * Changes are written to the audit log as "cli:<login>". The server may be
  * running: SQLite serialises the writes.

@@ -683,8 +683,8 @@ int wh_db_scan_recover(wh_db *db, int64_t *requeued);
 
 /* ---- external scanners (db_scanner.c) ---- */
 /*
- * Registrations of scanner adapters (the pluggable scanner API, HARBOR.md
- * §4) and the scanner each project uses. The built-in scanner has no row: it
+ * Registrations of scanner adapters (the pluggable scanner
+ * API) and the scanner each project uses. The built-in scanner has no row: it
  * is the default unless a registration is marked default, and a project
  * without a choice uses the default.
  */
@@ -898,7 +898,7 @@ int wh_db_vuln_changes(wh_db *db, const struct wh_vuln_change_filter *f, int64_t
                        int64_t limit, int (*fn)(const struct wh_vuln_change *ch, void *payload),
                        void *payload, int64_t *total_out);
 
-/* The security hub's totals (HARBOR.md §5, security hub). */
+/* The security hub's totals (security hub). */
 struct wh_security_summary {
     int64_t total_artifact, scanned_cnt;
     int64_t critical_cnt, high_cnt, medium_cnt, low_cnt, none_cnt, unknown_cnt, fixable_cnt;

@@ -1,7 +1,7 @@
 /*
  * db_gate.c: what the pull gate reads (schema 8): system settings by name
  * (the system CVE allowlist) and the facts about an artifact that decide
- * whether the vulnerability policy applies to it (HARBOR.md §2.2).
+ * whether the vulnerability policy applies to it.
  */
 #include "db/db_int.h"
 

@@ -1,6 +1,6 @@
 /*
- * db_scanall.c: scan-all runs (schema 11), Harbor's "scan all" executions
- * (HARBOR.md §3.6). A run row remembers who or what started it and how far
+ * db_scanall.c: scan-all runs (schema 11), Harbor's "scan all" executions.
+ * A run row remembers who or what started it and how far
  * it has queued: the artifacts with an id up to `cursor` have been looked
  * at, and it stops at `last_id`, the highest id when it started (artifacts
  * pushed later are the push's business). Each batch queues the scannable

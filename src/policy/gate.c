@@ -1,8 +1,8 @@
 /*
- * gate.c: Harbor's vulnerability check on manifest pulls (HARBOR.md §2.2),
- * steps 4 to 9: threshold, scannable or not, scan status, the report less
- * the effective allowlist. Also the allowlist's validation (§2.2, "CVE
- * allowlist model"), shared by the project and system lists.
+ * gate.c: Harbor's vulnerability check on manifest pulls (its vulnerable
+ * middleware): threshold, scannable or not, scan status, the report less
+ * the effective allowlist. Also the allowlist's validation (Harbor's CVE
+ * allowlist model), shared by the project and system lists.
  */
 #include "policy/policy.h"
 

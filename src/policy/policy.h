@@ -1,7 +1,7 @@
 /*
  * policy/: project policies enforced at pull time. For now the vulnerability
- * gate of Harbor's "Prevent vulnerable images from running" (HARBOR.md §2.2)
- * and the CVE allowlists it honours (§3).
+ * gate of Harbor's "Prevent vulnerable images from running"
+ * and the CVE allowlists it honours.
  */
 #ifndef WH_POLICY_H
 #define WH_POLICY_H

@@ -117,7 +117,7 @@ static bool token_grants(const struct wh_principal *who, const char *repo, unsig
 }
 
 /*
- * The vulnerability gate on manifest GET and HEAD (HARBOR.md §2.2): with the
+ * The vulnerability gate on manifest GET and HEAD: with the
  * project's prevent_vul on, answers 412 PROJECTPOLICYVIOLATION and returns
  * < 0 when policy/ refuses the artifact. Bypassed by a token granting
  * scanner-pull (the scanner's), and by a push token of a signing tool

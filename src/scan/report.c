@@ -32,7 +32,7 @@ static json_t *parse_array(const char *s)
     return j;
 }
 
-/* A report item (HARBOR.md §3.3) without artifact_digests. New reference. */
+/* A report item without artifact_digests. New reference. */
 static json_t *item(const struct wh_finding *x)
 {
     json_t *cvss = json_object();

@@ -155,7 +155,7 @@ static int result_build(struct result *res, const struct wh_findings *f,
     for (size_t i = 0; i < f->n; i++)
         if (f->items[i].severity > top)
             top = f->items[i].severity;
-    /* Unknown has code 0: only Unknown findings make "None" overall (HARBOR.md §3.1) */
+    /* Unknown has code 0: only Unknown findings make "None" overall */
     snprintf(res->severity, sizeof(res->severity), "%s",
              top == WH_SEV_UNKNOWN ? "None" : wh_severity_name(top));
     wh_findings_fingerprint(f, res->fingerprint, sizeof(res->fingerprint));

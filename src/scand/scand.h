@@ -72,7 +72,7 @@ char *wh_scand_vulndb_path(const char *data_dir);
 
 /*
  * ---- scan all (scanall.c) ----
- * Harbor's scan-all (HARBOR.md §3.6): runs of wh_db_scanrun_* started
+ * Harbor's scan-all: runs of wh_db_scanrun_* started
  * through the API or by a cron schedule, fed into the scan queue by one
  * thread in batches. The schedule is the setting WH_SCANALL_SETTING.
  */

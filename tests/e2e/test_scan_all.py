@@ -372,7 +372,7 @@ def test_access_and_hostile_bodies(servers, unique):
     # None through POST does nothing; nothing was started or scheduled by any of this
     assert api.post(SCHEDULE, {"schedule": {"type": "None"}}).status_code == 201
     assert api.get(SCHEDULE).json() == {} and metrics(api) == {}
-    # unknown fields are ignored (HARBOR.md §0.3)
+    # unknown fields are ignored
     r = api.post(SCHEDULE, {"schedule": {"type": "Manual", "cron": None}, "parameters": {"x": 1}})
     assert r.status_code == 201, describe(r)
     assert wait_done(api)["total"] == 0
