@@ -34,6 +34,13 @@
 #define WH_ADAPTER_REPORT_MAX (64u << 20)  /* report bytes read from an external adapter */
 #define WH_ADAPTER_META_MAX (1u << 20)     /* metadata and small answers of an adapter */
 #define WH_ADAPTER_REPORT_ITEMS_MAX 100000 /* vulnerabilities in one imported report */
+#define WH_ADAPTER_REPORT_VALUES_MAX 2000000 /* JSON values in one report (weighed before parsing) */
+#define WH_ADAPTER_REPORT_DEPTH_MAX 32     /* nesting of one report */
+#define WH_ADAPTER_ITEM_STR_MAX 1024       /* bytes of an item's id, package, version, fix_version,
+                                              status, each link, CWE id and CVSS vector */
+#define WH_ADAPTER_ITEM_LIST_MAX 64        /* links, and CWE ids, of one item */
+#define WH_ADAPTER_TITLE_MAX (4u << 10)    /* an item's title: cut beyond */
+#define WH_ADAPTER_DESC_MAX (64u << 10)    /* an item's description: cut beyond */
 
 #define WH_ADAPTER_MIME_META "application/vnd.scanner.adapter.metadata+json; version=1.0"
 #define WH_ADAPTER_MIME_SCAN_REQ "application/vnd.scanner.adapter.scan.request+json; version=1.0"
@@ -119,9 +126,24 @@ int wh_adapter_metadata_check(const json_t *meta);
  */
 int wh_adapter_fetch_metadata(json_t **out, const struct wh_scanner_reg *reg, unsigned timeout_s);
 /*
+ * Weighs the bytes of an adapter's report before they are parsed: a parse
+ * costs far more memory than the bytes (a million tiny items in 60 MB take
+ * about 900 MB as a tree), so the items of its top-level `vulnerabilities`
+ * list, all its JSON values and its nesting are counted first, in one pass
+ * that allocates nothing. 0 (within WH_ADAPTER_REPORT_ITEMS_MAX,
+ * WH_ADAPTER_REPORT_VALUES_MAX and WH_ADAPTER_REPORT_DEPTH_MAX: the parser
+ * still judges whether it is JSON) or WH_ETOOBIG with a message naming the cap.
+ */
+int wh_adapter_report_weigh(const char *body, size_t len);
+/*
  * Turns an adapter's report into what the scan queue stores: the report
  * text (items checked, `artifact_digests` set to `digest`), the overview
- * summary and the overall severity. 0 or WH_EINVALID (not a report).
+ * summary and the overall severity. Each item keeps Harbor's fields only,
+ * each within its cap: an id, package, version, fix_version, status, link,
+ * CWE id or CVSS vector longer than WH_ADAPTER_ITEM_STR_MAX, or more than
+ * WH_ADAPTER_ITEM_LIST_MAX links or CWE ids, refuse the report (WH_ETOOBIG);
+ * a longer title or description is cut at its cap (on a character boundary).
+ * 0, WH_EINVALID (not a report) or WH_ETOOBIG, with a message naming the item.
  */
 int wh_adapter_report_import(const json_t *rep, const char *digest, char **report_out,
                              char **summary_out, char *severity, size_t sevcap);

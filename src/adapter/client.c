@@ -1,8 +1,10 @@
 /*
  * client.c: wharf as a client of external scanner adapters (see adapter.h).
  * Everything an adapter sends is capped (metadata and errors at
- * WH_ADAPTER_META_MAX, reports at WH_ADAPTER_REPORT_MAX and
- * WH_ADAPTER_REPORT_ITEMS_MAX items) and checked before it is stored; every
+ * WH_ADAPTER_META_MAX; reports at WH_ADAPTER_REPORT_MAX bytes, weighed
+ * before they are parsed, and each item's fields) and checked before it is
+ * stored; the scan workers turn the report's items into finding rows as the
+ * built-in scanner's (scand.c); every
  * exchange has a timeout and the whole job a deadline. The token handed to
  * the adapter grants pull and scanner-pull on the one repository, lives
  * until the deadline and is revoked when the job ends, however it ends.
@@ -76,15 +78,219 @@ static int sev_rank(const char *name)
     return name && wh_severity_parse(&s, name) == 0 ? (int)s : -1;
 }
 
-/* The fields of a report item that are kept, with their JSON types. */
+/* What weighing a report has seen so far (wh_adapter_report_weigh). */
+struct weigh {
+    char open[WH_ADAPTER_REPORT_DEPTH_MAX]; /* '{' or '[' per level */
+    size_t depth;
+    bool value_next;  /* the next token is a value (not an object's key) */
+    bool vulns_key;   /* the last key of the top-level object may be "vulnerabilities" */
+    bool in_vulns;    /* the level-2 array open is the top-level "vulnerabilities" */
+    size_t values, items;
+};
+
+/* A value starts: counts it (and the item, in the vulnerabilities list). 0 or WH_ETOOBIG. */
+static int weigh_value(struct weigh *w)
+{
+    if (++w->values > WH_ADAPTER_REPORT_VALUES_MAX)
+        return wh_error_set(WH_ETOOBIG, "the report holds more than %u JSON values",
+                            WH_ADAPTER_REPORT_VALUES_MAX);
+    if (w->in_vulns && w->depth == 2 && ++w->items > WH_ADAPTER_REPORT_ITEMS_MAX)
+        return wh_error_set(WH_ETOOBIG, "the report lists more than %u vulnerabilities",
+                            WH_ADAPTER_REPORT_ITEMS_MAX);
+    return 0;
+}
+
+int wh_adapter_report_weigh(const char *body, size_t len)
+{
+    static const char key[] = "vulnerabilities";
+    struct weigh w = {.value_next = true};
+    int error;
+    for (size_t i = 0; i < len; i++) {
+        char ch = body[i];
+        if (ch == '"') {
+            /* a string: skip to its closing quote (escapes skip the next byte) */
+            size_t start = ++i;
+            bool escaped = false;
+            while (i < len && body[i] != '"') {
+                escaped |= body[i] == '\\';
+                i += body[i] == '\\' ? 2 : 1;
+            }
+            if (w.value_next) {
+                if ((error = weigh_value(&w)) < 0)
+                    return error;
+                w.value_next = false;
+            } else if (w.depth == 1) {
+                /* a top-level key; one written with escapes may spell the name too */
+                size_t n = (i < len ? i : len) - start;
+                w.vulns_key = escaped || (n == sizeof(key) - 1 && memcmp(body + start, key, n) == 0);
+            }
+            continue;
+        }
+        switch (ch) {
+        case '{':
+        case '[':
+            if ((error = weigh_value(&w)) < 0)
+                return error;
+            if (w.depth == WH_ADAPTER_REPORT_DEPTH_MAX)
+                return wh_error_set(WH_ETOOBIG, "the report is nested deeper than %u levels",
+                                    WH_ADAPTER_REPORT_DEPTH_MAX);
+            w.open[w.depth++] = ch;
+            if (w.depth == 2)
+                w.in_vulns = ch == '[' && w.open[0] == '{' && w.vulns_key;
+            w.value_next = ch == '[';
+            break;
+        case '}':
+        case ']':
+            if (w.depth > 0)
+                w.depth--;
+            w.value_next = false;
+            break;
+        case ':':
+            w.value_next = true;
+            break;
+        case ',':
+            w.value_next = w.depth > 0 && w.open[w.depth - 1] == '[';
+            break;
+        case ' ': case '\t': case '\n': case '\r':
+            break;
+        default:
+            /* a number or literal (anything else is for the parser to refuse) */
+            if ((error = weigh_value(&w)) < 0)
+                return error;
+            while (i + 1 < len && strchr("{}[]:,\" \t\n\r", body[i + 1]) == NULL)
+                i++;
+            w.value_next = false;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* The fields of a report item that are kept as they come, with their JSON types. */
 static const struct {
     const char *key;
     json_type type;
 } item_fields[] = {
-    {"fix_version", JSON_STRING},      {"description", JSON_STRING}, {"links", JSON_ARRAY},
-    {"preferred_cvss", JSON_OBJECT},   {"cwe_ids", JSON_ARRAY},      {"vendor_attributes", JSON_OBJECT},
-    {"title", JSON_STRING},            {"status", JSON_STRING},
+    {"fix_version", JSON_STRING}, {"status", JSON_STRING}, {"vendor_attributes", JSON_OBJECT},
 };
+
+/* A refused item field: its name and cap in the message. */
+static int too_big(size_t i, const char *field, size_t cap)
+{
+    return wh_error_set(WH_ETOOBIG,
+                        "vulnerability %zu of the report: %s is longer than %zu bytes or items",
+                        i, field, cap);
+}
+
+/* `s` cut at `cap` bytes, on a UTF-8 character boundary (jansson's strings are UTF-8). */
+static json_t *cut(const json_t *s, size_t cap)
+{
+    const char *t = json_string_value(s);
+    size_t n = json_string_length(s);
+    if (n > cap) {
+        n = cap;
+        while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return json_stringn(t, n);
+}
+
+/* A list of strings (links, CWE ids) within its caps, into `o`; other entries are left out. */
+static int copy_list(json_t *o, const json_t *v, const char *key, size_t i)
+{
+    const json_t *in = json_object_get(v, key);
+    if (!json_is_array(in))
+        return 0;
+    if (json_array_size(in) > WH_ADAPTER_ITEM_LIST_MAX)
+        return too_big(i, key, WH_ADAPTER_ITEM_LIST_MAX);
+    json_t *out = json_array();
+    size_t k;
+    json_t *x;
+    json_array_foreach(in, k, x) {
+        if (!json_is_string(x))
+            continue;
+        if (json_string_length(x) > WH_ADAPTER_ITEM_STR_MAX) {
+            json_decref(out);
+            return too_big(i, key, WH_ADAPTER_ITEM_STR_MAX);
+        }
+        json_array_append(out, x);
+    }
+    json_object_set_new(o, key, out);
+    return 0;
+}
+
+/* Harbor's preferred_cvss: the two scores (numbers) and vectors (strings within the cap). */
+static int copy_cvss(json_t *o, const json_t *v, size_t i)
+{
+    const json_t *in = json_object_get(v, "preferred_cvss");
+    if (!json_is_object(in))
+        return 0;
+    json_t *out = json_object();
+    static const char *const scores[] = {"score_v3", "score_v2"};
+    static const char *const vectors[] = {"vector_v3", "vector_v2"};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *sc = json_object_get(in, scores[k]), *ve = json_object_get(in, vectors[k]);
+        json_object_set_new(out, scores[k], json_is_number(sc) ? json_copy(sc) : json_null());
+        if (json_is_string(ve) && json_string_length(ve) > WH_ADAPTER_ITEM_STR_MAX) {
+            json_decref(out);
+            return too_big(i, "preferred_cvss", WH_ADAPTER_ITEM_STR_MAX);
+        }
+        json_object_set_new(out, vectors[k], json_string(json_is_string(ve)
+                                                             ? json_string_value(ve) : ""));
+    }
+    json_object_set_new(o, "preferred_cvss", out);
+    return 0;
+}
+
+/* One item of a report checked and reduced to Harbor's fields (`*out`, new reference). */
+static int import_item(json_t **out, const json_t *v, size_t i, const char *digest, int *rank_out)
+{
+    const char *id = json_string_value(json_object_get(v, "id"));
+    const char *pkg = json_string_value(json_object_get(v, "package"));
+    const char *ver = json_string_value(json_object_get(v, "version"));
+    const char *sev = json_string_value(json_object_get(v, "severity"));
+    int rank = sev_rank(sev);
+    int error = 0;
+    *out = NULL;
+    if (!id || !*id || !pkg || !ver || rank < 0)
+        return wh_error_set(WH_EINVALID,
+                            "vulnerability %zu of the report lacks id, package, version or a "
+                            "known severity",
+                            i);
+    static const char *const keys[] = {"id", "package", "version"};
+    for (size_t k = 0; k < 3; k++)
+        if (json_string_length(json_object_get(v, keys[k])) > WH_ADAPTER_ITEM_STR_MAX)
+            return too_big(i, keys[k], WH_ADAPTER_ITEM_STR_MAX);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "package", pkg, "version", ver,
+                          "severity", wh_severity_name((enum wh_severity)rank));
+    for (size_t f = 0; f < sizeof(item_fields) / sizeof(item_fields[0]); f++) {
+        json_t *x = json_object_get(v, item_fields[f].key);
+        if (!x || json_typeof(x) != item_fields[f].type)
+            continue;
+        if (json_is_string(x) && json_string_length(x) > WH_ADAPTER_ITEM_STR_MAX) {
+            error = too_big(i, item_fields[f].key, WH_ADAPTER_ITEM_STR_MAX);
+            goto out;
+        }
+        json_object_set(o, item_fields[f].key, x);
+    }
+    const json_t *title = json_object_get(v, "title"), *desc = json_object_get(v, "description");
+    if (json_is_string(title))
+        json_object_set_new(o, "title", cut(title, WH_ADAPTER_TITLE_MAX));
+    if (json_is_string(desc))
+        json_object_set_new(o, "description", cut(desc, WH_ADAPTER_DESC_MAX));
+    if ((error = copy_list(o, v, "links", i)) < 0 || (error = copy_list(o, v, "cwe_ids", i)) < 0 ||
+        (error = copy_cvss(o, v, i)) < 0)
+        goto out;
+    if (!json_object_get(o, "fix_version"))
+        json_object_set_new(o, "fix_version", json_string(""));
+    json_object_set_new(o, "artifact_digests", json_pack("[s]", digest));
+    *rank_out = rank;
+    *out = o;
+    o = NULL;
+out:
+    json_decref(o);
+    return error;
+}
 
 int wh_adapter_report_import(const json_t *rep, const char *digest, char **report_out,
                              char **summary_out, char *severity, size_t sevcap)
@@ -97,34 +303,19 @@ int wh_adapter_report_import(const json_t *rep, const char *digest, char **repor
     if (!json_is_array(items) && !json_is_null(items) && items)
         return wh_error_set(WH_EINVALID, "the report's vulnerabilities are not a list");
     if (json_array_size(items) > WH_ADAPTER_REPORT_ITEMS_MAX)
-        return wh_error_set(WH_EINVALID, "the report lists more than %u vulnerabilities",
+        return wh_error_set(WH_ETOOBIG, "the report lists more than %u vulnerabilities",
                             WH_ADAPTER_REPORT_ITEMS_MAX);
     json_t *vulns = json_array();
     size_t i;
     json_t *v;
     json_array_foreach(items, i, v) {
-        const char *id = json_string_value(json_object_get(v, "id"));
-        const char *pkg = json_string_value(json_object_get(v, "package"));
-        const char *ver = json_string_value(json_object_get(v, "version"));
-        const char *sev = json_string_value(json_object_get(v, "severity"));
-        int rank = sev_rank(sev);
-        if (!id || !*id || !pkg || !ver || rank < 0) {
+        json_t *o = NULL;
+        int rank = 0;
+        int error = import_item(&o, v, i, digest, &rank);
+        if (error < 0) {
             json_decref(vulns);
-            return wh_error_set(WH_EINVALID,
-                                "vulnerability %zu of the report lacks id, package, version or "
-                                "a known severity",
-                                i);
+            return error;
         }
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "package", pkg, "version", ver,
-                              "severity", wh_severity_name((enum wh_severity)rank));
-        for (size_t f = 0; f < sizeof(item_fields) / sizeof(item_fields[0]); f++) {
-            json_t *x = json_object_get(v, item_fields[f].key);
-            if (x && json_typeof(x) == item_fields[f].type)
-                json_object_set(o, item_fields[f].key, x);
-        }
-        if (!json_object_get(o, "fix_version"))
-            json_object_set_new(o, "fix_version", json_string(""));
-        json_object_set_new(o, "artifact_digests", json_pack("[s]", digest));
         const char *fix = json_string_value(json_object_get(o, "fix_version"));
         fixable += fix && *fix;
         counts[rank]++;
@@ -414,6 +605,12 @@ static int poll_report(struct ext_job *x, json_t **out)
         }
         if (resp.status == 200) {
             json_error_t jerr;
+            /* weighed first: the parse of a report costs many times its bytes */
+            if ((error = wh_adapter_report_weigh(resp.body, resp.len)) < 0) {
+                error = wh_error_set(error, "get report: %s", wh_error_msg());
+                wh_fetch_resp_dispose(&resp);
+                break;
+            }
             *out = json_loadb(resp.body, resp.len, 0, &jerr);
             if (!*out)
                 error = wh_error_set(WH_EINVALID, "get report: the answer is not JSON: %s",

@@ -877,6 +877,12 @@ int wh_db_rematch_apply(wh_db *db, const struct wh_rematch_target *t, const char
                         char **removed);
 /* Deletes the recorded changes older than `before_ms`. 0 or WH_ERROR. */
 int wh_db_vuln_change_prune(wh_db *db, int64_t before_ms);
+/*
+ * How many artifacts have a report but no stored inventory (`*out`): reports
+ * of external scanners, and scans stored before schema 9, which a re-match
+ * cannot evaluate again (db_extreport.c). 0 or WH_ERROR.
+ */
+int wh_db_reports_without_inventory(wh_db *db, int64_t *out);
 /* Drops CVE texts no finding refers to any more (after a re-match). 0 or WH_ERROR. */
 int wh_db_finding_text_gc(wh_db *db);
 

@@ -117,7 +117,10 @@ static int vulndb_fresh(struct worker_db *w, const char *path)
 /* A scan's or a re-match's outcome in the form the database stores. */
 struct result {
     json_t *sum;
+    json_t *doc;        /* an external report parsed: the rows borrow its strings */
     char *report, *summary, *inventory;
+    char **texts;       /* JSON texts the rows point at (links, CWE ids of an external report) */
+    size_t ntexts;
     char severity[16];
     char fingerprint[WH_FINGERPRINT_MAX];
     struct wh_db_finding *rows;
@@ -127,9 +130,13 @@ struct result {
 static void result_dispose(struct result *res)
 {
     json_decref(res->sum);
+    json_decref(res->doc);
     free(res->report);
     free(res->summary);
     free(res->inventory);
+    for (size_t i = 0; i < res->ntexts; i++)
+        free(res->texts[i]);
+    free(res->texts);
     free(res->rows);
     memset(res, 0, sizeof(*res));
 }
@@ -188,6 +195,90 @@ static int result_build(struct result *res, const struct wh_findings *f,
         .nfindings = f->n,
     };
     return 0;
+}
+
+/* A JSON list of `v` as text the rows keep ("[]" when it is not a list). */
+static const char *list_text(struct result *res, const json_t *v)
+{
+    char *t = json_is_array(v) ? json_dumps(v, JSON_COMPACT) : NULL;
+    if (!t)
+        t = wh_strdup("[]");
+    return res->texts[res->ntexts++] = t;
+}
+
+/*
+ * Builds the result of an external scanner's report (Harbor's format, as
+ * wh_adapter_report_import left it): one finding row per item, borrowing its
+ * strings from res->doc. 0 or WH_EINVALID.
+ */
+static int result_from_report(struct result *res, const char *report, const char *summary,
+                              const char *severity)
+{
+    json_error_t jerr;
+    memset(res, 0, sizeof(*res));
+    res->report = wh_strdup(report);
+    res->summary = wh_strdup(summary);
+    snprintf(res->severity, sizeof(res->severity), "%s", severity);
+    res->doc = json_loads(report, 0, &jerr);
+    const json_t *items = json_object_get(res->doc, "vulnerabilities");
+    if (!res->doc)
+        return wh_error_set(WH_EINVALID, "the report cannot be read: %s", jerr.text);
+    size_t n = json_array_size(items);
+    res->rows = wh_calloc(n ? n : 1, sizeof(*res->rows));
+    res->texts = wh_calloc(2 * n + 1, sizeof(*res->texts));
+    size_t i;
+    json_t *v;
+    json_array_foreach(items, i, v) {
+        enum wh_severity sev;
+        const json_t *cvss = json_object_get(v, "preferred_cvss");
+        const char *id = json_string_value(json_object_get(v, "id"));
+        const char *pkg = json_string_value(json_object_get(v, "package"));
+        const char *ver = json_string_value(json_object_get(v, "version"));
+        const char *fix = json_string_value(json_object_get(v, "fix_version"));
+        const char *desc = json_string_value(json_object_get(v, "description"));
+        const char *title = json_string_value(json_object_get(v, "title"));
+        const char *vector = json_string_value(json_object_get(cvss, "vector_v3"));
+        double score = json_number_value(json_object_get(cvss, "score_v3"));
+        if (!id || !pkg || !ver ||
+            wh_severity_parse(&sev, json_string_value(json_object_get(v, "severity"))) < 0)
+            return wh_error_set(WH_EINVALID, "vulnerability %zu of the report lacks id, package, "
+                                             "version or severity", i);
+        /* as the built-in scanner's rows (result_build): the description, else the title */
+        res->rows[i] = (struct wh_db_finding){
+            .cve_id = id,
+            .package = pkg,
+            .version = ver,
+            .fixed_version = fix ? fix : "",
+            .severity = (int)sev,
+            .cvss3 = score > 0 && score <= 10 ? score : 0,
+            .description = desc && desc[0] ? desc : title ? title : "",
+            .links = list_text(res, json_object_get(v, "links")),
+            .cvss3_vector = vector ? vector : "",
+            .cwe_ids = list_text(res, json_object_get(v, "cwe_ids")),
+        };
+    }
+    /* no inventory (inventory_id goes NULL: a re-match never sees the artifact) and no
+     * fingerprint: only a new scan changes these findings */
+    res->r = (struct wh_scan_result){
+        .severity = res->severity,
+        .summary = res->summary,
+        .report = res->report,
+        .fingerprint = "",
+        .findings = res->rows,
+        .nfindings = n,
+    };
+    return 0;
+}
+
+int wh_scand_record_report(wh_db *db, const struct wh_scan_job *job, const char *report,
+                           const char *summary, const char *severity)
+{
+    struct result res;
+    int error = result_from_report(&res, report, summary, severity);
+    if (error == 0)
+        error = wh_db_scan_succeed(db, job->artifact_id, job->report_id, &res.r, wh_now_ms());
+    result_dispose(&res);
+    return error;
 }
 
 int wh_scand_record(wh_db *db, const struct wh_scan_job *job, const struct wh_inventory *inv,
@@ -255,20 +346,24 @@ static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
     if (ext == WH_EDEFERRED)
         return; /* the server stops: left Running, queued again at the next start */
     if (ext > 0) {
-        /* an external report: no inventory to re-match and no finding rows (the
-         * previous built-in scan's, if any, go) */
-        struct wh_scan_result r = {.severity = severity, .summary = summary, .report = report,
-                                   .fingerprint = ""};
-        int rerr = wh_db_scan_succeed(s->db, job->artifact_id, job->report_id, &r, wh_now_ms());
+        /* an external report: its items become finding rows as the built-in scanner's
+         * do, in the same transaction as the report (no inventory: see
+         * wh_scand_result_from_report); a report that cannot be read is an Error */
+        int rerr = wh_scand_record_report(s->db, job, report, summary, severity);
+        free(report);
+        free(summary);
         if (rerr == WH_ENOTFOUND)
             wh_log_info("scan %s of %s was stopped or replaced: result dropped", job->report_id,
                         job->digest);
-        else if (rerr < 0)
+        else if (rerr == WH_ERROR)
             wh_log_error("scan %s: cannot record the result: %s", job->report_id,
                          wh_error_msg());
-        free(report);
-        free(summary);
-        return;
+        if (rerr != WH_EINVALID)
+            return;
+        /* the adapter client checked the report: one the workers cannot read is a bug
+         * of ours, an Error whose cause stays in the server log */
+        report = summary = NULL;
+        ext = WH_ERROR;
     }
     free(report);
     free(summary);
@@ -529,6 +624,9 @@ int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_s
     wh_match_memo_free(mm);
     if (error == 0)
         error = wh_db_finding_text_gc(db);
+    int64_t skipped = 0;
+    if (error == 0 && (error = wh_db_reports_without_inventory(db, &skipped)) == 0)
+        st->skipped = (uint64_t)skipped;
     st->us = wh_monotonic_us() - t0;
     return error == WH_ECONFLICT ? wh_error_set(WH_ECONFLICT, "stopped") : error;
 }
@@ -567,6 +665,11 @@ static bool rematch_now(wh_scand *s, const char *id)
                     "%llu artifacts changed",
                     (unsigned long long)st.inventories, (unsigned long long)st.artifacts,
                     (double)st.us / 1e6, (unsigned long long)st.changed);
+        if (st.skipped > 0)
+            wh_log_info("re-match: %llu scanned artifacts have no stored package inventory "
+                        "(reports of external scanners, or scans stored before schema 9) and "
+                        "were not matched again: scan them again (scan all) to refresh them",
+                        (unsigned long long)st.skipped);
     }
     wh_vulndb_close(vdb);
     if (wh_db_vuln_change_prune(s->db, wh_now_ms() - CHANGES_KEEP_MS) < 0)
@@ -605,7 +708,27 @@ struct export_run {
     int64_t rows;
     int64_t tag_artifact; /* artifact whose tags `tag_ok` answers for, 0 none */
     bool tag_ok;
+    int64_t scanner_artifact;            /* artifact `scanner` names the scanner of, 0 none */
+    char scanner[WH_SCANNER_NAME_MAX];
+    struct wh_scan_job *job;             /* scratch for the scanner's lookup */
 };
+
+/* The name of the scanner whose findings `artifact_id` has: an external one's, else ours. */
+static const char *scanner_of(struct export_run *r, int64_t artifact_id)
+{
+    if (r->scanner_artifact == artifact_id)
+        return r->scanner;
+    r->scanner_artifact = artifact_id;
+    snprintf(r->scanner, sizeof(r->scanner), "%s", WH_SCANNER_NAME);
+    if (wh_db_scan_get(r->db, artifact_id, r->job) == 0 && r->job->scanner[0]) {
+        json_t *sc = json_loads(r->job->scanner, 0, NULL);
+        const char *name = json_string_value(json_object_get(sc, "name"));
+        if (name && *name)
+            snprintf(r->scanner, sizeof(r->scanner), "%s", name);
+        json_decref(sc);
+    }
+    return r->scanner;
+}
 
 static int tag_matches(const char *name, void *payload)
 {
@@ -672,7 +795,7 @@ static int export_row(const struct wh_vuln_item *v, void *payload)
     else
         score[0] = '\0';
     csv_cell(&r->csv, id, false);
-    csv_cell(&r->csv, WH_SCANNER_NAME, false);
+    csv_cell(&r->csv, scanner_of(r, v->artifact_id), false);
     csv_cell(&r->csv, v->repository, false);
     csv_cell(&r->csv, v->digest, false);
     csv_cell(&r->csv, v->cve_id, false);
@@ -696,7 +819,7 @@ static void run_exports(wh_scand *s)
 {
     struct wh_cve_export e;
     while (!stopping(s) && wh_db_export_claim(s->db, wh_now_ms(), &e) == 0) {
-        struct export_run r = {.e = &e, .db = s->db};
+        struct export_run r = {.e = &e, .db = s->db, .job = wh_malloc(sizeof(*r.job))};
         wh_buf_init(&r.csv, EXPORT_CSV_MAX + (1u << 20));
         wh_buf_puts(&r.csv, "RowId,Scanner,Repository,Artifact Digest,CVE,Package,Current Version,"
                             "Fixed in version,Severity,CVSS V3 Score,CVSS V2 Score,CVSS V3 Vector,"
@@ -718,6 +841,7 @@ static void run_exports(wh_scand *s)
         if (ferr < 0 && ferr != WH_ENOTFOUND)
             wh_log_error("export %lld: %s", (long long)e.id, wh_error_msg());
         wh_buf_dispose(&r.csv);
+        free(r.job);
     }
 }
 

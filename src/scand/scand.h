@@ -51,18 +51,36 @@ void wh_scand_stop(wh_scand *s);
 int wh_scand_record(wh_db *db, const struct wh_scan_job *job, const struct wh_inventory *inv,
                     const struct wh_findings *f);
 
+/*
+ * Records the Success of the Running job `job` with the report of an external
+ * scanner (Harbor's format, as wh_adapter_report_import left it: items
+ * checked and capped), its overview `summary` and overall `severity`: the
+ * report, and one finding row per item with the counts per severity, as
+ * wh_scand_record does for the built-in scanner's findings (the previous
+ * scan's rows are replaced). No inventory is stored (the artifact's is
+ * dropped): a re-match after a vulnerability database update never
+ * re-evaluates such a report, only a new scan does. 0, WH_EINVALID (the
+ * report cannot be read), WH_ENOTFOUND (the job is no longer Running) or
+ * WH_ERROR; nothing is written unless 0.
+ */
+int wh_scand_record_report(wh_db *db, const struct wh_scan_job *job, const char *report,
+                           const char *summary, const char *severity);
+
 /* What a re-match did. */
 struct wh_rematch_stats {
     uint64_t inventories; /* stored inventories matched again */
     uint64_t artifacts;   /* artifacts with a successful scan of them */
     uint64_t changed;     /* artifacts whose findings changed (new report) */
     uint64_t failed;      /* inventories that could not be read (logged, skipped) */
+    uint64_t skipped;     /* artifacts with a report but no inventory (external scanners',
+                             or stored before schema 9): not re-matched, a new scan refreshes */
     int64_t us;           /* time taken */
 };
 /*
  * Matches every stored inventory against `vdb` again (no layer is read) and
  * gives the artifacts whose findings changed a new report, overview and
- * findings, recording and logging what changed. `s` (may be NULL) stops it
+ * findings, recording and logging what changed; counts the reports it cannot
+ * re-evaluate (st->skipped). `s` (may be NULL) stops it
  * early when the pool stops (WH_ECONFLICT then). 0 or WH_ERROR.
  */
 int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_stats *st);

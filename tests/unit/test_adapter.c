@@ -170,6 +170,192 @@ static void test_adapter__report_import(void **state)
     assert_null(sum);
 }
 
+/* A report of `n` items, each `item`, in a buffer the caller frees. */
+static char *many(const char *item, size_t n, size_t *len)
+{
+    size_t il = strlen(item);
+    char *b = malloc(32 + n * (il + 1));
+    size_t k = (size_t)sprintf(b, "{\"vulnerabilities\":[");
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b + k, item, il);
+        k += il;
+        b[k++] = i + 1 < n ? ',' : ']';
+    }
+    b[k++] = '}';
+    *len = k;
+    return b;
+}
+
+static void test_adapter__report_weigh(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int want;
+    } cases[] = {
+        {"", 0},
+        {"{}", 0},
+        {"{\"vulnerabilities\":[]}", 0},
+        /* brackets, quotes and commas inside strings are text */
+        {"{\"vulnerabilities\":[{\"id\":\"[[[,,,{{{\\\"]]]\"}]}", 0},
+        /* not JSON: left to the parser */
+        {"not json {[", 0},
+        {"]]]}}}", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(wh_adapter_report_weigh(cases[i].text, strlen(cases[i].text)),
+                         cases[i].want);
+    /* nesting: up to the cap */
+    char deep[2 * WH_ADAPTER_REPORT_DEPTH_MAX + 2];
+    memset(deep, '[', WH_ADAPTER_REPORT_DEPTH_MAX);
+    memset(deep + WH_ADAPTER_REPORT_DEPTH_MAX, ']', WH_ADAPTER_REPORT_DEPTH_MAX);
+    assert_int_equal(wh_adapter_report_weigh(deep, 2 * WH_ADAPTER_REPORT_DEPTH_MAX), 0);
+    memset(deep, '[', WH_ADAPTER_REPORT_DEPTH_MAX + 1);
+    assert_int_equal(wh_adapter_report_weigh(deep, WH_ADAPTER_REPORT_DEPTH_MAX + 1), WH_ETOOBIG);
+    assert_non_null(strstr(wh_error_msg(), "nested deeper"));
+    /* the same brackets inside a string (after an escaped quote) are text */
+    deep[0] = '"';
+    deep[1] = '\\';
+    deep[2] = '"';
+    memset(deep + 3, '[', WH_ADAPTER_REPORT_DEPTH_MAX + 1);
+    deep[WH_ADAPTER_REPORT_DEPTH_MAX + 4] = '"';
+    assert_int_equal(wh_adapter_report_weigh(deep, WH_ADAPTER_REPORT_DEPTH_MAX + 5), 0);
+
+    /* items of the top-level list: up to the cap, not one more (however the key is spelt) */
+    size_t len;
+    char *b = many("{}", WH_ADAPTER_REPORT_ITEMS_MAX, &len);
+    assert_int_equal(wh_adapter_report_weigh(b, len), 0);
+    free(b);
+    b = many("{}", WH_ADAPTER_REPORT_ITEMS_MAX + 1, &len);
+    assert_int_equal(wh_adapter_report_weigh(b, len), WH_ETOOBIG);
+    assert_non_null(strstr(wh_error_msg(), "more than 100000 vulnerabilities"));
+    free(b);
+    b = many("1", WH_ADAPTER_REPORT_ITEMS_MAX + 1, &len);
+    assert_int_equal(wh_adapter_report_weigh(b, len), WH_ETOOBIG);
+    free(b);
+    const char *esc = "{\"vulnerabilit\\u0069es\":[";
+    char *e = malloc(strlen(esc) + 3 * (WH_ADAPTER_REPORT_ITEMS_MAX + 1) + 4);
+    size_t k = (size_t)sprintf(e, "%s", esc);
+    for (size_t i = 0; i <= WH_ADAPTER_REPORT_ITEMS_MAX; i++)
+        k += (size_t)sprintf(e + k, "{},");
+    e[k - 1] = ']';
+    e[k++] = '}';
+    assert_int_equal(wh_adapter_report_weigh(e, k), WH_ETOOBIG);
+    free(e);
+    /* the same count elsewhere than the top-level list is no item */
+    b = many("{}", WH_ADAPTER_REPORT_ITEMS_MAX + 1, &len);
+    memcpy(b + 2, "Vulnerabilities", 15);
+    assert_int_equal(wh_adapter_report_weigh(b, len), 0);
+    free(b);
+
+    /* all values: items within the cap, each with too many values */
+    b = many("{\"a\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,\"x\",true,null]}",
+             WH_ADAPTER_REPORT_ITEMS_MAX / 2, &len);
+    assert_int_equal(wh_adapter_report_weigh(b, len), 0);
+    free(b);
+    b = many("{\"a\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,\"x\",true,null]}",
+             WH_ADAPTER_REPORT_ITEMS_MAX, &len);
+    assert_int_equal(wh_adapter_report_weigh(b, len), WH_ETOOBIG);
+    assert_non_null(strstr(wh_error_msg(), "JSON values"));
+    free(b);
+}
+
+static void test_adapter__report_caps(void **state)
+{
+    (void)state;
+    char *rep = NULL, *sum = NULL, sev[16];
+    char longs[WH_ADAPTER_ITEM_STR_MAX + 2];
+    memset(longs, 'a', sizeof(longs) - 1);
+    longs[sizeof(longs) - 1] = '\0';
+    /* each identifying string: at its cap accepted, one byte more refused, naming it */
+    static const char *const fields[] = {"id", "package", "version", "fix_version", "status"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        for (int over = 0; over <= 1; over++) {
+            json_t *v = json_pack("{s:s, s:s, s:s, s:s}", "id", "CVE-1", "package", "p",
+                                  "version", "1", "severity", "Low");
+            json_object_set_new(v, fields[i],
+                                json_stringn(longs, WH_ADAPTER_ITEM_STR_MAX + (size_t)over));
+            json_t *r = json_pack("{s:[o]}", "vulnerabilities", v);
+            rep = sum = NULL;
+            int rc = wh_adapter_report_import(r, "sha256:abc", &rep, &sum, sev, 16);
+            json_decref(r);
+            assert_int_equal(rc, over ? WH_ETOOBIG : 0);
+            if (over) {
+                assert_non_null(strstr(wh_error_msg(), fields[i]));
+                assert_null(rep);
+            }
+            free(rep);
+            free(sum);
+        }
+    }
+    /* lists: 64 links accepted, 65 refused; a link or CWE id too long refused; a vector too */
+    json_t *links = json_array();
+    for (int i = 0; i < WH_ADAPTER_ITEM_LIST_MAX; i++)
+        json_array_append_new(links, json_string("https://x"));
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:O}", "id", "CVE-1", "package", "p", "version",
+                          "1", "severity", "Low", "links", links);
+    json_t *r = json_pack("{s:[O]}", "vulnerabilities", v);
+    assert_int_equal(wh_adapter_report_import(r, "sha256:abc", &rep, &sum, sev, 16), 0);
+    free(rep);
+    free(sum);
+    json_decref(r);
+    json_array_append_new(links, json_string("https://x"));
+    r = json_pack("{s:[O]}", "vulnerabilities", v);
+    assert_int_equal(wh_adapter_report_import(r, "sha256:abc", &rep, &sum, sev, 16), WH_ETOOBIG);
+    assert_non_null(strstr(wh_error_msg(), "links"));
+    json_decref(r);
+    json_object_set_new(v, "links", json_pack("[s]", longs));
+    r = json_pack("{s:[O]}", "vulnerabilities", v);
+    assert_int_equal(wh_adapter_report_import(r, "sha256:abc", &rep, &sum, sev, 16), WH_ETOOBIG);
+    json_decref(r);
+    json_object_del(v, "links");
+    json_object_set_new(v, "cwe_ids", json_pack("[s]", longs));
+    r = json_pack("{s:[O]}", "vulnerabilities", v);
+    assert_int_equal(wh_adapter_report_import(r, "sha256:abc", &rep, &sum, sev, 16), WH_ETOOBIG);
+    assert_non_null(strstr(wh_error_msg(), "cwe_ids"));
+    json_decref(r);
+    json_object_del(v, "cwe_ids");
+    json_object_set_new(v, "preferred_cvss", json_pack("{s:s}", "vector_v3", longs));
+    r = json_pack("{s:[O]}", "vulnerabilities", v);
+    assert_int_equal(wh_adapter_report_import(r, "sha256:abc", &rep, &sum, sev, 16), WH_ETOOBIG);
+    assert_non_null(strstr(wh_error_msg(), "preferred_cvss"));
+    json_decref(r);
+    json_decref(links);
+
+    /* texts are cut at their caps, on a character boundary: "é" is two bytes */
+    size_t dn = WH_ADAPTER_DESC_MAX + 9;
+    char *desc = malloc(dn + 1);
+    memset(desc, 'd', dn);
+    desc[WH_ADAPTER_DESC_MAX - 1] = (char)0xc3; /* "é" straddles the cap */
+    desc[WH_ADAPTER_DESC_MAX] = (char)0xa9;
+    desc[dn] = '\0';
+    json_object_set_new(v, "description", json_string(desc));
+    json_object_set_new(v, "title", json_stringn(longs, 10));
+    json_object_set_new(v, "preferred_cvss",
+                        json_pack("{s:f, s:s, s:s, s:i}", "score_v3", 7.5, "vector_v3",
+                                  "CVSS:3.1/AV:N", "score_v2", "junk", "extra", 1));
+    r = json_pack("{s:[O]}", "vulnerabilities", v);
+    assert_int_equal(wh_adapter_report_import(r, "sha256:abc", &rep, &sum, sev, 16), 0);
+    json_decref(r);
+    json_t *got = json_loads(rep, 0, NULL);
+    json_t *g0 = json_array_get(json_object_get(got, "vulnerabilities"), 0);
+    const char *d = json_string_value(json_object_get(g0, "description"));
+    assert_non_null(d);
+    assert_int_equal(strlen(d), WH_ADAPTER_DESC_MAX - 1);
+    assert_int_equal(strlen(json_string_value(json_object_get(g0, "title"))), 10);
+    /* preferred_cvss keeps Harbor's four keys, a score that is no number as null */
+    json_t *cv = json_object_get(g0, "preferred_cvss");
+    assert_int_equal(json_object_size(cv), 4);
+    assert_true(json_number_value(json_object_get(cv, "score_v3")) == 7.5);
+    assert_true(json_is_null(json_object_get(cv, "score_v2")));
+    assert_string_equal(json_string_value(json_object_get(cv, "vector_v2")), "");
+    json_decref(got);
+    free(rep);
+    free(sum);
+    free(desc);
+    json_decref(v);
+}
+
 /* ---- registrations and the scanner in charge ---- */
 
 static void reg(struct wh_scanner_reg *r, const char *uuid, const char *name, const char *url)
@@ -282,6 +468,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adapter__metadata_checks),
         cmocka_unit_test(test_adapter__report_import),
+        cmocka_unit_test(test_adapter__report_weigh),
+        cmocka_unit_test(test_adapter__report_caps),
         cmocka_unit_test(test_adapter__registrations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
