@@ -10,8 +10,11 @@
   played by small HTTP servers of the test, and the token an adapter gets
   being revoked when the job ends.
 """
+import csv
 import hashlib
+import io
 import json
+import os
 import socket
 import threading
 import time
@@ -23,8 +26,8 @@ import requests
 from apiclient import Api, describe, enc_repo
 from conftest import free_port, wait_until
 from regclient import ADMIN_PASSWORD, ADMIN_USER
-from test_scan_registry import (MIME, REPO, Scans, cli_report, expected_summary, import_db,
-                                keys)
+from test_scan_registry import (DATA, MIME, REPO, Scans, cli_report, expected_summary,
+                                import_db, keys)
 
 TOKEN = "adapter-token-0123456789abcdef"
 NATIVE = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
@@ -80,6 +83,65 @@ def log_of(srv, s, report_id, digest):
     r = s.api.get(f"{s.base}/{digest}/scan/{report_id}/log")
     assert r.status_code == 200, describe(r)
     return r.text
+
+
+# ---- the security hub and the CVE export, as an administrator reads them ----
+
+SEV_CNT = {"Critical": "critical_cnt", "High": "high_cnt", "Medium": "medium_cnt",
+           "Low": "low_cnt", "Negligible": "none_cnt", "Unknown": "unknown_cnt"}
+
+
+def hub_summary(api):
+    return api.ok(api.get("/security/summary", params={
+        "with_dangerous_cve": "true", "with_dangerous_artifact": "true"})).json()
+
+
+def assert_summary_of(summ, reports):
+    """The hub's totals are those of these reports' items, counted here."""
+    items = [v for rep in reports for v in rep["vulnerabilities"]]
+    assert summ["scanned_cnt"] == len(reports)
+    assert summ["total_vuls"] == len(items)
+    assert summ["fixable_cnt"] == sum(1 for v in items if v.get("fix_version"))
+    for sev, key in SEV_CNT.items():
+        assert summ[key] == sum(1 for v in items if v["severity"] == sev), (sev, summ)
+
+
+def hub_rows(api, digest):
+    """Every /security/vul row of the artifact, page by page, as (id, package, version,
+    severity, fixed version) with repeats kept."""
+    rows, page = [], 1
+    while True:
+        r = api.get("/security/vul", params={"q": f"digest={digest}", "page_size": "100",
+                                             "page": str(page)})
+        assert r.status_code == 200, describe(r)
+        got = r.json()
+        rows += [(v["cve_id"], v["package"], v["version"], v["severity"], v["fixed_version"])
+                 for v in got]
+        if len(rows) >= int(r.headers["X-Total-Count"]) or not got:
+            return sorted(rows)
+        page += 1
+
+
+def report_rows(rep):
+    return sorted((v["id"], v["package"], v["version"], v["severity"], v.get("fix_version", ""))
+                  for v in rep["vulnerabilities"])
+
+
+def export_csv(api, pid):
+    """The project's CVE export (a job, then its CSV) as a list of dicts."""
+    r = api.post("/export/cve", {"job_name": "ext", "projects": [pid]},
+                 headers={"X-Scan-Data-Type": MIME})
+    assert r.status_code == 200, describe(r)
+    eid = r.json()["id"]
+
+    def finished():
+        e = api.ok(api.get(f"/export/cve/execution/{eid}")).json()
+        return e if e["status"] in ("Success", "Error") else None
+    e = wait_until(finished, 60, "the export job")
+    assert e["status"] == "Success", e
+    r = api.get(f"/export/cve/download/{eid}")
+    assert r.status_code == 200, describe(r)
+    return list(csv.DictReader(io.StringIO(r.text)))
 
 
 # ---- test servers playing adapters and registries ----
@@ -274,6 +336,90 @@ def test_second_wharf_as_scanner_matches_builtin(servers, skopeo, pinned_bookwor
     assert r.json()["uuid"] == builtin["uuid"]  # the choice went with the registration
 
 
+def test_external_findings_in_hub_and_export_replaced_by_rescan(servers, skopeo,
+                                                               pinned_bookworm, proj):
+    """An artifact scanned by an external adapter (a second wharf) is in the security hub
+    and the CVE export as the built-in scanner's are; a re-match of the registry's
+    database leaves its findings alone and says so; a new scan with other results
+    replaces its rows."""
+    scanner = servers.new(env=adapter_env(), name="adapter")
+    import_db(scanner)
+    srv = servers.new(name="registry")
+    s = Scans(srv, proj)
+    pid = s.api.create_project(proj)
+    use_scanner(s.api, proj, register(s.api, "second-wharf", scanner.url))
+    s.push(skopeo, pinned_bookworm)
+    digest = pinned_bookworm.manifest_digest
+    admin = s.api
+    assert s.scan(digest).status_code == 202
+    o1 = s.wait_status(digest, "Success", "Error")
+    assert o1["scan_status"] == "Success", log_of(srv, s, o1["report_id"], digest)
+    rep1 = s.vulnerabilities(digest)[MIME]
+    assert rep1["vulnerabilities"] and o1["summary"] == expected_summary(rep1)
+    ids1 = {v["id"] for v in rep1["vulnerabilities"]}
+    CVE, TAR_CVE, DPKG_CVE = "CVE-2023-45853", "CVE-2005-2541", "CVE-2022-1664"
+    assert {CVE, TAR_CVE} <= ids1 and DPKG_CVE not in ids1
+
+    # the hub: totals per severity, the most dangerous CVE and artifact, every row
+    summ = hub_summary(admin)
+    assert_summary_of(summ, [rep1])
+    assert summ["dangerous_cves"][0]["cve_id"] == CVE
+    assert summ["dangerous_artifacts"][0]["digest"] == digest
+    r = admin.get("/security/vul", params={"q": f"cve_id={CVE}"})
+    assert r.status_code == 200 and r.headers["X-Total-Count"] == "1", describe(r)
+    item = r.json()[0]
+    assert (item["digest"], item["repository_name"], item["project_id"]) == (
+        digest, f"{proj}/{REPO}", pid)
+    assert (item["package"], item["severity"]) == ("zlib1g", "Critical")
+    assert item["cvss_v3_score"] == pytest.approx(9.8)
+    assert hub_rows(admin, digest) == report_rows(rep1)
+
+    # the CVE export lists them, the scanner named
+    rows = export_csv(admin, pid)
+    assert sorted((x["CVE"], x["Package"], x["Current Version"], x["Severity"],
+                   x["Fixed in version"]) for x in rows) == report_rows(rep1)
+    assert all(x["Scanner"] == "wharf" and x["Artifact Digest"] == digest for x in rows)
+    zlib = next(x for x in rows if x["CVE"] == CVE)
+    assert zlib["CVSS V3 Score"] == "9.8" and zlib["CWE Ids"] == "CWE-190"
+
+    # a database imported into the registry: its re-match cannot evaluate the external
+    # report (no inventory), leaves it and its rows as they are, and says so
+    srv.mark_log()
+    p = srv.cli("vulndb", "import", os.path.join(DATA, "rematch"), timeout=300)
+    assert p.returncode == 0, p.stderr
+    wait_until(lambda: "re-match: 1 scanned artifacts have no stored package inventory"
+               in srv.log_since_mark(), 60, "the re-match's line on reports it cannot re-match")
+    log = srv.log_since_mark()
+    assert "scan them again (scan all) to refresh them" in log, log
+    assert "vulnerabilities added" not in log, log
+    assert s.overview(digest)["report_id"] == o1["report_id"]
+    assert hub_rows(admin, digest) == report_rows(rep1)
+    assert admin.ok(admin.get("/vulnerabilities/changes", params={"since": "0"})).json() == []
+
+    # the adapter's database changes (drops two CVEs, adds one): a new scan replaces the rows
+    p = scanner.cli("vulndb", "import", os.path.join(DATA, "rematch"), timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert s.scan(digest).status_code == 202
+    o2 = s.wait_status(digest, "Success", "Error")
+    assert o2["scan_status"] == "Success" and o2["report_id"] != o1["report_id"]
+    rep2 = s.vulnerabilities(digest)[MIME]
+    assert {v["id"] for v in rep2["vulnerabilities"]} == (ids1 - {CVE, TAR_CVE}) | {DPKG_CVE}
+    assert hub_rows(admin, digest) == report_rows(rep2)  # replaced, nothing doubled
+    assert_summary_of(hub_summary(admin), [rep2])
+    assert admin.get("/security/vul", params={"q": f"cve_id={CVE}"}).headers[
+        "X-Total-Count"] == "0"
+    r = admin.get("/security/vul", params={"q": f"cve_id={DPKG_CVE}"})
+    assert r.headers["X-Total-Count"] == "1", describe(r)
+    assert r.json()[0]["package"] == "dpkg" and r.json()[0]["severity"] == "High"
+    rows = export_csv(admin, pid)
+    assert sorted((x["CVE"], x["Package"], x["Current Version"], x["Severity"],
+                   x["Fixed in version"]) for x in rows) == report_rows(rep2)
+
+    # gone with the artifact
+    assert admin.delete(f"{s.base}/{digest}").status_code == 200
+    assert admin.get("/security/vul").headers["X-Total-Count"] == "0"
+
+
 def test_token_handed_to_adapter_is_scoped_and_revoked(servers, skopeo, pinned_bookworm, proj,
                                                        peers):
     # an adapter that records the request and never finishes: the job's deadline ends it
@@ -363,6 +509,96 @@ def test_hostile_adapter_ends_job_in_error(servers, skopeo, pinned_bookworm, pro
               "bad-item": "known severity"}[case]
     assert log.startswith("scanner hostile: ") and expect in log, log
     assert s.vulnerabilities(digest) == {}
+    assert srv.running()
+
+
+def peak_rss_mb(srv) -> float:
+    """The server's peak resident memory so far (VmHWM), in MiB."""
+    with open(f"/proc/{srv.proc.pid}/status") as f:
+        kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    return kb / 1024
+
+
+GOOD_REPORT = {"vulnerabilities": [
+    {"id": "CVE-2099-0001", "package": "libfoo", "version": "1.0", "fix_version": "1.1",
+     "severity": "Critical", "description": "d" * 100_000, "links": ["https://x/1"],
+     "cwe_ids": ["CWE-79"], "preferred_cvss": {"score_v3": 9.1, "vector_v3": "CVSS:3.1/AV:N"}},
+    {"id": "CVE-2099-0002", "package": "libbar", "version": "2", "severity": "Low"},
+]}
+TINY = b'{"id":"C","package":"p","version":"1","severity":"Low"}'
+
+
+@pytest.mark.parametrize("case", ["million-items", "long-id", "long-package", "deep"])
+def test_hostile_report_refused_nothing_written(servers, skopeo, pinned_bookworm, proj, peers,
+                                                case):
+    """A report from an adapter that first answered well: a million items (within the
+    64 MiB cap), an oversized id or package, nesting without end. The scan ends in Error
+    with a log saying why, and the hub, the export and the report keep the first scan's."""
+    hostile = {
+        "million-items": b'{"vulnerabilities":[' + b",".join([TINY] * 1_000_000) + b"]}",
+        "long-id": json.dumps({"vulnerabilities": [
+            {"id": "CVE-2099-" + "9" * 2000, "package": "p", "version": "1",
+             "severity": "Low"}]}).encode(),
+        "long-package": json.dumps({"vulnerabilities": [
+            {"id": "CVE-2099-0003", "package": "p" * (1 << 20), "version": "1",
+             "severity": "Low"}]}).encode(),
+        "deep": b'{"vulnerabilities":[{"id":"CVE-2099-0004","package":"p","version":"1",'
+                b'"severity":"Low","vendor_attributes":' + b'{"a":' * 100 + b'1' + b'}' * 100
+                + b'}]}',
+    }[case]
+    expect = {"million-items": "the report lists more than 100000 vulnerabilities",
+              "long-id": "vulnerability 0 of the report: id is longer than 1024 bytes",
+              "long-package": "vulnerability 0 of the report: package is longer than 1024 bytes",
+              "deep": "the report is nested deeper than 32 levels"}[case]
+    assert len(hostile) < 64 << 20
+    answer = {"report": json.dumps(GOOD_REPORT).encode()}  # what the adapter answers now
+
+    def handler(req):
+        return adapter_handler(report=(200, {}, answer["report"]))(req)
+    adapter = peers(handler)
+    srv = servers.new(env={"WHARF_SCAN_EXTERNAL_TIMEOUT": "60"})
+    s = Scans(srv, proj)
+    pid = s.api.create_project(proj)
+    use_scanner(s.api, proj, register(s.api, "hostile", adapter.url))
+    s.push(skopeo, pinned_bookworm)
+    digest = pinned_bookworm.manifest_digest
+    admin = s.api
+
+    # a good report first: its rows, the description cut at 64 KiB, the scanner named
+    assert s.scan(digest).status_code == 202
+    o1 = s.wait_status(digest, "Success", "Error")
+    assert o1["scan_status"] == "Success", log_of(srv, s, o1["report_id"], digest)
+    rep1 = s.vulnerabilities(digest)[MIME]
+    assert hub_rows(admin, digest) == report_rows(GOOD_REPORT)
+    summ1 = hub_summary(admin)
+    assert_summary_of(summ1, [GOOD_REPORT])
+    r = admin.get("/security/vul", params={"q": "cve_id=CVE-2099-0001"})
+    v = r.json()[0]
+    assert v["desc"] == "d" * (64 << 10) and v["cvss_v3_score"] == pytest.approx(9.1)
+    assert v["links"] == ["https://x/1"]
+    rows1 = export_csv(admin, pid)
+    assert {x["Scanner"] for x in rows1} == {"Hostile"}
+    assert {x["CVE"] for x in rows1} == {"CVE-2099-0001", "CVE-2099-0002"}
+
+    # then the hostile one: Error, a log naming the cap, nothing of it written
+    answer["report"] = hostile
+    srv.mark_log()
+    peak = peak_rss_mb(srv)
+    assert s.scan(digest).status_code == 202
+    o2 = s.wait_status(digest, "Error", "Success")
+    # refused before a parse: a million items parsed would cost about 900 MiB
+    assert peak_rss_mb(srv) - peak < 400, (peak, peak_rss_mb(srv))
+    assert o2["scan_status"] == "Error" and o2["report_id"] != o1["report_id"]
+    log = log_of(srv, s, o2["report_id"], digest)
+    assert log.startswith("scanner hostile: ") and expect in log, log
+    line = f"scan {o2['report_id']} of {digest} failed: scanner hostile: "
+    server_log = srv.log_since_mark()
+    assert any(line in l and expect in l for l in server_log.splitlines()), server_log[-3000:]
+    assert s.vulnerabilities(digest)[MIME] == rep1
+    assert hub_rows(admin, digest) == report_rows(GOOD_REPORT)
+    assert hub_summary(admin) == summ1
+    assert admin.get("/security/vul", params={"q": "package=p"}).headers["X-Total-Count"] == "0"
+    assert sorted(x["CVE"] for x in export_csv(admin, pid)) == sorted(x["CVE"] for x in rows1)
     assert srv.running()
 
 
