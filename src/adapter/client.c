@@ -261,8 +261,10 @@ static int import_item(json_t **out, const json_t *v, size_t i, const char *dige
     for (size_t k = 0; k < 3; k++)
         if (json_string_length(json_object_get(v, keys[k])) > WH_ADAPTER_ITEM_STR_MAX)
             return too_big(i, keys[k], WH_ADAPTER_ITEM_STR_MAX);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "package", pkg, "version", ver,
-                          "severity", wh_severity_name((enum wh_severity)rank));
+    /* fix_version first as "" (a report without one is fixable in no version), so that
+     * the fields come in one order whatever the adapter's was */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "package", pkg, "version", ver,
+                          "fix_version", "", "severity", wh_severity_name((enum wh_severity)rank));
     for (size_t f = 0; f < sizeof(item_fields) / sizeof(item_fields[0]); f++) {
         json_t *x = json_object_get(v, item_fields[f].key);
         if (!x || json_typeof(x) != item_fields[f].type)
@@ -281,8 +283,6 @@ static int import_item(json_t **out, const json_t *v, size_t i, const char *dige
     if ((error = copy_list(o, v, "links", i)) < 0 || (error = copy_list(o, v, "cwe_ids", i)) < 0 ||
         (error = copy_cvss(o, v, i)) < 0)
         goto out;
-    if (!json_object_get(o, "fix_version"))
-        json_object_set_new(o, "fix_version", json_string(""));
     json_object_set_new(o, "artifact_digests", json_pack("[s]", digest));
     *rank_out = rank;
     *out = o;
