@@ -174,12 +174,12 @@ static const struct {
     {"fix_version", JSON_STRING}, {"status", JSON_STRING}, {"vendor_attributes", JSON_OBJECT},
 };
 
-/* A refused item field: its name and cap in the message. */
-static int too_big(size_t i, const char *field, size_t cap)
+/* A refused item field: its name and cap in the message (`list`: a count of entries). */
+static int too_big(size_t i, const char *field, size_t cap, bool list)
 {
-    return wh_error_set(WH_ETOOBIG,
-                        "vulnerability %zu of the report: %s is longer than %zu bytes or items",
-                        i, field, cap);
+    return wh_error_set(WH_ETOOBIG, "vulnerability %zu of the report: %s %s %zu %s", i, field,
+                        list ? "has more than" : "is longer than", cap,
+                        list ? "entries" : "bytes");
 }
 
 /* `s` cut at `cap` bytes, on a UTF-8 character boundary (jansson's strings are UTF-8). */
@@ -202,7 +202,7 @@ static int copy_list(json_t *o, const json_t *v, const char *key, size_t i)
     if (!json_is_array(in))
         return 0;
     if (json_array_size(in) > WH_ADAPTER_ITEM_LIST_MAX)
-        return too_big(i, key, WH_ADAPTER_ITEM_LIST_MAX);
+        return too_big(i, key, WH_ADAPTER_ITEM_LIST_MAX, true);
     json_t *out = json_array();
     size_t k;
     json_t *x;
@@ -211,7 +211,7 @@ static int copy_list(json_t *o, const json_t *v, const char *key, size_t i)
             continue;
         if (json_string_length(x) > WH_ADAPTER_ITEM_STR_MAX) {
             json_decref(out);
-            return too_big(i, key, WH_ADAPTER_ITEM_STR_MAX);
+            return too_big(i, key, WH_ADAPTER_ITEM_STR_MAX, false);
         }
         json_array_append(out, x);
     }
@@ -233,7 +233,7 @@ static int copy_cvss(json_t *o, const json_t *v, size_t i)
         json_object_set_new(out, scores[k], json_is_number(sc) ? json_copy(sc) : json_null());
         if (json_is_string(ve) && json_string_length(ve) > WH_ADAPTER_ITEM_STR_MAX) {
             json_decref(out);
-            return too_big(i, "preferred_cvss", WH_ADAPTER_ITEM_STR_MAX);
+            return too_big(i, "preferred_cvss", WH_ADAPTER_ITEM_STR_MAX, false);
         }
         json_object_set_new(out, vectors[k], json_string(json_is_string(ve)
                                                              ? json_string_value(ve) : ""));
@@ -260,7 +260,7 @@ static int import_item(json_t **out, const json_t *v, size_t i, const char *dige
     static const char *const keys[] = {"id", "package", "version"};
     for (size_t k = 0; k < 3; k++)
         if (json_string_length(json_object_get(v, keys[k])) > WH_ADAPTER_ITEM_STR_MAX)
-            return too_big(i, keys[k], WH_ADAPTER_ITEM_STR_MAX);
+            return too_big(i, keys[k], WH_ADAPTER_ITEM_STR_MAX, false);
     /* fix_version first as "" (a report without one is fixable in no version), so that
      * the fields come in one order whatever the adapter's was */
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "package", pkg, "version", ver,
@@ -270,7 +270,7 @@ static int import_item(json_t **out, const json_t *v, size_t i, const char *dige
         if (!x || json_typeof(x) != item_fields[f].type)
             continue;
         if (json_is_string(x) && json_string_length(x) > WH_ADAPTER_ITEM_STR_MAX) {
-            error = too_big(i, item_fields[f].key, WH_ADAPTER_ITEM_STR_MAX);
+            error = too_big(i, item_fields[f].key, WH_ADAPTER_ITEM_STR_MAX, false);
             goto out;
         }
         json_object_set(o, item_fields[f].key, x);

@@ -624,9 +624,11 @@ int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_s
     wh_match_memo_free(mm);
     if (error == 0)
         error = wh_db_finding_text_gc(db);
+    /* what it could not re-evaluate, for the log: a failure to count is no failure */
     int64_t skipped = 0;
-    if (error == 0 && (error = wh_db_reports_without_inventory(db, &skipped)) == 0)
-        st->skipped = (uint64_t)skipped;
+    if (error == 0 && wh_db_reports_without_inventory(db, &skipped) < 0)
+        wh_log_warn("re-match: %s", wh_error_msg());
+    st->skipped = (uint64_t)skipped;
     st->us = wh_monotonic_us() - t0;
     return error == WH_ECONFLICT ? wh_error_set(WH_ECONFLICT, "stopped") : error;
 }
@@ -682,6 +684,7 @@ static bool rematch_now(wh_scand *s, const char *id)
 /* ---- CVE export jobs (Harbor's /export/cve) ---- */
 
 #define EXPORT_CSV_MAX (64u << 20)
+#define EXPORT_SCANNER_SLOTS 64 /* artifacts whose scanner an export remembers */
 #define EXPORT_KEEP_MS (7LL * 24 * 3600 * 1000) /* an export never downloaded is deleted after */
 
 /* True when `value` matches one of the comma-separated patterns of `list` ('*' any run). */
@@ -708,26 +711,31 @@ struct export_run {
     int64_t rows;
     int64_t tag_artifact; /* artifact whose tags `tag_ok` answers for, 0 none */
     bool tag_ok;
-    int64_t scanner_artifact;            /* artifact `scanner` names the scanner of, 0 none */
-    char scanner[WH_SCANNER_NAME_MAX];
-    struct wh_scan_job *job;             /* scratch for the scanner's lookup */
+    /* the scanner of recent artifacts (rows come by score, artifacts interleaved) */
+    struct {
+        int64_t artifact_id; /* 0: empty */
+        char name[WH_SCANNER_NAME_MAX];
+    } scanners[EXPORT_SCANNER_SLOTS];
+    struct wh_scan_job *job; /* scratch for a lookup */
 };
 
 /* The name of the scanner whose findings `artifact_id` has: an external one's, else ours. */
 static const char *scanner_of(struct export_run *r, int64_t artifact_id)
 {
-    if (r->scanner_artifact == artifact_id)
-        return r->scanner;
-    r->scanner_artifact = artifact_id;
-    snprintf(r->scanner, sizeof(r->scanner), "%s", WH_SCANNER_NAME);
+    size_t slot = (size_t)((uint64_t)artifact_id % EXPORT_SCANNER_SLOTS);
+    char *name = r->scanners[slot].name;
+    if (r->scanners[slot].artifact_id == artifact_id)
+        return name;
+    r->scanners[slot].artifact_id = artifact_id;
+    snprintf(name, WH_SCANNER_NAME_MAX, "%s", WH_SCANNER_NAME);
     if (wh_db_scan_get(r->db, artifact_id, r->job) == 0 && r->job->scanner[0]) {
         json_t *sc = json_loads(r->job->scanner, 0, NULL);
-        const char *name = json_string_value(json_object_get(sc, "name"));
-        if (name && *name)
-            snprintf(r->scanner, sizeof(r->scanner), "%s", name);
+        const char *n = json_string_value(json_object_get(sc, "name"));
+        if (n && *n)
+            snprintf(name, WH_SCANNER_NAME_MAX, "%s", n);
         json_decref(sc);
     }
-    return r->scanner;
+    return name;
 }
 
 static int tag_matches(const char *name, void *payload)
@@ -819,7 +827,8 @@ static void run_exports(wh_scand *s)
 {
     struct wh_cve_export e;
     while (!stopping(s) && wh_db_export_claim(s->db, wh_now_ms(), &e) == 0) {
-        struct export_run r = {.e = &e, .db = s->db, .job = wh_malloc(sizeof(*r.job))};
+        struct export_run r = {.e = &e, .db = s->db};
+        r.job = wh_malloc(sizeof(*r.job));
         wh_buf_init(&r.csv, EXPORT_CSV_MAX + (1u << 20));
         wh_buf_puts(&r.csv, "RowId,Scanner,Repository,Artifact Digest,CVE,Package,Current Version,"
                             "Fixed in version,Severity,CVSS V3 Score,CVSS V2 Score,CVSS V3 Vector,"
