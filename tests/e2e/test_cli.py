@@ -482,6 +482,31 @@ def test_scan_and_vulndb_read_the_configuration(wharf_bin, tmp_path, pinned_book
     assert p.returncode == 1 and f"{bad}:2: http.threads" in p.stderr
 
 
+def test_scan_and_vulndb_keep_the_data_directory_private(wharf_bin, tmp_path, pinned_bookworm):
+    """What `vulndb import` and `scan` create in the data directory is as private as what
+    the server creates there (docs/security.md, "Files on disk"), whatever the umask of
+    the operator's shell; a report written elsewhere keeps the shell's umask."""
+    data = tmp_path / "privdata"
+    data.mkdir(mode=0o700)
+    env = clean_env(WHARF_DATA_DIR=str(data))
+
+    def run(*args):
+        return subprocess.run(["sh", "-c", 'umask 022; exec "$@"', "sh", wharf_bin, *args],
+                              env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    ok(run("vulndb", "import", os.path.join(VULNDB, "debian")))
+    report = tmp_path / "report.json"
+    ok(run("scan", "--format", "json", "--output", str(report), pinned_bookworm.oci))
+    made = [data / "vulndb.sqlite"]
+    for d, dirs, files in os.walk(data / "scan-cache"):
+        made += [os.path.join(d, n) for n in dirs + files]
+    assert len(made) > 2, made  # the cache holds the image's layer
+    loose = {str(f): oct(os.stat(f).st_mode & 0o777) for f in made
+             if os.stat(f).st_mode & 0o077}
+    assert not loose, f"readable by others than wharf's user: {loose}"
+    assert os.stat(report).st_mode & 0o777 == 0o644  # the operator's file, the shell's umask
+
+
 def test_scan_option_values(wharf_bin, tmp_path, pinned_bookworm):
     env = clean_env(WHARF_DATA_DIR=str(tmp_path))
     inv = ["scan", "--format", "inventory", "--no-cache"]
