@@ -189,3 +189,24 @@ def test_planned_upstream_block_parses(nginx, tmp_path):
     nginx.write(conf)
     p = nginx.test_conf()
     assert p.returncode == 0, p.stderr
+
+
+def test_backup_timer_units_verify(wharf_bin, tmp_path):
+    """The wharf-backup service and timer printed in docs/deploy.md pass
+    `systemd-analyze verify` (the binary path replaced by the one under test)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (Debian's systemd)")
+    blocks = re.findall(r"```ini\n(.*?)```", DEPLOY.read_text(), re.S)
+    units = {}
+    for b in blocks:
+        m = re.match(r"# /etc/systemd/system/(wharf-backup\.(?:service|timer))\n", b)
+        if m:
+            units[m.group(1)] = b.replace("/usr/local/bin/wharf", str(wharf_bin))
+    assert set(units) == {"wharf-backup.service", "wharf-backup.timer"}, sorted(units)
+    for name, text in units.items():
+        (tmp_path / name).write_text(text)
+    p = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                        *(str(tmp_path / n) for n in sorted(units))],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0 and p.stderr.strip() == "", p.stdout + p.stderr
+    assert "wharf backup" in units["wharf-backup.service"]
