@@ -654,7 +654,7 @@ static int print_user(const struct wh_user *u, void *payload)
 {
     (void)payload;
     printf("%-32s %-32s %s\n", u->username, u->email[0] ? u->email : "-",
-           u->sysadmin ? "admin" : "");
+           u->sysadmin ? "admin" : "user");
     return 0;
 }
 

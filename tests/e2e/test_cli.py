@@ -227,8 +227,14 @@ def test_user_commands(servers):
     assert "alice" in ok(cli(srv, "user", "list")).stdout
     # --data-dir (here before the command) names the registry as well as WHARF_DATA_DIR
     assert "alice" in ok(wharf(srv.binary, "--data-dir", srv.data_dir, "user", "list")).stdout
+    def roles():  # `user list`: name, e-mail and role (docs/cli.md), a role on every row
+        rows = [l.split() for l in ok(cli(srv, "user", "list")).stdout.splitlines()[1:]]
+        assert all(len(r) == 3 for r in rows), rows
+        return {r[0]: r[2] for r in rows}
+    assert roles()["alice"] == "admin"
     ok(cli(srv, "user", "unset-admin", "alice"))
     assert api.ok(api.get(f"/users/{uid}")).json()["sysadmin_flag"] is False
+    assert roles()["alice"] == "user"
 
     # the last administrator stays
     for args in (["user", "unset-admin", "admin"], ["user", "delete", "admin"]):
