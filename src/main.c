@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,23 +312,86 @@ static int read_file(struct wh_buf *out, const char *path)
     return rc;
 }
 
+/*
+ * A setting refused by a check that reads more than its own value, named as
+ * every bad value is (docs/configuration.md): "wharf: KEY (ORIGIN): 'VALUE': WHY";
+ * `value` NULL leaves the value out, `secret` masks it.
+ */
+__attribute__((format(printf, 5, 6))) static void setting_refused(const struct wh_config *cfg,
+                                                                  const char *key,
+                                                                  const char *value, bool secret,
+                                                                  const char *fmt, ...)
+{
+    char where[1100], why[512], shown[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    wh_config_origin(where, sizeof(where), cfg, key);
+    if (!value) {
+        fprintf(stderr, "wharf: %s (%s): %s\n", key, where, why);
+        return;
+    }
+    wh_log_escape(shown, sizeof(shown), secret ? "********" : value);
+    fprintf(stderr, "wharf: %s (%s): '%s': %s\n", key, where, shown, why);
+}
+
 /* The scanner settings one value cannot check alone. */
 static int check_scan_settings(const struct wh_config *cfg)
 {
     for (const char *p = cfg->adapter_token; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
-            wh_log_error("scan.adapter.token must be printable ASCII without spaces");
+            setting_refused(cfg, "scan.adapter.token", cfg->adapter_token, true,
+                            "must be printable ASCII without spaces");
             return -1;
         }
     if (cfg->adapter_enabled && strlen(cfg->adapter_token) < 16) {
-        wh_log_error("scan.adapter.enabled is on: scan.adapter.token must be set to a secret of "
-                     "at least 16 characters (the adapter API fetches the URLs it is given, so "
-                     "it is never open to anyone)");
+        setting_refused(cfg, "scan.adapter.enabled", NULL, false,
+                        "the adapter API is on: scan.adapter.token must be set to a secret of "
+                        "at least 16 characters (the adapter API fetches the URLs it is given, "
+                        "so it is never open to anyone)");
         return -1;
     }
     const char *u = cfg->scan_registry_url;
     if (*u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
-        wh_log_error("scan.registry_url must be an http:// or https:// URL, not '%s'", u);
+        setting_refused(cfg, "scan.registry_url", u, false,
+                        "must be an http:// or https:// URL");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * log.file as `wharf serve` will open it (appending, creating it), checked
+ * without creating it: the file is writable, or its directory is.
+ */
+static int check_log_file(const struct wh_config *cfg)
+{
+    const char *f = cfg->log_file;
+    if (!*f)
+        return 0;
+    if (access(f, F_OK) == 0) {
+        if (access(f, W_OK) == 0)
+            return 0;
+        setting_refused(cfg, "log.file", NULL, false, "%s: %s", f, strerror(errno));
+        return -1;
+    }
+    if (errno != ENOENT) {
+        setting_refused(cfg, "log.file", NULL, false, "%s: %s", f, strerror(errno));
+        return -1;
+    }
+    char dir[sizeof(cfg->log_file)];
+    snprintf(dir, sizeof(dir), "%s", f);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(dir, W_OK | X_OK) != 0) {
+        setting_refused(cfg, "log.file", NULL, false, "%s: cannot be created: %s: %s", f, dir,
+                        strerror(errno));
         return -1;
     }
     return 0;
@@ -418,7 +482,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     if (wh_config_check_tls(cfg) < 0)
         return print_problems(cfg, "wharf");
     if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_listen(cfg) < 0 ||
-        check_scan_settings(cfg) < 0)
+        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0)
         return 1;
     rc = 1;
 
@@ -656,7 +720,8 @@ static int cmd_config(struct wh_config *cfg, int argc, char **argv)
         return 2;
     }
     int bad = wh_config_check_tls(cfg) < 0 ? print_problems(cfg, cmd) : 0;
-    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_scan_settings(cfg) < 0)
+    if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 ||
+        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0)
         bad = 1;
     if (bad) {
         fprintf(stderr, "%s: the configuration is not valid\n", cmd);

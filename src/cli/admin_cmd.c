@@ -654,7 +654,7 @@ static int print_user(const struct wh_user *u, void *payload)
 {
     (void)payload;
     printf("%-32s %-32s %s\n", u->username, u->email[0] ? u->email : "-",
-           u->sysadmin ? "admin" : "");
+           u->sysadmin ? "admin" : "user");
     return 0;
 }
 
@@ -837,14 +837,22 @@ static int robot_create(const struct wh_config *cfg, int argc, char **argv)
                 cmd);
         goto usage;
     }
-    if (duration && strcmp(duration, "never") == 0)
-        days = -1;
-    else if (duration && wh_cli_number(&days, cmd, "--duration", duration, -1, ROBOT_MAX_DAYS) < 0)
-        goto usage;
-    else if (days == 0) {
-        fprintf(stderr, "%s: --duration: 0 days would expire at once: give 1 to %d or never\n",
-                cmd, ROBOT_MAX_DAYS);
-        goto usage;
+    if (duration) {
+        uint64_t n = 0;
+        /* "never", or -1 as the API spells it; else whole days (the help's words) */
+        if (strcmp(duration, "never") == 0 || strcmp(duration, "-1") == 0) {
+            days = -1;
+        } else if (wh_parse_u64(&n, duration, strlen(duration)) < 0 || n > ROBOT_MAX_DAYS) {
+            fprintf(stderr, "%s: --duration: '%s' is not a number of days from 1 to %d, or never\n",
+                    cmd, duration, ROBOT_MAX_DAYS);
+            goto usage;
+        } else if (n == 0) {
+            fprintf(stderr, "%s: --duration: 0 days would expire at once: give 1 to %d or never\n",
+                    cmd, ROBOT_MAX_DAYS);
+            goto usage;
+        } else {
+            days = (long long)n;
+        }
     }
     /* a project robot has one permission, its project's; a system robot names each one */
     size_t i;

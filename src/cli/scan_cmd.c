@@ -184,7 +184,14 @@ int wh_cli_scan(const struct wh_config *cfg, int argc, char **argv)
                     cfg->data_dir);
     }
     opts.cache_dir = cache;
-    if (wh_scan_inventory(&inv, target, &opts) < 0) {
+    /* a cache in the data directory is as private as the rest (it lists what private
+     * images hold); the report (--output) keeps the caller's umask */
+    mode_t caller_mask = umask(077);
+    if (cache_opt || !cache)
+        umask(caller_mask);
+    int scanned = wh_scan_inventory(&inv, target, &opts);
+    umask(caller_mask);
+    if (scanned < 0) {
         fprintf(stderr, "wharf scan: %s\n", wh_error_msg());
         goto out;
     }
@@ -329,6 +336,8 @@ int wh_cli_vulndb(const struct wh_config *cfg, int argc, char **argv)
         dbpath = wh_strdup(dbopt);
     else if (!(dbpath = default_db(cfg, cmd)))
         goto out;
+    else
+        umask(077); /* the database in the data directory is as private as the rest */
     if (import) {
         int64_t t0 = wh_monotonic_us();
         if (wh_vulndb_import(dbpath, pos + 1, (size_t)(npos - 1), &st) < 0) {

@@ -91,6 +91,14 @@ void wh_db_on_scan_queued(wh_db *db, void (*fn)(void *payload), void *payload);
 /* Scan jobs waiting (Pending) and running now (db_metrics.c). 0 or WH_ERROR. */
 int wh_db_scan_queue(wh_db *db, int64_t *pending, int64_t *running);
 
+/* The scan queue as /api/v2.0/health reports it (db_health.c). */
+struct wh_db_queue_state {
+    int64_t pending, running;
+    int64_t oldest_queued_ms; /* when the oldest Pending job was queued, 0: none waits */
+};
+/* Reads the scan queue's state into `out`. 0 or WH_ERROR. */
+int wh_db_scan_queue_state(wh_db *db, struct wh_db_queue_state *out);
+
 /* ---- database files, for backup and restore (db_backup.c) ---- */
 /* The schema version this binary migrates databases to. */
 int wh_db_schema_latest(void);

@@ -50,6 +50,7 @@ struct wh_scand {
     pthread_cond_t wake;
     bool stopping;
     unsigned nworkers;
+    unsigned alive; /* workers started and not ended (__atomic_*): below nworkers, one died */
     pthread_t threads[WH_SCAND_MAX_WORKERS];
     bool rematcher, updater;    /* threads started */
     pthread_t rematch_thread, update_thread;
@@ -435,6 +436,14 @@ static void *worker(void *arg)
     struct worker_db w = {0};
     struct wh_scan_job *job = wh_malloc(sizeof(*job));
     worker_identity();
+    /* the failpoint scan.worker stands for a worker that never got going (health tests) */
+    if (wh_failpoint("scan.worker") != 0) {
+        wh_log_error("scan: a worker stopped at its start (failpoint scan.worker)");
+        __atomic_sub_fetch(&s->alive, 1, __ATOMIC_RELAXED);
+        free(job);
+        wh_db_thread_done(s->db);
+        return NULL;
+    }
     while (!stopping(s)) {
         int error = wh_db_scan_claim(s->db, wh_now_ms(), job);
         if (error == WH_ENOTFOUND) {
@@ -450,6 +459,7 @@ static void *worker(void *arg)
                     (long long)job->attempts);
         run_job(s, &w, job);
     }
+    __atomic_sub_fetch(&s->alive, 1, __ATOMIC_RELAXED);
     free(job);
     wh_vulndb_close(w.db);
     wh_db_thread_done(s->db);
@@ -944,7 +954,9 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
     if (n > WH_SCAND_MAX_WORKERS)
         n = WH_SCAND_MAX_WORKERS;
     for (unsigned i = 0; i < n; i++) {
+        __atomic_add_fetch(&s->alive, 1, __ATOMIC_RELAXED); /* counted before it runs */
         if (pthread_create(&s->threads[i], NULL, worker, s) != 0) {
+            __atomic_sub_fetch(&s->alive, 1, __ATOMIC_RELAXED);
             wh_scand_stop(s);
             return wh_error_set(WH_ERROR, "cannot start scan worker %u", i + 1);
         }
@@ -966,6 +978,12 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
                 s->vulndb_path, s->update_interval_s ? "on" : "off (scan.db_update_interval 0)");
     *out = s;
     return 0;
+}
+
+void wh_scand_workers(const wh_scand *s, unsigned *started, unsigned *alive)
+{
+    *started = s ? s->nworkers : 0;
+    *alive = s ? __atomic_load_n(&s->alive, __ATOMIC_RELAXED) : 0;
 }
 
 void wh_scand_kick(wh_scand *s)

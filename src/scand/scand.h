@@ -35,6 +35,11 @@ struct wh_scand_config {
  * `db` and `store` must outlive wh_scand_stop. 0 or WH_ERROR.
  */
 int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db, wh_store *store);
+/*
+ * The worker threads started and those still taking jobs (fewer: one ended
+ * before the pool stopped). NULL: none.
+ */
+void wh_scand_workers(const wh_scand *s, unsigned *started, unsigned *alive);
 /* Wakes an idle worker (a job was queued). NULL is fine. */
 void wh_scand_kick(wh_scand *s);
 /* Wakes every idle thread of the pool (an export was queued). NULL is fine. */

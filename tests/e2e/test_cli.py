@@ -147,7 +147,9 @@ USAGE = [
     (["robot", "create", "ci", "--project", "p", "--permission", "pull", "--duration", "0"],
      "--duration"),
     (["robot", "create", "ci", "--project", "p", "--permission", "pull", "--duration", "x"],
-     "--duration"),
+     "--duration: 'x' is not a number of days from 1 to 36500, or never"),
+    (["robot", "create", "ci", "--project", "p", "--permission", "pull", "--duration", "-2"],
+     "--duration: '-2' is not a number of days from 1 to 36500, or never"),
     (["scan"], "missing TARGET"),
     (["scan", "--exit-code", "abc", "oci:x"], "--exit-code: 'abc'"),
     (["scan", "--exit-code", "256", "oci:x"], "--exit-code: '256'"),
@@ -225,8 +227,14 @@ def test_user_commands(servers):
     assert "alice" in ok(cli(srv, "user", "list")).stdout
     # --data-dir (here before the command) names the registry as well as WHARF_DATA_DIR
     assert "alice" in ok(wharf(srv.binary, "--data-dir", srv.data_dir, "user", "list")).stdout
+    def roles():  # `user list`: name, e-mail and role (docs/cli.md), a role on every row
+        rows = [l.split() for l in ok(cli(srv, "user", "list")).stdout.splitlines()[1:]]
+        assert all(len(r) == 3 for r in rows), rows
+        return {r[0]: r[2] for r in rows}
+    assert roles()["alice"] == "admin"
     ok(cli(srv, "user", "unset-admin", "alice"))
     assert api.ok(api.get(f"/users/{uid}")).json()["sysadmin_flag"] is False
+    assert roles()["alice"] == "user"
 
     # the last administrator stays
     for args in (["user", "unset-admin", "admin"], ["user", "delete", "admin"]):
@@ -480,6 +488,31 @@ def test_scan_and_vulndb_read_the_configuration(wharf_bin, tmp_path, pinned_book
     bad.write_text("http:\n  threads: 0\n")
     p = wharf(wharf_bin, "scan", "--config", str(bad), pinned_bookworm.oci, cwd=tmp_path)
     assert p.returncode == 1 and f"{bad}:2: http.threads" in p.stderr
+
+
+def test_scan_and_vulndb_keep_the_data_directory_private(wharf_bin, tmp_path, pinned_bookworm):
+    """What `vulndb import` and `scan` create in the data directory is as private as what
+    the server creates there (docs/security.md, "Files on disk"), whatever the umask of
+    the operator's shell; a report written elsewhere keeps the shell's umask."""
+    data = tmp_path / "privdata"
+    data.mkdir(mode=0o700)
+    env = clean_env(WHARF_DATA_DIR=str(data))
+
+    def run(*args):
+        return subprocess.run(["sh", "-c", 'umask 022; exec "$@"', "sh", wharf_bin, *args],
+                              env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    ok(run("vulndb", "import", os.path.join(VULNDB, "debian")))
+    report = tmp_path / "report.json"
+    ok(run("scan", "--format", "json", "--output", str(report), pinned_bookworm.oci))
+    made = [data / "vulndb.sqlite"]
+    for d, dirs, files in os.walk(data / "scan-cache"):
+        made += [os.path.join(d, n) for n in dirs + files]
+    assert len(made) > 2, made  # the cache holds the image's layer
+    loose = {str(f): oct(os.stat(f).st_mode & 0o777) for f in made
+             if os.stat(f).st_mode & 0o077}
+    assert not loose, f"readable by others than wharf's user: {loose}"
+    assert os.stat(report).st_mode & 0o777 == 0o644  # the operator's file, the shell's umask
 
 
 def test_scan_option_values(wharf_bin, tmp_path, pinned_bookworm):

@@ -375,3 +375,46 @@ def test_config_check_names_every_problem(wharf_bin, tmp_path):
                        timeout=15, cwd=tmp_path)
     assert p.returncode == 1 and "tls.key is not" in p.stderr, p.stderr
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("var,value,key,why", [
+    ("WHARF_SCAN_REGISTRY_URL", "ftp://x", "scan.registry_url", "http:// or https://"),
+    ("WHARF_SCAN_ADAPTER_TOKEN", "has space in it-0123456789", "scan.adapter.token",
+     "printable ASCII"),
+])
+def test_scan_settings_named_like_every_value(wharf_bin, tmp_path, var, value, key, why):
+    """The scanner settings checked together are refused in the form every bad value is:
+    `wharf: KEY (ORIGIN): 'VALUE': ...` (docs/configuration.md), by serve and config check."""
+    env = serve_env(tmp_path, **{var: value})
+    err = refused(wharf_bin, tmp_path, env)
+    shown = "********" if key == "scan.adapter.token" else value  # a secret is never printed
+    assert f"wharf: {key} ({var}): '{shown}': " in err and why in err, err
+    assert value not in err or key != "scan.adapter.token", err
+    p = subprocess.run([wharf_bin, "config", "check"], env=env, capture_output=True, text=True,
+                       timeout=15, cwd=tmp_path)
+    assert p.returncode == 1 and f"wharf: {key} ({var})" in p.stderr, p.stderr
+
+
+def test_adapter_without_token_named_in_the_file(wharf_bin, tmp_path):
+    cfg = tmp_path / "wharf.yaml"
+    cfg.write_text("scan:\n  adapter:\n    enabled: true\n")
+    err = refused(wharf_bin, tmp_path, serve_env(tmp_path, WHARF_CONFIG=str(cfg)))
+    assert f"wharf: scan.adapter.enabled ({cfg}:3): " in err, err
+    assert "scan.adapter.token" in err and "16 characters" in err, err
+
+
+def test_config_check_checks_the_log_file(wharf_bin, tmp_path):
+    """A log.file serve could not open is refused by config check too, and not created."""
+    bad = tmp_path / "no" / "such" / "dir" / "w.log"
+    env = serve_env(tmp_path, WHARF_LOG_FILE=str(bad))
+    p = subprocess.run([wharf_bin, "config", "check"], env=env, capture_output=True, text=True,
+                       timeout=15, cwd=tmp_path)
+    assert p.returncode == 1 and f"wharf: log.file (WHARF_LOG_FILE): {bad}" in p.stderr, p.stderr
+    good = tmp_path / "w.log"
+    env = serve_env(tmp_path, WHARF_LOG_FILE=str(good))
+    p = subprocess.run([wharf_bin, "config", "check"], env=env, capture_output=True, text=True,
+                       timeout=15, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert not good.exists()  # checked, not created
+    err = refused(wharf_bin, tmp_path, serve_env(tmp_path, WHARF_LOG_FILE=str(bad)))
+    assert f"wharf: log.file (WHARF_LOG_FILE): {bad}" in err, err

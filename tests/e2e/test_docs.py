@@ -68,3 +68,26 @@ def test_every_documented_variable_is_accepted_by_the_binary(wharf_bin, tmp_path
             continue
         assert p.returncode != 0 and (key in p.stderr or env in p.stderr), (key, p.returncode,
                                                                           p.stderr[-500:])
+
+
+def test_documented_ranges_are_the_binarys(wharf_bin, tmp_path):
+    """Each range in docs/configuration.md's `accepted` column ("1-1024", "2K-1M",
+    "0 (no cap)-1000000", "0 (...) to 64") is the one the binary enforces: a value just
+    outside it is refused with "use LO to HI"."""
+    rows = re.findall(r"^\| `([a-z_.]+)` \| `(WHARF_[A-Z0-9_]+)` \| [^|]* \| ([^|]*) \|$",
+                      doc_text(), re.M)
+    assert len(rows) == len(parser_keys()), "one table row per key"
+    checked = 0
+    for key, env, accepted in rows:
+        m = re.match(r"(\d+[KMGT]?)(?: \([^)]*\))?(?:-| to )(\d+[KMGT]?)\b", accepted.strip())
+        if not m:
+            continue
+        lo, hi = m.groups()
+        value = "0" if lo != "0" else str(int(hi) + 1)
+        e = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
+        e.update({env: value, "WHARF_DATA_DIR": str(tmp_path / "data")})
+        p = subprocess.run([wharf_bin, "config", "check"], env=e, capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 1 and f"use {lo} to {hi}" in p.stderr, (key, accepted, p.stderr)
+        checked += 1
+    assert checked >= 25, checked
