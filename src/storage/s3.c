@@ -423,9 +423,10 @@ static void xp_text(void *ctx, const XML_Char *s, int len)
         xp_fail(x, "a text longer than %d bytes", DOC_TEXT_MAX);
 }
 
+/* An ETag may be empty (rgw 16 completes an upload with <ETag></ETag>); a part's may not. */
 static void copy_etag(struct xp *x, char dst[WH_S3_ETAG_MAX], const char *v)
 {
-    if (strlen(v) >= WH_S3_ETAG_MAX || !*v)
+    if (strlen(v) >= WH_S3_ETAG_MAX)
         xp_fail(x, "an ETag of %zu bytes", strlen(v));
     else
         memcpy(dst, v, strlen(v) + 1);
@@ -927,7 +928,7 @@ static int s3_error(const struct xfer *x, long status, const char *code, const c
 /* Maps a non-2xx answer to an error, reading its <Error> body when there is one. */
 static int status_error(const struct xfer *x)
 {
-    struct wh_s3_doc doc;
+    struct wh_s3_doc doc = {0};
     char code[64] = "", message[256] = "";
     if (x->body.len &&
         wh_s3_doc_parse(&doc, WH_S3_DOC_ERROR, x->body.data, x->body.len, NULL) == 0) {
@@ -986,8 +987,10 @@ static int perform(struct xfer *x, const char *method, const char *key, const ch
         wh_digest_of(&d, WH_DIGEST_SHA256, x->mem ? x->mem : "", x->mem ? x->mem_len : 0);
         wh_buf_printf(&h, "x-amz-content-sha256: %s", wh_digest_hex(&d));
     }
+    /* every header of this list is signed by curl 7.88, even an empty one that only removes
+       a header curl would add ("Expect:"): the server, not seeing it, would compute another
+       signature. So curl's own "Expect: 100-continue" (unsigned) stays on large uploads. */
     hdrs = lib.slist_append(hdrs, h.data);
-    hdrs = lib.slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
     for (size_t i = 0; headers && headers[i]; i++)
         hdrs = lib.slist_append(hdrs, headers[i]);
     if (!hdrs) {
@@ -1411,6 +1414,16 @@ int wh_s3_mpu_complete(wh_s3 *s, const char *key, const char *upload_id,
                              WH_S3_PARTS_MAX);
         goto out;
     }
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].number < 1 || parts[i].number > WH_S3_PARTS_MAX ||
+            (i && parts[i].number <= parts[i - 1].number) || !parts[i].etag[0]) {
+            /* S3 wants them ascending (InvalidPartOrder); rgw 16 would sort them silently */
+            error = wh_error_set(WH_EINVALID,
+                                 "s3: parts must be numbered 1 to %d, in ascending order, "
+                                 "each with its ETag (part %zu is %u)",
+                                 WH_S3_PARTS_MAX, i + 1, parts[i].number);
+            goto out;
+        }
     if ((error = upload_query(&q, upload_id, NULL, NULL, NULL, NULL)) < 0)
         goto out;
     wh_buf_puts(&body, "<CompleteMultipartUpload>");
