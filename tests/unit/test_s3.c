@@ -333,6 +333,18 @@ static void test_s3__doc_hostile(void **state)
             fail_msg("case %zu: \"%s\" lacks \"%s\"", i, wh_error_msg(), cases[i].why);
         wh_s3_doc_dispose(&d);
     }
+    /* more items than a page may hold */
+    struct wh_buf many;
+    wh_buf_init(&many, 1 << 20);
+    wh_buf_puts(&many, "<ListBucketResult>");
+    for (int i = 0; i < 10001; i++)
+        wh_buf_puts(&many, "<Contents><Key>k</Key></Contents>");
+    wh_buf_puts(&many, "</ListBucketResult>");
+    struct wh_s3_doc dm;
+    assert_int_equal(wh_s3_doc_parse(&dm, WH_S3_DOC_LIST, many.data, many.len, NULL), WH_EINVALID);
+    assert_non_null(strstr(wh_error_msg(), "more than 10000 items"));
+    wh_s3_doc_dispose(&dm);
+    wh_buf_dispose(&many);
     /* too deep, with the right root */
     char deeper[1024] = "<ListBucketResult>";
     for (int i = 0; i < 20; i++)
