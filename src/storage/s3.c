@@ -814,9 +814,9 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx)
         return x->got_enough ? 0 : len;
     }
     if (x->status < 200 || x->status >= 300) { /* an error's body: keep the start of it */
-        if (x->body.len < ERROR_BODY_MAX)
-            wh_buf_put(&x->body, p, len < ERROR_BODY_MAX - x->body.len ? len
-                                                                        : ERROR_BODY_MAX - x->body.len);
+        size_t cap = x->body.cap < ERROR_BODY_MAX ? x->body.cap : ERROR_BODY_MAX;
+        if (x->body.len < cap)
+            wh_buf_put(&x->body, p, len < cap - x->body.len ? len : cap - x->body.len);
         return len;
     }
     if (wh_buf_put(&x->body, p, len) < 0) {
@@ -1172,6 +1172,13 @@ int wh_s3_get(wh_s3 *s, const char *key, uint64_t offset, uint64_t length, wh_s3
         hdrs[0] = range;
     }
     error = perform(&x, "GET", key, NULL, hdrs);
+    if (error == 0 && x.ranged && x.status == 200 && x.delivered == 0) {
+        /* the server ignored the Range and the object ends before the offset: S3's 416 */
+        char t[400];
+        target(&x, t, sizeof(t));
+        error = wh_error_set(WH_ERANGE, "s3 GET %s: offset %llu is past the end", t,
+                             (unsigned long long)offset);
+    }
     if (error == 0 && info) {
         unsigned long long a, b, total = 0;
         uint64_t cl = 0;

@@ -502,7 +502,7 @@ static void test_s3__server_ignores_range(void **state)
     struct fake f;
     struct wh_buf got;
     struct wh_s3_object info;
-    fake_start(&f, answer, sizeof(answer) - 1, 2);
+    fake_start(&f, answer, sizeof(answer) - 1, 3);
     wh_s3 *s = fake_client(&f, 0);
     wh_buf_init(&got, 1 << 20);
     /* a 200 to a ranged read: the client cuts the range out itself */
@@ -515,6 +515,10 @@ static void test_s3__server_ignores_range(void **state)
     assert_int_equal(wh_s3_get(s, "k", 20, WH_S3_TO_END, to_buf, &got, NULL), 0);
     assert_int_equal(got.len, 6);
     assert_memory_equal(got.data, "uvwxyz", 6);
+    /* ... and past its end: a range error, as S3's 416 */
+    got.len = 0;
+    assert_int_equal(wh_s3_get(s, "k", 26, 10, to_buf, &got, NULL), WH_ERANGE);
+    assert_int_equal(got.len, 0);
     wh_buf_dispose(&got);
     wh_s3_free(s);
     fake_stop(&f);
@@ -554,6 +558,33 @@ static void test_s3__error_after_200(void **state)
     assert_int_equal(wh_s3_mpu_complete(s, "k", "up/1", &p, 1), WH_EINVALID);
     assert_non_null(strstr(wh_error_msg(), "200 InvalidPart: One or more"));
     assert_non_null(strstr(f.last_request, "POST /wharf-test/k?uploadId=up%2F1 "));
+    wh_s3_free(s);
+    fake_stop(&f);
+}
+
+static void test_s3__virtual_host_url(void **state)
+{
+    (void)state;
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    struct fake f;
+    struct wh_buf got;
+    char ep[64], host[96];
+    wh_s3 *s = NULL;
+    fake_start(&f, answer, sizeof(answer) - 1, 1);
+    /* libcurl resolves *.localhost to the loopback address itself */
+    snprintf(ep, sizeof(ep), "http://localhost:%d/", f.port);
+    struct wh_s3_config c = {.endpoint = ep, .bucket = "wharf-test", .region = "eu-west-3",
+                             .access_key = "AK", .secret_key = "SK", .prefix = "reg/",
+                             .timeout_s = 10};
+    assert_int_equal(wh_s3_new(&s, &c), 0);
+    wh_buf_init(&got, 64);
+    assert_int_equal(wh_s3_get(s, "a b", 0, WH_S3_TO_END, to_buf, &got, NULL), 0);
+    assert_int_equal(got.len, 2);
+    snprintf(host, sizeof(host), "Host: wharf-test.localhost:%d\r\n", f.port);
+    assert_non_null(strstr(f.last_request, "GET /reg/a%20b HTTP/1.1\r\n"));
+    assert_non_null(strstr(f.last_request, host));
+    assert_non_null(strstr(f.last_request, "/eu-west-3/s3/aws4_request"));
+    wh_buf_dispose(&got);
     wh_s3_free(s);
     fake_stop(&f);
 }
@@ -1060,6 +1091,7 @@ int main(void)
         cmocka_unit_test(test_s3__server_ignores_range),
         cmocka_unit_test(test_s3__wrong_content_range),
         cmocka_unit_test(test_s3__error_after_200),
+        cmocka_unit_test(test_s3__virtual_host_url),
         cmocka_unit_test(test_s3__no_server),
     };
 #define LIVE(t) cmocka_unit_test_setup_teardown(t, live_setup, live_teardown)
