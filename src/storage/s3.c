@@ -17,6 +17,8 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <expat.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +104,9 @@ static void lib_load(void)
 
 struct wh_s3 {
     char *base;        /* URL up to the bucket: "http://h:p/bucket" or "http://bucket.h:p" */
+    char *authority;   /* the Host header: "h:p" or "bucket.h:p" */
+    char *path_base;   /* the path before a key: "/bucket" (path style) or "" */
+    char *region;
     char *bucket;
     char *prefix;      /* "" when none */
     char *sigv4;       /* "aws:amz:REGION:s3" */
@@ -174,10 +179,15 @@ int wh_s3_new(wh_s3 **out, const struct wh_s3_config *cfg)
 
     wh_s3 *s = wh_calloc(1, sizeof(*s));
     size_t schemelen = (size_t)(host - ep);
-    if (cfg->path_style)
-        s->base = wh_sprintf("%.*s%.*s/%s", (int)schemelen, ep, (int)hostlen, host, cfg->bucket);
-    else
-        s->base = wh_sprintf("%.*s%s.%.*s", (int)schemelen, ep, cfg->bucket, (int)hostlen, host);
+    if (cfg->path_style) {
+        s->authority = wh_strndup(host, hostlen);
+        s->path_base = wh_sprintf("/%s", cfg->bucket);
+    } else {
+        s->authority = wh_sprintf("%s.%.*s", cfg->bucket, (int)hostlen, host);
+        s->path_base = wh_strdup("");
+    }
+    s->base = wh_sprintf("%.*s%s%s", (int)schemelen, ep, s->authority, s->path_base);
+    s->region = wh_strdup(region);
     s->bucket = wh_strdup(cfg->bucket);
     s->prefix = wh_strdup(prefix);
     s->sigv4 = wh_sprintf("aws:amz:%s:s3", region);
@@ -203,6 +213,9 @@ void wh_s3_free(wh_s3 *s)
     if (s->secret_key)
         explicit_bzero(s->secret_key, strlen(s->secret_key));
     free(s->base);
+    free(s->authority);
+    free(s->path_base);
+    free(s->region);
     free(s->bucket);
     free(s->prefix);
     free(s->sigv4);
@@ -293,6 +306,101 @@ int wh_s3_query(struct wh_buf *out, const char *const *kv, size_t n)
     return error;
 }
 
+/* ---- SigV4 by hand ------------------------------------------------------------------------ */
+
+static void hmac256(unsigned char out[32], const void *key, size_t keylen, const char *msg)
+{
+    unsigned int n = 32;
+    if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &n))
+        abort(); /* only out of memory */
+}
+
+static void hex32(char out[65], const unsigned char in[32])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+struct sig_header {
+    char name[64]; /* lower case */
+    const char *value, *end;
+};
+
+static int sig_header_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct sig_header *)a)->name, ((const struct sig_header *)b)->name);
+}
+
+int wh_s3_sign_v4(struct wh_buf *out, const char *access_key, const char *secret_key,
+                  const char *region, const char *method, const char *path, const char *query,
+                  const char *const *headers, const char *payload_hash, const char *amz_date)
+{
+    struct sig_header h[16];
+    struct wh_buf creq, sts, signed_names;
+    size_t n = 0;
+    int error = 0;
+
+    for (; headers[n]; n++) {
+        const char *colon = strchr(headers[n], ':');
+        size_t nl = colon ? (size_t)(colon - headers[n]) : 0;
+        if (n >= sizeof(h) / sizeof(h[0]) || !nl || nl >= sizeof(h[0].name))
+            return wh_error_set(WH_EINVALID, "s3: a header to sign is malformed or one too many");
+        for (size_t i = 0; i < nl; i++)
+            h[n].name[i] = (char)tolower((unsigned char)headers[n][i]);
+        h[n].name[nl] = '\0';
+        h[n].value = colon + 1;
+        while (*h[n].value == ' ' || *h[n].value == '\t')
+            h[n].value++;
+        h[n].end = h[n].value + strlen(h[n].value);
+        while (h[n].end > h[n].value && (h[n].end[-1] == ' ' || h[n].end[-1] == '\t'))
+            h[n].end--;
+    }
+    /* sorted by name alone: curl 7.88 sorts "name:value" lines, which puts
+       x-amz-copy-source-range before x-amz-copy-source, and S3 disagrees */
+    qsort(h, n, sizeof(h[0]), sig_header_cmp);
+    wh_buf_init(&creq, 16384);
+    wh_buf_init(&sts, 1024);
+    wh_buf_init(&signed_names, 1024);
+    wh_buf_printf(&creq, "%s\n%s\n%s\n", method, path, query ? query : "");
+    for (size_t i = 0; i < n; i++) {
+        wh_buf_printf(&creq, "%s:%.*s\n", h[i].name, (int)(h[i].end - h[i].value), h[i].value);
+        wh_buf_printf(&signed_names, "%s%s", i ? ";" : "", h[i].name);
+    }
+    if (wh_buf_printf(&creq, "\n%s\n%s", signed_names.data ? signed_names.data : "",
+                      payload_hash) < 0 || strlen(amz_date) != 16) {
+        error = wh_error_set(WH_EINVALID, "s3: a request too large to sign");
+        goto out;
+    }
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, creq.data, creq.len);
+    wh_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%.8s/%s/s3/aws4_request\n%s", amz_date, amz_date,
+                  region, wh_digest_hex(&d));
+    /* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), "s3"), "aws4_request") */
+    unsigned char k[32], k2[32];
+    char date[9], sig[65], *ksecret = wh_sprintf("AWS4%s", secret_key);
+    snprintf(date, sizeof(date), "%.8s", amz_date);
+    hmac256(k, ksecret, strlen(ksecret), date);
+    explicit_bzero(ksecret, strlen(ksecret));
+    free(ksecret);
+    hmac256(k2, k, 32, region);
+    hmac256(k, k2, 32, "s3");
+    hmac256(k2, k, 32, "aws4_request");
+    hmac256(k, k2, 32, sts.data);
+    explicit_bzero(k2, sizeof(k2));
+    hex32(sig, k);
+    if (wh_buf_printf(out,
+                      "AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/aws4_request, SignedHeaders=%s, "
+                      "Signature=%s",
+                      access_key, date, region, signed_names.data ? signed_names.data : "",
+                      sig) < 0)
+        error = wh_error_set(WH_ETOOBIG, "s3: the Authorization header is too long");
+out:
+    wh_buf_dispose(&creq);
+    wh_buf_dispose(&sts);
+    wh_buf_dispose(&signed_names);
+    return error;
+}
+
 /* ---- XML answers ---------------------------------------------------------------------------- */
 
 int wh_s3_time_parse(int64_t *out, const char *s)
@@ -329,6 +437,7 @@ static const char *const root_names[] = {
     [WH_S3_DOC_UPLOADS] = "ListMultipartUploadsResult",
     [WH_S3_DOC_COMPLETE] = "CompleteMultipartUploadResult",
     [WH_S3_DOC_COPY] = "CopyObjectResult",
+    [WH_S3_DOC_COPY_PART] = "CopyPartResult",
 };
 
 /* The item element of each list kind (depth 1), NULL for the others. */
@@ -604,6 +713,7 @@ static void root_field(struct xp *x, const char *name, const char *v)
         break;
     case WH_S3_DOC_COMPLETE:
     case WH_S3_DOC_COPY:
+    case WH_S3_DOC_COPY_PART:
         if (strcmp(name, "ETag") == 0)
             copy_etag(x, d->etag, v);
         break;
@@ -720,6 +830,7 @@ struct xfer {
     wh_s3_write_fn write;
     void *write_payload;
     int write_error;
+    bool self_sign;          /* signed by wh_s3_sign_v4, not by curl */
     bool ranged;             /* a Range was asked for */
     uint64_t offset, want;   /* the range asked for (want: WH_S3_TO_END or bytes) */
     uint64_t skip;           /* bytes to drop (a 200 to a ranged request) */
@@ -951,7 +1062,7 @@ static int perform(struct xfer *x, const char *method, const char *key, const ch
 {
     wh_s3 *s = x->s;
     struct curl_slist *hdrs = NULL;
-    struct wh_buf url, h;
+    struct wh_buf url, h, path, full_path, host, amzdate, auth;
     CURL *c = NULL;
     char errbuf[CURL_ERROR_SIZE] = "", t[400];
     int error = 0;
@@ -961,6 +1072,11 @@ static int perform(struct xfer *x, const char *method, const char *key, const ch
     wh_buf_init(&x->body, x->write ? ERROR_BODY_MAX : s->max_response);
     wh_buf_init(&url, URL_MAX);
     wh_buf_init(&h, 256);
+    wh_buf_init(&path, URL_MAX);
+    wh_buf_init(&full_path, URL_MAX);
+    wh_buf_init(&host, 512);
+    wh_buf_init(&amzdate, 64);
+    wh_buf_init(&auth, 2048);
     pthread_once(&lib_once, lib_load);
     if (!lib.ok) {
         error = wh_error_set(WH_ERROR, "s3: %s", lib.load_error);
@@ -971,9 +1087,11 @@ static int perform(struct xfer *x, const char *method, const char *key, const ch
                              WH_S3_KEY_MAX);
         goto out;
     }
-    if (wh_buf_puts(&url, s->base) < 0 || wh_buf_put(&url, "/", 1) < 0 ||
-        (key && (wh_s3_encode(&url, s->prefix, strlen(s->prefix), true) < 0 ||
-                 wh_s3_encode(&url, key, strlen(key), true) < 0)) ||
+    /* the path after the bucket, encoded as S3 canonicalises it (so signed as sent) */
+    if (wh_buf_put(&path, "/", 1) < 0 ||
+        (key && (wh_s3_encode(&path, s->prefix, strlen(s->prefix), true) < 0 ||
+                 wh_s3_encode(&path, key, strlen(key), true) < 0)) ||
+        wh_buf_puts(&url, s->base) < 0 || wh_buf_puts(&url, path.data) < 0 ||
         (query && *query && (wh_buf_put(&url, "?", 1) < 0 || wh_buf_puts(&url, query) < 0))) {
         error = wh_error_set(WH_ETOOBIG, "s3: a URL longer than %d bytes", URL_MAX);
         goto out;
@@ -993,6 +1111,33 @@ static int perform(struct xfer *x, const char *method, const char *key, const ch
     hdrs = lib.slist_append(hdrs, h.data);
     for (size_t i = 0; headers && headers[i]; i++)
         hdrs = lib.slist_append(hdrs, headers[i]);
+    if (x->self_sign) {
+        /* signed here, not by curl (see wh_s3_sign_v4): Host and x-amz-date set by us too */
+        const char *sign[20];
+        size_t n = 0;
+        char date[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+        wh_buf_printf(&host, "Host: %s", s->authority);
+        wh_buf_printf(&amzdate, "x-amz-date: %s", date);
+        sign[n++] = host.data;
+        sign[n++] = amzdate.data;
+        sign[n++] = h.data;
+        for (size_t i = 0; headers && headers[i] && n < 19; i++)
+            sign[n++] = headers[i];
+        sign[n] = NULL;
+        wh_buf_puts(&auth, "Authorization: ");
+        char *hash = strchr(h.data, ':') + 2;
+        wh_buf_printf(&full_path, "%s%s", s->path_base, path.data);
+        if ((error = wh_s3_sign_v4(&auth, s->access_key, s->secret_key, s->region, method,
+                                   full_path.data, query, sign, hash, date)) < 0)
+            goto out;
+        hdrs = lib.slist_append(hdrs, host.data);
+        hdrs = lib.slist_append(hdrs, amzdate.data);
+        hdrs = lib.slist_append(hdrs, auth.data);
+    }
     if (!hdrs) {
         error = wh_error_set(WH_ERROR, "s3: out of memory");
         goto out;
@@ -1005,9 +1150,11 @@ static int perform(struct xfer *x, const char *method, const char *key, const ch
     lib.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     lib.easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* "a/../b" is a key, not a path to tidy */
     lib.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    lib.easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
-    lib.easy_setopt(c, CURLOPT_USERNAME, s->access_key);
-    lib.easy_setopt(c, CURLOPT_PASSWORD, s->secret_key);
+    if (!x->self_sign) {
+        lib.easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
+        lib.easy_setopt(c, CURLOPT_USERNAME, s->access_key);
+        lib.easy_setopt(c, CURLOPT_PASSWORD, s->secret_key);
+    }
     lib.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     lib.easy_setopt(c, CURLOPT_USERAGENT, "wharf");
     lib.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)s->connect_timeout_s);
@@ -1091,6 +1238,11 @@ out:
         lib.slist_free_all(hdrs);
     wh_buf_dispose(&url);
     wh_buf_dispose(&h);
+    wh_buf_dispose(&path);
+    wh_buf_dispose(&full_path);
+    wh_buf_dispose(&host);
+    wh_buf_dispose(&amzdate);
+    wh_buf_dispose(&auth);
     return error;
 }
 
@@ -1220,6 +1372,19 @@ int wh_s3_delete(wh_s3 *s, const char *key)
     return error;
 }
 
+/* Writes "x-amz-copy-source: /bucket/key" (the key URL-encoded, '/' kept) into `out`. */
+static int copy_source(struct wh_buf *out, const wh_s3 *s, const char *src_key)
+{
+    if (!src_key || !*src_key || strlen(s->prefix) + strlen(src_key) > WH_S3_KEY_MAX)
+        return wh_error_set(WH_EINVALID, "s3: a key must have 1 to %d bytes, prefix included",
+                            WH_S3_KEY_MAX);
+    if (wh_buf_printf(out, "x-amz-copy-source: /%s/", s->bucket) < 0 ||
+        wh_s3_encode(out, s->prefix, strlen(s->prefix), true) < 0 ||
+        wh_s3_encode(out, src_key, strlen(src_key), true) < 0)
+        return wh_error_set(WH_ETOOBIG, "s3: a copy source longer than %d bytes", URL_MAX);
+    return 0;
+}
+
 int wh_s3_copy(wh_s3 *s, const char *dst_key, const char *src_key)
 {
     struct xfer x = {.s = s, .mem = "", .mem_len = 0};
@@ -1228,23 +1393,12 @@ int wh_s3_copy(wh_s3 *s, const char *dst_key, const char *src_key)
     int error;
 
     wh_buf_init(&src, URL_MAX);
-    if (!src_key || !*src_key || strlen(s->prefix) + strlen(src_key) > WH_S3_KEY_MAX) {
-        error = wh_error_set(WH_EINVALID, "s3: a key must have 1 to %d bytes, prefix included",
-                             WH_S3_KEY_MAX);
+    if ((error = copy_source(&src, s, src_key)) < 0)
         goto out;
-    }
-    /* x-amz-copy-source: /bucket/key, URL-encoded ('/' kept) */
-    wh_buf_printf(&src, "x-amz-copy-source: /%s/", s->bucket);
-    wh_s3_encode(&src, s->prefix, strlen(s->prefix), true);
-    if (wh_s3_encode(&src, src_key, strlen(src_key), true) < 0) {
-        error = wh_error_set(WH_ETOOBIG, "s3: a copy source longer than %d bytes", URL_MAX);
-        goto out;
-    }
     const char *hdrs[] = {src.data, NULL};
-    if ((error = perform(&x, "PUT", dst_key, NULL, hdrs)) < 0) {
-        /* the message names the destination; a missing source is the likely 404 */
+    /* on a 404 the message names the destination, though the source is what is missing */
+    if ((error = perform(&x, "PUT", dst_key, NULL, hdrs)) < 0)
         goto out;
-    }
     error = answer_doc(&x, &doc, WH_S3_DOC_COPY);
 out:
     wh_s3_doc_dispose(&doc);
@@ -1354,6 +1508,50 @@ int wh_s3_mpu_put_part(wh_s3 *s, const char *key, const char *upload_id, unsigne
     memcpy(etag, x.etag, sizeof(x.etag));
 out:
     wh_buf_dispose(&q);
+    xfer_dispose(&x);
+    return error;
+}
+
+int wh_s3_mpu_copy_part(wh_s3 *s, const char *key, const char *upload_id, unsigned number,
+                        const char *src_key, uint64_t offset, uint64_t length,
+                        char etag[WH_S3_ETAG_MAX])
+{
+    /* curl 7.88 would sign x-amz-copy-source-range before x-amz-copy-source */
+    struct xfer x = {.s = s, .mem = "", .mem_len = 0, .self_sign = true};
+    struct wh_s3_doc doc = {0};
+    struct wh_buf q, src;
+    char num[16], range[96];
+    int error;
+
+    etag[0] = '\0';
+    wh_buf_init(&q, URL_MAX);
+    wh_buf_init(&src, URL_MAX);
+    if (number < 1 || number > WH_S3_PARTS_MAX || length == 0 || length - 1 > UINT64_MAX - offset) {
+        error = wh_error_set(WH_EINVALID, "s3: part %u of %llu bytes from %llu: out of range",
+                             number, (unsigned long long)length, (unsigned long long)offset);
+        goto out;
+    }
+    snprintf(num, sizeof(num), "%u", number);
+    snprintf(range, sizeof(range), "x-amz-copy-source-range: bytes=%llu-%llu",
+             (unsigned long long)offset, (unsigned long long)(offset + length - 1));
+    if ((error = copy_source(&src, s, src_key)) < 0 ||
+        (error = upload_query(&q, upload_id, "partNumber", num, NULL, NULL)) < 0)
+        goto out;
+    const char *hdrs[] = {src.data, range, NULL};
+    if ((error = perform(&x, "PUT", key, q.data, hdrs)) < 0 ||
+        (error = answer_doc(&x, &doc, WH_S3_DOC_COPY_PART)) < 0)
+        goto out;
+    if (!doc.etag[0]) {
+        char t[400];
+        target(&x, t, sizeof(t));
+        error = wh_error_set(WH_ERROR, "s3 PUT %s: part %u copied without an ETag", t, number);
+        goto out;
+    }
+    memcpy(etag, doc.etag, sizeof(doc.etag));
+out:
+    wh_s3_doc_dispose(&doc);
+    wh_buf_dispose(&q);
+    wh_buf_dispose(&src);
     xfer_dispose(&x);
     return error;
 }

@@ -98,7 +98,7 @@ int wh_s3_head(wh_s3 *s, const char *key, struct wh_s3_object *out);
 int wh_s3_delete(wh_s3 *s, const char *key);
 /*
  * Copies `src_key` to `dst_key` on the server (an object of up to 5 GiB in
- * one request on AWS). 0 or WH_ENOTFOUND (no `src_key`). An error the server
+ * one request on AWS; larger ones part by part, wh_s3_mpu_copy_part). 0 or WH_ENOTFOUND (no `src_key`). An error the server
  * sends after its 200 is recognised.
  */
 int wh_s3_copy(wh_s3 *s, const char *dst_key, const char *src_key);
@@ -143,6 +143,17 @@ int wh_s3_mpu_create(wh_s3 *s, const char *key, char **upload_id);
 int wh_s3_mpu_put_part(wh_s3 *s, const char *key, const char *upload_id, unsigned number,
                        uint64_t len, wh_s3_read_fn fn, void *payload,
                        char etag[WH_S3_ETAG_MAX]);
+/*
+ * Fills part `number` with `length` bytes of `src_key` from `offset`, copied
+ * on the server (UploadPartCopy: how an object over CopyObject's 5 GiB is
+ * copied on AWS), and copies the part's ETag into `etag` (rgw 16 sends it
+ * without quotes). 0, WH_ENOTFOUND (no such upload or source), WH_ERANGE or
+ * WH_EINVALID (the range is not within the source: rgw answers 416, AWS 400;
+ * or a number or length of 0 out of range). Signed by wh_s3_sign_v4, not curl.
+ */
+int wh_s3_mpu_copy_part(wh_s3 *s, const char *key, const char *upload_id, unsigned number,
+                        const char *src_key, uint64_t offset, uint64_t length,
+                        char etag[WH_S3_ETAG_MAX]);
 struct wh_s3_part {
     unsigned number;
     uint64_t size;
@@ -204,6 +215,19 @@ int wh_s3_encode(struct wh_buf *out, const char *s, size_t len, bool keep_slash)
  */
 int wh_s3_query(struct wh_buf *out, const char *const *kv, size_t n);
 
+/*
+ * Signs a request with SigV4 as S3 wants it (the headers sorted by name; curl
+ * 7.88 sorts "name:value" lines, which breaks when one header's name starts
+ * another's: x-amz-copy-source and x-amz-copy-source-range). `path` is the
+ * encoded path as sent, `query` the canonical query (may be NULL),
+ * `headers` the "Name: value" lines to sign (NULL-terminated, at most 16;
+ * host and x-amz-date included), `amz_date` "YYYYMMDDTHHMMSSZ". Appends
+ * the Authorization header's value to `out`. 0, WH_EINVALID or WH_ETOOBIG.
+ */
+int wh_s3_sign_v4(struct wh_buf *out, const char *access_key, const char *secret_key,
+                  const char *region, const char *method, const char *path, const char *query,
+                  const char *const *headers, const char *payload_hash, const char *amz_date);
+
 /* The parts of an answer the XML parsers keep. */
 enum wh_s3_doc_kind {
     WH_S3_DOC_ERROR,     /* <Error>: code and message (any answer may be one) */
@@ -213,12 +237,14 @@ enum wh_s3_doc_kind {
     WH_S3_DOC_UPLOADS,   /* <ListMultipartUploadsResult> */
     WH_S3_DOC_COMPLETE,  /* <CompleteMultipartUploadResult> */
     WH_S3_DOC_COPY,      /* <CopyObjectResult> */
+    WH_S3_DOC_COPY_PART, /* <CopyPartResult> */
 };
+#define WH_S3_DOC_KINDS 8
 struct wh_s3_doc {
     enum wh_s3_doc_kind kind; /* the root element found */
     char code[64];            /* <Error>: Code */
     char message[256];        /* <Error>: Message (cut to fit) */
-    char etag[WH_S3_ETAG_MAX]; /* COMPLETE, COPY */
+    char etag[WH_S3_ETAG_MAX]; /* COMPLETE, COPY, COPY_PART */
     char *upload_id;          /* INITIATE */
     struct wh_s3_list list;   /* LIST */
     struct wh_s3_part *parts; /* PARTS */

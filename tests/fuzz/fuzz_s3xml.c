@@ -1,7 +1,7 @@
 /*
  * Fuzz target for the S3 client's answer parser (storage/s3.c,
  * wh_s3_doc_parse): the first byte picks the document kind expected (its
- * value modulo 7) and whether keys carry the prefix "p/" (its top bit), the
+ * value modulo WH_S3_DOC_KINDS) and whether keys carry the prefix "p/" (its top bit), the
  * rest is the answer. A parse either fails with WH_EINVALID or yields the
  * kind asked for or an <Error> with a code, within the caps (items, part
  * numbers, ETag and key lengths, every key inside the prefix). A parsed
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct wh_s3_doc d;
     if (size < 1)
         return 0;
-    enum wh_s3_doc_kind kind = (enum wh_s3_doc_kind)(data[0] % 7);
+    enum wh_s3_doc_kind kind = (enum wh_s3_doc_kind)(data[0] % WH_S3_DOC_KINDS);
     const char *strip = data[0] & 0x80 ? "p/" : NULL;
     int error = wh_s3_doc_parse(&d, kind, (const char *)data + 1, size - 1, strip);
     if (error < 0) {
@@ -112,6 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case WH_S3_DOC_COMPLETE:
     case WH_S3_DOC_COPY:
+    case WH_S3_DOC_COPY_PART:
         if (strlen(d.etag) >= WH_S3_ETAG_MAX)
             abort();
         break;
