@@ -438,14 +438,24 @@ static const char *const root_names[] = {
     [WH_S3_DOC_COMPLETE] = "CompleteMultipartUploadResult",
     [WH_S3_DOC_COPY] = "CopyObjectResult",
     [WH_S3_DOC_COPY_PART] = "CopyPartResult",
+    [WH_S3_DOC_DELETE] = "DeleteResult",
 };
 
 /* The item element of each list kind (depth 1), NULL for the others. */
 static const char *item_name(enum wh_s3_doc_kind k)
 {
-    return k == WH_S3_DOC_LIST ? "Contents" : k == WH_S3_DOC_PARTS ? "Part"
-                                          : k == WH_S3_DOC_UPLOADS ? "Upload"
-                                                                   : NULL;
+    switch (k) {
+    case WH_S3_DOC_LIST:
+        return "Contents";
+    case WH_S3_DOC_PARTS:
+        return "Part";
+    case WH_S3_DOC_UPLOADS:
+        return "Upload";
+    case WH_S3_DOC_DELETE:
+        return "Error"; /* a key not deleted (quiet mode lists only those) */
+    default:
+        return NULL;
+    }
 }
 
 struct xp {
@@ -462,6 +472,8 @@ struct xp {
     struct wh_s3_entry entry; /* the item being read */
     struct wh_s3_part part;
     struct wh_s3_upload upload;
+    char *del_key;         /* DELETE: the failed key being read */
+    char del_code[64], del_message[256];
     bool have_key, have_number;
 };
 
@@ -512,6 +524,9 @@ static void xp_start(void *ctx, const XML_Char *name, const XML_Char **attrs)
         free(x->entry.key);
         free(x->upload.key);
         free(x->upload.upload_id);
+        free(x->del_key);
+        x->del_key = NULL;
+        x->del_code[0] = x->del_message[0] = '\0';
         memset(&x->entry, 0, sizeof(x->entry));
         memset(&x->part, 0, sizeof(x->part));
         memset(&x->upload, 0, sizeof(x->upload));
@@ -620,6 +635,22 @@ static void end_item(struct xp *x)
         d->uploads.items[d->uploads.n++] = x->upload;
         memset(&x->upload, 0, sizeof(x->upload));
         break;
+    case WH_S3_DOC_DELETE:
+        if (!x->del_key || !x->del_code[0]) {
+            xp_fail(x, "an <Error> without <Key> or <Code>");
+            return;
+        }
+        if (x->n_items >= DOC_ITEMS_MAX) {
+            xp_fail(x, "more than %d items", DOC_ITEMS_MAX);
+            return;
+        }
+        if (d->n_failed++ == 0) { /* the first one tells why */
+            d->failed_key = x->del_key;
+            x->del_key = NULL;
+            memcpy(d->code, x->del_code, sizeof(d->code));
+            memcpy(d->message, x->del_message, sizeof(d->message));
+        }
+        break;
     default:
         break;
     }
@@ -661,6 +692,14 @@ static void item_field(struct xp *x, const char *name, const char *v)
             x->upload.upload_id = wh_strdup(v);
         else if (strcmp(name, "Initiated") == 0)
             parse_time(x, &x->upload.initiated_ms, v, "Initiated");
+        break;
+    case WH_S3_DOC_DELETE:
+        if (strcmp(name, "Key") == 0 && !x->del_key)
+            x->del_key = take_key(x, v);
+        else if (strcmp(name, "Code") == 0)
+            snprintf(x->del_code, sizeof(x->del_code), "%s", v);
+        else if (strcmp(name, "Message") == 0)
+            snprintf(x->del_message, sizeof(x->del_message), "%s", v);
         break;
     default:
         break;
@@ -717,6 +756,8 @@ static void root_field(struct xp *x, const char *name, const char *v)
         if (strcmp(name, "ETag") == 0)
             copy_etag(x, d->etag, v);
         break;
+    case WH_S3_DOC_DELETE: /* <Deleted> (not in quiet mode) and <Error> are items */
+        break;
     }
 }
 
@@ -771,6 +812,7 @@ int wh_s3_doc_parse(struct wh_s3_doc *doc, enum wh_s3_doc_kind expect, const cha
     free(x.entry.key);
     free(x.upload.key);
     free(x.upload.upload_id);
+    free(x.del_key);
     XML_ParserFree(x.p);
     wh_buf_dispose(&x.text);
     return error;
@@ -806,6 +848,7 @@ void wh_s3_doc_dispose(struct wh_s3_doc *doc)
     if (!doc)
         return;
     free(doc->upload_id);
+    free(doc->failed_key);
     wh_s3_list_dispose(&doc->list);
     free(doc->parts);
     wh_s3_uploads_dispose(&doc->uploads);
@@ -1723,5 +1766,88 @@ out:
     xfer_dispose(&x);
     free(full);
     free(km);
+    return error;
+}
+
+/* Appends `s` as XML text; 0, or WH_EINVALID for a byte XML 1.0 cannot carry. */
+static int put_xml_text(struct wh_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '&')
+            wh_buf_puts(b, "&amp;");
+        else if (c == '<')
+            wh_buf_puts(b, "&lt;");
+        else if (c == '>')
+            wh_buf_puts(b, "&gt;");
+        else if (c == '\t' || c == '\n' || c == '\r')
+            wh_buf_printf(b, "&#%u;", c); /* kept as they are, not normalised */
+        else if (c < 0x20)
+            return wh_error_set(WH_EINVALID, "s3: a key with control byte 0x%02x", c);
+        else
+            wh_buf_put(b, s, 1);
+    }
+    return 0;
+}
+
+int wh_s3_delete_many(wh_s3 *s, const char *const *keys, size_t n, size_t *n_failed)
+{
+    struct xfer x = {.s = s};
+    struct wh_s3_doc doc = {0};
+    struct wh_buf body, md5h;
+    unsigned char md5[EVP_MAX_MD_SIZE];
+    unsigned int md5len = 0;
+    char b64[64];
+    int error = 0;
+
+    if (n_failed)
+        *n_failed = 0;
+    if (n == 0)
+        return 0;
+    if (n > WH_S3_LIST_MAX)
+        return wh_error_set(WH_EINVALID, "s3: at most %d keys per batch delete", WH_S3_LIST_MAX);
+    wh_buf_init(&body, (size_t)WH_S3_LIST_MAX * (WH_S3_KEY_MAX * 6 + 64));
+    wh_buf_init(&md5h, 128);
+    wh_buf_puts(&body, "<Delete><Quiet>true</Quiet>");
+    for (size_t i = 0; i < n; i++) {
+        if (!keys[i] || !*keys[i] || strlen(s->prefix) + strlen(keys[i]) > WH_S3_KEY_MAX) {
+            error = wh_error_set(WH_EINVALID,
+                                 "s3: a key must have 1 to %d bytes, prefix included",
+                                 WH_S3_KEY_MAX);
+            goto out;
+        }
+        wh_buf_puts(&body, "<Object><Key>");
+        if ((error = put_xml_text(&body, s->prefix)) < 0 ||
+            (error = put_xml_text(&body, keys[i])) < 0)
+            goto out;
+        wh_buf_puts(&body, "</Key></Object>");
+    }
+    wh_buf_puts(&body, "</Delete>");
+    /* S3 wants the body's MD5 with DeleteObjects */
+    if (!EVP_Digest(body.data, body.len, md5, &md5len, EVP_md5(), NULL))
+        abort();
+    EVP_EncodeBlock((unsigned char *)b64, md5, (int)md5len);
+    wh_buf_printf(&md5h, "Content-MD5: %s", b64);
+    const char *hdrs[] = {"Content-Type: application/xml", md5h.data, NULL};
+    x.mem = body.data;
+    x.mem_len = body.len;
+    if ((error = perform(&x, "POST", NULL, "delete=", hdrs)) < 0 ||
+        (error = answer_doc(&x, &doc, WH_S3_DOC_DELETE)) < 0)
+        goto out;
+    if (doc.n_failed) {
+        char k[300], m[300];
+        if (n_failed)
+            *n_failed = doc.n_failed;
+        wh_log_escape(k, sizeof(k), doc.failed_key ? doc.failed_key : "");
+        wh_log_escape(m, sizeof(m), doc.message);
+        error = wh_error_set(code_error(doc.code, 0) == WH_EDENIED ? WH_EDENIED : WH_ERROR,
+                             "s3 POST %s/?delete: %zu of %zu keys not deleted; %s: %s%s%s",
+                             s->bucket, doc.n_failed, n, k, doc.code, *m ? ": " : "", m);
+    }
+out:
+    wh_s3_doc_dispose(&doc);
+    wh_buf_dispose(&body);
+    wh_buf_dispose(&md5h);
+    xfer_dispose(&x);
     return error;
 }

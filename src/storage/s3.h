@@ -97,6 +97,14 @@ int wh_s3_head(wh_s3 *s, const char *key, struct wh_s3_object *out);
 /* Deletes `key`; deleting a missing key succeeds too (S3 answers 204 either way). */
 int wh_s3_delete(wh_s3 *s, const char *key);
 /*
+ * Deletes up to WH_S3_LIST_MAX keys in one request (DeleteObjects; missing
+ * keys count as deleted). 0 when every key is gone; else WH_EDENIED or
+ * WH_ERROR naming the first key the server kept and its S3 code, with
+ * `*n_failed` (may be NULL) set to how many it kept. WH_EINVALID for a key
+ * with a control byte XML cannot carry.
+ */
+int wh_s3_delete_many(wh_s3 *s, const char *const *keys, size_t n, size_t *n_failed);
+/*
  * Copies `src_key` to `dst_key` on the server (an object of up to 5 GiB in
  * one request on AWS; larger ones part by part, wh_s3_mpu_copy_part). 0 or WH_ENOTFOUND (no `src_key`). An error the server
  * sends after its 200 is recognised.
@@ -238,8 +246,9 @@ enum wh_s3_doc_kind {
     WH_S3_DOC_COMPLETE,  /* <CompleteMultipartUploadResult> */
     WH_S3_DOC_COPY,      /* <CopyObjectResult> */
     WH_S3_DOC_COPY_PART, /* <CopyPartResult> */
+    WH_S3_DOC_DELETE,    /* <DeleteResult> (DeleteObjects, quiet: only the failures) */
 };
-#define WH_S3_DOC_KINDS 8
+#define WH_S3_DOC_KINDS 9
 struct wh_s3_doc {
     enum wh_s3_doc_kind kind; /* the root element found */
     char code[64];            /* <Error>: Code */
@@ -252,6 +261,8 @@ struct wh_s3_doc {
     bool parts_truncated;
     unsigned next_part_marker;
     struct wh_s3_uploads uploads; /* UPLOADS */
+    size_t n_failed;          /* DELETE: keys not deleted; the first in failed_key, with */
+    char *failed_key;         /* its reason in code and message */
 };
 /*
  * Parses an S3 answer of `len` bytes. `expect` is the root element wanted;

@@ -110,6 +110,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!d.uploads.items[i].key || !d.uploads.items[i].upload_id)
                 abort();
         break;
+    case WH_S3_DOC_DELETE:
+        if ((d.n_failed == 0) != (d.failed_key == NULL) || (d.n_failed && !d.code[0]))
+            abort();
+        break;
     case WH_S3_DOC_COMPLETE:
     case WH_S3_DOC_COPY:
     case WH_S3_DOC_COPY_PART:

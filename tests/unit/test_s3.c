@@ -311,6 +311,17 @@ static void test_s3__doc_other_kinds(void **state)
     assert_string_equal(d.etag, "");
     wh_s3_doc_dispose(&d);
 
+    static const char del[] =
+        "<DeleteResult><Deleted><Key>x/a</Key></Deleted>"
+        "<Error><Key>x/b &amp; c</Key><Code>AccessDenied</Code><Message>no</Message></Error>"
+        "<Error><Key>x/d</Key><Code>InternalError</Code></Error></DeleteResult>";
+    assert_int_equal(wh_s3_doc_parse(&d, WH_S3_DOC_DELETE, del, strlen(del), "x/"), 0);
+    assert_int_equal(d.n_failed, 2);
+    assert_string_equal(d.failed_key, "b & c");
+    assert_string_equal(d.code, "AccessDenied");
+    assert_string_equal(d.message, "no");
+    wh_s3_doc_dispose(&d);
+
     static const char part[] = "<CopyPartResult><LastModified>2026-12-03T05:57:10Z"
                                "</LastModified><ETag>\"p\"</ETag></CopyPartResult>";
     assert_int_equal(wh_s3_doc_parse(&d, WH_S3_DOC_COPY_PART, part, strlen(part), NULL), 0);
@@ -596,6 +607,39 @@ static void test_s3__error_after_200(void **state)
     assert_int_equal(wh_s3_mpu_complete(s, "k", "up/1", &p, 1), WH_EINVALID);
     assert_non_null(strstr(wh_error_msg(), "200 InvalidPart: One or more"));
     assert_non_null(strstr(f.last_request, "POST /wharf-test/k?uploadId=up%2F1 "));
+    wh_s3_free(s);
+    fake_stop(&f);
+}
+
+static void test_s3__batch_delete_failures(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "<DeleteResult><Error><Key>p/b</Key><Code>AccessDenied</Code><Message>Access Denied"
+        "</Message></Error></DeleteResult>";
+    char answer[512];
+    int n = snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    struct fake f;
+    fake_start(&f, answer, (size_t)n, 1);
+    char ep[64];
+    wh_s3 *s = NULL;
+    snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f.port);
+    struct wh_s3_config c = {.endpoint = ep, .bucket = "wharf-test", .access_key = "AK",
+                             .secret_key = "SK", .path_style = true, .prefix = "p/",
+                             .timeout_s = 10};
+    assert_int_equal(wh_s3_new(&s, &c), 0);
+    const char *keys[] = {"a", "b", "c"};
+    size_t failed = 0;
+    assert_int_equal(wh_s3_delete_many(s, keys, 3, &failed), WH_EDENIED);
+    assert_int_equal(failed, 1);
+    assert_non_null(strstr(wh_error_msg(), "1 of 3 keys not deleted; b: AccessDenied"));
+    assert_non_null(strstr(f.last_request, "POST /wharf-test/?delete= HTTP/1.1"));
+    assert_non_null(strstr(f.last_request, "Content-MD5: "));
+    /* a key XML cannot carry is refused before anything is sent */
+    const char *bad[] = {"a\x01b"};
+    assert_int_equal(wh_s3_delete_many(s, bad, 1, NULL), WH_EINVALID);
+    assert_int_equal(wh_s3_delete_many(s, keys, 0, NULL), 0);
     wh_s3_free(s);
     fake_stop(&f);
 }
@@ -893,6 +937,30 @@ static void test_s3__list_pages(void **state)
     assert_int_equal(wh_s3_delete(l->s, "other/k"), 0);
 }
 
+static void test_s3__batch_delete(void **state)
+{
+    struct live *l = *state;
+    const char *keys[] = {"bd/1", "bd/two words", "bd/\xc3\xa9 & <x>", "bd/tab\there",
+                          "bd/never-written"};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(wh_s3_put(l->s, keys[i], "x", 1), 0);
+    size_t failed = 99;
+    if (wh_s3_delete_many(l->s, keys, 5, &failed) < 0)
+        fail_msg("%s", wh_error_msg());
+    assert_int_equal(failed, 0);
+    struct wh_s3_list list;
+    assert_int_equal(wh_s3_list(l->s, &list, "bd/", NULL, 0), 0);
+    assert_int_equal(list.n, 0);
+    wh_s3_list_dispose(&list);
+    /* with a wrong secret the whole request is refused */
+    struct wh_s3_config c = l->cfg;
+    wh_s3 *bad = NULL;
+    c.secret_key = "not-it";
+    assert_int_equal(wh_s3_new(&bad, &c), 0);
+    assert_int_equal(wh_s3_delete_many(bad, keys, 1, NULL), WH_EDENIED);
+    wh_s3_free(bad);
+}
+
 #define MIB (1024 * 1024)
 
 static void test_s3__multipart(void **state)
@@ -1170,6 +1238,7 @@ int main(void)
         cmocka_unit_test(test_s3__server_ignores_range),
         cmocka_unit_test(test_s3__wrong_content_range),
         cmocka_unit_test(test_s3__error_after_200),
+        cmocka_unit_test(test_s3__batch_delete_failures),
         cmocka_unit_test(test_s3__virtual_host_url),
         cmocka_unit_test(test_s3__no_server),
     };
@@ -1180,6 +1249,7 @@ int main(void)
         LIVE(test_s3__keys_needing_encoding),
         LIVE(test_s3__copy_commit_by_rename),
         LIVE(test_s3__list_pages),
+        LIVE(test_s3__batch_delete),
         LIVE(test_s3__multipart),
         LIVE(test_s3__multipart_copy),
         LIVE(test_s3__multipart_abort_and_list),
