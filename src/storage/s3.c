@@ -5,11 +5,13 @@
  * sent and does not add x-amz-content-sha256, so this file sends both in
  * canonical form (SigV4: "Create a canonical request"; RFC 3986 section 2.3
  * for the unreserved characters) and sets the header itself: the body's
- * SHA-256 when it is in memory, UNSIGNED-PAYLOAD when it streams. Answers
- * are parsed with expat (DOCTYPEs refused) from a capped buffer. Idle
- * handles are kept per client under a mutex, so connections are reused
- * across requests and threads. Not here: retries (the caller decides what
- * is safe to repeat), DeleteObjects, UploadPartCopy, SigV4 chunked uploads.
+ * SHA-256 when it is in memory, UNSIGNED-PAYLOAD when it streams. One
+ * request is signed here instead (wh_s3_sign_v4): UploadPartCopy, whose
+ * headers curl 7.88 would sign in the wrong order. Answers are parsed with
+ * expat (DOCTYPEs refused) from a capped buffer. Idle handles are kept per
+ * client under a mutex, so connections are reused across requests and
+ * threads. Not here: retries (the caller decides what is safe to repeat),
+ * SigV4 chunked uploads, buckets, ACLs, versions.
  */
 #include "storage/s3.h"
 
