@@ -11,8 +11,9 @@
 
 BUILD ?= release
 B := build/$(BUILD)$(if $(filter 1,$(WERROR)),-werror)
-PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libisal
-# libcurl's headers only: it is loaded at run time by `wharf vulndb update` (see vulndb.c)
+PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libisal expat
+# libcurl's headers only: it is loaded at run time (vulndb.c, fetch/, storage/s3.c);
+# expat reads the S3 client's XML answers
 HDR_ONLY := libcurl
 CC ?= cc
 FUZZ_CC ?= clang-14

@@ -32,9 +32,10 @@ if ldd "$bin" | grep -q -e libasan -e libubsan; then
 fi
 
 # The run-time libraries of `ldd build/release/wharf`, by Debian package, plus libcurl
-# (loaded with dlopen by `wharf vulndb update`), curl (HEALTHCHECK) and CA certificates.
+# (loaded with dlopen by `wharf vulndb update` and the S3 client), curl (HEALTHCHECK) and CA
+# certificates.
 packages=(libmicrohttpd12 libjansson4 libsqlite3-0 libssl3 libyaml-0-2 libarchive13
-          libargon2-1 libisal2 libcurl4 curl ca-certificates)
+          libargon2-1 libisal2 libexpat1 libcurl4 curl ca-certificates)
 suites=("deb $mirror bookworm main" "deb $mirror bookworm-updates main"
         "deb ${mirror%/debian}/debian-security bookworm-security main")
 setup_user="chroot \"\$1\" groupadd --system --gid $uid wharf && \

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wharf needs to build, run and test, and only
 # those that are missing (apt-get runs only when something is absent).
-# Usage: scripts/deps.sh [run|test|bench|fuzz|fixtures]   (default: test, which includes run)
+# Usage: scripts/deps.sh [run|test|bench|fuzz|fixtures|s3]   (default: test, which includes run)
 #   fuzz: clang-14 with libFuzzer and the sanitizer runtimes (make fuzz, scripts/fuzz.sh);
 #         llvm-14 for llvm-symbolizer, so crash reports name functions and lines
 #   fixtures: the tools tests/data/rpm/make-fixtures.sh uses to rebuild rpm databases
+#   s3: Ceph (monitor, OSD, radosgw) for scripts/ceph.sh, which tests/run.sh uses to test the
+#       S3 client against a server that checks signatures (CI installs it; `make test` runs
+#       those tests only where it is installed)
 set -euo pipefail
 what=${1:-test}
 
 build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
-       libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev libisal-dev)
+       libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev libisal-dev libexpat1-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
          docker.io containerd runc uidmap curl jq openssl systemd mandoc man-db chromium nodejs
          nginx)
 bench=(docker-registry hey wrk skopeo curl python3 python3-pytest python3-requests mmdebstrap umoci pigz zstd bc chromium nodejs)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 fixtures=(rpm db-util python3)
+s3=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl python3)
 
 case "$what" in
     run) want=("${build[@]}") ;;
@@ -23,7 +27,8 @@ case "$what" in
     bench) want=("${build[@]}" "${bench[@]}") ;;
     fuzz) want=("${build[@]}" "${fuzz[@]}") ;;
     fixtures) want=("${fixtures[@]}") ;;
-    *) echo "usage: $0 [run|test|bench|fuzz|fixtures]" >&2; exit 2 ;;
+    s3) want=("${s3[@]}") ;;
+    *) echo "usage: $0 [run|test|bench|fuzz|fixtures|s3]" >&2; exit 2 ;;
 esac
 
 # The portal's browser tests and benchmark (tests/ui): playwright-core from npm, exactly as
