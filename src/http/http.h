@@ -142,6 +142,17 @@ void wh_resp_send_copy(wh_req *r, int status, const char *content_type, const vo
 /* Sends `len` bytes of `fd` from `offset` with sendfile; takes ownership of `fd`. */
 void wh_resp_send_fd(wh_req *r, int status, const char *content_type, int fd, uint64_t offset,
                      uint64_t len);
+/*
+ * Streams a body of `len` bytes produced by `read(payload, buf, max)`, which
+ * fills `buf` with 1 to `max` bytes and returns how many, or < 0 when it
+ * cannot go on (the connection is then cut: the status is already out).
+ * `done(payload)` is called once when the response is over, sent or not
+ * (NULL: nothing to do). Bodies in memory or a file have the cheaper calls
+ * above; this one is for bodies that come from elsewhere (an object store).
+ */
+void wh_resp_send_stream(wh_req *r, int status, const char *content_type, uint64_t len,
+                         long (*read)(void *payload, char *buf, size_t max),
+                         void (*done)(void *payload), void *payload);
 /* Sends headers announcing `len` bytes with no body (HEAD). */
 void wh_resp_send_head(wh_req *r, int status, const char *content_type, uint64_t len);
 /* Sends no body at all. */

@@ -560,6 +560,48 @@ void wh_resp_send_fd(wh_req *r, int status, const char *content_type, int fd, ui
     queue(r, status, content_type, resp, len);
 }
 
+struct stream {
+    long (*read)(void *payload, char *buf, size_t max);
+    void (*done)(void *payload);
+    void *payload;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *st = cls;
+    (void)pos; /* MHD asks for the bytes in order */
+    long n = st->read(st->payload, buf, max);
+    if (n <= 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *st = cls;
+    if (st->done)
+        st->done(st->payload);
+    free(st);
+}
+
+void wh_resp_send_stream(wh_req *r, int status, const char *content_type, uint64_t len,
+                         long (*read)(void *payload, char *buf, size_t max),
+                         void (*done)(void *payload), void *payload)
+{
+    struct stream *st = wh_calloc(1, sizeof(*st));
+    st->read = read;
+    st->done = done;
+    st->payload = payload;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(len, 65536, stream_read, st, stream_free);
+    if (!resp) {
+        stream_free(st);
+        wh_resp_send_empty(r, 500);
+        return;
+    }
+    queue(r, status, content_type, resp, len);
+}
+
 static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)cls, (void)pos, (void)buf, (void)max;
