@@ -268,6 +268,8 @@ struct wh_upload_session {
  */
 int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t now_ms,
                        int64_t until_ms, struct wh_upload_session *out);
+/* Reads session `id` without claiming it (a status request). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_upload_peek(wh_db *db, const char *id, struct wh_upload_session *out);
 /* Extends `holder`'s lease on `id`. 0, WH_ENOTFOUND (the lease was lost) or WH_ERROR. */
 int wh_db_upload_renew(wh_db *db, const char *id, const char *holder, int64_t until_ms);
 /*

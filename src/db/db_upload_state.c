@@ -8,6 +8,18 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Columns repo, project_id, accepted_bytes, state of the current row. */
+static void read_session(struct wh_upload_session *out, sqlite3_stmt *s)
+{
+    memset(out, 0, sizeof(*out));
+    db_copy_col(out->repo, sizeof(out->repo), s, 0);
+    out->project_id = sqlite3_column_int64(s, 1);
+    int64_t accepted = sqlite3_column_int64(s, 2);
+    out->accepted = accepted > 0 ? (uint64_t)accepted : 0;
+    const unsigned char *st = sqlite3_column_text(s, 3);
+    out->state = wh_strdup(st ? (const char *)st : "");
+}
+
 int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t now_ms,
                        int64_t until_ms, struct wh_upload_session *out)
 {
@@ -24,13 +36,7 @@ int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t no
     sqlite3_bind_int64(s, 4, until_ms);
     int error = db_one_row(c, s, "upload");
     if (error == 0) {
-        memset(out, 0, sizeof(*out));
-        db_copy_col(out->repo, sizeof(out->repo), s, 0);
-        out->project_id = sqlite3_column_int64(s, 1);
-        int64_t accepted = sqlite3_column_int64(s, 2);
-        out->accepted = accepted > 0 ? (uint64_t)accepted : 0;
-        const unsigned char *st = sqlite3_column_text(s, 3);
-        out->state = wh_strdup(st ? (const char *)st : "");
+        read_session(out, s);
         db_done(s);
         return 0;
     }
@@ -44,6 +50,21 @@ int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t no
     if (!found)
         return wh_error_set(WH_ENOTFOUND, "upload unknown");
     return wh_error_set(WH_EBUSY, "another request is writing to this upload");
+}
+
+int wh_db_upload_peek(wh_db *db, const char *id, struct wh_upload_session *out)
+{
+    static const char sql[] =
+        "SELECT repo, project_id, accepted_bytes, state FROM upload WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, id);
+    int error = db_one_row(c, s, "upload");
+    if (error < 0)
+        return error;
+    read_session(out, s);
+    db_done(s);
+    return 0;
 }
 
 int wh_db_upload_renew(wh_db *db, const char *id, const char *holder, int64_t until_ms)

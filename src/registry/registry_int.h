@@ -53,7 +53,7 @@ struct session {
     wh_registry *reg;
 };
 /* How long a request's claim on a session lasts unless renewed while writing. */
-#define UPLOAD_LEASE_MS 30000
+#define UPLOAD_LEASE_MS 10000
 
 #define PULL_SLOTS 1024
 #define MCACHE_SLOTS 128            /* manifests kept in memory */
