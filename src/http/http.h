@@ -49,6 +49,24 @@ wh_http *wh_http_new(const struct wh_http_config *cfg);
 /* Routes requests whose path starts with `prefix` (longest prefix wins). */
 void wh_http_route(wh_http *h, const char *prefix, wh_handler_fn fn, void *payload);
 /*
+ * What the answers under a path prefix carry (longest prefix wins, as for
+ * routes), so that the protocol spoken there is the route's business and not
+ * this layer's: `headers` (name, value, name, value, ..., NULL) go on every
+ * answer, and `error_body` writes the body of the errors the server gives by
+ * itself (400 for a malformed request, 404 where no route is, 431 for headers
+ * too large, 500 when a handler gave no answer) from `status`, a short
+ * upper-case `code` ("BAD_REQUEST", "NOT_FOUND", "SIZE_INVALID", "UNKNOWN")
+ * and `message`, in pool memory, setting `*content_type`; NULL keeps the
+ * default. Without defaults those errors are plain text. `d` must outlive
+ * the server.
+ */
+struct wh_http_defaults {
+    const char *const *headers;
+    const char *(*error_body)(wh_pool *pool, int status, const char *code, const char *message,
+                              const char **content_type);
+};
+void wh_http_defaults(wh_http *h, const char *prefix, const struct wh_http_defaults *d);
+/*
  * Binds and listens on the configured address (SO_REUSEADDR, never
  * SO_REUSEPORT: a busy port is an error, "address already in use"), without
  * serving yet, so that a server can fail on its port before it touches

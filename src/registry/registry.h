@@ -20,6 +20,13 @@
 
 typedef struct wh_registry wh_registry;
 
+/*
+ * The answers' defaults of /v2/ and the token service, for wh_http_defaults:
+ * the Docker-Distribution-API-Version header and the OCI error body on the
+ * errors the HTTP layer gives by itself.
+ */
+extern const struct wh_http_defaults wh_registry_http_defaults;
+
 struct wh_registry_config {
     size_t max_manifest_bytes; /* manifest PUT body cap (default 4 MiB) */
     uint64_t max_blob_bytes;   /* one blob's size cap */
