@@ -283,6 +283,18 @@ int wh_db_upload_save(wh_db *db, const char *id, const char *holder, uint64_t ac
 /* Ends `holder`'s lease on `id` without changing it. 0 or WH_ERROR. */
 int wh_db_upload_release(wh_db *db, const char *id, const char *holder);
 
+/*
+ * What artifact lists show of a manifest, recorded at push time so that a
+ * list never reads blob storage (db_manifest_summary.c): `extra_attrs` and
+ * `references` are JSON texts (see wh_manifest_summary in registry.h). The
+ * summary is of the content, so it is keyed by the manifest's digest.
+ */
+int wh_db_manifest_summary_put(wh_db *db, const char *digest, const char *extra_attrs,
+                               const char *references);
+/* The recorded texts (malloc'd, the caller's). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_manifest_summary_get(wh_db *db, const char *digest, char **extra_attrs,
+                               char **references);
+
 /* ---- users (db_access.c) ---- */
 struct wh_user {
     int64_t id;

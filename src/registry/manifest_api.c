@@ -292,6 +292,10 @@ static int put_end(wh_req *r, void *arg)
         goto out;
     }
     mcache_put(reg, d.str, c->body.data ? c->body.data : "", c->body.len);
+    /* what lists show of it, now, so that no list reads blobs (a failure only defers it) */
+    if (wh_registry_summarize(reg->db, reg->store, d.str, c->body.data ? c->body.data : "",
+                              c->body.len) < 0)
+        wh_log_warn("manifest %s: no summary for listings yet: %s", d.str, wh_error_msg());
     audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s@%s", t->name, d.str), "create", true);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/manifests/%s", t->name,
                                                   d.str));

@@ -122,4 +122,22 @@ int wh_manifest_parse(struct wh_manifest **out, const char *p, size_t len,
                       const char *content_type);
 void wh_manifest_free(struct wh_manifest *m);
 
+/*
+ * What artifact lists show of a manifest (summary.c), as compact JSON texts
+ * (malloc'd): `*extra_attrs` holds the architecture, os, config, created,
+ * author, variant and os.version of the image config `config` ({} without
+ * one), `*references` the children of an index, each with its digest and
+ * any platform, annotations and urls ([] for a manifest). 0, WH_EINVALID
+ * (not a JSON object) or WH_ERROR.
+ */
+int wh_manifest_summary(char **extra_attrs, char **references, const char *manifest, size_t len,
+                        const char *config, size_t config_len);
+/*
+ * Computes and records (wh_db_manifest_summary_put) the summary of manifest
+ * `digest`, whose bytes are `manifest`/`len` (NULL: read from `store`),
+ * reading its image config from `store`. 0 or an error code.
+ */
+int wh_registry_summarize(wh_db *db, wh_store *store, const char *digest, const char *manifest,
+                          size_t len);
+
 #endif
