@@ -623,23 +623,23 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
     }
     switch (m) {
     case WH_HTTP_GET:
-    case WH_HTTP_HEAD:
-    {
+    case WH_HTTP_HEAD: {
         /* a status: read without claiming, so it answers even while a chunk streams in */
         struct wh_upload_session us;
         int error = wh_db_upload_peek(reg->db, t->ref, &us);
-        if (error == 0 && strcmp(us.repo, t->name) != 0)
-            error = WH_ENOTFOUND;
-        if (error == 0)
+        if (error == 0) {
             free(us.state);
+            if (strcmp(us.repo, t->name) != 0)
+                error = WH_ENOTFOUND;
+        }
         if (error == WH_ENOTFOUND)
             return oci_error(r, E_BLOB_UPLOAD_UNKNOWN, NULL);
         if (error < 0)
             return oci_error(r, E_INTERNAL, NULL);
         upload_headers(r, t, t->ref, us.accepted);
         wh_resp_send_empty(r, 204);
-    }
         return 0;
+    }
     case WH_HTTP_DELETE:
         if (acquire_or_answer(reg, r, t, &s) < 0)
             return -1;
