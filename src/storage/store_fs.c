@@ -40,6 +40,7 @@
 #define IO_CHUNK 65536
 #define RESERVE_MIN (1u << 20)  /* the reserve is 1% of the filesystem, within these */
 #define RESERVE_MAX (64u << 20)
+#define TMP_STALE_MS (10 * 60 * 1000) /* a put_bytes temporary older than this is a crash's */
 
 struct fs_store {
     struct wh_store base;
@@ -778,8 +779,13 @@ static int fs_upload_each(wh_store *base, int (*fn)(const char *, int64_t, void 
             continue;
         int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
         if (strncmp(e->d_name, ".tmp-", 5) == 0) {
-            /* a temporary left by a crash: never visible, always safe to drop */
-            unlinkat(dirfd(dir), e->d_name, 0);
+            /*
+             * A temporary left by a crash: never visible, safe to drop once
+             * it is older than any put_bytes can take (another process
+             * sharing the store may be writing a young one right now).
+             */
+            if (wh_now_ms() - mtime > TMP_STALE_MS)
+                unlinkat(dirfd(dir), e->d_name, 0);
             continue;
         }
         if (fn(e->d_name, mtime, payload) != 0)
