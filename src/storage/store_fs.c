@@ -328,6 +328,8 @@ static int fs_stat(wh_store *base, const struct wh_digest *d, uint64_t *size_out
 static int fs_reader_read(wh_store_reader *base, void *buf, size_t cap, size_t *got)
 {
     struct fs_reader *rd = (struct fs_reader *)base;
+    if (inject("store.read"))
+        return wh_error_set(WH_ERROR, "read blob: %s", strerror(errno));
     for (;;) {
         ssize_t r = pread(rd->fd, buf, cap, (off_t)base->pos);
         if (r < 0 && errno == EINTR)
@@ -342,6 +344,9 @@ static int fs_reader_read(wh_store_reader *base, void *buf, size_t cap, size_t *
 static int fs_reader_take_fd(wh_store_reader *base)
 {
     struct fs_reader *rd = (struct fs_reader *)base;
+    /* armed, any action: no fast path, the bytes go through read (an object store's way) */
+    if (wh_failpoint("store.nofd") != 0)
+        return -1;
     int fd = rd->fd;
     rd->fd = -1;
     return fd;
