@@ -604,6 +604,63 @@ static void test_storage__full_disk_state(void **state)
 }
 
 /*
+ * Upload sessions in the database (db_upload_state.c): one lease at a time,
+ * renewed by its holder, taken over once it has run out; a save by a holder
+ * whose lease was taken over is refused, so its chunk is not recorded.
+ */
+static void test_db__upload_lease(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_upload_caps caps = {0};
+    struct wh_upload_refusal why;
+    struct wh_upload_session us;
+    assert_int_equal(wh_db_upload_create(f->db, "up-1", "library/a", 1, "admin", 1000, &caps,
+                                         &why), 0);
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h1", 1000, 2000, &us), 0);
+    assert_true(us.accepted == 0 && strcmp(us.state, "") == 0 &&
+                strcmp(us.repo, "library/a") == 0 && us.project_id == 1);
+    free(us.state);
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h2", 1500, 2500, &us), WH_EBUSY);
+    assert_int_equal(wh_db_upload_renew(f->db, "up-1", "h2", 9000), WH_ENOTFOUND);
+    assert_int_equal(wh_db_upload_renew(f->db, "up-1", "h1", 3000), 0);
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h2", 2500, 3500, &us), WH_EBUSY);
+    assert_int_equal(wh_db_upload_save(f->db, "up-1", "h1", 5, "st-5", 2600), 0);
+    assert_int_equal(wh_db_upload_peek(f->db, "up-1", &us), 0); /* no lease needed */
+    assert_true(us.accepted == 5 && strcmp(us.state, "st-5") == 0);
+    free(us.state);
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h2", 2700, 3700, &us), 0);
+    assert_true(us.accepted == 5 && strcmp(us.state, "st-5") == 0);
+    free(us.state);
+    assert_int_equal(wh_db_upload_save(f->db, "up-1", "h1", 9, "st-9", 2800), WH_ENOTFOUND);
+    /* h2 dies: its lease runs out and h3 takes over; h2's late save is refused */
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h3", 3800, 4800, &us), 0);
+    free(us.state);
+    assert_int_equal(wh_db_upload_save(f->db, "up-1", "h2", 9, "st-9", 3900), WH_ENOTFOUND);
+    assert_int_equal(wh_db_upload_release(f->db, "up-1", "h3"), 0);
+    assert_int_equal(wh_db_upload_release(f->db, "up-1", "h3"), 0); /* twice: harmless */
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h4", 3950, 4950, &us), 0);
+    assert_true(us.accepted == 5);
+    free(us.state);
+    assert_int_equal(wh_db_upload_claim(f->db, "nope", "h1", 1000, 2000, &us), WH_ENOTFOUND);
+    assert_int_equal(wh_db_upload_peek(f->db, "nope", &us), WH_ENOTFOUND);
+}
+
+/* Manifest summaries: recorded by digest, replaced on a second put. */
+static void test_db__manifest_summary(void **state)
+{
+    struct fixture *f = *state;
+    char *e = NULL, *r = NULL;
+    assert_int_equal(wh_db_manifest_summary_get(f->db, DM, &e, &r), WH_ENOTFOUND);
+    assert_int_equal(wh_db_manifest_summary_put(f->db, DM, "{\"os\":\"linux\"}", "[]"), 0);
+    assert_int_equal(wh_db_manifest_summary_put(f->db, DM, "{\"os\":\"windows\"}", "[]"), 0);
+    assert_int_equal(wh_db_manifest_summary_get(f->db, DM, &e, &r), 0);
+    assert_string_equal(e, "{\"os\":\"windows\"}");
+    assert_string_equal(r, "[]");
+    free(e);
+    free(r);
+}
+
+/*
  * SQLite's own writes failing: SQLITE_FULL is WH_ENOSPC (I/O errors stay
  * WH_ERROR), the failed transaction leaves nothing behind and the
  * connection is usable at once (no transaction left open by a failed
@@ -773,6 +830,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_storage__commit_failure_points, setup, teardown),
         cmocka_unit_test_setup_teardown(test_storage__full_disk_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__full_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__upload_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__manifest_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__manifest_references_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__tags_pagination_and_referrers, setup, teardown),
