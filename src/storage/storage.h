@@ -119,6 +119,16 @@ bool wh_store_note_full(wh_store *s);
  * them with wh_store_upload_resume; bytes a dead writer staged past the
  * offset are discarded by the resume. Only one writer may hold a session at
  * a time: the caller arranges that (a lease on the row).
+ *
+ * For an object-store driver: a chunk maps to one or more multipart parts
+ * uploaded as it streams and listed in the state on accept; a rejected
+ * chunk's parts are simply not listed (they are overwritten or dropped by
+ * the commit's CompleteMultipartUpload, which names only listed parts). S3
+ * wants every part but the last to be at least 5 MiB, so a driver holds a
+ * short tail back (in a small object of its own, named in the state) and
+ * sends it with the next chunk's bytes, or copies it server-side
+ * (UploadPartCopy). The running hash is taken over the bytes as they are
+ * sent; commit compares it with `expected` before completing the upload.
  */
 /* Longest state text a driver produces (an object store's part list). */
 #define WH_UPLOAD_STATE_MAX (1u << 20)
