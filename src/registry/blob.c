@@ -4,7 +4,11 @@
  * whole blob with ?digest=), PATCH appends a chunk at the offset its
  * Content-Range names, PUT ?digest= appends an optional last chunk and
  * commits, GET reports progress, DELETE cancels. Bytes are hashed while they
- * are written (one pass); the session's writer stays open between requests.
+ * are written (one pass). Between requests a session is its database row
+ * (accepted bytes, the store's writer state) and its staged data, nothing in
+ * this process: each PATCH or PUT claims the row (a lease), resumes the
+ * writer, and records the accepted chunk before answering, so that the next
+ * chunk may go to any node sharing the database and the store.
  */
 #include "registry/registry_int.h"
 
