@@ -107,12 +107,12 @@ def test_node_killed_mid_chunk(nodes, unique):
     loc = ra.start_upload(repo)
     loc = chunk(ra, loc, data[:1_000_000], 0)
 
-    sent = threading.Event()
+    sent, finished = threading.Event(), threading.Event()
 
     def slow_body():
         yield data[1_000_000:1_500_000]
         sent.set()
-        threading.Event().wait(60)  # the server dies before the rest is asked for
+        finished.wait(60)  # the server dies before the rest is asked for
         yield data[1_500_000:]
 
     def push_to_a():
@@ -145,3 +145,4 @@ def test_node_killed_mid_chunk(nodes, unique):
     assert r.status_code == 201, describe(r)
     g = rb.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
     assert g.status_code == 200 and g.content == data
+    finished.set()
