@@ -649,6 +649,10 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_http_route(http, "/v2/", wh_registry_handle, reg);
     wh_http_route(http, "/service/token", wh_registry_token_handle, reg);
     wh_http_route(http, "/api/v2.0/", wh_api_handle, api);
+    /* what each protocol puts on every answer, the HTTP layer's own errors included */
+    wh_http_defaults(http, "/v2/", &wh_registry_http_defaults);
+    wh_http_defaults(http, "/service/token", &wh_registry_http_defaults);
+    wh_http_defaults(http, "/api/", &wh_api_http_defaults);
     wh_http_route(http, "/api/v1/", wh_api_v1_handle, adapter);
     /* the portal: its pages, files and sign-in; any other path answers 404 */
     wh_web_new(&web, acl);

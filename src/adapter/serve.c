@@ -177,7 +177,7 @@ json_t *wh_adapter_metadata(wh_adapter *a)
 
 /* ---- one scan ---- */
 
-static int open_blob(void *payload, const struct wh_digest *d)
+static int open_blob(void **handle, void *payload, const struct wh_digest *d)
 {
     const char *dir = payload;
     char *p = wh_sprintf("%s/%s", dir, wh_digest_hex(d));
@@ -185,7 +185,8 @@ static int open_blob(void *payload, const struct wh_digest *d)
     free(p);
     if (fd < 0)
         return wh_error_set(WH_ENOTFOUND, "blob %s was not pulled", wh_digest_hex(d));
-    return fd;
+    *handle = wh_blob_file_handle(fd);
+    return 0;
 }
 
 /* Pulls and scans the job's image: 0 with the report text, or an error with a message. */
@@ -213,7 +214,7 @@ static int scan(wh_adapter *a, const struct job *j, char **report)
                                 .cancel = &a->stop};
     if ((error = wh_adapter_pull(&p)) < 0)
         goto out;
-    struct wh_blob_source src = {open_blob, dir};
+    struct wh_blob_source src = {open_blob, wh_blob_file_read, wh_blob_file_close, dir};
     struct wh_scan_opts opts = {.cache_dir = a->cache_dir, .threads = 1};
     if ((error = wh_vulndb_open(&vdb, a->vulndb_path)) < 0) {
         wh_log_warn("scanner adapter: %s", wh_error_msg());

@@ -40,6 +40,9 @@ struct wh_api_config {
 int wh_api_new(wh_api **out, wh_db *db, wh_store *store, wh_acl *acl,
                const struct wh_api_config *cfg);
 void wh_api_free(wh_api *api);
+/* The answers' defaults of /api/ (wh_http_defaults): Harbor's error body on
+ * the errors the HTTP layer gives by itself. */
+extern const struct wh_http_defaults wh_api_http_defaults;
 /* The route handler for the "/api/v2.0/" prefix (payload: the wh_api). */
 int wh_api_handle(wh_req *req, void *payload);
 /* The route handler for the "/api/v1/" prefix: the scanner adapter API (payload: the

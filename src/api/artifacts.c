@@ -3,8 +3,9 @@
  * tags — list with `q` (digest, tags, media_type, base), `sort`, `with_tag`,
  * `with_label`; get by digest or tag; delete (412 when an index still lists
  * it); tags list, create and delete. Objects follow Harbor's Artifact and
- * Tag shapes; `extra_attrs` come from the image config and `references` from
- * an index's manifest list, both read from the blob store;
+ * Tag shapes; `extra_attrs` (the image config's fields) and `references` (an
+ * index's manifest list) come from the summary recorded at push time
+ * (registry/summary.c), never from the blob store;
  * `addition_links` from additions.c, `labels` from labels.c.
  */
 #include "api/api_int.h"
@@ -53,14 +54,14 @@ json_t *api_read_json(struct call *c, const char *digest)
     return doc;
 }
 
-static json_t *references(struct call *c, const struct wh_artifact_info *a, json_t *manifest)
+/* An index's `references` from its recorded children (wh_manifest_summary). */
+static json_t *references(struct call *c, const struct wh_artifact_info *a, json_t *children)
 {
     json_t *refs = json_array();
-    json_t *list = json_object_get(manifest, "manifests");
     size_t i;
     json_t *m;
     struct wh_artifact_info *child = wh_malloc(sizeof(*child));
-    json_array_foreach(list, i, m) {
+    json_array_foreach(children, i, m) {
         const char *dg = json_string_value(json_object_get(m, "digest"));
         if (!dg)
             continue;
@@ -82,24 +83,24 @@ static json_t *references(struct call *c, const struct wh_artifact_info *a, json
     return refs;
 }
 
-/* architecture, os, config, created, author of an image config. */
-static json_t *extra_attrs(struct call *c, json_t *manifest)
+/*
+ * The manifest's summary (extra_attrs, children) from the database, where
+ * the push put it. A manifest pushed before the summaries existed is
+ * summarised from its blobs on its first view, once. NULLs when the blobs
+ * are gone as well.
+ */
+static void summary(struct call *c, const struct wh_artifact_info *a, json_t **extra,
+                    json_t **children)
 {
-    json_t *attrs = json_object();
-    const char *cfg = json_string_value(json_object_get(json_object_get(manifest, "config"),
-                                                        "digest"));
-    json_t *conf = cfg ? api_read_json(c, cfg) : NULL;
-    if (json_is_object(conf)) {
-        static const char *const keys[] = {"architecture", "os", "config", "created", "author",
-                                           "variant", "os.version", NULL};
-        for (int i = 0; keys[i]; i++) {
-            json_t *v = json_object_get(conf, keys[i]);
-            if (v)
-                json_object_set(attrs, keys[i], v);
-        }
-    }
-    json_decref(conf);
-    return attrs;
+    char *e = NULL, *r = NULL;
+    int error = wh_db_manifest_summary_get(c->api->db, a->digest, &e, &r);
+    if (error == WH_ENOTFOUND &&
+        wh_registry_summarize(c->api->db, c->api->store, a->digest, NULL, 0) == 0)
+        error = wh_db_manifest_summary_get(c->api->db, a->digest, &e, &r);
+    *extra = error == 0 ? json_loads(e, 0, NULL) : NULL;
+    *children = error == 0 ? json_loads(r, 0, NULL) : NULL;
+    free(e);
+    free(r);
 }
 
 static json_t *tag_view(struct call *c, const struct wh_tag_info *t)
@@ -144,12 +145,13 @@ static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, b
     json_object_set_new(o, "pull_time", json_string(api_pull_time(c, a->pull_ms)));
     json_t *ann = a->annotations[0] ? json_loads(a->annotations, 0, NULL) : NULL;
     json_object_set_new(o, "annotations", ann ? ann : json_null());
-    json_t *manifest = api_read_json(c, a->digest);
-    json_object_set_new(o, "extra_attrs", manifest && !idx ? extra_attrs(c, manifest)
-                                                           : json_object());
-    json_object_set_new(o, "references", idx && manifest ? references(c, a, manifest)
+    json_t *extra = NULL, *children = NULL;
+    summary(c, a, &extra, &children);
+    json_object_set_new(o, "extra_attrs", extra && !idx ? json_incref(extra) : json_object());
+    json_object_set_new(o, "references", idx && children ? references(c, a, children)
                                                          : json_array());
-    json_decref(manifest);
+    json_decref(extra);
+    json_decref(children);
     if (with_tag) {
         json_t *tags = json_array();
         void *p[2] = {c, tags};

@@ -256,6 +256,53 @@ int wh_db_upload_count(wh_db *db, int64_t *out);
 int wh_db_upload_expired(wh_db *db, int64_t idle_before_ms, int64_t started_before_ms,
                          int (*fn)(const char *id, void *payload), void *payload);
 
+/*
+ * Upload sessions any node can resume (db_upload_state.c). A request that
+ * writes to a session first claims it: a lease naming `holder` (a random
+ * token of the request) until `until_ms`, so that two requests, on one node
+ * or two, never write to one session at once, while the lease of a node
+ * that died runs out by itself.
+ */
+struct wh_upload_session {
+    char repo[WH_NAME_MAX];
+    int64_t project_id;
+    uint64_t accepted;  /* bytes accepted so far */
+    char *state;        /* the storage driver's state at that point (malloc'd, never NULL) */
+};
+/*
+ * Claims session `id` for `holder` until `until_ms` and reads it into `out`
+ * (free out->state). 0, WH_ENOTFOUND (no such session), WH_EBUSY (another
+ * holder's lease runs past `now_ms`) or WH_ERROR.
+ */
+int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t now_ms,
+                       int64_t until_ms, struct wh_upload_session *out);
+/* Reads session `id` without claiming it (a status request). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_upload_peek(wh_db *db, const char *id, struct wh_upload_session *out);
+/* Extends `holder`'s lease on `id`. 0, WH_ENOTFOUND (the lease was lost) or WH_ERROR. */
+int wh_db_upload_renew(wh_db *db, const char *id, const char *holder, int64_t until_ms);
+/*
+ * Records that session `id` now holds `accepted` bytes with driver state
+ * `state`, marks it active at `now_ms` and ends `holder`'s lease. 0,
+ * WH_ENOTFOUND (the lease was lost: the chunk must be refused), WH_ENOSPC or
+ * WH_ERROR.
+ */
+int wh_db_upload_save(wh_db *db, const char *id, const char *holder, uint64_t accepted,
+                      const char *state, int64_t now_ms);
+/* Ends `holder`'s lease on `id` without changing it. 0 or WH_ERROR. */
+int wh_db_upload_release(wh_db *db, const char *id, const char *holder);
+
+/*
+ * What artifact lists show of a manifest, recorded at push time so that a
+ * list never reads blob storage (db_manifest_summary.c): `extra_attrs` and
+ * `references` are JSON texts (see wh_manifest_summary in registry.h). The
+ * summary is of the content, so it is keyed by the manifest's digest.
+ */
+int wh_db_manifest_summary_put(wh_db *db, const char *digest, const char *extra_attrs,
+                               const char *references);
+/* The recorded texts (malloc'd, the caller's). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_manifest_summary_get(wh_db *db, const char *digest, char **extra_attrs,
+                               char **references);
+
 /* ---- users (db_access.c) ---- */
 struct wh_user {
     int64_t id;

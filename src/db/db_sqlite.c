@@ -596,6 +596,29 @@ static const char *const migrations[] = {
     "   NEW.status = 'Success', r.project_id"
     "  FROM artifact a JOIN repository r ON r.id = a.repo_id WHERE a.id = NEW.artifact_id;"
     " END;",
+    /* 12: reserved (merged separately) */
+    "",
+    /*
+     * 13: upload sessions any node can resume (db_upload_state.c): the bytes
+     * accepted so far and the storage driver's state at that point (running
+     * hash, an object store's multipart id and parts), and a lease naming
+     * the request writing to the session and until when.
+     */
+    "ALTER TABLE upload ADD COLUMN accepted_bytes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE upload ADD COLUMN state TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE upload ADD COLUMN holder TEXT;"
+    "ALTER TABLE upload ADD COLUMN held_until_ms INTEGER NOT NULL DEFAULT 0;"
+    /*
+     * ... and what artifact lists show of a manifest (db_manifest_summary.c),
+     * recorded at push time so that a list never reads blob storage: the
+     * image config's fields (extra_attrs) and an index's children
+     * (references), as JSON text. Manifests pushed before are summarised
+     * on their first listing.
+     */
+    "CREATE TABLE manifest_summary("
+    "  digest TEXT PRIMARY KEY,"
+    "  extra_attrs TEXT NOT NULL,"
+    "  refs TEXT NOT NULL);",
 };
 #pragma GCC diagnostic pop
 

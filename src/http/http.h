@@ -49,6 +49,24 @@ wh_http *wh_http_new(const struct wh_http_config *cfg);
 /* Routes requests whose path starts with `prefix` (longest prefix wins). */
 void wh_http_route(wh_http *h, const char *prefix, wh_handler_fn fn, void *payload);
 /*
+ * What the answers under a path prefix carry (longest prefix wins, as for
+ * routes), so that the protocol spoken there is the route's business and not
+ * this layer's: `headers` (name, value, name, value, ..., NULL) go on every
+ * answer, and `error_body` writes the body of the errors the server gives by
+ * itself (400 for a malformed request, 404 where no route is, 431 for headers
+ * too large, 500 when a handler gave no answer) from `status`, a short
+ * upper-case `code` ("BAD_REQUEST", "NOT_FOUND", "SIZE_INVALID", "UNKNOWN")
+ * and `message`, in pool memory, setting `*content_type`; NULL keeps the
+ * default. Without defaults those errors are plain text. `d` must outlive
+ * the server.
+ */
+struct wh_http_defaults {
+    const char *const *headers;
+    const char *(*error_body)(wh_pool *pool, int status, const char *code, const char *message,
+                              const char **content_type);
+};
+void wh_http_defaults(wh_http *h, const char *prefix, const struct wh_http_defaults *d);
+/*
  * Binds and listens on the configured address (SO_REUSEADDR, never
  * SO_REUSEPORT: a busy port is an error, "address already in use"), without
  * serving yet, so that a server can fail on its port before it touches
@@ -142,6 +160,17 @@ void wh_resp_send_copy(wh_req *r, int status, const char *content_type, const vo
 /* Sends `len` bytes of `fd` from `offset` with sendfile; takes ownership of `fd`. */
 void wh_resp_send_fd(wh_req *r, int status, const char *content_type, int fd, uint64_t offset,
                      uint64_t len);
+/*
+ * Streams a body of `len` bytes produced by `read(payload, buf, max)`, which
+ * fills `buf` with 1 to `max` bytes and returns how many, or < 0 when it
+ * cannot go on (the connection is then cut: the status is already out).
+ * `done(payload)` is called once when the response is over, sent or not
+ * (NULL: nothing to do). Bodies in memory or a file have the cheaper calls
+ * above; this one is for bodies that come from elsewhere (an object store).
+ */
+void wh_resp_send_stream(wh_req *r, int status, const char *content_type, uint64_t len,
+                         long (*read)(void *payload, char *buf, size_t max),
+                         void (*done)(void *payload), void *payload);
 /* Sends headers announcing `len` bytes with no body (HEAD). */
 void wh_resp_send_head(wh_req *r, int status, const char *content_type, uint64_t len);
 /* Sends no body at all. */

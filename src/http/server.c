@@ -82,6 +82,12 @@ struct wh_http {
     struct MHD_Daemon *d;
     struct route routes[MAX_ROUTES];
     int nroutes;
+    struct {
+        char *prefix;
+        size_t len;
+        const struct wh_http_defaults *d;
+    } defaults[MAX_ROUTES];
+    int ndefaults;
     atomic_int inflight; /* requests between first callback and completion */
     atomic_bool access_log; /* cfg.access_log, changed by wh_http_set_access_log */
     int lfd;             /* listening socket until MHD takes it, else -1 */
@@ -148,6 +154,7 @@ struct wh_req {
     bool body_failed;
     bool started;      /* the request has been checked and routed */
     const struct route *route; /* where it goes (NULL: answered by the server) */
+    const struct wh_http_defaults *defaults; /* of the path's prefix, or NULL */
     bool handled;      /* the route's handler has returned without deferring */
     struct defer_job *job; /* work the handler deferred, not yet queued */
     void *deferred_ctx;    /* the context of deferred work that has run */
@@ -511,7 +518,9 @@ static void queue(wh_req *r, int status, const char *content_type, struct MHD_Re
         MHD_destroy_response(resp);
         return;
     }
-    MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
+    if (r->defaults && r->defaults->headers)
+        for (const char *const *hv = r->defaults->headers; hv[0] && hv[1]; hv += 2)
+            MHD_add_response_header(resp, hv[0], hv[1]);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
@@ -554,6 +563,48 @@ void wh_resp_send_fd(wh_req *r, int status, const char *content_type, int fd, ui
     struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
     if (!resp) {
         close(fd);
+        wh_resp_send_empty(r, 500);
+        return;
+    }
+    queue(r, status, content_type, resp, len);
+}
+
+struct stream {
+    long (*read)(void *payload, char *buf, size_t max);
+    void (*done)(void *payload);
+    void *payload;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *st = cls;
+    (void)pos; /* MHD asks for the bytes in order */
+    long n = st->read(st->payload, buf, max);
+    if (n <= 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *st = cls;
+    if (st->done)
+        st->done(st->payload);
+    free(st);
+}
+
+void wh_resp_send_stream(wh_req *r, int status, const char *content_type, uint64_t len,
+                         long (*read)(void *payload, char *buf, size_t max),
+                         void (*done)(void *payload), void *payload)
+{
+    struct stream *st = wh_calloc(1, sizeof(*st));
+    st->read = read;
+    st->done = done;
+    st->payload = payload;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(len, 65536, stream_read, st, stream_free);
+    if (!resp) {
+        stream_free(st);
         wh_resp_send_empty(r, 500);
         return;
     }
@@ -707,19 +758,34 @@ static const struct route *find_route(const wh_http *h, const char *path)
     return best;
 }
 
-static const char not_found_body[] =
-    "{\"errors\":[{\"code\":\"NOT_FOUND\",\"message\":\"resource not found\"}]}\n";
-static const char internal_body[] =
-    "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"internal server error\"}]}\n";
-static const char bad_request_body[] =
-    "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":\"malformed request: %s\"}]}\n";
-static const char headers_body[] =
-    "{\"errors\":[{\"code\":\"SIZE_INVALID\",\"message\":\"request headers too large\"}]}\n";
+/* The defaults of `path`'s longest prefix, or NULL. */
+static const struct wh_http_defaults *find_defaults(const wh_http *h, const char *path)
+{
+    const struct wh_http_defaults *best = NULL;
+    size_t best_len = 0;
+    for (int i = 0; i < h->ndefaults; i++)
+        if (strncmp(path, h->defaults[i].prefix, h->defaults[i].len) == 0 &&
+            (!best || h->defaults[i].len > best_len)) {
+            best = h->defaults[i].d;
+            best_len = h->defaults[i].len;
+        }
+    return best;
+}
+
+/* An error the server answers by itself, in the body the path's defaults give. */
+static void answer_error(wh_req *r, int status, const char *code, const char *message)
+{
+    const char *ct = "text/plain; charset=utf-8", *body = NULL;
+    if (r->defaults && r->defaults->error_body)
+        body = r->defaults->error_body(r->pool, status, code, message, &ct);
+    if (!body)
+        body = wh_pool_sprintf(r->pool, "%s\n", message);
+    wh_resp_send(r, status, ct, body, strlen(body));
+}
 
 static void answer_internal(wh_req *r)
 {
-    wh_resp_send(r, 500, "application/json; charset=utf-8", internal_body,
-                 sizeof(internal_body) - 1);
+    answer_error(r, 500, "UNKNOWN", "internal server error");
 }
 
 /* Counts the values of one header. */
@@ -770,10 +836,9 @@ static const char *request_malformed(wh_req *r)
 
 static void answer_bad_request(wh_req *r, const char *why)
 {
-    char *body = wh_pool_sprintf(r->pool, bad_request_body, why);
     /* the framing may be ambiguous: nothing more is read from this connection */
     wh_resp_header(r, "Connection", "close");
-    wh_resp_send(r, 400, "application/json; charset=utf-8", body, strlen(body));
+    answer_error(r, 400, "BAD_REQUEST", wh_pool_sprintf(r->pool, "malformed request: %s", why));
 }
 
 /*
@@ -835,6 +900,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         r->method_str = method;
         r->method = parse_method(method);
         r->path = url;
+        r->defaults = find_defaults(h, url);
         r->start_us = wh_monotonic_us();
         r->acked_known = bytes_acked(conn, &r->acked_start);
         const union MHD_ConnectionInfo *ci =
@@ -867,13 +933,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (malformed) {
             answer_bad_request(r, malformed);
         } else if (hbytes > h->cfg.max_header_bytes) {
-            wh_resp_send(r, 431, "application/json; charset=utf-8", headers_body,
-                         sizeof(headers_body) - 1);
+            answer_error(r, 431, "SIZE_INVALID", "request headers too large");
         } else {
             r->route = find_route(h, url);
             if (!r->route)
-                wh_resp_send(r, 404, "application/json; charset=utf-8", not_found_body,
-                             sizeof(not_found_body) - 1);
+                answer_error(r, 404, "NOT_FOUND", "resource not found");
         }
     }
     if (r->route && !r->handled && !r->sent) {
@@ -1261,6 +1325,16 @@ void wh_http_set_access_log(wh_http *h, bool on)
     atomic_store(&h->access_log, on);
 }
 
+void wh_http_defaults(wh_http *h, const char *prefix, const struct wh_http_defaults *d)
+{
+    if (h->ndefaults == MAX_ROUTES)
+        abort();
+    h->defaults[h->ndefaults].prefix = wh_strdup(prefix);
+    h->defaults[h->ndefaults].len = strlen(prefix);
+    h->defaults[h->ndefaults].d = d;
+    h->ndefaults++;
+}
+
 void wh_http_route(wh_http *h, const char *prefix, wh_handler_fn fn, void *payload)
 {
     if (h->nroutes == MAX_ROUTES)
@@ -1461,6 +1535,8 @@ void wh_http_free(wh_http *h)
         close(h->lfd); /* bound, never served */
     for (int i = 0; i < h->nroutes; i++)
         free(h->routes[i].prefix);
+    for (int i = 0; i < h->ndefaults; i++)
+        free(h->defaults[i].prefix);
     free((char *)(uintptr_t)h->cfg.listen_host);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->wake);

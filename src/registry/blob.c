@@ -4,7 +4,11 @@
  * whole blob with ?digest=), PATCH appends a chunk at the offset its
  * Content-Range names, PUT ?digest= appends an optional last chunk and
  * commits, GET reports progress, DELETE cancels. Bytes are hashed while they
- * are written (one pass); the session's writer stays open between requests.
+ * are written (one pass). Between requests a session is its database row
+ * (accepted bytes, the store's writer state) and its staged data, nothing in
+ * this process: each PATCH or PUT claims the row (a lease), resumes the
+ * writer, and records the accepted chunk before answering, so that the next
+ * chunk may go to any node sharing the database and the store.
  */
 #include "registry/registry_int.h"
 
@@ -14,122 +18,136 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- session table ---- */
+/* ---- sessions ---- */
 
 /* Why acquire failed. */
-enum { ACQ_UNKNOWN = -100, ACQ_BUSY = -101 };
+enum { ACQ_UNKNOWN = -100, ACQ_BUSY = -101, ACQ_FAILED = -102 };
 
 /*
- * Takes a session for the duration of a request: from memory, or reloaded
- * from the database and staged bytes after a restart. The pool cleanup
- * gives it back, whatever way the request ends.
+ * The end of a request, however it ends: a session still held (the client
+ * went away mid-chunk, or an error path) drops its pending chunk, closes
+ * its writer and gives the lease back, so that the next request, on this
+ * node or another, resumes from what was accepted.
  */
-static void session_release(void *arg);
+static void session_cleanup(void *arg)
+{
+    struct session *s = arg;
+    if (s->w) {
+        wh_upload_reject(s->w);
+        wh_upload_close(s->w);
+        s->w = NULL;
+    }
+    if (s->held) {
+        s->held = false;
+        wh_db_upload_release(s->reg->db, s->id, s->holder);
+    }
+    free(s->state);
+    s->state = NULL;
+}
 
-struct held {
-    wh_registry *reg;
-    struct session *s;
-};
-
+/*
+ * Claims session t->ref for this request: a lease on its database row.
+ * Only the row is read; the writer is resumed by session_writer when bytes
+ * come.
+ */
 static int session_acquire(wh_registry *reg, wh_req *r, const struct target *t,
                            struct session **out)
 {
-    struct session *s;
-    pthread_mutex_lock(&reg->lock);
-    for (s = reg->sessions; s; s = s->next)
-        if (strcmp(s->id, t->ref) == 0)
-            break;
-    if (s) {
-        if (s->busy || strcmp(s->repo, t->name) != 0) {
-            bool busy = s->busy;
-            pthread_mutex_unlock(&reg->lock);
-            return busy ? ACQ_BUSY : ACQ_UNKNOWN;
-        }
-        s->busy = true;
-        pthread_mutex_unlock(&reg->lock);
-    } else {
-        pthread_mutex_unlock(&reg->lock);
-        char repo[WH_NAME_MAX];
-        if (strlen(t->ref) >= sizeof(s->id) || wh_db_upload_get(reg->db, t->ref, repo) < 0 ||
-            strcmp(repo, t->name) != 0)
-            return ACQ_UNKNOWN;
-        wh_upload *w = NULL;
-        if (wh_store_upload_open(reg->store, t->ref, &w) < 0)
-            return ACQ_UNKNOWN;
-        s = wh_calloc(1, sizeof(*s));
-        snprintf(s->id, sizeof(s->id), "%s", t->ref);
-        snprintf(s->repo, sizeof(s->repo), "%s", t->name);
-        s->project_id = t->project_id;
-        s->w = w;
-        s->busy = true;
-        pthread_mutex_lock(&reg->lock);
-        struct session *other;
-        for (other = reg->sessions; other; other = other->next)
-            if (strcmp(other->id, s->id) == 0)
-                break;
-        if (other) { /* another request reloaded it first */
-            pthread_mutex_unlock(&reg->lock);
-            wh_upload_close(s->w);
-            free(s);
-            return ACQ_BUSY;
-        }
-        s->next = reg->sessions;
-        reg->sessions = s;
-        reg->nsessions++;
-        pthread_mutex_unlock(&reg->lock);
-    }
-    struct held *h = wh_pool_alloc(wh_req_pool(r), sizeof(*h));
-    h->reg = reg;
-    h->s = s;
-    s->holder = h;
-    wh_pool_cleanup(wh_req_pool(r), session_release, h);
+    struct wh_upload_session us;
+    struct session *s = wh_pool_alloc(wh_req_pool(r), sizeof(*s));
+    char hex[33];
+    memset(s, 0, sizeof(*s));
+    if (strlen(t->ref) >= sizeof(s->id))
+        return ACQ_UNKNOWN;
+    wh_random_hex(hex, 16);
+    snprintf(s->holder, sizeof(s->holder), "%s", hex);
+    snprintf(s->id, sizeof(s->id), "%s", t->ref);
+    s->reg = reg;
+    int64_t now = wh_now_ms();
+    int error = wh_db_upload_claim(reg->db, s->id, s->holder, now, now + UPLOAD_LEASE_MS, &us);
+    if (error == WH_EBUSY)
+        return ACQ_BUSY;
+    if (error == WH_ENOTFOUND)
+        return ACQ_UNKNOWN;
+    if (error < 0)
+        return ACQ_FAILED;
+    s->held = true;
+    s->renewed_ms = now;
+    s->accepted = us.accepted;
+    s->state = us.state;
+    s->project_id = us.project_id;
+    snprintf(s->repo, sizeof(s->repo), "%s", us.repo);
+    wh_pool_cleanup(wh_req_pool(r), session_cleanup, s);
+    if (strcmp(s->repo, t->name) != 0)
+        return ACQ_UNKNOWN; /* another repository's id: as if unknown (the cleanup releases) */
     *out = s;
     return 0;
 }
 
-static void session_release(void *arg)
+/* Resumes the session's writer at the accepted bytes. 0 or an error code. */
+static int session_writer(wh_registry *reg, struct session *s)
 {
-    struct held *h = arg;
-    if (!h->s)
-        return; /* the request ended the session itself */
-    pthread_mutex_lock(&h->reg->lock);
-    h->s->busy = false;
-    h->s->holder = NULL;
-    pthread_mutex_unlock(&h->reg->lock);
+    if (s->w)
+        return 0;
+    return wh_store_upload_resume(reg->store, s->id, s->accepted, s->state, &s->w);
 }
 
 /*
- * Gives a session back before answering: the client may send its next
- * request on another connection as soon as it reads the answer, before the
- * server has finished with this one.
+ * Extends the lease while a long chunk streams in (at most every third of
+ * the lease). False when the lease was lost: the chunk cannot be kept.
+ */
+static bool session_renew(wh_registry *reg, struct session *s)
+{
+    int64_t now = wh_now_ms();
+    if (now - s->renewed_ms < UPLOAD_LEASE_MS / 3)
+        return true;
+    if (wh_db_upload_renew(reg->db, s->id, s->holder, now + UPLOAD_LEASE_MS) < 0)
+        return false;
+    s->renewed_ms = now;
+    return true;
+}
+
+/*
+ * Accepts the chunk just received and records the session's new offset and
+ * state, ending the lease, before the answer goes out: the client may send
+ * its next chunk, to any node, as soon as it reads the answer. On failure
+ * the chunk is rejected (the session stays as it was).
+ */
+static int session_save(wh_registry *reg, struct session *s)
+{
+    int error = wh_upload_accept(s->w);
+    if (error == 0)
+        error = wh_db_upload_save(reg->db, s->id, s->holder, wh_upload_offset(s->w),
+                                  wh_upload_state(s->w), wh_now_ms());
+    if (error == 0)
+        s->held = false;
+    wh_upload_close(s->w); /* a failed accept or save rejects nothing the row records */
+    s->w = NULL;
+    return error;
+}
+
+/*
+ * Gives a session back unchanged before answering (a status request, a
+ * refused chunk): the pending chunk is dropped and the lease ended.
  */
 static void session_done(wh_registry *reg, struct session *s)
 {
-    pthread_mutex_lock(&reg->lock);
-    if (s->holder)
-        s->holder->s = NULL;
-    s->holder = NULL;
-    s->busy = false;
-    pthread_mutex_unlock(&reg->lock);
+    if (s->w) {
+        wh_upload_reject(s->w);
+        wh_upload_close(s->w);
+        s->w = NULL;
+    }
+    if (s->held) {
+        s->held = false;
+        wh_db_upload_release(reg->db, s->id, s->holder);
+    }
 }
 
-/* Ends a session the caller holds: forgets it everywhere and frees it. */
+/* Ends a session the caller holds: its row goes (its writer was committed or cancelled). */
 static void session_end(wh_registry *reg, struct session *s)
 {
-    pthread_mutex_lock(&reg->lock);
-    for (struct session **pp = &reg->sessions; *pp; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            reg->nsessions--;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&reg->lock);
     wh_db_upload_delete(reg->db, s->id);
-    if (s->holder)
-        s->holder->s = NULL;
-    wh_upload_close(s->w);
-    free(s);
+    s->held = false;
 }
 
 static int acquire_or_answer(wh_registry *reg, wh_req *r, const struct target *t,
@@ -138,6 +156,8 @@ static int acquire_or_answer(wh_registry *reg, wh_req *r, const struct target *t
     int rc = session_acquire(reg, r, t, out);
     if (rc == ACQ_BUSY)
         return oci_error(r, E_RANGE_INVALID, "another request is writing to this upload");
+    if (rc == ACQ_FAILED)
+        return oci_error(r, E_INTERNAL, NULL);
     if (rc < 0)
         return oci_error(r, E_BLOB_UPLOAD_UNKNOWN, NULL);
     return 0;
@@ -164,6 +184,43 @@ static int parse_digest_arg(wh_req *r, const char *s, struct wh_digest *out)
 }
 
 /* ---- blob GET / HEAD / DELETE ---- */
+
+static long reader_stream(void *payload, char *buf, size_t max)
+{
+    size_t got = 0;
+    if (wh_store_reader_read(payload, buf, max, &got) < 0) {
+        wh_log_warn("sending a blob: %s", wh_error_msg());
+        return -1;
+    }
+    return (long)got;
+}
+
+static void reader_done(void *payload)
+{
+    wh_store_reader_close(payload);
+}
+
+int send_stored(wh_registry *reg, wh_req *r, int status, const char *content_type,
+                const struct wh_digest *d, uint64_t size, uint64_t first, uint64_t len)
+{
+    wh_store_reader *rd = NULL;
+    uint64_t offset;
+    if (wh_store_reader_open(&rd, reg->store, d, first, len) < 0)
+        return WH_ENOTFOUND;
+    if (wh_store_reader_blob_size(rd) != size || wh_store_reader_left(rd) != len) {
+        wh_store_reader_close(rd);
+        return WH_ENOTFOUND;
+    }
+    /* the filesystem's fast path: the kernel copies the file to the socket (sendfile) */
+    int fd = wh_store_reader_fd(rd, &offset);
+    if (fd >= 0) {
+        wh_store_reader_close(rd);
+        wh_resp_send_fd(r, status, content_type, fd, offset, len);
+        return 0;
+    }
+    wh_resp_send_stream(r, status, content_type, len, reader_stream, reader_done, rd);
+    return 0;
+}
 
 int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
 {
@@ -226,15 +283,18 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
         wh_resp_send_head(r, status, "application/octet-stream", len);
         return 0;
     }
-    int fd = -1;
-    uint64_t stored;
-    if (wh_store_open_blob(reg->store, &d, &fd, &stored) < 0 || stored != size) {
-        if (fd >= 0)
-            close(fd);
+    char *url = NULL;
+    if (wh_store_redirect_url(reg->store, &d, &url) == 0 && url) {
+        /* the object store serves the bytes itself (the client follows, as for S3 in distribution) */
+        wh_resp_header(r, "Location", url);
+        free(url);
+        wh_resp_send_empty(r, 307);
+        return 0;
+    }
+    if (send_stored(reg, r, status, "application/octet-stream", &d, size, first, len) < 0) {
         wh_log_error("blob %s is recorded but missing or truncated in storage", d.str);
         return oci_error(r, E_BLOB_UNKNOWN, NULL);
     }
-    wh_resp_send_fd(r, status, "application/octet-stream", fd, first, len);
     return 0;
 }
 
@@ -262,10 +322,10 @@ struct chunk_ctx {
 static int refuse_chunk(wh_req *r, struct chunk_ctx *c, enum oci_err e, const char *msg)
 {
     if (c->s) {
-        if (wh_upload_truncate(c->w, c->start) < 0)
-            wh_log_error("upload %s: %s", c->id, wh_error_msg());
-        upload_headers(r, c->t, c->id, wh_upload_size(c->w));
         session_done(c->reg, c->s);
+        upload_headers(r, c->t, c->id, c->start);
+    } else if (c->w) {
+        wh_upload_reject(c->w);
     }
     return oci_error(r, e, msg);
 }
@@ -281,9 +341,11 @@ static int chunk_data(wh_req *r, const char *p, size_t n, void *arg)
                                                             " bytes", c->reg->cfg.max_blob_bytes));
     if (c->has_range && total > c->range_last + 1)
         return refuse_chunk(r, c, E_RANGE_INVALID, "chunk is longer than its Content-Range");
+    if (c->s && !session_renew(c->reg, c->s))
+        return refuse_chunk(r, c, E_RANGE_INVALID, "the upload was taken over by another request");
     int error = wh_upload_write(c->w, p, n);
     if (error < 0) {
-        /* the staged bytes are as before the failed write: the chunk can be sent again */
+        /* the chunk is dropped, the session is as before it: the chunk can be sent again */
         if (error != WH_ENOSPC)
             wh_log_error("upload %s: %s", c->id, wh_error_msg());
         return refuse_chunk(r, c, error == WH_ENOSPC ? E_STORAGE_FULL : E_INTERNAL, NULL);
@@ -306,19 +368,21 @@ static int commit(wh_req *r, struct chunk_ctx *c)
     if (quota_check(reg, r, c->t, d.str, size) < 0) {
         /* refused: nothing of it is kept, nor what the push sent before */
         push_refused(reg, c->t, NULL, 0);
+        wh_upload *w = c->w;
+        c->w = NULL;
         if (c->s) {
-            wh_store_upload_remove(reg->store, c->id);
+            c->s->w = NULL;
             session_end(reg, c->s);
             c->s = NULL;
-            c->w = NULL;
         }
+        wh_upload_cancel(w);
         return -1;
     }
     wh_upload *w = c->w;
     c->w = NULL;
     if (c->s)
         c->s->w = NULL;
-    error = wh_upload_commit(w, &d); /* consumes w, removes the staged file */
+    error = wh_upload_commit(w, &d); /* consumes w, removes the staged data */
     if (c->s) {
         session_end(reg, c->s);
         c->s = NULL;
@@ -349,8 +413,8 @@ static void monolithic_cleanup(void *arg)
 {
     struct chunk_ctx *c = arg;
     if (c->w) { /* the request ended before the commit */
-        wh_upload_close(c->w);
-        wh_store_upload_remove(c->reg->store, c->id);
+        wh_upload_cancel(c->w);
+        c->w = NULL;
     }
 }
 
@@ -362,8 +426,13 @@ static int chunk_end(wh_req *r, void *arg)
         return refuse_chunk(r, c, E_RANGE_INVALID, "chunk is shorter than its Content-Range");
     if (c->commit)
         return commit(r, c);
-    wh_db_upload_touch(c->reg->db, c->id, wh_now_ms());
-    session_done(c->reg, c->s);
+    int error = session_save(c->reg, c->s);
+    if (error < 0) {
+        upload_headers(r, c->t, c->id, c->start);
+        if (error == WH_ENOTFOUND) /* the lease ran out and another request took the session */
+            return oci_error(r, E_RANGE_INVALID, "the upload was taken over by another request");
+        return oci_fail(c->reg, r, error, "save upload");
+    }
     upload_headers(r, c->t, c->id, size);
     wh_resp_send_empty(r, 202);
     return 0;
@@ -430,23 +499,16 @@ static int start_session(wh_registry *reg, wh_req *r, struct target *t)
         error = wh_store_upload_create(reg->store, id, &w);
     if (error < 0) {
         if (w) {
-            wh_upload_close(w);
+            wh_upload_cancel(w);
             w = NULL;
+        } else {
+            wh_store_upload_remove(reg->store, id, NULL);
         }
-        wh_store_upload_remove(reg->store, id);
         wh_db_upload_delete(reg->db, id);
         return oci_fail(reg, r, error, "create upload");
     }
-    struct session *s = wh_calloc(1, sizeof(*s));
-    snprintf(s->id, sizeof(s->id), "%s", id);
-    snprintf(s->repo, sizeof(s->repo), "%s", t->name);
-    s->project_id = t->project_id;
-    s->w = w;
-    pthread_mutex_lock(&reg->lock);
-    s->next = reg->sessions;
-    reg->sessions = s;
-    reg->nsessions++;
-    pthread_mutex_unlock(&reg->lock);
+    /* nothing accepted yet: the row's empty state resumes it (the writer is not kept) */
+    wh_upload_close(w);
     upload_headers(r, t, id, 0);
     wh_resp_header(r, "OCI-Chunk-Min-Length", "0");
     wh_resp_send_empty(r, 202);
@@ -565,19 +627,27 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
     }
     switch (m) {
     case WH_HTTP_GET:
-    case WH_HTTP_HEAD:
-        if (acquire_or_answer(reg, r, t, &s) < 0)
-            return -1;
-        upload_headers(r, t, s->id, wh_upload_size(s->w));
-        session_done(reg, s);
+    case WH_HTTP_HEAD: {
+        /* a status: read without claiming, so it answers even while a chunk streams in */
+        struct wh_upload_session us;
+        int error = wh_db_upload_peek(reg->db, t->ref, &us);
+        if (error == 0) {
+            free(us.state);
+            if (strcmp(us.repo, t->name) != 0)
+                error = WH_ENOTFOUND;
+        }
+        if (error == WH_ENOTFOUND)
+            return oci_error(r, E_BLOB_UPLOAD_UNKNOWN, NULL);
+        if (error < 0)
+            return oci_error(r, E_INTERNAL, NULL);
+        upload_headers(r, t, t->ref, us.accepted);
         wh_resp_send_empty(r, 204);
         return 0;
+    }
     case WH_HTTP_DELETE:
         if (acquire_or_answer(reg, r, t, &s) < 0)
             return -1;
-        wh_upload_close(s->w);
-        s->w = NULL;
-        wh_store_upload_remove(reg->store, s->id);
+        wh_store_upload_remove(reg->store, s->id, s->state);
         session_end(reg, s);
         wh_resp_send_empty(r, 204);
         return 0;
@@ -597,6 +667,13 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
     }
     if (acquire_or_answer(reg, r, t, &s) < 0)
         return -1;
+    int error = session_writer(reg, s);
+    if (error < 0) {
+        /* the row names bytes the store no longer holds (a machine crash lost them) */
+        wh_log_warn("upload %s: %s", s->id, wh_error_msg());
+        session_done(reg, s);
+        return oci_error(r, error == WH_ENOTFOUND ? E_BLOB_UPLOAD_UNKNOWN : E_INTERNAL, NULL);
+    }
     struct chunk_ctx *c = wh_pool_alloc(wh_req_pool(r), sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->reg = reg;
@@ -604,15 +681,15 @@ int handle_upload(wh_registry *reg, wh_req *r, struct target *t)
     c->s = s;
     c->w = s->w;
     snprintf(c->id, sizeof(c->id), "%s", s->id);
-    c->start = wh_upload_size(s->w);
+    c->start = wh_upload_offset(s->w);
     c->commit = m == WH_HTTP_PUT;
     c->digest = digest ? wh_pool_strdup(wh_req_pool(r), d.str) : NULL;
     const char *cr = wh_req_header(r, "Content-Range");
     if (cr && m == WH_HTTP_PATCH) {
         uint64_t first, last;
         if (wh_content_range_parse(cr, &first, &last) < 0 || first != c->start) {
-            upload_headers(r, t, s->id, c->start);
             session_done(reg, s);
+            upload_headers(r, t, s->id, c->start);
             return oci_error(r, E_RANGE_INVALID,
                              wh_pool_sprintf(wh_req_pool(r),
                                              "Content-Range must start at offset %" PRIu64,

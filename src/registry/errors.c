@@ -89,3 +89,30 @@ bool retry_on_full(wh_registry *reg, int error)
 {
     return error == WH_ENOSPC && wh_store_note_full(reg->store);
 }
+
+/*
+ * What the HTTP layer puts on every /v2/ answer, its own errors included
+ * (a malformed request, headers too large, no answer): the API version
+ * header distribution clients look for, and the OCI error body.
+ */
+static const char *oci_server_error(wh_pool *pool, int status, const char *code,
+                                    const char *message, const char **content_type)
+{
+    (void)status;
+    json_t *doc = json_pack("{s:[{s:s, s:s}]}", "errors", "code", code, "message", message);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text)
+        return NULL;
+    char *body = wh_pool_sprintf(pool, "%s\n", text);
+    free(text);
+    *content_type = "application/json; charset=utf-8";
+    return body;
+}
+
+static const char *const oci_headers[] = {"Docker-Distribution-API-Version", "registry/2.0", NULL};
+
+const struct wh_http_defaults wh_registry_http_defaults = {
+    .headers = oci_headers,
+    .error_body = oci_server_error,
+};

@@ -64,42 +64,41 @@ static void accept_one(const char *value, void *payload)
 }
 
 /*
- * Opens a stored manifest: a small one is read into pool memory (`*bytes`)
- * and cached, a large one is left open for sendfile (`*fd`, the caller's).
- * Returns 0, or < 0 when the stored bytes are missing or truncated.
+ * Reads a small stored manifest into pool memory (`*bytes`) and caches it.
+ * A large one is left where it is (`*bytes` stays NULL: send it with
+ * send_stored). Returns 0, or < 0 when the stored bytes are missing or
+ * truncated.
  */
 static int load_manifest(wh_registry *reg, wh_req *r, const struct wh_manifest_ref *ref,
-                         const char **bytes, int *fd)
+                         const char **bytes)
 {
     struct wh_digest d;
-    uint64_t size;
+    wh_store_reader *rd = NULL;
+    int error = 0;
     if (wh_digest_parse(&d, ref->digest, strlen(ref->digest)) < 0 ||
-        wh_store_open_blob(reg->store, &d, fd, &size) < 0 || size != ref->size) {
-        if (*fd >= 0)
-            close(*fd);
-        *fd = -1;
+        wh_store_reader_open(&rd, reg->store, &d, 0, WH_STORE_TO_END) < 0 ||
+        wh_store_reader_blob_size(rd) != ref->size) {
+        wh_store_reader_close(rd);
         wh_log_error("manifest %s is recorded but missing in storage", ref->digest);
         return WH_ENOTFOUND;
     }
-    if (size > MCACHE_ITEM_MAX)
-        return 0;
-    char *buf = wh_pool_alloc(wh_req_pool(r), size ? size : 1);
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = read(*fd, buf + got, size - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(*fd);
-    *fd = -1;
-    if (got != size) {
+    if (ref->size > MCACHE_ITEM_MAX)
+        goto out;
+    char *buf = wh_pool_alloc(wh_req_pool(r), ref->size ? ref->size : 1);
+    size_t got = 0, n = 0;
+    while (got < ref->size &&
+           (error = wh_store_reader_read(rd, buf + got, ref->size - got, &n)) == 0 && n)
+        got += n;
+    if (got != ref->size) {
         wh_log_error("manifest %s: short read", ref->digest);
-        return WH_ERROR;
+        error = WH_ERROR;
+        goto out;
     }
-    mcache_put(reg, ref->digest, buf, size);
+    mcache_put(reg, ref->digest, buf, ref->size);
     *bytes = buf;
-    return 0;
+out:
+    wh_store_reader_close(rd);
+    return error;
 }
 
 /* True when the caller's token grants `act` on the repository by name ("*" does not count). */
@@ -184,9 +183,11 @@ static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_d
     }
     /* small manifests come from memory; others, and the first pull, from the file */
     const char *bytes = NULL;
-    int fd = -1;
+    struct wh_digest md;
     if (!mcache_get(reg, wh_req_pool(r), ref.digest, &bytes, ref.size) &&
-        load_manifest(reg, r, &ref, &bytes, &fd) < 0)
+        load_manifest(reg, r, &ref, &bytes) < 0)
+        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+    if (!bytes && wh_digest_parse(&md, ref.digest, strlen(ref.digest)) < 0)
         return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
     pull_note(reg, ref.artifact_id);
     audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name, is_digest ? "@" : ":",
@@ -194,8 +195,8 @@ static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_d
           "pull", true);
     if (bytes)
         wh_resp_send(r, 200, ct, bytes, ref.size);
-    else
-        wh_resp_send_fd(r, 200, ct, fd, 0, ref.size);
+    else if (send_stored(reg, r, 200, ct, &md, ref.size, 0, ref.size) < 0)
+        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
     return 0;
 }
 
@@ -291,6 +292,10 @@ static int put_end(wh_req *r, void *arg)
         goto out;
     }
     mcache_put(reg, d.str, c->body.data ? c->body.data : "", c->body.len);
+    /* what lists show of it, now, so that no list reads blobs (a failure only defers it) */
+    if (wh_registry_summarize(reg->db, reg->store, d.str, c->body.data ? c->body.data : "",
+                              c->body.len) < 0)
+        wh_log_warn("manifest %s: no summary for listings yet: %s", d.str, wh_error_msg());
     audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s@%s", t->name, d.str), "create", true);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/manifests/%s", t->name,
                                                   d.str));

@@ -166,44 +166,38 @@ struct sweep_ctx {
     unsigned removed;
 };
 
-/* Drops a session unless a request is using it right now. */
+/* Drops a session unless a request (of any node) holds it right now. */
 static int expire_one(const char *id, void *payload)
 {
     struct sweep_ctx *sc = payload;
     wh_registry *reg = sc->reg;
-    bool busy = false;
-    pthread_mutex_lock(&reg->lock);
-    for (struct session **pp = &reg->sessions; *pp; pp = &(*pp)->next) {
-        struct session *s = *pp;
-        if (strcmp(s->id, id) != 0)
-            continue;
-        if (s->busy) {
-            busy = true;
-        } else {
-            *pp = s->next;
-            reg->nsessions--;
-            wh_upload_close(s->w);
-            free(s);
-        }
-        break;
-    }
-    pthread_mutex_unlock(&reg->lock);
-    if (busy)
-        return 0;
-    wh_store_upload_remove(reg->store, id);
+    struct wh_upload_session us;
+    char holder[40], hex[33];
+    int64_t now = wh_now_ms();
+    wh_random_hex(hex, 16);
+    snprintf(holder, sizeof(holder), "sweep-%s", hex);
+    if (wh_db_upload_claim(reg->db, id, holder, now, now + UPLOAD_LEASE_MS, &us) < 0)
+        return 0; /* in use, or gone already */
+    wh_store_upload_remove(reg->store, id, us.state);
     wh_db_upload_delete(reg->db, id);
+    free(us.state);
     sc->removed++;
     return 0;
 }
 
-/* At start: staged files whose session row is gone (monolithic pushes cut short). */
+/*
+ * At start: staged files whose session row is gone (monolithic pushes cut
+ * short). Another node sharing the store may be writing one right now (a
+ * monolithic push has no row): only files idle for the idle timeout go.
+ */
 static int orphan_one(const char *id, int64_t mtime_ms, void *payload)
 {
     struct sweep_ctx *sc = payload;
     char repo[WH_NAME_MAX];
-    (void)mtime_ms;
+    if (mtime_ms >= sc->before_ms)
+        return 0;
     if (wh_db_upload_get(sc->reg->db, id, repo) == WH_ENOTFOUND) {
-        wh_store_upload_remove(sc->reg->store, id);
+        wh_store_upload_remove(sc->reg->store, id, NULL);
         sc->removed++;
     }
     return 0;
@@ -294,12 +288,6 @@ void wh_registry_free(wh_registry *reg)
     pthread_cond_signal(&reg->stop_cond);
     pthread_mutex_unlock(&reg->stop_lock);
     pthread_join(reg->sweeper, NULL);
-    while (reg->sessions) {
-        struct session *s = reg->sessions;
-        reg->sessions = s->next;
-        wh_upload_close(s->w);
-        free(s);
-    }
     for (size_t i = 0; i < MCACHE_SLOTS; i++)
         free(reg->mcache[i].bytes);
     pthread_mutex_destroy(&reg->lock);

@@ -20,6 +20,13 @@
 
 typedef struct wh_registry wh_registry;
 
+/*
+ * The answers' defaults of /v2/ and the token service, for wh_http_defaults:
+ * the Docker-Distribution-API-Version header and the OCI error body on the
+ * errors the HTTP layer gives by itself.
+ */
+extern const struct wh_http_defaults wh_registry_http_defaults;
+
 struct wh_registry_config {
     size_t max_manifest_bytes; /* manifest PUT body cap (default 4 MiB) */
     uint64_t max_blob_bytes;   /* one blob's size cap */
@@ -114,5 +121,23 @@ struct wh_manifest {
 int wh_manifest_parse(struct wh_manifest **out, const char *p, size_t len,
                       const char *content_type);
 void wh_manifest_free(struct wh_manifest *m);
+
+/*
+ * What artifact lists show of a manifest (summary.c), as compact JSON texts
+ * (malloc'd): `*extra_attrs` holds the architecture, os, config, created,
+ * author, variant and os.version of the image config `config` ({} without
+ * one), `*references` the children of an index, each with its digest and
+ * any platform, annotations and urls ([] for a manifest). 0, WH_EINVALID
+ * (not a JSON object) or WH_ERROR.
+ */
+int wh_manifest_summary(char **extra_attrs, char **references, const char *manifest, size_t len,
+                        const char *config, size_t config_len);
+/*
+ * Computes and records (wh_db_manifest_summary_put) the summary of manifest
+ * `digest`, whose bytes are `manifest`/`len` (NULL: read from `store`),
+ * reading its image config from `store`. 0 or an error code.
+ */
+int wh_registry_summarize(wh_db *db, wh_store *store, const char *digest, const char *manifest,
+                          size_t len);
 
 #endif

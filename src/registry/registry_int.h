@@ -34,18 +34,26 @@ enum oci_err {
     E_POLICY,               /* 412 PROJECTPOLICYVIOLATION: the project's pull policy */
 };
 
-struct held;
-
-/* An upload session held in memory between requests. */
+/*
+ * An upload session as one request holds it. Sessions live in the database
+ * (the upload row: accepted bytes, the storage driver's state, a lease) and
+ * in the store, never in this process between requests, so that any node
+ * sharing both takes the next chunk.
+ */
 struct session {
     char id[64];
     char repo[WH_NAME_MAX];
     int64_t project_id;
-    wh_upload *w;      /* staging writer; NULL until first needed */
-    bool busy;         /* a request is using it */
-    struct held *holder; /* that request's claim, released by its pool */
-    struct session *next;
+    uint64_t accepted;  /* bytes accepted before this request */
+    char *state;        /* the driver's state as of those bytes (malloc'd) */
+    char holder[40];    /* this request's lease token */
+    int64_t renewed_ms; /* when the lease was last extended */
+    wh_upload *w;       /* the writer, once resumed (NULL before) */
+    bool held;          /* the lease is still ours (released or saved: false) */
+    wh_registry *reg;
 };
+/* How long a request's claim on a session lasts unless renewed while writing. */
+#define UPLOAD_LEASE_MS 10000
 
 #define PULL_SLOTS 1024
 #define MCACHE_SLOTS 128            /* manifests kept in memory */
@@ -76,10 +84,8 @@ struct wh_registry {
     wh_db *db;
     wh_store *store;
     wh_acl *acl;
-    pthread_mutex_t lock;     /* guards sessions, pulls and pushed */
+    pthread_mutex_t lock;     /* guards pulls and pushed */
     struct pushed_blob *pushed; /* PUSHED_MAX entries, the oldest replaced first */
-    struct session *sessions; /* open sessions (list: few at a time) */
-    unsigned nsessions;
     struct {
         int64_t artifact_id, count;
     } pulls[PULL_SLOTS];      /* pending pull statistics, flushed by the sweeper */
@@ -190,6 +196,14 @@ int64_t upload_sweep_ms(const wh_registry *reg);
 void pull_note(wh_registry *reg, int64_t artifact_id);
 
 /* blob.c */
+/*
+ * Sends `len` bytes from `first` of stored blob `d` (of `size` bytes): with
+ * sendfile when the store hands out a file, else streamed from its reader.
+ * WH_ENOTFOUND (nothing sent) when the store lacks the blob or holds another
+ * size.
+ */
+int send_stored(wh_registry *reg, wh_req *r, int status, const char *content_type,
+                const struct wh_digest *d, uint64_t size, uint64_t first, uint64_t len);
 int handle_blob(wh_registry *reg, wh_req *r, struct target *t);
 int handle_upload(wh_registry *reg, wh_req *r, struct target *t);
 /* manifest_api.c */

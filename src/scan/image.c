@@ -134,20 +134,51 @@ static void cache_put(const struct wh_scan_opts *opts, const char *digest, const
 /* ---- layer streams ---- */
 
 struct file_reader {
-    int fd;
+    const struct wh_blob_source *src;
+    void *handle; /* NULL when not open */
     wh_hasher *h; /* NULL when not verifying */
 };
 
 static ssize_t file_read(void *ctx, void *buf, size_t n)
 {
     struct file_reader *f = ctx;
+    long r = f->src->read(f->handle, buf, n);
+    if (r > 0 && f->h)
+        wh_hasher_update(f->h, buf, (size_t)r);
+    return r < 0 ? -1 : (ssize_t)r;
+}
+
+static void file_close(struct file_reader *f)
+{
+    if (f->handle)
+        f->src->close(f->handle);
+    f->handle = NULL;
+}
+
+void *wh_blob_file_handle(int fd)
+{
+    int *h = wh_malloc(sizeof(*h));
+    *h = fd;
+    return h;
+}
+
+long wh_blob_file_read(void *handle, void *buf, size_t n)
+{
+    int *fd = handle;
     for (;;) {
-        ssize_t r = read(f->fd, buf, n);
+        ssize_t r = read(*fd, buf, n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r > 0 && f->h)
-            wh_hasher_update(f->h, buf, (size_t)r);
-        return r;
+        return (long)r;
+    }
+}
+
+void wh_blob_file_close(void *handle)
+{
+    int *fd = handle;
+    if (fd) {
+        close(*fd);
+        free(fd);
     }
 }
 
@@ -166,15 +197,20 @@ static ssize_t hashing_read(void *ctx, void *buf, size_t n)
     return r;
 }
 
-/* Opens a blob by digest through the source. */
-static int blob_open(const struct wh_blob_source *src, const char *digest, struct wh_digest *d)
+/* Opens a blob by digest through the source into `f`. */
+static int blob_open(struct file_reader *f, const struct wh_blob_source *src, const char *digest,
+                     struct wh_digest *d)
 {
+    f->src = src;
+    f->handle = NULL;
     if (!digest || wh_digest_parse(d, digest, strlen(digest)) < 0)
         return wh_error_set(WH_EINVALID, "malformed digest %s", digest ? digest : "(none)");
-    int fd = src->open(src->payload, d);
-    if (fd == WH_ENOTFOUND)
+    int error = src->open(&f->handle, src->payload, d);
+    if (error == WH_ENOTFOUND)
         return wh_error_set(WH_EINVALID, "blob %s is missing", digest);
-    return fd;
+    if (error < 0)
+        f->handle = NULL;
+    return error;
 }
 
 /*
@@ -185,7 +221,7 @@ static int blob_open(const struct wh_blob_source *src, const char *digest, struc
  * a second time, from the page cache.
  */
 struct side_hash {
-    int fd;
+    struct file_reader fr; /* its own handle on the blob */
     enum wh_digest_alg alg;
     struct wh_digest got;
     atomic_int stop; /* set when the walk failed: the result is not needed */
@@ -195,7 +231,8 @@ struct side_hash {
 static void *side_hash_main(void *arg)
 {
     struct side_hash *sh = arg;
-    struct file_reader fr = {sh->fd, wh_hasher_new(sh->alg)};
+    struct file_reader fr = sh->fr;
+    fr.h = wh_hasher_new(sh->alg);
     char *block = wh_malloc(1 << 20);
     ssize_t r = 0;
     while (!atomic_load(&sh->stop) && (r = file_read(&fr, block, 1 << 20)) > 0)
@@ -213,19 +250,19 @@ static int layer_from_blob(struct wh_layer_inv **out, const struct wh_blob_sourc
                            const struct wh_scan_opts *opts, bool side_hash, uint64_t *total)
 {
     struct wh_digest want, got;
-    struct file_reader fr = {-1, NULL};
-    struct side_hash sh = {.fd = -1};
+    struct file_reader fr = {NULL, NULL, NULL};
+    struct side_hash sh = {.fr = {NULL, NULL, NULL}};
     pthread_t side;
     bool beside = false;
     int error = 0;
 
-    if ((fr.fd = blob_open(src, digest, &want)) < 0)
-        return fr.fd;
-    if (side_hash && (sh.fd = src->open(src->payload, &want)) >= 0) {
+    if ((error = blob_open(&fr, src, digest, &want)) < 0)
+        return error;
+    if (side_hash && blob_open(&sh.fr, src, digest, &want) == 0) {
         sh.alg = want.alg;
         beside = pthread_create(&side, NULL, side_hash_main, &sh) == 0;
         if (!beside)
-            close(sh.fd);
+            file_close(&sh.fr);
     }
     if (!beside)
         fr.h = wh_hasher_new(want.alg);
@@ -235,7 +272,7 @@ static int layer_from_blob(struct wh_layer_inv **out, const struct wh_blob_sourc
         if (error == WH_ETOOBIG)
             atomic_store(&sh.stop, 1);
         pthread_join(side, NULL);
-        close(sh.fd);
+        file_close(&sh.fr);
         got = sh.got;
         if (sh.error < 0 && error == 0)
             error = wh_error_set(WH_ERROR, "layer %s could not be read", digest);
@@ -255,7 +292,7 @@ static int layer_from_blob(struct wh_layer_inv **out, const struct wh_blob_sourc
         error = wh_error_set(WH_EINVALID, "layer %s does not match its digest", digest);
     }
     wh_hasher_free(fr.h);
-    close(fr.fd);
+    file_close(&fr);
     return error;
 }
 
@@ -263,17 +300,18 @@ static int layer_from_blob(struct wh_layer_inv **out, const struct wh_blob_sourc
 static int blob_verify(const struct wh_blob_source *src, const char *digest)
 {
     struct wh_digest want, got;
-    struct file_reader fr = {-1, NULL};
+    struct file_reader fr = {NULL, NULL, NULL};
     char block[65536];
     ssize_t n;
-    if ((fr.fd = blob_open(src, digest, &want)) < 0)
-        return fr.fd;
+    int error;
+    if ((error = blob_open(&fr, src, digest, &want)) < 0)
+        return error;
     fr.h = wh_hasher_new(want.alg);
     while ((n = file_read(&fr, block, sizeof(block))) > 0)
         ;
     wh_hasher_final(&got, fr.h);
     wh_hasher_free(fr.h);
-    close(fr.fd);
+    file_close(&fr);
     if (n < 0)
         return wh_error_set(WH_EINVALID, "blob %s cannot be read", digest);
     if (strcmp(got.str, want.str) != 0)
@@ -287,17 +325,16 @@ static int blob_verify(const struct wh_blob_source *src, const char *digest)
 static int blob_read(struct wh_buf *b, const struct wh_blob_source *src, const char *digest, size_t cap)
 {
     struct wh_digest d, got;
+    struct file_reader fr = {NULL, NULL, NULL};
     char block[65536];
     ssize_t n;
-    int fd, error = 0;
-    if ((fd = blob_open(src, digest, &d)) < 0)
-        return fd;
+    int error = 0;
+    if ((error = blob_open(&fr, src, digest, &d)) < 0)
+        return error;
     wh_buf_init(b, cap);
-    while ((n = read(fd, block, sizeof(block))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
+    while ((n = file_read(&fr, block, sizeof(block))) != 0) {
         if (n < 0) {
-            error = wh_error_set(WH_EINVALID, "blob %s: %s", digest, strerror(errno));
+            error = wh_error_set(WH_EINVALID, "blob %s cannot be read", digest);
             break;
         }
         if (wh_buf_put(b, block, (size_t)n) < 0) {
@@ -305,7 +342,7 @@ static int blob_read(struct wh_buf *b, const struct wh_blob_source *src, const c
             break;
         }
     }
-    close(fd);
+    file_close(&fr);
     if (!error && !b->data)
         wh_buf_put(b, "", 0);
     if (!error) {
@@ -319,17 +356,19 @@ static int blob_read(struct wh_buf *b, const struct wh_blob_source *src, const c
 }
 
 /* The blob source of an OCI image layout: DIR/blobs/<alg>/<hex>. */
-static int layout_open(void *payload, const struct wh_digest *d)
+static int layout_open(void **handle, void *payload, const struct wh_digest *d)
 {
     char *path = wh_sprintf("%s/blobs/%s/%s", (const char *)payload,
                             d->alg == WH_DIGEST_SHA256 ? "sha256" : "sha512", wh_digest_hex(d));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int err = errno;
+    int err = errno, error = 0;
     if (fd < 0)
-        fd = err == ENOENT ? WH_ENOTFOUND
-                           : wh_error_set(WH_ERROR, "%s: %s", path, strerror(err));
+        error = err == ENOENT ? WH_ENOTFOUND
+                              : wh_error_set(WH_ERROR, "%s: %s", path, strerror(err));
+    else
+        *handle = wh_blob_file_handle(fd);
     free(path);
-    return fd;
+    return error;
 }
 
 static bool is_index(const json_t *desc_or_doc)
@@ -546,7 +585,8 @@ static int oci_resolve(struct layer_list *ll, const char *dir, const char *tag, 
                              json_array_size(ms));
         goto out;
     }
-    struct wh_blob_source src = {layout_open, (void *)(uintptr_t)dir};
+    struct wh_blob_source src = {layout_open, wh_blob_file_read, wh_blob_file_close,
+                                 (void *)(uintptr_t)dir};
     error = manifest_resolve(ll, &src, json_string_value(json_object_get(desc, "digest")), opts);
 out:
     wh_buf_dispose(&b);
@@ -980,7 +1020,7 @@ int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_s
             goto out;
         }
         layers = wh_calloc(ll->n ? ll->n : 1, sizeof(*layers));
-        struct wh_blob_source src = {layout_open, dir};
+        struct wh_blob_source src = {layout_open, wh_blob_file_read, wh_blob_file_close, dir};
         if ((error = read_layers(layers, &nl, ll, kind == T_OCI ? &src : NULL, archive, opts, &total)) < 0)
             goto out;
     }

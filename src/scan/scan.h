@@ -94,13 +94,29 @@ struct wh_scan_opts {
  */
 int wh_scan_inventory(struct wh_inventory **out, const char *target, struct wh_scan_opts *opts);
 
-/* Where an image's blobs come from: an OCI layout, or the registry's store. */
+/*
+ * Where an image's blobs come from: an OCI layout, a directory of pulled
+ * blobs, or the registry's store (whatever its driver: files or an object
+ * store). Blobs are streams; the scanner never needs a file descriptor.
+ */
 struct wh_blob_source {
-    /* Opens the blob named `digest` for reading: an fd the caller closes, or
+    /* Opens the blob named `digest` for reading into `*handle`: 0, or
      * WH_ENOTFOUND / WH_ERROR (with wh_error_set). */
-    int (*open)(void *payload, const struct wh_digest *digest);
+    int (*open)(void **handle, void *payload, const struct wh_digest *digest);
+    /* Reads up to `n` bytes: how many, 0 at the end, < 0 on an error. */
+    long (*read)(void *handle, void *buf, size_t n);
+    /* Closes what open gave. */
+    void (*close)(void *handle);
     void *payload;
 };
+
+/*
+ * For sources whose blobs are files: a handle reading the open file `fd`
+ * (taken over), and the read and close functions of such handles.
+ */
+void *wh_blob_file_handle(int fd);
+long wh_blob_file_read(void *handle, void *buf, size_t n);
+void wh_blob_file_close(void *handle);
 
 /*
  * Reads the image whose manifest (or image index: linux/amd64 is picked) has

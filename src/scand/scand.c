@@ -73,12 +73,27 @@ char *wh_scand_vulndb_path(const char *data_dir)
     return wh_sprintf("%s/vulndb.sqlite", data_dir);
 }
 
-static int store_open(void *payload, const struct wh_digest *d)
+/* The registry's store as the scanner's blob source: its readers, whatever the driver. */
+static int store_open(void **handle, void *payload, const struct wh_digest *d)
 {
-    int fd = -1;
-    uint64_t size = 0;
-    int error = wh_store_open_blob(payload, d, &fd, &size);
-    return error < 0 ? error : fd;
+    wh_store_reader *rd = NULL;
+    int error = wh_store_reader_open(&rd, payload, d, 0, WH_STORE_TO_END);
+    if (error == 0)
+        *handle = rd;
+    return error;
+}
+
+static long store_read(void *handle, void *buf, size_t n)
+{
+    size_t got = 0;
+    if (wh_store_reader_read(handle, buf, n, &got) < 0)
+        return -1;
+    return (long)got;
+}
+
+static void store_close(void *handle)
+{
+    wh_store_reader_close(handle);
 }
 
 /* Opens the database again when the file is not the one open. */
@@ -298,7 +313,7 @@ static int scan_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
 {
     struct wh_inventory *inv = NULL;
     struct wh_findings *findings = NULL;
-    struct wh_blob_source src = {store_open, s->store};
+    struct wh_blob_source src = {store_open, store_read, store_close, s->store};
     struct wh_scan_opts opts = {.cache_dir = s->cache_dir, .trusted_store = true, .threads = 1};
     int error;
 

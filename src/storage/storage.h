@@ -3,8 +3,12 @@
  * digest, whatever repositories reference it; which repository may see which
  * blob is metadata (db/), not storage. Writes go to a staging area and become
  * visible only by an atomic rename after the digest is verified and the data
- * fsynced. Drivers implement `struct wh_store_driver`; the filesystem driver
- * is the one shipped now (an S3 driver follows for multi-node set-ups).
+ * fsynced. Drivers implement `struct wh_store_driver`, modelled on the
+ * distribution registry's storage driver: ranged stream readers, append-only
+ * upload writers whose state the caller persists (so that any node resumes
+ * a session), an optional redirect URL for downloads. The filesystem driver
+ * is the one shipped now, with sendfile as its fast path; an object-store
+ * driver (S3) maps readers to ranged GETs and sessions to multipart uploads.
  */
 #ifndef WH_STORAGE_H
 #define WH_STORAGE_H
@@ -22,11 +26,47 @@ void wh_store_free(wh_store *s);
 
 /* Size of a stored blob: 0 or WH_ENOTFOUND. */
 int wh_store_stat(wh_store *s, const struct wh_digest *d, uint64_t *size_out);
+
 /*
- * Opens a blob for reading: `*fd_out` is the caller's (close it). Returns 0,
- * WH_ENOTFOUND or WH_ERROR.
+ * Reading. A reader streams `length` bytes of a blob from `offset` into the
+ * caller's buffers (an S3 driver maps it to a ranged GET). The filesystem
+ * driver also offers its file descriptor, so that the HTTP layer can send
+ * the bytes with sendfile(2) instead of copying them through user space.
  */
-int wh_store_open_blob(wh_store *s, const struct wh_digest *d, int *fd_out, uint64_t *size_out);
+typedef struct wh_store_reader wh_store_reader;
+#define WH_STORE_TO_END UINT64_MAX
+/*
+ * Opens blob `d` for reading `length` bytes from `offset` (WH_STORE_TO_END:
+ * up to its end; a range past the end is cut to it). Returns 0, WH_ENOTFOUND,
+ * WH_ERANGE (offset beyond the end) or WH_ERROR. Close with
+ * wh_store_reader_close.
+ */
+int wh_store_reader_open(wh_store_reader **out, wh_store *s, const struct wh_digest *d,
+                         uint64_t offset, uint64_t length);
+/* The whole blob's size. */
+uint64_t wh_store_reader_blob_size(const wh_store_reader *rd);
+/* Bytes of the range not read yet. */
+uint64_t wh_store_reader_left(const wh_store_reader *rd);
+/*
+ * Reads up to `cap` bytes of the range into `buf`: `*got` is 0 at the end
+ * of the range. Returns 0 or WH_ERROR (also when the blob ends early).
+ */
+int wh_store_reader_read(wh_store_reader *rd, void *buf, size_t cap, size_t *got);
+/*
+ * The fast path: the reader's file descriptor, handed over to the caller
+ * (who closes it), with `*offset_out` where the unread part of the range
+ * starts in it; -1 when the driver has no file to give (read instead). The
+ * reader is still to be closed; once the fd is taken it reads nothing more.
+ */
+int wh_store_reader_fd(wh_store_reader *rd, uint64_t *offset_out);
+/* Closes a reader (accepts NULL). */
+void wh_store_reader_close(wh_store_reader *rd);
+/*
+ * Where a client may fetch blob `d` directly (a presigned object-store URL),
+ * as a malloc'd string in `*out`; WH_ENOTFOUND when the driver serves blobs
+ * only through wharf (the filesystem driver).
+ */
+int wh_store_redirect_url(wh_store *s, const struct wh_digest *d, char **out);
 /* Reads a whole blob into `out` (initialised by the caller with its cap). */
 int wh_store_read_blob(wh_store *s, const struct wh_digest *d, struct wh_buf *out);
 /*
@@ -65,41 +105,78 @@ int wh_store_check_space(wh_store *s);
 bool wh_store_note_full(wh_store *s);
 
 /*
- * Upload sessions. A session's staging data is named by its `id` (the
- * upload UUID). The writer hashes (sha256) as it writes, in one pass.
+ * Upload sessions: append-only writers. A session is named by its `id` (the
+ * upload UUID). Bytes arrive in chunks (a PATCH each): wh_upload_write
+ * appends to the pending chunk, and wh_upload_accept makes it part of the
+ * session, or wh_upload_reject drops it, leaving the session exactly as at
+ * the last accept (nothing is ever cut back through this interface).
+ *
+ * A session does not live in one process. After each accept, the writer's
+ * state is its accepted `offset` and a text `state` (wh_upload_state: the
+ * running sha256 and whatever the driver needs, such as an object store's
+ * multipart upload id and part list). The caller keeps both (the database's
+ * upload row) and any process sharing the store resumes the session from
+ * them with wh_store_upload_resume; bytes a dead writer staged past the
+ * offset are discarded by the resume. Only one writer may hold a session at
+ * a time: the caller arranges that (a lease on the row).
+ *
+ * For an object-store driver: a chunk maps to one or more multipart parts
+ * uploaded as it streams and listed in the state on accept; a rejected
+ * chunk's parts are simply not listed (they are overwritten or dropped by
+ * the commit's CompleteMultipartUpload, which names only listed parts). S3
+ * wants every part but the last to be at least 5 MiB, so a driver holds a
+ * short tail back (in a small object of its own, named in the state) and
+ * sends it with the next chunk's bytes, or copies it server-side
+ * (UploadPartCopy). The running hash is taken over the bytes as they are
+ * sent; commit compares it with `expected` before completing the upload.
  */
-/* Creates an empty staging area for `id`. */
+/* Longest state text a driver produces (an object store's part list). */
+#define WH_UPLOAD_STATE_MAX (1u << 20)
+/* Starts a new, empty session `id`. 0, WH_EEXISTS, WH_EINVALID (bad id), WH_ENOSPC, WH_ERROR. */
 int wh_store_upload_create(wh_store *s, const char *id, wh_upload **out);
 /*
- * Reopens an existing session (after a restart the running hash is rebuilt by
- * reading the staged bytes once). 0, WH_ENOTFOUND or WH_ERROR.
+ * Resumes session `id` at `offset` accepted bytes with the `state` saved at
+ * that accept ("" or NULL for a session with nothing accepted yet). A state
+ * this process cannot use (another OpenSSL, damaged) costs a re-read of the
+ * staged bytes, never correctness. 0, WH_ENOTFOUND (no such session, or its
+ * staged bytes are shorter than `offset`) or WH_ERROR.
  */
-int wh_store_upload_open(wh_store *s, const char *id, wh_upload **out);
+int wh_store_upload_resume(wh_store *s, const char *id, uint64_t offset, const char *state,
+                           wh_upload **out);
 /*
- * Appends bytes at the staged size. 0, WH_ENOSPC (disk full) or WH_ERROR
- * (I/O error); after an error the staged bytes are as before the call.
+ * Appends bytes to the pending chunk. 0, WH_ENOSPC (disk full), WH_ETOOBIG
+ * or WH_ERROR; after an error only wh_upload_reject (or close) is of use.
  */
 int wh_upload_write(wh_upload *u, const void *p, size_t n);
-/* Bytes staged so far. */
+/* Bytes accepted plus pending. */
 uint64_t wh_upload_size(const wh_upload *u);
+/* Bytes accepted (the offset to save beside the state). */
+uint64_t wh_upload_offset(const wh_upload *u);
 /*
- * Cuts the staged bytes back to `size` (at most the current size), so that
- * a refused chunk leaves the session as it was. The running hash is rebuilt
- * from the staged bytes. 0 or WH_ERROR.
+ * Makes the pending chunk part of the session and updates the state. 0,
+ * WH_ENOSPC or WH_ERROR (the chunk is then rejected).
  */
-int wh_upload_truncate(wh_upload *u, uint64_t size);
+int wh_upload_accept(wh_upload *u);
+/* Drops the pending chunk: the session is as at the last accept. */
+void wh_upload_reject(wh_upload *u);
+/* The state as of the last accept (owned by `u`, valid until its next call). */
+const char *wh_upload_state(const wh_upload *u);
 /*
- * Verifies the staged bytes against `expected` (the file holds exactly the
- * bytes written, and their digest as read back from it is `expected`) and,
- * if they match, makes them visible as that blob (fsync, rename, fsync dir);
- * the staging area is removed either way. Returns 0, WH_EINVALID on a digest
+ * Accepts the pending chunk, verifies all the session's bytes against
+ * `expected` and, if they match, makes them visible as that blob; the
+ * staged data is removed either way. Returns 0, WH_EINVALID on a digest
  * mismatch, WH_ENOSPC (disk full) or WH_ERROR. `u` is consumed in every case.
  */
 int wh_upload_commit(wh_upload *u, const struct wh_digest *expected);
-/* Closes the writer, keeping the staged data for a later request. */
+/* Cancels the session: its staged data is removed. Consumes `u` (accepts NULL). */
+void wh_upload_cancel(wh_upload *u);
+/* Closes the writer, keeping what was accepted for a later resume (accepts NULL). */
 void wh_upload_close(wh_upload *u);
-/* Removes a session's staging data (cancel, expiry). 0 or WH_ENOTFOUND. */
-int wh_store_upload_remove(wh_store *s, const char *id);
+/*
+ * Removes a session's staged data without a writer (expiry), given its
+ * saved `state` (may be NULL). 0 or WH_ENOTFOUND.
+ */
+int wh_store_upload_remove(wh_store *s, const char *id, const char *state);
 /*
  * Calls `fn(id, mtime_ms, payload)` for every staged session (start-up
  * reconciliation). Stops early if `fn` returns non-zero.
@@ -108,18 +185,22 @@ int wh_store_upload_each(wh_store *s, int (*fn)(const char *id, int64_t mtime_ms
                          void *payload);
 
 /* The driver table, versioned so that out-of-tree drivers can be checked. */
-#define WH_STORE_DRIVER_VERSION 2
+#define WH_STORE_DRIVER_VERSION 3
 struct wh_store_driver {
     int version;
     const char *name;
     void (*free)(wh_store *s);
     int (*stat)(wh_store *s, const struct wh_digest *d, uint64_t *size_out);
-    int (*open_blob)(wh_store *s, const struct wh_digest *d, int *fd_out, uint64_t *size_out);
+    /* version 3: readers (see store_int.h for the reader's own operations) */
+    int (*reader_open)(wh_store_reader **out, wh_store *s, const struct wh_digest *d,
+                       uint64_t offset, uint64_t length);
+    int (*redirect_url)(wh_store *s, const struct wh_digest *d, char **out); /* optional */
     int (*put_bytes)(wh_store *s, const struct wh_digest *d, const void *p, size_t len);
     int (*delete_blob)(wh_store *s, const struct wh_digest *d);
     int (*upload_create)(wh_store *s, const char *id, wh_upload **out);
-    int (*upload_open)(wh_store *s, const char *id, wh_upload **out);
-    int (*upload_remove)(wh_store *s, const char *id);
+    int (*upload_resume)(wh_store *s, const char *id, uint64_t offset, const char *state,
+                         wh_upload **out);
+    int (*upload_remove)(wh_store *s, const char *id, const char *state);
     int (*upload_each)(wh_store *s, int (*fn)(const char *, int64_t, void *), void *payload);
     /* version 2: space (NULL: the driver never runs out) */
     int (*check_space)(wh_store *s);

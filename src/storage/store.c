@@ -4,8 +4,8 @@
  */
 #include "storage/store_int.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 void wh_store_free(wh_store *s)
 {
@@ -18,9 +18,65 @@ int wh_store_stat(wh_store *s, const struct wh_digest *d, uint64_t *size_out)
     return s->drv->stat(s, d, size_out);
 }
 
-int wh_store_open_blob(wh_store *s, const struct wh_digest *d, int *fd_out, uint64_t *size_out)
+int wh_store_reader_open(wh_store_reader **out, wh_store *s, const struct wh_digest *d,
+                         uint64_t offset, uint64_t length)
 {
-    return s->drv->open_blob(s, d, fd_out, size_out);
+    return s->drv->reader_open(out, s, d, offset, length);
+}
+
+uint64_t wh_store_reader_blob_size(const wh_store_reader *rd)
+{
+    return rd->blob_size;
+}
+
+uint64_t wh_store_reader_left(const wh_store_reader *rd)
+{
+    return rd->left;
+}
+
+int wh_store_reader_read(wh_store_reader *rd, void *buf, size_t cap, size_t *got)
+{
+    *got = 0;
+    if (rd->detached)
+        return wh_error_set(WH_ERROR, "the reader's file was handed over");
+    if (rd->left == 0 || cap == 0)
+        return 0;
+    if (cap > rd->left)
+        cap = (size_t)rd->left;
+    int error = rd->ops->read(rd, buf, cap, got);
+    if (error < 0)
+        return error;
+    if (*got == 0)
+        return wh_error_set(WH_ERROR, "blob ends %" PRIu64 " bytes early", rd->left);
+    rd->pos += *got;
+    rd->left -= *got;
+    return 0;
+}
+
+int wh_store_reader_fd(wh_store_reader *rd, uint64_t *offset_out)
+{
+    if (rd->detached || !rd->ops->take_fd)
+        return -1;
+    int fd = rd->ops->take_fd(rd);
+    if (fd >= 0) {
+        rd->detached = true;
+        *offset_out = rd->pos;
+    }
+    return fd;
+}
+
+void wh_store_reader_close(wh_store_reader *rd)
+{
+    if (rd)
+        rd->ops->close(rd);
+}
+
+int wh_store_redirect_url(wh_store *s, const struct wh_digest *d, char **out)
+{
+    *out = NULL;
+    if (!s->drv->redirect_url)
+        return WH_ENOTFOUND;
+    return s->drv->redirect_url(s, d, out);
 }
 
 int wh_store_put_bytes(wh_store *s, const struct wh_digest *d, const void *p, size_t len)
@@ -56,14 +112,15 @@ int wh_store_upload_create(wh_store *s, const char *id, wh_upload **out)
     return s->drv->upload_create(s, id, out);
 }
 
-int wh_store_upload_open(wh_store *s, const char *id, wh_upload **out)
+int wh_store_upload_resume(wh_store *s, const char *id, uint64_t offset, const char *state,
+                           wh_upload **out)
 {
-    return s->drv->upload_open(s, id, out);
+    return s->drv->upload_resume(s, id, offset, state ? state : "", out);
 }
 
-int wh_store_upload_remove(wh_store *s, const char *id)
+int wh_store_upload_remove(wh_store *s, const char *id, const char *state)
 {
-    return s->drv->upload_remove(s, id);
+    return s->drv->upload_remove(s, id, state);
 }
 
 int wh_store_upload_each(wh_store *s, int (*fn)(const char *id, int64_t mtime_ms, void *payload),
@@ -79,17 +136,38 @@ int wh_upload_write(wh_upload *u, const void *p, size_t n)
 
 uint64_t wh_upload_size(const wh_upload *u)
 {
-    return u->ops->size(u);
+    return u->size;
 }
 
-int wh_upload_truncate(wh_upload *u, uint64_t size)
+uint64_t wh_upload_offset(const wh_upload *u)
 {
-    return u->ops->truncate(u, size);
+    return u->offset;
+}
+
+int wh_upload_accept(wh_upload *u)
+{
+    return u->ops->accept(u);
+}
+
+void wh_upload_reject(wh_upload *u)
+{
+    u->ops->reject(u);
+}
+
+const char *wh_upload_state(const wh_upload *u)
+{
+    return u->state;
 }
 
 int wh_upload_commit(wh_upload *u, const struct wh_digest *expected)
 {
     return u->ops->commit(u, expected);
+}
+
+void wh_upload_cancel(wh_upload *u)
+{
+    if (u)
+        u->ops->cancel(u);
 }
 
 void wh_upload_close(wh_upload *u)
@@ -100,28 +178,23 @@ void wh_upload_close(wh_upload *u)
 
 int wh_store_read_blob(wh_store *s, const struct wh_digest *d, struct wh_buf *out)
 {
-    int fd = -1;
-    uint64_t size = 0;
+    wh_store_reader *rd = NULL;
+    char chunk[65536];
+    size_t got;
     int error;
-    if ((error = wh_store_open_blob(s, d, &fd, &size)) < 0)
+    if ((error = wh_store_reader_open(&rd, s, d, 0, WH_STORE_TO_END)) < 0)
         return error;
-    if (size > out->cap) {
+    if (wh_store_reader_blob_size(rd) > out->cap) {
         error = wh_error_set(WH_ETOOBIG, "blob %s is larger than %zu bytes", d->str, out->cap);
         goto out;
     }
-    char chunk[65536];
     for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0) {
-            error = wh_error_set(WH_ERROR, "read %s failed", d->str);
-            goto out;
-        }
-        if (r == 0)
+        if ((error = wh_store_reader_read(rd, chunk, sizeof(chunk), &got)) < 0 || got == 0)
             break;
-        if ((error = wh_buf_put(out, chunk, (size_t)r)) < 0)
-            goto out;
+        if ((error = wh_buf_put(out, chunk, got)) < 0)
+            break;
     }
 out:
-    close(fd);
+    wh_store_reader_close(rd);
     return error;
 }

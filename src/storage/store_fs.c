@@ -11,10 +11,9 @@
  * committing the same digest both succeed; the rename makes one copy.
  *
  * Staged bytes are written with pwrite(2) at the recorded size, never at the
- * file offset, and a write that fails part-way is cut off again, so the file
- * always holds exactly the recorded bytes; the running hash is taken over the
- * bytes as read back from the file, and commit checks the file's size. What
- * is published is therefore what was hashed.
+ * file offset; the running hash is taken over the bytes as read back from
+ * the file, and commit cuts the file to the recorded size and checks it.
+ * What is published is therefore what was hashed.
  *
  * A full disk: the first ENOSPC (of the store, or of the database on the same
  * disk, reported with wh_store_note_full) puts the store in the full state,
@@ -41,6 +40,7 @@
 #define IO_CHUNK 65536
 #define RESERVE_MIN (1u << 20)  /* the reserve is 1% of the filesystem, within these */
 #define RESERVE_MAX (64u << 20)
+#define TMP_STALE_MS (10 * 60 * 1000) /* a put_bytes temporary older than this is a crash's */
 
 struct fs_store {
     struct wh_store base;
@@ -56,10 +56,16 @@ struct fs_upload {
     struct wh_upload base;
     struct fs_store *s;
     int fd;
-    uint64_t size;     /* bytes staged: the file's length, and what the hash covers */
-    wh_hasher *sha256; /* running hash of the staged bytes, as read back from the file */
-    bool broken;       /* a failed write could not be undone: refuse writes and commit */
+    store_sha *accepted; /* hash of the accepted bytes, as read back from the file */
+    store_sha *running;  /* the same, plus the pending chunk's */
+    bool failed;         /* a write of the pending chunk failed: only a reject helps */
     char id[128];
+};
+
+/* A reader of a blob file; pread(2) at the reader's position. */
+struct fs_reader {
+    struct wh_store_reader base;
+    int fd;
 };
 
 static const char *alg_name(enum wh_digest_alg a)
@@ -319,7 +325,49 @@ static int fs_stat(wh_store *base, const struct wh_digest *d, uint64_t *size_out
     return 0;
 }
 
-static int fs_open_blob(wh_store *base, const struct wh_digest *d, int *fd_out, uint64_t *size_out)
+static int fs_reader_read(wh_store_reader *base, void *buf, size_t cap, size_t *got)
+{
+    struct fs_reader *rd = (struct fs_reader *)base;
+    if (inject("store.read"))
+        return wh_error_set(WH_ERROR, "read blob: %s", strerror(errno));
+    for (;;) {
+        ssize_t r = pread(rd->fd, buf, cap, (off_t)base->pos);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return wh_error_set(WH_ERROR, "read blob: %s", strerror(errno));
+        *got = (size_t)r;
+        return 0;
+    }
+}
+
+static int fs_reader_take_fd(wh_store_reader *base)
+{
+    struct fs_reader *rd = (struct fs_reader *)base;
+    /* armed, any action: no fast path, the bytes go through read (an object store's way) */
+    if (wh_failpoint("store.nofd") != 0)
+        return -1;
+    int fd = rd->fd;
+    rd->fd = -1;
+    return fd;
+}
+
+static void fs_reader_close(wh_store_reader *base)
+{
+    struct fs_reader *rd = (struct fs_reader *)base;
+    if (rd->fd >= 0)
+        close(rd->fd);
+    free(rd);
+}
+
+static const struct wh_store_reader_ops fs_reader_ops = {
+    .read = fs_reader_read,
+    .take_fd = fs_reader_take_fd,
+    .close = fs_reader_close,
+};
+
+static int fs_reader_open(wh_store_reader **out, wh_store *base, const struct wh_digest *d,
+                          uint64_t offset, uint64_t length)
 {
     struct fs_store *s = (struct fs_store *)base;
     char path[PATH_CAP];
@@ -333,8 +381,19 @@ static int fs_open_blob(wh_store *base, const struct wh_digest *d, int *fd_out, 
         close(fd);
         return wh_error_set(WH_ERROR, "fstat %s: %s", path, strerror(errno));
     }
-    *fd_out = fd;
-    *size_out = (uint64_t)st.st_size;
+    uint64_t size = (uint64_t)st.st_size;
+    if (offset > size) {
+        close(fd);
+        return wh_error_set(WH_ERANGE, "blob %s has %" PRIu64 " bytes, read from %" PRIu64,
+                            d->str, size, offset);
+    }
+    struct fs_reader *rd = wh_calloc(1, sizeof(*rd));
+    rd->base.ops = &fs_reader_ops;
+    rd->base.blob_size = size;
+    rd->base.pos = offset;
+    rd->base.left = length < size - offset ? length : size - offset;
+    rd->fd = fd;
+    *out = &rd->base;
     return 0;
 }
 
@@ -345,7 +404,7 @@ static int fs_open_blob(wh_store *base, const struct wh_digest *d, int *fd_out, 
  * mismatch, or an I/O error.
  */
 static int verify_file(struct fs_store *s, int fd, const char *path, uint64_t size,
-                       wh_hasher *running, const struct wh_digest *expected)
+                       const store_sha *running, const struct wh_digest *expected)
 {
     struct stat st;
     struct wh_digest got;
@@ -355,7 +414,7 @@ static int verify_file(struct fs_store *s, int fd, const char *path, uint64_t si
         return wh_error_set(WH_ERROR, "%s holds %lld bytes on disk, %" PRIu64 " were written",
                             path, (long long)st.st_size, size);
     if (running && expected->alg == WH_DIGEST_SHA256) {
-        wh_hasher_final(&got, running);
+        store_sha_digest(running, &got);
     } else {
         wh_hasher *h = wh_hasher_new(expected->alg);
         int err = hash_range(h, fd, 0, size);
@@ -437,11 +496,36 @@ static int fs_delete_blob(wh_store *base, const struct wh_digest *d)
 
 /* ---- uploads ---- */
 
+/*
+ * A session is the file uploads/<id>; its accepted bytes are the first
+ * `offset` bytes of it, whatever a writer that died mid-chunk left after
+ * them. A chunk is written with pwrite(2) past the offset and hashed as read
+ * back; accepting it only moves the offset (the caller saves it with the
+ * state), rejecting it cuts the file back when it can and otherwise leaves
+ * the stray bytes to be overwritten, cut by a resume, or cut by the commit.
+ * Chunks are not fsynced one by one: the staged bytes outlive the process
+ * (the page cache is the kernel's), and after a machine crash a resume finds
+ * the file shorter than the saved offset and reports the session unknown,
+ * which makes the client start the blob over. The commit fsyncs the whole.
+ *
+ * The state text is "fs1 " and the saved sha256 (store_hash.c).
+ */
+
 static const struct wh_upload_ops fs_upload_ops;
 
 static void upload_path(char *out, const struct fs_store *s, const char *id)
 {
     snprintf(out, PATH_CAP, "%s/%s", s->uploads, id);
+}
+
+#define FS_STATE_PREFIX "fs1 "
+
+static void save_state(struct fs_upload *u)
+{
+    char text[STORE_SHA_TEXT_MAX];
+    store_sha_save(u->accepted, text);
+    free(u->base.state);
+    u->base.state = wh_sprintf(FS_STATE_PREFIX "%s", text);
 }
 
 static struct fs_upload *upload_new(struct fs_store *s, const char *id, int fd)
@@ -450,9 +534,21 @@ static struct fs_upload *upload_new(struct fs_store *s, const char *id, int fd)
     u->base.ops = &fs_upload_ops;
     u->s = s;
     u->fd = fd;
-    u->sha256 = wh_hasher_new(WH_DIGEST_SHA256);
+    u->accepted = store_sha_new();
+    u->running = store_sha_new();
     snprintf(u->id, sizeof(u->id), "%s", id);
+    save_state(u);
     return u;
+}
+
+static void upload_free(struct fs_upload *u)
+{
+    if (u->fd >= 0)
+        close(u->fd);
+    store_sha_free(u->accepted);
+    store_sha_free(u->running);
+    free(u->base.state);
+    free(u);
 }
 
 static int fs_upload_create(wh_store *base, const char *id, wh_upload **out)
@@ -475,9 +571,25 @@ static int fs_upload_create(wh_store *base, const char *id, wh_upload **out)
     return 0;
 }
 
-static int rehash(struct fs_upload *u, uint64_t limit);
+/* Cuts the staged file back to `size` bytes. */
+static int cut(struct fs_upload *u, uint64_t size)
+{
+    if (inject("store.truncate") || ftruncate(u->fd, (off_t)size) < 0)
+        return io_fail(u->s, errno, "truncate upload", u->id);
+    return 0;
+}
 
-static int fs_upload_open(wh_store *base, const char *id, wh_upload **out)
+/* Cuts what lies past `size` in the staged file, if anything does. */
+static int cut_beyond(struct fs_upload *u, uint64_t size)
+{
+    struct stat st;
+    if (fstat(u->fd, &st) < 0)
+        return io_fail(u->s, errno, "fstat upload", u->id);
+    return (uint64_t)st.st_size > size ? cut(u, size) : 0;
+}
+
+static int fs_upload_resume(wh_store *base, const char *id, uint64_t offset, const char *state,
+                            wh_upload **out)
 {
     struct fs_store *s = (struct fs_store *)base;
     char path[PATH_CAP];
@@ -497,60 +609,49 @@ static int fs_upload_open(wh_store *base, const char *id, wh_upload **out)
         error = wh_error_set(WH_ERROR, "fstat %s: %s", path, strerror(errno));
         goto out;
     }
-    /* Rebuild the running hash from the staged bytes (after a restart). */
-    if ((error = rehash(u, (uint64_t)st.st_size)) < 0)
+    if ((uint64_t)st.st_size < offset) {
+        error = wh_error_set(WH_ENOTFOUND, "upload %s: %" PRIu64 " bytes were accepted, %lld "
+                                           "are staged", id, offset, (long long)st.st_size);
         goto out;
+    }
+    /* bytes past the offset are a chunk never accepted (its writer died): drop them */
+    if ((uint64_t)st.st_size > offset && (error = cut(u, offset)) < 0)
+        goto out;
+    size_t plen = strlen(FS_STATE_PREFIX);
+    if (offset == 0) {
+        /* nothing hashed yet: the fresh state is the right one */
+    } else if (strncmp(state, FS_STATE_PREFIX, plen) == 0 &&
+               store_sha_load(u->accepted, state + plen, offset) == 0) {
+        store_sha_copy(u->running, u->accepted);
+    } else {
+        /* a state this process cannot use: hash the accepted bytes again */
+        wh_log_debug("upload %s: %s; re-reading %" PRIu64 " staged bytes", id, wh_error_msg(),
+                     offset);
+        char buf[IO_CHUNK];
+        uint64_t off = 0;
+        while (off < offset) {
+            size_t want = offset - off < sizeof(buf) ? (size_t)(offset - off) : sizeof(buf);
+            ssize_t r = pread(fd, buf, want, (off_t)off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                error = wh_error_set(WH_ERROR, "read upload %s: %s", id,
+                                     r < 0 ? strerror(errno) : "file ends early");
+                goto out;
+            }
+            store_sha_update(u->accepted, buf, (size_t)r);
+            off += (uint64_t)r;
+        }
+        store_sha_copy(u->running, u->accepted);
+    }
+    u->base.offset = u->base.size = offset;
+    save_state(u);
     *out = &u->base;
     u = NULL;
 out:
     if (u)
-        fs_upload_ops.close(&u->base);
+        upload_free(u);
     return error;
-}
-
-/* Restarts the running hash over the first `limit` staged bytes. */
-static int rehash(struct fs_upload *u, uint64_t limit)
-{
-    wh_hasher_free(u->sha256);
-    u->sha256 = wh_hasher_new(WH_DIGEST_SHA256);
-    u->size = 0;
-    int err = hash_range(u->sha256, u->fd, 0, limit);
-    if (err) {
-        /* the hash no longer matches anything: a commit must not trust it */
-        wh_hasher_free(u->sha256);
-        u->sha256 = wh_hasher_new(WH_DIGEST_SHA256);
-        u->broken = true;
-        return wh_error_set(WH_ERROR, "read upload %s: %s", u->id, strerror(err));
-    }
-    u->size = limit;
-    return 0;
-}
-
-/* Cuts the staged file back to `size` bytes (the recorded size or less). */
-static int cut(struct fs_upload *u, uint64_t size)
-{
-    if (inject("store.truncate") || ftruncate(u->fd, (off_t)size) < 0)
-        return io_fail(u->s, errno, "truncate upload", u->id);
-    return 0;
-}
-
-static int fs_upload_truncate(wh_upload *base, uint64_t size)
-{
-    struct fs_upload *u = (struct fs_upload *)base;
-    int error;
-    if (size > u->size)
-        size = u->size;
-    /*
-     * Always cut, even to the recorded size: whatever a failed write left
-     * past it goes, and the file is again exactly the bytes recorded.
-     */
-    if ((error = cut(u, size)) < 0)
-        return error;
-    if (size < u->size || u->broken) {
-        u->broken = false;
-        return rehash(u, size);
-    }
-    return 0;
 }
 
 static int fs_upload_write(wh_upload *base, const void *p, size_t n)
@@ -558,48 +659,74 @@ static int fs_upload_write(wh_upload *base, const void *p, size_t n)
     struct fs_upload *u = (struct fs_upload *)base;
     uint64_t end;
     int err, error;
-    if (u->broken)
-        return wh_error_set(WH_ERROR, "upload %s is in an unknown state after an I/O error",
-                            u->id);
-    if (__builtin_add_overflow(u->size, (uint64_t)n, &end) || end > INT64_MAX)
-        return wh_error_set(WH_ETOOBIG, "upload %s too large", u->id);
     if (is_full(u->s) && (error = fs_check_space(&u->s->base)) < 0)
         return error;
-    bool hashing = false; /* the hash has taken part of this chunk */
-    if ((err = write_at(u->fd, p, n, u->size)) == 0) {
-        hashing = true;
-        err = hash_range(u->sha256, u->fd, u->size, n);
+    if (u->failed)
+        return wh_error_set(WH_ERROR, "upload %s: the chunk failed already", u->id);
+    if (__builtin_add_overflow(base->size, (uint64_t)n, &end) || end > INT64_MAX)
+        return wh_error_set(WH_ETOOBIG, "upload %s too large", u->id);
+    char buf[IO_CHUNK];
+    if ((err = write_at(u->fd, p, n, base->size)) == 0) {
+        /* hash what the file holds, read back, so that what is published is what was hashed */
+        uint64_t off = base->size, left = n;
+        while (left && err == 0) {
+            size_t want = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+            ssize_t r = pread(u->fd, buf, want, (off_t)off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                err = r < 0 ? errno : EIO;
+                break;
+            }
+            store_sha_update(u->running, buf, (size_t)r);
+            off += (uint64_t)r;
+            left -= (uint64_t)r;
+        }
     }
     if (err == 0) {
-        u->size = end;
+        base->size = end;
         return 0;
     }
-    error = io_fail(u->s, err, "write upload", u->id);
-    /*
-     * Part of the chunk may be in the file (and in the hash, if reading it
-     * back failed): cut the file back to the recorded size, and rebuild the
-     * hash from what is left if it took any of it.
-     */
-    if (cut(u, u->size) < 0 || (hashing && rehash(u, u->size) < 0)) {
-        u->broken = true;
-        wh_log_error("upload %s: cannot undo a failed write: %s", u->id, wh_error_msg());
-        wh_error_set(error, "write upload %s: %s", u->id, strerror(err));
-    }
-    return error;
+    u->failed = true; /* the pending chunk is in an unknown state: only a reject helps */
+    return io_fail(u->s, err, "write upload", u->id);
 }
 
-static uint64_t fs_upload_size(const wh_upload *base)
+static int fs_upload_accept(wh_upload *base)
 {
-    return ((const struct fs_upload *)base)->size;
+    struct fs_upload *u = (struct fs_upload *)base;
+    if (u->failed) {
+        base->ops->reject(base);
+        return wh_error_set(WH_ERROR, "upload %s: the chunk failed", u->id);
+    }
+    store_sha_copy(u->accepted, u->running);
+    base->offset = base->size;
+    save_state(u);
+    return 0;
+}
+
+static void fs_upload_reject(wh_upload *base)
+{
+    struct fs_upload *u = (struct fs_upload *)base;
+    store_sha_copy(u->running, u->accepted);
+    /* tidy only: stray bytes past the offset are overwritten or cut later */
+    if (cut_beyond(u, base->offset) < 0)
+        wh_log_warn("upload %s: %s", u->id, wh_error_msg());
+    base->size = base->offset;
+    u->failed = false;
 }
 
 static void fs_upload_close(wh_upload *base)
 {
+    upload_free((struct fs_upload *)base);
+}
+
+static void fs_upload_cancel(wh_upload *base)
+{
     struct fs_upload *u = (struct fs_upload *)base;
-    if (u->fd >= 0)
-        close(u->fd);
-    wh_hasher_free(u->sha256);
-    free(u);
+    char path[PATH_CAP];
+    upload_path(path, u->s, u->id);
+    unlink(path);
+    upload_free(u);
 }
 
 static int fs_upload_commit(wh_upload *base, const struct wh_digest *expected)
@@ -609,26 +736,30 @@ static int fs_upload_commit(wh_upload *base, const struct wh_digest *expected)
     int error;
 
     upload_path(path, u->s, u->id);
-    if (u->broken) {
-        error = wh_error_set(WH_ERROR, "upload %s is in an unknown state after an I/O error",
-                             u->id);
+    if (u->failed) {
+        error = wh_error_set(WH_ERROR, "upload %s: the last chunk failed", u->id);
         goto out;
     }
+    base->offset = base->size;
+    /* a rejected chunk may have left bytes past the end: they are no part of the blob */
+    if ((error = cut_beyond(u, base->size)) < 0)
+        goto out;
     /* the size on disk is the recorded size, and the digest is that of those bytes */
-    if ((error = verify_file(u->s, u->fd, path, u->size, u->sha256, expected)) < 0)
+    if ((error = verify_file(u->s, u->fd, path, base->size, u->running, expected)) < 0)
         goto out;
     error = publish(u->s, u->fd, path, expected);
 out:
     if (error < 0)
         unlink(path);
-    fs_upload_close(base);
+    upload_free(u);
     return error;
 }
 
-static int fs_upload_remove(wh_store *base, const char *id)
+static int fs_upload_remove(wh_store *base, const char *id, const char *state)
 {
     struct fs_store *s = (struct fs_store *)base;
     char path[PATH_CAP];
+    (void)state; /* the file is all there is */
     if (!id_ok(id))
         return wh_error_set(WH_ENOTFOUND, "no such upload");
     upload_path(path, s, id);
@@ -653,8 +784,13 @@ static int fs_upload_each(wh_store *base, int (*fn)(const char *, int64_t, void 
             continue;
         int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
         if (strncmp(e->d_name, ".tmp-", 5) == 0) {
-            /* a temporary left by a crash: never visible, always safe to drop */
-            unlinkat(dirfd(dir), e->d_name, 0);
+            /*
+             * A temporary left by a crash: never visible, safe to drop once
+             * it is older than any put_bytes can take (another process
+             * sharing the store may be writing a young one right now).
+             */
+            if (wh_now_ms() - mtime > TMP_STALE_MS)
+                unlinkat(dirfd(dir), e->d_name, 0);
             continue;
         }
         if (fn(e->d_name, mtime, payload) != 0)
@@ -666,9 +802,10 @@ static int fs_upload_each(wh_store *base, int (*fn)(const char *, int64_t, void 
 
 static const struct wh_upload_ops fs_upload_ops = {
     .write = fs_upload_write,
-    .size = fs_upload_size,
-    .truncate = fs_upload_truncate,
+    .accept = fs_upload_accept,
+    .reject = fs_upload_reject,
     .commit = fs_upload_commit,
+    .cancel = fs_upload_cancel,
     .close = fs_upload_close,
 };
 
@@ -692,11 +829,12 @@ static const struct wh_store_driver fs_driver = {
     .name = "filesystem",
     .free = fs_free,
     .stat = fs_stat,
-    .open_blob = fs_open_blob,
+    .reader_open = fs_reader_open,
+    .redirect_url = NULL, /* blobs are served by wharf itself, with sendfile */
     .put_bytes = fs_put_bytes,
     .delete_blob = fs_delete_blob,
     .upload_create = fs_upload_create,
-    .upload_open = fs_upload_open,
+    .upload_resume = fs_upload_resume,
     .upload_remove = fs_upload_remove,
     .upload_each = fs_upload_each,
     .check_space = fs_check_space,

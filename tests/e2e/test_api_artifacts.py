@@ -207,3 +207,52 @@ def test_api_index_listed_once(srv, admin, skopeo, multiarch_layout, unique):
     r = admin.ok(admin.get(base))
     assert sorted(a["digest"] for a in r.json()) == sorted([idx.index_digest, children[1]])
     assert admin.ok(admin.get(f"/projects/{unique}/repositories/app")).json()["artifact_count"] == 2
+
+
+def test_artifact_lists_read_no_blob(srv, admin, reg, unique):
+    """What a list shows of an artifact (the image config's fields, an
+    index's children) is recorded when the manifest is pushed: with the
+    manifest and config blobs gone from the disk, lists and views are
+    unchanged. A manifest pushed before those summaries existed (its row
+    removed here) is summarised from its blobs on its first listing, once."""
+    import json
+    import os
+    import sqlite3
+
+    from datadir import blob_path
+
+    admin.create_project(unique)
+    repo = f"{unique}/app"
+    imgs = [small_image(unique + "a", "amd64"), small_image(unique + "b", "arm64")]
+    for img in imgs:
+        reg.push_image(repo, img)
+    idx = make_index(imgs)
+    r = reg.push_manifest(repo, "1.0", idx.index, "application/vnd.oci.image.index.v1+json")
+    assert r.status_code == 201, describe(r)
+    old = small_image(unique + "c", "amd64")
+    reg.push_image(repo, old, "old")
+    db = sqlite3.connect(os.path.join(srv.data_dir, "wharf.db"), timeout=30)
+    with db:
+        db.execute("DELETE FROM manifest_summary WHERE digest = ?", (old.manifest_digest,))
+    db.close()
+    base = f"/projects/{unique}/repositories/app/artifacts"
+    q = {"q": quote("base=*", safe="")}
+    before = {a["digest"]: a for a in admin.ok(admin.get(base, params=q)).json()}
+    assert before[old.manifest_digest]["extra_attrs"]["architecture"] == "amd64"  # back-filled
+
+    for img in imgs + [old]:
+        for d in (img.manifest_digest, json.loads(img.manifest)["config"]["digest"]):
+            os.unlink(blob_path(srv.data_dir, d))
+    os.unlink(blob_path(srv.data_dir, idx.index_digest))
+    after = {a["digest"]: a for a in admin.ok(admin.get(base, params=q)).json()}
+    assert set(after) == set(before) and len(after) == 4
+    for d, a in after.items():
+        assert a["extra_attrs"] == before[d]["extra_attrs"], d
+        assert a["references"] == before[d]["references"], d
+    assert after[imgs[1].manifest_digest]["extra_attrs"]["architecture"] == "arm64"
+    assert after[old.manifest_digest]["extra_attrs"]["os"] == "linux"
+    refs = after[idx.index_digest]["references"]
+    assert [x["child_digest"] for x in refs] == [i.manifest_digest for i in imgs]
+    assert refs[1]["platform"]["architecture"] == "arm64"
+    one = admin.ok(admin.get(f"{base}/1.0")).json()
+    assert one["references"] == refs

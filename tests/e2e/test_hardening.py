@@ -3,6 +3,7 @@ framing, encoded NULs, forged Host headers and log lines, oversized bodies,
 slowloris connections, one address hogging connections, the audit log under
 a pull storm and a password-guessing run, and the modes of the data dir."""
 
+import json
 import os
 import resource
 import socket
@@ -68,6 +69,44 @@ def test_two_content_lengths_and_te_with_cl_are_refused(server):
     r = raw(server, b"POST /v2/library/x/blobs/uploads/ HTTP/1.1\r\nHost: a\r\nAuthorization: " + auth
             + b"\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     assert status_of(r) == 400 and b"Transfer-Encoding" in r, r[:400]
+
+
+def split_response(resp: bytes):
+    head, _, body = resp.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower().decode()] = v.strip().decode()
+    return headers, body
+
+
+def test_server_errors_speak_the_protocol_of_their_path(server):
+    """The errors the HTTP layer gives by itself (here a request with two
+    Content-Length headers) carry what the route's protocol puts on every
+    answer: the OCI body and the API version header under /v2/, Harbor's
+    body under /api/v2.0, neither on the portal's paths."""
+    bad = b"\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nab"
+    h, body = split_response(raw(server, b"PUT /v2/library/x/manifests/v1 HTTP/1.1\r\nHost: a" + bad))
+    assert h.get("docker-distribution-api-version") == "registry/2.0", h
+    assert h["content-type"].startswith("application/json")
+    err = json.loads(body)["errors"][0]
+    assert err["code"] == "BAD_REQUEST" and "Content-Length" in err["message"], body
+    h, body = split_response(raw(server, b"PUT /api/v2.0/projects/x HTTP/1.1\r\nHost: a" + bad))
+    assert "docker-distribution-api-version" not in h, h
+    err = json.loads(body)["errors"][0]
+    assert err["code"] == "BAD_REQUEST" and "Content-Length" in err["message"], body
+    h, body = split_response(raw(server, b"PUT /harbor/projects HTTP/1.1\r\nHost: a" + bad))
+    assert "docker-distribution-api-version" not in h, h
+    assert b"Content-Length" in body
+    # the registry's own answers keep the header, errors and successes alike
+    r = requests.get(server.url + "/v2/library/nothing-here/tags/list",
+                     auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=10)
+    assert r.status_code == 404 and r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert r.json()["errors"][0]["code"] == "NAME_UNKNOWN", describe(r)
+    r = requests.get(server.url + "/api/v2.0/projects/nothing-here",
+                     auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=10)
+    assert r.status_code in (403, 404) and r.json()["errors"], describe(r)
+    assert "Docker-Distribution-API-Version" not in r.headers, describe(r)
 
 
 def test_encoded_nul_in_path_or_query_is_refused(server, unique):

@@ -563,12 +563,15 @@ static void test_scan__oci_index_and_bad_layouts(void **state)
 }
 
 /* A registry-style blob store: files named by bare hex in one directory, opened through a callback. */
-static int flat_open(void *payload, const struct wh_digest *d)
+static int flat_open(void **handle, void *payload, const struct wh_digest *d)
 {
     char *path = wh_sprintf("%s/%s", (const char *)payload, wh_digest_hex(d));
     int fd = open(path, O_RDONLY);
     free(path);
-    return fd < 0 ? WH_ENOTFOUND : fd;
+    if (fd < 0)
+        return WH_ENOTFOUND;
+    *handle = wh_blob_file_handle(fd);
+    return 0;
 }
 
 static void test_scan__blob_source_and_saved_inventory(void **state)
@@ -583,7 +586,7 @@ static void test_scan__blob_source_and_saved_inventory(void **state)
     char *cmd = wh_sprintf("cp %s/blobs/sha256/* %s/", dir, flat);
     assert_int_equal(system(cmd), 0);
     char *mdg = index_digest(dir);
-    struct wh_blob_source src = {flat_open, flat};
+    struct wh_blob_source src = {flat_open, wh_blob_file_read, wh_blob_file_close, flat};
     struct wh_inventory *inv = NULL, *back = NULL;
     struct wh_scan_opts opts = {0};
     assert_int_equal(wh_scan_image(&inv, &src, mdg, &opts), 0);

@@ -92,7 +92,7 @@ static void test_storage__commit_verified(void **state)
     assert_int_equal(wh_upload_commit(u, &d), 0);
     assert_int_equal(wh_store_stat(f->store, &d, &size), 0);
     assert_true(size == 11);
-    assert_int_equal(wh_store_upload_remove(f->store, "u-1"), WH_ENOTFOUND); /* staging gone */
+    assert_int_equal(wh_store_upload_remove(f->store, "u-1", NULL), WH_ENOTFOUND); /* staging gone */
 }
 
 static void test_storage__commit_wrong_digest_stores_nothing(void **state)
@@ -122,15 +122,18 @@ static void test_storage__reopen_rebuilds_hash_and_sha512(void **state)
     wh_digest_of(&d512, WH_DIGEST_SHA512, "abcdef", 6);
     assert_int_equal(wh_store_upload_create(f->store, "u-3", &u), 0);
     assert_int_equal(wh_upload_write(u, "abc", 3), 0);
+    assert_int_equal(wh_upload_accept(u), 0);
+    char *saved = wh_strdup(wh_upload_state(u));
     wh_upload_close(u); /* as after a request, or a restart */
-    assert_int_equal(wh_store_upload_open(f->store, "u-3", &u), 0);
+    assert_int_equal(wh_store_upload_resume(f->store, "u-3", 3, saved, &u), 0);
+    free(saved);
     assert_true(wh_upload_size(u) == 3);
     assert_int_equal(wh_upload_write(u, "def", 3), 0);
     assert_int_equal(wh_upload_commit(u, &d512), 0);
     uint64_t size;
     assert_int_equal(wh_store_stat(f->store, &d512, &size), 0);
     assert_int_equal(wh_store_stat(f->store, &d256, &size), WH_ENOTFOUND);
-    assert_int_equal(wh_store_upload_open(f->store, "../x", &u), WH_ENOTFOUND);
+    assert_int_equal(wh_store_upload_resume(f->store, "../x", 0, "", &u), WH_ENOTFOUND);
 }
 
 static void test_storage__put_bytes_idempotent(void **state)
@@ -184,11 +187,11 @@ static bool reserve_present(const struct fixture *f)
 
 /*
  * A chunk whose write fails, after none, some or all of its bytes reached
- * the file, leaves the session exactly as before: the recorded size, the
- * file's size and the hash agree. The chunk sent again completes a blob that
- * hashes to its digest (the bug this guards against: a failed write moved
- * the file offset, the truncate to the old size did nothing, and a
- * 2,500-byte file was published under the digest of 2,000 bytes).
+ * the file, is rejected and leaves the session exactly as at the last
+ * accept: the offset, the file's size and the hash agree. The chunk sent
+ * again completes a blob that hashes to its digest (the bug this guards
+ * against: a failed write moved the file offset, and a 2,500-byte file was
+ * published under the digest of 2,000 bytes).
  */
 static void test_storage__failed_write_leaves_upload_as_before(void **state)
 {
@@ -217,87 +220,212 @@ static void test_storage__failed_write_leaves_upload_as_before(void **state)
         snprintf(id, sizeof(id), "fw-%zu", i);
         assert_int_equal(wh_store_upload_create(f->store, id, &u), 0);
         assert_int_equal(wh_upload_write(u, data, 2000), 0);
+        assert_int_equal(wh_upload_accept(u), 0);
         assert_int_equal(wh_failpoint_set(cases[i].spec), 0);
         int rc = wh_upload_write(u, data + 2000, 500);
         if (rc != cases[i].rc)
             fail_msg("%s: write returned %d, expected %d", cases[i].spec, rc, cases[i].rc);
         assert_true(wh_failpoint_hits("store.write") >= 1);
         assert_int_equal(wh_failpoint_set(NULL), 0);
-        uint64_t want = rc == 0 ? 2500 : 2000;
-        if (wh_upload_size(u) != want || staged_size(f, id) != (long long)want)
-            fail_msg("%s: recorded %llu, on disk %lld, expected %llu", cases[i].spec,
-                     (unsigned long long)wh_upload_size(u), staged_size(f, id),
-                     (unsigned long long)want);
         if (rc != 0) {
             /* what a refused chunk does (blob.c), then the client's retry */
-            assert_int_equal(wh_upload_truncate(u, 2000), 0);
+            wh_upload_reject(u);
+            if (wh_upload_size(u) != 2000 || staged_size(f, id) != 2000)
+                fail_msg("%s: recorded %llu, on disk %lld, expected 2000", cases[i].spec,
+                         (unsigned long long)wh_upload_size(u), staged_size(f, id));
             assert_int_equal(wh_upload_write(u, data + 2000, 500), 0);
         }
+        assert_true(wh_upload_size(u) == 2500 && wh_upload_offset(u) == 2000);
         assert_int_equal(wh_upload_commit(u, &d), 0);
         assert_blob(f, &d, data, sizeof(data));
         assert_int_equal(wh_store_delete_blob(f->store, &d), 0);
     }
 }
 
-/* The same after a restart: the session reopened from disk holds the recorded bytes only. */
-static void test_storage__failed_write_then_reopen(void **state)
+/*
+ * A writer that dies mid-chunk (no reject): the session resumed from the
+ * saved offset and state, by another store handle as another process would,
+ * drops the stray bytes and goes on.
+ */
+static void test_storage__failed_write_then_resume(void **state)
 {
     NEED_FAILPOINTS();
     struct fixture *f = *state;
     wh_upload *u = NULL;
+    wh_store *other = NULL;
     struct wh_digest d;
     wh_digest_of(&d, WH_DIGEST_SHA256, "0123456789", 10);
     assert_int_equal(wh_store_upload_create(f->store, "re-1", &u), 0);
     assert_int_equal(wh_upload_write(u, "01234", 5), 0);
+    assert_int_equal(wh_upload_accept(u), 0);
+    char *saved = wh_strdup(wh_upload_state(u));
     assert_int_equal(wh_failpoint_set("store.write=1:short,store.write=2:EIO"), 0);
     assert_int_equal(wh_upload_write(u, "56789", 5), WH_ERROR);
     assert_int_equal(wh_failpoint_set(NULL), 0);
+    assert_true(staged_size(f, "re-1") > 5); /* the partial chunk is in the file */
     wh_upload_close(u);
-    assert_int_equal(wh_store_upload_open(f->store, "re-1", &u), 0);
-    assert_true(wh_upload_size(u) == 5);
+    assert_int_equal(wh_store_open_fs(&other, f->dir), 0);
+    assert_int_equal(wh_store_upload_resume(other, "re-1", 5, saved, &u), 0);
+    assert_true(wh_upload_size(u) == 5 && staged_size(f, "re-1") == 5);
+    assert_string_equal(wh_upload_state(u), saved);
     assert_int_equal(wh_upload_write(u, "56789", 5), 0);
     assert_int_equal(wh_upload_commit(u, &d), 0);
     assert_blob(f, &d, "0123456789", 10);
+    /* a session whose staged bytes are shorter than the saved offset is unknown */
+    assert_int_equal(wh_store_upload_create(other, "re-2", &u), 0);
+    assert_int_equal(wh_upload_write(u, "01234", 5), 0);
+    assert_int_equal(wh_upload_accept(u), 0);
+    wh_upload_close(u);
+    assert_int_equal(wh_store_upload_resume(other, "re-2", 6, "", &u), WH_ENOTFOUND);
+    wh_store_free(other);
+    free(saved);
 }
 
 /*
- * A failed write whose undo fails too (the truncate): the upload refuses
- * further writes and its commit until a truncate succeeds, which brings it
- * back to the recorded bytes.
+ * A rejected chunk whose cut fails too (the truncate): the stray bytes stay
+ * in the file, but they are no part of the session: the chunk sent again
+ * overwrites them, and a commit never publishes them. A failed chunk is
+ * refused by accept and commit until it is rejected.
  */
-static void test_storage__failed_undo_blocks_upload(void **state)
+static void test_storage__failed_undo_never_published(void **state)
 {
     NEED_FAILPOINTS();
     struct fixture *f = *state;
     wh_upload *u = NULL;
     struct wh_digest d;
     uint64_t size;
-    wh_digest_of(&d, WH_DIGEST_SHA256, "0123456789", 10);
+    wh_digest_of(&d, WH_DIGEST_SHA256, "01234567", 8);
     assert_int_equal(wh_store_upload_create(f->store, "ud-1", &u), 0);
     assert_int_equal(wh_upload_write(u, "01234", 5), 0);
+    assert_int_equal(wh_upload_accept(u), 0);
     assert_int_equal(
         wh_failpoint_set("store.write=1:short,store.write=2:EIO,store.truncate=1+:EIO"), 0);
     assert_int_equal(wh_upload_write(u, "56789", 5), WH_ERROR);
-    assert_true(staged_size(f, "ud-1") > 5); /* the partial chunk is still there */
-    assert_int_equal(wh_upload_write(u, "56789", 5), WH_ERROR);
-    assert_int_equal(wh_upload_truncate(u, 5), WH_ERROR);
+    assert_int_equal(wh_upload_write(u, "56789", 5), WH_ERROR); /* failed until rejected */
+    wh_upload_reject(u);
     assert_int_equal(wh_failpoint_set(NULL), 0);
-    assert_int_equal(wh_upload_truncate(u, 5), 0);
-    assert_true(staged_size(f, "ud-1") == 5 && wh_upload_size(u) == 5);
-    assert_int_equal(wh_upload_write(u, "56789", 5), 0);
+    assert_true(staged_size(f, "ud-1") > 5 && wh_upload_size(u) == 5);
+    assert_int_equal(wh_upload_write(u, "567", 3), 0); /* shorter than the stray bytes */
     assert_int_equal(wh_upload_commit(u, &d), 0);
-    assert_blob(f, &d, "0123456789", 10);
+    assert_blob(f, &d, "01234567", 8);
 
     /* committed while in that state: refused, nothing published */
     struct wh_digest d2;
     wh_digest_of(&d2, WH_DIGEST_SHA256, "abcde", 5);
     assert_int_equal(wh_store_upload_create(f->store, "ud-2", &u), 0);
-    assert_int_equal(wh_failpoint_set("store.write=1:short,store.write=2:EIO,store.truncate=1:EIO"),
-                     0);
+    assert_int_equal(wh_failpoint_set("store.write=1:short,store.write=2:EIO"), 0);
     assert_int_equal(wh_upload_write(u, "abcde", 5), WH_ERROR);
     assert_int_equal(wh_failpoint_set(NULL), 0);
     assert_int_equal(wh_upload_commit(u, &d2), WH_ERROR);
     assert_int_equal(wh_store_stat(f->store, &d2, &size), WH_ENOTFOUND);
+}
+
+/*
+ * The saved hash state: resumed in another store handle it is used as is;
+ * a state this process cannot use (another OpenSSL, another layout, damaged,
+ * or of another byte count) makes the resume hash the staged bytes again,
+ * and the blob still commits under its digest.
+ */
+static void test_storage__hash_state_fallback(void **state)
+{
+    struct fixture *f = *state;
+    static char data[200000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 7 + i / 251);
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, data, sizeof(data));
+    const uint64_t half = 100003; /* not a multiple of the 64-byte block */
+    wh_upload *u = NULL;
+    assert_int_equal(wh_store_upload_create(f->store, "hs-0", &u), 0);
+    assert_int_equal(wh_upload_write(u, data, half), 0);
+    assert_int_equal(wh_upload_accept(u), 0);
+    char *good = wh_strdup(wh_upload_state(u));
+    wh_upload_close(u);
+    assert_true(strncmp(good, "fs1 sha256-ossl", 15) == 0);
+
+    char *foreign_version = wh_strdup(good);
+    foreign_version[15] = foreign_version[15] == '9' ? '8' : '9'; /* "ossl9-": another major */
+    char *damaged = wh_strdup(good);
+    damaged[strlen(damaged) - 3] = 'z';
+    char *truncated = wh_strdup(good);
+    truncated[strlen(truncated) - 2] = '\0';
+    const char *states[] = {good, foreign_version, damaged, truncated, "", "s3 uploadid=x",
+                            "fs1 sha256-ossl3-4:00"};
+    for (size_t i = 0; i < N(states); i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "hs-%zu", i + 1);
+        assert_int_equal(wh_store_upload_create(f->store, id, &u), 0);
+        assert_int_equal(wh_upload_write(u, data, half), 0);
+        assert_int_equal(wh_upload_accept(u), 0);
+        wh_upload_close(u);
+        wh_store *other = NULL;
+        assert_int_equal(wh_store_open_fs(&other, f->dir), 0);
+        assert_int_equal(wh_store_upload_resume(other, id, half, states[i], &u), 0);
+        assert_string_equal(wh_upload_state(u), good); /* the state is the right one again */
+        assert_int_equal(wh_upload_write(u, data + half, sizeof(data) - half), 0);
+        if (wh_upload_commit(u, &d) != 0)
+            fail_msg("state %zu: %s", i, wh_error_msg());
+        assert_blob(f, &d, data, sizeof(data));
+        assert_int_equal(wh_store_delete_blob(f->store, &d), 0);
+        wh_store_free(other);
+    }
+    /* a good state saved at another offset is not taken for this one */
+    assert_int_equal(wh_store_upload_create(f->store, "hs-x", &u), 0);
+    assert_int_equal(wh_upload_write(u, data, half + 1), 0);
+    assert_int_equal(wh_upload_accept(u), 0);
+    wh_upload_close(u);
+    assert_int_equal(wh_store_upload_resume(f->store, "hs-x", half + 1, good, &u), 0);
+    assert_int_equal(wh_upload_write(u, data + half + 1, sizeof(data) - half - 1), 0);
+    assert_int_equal(wh_upload_commit(u, &d), 0);
+    assert_blob(f, &d, data, sizeof(data));
+    free(good);
+    free(foreign_version);
+    free(damaged);
+    free(truncated);
+}
+
+/* Readers: ranges, the end of the blob, and the file descriptor fast path. */
+static void test_storage__reader_ranges(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_digest d, missing;
+    wh_store_reader *rd = NULL;
+    char buf[64];
+    size_t got;
+    uint64_t off;
+    wh_digest_of(&d, WH_DIGEST_SHA256, "0123456789", 10);
+    wh_digest_of(&missing, WH_DIGEST_SHA256, "x", 1);
+    assert_int_equal(wh_store_put_bytes(f->store, &d, "0123456789", 10), 0);
+
+    assert_int_equal(wh_store_reader_open(&rd, f->store, &d, 3, 4), 0);
+    assert_true(wh_store_reader_blob_size(rd) == 10 && wh_store_reader_left(rd) == 4);
+    assert_int_equal(wh_store_reader_read(rd, buf, 2, &got), 0);
+    assert_true(got == 2 && memcmp(buf, "34", 2) == 0);
+    assert_int_equal(wh_store_reader_read(rd, buf, sizeof(buf), &got), 0);
+    assert_true(got == 2 && memcmp(buf, "56", 2) == 0); /* never past the range */
+    assert_int_equal(wh_store_reader_read(rd, buf, sizeof(buf), &got), 0);
+    assert_true(got == 0);
+    wh_store_reader_close(rd);
+
+    /* to the end, cut to the blob; the fd fast path starts where reading stopped */
+    assert_int_equal(wh_store_reader_open(&rd, f->store, &d, 7, 100), 0);
+    assert_true(wh_store_reader_left(rd) == 3);
+    assert_int_equal(wh_store_reader_read(rd, buf, 1, &got), 0);
+    int fd = wh_store_reader_fd(rd, &off);
+    assert_true(fd >= 0 && off == 8);
+    assert_int_equal(wh_store_reader_read(rd, buf, 1, &got), WH_ERROR); /* handed over */
+    wh_store_reader_close(rd);
+    assert_true(pread(fd, buf, 2, (off_t)off) == 2 && memcmp(buf, "89", 2) == 0);
+    close(fd);
+
+    assert_int_equal(wh_store_reader_open(&rd, f->store, &d, 10, WH_STORE_TO_END), 0);
+    assert_true(wh_store_reader_left(rd) == 0);
+    wh_store_reader_close(rd);
+    assert_int_equal(wh_store_reader_open(&rd, f->store, &d, 11, 1), WH_ERANGE);
+    assert_int_equal(wh_store_reader_open(&rd, f->store, &missing, 0, 1), WH_ENOTFOUND);
+    char *url = NULL;
+    assert_int_equal(wh_store_redirect_url(f->store, &d, &url), WH_ENOTFOUND);
+    assert_null(url);
 }
 
 /*
@@ -439,6 +567,7 @@ static void test_storage__full_disk_state(void **state)
     assert_int_equal(wh_store_check_space(f->store), 0);
     assert_int_equal(wh_store_upload_create(f->store, "full-1", &u), 0);
     assert_int_equal(wh_upload_write(u, "abc", 3), 0);
+    assert_int_equal(wh_upload_accept(u), 0);
 
     assert_int_equal(wh_failpoint_set("store.write=1:ENOSPC,store.space=1+:ENOSPC"), 0);
     assert_int_equal(wh_upload_write(u, "def", 3), WH_ENOSPC);
@@ -454,6 +583,7 @@ static void test_storage__full_disk_state(void **state)
     assert_int_equal(wh_failpoint_set(NULL), 0); /* space is back */
     assert_int_equal(wh_store_check_space(f->store), 0);
     assert_true(reserve_present(f));
+    wh_upload_reject(u); /* the refused chunk, as blob.c drops it */
     assert_int_equal(wh_upload_write(u, "def", 3), 0);
     struct wh_digest d6;
     wh_digest_of(&d6, WH_DIGEST_SHA256, "abcdef", 6);
@@ -471,6 +601,63 @@ static void test_storage__full_disk_state(void **state)
     assert_int_equal(wh_failpoint_set("store.space=1+:ENOSPC"), 0);
     assert_int_equal(wh_store_upload_create(f->store, "full-3", &u2), WH_ENOSPC);
     assert_false(reserve_present(f));
+}
+
+/*
+ * Upload sessions in the database (db_upload_state.c): one lease at a time,
+ * renewed by its holder, taken over once it has run out; a save by a holder
+ * whose lease was taken over is refused, so its chunk is not recorded.
+ */
+static void test_db__upload_lease(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_upload_caps caps = {0};
+    struct wh_upload_refusal why;
+    struct wh_upload_session us;
+    assert_int_equal(wh_db_upload_create(f->db, "up-1", "library/a", 1, "admin", 1000, &caps,
+                                         &why), 0);
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h1", 1000, 2000, &us), 0);
+    assert_true(us.accepted == 0 && strcmp(us.state, "") == 0 &&
+                strcmp(us.repo, "library/a") == 0 && us.project_id == 1);
+    free(us.state);
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h2", 1500, 2500, &us), WH_EBUSY);
+    assert_int_equal(wh_db_upload_renew(f->db, "up-1", "h2", 9000), WH_ENOTFOUND);
+    assert_int_equal(wh_db_upload_renew(f->db, "up-1", "h1", 3000), 0);
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h2", 2500, 3500, &us), WH_EBUSY);
+    assert_int_equal(wh_db_upload_save(f->db, "up-1", "h1", 5, "st-5", 2600), 0);
+    assert_int_equal(wh_db_upload_peek(f->db, "up-1", &us), 0); /* no lease needed */
+    assert_true(us.accepted == 5 && strcmp(us.state, "st-5") == 0);
+    free(us.state);
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h2", 2700, 3700, &us), 0);
+    assert_true(us.accepted == 5 && strcmp(us.state, "st-5") == 0);
+    free(us.state);
+    assert_int_equal(wh_db_upload_save(f->db, "up-1", "h1", 9, "st-9", 2800), WH_ENOTFOUND);
+    /* h2 dies: its lease runs out and h3 takes over; h2's late save is refused */
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h3", 3800, 4800, &us), 0);
+    free(us.state);
+    assert_int_equal(wh_db_upload_save(f->db, "up-1", "h2", 9, "st-9", 3900), WH_ENOTFOUND);
+    assert_int_equal(wh_db_upload_release(f->db, "up-1", "h3"), 0);
+    assert_int_equal(wh_db_upload_release(f->db, "up-1", "h3"), 0); /* twice: harmless */
+    assert_int_equal(wh_db_upload_claim(f->db, "up-1", "h4", 3950, 4950, &us), 0);
+    assert_true(us.accepted == 5);
+    free(us.state);
+    assert_int_equal(wh_db_upload_claim(f->db, "nope", "h1", 1000, 2000, &us), WH_ENOTFOUND);
+    assert_int_equal(wh_db_upload_peek(f->db, "nope", &us), WH_ENOTFOUND);
+}
+
+/* Manifest summaries: recorded by digest, replaced on a second put. */
+static void test_db__manifest_summary(void **state)
+{
+    struct fixture *f = *state;
+    char *e = NULL, *r = NULL;
+    assert_int_equal(wh_db_manifest_summary_get(f->db, DM, &e, &r), WH_ENOTFOUND);
+    assert_int_equal(wh_db_manifest_summary_put(f->db, DM, "{\"os\":\"linux\"}", "[]"), 0);
+    assert_int_equal(wh_db_manifest_summary_put(f->db, DM, "{\"os\":\"windows\"}", "[]"), 0);
+    assert_int_equal(wh_db_manifest_summary_get(f->db, DM, &e, &r), 0);
+    assert_string_equal(e, "{\"os\":\"windows\"}");
+    assert_string_equal(r, "[]");
+    free(e);
+    free(r);
 }
 
 /*
@@ -633,13 +820,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_storage__put_bytes_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_storage__failed_write_leaves_upload_as_before, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_storage__failed_write_then_reopen, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_storage__failed_undo_blocks_upload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage__failed_write_then_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage__failed_undo_never_published, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_storage__hash_state_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage__reader_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_storage__corrupt_write_never_published, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_storage__commit_failure_points, setup, teardown),
         cmocka_unit_test_setup_teardown(test_storage__full_disk_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__full_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__upload_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__manifest_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__manifest_references_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__tags_pagination_and_referrers, setup, teardown),

@@ -1,0 +1,110 @@
+/*
+ * db_upload_state.c: what a node needs to resume an upload session another
+ * node began (migration 13): the accepted byte count, the storage driver's
+ * state, and the lease of the request writing to it.
+ */
+#include "db/db_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Columns repo, project_id, accepted_bytes, state of the current row. */
+static void read_session(struct wh_upload_session *out, sqlite3_stmt *s)
+{
+    memset(out, 0, sizeof(*out));
+    db_copy_col(out->repo, sizeof(out->repo), s, 0);
+    out->project_id = sqlite3_column_int64(s, 1);
+    int64_t accepted = sqlite3_column_int64(s, 2);
+    out->accepted = accepted > 0 ? (uint64_t)accepted : 0;
+    const unsigned char *st = sqlite3_column_text(s, 3);
+    out->state = wh_strdup(st ? (const char *)st : "");
+}
+
+int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t now_ms,
+                       int64_t until_ms, struct wh_upload_session *out)
+{
+    static const char claim[] =
+        "UPDATE upload SET holder = ?2, held_until_ms = ?4"
+        " WHERE id = ?1 AND (holder IS NULL OR held_until_ms < ?3)"
+        " RETURNING repo, project_id, accepted_bytes, state";
+    static const char exists[] = "SELECT 1 FROM upload WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, claim);
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, holder);
+    sqlite3_bind_int64(s, 3, now_ms);
+    sqlite3_bind_int64(s, 4, until_ms);
+    int error = db_one_row(c, s, "upload");
+    if (error == 0) {
+        read_session(out, s);
+        db_done(s);
+        return 0;
+    }
+    if (error != WH_ENOTFOUND)
+        return error;
+    bool found = false;
+    s = db_stmt(c, exists);
+    db_bind_text(s, 1, id);
+    if ((error = db_exists(c, s, &found)) < 0)
+        return error;
+    if (!found)
+        return wh_error_set(WH_ENOTFOUND, "upload unknown");
+    return wh_error_set(WH_EBUSY, "another request is writing to this upload");
+}
+
+int wh_db_upload_peek(wh_db *db, const char *id, struct wh_upload_session *out)
+{
+    static const char sql[] =
+        "SELECT repo, project_id, accepted_bytes, state FROM upload WHERE id = ?1";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, id);
+    int error = db_one_row(c, s, "upload");
+    if (error < 0)
+        return error;
+    read_session(out, s);
+    db_done(s);
+    return 0;
+}
+
+int wh_db_upload_renew(wh_db *db, const char *id, const char *holder, int64_t until_ms)
+{
+    static const char sql[] =
+        "UPDATE upload SET held_until_ms = ?3 WHERE id = ?1 AND holder = ?2";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, holder);
+    sqlite3_bind_int64(s, 3, until_ms);
+    return db_change(c, s, "upload lease");
+}
+
+int wh_db_upload_save(wh_db *db, const char *id, const char *holder, uint64_t accepted,
+                      const char *state, int64_t now_ms)
+{
+    static const char sql[] =
+        "UPDATE upload SET accepted_bytes = ?3, state = ?4, updated_ms = ?5, holder = NULL,"
+        " held_until_ms = 0 WHERE id = ?1 AND holder = ?2";
+    if (accepted > INT64_MAX)
+        return wh_error_set(WH_ETOOBIG, "upload too large");
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, holder);
+    sqlite3_bind_int64(s, 3, (int64_t)accepted);
+    db_bind_text(s, 4, state ? state : "");
+    sqlite3_bind_int64(s, 5, now_ms);
+    return db_change(c, s, "upload lease");
+}
+
+int wh_db_upload_release(wh_db *db, const char *id, const char *holder)
+{
+    static const char sql[] =
+        "UPDATE upload SET holder = NULL, held_until_ms = 0 WHERE id = ?1 AND holder = ?2";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, id);
+    db_bind_text(s, 2, holder);
+    int error = db_change(c, s, "upload lease");
+    return error == WH_ENOTFOUND ? 0 : error;
+}
