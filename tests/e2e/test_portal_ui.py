@@ -14,6 +14,7 @@ import pytest
 
 from apiclient import Api, describe
 from regclient import ADMIN_PASSWORD, ADMIN_USER
+from test_rematch import feed_server  # noqa: F401 (fixture)
 from test_scan_registry import cli_report, expected_summary, import_db
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -171,3 +172,49 @@ def test_portal_administration(servers, unique, tmp_path):
     al = r.json()
     assert [i["cve_id"] for i in al["items"]] == ["CVE-2024-1111", "CVE-2024-2222"]
     assert al["expires_at"] == 1580515199  # 2020-01-31T23:59:59Z
+
+
+def test_portal_interrogation_services(servers, skopeo, pinned_bookworm, feed_server, unique,
+                                       tmp_path):
+    """Administration › Interrogation Services: the vulnerability database's
+    status and UPDATE NOW (from a feed server of the test, with no database at
+    the start), scan-all (SCAN NOW, its progress, a schedule), the security
+    hub (totals, most dangerous CVEs and artifacts, the search by CVE), and a
+    user who is not an administrator kept out. What the pages showed is checked
+    against `wharf scan` of the same image with the database the update wrote."""
+    feeds = " ".join(f"{feed_server}/{f}" for f in (
+        "debian/tracker-bookworm-fixture.json", "nvd/CVE-2023-45853.json",
+        "nvd/CVE-2011-3374.json"))
+    srv = servers.new(env={"WHARF_SCAN_DB_UPDATE_INTERVAL": "0", "WHARF_VULNDB_FEEDS": feeds})
+    api = Api(srv.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project(unique)  # no scan on push
+    for repo in ("bookworm", "copy"):
+        skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{unique}/{repo}:1")
+    user = unique[-20:]
+    api.create_user(user, password="User-Passw0rd")
+    out = run_ui("interrogation.mjs", srv, tmp_path, "interrogation", env={
+        "IMAGES": "2", "USER2": user, "USER2_PASSWORD": "User-Passw0rd"})
+    seen = json.loads(next(l for l in out.splitlines() if l.startswith("SEEN "))[5:])
+    # the numbers the pages showed are those of an independent scan of the image
+    assert os.path.exists(os.path.join(srv.data_dir, "vulndb.sqlite"))
+    rep = cli_report(srv, pinned_bookworm)
+    summary = expected_summary(rep)
+    want = {"Critical": summary["summary"].get("Critical", 0) * 2,
+            "High": summary["summary"].get("High", 0) * 2,
+            "Medium": summary["summary"].get("Medium", 0) * 2,
+            "Low": summary["summary"].get("Low", 0) * 2,
+            "Unknown": summary["summary"].get("Unknown", 0) * 2,
+            "None": summary["summary"].get("Negligible", 0) * 2}
+    assert seen["totals"] == want
+    assert seen["total"] == 2 * summary["total"] and seen["fixable"] == 2 * summary["fixable"]
+    top = max(rep["vulnerabilities"],
+              key=lambda v: (v.get("preferred_cvss") or {}).get("score_v3") or 0)
+    top_score = top["preferred_cvss"]["score_v3"]
+    assert seen["topCve"] in {v["id"] for v in rep["vulnerabilities"]
+                              if ((v.get("preferred_cvss") or {}).get("score_v3") or 0) == top_score}
+    assert seen["searchRows"] == 2 * sum(1 for v in rep["vulnerabilities"] if v["id"] == seen["topCve"])
+    st = api.get("/vulndb/status").json()
+    assert seen["advisories"] == st["advisories"] > 0
+    # the button asked for exactly one update, audited
+    assert [a["username"] for a in api.audit(operation="update")
+            if a["resource_type"] == "vulndb"] == [ADMIN_USER]
