@@ -1,14 +1,17 @@
-"""The web portal in a real browser: Debian's Chromium driven by playwright-core
-(tests/ui, installed by `npm ci` from its lock file; `scripts/deps.sh test`
-does it). Each test prepares a real wharf (the fixture vulnerability database
-imported, the pinned bookworm image's expected scan computed with `wharf
-scan`), then runs one script of tests/ui with node, which fails on the first
-check that does not hold. Screenshots go to build/ui-screenshots/<test>/.
+"""The web portal in real browsers: Debian's Chromium and Firefox ESR driven by
+playwright-core (tests/ui, installed by `npm ci` from its lock file;
+`scripts/deps.sh test` does it; Firefox through WebDriver BiDi). Each test
+runs in both browsers: it prepares a real wharf (the fixture vulnerability
+database imported, the pinned bookworm image's expected scan computed with
+`wharf scan`), then runs one script of tests/ui with node, which fails on the
+first check that does not hold. Screenshots go to
+build/ui-screenshots/<test>[-firefox]/.
 """
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -20,23 +23,44 @@ from test_scan_registry import cli_report, expected_summary, import_db
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UI = os.path.join(ROOT, "tests", "ui")
 SEV_ORDER = ["Critical", "High", "Medium", "Low", "Negligible", "Unknown"]
+BROWSERS = {"chromium": "chromium", "firefox": "firefox-esr"}  # name: Debian's command
+_browser = {"name": "chromium"}
+
+
+@pytest.fixture(autouse=True, params=sorted(BROWSERS))
+def ui_browser(request):
+    """Every test of this file runs once per browser."""
+    _browser["name"] = request.param
+    yield request.param
+    _browser["name"] = "chromium"
 
 
 def run_ui(script, srv, tmp_path, name, env=None, skopeo=None, timeout=600):
+    browser = _browser["name"]
     if not os.path.isdir(os.path.join(UI, "node_modules", "playwright-core")):
         pytest.fail("playwright-core is not installed: run `bash scripts/deps.sh test` "
                     "(npm ci in tests/ui)", pytrace=False)
-    if not shutil.which("chromium") or not shutil.which("node"):
-        pytest.fail("chromium and node are needed: run `bash scripts/deps.sh test`",
+    if not shutil.which(BROWSERS[browser]) or not shutil.which("node"):
+        pytest.fail(f"{BROWSERS[browser]} and node are needed: run `bash scripts/deps.sh test`",
                     pytrace=False)
+    if browser != "chromium":
+        name += "-" + browser
     shots = os.path.join(ROOT, "build", "ui-screenshots", name)
     shutil.rmtree(shots, ignore_errors=True)
     e = skopeo.env() if skopeo else dict(os.environ)
     e.update({"WHARF_URL": srv.url, "WHARF_HOST": srv.host, "WHARF_USER": ADMIN_USER,
-              "WHARF_PASSWORD": ADMIN_PASSWORD, "WHARF_SHOTS": shots, "WORK": str(tmp_path)})
+              "WHARF_PASSWORD": ADMIN_PASSWORD, "WHARF_SHOTS": shots, "WORK": str(tmp_path),
+              "BROWSER": browser})
     e.update(env or {})
-    p = subprocess.run(["node", os.path.join(UI, script)], cwd=UI, env=e, capture_output=True,
-                       text=True, timeout=timeout)
+    # the browsers' profiles (and their sockets, whose paths are capped at 107 bytes) in a
+    # short temporary directory of their own
+    short = tempfile.mkdtemp(prefix="wharf-ui-")
+    e["TMPDIR"] = short
+    try:
+        p = subprocess.run(["node", os.path.join(UI, script)], cwd=UI, env=e, capture_output=True,
+                           text=True, timeout=timeout)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
     print(p.stdout)
     assert p.returncode == 0, f"{script} failed (screenshots in {shots}):\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}"
     return p.stdout
