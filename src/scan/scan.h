@@ -177,8 +177,9 @@ struct wh_vulndb_info {
     struct wh_vulndb_source sources[WH_VULNDB_SOURCES_MAX];
 };
 /*
- * Reads the status of the database at `dbpath` into `out`. 0, WH_ENOTFOUND
- * (no database yet) or WH_ERROR.
+ * Reads the status of the database at `dbpath` into `out` (what an older
+ * database does not record counts as empty). 0, WH_ENOTFOUND (no database
+ * yet) or WH_ERROR (it cannot be opened).
  */
 int wh_vulndb_info(const char *dbpath, struct wh_vulndb_info *out);
 /* The built-in public feed list that `vulndb update` uses when none is configured. */

@@ -1118,39 +1118,33 @@ int wh_vulndb_info(const char *dbpath, struct wh_vulndb_info *out)
     memset(out, 0, sizeof(*out));
     if ((error = wh_vulndb_open(&db, dbpath)) < 0)
         return error;
-    error = WH_ERROR;
+    /* as wh_vulndb_status: a table an older database lacks counts as empty */
     if (sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key='updated_at'", -1, &s,
-                           NULL) != SQLITE_OK)
-        goto out;
-    if (sqlite3_step(s) == SQLITE_ROW)
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
         column_copy(s, 0, out->updated_at, sizeof(out->updated_at));
     sqlite3_finalize(s);
     s = NULL;
     out->advisories = wh_vulndb_count(db);
-    if (sqlite3_prepare_v2(db->db, "SELECT count(*) FROM nvd", -1, &s, NULL) != SQLITE_OK)
-        goto out;
-    if (sqlite3_step(s) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db->db, "SELECT count(*) FROM nvd", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
         out->nvd_records = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     s = NULL;
     if (sqlite3_prepare_v2(db->db,
                            "SELECT name, files, advisories, imported_at FROM source ORDER BY name",
-                           -1, &s, NULL) != SQLITE_OK)
-        goto out;
-    while (out->nsources < WH_VULNDB_SOURCES_MAX && sqlite3_step(s) == SQLITE_ROW) {
-        struct wh_vulndb_source *src = &out->sources[out->nsources++];
-        column_copy(s, 0, src->name, sizeof(src->name));
-        src->files = sqlite3_column_int64(s, 1);
-        src->records = sqlite3_column_int64(s, 2);
-        column_copy(s, 3, src->imported_at, sizeof(src->imported_at));
+                           -1, &s, NULL) == SQLITE_OK) {
+        while (out->nsources < WH_VULNDB_SOURCES_MAX && sqlite3_step(s) == SQLITE_ROW) {
+            struct wh_vulndb_source *src = &out->sources[out->nsources++];
+            column_copy(s, 0, src->name, sizeof(src->name));
+            src->files = sqlite3_column_int64(s, 1);
+            src->records = sqlite3_column_int64(s, 2);
+            column_copy(s, 3, src->imported_at, sizeof(src->imported_at));
+        }
     }
-    error = 0;
-out:
-    if (error < 0)
-        wh_error_set(WH_ERROR, "reading the status of %s: %s", dbpath, sqlite3_errmsg(db->db));
     sqlite3_finalize(s);
     wh_vulndb_close(db);
-    return error;
+    return 0;
 }
 
 /* ---- update: download public feeds ---- */
