@@ -18,6 +18,7 @@ import pytest
 from apiclient import Api, describe
 from regclient import ADMIN_PASSWORD, ADMIN_USER
 from test_rematch import feed_server  # noqa: F401 (fixture)
+from test_scan_all import small_image
 from test_scan_registry import cli_report, expected_summary, import_db
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -169,8 +170,8 @@ def test_portal_index_opens_onto_its_children(servers, skopeo, pinned_bookworm, 
 
 
 def test_portal_scan_states_and_actions(servers, skopeo, pinned_bookworm, unique, tmp_path):
-    """The Vulnerabilities cell through a scan's states, driven by the row's
-    actions: Not Scanned, Scan → Scanning (held by the failpoint scan.hold),
+    """The Signed column (a cosign signature of the image); the Vulnerabilities
+    cell through a scan's states, driven by the row's actions: Not Scanned, Scan → Scanning (held by the failpoint scan.hold),
     Stop scan → Scan stopped, Scan → Error with its log (failpoint scan.run),
     Scan → the summary; Copy and Delete."""
     srv = servers.new(env={"WHARF_SCAN_WORKERS": "2",
@@ -181,8 +182,13 @@ def test_portal_scan_states_and_actions(servers, skopeo, pinned_bookworm, unique
     pid = api.create_project(unique)  # no scan on push
     skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{unique}/app:1")
     skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{unique}/gone:1")
+    # a signature of app:1 as cosign tags it: the Signed column says so
+    sig = small_image(f"{unique}-sig")
+    srv.registry().push_image(f"{unique}/app", sig,
+                              "sha256-" + pinned_bookworm.manifest_digest[7:] + ".sig")
     run_ui("scan.mjs", srv, tmp_path, "scan", env={
         "PROJECT_ID": str(pid), "DIGEST": pinned_bookworm.manifest_digest,
+        "SIGNATURE": sig.manifest_digest,
         "WANT": f"{summary['total']} Total · {summary['fixable']} Fixable"})
     r = api.get(f"/projects/{unique}/repositories/gone/artifacts")
     assert r.status_code == 200 and r.json() == [], describe(r)

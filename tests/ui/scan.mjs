@@ -1,4 +1,4 @@
-// scan.mjs: the Vulnerabilities cell through a scan's states, driven by the
+// scan.mjs: the Signed column, then the Vulnerabilities cell through a scan's states, driven by the
 // row's actions (the server holds the first scan Running and fails the
 // second, through its failpoints), then Copy and Delete.
 import { URL, SCAN_TIMEOUT, check, launch, shot, until, signIn, allowClipboard } from './lib.mjs';
@@ -18,6 +18,9 @@ try {
   await signIn(page);
   await stateIs('none');
   check((await state().textContent()) === 'Not Scanned', 'never scanned: Not Scanned');
+  const signed = (d) => page.locator(`tr[data-digest="${d}"] td[data-signed]`);
+  check((await signed(DIGEST).textContent()) === 'Yes (cosign)', 'Signed: the image has a cosign signature');
+  check((await signed(process.env.SIGNATURE).textContent()) === 'No', 'the signature itself is not signed');
 
   await page.getByRole('button', { name: `Scan ${short}` }).click();
   await stateIs('scanning');
