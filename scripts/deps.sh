@@ -14,8 +14,8 @@ what=${1:-test}
 build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
        libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev libisal-dev libexpat1-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
-         docker.io containerd runc uidmap curl jq openssl systemd mandoc man-db chromium nodejs
-         nginx)
+         docker.io containerd runc uidmap curl jq openssl systemd mandoc man-db chromium firefox-esr
+         nodejs nginx)
 bench=(docker-registry hey wrk skopeo curl python3 python3-pytest python3-requests mmdebstrap umoci pigz zstd bc chromium nodejs)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 fixtures=(rpm db-util python3)
@@ -32,8 +32,8 @@ case "$what" in
 esac
 
 # The portal's browser tests and benchmark (tests/ui): playwright-core from npm, exactly as
-# locked in tests/ui/package-lock.json (`npm ci`), driving Debian's chromium (no browser
-# download).
+# locked in tests/ui/package-lock.json (`npm ci`), driving Debian's chromium and firefox-esr
+# (no browser download).
 ui_modules() {
     [ "$what" = test ] || [ "$what" = bench ] || return 0
     local ui

@@ -51,6 +51,9 @@ static const struct route routes[] = {
     {"POST", "/system/scanAll/stop", api_scanall_stop, S_ADMIN, 0, 0},
     {"GET", "/scans/all/metrics", api_scans_all_metrics, S_ADMIN, 0, 0},
     {"GET", "/scans/schedule/metrics", api_scans_schedule_metrics, S_ADMIN, 0, 0},
+    /* wharf's own: the built-in scanner's vulnerability database (system administrators) */
+    {"GET", "/vulndb/status", api_vulndb_status, S_ADMIN, 0, 0},
+    {"POST", "/vulndb/update", api_vulndb_update, S_ADMIN, 0, 0},
     /* projects */
     {"GET", "/projects", api_projects_list, S_NONE, 0, 0},
     {"HEAD", "/projects", api_projects_head, S_AUTH, 0, 0},

@@ -231,6 +231,9 @@ int api_user_update(struct call *c);
 int api_user_delete(struct call *c);
 int api_user_sysadmin(struct call *c);
 int api_user_password(struct call *c);
+/* vulndb.c: wharf's /vulndb/status and /vulndb/update (system administrators) */
+int api_vulndb_status(struct call *c);
+int api_vulndb_update(struct call *c);
 /* scanall.c: /system/scanAll/schedule, /system/scanAll/stop, /scans/{all,schedule}/metrics */
 int api_scanall_schedule_get(struct call *c);
 int api_scanall_schedule_create(struct call *c);

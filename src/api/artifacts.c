@@ -167,6 +167,81 @@ static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, b
     return o;
 }
 
+/* ---- accessories (with_accessory): what signs or describes an artifact ---- */
+
+struct accessories {
+    struct call *c;
+    const struct wh_artifact_info *subject;
+    json_t *arr;
+};
+
+/* Harbor's accessory type of an artifact type. */
+static const char *accessory_type(const char *artifact_type)
+{
+    if (!artifact_type)
+        return "subject.accessory";
+    if (strcmp(artifact_type, "application/vnd.dev.cosign.artifact.sig.v1+json") == 0)
+        return "signature.cosign";
+    if (strcmp(artifact_type, "application/vnd.cncf.notary.signature") == 0)
+        return "signature.notation";
+    if (strstr(artifact_type, "sbom") || strstr(artifact_type, "spdx") ||
+        strstr(artifact_type, "cyclonedx"))
+        return "harbor.sbom";
+    return "subject.accessory";
+}
+
+static void add_accessory(struct accessories *x, const char *digest, const char *type)
+{
+    struct wh_artifact_info *acc = wh_pool_alloc(x->c->pool, sizeof(*acc));
+    if (wh_db_artifact_get(x->c->api->db, x->subject->repo_id, digest, true, acc) < 0)
+        return; /* gone meanwhile */
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(acc->id));
+    json_object_set_new(o, "artifact_id", json_integer(acc->id));
+    json_object_set_new(o, "subject_artifact_id", json_integer(x->subject->id));
+    json_object_set_new(o, "subject_artifact_digest", json_string(x->subject->digest));
+    json_object_set_new(o, "subject_artifact_repo", json_string(x->subject->repo_name));
+    json_object_set_new(o, "digest", json_string(acc->digest));
+    json_object_set_new(o, "size", json_integer((json_int_t)acc->size));
+    json_object_set_new(o, "type", json_string(type));
+    json_object_set_new(o, "icon", json_string(""));
+    json_object_set_new(o, "creation_time", json_string(api_time(x->c, acc->push_ms)));
+    json_array_append_new(x->arr, o);
+}
+
+static int add_referrer(const struct wh_referrer *r, void *payload)
+{
+    add_accessory(payload, r->digest, accessory_type(r->artifact_type));
+    return 0;
+}
+
+/*
+ * Sets "accessories" of `o`: the artifacts of the repository whose subject is
+ * `a`, and the signature cosign tags "sha256-<hex>.sig" (its form without a
+ * subject), as Harbor lists them.
+ */
+static void set_accessories(struct call *c, json_t *o, const struct wh_artifact_info *a)
+{
+    struct accessories x = {c, a, json_array()};
+    wh_db_referrers(c->api->db, a->repo_name, a->digest, NULL, add_referrer, &x);
+    const char *colon = strchr(a->digest, ':');
+    if (colon && strncmp(a->digest, "sha256:", 7) == 0) {
+        char tag[WH_DIGEST_STR_MAX + 16];
+        struct wh_artifact_info *sig = wh_pool_alloc(c->pool, sizeof(*sig));
+        snprintf(tag, sizeof(tag), "sha256-%s.sig", colon + 1);
+        if (wh_db_artifact_get(c->api->db, a->repo_id, tag, false, sig) == 0) {
+            bool listed = false;
+            for (size_t i = 0; i < json_array_size(x.arr); i++) {
+                const char *d = json_string_value(json_object_get(json_array_get(x.arr, i), "digest"));
+                listed |= d && strcmp(d, sig->digest) == 0;
+            }
+            if (!listed)
+                add_accessory(&x, sig->digest, "signature.cosign");
+        }
+    }
+    json_object_set_new(o, "accessories", x.arr);
+}
+
 /* ---- loading the route's repository and artifact ---- */
 
 static int load_repo(struct call *c, struct wh_repo_info *out)
@@ -207,13 +282,16 @@ int api_load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_artifac
 struct list_ctx {
     struct call *c;
     json_t *arr;
-    bool with_tag, with_label, with_scan;
+    bool with_tag, with_label, with_scan, with_accessory;
 };
 
 static int add_artifact(const struct wh_artifact_info *a, void *payload)
 {
     struct list_ctx *l = payload;
-    json_array_append_new(l->arr, artifact_view(l->c, a, l->with_tag, l->with_label, l->with_scan));
+    json_t *o = artifact_view(l->c, a, l->with_tag, l->with_label, l->with_scan);
+    if (l->with_accessory)
+        set_accessories(l->c, o, a);
+    json_array_append_new(l->arr, o);
     return 0;
 }
 
@@ -248,7 +326,8 @@ static int list(struct call *c, int64_t repo_id, int64_t project_id)
     }
     struct list_ctx l = {c, json_array(), api_bool_query(c, "with_tag", true),
                          api_bool_query(c, "with_label", false),
-                         api_bool_query(c, "with_scan_overview", false)};
+                         api_bool_query(c, "with_scan_overview", false),
+                         api_bool_query(c, "with_accessory", false)};
     int error = wh_db_artifact_list(c->api->db, &f, offset, limit, add_artifact, &l, &total);
     if (error < 0) {
         json_decref(l.arr);
@@ -276,9 +355,12 @@ int api_artifact_get(struct call *c)
     struct wh_artifact_info *a = wh_pool_alloc(c->pool, sizeof(*a));
     if (api_load_artifact(c, ri, a) < 0)
         return -1;
-    return api_json(c, 200, artifact_view(c, a, api_bool_query(c, "with_tag", true),
-                                          api_bool_query(c, "with_label", false),
-                                          api_bool_query(c, "with_scan_overview", false)));
+    json_t *o = artifact_view(c, a, api_bool_query(c, "with_tag", true),
+                              api_bool_query(c, "with_label", false),
+                              api_bool_query(c, "with_scan_overview", false));
+    if (api_bool_query(c, "with_accessory", false))
+        set_accessories(c, o, a);
+    return api_json(c, 200, o);
 }
 
 int api_artifact_delete(struct call *c)

@@ -175,6 +175,32 @@ int wh_vulndb_import(const char *dbpath, const char *const *paths, size_t npaths
 /* Writes a human-readable status (sources, counts, last import) to `f`. */
 int wh_vulndb_status(const char *dbpath, FILE *f);
 
+#define WH_VULNDB_SOURCES_MAX 16
+#define WH_VULNDB_TIME_MAX 40
+/* One feed format imported into the database (debian-tracker, alpine-secdb, osv, nvd). */
+struct wh_vulndb_source {
+    char name[32];
+    int64_t files;                        /* files read by its last import */
+    int64_t records;                      /* rows it holds (advisories, or NVD records) */
+    char imported_at[WH_VULNDB_TIME_MAX]; /* its last import, UTC ISO 8601 */
+};
+/* What `wharf vulndb status` shows, as data. */
+struct wh_vulndb_info {
+    char updated_at[WH_VULNDB_TIME_MAX]; /* the last import or update, UTC ISO 8601 ("" unknown) */
+    int64_t advisories;                  /* package advisories */
+    int64_t nvd_records;                 /* NVD CVE records (descriptions, CVSS) */
+    size_t nsources;                     /* at most WH_VULNDB_SOURCES_MAX, by name */
+    struct wh_vulndb_source sources[WH_VULNDB_SOURCES_MAX];
+};
+/*
+ * Reads the status of the database at `dbpath` into `out` (what an older
+ * database does not record counts as empty). 0, WH_ENOTFOUND (no database
+ * yet) or WH_ERROR (it cannot be opened).
+ */
+int wh_vulndb_info(const char *dbpath, struct wh_vulndb_info *out);
+/* The built-in public feed list that `vulndb update` uses when none is configured. */
+const char *const *wh_vulndb_default_feeds(size_t *n);
+
 /*
  * Downloads each feed URL (libcurl, bounded size and time) into a temp dir and
  * imports them all atomically. NULL/0 feeds = the built-in public feed list.

@@ -1104,6 +1104,49 @@ int wh_vulndb_status(const char *dbpath, FILE *f)
     return 0;
 }
 
+static void column_copy(sqlite3_stmt *s, int col, char *out, size_t cap)
+{
+    const unsigned char *v = sqlite3_column_text(s, col);
+    snprintf(out, cap, "%s", v ? (const char *)v : "");
+}
+
+int wh_vulndb_info(const char *dbpath, struct wh_vulndb_info *out)
+{
+    wh_vulndb *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int error;
+    memset(out, 0, sizeof(*out));
+    if ((error = wh_vulndb_open(&db, dbpath)) < 0)
+        return error;
+    /* as wh_vulndb_status: a table an older database lacks counts as empty */
+    if (sqlite3_prepare_v2(db->db, "SELECT value FROM meta WHERE key='updated_at'", -1, &s,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        column_copy(s, 0, out->updated_at, sizeof(out->updated_at));
+    sqlite3_finalize(s);
+    s = NULL;
+    out->advisories = wh_vulndb_count(db);
+    if (sqlite3_prepare_v2(db->db, "SELECT count(*) FROM nvd", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        out->nvd_records = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    s = NULL;
+    if (sqlite3_prepare_v2(db->db,
+                           "SELECT name, files, advisories, imported_at FROM source ORDER BY name",
+                           -1, &s, NULL) == SQLITE_OK) {
+        while (out->nsources < WH_VULNDB_SOURCES_MAX && sqlite3_step(s) == SQLITE_ROW) {
+            struct wh_vulndb_source *src = &out->sources[out->nsources++];
+            column_copy(s, 0, src->name, sizeof(src->name));
+            src->files = sqlite3_column_int64(s, 1);
+            src->records = sqlite3_column_int64(s, 2);
+            column_copy(s, 3, src->imported_at, sizeof(src->imported_at));
+        }
+    }
+    sqlite3_finalize(s);
+    wh_vulndb_close(db);
+    return 0;
+}
+
 /* ---- update: download public feeds ---- */
 
 static const char *const default_feeds[] = {
@@ -1127,6 +1170,12 @@ static const char *const default_feeds[] = {
     "https://osv-vulnerabilities.storage.googleapis.com/Wolfi/all.zip",
     "https://osv-vulnerabilities.storage.googleapis.com/Chainguard/all.zip",
 };
+
+const char *const *wh_vulndb_default_feeds(size_t *n)
+{
+    *n = sizeof(default_feeds) / sizeof(default_feeds[0]);
+    return default_feeds;
+}
 
 /*
  * libcurl is loaded when `vulndb update` first needs it, not linked: it and

@@ -54,6 +54,7 @@ struct wh_scand {
     pthread_t threads[WH_SCAND_MAX_WORKERS];
     bool rematcher, updater;    /* threads started */
     pthread_t rematch_thread, update_thread;
+    struct wh_vulndb_update_state update; /* under `lock` */
 };
 
 static bool stopping(wh_scand *s);
@@ -908,36 +909,117 @@ static void *rematcher(void *arg)
 
 /* ---- the background database update ---- */
 
+/* Records the start of an update of `trigger` (under no lock). */
+static void update_begin(wh_scand *s, const char *trigger)
+{
+    pthread_mutex_lock(&s->lock);
+    s->update.running = true;
+    s->update.requested = false;
+    snprintf(s->update.trigger, sizeof(s->update.trigger), "%s", trigger);
+    s->update.started_ms = wh_now_ms();
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void update_end(wh_scand *s, bool ok, const char *message, int64_t next_ms)
+{
+    pthread_mutex_lock(&s->lock);
+    s->update.running = false;
+    s->update.finished_ms = wh_now_ms();
+    snprintf(s->update.status, sizeof(s->update.status), "%s", ok ? "Success" : "Error");
+    snprintf(s->update.message, sizeof(s->update.message), "%s", message);
+    s->update.next_ms = next_ms;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * The updater: every scan.db_update_interval (counted from the database
+ * file's age at the start, then from the last attempt; a failure is tried
+ * again within UPDATE_RETRY_S), and whenever wh_scand_update_now asks.
+ */
 static void *updater(void *arg)
 {
     wh_scand *s = arg;
-    int64_t next = 0; /* when to try (unix seconds), 0: from the file's age */
+    int64_t next = 0; /* when to try by schedule (unix seconds), 0: from the file's age */
     while (!stopping(s)) {
         int64_t now = wh_now_ms() / 1000;
-        if (next == 0) {
+        if (next == 0 && s->update_interval_s > 0) {
             struct stat st;
             next = stat(s->vulndb_path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec + s->update_interval_s
                                                    : now;
+            pthread_mutex_lock(&s->lock);
+            s->update.next_ms = next * 1000;
+            pthread_mutex_unlock(&s->lock);
         }
-        if (now >= next) {
+        pthread_mutex_lock(&s->lock);
+        bool asked = s->update.requested;
+        pthread_mutex_unlock(&s->lock);
+        bool due = s->update_interval_s > 0 && now >= next;
+        if (asked || due) {
             struct wh_vulndb_stats vst = {0};
-            wh_log_info("vulndb: background update (scan.db_update_interval %u s)",
-                        s->update_interval_s);
+            char msg[256];
+            const char *what = asked ? "manual" : "background";
+            update_begin(s, asked ? "Manual" : "Schedule");
+            if (asked)
+                wh_log_info("vulndb: manual update");
+            else
+                wh_log_info("vulndb: background update (scan.db_update_interval %u s)",
+                            s->update_interval_s);
             if (wh_vulndb_update_configured(s->vulndb_path, s->data_dir, &vst) < 0) {
                 unsigned retry = s->update_interval_s < UPDATE_RETRY_S ? s->update_interval_s
                                                                        : UPDATE_RETRY_S;
-                wh_log_warn("vulndb: background update failed: %s (next attempt in %u s)",
-                            wh_error_msg(), retry);
-                next = now + retry;
+                snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+                if (s->update_interval_s > 0) {
+                    wh_log_warn("vulndb: %s update failed: %s (next attempt in %u s)", what, msg,
+                                retry);
+                    next = now + retry;
+                } else {
+                    wh_log_warn("vulndb: %s update failed: %s", what, msg);
+                }
+                update_end(s, false, msg, s->update_interval_s > 0 ? next * 1000 : 0);
             } else {
-                wh_log_info("vulndb: background update done: %llu files, %llu advisories",
-                            (unsigned long long)vst.files, (unsigned long long)vst.advisories);
-                next = now + s->update_interval_s;
+                snprintf(msg, sizeof(msg), "%llu files, %llu advisories",
+                         (unsigned long long)vst.files, (unsigned long long)vst.advisories);
+                wh_log_info("vulndb: %s update done: %s", what, msg);
+                if (s->update_interval_s > 0)
+                    next = now + s->update_interval_s;
+                update_end(s, true, msg, s->update_interval_s > 0 ? next * 1000 : 0);
             }
         }
         idle_wait(s, 1000);
     }
     return NULL;
+}
+
+void wh_scand_update_state(wh_scand *s, struct wh_vulndb_update_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    *out = s->update;
+    pthread_mutex_unlock(&s->lock);
+    out->interval_s = s->update_interval_s;
+}
+
+const char *wh_scand_data_dir(const wh_scand *s)
+{
+    return s ? s->data_dir : NULL;
+}
+
+int wh_scand_update_now(wh_scand *s)
+{
+    if (!s || !s->updater)
+        return wh_error_set(WH_ERROR, "the vulnerability database updater is not running");
+    int error = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->update.running || s->update.requested)
+        error = wh_error_set(WH_ECONFLICT, "a vulnerability database update is %s",
+                             s->update.running ? "running" : "already asked for");
+    else
+        s->update.requested = true;
+    pthread_cond_broadcast(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    return error;
 }
 
 int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db, wh_store *store)
@@ -982,13 +1064,12 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
         return wh_error_set(WH_ERROR, "cannot start the re-matcher");
     }
     s->rematcher = true;
-    if (s->update_interval_s > 0) {
-        if (pthread_create(&s->update_thread, NULL, updater, s) != 0) {
-            wh_scand_stop(s);
-            return wh_error_set(WH_ERROR, "cannot start the vulnerability database updater");
-        }
-        s->updater = true;
+    /* with scan.db_update_interval 0 the updater only runs updates asked for */
+    if (pthread_create(&s->update_thread, NULL, updater, s) != 0) {
+        wh_scand_stop(s);
+        return wh_error_set(WH_ERROR, "cannot start the vulnerability database updater");
     }
+    s->updater = true;
     wh_log_info("scan: %u worker(s), vulnerability database %s, background update %s", n,
                 s->vulndb_path, s->update_interval_s ? "on" : "off (scan.db_update_interval 0)");
     *out = s;

@@ -90,6 +90,30 @@ struct wh_rematch_stats {
  */
 int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_stats *st);
 
+/* The vulnerability database updater: what it did last and what it does next. */
+struct wh_vulndb_update_state {
+    unsigned interval_s;   /* scan.db_update_interval (0: only when asked) */
+    bool running;          /* an update is downloading or importing now */
+    bool requested;        /* asked for (wh_scand_update_now), not started yet */
+    char trigger[16];      /* of the running or last update: "Manual" or "Schedule" ("" none) */
+    int64_t started_ms;    /* the running or last update's start (0: none since the start) */
+    int64_t finished_ms;   /* the last update's end (0: none) */
+    char status[16];       /* the last update: "Success", "Error" ("" none since the start) */
+    char message[256];     /* its outcome: counts, or why it failed */
+    int64_t next_ms;       /* the next background update (0: none planned) */
+};
+/* Copies the updater's state into `out`; `s` NULL gives an idle state. */
+void wh_scand_update_state(wh_scand *s, struct wh_vulndb_update_state *out);
+/*
+ * Asks the updater to run `vulndb update`'s code now (the configured feeds),
+ * whatever scan.db_update_interval says. 0, or WH_ECONFLICT when an update
+ * is running or already asked for (WH_ERROR for `s` NULL).
+ */
+int wh_scand_update_now(wh_scand *s);
+
+/* The data directory the pool was started with (NULL for `s` NULL). */
+const char *wh_scand_data_dir(const wh_scand *s);
+
 /* Path of the vulnerability database of a data directory (the caller frees it). */
 char *wh_scand_vulndb_path(const char *data_dir);
 

@@ -20,7 +20,8 @@ PAGES = [
     "/", "/harbor", "/harbor/sign-in", "/harbor/projects", "/harbor/projects/1/repositories",
     "/harbor/projects/1/repositories/app/artifacts-tab",
     "/harbor/projects/1/repositories/a%2Fb/artifacts-tab/artifacts/sha256:" + "a" * 64,
-    "/harbor/projects/1/configs", "/harbor/users", "/harbor/anything/at/all",
+    "/harbor/projects/1/configs", "/harbor/users", "/harbor/interrogation-services/vulnerability",
+    "/harbor/interrogation-services/security-hub", "/harbor/anything/at/all",
 ]
 
 

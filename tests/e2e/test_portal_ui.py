@@ -1,41 +1,67 @@
-"""The web portal in a real browser: Debian's Chromium driven by playwright-core
-(tests/ui, installed by `npm ci` from its lock file; `scripts/deps.sh test`
-does it). Each test prepares a real wharf (the fixture vulnerability database
-imported, the pinned bookworm image's expected scan computed with `wharf
-scan`), then runs one script of tests/ui with node, which fails on the first
-check that does not hold. Screenshots go to build/ui-screenshots/<test>/.
+"""The web portal in real browsers: Debian's Chromium and Firefox ESR driven by
+playwright-core (tests/ui, installed by `npm ci` from its lock file;
+`scripts/deps.sh test` does it; Firefox through WebDriver BiDi). Each test
+runs in both browsers: it prepares a real wharf (the fixture vulnerability
+database imported, the pinned bookworm image's expected scan computed with
+`wharf scan`), then runs one script of tests/ui with node, which fails on the
+first check that does not hold. Screenshots go to
+build/ui-screenshots/<test>[-firefox]/.
 """
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
 from apiclient import Api, describe
 from regclient import ADMIN_PASSWORD, ADMIN_USER
+from test_rematch import feed_server  # noqa: F401 (fixture)
+from test_scan_all import small_image
 from test_scan_registry import cli_report, expected_summary, import_db
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UI = os.path.join(ROOT, "tests", "ui")
 SEV_ORDER = ["Critical", "High", "Medium", "Low", "Negligible", "Unknown"]
+BROWSERS = {"chromium": "chromium", "firefox": "firefox-esr"}  # name: Debian's command
+_browser = {"name": "chromium"}
+
+
+@pytest.fixture(autouse=True, params=sorted(BROWSERS))
+def ui_browser(request):
+    """Every test of this file runs once per browser."""
+    _browser["name"] = request.param
+    yield request.param
+    _browser["name"] = "chromium"
 
 
 def run_ui(script, srv, tmp_path, name, env=None, skopeo=None, timeout=600):
+    browser = _browser["name"]
     if not os.path.isdir(os.path.join(UI, "node_modules", "playwright-core")):
         pytest.fail("playwright-core is not installed: run `bash scripts/deps.sh test` "
                     "(npm ci in tests/ui)", pytrace=False)
-    if not shutil.which("chromium") or not shutil.which("node"):
-        pytest.fail("chromium and node are needed: run `bash scripts/deps.sh test`",
+    if not shutil.which(BROWSERS[browser]) or not shutil.which("node"):
+        pytest.fail(f"{BROWSERS[browser]} and node are needed: run `bash scripts/deps.sh test`",
                     pytrace=False)
+    if browser != "chromium":
+        name += "-" + browser
     shots = os.path.join(ROOT, "build", "ui-screenshots", name)
     shutil.rmtree(shots, ignore_errors=True)
     e = skopeo.env() if skopeo else dict(os.environ)
     e.update({"WHARF_URL": srv.url, "WHARF_HOST": srv.host, "WHARF_USER": ADMIN_USER,
-              "WHARF_PASSWORD": ADMIN_PASSWORD, "WHARF_SHOTS": shots, "WORK": str(tmp_path)})
+              "WHARF_PASSWORD": ADMIN_PASSWORD, "WHARF_SHOTS": shots, "WORK": str(tmp_path),
+              "BROWSER": browser})
     e.update(env or {})
-    p = subprocess.run(["node", os.path.join(UI, script)], cwd=UI, env=e, capture_output=True,
-                       text=True, timeout=timeout)
+    # the browsers' profiles (and their sockets, whose paths are capped at 107 bytes) in a
+    # short temporary directory of their own
+    short = tempfile.mkdtemp(prefix="wharf-ui-")
+    e["TMPDIR"] = short
+    try:
+        p = subprocess.run(["node", os.path.join(UI, script)], cwd=UI, env=e, capture_output=True,
+                           text=True, timeout=timeout)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
     print(p.stdout)
     assert p.returncode == 0, f"{script} failed (screenshots in {shots}):\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}"
     return p.stdout
@@ -144,8 +170,8 @@ def test_portal_index_opens_onto_its_children(servers, skopeo, pinned_bookworm, 
 
 
 def test_portal_scan_states_and_actions(servers, skopeo, pinned_bookworm, unique, tmp_path):
-    """The Vulnerabilities cell through a scan's states, driven by the row's
-    actions: Not Scanned, Scan → Scanning (held by the failpoint scan.hold),
+    """The Signed column (a cosign signature of the image); the Vulnerabilities
+    cell through a scan's states, driven by the row's actions: Not Scanned, Scan → Scanning (held by the failpoint scan.hold),
     Stop scan → Scan stopped, Scan → Error with its log (failpoint scan.run),
     Scan → the summary; Copy and Delete."""
     srv = servers.new(env={"WHARF_SCAN_WORKERS": "2",
@@ -156,8 +182,13 @@ def test_portal_scan_states_and_actions(servers, skopeo, pinned_bookworm, unique
     pid = api.create_project(unique)  # no scan on push
     skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{unique}/app:1")
     skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{unique}/gone:1")
+    # a signature of app:1 as cosign tags it: the Signed column says so
+    sig = small_image(f"{unique}-sig")
+    srv.registry().push_image(f"{unique}/app", sig,
+                              "sha256-" + pinned_bookworm.manifest_digest[7:] + ".sig")
     run_ui("scan.mjs", srv, tmp_path, "scan", env={
         "PROJECT_ID": str(pid), "DIGEST": pinned_bookworm.manifest_digest,
+        "SIGNATURE": sig.manifest_digest,
         "WANT": f"{summary['total']} Total · {summary['fixable']} Fixable"})
     r = api.get(f"/projects/{unique}/repositories/gone/artifacts")
     assert r.status_code == 200 and r.json() == [], describe(r)
@@ -171,3 +202,49 @@ def test_portal_administration(servers, unique, tmp_path):
     al = r.json()
     assert [i["cve_id"] for i in al["items"]] == ["CVE-2024-1111", "CVE-2024-2222"]
     assert al["expires_at"] == 1580515199  # 2020-01-31T23:59:59Z
+
+
+def test_portal_interrogation_services(servers, skopeo, pinned_bookworm, feed_server, unique,
+                                       tmp_path):
+    """Administration › Interrogation Services: the vulnerability database's
+    status and UPDATE NOW (from a feed server of the test, with no database at
+    the start), scan-all (SCAN NOW, its progress, a schedule), the security
+    hub (totals, most dangerous CVEs and artifacts, the search by CVE), and a
+    user who is not an administrator kept out. What the pages showed is checked
+    against `wharf scan` of the same image with the database the update wrote."""
+    feeds = " ".join(f"{feed_server}/{f}" for f in (
+        "debian/tracker-bookworm-fixture.json", "nvd/CVE-2023-45853.json",
+        "nvd/CVE-2011-3374.json"))
+    srv = servers.new(env={"WHARF_SCAN_DB_UPDATE_INTERVAL": "0", "WHARF_VULNDB_FEEDS": feeds})
+    api = Api(srv.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project(unique)  # no scan on push
+    for repo in ("bookworm", "copy"):
+        skopeo.copy(pinned_bookworm.oci, f"docker://{srv.host}/{unique}/{repo}:1")
+    user = unique[-20:]
+    api.create_user(user, password="User-Passw0rd")
+    out = run_ui("interrogation.mjs", srv, tmp_path, "interrogation", env={
+        "IMAGES": "2", "USER2": user, "USER2_PASSWORD": "User-Passw0rd"})
+    seen = json.loads(next(l for l in out.splitlines() if l.startswith("SEEN "))[5:])
+    # the numbers the pages showed are those of an independent scan of the image
+    assert os.path.exists(os.path.join(srv.data_dir, "vulndb.sqlite"))
+    rep = cli_report(srv, pinned_bookworm)
+    summary = expected_summary(rep)
+    want = {"Critical": summary["summary"].get("Critical", 0) * 2,
+            "High": summary["summary"].get("High", 0) * 2,
+            "Medium": summary["summary"].get("Medium", 0) * 2,
+            "Low": summary["summary"].get("Low", 0) * 2,
+            "Unknown": summary["summary"].get("Unknown", 0) * 2,
+            "None": summary["summary"].get("Negligible", 0) * 2}
+    assert seen["totals"] == want
+    assert seen["total"] == 2 * summary["total"] and seen["fixable"] == 2 * summary["fixable"]
+    top = max(rep["vulnerabilities"],
+              key=lambda v: (v.get("preferred_cvss") or {}).get("score_v3") or 0)
+    top_score = top["preferred_cvss"]["score_v3"]
+    assert seen["topCve"] in {v["id"] for v in rep["vulnerabilities"]
+                              if ((v.get("preferred_cvss") or {}).get("score_v3") or 0) == top_score}
+    assert seen["searchRows"] == 2 * sum(1 for v in rep["vulnerabilities"] if v["id"] == seen["topCve"])
+    st = api.get("/vulndb/status").json()
+    assert seen["advisories"] == st["advisories"] > 0
+    # the button asked for exactly one update, audited
+    assert [a["username"] for a in api.audit(operation="update")
+            if a["resource_type"] == "vulndb"] == [ADMIN_USER]

@@ -52,7 +52,9 @@ try {
   await page.goto(`${URL}/harbor/robot-accounts`);
   await page.getByRole('button', { name: '+ NEW ROBOT ACCOUNT' }).click();
   await page.getByLabel('Name', { exact: true }).fill('sysbot');
-  await page.getByLabel('Expiration time (days, -1 for never)').fill('-1');
+  // typed as a user does (playwright's fill of "-1" into a number field is lost in Firefox)
+  await page.getByLabel('Expiration time (days, -1 for never)').fill('');
+  await page.getByLabel('Expiration time (days, -1 for never)').pressSequentially('-1');
   await page.getByRole('button', { name: 'ADD', exact: true }).click();
   const secret = page.getByTestId('robot-secret');
   await secret.waitFor();

@@ -1,7 +1,7 @@
-// scan.mjs: the Vulnerabilities cell through a scan's states, driven by the
+// scan.mjs: the Signed column, then the Vulnerabilities cell through a scan's states, driven by the
 // row's actions (the server holds the first scan Running and fails the
 // second, through its failpoints), then Copy and Delete.
-import { URL, SCAN_TIMEOUT, check, launch, shot, until, signIn } from './lib.mjs';
+import { URL, SCAN_TIMEOUT, check, launch, shot, until, signIn, allowClipboard } from './lib.mjs';
 
 const PID = process.env.PROJECT_ID;
 const DIGEST = process.env.DIGEST;
@@ -9,7 +9,7 @@ const WANT = process.env.WANT;
 const short = DIGEST.slice(0, 15);
 
 const { browser, context, page, problems } = await launch();
-await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: URL });
+await allowClipboard(context);
 const state = () => page.locator(`tr[data-digest="${DIGEST}"] [data-state]`).first();
 const stateIs = (s) => until(async () => (await state().getAttribute('data-state')) === s, `state ${s}`, SCAN_TIMEOUT);
 
@@ -18,6 +18,9 @@ try {
   await signIn(page);
   await stateIs('none');
   check((await state().textContent()) === 'Not Scanned', 'never scanned: Not Scanned');
+  const signed = (d) => page.locator(`tr[data-digest="${d}"] td[data-signed]`);
+  check((await signed(DIGEST).textContent()) === 'Yes (cosign)', 'Signed: the image has a cosign signature');
+  check((await signed(process.env.SIGNATURE).textContent()) === 'No', 'the signature itself is not signed');
 
   await page.getByRole('button', { name: `Scan ${short}` }).click();
   await stateIs('scanning');

@@ -237,7 +237,9 @@ try {
   check(true, 'the robot pulls with that secret');
   await page.getByRole('button', { name: `Disable ${robotName}` }).click();
   await page.getByText(`${robotName} disabled.`).waitFor();
-  check((await page.getByRole('row').filter({ has: page.getByRole('cell', { name: robotName, exact: true }) }).getByRole('cell').nth(1).textContent()) === 'Disabled', 'the robot is disabled');
+  // the message comes before the list is read again: wait for the row
+  await until(async () => (await page.getByRole('row').filter({ has: page.getByRole('cell', { name: robotName, exact: true }) }).getByRole('cell').nth(1).textContent()) === 'Disabled', 'the row to say Disabled');
+  check(true, 'the robot is disabled');
   await shot(page, '13-robots');
   await page.getByRole('tab', { name: 'Logs' }).click();
   await page.getByRole('table', { name: 'Logs' }).waitFor();

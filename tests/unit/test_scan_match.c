@@ -709,6 +709,24 @@ static void test_scan__import_atomic(void **state)
     assert_non_null(strstr(stext, "alpine-secdb"));
     assert_non_null(strstr(stext, "osv"));
     assert_non_null(strstr(stext, "alpine:3.18"));
+    /* wh_vulndb_info: the same as data */
+    struct wh_vulndb_info info;
+    assert_int_equal(wh_vulndb_info(dbp, &info), 0);
+    assert_int_equal(info.advisories, n2);
+    assert_int_equal(info.nvd_records, 0);
+    assert_int_equal(info.nsources, 2);
+    assert_string_equal(info.sources[0].name, "alpine-secdb");
+    assert_int_equal(info.sources[0].files, 4);
+    assert_string_equal(info.sources[1].name, "osv");
+    assert_int_equal(info.sources[1].files, 2);
+    assert_int_equal(info.sources[0].records + info.sources[1].records, n2);
+    assert_int_equal(strlen(info.updated_at), 20); /* 2026-12-03T05:57:42Z */
+    assert_non_null(strstr(stext, info.updated_at));
+    assert_string_equal(info.sources[1].imported_at, info.updated_at);
+    char *missing = wh_sprintf("%s/none.sqlite", tmp);
+    assert_int_equal(wh_vulndb_info(missing, &info), WH_ENOTFOUND);
+    assert_int_equal(info.nsources, 0);
+    free(missing);
     free(stext);
     free(status);
     free(d1);

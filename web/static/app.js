@@ -8,6 +8,7 @@ import { projectPage } from './project.js';
 import { artifactsPage } from './artifacts.js';
 import { artifactPage } from './artifact.js';
 import { usersPage, systemRobotsPage, securityPage, auditPage } from './admin.js';
+import { interrogationPage } from './interrogation.js';
 
 export const state = { user: null };
 
@@ -54,6 +55,7 @@ function shell(main) {
           h('ul', null,
             h('li', null, link('/harbor/users', 'Users')),
             h('li', null, link('/harbor/robot-accounts', 'Robot Accounts')),
+            h('li', null, link('/harbor/interrogation-services', 'Interrogation Services')),
             h('li', null, link('/harbor/configs/security', 'Configuration')))),
       ] : null),
     h('p', { class: 'foot' }, h('a', { href: '/api/v2.0/swagger.json' }, 'Harbor API V2.0')));
@@ -114,7 +116,9 @@ function decode(s) {
   try { return decodeURIComponent(s); } catch { return s; }
 }
 
-// The pages, by address. Each renders into the element it is given.
+// The pages, by address. Each renders into the element it is given; those
+// marked ADMIN are the system administrators' (Administration, Logs).
+const ADMIN = true;
 const routes = [
   [/^\/harbor\/projects\/?$/, () => projectsPage],
   [/^\/harbor\/projects\/(\d+)\/repositories\/(.+)\/artifacts-tab\/artifacts\/([^/]+)\/?$/,
@@ -124,10 +128,11 @@ const routes = [
   [/^\/harbor\/projects\/(\d+)\/repositories\/(.+?)\/?$/,
     (m) => (el) => artifactsPage(el, Number(m[1]), decode(m[2]))],
   [/^\/harbor\/projects\/(\d+)(?:\/([a-z-]+))?\/?$/, (m) => (el) => projectPage(el, Number(m[1]), m[2] || 'summary')],
-  [/^\/harbor\/users\/?$/, () => usersPage],
-  [/^\/harbor\/robot-accounts\/?$/, () => systemRobotsPage],
-  [/^\/harbor\/configs(\/.*)?$/, () => securityPage],
-  [/^\/harbor\/logs\/?$/, () => auditPage],
+  [/^\/harbor\/users\/?$/, () => usersPage, ADMIN],
+  [/^\/harbor\/robot-accounts\/?$/, () => systemRobotsPage, ADMIN],
+  [/^\/harbor\/interrogation-services(?:\/([a-z-]+))?\/?$/, (m) => (el) => interrogationPage(el, m[1]), ADMIN],
+  [/^\/harbor\/configs(\/.*)?$/, () => securityPage, ADMIN],
+  [/^\/harbor\/logs\/?$/, () => auditPage, ADMIN],
 ];
 
 let routeSeq = 0;
@@ -145,10 +150,10 @@ export async function route() {
     if (state.user) return navigate('/harbor/projects', true);
     return signInPage();
   }
-  let page = null;
-  for (const [re, make] of routes) {
+  let page = null, adminOnly = false;
+  for (const [re, make, admin] of routes) {
     const m = path.match(re);
-    if (m) { page = make(m); break; }
+    if (m) { page = make(m); adminOnly = !!admin; break; }
   }
   if (!state.user) {
     // as in Harbor, every page but the sign-in asks for one first
@@ -160,6 +165,14 @@ export async function route() {
   if (!page) {
     main.appendChild(h('h1', null, 'Page not found'));
     main.appendChild(h('p', null, link('/harbor/projects', 'Projects')));
+    return;
+  }
+  if (adminOnly && !state.user.sysadmin_flag) {
+    // the server refuses these pages' requests (403): say why instead
+    main.appendChild(h('h1', null, 'Administration'));
+    main.appendChild(alertBox('info', 'This page is for system administrators only. Ask one to give you the role, or to do what you need.'));
+    main.appendChild(h('p', null, link('/harbor/projects', 'Projects')));
+    document.getElementById('main')?.focus({ preventScroll: true });
     return;
   }
   try {

@@ -9,6 +9,14 @@ import { vulnCell, overviewOf } from './vulns.js';
 
 const PAGE_SIZE = 15;
 
+/** Harbor's Signed column: a cosign or notation signature among the artifact's accessories. */
+function signedCell(a) {
+  const sigs = (a.accessories || []).filter((x) => String(x.type).startsWith('signature.'));
+  const kinds = [...new Set(sigs.map((x) => x.type.slice('signature.'.length)))].join(', ');
+  return h('td', { 'data-signed': String(sigs.length > 0) },
+    sigs.length ? h('span', { class: 'state ok' }, `Yes (${kinds})`) : h('span', { class: 'state' }, 'No'));
+}
+
 export async function artifactsPage(el, projectId, repo) {
   const { data: p } = await api('GET', `/projects/${projectId}`);
   const base = repoPath(p.name, repo);
@@ -65,6 +73,7 @@ export async function artifactsPage(el, projectId, repo) {
       h('td', null, (a.labels || []).map((l) => h('span', { class: 'label', title: l.description || '' }, l.name))),
       h('td', null, osArch),
       h('td', { class: 'num' }, fmtSize(a.size)),
+      signedCell(a),
       h('td', null, vulnCell(a, logHref(a.digest))),
       h('td', null, fmtTime(a.push_time)),
       h('td', null, fmtTime(a.pull_time)),
@@ -77,7 +86,7 @@ export async function artifactsPage(el, projectId, repo) {
         expand.textContent = open ? '▸' : '▾';
         if (open) { (kids || []).forEach((k) => k.remove()); kids = null; return; }
         // the children of this one index, asked for when it is opened
-        const children = await Promise.all(refs.map((r) => api('GET', `${base}/artifacts/${r.child_digest}?with_tag=true&with_scan_overview=true`).then((x) => x.data, () => null)));
+        const children = await Promise.all(refs.map((r) => api('GET', `${base}/artifacts/${r.child_digest}?with_tag=true&with_scan_overview=true&with_accessory=true`).then((x) => x.data, () => null)));
         kids = children.filter(Boolean).map((c) => row(c, true));
         tr.after(...kids);
       });
@@ -86,13 +95,13 @@ export async function artifactsPage(el, projectId, repo) {
   }
 
   async function load() {
-    const q = new URLSearchParams({ page, page_size: PAGE_SIZE, with_tag: 'true', with_scan_overview: 'true', with_label: 'true' });
+    const q = new URLSearchParams({ page, page_size: PAGE_SIZE, with_tag: 'true', with_scan_overview: 'true', with_label: 'true', with_accessory: 'true' });
     if (filter) q.set('q', `tags=~${filter}`);
     let res;
     try { res = await api('GET', `${base}/artifacts?${q}`); } catch (ex) { clear(list).append(alertBox('error', ex.message)); return; }
     const rows = res.data.map((a) => row(a, false));
     clear(list).append(
-      table('Artifacts', ['Artifacts', 'Tags', 'Labels', 'OS/ARCH', 'Size', 'Vulnerabilities', 'Push Time', 'Pull Time', 'Actions'], rows),
+      table('Artifacts', ['Artifacts', 'Tags', 'Labels', 'OS/ARCH', 'Size', 'Signed', 'Vulnerabilities', 'Push Time', 'Pull Time', 'Actions'], rows),
       rows.length ? '' : h('p', { class: 'empty' }, 'We couldn\'t find any artifacts!'),
       pager(page, PAGE_SIZE, res.total ?? rows.length, (n) => { page = n; load(); }));
     // while a scan runs, the page follows it
