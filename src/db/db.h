@@ -517,8 +517,8 @@ struct wh_artifact_filter {
     int sort;                    /* 0 push time, 1 pull time, 2 size, 3 id */
     bool desc;
 };
-/* By digest or by tag, into `out` (then wh_artifact_info_dispose it). 0,
- * WH_ENOTFOUND or WH_ERROR. */
+/* By digest or by tag, into `out` (then wh_artifact_info_dispose it, which
+ * is safe whatever this returned). 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_digest,
                        struct wh_artifact_info *out);
 int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t offset,
