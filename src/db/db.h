@@ -1,12 +1,20 @@
 /*
  * db: the metadata store, wharf's source of truth for projects, repositories,
  * blobs, artifacts, tags, references and upload sessions. Callers see plain
- * structs and callbacks; SQLite (WAL, one connection per thread, statements
- * prepared once per connection) stays inside db_sqlite.c so that a
- * PostgreSQL implementation can sit behind the same interface.
+ * structs and callbacks, never the database. Behind this header a generic
+ * core (db_core.c: one connection per thread, statements prepared once per
+ * connection, transactions) drives a backend through its driver table
+ * (db_driver.h): SQLite (db_sqlite.c, the embedded default) or PostgreSQL;
+ * the entity files (db_*.c) hold SQL that runs on both.
  *
- * Strings in output structs are copied into fixed-size fields; strings passed
- * to callbacks are borrowed for the duration of the call.
+ * Strings in output structs are copied into fixed-size fields only where
+ * their length is capped when they come in: names, digests and media types
+ * by the validation of /v2/ and the API (WH_NAME_MAX, WH_DIGEST_STR_MAX,
+ * WH_MEDIATYPE_MAX), and the other fixed fields by the API that accepts them
+ * (it refuses or cuts what is longer, before it is stored). Text a client
+ * controls without such a cap is an owned string released by the struct's
+ * _dispose function (wh_artifact_info's annotations). Strings passed to
+ * callbacks are borrowed for the duration of the call.
  */
 #ifndef WH_DB_H
 #define WH_DB_H
@@ -62,6 +70,12 @@ struct wh_artifact_in {
 
 /* Opens (creating and migrating) the database at `path`. */
 int wh_db_open(wh_db **out, const char *path);
+/*
+ * Opens (creating and migrating) the database `target` through the driver
+ * named `driver` ("sqlite": a file path; "postgres" when built in: a
+ * connection string). 0, WH_EINVALID (no such driver) or WH_ERROR.
+ */
+int wh_db_open_driver(wh_db **out, const char *driver, const char *target);
 /* Closes every connection. Only after all threads using `db` are done. */
 void wh_db_close(wh_db *db);
 /* Releases the calling thread's connection (worker threads call this on exit). */
@@ -427,7 +441,6 @@ int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const 
 
 /* ---- REST API views (db_project.c, db_repository.c, db_artifact.c) ---- */
 #define WH_PROJECT_META_MAX 4096  /* metadata / CVE allowlist JSON text incl. NUL */
-#define WH_ANNOTATIONS_MAX 16384  /* annotations JSON text incl. NUL */
 
 /* A project with its settings and repository count. */
 struct wh_project_info {
@@ -543,8 +556,13 @@ struct wh_artifact_info {
     char artifact_type[WH_MEDIATYPE_MAX]; /* artifactType or config media type ("" none) */
     uint64_t size;
     int64_t push_ms, pull_ms;             /* pull_ms 0: never pulled */
-    char annotations[WH_ANNOTATIONS_MAX]; /* JSON object text or "" */
+    /* JSON object text or "", any length (the client's): owned, released by
+     * wh_artifact_info_dispose, except in a list's callback, where it is
+     * borrowed for the call */
+    char *annotations;
 };
+/* Frees what wh_db_artifact_get allocated in `a` (its annotations). Accepts NULL. */
+void wh_artifact_info_dispose(struct wh_artifact_info *a);
 struct wh_artifact_filter {
     int64_t repo_id, project_id; /* 0: any */
     const char *digest, *tag, *media_type; /* NULL: any */
@@ -554,7 +572,8 @@ struct wh_artifact_filter {
     int sort;                    /* 0 push time, 1 pull time, 2 size, 3 id */
     bool desc;
 };
-/* By digest or by tag. 0, WH_ENOTFOUND or WH_ERROR. */
+/* By digest or by tag, into `out` (then wh_artifact_info_dispose it, which
+ * is safe whatever this returned). 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_digest,
                        struct wh_artifact_info *out);
 int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t offset,

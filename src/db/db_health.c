@@ -12,13 +12,13 @@ int wh_db_scan_queue_state(wh_db *db, struct wh_db_queue_state *out)
         " (SELECT count(*) FROM scan_job WHERE status = 'Running'),"
         " COALESCE((SELECT min(queued_ms) FROM scan_job WHERE status = 'Pending'), 0)";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     int error = db_one_row(c, s, "scan queue");
     if (error < 0)
         return error;
-    out->pending = sqlite3_column_int64(s, 0);
-    out->running = sqlite3_column_int64(s, 1);
-    out->oldest_queued_ms = sqlite3_column_int64(s, 2);
+    out->pending = db_col_i64(s, 0);
+    out->running = db_col_i64(s, 1);
+    out->oldest_queued_ms = db_col_i64(s, 2);
     db_done(s);
     return 0;
 }

@@ -13,7 +13,7 @@ int wh_db_manifest_summary_put(wh_db *db, const char *digest, const char *extra_
         " ON CONFLICT(digest) DO UPDATE SET extra_attrs = excluded.extra_attrs,"
         " refs = excluded.refs";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, digest);
     db_bind_text(s, 2, extra_attrs);
     db_bind_text(s, 3, references);
@@ -25,14 +25,14 @@ int wh_db_manifest_summary_get(wh_db *db, const char *digest, char **extra_attrs
 {
     static const char sql[] = "SELECT extra_attrs, refs FROM manifest_summary WHERE digest = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, digest);
     int error = db_one_row(c, s, "manifest summary");
     if (error < 0)
         return error;
-    const unsigned char *e = sqlite3_column_text(s, 0), *r = sqlite3_column_text(s, 1);
-    *extra_attrs = wh_strdup(e ? (const char *)e : "{}");
-    *references = wh_strdup(r ? (const char *)r : "[]");
+    const char *e = db_col_text(s, 0), *r = db_col_text(s, 1);
+    *extra_attrs = wh_strdup(e ? e : "{}");
+    *references = wh_strdup(r ? r : "[]");
     db_done(s);
     return 0;
 }

@@ -9,15 +9,15 @@
 #include <string.h>
 
 /* Columns repo, project_id, accepted_bytes, state of the current row. */
-static void read_session(struct wh_upload_session *out, sqlite3_stmt *s)
+static void read_session(struct wh_upload_session *out, db_stmt *s)
 {
     memset(out, 0, sizeof(*out));
     db_copy_col(out->repo, sizeof(out->repo), s, 0);
-    out->project_id = sqlite3_column_int64(s, 1);
-    int64_t accepted = sqlite3_column_int64(s, 2);
+    out->project_id = db_col_i64(s, 1);
+    int64_t accepted = db_col_i64(s, 2);
     out->accepted = accepted > 0 ? (uint64_t)accepted : 0;
-    const unsigned char *st = sqlite3_column_text(s, 3);
-    out->state = wh_strdup(st ? (const char *)st : "");
+    const char *st = db_col_text(s, 3);
+    out->state = wh_strdup(st ? st : "");
 }
 
 int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t now_ms,
@@ -29,11 +29,11 @@ int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t no
         " RETURNING repo, project_id, accepted_bytes, state";
     static const char exists[] = "SELECT 1 FROM upload WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, claim);
+    db_stmt *s = db_stmt(c, claim);
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, holder);
-    sqlite3_bind_int64(s, 3, now_ms);
-    sqlite3_bind_int64(s, 4, until_ms);
+    db_bind_i64(s, 3, now_ms);
+    db_bind_i64(s, 4, until_ms);
     int error = db_one_row(c, s, "upload");
     if (error == 0) {
         read_session(out, s);
@@ -57,7 +57,7 @@ int wh_db_upload_peek(wh_db *db, const char *id, struct wh_upload_session *out)
     static const char sql[] =
         "SELECT repo, project_id, accepted_bytes, state FROM upload WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id);
     int error = db_one_row(c, s, "upload");
     if (error < 0)
@@ -72,10 +72,10 @@ int wh_db_upload_renew(wh_db *db, const char *id, const char *holder, int64_t un
     static const char sql[] =
         "UPDATE upload SET held_until_ms = ?3 WHERE id = ?1 AND holder = ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, holder);
-    sqlite3_bind_int64(s, 3, until_ms);
+    db_bind_i64(s, 3, until_ms);
     return db_change(c, s, "upload lease");
 }
 
@@ -88,12 +88,12 @@ int wh_db_upload_save(wh_db *db, const char *id, const char *holder, uint64_t ac
     if (accepted > INT64_MAX)
         return wh_error_set(WH_ETOOBIG, "upload too large");
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, holder);
-    sqlite3_bind_int64(s, 3, (int64_t)accepted);
+    db_bind_i64(s, 3, (int64_t)accepted);
     db_bind_text(s, 4, state ? state : "");
-    sqlite3_bind_int64(s, 5, now_ms);
+    db_bind_i64(s, 5, now_ms);
     return db_change(c, s, "upload lease");
 }
 
@@ -102,7 +102,7 @@ int wh_db_upload_release(wh_db *db, const char *id, const char *holder)
     static const char sql[] =
         "UPDATE upload SET holder = NULL, held_until_ms = 0 WHERE id = ?1 AND holder = ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, holder);
     int error = db_change(c, s, "upload lease");

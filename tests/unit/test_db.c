@@ -21,6 +21,8 @@
 
 #include "db/db_int.h"
 
+#include <sqlite3.h>
+
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define MT_INDEX "application/vnd.oci.image.index.v1+json"
 
@@ -116,6 +118,7 @@ static int64_t put(wh_db *db, int64_t pid, const char *repo, const char *dg, con
     struct wh_artifact_info *ai = malloc(sizeof(*ai));
     assert_int_equal(wh_db_artifact_get(db, r.id, dg, true, ai), 0);
     int64_t id = ai->id;
+    wh_artifact_info_dispose(ai);
     free(ai);
     return id;
 }
@@ -218,11 +221,14 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
         assert_int_equal(ai->id, 11 + i);
         assert_int_equal(ai->project_id, 2);
         assert_int_equal(ai->size, 10 * (i + 1));
+        wh_artifact_info_dispose(ai);
     }
     assert_int_equal(wh_db_artifact_get(db, 7, d[1], true, ai), 0);
     assert_int_equal(ai->pull_ms, 500);
+    wh_artifact_info_dispose(ai);
     assert_int_equal(wh_db_artifact_get(db, 7, "multi", false, ai), 0);
     assert_int_equal(ai->id, 13);
+    wh_artifact_info_dispose(ai);
     /* project_id was filled in: the project's list finds the artifacts */
     struct wh_artifact_filter af = {.project_id = 2, .tagged = -1, .all = true};
     int64_t total = 0;
@@ -847,6 +853,31 @@ static void test_db__repo_and_project_lists(void **state)
     jf.public = 0;
     assert_int_equal(wh_db_project_list(db, &jf, 0, 0, NULL, NULL, &total), 0);
     assert_int_equal(total, 1);
+
+    /* a system robot sees the public projects and the ones its permissions name, exactly
+     * ("oth_r" is no pattern: it does not name "other"); "" is in every name */
+    struct wh_repo_filter sf = {.visible_names = "[\"priv\", \"oth_r\", \"a/b\"]"};
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_repo_page(db, &sf, 0, 10, seen_repo, &n, &total), 0);
+    assert_int_equal(total, 4);
+    assert_string_equal(n.v[0], "priv/a");
+    assert_string_equal(n.v[3], "pub/b");
+    sf.project_id = 0;
+    sf.name_like = "";
+    assert_int_equal(wh_db_repo_page(db, &sf, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 4);
+    sf.visible_names = "[]";
+    assert_int_equal(wh_db_repo_page(db, &sf, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 2);
+    struct wh_project_filter sj = {.public = -1, .visible_names = "[\"priv\", \"oth_r\"]"};
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_project_list(db, &sj, 0, 10, seen_project, &n, &total), 0);
+    assert_int_equal(total, 3); /* library, pub, priv */
+    assert_string_equal(n.v[1], "priv");
+    struct wh_statistics st;
+    assert_int_equal(wh_db_statistics(db, &sj, &st), 0);
+    assert_int_equal(st.private_projects, 1);
+    assert_int_equal(st.public_projects, 2);
 }
 
 int main(void)
