@@ -1,73 +1,19 @@
 /*
- * fetch.c: HTTP requests over libcurl (see fetch.h). libcurl is loaded with
- * dlopen the first time a request is made, so that processes which never
- * make one (most servers) do not map it; the table of its functions is
- * filled once under pthread_once, as is curl_global_init, which must not run
- * while other threads use libcurl.
+ * fetch.c: HTTP requests over libcurl (see fetch.h). libcurl is loaded the
+ * first time a request is made (curl_lib.h), so that processes which never
+ * make one (most servers) do not map it.
  */
 #include "fetch/fetch.h"
 
+#include "fetch/curl_lib.h"
+
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-static struct {
-    CURLcode (*global_init)(long flags);
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
-    CURLcode (*easy_perform)(CURL *c);
-    CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
-    void (*easy_cleanup)(CURL *c);
-    const char *(*easy_strerror)(CURLcode rc);
-    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-    void (*slist_free_all)(struct curl_slist *l);
-    char load_error[256];
-} lib;
-
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-
-static void lib_load(void)
-{
-    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(lib.load_error, sizeof(lib.load_error),
-                 "libcurl is not available (%s): install Debian's libcurl4", dlerror());
-        return;
-    }
-    /* dlsym hands back object pointers; the union keeps ISO C quiet */
-#define SYM(field, name)                                                                           \
-    do {                                                                                           \
-        union {                                                                                    \
-            void *obj;                                                                             \
-            __typeof__(lib.field) fn;                                                              \
-        } u = {dlsym(h, name)};                                                                    \
-        if (!u.obj) {                                                                              \
-            snprintf(lib.load_error, sizeof(lib.load_error), "libcurl lacks %s", name);           \
-            return;                                                                                \
-        }                                                                                          \
-        lib.field = u.fn;                                                                          \
-    } while (0)
-    SYM(global_init, "curl_global_init");
-    SYM(easy_setopt, "curl_easy_setopt");
-    SYM(easy_perform, "curl_easy_perform");
-    SYM(easy_getinfo, "curl_easy_getinfo");
-    SYM(easy_cleanup, "curl_easy_cleanup");
-    SYM(easy_strerror, "curl_easy_strerror");
-    SYM(slist_append, "curl_slist_append");
-    SYM(slist_free_all, "curl_slist_free_all");
-    SYM(easy_init, "curl_easy_init");
-#undef SYM
-    if (lib.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        snprintf(lib.load_error, sizeof(lib.load_error), "libcurl failed to initialize");
-        lib.easy_init = NULL;
-    }
-}
 
 bool wh_fetch_url_ok(const char *url)
 {
@@ -173,57 +119,57 @@ int wh_fetch(struct wh_fetch_resp *out, const struct wh_fetch_req *req)
     memset(out, 0, sizeof(*out));
     if (!wh_fetch_url_ok(req->url))
         return wh_error_set(WH_EINVALID, "not an http(s) URL: %.200s", req->url ? req->url : "");
-    pthread_once(&lib_once, lib_load);
-    if (!lib.easy_init)
-        return wh_error_set(WH_ERROR, "%s", lib.load_error);
-    if (!(c = lib.easy_init()))
+    const struct wh_curl_lib *lib = wh_curl_lib();
+    if (!lib)
+        return WH_ERROR; /* the reason is set */
+    if (!(c = lib->easy_init()))
         return wh_error_set(WH_ERROR, "libcurl: cannot create a handle");
     wh_buf_init(&s.buf, req->max_body > SIZE_MAX - 1 ? SIZE_MAX - 1 : (size_t)req->max_body + 1);
     for (size_t i = 0; i < WH_FETCH_HEADERS_MAX && req->headers[i]; i++)
-        hdrs = lib.slist_append(hdrs, req->headers[i]);
-    hdrs = lib.slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
-    lib.easy_setopt(c, CURLOPT_URL, req->url);
-    lib.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    lib.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    lib.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    lib.easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    lib.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    lib.easy_setopt(c, CURLOPT_HEADERDATA, &s);
-    lib.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    lib.easy_setopt(c, CURLOPT_TIMEOUT, (long)(req->timeout_s ? req->timeout_s : 60));
-    lib.easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
+        hdrs = lib->slist_append(hdrs, req->headers[i]);
+    hdrs = lib->slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+    lib->easy_setopt(c, CURLOPT_URL, req->url);
+    lib->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    lib->easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    lib->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    lib->easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    lib->easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    lib->easy_setopt(c, CURLOPT_HEADERDATA, &s);
+    lib->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    lib->easy_setopt(c, CURLOPT_TIMEOUT, (long)(req->timeout_s ? req->timeout_s : 60));
+    lib->easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
                     (long)(req->connect_timeout_s ? req->connect_timeout_s : 10));
-    lib.easy_setopt(c, CURLOPT_USERAGENT, "wharf");
-    lib.easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
+    lib->easy_setopt(c, CURLOPT_USERAGENT, "wharf");
+    lib->easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    lib.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    lib.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    lib->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    lib->easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
     if (req->cancel) {
-        lib.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-        lib.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        lib.easy_setopt(c, CURLOPT_XFERINFODATA, (void *)(uintptr_t)req->cancel);
+        lib->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        lib->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        lib->easy_setopt(c, CURLOPT_XFERINFODATA, (void *)(uintptr_t)req->cancel);
     }
     if (req->follow) {
-        lib.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        lib.easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
+        lib->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+        lib->easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
     }
     if (req->insecure) {
-        lib.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        lib.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        lib->easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        lib->easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (req->method && strcmp(req->method, "GET") != 0) {
         if (strcmp(req->method, "HEAD") == 0)
-            lib.easy_setopt(c, CURLOPT_NOBODY, 1L);
+            lib->easy_setopt(c, CURLOPT_NOBODY, 1L);
         else
-            lib.easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+            lib->easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
     }
     if (req->body) {
-        lib.easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
-        lib.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        lib->easy_setopt(c, CURLOPT_POSTFIELDS, req->body);
+        lib->easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     }
-    CURLcode rc = lib.easy_perform(c);
-    lib.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    CURLcode rc = lib->easy_perform(c);
+    lib->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
     if (s.toobig || rc == CURLE_FILESIZE_EXCEEDED) {
         error = wh_error_set(WH_ETOOBIG, "%.200s: the answer is larger than %llu bytes", req->url,
                              (unsigned long long)req->max_body);
@@ -240,7 +186,7 @@ int wh_fetch(struct wh_fetch_resp *out, const struct wh_fetch_req *req)
     }
     if (rc != CURLE_OK) {
         error = wh_error_set(WH_ERROR, "%.200s: %s", req->url,
-                             errbuf[0] ? errbuf : lib.easy_strerror(rc));
+                             errbuf[0] ? errbuf : lib->easy_strerror(rc));
         goto out;
     }
     if (req->fd < 0) {
@@ -250,8 +196,8 @@ int wh_fetch(struct wh_fetch_resp *out, const struct wh_fetch_req *req)
     }
 out:
     wh_buf_dispose(&s.buf);
-    lib.slist_free_all(hdrs);
-    lib.easy_cleanup(c);
+    lib->slist_free_all(hdrs);
+    lib->easy_cleanup(c);
     return error;
 }
 

@@ -11,11 +11,12 @@
  */
 #include "scan/scan_int.h"
 
+#include "fetch/curl_lib.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <ctype.h>
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1177,81 +1178,35 @@ const char *const *wh_vulndb_default_feeds(size_t *n)
     return default_feeds;
 }
 
-/*
- * libcurl is loaded when `vulndb update` first needs it, not linked: it and
- * the ~17 libraries it pulls in would otherwise sit in the memory of every
- * wharf process, the registry server included, which never downloads feeds.
- */
-static struct {
-    CURLcode (*global_init)(long flags);
-    void (*global_cleanup)(void);
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
-    CURLcode (*easy_perform)(CURL *c);
-    void (*easy_cleanup)(CURL *c);
-    const char *(*easy_strerror)(CURLcode rc);
-} curl;
-
-static int curl_load(void)
-{
-    if (curl.easy_init)
-        return 0;
-    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return wh_error_set(WH_ERROR, "cannot download feeds: libcurl is not available (%s); "
-                                      "install Debian's libcurl4",
-                            dlerror());
-    /* dlsym hands back object pointers; the casts through a union keep ISO C quiet */
-#define CURL_SYM(field, name)                                                                      \
-    do {                                                                                           \
-        union {                                                                                    \
-            void *obj;                                                                             \
-            __typeof__(curl.field) fn;                                                             \
-        } u = {dlsym(h, name)};                                                                    \
-        if (!u.obj)                                                                                \
-            return wh_error_set(WH_ERROR, "libcurl lacks %s", name);                               \
-        curl.field = u.fn;                                                                         \
-    } while (0)
-    CURL_SYM(global_init, "curl_global_init");
-    CURL_SYM(global_cleanup, "curl_global_cleanup");
-    CURL_SYM(easy_setopt, "curl_easy_setopt");
-    CURL_SYM(easy_perform, "curl_easy_perform");
-    CURL_SYM(easy_cleanup, "curl_easy_cleanup");
-    CURL_SYM(easy_strerror, "curl_easy_strerror");
-    CURL_SYM(easy_init, "curl_easy_init"); /* last: it marks the table complete */
-#undef CURL_SYM
-    return 0;
-}
-
-static int download(const char *url, const char *dest)
+static int download(const struct wh_curl_lib *curl, const char *url, const char *dest)
 {
     FILE *f = fopen(dest, "wb");
     if (!f)
         return wh_error_set(WH_ERROR, "%s: %s", dest, strerror(errno));
-    CURL *c = curl.easy_init();
+    CURL *c = curl->easy_init();
     char errbuf[CURL_ERROR_SIZE] = "";
-    curl.easy_setopt(c, CURLOPT_URL, url);
-    curl.easy_setopt(c, CURLOPT_WRITEDATA, f);
-    curl.easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl.easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
-    curl.easy_setopt(c, CURLOPT_TIMEOUT, 900L);
-    curl.easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)DOC_MAX);
-    curl.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl.easy_setopt(c, CURLOPT_USERAGENT, "wharf-vulndb/" WH_SCANNER_VERSION);
+    curl->easy_setopt(c, CURLOPT_URL, url);
+    curl->easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl->easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    curl->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl->easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    curl->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
+    curl->easy_setopt(c, CURLOPT_TIMEOUT, 900L);
+    curl->easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)DOC_MAX);
+    curl->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl->easy_setopt(c, CURLOPT_USERAGENT, "wharf-vulndb/" WH_SCANNER_VERSION);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+    curl->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
 #endif
-    CURLcode rc = curl.easy_perform(c);
-    curl.easy_cleanup(c);
+    CURLcode rc = curl->easy_perform(c);
+    curl->easy_cleanup(c);
     int closed = fclose(f);
     if (rc != CURLE_OK) {
         const char *hint = (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT ||
                             rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_COULDNT_RESOLVE_PROXY)
                                ? " (no network, or the feed is unreachable)"
                                : "";
-        return wh_error_set(WH_ERROR, "%s: %s%s", url, errbuf[0] ? errbuf : curl.easy_strerror(rc), hint);
+        return wh_error_set(WH_ERROR, "%s: %s%s", url, errbuf[0] ? errbuf : curl->easy_strerror(rc), hint);
     }
     if (closed != 0)
         return wh_error_set(WH_ERROR, "%s: write failed", dest);
@@ -1284,13 +1239,17 @@ int wh_vulndb_update(const char *dbpath, const char *const *urls, size_t nurls,
         free(tmpl);
         return error;
     }
-    if ((error = curl_load()) < 0) {
+    /* loaded on first use, not linked (curl_lib.h) */
+    const struct wh_curl_lib *curl = wh_curl_lib();
+    if (!curl) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", wh_error_msg());
+        error = wh_error_set(WH_ERROR, "cannot download feeds: %s", why);
         rmdir(tmpl);
         free(tmpl);
         return error;
     }
     wh_buf_init(&errs, 4096);
-    curl.global_init(CURL_GLOBAL_DEFAULT);
     files = wh_calloc(nurls, sizeof(*files));
     for (size_t i = 0; i < nurls; i++) {
         const char *u = urls[i];
@@ -1298,7 +1257,7 @@ int wh_vulndb_update(const char *dbpath, const char *const *urls, size_t nurls,
         const char *ext = ul > 4 && strcmp(u + ul - 4, ".zip") == 0 ? ".zip" : ".json";
         char *dest = wh_sprintf("%s/feed-%03zu%s", tmpl, i, ext);
         wh_log_info("vulndb: downloading %s", u);
-        if (download(u, dest) < 0) {
+        if (download(curl, u, dest) < 0) {
             failed++;
             wh_buf_printf(&errs, "%s%s", errs.len ? "; " : "", wh_error_msg());
             unlink(dest);
@@ -1307,7 +1266,6 @@ int wh_vulndb_update(const char *dbpath, const char *const *urls, size_t nurls,
         }
         files[nfiles++] = dest;
     }
-    curl.global_cleanup();
     if (nfiles > 0) {
         if ((error = wh_vulndb_import(dbpath, (const char *const *)files, nfiles, stats)) < 0)
             goto out;

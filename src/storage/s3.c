@@ -1,6 +1,6 @@
 /*
  * s3.c: the S3 client (see s3.h). Requests go through libcurl, loaded with
- * dlopen on first use as fetch.c does, and signed by its CURLOPT_AWS_SIGV4.
+ * dlopen on first use (fetch/curl_lib.h), and signed by its CURLOPT_AWS_SIGV4.
  * Debian's libcurl 7.88 signs the query string and the path as they are
  * sent and does not add x-amz-content-sha256, so this file sends both in
  * canonical form (SigV4: "Create a canonical request"; RFC 3986 section 2.3
@@ -15,9 +15,10 @@
  */
 #include "storage/s3.h"
 
+#include "fetch/curl_lib.h"
+
 #include <ctype.h>
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <expat.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -37,69 +38,29 @@
 
 /* ---- libcurl, loaded on first use ---------------------------------------------------------- */
 
-static struct {
-    CURLcode (*global_init)(long flags);
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
-    CURLcode (*easy_perform)(CURL *c);
-    CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
-    void (*easy_reset)(CURL *c);
-    void (*easy_cleanup)(CURL *c);
-    const char *(*easy_strerror)(CURLcode rc);
-    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-    void (*slist_free_all)(struct curl_slist *l);
-    curl_version_info_data *(*version_info)(CURLversion v);
-    char load_error[256];
-    bool ok;
-} lib;
+/* A copy of the loaded table (curl_lib.h), checked once for AWS SigV4. */
+static struct wh_curl_lib lib;
+static char lib_error[256]; /* why it is not usable */
+static bool lib_ok;
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 
 static void lib_load(void)
 {
-    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(lib.load_error, sizeof(lib.load_error),
-                 "libcurl is not available (%s): install Debian's libcurl4", dlerror());
+    const struct wh_curl_lib *t = wh_curl_lib();
+    if (!t) {
+        snprintf(lib_error, sizeof(lib_error), "%s", wh_error_msg());
         return;
     }
-    /* dlsym hands back object pointers; the union keeps ISO C quiet */
-#define SYM(field, name)                                                                           \
-    do {                                                                                           \
-        union {                                                                                    \
-            void *obj;                                                                             \
-            __typeof__(lib.field) fn;                                                              \
-        } u = {dlsym(h, name)};                                                                    \
-        if (!u.obj) {                                                                              \
-            snprintf(lib.load_error, sizeof(lib.load_error), "libcurl lacks %s", name);           \
-            return;                                                                                \
-        }                                                                                          \
-        lib.field = u.fn;                                                                          \
-    } while (0)
-    SYM(global_init, "curl_global_init");
-    SYM(easy_init, "curl_easy_init");
-    SYM(easy_setopt, "curl_easy_setopt");
-    SYM(easy_perform, "curl_easy_perform");
-    SYM(easy_getinfo, "curl_easy_getinfo");
-    SYM(easy_reset, "curl_easy_reset");
-    SYM(easy_cleanup, "curl_easy_cleanup");
-    SYM(easy_strerror, "curl_easy_strerror");
-    SYM(slist_append, "curl_slist_append");
-    SYM(slist_free_all, "curl_slist_free_all");
-    SYM(version_info, "curl_version_info");
-#undef SYM
-    const curl_version_info_data *v = lib.version_info(CURLVERSION_NOW);
+    const curl_version_info_data *v = t->version_info(CURLVERSION_NOW);
     if (!v || v->version_num < 0x074b00) { /* CURLOPT_AWS_SIGV4 came in 7.75.0 */
-        snprintf(lib.load_error, sizeof(lib.load_error),
+        snprintf(lib_error, sizeof(lib_error),
                  "libcurl %s cannot sign S3 requests (7.75 or later needed)",
                  v && v->version ? v->version : "?");
         return;
     }
-    if (lib.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        snprintf(lib.load_error, sizeof(lib.load_error), "libcurl failed to initialize");
-        return;
-    }
-    lib.ok = true;
+    lib = *t;
+    lib_ok = true;
 }
 
 /* ---- the client ----------------------------------------------------------------------------- */
@@ -1123,8 +1084,8 @@ static int perform(struct xfer *x, const char *method, const char *key, const ch
     wh_buf_init(&amzdate, 64);
     wh_buf_init(&auth, 2048);
     pthread_once(&lib_once, lib_load);
-    if (!lib.ok) {
-        error = wh_error_set(WH_ERROR, "s3: %s", lib.load_error);
+    if (!lib_ok) {
+        error = wh_error_set(WH_ERROR, "s3: %s", lib_error);
         goto out;
     }
     if (key && (!*key || strlen(s->prefix) + strlen(key) > WH_S3_KEY_MAX)) {
