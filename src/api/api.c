@@ -9,6 +9,8 @@
  */
 #include "api/api_int.h"
 
+#include "registry/registry.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
@@ -219,24 +221,13 @@ int api_error(struct call *c, int status, const char *code, const char *message)
     return -1;
 }
 
-/* The Harbor error body on the errors the HTTP layer gives by itself under /api/. */
-static const char *harbor_server_error(wh_pool *pool, int status, const char *code,
-                                       const char *message, const char **content_type)
-{
-    (void)status;
-    json_t *doc = json_pack("{s:[{s:s, s:s}]}", "errors", "code", code, "message", message);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!text)
-        return NULL;
-    char *body = wh_pool_sprintf(pool, "%s\n", text);
-    free(text);
-    *content_type = "application/json; charset=utf-8";
-    return body;
-}
-
+/*
+ * Under /api/ the errors the HTTP layer gives by itself carry Harbor's body,
+ * which is the OCI one ({"errors":[{"code","message"}]}), without the
+ * registry's version header.
+ */
 const struct wh_http_defaults wh_api_http_defaults = {.headers = NULL,
-                                                      .error_body = harbor_server_error};
+                                                      .error_body = wh_registry_error_body};
 
 int api_fail(struct call *c, int error)
 {

@@ -95,8 +95,8 @@ bool retry_on_full(wh_registry *reg, int error)
  * (a malformed request, headers too large, no answer): the API version
  * header distribution clients look for, and the OCI error body.
  */
-static const char *oci_server_error(wh_pool *pool, int status, const char *code,
-                                    const char *message, const char **content_type)
+const char *wh_registry_error_body(wh_pool *pool, int status, const char *code,
+                                   const char *message, const char **content_type)
 {
     (void)status;
     json_t *doc = json_pack("{s:[{s:s, s:s}]}", "errors", "code", code, "message", message);
@@ -114,5 +114,5 @@ static const char *const oci_headers[] = {"Docker-Distribution-API-Version", "re
 
 const struct wh_http_defaults wh_registry_http_defaults = {
     .headers = oci_headers,
-    .error_body = oci_server_error,
+    .error_body = wh_registry_error_body,
 };

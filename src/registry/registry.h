@@ -26,6 +26,10 @@ typedef struct wh_registry wh_registry;
  * errors the HTTP layer gives by itself.
  */
 extern const struct wh_http_defaults wh_registry_http_defaults;
+/* The OCI error body {"errors":[{"code","message"}]} (JSON, from `pool`) for
+ * an error the HTTP layer answers by itself; its wh_http_defaults hook. */
+const char *wh_registry_error_body(wh_pool *pool, int status, const char *code,
+                                   const char *message, const char **content_type);
 
 struct wh_registry_config {
     size_t max_manifest_bytes; /* manifest PUT body cap (default 4 MiB) */
