@@ -36,23 +36,6 @@ static int run3(struct conn *c, const char *sql, int64_t src, int64_t dst_repo, 
     return db_run(c, s);
 }
 
-/* One artifact id into the array `payload` (a struct ids). */
-struct ids {
-    int64_t *v;
-    size_t n, cap;
-};
-
-static int collect_id(db_stmt *s, void *payload)
-{
-    struct ids *ids = payload;
-    if (ids->n == ids->cap) {
-        ids->cap = ids->cap ? 2 * ids->cap : 16;
-        ids->v = wh_realloc(ids->v, ids->cap * sizeof(*ids->v));
-    }
-    ids->v[ids->n++] = db_col_i64(s, 0);
-    return 0;
-}
-
 /*
  * With auto_scan on in project `dst_project`, queues a scan of each image
  * `images` finds (bound as run3 binds), each with its own random report id.
@@ -69,11 +52,11 @@ static int queue_scans(struct conn *c, const char *meta, const char *images, int
     db_done(s);
     if (!on)
         return 0;
-    struct ids ids = {0};
+    struct db_ids ids = {0};
     s = db_stmt(c, images);
     db_bind_i64(s, 1, src);
     db_bind_i64(s, 2, dst_repo);
-    error = db_rows(c, s, collect_id, &ids);
+    error = db_rows(c, s, db_collect_id, &ids);
     bool queued = false;
     for (size_t i = 0; i < ids.n && error == 0; i++) {
         error = db_scan_enqueue(c, ids.v[i], now, 0, NULL, false);

@@ -226,6 +226,17 @@ void db_copy_col(char *dst, size_t cap, db_stmt *s, int col)
     snprintf(dst, cap, "%s", t ? t : "");
 }
 
+int db_collect_id(db_stmt *s, void *payload)
+{
+    struct db_ids *ids = payload;
+    if (ids->n == ids->cap) {
+        ids->cap = ids->cap ? 2 * ids->cap : 64;
+        ids->v = wh_realloc(ids->v, ids->cap * sizeof(*ids->v));
+    }
+    ids->v[ids->n++] = db_col_i64(s, 0);
+    return 0;
+}
+
 char *db_dup_col(db_stmt *s, int col)
 {
     const char *t = db_col_text(s, col);

@@ -192,6 +192,13 @@ int db_rows(struct conn *c, db_stmt *s, int (*row)(db_stmt *s, void *payload), v
  * returned no row. Resets `s`.
  */
 int db_step_id(struct conn *c, db_stmt *s, int64_t *id_out);
+/* A growing array of ids, filled by db_collect_id (free `v` when done). */
+struct db_ids {
+    int64_t *v;
+    size_t n, cap;
+};
+/* A db_rows callback: appends column 0 of each row to the struct db_ids `payload`. */
+int db_collect_id(db_stmt *s, void *payload);
 /* Rows changed by the last statement. */
 int db_changes(struct conn *c);
 /*

@@ -131,23 +131,6 @@ int wh_db_scanrun_fire(wh_db *db, const char *name, const char *expect, const ch
     return db_tx_end(c, fire_tx(c, name, expect, value, now_ms, id_out));
 }
 
-/* The ids a scan-all step queues (at most a batch). */
-struct ids {
-    int64_t *v;
-    size_t n, cap;
-};
-
-static int collect_id(db_stmt *s, void *payload)
-{
-    struct ids *ids = payload;
-    if (ids->n == ids->cap) {
-        ids->cap = ids->cap ? 2 * ids->cap : 64;
-        ids->v = wh_realloc(ids->v, ids->cap * sizeof(*ids->v));
-    }
-    ids->v[ids->n++] = db_col_i64(s, 0);
-    return 0;
-}
-
 static int step_tx(struct conn *c, int64_t batch, int64_t now_ms, int64_t *queued, bool *more)
 {
     static const char next[] =
@@ -184,11 +167,11 @@ static int step_tx(struct conn *c, int64_t batch, int64_t now_ms, int64_t *queue
     if ((error = db_count(c, s, &end)) < 0)
         return error;
     /* the ids first, then one job each: every job gets its own random report id */
-    struct ids ids = {0};
+    struct db_ids ids = {0};
     s = db_stmt(c, queue);
     db_bind_i64(s, 1, cursor);
     db_bind_i64(s, 2, end);
-    error = db_rows(c, s, collect_id, &ids);
+    error = db_rows(c, s, db_collect_id, &ids);
     for (size_t i = 0; i < ids.n && error == 0; i++)
         if ((error = db_scan_enqueue(c, ids.v[i], now_ms, id, operator, true)) == 0)
             *queued += db_changes(c);
