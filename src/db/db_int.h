@@ -108,6 +108,10 @@ int64_t db_last_id(struct conn *c);
 int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artifact_in *a,
                       int64_t now_ms);
 
+/* Inside a write transaction: postpones the collector's review of blob `digest`
+ * to `now_ms` plus the review delay, when one is queued sooner (db_gc.c). */
+int db_gc_postpone_blob(struct conn *c, const char *digest, int64_t now_ms);
+
 #define CONN_OR_FAIL(c, db)                                                                        \
     struct conn *c = db_conn(db);                                                                  \
     if (!c)                                                                                        \
