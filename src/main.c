@@ -53,7 +53,7 @@ static const char usage_text[] =
     "  vulndb import|status|update       the vulnerability database\n"
     "  backup DIR                        back up the registry while it runs\n"
     "  restore DIR                       restore a backup into a new data directory\n"
-    "  gc [--dry-run] [--delete-untagged] \n"
+    "  gc [--dry-run] [--delete-untagged]\n"
     "                                    collect unreferenced blobs now, online\n"
     "  version                           version, commit and build flags (also -V, --version)\n"
     "\n"
