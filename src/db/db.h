@@ -1004,6 +1004,12 @@ int wh_db_gc_set_delay(wh_db *db, int64_t delay_ms);
  * nothing is due soon. 0 or WH_ERROR.
  */
 int wh_db_gc_blob_touch(wh_db *db, const char *digest, int64_t now_ms);
+/*
+ * Queues blob `digest` for review (`now_ms` + the delay): bytes a push
+ * stored and then could not record (a refused manifest, an upload over the
+ * quota) are collected once due. 0 or WH_ERROR.
+ */
+int wh_db_gc_blob_enqueue(wh_db *db, const char *digest, int64_t now_ms);
 /* What one review did. */
 struct wh_gc_review {
     bool claimed;                   /* a due review was found (else the queue has none) */
@@ -1016,9 +1022,8 @@ struct wh_gc_review {
 /*
  * Claims the due blob review (review_after <= `now_ms`) that is due first
  * and, in the same write transaction: drops it when a manifest, config or
- * layer of any artifact uses the digest (or the blob is gone); else deletes
- * the blob's rows and, through `del(digest, payload)`, its bytes from
- * storage (a failed `del` rolls back and retries the review later with a
+ * layer of any artifact uses the digest; else deletes the blob's rows (if
+ * any) and, through `del(digest, payload)`, its bytes from storage (a failed `del` rolls back and retries the review later with a
  * backoff). 0 (see `out`) or WH_ERROR.
  */
 int wh_db_gc_review_blob(wh_db *db, int64_t now_ms,

@@ -77,6 +77,20 @@ int db_gc_postpone_blob(struct conn *c, const char *digest, int64_t now_ms)
     return db_run(c, s);
 }
 
+int wh_db_gc_blob_enqueue(wh_db *db, const char *digest, int64_t now_ms)
+{
+    static const char sql[] =
+        "INSERT INTO gc_blob_review(digest, review_after_ms, event)"
+        " VALUES(?1, ?2 + (SELECT review_delay_ms FROM gc_setting WHERE id = 1), 'push_failed')"
+        " ON CONFLICT(digest) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+        " event = excluded.event";
+    CONN_OR_FAIL(c, db);
+    sqlite3_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, digest);
+    sqlite3_bind_int64(s, 2, now_ms);
+    return db_run(c, s);
+}
+
 int wh_db_gc_blob_touch(wh_db *db, const char *digest, int64_t now_ms)
 {
     /* due within half the delay: worth a write; else a read is all a HEAD costs */
@@ -167,12 +181,21 @@ static int blob_review_tx(struct conn *c, int64_t now_ms,
     db_bind_text(s, 1, out->digest);
     if ((error = db_run(c, s)) < 0)
         return error;
-    if (used || !exists)
+    if (used)
         return 0;
-    /* last: once the bytes are gone, only a commit may follow */
-    if ((error = del(out->digest, payload)) < 0 && error != WH_ENOTFOUND)
+    /*
+     * Last: once the bytes are gone, only a commit may follow. Bytes with no
+     * row are deleted too: stored by a push whose recording then failed (a
+     * manifest refused for a missing blob, an upload over the quota), which
+     * queued them. A push storing them right now finds them gone when it
+     * records them, and stores them again (wh_db_on_blob_recorded).
+     */
+    error = del(out->digest, payload);
+    if (error < 0 && error != WH_ENOTFOUND)
         return error;
-    out->deleted = true;
+    out->deleted = exists || error == 0;
+    if (!exists)
+        out->size = 0;
     return 0;
 }
 

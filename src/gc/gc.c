@@ -254,8 +254,8 @@ static void *worker_main(void *arg)
             wh_metric_add(WH_METRIC_GC_BLOBS_DELETED, 1);
             wh_metric_add(WH_METRIC_GC_BYTES_FREED, r.size);
             if (e->items++ < LOG_ITEMS_MAX)
-                log_line(e, "deleted blob %s (%llu bytes)", r.digest,
-                         (unsigned long long)r.size);
+                log_line(e, "deleted blob %s (%llu bytes%s)", r.digest,
+                         (unsigned long long)r.size, r.size ? "" : ", or never recorded");
         }
         pthread_mutex_unlock(&e->lock);
     }
