@@ -167,6 +167,7 @@ struct exec {
     int64_t items;            /* items named in the log */
     bool cut;                 /* the log reached its cap */
     int active;               /* workers still going */
+    bool broken;              /* a worker met a database error: the run ends as Error */
     atomic_bool stop;
     FILE *echo;
 };
@@ -232,6 +233,7 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&e->lock);
         if (error < 0) {
             e->run.failures++;
+            e->broken = true;
             log_line(e, "error: %s", wh_error_msg());
             pthread_mutex_unlock(&e->lock);
             break; /* the database is not answering: the run ends as Error */
@@ -307,6 +309,8 @@ static int collect(struct exec *e)
                         wh_error_msg());
     for (int i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
+    if (e->broken)
+        error = wh_error_set(WH_ERROR, "a review failed in the database (see the log)");
     return error;
 }
 
