@@ -1022,9 +1022,10 @@ struct wh_gc_review {
 /*
  * Claims the due blob review (review_after <= `now_ms`) that is due first
  * and, in the same write transaction: drops it when a manifest, config or
- * layer of any artifact uses the digest; else deletes the blob's rows (if
- * any) and, through `del(digest, payload)`, its bytes from storage (a failed `del` rolls back and retries the review later with a
- * backoff). 0 (see `out`) or WH_ERROR.
+ * layer of any artifact uses the digest; else deletes, through `del(digest,
+ * payload)`, its bytes from storage, then its rows (if any). A failed `del`
+ * changes no row and retries the review later with a backoff (`failed`).
+ * 0 (see `out`) or WH_ERROR.
  */
 int wh_db_gc_review_blob(wh_db *db, int64_t now_ms,
                          int (*del)(const char *digest, void *payload), void *payload,
@@ -1038,6 +1039,23 @@ int wh_db_gc_review_blob(wh_db *db, int64_t now_ms,
  */
 int wh_db_gc_review_manifest(wh_db *db, int64_t now_ms, bool delete_untagged,
                              struct wh_gc_review *out);
+/*
+ * Batches of the reviews above in one write transaction each, so that a
+ * run of many reviews commits (and takes the write lock) seldom: claims
+ * until none is due, `max` were claimed, or `budget_ms` has passed since the
+ * first; `seen(review, payload)` is called for each (inside the
+ * transaction: it must not use `db`). A failed storage delete is retried
+ * later and reported as `failed`; a database error rolls the whole batch
+ * back. `*claimed_out` counts the reviews. 0 or WH_ERROR.
+ */
+int wh_db_gc_review_blobs(wh_db *db, int64_t now_ms, int max, int64_t budget_ms,
+                          int (*del)(const char *digest, void *payload), void *del_payload,
+                          void (*seen)(const struct wh_gc_review *r, void *payload),
+                          void *payload, int *claimed_out);
+int wh_db_gc_review_manifests(wh_db *db, int64_t now_ms, bool delete_untagged, int max,
+                              int64_t budget_ms,
+                              void (*seen)(const struct wh_gc_review *r, void *payload),
+                              void *payload, int *claimed_out);
 /*
  * A dry run: calls `fn` for each artifact (repo set) a review due at
  * `now_ms` would delete, then for each blob (repo "") whose review is due

@@ -121,22 +121,21 @@ static int64_t backoff_ms(int64_t count)
     return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
 }
 
-/* A review that failed: tried again after a backoff (outside the rolled-back transaction). */
-static int bump(struct conn *c, const char *sql, const char *digest, int64_t id,
-                int64_t count, int64_t now_ms)
+/* A review whose storage delete failed: tried again after a backoff (same transaction). */
+static int bump_blob(struct conn *c, const char *digest, int64_t count, int64_t now_ms)
 {
+    static const char sql[] = "UPDATE gc_blob_review SET review_count = review_count + 1,"
+                              " review_after_ms = ?2 WHERE digest = ?1";
     sqlite3_stmt *s = db_stmt(c, sql);
-    if (digest)
-        db_bind_text(s, 1, digest);
-    else
-        sqlite3_bind_int64(s, 1, id);
+    db_bind_text(s, 1, digest);
     sqlite3_bind_int64(s, 2, now_ms + backoff_ms(count));
     return db_run(c, s);
 }
 
-static int blob_review_tx(struct conn *c, int64_t now_ms,
-                          int (*del)(const char *digest, void *payload), void *payload,
-                          struct wh_gc_review *out, int64_t *count_out)
+/* Inside a write transaction: claims and reviews the blob review due first (see db.h). */
+static int blob_review_one(struct conn *c, int64_t now_ms,
+                           int (*del)(const char *digest, void *payload), void *payload,
+                           struct wh_gc_review *out)
 {
     static const char claim[] = "SELECT digest, review_count FROM gc_blob_review"
                                 " WHERE review_after_ms <= ?1 ORDER BY review_after_ms LIMIT 1";
@@ -146,6 +145,7 @@ static int blob_review_tx(struct conn *c, int64_t now_ms,
     static const char unlink_all[] = "DELETE FROM repo_blob WHERE digest = ?1";
     static const char drop_blob[] = "DELETE FROM blob WHERE digest = ?1";
     static const char drop_review[] = "DELETE FROM gc_blob_review WHERE digest = ?1";
+    memset(out, 0, sizeof(*out));
     sqlite3_stmt *s = db_stmt(c, claim);
     sqlite3_bind_int64(s, 1, now_ms);
     int error = db_one_row(c, s, "due blob review");
@@ -155,7 +155,7 @@ static int blob_review_tx(struct conn *c, int64_t now_ms,
         return error;
     out->claimed = true;
     db_copy_col(out->digest, sizeof(out->digest), s, 0);
-    *count_out = sqlite3_column_int64(s, 1);
+    int64_t count = sqlite3_column_int64(s, 1);
     db_done(s);
 
     s = db_stmt(c, look);
@@ -164,13 +164,33 @@ static int blob_review_tx(struct conn *c, int64_t now_ms,
         return error;
     bool used = sqlite3_column_int64(s, 0) != 0;
     bool exists = sqlite3_column_type(s, 1) != SQLITE_NULL;
-    out->size = (uint64_t)sqlite3_column_int64(s, 1);
+    out->size = exists ? (uint64_t)sqlite3_column_int64(s, 1) : 0;
     db_done(s);
-    if (!used && exists) {
+    if (!used) {
+        /*
+         * The bytes first, under the write lock this transaction holds: a
+         * failed delete leaves the rows as they are and retries later. Bytes
+         * with no row are deleted too: stored by a push whose recording then
+         * failed (a manifest refused for a missing blob, an upload over the
+         * quota), which queued them. A push storing them right now finds them
+         * gone when it records them, and stores them again
+         * (wh_db_on_blob_recorded).
+         */
+        int gone = del(out->digest, payload);
+        if (gone < 0 && gone != WH_ENOTFOUND) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+            out->failed = true;
+            if ((error = bump_blob(c, out->digest, count, now_ms)) < 0)
+                return error;
+            wh_error_set(WH_ERROR, "%s", msg);
+            return 0;
+        }
+        out->deleted = exists || gone == 0;
         /* repo_blob first: its rows refer to the blob row (and queue the digest again,
-         * which the last delete below takes back) */
+         * which the delete of the review below takes back) */
         const char *const dels[] = {unlink_all, drop_blob};
-        for (size_t i = 0; i < 2; i++) {
+        for (size_t i = 0; exists && i < 2; i++) {
             s = db_stmt(c, dels[i]);
             db_bind_text(s, 1, out->digest);
             if ((error = db_run(c, s)) < 0)
@@ -179,59 +199,15 @@ static int blob_review_tx(struct conn *c, int64_t now_ms,
     }
     s = db_stmt(c, drop_review);
     db_bind_text(s, 1, out->digest);
-    if ((error = db_run(c, s)) < 0)
-        return error;
-    if (used)
-        return 0;
-    /*
-     * Last: once the bytes are gone, only a commit may follow. Bytes with no
-     * row are deleted too: stored by a push whose recording then failed (a
-     * manifest refused for a missing blob, an upload over the quota), which
-     * queued them. A push storing them right now finds them gone when it
-     * records them, and stores them again (wh_db_on_blob_recorded).
-     */
-    error = del(out->digest, payload);
-    if (error < 0 && error != WH_ENOTFOUND)
-        return error;
-    out->deleted = exists || error == 0;
-    if (!exists)
-        out->size = 0;
-    return 0;
+    return db_run(c, s);
 }
 
-int wh_db_gc_review_blob(wh_db *db, int64_t now_ms,
-                         int (*del)(const char *digest, void *payload), void *payload,
-                         struct wh_gc_review *out)
+static int manifest_claim(struct conn *c, int64_t now_ms, bool delete_untagged, int64_t *id_out)
 {
-    static const char retry[] = "UPDATE gc_blob_review SET review_count = review_count + 1,"
-                                " review_after_ms = ?2 WHERE digest = ?1";
-    CONN_OR_FAIL(c, db);
-    int64_t count = 0;
-    memset(out, 0, sizeof(*out));
-    int error = db_tx_begin(c);
-    if (error < 0)
-        return error;
-    error = db_tx_end(c, blob_review_tx(c, now_ms, del, payload, out, &count));
-    if (error < 0 && out->claimed) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
-        out->deleted = false;
-        out->failed = true;
-        if (bump(c, retry, out->digest, 0, count, now_ms) < 0)
-            return WH_ERROR;
-        wh_error_set(WH_ERROR, "%s", msg);
-        return 0;
-    }
-    return error;
-}
-
-static int manifest_claim(struct conn *c, int64_t now_ms, bool delete_untagged, int64_t *id_out,
-                          int64_t *count_out)
-{
-    static const char any[] = "SELECT artifact_id, review_count FROM gc_manifest_review"
+    static const char any[] = "SELECT artifact_id FROM gc_manifest_review"
                               " WHERE review_after_ms <= ?1 ORDER BY review_after_ms LIMIT 1";
     static const char of_event[] =
-        "SELECT artifact_id, review_count FROM gc_manifest_review"
+        "SELECT artifact_id FROM gc_manifest_review"
         " WHERE event = ?2 AND review_after_ms <= ?1 ORDER BY review_after_ms LIMIT 1";
     static const char *const events[] = {"parent_delete", "subject_delete"};
     for (size_t i = 0; i < (delete_untagged ? 1 : 2); i++) {
@@ -245,22 +221,24 @@ static int manifest_claim(struct conn *c, int64_t now_ms, bool delete_untagged, 
         if (error < 0)
             return error;
         *id_out = sqlite3_column_int64(s, 0);
-        *count_out = sqlite3_column_int64(s, 1);
         db_done(s);
         return 0;
     }
     return WH_ENOTFOUND;
 }
 
-static int manifest_review_tx(struct conn *c, int64_t now_ms, bool delete_untagged,
-                              struct wh_gc_review *out, int64_t *id_out, int64_t *count_out)
+/* Inside a write transaction: claims and reviews the manifest review due first. */
+static int manifest_review_one(struct conn *c, int64_t now_ms, bool delete_untagged,
+                               struct wh_gc_review *out)
 {
     static const char look[] =
         "SELECT a.digest, r.name, a.size, CASE WHEN " ARTIFACT_KEPT("a") " THEN 1 ELSE 0 END"
         " FROM artifact a JOIN repository r ON r.id = a.repo_id WHERE a.id = ?1";
     static const char drop_artifact[] = "DELETE FROM artifact WHERE id = ?1";
     static const char drop_review[] = "DELETE FROM gc_manifest_review WHERE artifact_id = ?1";
-    int error = manifest_claim(c, now_ms, delete_untagged, id_out, count_out);
+    int64_t id = 0;
+    memset(out, 0, sizeof(*out));
+    int error = manifest_claim(c, now_ms, delete_untagged, &id);
     if (error == WH_ENOTFOUND)
         return 0;
     if (error < 0)
@@ -268,7 +246,7 @@ static int manifest_review_tx(struct conn *c, int64_t now_ms, bool delete_untagg
     out->claimed = true;
     bool kept = true;
     sqlite3_stmt *s = db_stmt(c, look);
-    sqlite3_bind_int64(s, 1, *id_out);
+    sqlite3_bind_int64(s, 1, id);
     error = db_one_row(c, s, "artifact");
     if (error == 0) {
         db_copy_col(out->digest, sizeof(out->digest), s, 0);
@@ -281,39 +259,95 @@ static int manifest_review_tx(struct conn *c, int64_t now_ms, bool delete_untagg
     }
     if (error == 0 && !kept) {
         s = db_stmt(c, drop_artifact);
-        sqlite3_bind_int64(s, 1, *id_out);
+        sqlite3_bind_int64(s, 1, id);
         if ((error = db_run(c, s)) < 0)
             return error;
         out->deleted = true;
     }
     s = db_stmt(c, drop_review);
-    sqlite3_bind_int64(s, 1, *id_out);
+    sqlite3_bind_int64(s, 1, id);
     return db_run(c, s);
+}
+
+struct batch {
+    bool manifests;
+    bool delete_untagged;
+    int (*del)(const char *digest, void *payload);
+    void *del_payload;
+    void (*seen)(const struct wh_gc_review *r, void *payload);
+    void *payload;
+    int max;
+    int64_t budget_ms;
+};
+
+/* One transaction of reviews: until none is due, `max` were claimed or the budget is spent. */
+static int batch_tx(struct conn *c, int64_t now_ms, const struct batch *b, int *claimed_out)
+{
+    int64_t start = wh_now_ms();
+    *claimed_out = 0;
+    while (*claimed_out < b->max && (*claimed_out == 0 || wh_now_ms() - start < b->budget_ms)) {
+        struct wh_gc_review r;
+        int error = b->manifests ? manifest_review_one(c, now_ms, b->delete_untagged, &r)
+                                 : blob_review_one(c, now_ms, b->del, b->del_payload, &r);
+        if (error < 0)
+            return error;
+        if (!r.claimed)
+            break;
+        ++*claimed_out;
+        b->seen(&r, b->payload);
+    }
+    return 0;
+}
+
+static int batch_run(wh_db *db, int64_t now_ms, const struct batch *b, int *claimed_out)
+{
+    CONN_OR_FAIL(c, db);
+    int error = db_tx_begin(c);
+    if (error < 0)
+        return error;
+    return db_tx_end(c, batch_tx(c, now_ms, b, claimed_out));
+}
+
+int wh_db_gc_review_blobs(wh_db *db, int64_t now_ms, int max, int64_t budget_ms,
+                          int (*del)(const char *digest, void *payload), void *del_payload,
+                          void (*seen)(const struct wh_gc_review *r, void *payload),
+                          void *payload, int *claimed_out)
+{
+    struct batch b = {.del = del, .del_payload = del_payload, .seen = seen, .payload = payload,
+                      .max = max, .budget_ms = budget_ms};
+    return batch_run(db, now_ms, &b, claimed_out);
+}
+
+int wh_db_gc_review_manifests(wh_db *db, int64_t now_ms, bool delete_untagged, int max,
+                              int64_t budget_ms,
+                              void (*seen)(const struct wh_gc_review *r, void *payload),
+                              void *payload, int *claimed_out)
+{
+    struct batch b = {.manifests = true, .delete_untagged = delete_untagged, .seen = seen,
+                      .payload = payload, .max = max, .budget_ms = budget_ms};
+    return batch_run(db, now_ms, &b, claimed_out);
+}
+
+static void keep_one(const struct wh_gc_review *r, void *payload)
+{
+    *(struct wh_gc_review *)payload = *r;
+}
+
+int wh_db_gc_review_blob(wh_db *db, int64_t now_ms,
+                         int (*del)(const char *digest, void *payload), void *payload,
+                         struct wh_gc_review *out)
+{
+    int n = 0;
+    memset(out, 0, sizeof(*out));
+    return wh_db_gc_review_blobs(db, now_ms, 1, 0, del, payload, keep_one, out, &n);
 }
 
 int wh_db_gc_review_manifest(wh_db *db, int64_t now_ms, bool delete_untagged,
                              struct wh_gc_review *out)
 {
-    static const char retry[] = "UPDATE gc_manifest_review SET review_count = review_count + 1,"
-                                " review_after_ms = ?2 WHERE artifact_id = ?1";
-    CONN_OR_FAIL(c, db);
-    int64_t id = 0, count = 0;
+    int n = 0;
     memset(out, 0, sizeof(*out));
-    int error = db_tx_begin(c);
-    if (error < 0)
-        return error;
-    error = db_tx_end(c, manifest_review_tx(c, now_ms, delete_untagged, out, &id, &count));
-    if (error < 0 && out->claimed) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
-        out->deleted = false;
-        out->failed = true;
-        if (bump(c, retry, NULL, id, count, now_ms) < 0)
-            return WH_ERROR;
-        wh_error_set(WH_ERROR, "%s", msg);
-        return 0;
-    }
-    return error;
+    return wh_db_gc_review_manifests(db, now_ms, delete_untagged, 1, 0, keep_one, out, &n);
 }
 
 struct preview {
