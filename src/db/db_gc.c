@@ -2,9 +2,9 @@
  * db_gc.c: online garbage collection (schema 12), modelled on GitLab's
  * container registry: the triggers of migration 12 queue every blob digest
  * and every artifact whose references may just have changed, with a review
- * time a delay ahead (gc_setting.review_delay_ms); the collector claims one
- * due review per short write transaction and decides there, with the
- * references as they are at that moment:
+ * time a delay ahead (gc_setting.review_delay_ms); the collector claims due
+ * reviews one after the other in short write transactions (a few dozen
+ * each) and decides each there, with the references as they are then:
  *
  *   blob      kept when any artifact (any repository) has it as its manifest,
  *             config or layer; else its rows and its bytes are deleted.

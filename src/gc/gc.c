@@ -2,13 +2,14 @@
  * gc.c: the collector's runs (see gc.h), their schedules and the server's
  * gc thread.
  *
- * A collection run starts `workers` threads. Each claims one due review at
- * a time (manifests first, so that what an artifact's delete queues is
- * reviewed in the same run when it is already due), in its own short write
- * transaction (db_gc.c), until nothing is due or a stop is asked for. The
+ * A collection run starts `workers` threads. Each claims due reviews in
+ * batches (manifests first, so that what an artifact's delete queues is
+ * reviewed in the same run when it is already due), each batch one short
+ * write transaction (db_gc.c; BATCH_MAX reviews or BATCH_MS) followed by a
+ * pause as long, until nothing is due or a stop is asked for. The
  * run's own thread writes the counts and the log into the run about once a
  * second and reads back whether a stop was asked for (PUT /system/gc/{id}).
- * Nothing is locked beyond one review's transaction: pushes, pulls and
+ * Nothing is locked beyond one batch's transaction: pushes, pulls and
  * deletes go on beside a run. A dry run only reads (wh_db_gc_preview).
  *
  * An audit-log purge deletes the entries older than the retention, of the

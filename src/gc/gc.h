@@ -2,7 +2,7 @@
  * gc: online garbage collection and the audit-log purge, Harbor's
  * /system/gc and /system/purgeaudit jobs. The database tracks references
  * and queues reviews as artifacts, tags and blobs change (db_gc.c); a run
- * claims the due reviews one short transaction at a time and deletes what
+ * claims the due reviews in short transactions and deletes what
  * nothing references, while pushes and pulls go on: no stop-the-world, no
  * read-only window. Runs are started through the API (now or by a cron
  * schedule, executed by the server's gc thread) or by `wharf gc` (executed
