@@ -333,9 +333,8 @@ static int commit(wh_req *r, struct chunk_ctx *c)
     /* the quota is reserved here, atomically; the check above only saves the copy.
      * A blob committed but not recorded is served by nobody; a retry records it. */
     error = wh_db_blob_link(reg->db, c->t->project_id, c->t->name, d.str, size);
-    /* stored but not recorded: the collector takes the bytes once their review is due */
-    if (error < 0 && wh_db_gc_blob_enqueue(reg->db, d.str, wh_now_ms()) < 0)
-        wh_log_warn("blob %s: not queued for collection: %s", d.str, wh_error_msg());
+    if (error < 0)
+        gc_enqueue(reg, d.str, error);
     if (error == WH_EDENIED) {
         char *msg = wh_pool_strdup(wh_req_pool(r), wh_error_msg());
         push_refused(reg, c->t, NULL, 0);

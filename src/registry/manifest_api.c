@@ -279,9 +279,8 @@ static int put_end(wh_req *r, void *arg)
         if (error != WH_EBUSY || attempt == 2)
             break;
     }
-    /* stored but not recorded: the collector takes the bytes once their review is due */
-    if (error < 0 && wh_db_gc_blob_enqueue(reg->db, d.str, wh_now_ms()) < 0)
-        wh_log_warn("manifest %s: not queued for collection: %s", d.str, wh_error_msg());
+    if (error < 0)
+        gc_enqueue(reg, d.str, error);
     if (error == WH_ENOTFOUND) {
         json_t *detail = json_pack("{s:s}", "digest", wh_error_msg());
         char *dj = json_dumps(detail, JSON_COMPACT);
