@@ -453,3 +453,53 @@ def test_purgeaudit(servers):
     assert h.headers["X-Total-Count"] == "3"
     # the gc history is its own
     assert api.get("/system/gc").headers["X-Total-Count"] == "0"
+
+
+N_SEEDED = 50000
+
+
+def test_gc_stop_a_running_collection_and_finish_later(servers):
+    """50000 unreferenced blobs seeded into a stopped server (files and rows:
+    the blob trigger queues them, as uploads would); a run is stopped while it
+    goes (PUT /system/gc/{id}), ends Stopped with part of the work done, and
+    the next run collects the rest."""
+    import sqlite3
+    srv = servers.new(env=FAST)
+    assert srv.stop() == 0
+    db = sqlite3.connect(os.path.join(srv.data_dir, "wharf.db"))
+    rows = []
+    for i in range(N_SEEDED):
+        data = i.to_bytes(4, "big") + b"gc-stop"
+        hexd = hashlib.sha256(data).hexdigest()
+        d = os.path.join(srv.data_dir, "blobs", "sha256", hexd[:2])
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, hexd), "wb") as f:
+            f.write(data)
+        rows.append(("sha256:" + hexd, len(data), 0))
+    with db:
+        db.executemany("INSERT INTO blob(digest, size, created_ms) VALUES(?, ?, ?)", rows)
+    db.close()
+    srv.start()
+    api = admin(srv)
+    r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"}})
+    assert r.status_code == 201, describe(r)
+    gc_id = r.headers["Location"].rsplit("/", 1)[1]
+    wait_until(lambda: api.get(f"/system/gc/{gc_id}").json()["job_status"] == "Running", 30,
+               "the run to start")
+    r = api.put(f"/system/gc/{gc_id}")
+    assert r.status_code == 200, describe(r)
+    item = {}
+
+    def ended():
+        nonlocal item
+        item = api.get(f"/system/gc/{gc_id}").json()
+        return item["job_status"] not in ("Pending", "Running")
+
+    wait_until(ended, RUN_TIMEOUT, "the stopped run to end")
+    assert item["job_status"] == "Stopped", item
+    assert 0 < len(blob_dir_usage(srv)) < N_SEEDED
+    assert item["blobs_deleted"] == N_SEEDED - len(blob_dir_usage(srv)), item
+    assert "stopped:" in api.get(f"/system/gc/{gc_id}/log").text
+    rest = run_gc(srv)
+    assert rest["blobs_deleted"] == N_SEEDED - item["blobs_deleted"], rest
+    assert_disk_is(srv, {})
