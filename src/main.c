@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "scand/scand.h"
 #include "db/db.h"
+#include "gc/gc.h"
 #include "http/http.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
@@ -53,6 +54,8 @@ static const char usage_text[] =
     "  vulndb import|status|update       the vulnerability database\n"
     "  backup DIR                        back up the registry while it runs\n"
     "  restore DIR                       restore a backup into a new data directory\n"
+    "  gc [--dry-run] [--delete-untagged]\n"
+    "                                    collect unreferenced blobs now, online\n"
     "  version                           version, commit and build flags (also -V, --version)\n"
     "\n"
     "Every command but version reads the configuration: the YAML file given with\n"
@@ -466,6 +469,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     wh_adapter *adapter = NULL;
     struct wh_adapter_client *scan_client = NULL;
     wh_scanall *scanall = NULL;
+    wh_gc *gc = NULL;
     wh_http *http = NULL, *metrics_http = NULL;
     struct wh_metrics_source metrics_src = {0};
     char *tls_cert = NULL, *tls_key = NULL;
@@ -581,6 +585,13 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     }
     if (open_db(&db, cfg) < 0)
         goto out;
+    /* garbage collection: the grace delay of new reviews, and a blob row recorded only
+     * while its bytes are in storage (a collection may have just deleted them) */
+    if (wh_db_gc_set_delay(db, (int64_t)cfg->gc_review_delay_s * 1000) < 0) {
+        wh_log_error("gc: %s", wh_error_msg());
+        goto out;
+    }
+    wh_db_on_blob_recorded(db, wh_gc_blob_present, store);
     struct wh_registry_config rc_cfg = {
         .max_manifest_bytes = cfg->max_manifest_bytes,
         .max_blob_bytes = cfg->max_blob_bytes,
@@ -633,6 +644,10 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("scan all: %s", wh_error_msg());
         goto out;
     }
+    if (wh_gc_start(&gc, db, store) < 0) {
+        wh_log_error("gc: %s", wh_error_msg());
+        goto out;
+    }
     /* a push into an auto_scan project wakes a worker once its job is committed */
     wh_db_on_scan_queued(db, scan_kick, scand);
     struct wh_api_config api_cfg = {.version = WHARF_VERSION,
@@ -641,7 +656,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
                                     .read_only = cfg->read_only,
                                     .deletes_disabled = !cfg->delete_enabled,
                                     .scand = scand,
-                                    .scanall = scanall};
+                                    .scanall = scanall,
+                                    .gc = gc};
     if (wh_api_new(&api, db, store, acl, &api_cfg) < 0) {
         wh_log_error("api: %s", wh_error_msg());
         goto out;
@@ -685,6 +701,9 @@ out:
     if (scan_client) /* a job handed to an external scanner stops waiting for it */
         __atomic_store_n(&scan_client->stop, 1, __ATOMIC_RELAXED);
     wh_scanall_stop(scanall);
+    wh_gc_stop(gc);
+    if (db)
+        wh_db_on_blob_recorded(db, NULL, NULL);
     if (db)
         wh_db_on_scan_queued(db, NULL, NULL);
     wh_scand_stop(scand);
@@ -765,6 +784,7 @@ ADAPT(vulndb)
 ADAPT(allowlist)
 ADAPT(backup)
 ADAPT(restore)
+ADAPT(gc)
 
 static const struct command {
     const char *name;
@@ -783,6 +803,7 @@ static const struct command {
     {"allowlist", wh_cli_allowlist_usage, run_allowlist, true},
     {"backup", wh_cli_backup_usage, run_backup, true},
     {"restore", wh_cli_restore_usage, run_restore, true},
+    {"gc", wh_cli_gc_usage, run_gc, true},
     {"version", version_usage, cmd_version, false},
 };
 

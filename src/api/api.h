@@ -31,6 +31,7 @@ struct wh_api_config {
     unsigned scanner_timeout_s; /* answer time allowed to an external scanner (ping, metadata) */
     struct wh_adapter *adapter; /* the built-in scanner's adapter (its metadata), may be NULL */
     struct wh_scanall *scanall; /* scan-all thread woken by a run or schedule (may be NULL) */
+    struct wh_gc *gc;           /* gc thread woken by a run or schedule (may be NULL) */
 };
 
 /*

@@ -117,6 +117,14 @@ const char *api_repo_name(struct call *c, const char *repository_param);
 json_t *api_body(struct call *c);
 
 /* scanners.c */
+/* gc.c: /system/gc and /system/purgeaudit (the kind follows the route's path) */
+int api_gc_schedule_get(struct call *c);
+int api_gc_schedule_create(struct call *c);
+int api_gc_schedule_update(struct call *c);
+int api_gc_list(struct call *c);
+int api_gc_get(struct call *c);
+int api_gc_stop(struct call *c);
+int api_gc_log(struct call *c);
 int api_scanners_list(struct call *c);
 int api_scanner_create(struct call *c);
 int api_scanner_ping(struct call *c);

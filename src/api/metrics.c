@@ -28,6 +28,7 @@ int wh_api_metrics_handle(wh_req *r, void *payload)
     int64_t uploads = -1, pending = -1, running = -1;
     uint64_t total = 0, free_bytes = 0;
     bool have_space = false;
+    struct wh_gc_queue gcq = {-1, -1, -1, -1, -1};
 
     if (strcmp(wh_req_path(r), "/metrics") != 0) {
         wh_resp_send(r, 404, json_type, not_found, sizeof(not_found) - 1);
@@ -44,6 +45,8 @@ int wh_api_metrics_handle(wh_req *r, void *payload)
             uploads = -1;
         if (wh_db_scan_queue(src->db, &pending, &running) < 0)
             pending = running = -1;
+        if (wh_db_gc_queue(src->db, wh_now_ms(), &gcq) < 0)
+            gcq = (struct wh_gc_queue){-1, -1, -1, -1, -1};
     }
     if (src->store)
         have_space = wh_store_capacity(src->store, &total, &free_bytes) == 0;
@@ -55,6 +58,17 @@ int wh_api_metrics_handle(wh_req *r, void *payload)
          "Blob upload sessions begun and not yet finished, cancelled or expired.", uploads},
         {"wharf_scan_queue_depth", "Scan jobs waiting for a worker.", pending},
         {"wharf_scans_running", "Scan jobs being run now.", running},
+        {"wharf_gc_blob_reviews_queued", "Blobs queued for a garbage collection review.",
+         gcq.blobs},
+        {"wharf_gc_blob_reviews_due", "Queued blob reviews whose grace delay has passed.",
+         gcq.blobs_due},
+        {"wharf_gc_manifest_reviews_queued",
+         "Artifacts queued for a garbage collection review.", gcq.manifests},
+        {"wharf_gc_manifest_reviews_due",
+         "Queued artifact reviews whose grace delay has passed.", gcq.manifests_due},
+        {"wharf_gc_review_retries_max",
+         "Most failed attempts of any queued review (a blob storage cannot delete).",
+         gcq.max_review_count},
         {"wharf_storage_capacity_bytes", "Size of the file system holding the blobs.",
          have_space ? (int64_t)total : -1},
         {"wharf_storage_free_bytes", "Bytes the blob store may still write.",

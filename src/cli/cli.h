@@ -43,6 +43,10 @@ int wh_cli_backup(const struct wh_config *cfg, int argc, char **argv);
 int wh_cli_restore(const struct wh_config *cfg, int argc, char **argv);
 extern const char wh_cli_backup_usage[], wh_cli_restore_usage[];
 
+/* `wharf gc [--dry-run] [--delete-untagged]`: a garbage collection now (gc_cmd.c). */
+int wh_cli_gc(const struct wh_config *cfg, int argc, char **argv);
+extern const char wh_cli_gc_usage[];
+
 /* Usage texts of the commands above (printed by --help and after usage errors). */
 extern const char wh_cli_project_usage[], wh_cli_member_usage[], wh_cli_user_usage[],
     wh_cli_robot_usage[], wh_cli_scan_usage[], wh_cli_vulndb_usage[], wh_cli_allowlist_usage[];

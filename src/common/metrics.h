@@ -25,6 +25,10 @@ enum wh_metric {
     WH_METRIC_BYTES_OUT,         /* response body bytes delivered */
     WH_METRIC_LOGIN_FAILED,      /* logins refused for bad credentials */
     WH_METRIC_DB_WRITE_FAILED,   /* database statements that failed (full disk, I/O, lock) */
+    WH_METRIC_GC_BLOBS_DELETED,  /* blobs the garbage collector deleted */
+    WH_METRIC_GC_BYTES_FREED,    /* their bytes */
+    WH_METRIC_GC_ARTIFACTS_DELETED, /* untagged or orphaned artifacts it deleted */
+    WH_METRIC_AUDIT_PURGED,      /* audit entries purged by /system/purgeaudit runs */
     WH_METRIC_COUNT_
 };
 /* Adds `n` to a counter. */

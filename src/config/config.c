@@ -99,6 +99,7 @@ static const struct key keys[] = {
     NUM("auth.refresh_token_ttl", "WHARF_REFRESH_TOKEN_TTL", refresh_ttl_s, 1, 366 * DAY),
     NUM("auth.login_threads", "WHARF_LOGIN_THREADS", login_threads, 1, 64),
     NUM("auth.login_queue", "WHARF_LOGIN_QUEUE", login_queue, 1, 100000),
+    NUM("gc.review_delay", "WHARF_GC_REVIEW_DELAY", gc_review_delay_s, 0, 366 * DAY),
     NUM("audit.retention_days", "WHARF_AUDIT_RETENTION_DAYS", audit_retention_days, 0, 36600),
     BOOL("log.access", "WHARF_ACCESS_LOG", access_log),
     ENUM("log.level", "WHARF_LOG_LEVEL", log_level, log_levels),
@@ -132,6 +133,7 @@ void wh_config_defaults(struct wh_config *c)
     c->max_uploads_per_user = 64;
     c->max_uploads_per_project = 128;
     c->upload_ttl_s = 24 * 3600;
+    c->gc_review_delay_s = 24 * 3600;
     c->scan_db_update_interval_s = 24 * 3600;
     c->upload_idle_ttl_s = 15 * 60;
     c->access_log = true;

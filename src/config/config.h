@@ -54,6 +54,7 @@ struct wh_config {
     unsigned login_threads;    /* auth.login_threads */
     unsigned login_queue;      /* auth.login_queue */
     int64_t audit_retention_days; /* audit.retention_days (0: keep forever) */
+    unsigned gc_review_delay_s;   /* gc.review_delay: grace before a queued GC review is due */
     int64_t refresh_ttl_s;     /* auth.refresh_token_ttl */
     char tls_cert[1024];       /* tls.cert: PEM certificate chain file ("" = plain HTTP) */
     char tls_key[1024];        /* tls.key: PEM private key file */

@@ -1059,6 +1059,161 @@ int wh_db_export_recover(wh_db *db);
 int wh_db_project_findings(wh_db *db, int64_t project_id,
                            int (*fn)(const struct wh_vuln_item *v, void *payload), void *payload);
 
+/*
+ * ---- garbage collection (db_gc.c, schema 12) ----
+ * Triggers queue a blob digest or an artifact for review whenever a write
+ * may have left it unreferenced (see the migration); the collector claims
+ * due reviews one at a time, each in its own short write transaction.
+ */
+/*
+ * Called inside the transaction that records a blob row that did not
+ * exist (an upload, a mount, a manifest's own bytes): `fn(digest)` must
+ * answer 0 when the blob's bytes are in storage, < 0 when not (the
+ * collector deleted them meanwhile; the write then fails with WH_EBUSY and
+ * the caller may store the bytes again). NULL: no check. Set while no other
+ * thread uses `db`.
+ */
+void wh_db_on_blob_recorded(wh_db *db, int (*fn)(const char *digest, void *payload),
+                            void *payload);
+/* Sets the delay before a queued review is due (gc.review_delay). 0 or WH_ERROR. */
+int wh_db_gc_set_delay(wh_db *db, int64_t delay_ms);
+/*
+ * A push looked at blob `digest` (HEAD): when its review is due within the
+ * review delay, it is postponed to `now_ms` + the delay (GitLab's answer to
+ * a push that skips an upload because the blob exists). Reads only when
+ * nothing is due soon. 0 or WH_ERROR.
+ */
+int wh_db_gc_blob_touch(wh_db *db, const char *digest, int64_t now_ms);
+/*
+ * Queues blob `digest` for review (`now_ms` + the delay): bytes a push
+ * stored and then could not record (a refused manifest, an upload over the
+ * quota) are collected once due. 0 or WH_ERROR.
+ */
+int wh_db_gc_blob_enqueue(wh_db *db, const char *digest, int64_t now_ms);
+/* What one review did. */
+struct wh_gc_review {
+    bool claimed;                   /* a due review was found (else the queue has none) */
+    bool deleted;                   /* the blob or artifact was deleted (dry run: would be) */
+    bool failed;                    /* deleting failed: retried later (wh_error_msg says why) */
+    char digest[WH_DIGEST_STR_MAX]; /* the blob, or the artifact's manifest */
+    char repo[WH_NAME_MAX];         /* the artifact's repository ("" for a blob) */
+    uint64_t size;                  /* the blob's bytes */
+};
+/*
+ * Claims the due blob review (review_after <= `now_ms`) that is due first
+ * and, in the same write transaction: drops it when a manifest, config or
+ * layer of any artifact uses the digest; else deletes, through `del(digest,
+ * payload)`, its bytes from storage, then its rows (if any). A failed `del`
+ * changes no row and retries the review later with a backoff (`failed`).
+ * 0 (see `out`) or WH_ERROR.
+ */
+int wh_db_gc_review_blob(wh_db *db, int64_t now_ms,
+                         int (*del)(const char *digest, void *payload), void *payload,
+                         struct wh_gc_review *out);
+/*
+ * Claims the due manifest review that is due first, of any event when
+ * `delete_untagged`, else only of artifacts whose index or subject was
+ * deleted. An artifact with a tag, an index of its repository listing it,
+ * or a subject that still exists is kept (the review is dropped); any other
+ * is deleted, which queues its blobs, children and referrers. 0 or WH_ERROR.
+ */
+int wh_db_gc_review_manifest(wh_db *db, int64_t now_ms, bool delete_untagged,
+                             struct wh_gc_review *out);
+/*
+ * Batches of the reviews above in one write transaction each, so that a
+ * run of many reviews commits (and takes the write lock) seldom: claims
+ * until none is due, `max` were claimed, or `budget_ms` has passed since the
+ * first; `seen(review, payload)` is called for each (inside the
+ * transaction: it must not use `db`). A failed storage delete is retried
+ * later and reported as `failed`; a database error rolls the whole batch
+ * back. `*claimed_out` counts the reviews. 0 or WH_ERROR.
+ */
+int wh_db_gc_review_blobs(wh_db *db, int64_t now_ms, int max, int64_t budget_ms,
+                          int (*del)(const char *digest, void *payload), void *del_payload,
+                          void (*seen)(const struct wh_gc_review *r, void *payload),
+                          void *payload, int *claimed_out);
+int wh_db_gc_review_manifests(wh_db *db, int64_t now_ms, bool delete_untagged, int max,
+                              int64_t budget_ms,
+                              void (*seen)(const struct wh_gc_review *r, void *payload),
+                              void *payload, int *claimed_out);
+/*
+ * A dry run: calls `fn` for each artifact (repo set) a review due at
+ * `now_ms` would delete, then for each blob (repo "") whose review is due
+ * and that nothing references; nothing changes. `fn` returning non-zero
+ * stops. 0 or WH_ERROR.
+ */
+int wh_db_gc_preview(wh_db *db, int64_t now_ms, bool delete_untagged,
+                     int (*fn)(const struct wh_gc_review *r, void *payload), void *payload);
+/* The review queues, for /metrics. */
+struct wh_gc_queue {
+    int64_t blobs, blobs_due;         /* blob reviews queued, due now */
+    int64_t manifests, manifests_due; /* manifest reviews queued, due now */
+    int64_t max_review_count;         /* the most retried review (failed deletes) */
+};
+int wh_db_gc_queue(wh_db *db, int64_t now_ms, struct wh_gc_queue *out);
+
+/* Runs of the collector and of the audit-log purge (gc_run). */
+#define WH_GC_KIND_GC "gc"
+#define WH_GC_KIND_PURGE "purgeaudit"
+#define WH_GC_PARAMS_MAX 1024
+struct wh_gc_run {
+    int64_t id;
+    char kind[16];               /* WH_GC_KIND_* */
+    char trigger[16];            /* Manual, Schedule or CLI */
+    char operator[WH_NAME_MAX];  /* who asked ("" for the schedule) */
+    char status[16];             /* Pending, Running, Success, Error, Stopped */
+    char params[WH_GC_PARAMS_MAX]; /* JSON text */
+    int64_t created_ms, start_ms, end_ms, updated_ms;
+    bool stop_requested;
+    int64_t blobs, bytes, artifacts, purged, failures;
+};
+/*
+ * Records a run of `kind`, Pending (for the server's thread) or, with
+ * `running`, already Running (the caller executes it). WH_ECONFLICT when a
+ * run of that kind is Pending or Running. 0 with `*id_out`, or WH_ERROR.
+ */
+int wh_db_gcrun_create(wh_db *db, const char *kind, const char *trigger, const char *operator,
+                       const char *params, bool running, int64_t now_ms, int64_t *id_out);
+/*
+ * A scheduled start: in one transaction, replaces setting `name` (which
+ * must still read `expect`, else WH_ECONFLICT) with `value` and records a
+ * Pending run of `kind` unless one is Pending or Running (`*id_out` 0).
+ */
+int wh_db_gcrun_fire(wh_db *db, const char *name, const char *expect, const char *value,
+                     const char *kind, const char *params, int64_t now_ms, int64_t *id_out);
+/* Takes the oldest Pending run and marks it Running. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_gcrun_claim(wh_db *db, int64_t now_ms, struct wh_gc_run *out);
+/*
+ * Writes a Running run's counts and log (NUL-terminated, replaces the
+ * stored one); `status` non-NULL ends the run with it. `*stop_out` (may be
+ * NULL) tells whether a stop was asked for. 0, WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *log,
+                       const char *status, int64_t now_ms, bool *stop_out);
+/* Run `id` of `kind`. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_gcrun_get(wh_db *db, const char *kind, int64_t id, struct wh_gc_run *out);
+/* Runs of `kind`, newest first, `limit` from `offset`; `*total` counts them all. */
+int wh_db_gcrun_list(wh_db *db, const char *kind, int64_t offset, int64_t limit,
+                     int (*fn)(const struct wh_gc_run *r, void *payload), void *payload,
+                     int64_t *total);
+/* The log of run `id` of `kind` (malloc'ed). 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_gcrun_log(wh_db *db, const char *kind, int64_t id, char **out);
+/*
+ * Stops run `id` of `kind`: a Pending run becomes Stopped, a Running one is
+ * asked to stop (its executor ends it). A run that ended is left alone.
+ * 0, WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_db_gcrun_stop(wh_db *db, const char *kind, int64_t id, int64_t now_ms);
+/* Running runs not updated since `stale_before_ms` (their process died) end as Error. */
+int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms);
+/*
+ * Deletes (or with `dry`, counts) at most `limit` audit entries older than
+ * `before_ms` whose operation is one of `ops` (`nops` <= 16; 0: any), in
+ * one transaction; `*n_out` gets how many. 0 or WH_ERROR.
+ */
+int wh_db_audit_purge_ops(wh_db *db, int64_t before_ms, const char *const *ops, size_t nops,
+                      bool dry, int64_t limit, int64_t *n_out);
+
 /* The tags of an artifact, for list views: `fn` per name. 0 or WH_ERROR. */
 int wh_db_artifact_tag_names(wh_db *db, int64_t artifact_id,
                              int (*fn)(const char *name, void *payload), void *payload);

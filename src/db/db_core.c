@@ -54,6 +54,8 @@ struct wh_db {
     struct conn *conns;
     void (*on_scan_queued)(void *payload); /* wh_db_on_scan_queued */
     void *on_scan_queued_payload;
+    int (*blob_check)(const char *digest, void *payload); /* wh_db_on_blob_recorded */
+    void *blob_check_payload;
 };
 
 /* ---- connections and statements ---- */
@@ -361,6 +363,20 @@ void db_note_scan_queued(struct conn *c)
         c->db->on_scan_queued(c->db->on_scan_queued_payload); /* already committed */
     else
         c->scan_queued = true; /* told by db_tx_end once committed */
+}
+
+void wh_db_on_blob_recorded(wh_db *db, int (*fn)(const char *digest, void *payload),
+                            void *payload)
+{
+    db->blob_check = fn;
+    db->blob_check_payload = payload;
+}
+
+int db_blob_check(struct conn *c, const char *digest)
+{
+    if (!c->db->blob_check || c->db->blob_check(digest, c->db->blob_check_payload) == 0)
+        return 0;
+    return wh_error_set(WH_EBUSY, "blob %s was collected while it was stored: retry", digest);
 }
 
 void wh_db_on_scan_queued(wh_db *db, void (*fn)(void *payload), void *payload)

@@ -192,6 +192,12 @@ int db_rows(struct conn *c, db_stmt *s, int (*row)(db_stmt *s, void *payload), v
  * returned no row. Resets `s`.
  */
 int db_step_id(struct conn *c, db_stmt *s, int64_t *id_out);
+/*
+ * Inside the write transaction that recorded a new blob row: 0 when the
+ * blob's bytes are in storage (wh_db_on_blob_recorded's check), else
+ * WH_EBUSY (the collector took them meanwhile: the push retries).
+ */
+int db_blob_check(struct conn *c, const char *digest);
 /* A growing array of ids, filled by db_collect_id (free `v` when done). */
 struct db_ids {
     int64_t *v;
@@ -249,6 +255,10 @@ int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artif
  */
 int db_scan_enqueue(struct conn *c, int64_t artifact_id, int64_t now_ms, int64_t run_id,
                     const char *operator, bool requeue);
+
+/* Inside a write transaction: postpones the collector's review of blob `digest`
+ * to `now_ms` plus the review delay, when one is queued sooner (db_gc.c). */
+int db_gc_postpone_blob(struct conn *c, const char *digest, int64_t now_ms);
 
 #define CONN_OR_FAIL(c, db)                                                                        \
     struct conn *c = db_conn(db);                                                                  \

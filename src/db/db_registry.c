@@ -275,6 +275,18 @@ static int blob_record(struct conn *c, int64_t repo_id, const char *digest, uint
     int error = db_run(c, s);
     if (error < 0)
         return error;
+    if (db_changes(c) > 0) {
+        /*
+         * A new row: the collector may have deleted the blob (row and file,
+         * under the write lock we now hold) after the caller stored it and
+         * before this transaction began. The file must be there now, or the
+         * row would promise bytes nobody has.
+         */
+        if ((error = db_blob_check(c, digest)) < 0)
+            return error;
+    } else if ((error = db_gc_postpone_blob(c, digest, now)) < 0) {
+        return error; /* an existing blob pushed again: its review waits again */
+    }
     s = stmt(c, S_REPO_BLOB_INSERT);
     db_bind_i64(s, 1, repo_id);
     db_bind_text(s, 2, digest);

@@ -25,6 +25,10 @@
  * string literal; gcc and clang take any length, and one script per schema
  * version reads better than a version split across literals.
  */
+/* Migration 12's triggers: SQLite's clock in ms, and when a review queued now is due. */
+#define GC_NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+#define GC_DUE "(" GC_NOW_MS " + (SELECT review_delay_ms FROM gc_setting WHERE id = 1))"
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 static const char *const migrations[] = {
@@ -594,8 +598,122 @@ static const char *const migrations[] = {
     "   NEW.status = 'Success', r.project_id"
     "  FROM artifact a JOIN repository r ON r.id = a.repo_id WHERE a.id = NEW.artifact_id;"
     " END;",
-    /* 12: reserved (merged separately) */
-    "",
+    /*
+     * 12: online garbage collection (db_gc.c). Reference tracking is done by
+     * the triggers below, next to every write that can make a blob or a
+     * manifest unreferenced (or a new one appear): each queues the digest or
+     * artifact for review at now + gc_setting.review_delay_ms. Every enqueue
+     * is an upsert that postpones the review, never an insert that ignores a
+     * conflict, so an enqueue racing a reviewer is never lost. The queues
+     * are consumed by the collector (gc/), one due row per short write
+     * transaction. "Now" in a trigger is SQLite's clock in ms (NOW_MS); a
+     * PostgreSQL port writes the same triggers in PL/pgSQL with
+     * clock_timestamp(). gc_manifest_review rows outlive their artifacts
+     * (no foreign key): a review of a gone artifact drops the row. The
+     * artifact(digest) index answers "does any manifest use this digest".
+     * gc_run keeps the history of collections and audit-log purges. What
+     * exists when this migration runs is queued once, a day from now.
+     */
+    "CREATE TABLE gc_setting("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  review_delay_ms INTEGER NOT NULL);"
+    "INSERT INTO gc_setting(id, review_delay_ms) VALUES(1, 86400000);"
+    "CREATE TABLE gc_blob_review("
+    "  digest TEXT PRIMARY KEY,"
+    "  review_after_ms INTEGER NOT NULL,"
+    "  review_count INTEGER NOT NULL DEFAULT 0,"
+    "  event TEXT NOT NULL);"
+    "CREATE INDEX gc_blob_review_due ON gc_blob_review(review_after_ms);"
+    "CREATE TABLE gc_manifest_review("
+    "  artifact_id INTEGER PRIMARY KEY,"
+    "  review_after_ms INTEGER NOT NULL,"
+    "  review_count INTEGER NOT NULL DEFAULT 0,"
+    "  event TEXT NOT NULL);"
+    "CREATE INDEX gc_manifest_review_due ON gc_manifest_review(review_after_ms);"
+    "CREATE INDEX gc_manifest_review_event ON gc_manifest_review(event, review_after_ms);"
+    "CREATE INDEX artifact_digest ON artifact(digest);"
+    "CREATE TABLE gc_run("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL,"                     /* 'gc' or 'purgeaudit' */
+    "  trigger_type TEXT NOT NULL,"             /* 'Manual', 'Schedule' or 'CLI' */
+    "  operator TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL,"                   /* Pending, Running, Success, Error, Stopped */
+    "  params TEXT NOT NULL DEFAULT '{}',"      /* the run's parameters (JSON text) */
+    "  created_ms INTEGER NOT NULL,"
+    "  start_ms INTEGER NOT NULL DEFAULT 0,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  stop_requested INTEGER NOT NULL DEFAULT 0,"
+    "  blobs INTEGER NOT NULL DEFAULT 0,"        /* blobs deleted (dry run: would be) */
+    "  bytes INTEGER NOT NULL DEFAULT 0,"        /* their bytes */
+    "  artifacts INTEGER NOT NULL DEFAULT 0,"    /* manifests deleted (delete_untagged) */
+    "  purged INTEGER NOT NULL DEFAULT 0,"       /* audit rows purged */
+    "  failures INTEGER NOT NULL DEFAULT 0,"     /* reviews that failed (retried later) */
+    "  log TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX gc_run_kind ON gc_run(kind, id);"
+    "CREATE TRIGGER gc_blob_added AFTER INSERT ON blob BEGIN"
+    "  INSERT INTO gc_blob_review(digest, review_after_ms, event)"
+    "   VALUES(NEW.digest, " GC_DUE ", 'blob_upload')"
+    "   ON CONFLICT(digest) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    " END;"
+    "CREATE TRIGGER gc_blob_unlinked AFTER DELETE ON repo_blob BEGIN"
+    "  INSERT INTO gc_blob_review(digest, review_after_ms, event)"
+    "   VALUES(OLD.digest, " GC_DUE ", 'blob_unlink')"
+    "   ON CONFLICT(digest) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    " END;"
+    "CREATE TRIGGER gc_layer_dropped AFTER DELETE ON artifact_blob BEGIN"
+    "  INSERT INTO gc_blob_review(digest, review_after_ms, event)"
+    "   VALUES(OLD.digest, " GC_DUE ", 'layer_delete')"
+    "   ON CONFLICT(digest) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    " END;"
+    "CREATE TRIGGER gc_artifact_added AFTER INSERT ON artifact BEGIN"
+    "  INSERT INTO gc_manifest_review(artifact_id, review_after_ms, event)"
+    "   VALUES(NEW.id, " GC_DUE ", 'manifest_upload')"
+    "   ON CONFLICT(artifact_id) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    " END;"
+    "CREATE TRIGGER gc_artifact_dropped AFTER DELETE ON artifact BEGIN"
+    "  INSERT INTO gc_blob_review(digest, review_after_ms, event)"
+    "   VALUES(OLD.digest, " GC_DUE ", 'manifest_delete')"
+    "   ON CONFLICT(digest) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    "  INSERT INTO gc_manifest_review(artifact_id, review_after_ms, event)"
+    "   SELECT a.id, " GC_DUE ", 'subject_delete' FROM artifact a"
+    "   WHERE a.repo_id = OLD.repo_id AND a.subject = OLD.digest"
+    "   ON CONFLICT(artifact_id) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    " END;"
+    "CREATE TRIGGER gc_child_dropped AFTER DELETE ON artifact_child BEGIN"
+    "  INSERT INTO gc_manifest_review(artifact_id, review_after_ms, event)"
+    "   SELECT a.id, " GC_DUE ", 'parent_delete' FROM artifact a"
+    "   WHERE a.repo_id = OLD.repo_id AND a.digest = OLD.child_digest"
+    "   ON CONFLICT(artifact_id) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    " END;"
+    "CREATE TRIGGER gc_tag_dropped AFTER DELETE ON tag BEGIN"
+    "  INSERT INTO gc_manifest_review(artifact_id, review_after_ms, event)"
+    "   VALUES(OLD.artifact_id, " GC_DUE ", 'tag_delete')"
+    "   ON CONFLICT(artifact_id) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    " END;"
+    "CREATE TRIGGER gc_tag_switched AFTER UPDATE OF artifact_id ON tag"
+    "  WHEN OLD.artifact_id <> NEW.artifact_id BEGIN"
+    "  INSERT INTO gc_manifest_review(artifact_id, review_after_ms, event)"
+    "   VALUES(OLD.artifact_id, " GC_DUE ", 'tag_switch')"
+    "   ON CONFLICT(artifact_id) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
+    "   event = excluded.event;"
+    " END;"
+    "INSERT INTO gc_blob_review(digest, review_after_ms, event)"
+    "  SELECT b.digest, " GC_DUE ", 'migration' FROM blob b"
+    "  WHERE NOT EXISTS (SELECT 1 FROM artifact a WHERE a.digest = b.digest)"
+    "  AND NOT EXISTS (SELECT 1 FROM artifact_blob ab WHERE ab.digest = b.digest)"
+    "  ORDER BY b.digest;"
+    "INSERT INTO gc_manifest_review(artifact_id, review_after_ms, event)"
+    "  SELECT a.id, " GC_DUE ", 'migration' FROM artifact a"
+    "  WHERE NOT EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id) ORDER BY a.id;",
     /*
      * 13: upload sessions any node can resume (db_upload_state.c): the bytes
      * accepted so far and the storage driver's state at that point (running

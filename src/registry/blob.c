@@ -257,6 +257,9 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
         return oci_error(r, E_BLOB_UNKNOWN, NULL);
     if (error < 0)
         return oci_error(r, E_INTERNAL, NULL);
+    /* a push asking whether to upload: a collection due soon waits (GitLab's remedy) */
+    if (m == WH_HTTP_HEAD && wh_db_gc_blob_touch(reg->db, d.str, wh_now_ms()) < 0)
+        wh_log_warn("blob %s: review not postponed: %s", d.str, wh_error_msg());
 
     wh_resp_header(r, "Docker-Content-Digest", d.str);
     wh_resp_header(r, "Accept-Ranges", "bytes");
@@ -394,11 +397,16 @@ static int commit(wh_req *r, struct chunk_ctx *c)
     /* the quota is reserved here, atomically; the check above only saves the copy.
      * A blob committed but not recorded is served by nobody; a retry records it. */
     error = wh_db_blob_link(reg->db, c->t->project_id, c->t->name, d.str, size);
+    if (error < 0)
+        gc_enqueue(reg, d.str, error);
     if (error == WH_EDENIED) {
         char *msg = wh_pool_strdup(wh_req_pool(r), wh_error_msg());
         push_refused(reg, c->t, NULL, 0);
         return oci_error(r, E_DENIED, msg);
     }
+    if (error == WH_EBUSY) /* the collector took the bytes meanwhile: the client sends them again */
+        return oci_error(r, E_BLOB_UPLOAD_INVALID,
+                         "the blob was garbage-collected while it was stored: push it again");
     if (error < 0)
         return oci_fail(reg, r, error, wh_pool_sprintf(wh_req_pool(r), "record blob %s", d.str));
     push_noted(reg, c->t, d.str);
@@ -559,6 +567,8 @@ static int try_mount(wh_registry *reg, wh_req *r, struct target *t, const char *
         }
     }
     int error = wh_db_blob_link(reg->db, t->project_id, t->name, d.str, size);
+    if (error == WH_EBUSY)
+        return 1; /* collected since it was found: a new upload, as if it had not been */
     if (error == WH_EDENIED) { /* over the quota: reserved atomically with the link */
         char *msg = wh_pool_strdup(wh_req_pool(r), wh_error_msg());
         push_refused(reg, t, NULL, 0);

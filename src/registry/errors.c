@@ -7,6 +7,7 @@
 #include "registry/registry_int.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,15 @@ int oci_fail(wh_registry *reg, wh_req *r, int error, const char *what)
     }
     wh_log_error("%s: %s", what, wh_error_msg());
     return oci_error(r, E_INTERNAL, NULL);
+}
+
+void gc_enqueue(wh_registry *reg, const char *digest, int error)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+    if (wh_db_gc_blob_enqueue(reg->db, digest, wh_now_ms()) < 0)
+        wh_log_warn("%s: not queued for garbage collection: %s", digest, wh_error_msg());
+    wh_error_set(error, "%s", msg);
 }
 
 bool retry_on_full(wh_registry *reg, int error)

@@ -251,10 +251,6 @@ static int put_end(wh_req *r, void *arg)
         error = -1;
         goto out;
     }
-    if ((error = wh_store_put_bytes(reg->store, &d, c->body.data, c->body.len)) < 0) {
-        error = oci_fail(reg, r, error, "store manifest");
-        goto out;
-    }
     struct wh_artifact_in a = {
         .repo = t->name,
         .project_id = t->project_id,
@@ -270,7 +266,22 @@ static int put_end(wh_req *r, void *arg)
         .nchildren = m->nchildren,
         .tag = c->is_digest ? NULL : t->ref,
     };
-    error = wh_db_manifest_put(reg->db, &a);
+    /*
+     * The bytes, then the rows. A collection that deletes these bytes in
+     * between (a manifest pushed again just as its old copy is collected)
+     * makes the recording fail with WH_EBUSY: store them again.
+     */
+    for (int attempt = 0;; attempt++) {
+        if ((error = wh_store_put_bytes(reg->store, &d, c->body.data, c->body.len)) < 0) {
+            error = oci_fail(reg, r, error, "store manifest");
+            goto out;
+        }
+        error = wh_db_manifest_put(reg->db, &a);
+        if (error != WH_EBUSY || attempt == 2)
+            break;
+    }
+    if (error < 0)
+        gc_enqueue(reg, d.str, error);
     if (error == WH_ENOTFOUND) {
         json_t *detail = json_pack("{s:s}", "digest", wh_error_msg());
         char *dj = json_dumps(detail, JSON_COMPACT);

@@ -153,6 +153,13 @@ int oci_fail(wh_registry *reg, wh_req *r, int error, const char *what);
  * succeed.
  */
 bool retry_on_full(wh_registry *reg, int error);
+/*
+ * Bytes of blob `digest` were stored but could not be recorded (`error`):
+ * queues them for the garbage collector, which deletes them once their
+ * review is due unless a push records them meanwhile. Keeps the error
+ * message of `error` for the caller's answer.
+ */
+void gc_enqueue(wh_registry *reg, const char *digest, int error);
 
 /* Answers DENIED when the registry is read-only; returns < 0 then. */
 int need_writable(wh_registry *reg, wh_req *r);

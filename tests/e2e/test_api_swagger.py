@@ -44,7 +44,7 @@ def test_api_documented_routes_are_served(srv):
                "meta_name": "auto_scan", "project_name": "library", "addition": "build_history",
                "label_id": "999999", "id": "999999", "report_id": "0" * 32,
                "execution_id": "999999",
-               "registration_id": "999999"}
+               "registration_id": "999999", "gc_id": "999999", "purge_id": "999999"}
     seen = 0
     for path, item in doc["paths"].items():
         concrete = re.sub(r"\{(\w+)\}", lambda m: samples[m.group(1)], path)

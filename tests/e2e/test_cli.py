@@ -62,7 +62,8 @@ HELP = [["--help"], ["-h"], ["help"], ["help", "user"], ["serve", "--help"],
         ["config", "--help"], ["project", "--help"], ["project", "create", "x", "--help"],
         ["member", "-h"], ["user", "add", "bob", "--help"], ["robot", "--help"],
         ["scan", "--help"], ["vulndb", "status", "--help"], ["version", "--help"],
-        ["backup", "--help"], ["restore", "x", "--help"]]
+        ["backup", "--help"], ["restore", "x", "--help"], ["gc", "--help"],
+        ["gc", "--dry-run", "-h"]]
 
 
 @pytest.mark.parametrize("args", HELP, ids=lambda a: " ".join(a))
@@ -90,7 +91,7 @@ def test_version_prints_commit_and_build_flags(wharf_bin, tmp_path):
 NEEDS_REGISTRY = [["project", "list"], ["project", "create", "team"], ["user", "list"],
                   ["user", "add", "alice"], ["member", "list", "library"], ["robot", "list"],
                   ["vulndb", "status"], ["vulndb", "import", "/dev/null"],
-                  ["scan", "rootfs:/nonexistent"], ["backup", "bk"]]
+                  ["scan", "rootfs:/nonexistent"], ["backup", "bk"], ["gc"]]
 
 
 @pytest.mark.parametrize("args", NEEDS_REGISTRY, ids=lambda a: " ".join(a))
@@ -120,6 +121,9 @@ USAGE = [
     (["vulndb", "import"], "at least one"),
     (["vulndb", "status", "--feed", "http://x"], "--feed"),
     (["version", "extra"], "'extra'"),
+    (["gc", "--workers", "0"], "--workers"),
+    (["gc", "extra"], "'extra'"),
+    (["gc", "--frob"], "--frob"),
     (["--config"], "--config needs a value"),
     (["frob"], "'frob'"),
     (["help", "frob"], "'frob'"),

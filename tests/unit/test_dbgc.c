@@ -1,0 +1,481 @@
+/*
+ * Unit tests for online garbage collection in db/ (db_gc.c, schema 12): the
+ * triggers queue what a write may have left unreferenced, a review is due
+ * only after the grace delay, and a due review keeps what is referenced
+ * (by any artifact of any repository), deletes what is not (its rows, and
+ * its bytes through the callback), postpones when a push touches the blob,
+ * retries with a backoff when storage refuses; untagged artifacts go only
+ * when asked for, children of a deleted index and referrers of a deleted
+ * subject go anyway; the run history and the audit purge by operation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "db/db.h"
+
+#define IMAGE_MT "application/vnd.oci.image.manifest.v1+json"
+#define INDEX_MT "application/vnd.oci.image.index.v1+json"
+#define IMAGE_CFG "application/vnd.oci.image.config.v1+json"
+#define HOUR (3600LL * 1000)
+#define LATER (wh_now_ms() + 2 * HOUR) /* past the fixture's delay of one hour */
+
+struct fixture {
+    char dir[64];
+    wh_db *db;
+    int64_t pid;
+    char deleted[64][80]; /* what the storage callback was asked to delete */
+    int ndeleted;
+    int refuse;           /* the storage callback fails this many times */
+};
+
+static const char *dg(char *buf, int n)
+{
+    snprintf(buf, 80, "sha256:%064d", n);
+    return buf;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/wharf-dbgc-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    assert_int_equal(wh_db_open(&f->db, path), 0);
+    struct wh_project_info in;
+    memset(&in, 0, sizeof(in));
+    snprintf(in.p.name, sizeof(in.p.name), "p");
+    snprintf(in.metadata, sizeof(in.metadata), "{}");
+    in.storage_limit = -1;
+    assert_int_equal(wh_db_project_insert(f->db, &in, &f->pid), 0);
+    assert_int_equal(wh_db_gc_set_delay(f->db, HOUR), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    wh_db_close(f->db);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static int del(const char *digest, void *payload)
+{
+    struct fixture *f = payload;
+    if (f->refuse > 0) {
+        f->refuse--;
+        return wh_error_set(WH_ERROR, "storage refuses");
+    }
+    if (f->ndeleted < 64)
+        snprintf(f->deleted[f->ndeleted++], 80, "%s", digest);
+    return 0;
+}
+
+static bool was_deleted(struct fixture *f, const char *digest)
+{
+    for (int i = 0; i < f->ndeleted; i++)
+        if (strcmp(f->deleted[i], digest) == 0)
+            return true;
+    return false;
+}
+
+/* Pushes manifest `m` in `repo` with blobs (linked first), children, subject and tag. */
+static void push(struct fixture *f, const char *repo, int m, const int *blobs, size_t nblobs,
+                 const int *children, size_t nchildren, int subject, const char *tag)
+{
+    char d[80], bd[8][80], cd[8][80], sd[80];
+    const char *bp[8], *cp[8];
+    for (size_t i = 0; i < nblobs; i++) {
+        bp[i] = dg(bd[i], blobs[i]);
+        assert_int_equal(wh_db_blob_link(f->db, f->pid, repo, bp[i], 1000 + blobs[i]), 0);
+    }
+    for (size_t i = 0; i < nchildren; i++)
+        cp[i] = dg(cd[i], children[i]);
+    struct wh_artifact_in a = {.repo = repo, .project_id = f->pid, .digest = dg(d, m),
+                               .media_type = nchildren ? INDEX_MT : IMAGE_MT,
+                               .artifact_type = nchildren ? NULL : IMAGE_CFG, .size = 100,
+                               .blobs = bp, .nblobs = nblobs, .children = cp,
+                               .nchildren = nchildren, .tag = tag,
+                               .subject = subject ? dg(sd, subject) : NULL};
+    assert_int_equal(wh_db_manifest_put(f->db, &a), 0);
+}
+
+/* Runs every due review at `now` (manifests first, as a run does); returns the deletions. */
+static int collect(struct fixture *f, int64_t now, bool untagged)
+{
+    int deleted = 0;
+    for (int i = 0; i < 1000; i++) {
+        struct wh_gc_review r;
+        assert_int_equal(wh_db_gc_review_manifest(f->db, now, untagged, &r), 0);
+        if (!r.claimed)
+            assert_int_equal(wh_db_gc_review_blob(f->db, now, del, f, &r), 0);
+        if (!r.claimed)
+            return deleted;
+        deleted += r.deleted;
+    }
+    fail_msg("the queues never drained");
+    return -1;
+}
+
+static bool blob_known(struct fixture *f, const char *repo, int n)
+{
+    char d[80];
+    uint64_t size;
+    return wh_db_blob_get(f->db, repo, dg(d, n), &size) == 0;
+}
+
+static bool manifest_known(struct fixture *f, const char *repo, int n)
+{
+    char d[80];
+    struct wh_manifest_ref ref;
+    return wh_db_manifest_get(f->db, repo, dg(d, n), true, &ref) == 0;
+}
+
+static void test_dbgc__unreferenced_blob_waits_for_the_delay(void **state)
+{
+    struct fixture *f = *state;
+    char d[80];
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, 1), 10), 0);
+    struct wh_gc_queue q;
+    assert_int_equal(wh_db_gc_queue(f->db, wh_now_ms(), &q), 0);
+    assert_int_equal(q.blobs, 1);
+    assert_int_equal(q.blobs_due, 0);
+    /* an upload that no manifest references yet survives until the delay has passed */
+    assert_int_equal(collect(f, wh_now_ms(), true), 0);
+    assert_true(blob_known(f, "p/a", 1));
+    assert_int_equal(collect(f, LATER, false), 1);
+    assert_false(blob_known(f, "p/a", 1));
+    assert_true(was_deleted(f, dg(d, 1)));
+    assert_int_equal(wh_db_gc_queue(f->db, LATER, &q), 0);
+    assert_int_equal(q.blobs, 0);
+}
+
+static void test_dbgc__referenced_blobs_stay_shared_ones_too(void **state)
+{
+    struct fixture *f = *state;
+    push(f, "p/a", 100, (int[]){1, 2}, 2, NULL, 0, 0, "v1");
+    push(f, "p/b", 200, (int[]){2, 3}, 2, NULL, 0, 0, "v1");
+    assert_int_equal(collect(f, LATER, true), 0); /* everything is tagged and used */
+    assert_int_equal(f->ndeleted, 0);
+
+    /* the repository goes: its own blobs go, the one image b shares stays */
+    struct wh_repo repo;
+    assert_int_equal(wh_db_repo_get(f->db, "p/a", &repo), 0);
+    assert_int_equal(wh_db_repo_delete(f->db, repo.id), 0);
+    assert_int_equal(collect(f, wh_now_ms(), true), 0); /* queued anew: not due yet */
+    assert_int_equal(collect(f, LATER, false), 2);     /* blob 1 and manifest 100's bytes */
+    char d[80];
+    assert_true(was_deleted(f, dg(d, 1)));
+    assert_true(was_deleted(f, dg(d, 100)));
+    assert_false(was_deleted(f, dg(d, 2)));
+    assert_true(blob_known(f, "p/b", 2));
+    assert_true(blob_known(f, "p/b", 3));
+    assert_true(manifest_known(f, "p/b", 200));
+}
+
+static void test_dbgc__untagged_artifacts_only_when_asked(void **state)
+{
+    struct fixture *f = *state;
+    push(f, "p/a", 100, (int[]){1, 2}, 2, NULL, 0, 0, "v1");
+    push(f, "p/a", 101, (int[]){2, 3}, 2, NULL, 0, 0, "v1"); /* the tag moves to 101 */
+    assert_int_equal(collect(f, LATER, false), 0);
+    assert_true(manifest_known(f, "p/a", 100));
+    /* what the collection's own deletes queue is due a (longer) delay after them */
+    assert_int_equal(wh_db_gc_set_delay(f->db, 10 * HOUR), 0);
+    /* delete_untagged: 100 goes, then (once due) blob 1 and its bytes; 2 is 101's too */
+    assert_int_equal(collect(f, LATER, true), 1);
+    assert_false(manifest_known(f, "p/a", 100));
+    assert_true(blob_known(f, "p/a", 1));
+    assert_int_equal(collect(f, wh_now_ms() + 11 * HOUR, true), 2);
+    assert_false(blob_known(f, "p/a", 1));
+    assert_true(blob_known(f, "p/a", 2));
+    assert_true(manifest_known(f, "p/a", 101));
+    /* a tag delete makes 101 untagged: collected the same way, with its blobs and bytes */
+    assert_int_equal(wh_db_tag_delete(f->db, "p/a", "v1"), 0);
+    assert_int_equal(collect(f, LATER, true), 0);
+    assert_int_equal(collect(f, wh_now_ms() + 11 * HOUR, false), 0);
+    assert_int_equal(collect(f, wh_now_ms() + 11 * HOUR, true), 4);
+    assert_false(manifest_known(f, "p/a", 101));
+    assert_false(blob_known(f, "p/a", 2));
+}
+
+static void test_dbgc__deleting_an_index_takes_its_unreferenced_children(void **state)
+{
+    struct fixture *f = *state;
+    push(f, "p/a", 10, (int[]){1}, 1, NULL, 0, 0, NULL);
+    push(f, "p/a", 11, (int[]){2}, 1, NULL, 0, 0, "amd64"); /* a child with a tag of its own */
+    push(f, "p/a", 12, (int[]){3}, 1, NULL, 0, 0, NULL);
+    push(f, "p/a", 20, NULL, 0, (int[]){10, 11, 12}, 3, 0, "multi");
+    push(f, "p/a", 21, NULL, 0, (int[]){12}, 1, 0, "other"); /* another index lists 12 */
+    assert_int_equal(collect(f, LATER, true), 0); /* children are referenced by their index */
+    char d[80];
+    assert_int_equal(wh_db_manifest_delete(f->db, "p/a", dg(d, 20)), 0);
+    assert_int_equal(wh_db_gc_set_delay(f->db, 10 * HOUR), 0);
+    /* without delete_untagged all the same: 10 goes, 11 is tagged, 12 is listed by 21;
+     * and the index's own bytes */
+    assert_int_equal(collect(f, LATER, false), 2);
+    assert_false(manifest_known(f, "p/a", 10));
+    assert_true(manifest_known(f, "p/a", 11));
+    assert_true(manifest_known(f, "p/a", 12));
+    assert_int_equal(collect(f, wh_now_ms() + 11 * HOUR, false), 2); /* 10's blob and bytes */
+    assert_true(was_deleted(f, dg(d, 1)));
+    assert_true(was_deleted(f, dg(d, 10)));
+    assert_true(was_deleted(f, dg(d, 20)));
+    assert_false(was_deleted(f, dg(d, 2)));
+    assert_false(was_deleted(f, dg(d, 3)));
+}
+
+static void test_dbgc__referrers_live_and_die_with_their_subject(void **state)
+{
+    struct fixture *f = *state;
+    push(f, "p/a", 100, (int[]){1}, 1, NULL, 0, 0, "v1");
+    push(f, "p/a", 300, (int[]){5}, 1, NULL, 0, 100, NULL); /* an untagged signature of 100 */
+    assert_int_equal(collect(f, LATER, true), 0);
+    assert_true(manifest_known(f, "p/a", 300));
+    char d[80];
+    assert_int_equal(wh_db_manifest_delete(f->db, "p/a", dg(d, 100)), 0);
+    assert_int_equal(wh_db_gc_set_delay(f->db, 10 * HOUR), 0);
+    /* the signature, and 100's blob and bytes (queued by its delete) */
+    assert_int_equal(collect(f, LATER, false), 3);
+    assert_false(manifest_known(f, "p/a", 300));
+}
+
+static void test_dbgc__a_push_postpones_the_review(void **state)
+{
+    struct fixture *f = *state;
+    char d[80];
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, 1), 10), 0);
+    /* time passes: due in 10 minutes, within half the delay, so a HEAD postpones it */
+    int64_t later = wh_now_ms() + 50 * 60 * 1000;
+    assert_int_equal(wh_db_gc_blob_touch(f->db, dg(d, 1), later), 0);
+    struct wh_gc_queue q;
+    assert_int_equal(wh_db_gc_queue(f->db, later + 30 * 60 * 1000, &q), 0);
+    assert_int_equal(q.blobs_due, 0);
+    assert_int_equal(collect(f, later + 30 * 60 * 1000, false), 0);
+    assert_int_equal(collect(f, wh_now_ms() + 2 * HOUR, false), 1);
+    assert_false(blob_known(f, "p/a", 1));
+    /* pushed again (a mount, an upload of the same bytes): postponed by the delay from then */
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, 2), 10), 0);
+    assert_int_equal(wh_db_gc_set_delay(f->db, 3 * HOUR), 0);
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/b", dg(d, 2), 10), 0);
+    assert_int_equal(collect(f, wh_now_ms() + 2 * HOUR, false), 0);
+    assert_int_equal(collect(f, wh_now_ms() + 4 * HOUR, false), 1);
+    assert_false(blob_known(f, "p/b", 2));
+}
+
+static void test_dbgc__failed_deletes_retry_with_backoff(void **state)
+{
+    struct fixture *f = *state;
+    char d[80];
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, 1), 10), 0);
+    f->refuse = 1;
+    struct wh_gc_review r;
+    int64_t t = LATER;
+    assert_int_equal(wh_db_gc_review_blob(f->db, t, del, f, &r), 0);
+    assert_true(r.claimed && r.failed && !r.deleted);
+    assert_true(blob_known(f, "p/a", 1)); /* rolled back: rows as before */
+    struct wh_gc_queue q;
+    assert_int_equal(wh_db_gc_queue(f->db, t, &q), 0);
+    assert_int_equal(q.blobs, 1);
+    assert_int_equal(q.blobs_due, 0); /* a second later */
+    assert_int_equal(q.max_review_count, 1);
+    assert_int_equal(wh_db_gc_review_blob(f->db, t + 1000, del, f, &r), 0);
+    assert_true(r.claimed && r.deleted);
+    assert_false(blob_known(f, "p/a", 1));
+}
+
+static int missing(const char *digest, void *payload)
+{
+    (void)digest;
+    (void)payload;
+    return WH_ENOTFOUND;
+}
+
+static void test_dbgc__a_new_blob_row_needs_its_bytes(void **state)
+{
+    struct fixture *f = *state;
+    char d[80];
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, 1), 10), 0);
+    wh_db_on_blob_recorded(f->db, missing, NULL);
+    /* an existing row is not checked (it promises bytes a collection keeps) */
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/b", dg(d, 1), 10), 0);
+    /* a new one is: the collector took the bytes after they were stored */
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, 2), 10), WH_EBUSY);
+    assert_false(blob_known(f, "p/a", 2));
+    wh_db_on_blob_recorded(f->db, NULL, NULL);
+}
+
+struct preview_counts {
+    int artifacts, blobs;
+    uint64_t bytes;
+};
+
+static int count_item(const struct wh_gc_review *r, void *payload)
+{
+    struct preview_counts *n = payload;
+    if (r->repo[0]) {
+        n->artifacts++;
+    } else {
+        n->blobs++;
+        n->bytes += r->size;
+    }
+    return 0;
+}
+
+static void test_dbgc__preview_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    push(f, "p/a", 100, (int[]){1, 2}, 2, NULL, 0, 0, NULL); /* untagged */
+    char d[80];
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, 7), 77), 0);
+    struct preview_counts n = {0};
+    assert_int_equal(wh_db_gc_preview(f->db, wh_now_ms(), true, count_item, &n), 0);
+    assert_int_equal(n.artifacts + n.blobs, 0); /* nothing is due yet */
+    assert_int_equal(wh_db_gc_preview(f->db, LATER, false, count_item, &n), 0);
+    assert_int_equal(n.artifacts, 0);
+    assert_int_equal(n.blobs, 1);
+    assert_int_equal(n.bytes, 77);
+    n = (struct preview_counts){0};
+    assert_int_equal(wh_db_gc_preview(f->db, LATER, true, count_item, &n), 0);
+    assert_int_equal(n.artifacts, 1);
+    assert_int_equal(n.blobs, 1);
+    assert_true(blob_known(f, "p/a", 7));
+    assert_true(manifest_known(f, "p/a", 100));
+    struct wh_gc_queue q;
+    assert_int_equal(wh_db_gc_queue(f->db, LATER, &q), 0);
+    assert_int_equal(q.manifests_due, 1);
+}
+
+static int run_count(const struct wh_gc_run *r, void *payload)
+{
+    (void)r;
+    (*(int *)payload)++;
+    return 0;
+}
+
+static void test_dbgc__runs_one_at_a_time_with_history(void **state)
+{
+    struct fixture *f = *state;
+    int64_t id = 0, id2 = 0, total = 0;
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Manual", "admin",
+                                        "{\"dry_run\":true}", false, 1000, &id),
+                     0);
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Manual", "admin", "{}", false,
+                                        1001, &id2),
+                     WH_ECONFLICT);
+    /* the purge is a kind of its own */
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_PURGE, "Manual", "admin", "{}", true,
+                                        1002, &id2),
+                     0);
+    struct wh_gc_run r;
+    assert_int_equal(wh_db_gcrun_claim(f->db, 2000, &r), 0);
+    assert_int_equal(r.id, id);
+    assert_string_equal(r.status, "Running");
+    assert_string_equal(r.params, "{\"dry_run\":true}");
+    assert_int_equal(wh_db_gcrun_claim(f->db, 2000, &r), WH_ENOTFOUND);
+    bool stop = true;
+    r.blobs = 3;
+    r.bytes = 300;
+    assert_int_equal(wh_db_gcrun_update(f->db, &r, "line\n", NULL, 2500, &stop), 0);
+    assert_false(stop);
+    assert_int_equal(wh_db_gcrun_stop(f->db, WH_GC_KIND_GC, id, 2600), 0);
+    assert_int_equal(wh_db_gcrun_update(f->db, &r, "line\nend\n", NULL, 2700, &stop), 0);
+    assert_true(stop);
+    assert_int_equal(wh_db_gcrun_update(f->db, &r, "line\nend\n", "Stopped", 2800, NULL), 0);
+    assert_int_equal(wh_db_gcrun_get(f->db, WH_GC_KIND_GC, id, &r), 0);
+    assert_string_equal(r.status, "Stopped");
+    assert_int_equal(r.end_ms, 2800);
+    assert_int_equal(r.bytes, 300);
+    assert_int_equal(wh_db_gcrun_get(f->db, WH_GC_KIND_PURGE, id, &r), WH_ENOTFOUND);
+    char *log = NULL;
+    assert_int_equal(wh_db_gcrun_log(f->db, WH_GC_KIND_GC, id, &log), 0);
+    assert_string_equal(log, "line\nend\n");
+    free(log);
+    int n = 0;
+    assert_int_equal(wh_db_gcrun_list(f->db, WH_GC_KIND_GC, 0, 10, run_count, &n, &total), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(total, 1);
+    /* a Running run whose process died ends as Error; a Pending one is stopped at once */
+    assert_int_equal(wh_db_gcrun_recover(f->db, 5000, 6000), 0);
+    assert_int_equal(wh_db_gcrun_get(f->db, WH_GC_KIND_PURGE, id2, &r), 0);
+    assert_string_equal(r.status, "Error");
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Schedule", "", "{}", false, 7000,
+                                        &id),
+                     0);
+    assert_int_equal(wh_db_gcrun_stop(f->db, WH_GC_KIND_GC, id, 7100), 0);
+    assert_int_equal(wh_db_gcrun_get(f->db, WH_GC_KIND_GC, id, &r), 0);
+    assert_string_equal(r.status, "Stopped");
+    assert_int_equal(wh_db_gcrun_stop(f->db, WH_GC_KIND_GC, 99999, 7100), WH_ENOTFOUND);
+}
+
+static int audit_seen(const struct wh_audit *a, void *payload)
+{
+    (void)payload;
+    assert_int_equal(a->op_time_ms, 9000);
+    return 0;
+}
+
+static void test_dbgc__audit_purge_by_operation(void **state)
+{
+    struct fixture *f = *state;
+    const char *ops[] = {"create", "pull", "delete", "pull"};
+    for (int i = 0; i < 4; i++) {
+        struct wh_audit a = {.op_time_ms = 1000 + i, .username = "u", .resource = "r",
+                             .resource_type = "artifact", .operation = ops[i], .result = true};
+        assert_int_equal(wh_db_audit_add(f->db, &a), 0);
+    }
+    struct wh_audit recent = {.op_time_ms = 9000, .username = "u", .resource = "r",
+                              .resource_type = "artifact", .operation = "pull", .result = true};
+    assert_int_equal(wh_db_audit_add(f->db, &recent), 0);
+    int64_t n = 0;
+    const char *pull[] = {"pull"};
+    assert_int_equal(wh_db_audit_purge_ops(f->db, 5000, pull, 1, true, INT64_MAX, &n), 0);
+    assert_int_equal(n, 2); /* a dry run counts */
+    assert_int_equal(wh_db_audit_purge_ops(f->db, 5000, pull, 1, false, 1, &n), 0);
+    assert_int_equal(n, 1); /* batches */
+    assert_int_equal(wh_db_audit_purge_ops(f->db, 5000, pull, 1, false, 1000, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_audit_purge_ops(f->db, 5000, NULL, 0, false, 1000, &n), 0);
+    assert_int_equal(n, 2); /* no operations named: all of them */
+    int64_t total = 0;
+    assert_int_equal(wh_db_audit_list(f->db, 0, NULL, NULL, 0, 10, audit_seen, NULL, &total), 0);
+    assert_int_equal(total, 1); /* the recent pull */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dbgc__unreferenced_blob_waits_for_the_delay, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__referenced_blobs_stay_shared_ones_too, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__untagged_artifacts_only_when_asked, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_dbgc__deleting_an_index_takes_its_unreferenced_children, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__referrers_live_and_die_with_their_subject,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__a_push_postpones_the_review, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__failed_deletes_retry_with_backoff, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__a_new_blob_row_needs_its_bytes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__preview_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__runs_one_at_a_time_with_history, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__audit_purge_by_operation, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
