@@ -145,6 +145,8 @@ static int blob_review_one(struct conn *c, int64_t now_ms,
     static const char unlink_all[] = "DELETE FROM repo_blob WHERE digest = ?1";
     static const char drop_blob[] = "DELETE FROM blob WHERE digest = ?1";
     static const char drop_review[] = "DELETE FROM gc_blob_review WHERE digest = ?1";
+    /* what lists showed of it when the bytes were a manifest (db_manifest_summary.c) */
+    static const char drop_summary[] = "DELETE FROM manifest_summary WHERE digest = ?1";
     memset(out, 0, sizeof(*out));
     db_stmt *s = db_stmt(c, claim);
     db_bind_i64(s, 1, now_ms);
@@ -196,6 +198,10 @@ static int blob_review_one(struct conn *c, int64_t now_ms,
             if ((error = db_run(c, s)) < 0)
                 return error;
         }
+        s = db_stmt(c, drop_summary);
+        db_bind_text(s, 1, out->digest);
+        if ((error = db_run(c, s)) < 0)
+            return error;
     }
     s = db_stmt(c, drop_review);
     db_bind_text(s, 1, out->digest);

@@ -99,6 +99,17 @@ def delete_repo(srv, project, repo):
     assert r.status_code == 200, describe(r)
 
 
+def summarised(srv):
+    """The manifest digests whose list summaries the database holds."""
+    import sqlite3
+
+    db = sqlite3.connect(os.path.join(srv.data_dir, "wharf.db"))
+    try:
+        return {r[0] for r in db.execute("SELECT digest FROM manifest_summary")}
+    finally:
+        db.close()
+
+
 def test_gc_frees_a_deleted_repository_keeps_shared_blobs_and_dry_run_deletes_nothing(servers):
     srv = servers.new(env=FAST)
     reg = srv.registry()
@@ -107,6 +118,7 @@ def test_gc_frees_a_deleted_repository_keeps_shared_blobs_and_dry_run_deletes_no
     reg.push_image("library/a", own, "v2")
     reg.push_image("library/b", shared, "v1")  # the same image in another repository
     assert_disk_is(srv, referenced(shared, own))
+    assert {own.manifest_digest, shared.manifest_digest} <= summarised(srv)
 
     delete_repo(srv, "library", "a")
     before = blob_dir_usage(srv)
@@ -123,6 +135,9 @@ def test_gc_frees_a_deleted_repository_keeps_shared_blobs_and_dry_run_deletes_no
     item = run_gc(srv)
     assert item["blobs_deleted"] == len(freed) and item["bytes_freed"] == sum(freed.values())
     assert_disk_is(srv, referenced(shared))
+    # what lists showed of the collected manifest goes with its bytes
+    assert own.manifest_digest not in summarised(srv)
+    assert shared.manifest_digest in summarised(srv)
     for d, data in shared.blobs.items():  # the surviving image is whole
         r = reg.get(f"/v2/library/b/blobs/{d}")
         assert r.status_code == 200 and r.content == data, describe(r)
