@@ -11,7 +11,7 @@
 
 BUILD ?= release
 B := build/$(BUILD)$(if $(filter 1,$(WERROR)),-werror)
-PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libisal
+PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libisal libpq
 # libcurl's headers only: it is loaded at run time by `wharf vulndb update` (see vulndb.c)
 HDR_ONLY := libcurl
 CC ?= cc
