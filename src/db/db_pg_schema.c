@@ -429,4 +429,5 @@ const char *const db_pg_migrations[] = {
 };
 #pragma GCC diagnostic pop
 
-const int db_pg_migrations_n = (int)(sizeof(db_pg_migrations) / sizeof(db_pg_migrations[0]));
+_Static_assert(sizeof(db_pg_migrations) / sizeof(db_pg_migrations[0]) == DB_PG_SCHEMA_VERSION,
+               "one script per schema version (DB_PG_SCHEMA_VERSION)");
