@@ -62,6 +62,12 @@ struct wh_artifact_in {
 
 /* Opens (creating and migrating) the database at `path`. */
 int wh_db_open(wh_db **out, const char *path);
+/*
+ * Opens (creating and migrating) the database `target` through the driver
+ * named `driver` ("sqlite": a file path; "postgres" when built in: a
+ * connection string). 0, WH_EINVALID (no such driver) or WH_ERROR.
+ */
+int wh_db_open_driver(wh_db **out, const char *driver, const char *target);
 /* Closes every connection. Only after all threads using `db` are done. */
 void wh_db_close(wh_db *db);
 /* Releases the calling thread's connection (worker threads call this on exit). */

@@ -13,17 +13,17 @@
 
 #define USER_COLS "id, username, email, realname, comment, password, sysadmin, created_ms, updated_ms"
 
-static void user_row(struct wh_user *u, sqlite3_stmt *s)
+static void user_row(struct wh_user *u, db_stmt *s)
 {
-    u->id = sqlite3_column_int64(s, 0);
+    u->id = db_col_i64(s, 0);
     db_copy_col(u->username, sizeof(u->username), s, 1);
     db_copy_col(u->email, sizeof(u->email), s, 2);
     db_copy_col(u->realname, sizeof(u->realname), s, 3);
     db_copy_col(u->comment, sizeof(u->comment), s, 4);
     db_copy_col(u->password, sizeof(u->password), s, 5);
-    u->sysadmin = sqlite3_column_int(s, 6) != 0;
-    u->created_ms = sqlite3_column_int64(s, 7);
-    u->updated_ms = sqlite3_column_int64(s, 8);
+    u->sysadmin = db_col_int(s, 6) != 0;
+    u->created_ms = db_col_i64(s, 7);
+    u->updated_ms = db_col_i64(s, 8);
 }
 
 struct user_each {
@@ -31,7 +31,7 @@ struct user_each {
     void *payload;
 };
 
-static int user_each(sqlite3_stmt *s, void *payload)
+static int user_each(db_stmt *s, void *payload)
 {
     struct user_each *e = payload;
     struct wh_user u;
@@ -42,27 +42,28 @@ static int user_each(sqlite3_stmt *s, void *payload)
 int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out)
 {
     static const char sql[] = "INSERT INTO user(username, email, realname, comment, password,"
-                              " sysadmin, created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+                              " sysadmin, created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)"
+                              " RETURNING id";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, u->username);
     db_bind_text(s, 2, u->email);
     db_bind_text(s, 3, u->realname);
     db_bind_text(s, 4, u->comment);
     db_bind_text(s, 5, u->password);
-    sqlite3_bind_int(s, 6, u->sysadmin);
-    sqlite3_bind_int64(s, 7, wh_now_ms());
+    db_bind_i64(s, 6, u->sysadmin);
+    db_bind_i64(s, 7, wh_now_ms());
     return db_insert(c, s, "user", id_out);
 }
 
 static int user_get(wh_db *db, const char *sql, const char *name, int64_t id, struct wh_user *out)
 {
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     if (name)
         db_bind_text(s, 1, name);
     else
-        sqlite3_bind_int64(s, 1, id);
+        db_bind_i64(s, 1, id);
     int error = db_one_row(c, s, "user");
     if (error < 0)
         return error;
@@ -87,10 +88,10 @@ int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash)
 {
     static const char sql[] = "UPDATE user SET password = ?2, updated_ms = ?3 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     db_bind_text(s, 2, password_hash);
-    sqlite3_bind_int64(s, 3, wh_now_ms());
+    db_bind_i64(s, 3, wh_now_ms());
     return db_change(c, s, "user");
 }
 
@@ -105,8 +106,8 @@ static int keep_an_admin(struct conn *c, int64_t id)
     static const char sql[] = "SELECT 1 FROM user WHERE id = ?1 AND sysadmin = 1"
                               " AND NOT EXISTS (SELECT 1 FROM user WHERE sysadmin = 1 AND id <> ?1)";
     bool last = false;
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     int error = db_exists(c, s, &last);
     if (error == 0 && last)
         error = wh_error_set(WH_ECONFLICT, "the last system administrator cannot be removed");
@@ -121,10 +122,10 @@ int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin)
     if ((error = db_tx_begin(c)) < 0)
         return error;
     if (sysadmin || (error = keep_an_admin(c, id)) == 0) {
-        sqlite3_stmt *s = db_stmt(c, sql);
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int(s, 2, sysadmin);
-        sqlite3_bind_int64(s, 3, wh_now_ms());
+        db_stmt *s = db_stmt(c, sql);
+        db_bind_i64(s, 1, id);
+        db_bind_i64(s, 2, sysadmin);
+        db_bind_i64(s, 3, wh_now_ms());
         error = db_change(c, s, "user");
     }
     return db_tx_end(c, error);
@@ -135,12 +136,12 @@ int wh_db_user_update(wh_db *db, const struct wh_user *u)
     static const char sql[] = "UPDATE user SET email = ?2, realname = ?3, comment = ?4,"
                               " updated_ms = ?5 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, u->id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, u->id);
     db_bind_text(s, 2, u->email);
     db_bind_text(s, 3, u->realname);
     db_bind_text(s, 4, u->comment);
-    sqlite3_bind_int64(s, 5, wh_now_ms());
+    db_bind_i64(s, 5, wh_now_ms());
     return db_change(c, s, "user");
 }
 
@@ -152,8 +153,8 @@ int wh_db_user_delete(wh_db *db, int64_t id)
     if ((error = db_tx_begin(c)) < 0)
         return error;
     if ((error = keep_an_admin(c, id)) == 0) {
-        sqlite3_stmt *s = db_stmt(c, sql);
-        sqlite3_bind_int64(s, 1, id);
+        db_stmt *s = db_stmt(c, sql);
+        db_bind_i64(s, 1, id);
         error = db_change(c, s, "user");
     }
     return db_tx_end(c, error);
@@ -168,7 +169,7 @@ int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
                               " ORDER BY username LIMIT ?3 OFFSET ?2";
     CONN_OR_FAIL(c, db);
     int error;
-    sqlite3_stmt *s = db_stmt(c, sql_count);
+    db_stmt *s = db_stmt(c, sql_count);
     db_bind_text(s, 1, like ? like : "");
     if (total_out && (error = db_count(c, s, total_out)) < 0)
         return error;
@@ -176,8 +177,8 @@ int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
         db_done(s);
     s = db_stmt(c, sql);
     db_bind_text(s, 1, like ? like : "");
-    sqlite3_bind_int64(s, 2, offset);
-    sqlite3_bind_int64(s, 3, limit);
+    db_bind_i64(s, 2, offset);
+    db_bind_i64(s, 3, limit);
     struct user_each e = {fn, payload};
     return db_rows(c, s, user_each, &e);
 }
@@ -197,16 +198,16 @@ int wh_db_member_set(wh_db *db, int64_t project_id, int64_t user_id, int role, i
                               " VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(project_id, user_id)"
                               " DO UPDATE SET role = ?3, updated_ms = ?4 RETURNING id";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
-    sqlite3_bind_int64(s, 2, user_id);
-    sqlite3_bind_int(s, 3, role);
-    sqlite3_bind_int64(s, 4, wh_now_ms());
-    int rc = sqlite3_step(s);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    db_bind_i64(s, 2, user_id);
+    db_bind_i64(s, 3, role);
+    db_bind_i64(s, 4, wh_now_ms());
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_ROW) {
+    if (rc == DB_ROW) {
         if (id_out)
-            *id_out = sqlite3_column_int64(s, 0);
+            *id_out = db_col_i64(s, 0);
     } else {
         error = db_fail(c);
     }
@@ -217,13 +218,13 @@ int wh_db_member_set(wh_db *db, int64_t project_id, int64_t user_id, int role, i
 int wh_db_member_add(wh_db *db, int64_t project_id, int64_t user_id, int role, int64_t *id_out)
 {
     static const char sql[] = "INSERT INTO member(project_id, user_id, role, created_ms, updated_ms)"
-                              " VALUES(?1, ?2, ?3, ?4, ?4)";
+                              " VALUES(?1, ?2, ?3, ?4, ?4) RETURNING id";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
-    sqlite3_bind_int64(s, 2, user_id);
-    sqlite3_bind_int(s, 3, role);
-    sqlite3_bind_int64(s, 4, wh_now_ms());
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    db_bind_i64(s, 2, user_id);
+    db_bind_i64(s, 3, role);
+    db_bind_i64(s, 4, wh_now_ms());
     return db_insert(c, s, "member", id_out);
 }
 
@@ -232,11 +233,11 @@ int wh_db_member_set_role(wh_db *db, int64_t project_id, int64_t member_id, int 
     static const char sql[] = "UPDATE member SET role = ?3, updated_ms = ?4"
                               " WHERE project_id = ?1 AND id = ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
-    sqlite3_bind_int64(s, 2, member_id);
-    sqlite3_bind_int(s, 3, role);
-    sqlite3_bind_int64(s, 4, wh_now_ms());
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    db_bind_i64(s, 2, member_id);
+    db_bind_i64(s, 3, role);
+    db_bind_i64(s, 4, wh_now_ms());
     return db_change(c, s, "member");
 }
 
@@ -244,13 +245,13 @@ int wh_db_member_role(wh_db *db, int64_t project_id, int64_t user_id, int *role_
 {
     static const char sql[] = "SELECT role FROM member WHERE project_id = ?1 AND user_id = ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
-    sqlite3_bind_int64(s, 2, user_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    db_bind_i64(s, 2, user_id);
     int error = db_one_row(c, s, "member");
     if (error < 0)
         return error;
-    *role_out = sqlite3_column_int(s, 0);
+    *role_out = db_col_int(s, 0);
     db_done(s);
     return 0;
 }
@@ -259,13 +260,13 @@ int wh_db_member_role(wh_db *db, int64_t project_id, int64_t user_id, int *role_
     "SELECT m.id, m.project_id, m.user_id, u.username, m.role FROM member m"                       \
     " JOIN user u ON u.id = m.user_id"
 
-static void member_row(struct wh_member *m, sqlite3_stmt *s)
+static void member_row(struct wh_member *m, db_stmt *s)
 {
-    m->id = sqlite3_column_int64(s, 0);
-    m->project_id = sqlite3_column_int64(s, 1);
-    m->user_id = sqlite3_column_int64(s, 2);
+    m->id = db_col_i64(s, 0);
+    m->project_id = db_col_i64(s, 1);
+    m->user_id = db_col_i64(s, 2);
     db_copy_col(m->username, sizeof(m->username), s, 3);
-    m->role = sqlite3_column_int(s, 4);
+    m->role = db_col_int(s, 4);
 }
 
 struct member_each {
@@ -273,7 +274,7 @@ struct member_each {
     void *payload;
 };
 
-static int member_each(sqlite3_stmt *s, void *payload)
+static int member_each(db_stmt *s, void *payload)
 {
     struct member_each *e = payload;
     struct wh_member m;
@@ -285,9 +286,9 @@ int wh_db_member_get(wh_db *db, int64_t project_id, int64_t member_id, struct wh
 {
     static const char sql[] = MEMBER_SELECT " WHERE m.project_id = ?1 AND m.id = ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
-    sqlite3_bind_int64(s, 2, member_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    db_bind_i64(s, 2, member_id);
     int error = db_one_row(c, s, "member");
     if (error < 0)
         return error;
@@ -300,9 +301,9 @@ int wh_db_member_delete(wh_db *db, int64_t project_id, int64_t member_id)
 {
     static const char sql[] = "DELETE FROM member WHERE project_id = ?1 AND id = ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
-    sqlite3_bind_int64(s, 2, member_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    db_bind_i64(s, 2, member_id);
     return db_change(c, s, "member");
 }
 
@@ -312,8 +313,8 @@ int wh_db_member_list(wh_db *db, int64_t project_id, const char *like,
     static const char sql[] = MEMBER_SELECT " WHERE m.project_id = ?1 AND instr(u.username, ?2) > 0"
                                             " ORDER BY u.username";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
     db_bind_text(s, 2, like ? like : "");
     struct member_each e = {fn, payload};
     return db_rows(c, s, member_each, &e);
@@ -325,20 +326,20 @@ int wh_db_member_list(wh_db *db, int64_t project_id, const char *like,
     "id, name, description, level, project_id, secret, disabled, duration, expires_at,"            \
     " permissions, created_ms, updated_ms"
 
-static void robot_row(struct wh_robot *r, sqlite3_stmt *s)
+static void robot_row(struct wh_robot *r, db_stmt *s)
 {
-    r->id = sqlite3_column_int64(s, 0);
+    r->id = db_col_i64(s, 0);
     db_copy_col(r->name, sizeof(r->name), s, 1);
     db_copy_col(r->description, sizeof(r->description), s, 2);
     db_copy_col(r->level, sizeof(r->level), s, 3);
-    r->project_id = sqlite3_column_int64(s, 4);
+    r->project_id = db_col_i64(s, 4);
     db_copy_col(r->secret, sizeof(r->secret), s, 5);
-    r->disabled = sqlite3_column_int(s, 6) != 0;
-    r->duration = sqlite3_column_int64(s, 7);
-    r->expires_at = sqlite3_column_int64(s, 8);
+    r->disabled = db_col_int(s, 6) != 0;
+    r->duration = db_col_i64(s, 7);
+    r->expires_at = db_col_i64(s, 8);
     db_copy_col(r->permissions, sizeof(r->permissions), s, 9);
-    r->created_ms = sqlite3_column_int64(s, 10);
-    r->updated_ms = sqlite3_column_int64(s, 11);
+    r->created_ms = db_col_i64(s, 10);
+    r->updated_ms = db_col_i64(s, 11);
 }
 
 struct robot_each {
@@ -347,7 +348,7 @@ struct robot_each {
     struct wh_robot *r; /* one row at a time: the struct is large */
 };
 
-static int robot_each(sqlite3_stmt *s, void *payload)
+static int robot_each(db_stmt *s, void *payload)
 {
     struct robot_each *e = payload;
     robot_row(e->r, s);
@@ -359,33 +360,33 @@ int wh_db_robot_create(wh_db *db, const struct wh_robot *r, int64_t *id_out)
     static const char sql[] =
         "INSERT INTO robot(name, description, level, project_id, secret, disabled, duration,"
         " expires_at, permissions, created_ms, updated_ms)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)";
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, r->name);
     db_bind_text(s, 2, r->description);
     db_bind_text(s, 3, r->level);
     if (r->project_id > 0)
-        sqlite3_bind_int64(s, 4, r->project_id);
+        db_bind_i64(s, 4, r->project_id);
     else
-        sqlite3_bind_null(s, 4);
+        db_bind_null(s, 4);
     db_bind_text(s, 5, r->secret);
-    sqlite3_bind_int(s, 6, r->disabled);
-    sqlite3_bind_int64(s, 7, r->duration);
-    sqlite3_bind_int64(s, 8, r->expires_at);
+    db_bind_i64(s, 6, r->disabled);
+    db_bind_i64(s, 7, r->duration);
+    db_bind_i64(s, 8, r->expires_at);
     db_bind_text(s, 9, r->permissions[0] ? r->permissions : "[]");
-    sqlite3_bind_int64(s, 10, wh_now_ms());
+    db_bind_i64(s, 10, wh_now_ms());
     return db_insert(c, s, "robot", id_out);
 }
 
 static int robot_get(wh_db *db, const char *sql, const char *name, int64_t id, struct wh_robot *out)
 {
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     if (name)
         db_bind_text(s, 1, name);
     else
-        sqlite3_bind_int64(s, 1, id);
+        db_bind_i64(s, 1, id);
     int error = db_one_row(c, s, "robot");
     if (error < 0)
         return error;
@@ -412,15 +413,15 @@ int wh_db_robot_update(wh_db *db, const struct wh_robot *r)
                               " expires_at = ?5, permissions = ?6, secret = ?7, updated_ms = ?8"
                               " WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, r->id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, r->id);
     db_bind_text(s, 2, r->description);
-    sqlite3_bind_int(s, 3, r->disabled);
-    sqlite3_bind_int64(s, 4, r->duration);
-    sqlite3_bind_int64(s, 5, r->expires_at);
+    db_bind_i64(s, 3, r->disabled);
+    db_bind_i64(s, 4, r->duration);
+    db_bind_i64(s, 5, r->expires_at);
     db_bind_text(s, 6, r->permissions[0] ? r->permissions : "[]");
     db_bind_text(s, 7, r->secret);
-    sqlite3_bind_int64(s, 8, wh_now_ms());
+    db_bind_i64(s, 8, wh_now_ms());
     return db_change(c, s, "robot");
 }
 
@@ -428,8 +429,8 @@ int wh_db_robot_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM robot WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     return db_change(c, s, "robot");
 }
 
@@ -443,15 +444,15 @@ int wh_db_robot_list(wh_db *db, int64_t project_id, int64_t offset, int64_t limi
     CONN_OR_FAIL(c, db);
     int error;
     if (total_out) {
-        sqlite3_stmt *cs = db_stmt(c, sql_count);
-        sqlite3_bind_int64(cs, 1, project_id);
+        db_stmt *cs = db_stmt(c, sql_count);
+        db_bind_i64(cs, 1, project_id);
         if ((error = db_count(c, cs, total_out)) < 0)
             return error;
     }
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
-    sqlite3_bind_int64(s, 2, offset);
-    sqlite3_bind_int64(s, 3, limit);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    db_bind_i64(s, 2, offset);
+    db_bind_i64(s, 3, limit);
     struct robot_each e = {fn, payload, wh_malloc(sizeof(struct wh_robot))};
     error = db_rows(c, s, robot_each, &e);
     free(e.r);
@@ -491,25 +492,25 @@ static int audit_insert(struct conn *c, const struct wh_audit *a)
         " ON CONFLICT(bucket, username, resource, resource_type, operation, result, client_ip,"
         " project_id) WHERE bucket IS NOT NULL DO UPDATE SET count = count + excluded.count";
     int64_t when = a->op_time_ms ? a->op_time_ms : wh_now_ms();
-    sqlite3_stmt *s = db_stmt(c, a->folded ? sql_fold : sql);
-    sqlite3_bind_int64(s, 10, a->count > 0 ? a->count : 1);
+    db_stmt *s = db_stmt(c, a->folded ? sql_fold : sql);
+    db_bind_i64(s, 10, a->count > 0 ? a->count : 1);
     if (a->folded)
-        sqlite3_bind_int64(s, 11, when / 60000);
+        db_bind_i64(s, 11, when / 60000);
     else
-        sqlite3_bind_null(s, 11);
-    sqlite3_bind_int64(s, 1, when);
+        db_bind_null(s, 11);
+    db_bind_i64(s, 1, when);
     db_bind_text(s, 2, a->username ? a->username : "");
     db_bind_text(s, 3, a->resource ? a->resource : "");
     db_bind_text(s, 4, a->resource_type ? a->resource_type : "");
     db_bind_text(s, 5, a->operation ? a->operation : "");
     db_bind_text(s, 6, a->description ? a->description : "");
-    sqlite3_bind_int(s, 7, a->result);
+    db_bind_i64(s, 7, a->result);
     if (a->project_id > 0)
-        sqlite3_bind_int64(s, 8, a->project_id);
+        db_bind_i64(s, 8, a->project_id);
     else if (a->folded)
-        sqlite3_bind_int64(s, 8, 0); /* NULLs never conflict in the fold index */
+        db_bind_i64(s, 8, 0); /* NULLs never conflict in the fold index */
     else
-        sqlite3_bind_null(s, 8);
+        db_bind_null(s, 8);
     db_bind_text(s, 9, a->client_ip ? a->client_ip : "");
     return db_run(c, s);
 }
@@ -524,8 +525,8 @@ int wh_db_audit_purge(wh_db *db, int64_t before_ms, int64_t *deleted)
     int64_t total = 0;
     int error = 0;
     for (;;) {
-        sqlite3_stmt *s = db_stmt(c, sql);
-        sqlite3_bind_int64(s, 1, before_ms);
+        db_stmt *s = db_stmt(c, sql);
+        db_bind_i64(s, 1, before_ms);
         if ((error = db_run(c, s)) < 0)
             break;
         int n = db_changes(c);
@@ -543,21 +544,21 @@ struct audit_each {
     void *payload;
 };
 
-static int audit_each(sqlite3_stmt *s, void *payload)
+static int audit_each(db_stmt *s, void *payload)
 {
     struct audit_each *e = payload;
     struct wh_audit a = {
-        .id = sqlite3_column_int64(s, 0),
-        .op_time_ms = sqlite3_column_int64(s, 1),
-        .username = (const char *)sqlite3_column_text(s, 2),
-        .resource = (const char *)sqlite3_column_text(s, 3),
-        .resource_type = (const char *)sqlite3_column_text(s, 4),
-        .operation = (const char *)sqlite3_column_text(s, 5),
-        .description = (const char *)sqlite3_column_text(s, 6),
-        .result = sqlite3_column_int(s, 7) != 0,
-        .project_id = sqlite3_column_int64(s, 8),
-        .client_ip = (const char *)sqlite3_column_text(s, 9),
-        .count = sqlite3_column_int64(s, 10),
+        .id = db_col_i64(s, 0),
+        .op_time_ms = db_col_i64(s, 1),
+        .username = db_col_text(s, 2),
+        .resource = db_col_text(s, 3),
+        .resource_type = db_col_text(s, 4),
+        .operation = db_col_text(s, 5),
+        .description = db_col_text(s, 6),
+        .result = db_col_int(s, 7) != 0,
+        .project_id = db_col_i64(s, 8),
+        .client_ip = db_col_text(s, 9),
+        .count = db_col_i64(s, 10),
     };
     return e->fn(&a, e->payload);
 }
@@ -579,19 +580,19 @@ int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const 
     CONN_OR_FAIL(c, db);
     int error;
     if (total_out) {
-        sqlite3_stmt *cs = db_stmt(c, sql_count);
-        sqlite3_bind_int64(cs, 1, project_id);
+        db_stmt *cs = db_stmt(c, sql_count);
+        db_bind_i64(cs, 1, project_id);
         db_bind_text(cs, 2, username ? username : "");
         db_bind_text(cs, 3, operation ? operation : "");
         if ((error = db_count(c, cs, total_out)) < 0)
             return error;
     }
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
     db_bind_text(s, 2, username ? username : "");
     db_bind_text(s, 3, operation ? operation : "");
-    sqlite3_bind_int64(s, 4, offset);
-    sqlite3_bind_int64(s, 5, limit);
+    db_bind_i64(s, 4, offset);
+    db_bind_i64(s, 5, limit);
     struct audit_each e = {fn, payload};
     return db_rows(c, s, audit_each, &e);
 }

@@ -21,18 +21,18 @@
     " a.size, a.push_ms, coalesce(a.pull_ms, 0), coalesce(a.annotations, '')"
 #define ART_FROM " FROM artifact a JOIN repository r ON r.id = a.repo_id"
 
-static void art_row(struct wh_artifact_info *o, sqlite3_stmt *s)
+static void art_row(struct wh_artifact_info *o, db_stmt *s)
 {
-    o->id = sqlite3_column_int64(s, 0);
-    o->repo_id = sqlite3_column_int64(s, 1);
-    o->project_id = sqlite3_column_int64(s, 2);
+    o->id = db_col_i64(s, 0);
+    o->repo_id = db_col_i64(s, 1);
+    o->project_id = db_col_i64(s, 2);
     db_copy_col(o->repo_name, sizeof(o->repo_name), s, 3);
     db_copy_col(o->digest, sizeof(o->digest), s, 4);
     db_copy_col(o->media_type, sizeof(o->media_type), s, 5);
     db_copy_col(o->artifact_type, sizeof(o->artifact_type), s, 6);
-    o->size = (uint64_t)sqlite3_column_int64(s, 7);
-    o->push_ms = sqlite3_column_int64(s, 8);
-    o->pull_ms = sqlite3_column_int64(s, 9);
+    o->size = (uint64_t)db_col_i64(s, 7);
+    o->push_ms = db_col_i64(s, 8);
+    o->pull_ms = db_col_i64(s, 9);
     db_copy_col(o->annotations, sizeof(o->annotations), s, 10);
 }
 
@@ -44,14 +44,14 @@ int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_dige
     static const char by_tag[] = "SELECT " ART_COLS ART_FROM " JOIN tag t ON t.artifact_id = a.id"
                                  " WHERE t.repo_id = ?1 AND t.name = ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, is_digest ? by_digest : by_tag);
-    sqlite3_bind_int64(s, 1, repo_id);
+    db_stmt *s = db_stmt(c, is_digest ? by_digest : by_tag);
+    db_bind_i64(s, 1, repo_id);
     db_bind_text(s, 2, ref);
-    int rc = sqlite3_step(s);
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_ROW)
+    if (rc == DB_ROW)
         art_row(out, s);
-    else if (rc == SQLITE_DONE)
+    else if (rc == DB_DONE)
         error = wh_error_set(WH_ENOTFOUND, "artifact %s not found", ref);
     else
         error = db_fail(c);
@@ -65,7 +65,7 @@ struct list_each {
     struct wh_artifact_info *row;
 };
 
-static int list_each(sqlite3_stmt *s, void *payload)
+static int list_each(db_stmt *s, void *payload)
 {
     struct list_each *e = payload;
     art_row(e->row, s);
@@ -131,10 +131,10 @@ int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t o
     for (int pass = total_out ? 0 : 1; pass < 2 && error == 0; pass++) {
         q->len = 0;
         db_artifact_list_sql(q, f, pass == 0);
-        sqlite3_stmt *s = db_stmt_text(c, q->text);
-        /* A parameter the text does not use is ignored (or refused: SQLITE_RANGE). */
-        sqlite3_bind_int64(s, 1, f->repo_id);
-        sqlite3_bind_int64(s, 2, f->project_id);
+        db_stmt *s = db_stmt_text(c, q->text);
+        /* A parameter the text does not use is ignored (db_driver.h). */
+        db_bind_i64(s, 1, f->repo_id);
+        db_bind_i64(s, 2, f->project_id);
         db_bind_text(s, 3, f->digest);
         db_bind_text(s, 4, f->tag);
         db_bind_text(s, 5, f->media_type);
@@ -142,8 +142,8 @@ int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t o
             error = db_count(c, s, total_out);
             continue;
         }
-        sqlite3_bind_int64(s, 6, offset);
-        sqlite3_bind_int64(s, 7, limit);
+        db_bind_i64(s, 6, offset);
+        db_bind_i64(s, 7, limit);
         struct list_each e = {fn, payload, wh_malloc(sizeof(struct wh_artifact_info))};
         error = db_rows(c, s, list_each, &e);
         free(e.row);
@@ -152,14 +152,14 @@ int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t o
     return error;
 }
 
-static void tag_row(struct wh_tag_info *t, sqlite3_stmt *s)
+static void tag_row(struct wh_tag_info *t, db_stmt *s)
 {
-    t->id = sqlite3_column_int64(s, 0);
-    t->repo_id = sqlite3_column_int64(s, 1);
-    t->artifact_id = sqlite3_column_int64(s, 2);
+    t->id = db_col_i64(s, 0);
+    t->repo_id = db_col_i64(s, 1);
+    t->artifact_id = db_col_i64(s, 2);
     db_copy_col(t->name, sizeof(t->name), s, 3);
-    t->push_ms = sqlite3_column_int64(s, 4);
-    t->pull_ms = sqlite3_column_int64(s, 5);
+    t->push_ms = db_col_i64(s, 4);
+    t->pull_ms = db_col_i64(s, 5);
 }
 
 int wh_db_tag_page(wh_db *db, int64_t artifact_id, const char *name, const char *name_like,
@@ -179,13 +179,13 @@ int wh_db_tag_page(wh_db *db, int64_t artifact_id, const char *name, const char 
     CONN_OR_FAIL(c, db);
     int error = 0, rc;
     for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
-        sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
-        sqlite3_bind_int64(s, 1, artifact_id);
+        db_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql);
+        db_bind_i64(s, 1, artifact_id);
         db_bind_text(s, 2, name);
         db_bind_text(s, 3, name_like);
         if (pass == 0) {
-            if (sqlite3_step(s) == SQLITE_ROW)
-                *total_out = sqlite3_column_int64(s, 0);
+            if (db_step(s) == DB_ROW)
+                *total_out = db_col_i64(s, 0);
             else
                 error = db_fail(c);
             db_done(s);
@@ -193,15 +193,15 @@ int wh_db_tag_page(wh_db *db, int64_t artifact_id, const char *name, const char 
                 return error;
             continue;
         }
-        sqlite3_bind_int64(s, 4, offset);
-        sqlite3_bind_int64(s, 5, limit);
+        db_bind_i64(s, 4, offset);
+        db_bind_i64(s, 5, limit);
         struct wh_tag_info t;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        while ((rc = db_step(s)) == DB_ROW) {
             tag_row(&t, s);
             if (fn(&t, payload) != 0)
                 break;
         }
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        if (rc < 0)
             error = db_fail(c);
         db_done(s);
     }
@@ -213,16 +213,16 @@ int wh_db_tag_create(wh_db *db, int64_t repo_id, int64_t artifact_id, const char
     static const char sql[] = "INSERT INTO tag(repo_id, name, artifact_id, push_ms)"
                               " VALUES(?1, ?2, ?3, ?4)";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, repo_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, repo_id);
     db_bind_text(s, 2, name);
-    sqlite3_bind_int64(s, 3, artifact_id);
-    sqlite3_bind_int64(s, 4, wh_now_ms());
-    int rc = sqlite3_step(s);
+    db_bind_i64(s, 3, artifact_id);
+    db_bind_i64(s, 4, wh_now_ms());
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_CONSTRAINT)
+    if ((rc == WH_EEXISTS || rc == WH_ENOTFOUND))
         error = wh_error_set(WH_EEXISTS, "tag %s already exists", name);
-    else if (rc != SQLITE_DONE)
+    else if (rc != DB_DONE)
         error = db_fail(c);
     db_done(s);
     return error;
@@ -238,14 +238,14 @@ int wh_db_artifact_children(wh_db *db, int64_t artifact_id,
         " LEFT JOIN artifact k ON k.repo_id = a.repo_id AND k.digest = c.child_digest"
         " WHERE c.artifact_id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     int rc, error = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), payload) != 0)
+    while ((rc = db_step(s)) == DB_ROW) {
+        if (fn(db_col_text(s, 0), db_col_i64(s, 1), payload) != 0)
             break;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (rc < 0)
         error = db_fail(c);
     db_done(s);
     return error;
@@ -256,8 +256,8 @@ int wh_db_artifact_referenced(wh_db *db, int64_t repo_id, const char *digest, bo
     static const char sql[] = "SELECT 1 FROM artifact_child"
                               " WHERE repo_id = ?1 AND child_digest = ?2 LIMIT 1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, repo_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, repo_id);
     db_bind_text(s, 2, digest);
     return db_exists(c, s, out);
 }

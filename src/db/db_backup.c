@@ -7,6 +7,8 @@
  */
 #include "db/db_int.h"
 
+#include <sqlite3.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

@@ -13,17 +13,17 @@ struct holders_ctx {
     void *payload;
 };
 
-static int holder_row(sqlite3_stmt *s, void *payload)
+static int holder_row(db_stmt *s, void *payload)
 {
     struct holders_ctx *c = payload;
     struct wh_blob_holder h;
     memset(&h, 0, sizeof(h));
-    h.project.id = sqlite3_column_int64(s, 0);
+    h.project.id = db_col_i64(s, 0);
     db_copy_col(h.project.name, sizeof(h.project.name), s, 1);
-    h.project.public = sqlite3_column_int(s, 2) != 0;
-    h.project.created_ms = sqlite3_column_int64(s, 3);
-    h.repo = (const char *)sqlite3_column_text(s, 4);
-    h.size = (uint64_t)sqlite3_column_int64(s, 5);
+    h.project.public = db_col_int(s, 2) != 0;
+    h.project.created_ms = db_col_i64(s, 3);
+    h.repo = db_col_text(s, 4);
+    h.size = (uint64_t)db_col_i64(s, 5);
     if (!h.repo)
         return 0;
     return c->fn(&h, c->payload);
@@ -44,10 +44,10 @@ int wh_db_blob_holders(wh_db *db, const char *digest, int64_t first_project, int
         " WHERE rb.digest = ?1"
         " ORDER BY p.id <> ?2, p.public = 0, p.id, r.name LIMIT ?3";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, digest);
-    sqlite3_bind_int64(s, 2, first_project);
-    sqlite3_bind_int64(s, 3, limit);
+    db_bind_i64(s, 2, first_project);
+    db_bind_i64(s, 3, limit);
     struct holders_ctx ctx = {fn, payload};
     return db_rows(c, s, holder_row, &ctx);
 }

@@ -25,15 +25,14 @@
     " JOIN artifact k ON k.repo_id = a.repo_id AND (k.subject = a.digest OR k.digest IN"           \
     "  (SELECT ch.child_digest FROM artifact_child ch WHERE ch.artifact_id = a.id))) "
 
-/* Binds ?1 source artifact, ?2 destination repository id and, when the
- * statement has it, ?3 now, then runs `sql`. */
+/* Binds ?1 source artifact, ?2 destination repository id and ?3 now (ignored
+ * by a statement without it), then runs `sql`. */
 static int run3(struct conn *c, const char *sql, int64_t src, int64_t dst_repo, int64_t now)
 {
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, src);
-    sqlite3_bind_int64(s, 2, dst_repo);
-    if (sqlite3_bind_parameter_count(s) >= 3)
-        sqlite3_bind_int64(s, 3, now);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, src);
+    db_bind_i64(s, 2, dst_repo);
+    db_bind_i64(s, 3, now);
     return db_run(c, s);
 }
 
@@ -106,15 +105,15 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
     char digest[WH_DIGEST_STR_MAX];
     int error;
 
-    sqlite3_stmt *s = db_stmt(c, sql_src);
-    sqlite3_bind_int64(s, 1, src);
+    db_stmt *s = db_stmt(c, sql_src);
+    db_bind_i64(s, 1, src);
     if ((error = db_one_row(c, s, "artifact")) < 0)
         return error;
     db_copy_col(digest, sizeof(digest), s, 0);
     db_done(s);
 
     s = db_stmt(c, sql_missing);
-    sqlite3_bind_int64(s, 1, src);
+    db_bind_i64(s, 1, src);
     if ((error = db_count(c, s, &n)) < 0)
         return error;
     if (n > 0)
@@ -122,8 +121,8 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
                                           " repository", digest);
 
     s = db_stmt(c, sql_adding);
-    sqlite3_bind_int64(s, 1, src);
-    sqlite3_bind_int64(s, 2, dst_project);
+    db_bind_i64(s, 1, src);
+    db_bind_i64(s, 2, dst_project);
     if ((error = db_count(c, s, &n)) < 0)
         return error;
     /* same connection, inside this transaction: nothing can slip in between;
@@ -132,13 +131,13 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
         return error;
 
     s = db_stmt(c, sql_repo);
-    sqlite3_bind_int64(s, 1, dst_project);
+    db_bind_i64(s, 1, dst_project);
     db_bind_text(s, 2, dst_repo);
-    sqlite3_bind_int64(s, 3, now);
+    db_bind_i64(s, 3, now);
     if ((error = db_one_row(c, s, "repository")) < 0)
         return error;
-    repo_id = sqlite3_column_int64(s, 0);
-    repo_project = sqlite3_column_int64(s, 1);
+    repo_id = db_col_i64(s, 0);
+    repo_project = db_col_i64(s, 1);
     db_done(s);
     if (repo_project != dst_project)
         return wh_error_set(WH_ERROR, "repository %s belongs to project %" PRId64, dst_repo,
@@ -151,18 +150,18 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
         return error;
 
     s = db_stmt(c, sql_dst);
-    sqlite3_bind_int64(s, 1, repo_id);
+    db_bind_i64(s, 1, repo_id);
     db_bind_text(s, 2, digest);
     if ((error = db_one_row(c, s, "copied artifact")) < 0)
         return error;
-    dst_id = sqlite3_column_int64(s, 0);
+    dst_id = db_col_i64(s, 0);
     db_done(s);
 
     s = db_stmt(c, sql_tags);
-    sqlite3_bind_int64(s, 1, src);
-    sqlite3_bind_int64(s, 2, repo_id);
-    sqlite3_bind_int64(s, 3, now);
-    sqlite3_bind_int64(s, 4, dst_id);
+    db_bind_i64(s, 1, src);
+    db_bind_i64(s, 2, repo_id);
+    db_bind_i64(s, 3, now);
+    db_bind_i64(s, 4, dst_id);
     if ((error = db_run(c, s)) < 0 || (error = run3(c, sql_scans, src, repo_id, now)) < 0)
         return error;
     if (db_changes(c) > 0)

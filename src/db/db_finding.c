@@ -76,28 +76,28 @@ static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_s
     struct wh_buf key;
     int error = 0, rc;
     wh_buf_init(&key, 1u << 20);
-    sqlite3_stmt *s = db_stmt(c, old);
-    sqlite3_bind_int64(s, 1, artifact_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *cve = (const char *)sqlite3_column_text(s, 1);
+    db_stmt *s = db_stmt(c, old);
+    db_bind_i64(s, 1, artifact_id);
+    while ((rc = db_step(s)) == DB_ROW) {
+        const char *cve = db_col_text(s, 1);
         if (nrows == cap) {
             cap = cap ? cap * 2 : 64;
             rows = wh_realloc(rows, cap * sizeof(*rows));
         }
         rows[nrows++] = (struct old_row){
-            .id = sqlite3_column_int64(s, 0),
-            .key = wh_sprintf("%s\n%s\n%s", cve, (const char *)sqlite3_column_text(s, 2),
-                              (const char *)sqlite3_column_text(s, 3)),
-            .fixed = wh_strdup((const char *)sqlite3_column_text(s, 4)),
-            .severity = sqlite3_column_int(s, 5),
-            .cvss3 = sqlite3_column_double(s, 6),
+            .id = db_col_i64(s, 0),
+            .key = wh_sprintf("%s\n%s\n%s", cve, db_col_text(s, 2),
+                              db_col_text(s, 3)),
+            .fixed = wh_strdup(db_col_text(s, 4)),
+            .severity = db_col_int(s, 5),
+            .cvss3 = db_col_double(s, 6),
         };
         /* rows come ordered by CVE id: each id once */
         size_t k = json_array_size(old_ids);
         if (old_ids && (k == 0 || strcmp(json_string_value(json_array_get(old_ids, k - 1)), cve) != 0))
             json_array_append_new(old_ids, json_string(cve));
     }
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         error = db_fail(c);
     db_done(s);
     if (nrows > 1)
@@ -118,26 +118,26 @@ static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_s
             if (strcmp(h->fixed, fixed) == 0 && h->severity == f->severity && h->cvss3 == score)
                 continue;
             s = db_stmt(c, upd);
-            sqlite3_bind_int64(s, 1, h->id);
+            db_bind_i64(s, 1, h->id);
             db_bind_text(s, 2, fixed);
-            sqlite3_bind_int(s, 3, f->severity);
+            db_bind_i64(s, 3, f->severity);
             if (score > 0)
-                sqlite3_bind_double(s, 4, score);
+                db_bind_double(s, 4, score);
             else
-                sqlite3_bind_null(s, 4);
+                db_bind_null(s, 4);
             error = db_run(c, s);
         } else {
             s = db_stmt(c, ins);
-            sqlite3_bind_int64(s, 1, artifact_id);
+            db_bind_i64(s, 1, artifact_id);
             db_bind_text(s, 2, f->cve_id);
             db_bind_text(s, 3, f->package);
             db_bind_text(s, 4, f->version);
             db_bind_text(s, 5, fixed);
-            sqlite3_bind_int(s, 6, f->severity);
+            db_bind_i64(s, 6, f->severity);
             if (score > 0)
-                sqlite3_bind_double(s, 7, score);
+                db_bind_double(s, 7, score);
             else
-                sqlite3_bind_null(s, 7);
+                db_bind_null(s, 7);
             if ((error = db_run(c, s)) < 0)
                 break;
         }
@@ -154,7 +154,7 @@ static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_s
     for (size_t i = 0; i < nrows; i++) {
         if (error == 0 && !rows[i].kept) {
             s = db_stmt(c, del);
-            sqlite3_bind_int64(s, 1, rows[i].id);
+            db_bind_i64(s, 1, rows[i].id);
             error = db_run(c, s);
         }
         free(rows[i].key);
@@ -165,10 +165,10 @@ static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_s
     if (error < 0)
         return error;
     s = db_stmt(c, counts);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_bind_i64(s, 1, artifact_id);
     for (int i = 0; i < 6; i++)
-        sqlite3_bind_int64(s, 2 + i, n[i]);
-    sqlite3_bind_int64(s, 8, fixable);
+        db_bind_i64(s, 2 + i, n[i]);
+    db_bind_i64(s, 8, fixable);
     db_bind_text(s, 9, r->fingerprint ? r->fingerprint : "");
     return db_run(c, s);
 }
@@ -182,10 +182,10 @@ static int write_inventory(struct conn *c, int64_t artifact_id, const struct wh_
         "UPDATE scan_job SET inventory_id = (SELECT id FROM scan_inventory WHERE hash = ?2)"
         " WHERE artifact_id = ?1";
     static const char unlink_[] = "UPDATE scan_job SET inventory_id = NULL WHERE artifact_id = ?1";
-    sqlite3_stmt *s;
+    db_stmt *s;
     if (!r->inventory) {
         s = db_stmt(c, unlink_);
-        sqlite3_bind_int64(s, 1, artifact_id);
+        db_bind_i64(s, 1, artifact_id);
         return db_run(c, s);
     }
     struct wh_digest d;
@@ -193,12 +193,12 @@ static int write_inventory(struct conn *c, int64_t artifact_id, const struct wh_
     const char *hash = wh_digest_hex(&d);
     s = db_stmt(c, ins);
     db_bind_text(s, 1, hash);
-    sqlite3_bind_blob(s, 2, r->inventory, (int)r->inventory_len, SQLITE_STATIC);
+    db_bind_blob(s, 2, r->inventory, (int)r->inventory_len);
     int error = db_run(c, s);
     if (error < 0)
         return error;
     s = db_stmt(c, link);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, hash);
     return db_run(c, s);
 }
@@ -210,10 +210,10 @@ static int succeed_tx(struct conn *c, int64_t artifact_id, const char *report_id
         "UPDATE scan_job SET status = 'Success', end_ms = ?3, log = '', severity = ?4,"
         " summary = ?5, report = ?6"
         " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running'";
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);
-    sqlite3_bind_int64(s, 3, now_ms);
+    db_bind_i64(s, 3, now_ms);
     db_bind_text(s, 4, r->severity ? r->severity : "None");
     db_bind_text(s, 5, r->summary);
     db_bind_text(s, 6, r->report);
@@ -244,17 +244,17 @@ int wh_db_inventory_walk(wh_db *db, int64_t after, int64_t limit,
     static const char sql[] =
         "SELECT id, body FROM scan_inventory WHERE id > ?1 ORDER BY id LIMIT ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, after);
-    sqlite3_bind_int64(s, 2, limit);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, after);
+    db_bind_i64(s, 2, limit);
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const void *body = sqlite3_column_blob(s, 1);
-        size_t len = (size_t)sqlite3_column_bytes(s, 1);
-        if ((stop = fn(sqlite3_column_int64(s, 0), body ? body : "", len, payload)) != 0)
+    while ((rc = db_step(s)) == DB_ROW) {
+        const void *body = db_col_blob(s, 1);
+        size_t len = (size_t)db_col_bytes(s, 1);
+        if ((stop = fn(db_col_i64(s, 0), body ? body : "", len, payload)) != 0)
             break;
     }
-    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    int error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }
@@ -268,13 +268,13 @@ int wh_db_inventory_artifacts(wh_db *db, int64_t inventory_id,
         " JOIN artifact a ON a.id = j.artifact_id JOIN repository r ON r.id = a.repo_id"
         " WHERE j.inventory_id = ?1 AND j.status = 'Success'";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, inventory_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, inventory_id);
     struct wh_rematch_target t;
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(s)) == DB_ROW) {
         memset(&t, 0, sizeof(t));
-        t.artifact_id = sqlite3_column_int64(s, 0);
+        t.artifact_id = db_col_i64(s, 0);
         db_copy_col(t.digest, sizeof(t.digest), s, 1);
         db_copy_col(t.report_id, sizeof(t.report_id), s, 2);
         db_copy_col(t.fingerprint, sizeof(t.fingerprint), s, 3);
@@ -282,7 +282,7 @@ int wh_db_inventory_artifacts(wh_db *db, int64_t inventory_id,
         if ((stop = fn(&t, payload)) != 0)
             break;
     }
-    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    int error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }
@@ -308,11 +308,11 @@ static int rematch_tx(struct conn *c, const struct wh_rematch_target *t,
         " SELECT ?2, id, project_id, ?3, ?4 FROM artifact WHERE id = ?1";
     json_t *before = json_array();
     int error;
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, t->artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, t->artifact_id);
     db_bind_text(s, 2, t->report_id);
     db_bind_text(s, 3, new_report_id);
-    sqlite3_bind_int64(s, 4, now_ms);
+    db_bind_i64(s, 4, now_ms);
     db_bind_text(s, 5, r->severity ? r->severity : "None");
     db_bind_text(s, 6, r->summary);
     db_bind_text(s, 7, r->report);
@@ -337,8 +337,8 @@ static int rematch_tx(struct conn *c, const struct wh_rematch_target *t,
         goto out;
     char *a = json_dumps(added, JSON_COMPACT), *d = json_dumps(removed, JSON_COMPACT);
     s = db_stmt(c, change);
-    sqlite3_bind_int64(s, 1, t->artifact_id);
-    sqlite3_bind_int64(s, 2, now_ms);
+    db_bind_i64(s, 1, t->artifact_id);
+    db_bind_i64(s, 2, now_ms);
     db_bind_text(s, 3, a);
     db_bind_text(s, 4, d);
     error = db_run(c, s);
@@ -375,8 +375,8 @@ int wh_db_vuln_change_prune(wh_db *db, int64_t before_ms)
 {
     static const char sql[] = "DELETE FROM vuln_change WHERE time_ms < ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, before_ms);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, before_ms);
     return db_run(c, s);
 }
 
@@ -410,12 +410,12 @@ void db_vuln_changes_sql(struct db_sql *q, const struct wh_vuln_change_filter *f
         db_sql_add(q, " ORDER BY v.time_ms, v.id LIMIT ?6 OFFSET ?5");
 }
 
-static void bind_changes(sqlite3_stmt *s, const struct wh_vuln_change_filter *f)
+static void bind_changes(db_stmt *s, const struct wh_vuln_change_filter *f)
 {
-    sqlite3_bind_int64(s, 1, f->since_ms);
+    db_bind_i64(s, 1, f->since_ms);
     if (f->visible_user != -1) {
-        sqlite3_bind_int64(s, 2, f->visible_user);
-        sqlite3_bind_int64(s, 3, f->visible_project);
+        db_bind_i64(s, 2, f->visible_user);
+        db_bind_i64(s, 3, f->visible_project);
         if (f->visible_names)
             db_bind_text(s, 4, f->visible_names);
     }
@@ -428,7 +428,7 @@ int wh_db_vuln_changes(wh_db *db, const struct wh_vuln_change_filter *f, int64_t
     CONN_OR_FAIL(c, db);
     struct db_sql q = {0};
     db_vuln_changes_sql(&q, f, true);
-    sqlite3_stmt *s = db_stmt_text(c, q.text);
+    db_stmt *s = db_stmt_text(c, q.text);
     bind_changes(s, f);
     int error = db_count(c, s, total_out);
     if (error < 0)
@@ -437,24 +437,24 @@ int wh_db_vuln_changes(wh_db *db, const struct wh_vuln_change_filter *f, int64_t
     db_vuln_changes_sql(&q, f, false);
     s = db_stmt_text(c, q.text);
     bind_changes(s, f);
-    sqlite3_bind_int64(s, 5, offset);
-    sqlite3_bind_int64(s, 6, limit);
+    db_bind_i64(s, 5, offset);
+    db_bind_i64(s, 6, limit);
     struct wh_vuln_change ch;
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(s)) == DB_ROW) {
         memset(&ch, 0, sizeof(ch));
-        ch.id = sqlite3_column_int64(s, 0);
-        ch.time_ms = sqlite3_column_int64(s, 1);
-        ch.artifact_id = sqlite3_column_int64(s, 2);
-        ch.project_id = sqlite3_column_int64(s, 3);
+        ch.id = db_col_i64(s, 0);
+        ch.time_ms = db_col_i64(s, 1);
+        ch.artifact_id = db_col_i64(s, 2);
+        ch.project_id = db_col_i64(s, 3);
         db_copy_col(ch.digest, sizeof(ch.digest), s, 4);
         db_copy_col(ch.repository, sizeof(ch.repository), s, 5);
-        ch.added = (const char *)sqlite3_column_text(s, 6);
-        ch.removed = (const char *)sqlite3_column_text(s, 7);
+        ch.added = db_col_text(s, 6);
+        ch.removed = db_col_text(s, 7);
         if ((stop = fn(&ch, payload)) != 0)
             break;
     }
-    error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }
@@ -474,13 +474,13 @@ int wh_db_security_summary(wh_db *db, struct wh_security_summary *out)
     int error = db_count(c, db_stmt(c, total), &out->total_artifact);
     if (error < 0)
         return error;
-    sqlite3_stmt *s = db_stmt(c, sums);
+    db_stmt *s = db_stmt(c, sums);
     if ((error = db_one_row(c, s, "summary")) < 0)
         return error;
     int64_t *v[] = {&out->scanned_cnt, &out->critical_cnt, &out->high_cnt, &out->medium_cnt,
                     &out->low_cnt, &out->none_cnt, &out->unknown_cnt, &out->fixable_cnt};
     for (int i = 0; i < 8; i++)
-        *v[i] = sqlite3_column_int64(s, i);
+        *v[i] = db_col_i64(s, i);
     db_done(s);
     return 0;
 }
@@ -494,24 +494,24 @@ int wh_db_security_summary(wh_db *db, struct wh_security_summary *out)
     " JOIN repository r ON r.id = f.repo_id"                                                      \
     " LEFT JOIN finding_text t ON t.cve_id = f.cve_id"
 
-static void item_row(sqlite3_stmt *s, struct wh_vuln_item *v)
+static void item_row(db_stmt *s, struct wh_vuln_item *v)
 {
     memset(v, 0, sizeof(*v));
-    v->artifact_id = sqlite3_column_int64(s, 0);
-    v->project_id = sqlite3_column_int64(s, 1);
-    v->repo_id = sqlite3_column_int64(s, 2);
-    v->repository = (const char *)sqlite3_column_text(s, 3);
-    v->digest = (const char *)sqlite3_column_text(s, 4);
-    v->cve_id = (const char *)sqlite3_column_text(s, 5);
-    v->package = (const char *)sqlite3_column_text(s, 6);
-    v->version = (const char *)sqlite3_column_text(s, 7);
-    v->fixed_version = (const char *)sqlite3_column_text(s, 8);
-    v->description = (const char *)sqlite3_column_text(s, 9);
-    v->links = (const char *)sqlite3_column_text(s, 10);
-    v->severity = sqlite3_column_int(s, 11);
-    v->cvss3 = sqlite3_column_double(s, 12);
-    v->cvss3_vector = (const char *)sqlite3_column_text(s, 13);
-    v->cwe_ids = (const char *)sqlite3_column_text(s, 14);
+    v->artifact_id = db_col_i64(s, 0);
+    v->project_id = db_col_i64(s, 1);
+    v->repo_id = db_col_i64(s, 2);
+    v->repository = db_col_text(s, 3);
+    v->digest = db_col_text(s, 4);
+    v->cve_id = db_col_text(s, 5);
+    v->package = db_col_text(s, 6);
+    v->version = db_col_text(s, 7);
+    v->fixed_version = db_col_text(s, 8);
+    v->description = db_col_text(s, 9);
+    v->links = db_col_text(s, 10);
+    v->severity = db_col_int(s, 11);
+    v->cvss3 = db_col_double(s, 12);
+    v->cvss3_vector = db_col_text(s, 13);
+    v->cwe_ids = db_col_text(s, 14);
 }
 
 int wh_db_dangerous_cves(wh_db *db, int (*fn)(const struct wh_vuln_item *v, void *payload),
@@ -525,23 +525,23 @@ int wh_db_dangerous_cves(wh_db *db, int (*fn)(const struct wh_vuln_item *v, void
         " LEFT JOIN finding_text t ON t.cve_id = v.cve_id"
         " WHERE v.cvss3 IS NOT NULL ORDER BY v.cvss3 DESC LIMIT 5";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     struct wh_vuln_item v;
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(s)) == DB_ROW) {
         memset(&v, 0, sizeof(v));
-        v.cve_id = (const char *)sqlite3_column_text(s, 0);
-        v.package = (const char *)sqlite3_column_text(s, 1);
-        v.version = (const char *)sqlite3_column_text(s, 2);
-        v.severity = sqlite3_column_int(s, 3);
-        v.cvss3 = sqlite3_column_double(s, 4);
-        v.description = (const char *)sqlite3_column_text(s, 5);
+        v.cve_id = db_col_text(s, 0);
+        v.package = db_col_text(s, 1);
+        v.version = db_col_text(s, 2);
+        v.severity = db_col_int(s, 3);
+        v.cvss3 = db_col_double(s, 4);
+        v.description = db_col_text(s, 5);
         v.fixed_version = v.repository = v.digest = "";
         v.links = "[]";
         if ((stop = fn(&v, payload)) != 0)
             break;
     }
-    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    int error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }
@@ -559,23 +559,23 @@ int wh_db_dangerous_artifacts(wh_db *db,
         " ORDER BY j.critical_cnt DESC, j.high_cnt DESC, j.medium_cnt DESC, j.low_cnt DESC"
         " LIMIT 5";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     struct wh_dangerous_artifact d;
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(s)) == DB_ROW) {
         memset(&d, 0, sizeof(d));
-        d.artifact_id = sqlite3_column_int64(s, 0);
-        d.project_id = sqlite3_column_int64(s, 1);
+        d.artifact_id = db_col_i64(s, 0);
+        d.project_id = db_col_i64(s, 1);
         db_copy_col(d.repository, sizeof(d.repository), s, 2);
         db_copy_col(d.digest, sizeof(d.digest), s, 3);
-        d.critical_cnt = sqlite3_column_int64(s, 4);
-        d.high_cnt = sqlite3_column_int64(s, 5);
-        d.medium_cnt = sqlite3_column_int64(s, 6);
-        d.low_cnt = sqlite3_column_int64(s, 7);
+        d.critical_cnt = db_col_i64(s, 4);
+        d.high_cnt = db_col_i64(s, 5);
+        d.medium_cnt = db_col_i64(s, 6);
+        d.low_cnt = db_col_i64(s, 7);
         if ((stop = fn(&d, payload)) != 0)
             break;
     }
-    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    int error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }
@@ -604,21 +604,21 @@ void db_vuln_list_sql(struct db_sql *q, const struct wh_vuln_filter *f, bool cou
         db_sql_add(q, " ORDER BY f.cvss3 DESC LIMIT ?11 OFFSET ?10");
 }
 
-static void bind_vuln(sqlite3_stmt *s, const struct wh_vuln_filter *f)
+static void bind_vuln(db_stmt *s, const struct wh_vuln_filter *f)
 {
     if (f->cve_id)
         db_bind_text(s, 1, f->cve_id);
     if (f->package)
         db_bind_text(s, 2, f->package);
     if (f->severity >= 0)
-        sqlite3_bind_int(s, 3, f->severity);
+        db_bind_i64(s, 3, f->severity);
     if (f->project_id)
-        sqlite3_bind_int64(s, 4, f->project_id);
+        db_bind_i64(s, 4, f->project_id);
     if (f->repo_id)
-        sqlite3_bind_int64(s, 5, f->repo_id);
+        db_bind_i64(s, 5, f->repo_id);
     if (f->cvss_range) {
-        sqlite3_bind_double(s, 6, f->cvss_from);
-        sqlite3_bind_double(s, 7, f->cvss_to);
+        db_bind_double(s, 6, f->cvss_from);
+        db_bind_double(s, 7, f->cvss_to);
     }
     if (f->digest)
         db_bind_text(s, 8, f->digest);
@@ -633,7 +633,7 @@ int wh_db_vuln_list(wh_db *db, const struct wh_vuln_filter *f, int64_t offset, i
     CONN_OR_FAIL(c, db);
     struct db_sql q = {0};
     db_vuln_list_sql(&q, f, true);
-    sqlite3_stmt *s = db_stmt_text(c, q.text);
+    db_stmt *s = db_stmt_text(c, q.text);
     bind_vuln(s, f);
     int error = db_count(c, s, total_out);
     if (error < 0)
@@ -642,16 +642,16 @@ int wh_db_vuln_list(wh_db *db, const struct wh_vuln_filter *f, int64_t offset, i
     db_vuln_list_sql(&q, f, false);
     s = db_stmt_text(c, q.text);
     bind_vuln(s, f);
-    sqlite3_bind_int64(s, 10, offset);
-    sqlite3_bind_int64(s, 11, limit);
+    db_bind_i64(s, 10, offset);
+    db_bind_i64(s, 11, limit);
     struct wh_vuln_item v;
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(s)) == DB_ROW) {
         item_row(s, &v);
         if ((stop = fn(&v, payload)) != 0)
             break;
     }
-    error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }
@@ -661,13 +661,13 @@ int wh_db_artifact_tag_names(wh_db *db, int64_t artifact_id,
 {
     static const char sql[] = "SELECT name FROM tag WHERE artifact_id = ?1 ORDER BY push_ms DESC";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        if ((stop = fn((const char *)sqlite3_column_text(s, 0), payload)) != 0)
+    while ((rc = db_step(s)) == DB_ROW)
+        if ((stop = fn(db_col_text(s, 0), payload)) != 0)
             break;
-    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    int error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }
@@ -678,14 +678,14 @@ int wh_db_artifact_tag_names(wh_db *db, int64_t artifact_id,
     "id, user_id, project_id, start_ms, end_ms, username, job_name, repositories, tags,"          \
     " cve_ids, status, status_text, csv IS NOT NULL"
 
-static void export_row(sqlite3_stmt *s, struct wh_cve_export *e)
+static void export_row(db_stmt *s, struct wh_cve_export *e)
 {
     memset(e, 0, sizeof(*e));
-    e->id = sqlite3_column_int64(s, 0);
-    e->user_id = sqlite3_column_int64(s, 1);
-    e->project_id = sqlite3_column_int64(s, 2);
-    e->start_ms = sqlite3_column_int64(s, 3);
-    e->end_ms = sqlite3_column_int64(s, 4);
+    e->id = db_col_i64(s, 0);
+    e->user_id = db_col_i64(s, 1);
+    e->project_id = db_col_i64(s, 2);
+    e->start_ms = db_col_i64(s, 3);
+    e->end_ms = db_col_i64(s, 4);
     db_copy_col(e->username, sizeof(e->username), s, 5);
     db_copy_col(e->job_name, sizeof(e->job_name), s, 6);
     db_copy_col(e->repositories, sizeof(e->repositories), s, 7);
@@ -693,7 +693,7 @@ static void export_row(sqlite3_stmt *s, struct wh_cve_export *e)
     db_copy_col(e->cve_ids, sizeof(e->cve_ids), s, 9);
     db_copy_col(e->status, sizeof(e->status), s, 10);
     db_copy_col(e->status_text, sizeof(e->status_text), s, 11);
-    e->file_present = sqlite3_column_int(s, 12) != 0;
+    e->file_present = db_col_int(s, 12) != 0;
 }
 
 int wh_db_export_create(wh_db *db, const struct wh_cve_export *in, int64_t now_ms,
@@ -701,17 +701,18 @@ int wh_db_export_create(wh_db *db, const struct wh_cve_export *in, int64_t now_m
 {
     static const char sql[] =
         "INSERT INTO cve_export(user_id, username, job_name, project_id, repositories, tags,"
-        " cve_ids, status, start_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Pending', ?8)";
+        " cve_ids, status, start_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Pending', ?8)"
+        " RETURNING id";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, in->user_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, in->user_id);
     db_bind_text(s, 2, in->username);
     db_bind_text(s, 3, in->job_name);
-    sqlite3_bind_int64(s, 4, in->project_id);
+    db_bind_i64(s, 4, in->project_id);
     db_bind_text(s, 5, in->repositories);
     db_bind_text(s, 6, in->tags);
     db_bind_text(s, 7, in->cve_ids);
-    sqlite3_bind_int64(s, 8, now_ms);
+    db_bind_i64(s, 8, now_ms);
     return db_insert(c, s, "export", id_out);
 }
 
@@ -719,8 +720,8 @@ int wh_db_export_get(wh_db *db, int64_t id, struct wh_cve_export *out)
 {
     static const char sql[] = "SELECT " EXPORT_COLS " FROM cve_export WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     int error = db_one_row(c, s, "export");
     if (error < 0)
         return error;
@@ -735,16 +736,16 @@ int wh_db_export_list(wh_db *db, const char *username,
     static const char sql[] =
         "SELECT " EXPORT_COLS " FROM cve_export WHERE username = ?1 ORDER BY id DESC LIMIT 1000";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, username);
     struct wh_cve_export *e = wh_malloc(sizeof(*e));
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(s)) == DB_ROW) {
         export_row(s, e);
         if ((stop = fn(e, payload)) != 0)
             break;
     }
-    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    int error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     free(e);
     return error;
@@ -762,11 +763,11 @@ int wh_db_export_claim(wh_db *db, int64_t now_ms, struct wh_cve_export *out)
     int error = db_exists(c, db_stmt(c, peek), &any);
     if (error < 0 || !any)
         return error < 0 ? error : WH_ENOTFOUND;
-    sqlite3_stmt *s = db_stmt(c, take);
-    sqlite3_bind_int64(s, 1, now_ms);
-    int rc = sqlite3_step(s);
-    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    error = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(c);
+    db_stmt *s = db_stmt(c, take);
+    db_bind_i64(s, 1, now_ms);
+    int rc = db_step(s);
+    int64_t id = rc == DB_ROW ? db_col_i64(s, 0) : 0;
+    error = rc >= 0 ? 0 : db_fail(c);
     db_done(s);
     if (error < 0)
         return error;
@@ -779,15 +780,15 @@ int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *t
     static const char sql[] = "UPDATE cve_export SET status = ?2, status_text = ?3, csv = ?4,"
                               " end_ms = ?5 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     db_bind_text(s, 2, status);
     db_bind_text(s, 3, text ? text : "");
     if (csv)
-        sqlite3_bind_blob64(s, 4, csv, len, SQLITE_STATIC);
+        db_bind_blob(s, 4, csv, len);
     else
-        sqlite3_bind_null(s, 4);
-    sqlite3_bind_int64(s, 5, now_ms);
+        db_bind_null(s, 4);
+    db_bind_i64(s, 5, now_ms);
     return db_change(c, s, "export");
 }
 
@@ -795,13 +796,13 @@ int wh_db_export_csv(wh_db *db, int64_t id, char **out, size_t *len)
 {
     static const char sql[] = "SELECT csv FROM cve_export WHERE id = ?1 AND csv IS NOT NULL";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     int error = db_one_row(c, s, "export file");
     if (error < 0)
         return error;
-    size_t n = (size_t)sqlite3_column_bytes(s, 0);
-    const void *b = sqlite3_column_blob(s, 0);
+    size_t n = (size_t)db_col_bytes(s, 0);
+    const void *b = db_col_blob(s, 0);
     *out = wh_malloc(n + 1);
     if (n)
         memcpy(*out, b, n);
@@ -815,8 +816,8 @@ int wh_db_export_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM cve_export WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     return db_change(c, s, "export");
 }
 
@@ -824,7 +825,7 @@ int wh_db_export_count(wh_db *db, const char *username, int64_t *out)
 {
     static const char sql[] = "SELECT count(*) FROM cve_export WHERE username = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, username);
     return db_count(c, s, out);
 }
@@ -833,8 +834,8 @@ int wh_db_export_prune(wh_db *db, int64_t before_ms)
 {
     static const char sql[] = "DELETE FROM cve_export WHERE end_ms > 0 AND end_ms < ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, before_ms);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, before_ms);
     return db_run(c, s);
 }
 
@@ -851,16 +852,16 @@ int wh_db_project_findings(wh_db *db, int64_t project_id,
     static const char sql[] = "SELECT " ITEM_COLS ITEM_FROM
                               " WHERE f.project_id = ?1 ORDER BY f.cvss3 DESC";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
     struct wh_vuln_item v;
     int rc, stop = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(s)) == DB_ROW) {
         item_row(s, &v);
         if ((stop = fn(&v, payload)) != 0)
             break;
     }
-    int error = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : db_fail(c);
+    int error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
 }

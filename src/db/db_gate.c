@@ -12,7 +12,7 @@ int wh_db_setting_get(wh_db *db, const char *name, char *out, size_t cap)
 {
     static const char sql[] = "SELECT value FROM setting WHERE name = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, name);
     int error = db_one_row(c, s, "setting");
     if (error < 0)
@@ -27,10 +27,10 @@ int wh_db_setting_set(wh_db *db, const char *name, const char *value, int64_t no
     static const char sql[] = "INSERT INTO setting(name, value, updated_ms) VALUES(?1, ?2, ?3)"
                               " ON CONFLICT(name) DO UPDATE SET value = ?2, updated_ms = ?3";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, name);
     db_bind_text(s, 2, value);
-    sqlite3_bind_int64(s, 3, now_ms);
+    db_bind_i64(s, 3, now_ms);
     return db_run(c, s);
 }
 
@@ -54,7 +54,7 @@ int wh_db_gate_artifact(wh_db *db, int64_t artifact_id, struct wh_gate_artifact 
         " coalesce(a.artifact_type, '') IN ('application/vnd.cncf.notary.signature',"
         "  'application/vnd.dev.cosign.artifact.sig.v1+json')"
         "  OR EXISTS(SELECT 1 FROM tag t WHERE t.artifact_id = a.id"
-        "   AND t.name GLOB 'sha256-*.sig'),"
+        "   AND t.name LIKE 'sha256-%.sig'),"
         " (SELECT count(*) FROM artifact_child ac JOIN artifact ch"
         "   ON ch.repo_id = ac.repo_id AND ch.digest = ac.child_digest"
         "   WHERE ac.artifact_id = a.id AND " IMAGE_SQL("ch") "),"
@@ -64,17 +64,17 @@ int wh_db_gate_artifact(wh_db *db, int64_t artifact_id, struct wh_gate_artifact 
         " EXISTS(SELECT 1 FROM artifact_child ac WHERE ac.artifact_id = a.id)"
         " FROM artifact a WHERE a.id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     int error = db_one_row(c, s, "artifact");
     if (error < 0)
         return error;
     memset(out, 0, sizeof(*out));
-    out->image = sqlite3_column_int(s, 0) != 0;
-    out->signature = sqlite3_column_int(s, 1) != 0;
-    out->image_children = sqlite3_column_int64(s, 2);
-    out->scanned_children = sqlite3_column_int64(s, 3);
-    out->index = sqlite3_column_int(s, 4) != 0;
+    out->image = db_col_int(s, 0) != 0;
+    out->signature = db_col_int(s, 1) != 0;
+    out->image_children = db_col_i64(s, 2);
+    out->scanned_children = db_col_i64(s, 3);
+    out->index = db_col_int(s, 4) != 0;
     db_done(s);
     return 0;
 }

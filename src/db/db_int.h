@@ -1,33 +1,54 @@
 /*
- * Private to db/: the SQLite connection helpers shared by the db_*.c files.
- * Each file keeps its SQL next to the functions that use it and prepares it
- * through db_stmt(), which caches one prepared statement per connection and
- * SQL string (keyed by the string's address, so pass static strings).
+ * Private to db/: what the entity files (db_*.c) share. They speak SQL that
+ * runs on every backend (see db_driver.h for the conventions) through the
+ * generic core (db_core.c): the calling thread's connection, statements
+ * prepared once per connection and cached (db_stmt, keyed by the SQL
+ * string's address, so pass static strings; db_stmt_text, keyed by text),
+ * transactions, and driver-neutral bind/column accessors. No file here but
+ * the SQLite driver's own (db_sqlite.c, db_vfs.c, db_backup.c) sees SQLite.
  */
 #ifndef WH_DB_INT_H
 #define WH_DB_INT_H
 
-#include <sqlite3.h>
-
 #include "db/db.h"
+#include "db/db_driver.h"
+
+#include <stddef.h>
 
 struct conn;
 
 /*
- * The VFS connections are opened with (db_vfs.c): "wharf", the default one
- * behind the failpoint "db.write", or NULL (the default) when failpoints are
- * compiled out.
+ * A prepared statement of one connection, as the core caches it: the
+ * driver's handle and the table to reach it through. The accessors below are
+ * inline so that each costs the one indirect call into the driver.
+ */
+typedef struct db_stmt {
+    struct db_dstmt *h;
+    const struct db_driver *d;
+    struct conn *c;
+} db_stmt;
+
+/* What db_step returns besides a (negative) WH_E* code. */
+#define DB_ROW 1
+#define DB_DONE 0
+
+/*
+ * The VFS SQLite connections are opened with (db_vfs.c): "wharf", the
+ * default one behind the failpoint "db.write", or NULL (the default) when
+ * failpoints are compiled out. The SQLite driver's only.
  */
 const char *db_vfs_name(void);
 /* The calling thread's connection (opened on first use), or NULL on failure. */
 struct conn *db_conn(wh_db *db);
 /* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */
-sqlite3_stmt *db_stmt(struct conn *c, const char *sql);
+db_stmt *db_stmt_get(struct conn *c, const char *sql);
+/* The name the entity files call it by (the type db_stmt is not followed by '('). */
+#define db_stmt(c, sql) db_stmt_get(c, sql)
 /*
  * A statement assembled from fixed fragments, for the lists whose WHERE and
  * ORDER BY follow the caller's filters: each combination gets SQL that names
- * only what it filters and sorts on, so SQLite can walk an index instead of
- * evaluating "match anything" terms over every row. Start with {0}.
+ * only what it filters and sorts on, so the database can walk an index
+ * instead of evaluating "match anything" terms over every row. Start with {0}.
  */
 #define DB_SQL_MAX 4096
 struct db_sql {
@@ -38,7 +59,7 @@ struct db_sql {
 void db_sql_add(struct db_sql *q, const char *fragment);
 /* A prepared statement for assembled `sql` on `c`, cached per connection by
  * its text (the text is copied). Reset it with db_done. */
-sqlite3_stmt *db_stmt_text(struct conn *c, const char *sql);
+db_stmt *db_stmt_text(struct conn *c, const char *sql);
 /* The SQL of a list, its page or (`count`) its total; exposed for the plan tests. */
 void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, bool count);
 void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool count);
@@ -49,27 +70,92 @@ void db_vuln_changes_sql(struct db_sql *q, const struct wh_vuln_change_filter *f
 /* Opens `path` migrated to schema `version` only (-1: the newest), for tests of
  * the migrations themselves. As wh_db_open otherwise. */
 int db_open_at(wh_db **out, const char *path, int version);
+
+/* ---- statements: bind (1-based), step, read columns (0-based) ---- */
+
+/* Runs `s` to its next row: DB_ROW, DB_DONE, or a WH_E* code (see db_driver.h's step). */
+int db_step(db_stmt *s);
+
+static inline void db_bind_i64(db_stmt *s, int i, int64_t v)
+{
+    s->d->bind_i64(s->h, i, v);
+}
+static inline void db_bind_double(db_stmt *s, int i, double v)
+{
+    s->d->bind_double(s->h, i, v);
+}
+/* Binds text (NULL binds SQL NULL). The string must outlive the step. */
+static inline void db_bind_text(db_stmt *s, int i, const char *v)
+{
+    s->d->bind_text(s->h, i, v, -1);
+}
+/* Binds `len` bytes of text (len < 0: up to the NUL), borrowed as db_bind_text. */
+static inline void db_bind_textn(db_stmt *s, int i, const char *v, ptrdiff_t len)
+{
+    s->d->bind_text(s->h, i, v, len);
+}
+/* Binds `len` bytes as a blob, borrowed. */
+static inline void db_bind_blob(db_stmt *s, int i, const void *v, size_t len)
+{
+    s->d->bind_blob(s->h, i, v, len);
+}
+static inline void db_bind_null(db_stmt *s, int i)
+{
+    s->d->bind_null(s->h, i);
+}
+static inline int64_t db_col_i64(db_stmt *s, int col)
+{
+    return s->d->col_i64(s->h, col);
+}
+static inline int db_col_int(db_stmt *s, int col)
+{
+    return (int)s->d->col_i64(s->h, col);
+}
+static inline double db_col_double(db_stmt *s, int col)
+{
+    return s->d->col_double(s->h, col);
+}
+/* Text, or NULL for SQL NULL; valid until the next step or reset. */
+static inline const char *db_col_text(db_stmt *s, int col)
+{
+    return s->d->col_text(s->h, col);
+}
+static inline size_t db_col_bytes(db_stmt *s, int col)
+{
+    return s->d->col_bytes(s->h, col);
+}
+static inline const void *db_col_blob(db_stmt *s, int col)
+{
+    return s->d->col_blob(s->h, col);
+}
+static inline bool db_col_null(db_stmt *s, int col)
+{
+    return s->d->col_is_null(s->h, col);
+}
+
 /* Resets a statement and clears its bindings. */
-void db_done(sqlite3_stmt *s);
+void db_done(db_stmt *s);
 /* Steps a statement that returns no rows (or ignores them), then resets it. */
-int db_run(struct conn *c, sqlite3_stmt *s);
+int db_run(struct conn *c, db_stmt *s);
 /*
- * Sets the error message from the connection and returns WH_ENOSPC when the
- * disk is full (SQLITE_FULL), else WH_ERROR.
+ * The error of the connection's last failed step, for a caller that is not
+ * asking about its own conflicts: WH_ENOSPC when the disk is full, else
+ * WH_ERROR (a constraint a statement was not meant to meet is the
+ * server's failure). The message is the driver's.
  */
 int db_fail(struct conn *c);
 /*
  * Classifies the failed write of a `what` row: WH_EEXISTS for a unique or
  * primary key conflict, WH_ENOTFOUND when a row it refers to is gone
- * (foreign key), else WH_ERROR (db_fail), so that only the caller's own
- * conflicts are ever reported as such.
+ * (foreign key), else as db_fail, so that only the caller's own conflicts
+ * are ever reported as such.
  */
 int db_constraint(struct conn *c, const char *what);
-/* Binds text (NULL binds SQL NULL). The string must outlive the step. */
-void db_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Copies a text column into a fixed buffer ("" for NULL). */
-void db_copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col);
-/* BEGIN IMMEDIATE. */
+void db_copy_col(char *dst, size_t cap, db_stmt *s, int col);
+/* A text column as an owned string ("" for NULL), for the caller to free. */
+char *db_dup_col(db_stmt *s, int col);
+/* Begins a write transaction (a savepoint inside wh_db_batch's). */
 int db_tx_begin(struct conn *c);
 /* COMMIT when `error` is 0, else ROLLBACK; returns the final code. */
 int db_tx_end(struct conn *c, int error);
@@ -78,21 +164,26 @@ int db_tx_end(struct conn *c, int error);
  * with db_done), or WH_ENOTFOUND ("<what> not found") / WH_ERROR with the
  * statement already reset.
  */
-int db_one_row(struct conn *c, sqlite3_stmt *s, const char *what);
+int db_one_row(struct conn *c, db_stmt *s, const char *what);
 /* Steps a bound INSERT: 0, WH_EEXISTS ("<what> already exists"), WH_ENOTFOUND
- * (a row it refers to is gone) or WH_ERROR (db_constraint); the new rowid in
- * `*id_out` (may be NULL). Resets `s`. */
-int db_insert(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out);
+ * (a row it refers to is gone) or WH_ERROR (db_constraint). When `id_out` is
+ * not NULL the INSERT ends in "RETURNING id" and the new id lands there.
+ * Resets `s`. */
+int db_insert(struct conn *c, db_stmt *s, const char *what, int64_t *id_out);
 /* Steps a bound UPDATE/DELETE: WH_ENOTFOUND when it changed no row. Resets `s`. */
-int db_change(struct conn *c, sqlite3_stmt *s, const char *what);
+int db_change(struct conn *c, db_stmt *s, const char *what);
 /* Steps a bound SELECT: `*out` tells whether it returned a row. Resets `s`. */
-int db_exists(struct conn *c, sqlite3_stmt *s, bool *out);
-/* Steps a bound "SELECT count(*)" into `*out`. Resets `s`. */
-int db_count(struct conn *c, sqlite3_stmt *s, int64_t *out);
+int db_exists(struct conn *c, db_stmt *s, bool *out);
+/* Steps a bound "SELECT count(*)" (any one integer) into `*out`. Resets `s`. */
+int db_count(struct conn *c, db_stmt *s, int64_t *out);
 /* Steps a bound SELECT through its rows, calling `row(s, payload)` for each
  * until one returns non-zero. Resets `s`. */
-int db_rows(struct conn *c, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *payload),
-            void *payload);
+int db_rows(struct conn *c, db_stmt *s, int (*row)(db_stmt *s, void *payload), void *payload);
+/*
+ * Steps a statement that returns an id (RETURNING): `*id_out` is 0 when it
+ * returned no row. Resets `s`.
+ */
+int db_step_id(struct conn *c, db_stmt *s, int64_t *id_out);
 /* Rows changed by the last statement. */
 int db_changes(struct conn *c);
 /*
@@ -100,13 +191,35 @@ int db_changes(struct conn *c);
  * callback is called once the transaction commits (at once outside one).
  */
 void db_note_scan_queued(struct conn *c);
-/* Rowid of the last insert. */
-int64_t db_last_id(struct conn *c);
 
-/* Inside a manifest's transaction: queues a scan of the new artifact when it is
- * an image and its project has auto_scan on (db_scan.c). */
+/* ---- shared between entity files ---- */
+
+/*
+ * A JSON array of names (a filter's visible_names) as one text the portable
+ * test of DB_IN_NAMES reads: "/a/b/", names with a '/' dropped (no project is
+ * named so). NULL for NULL or what is not an array of strings; free it.
+ */
+char *db_name_set(const char *json_names);
+/*
+ * SQL: whether the text `col` is one of the names in the set parameter
+ * `param` (made by db_name_set), in functions every backend has.
+ */
+#define DB_IN_NAMES(col, param) " (replace(" param ", '/' || " col " || '/', '') <> " param ")"
+/* Whether a project's metadata JSON has auto_scan on (Harbor: "true" or "1", any case). */
+bool db_auto_scan(const char *metadata);
+/*
+ * Inside a manifest's transaction: queues a scan of the new artifact when it is
+ * an image and its project has auto_scan on (db_scan.c).
+ */
 int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artifact_in *a,
                       int64_t now_ms);
+/*
+ * Queues (or queues again, unless pending or running) a scan of artifact
+ * `artifact_id` with a fresh random report id (db_scan.c). `run_id` 0: not a
+ * scan-all's; `requeue` false: an existing job is left alone.
+ */
+int db_scan_enqueue(struct conn *c, int64_t artifact_id, int64_t now_ms, int64_t run_id,
+                    const char *operator, bool requeue);
 
 #define CONN_OR_FAIL(c, db)                                                                        \
     struct conn *c = db_conn(db);                                                                  \

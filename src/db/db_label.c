@@ -16,17 +16,17 @@
     "l.id, l.name, l.description, l.color, l.scope, coalesce(l.project_id, 0), l.created_ms,"      \
     " l.updated_ms"
 
-static void label_row(struct wh_label *o, sqlite3_stmt *s)
+static void label_row(struct wh_label *o, db_stmt *s)
 {
     memset(o, 0, sizeof(*o));
-    o->id = sqlite3_column_int64(s, 0);
+    o->id = db_col_i64(s, 0);
     db_copy_col(o->name, sizeof(o->name), s, 1);
     db_copy_col(o->description, sizeof(o->description), s, 2);
     db_copy_col(o->color, sizeof(o->color), s, 3);
     db_copy_col(o->scope, sizeof(o->scope), s, 4);
-    o->project_id = sqlite3_column_int64(s, 5);
-    o->created_ms = sqlite3_column_int64(s, 6);
-    o->updated_ms = sqlite3_column_int64(s, 7);
+    o->project_id = db_col_i64(s, 5);
+    o->created_ms = db_col_i64(s, 6);
+    o->updated_ms = db_col_i64(s, 7);
 }
 
 struct label_each {
@@ -35,7 +35,7 @@ struct label_each {
     struct wh_label row;
 };
 
-static int label_each(sqlite3_stmt *s, void *payload)
+static int label_each(db_stmt *s, void *payload)
 {
     struct label_each *e = payload;
     label_row(&e->row, s);
@@ -44,20 +44,18 @@ static int label_each(sqlite3_stmt *s, void *payload)
 
 /* Steps a bound INSERT or UPDATE of a label: a uniqueness violation is
  * WH_EEXISTS with Harbor's message, a missing project WH_ENOTFOUND. Resets `s`. */
-static int label_write(struct conn *c, sqlite3_stmt *s, const char *name, int64_t *id_out)
+static int label_write(struct conn *c, db_stmt *s, const char *name, int64_t *id_out)
 {
-    int rc = sqlite3_step(s);
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_CONSTRAINT) {
-        if (sqlite3_extended_errcode(sqlite3_db_handle(s)) == SQLITE_CONSTRAINT_FOREIGNKEY)
-            error = wh_error_set(WH_ENOTFOUND, "project not found");
-        else
-            error = wh_error_set(WH_EEXISTS, "label %s already exists", name);
-    } else if (rc != SQLITE_DONE) {
+    if (rc == WH_ENOTFOUND)
+        error = wh_error_set(WH_ENOTFOUND, "project not found");
+    else if (rc == WH_EEXISTS)
+        error = wh_error_set(WH_EEXISTS, "label %s already exists", name);
+    else if (rc < 0)
         error = db_fail(c);
-    } else if (id_out) {
-        *id_out = db_last_id(c);
-    }
+    else if (id_out) /* an INSERT ... RETURNING id */
+        *id_out = rc == DB_ROW ? db_col_i64(s, 0) : 0;
     db_done(s);
     return error;
 }
@@ -65,18 +63,19 @@ static int label_write(struct conn *c, sqlite3_stmt *s, const char *name, int64_
 int wh_db_label_create(wh_db *db, const struct wh_label *l, int64_t *id_out)
 {
     static const char sql[] = "INSERT INTO label(name, description, color, scope, project_id,"
-                              " created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+                              " created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)"
+                              " RETURNING id";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, l->name);
     db_bind_text(s, 2, l->description);
     db_bind_text(s, 3, l->color);
     db_bind_text(s, 4, l->scope);
     if (l->project_id > 0)
-        sqlite3_bind_int64(s, 5, l->project_id);
+        db_bind_i64(s, 5, l->project_id);
     else
-        sqlite3_bind_null(s, 5);
-    sqlite3_bind_int64(s, 6, wh_now_ms());
+        db_bind_null(s, 5);
+    db_bind_i64(s, 6, wh_now_ms());
     return label_write(c, s, l->name, id_out);
 }
 
@@ -84,13 +83,13 @@ int wh_db_label_get(wh_db *db, int64_t id, struct wh_label *out)
 {
     static const char sql[] = "SELECT " LABEL_COLS " FROM label l WHERE l.id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_ROW)
+    if (rc == DB_ROW)
         label_row(out, s);
-    else if (rc == SQLITE_DONE)
+    else if (rc == DB_DONE)
         error = wh_error_set(WH_ENOTFOUND, "label %" PRId64 " not found", id);
     else
         error = db_fail(c);
@@ -103,12 +102,12 @@ int wh_db_label_update(wh_db *db, const struct wh_label *l)
     static const char sql[] = "UPDATE label SET name = ?2, description = ?3, color = ?4,"
                               " updated_ms = ?5 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, l->id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, l->id);
     db_bind_text(s, 2, l->name);
     db_bind_text(s, 3, l->description);
     db_bind_text(s, 4, l->color);
-    sqlite3_bind_int64(s, 5, wh_now_ms());
+    db_bind_i64(s, 5, wh_now_ms());
     int error = label_write(c, s, l->name, NULL);
     if (error == 0 && db_changes(c) == 0)
         error = wh_error_set(WH_ENOTFOUND, "label %" PRId64 " not found", l->id);
@@ -119,8 +118,8 @@ int wh_db_label_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM label WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     int error = db_run(c, s);
     if (error == 0 && db_changes(c) == 0)
         error = wh_error_set(WH_ENOTFOUND, "label %" PRId64 " not found", id);
@@ -152,9 +151,9 @@ int wh_db_label_list(wh_db *db, const struct wh_label_filter *f, int64_t offset,
     int64_t project = strcmp(f->scope, "p") == 0 ? f->project_id : 0;
     int error;
     for (int pass = total_out ? 0 : 1; pass < 2; pass++) {
-        sqlite3_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql[sort][f->desc ? 1 : 0]);
+        db_stmt *s = db_stmt(c, pass == 0 ? sql_count : sql[sort][f->desc ? 1 : 0]);
         db_bind_text(s, 1, f->scope);
-        sqlite3_bind_int64(s, 2, project);
+        db_bind_i64(s, 2, project);
         db_bind_text(s, 3, f->name);
         db_bind_text(s, 4, f->name_like);
         if (pass == 0) {
@@ -162,8 +161,8 @@ int wh_db_label_list(wh_db *db, const struct wh_label_filter *f, int64_t offset,
                 return error;
             continue;
         }
-        sqlite3_bind_int64(s, 5, offset);
-        sqlite3_bind_int64(s, 6, limit);
+        db_bind_i64(s, 5, offset);
+        db_bind_i64(s, 6, limit);
         struct label_each *e = wh_malloc(sizeof(*e));
         e->fn = fn;
         e->payload = payload;
@@ -179,14 +178,14 @@ int wh_db_artifact_label_add(wh_db *db, int64_t artifact_id, int64_t label_id)
     static const char sql[] = "INSERT INTO artifact_label(artifact_id, label_id, created_ms)"
                               " VALUES(?1, ?2, ?3)";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
-    sqlite3_bind_int64(s, 2, label_id);
-    sqlite3_bind_int64(s, 3, wh_now_ms());
-    int rc = sqlite3_step(s);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
+    db_bind_i64(s, 2, label_id);
+    db_bind_i64(s, 3, wh_now_ms());
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_CONSTRAINT) {
-        if (sqlite3_extended_errcode(sqlite3_db_handle(s)) == SQLITE_CONSTRAINT_FOREIGNKEY)
+    if (rc == WH_EEXISTS || rc == WH_ENOTFOUND) {
+        if (rc == WH_ENOTFOUND)
             error = wh_error_set(WH_ENOTFOUND,
                                  "the reference tries to refer a non existing label %" PRId64
                                  " or artifact %" PRId64,
@@ -195,7 +194,7 @@ int wh_db_artifact_label_add(wh_db *db, int64_t artifact_id, int64_t label_id)
             error = wh_error_set(WH_EEXISTS,
                                  "label %" PRId64 " is already added to the artifact %" PRId64,
                                  label_id, artifact_id);
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != DB_DONE) {
         error = db_fail(c);
     }
     db_done(s);
@@ -206,9 +205,9 @@ int wh_db_artifact_label_remove(wh_db *db, int64_t artifact_id, int64_t label_id
 {
     static const char sql[] = "DELETE FROM artifact_label WHERE artifact_id = ?1 AND label_id = ?2";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
-    sqlite3_bind_int64(s, 2, label_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
+    db_bind_i64(s, 2, label_id);
     int error = db_run(c, s);
     if (error == 0 && db_changes(c) == 0)
         error = wh_error_set(WH_ENOTFOUND,
@@ -224,8 +223,8 @@ int wh_db_artifact_labels(wh_db *db, int64_t artifact_id,
                               " JOIN label l ON l.id = al.label_id WHERE al.artifact_id = ?1"
                               " ORDER BY l.id";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     struct label_each *e = wh_malloc(sizeof(*e));
     e->fn = fn;
     e->payload = payload;

@@ -10,12 +10,12 @@ int wh_db_scan_queue(wh_db *db, int64_t *pending, int64_t *running)
     static const char sql[] = "SELECT (SELECT count(*) FROM scan_job WHERE status = 'Pending'),"
                               " (SELECT count(*) FROM scan_job WHERE status = 'Running')";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     int error = db_one_row(c, s, "scan queue");
     if (error < 0)
         return error;
-    *pending = sqlite3_column_int64(s, 0);
-    *running = sqlite3_column_int64(s, 1);
+    *pending = db_col_i64(s, 0);
+    *running = db_col_i64(s, 1);
     db_done(s);
     return 0;
 }

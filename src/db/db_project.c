@@ -32,29 +32,29 @@
     " (SELECT count(*) FROM repository r WHERE r.project_id = p.id)"
 #define INFO_FROM " FROM project p LEFT JOIN user u ON u.id = p.owner_id"
 
-static void info_row(struct wh_project_info *o, sqlite3_stmt *s)
+static void info_row(struct wh_project_info *o, db_stmt *s)
 {
     memset(o, 0, sizeof(*o));
-    o->p.id = sqlite3_column_int64(s, 0);
+    o->p.id = db_col_i64(s, 0);
     db_copy_col(o->p.name, sizeof(o->p.name), s, 1);
-    o->p.public = sqlite3_column_int(s, 2) != 0;
-    o->p.created_ms = sqlite3_column_int64(s, 3);
-    o->owner_id = sqlite3_column_int64(s, 4);
+    o->p.public = db_col_int(s, 2) != 0;
+    o->p.created_ms = db_col_i64(s, 3);
+    o->owner_id = db_col_i64(s, 4);
     db_copy_col(o->owner_name, sizeof(o->owner_name), s, 5);
     db_copy_col(o->metadata, sizeof(o->metadata), s, 6);
     db_copy_col(o->cve_allowlist, sizeof(o->cve_allowlist), s, 7);
-    o->storage_limit = sqlite3_column_int64(s, 8);
-    o->updated_ms = sqlite3_column_int64(s, 9);
-    o->repo_count = sqlite3_column_int64(s, 10);
+    o->storage_limit = db_col_i64(s, 8);
+    o->updated_ms = db_col_i64(s, 9);
+    o->repo_count = db_col_i64(s, 10);
 }
 
-static int step_one(struct conn *c, sqlite3_stmt *s, struct wh_project_info *out, const char *what)
+static int step_one(struct conn *c, db_stmt *s, struct wh_project_info *out, const char *what)
 {
-    int rc = sqlite3_step(s);
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_ROW)
+    if (rc == DB_ROW)
         info_row(out, s);
-    else if (rc == SQLITE_DONE)
+    else if (rc == DB_DONE)
         error = wh_error_set(WH_ENOTFOUND, "project %s not found", what);
     else
         error = db_fail(c);
@@ -66,8 +66,8 @@ int wh_db_project_info(wh_db *db, int64_t id, struct wh_project_info *out)
 {
     static const char sql[] = "SELECT " INFO_COLS INFO_FROM " WHERE p.id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     char what[32];
     snprintf(what, sizeof(what), "%" PRId64, id);
     return step_one(c, s, out, what);
@@ -79,8 +79,8 @@ int wh_db_project_policy(wh_db *db, int64_t id, char *metadata, size_t mcap, cha
     /* the primary key and two columns: cheap enough for every manifest pull */
     static const char sql[] = "SELECT metadata, cve_allowlist FROM project WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     char what[32];
     snprintf(what, sizeof(what), "project %" PRId64, id);
     int error = db_one_row(c, s, what);
@@ -96,7 +96,7 @@ int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info 
 {
     static const char sql[] = "SELECT " INFO_COLS INFO_FROM " WHERE p.name = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, name);
     return step_one(c, s, out, name);
 }
@@ -106,12 +106,12 @@ int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *i
     static const char sql_admin[] = "SELECT id FROM user WHERE sysadmin = 1 ORDER BY id LIMIT 1";
     static const char sql[] =
         "INSERT INTO project(name, public, created_ms, updated_ms, owner_id, metadata,"
-        " cve_allowlist, storage_limit) VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)";
+        " cve_allowlist, storage_limit) VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7) RETURNING id";
     static const char sql_member[] = "INSERT INTO member(project_id, user_id, role, created_ms,"
                                      " updated_ms) VALUES(?1, ?2, 1, ?3, ?3)";
     CONN_OR_FAIL(c, db);
     int64_t now = wh_now_ms(), owner = in->owner_id, id = 0;
-    sqlite3_stmt *s;
+    db_stmt *s;
     int error, rc;
     /* The project, its owner and the owner's membership are one write: a
      * failure at any step leaves nothing behind. */
@@ -120,7 +120,7 @@ int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *i
     if (owner == WH_OWNER_FIRST_ADMIN) {
         s = db_stmt(c, sql_admin);
         if ((error = db_one_row(c, s, "system administrator")) == 0) {
-            owner = sqlite3_column_int64(s, 0);
+            owner = db_col_i64(s, 0);
             db_done(s);
         } else if (error == WH_ENOTFOUND) {
             error = wh_error_set(WH_ERROR, "cannot create project as no system admin found");
@@ -129,19 +129,19 @@ int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *i
     if (error == 0) {
         s = db_stmt(c, sql);
         db_bind_text(s, 1, in->p.name);
-        sqlite3_bind_int(s, 2, in->p.public);
-        sqlite3_bind_int64(s, 3, now);
+        db_bind_i64(s, 2, in->p.public);
+        db_bind_i64(s, 3, now);
         if (owner > 0)
-            sqlite3_bind_int64(s, 4, owner);
+            db_bind_i64(s, 4, owner);
         else
-            sqlite3_bind_null(s, 4);
+            db_bind_null(s, 4);
         db_bind_text(s, 5, in->metadata[0] ? in->metadata : "{}");
         db_bind_text(s, 6, in->cve_allowlist[0] ? in->cve_allowlist : "{}");
-        sqlite3_bind_int64(s, 7, in->storage_limit);
-        rc = sqlite3_step(s);
-        if (rc == SQLITE_DONE)
-            id = db_last_id(c);
-        else if (sqlite3_extended_errcode(sqlite3_db_handle(s)) == SQLITE_CONSTRAINT_UNIQUE)
+        db_bind_i64(s, 7, in->storage_limit);
+        rc = db_step(s);
+        if (rc == DB_ROW)
+            id = db_col_i64(s, 0);
+        else if (rc == WH_EEXISTS)
             error = wh_error_set(WH_EEXISTS, "The project named %s already exists", in->p.name);
         else
             error = db_constraint(c, "project");
@@ -149,9 +149,9 @@ int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *i
     }
     if (error == 0 && owner > 0) {
         s = db_stmt(c, sql_member);
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, owner);
-        sqlite3_bind_int64(s, 3, now);
+        db_bind_i64(s, 1, id);
+        db_bind_i64(s, 2, owner);
+        db_bind_i64(s, 3, now);
         error = db_insert(c, s, "project member", NULL);
         if (error == WH_ENOTFOUND)
             error = wh_error_set(WH_ENOTFOUND, "user %" PRId64 " not found", owner);
@@ -166,13 +166,13 @@ int wh_db_project_update(wh_db *db, const struct wh_project_info *in)
     static const char sql[] = "UPDATE project SET public = ?2, metadata = ?3, cve_allowlist = ?4,"
                               " storage_limit = ?5, updated_ms = ?6 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, in->p.id);
-    sqlite3_bind_int(s, 2, in->p.public);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, in->p.id);
+    db_bind_i64(s, 2, in->p.public);
     db_bind_text(s, 3, in->metadata[0] ? in->metadata : "{}");
     db_bind_text(s, 4, in->cve_allowlist[0] ? in->cve_allowlist : "{}");
-    sqlite3_bind_int64(s, 5, in->storage_limit);
-    sqlite3_bind_int64(s, 6, wh_now_ms());
+    db_bind_i64(s, 5, in->storage_limit);
+    db_bind_i64(s, 6, wh_now_ms());
     int error = db_run(c, s);
     if (error == 0 && db_changes(c) == 0)
         error = wh_error_set(WH_ENOTFOUND, "project %" PRId64 " not found", in->p.id);
@@ -187,17 +187,17 @@ int wh_db_project_delete(wh_db *db, int64_t id)
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
-    sqlite3_stmt *s = db_stmt(c, sql_has);
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    db_stmt *s = db_stmt(c, sql_has);
+    db_bind_i64(s, 1, id);
+    int rc = db_step(s);
+    if (rc == DB_ROW)
         error = wh_error_set(WH_ECONFLICT, "the project contains repositories, can not be deleted");
-    else if (rc != SQLITE_DONE)
+    else if (rc != DB_DONE)
         error = db_fail(c);
     db_done(s);
     if (error == 0) {
         s = db_stmt(c, sql);
-        sqlite3_bind_int64(s, 1, id);
+        db_bind_i64(s, 1, id);
         error = db_run(c, s);
         if (error == 0 && db_changes(c) == 0)
             error = wh_error_set(WH_ENOTFOUND, "project %" PRId64 " not found", id);
@@ -211,7 +211,7 @@ struct list_each {
     struct wh_project_info *row;
 };
 
-static int list_each(sqlite3_stmt *s, void *payload)
+static int list_each(db_stmt *s, void *payload)
 {
     struct list_each *e = payload;
     info_row(e->row, s);
@@ -273,21 +273,21 @@ int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t off
     for (int pass = total_out ? 0 : 1; pass < 2 && error == 0; pass++) {
         q->len = 0;
         db_project_list_sql(q, f, pass == 0);
-        sqlite3_stmt *s = db_stmt_text(c, q->text);
-        /* A parameter the text does not use is ignored (or refused: SQLITE_RANGE). */
+        db_stmt *s = db_stmt_text(c, q->text);
+        /* A parameter the text does not use is ignored (db_driver.h). */
         db_bind_text(s, 1, f->name);
         db_bind_text(s, 2, f->name_like);
-        sqlite3_bind_int(s, 3, f->public);
+        db_bind_i64(s, 3, f->public);
         db_bind_text(s, 4, f->owner);
-        sqlite3_bind_int64(s, 5, f->visible_user);
-        sqlite3_bind_int64(s, 6, f->visible_project);
+        db_bind_i64(s, 5, f->visible_user);
+        db_bind_i64(s, 6, f->visible_project);
         db_bind_text(s, 9, f->visible_names);
         if (pass == 0) {
             error = db_count(c, s, total_out);
             continue;
         }
-        sqlite3_bind_int64(s, 7, offset);
-        sqlite3_bind_int64(s, 8, limit);
+        db_bind_i64(s, 7, offset);
+        db_bind_i64(s, 8, limit);
         struct list_each e = {fn, payload, wh_malloc(sizeof(struct wh_project_info))};
         error = db_rows(c, s, list_each, &e);
         free(e.row);
@@ -300,16 +300,16 @@ int wh_db_project_member_counts(wh_db *db, int64_t id, int64_t counts[6])
 {
     static const char sql[] = "SELECT role, count(*) FROM member WHERE project_id = ?1 GROUP BY role";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     memset(counts, 0, 6 * sizeof(counts[0]));
     int rc, error = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int role = sqlite3_column_int(s, 0);
+    while ((rc = db_step(s)) == DB_ROW) {
+        int role = db_col_int(s, 0);
         if (role >= 1 && role <= 5)
-            counts[role] = sqlite3_column_int64(s, 1);
+            counts[role] = db_col_i64(s, 1);
     }
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         error = db_fail(c);
     db_done(s);
     return error;
@@ -324,12 +324,12 @@ int wh_db_project_usage(wh_db *db, int64_t id, uint64_t *out)
         " (SELECT rb.digest FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
         "  WHERE r.project_id = ?1)";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_ROW)
-        *out = (uint64_t)sqlite3_column_int64(s, 0);
+    if (rc == DB_ROW)
+        *out = (uint64_t)db_col_i64(s, 0);
     else
         error = db_fail(c);
     db_done(s);
@@ -358,14 +358,14 @@ int wh_db_project_quota_check(wh_db *db, int64_t project_id, uint64_t adding_byt
 {
     static const char sql[] = "SELECT storage_limit FROM project WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
-    int rc = sqlite3_step(s);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    int rc = db_step(s);
     int64_t limit = -1;
     int error = 0;
-    if (rc == SQLITE_ROW)
-        limit = sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_DONE)
+    if (rc == DB_ROW)
+        limit = db_col_i64(s, 0);
+    else if (rc == DB_DONE)
         error = wh_error_set(WH_ENOTFOUND, "project %" PRId64 " not found", project_id);
     else
         error = db_fail(c);
@@ -401,18 +401,18 @@ int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_sta
         " FROM project p WHERE" VISIBLE("?1", "?2", "?3");
     static const char sql_storage[] = "SELECT coalesce(sum(size), 0) FROM blob";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, f->visible_user);
-    sqlite3_bind_int64(s, 2, f->visible_project);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, f->visible_user);
+    db_bind_i64(s, 2, f->visible_project);
     db_bind_text(s, 3, f->visible_names);
-    int rc = sqlite3_step(s);
+    int rc = db_step(s);
     int error = 0;
     memset(out, 0, sizeof(*out));
-    if (rc == SQLITE_ROW) {
-        out->private_projects = sqlite3_column_int64(s, 0);
-        out->public_projects = sqlite3_column_int64(s, 1);
-        out->private_repos = sqlite3_column_int64(s, 2);
-        out->public_repos = sqlite3_column_int64(s, 3);
+    if (rc == DB_ROW) {
+        out->private_projects = db_col_i64(s, 0);
+        out->public_projects = db_col_i64(s, 1);
+        out->private_repos = db_col_i64(s, 2);
+        out->public_repos = db_col_i64(s, 3);
     } else {
         error = db_fail(c);
     }
@@ -420,9 +420,9 @@ int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_sta
     if (error < 0)
         return error;
     s = db_stmt(c, sql_storage);
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        out->storage_bytes = (uint64_t)sqlite3_column_int64(s, 0);
+    rc = db_step(s);
+    if (rc == DB_ROW)
+        out->storage_bytes = (uint64_t)db_col_i64(s, 0);
     else
         error = db_fail(c);
     db_done(s);
@@ -434,8 +434,8 @@ int wh_db_project_has_blob(wh_db *db, int64_t project_id, const char *digest, bo
     static const char sql[] = "SELECT 1 FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
                               " WHERE r.project_id = ?1 AND rb.digest = ?2 LIMIT 1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
     db_bind_text(s, 2, digest);
     return db_exists(c, s, out);
 }

@@ -22,16 +22,16 @@
     " coalesce(p.updated_ms, p.created_ms)"
 #define QUOTA_FROM " FROM project p LEFT JOIN user u ON u.id = p.owner_id"
 
-static void quota_row(struct wh_quota *o, sqlite3_stmt *s)
+static void quota_row(struct wh_quota *o, db_stmt *s)
 {
     memset(o, 0, sizeof(*o));
-    o->id = sqlite3_column_int64(s, 0);
+    o->id = db_col_i64(s, 0);
     db_copy_col(o->project_name, sizeof(o->project_name), s, 1);
     db_copy_col(o->owner_name, sizeof(o->owner_name), s, 2);
-    o->hard = sqlite3_column_int64(s, 3);
-    o->used = (uint64_t)sqlite3_column_int64(s, 4);
-    o->created_ms = sqlite3_column_int64(s, 5);
-    o->updated_ms = sqlite3_column_int64(s, 6);
+    o->hard = db_col_i64(s, 3);
+    o->used = (uint64_t)db_col_i64(s, 4);
+    o->created_ms = db_col_i64(s, 5);
+    o->updated_ms = db_col_i64(s, 6);
 }
 
 struct quota_each {
@@ -40,7 +40,7 @@ struct quota_each {
     struct wh_quota row;
 };
 
-static int quota_each(sqlite3_stmt *s, void *payload)
+static int quota_each(db_stmt *s, void *payload)
 {
     struct quota_each *e = payload;
     quota_row(&e->row, s);
@@ -51,13 +51,13 @@ int wh_db_quota_get(wh_db *db, int64_t id, struct wh_quota *out)
 {
     static const char sql[] = "SELECT " QUOTA_COLS QUOTA_FROM " WHERE p.id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_ROW)
+    if (rc == DB_ROW)
         quota_row(out, s);
-    else if (rc == SQLITE_DONE)
+    else if (rc == DB_DONE)
         error = wh_error_set(WH_ENOTFOUND, "quota %" PRId64 " not found", id);
     else
         error = db_fail(c);
@@ -90,17 +90,17 @@ int wh_db_quota_list(wh_db *db, const struct wh_quota_filter *f, int64_t offset,
     int sort = f->sort >= 0 && f->sort < 5 ? f->sort : 0;
     int error;
     if (total_out) {
-        sqlite3_stmt *cs = db_stmt(c, f->project_id ? sql_one_count : sql_count);
+        db_stmt *cs = db_stmt(c, f->project_id ? sql_one_count : sql_count);
         if (f->project_id)
-            sqlite3_bind_int64(cs, 1, f->project_id);
+            db_bind_i64(cs, 1, f->project_id);
         if ((error = db_count(c, cs, total_out)) < 0)
             return error;
     }
-    sqlite3_stmt *s = db_stmt(c, f->project_id ? sql_one : sql[sort][f->desc ? 1 : 0]);
+    db_stmt *s = db_stmt(c, f->project_id ? sql_one : sql[sort][f->desc ? 1 : 0]);
     if (f->project_id)
-        sqlite3_bind_int64(s, 1, f->project_id);
-    sqlite3_bind_int64(s, 2, offset);
-    sqlite3_bind_int64(s, 3, limit);
+        db_bind_i64(s, 1, f->project_id);
+    db_bind_i64(s, 2, offset);
+    db_bind_i64(s, 3, limit);
     struct quota_each *e = wh_malloc(sizeof(*e));
     e->fn = fn;
     e->payload = payload;
@@ -114,10 +114,10 @@ int wh_db_quota_set_hard(wh_db *db, int64_t id, int64_t hard)
     static const char sql[] =
         "UPDATE project SET storage_limit = ?2, updated_ms = ?3 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, hard);
-    sqlite3_bind_int64(s, 3, wh_now_ms());
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
+    db_bind_i64(s, 2, hard);
+    db_bind_i64(s, 3, wh_now_ms());
     int error = db_run(c, s);
     if (error == 0 && db_changes(c) == 0)
         error = wh_error_set(WH_ENOTFOUND, "quota %" PRId64 " not found", id);

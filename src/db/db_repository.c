@@ -20,19 +20,19 @@
     " p.public"
 #define REPO_FROM " FROM repository r JOIN project p ON p.id = r.project_id"
 
-static void repo_row(struct wh_repo_info *o, sqlite3_stmt *s)
+static void repo_row(struct wh_repo_info *o, db_stmt *s)
 {
     memset(o, 0, sizeof(*o));
-    o->id = sqlite3_column_int64(s, 0);
-    o->project_id = sqlite3_column_int64(s, 1);
+    o->id = db_col_i64(s, 0);
+    o->project_id = db_col_i64(s, 1);
     db_copy_col(o->name, sizeof(o->name), s, 2);
     db_copy_col(o->description, sizeof(o->description), s, 3);
-    o->pull_count = sqlite3_column_int64(s, 4);
-    o->created_ms = sqlite3_column_int64(s, 5);
-    o->updated_ms = sqlite3_column_int64(s, 6);
-    o->artifact_count = sqlite3_column_int64(s, 7);
+    o->pull_count = db_col_i64(s, 4);
+    o->created_ms = db_col_i64(s, 5);
+    o->updated_ms = db_col_i64(s, 6);
+    o->artifact_count = db_col_i64(s, 7);
     db_copy_col(o->project_name, sizeof(o->project_name), s, 8);
-    o->project_public = sqlite3_column_int(s, 9) != 0;
+    o->project_public = db_col_int(s, 9) != 0;
 }
 
 struct repo_each {
@@ -41,14 +41,14 @@ struct repo_each {
     struct wh_repo_info *ri;
 };
 
-static int repo_each(sqlite3_stmt *s, void *payload)
+static int repo_each(db_stmt *s, void *payload)
 {
     struct repo_each *e = payload;
     repo_row(e->ri, s);
     return e->fn(e->ri, e->payload);
 }
 
-static int each_row(struct conn *c, sqlite3_stmt *s,
+static int each_row(struct conn *c, db_stmt *s,
                     int (*fn)(const struct wh_repo_info *r, void *payload), void *payload)
 {
     struct repo_each e = {fn, payload, wh_malloc(sizeof(struct wh_repo_info))};
@@ -61,13 +61,13 @@ int wh_db_repo_info(wh_db *db, const char *name, struct wh_repo_info *out)
 {
     static const char sql[] = "SELECT " REPO_COLS REPO_FROM " WHERE r.name = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, name);
-    int rc = sqlite3_step(s);
+    int rc = db_step(s);
     int error = 0;
-    if (rc == SQLITE_ROW)
+    if (rc == DB_ROW)
         repo_row(out, s);
-    else if (rc == SQLITE_DONE)
+    else if (rc == DB_DONE)
         error = wh_error_set(WH_ENOTFOUND, "repository %s not found", name);
     else
         error = db_fail(c);
@@ -148,20 +148,20 @@ int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, i
     for (int pass = total_out ? 0 : 1; pass < 2 && error == 0; pass++) {
         q->len = 0;
         db_repo_page_sql(q, f, pass == 0);
-        sqlite3_stmt *s = db_stmt_text(c, q->text);
-        /* A parameter the text does not use is ignored (or refused: SQLITE_RANGE). */
-        sqlite3_bind_int64(s, 1, f->project_id);
+        db_stmt *s = db_stmt_text(c, q->text);
+        /* A parameter the text does not use is ignored (db_driver.h). */
+        db_bind_i64(s, 1, f->project_id);
         db_bind_text(s, 2, f->name);
         db_bind_text(s, 3, f->name_like);
-        sqlite3_bind_int64(s, 4, f->visible_user);
-        sqlite3_bind_int64(s, 5, f->visible_project);
+        db_bind_i64(s, 4, f->visible_user);
+        db_bind_i64(s, 5, f->visible_project);
         db_bind_text(s, 8, f->visible_names);
         if (pass == 0) {
             error = db_count(c, s, total_out);
             continue;
         }
-        sqlite3_bind_int64(s, 6, offset);
-        sqlite3_bind_int64(s, 7, limit);
+        db_bind_i64(s, 6, offset);
+        db_bind_i64(s, 7, limit);
         error = each_row(c, s, fn, payload);
     }
     free(q);
@@ -172,10 +172,10 @@ int wh_db_repo_set_description(wh_db *db, int64_t id, const char *description)
 {
     static const char sql[] = "UPDATE repository SET description = ?2, updated_ms = ?3 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     db_bind_text(s, 2, description ? description : "");
-    sqlite3_bind_int64(s, 3, wh_now_ms());
+    db_bind_i64(s, 3, wh_now_ms());
     int error = db_run(c, s);
     if (error == 0 && db_changes(c) == 0)
         error = wh_error_set(WH_ENOTFOUND, "repository %" PRId64 " not found", id);
@@ -190,8 +190,8 @@ int wh_db_repo_delete(wh_db *db, int64_t id)
     if ((error = db_tx_begin(c)) < 0)
         return error;
     /* Tags point at artifacts of the same repository: both cascade from the row. */
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, id);
     error = db_run(c, s);
     if (error == 0 && db_changes(c) == 0)
         error = wh_error_set(WH_ENOTFOUND, "repository %" PRId64 " not found", id);

@@ -38,10 +38,10 @@ int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artif
         " ON CONFLICT(artifact_id) DO NOTHING";
     if (!scannable(a))
         return 0;
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
-    sqlite3_bind_int64(s, 2, now_ms);
-    sqlite3_bind_int64(s, 3, a->project_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
+    db_bind_i64(s, 2, now_ms);
+    db_bind_i64(s, 3, a->project_id);
     int error = db_run(c, s);
     if (error == 0 && db_changes(c) > 0)
         db_note_scan_queued(c);
@@ -52,17 +52,17 @@ int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artif
     "j.artifact_id, j.report_id, j.status, a.digest, j.queued_ms, j.start_ms, j.end_ms,"          \
     " j.attempts, j.severity, coalesce(j.summary, ''), j.scanner"
 
-static void job_row(sqlite3_stmt *s, struct wh_scan_job *out)
+static void job_row(db_stmt *s, struct wh_scan_job *out)
 {
     memset(out, 0, sizeof(*out));
-    out->artifact_id = sqlite3_column_int64(s, 0);
+    out->artifact_id = db_col_i64(s, 0);
     db_copy_col(out->report_id, sizeof(out->report_id), s, 1);
     db_copy_col(out->status, sizeof(out->status), s, 2);
     db_copy_col(out->digest, sizeof(out->digest), s, 3);
-    out->queued_ms = sqlite3_column_int64(s, 4);
-    out->start_ms = sqlite3_column_int64(s, 5);
-    out->end_ms = sqlite3_column_int64(s, 6);
-    out->attempts = sqlite3_column_int64(s, 7);
+    out->queued_ms = db_col_i64(s, 4);
+    out->start_ms = db_col_i64(s, 5);
+    out->end_ms = db_col_i64(s, 6);
+    out->attempts = db_col_i64(s, 7);
     db_copy_col(out->severity, sizeof(out->severity), s, 8);
     db_copy_col(out->summary, sizeof(out->summary), s, 9);
     db_copy_col(out->scanner, sizeof(out->scanner), s, 10);
@@ -73,8 +73,8 @@ int wh_db_scan_get(wh_db *db, int64_t artifact_id, struct wh_scan_job *out)
     static const char sql[] = "SELECT " JOB_COLS " FROM scan_job j"
                               " JOIN artifact a ON a.id = j.artifact_id WHERE j.artifact_id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     int error = db_one_row(c, s, "scan");
     if (error < 0)
         return error;
@@ -114,8 +114,8 @@ static int request_tx(struct conn *c, wh_db *db, int64_t artifact_id, const char
     }
     if (error < 0 && error != WH_ENOTFOUND)
         goto out;
-    sqlite3_stmt *s = db_stmt(c, has);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, has);
+    db_bind_i64(s, 1, artifact_id);
     if ((error = db_exists(c, s, &exists)) < 0)
         goto out;
     if (!exists) {
@@ -123,9 +123,9 @@ static int request_tx(struct conn *c, wh_db *db, int64_t artifact_id, const char
         goto out;
     }
     s = db_stmt(c, upsert);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);
-    sqlite3_bind_int64(s, 3, now_ms);
+    db_bind_i64(s, 3, now_ms);
     db_bind_text(s, 4, operator ? operator : "");
     error = db_run(c, s);
 out:
@@ -165,11 +165,11 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
         return error;
     if (!any)
         return WH_ENOTFOUND;
-    sqlite3_stmt *s = db_stmt(c, take);
-    sqlite3_bind_int64(s, 1, now_ms);
-    int rc = sqlite3_step(s);
-    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    error = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(c);
+    db_stmt *s = db_stmt(c, take);
+    db_bind_i64(s, 1, now_ms);
+    int rc = db_step(s);
+    int64_t id = rc == DB_ROW ? db_col_i64(s, 0) : 0;
+    error = rc >= 0 ? 0 : db_fail(c);
     db_done(s);
     if (error < 0)
         return error;
@@ -190,11 +190,11 @@ int wh_db_scan_finish(wh_db *db, int64_t artifact_id, const char *report_id, con
         " report = CASE WHEN ?3 = 'Success' THEN ?8 ELSE report END"
         " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running'";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);
     db_bind_text(s, 3, status);
-    sqlite3_bind_int64(s, 4, now_ms);
+    db_bind_i64(s, 4, now_ms);
     db_bind_text(s, 5, severity ? severity : "");
     db_bind_text(s, 6, summary);
     db_bind_text(s, 7, log ? log : "");
@@ -208,9 +208,9 @@ int wh_db_scan_stop(wh_db *db, int64_t artifact_id, int64_t now_ms, char *status
         "UPDATE scan_job SET status = 'Stopped', end_ms = ?2, log = 'stopped by request'"
         " WHERE artifact_id = ?1 AND status IN ('Pending', 'Running')";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
-    sqlite3_bind_int64(s, 2, now_ms);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
+    db_bind_i64(s, 2, now_ms);
     int error = db_run(c, s);
     if (error < 0 || db_changes(c) > 0)
         return error;
@@ -228,14 +228,14 @@ static int text_col(wh_db *db, const char *sql, int64_t artifact_id, const char 
                     const char *what, char **out)
 {
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     if (report_id)
         db_bind_text(s, 2, report_id);
     int error = db_one_row(c, s, what);
     if (error < 0)
         return error;
-    const char *t = (const char *)sqlite3_column_text(s, 0);
+    const char *t = db_col_text(s, 0);
     *out = t ? wh_strdup(t) : NULL;
     db_done(s);
     return t ? 0 : wh_error_set(WH_ENOTFOUND, "%s not found", what);
@@ -262,16 +262,16 @@ int wh_db_scan_recover(wh_db *db, int64_t *requeued)
         " ' attempts' ELSE log END, end_ms = CASE WHEN attempts >= ?1 THEN ?2 ELSE 0 END"
         " WHERE status = 'Running' RETURNING status";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, WH_SCAN_ATTEMPTS_MAX);
-    sqlite3_bind_int64(s, 2, wh_now_ms());
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, WH_SCAN_ATTEMPTS_MAX);
+    db_bind_i64(s, 2, wh_now_ms());
     int64_t n = 0;
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *st = (const char *)sqlite3_column_text(s, 0);
+    while ((rc = db_step(s)) == DB_ROW) {
+        const char *st = db_col_text(s, 0);
         n += st && strcmp(st, WH_SCAN_PENDING) == 0;
     }
-    int error = rc == SQLITE_DONE ? 0 : db_fail(c);
+    int error = rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     if (requeued)
         *requeued = n;

@@ -28,7 +28,7 @@
     " 'application/vnd.docker.distribution.manifest.v2+json') AND a.artifact_type IN"             \
     " ('application/vnd.oci.image.config.v1+json',"                                               \
     " 'application/vnd.docker.container.image.v1+json') AND a.subject IS NULL"                    \
-    " AND NOT EXISTS(SELECT 1 FROM tag t WHERE t.artifact_id = a.id AND t.name GLOB 'sha256-*.sig')"
+    " AND NOT EXISTS(SELECT 1 FROM tag t WHERE t.artifact_id = a.id AND t.name LIKE 'sha256-%.sig')"
 
 /* The counts of run ?1 from its rows, frozen into the run when it ends. */
 #define FREEZE_SQL                                                                                 \
@@ -47,8 +47,8 @@ static int settle(struct conn *c, int64_t now_ms)
         "  AND status = 'Error') THEN 'Error' ELSE 'Success' END"
         " WHERE status = 'Running' AND cursor >= last_id AND NOT EXISTS(SELECT 1 FROM scan_job"
         "  WHERE run_id = scan_run.id AND status IN ('Pending', 'Running'))";
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, now_ms);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, now_ms);
     return db_run(c, s);
 }
 
@@ -69,17 +69,18 @@ static int start_tx(struct conn *c, const char *trigger, const char *operator, i
     static const char busy[] = "SELECT 1 FROM scan_run WHERE status = 'Running' LIMIT 1";
     static const char ins[] =
         "INSERT INTO scan_run(trigger_type, operator, status, start_ms, last_id)"
-        " VALUES(?1, ?2, 'Running', ?3, (SELECT coalesce(max(id), 0) FROM artifact))";
+        " VALUES(?1, ?2, 'Running', ?3, (SELECT coalesce(max(id), 0) FROM artifact))"
+        " RETURNING id";
     bool running = false;
     int error;
     if ((error = settle(c, now_ms)) < 0 || (error = db_exists(c, db_stmt(c, busy), &running)) < 0)
         return error;
     if (running)
         return wh_error_set(WH_ECONFLICT, "a scan-all run is going on");
-    sqlite3_stmt *s = db_stmt(c, ins);
+    db_stmt *s = db_stmt(c, ins);
     db_bind_text(s, 1, trigger);
     db_bind_text(s, 2, operator ? operator : "");
-    sqlite3_bind_int64(s, 3, now_ms);
+    db_bind_i64(s, 3, now_ms);
     return db_insert(c, s, "scan run", id_out);
 }
 
@@ -98,12 +99,12 @@ static int fire_tx(struct conn *c, const char *name, const char *expect, const c
 {
     static const char get[] = "SELECT value FROM setting WHERE name = ?1";
     static const char set[] = "UPDATE setting SET value = ?2, updated_ms = ?3 WHERE name = ?1";
-    sqlite3_stmt *s = db_stmt(c, get);
+    db_stmt *s = db_stmt(c, get);
     db_bind_text(s, 1, name);
     int error = db_one_row(c, s, "setting");
     if (error < 0)
         return error;
-    const char *cur = (const char *)sqlite3_column_text(s, 0);
+    const char *cur = db_col_text(s, 0);
     bool same = cur && strcmp(cur, expect) == 0;
     db_done(s);
     if (!same)
@@ -111,7 +112,7 @@ static int fire_tx(struct conn *c, const char *name, const char *expect, const c
     s = db_stmt(c, set);
     db_bind_text(s, 1, name);
     db_bind_text(s, 2, value);
-    sqlite3_bind_int64(s, 3, now_ms);
+    db_bind_i64(s, 3, now_ms);
     if ((error = db_run(c, s)) < 0)
         return error;
     *id_out = 0;
@@ -151,36 +152,36 @@ static int step_tx(struct conn *c, int64_t batch, int64_t now_ms, int64_t *queue
 
     *queued = 0;
     *more = false;
-    sqlite3_stmt *s = db_stmt(c, next);
+    db_stmt *s = db_stmt(c, next);
     int error = db_one_row(c, s, "scan run");
     if (error == WH_ENOTFOUND)
         return 0;
     if (error < 0)
         return error;
-    id = sqlite3_column_int64(s, 0);
-    cursor = sqlite3_column_int64(s, 1);
-    last = sqlite3_column_int64(s, 2);
+    id = db_col_i64(s, 0);
+    cursor = db_col_i64(s, 1);
+    last = db_col_i64(s, 2);
     db_copy_col(operator, sizeof(operator), s, 3);
     db_done(s);
 
     s = db_stmt(c, upto);
-    sqlite3_bind_int64(s, 1, cursor);
-    sqlite3_bind_int64(s, 2, last);
-    sqlite3_bind_int64(s, 3, batch);
+    db_bind_i64(s, 1, cursor);
+    db_bind_i64(s, 2, last);
+    db_bind_i64(s, 3, batch);
     if ((error = db_count(c, s, &end)) < 0)
         return error;
     s = db_stmt(c, queue);
-    sqlite3_bind_int64(s, 1, cursor);
-    sqlite3_bind_int64(s, 2, end);
-    sqlite3_bind_int64(s, 3, now_ms);
-    sqlite3_bind_int64(s, 4, id);
+    db_bind_i64(s, 1, cursor);
+    db_bind_i64(s, 2, end);
+    db_bind_i64(s, 3, now_ms);
+    db_bind_i64(s, 4, id);
     db_bind_text(s, 5, operator);
     if ((error = db_run(c, s)) < 0)
         return error;
     *queued = db_changes(c);
     s = db_stmt(c, advance);
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, end);
+    db_bind_i64(s, 1, id);
+    db_bind_i64(s, 2, end);
     if ((error = db_run(c, s)) < 0)
         return error;
     *more = true; /* this run may have more, or another run may be waiting */
@@ -213,24 +214,24 @@ static int stop_tx(struct conn *c, int64_t now_ms, int64_t *id_out)
         " WHERE run_id = ?1 AND status IN ('Pending', 'Running')";
     static const char run[] = "UPDATE scan_run SET" FREEZE_SQL ", status = 'Stopped',"
                               " end_ms = ?2, cursor = last_id WHERE id = ?1";
-    sqlite3_stmt *s = db_stmt(c, latest);
+    db_stmt *s = db_stmt(c, latest);
     int error = db_one_row(c, s, "scan-all run");
     if (error < 0)
         return error;
-    int64_t id = sqlite3_column_int64(s, 0);
-    bool running = strcmp((const char *)sqlite3_column_text(s, 1), "Running") == 0;
+    int64_t id = db_col_i64(s, 0);
+    bool running = strcmp(db_col_text(s, 1), "Running") == 0;
     db_done(s);
     *id_out = id;
     if (!running)
         return 0; /* Harbor stops a finished execution without complaint */
     s = db_stmt(c, jobs);
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now_ms);
+    db_bind_i64(s, 1, id);
+    db_bind_i64(s, 2, now_ms);
     if ((error = db_run(c, s)) < 0)
         return error;
     s = db_stmt(c, run);
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now_ms);
+    db_bind_i64(s, 1, id);
+    db_bind_i64(s, 2, now_ms);
     return db_run(c, s);
 }
 
@@ -269,38 +270,38 @@ int wh_db_scanrun_latest(wh_db *db, const char *trigger, struct wh_scan_run *out
     static const char live[] =
         "SELECT status, count(*) FROM scan_job WHERE run_id = ?1 GROUP BY status";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, trigger ? by : any);
+    db_stmt *s = db_stmt(c, trigger ? by : any);
     if (trigger)
         db_bind_text(s, 1, trigger);
     int error = db_one_row(c, s, "scan-all run");
     if (error < 0)
         return error;
     memset(out, 0, sizeof(*out));
-    out->id = sqlite3_column_int64(s, 0);
+    out->id = db_col_i64(s, 0);
     db_copy_col(out->trigger, sizeof(out->trigger), s, 1);
     db_copy_col(out->operator, sizeof(out->operator), s, 2);
     db_copy_col(out->status, sizeof(out->status), s, 3);
-    out->start_ms = sqlite3_column_int64(s, 4);
-    out->end_ms = sqlite3_column_int64(s, 5);
-    bool queued_all = sqlite3_column_int(s, 6) != 0;
-    out->pending = sqlite3_column_int64(s, 7);
-    out->running = sqlite3_column_int64(s, 8);
-    out->success = sqlite3_column_int64(s, 9);
-    out->error = sqlite3_column_int64(s, 10);
-    out->stopped = sqlite3_column_int64(s, 11);
+    out->start_ms = db_col_i64(s, 4);
+    out->end_ms = db_col_i64(s, 5);
+    bool queued_all = db_col_int(s, 6) != 0;
+    out->pending = db_col_i64(s, 7);
+    out->running = db_col_i64(s, 8);
+    out->success = db_col_i64(s, 9);
+    out->error = db_col_i64(s, 10);
+    out->stopped = db_col_i64(s, 11);
     db_done(s);
     bool going = strcmp(out->status, "Running") == 0;
     if (going) {
         /* not ended yet: the counts are those of its rows now */
         out->pending = out->running = out->success = out->error = out->stopped = 0;
         s = db_stmt(c, live);
-        sqlite3_bind_int64(s, 1, out->id);
+        db_bind_i64(s, 1, out->id);
         int rc;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            const char *st = (const char *)sqlite3_column_text(s, 0);
-            add_count(out, st ? st : "", sqlite3_column_int64(s, 1));
+        while ((rc = db_step(s)) == DB_ROW) {
+            const char *st = db_col_text(s, 0);
+            add_count(out, st ? st : "", db_col_i64(s, 1));
         }
-        error = rc == SQLITE_DONE ? 0 : db_fail(c);
+        error = rc == DB_DONE ? 0 : db_fail(c);
         db_done(s);
         if (error < 0)
             return error;

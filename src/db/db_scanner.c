@@ -14,7 +14,7 @@
     "uuid, name, description, url, auth, access_credential, skip_cert_verify,"                    \
     " use_internal_addr, disabled, is_default, created_ms, updated_ms"
 
-static void reg_row(sqlite3_stmt *s, int col, struct wh_scanner_reg *out)
+static void reg_row(db_stmt *s, int col, struct wh_scanner_reg *out)
 {
     memset(out, 0, sizeof(*out));
     db_copy_col(out->uuid, sizeof(out->uuid), s, col + 0);
@@ -23,12 +23,12 @@ static void reg_row(sqlite3_stmt *s, int col, struct wh_scanner_reg *out)
     db_copy_col(out->url, sizeof(out->url), s, col + 3);
     db_copy_col(out->auth, sizeof(out->auth), s, col + 4);
     db_copy_col(out->access_credential, sizeof(out->access_credential), s, col + 5);
-    out->skip_cert_verify = sqlite3_column_int(s, col + 6) != 0;
-    out->use_internal_addr = sqlite3_column_int(s, col + 7) != 0;
-    out->disabled = sqlite3_column_int(s, col + 8) != 0;
-    out->is_default = sqlite3_column_int(s, col + 9) != 0;
-    out->created_ms = sqlite3_column_int64(s, col + 10);
-    out->updated_ms = sqlite3_column_int64(s, col + 11);
+    out->skip_cert_verify = db_col_int(s, col + 6) != 0;
+    out->use_internal_addr = db_col_int(s, col + 7) != 0;
+    out->disabled = db_col_int(s, col + 8) != 0;
+    out->is_default = db_col_int(s, col + 9) != 0;
+    out->created_ms = db_col_i64(s, col + 10);
+    out->updated_ms = db_col_i64(s, col + 11);
 }
 
 /* Which unique column a conflicting registration repeats (for the message). */
@@ -36,12 +36,12 @@ static int taken(struct conn *c, const struct wh_scanner_reg *r)
 {
     static const char sql[] =
         "SELECT name = ?1 FROM scanner_registration WHERE (name = ?1 OR url = ?2) AND uuid <> ?3";
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, r->name);
     db_bind_text(s, 2, r->url);
     db_bind_text(s, 3, r->uuid);
-    int rc = sqlite3_step(s);
-    int by_name = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    int rc = db_step(s);
+    int by_name = rc == DB_ROW ? db_col_int(s, 0) : -1;
     db_done(s);
     if (by_name == 1)
         return wh_error_set(WH_EEXISTS, "scanner registration name %s already exists", r->name);
@@ -59,17 +59,17 @@ int wh_db_scanner_create(wh_db *db, const struct wh_scanner_reg *r)
     int error = taken(c, r);
     if (error < 0)
         return error;
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, r->uuid);
     db_bind_text(s, 2, r->name);
     db_bind_text(s, 3, r->description);
     db_bind_text(s, 4, r->url);
     db_bind_text(s, 5, r->auth);
     db_bind_text(s, 6, r->access_credential);
-    sqlite3_bind_int(s, 7, r->skip_cert_verify);
-    sqlite3_bind_int(s, 8, r->use_internal_addr);
-    sqlite3_bind_int(s, 9, r->disabled);
-    sqlite3_bind_int64(s, 10, r->created_ms);
+    db_bind_i64(s, 7, r->skip_cert_verify);
+    db_bind_i64(s, 8, r->use_internal_addr);
+    db_bind_i64(s, 9, r->disabled);
+    db_bind_i64(s, 10, r->created_ms);
     return db_insert(c, s, "scanner registration", NULL);
 }
 
@@ -77,7 +77,7 @@ int wh_db_scanner_get(wh_db *db, const char *uuid, struct wh_scanner_reg *out)
 {
     static const char sql[] = "SELECT " REG_COLS " FROM scanner_registration WHERE uuid = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, uuid);
     int error = db_one_row(c, s, "scanner registration");
     if (error < 0)
@@ -94,7 +94,7 @@ struct walk {
     int rc;
 };
 
-static int walk_row(sqlite3_stmt *s, void *payload)
+static int walk_row(db_stmt *s, void *payload)
 {
     struct walk *w = payload;
     reg_row(s, 0, &w->reg);
@@ -129,19 +129,19 @@ int wh_db_scanner_update(wh_db *db, const struct wh_scanner_reg *r, int64_t now_
     int error = taken(c, r);
     if (error < 0)
         return error;
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, r->uuid);
     db_bind_text(s, 2, r->name);
     db_bind_text(s, 3, r->description);
     db_bind_text(s, 4, r->url);
     db_bind_text(s, 5, r->auth);
     db_bind_text(s, 6, r->access_credential);
-    sqlite3_bind_int(s, 7, r->skip_cert_verify);
-    sqlite3_bind_int(s, 8, r->use_internal_addr);
-    sqlite3_bind_int(s, 9, r->disabled);
-    sqlite3_bind_int64(s, 10, now_ms);
-    int rc = sqlite3_step(s);
-    error = rc == SQLITE_DONE ? 0 : db_constraint(c, "scanner registration");
+    db_bind_i64(s, 7, r->skip_cert_verify);
+    db_bind_i64(s, 8, r->use_internal_addr);
+    db_bind_i64(s, 9, r->disabled);
+    db_bind_i64(s, 10, now_ms);
+    int rc = db_step(s);
+    error = rc == DB_DONE ? 0 : db_constraint(c, "scanner registration");
     db_done(s);
     if (error == 0 && db_changes(c) == 0)
         error = wh_error_set(WH_ENOTFOUND, "scanner registration not found");
@@ -152,7 +152,7 @@ static int delete_tx(struct conn *c, const char *uuid)
 {
     static const char del[] = "DELETE FROM scanner_registration WHERE uuid = ?1";
     static const char choices[] = "DELETE FROM project_scanner WHERE uuid = ?1";
-    sqlite3_stmt *s = db_stmt(c, del);
+    db_stmt *s = db_stmt(c, del);
     db_bind_text(s, 1, uuid);
     int error = db_change(c, s, "scanner registration");
     if (error < 0)
@@ -178,7 +178,7 @@ static int default_tx(struct conn *c, const char *uuid)
     int error = db_run(c, db_stmt(c, clear));
     if (error < 0 || !uuid)
         return error;
-    sqlite3_stmt *s = db_stmt(c, set);
+    db_stmt *s = db_stmt(c, set);
     db_bind_text(s, 1, uuid);
     return db_change(c, s, "scanner registration");
 }
@@ -196,8 +196,8 @@ int wh_db_project_scanner_get(wh_db *db, int64_t project_id, char *out)
 {
     static const char sql[] = "SELECT uuid FROM project_scanner WHERE project_id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, project_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
     int error = db_one_row(c, s, "project scanner");
     if (error < 0)
         return error;
@@ -213,12 +213,12 @@ int wh_db_project_scanner_set(wh_db *db, int64_t project_id, const char *uuid)
         " ON CONFLICT(project_id) DO UPDATE SET uuid = ?2";
     static const char clear[] = "DELETE FROM project_scanner WHERE project_id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, uuid ? set : clear);
-    sqlite3_bind_int64(s, 1, project_id);
+    db_stmt *s = db_stmt(c, uuid ? set : clear);
+    db_bind_i64(s, 1, project_id);
     if (uuid)
         db_bind_text(s, 2, uuid);
-    int rc = sqlite3_step(s);
-    int error = rc == SQLITE_DONE ? 0 : db_constraint(c, "project scanner");
+    int rc = db_step(s);
+    int error = rc == DB_DONE ? 0 : db_constraint(c, "project scanner");
     db_done(s);
     return error;
 }
@@ -239,17 +239,17 @@ int wh_db_scan_target(wh_db *db, int64_t artifact_id, struct wh_scan_target *out
         "   ELSE (SELECT uuid FROM scanner_registration WHERE is_default LIMIT 1) END"
         " WHERE a.id = ?1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     int error = db_one_row(c, s, "artifact");
     if (error < 0)
         return error;
     memset(out, 0, sizeof(*out));
-    out->project_id = sqlite3_column_int64(s, 0);
+    out->project_id = db_col_i64(s, 0);
     db_copy_col(out->repo_name, sizeof(out->repo_name), s, 1);
     db_copy_col(out->media_type, sizeof(out->media_type), s, 2);
-    out->size = (uint64_t)sqlite3_column_int64(s, 3);
-    out->external = sqlite3_column_type(s, 4) != SQLITE_NULL;
+    out->size = (uint64_t)db_col_i64(s, 3);
+    out->external = !db_col_null(s, 4);
     if (out->external)
         reg_row(s, 4, &out->reg);
     db_done(s);
@@ -262,8 +262,8 @@ int wh_db_scan_set_scanner(wh_db *db, int64_t artifact_id, const char *report_id
     static const char sql[] = "UPDATE scan_job SET scanner = ?3"
                               " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running'";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
-    sqlite3_bind_int64(s, 1, artifact_id);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);
     db_bind_text(s, 3, scanner_json ? scanner_json : "");
     return db_change(c, s, "running scan");
@@ -274,7 +274,7 @@ int wh_db_scan_running(wh_db *db, const char *report_id, bool *out)
     static const char sql[] =
         "SELECT 1 FROM scan_job WHERE report_id = ?1 AND status = 'Running' LIMIT 1";
     CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = db_stmt(c, sql);
+    db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, report_id);
     return db_exists(c, s, out);
 }

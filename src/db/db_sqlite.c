@@ -1,19 +1,17 @@
 /*
- * db_sqlite.c: the SQLite implementation of db.h.
+ * db_sqlite.c: the SQLite driver (db_driver.h), the embedded default.
  *
- * One connection per thread (WAL lets readers run beside the one writer),
- * created on first use and kept in thread-local storage; each connection
- * prepares its statements once. Writers use BEGIN IMMEDIATE so that two
- * writers queue on the busy timeout instead of failing on lock upgrade.
- * Migrations are numbered SQL scripts applied at open, tracked by
- * PRAGMA user_version.
+ * Connections run in WAL mode (readers beside the one writer), with foreign
+ * keys on and a busy timeout, through the VFS of db_vfs.c (the failpoint
+ * "db.write"). A driver statement is the sqlite3_stmt itself and the
+ * accessors are SQLite's own calls, so the core's indirect call is the only
+ * cost over calling SQLite directly. Writers take BEGIN IMMEDIATE so that
+ * two writers queue on the busy timeout instead of failing on lock upgrade.
+ * The schema is the numbered scripts below, tracked by PRAGMA user_version.
  */
 #include "db/db_int.h"
 
-#include "common/metrics.h"
-
 #include <errno.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -598,1327 +596,339 @@ static const char *const migrations[] = {
     " END;",
 };
 #pragma GCC diagnostic pop
+/* ---- connections ---- */
 
-/* ---- statements ---- */
+enum tx_id { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLLBACK_TO, TX_COUNT };
 
-enum stmt_id {
-    S_BEGIN,
-    S_COMMIT,
-    S_ROLLBACK,
-    S_SAVEPOINT,
-    S_RELEASE,
-    S_ROLLBACK_TO,
-    S_PROJECT_INSERT,
-    S_PROJECT_GET,
-    S_PROJECT_ALL,
-    S_REPO_GET,
-    S_REPO_TOUCH_NAME,
-    S_REPO_INSERT,
-    S_REPO_LIST,
-    S_BLOB_INSERT,
-    S_REPO_BLOB_INSERT,
-    S_BLOB_GET,
-    S_BLOB_UNLINK,
-    S_REPO_BLOB_HAS,
-    S_ARTIFACT_HAS,
-    S_ARTIFACT_REPUSH,
-    S_ARTIFACT_INSERT,
-    S_ARTIFACT_BLOB_INSERT,
-    S_ARTIFACT_CHILD_INSERT,
-    S_TAG_MOVE,
-    S_TAG_INSERT,
-    S_MANIFEST_BY_TAG,
-    S_MANIFEST_BY_DIGEST,
-    S_ARTIFACT_DELETE,
-    S_TAG_DELETE,
-    S_TAG_LIST,
-    S_REFERRERS,
-    S_REFERRERS_TYPE,
-    S_PULL_ARTIFACT,
-    S_PULL_REPO,
-    S_UPLOAD_INSERT,
-    S_UPLOAD_GET,
-    S_UPLOAD_TOUCH,
-    S_UPLOAD_DELETE,
-    S_UPLOAD_COUNT,
-    S_UPLOAD_EXPIRED,
-    S_COUNT
+static const char *const tx_sql[TX_COUNT] = {
+    [TX_BEGIN] = "BEGIN IMMEDIATE",
+    [TX_COMMIT] = "COMMIT",
+    [TX_ROLLBACK] = "ROLLBACK",
+    [TX_SAVEPOINT] = "SAVEPOINT inner",
+    [TX_RELEASE] = "RELEASE inner",
+    [TX_ROLLBACK_TO] = "ROLLBACK TO inner",
 };
 
-static const char *const stmt_sql[S_COUNT] = {
-    [S_BEGIN] = "BEGIN IMMEDIATE",
-    [S_COMMIT] = "COMMIT",
-    [S_ROLLBACK] = "ROLLBACK",
-    [S_SAVEPOINT] = "SAVEPOINT inner",
-    [S_RELEASE] = "RELEASE inner",
-    [S_ROLLBACK_TO] = "ROLLBACK TO inner",
-    [S_PROJECT_INSERT] = "INSERT INTO project(name, public, created_ms, updated_ms)"
-                         " VALUES(?1, ?2, ?3, ?3)",
-    [S_PROJECT_GET] = "SELECT id, name, public, created_ms FROM project WHERE name = ?1",
-    [S_PROJECT_ALL] = "SELECT id, name, public, created_ms FROM project ORDER BY name",
-    [S_REPO_GET] = "SELECT id, project_id, name FROM repository WHERE name = ?1",
-    /* Existing rows are updated, not upserted: an upsert that meets its conflict still
-     * takes a number from an AUTOINCREMENT sequence, and ids would run ahead. */
-    [S_REPO_TOUCH_NAME] = "UPDATE repository SET updated_ms = ?2 WHERE name = ?1 RETURNING id",
-    [S_REPO_INSERT] = "INSERT INTO repository(project_id, name, created_ms, updated_ms)"
-                      " VALUES(?1, ?2, ?3, ?3) RETURNING id",
-    [S_REPO_LIST] = "SELECT name FROM repository WHERE name > ?1 ORDER BY name LIMIT ?2",
-    [S_BLOB_INSERT] = "INSERT INTO blob(digest, size, created_ms) VALUES(?1, ?2, ?3)"
-                      " ON CONFLICT(digest) DO NOTHING",
-    [S_REPO_BLOB_INSERT] = "INSERT INTO repo_blob(repo_id, digest) VALUES(?1, ?2)"
-                           " ON CONFLICT DO NOTHING",
-    [S_BLOB_GET] = "SELECT b.size FROM repository r JOIN repo_blob rb ON rb.repo_id = r.id"
-                   " JOIN blob b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2",
-    [S_BLOB_UNLINK] = "DELETE FROM repo_blob WHERE digest = ?2"
-                      " AND repo_id = (SELECT id FROM repository WHERE name = ?1)",
-    [S_REPO_BLOB_HAS] = "SELECT 1 FROM repo_blob WHERE repo_id = ?1 AND digest = ?2",
-    [S_ARTIFACT_HAS] = "SELECT 1 FROM artifact WHERE repo_id = ?1 AND digest = ?2",
-    [S_ARTIFACT_REPUSH] = "UPDATE artifact SET push_ms = ?3 WHERE repo_id = ?1 AND digest = ?2"
-                          " RETURNING id",
-    [S_ARTIFACT_INSERT] =
-        "INSERT INTO artifact(repo_id, project_id, digest, media_type, artifact_type, size,"
-        " subject, annotations, push_ms) SELECT ?1, project_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8"
-        " FROM repository WHERE id = ?1 RETURNING id",
-    [S_ARTIFACT_BLOB_INSERT] = "INSERT INTO artifact_blob(artifact_id, digest) VALUES(?1, ?2)"
-                               " ON CONFLICT DO NOTHING",
-    [S_ARTIFACT_CHILD_INSERT] = "INSERT INTO artifact_child(artifact_id, child_digest, repo_id)"
-                                " VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING",
-    [S_TAG_MOVE] = "UPDATE tag SET artifact_id = ?3, push_ms = ?4 WHERE repo_id = ?1 AND name = ?2",
-    [S_TAG_INSERT] = "INSERT INTO tag(repo_id, name, artifact_id, push_ms) VALUES(?1, ?2, ?3, ?4)",
-    [S_MANIFEST_BY_TAG] = "SELECT a.id, a.repo_id, a.digest, a.media_type, a.size"
-                          " FROM repository r JOIN tag t ON t.repo_id = r.id"
-                          " JOIN artifact a ON a.id = t.artifact_id"
-                          " WHERE r.name = ?1 AND t.name = ?2",
-    [S_MANIFEST_BY_DIGEST] = "SELECT a.id, a.repo_id, a.digest, a.media_type, a.size"
-                             " FROM repository r JOIN artifact a ON a.repo_id = r.id"
-                             " WHERE r.name = ?1 AND a.digest = ?2",
-    [S_ARTIFACT_DELETE] = "DELETE FROM artifact WHERE digest = ?2"
-                          " AND repo_id = (SELECT id FROM repository WHERE name = ?1)",
-    [S_TAG_DELETE] = "DELETE FROM tag WHERE name = ?2"
-                     " AND repo_id = (SELECT id FROM repository WHERE name = ?1)",
-    [S_TAG_LIST] = "SELECT t.name FROM repository r JOIN tag t ON t.repo_id = r.id"
-                   " WHERE r.name = ?1 AND t.name > ?2 ORDER BY t.name LIMIT ?3",
-    [S_REFERRERS] = "SELECT a.digest, a.media_type, a.artifact_type, a.annotations, a.size"
-                    " FROM repository r JOIN artifact a ON a.repo_id = r.id"
-                    " WHERE r.name = ?1 AND a.subject = ?2 ORDER BY a.push_ms, a.id",
-    [S_REFERRERS_TYPE] = "SELECT a.digest, a.media_type, a.artifact_type, a.annotations, a.size"
-                         " FROM repository r JOIN artifact a ON a.repo_id = r.id"
-                         " WHERE r.name = ?1 AND a.subject = ?2 AND a.artifact_type = ?3"
-                         " ORDER BY a.push_ms, a.id",
-    [S_PULL_ARTIFACT] = "UPDATE artifact SET pull_ms = ?2 WHERE id = ?1 RETURNING repo_id",
-    [S_PULL_REPO] = "UPDATE repository SET pull_count = pull_count + ?2 WHERE id = ?1",
-    [S_UPLOAD_INSERT] = "INSERT INTO upload(id, repo, started_ms, updated_ms, project_id, owner)"
-                        " VALUES(?1, ?2, ?3, ?3, ?4, ?5)",
-    [S_UPLOAD_GET] = "SELECT repo FROM upload WHERE id = ?1",
-    [S_UPLOAD_TOUCH] = "UPDATE upload SET updated_ms = ?2 WHERE id = ?1",
-    [S_UPLOAD_DELETE] = "DELETE FROM upload WHERE id = ?1",
-    [S_UPLOAD_COUNT] = "SELECT count(*) FROM upload",
-    [S_UPLOAD_EXPIRED] = "SELECT id FROM upload WHERE updated_ms < ?1 OR started_ms < ?2 LIMIT 1000",
-};
-
-#define ADHOC_SLOTS 256 /* statements of the other db_*.c files, cached by SQL pointer */
-#define BUILT_SLOTS 128 /* statements assembled per filter combination, cached by text */
-#define BUILT_PROBE 8   /* slots tried before one is reused */
-
-struct conn {
+struct db_dconn {
     sqlite3 *h;
-    sqlite3_stmt *stmt[S_COUNT];
-    struct {
-        const char *sql;
-        sqlite3_stmt *s;
-    } adhoc[ADHOC_SLOTS];
-    struct {
-        char *sql; /* owned copy of the text */
-        uint64_t hash;
-        sqlite3_stmt *s;
-    } built[BUILT_SLOTS];
-    int batch; /* inside wh_db_batch: transactions are savepoints of its one */
-    bool scan_queued; /* the open transaction queued a scan job (db_note_scan_queued) */
-    struct wh_db *db;  /* the handle it belongs to */
-    struct conn *next; /* all connections of the db, for close */
+    sqlite3_stmt *tx[TX_COUNT]; /* prepared on first use */
 };
 
-struct wh_db {
-    char *path;
-    uint32_t serial; /* this handle among those the process opened (wh_db_data_version) */
-    pthread_key_t key;
-    pthread_mutex_t lock; /* guards `conns` */
-    struct conn *conns;
-    void (*on_scan_queued)(void *payload); /* wh_db_on_scan_queued */
-    void *on_scan_queued_payload;
-};
+/* A driver statement is SQLite's own. */
+#define ST(s) ((sqlite3_stmt *)(void *)(s))
 
-static void conn_close(struct conn *c)
+/*
+ * Sets the error message from `h` and classifies it: a unique or primary
+ * key conflict, a foreign key, a full disk (SQLITE_FULL, or an I/O error
+ * whose system errno says so), a lock not had in time, anything else.
+ */
+static int classify(sqlite3 *h)
 {
-    for (int i = 0; i < S_COUNT; i++)
-        sqlite3_finalize(c->stmt[i]);
-    for (int i = 0; i < ADHOC_SLOTS; i++)
-        sqlite3_finalize(c->adhoc[i].s);
-    for (int i = 0; i < BUILT_SLOTS; i++) {
-        sqlite3_finalize(c->built[i].s);
-        free(c->built[i].sql);
-    }
+    int ext = sqlite3_extended_errcode(h), rc = ext & 0xff;
+    int sys = sqlite3_system_errno(h), code = WH_ERROR;
+    if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+        code = WH_EEXISTS;
+    else if (ext == SQLITE_CONSTRAINT_FOREIGNKEY)
+        code = WH_ENOTFOUND;
+    else if (rc == SQLITE_FULL || (rc == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)))
+        code = WH_ENOSPC;
+    else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        code = WH_EBUSY;
+    return wh_error_set(code, "sqlite: %s", sqlite3_errmsg(h));
+}
+
+static int sq_exec(struct db_dconn *c, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(c->h, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    int code = classify(c->h);
+    if (msg)
+        wh_error_set(code, "sqlite: %s", msg);
+    sqlite3_free(msg);
+    return code;
+}
+
+static void sq_close(struct db_dconn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < TX_COUNT; i++)
+        sqlite3_finalize(c->tx[i]);
     sqlite3_close(c->h);
     free(c);
 }
 
-static int exec(sqlite3 *h, const char *sql)
+static int sq_open(struct db_dconn **out, const char *path)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int rc = wh_error_set(WH_ERROR, "sqlite: %s", msg ? msg : "error");
-        sqlite3_free(msg);
-        return rc;
-    }
-    return 0;
-}
-
-static int conn_open(struct conn **out, const char *path)
-{
-    struct conn *c = wh_calloc(1, sizeof(*c));
+    struct db_dconn *c = wh_calloc(1, sizeof(*c));
     if (sqlite3_open_v2(path, &c->h,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         db_vfs_name()) != SQLITE_OK) {
         int rc = wh_error_set(WH_ERROR, "open %s: %s", path, sqlite3_errmsg(c->h));
-        conn_close(c);
+        sq_close(c);
         return rc;
     }
     sqlite3_busy_timeout(c->h, 10000);
-    if (exec(c->h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    if (sq_exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                    " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;") < 0) {
-        conn_close(c);
+        sq_close(c);
         return WH_ERROR;
     }
     *out = c;
     return 0;
 }
 
-/* The calling thread's connection, opened on first use. */
-struct conn *db_conn(wh_db *db)
-{
-    struct conn *c = pthread_getspecific(db->key);
-    if (c)
-        return c;
-    struct conn *nc = NULL;
-    if (conn_open(&nc, db->path) < 0 || !nc)
-        return NULL;
-    c = nc;
-    c->db = db;
-    pthread_setspecific(db->key, c);
-    pthread_mutex_lock(&db->lock);
-    c->next = db->conns;
-    db->conns = c;
-    pthread_mutex_unlock(&db->lock);
-    return c;
-}
+/* ---- statements ---- */
 
-static sqlite3_stmt *stmt(struct conn *c, enum stmt_id id)
+static int sq_prepare(struct db_dstmt **out, struct db_dconn *c, const char *sql)
 {
-    if (!c->stmt[id]) {
-        if (sqlite3_prepare_v3(c->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id],
-                               NULL) != SQLITE_OK) {
-            wh_log_error("sqlite prepare failed: %s (%s)", sqlite3_errmsg(c->h), stmt_sql[id]);
-            abort(); /* a statement of ours that does not compile is a bug */
-        }
-    }
-    return c->stmt[id];
-}
-
-sqlite3_stmt *db_stmt(struct conn *c, const char *sql)
-{
-    size_t h = ((uintptr_t)sql >> 4) % ADHOC_SLOTS;
-    for (size_t i = 0; i < ADHOC_SLOTS; i++) {
-        size_t k = (h + i) % ADHOC_SLOTS;
-        if (c->adhoc[k].sql == sql)
-            return c->adhoc[k].s;
-        if (!c->adhoc[k].sql) {
-            if (sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->adhoc[k].s,
-                                   NULL) != SQLITE_OK) {
-                wh_log_error("sqlite prepare failed: %s (%s)", sqlite3_errmsg(c->h), sql);
-                abort(); /* a statement of ours that does not compile is a bug */
-            }
-            c->adhoc[k].sql = sql;
-            return c->adhoc[k].s;
-        }
-    }
-    abort(); /* more distinct statements than slots: raise ADHOC_SLOTS */
-}
-
-static uint64_t text_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
-}
-
-sqlite3_stmt *db_stmt_text(struct conn *c, const char *sql)
-{
-    uint64_t h = text_hash(sql);
-    size_t home = (size_t)(h % BUILT_SLOTS), victim = BUILT_SLOTS;
-    for (size_t i = 0; i < BUILT_PROBE; i++) {
-        size_t k = (home + i) % BUILT_SLOTS;
-        if (!c->built[k].sql) {
-            victim = k;
-            break;
-        }
-        if (c->built[k].hash == h && strcmp(c->built[k].sql, sql) == 0)
-            return c->built[k].s;
-        /* A statement still stepping (a caller's row loop) is never replaced. */
-        if (victim == BUILT_SLOTS && !sqlite3_stmt_busy(c->built[k].s))
-            victim = k;
-    }
-    if (victim == BUILT_SLOTS)
-        abort(); /* BUILT_PROBE statements stepping at once: our bug */
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
-        wh_log_error("sqlite prepare failed: %s (%s)", sqlite3_errmsg(c->h), sql);
-        abort(); /* assembled from our own fragments: a bug */
-    }
-    sqlite3_finalize(c->built[victim].s);
-    free(c->built[victim].sql);
-    c->built[victim].sql = wh_strdup(sql);
-    c->built[victim].hash = h;
-    c->built[victim].s = s;
-    return s;
+    if (sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
+        return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
+    *out = (struct db_dstmt *)(void *)s;
+    return 0;
 }
 
-void db_sql_add(struct db_sql *q, const char *fragment)
+static void sq_finalize(struct db_dstmt *s)
 {
-    size_t n = strlen(fragment);
-    if (n >= sizeof(q->text) - q->len) {
-        wh_log_error("assembled statement longer than %zu bytes", sizeof(q->text));
-        abort(); /* fragments are ours: raise DB_SQL_MAX */
-    }
-    memcpy(q->text + q->len, fragment, n + 1);
-    q->len += n;
+    sqlite3_finalize(ST(s));
 }
 
-void db_done(sqlite3_stmt *s)
+static void sq_reset(struct db_dstmt *s)
 {
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    sqlite3_reset(ST(s));
+    sqlite3_clear_bindings(ST(s));
 }
 
-int db_fail(struct conn *c)
+static bool sq_busy(struct db_dstmt *s)
 {
-    /*
-     * A full disk is an answer of its own (507 on /v2/): SQLITE_FULL, or an
-     * I/O error whose system errno says so.
-     */
-    int rc = sqlite3_extended_errcode(c->h) & 0xff;
-    int sys = sqlite3_system_errno(c->h);
-    wh_metric_add(WH_METRIC_DB_WRITE_FAILED, 1);
-    if (rc == SQLITE_FULL || (rc == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)))
-        return wh_error_set(WH_ENOSPC, "sqlite: %s", sqlite3_errmsg(c->h));
-    return wh_error_set(WH_ERROR, "sqlite: %s", sqlite3_errmsg(c->h));
+    return sqlite3_stmt_busy(ST(s)) != 0;
 }
 
-int db_constraint(struct conn *c, const char *what)
+/* A number the SQL does not use answers SQLITE_RANGE, which is ignored (db_driver.h). */
+static void sq_bind_i64(struct db_dstmt *s, int i, int64_t v)
 {
-    switch (sqlite3_extended_errcode(c->h)) {
-    case SQLITE_CONSTRAINT_UNIQUE:
-    case SQLITE_CONSTRAINT_PRIMARYKEY:
-        return wh_error_set(WH_EEXISTS, "%s already exists", what);
-    case SQLITE_CONSTRAINT_FOREIGNKEY:
-        return wh_error_set(WH_ENOTFOUND, "%s: a row it refers to does not exist", what);
-    default:
-        return db_fail(c); /* any other failure is the server's, not the caller's */
-    }
+    sqlite3_bind_int64(ST(s), i, v);
 }
 
-void db_bind_text(sqlite3_stmt *s, int i, const char *v)
+static void sq_bind_double(struct db_dstmt *s, int i, double v)
 {
-    if (v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    sqlite3_bind_double(ST(s), i, v);
+}
+
+static void sq_bind_text(struct db_dstmt *s, int i, const char *v, ptrdiff_t len)
+{
+    if (!v)
+        sqlite3_bind_null(ST(s), i);
+    else if (len < 0)
+        sqlite3_bind_text(ST(s), i, v, -1, SQLITE_STATIC);
     else
-        sqlite3_bind_null(s, i);
+        sqlite3_bind_text64(ST(s), i, v, (sqlite3_uint64)len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
-void db_copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col)
+static void sq_bind_blob(struct db_dstmt *s, int i, const void *v, size_t len)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
-    snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
-/* Runs a statement that returns no rows. */
-int db_run(struct conn *c, sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    int error = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int db_tx_begin(struct conn *c)
-{
-    return db_run(c, stmt(c, c->batch ? S_SAVEPOINT : S_BEGIN));
-}
-
-void db_note_scan_queued(struct conn *c)
-{
-    if (!c->db || !c->db->on_scan_queued)
-        return;
-    if (sqlite3_get_autocommit(c->h))
-        c->db->on_scan_queued(c->db->on_scan_queued_payload); /* already committed */
+    if (!v)
+        sqlite3_bind_null(ST(s), i);
     else
-        c->scan_queued = true; /* told by db_tx_end once committed */
+        sqlite3_bind_blob64(ST(s), i, v, len, SQLITE_STATIC);
 }
 
-void wh_db_on_scan_queued(wh_db *db, void (*fn)(void *payload), void *payload)
+static void sq_bind_null(struct db_dstmt *s, int i)
 {
-    db->on_scan_queued = fn;
-    db->on_scan_queued_payload = payload;
+    sqlite3_bind_null(ST(s), i);
 }
 
-int db_tx_end(struct conn *c, int error)
+static int sq_step(struct db_dstmt *s)
 {
-    if (error < 0) {
-        if (!c->batch)
-            c->scan_queued = false;
-        if (c->batch) {
-            db_run(c, stmt(c, S_ROLLBACK_TO));
-            db_run(c, stmt(c, S_RELEASE));
-        } else if (!sqlite3_get_autocommit(c->h)) { /* SQLite may have rolled back already */
-            db_run(c, stmt(c, S_ROLLBACK));
-        }
-        return error;
-    }
-    if (c->batch)
-        return db_run(c, stmt(c, S_RELEASE));
-    error = db_run(c, stmt(c, S_COMMIT));
-    if (error == 0 && c->scan_queued && c->db && c->db->on_scan_queued)
-        c->db->on_scan_queued(c->db->on_scan_queued_payload);
-    c->scan_queued = false;
-    /*
-     * A COMMIT that fails (a full disk) may leave the transaction open; this
-     * connection would then hold the write lock and every later BEGIN on it
-     * would fail. Roll back what is left.
-     */
-    if (error < 0 && !sqlite3_get_autocommit(c->h)) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
-        db_run(c, stmt(c, S_ROLLBACK));
-        wh_error_set(error, "%s", msg);
-    }
-    return error;
-}
-
-uint64_t wh_db_data_version(wh_db *db)
-{
-    struct conn *c = db_conn(db);
-    unsigned v = 0;
-    if (!c || sqlite3_file_control(c->h, "main", SQLITE_FCNTL_DATA_VERSION, &v) != SQLITE_OK)
+    int rc = sqlite3_step(ST(s));
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
         return 0;
-    /* the handle's serial too: two databases (or one reopened) never share a value */
-    return (uint64_t)db->serial << 32 | ((uint64_t)v + 1); /* never 0 ("unknown") */
+    return classify(sqlite3_db_handle(ST(s)));
 }
 
-int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
+static int64_t sq_col_i64(struct db_dstmt *s, int col)
 {
-    CONN_OR_FAIL(c, db);
-    if (c->batch)
-        return fn(db, payload); /* already in one */
-    int error;
-    if ((error = db_tx_begin(c)) < 0)
-        return error;
-    c->batch = 1;
-    error = fn(db, payload);
-    c->batch = 0;
-    return db_tx_end(c, error);
+    return sqlite3_column_int64(ST(s), col);
 }
 
-
-/* ---- open / close ---- */
-
-static void thread_conn_free(void *p)
+static double sq_col_double(struct db_dstmt *s, int col)
 {
-    (void)p; /* connections are closed by wh_db_close, which owns the list */
+    return sqlite3_column_double(ST(s), col);
+}
+
+static const char *sq_col_text(struct db_dstmt *s, int col)
+{
+    return (const char *)sqlite3_column_text(ST(s), col);
+}
+
+static size_t sq_col_bytes(struct db_dstmt *s, int col)
+{
+    return (size_t)sqlite3_column_bytes(ST(s), col);
+}
+
+static const void *sq_col_blob(struct db_dstmt *s, int col)
+{
+    return sqlite3_column_blob(ST(s), col);
+}
+
+static bool sq_col_is_null(struct db_dstmt *s, int col)
+{
+    return sqlite3_column_type(ST(s), col) == SQLITE_NULL;
+}
+
+static int64_t sq_changes(struct db_dconn *c)
+{
+    return sqlite3_changes(c->h);
+}
+
+/* ---- transactions ---- */
+
+static int tx_run(struct db_dconn *c, enum tx_id id)
+{
+    if (!c->tx[id] && sqlite3_prepare_v3(c->h, tx_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                         &c->tx[id], NULL) != SQLITE_OK)
+        return classify(c->h);
+    int rc = sqlite3_step(c->tx[id]);
+    int error = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : classify(c->h);
+    sqlite3_reset(c->tx[id]);
+    return error;
+}
+
+static bool sq_in_tx(struct db_dconn *c)
+{
+    return !sqlite3_get_autocommit(c->h);
+}
+
+static int sq_begin_write(struct db_dconn *c)
+{
+    return tx_run(c, TX_BEGIN);
+}
+
+static int sq_commit(struct db_dconn *c)
+{
+    return tx_run(c, TX_COMMIT);
+}
+
+static int sq_rollback(struct db_dconn *c)
+{
+    return sqlite3_get_autocommit(c->h) ? 0 : tx_run(c, TX_ROLLBACK);
+}
+
+static int sq_savepoint(struct db_dconn *c)
+{
+    return tx_run(c, TX_SAVEPOINT);
+}
+
+static int sq_release(struct db_dconn *c)
+{
+    return tx_run(c, TX_RELEASE);
+}
+
+static int sq_rollback_to(struct db_dconn *c)
+{
+    return tx_run(c, TX_ROLLBACK_TO);
+}
+
+static uint64_t sq_data_version(struct db_dconn *c)
+{
+    unsigned v = 0;
+    if (sqlite3_file_control(c->h, "main", SQLITE_FCNTL_DATA_VERSION, &v) != SQLITE_OK)
+        return 0;
+    return (uint64_t)v + 1; /* never 0 ("unknown") */
+}
+
+/* ---- schema ---- */
+
+static int sq_schema_version_get(struct db_dconn *c, int *out)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(c->h, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return classify(c->h);
+    int rc = sqlite3_step(s);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+    int error = rc == SQLITE_ROW ? 0 : classify(c->h);
+    sqlite3_finalize(s);
+    return error;
 }
 
 /* Fails when a row refers to a row that does not exist (PRAGMA foreign_key_check). */
-static int fk_check(struct conn *c)
+static int fk_check(struct db_dconn *c)
 {
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(c->h, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
-        return db_fail(c);
+        return classify(c->h);
     int rc = sqlite3_step(s);
     int error = 0;
     if (rc == SQLITE_ROW)
         error = wh_error_set(WH_ERROR, "migration left a dangling reference in table %s",
                              (const char *)sqlite3_column_text(s, 0));
     else if (rc != SQLITE_DONE)
-        error = db_fail(c);
+        error = classify(c->h);
     sqlite3_finalize(s);
     return error;
 }
 
-/* Applies the migrations after the database's user_version, up to `upto` (-1: all). */
-static int migrate(struct conn *c, int upto)
+static int sq_schema_version_set(struct db_dconn *c, int v)
 {
-    sqlite3_stmt *s = NULL;
-    int version = 0;
-    if (sqlite3_prepare_v2(c->h, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
-        return db_fail(c);
-    if (sqlite3_step(s) == SQLITE_ROW)
-        version = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
-    if (upto >= 0 && upto < n)
-        n = upto;
-    /*
-     * Foreign keys are off while a migration runs (SQLite ignores the pragma
-     * inside a transaction): a migration that rebuilds a table drops the old
-     * one, and with foreign keys on that DROP would delete or refuse the rows
-     * that refer to it. The references are checked before the commit instead.
-     */
-    if (version < n && exec(c->h, "PRAGMA foreign_keys=OFF") < 0)
-        return WH_ERROR;
-    int error = 0;
-    for (int v = version; v < n && error == 0; v++) {
-        char pragma[64];
-        if ((error = exec(c->h, "BEGIN IMMEDIATE")) < 0)
-            break;
-        snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
-        if ((error = exec(c->h, migrations[v])) < 0 || (error = fk_check(c)) < 0 ||
-            (error = exec(c->h, pragma)) < 0) {
-            exec(c->h, "ROLLBACK");
-            break;
-        }
-        if ((error = exec(c->h, "COMMIT")) < 0)
-            break;
-        wh_log_info("database migrated to schema version %d", v + 1);
-    }
-    if (version < n && exec(c->h, "PRAGMA foreign_keys=ON") < 0 && error == 0)
-        error = WH_ERROR;
-    return error;
-}
-
-int db_open_at(wh_db **out, const char *path, int version)
-{
-    static _Atomic uint32_t serials;
-    wh_db *db = wh_calloc(1, sizeof(*db));
-    db->serial = ++serials;
-    db->path = wh_strdup(path);
-    pthread_mutex_init(&db->lock, NULL);
-    pthread_key_create(&db->key, thread_conn_free);
-    struct conn *c = db_conn(db);
-    if (!c || migrate(c, version) < 0) {
-        int rc = wh_error_set(WH_ERROR, "database %s: %s", path, wh_error_msg());
-        wh_db_close(db);
-        return rc;
-    }
-    *out = db;
-    return 0;
-}
-
-int wh_db_schema_latest(void)
-{
-    return (int)(sizeof(migrations) / sizeof(migrations[0]));
-}
-
-int wh_db_open(wh_db **out, const char *path)
-{
-    return db_open_at(out, path, -1);
-}
-
-void wh_db_close(wh_db *db)
-{
-    if (!db)
-        return;
-    while (db->conns) {
-        struct conn *c = db->conns;
-        db->conns = c->next;
-        conn_close(c);
-    }
-    pthread_key_delete(db->key);
-    pthread_mutex_destroy(&db->lock);
-    free(db->path);
-    free(db);
-}
-
-void wh_db_thread_done(wh_db *db)
-{
-    struct conn *c = pthread_getspecific(db->key);
-    if (!c)
-        return;
-    pthread_setspecific(db->key, NULL);
-    pthread_mutex_lock(&db->lock);
-    for (struct conn **pp = &db->conns; *pp; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&db->lock);
-    conn_close(c);
-}
-
-/* ---- projects ---- */
-
-int wh_db_project_create(wh_db *db, const char *name, bool public, int64_t *id_out)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_PROJECT_INSERT);
-    db_bind_text(s, 1, name);
-    sqlite3_bind_int(s, 2, public);
-    sqlite3_bind_int64(s, 3, wh_now_ms());
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_CONSTRAINT)
-        error = wh_error_set(WH_EEXISTS, "project %s already exists", name);
-    else if (rc != SQLITE_DONE)
-        error = db_fail(c);
-    else if (id_out)
-        *id_out = sqlite3_last_insert_rowid(c->h);
-    db_done(s);
-    return error;
-}
-
-static void project_row(struct wh_project *p, sqlite3_stmt *s)
-{
-    p->id = sqlite3_column_int64(s, 0);
-    db_copy_col(p->name, sizeof(p->name), s, 1);
-    p->public = sqlite3_column_int(s, 2) != 0;
-    p->created_ms = sqlite3_column_int64(s, 3);
-}
-
-int wh_db_project_get(wh_db *db, const char *name, struct wh_project *out)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_PROJECT_GET);
-    db_bind_text(s, 1, name);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        project_row(out, s);
-    else if (rc == SQLITE_DONE)
-        error = wh_error_set(WH_ENOTFOUND, "project %s not found", name);
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int wh_db_project_each(wh_db *db, int (*fn)(const struct wh_project *p, void *payload),
-                       void *payload)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_PROJECT_ALL);
-    int rc, error = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct wh_project p;
-        project_row(&p, s);
-        if (fn(&p, payload) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-/* ---- repositories ---- */
-
-int wh_db_repo_get(wh_db *db, const char *name, struct wh_repo *out)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_REPO_GET);
-    db_bind_text(s, 1, name);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(s, 0);
-        out->project_id = sqlite3_column_int64(s, 1);
-        db_copy_col(out->name, sizeof(out->name), s, 2);
-    } else if (rc == SQLITE_DONE) {
-        error = wh_error_set(WH_ENOTFOUND, "repository %s not found", name);
-    } else {
-        error = db_fail(c);
-    }
-    db_done(s);
-    return error;
-}
-
-/* Pages through a one-column text query: binds (…, last, n+1) and reports `more`. */
-static int list_page(struct conn *c, sqlite3_stmt *s, int last_idx, const char *last, int64_t n,
-                     int (*fn)(const char *, void *), void *payload, bool *more_out)
-{
-    int rc, error = 0;
-    int64_t seen = 0;
-    db_bind_text(s, last_idx, last ? last : "");
-    sqlite3_bind_int64(s, last_idx + 1, n + 1);
-    *more_out = false;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (seen == n) {
-            *more_out = true;
-            break;
-        }
-        seen++;
-        if (fn((const char *)sqlite3_column_text(s, 0), payload) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int wh_db_repo_list(wh_db *db, const char *last, int64_t n,
-                    int (*fn)(const char *name, void *payload), void *payload, bool *more_out)
-{
-    CONN_OR_FAIL(c, db);
-    return list_page(c, stmt(c, S_REPO_LIST), 1, last, n, fn, payload, more_out);
-}
-
-/* Creates the repository if needed; returns its id in `*id_out`. Inside a transaction. */
-/*
- * Steps a statement that returns an id (RETURNING): `*id_out` is 0 when it
- * returned no row. Resets `s`.
- */
-static int step_id(struct conn *c, sqlite3_stmt *s, int64_t *id_out)
-{
-    int rc = sqlite3_step(s);
-    int error = 0;
-    *id_out = 0;
-    if (rc == SQLITE_ROW)
-        *id_out = sqlite3_column_int64(s, 0);
-    else if (rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-static int repo_ensure(struct conn *c, int64_t project_id, const char *repo, int64_t now,
-                       int64_t *id_out)
-{
-    sqlite3_stmt *s = stmt(c, S_REPO_TOUCH_NAME);
-    db_bind_text(s, 1, repo);
-    sqlite3_bind_int64(s, 2, now);
-    int error = step_id(c, s, id_out);
-    if (error < 0 || *id_out > 0)
-        return error;
-    s = stmt(c, S_REPO_INSERT);
-    sqlite3_bind_int64(s, 1, project_id);
-    db_bind_text(s, 2, repo);
-    sqlite3_bind_int64(s, 3, now);
-    if ((error = step_id(c, s, id_out)) == 0 && *id_out == 0)
-        error = wh_error_set(WH_ERROR, "repository %s was not created", repo);
-    return error;
-}
-
-/* ---- blobs ---- */
-
-static int blob_record(struct conn *c, int64_t repo_id, const char *digest, uint64_t size,
-                       int64_t now)
-{
-    sqlite3_stmt *s = stmt(c, S_BLOB_INSERT);
-    db_bind_text(s, 1, digest);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
-    sqlite3_bind_int64(s, 3, now);
-    int error = db_run(c, s);
+    char pragma[64];
+    int error = fk_check(c);
     if (error < 0)
         return error;
-    s = stmt(c, S_REPO_BLOB_INSERT);
-    sqlite3_bind_int64(s, 1, repo_id);
-    db_bind_text(s, 2, digest);
-    return db_run(c, s);
+    snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v);
+    return sq_exec(c, pragma);
 }
 
 /*
- * Inside a write transaction: reserves the quota for a blob about to be
- * linked into the project, so that what the check saw is what the commit
- * writes (two pushes checked side by side cannot both take the last bytes).
- * Nothing is charged for a blob the project holds already. 0, WH_EDENIED
- * (Harbor's message) or WH_ERROR.
+ * Foreign keys are off while migrations run (SQLite ignores the pragma
+ * inside a transaction): a migration that rebuilds a table drops the old
+ * one, and with foreign keys on that DROP would delete or refuse the rows
+ * that refer to it. The references are checked before each commit instead
+ * (sq_schema_version_set). One process opens a database file at a time, so
+ * there is nothing to lock.
  */
-static int quota_reserve(wh_db *db, int64_t project_id, const char *digest, uint64_t size)
+static int sq_migrate_lock(struct db_dconn *c, bool enter)
 {
-    bool have = false;
-    char msg[512];
-    int error = wh_db_project_has_blob(db, project_id, digest, &have);
-    if (error < 0 || have)
-        return error;
-    return wh_db_project_quota_check(db, project_id, size, msg, sizeof(msg));
+    return sq_exec(c, enter ? "PRAGMA foreign_keys=OFF" : "PRAGMA foreign_keys=ON");
 }
 
-int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char *digest,
-                    uint64_t size)
-{
-    CONN_OR_FAIL(c, db);
-    int64_t now = wh_now_ms(), repo_id = 0;
-    int error;
-    if ((error = db_tx_begin(c)) < 0)
-        return error;
-    if ((error = quota_reserve(db, project_id, digest, size)) == 0 &&
-        (error = repo_ensure(c, project_id, repo, now, &repo_id)) == 0)
-        error = blob_record(c, repo_id, digest, size, now);
-    return db_tx_end(c, error);
-}
-
-int wh_db_blob_get(wh_db *db, const char *repo, const char *digest, uint64_t *size_out)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_BLOB_GET);
-    db_bind_text(s, 1, repo);
-    db_bind_text(s, 2, digest);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        *size_out = (uint64_t)sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_DONE)
-        error = wh_error_set(WH_ENOTFOUND, "blob unknown to repository");
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-/* Runs a DELETE/UPDATE keyed by (repo, key); WH_ENOTFOUND when nothing changed. */
-static int change_one(wh_db *db, enum stmt_id id, const char *repo, const char *key,
-                      const char *what)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, id);
-    db_bind_text(s, 1, repo);
-    db_bind_text(s, 2, key);
-    int error = db_run(c, s);
-    if (error == 0 && sqlite3_changes(c->h) == 0)
-        error = wh_error_set(WH_ENOTFOUND, "%s unknown to repository", what);
-    return error;
-}
-
-/*
- * Inside a transaction: the first manifest of `repo` that `sql` finds for
- * `digest`, with one of its tags (or "" when it has none). 0 when there is
- * one, WH_ENOTFOUND when not, WH_ERROR.
- */
-static int first_user(struct conn *c, const char *sql, const char *repo, const char *digest,
-                      char *digest_out, char *tag_out)
-{
-    sqlite3_stmt *s = db_stmt(c, sql);
-    db_bind_text(s, 1, repo);
-    db_bind_text(s, 2, digest);
-    int error = db_one_row(c, s, "referencing manifest");
-    if (error < 0)
-        return error;
-    db_copy_col(digest_out, WH_DIGEST_STR_MAX, s, 0);
-    db_copy_col(tag_out, WH_NAME_MAX, s, 1);
-    db_done(s);
-    return 0;
-}
-
-/* " (tagged t)" or " (untagged)", in `buf`. */
-static const char *tagged(char *buf, size_t cap, const char *tag)
-{
-    if (*tag)
-        snprintf(buf, cap, " (tagged %s)", tag);
-    else
-        snprintf(buf, cap, " (untagged)");
-    return buf;
-}
-
-#define ONE_TAG "(SELECT t.name FROM tag t WHERE t.artifact_id = a.id ORDER BY t.name LIMIT 1)"
-
-
-/* Runs the delete `id` bound to (repo, digest): WH_ENOTFOUND (`missing`) when it
- * deleted nothing. */
-static int delete_one(struct conn *c, enum stmt_id id, const char *repo, const char *digest,
-                      const char *missing)
-{
-    sqlite3_stmt *s = stmt(c, id);
-    db_bind_text(s, 1, repo);
-    db_bind_text(s, 2, digest);
-    int error = db_run(c, s);
-    if (error == 0 && sqlite3_changes(c->h) == 0)
-        error = wh_error_set(WH_ENOTFOUND, "%s", missing);
-    return error;
-}
-
-static int blob_unlink_tx(struct conn *c, const char *repo, const char *digest)
-{
-    /* the blob is a manifest of the repository, or a manifest's config or layer */
-    static const char users[] =
-        "SELECT a.digest, " ONE_TAG " FROM repository r JOIN artifact a ON a.repo_id = r.id"
-        " WHERE r.name = ?1 AND a.digest = ?2"
-        " UNION ALL SELECT a.digest, " ONE_TAG " FROM repository r"
-        " JOIN artifact a ON a.repo_id = r.id JOIN artifact_blob ab ON ab.artifact_id = a.id"
-        " WHERE r.name = ?1 AND ab.digest = ?2 LIMIT 1";
-    char by[WH_DIGEST_STR_MAX], tag[WH_NAME_MAX], tb[WH_NAME_MAX + 16];
-    int error = first_user(c, users, repo, digest, by, tag);
-    if (error == 0 && strcmp(by, digest) == 0)
-        return wh_error_set(WH_ECONFLICT,
-                            "%s is a manifest of this repository%s: delete it as a manifest",
-                            digest, tagged(tb, sizeof(tb), tag));
-    if (error == 0)
-        return wh_error_set(WH_ECONFLICT,
-                            "blob %s is referenced by manifest %s%s of this repository: delete "
-                            "the manifest first",
-                            digest, by, tagged(tb, sizeof(tb), tag));
-    if (error != WH_ENOTFOUND)
-        return error;
-    return delete_one(c, S_BLOB_UNLINK, repo, digest, "blob unknown to repository");
-}
-
-int wh_db_blob_unlink(wh_db *db, const char *repo, const char *digest)
-{
-    CONN_OR_FAIL(c, db);
-    int error;
-    if ((error = db_tx_begin(c)) < 0)
-        return error;
-    return db_tx_end(c, blob_unlink_tx(c, repo, digest));
-}
-
-/* ---- manifests ---- */
-
-static int has_row(struct conn *c, enum stmt_id id, int64_t repo_id, const char *digest,
-                   bool *out)
-{
-    sqlite3_stmt *s = stmt(c, id);
-    sqlite3_bind_int64(s, 1, repo_id);
-    db_bind_text(s, 2, digest);
-    return db_exists(c, s, out);
-}
-
-/* Links the artifact to each digest (?1 artifact, ?2 digest, ?3 its repository). */
-static int link_each(struct conn *c, enum stmt_id id, int64_t artifact_id, int64_t repo_id,
-                     const char **digests, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_stmt *s = stmt(c, id);
-        sqlite3_bind_int64(s, 1, artifact_id);
-        db_bind_text(s, 2, digests[i]);
-        if (sqlite3_bind_parameter_count(s) >= 3)
-            sqlite3_bind_int64(s, 3, repo_id);
-        int error = db_run(c, s);
-        if (error < 0)
-            return error;
-    }
-    return 0;
-}
-
-static int manifest_put_tx(wh_db *db, struct conn *c, const struct wh_artifact_in *a)
-{
-    int64_t now = wh_now_ms(), repo_id = 0, artifact_id = 0;
-    bool ok;
-    int error;
-
-    if ((error = repo_ensure(c, a->project_id, a->repo, now, &repo_id)) < 0)
-        return error;
-    for (size_t i = 0; i < a->nblobs; i++) {
-        if ((error = has_row(c, S_REPO_BLOB_HAS, repo_id, a->blobs[i], &ok)) < 0)
-            return error;
-        if (!ok)
-            return wh_error_set(WH_ENOTFOUND, "blob %s", a->blobs[i]);
-    }
-    for (size_t i = 0; i < a->nchildren; i++) {
-        if ((error = has_row(c, S_ARTIFACT_HAS, repo_id, a->children[i], &ok)) < 0)
-            return error;
-        if (!ok)
-            return wh_error_set(WH_ENOTFOUND, "manifest %s", a->children[i]);
-    }
-    /* The manifest bytes are a blob of the repository too, and count towards the quota. */
-    if ((error = quota_reserve(db, a->project_id, a->digest, a->size)) < 0 ||
-        (error = blob_record(c, repo_id, a->digest, a->size, now)) < 0)
-        return error;
-
-    sqlite3_stmt *s = stmt(c, S_ARTIFACT_REPUSH);
-    sqlite3_bind_int64(s, 1, repo_id);
-    db_bind_text(s, 2, a->digest);
-    sqlite3_bind_int64(s, 3, now);
-    if ((error = step_id(c, s, &artifact_id)) < 0)
-        return error;
-    if (artifact_id == 0) {
-        s = stmt(c, S_ARTIFACT_INSERT);
-        sqlite3_bind_int64(s, 1, repo_id);
-        db_bind_text(s, 2, a->digest);
-        db_bind_text(s, 3, a->media_type);
-        db_bind_text(s, 4, a->artifact_type);
-        sqlite3_bind_int64(s, 5, (sqlite3_int64)a->size);
-        db_bind_text(s, 6, a->subject);
-        db_bind_text(s, 7, a->annotations);
-        sqlite3_bind_int64(s, 8, now);
-        if ((error = step_id(c, s, &artifact_id)) < 0)
-            return error;
-        if (artifact_id == 0)
-            return wh_error_set(WH_ERROR, "artifact %s was not recorded", a->digest);
-    }
-    if ((error = link_each(c, S_ARTIFACT_BLOB_INSERT, artifact_id, repo_id, a->blobs,
-                            a->nblobs)) < 0)
-        return error;
-    if ((error = link_each(c, S_ARTIFACT_CHILD_INSERT, artifact_id, repo_id, a->children,
-                            a->nchildren)) <
-        0)
-        return error;
-    if (a->tag) {
-        /* Moved when it exists (keeping its id), else created. */
-        for (int i = 0; i < 2; i++) {
-            s = stmt(c, i == 0 ? S_TAG_MOVE : S_TAG_INSERT);
-            sqlite3_bind_int64(s, 1, repo_id);
-            db_bind_text(s, 2, a->tag);
-            sqlite3_bind_int64(s, 3, artifact_id);
-            sqlite3_bind_int64(s, 4, now);
-            if ((error = db_run(c, s)) < 0)
-                return error;
-            if (db_changes(c) > 0)
-                break;
-        }
-    }
-    return db_scan_autoqueue(c, artifact_id, a, now);
-}
-
-int wh_db_manifest_put(wh_db *db, const struct wh_artifact_in *a)
-{
-    CONN_OR_FAIL(c, db);
-    int error;
-    if ((error = db_tx_begin(c)) < 0)
-        return error;
-    return db_tx_end(c, manifest_put_tx(db, c, a));
-}
-
-int wh_db_manifest_get(wh_db *db, const char *repo, const char *ref, bool is_digest,
-                       struct wh_manifest_ref *out)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, is_digest ? S_MANIFEST_BY_DIGEST : S_MANIFEST_BY_TAG);
-    db_bind_text(s, 1, repo);
-    db_bind_text(s, 2, ref);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW) {
-        out->artifact_id = sqlite3_column_int64(s, 0);
-        out->repo_id = sqlite3_column_int64(s, 1);
-        db_copy_col(out->digest, sizeof(out->digest), s, 2);
-        db_copy_col(out->media_type, sizeof(out->media_type), s, 3);
-        out->size = (uint64_t)sqlite3_column_int64(s, 4);
-    } else if (rc == SQLITE_DONE) {
-        error = wh_error_set(WH_ENOTFOUND, "manifest unknown");
-    } else {
-        error = db_fail(c);
-    }
-    db_done(s);
-    return error;
-}
-
-static int manifest_delete_tx(struct conn *c, const char *repo, const char *digest)
-{
-    static const char parents[] =
-        "SELECT a.digest, " ONE_TAG " FROM repository r JOIN artifact a ON a.repo_id = r.id"
-        " JOIN artifact_child ch ON ch.artifact_id = a.id"
-        " WHERE r.name = ?1 AND ch.child_digest = ?2 LIMIT 1";
-    char by[WH_DIGEST_STR_MAX], tag[WH_NAME_MAX], tb[WH_NAME_MAX + 16];
-    int error = first_user(c, parents, repo, digest, by, tag);
-    if (error == 0)
-        return wh_error_set(WH_ECONFLICT,
-                            "manifest %s is listed by index %s%s of this repository: delete the "
-                            "index first",
-                            digest, by, tagged(tb, sizeof(tb), tag));
-    if (error != WH_ENOTFOUND)
-        return error;
-    return delete_one(c, S_ARTIFACT_DELETE, repo, digest, "manifest unknown to repository");
-}
-
-int wh_db_manifest_delete(wh_db *db, const char *repo, const char *digest)
-{
-    CONN_OR_FAIL(c, db);
-    int error;
-    if ((error = db_tx_begin(c)) < 0)
-        return error;
-    return db_tx_end(c, manifest_delete_tx(c, repo, digest));
-}
-
-int wh_db_tag_delete(wh_db *db, const char *repo, const char *tag)
-{
-    return change_one(db, S_TAG_DELETE, repo, tag, "tag");
-}
-
-int wh_db_tag_list(wh_db *db, const char *repo, const char *last, int64_t n,
-                   int (*fn)(const char *tag, void *payload), void *payload, bool *more_out)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_TAG_LIST);
-    db_bind_text(s, 1, repo);
-    return list_page(c, s, 2, last, n, fn, payload, more_out);
-}
-
-int wh_db_referrers(wh_db *db, const char *repo, const char *subject, const char *artifact_type,
-                    int (*fn)(const struct wh_referrer *r, void *payload), void *payload)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, artifact_type ? S_REFERRERS_TYPE : S_REFERRERS);
-    db_bind_text(s, 1, repo);
-    db_bind_text(s, 2, subject);
-    if (artifact_type)
-        db_bind_text(s, 3, artifact_type);
-    int rc, error = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct wh_referrer r = {
-            .digest = (const char *)sqlite3_column_text(s, 0),
-            .media_type = (const char *)sqlite3_column_text(s, 1),
-            .artifact_type = (const char *)sqlite3_column_text(s, 2),
-            .annotations = (const char *)sqlite3_column_text(s, 3),
-            .size = (uint64_t)sqlite3_column_int64(s, 4),
-        };
-        if (fn(&r, payload) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int wh_db_pulls_record(wh_db *db, const int64_t *artifact_ids, const int64_t *counts, size_t n,
-                       int64_t when_ms)
-{
-    CONN_OR_FAIL(c, db);
-    int error;
-    if ((error = db_tx_begin(c)) < 0)
-        return error;
-    for (size_t i = 0; i < n && error == 0; i++) {
-        sqlite3_stmt *s = stmt(c, S_PULL_ARTIFACT);
-        sqlite3_bind_int64(s, 1, artifact_ids[i]);
-        sqlite3_bind_int64(s, 2, when_ms);
-        int rc = sqlite3_step(s);
-        int64_t repo_id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            error = db_fail(c);
-        db_done(s);
-        if (error < 0 || repo_id == 0)
-            continue; /* the artifact was deleted meanwhile */
-        s = stmt(c, S_PULL_REPO);
-        sqlite3_bind_int64(s, 1, repo_id);
-        sqlite3_bind_int64(s, 2, counts[i]);
-        error = db_run(c, s);
-    }
-    return db_tx_end(c, error);
-}
-
-/* ---- upload sessions ---- */
-
-/* Sessions in one scope and the last activity of its most idle one (`now_ms` when empty). */
-static int upload_scope(struct conn *c, const char *sql, int64_t key, const char *text_key,
-                        int64_t now_ms, int64_t *n_out, int64_t *oldest_out)
-{
-    sqlite3_stmt *s = db_stmt(c, sql);
-    if (text_key)
-        db_bind_text(s, 1, text_key);
-    else if (sqlite3_bind_parameter_count(s) > 0)
-        sqlite3_bind_int64(s, 1, key);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW) {
-        *n_out = sqlite3_column_int64(s, 0);
-        *oldest_out = sqlite3_column_type(s, 1) == SQLITE_NULL ? now_ms
-                                                               : sqlite3_column_int64(s, 1);
-    } else {
-        error = db_fail(c);
-    }
-    db_done(s);
-    return error;
-}
-
-static int upload_create_tx(struct conn *c, const char *id, const char *repo, int64_t project_id,
-                            const char *owner, int64_t now_ms, const struct wh_upload_caps *caps,
-                            struct wh_upload_refusal *refused)
-{
-    static const char by_owner[] = "SELECT count(*), min(updated_ms) FROM upload WHERE owner = ?1";
-    static const char by_project[] =
-        "SELECT count(*), min(updated_ms) FROM upload WHERE project_id = ?1";
-    static const char all[] = "SELECT count(*), min(updated_ms) FROM upload";
-    const struct {
-        int64_t cap;
-        const char *sql;
-        int64_t key;
-        const char *text_key;
-        enum wh_upload_scope scope;
-    } checks[] = {
-        {owner && *owner ? caps->per_owner : 0, by_owner, 0, owner, WH_UPLOAD_OWNER},
-        {project_id ? caps->per_project : 0, by_project, project_id, NULL, WH_UPLOAD_PROJECT},
-        {caps->total, all, 0, NULL, WH_UPLOAD_SERVER},
-    };
-    int error;
-    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
-        int64_t n = 0, oldest = now_ms;
-        if (checks[i].cap <= 0)
-            continue;
-        error = upload_scope(c, checks[i].sql, checks[i].key, checks[i].text_key, now_ms, &n,
-                             &oldest);
-        if (error < 0)
-            return error;
-        if (n >= checks[i].cap) {
-            refused->scope = checks[i].scope;
-            refused->limit = checks[i].cap;
-            refused->oldest_ms = oldest;
-            return wh_error_set(WH_EBUSY, "too many open upload sessions");
-        }
-    }
-    sqlite3_stmt *s = stmt(c, S_UPLOAD_INSERT);
-    db_bind_text(s, 1, id);
-    db_bind_text(s, 2, repo);
-    sqlite3_bind_int64(s, 3, now_ms);
-    sqlite3_bind_int64(s, 4, project_id);
-    db_bind_text(s, 5, owner ? owner : "");
-    return db_run(c, s);
-}
-
-int wh_db_upload_create(wh_db *db, const char *id, const char *repo, int64_t project_id,
-                        const char *owner, int64_t now_ms, const struct wh_upload_caps *caps,
-                        struct wh_upload_refusal *refused)
-{
-    CONN_OR_FAIL(c, db);
-    int error;
-    if ((error = db_tx_begin(c)) < 0)
-        return error;
-    return db_tx_end(c, upload_create_tx(c, id, repo, project_id, owner, now_ms, caps, refused));
-}
-
-int wh_db_upload_get(wh_db *db, const char *id, char *repo_out)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_UPLOAD_GET);
-    db_bind_text(s, 1, id);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        db_copy_col(repo_out, WH_NAME_MAX, s, 0);
-    else if (rc == SQLITE_DONE)
-        error = wh_error_set(WH_ENOTFOUND, "upload unknown");
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int wh_db_upload_touch(wh_db *db, const char *id, int64_t now_ms)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_UPLOAD_TOUCH);
-    db_bind_text(s, 1, id);
-    sqlite3_bind_int64(s, 2, now_ms);
-    return db_run(c, s);
-}
-
-int wh_db_upload_delete(wh_db *db, const char *id)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_UPLOAD_DELETE);
-    db_bind_text(s, 1, id);
-    return db_run(c, s);
-}
-
-int wh_db_upload_count(wh_db *db, int64_t *out)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_UPLOAD_COUNT);
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int wh_db_upload_expired(wh_db *db, int64_t idle_before_ms, int64_t started_before_ms,
-                         int (*fn)(const char *id, void *payload), void *payload)
-{
-    CONN_OR_FAIL(c, db);
-    sqlite3_stmt *s = stmt(c, S_UPLOAD_EXPIRED);
-    sqlite3_bind_int64(s, 1, idle_before_ms);
-    sqlite3_bind_int64(s, 2, started_before_ms);
-    /* Collect first: the callback deletes rows, which must not run under our cursor. */
-    char *ids[1000];
-    size_t n = 0;
-    int rc = SQLITE_DONE, error = 0;
-    while (n < 1000 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-        ids[n++] = wh_strdup((const char *)sqlite3_column_text(s, 0));
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    bool stop = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!stop && fn(ids[i], payload) != 0)
-            stop = true;
-        free(ids[i]);
-    }
-    return error;
-}
-
-int db_changes(struct conn *c)
-{
-    return sqlite3_changes(c->h);
-}
-
-int64_t db_last_id(struct conn *c)
-{
-    return sqlite3_last_insert_rowid(c->h);
-}
-
-int db_one_row(struct conn *c, sqlite3_stmt *s, const char *what)
-{
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        return 0;
-    int error = rc == SQLITE_DONE ? wh_error_set(WH_ENOTFOUND, "%s not found", what) : db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int db_insert(struct conn *c, sqlite3_stmt *s, const char *what, int64_t *id_out)
-{
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        error = db_constraint(c, what);
-    else if (id_out)
-        *id_out = sqlite3_last_insert_rowid(c->h);
-    db_done(s);
-    return error;
-}
-
-int db_change(struct conn *c, sqlite3_stmt *s, const char *what)
-{
-    int error = db_run(c, s);
-    if (error == 0 && sqlite3_changes(c->h) == 0)
-        error = wh_error_set(WH_ENOTFOUND, "%s not found", what);
-    return error;
-}
-
-int db_count(struct conn *c, sqlite3_stmt *s, int64_t *out)
-{
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int db_rows(struct conn *c, sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *payload),
-            void *payload)
-{
-    int rc, error = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        if (row(s, payload) != 0)
-            break;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
-
-int db_exists(struct conn *c, sqlite3_stmt *s, bool *out)
-{
-    int rc = sqlite3_step(s);
-    int error = 0;
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        *out = rc == SQLITE_ROW;
-    else
-        error = db_fail(c);
-    db_done(s);
-    return error;
-}
+const struct db_driver db_sqlite_driver = {
+    .version = DB_DRIVER_VERSION,
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .exec = sq_exec,
+    .prepare = sq_prepare,
+    .finalize = sq_finalize,
+    .reset = sq_reset,
+    .busy = sq_busy,
+    .bind_i64 = sq_bind_i64,
+    .bind_double = sq_bind_double,
+    .bind_text = sq_bind_text,
+    .bind_blob = sq_bind_blob,
+    .bind_null = sq_bind_null,
+    .step = sq_step,
+    .col_i64 = sq_col_i64,
+    .col_double = sq_col_double,
+    .col_text = sq_col_text,
+    .col_bytes = sq_col_bytes,
+    .col_blob = sq_col_blob,
+    .col_is_null = sq_col_is_null,
+    .changes = sq_changes,
+    .in_tx = sq_in_tx,
+    .begin_write = sq_begin_write,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .rollback_to = sq_rollback_to,
+    .data_version = sq_data_version,
+    .schema_version_get = sq_schema_version_get,
+    .schema_version_set = sq_schema_version_set,
+    .migrations = migrations,
+    .nmigrations = (int)(sizeof(migrations) / sizeof(migrations[0])),
+    .migrate_lock = sq_migrate_lock,
+};

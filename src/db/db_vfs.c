@@ -9,6 +9,8 @@
  */
 #include "db/db_int.h"
 
+#include <sqlite3.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>

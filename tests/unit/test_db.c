@@ -21,6 +21,8 @@
 
 #include "db/db_int.h"
 
+#include <sqlite3.h>
+
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define MT_INDEX "application/vnd.oci.image.index.v1+json"
 

@@ -20,6 +20,8 @@
 
 #include "db/db_int.h"
 
+#include <sqlite3.h>
+
 #define IMAGE_MT "application/vnd.oci.image.manifest.v1+json"
 #define IMAGE_CFG "application/vnd.oci.image.config.v1+json"
 #define LAYER "sha256:1111111111111111111111111111111111111111111111111111111111111111"

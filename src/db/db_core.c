@@ -1,0 +1,571 @@
+/*
+ * db_core.c: the part of db.h that is the same on every backend.
+ *
+ * One connection per thread, opened through the driver (db_driver.h) on
+ * first use and kept in thread-local storage; each connection prepares its
+ * statements once and keeps them in two caches: by the address of a static
+ * SQL string (db_stmt) and by the text of an assembled one (db_stmt_text).
+ * Writers begin with the driver's begin_write, which takes the database's
+ * one write lock, so two writers queue instead of failing on an upgrade;
+ * inside wh_db_batch each call's own transaction is a savepoint. Migrations
+ * are the driver's numbered scripts, applied at open.
+ */
+#include "db/db_int.h"
+
+#include "common/metrics.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADHOC_SLOTS 512 /* statements of the entity files, cached by SQL pointer */
+#define BUILT_SLOTS 128 /* statements assembled per filter combination, cached by text */
+#define BUILT_PROBE 8   /* slots tried before one is reused */
+
+struct conn {
+    struct db_dconn *h;
+    const struct db_driver *d;
+    int err; /* the code of the last failed step, until db_fail/db_constraint reads it */
+    struct {
+        const char *sql;
+        db_stmt s;
+    } adhoc[ADHOC_SLOTS];
+    struct {
+        char *sql; /* owned copy of the text */
+        uint64_t hash;
+        db_stmt s;
+    } built[BUILT_SLOTS];
+    int batch;         /* inside wh_db_batch: transactions are savepoints of its one */
+    bool scan_queued;  /* the open transaction queued a scan job (db_note_scan_queued) */
+    struct wh_db *db;  /* the handle it belongs to */
+    struct conn *next; /* all connections of the db, for close */
+};
+
+struct wh_db {
+    const struct db_driver *d;
+    char *target;    /* what the driver opens: a path, a connection string */
+    uint32_t serial; /* this handle among those the process opened (wh_db_data_version) */
+    pthread_key_t key;
+    pthread_mutex_t lock; /* guards `conns` */
+    struct conn *conns;
+    void (*on_scan_queued)(void *payload); /* wh_db_on_scan_queued */
+    void *on_scan_queued_payload;
+};
+
+/* ---- connections and statements ---- */
+
+static void conn_close(struct conn *c)
+{
+    for (int i = 0; i < ADHOC_SLOTS; i++)
+        c->d->finalize(c->adhoc[i].s.h);
+    for (int i = 0; i < BUILT_SLOTS; i++) {
+        c->d->finalize(c->built[i].s.h);
+        free(c->built[i].sql);
+    }
+    c->d->close(c->h);
+    free(c);
+}
+
+static int conn_open(struct conn **out, wh_db *db)
+{
+    struct conn *c = wh_calloc(1, sizeof(*c));
+    c->d = db->d;
+    c->db = db;
+    int error = c->d->open(&c->h, db->target);
+    if (error < 0) {
+        free(c);
+        return error;
+    }
+    *out = c;
+    return 0;
+}
+
+struct conn *db_conn(wh_db *db)
+{
+    struct conn *c = pthread_getspecific(db->key);
+    if (c)
+        return c;
+    if (conn_open(&c, db) < 0)
+        return NULL;
+    pthread_setspecific(db->key, c);
+    pthread_mutex_lock(&db->lock);
+    c->next = db->conns;
+    db->conns = c;
+    pthread_mutex_unlock(&db->lock);
+    return c;
+}
+
+/* Prepares `sql` into `s`; SQL of ours that does not compile is a bug. */
+static void prepare(struct conn *c, db_stmt *s, const char *sql)
+{
+    if (c->d->prepare(&s->h, c->h, sql) < 0) {
+        wh_log_error("%s prepare failed: %s (%s)", c->d->name, wh_error_msg(), sql);
+        abort();
+    }
+    s->d = c->d;
+    s->c = c;
+}
+
+db_stmt *db_stmt_get(struct conn *c, const char *sql)
+{
+    size_t h = ((uintptr_t)sql >> 4) % ADHOC_SLOTS;
+    for (size_t i = 0; i < ADHOC_SLOTS; i++) {
+        size_t k = (h + i) % ADHOC_SLOTS;
+        if (c->adhoc[k].sql == sql)
+            return &c->adhoc[k].s;
+        if (!c->adhoc[k].sql) {
+            prepare(c, &c->adhoc[k].s, sql);
+            c->adhoc[k].sql = sql;
+            return &c->adhoc[k].s;
+        }
+    }
+    abort(); /* more distinct statements than slots: raise ADHOC_SLOTS */
+}
+
+static uint64_t text_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+db_stmt *db_stmt_text(struct conn *c, const char *sql)
+{
+    uint64_t h = text_hash(sql);
+    size_t home = (size_t)(h % BUILT_SLOTS), victim = BUILT_SLOTS;
+    for (size_t i = 0; i < BUILT_PROBE; i++) {
+        size_t k = (home + i) % BUILT_SLOTS;
+        if (!c->built[k].sql) {
+            victim = k;
+            break;
+        }
+        if (c->built[k].hash == h && strcmp(c->built[k].sql, sql) == 0)
+            return &c->built[k].s;
+        /* A statement still stepping (a caller's row loop) is never replaced. */
+        if (victim == BUILT_SLOTS && !c->d->busy(c->built[k].s.h))
+            victim = k;
+    }
+    if (victim == BUILT_SLOTS)
+        abort(); /* BUILT_PROBE statements stepping at once: our bug */
+    db_stmt s = {0};
+    prepare(c, &s, sql);
+    c->d->finalize(c->built[victim].s.h);
+    free(c->built[victim].sql);
+    c->built[victim].sql = wh_strdup(sql);
+    c->built[victim].hash = h;
+    c->built[victim].s = s;
+    return &c->built[victim].s;
+}
+
+void db_sql_add(struct db_sql *q, const char *fragment)
+{
+    size_t n = strlen(fragment);
+    if (n >= sizeof(q->text) - q->len) {
+        wh_log_error("assembled statement longer than %zu bytes", sizeof(q->text));
+        abort(); /* fragments are ours: raise DB_SQL_MAX */
+    }
+    memcpy(q->text + q->len, fragment, n + 1);
+    q->len += n;
+}
+
+int db_step(db_stmt *s)
+{
+    int rc = s->d->step(s->h);
+    s->c->err = rc < 0 ? rc : 0;
+    return rc;
+}
+
+void db_done(db_stmt *s)
+{
+    s->d->reset(s->h);
+}
+
+int db_fail(struct conn *c)
+{
+    int err = c->err;
+    c->err = 0;
+    wh_metric_add(WH_METRIC_DB_WRITE_FAILED, 1);
+    if (err == 0) /* no step failed: a statement that had to return a row returned none */
+        return wh_error_set(WH_ERROR, "%s: statement returned no row", c->d->name);
+    /* the driver's message stays; a full disk is an answer of its own (507 on /v2/) */
+    return err == WH_ENOSPC ? WH_ENOSPC : WH_ERROR;
+}
+
+int db_constraint(struct conn *c, const char *what)
+{
+    switch (c->err) {
+    case WH_EEXISTS:
+        c->err = 0;
+        return wh_error_set(WH_EEXISTS, "%s already exists", what);
+    case WH_ENOTFOUND:
+        c->err = 0;
+        return wh_error_set(WH_ENOTFOUND, "%s: a row it refers to does not exist", what);
+    default:
+        return db_fail(c); /* any other failure is the server's, not the caller's */
+    }
+}
+
+void db_copy_col(char *dst, size_t cap, db_stmt *s, int col)
+{
+    const char *t = db_col_text(s, col);
+    snprintf(dst, cap, "%s", t ? t : "");
+}
+
+char *db_dup_col(db_stmt *s, int col)
+{
+    const char *t = db_col_text(s, col);
+    return wh_strdup(t ? t : "");
+}
+
+int db_run(struct conn *c, db_stmt *s)
+{
+    int rc = db_step(s);
+    int error = rc >= 0 ? 0 : db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int db_changes(struct conn *c)
+{
+    return (int)c->d->changes(c->h);
+}
+
+int db_one_row(struct conn *c, db_stmt *s, const char *what)
+{
+    int rc = db_step(s);
+    if (rc == DB_ROW)
+        return 0;
+    int error = rc == DB_DONE ? wh_error_set(WH_ENOTFOUND, "%s not found", what) : db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int db_insert(struct conn *c, db_stmt *s, const char *what, int64_t *id_out)
+{
+    int rc = db_step(s);
+    int error = 0;
+    if (rc < 0)
+        error = db_constraint(c, what);
+    else if (id_out)
+        *id_out = rc == DB_ROW ? db_col_i64(s, 0) : 0;
+    db_done(s);
+    return error;
+}
+
+int db_step_id(struct conn *c, db_stmt *s, int64_t *id_out)
+{
+    int rc = db_step(s);
+    int error = 0;
+    *id_out = 0;
+    if (rc == DB_ROW)
+        *id_out = db_col_i64(s, 0);
+    else if (rc < 0)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int db_change(struct conn *c, db_stmt *s, const char *what)
+{
+    int error = db_run(c, s);
+    if (error == 0 && db_changes(c) == 0)
+        error = wh_error_set(WH_ENOTFOUND, "%s not found", what);
+    return error;
+}
+
+int db_count(struct conn *c, db_stmt *s, int64_t *out)
+{
+    int rc = db_step(s);
+    int error = 0;
+    if (rc == DB_ROW)
+        *out = db_col_i64(s, 0);
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int db_rows(struct conn *c, db_stmt *s, int (*row)(db_stmt *s, void *payload), void *payload)
+{
+    int rc, error = 0;
+    while ((rc = db_step(s)) == DB_ROW)
+        if (row(s, payload) != 0)
+            break;
+    if (rc < 0)
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int db_exists(struct conn *c, db_stmt *s, bool *out)
+{
+    int rc = db_step(s);
+    int error = 0;
+    if (rc >= 0)
+        *out = rc == DB_ROW;
+    else
+        error = db_fail(c);
+    db_done(s);
+    return error;
+}
+
+/* ---- transactions ---- */
+
+/* A driver's transaction call, with the failure counted as a step's. */
+static int tx_call(struct conn *c, int (*fn)(struct db_dconn *h))
+{
+    int error = fn(c->h);
+    if (error < 0) {
+        c->err = error;
+        error = db_fail(c);
+    }
+    return error;
+}
+
+int db_tx_begin(struct conn *c)
+{
+    return tx_call(c, c->batch ? c->d->savepoint : c->d->begin_write);
+}
+
+void db_note_scan_queued(struct conn *c)
+{
+    if (!c->db->on_scan_queued)
+        return;
+    if (!c->d->in_tx(c->h))
+        c->db->on_scan_queued(c->db->on_scan_queued_payload); /* already committed */
+    else
+        c->scan_queued = true; /* told by db_tx_end once committed */
+}
+
+void wh_db_on_scan_queued(wh_db *db, void (*fn)(void *payload), void *payload)
+{
+    db->on_scan_queued = fn;
+    db->on_scan_queued_payload = payload;
+}
+
+int db_tx_end(struct conn *c, int error)
+{
+    if (error < 0) {
+        if (c->batch) {
+            tx_call(c, c->d->rollback_to);
+            tx_call(c, c->d->release);
+        } else {
+            c->scan_queued = false;
+            if (c->d->in_tx(c->h)) /* the database may have rolled back already */
+                tx_call(c, c->d->rollback);
+        }
+        return error;
+    }
+    if (c->batch)
+        return tx_call(c, c->d->release);
+    error = tx_call(c, c->d->commit);
+    if (error == 0 && c->scan_queued && c->db->on_scan_queued)
+        c->db->on_scan_queued(c->db->on_scan_queued_payload);
+    c->scan_queued = false;
+    /*
+     * A COMMIT that fails (a full disk) may leave the transaction open; this
+     * connection would then hold the write lock and every later begin on it
+     * would fail. Roll back what is left.
+     */
+    if (error < 0 && c->d->in_tx(c->h)) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+        tx_call(c, c->d->rollback);
+        wh_error_set(error, "%s", msg);
+    }
+    return error;
+}
+
+uint64_t wh_db_data_version(wh_db *db)
+{
+    struct conn *c = db_conn(db);
+    uint64_t v = c ? c->d->data_version(c->h) : 0;
+    if (v == 0)
+        return 0;
+    /* the handle's serial too: two databases (or one reopened) never share a value */
+    uint64_t r = ((uint64_t)db->serial << 32) + v;
+    return r ? r : 1;
+}
+
+int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
+{
+    CONN_OR_FAIL(c, db);
+    if (c->batch)
+        return fn(db, payload); /* already in one */
+    int error;
+    if ((error = db_tx_begin(c)) < 0)
+        return error;
+    c->batch = 1;
+    error = fn(db, payload);
+    c->batch = 0;
+    return db_tx_end(c, error);
+}
+
+/* ---- open / close ---- */
+
+static void thread_conn_free(void *p)
+{
+    (void)p; /* connections are closed by wh_db_close, which owns the list */
+}
+
+/*
+ * Applies the driver's migrations after the database's schema version, up
+ * to `upto` (-1: all), each in one write transaction, under the driver's
+ * migration lock when it has one (nodes starting together).
+ */
+static int migrate(struct conn *c, int upto)
+{
+    const struct db_driver *d = c->d;
+    int version = 0, error;
+    if (d->migrate_lock && (error = d->migrate_lock(c->h, true)) < 0)
+        return error;
+    if ((error = d->schema_version_get(c->h, &version)) < 0)
+        goto out;
+    int n = d->nmigrations;
+    if (upto >= 0 && upto < n)
+        n = upto;
+    for (int v = version; v < n && error == 0; v++) {
+        if ((error = d->begin_write(c->h)) < 0)
+            break;
+        if ((error = d->exec(c->h, d->migrations[v])) < 0 ||
+            (error = d->schema_version_set(c->h, v + 1)) < 0) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+            d->rollback(c->h);
+            wh_error_set(error, "migration %d: %s", v + 1, msg);
+            break;
+        }
+        if ((error = d->commit(c->h)) < 0)
+            break;
+        wh_log_info("database migrated to schema version %d", v + 1);
+    }
+out:
+    if (d->migrate_lock) {
+        int unlock = d->migrate_lock(c->h, false);
+        if (error == 0)
+            error = unlock;
+    }
+    return error;
+}
+
+static const struct db_driver *const drivers[] = {
+    &db_sqlite_driver,
+#ifdef WH_HAVE_PG
+    &db_pg_driver,
+#endif
+};
+
+static int open_with(wh_db **out, const struct db_driver *d, const char *target, int version)
+{
+    static _Atomic uint32_t serials;
+    if (d->version != DB_DRIVER_VERSION)
+        return wh_error_set(WH_ERROR, "database driver %s: table version %d, not %d", d->name,
+                            d->version, DB_DRIVER_VERSION);
+    wh_db *db = wh_calloc(1, sizeof(*db));
+    db->d = d;
+    db->serial = ++serials;
+    db->target = wh_strdup(target);
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_key_create(&db->key, thread_conn_free);
+    struct conn *c = db_conn(db);
+    if (!c || migrate(c, version) < 0) {
+        int rc = wh_error_set(WH_ERROR, "database %s: %s", d->name, wh_error_msg());
+        wh_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+int db_open_at(wh_db **out, const char *path, int version)
+{
+    return open_with(out, &db_sqlite_driver, path, version);
+}
+
+int wh_db_open(wh_db **out, const char *path)
+{
+    return open_with(out, &db_sqlite_driver, path, -1);
+}
+
+int wh_db_open_driver(wh_db **out, const char *driver, const char *target)
+{
+    for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+        if (strcmp(drivers[i]->name, driver) == 0)
+            return open_with(out, drivers[i], target, -1);
+    return wh_error_set(WH_EINVALID, "unknown database driver \"%s\"", driver);
+}
+
+int wh_db_schema_latest(void)
+{
+    return db_sqlite_driver.nmigrations;
+}
+
+void wh_db_close(wh_db *db)
+{
+    if (!db)
+        return;
+    while (db->conns) {
+        struct conn *c = db->conns;
+        db->conns = c->next;
+        conn_close(c);
+    }
+    pthread_key_delete(db->key);
+    pthread_mutex_destroy(&db->lock);
+    free(db->target);
+    free(db);
+}
+
+void wh_db_thread_done(wh_db *db)
+{
+    struct conn *c = pthread_getspecific(db->key);
+    if (!c)
+        return;
+    pthread_setspecific(db->key, NULL);
+    pthread_mutex_lock(&db->lock);
+    for (struct conn **pp = &db->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&db->lock);
+    conn_close(c);
+}
+
+/* ---- shared helpers ---- */
+
+char *db_name_set(const char *json_names)
+{
+    if (!json_names)
+        return NULL;
+    json_t *arr = json_loads(json_names, 0, NULL);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return NULL;
+    }
+    size_t len = 2, i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        const char *s = json_string_value(v);
+        if (s && *s && !strchr(s, '/'))
+            len += strlen(s) + 1;
+    }
+    char *out = wh_malloc(len), *p = out;
+    *p++ = '/';
+    json_array_foreach(arr, i, v) {
+        const char *s = json_string_value(v);
+        if (s && *s && !strchr(s, '/')) {
+            size_t n = strlen(s);
+            memcpy(p, s, n);
+            p += n;
+            *p++ = '/';
+        }
+    }
+    *p = '\0';
+    json_decref(arr);
+    return out;
+}
