@@ -52,6 +52,7 @@
  * Advisory keys are (class, hash of current_schema()), so two wharfs in two
  * schemas of one database (the tests) never wait on each other.
  */
+#include "db/db.h"
 #include "db/db_driver.h"
 #include "db/db_pg.h"
 
@@ -159,7 +160,7 @@ static uint64_t fnv(const char *s)
     return h;
 }
 
-void db_pg_pool_size_set(int n)
+void wh_db_pool_size_set(int n)
 {
     if (n > 0)
         atomic_store(&pool_size_default, n);
@@ -313,6 +314,8 @@ static int lease(struct db_dconn *c, struct pg_server **out)
     pthread_mutex_unlock(&pools_lock);
     if (error < 0)
         return error;
+    if (!s)
+        abort(); /* server_open succeeded without a connection: our bug */
     /* A connection the server dropped is made again, with no statement prepared. */
     if (PQstatus(s->h) != CONNECTION_OK) {
         PQreset(s->h);

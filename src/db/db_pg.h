@@ -9,7 +9,5 @@
 #define DB_PG_SCHEMA_VERSION 11 /* how many: db_pg_schema.c checks it */
 extern const char *const db_pg_migrations[];
 
-/* Server connections per pool from the next pool made on (db.pool_size, > 0). */
-void db_pg_pool_size_set(int n);
 
 #endif

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "db/db_int.h"
+#include "db_fixture.h"
 
 #include <sqlite3.h>
 
@@ -54,29 +55,9 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-/* Runs SQL on the file through a connection of its own (foreign keys off). */
-static void raw_exec(const char *path, const char *sql)
-{
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-    char *msg = NULL;
-    int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : "?");
-    sqlite3_close(h);
-}
-
-static int64_t raw_int(const char *path, const char *sql)
-{
-    sqlite3 *h = NULL;
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &s, NULL), SQLITE_OK);
-    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_finalize(s);
-    sqlite3_close(h);
-    return v;
-}
+/* Raw SQL beside the driver: SQLite's file or PostgreSQL's schema (db_fixture.h). */
+#define raw_exec test_db_exec
+#define raw_int test_db_int
 
 /* "sha256:" and 64 hex digits made from `n`. */
 static const char *digest(char *buf, unsigned n)
@@ -161,6 +142,7 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
 {
     struct fixture *f = *state;
     char d[4][72];
+    test_db_sqlite_only(); /* SQLite files of old schemas; PostgreSQL starts at 11 */
     assert_int_equal(db_open_at(&f->db, f->path, 2), 0);
     wh_db_close(f->db);
     f->db = NULL;
@@ -190,7 +172,7 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
              digest(d[0], 1), digest(d[1], 2), digest(d[2], 3), digest(d[3], 2));
     raw_exec(f->path, sql);
 
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     wh_db *db = f->db;
     assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 11); /* every migration since 2 */
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
@@ -282,7 +264,7 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
 static void test_db__ids_never_reused(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     wh_db *db = f->db;
     char d1[72], d2[72], d3[72];
     digest(d1, 1);
@@ -351,7 +333,7 @@ static void test_db__ids_never_reused(void **state)
 
     /* and across a restart (the sequences are in the file) */
     wh_db_close(db);
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     db = f->db;
     assert_int_equal(wh_db_project_delete(db, project(db, "three", false)), 0);
     assert_true(project(db, "four", false) > p2 + 1);
@@ -414,7 +396,8 @@ static void check_plan(sqlite3 *h, const char *sql, const char *const *no_scan, 
 static void test_db__list_plans(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    test_db_sqlite_only(); /* EXPLAIN QUERY PLAN */
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     sqlite3 *h = NULL;
     assert_int_equal(sqlite3_open_v2(f->path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     struct db_sql *q = malloc(sizeof(*q));
@@ -544,7 +527,7 @@ static int seen_artifact(const struct wh_artifact_info *a, void *payload)
 static void test_db__artifact_lists(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     wh_db *db = f->db;
     int64_t pid = project(db, "lists", false);
     char d[12][72];
@@ -650,7 +633,7 @@ static int64_t listed(const char *path, int64_t id)
 static void test_db__listed_follows_tags_and_indexes(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     wh_db *db = f->db;
     int64_t pid = project(db, "base", false);
     char a[72], b[72], c[72], i1[72], i2[72], i3[72];
@@ -746,7 +729,7 @@ static int batch_projects(wh_db *db, void *payload)
 static void test_db__batch(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     wh_db *db = f->db;
     struct batch ok = {{"b1", "b1", "b2"}, 0};
     assert_int_equal(wh_db_batch(db, batch_projects, &ok), 0);
@@ -783,7 +766,7 @@ static int seen_project(const struct wh_project_info *p, void *payload)
 static void test_db__repo_and_project_lists(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     wh_db *db = f->db;
     int64_t pub = project(db, "pub", true), priv = project(db, "priv", false);
     int64_t other = project(db, "other", false);
