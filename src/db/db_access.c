@@ -41,7 +41,7 @@ static int user_each(db_stmt *s, void *payload)
 
 int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out)
 {
-    static const char sql[] = "INSERT INTO user(username, email, realname, comment, password,"
+    static const char sql[] = "INSERT INTO \"user\"(username, email, realname, comment, password,"
                               " sysadmin, created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)"
                               " RETURNING id";
     CONN_OR_FAIL(c, db);
@@ -74,19 +74,19 @@ static int user_get(wh_db *db, const char *sql, const char *name, int64_t id, st
 
 int wh_db_user_get(wh_db *db, const char *username, struct wh_user *out)
 {
-    static const char sql[] = "SELECT " USER_COLS " FROM user WHERE username = ?1";
+    static const char sql[] = "SELECT " USER_COLS " FROM \"user\" WHERE username = ?1";
     return user_get(db, sql, username, 0, out);
 }
 
 int wh_db_user_get_id(wh_db *db, int64_t id, struct wh_user *out)
 {
-    static const char sql[] = "SELECT " USER_COLS " FROM user WHERE id = ?1";
+    static const char sql[] = "SELECT " USER_COLS " FROM \"user\" WHERE id = ?1";
     return user_get(db, sql, NULL, id, out);
 }
 
 int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash)
 {
-    static const char sql[] = "UPDATE user SET password = ?2, updated_ms = ?3 WHERE id = ?1";
+    static const char sql[] = "UPDATE \"user\" SET password = ?2, updated_ms = ?3 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
@@ -103,8 +103,8 @@ int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash)
  */
 static int keep_an_admin(struct conn *c, int64_t id)
 {
-    static const char sql[] = "SELECT 1 FROM user WHERE id = ?1 AND sysadmin = 1"
-                              " AND NOT EXISTS (SELECT 1 FROM user WHERE sysadmin = 1 AND id <> ?1)";
+    static const char sql[] = "SELECT 1 FROM \"user\" WHERE id = ?1 AND sysadmin = 1"
+                              " AND NOT EXISTS (SELECT 1 FROM \"user\" WHERE sysadmin = 1 AND id <> ?1)";
     bool last = false;
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
@@ -116,7 +116,7 @@ static int keep_an_admin(struct conn *c, int64_t id)
 
 int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin)
 {
-    static const char sql[] = "UPDATE user SET sysadmin = ?2, updated_ms = ?3 WHERE id = ?1";
+    static const char sql[] = "UPDATE \"user\" SET sysadmin = ?2, updated_ms = ?3 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
@@ -133,7 +133,7 @@ int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin)
 
 int wh_db_user_update(wh_db *db, const struct wh_user *u)
 {
-    static const char sql[] = "UPDATE user SET email = ?2, realname = ?3, comment = ?4,"
+    static const char sql[] = "UPDATE \"user\" SET email = ?2, realname = ?3, comment = ?4,"
                               " updated_ms = ?5 WHERE id = ?1";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
@@ -147,7 +147,7 @@ int wh_db_user_update(wh_db *db, const struct wh_user *u)
 
 int wh_db_user_delete(wh_db *db, int64_t id)
 {
-    static const char sql[] = "DELETE FROM user WHERE id = ?1";
+    static const char sql[] = "DELETE FROM \"user\" WHERE id = ?1";
     CONN_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
@@ -164,8 +164,8 @@ int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
                     int (*fn)(const struct wh_user *u, void *payload), void *payload,
                     int64_t *total_out)
 {
-    static const char sql_count[] = "SELECT count(*) FROM user WHERE instr(username, ?1) > 0";
-    static const char sql[] = "SELECT " USER_COLS " FROM user WHERE instr(username, ?1) > 0"
+    static const char sql_count[] = "SELECT count(*) FROM \"user\" WHERE" DB_CONTAINS("username", "?1");
+    static const char sql[] = "SELECT " USER_COLS " FROM \"user\" WHERE" DB_CONTAINS("username", "?1")
                               " ORDER BY username LIMIT ?3 OFFSET ?2";
     CONN_OR_FAIL(c, db);
     int error;
@@ -185,7 +185,7 @@ int wh_db_user_list(wh_db *db, const char *like, int64_t offset, int64_t limit,
 
 int wh_db_user_count(wh_db *db, int64_t *out)
 {
-    static const char sql[] = "SELECT count(*) FROM user";
+    static const char sql[] = "SELECT count(*) FROM \"user\"";
     CONN_OR_FAIL(c, db);
     return db_count(c, db_stmt(c, sql), out);
 }
@@ -258,7 +258,7 @@ int wh_db_member_role(wh_db *db, int64_t project_id, int64_t user_id, int *role_
 
 #define MEMBER_SELECT                                                                              \
     "SELECT m.id, m.project_id, m.user_id, u.username, m.role FROM member m"                       \
-    " JOIN user u ON u.id = m.user_id"
+    " JOIN \"user\" u ON u.id = m.user_id"
 
 static void member_row(struct wh_member *m, db_stmt *s)
 {
@@ -310,7 +310,7 @@ int wh_db_member_delete(wh_db *db, int64_t project_id, int64_t member_id)
 int wh_db_member_list(wh_db *db, int64_t project_id, const char *like,
                       int (*fn)(const struct wh_member *m, void *payload), void *payload)
 {
-    static const char sql[] = MEMBER_SELECT " WHERE m.project_id = ?1 AND instr(u.username, ?2) > 0"
+    static const char sql[] = MEMBER_SELECT " WHERE m.project_id = ?1 AND" DB_CONTAINS("u.username", "?2")
                                             " ORDER BY u.username";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);

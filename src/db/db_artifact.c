@@ -169,7 +169,7 @@ int wh_db_tag_page(wh_db *db, int64_t artifact_id, const char *name, const char 
 {
 #define WHERE                                                                                      \
     " WHERE t.artifact_id = ?1 AND (?2 IS NULL OR t.name = ?2)"                                    \
-    " AND (?3 IS NULL OR instr(t.name, ?3) > 0)"
+    " AND (?3 IS NULL OR" DB_CONTAINS("t.name", "?3") ")"
     static const char sql_count[] = "SELECT count(*) FROM tag t" WHERE;
     static const char sql[] = "SELECT t.id, t.repo_id, t.artifact_id, t.name, t.push_ms,"
                               " coalesce(a.pull_ms, 0) FROM tag t JOIN artifact a"

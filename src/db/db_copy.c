@@ -36,6 +36,55 @@ static int run3(struct conn *c, const char *sql, int64_t src, int64_t dst_repo, 
     return db_run(c, s);
 }
 
+/* One artifact id into the array `payload` (a struct ids). */
+struct ids {
+    int64_t *v;
+    size_t n, cap;
+};
+
+static int collect_id(db_stmt *s, void *payload)
+{
+    struct ids *ids = payload;
+    if (ids->n == ids->cap) {
+        ids->cap = ids->cap ? 2 * ids->cap : 16;
+        ids->v = wh_realloc(ids->v, ids->cap * sizeof(*ids->v));
+    }
+    ids->v[ids->n++] = db_col_i64(s, 0);
+    return 0;
+}
+
+/*
+ * With auto_scan on in project `dst_project`, queues a scan of each image
+ * `images` finds (bound as run3 binds), each with its own random report id.
+ */
+static int queue_scans(struct conn *c, const char *meta, const char *images, int64_t src,
+                       int64_t dst_repo, int64_t dst_project, int64_t now)
+{
+    db_stmt *s = db_stmt(c, meta);
+    db_bind_i64(s, 1, dst_project);
+    int error = db_one_row(c, s, "project");
+    if (error < 0)
+        return error;
+    bool on = db_auto_scan(db_col_text(s, 0));
+    db_done(s);
+    if (!on)
+        return 0;
+    struct ids ids = {0};
+    s = db_stmt(c, images);
+    db_bind_i64(s, 1, src);
+    db_bind_i64(s, 2, dst_repo);
+    error = db_rows(c, s, collect_id, &ids);
+    bool queued = false;
+    for (size_t i = 0; i < ids.n && error == 0; i++) {
+        error = db_scan_enqueue(c, ids.v[i], now, 0, NULL, false);
+        queued = queued || db_changes(c) > 0;
+    }
+    free(ids.v);
+    if (error == 0 && queued)
+        db_note_scan_queued(c);
+    return error;
+}
+
 static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
                    const char *dst_repo, char *msg, size_t msgcap, int64_t *dst_artifact_id)
 {
@@ -49,24 +98,20 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
     /* bytes of the closure's blobs and manifests the destination project lacks */
     static const char sql_adding[] =
         CLOSURE "SELECT coalesce(sum(b.size), 0) FROM blob b WHERE b.digest IN"
-                " (SELECT ab.digest FROM artifact_blob ab WHERE ab.artifact_id IN closure"
-                "  UNION SELECT a.digest FROM artifact a WHERE a.id IN closure)"
+                " (SELECT ab.digest FROM artifact_blob ab WHERE ab.artifact_id IN (SELECT id FROM closure)"
+                "  UNION SELECT a.digest FROM artifact a WHERE a.id IN (SELECT id FROM closure))"
                 " AND NOT EXISTS (SELECT 1 FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
                 "  WHERE r.project_id = ?2 AND rb.digest = b.digest)";
     /* a copy is a push (Harbor fires its push event): with auto_scan on in the
      * destination, the images copied are queued as db_scan.c queues a pushed one */
-    static const char sql_scans[] =
-        CLOSURE "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms)"
-                " SELECT d.id, lower(hex(randomblob(16))), 'Pending', ?3 FROM artifact s"
-                " JOIN artifact d ON d.repo_id = ?2 AND d.digest = s.digest"
-                " JOIN project p ON p.id = d.project_id WHERE s.id IN closure"
+    static const char sql_meta[] = "SELECT metadata FROM project WHERE id = ?1";
+    static const char sql_images[] =
+        CLOSURE "SELECT d.id FROM artifact s JOIN artifact d ON d.repo_id = ?2"
+                " AND d.digest = s.digest WHERE s.id IN (SELECT id FROM closure)"
                 " AND d.media_type IN ('application/vnd.oci.image.manifest.v1+json',"
                 "  'application/vnd.docker.distribution.manifest.v2+json')"
                 " AND d.artifact_type IN ('application/vnd.oci.image.config.v1+json',"
-                "  'application/vnd.docker.container.image.v1+json')"
-                " AND lower(CASE WHEN json_valid(p.metadata)"
-                "  THEN json_extract(p.metadata, '$.auto_scan') END) IN ('true', '1')"
-                " ON CONFLICT(artifact_id) DO NOTHING";
+                "  'application/vnd.docker.container.image.v1+json')";
     static const char sql_repo[] =
         "INSERT INTO repository(project_id, name, created_ms, updated_ms)"
         " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET updated_ms = ?3"
@@ -76,24 +121,24 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
                 " subject, annotations, push_ms) SELECT ?2,"
                 " (SELECT project_id FROM repository WHERE id = ?2), s.digest, s.media_type,"
                 " s.artifact_type, s.size, s.subject, s.annotations, ?3 FROM artifact s"
-                " WHERE s.id IN closure AND NOT EXISTS (SELECT 1 FROM artifact e"
+                " WHERE s.id IN (SELECT id FROM closure) AND NOT EXISTS (SELECT 1 FROM artifact e"
                 " WHERE e.repo_id = ?2 AND e.digest = s.digest)";
     static const char sql_blobs[] =
         CLOSURE "INSERT INTO artifact_blob(artifact_id, digest) SELECT d.id, ab.digest"
                 " FROM artifact s JOIN artifact_blob ab ON ab.artifact_id = s.id"
                 " JOIN artifact d ON d.repo_id = ?2 AND d.digest = s.digest"
-                " WHERE s.id IN closure ON CONFLICT DO NOTHING";
+                " WHERE s.id IN (SELECT id FROM closure) ON CONFLICT DO NOTHING";
     static const char sql_children[] =
         CLOSURE "INSERT INTO artifact_child(artifact_id, child_digest, repo_id)"
                 " SELECT d.id, ch.child_digest, ?2"
                 " FROM artifact s JOIN artifact_child ch ON ch.artifact_id = s.id"
                 " JOIN artifact d ON d.repo_id = ?2 AND d.digest = s.digest"
-                " WHERE s.id IN closure ON CONFLICT DO NOTHING";
+                " WHERE s.id IN (SELECT id FROM closure) ON CONFLICT DO NOTHING";
     /* the blobs (and manifests, which are blobs too) become readable in the destination */
     static const char sql_links[] =
         CLOSURE "INSERT INTO repo_blob(repo_id, digest) SELECT ?2, x.digest FROM"
-                " (SELECT ab.digest FROM artifact_blob ab WHERE ab.artifact_id IN closure"
-                "  UNION SELECT a.digest FROM artifact a WHERE a.id IN closure) x"
+                " (SELECT ab.digest FROM artifact_blob ab WHERE ab.artifact_id IN (SELECT id FROM closure)"
+                "  UNION SELECT a.digest FROM artifact a WHERE a.id IN (SELECT id FROM closure)) x"
                 " WHERE EXISTS (SELECT 1 FROM blob b WHERE b.digest = x.digest)"
                 " ON CONFLICT DO NOTHING";
     static const char sql_dst[] = "SELECT id FROM artifact WHERE repo_id = ?1 AND digest = ?2";
@@ -162,10 +207,9 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
     db_bind_i64(s, 2, repo_id);
     db_bind_i64(s, 3, now);
     db_bind_i64(s, 4, dst_id);
-    if ((error = db_run(c, s)) < 0 || (error = run3(c, sql_scans, src, repo_id, now)) < 0)
+    if ((error = db_run(c, s)) < 0 || (error = queue_scans(c, sql_meta, sql_images, src,
+                                                           repo_id, dst_project, now)) < 0)
         return error;
-    if (db_changes(c) > 0)
-        db_note_scan_queued(c);
     if (dst_artifact_id)
         *dst_artifact_id = dst_id;
     return 0;

@@ -402,7 +402,7 @@ void db_vuln_changes_sql(struct db_sql *q, const struct wh_vuln_change_filter *f
         db_sql_add(q, f->visible_names
                           ? " AND v.project_id IN (SELECT id FROM project WHERE public = 1"
                             " OR id = ?3 OR id IN (SELECT project_id FROM member WHERE user_id = ?2)"
-                            " OR name IN (SELECT value FROM json_each(?4)))"
+                            " OR" DB_IN_NAMES("name", "?4") ")"
                           : " AND v.project_id IN (SELECT id FROM project WHERE public = 1"
                             " OR id = ?3 OR id IN (SELECT project_id FROM member"
                             " WHERE user_id = ?2))");
@@ -410,33 +410,34 @@ void db_vuln_changes_sql(struct db_sql *q, const struct wh_vuln_change_filter *f
         db_sql_add(q, " ORDER BY v.time_ms, v.id LIMIT ?6 OFFSET ?5");
 }
 
-static void bind_changes(db_stmt *s, const struct wh_vuln_change_filter *f)
+/* `names`: f->visible_names as db_name_set made it. */
+static void bind_changes(db_stmt *s, const struct wh_vuln_change_filter *f, const char *names)
 {
     db_bind_i64(s, 1, f->since_ms);
     if (f->visible_user != -1) {
         db_bind_i64(s, 2, f->visible_user);
         db_bind_i64(s, 3, f->visible_project);
-        if (f->visible_names)
-            db_bind_text(s, 4, f->visible_names);
+        if (names)
+            db_bind_text(s, 4, names);
     }
 }
 
-int wh_db_vuln_changes(wh_db *db, const struct wh_vuln_change_filter *f, int64_t offset,
-                       int64_t limit, int (*fn)(const struct wh_vuln_change *ch, void *payload),
-                       void *payload, int64_t *total_out)
+static int vuln_changes(struct conn *c, const struct wh_vuln_change_filter *f, const char *names,
+                        int64_t offset, int64_t limit,
+                        int (*fn)(const struct wh_vuln_change *ch, void *payload), void *payload,
+                        int64_t *total_out)
 {
-    CONN_OR_FAIL(c, db);
     struct db_sql q = {0};
     db_vuln_changes_sql(&q, f, true);
     db_stmt *s = db_stmt_text(c, q.text);
-    bind_changes(s, f);
+    bind_changes(s, f, names);
     int error = db_count(c, s, total_out);
     if (error < 0)
         return error;
     memset(&q, 0, sizeof(q));
     db_vuln_changes_sql(&q, f, false);
     s = db_stmt_text(c, q.text);
-    bind_changes(s, f);
+    bind_changes(s, f, names);
     db_bind_i64(s, 5, offset);
     db_bind_i64(s, 6, limit);
     struct wh_vuln_change ch;
@@ -456,6 +457,17 @@ int wh_db_vuln_changes(wh_db *db, const struct wh_vuln_change_filter *f, int64_t
     }
     error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
+    return error;
+}
+
+int wh_db_vuln_changes(wh_db *db, const struct wh_vuln_change_filter *f, int64_t offset,
+                       int64_t limit, int (*fn)(const struct wh_vuln_change *ch, void *payload),
+                       void *payload, int64_t *total_out)
+{
+    CONN_OR_FAIL(c, db);
+    char *names = db_name_set(f->visible_names);
+    int error = vuln_changes(c, f, names, offset, limit, fn, payload, total_out);
+    free(names);
     return error;
 }
 

@@ -54,7 +54,7 @@ int wh_db_gate_artifact(wh_db *db, int64_t artifact_id, struct wh_gate_artifact 
         " coalesce(a.artifact_type, '') IN ('application/vnd.cncf.notary.signature',"
         "  'application/vnd.dev.cosign.artifact.sig.v1+json')"
         "  OR EXISTS(SELECT 1 FROM tag t WHERE t.artifact_id = a.id"
-        "   AND t.name LIKE 'sha256-%.sig'),"
+        "   AND" DB_COSIGN_TAG("t.name") "),"
         " (SELECT count(*) FROM artifact_child ac JOIN artifact ch"
         "   ON ch.repo_id = ac.repo_id AND ch.digest = ac.child_digest"
         "   WHERE ac.artifact_id = a.id AND " IMAGE_SQL("ch") "),"

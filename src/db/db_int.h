@@ -205,6 +205,20 @@ char *db_name_set(const char *json_names);
  * `param` (made by db_name_set), in functions every backend has.
  */
 #define DB_IN_NAMES(col, param) " (replace(" param ", '/' || " col " || '/', '') <> " param ")"
+/*
+ * SQL: whether the text `col` contains the text parameter `param` (every
+ * text contains ''), in functions every backend has (not instr/strpos).
+ */
+#define DB_CONTAINS(col, param)                                                                    \
+    " (" param " = '' OR replace(" col ", " param ", '') <> " col ")"
+/*
+ * SQL: whether the tag name `col` is a cosign signature's, "sha256-*.sig",
+ * case-sensitive on every backend (SQLite's LIKE ignores ASCII case, hence
+ * the exact prefix and suffix; '_' is not in the pattern).
+ */
+#define DB_COSIGN_TAG(col)                                                                         \
+    " (" col " LIKE 'sha256-%.sig' AND substr(" col ", 1, 7) = 'sha256-'"                          \
+    " AND substr(" col ", length(" col ") - 3) = '.sig')"
 /* Whether a project's metadata JSON has auto_scan on (Harbor: "true" or "1", any case). */
 bool db_auto_scan(const char *metadata);
 /*

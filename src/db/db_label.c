@@ -130,7 +130,7 @@ int wh_db_label_delete(wh_db *db, int64_t id)
  * ?5 offset, ?6 limit. The (scope, project, name) index serves the first two. */
 #define LABEL_WHERE                                                                                \
     " WHERE l.scope = ?1 AND coalesce(l.project_id, 0) = ?2 AND (?3 IS NULL OR l.name = ?3)"       \
-    " AND (?4 IS NULL OR instr(l.name, ?4) > 0)"
+    " AND (?4 IS NULL OR" DB_CONTAINS("l.name", "?4") ")"
 #define LABEL_LIST(order)                                                                          \
     "SELECT " LABEL_COLS " FROM label l" LABEL_WHERE " ORDER BY " order " LIMIT ?6 OFFSET ?5"
 

@@ -19,18 +19,18 @@
 #include <string.h>
 
 /* Visibility filter shared by the listing queries: ?V is the caller's user id
- * (-1: everything, 0: public only), ?R a robot's project (0: none), ?N a JSON
- * array of the names a system robot's permissions cover (NULL: none). */
+ * (-1: everything, 0: public only), ?R a robot's project (0: none), ?N the
+ * set of names a system robot's permissions cover (db_name_set; NULL: none). */
 #define VISIBLE(V, R, N)                                                                           \
     " (" V " = -1 OR p.public = 1 OR p.id = " R " OR p.id IN"                                      \
     " (SELECT project_id FROM member WHERE user_id = " V ")"                                       \
-    " OR p.name IN (SELECT value FROM json_each(" N "))) "
+    " OR" DB_IN_NAMES("p.name", N) ") "
 
 #define INFO_COLS                                                                                  \
     "p.id, p.name, p.public, p.created_ms, coalesce(p.owner_id, 0), coalesce(u.username, ''),"     \
     " p.metadata, p.cve_allowlist, p.storage_limit, p.updated_ms,"                                 \
     " (SELECT count(*) FROM repository r WHERE r.project_id = p.id)"
-#define INFO_FROM " FROM project p LEFT JOIN user u ON u.id = p.owner_id"
+#define INFO_FROM " FROM project p LEFT JOIN \"user\" u ON u.id = p.owner_id"
 
 static void info_row(struct wh_project_info *o, db_stmt *s)
 {
@@ -103,7 +103,7 @@ int wh_db_project_info_name(wh_db *db, const char *name, struct wh_project_info 
 
 int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *id_out)
 {
-    static const char sql_admin[] = "SELECT id FROM user WHERE sysadmin = 1 ORDER BY id LIMIT 1";
+    static const char sql_admin[] = "SELECT id FROM \"user\" WHERE sysadmin = 1 ORDER BY id LIMIT 1";
     static const char sql[] =
         "INSERT INTO project(name, public, created_ms, updated_ms, owner_id, metadata,"
         " cve_allowlist, storage_limit) VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7) RETURNING id";
@@ -231,16 +231,16 @@ void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bo
     if (f->name)
         db_sql_add(q, " AND p.name = ?1");
     if (f->name_like)
-        db_sql_add(q, " AND instr(p.name, ?2) > 0");
+        db_sql_add(q, " AND" DB_CONTAINS("p.name", "?2"));
     if (f->public >= 0)
         db_sql_add(q, " AND p.public = ?3");
     if (f->owner)
-        db_sql_add(q, " AND p.owner_id = (SELECT id FROM user WHERE username = ?4)");
+        db_sql_add(q, " AND p.owner_id = (SELECT id FROM \"user\" WHERE username = ?4)");
     if (f->visible_user != -1)
         db_sql_add(q, f->visible_names
                           ? " AND (p.public = 1 OR p.id = ?6"
                             " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?5)"
-                            " OR p.name IN (SELECT value FROM json_each(?9)))"
+                            " OR" DB_IN_NAMES("p.name", "?9") ")"
                           : " AND (p.public = 1 OR p.id = ?6"
                             " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?5))");
     if (count)
@@ -270,6 +270,7 @@ int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t off
     CONN_OR_FAIL(c, db);
     int error = 0;
     struct db_sql *q = wh_malloc(sizeof(*q));
+    char *names = db_name_set(f->visible_names);
     for (int pass = total_out ? 0 : 1; pass < 2 && error == 0; pass++) {
         q->len = 0;
         db_project_list_sql(q, f, pass == 0);
@@ -281,7 +282,7 @@ int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t off
         db_bind_text(s, 4, f->owner);
         db_bind_i64(s, 5, f->visible_user);
         db_bind_i64(s, 6, f->visible_project);
-        db_bind_text(s, 9, f->visible_names);
+        db_bind_text(s, 9, names);
         if (pass == 0) {
             error = db_count(c, s, total_out);
             continue;
@@ -292,6 +293,7 @@ int wh_db_project_list(wh_db *db, const struct wh_project_filter *f, int64_t off
         error = db_rows(c, s, list_each, &e);
         free(e.row);
     }
+    free(names);
     free(q);
     return error;
 }
@@ -393,7 +395,8 @@ int wh_db_project_quota_check(wh_db *db, int64_t project_id, uint64_t adding_byt
 int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_statistics *out)
 {
     static const char sql[] =
-        "SELECT coalesce(sum(p.public = 0), 0), coalesce(sum(p.public = 1), 0),"
+        "SELECT coalesce(sum(CASE WHEN p.public = 0 THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN p.public = 1 THEN 1 ELSE 0 END), 0),"
         " coalesce(sum(CASE WHEN p.public = 0 THEN (SELECT count(*) FROM repository r"
         "   WHERE r.project_id = p.id) END), 0),"
         " coalesce(sum(CASE WHEN p.public = 1 THEN (SELECT count(*) FROM repository r"
@@ -401,10 +404,11 @@ int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_sta
         " FROM project p WHERE" VISIBLE("?1", "?2", "?3");
     static const char sql_storage[] = "SELECT coalesce(sum(size), 0) FROM blob";
     CONN_OR_FAIL(c, db);
+    char *names = db_name_set(f->visible_names);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, f->visible_user);
     db_bind_i64(s, 2, f->visible_project);
-    db_bind_text(s, 3, f->visible_names);
+    db_bind_text(s, 3, names);
     int rc = db_step(s);
     int error = 0;
     memset(out, 0, sizeof(*out));
@@ -417,6 +421,7 @@ int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_sta
         error = db_fail(c);
     }
     db_done(s);
+    free(names);
     if (error < 0)
         return error;
     s = db_stmt(c, sql_storage);

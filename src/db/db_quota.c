@@ -20,7 +20,7 @@
 #define QUOTA_COLS                                                                                 \
     "p.id, p.name, coalesce(u.username, ''), p.storage_limit, " USED ", p.created_ms,"             \
     " coalesce(p.updated_ms, p.created_ms)"
-#define QUOTA_FROM " FROM project p LEFT JOIN user u ON u.id = p.owner_id"
+#define QUOTA_FROM " FROM project p LEFT JOIN \"user\" u ON u.id = p.owner_id"
 
 static void quota_row(struct wh_quota *o, db_stmt *s)
 {

@@ -99,15 +99,14 @@ void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool cou
     if (f->name)
         db_sql_add(q, " AND r.name = ?2");
     if (f->name_like)
-        db_sql_add(q, " AND instr(r.name, ?3) > 0");
+        db_sql_add(q, " AND" DB_CONTAINS("r.name", "?3"));
     /* ?8: the project names a system robot's permissions cover (NULL: none) */
     if (by_projects)
         db_sql_add(q, f->visible_names
                           ? " AND r.project_id IN (SELECT id FROM project WHERE public = 1"
                             " UNION ALL SELECT ?5"
                             " UNION ALL SELECT project_id FROM member WHERE user_id = ?4"
-                            " UNION ALL SELECT id FROM project WHERE name IN"
-                            " (SELECT value FROM json_each(?8)))"
+                            " UNION ALL SELECT id FROM project WHERE" DB_IN_NAMES("name", "?8") ")"
                           : " AND r.project_id IN (SELECT id FROM project WHERE public = 1"
                             " UNION ALL SELECT ?5"
                             " UNION ALL SELECT project_id FROM member WHERE user_id = ?4)");
@@ -115,7 +114,7 @@ void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool cou
         db_sql_add(q, f->visible_names
                           ? " AND (p.public = 1 OR p.id = ?5"
                             " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?4)"
-                            " OR p.name IN (SELECT value FROM json_each(?8)))"
+                            " OR" DB_IN_NAMES("p.name", "?8") ")"
                           : " AND (p.public = 1 OR p.id = ?5"
                             " OR p.id IN (SELECT project_id FROM member WHERE user_id = ?4))");
     if (count)
@@ -145,6 +144,7 @@ int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, i
     CONN_OR_FAIL(c, db);
     int error = 0;
     struct db_sql *q = wh_malloc(sizeof(*q));
+    char *names = db_name_set(f->visible_names);
     for (int pass = total_out ? 0 : 1; pass < 2 && error == 0; pass++) {
         q->len = 0;
         db_repo_page_sql(q, f, pass == 0);
@@ -155,7 +155,7 @@ int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, i
         db_bind_text(s, 3, f->name_like);
         db_bind_i64(s, 4, f->visible_user);
         db_bind_i64(s, 5, f->visible_project);
-        db_bind_text(s, 8, f->visible_names);
+        db_bind_text(s, 8, names);
         if (pass == 0) {
             error = db_count(c, s, total_out);
             continue;
@@ -164,6 +164,7 @@ int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, i
         db_bind_i64(s, 7, limit);
         error = each_row(c, s, fn, payload);
     }
+    free(names);
     free(q);
     return error;
 }

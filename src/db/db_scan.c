@@ -7,9 +7,11 @@
  */
 #include "db/db_int.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Image manifests whose config is an image config: what the scanner reads. */
 static bool scannable(const struct wh_artifact_in *a)
@@ -24,25 +26,67 @@ static bool scannable(const struct wh_artifact_in *a)
     return manifest && image;
 }
 
+bool db_auto_scan(const char *metadata)
+{
+    /* Harbor compares boolean metadata with "true" and "1", ignoring case; a
+     * JSON true or 1 counts too; metadata that is somehow not JSON is off */
+    json_t *doc = metadata ? json_loads(metadata, 0, NULL) : NULL;
+    json_t *v = json_object_get(doc, "auto_scan");
+    bool on = json_is_true(v) || (json_is_integer(v) && json_integer_value(v) == 1);
+    if (json_is_string(v)) {
+        const char *t = json_string_value(v);
+        on = strcasecmp(t, "true") == 0 || strcmp(t, "1") == 0;
+    }
+    json_decref(doc);
+    return on;
+}
+
+int db_scan_enqueue(struct conn *c, int64_t artifact_id, int64_t now_ms, int64_t run_id,
+                    const char *operator, bool requeue)
+{
+    /* an artifact pushed again keeps the scan it has */
+    static const char once[] = "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms)"
+                               " VALUES(?1, ?2, 'Pending', ?3) ON CONFLICT(artifact_id) DO NOTHING";
+    /* a scan-all queues again what is neither pending nor running */
+    static const char again[] =
+        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms, run_id, operator)"
+        " VALUES(?1, ?2, 'Pending', ?3, ?4, ?5)"
+        " ON CONFLICT(artifact_id) DO UPDATE SET report_id = excluded.report_id,"
+        " status = 'Pending', queued_ms = excluded.queued_ms, start_ms = 0, end_ms = 0,"
+        " attempts = 0, log = '', run_id = excluded.run_id, operator = excluded.operator"
+        " WHERE scan_job.status NOT IN ('Pending', 'Running')";
+    char report_id[33]; /* what an external scanner's token is checked against: random */
+    wh_random_hex(report_id, 16);
+    db_stmt *s = db_stmt(c, requeue ? again : once);
+    db_bind_i64(s, 1, artifact_id);
+    db_bind_text(s, 2, report_id);
+    db_bind_i64(s, 3, now_ms);
+    if (requeue) {
+        if (run_id > 0)
+            db_bind_i64(s, 4, run_id);
+        db_bind_text(s, 5, operator ? operator : "");
+    }
+    return db_run(c, s);
+}
+
 int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artifact_in *a,
                       int64_t now_ms)
 {
-    /* Harbor compares boolean metadata with "true" and "1", ignoring case; an
-     * artifact pushed again keeps the scan it has; metadata that is somehow not
-     * JSON must not fail the push (json_extract would) */
-    static const char sql[] =
-        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms)"
-        " SELECT ?1, lower(hex(randomblob(16))), 'Pending', ?2 FROM project"
-        " WHERE id = ?3 AND lower(CASE WHEN json_valid(metadata)"
-        " THEN json_extract(metadata, '$.auto_scan') END) IN ('true', '1')"
-        " ON CONFLICT(artifact_id) DO NOTHING";
+    static const char meta[] = "SELECT metadata FROM project WHERE id = ?1";
     if (!scannable(a))
         return 0;
-    db_stmt *s = db_stmt(c, sql);
-    db_bind_i64(s, 1, artifact_id);
-    db_bind_i64(s, 2, now_ms);
-    db_bind_i64(s, 3, a->project_id);
-    int error = db_run(c, s);
+    db_stmt *s = db_stmt(c, meta);
+    db_bind_i64(s, 1, a->project_id);
+    int error = db_one_row(c, s, "project");
+    if (error == WH_ENOTFOUND)
+        return 0;
+    if (error < 0)
+        return error;
+    bool on = db_auto_scan(db_col_text(s, 0));
+    db_done(s);
+    if (!on)
+        return 0;
+    error = db_scan_enqueue(c, artifact_id, now_ms, 0, NULL, false);
     if (error == 0 && db_changes(c) > 0)
         db_note_scan_queued(c);
     return error;

@@ -15,6 +15,7 @@
 #include "db/db_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -28,7 +29,7 @@
     " 'application/vnd.docker.distribution.manifest.v2+json') AND a.artifact_type IN"             \
     " ('application/vnd.oci.image.config.v1+json',"                                               \
     " 'application/vnd.docker.container.image.v1+json') AND a.subject IS NULL"                    \
-    " AND NOT EXISTS(SELECT 1 FROM tag t WHERE t.artifact_id = a.id AND t.name LIKE 'sha256-%.sig')"
+    " AND NOT EXISTS(SELECT 1 FROM tag t WHERE t.artifact_id = a.id AND" DB_COSIGN_TAG("t.name") ")"
 
 /* The counts of run ?1 from its rows, frozen into the run when it ends. */
 #define FREEZE_SQL                                                                                 \
@@ -130,6 +131,23 @@ int wh_db_scanrun_fire(wh_db *db, const char *name, const char *expect, const ch
     return db_tx_end(c, fire_tx(c, name, expect, value, now_ms, id_out));
 }
 
+/* The ids a scan-all step queues (at most a batch). */
+struct ids {
+    int64_t *v;
+    size_t n, cap;
+};
+
+static int collect_id(db_stmt *s, void *payload)
+{
+    struct ids *ids = payload;
+    if (ids->n == ids->cap) {
+        ids->cap = ids->cap ? 2 * ids->cap : 64;
+        ids->v = wh_realloc(ids->v, ids->cap * sizeof(*ids->v));
+    }
+    ids->v[ids->n++] = db_col_i64(s, 0);
+    return 0;
+}
+
 static int step_tx(struct conn *c, int64_t batch, int64_t now_ms, int64_t *queued, bool *more)
 {
     static const char next[] =
@@ -139,13 +157,8 @@ static int step_tx(struct conn *c, int64_t batch, int64_t now_ms, int64_t *queue
         "SELECT coalesce(max(id), ?2) FROM (SELECT id FROM artifact WHERE id > ?1 AND id <= ?2"
         " ORDER BY id LIMIT ?3)";
     static const char queue[] =
-        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms, run_id, operator)"
-        " SELECT a.id, lower(hex(randomblob(16))), 'Pending', ?3, ?4, ?5 FROM artifact a"
-        " WHERE a.id > ?1 AND a.id <= ?2 AND" SCANNABLE_SQL
-        " ON CONFLICT(artifact_id) DO UPDATE SET report_id = excluded.report_id,"
-        " status = 'Pending', queued_ms = excluded.queued_ms, start_ms = 0, end_ms = 0,"
-        " attempts = 0, log = '', run_id = excluded.run_id, operator = excluded.operator"
-        " WHERE scan_job.status NOT IN ('Pending', 'Running')";
+        "SELECT a.id FROM artifact a WHERE a.id > ?1 AND a.id <= ?2 AND" SCANNABLE_SQL
+        " ORDER BY a.id";
     static const char advance[] = "UPDATE scan_run SET cursor = ?2 WHERE id = ?1";
     char operator[WH_NAME_MAX];
     int64_t id, cursor, last, end = 0;
@@ -170,15 +183,18 @@ static int step_tx(struct conn *c, int64_t batch, int64_t now_ms, int64_t *queue
     db_bind_i64(s, 3, batch);
     if ((error = db_count(c, s, &end)) < 0)
         return error;
+    /* the ids first, then one job each: every job gets its own random report id */
+    struct ids ids = {0};
     s = db_stmt(c, queue);
     db_bind_i64(s, 1, cursor);
     db_bind_i64(s, 2, end);
-    db_bind_i64(s, 3, now_ms);
-    db_bind_i64(s, 4, id);
-    db_bind_text(s, 5, operator);
-    if ((error = db_run(c, s)) < 0)
+    error = db_rows(c, s, collect_id, &ids);
+    for (size_t i = 0; i < ids.n && error == 0; i++)
+        if ((error = db_scan_enqueue(c, ids.v[i], now_ms, id, operator, true)) == 0)
+            *queued += db_changes(c);
+    free(ids.v);
+    if (error < 0)
         return error;
-    *queued = db_changes(c);
     s = db_stmt(c, advance);
     db_bind_i64(s, 1, id);
     db_bind_i64(s, 2, end);
