@@ -84,7 +84,7 @@ void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, 
     else if (f->project_id > 0)
         db_sql_add(q, " WHERE a.project_id = ?2");
     else
-        db_sql_add(q, " WHERE 1");
+        db_sql_add(q, " WHERE 1 = 1");
     if (f->digest)
         db_sql_add(q, " AND a.digest = ?3");
     if (f->tag && f->repo_id > 0)
@@ -114,6 +114,10 @@ void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, 
     db_sql_add(q, " ORDER BY ");
     db_sql_add(q, keys[k]);
     db_sql_add(q, dir);
+    /* NULL (never pulled) sorts lowest, SQLite's rule, said so for PostgreSQL (whose
+     * default is highest) and matched by its index (db_pg_schema.c) */
+    if (k == 1)
+        db_sql_add(q, f->desc ? " NULLS LAST" : " NULLS FIRST");
     if (k != 3) {
         db_sql_add(q, ", a.id");
         db_sql_add(q, dir);

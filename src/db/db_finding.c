@@ -535,7 +535,7 @@ int wh_db_dangerous_cves(wh_db *db, int (*fn)(const struct wh_vuln_item *v, void
         "SELECT v.cve_id, v.package, v.version, v.severity, coalesce(v.cvss3, 0),"
         " coalesce(t.description, '') FROM finding_vuln v"
         " LEFT JOIN finding_text t ON t.cve_id = v.cve_id"
-        " WHERE v.cvss3 IS NOT NULL ORDER BY v.cvss3 DESC LIMIT 5";
+        " WHERE v.cvss3 IS NOT NULL ORDER BY v.cvss3 DESC NULLS LAST LIMIT 5";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     struct wh_vuln_item v;
@@ -595,7 +595,7 @@ int wh_db_dangerous_artifacts(wh_db *db,
 void db_vuln_list_sql(struct db_sql *q, const struct wh_vuln_filter *f, bool count)
 {
     db_sql_add(q, count ? "SELECT count(*) FROM finding f" : "SELECT " ITEM_COLS ITEM_FROM);
-    db_sql_add(q, " WHERE 1");
+    db_sql_add(q, " WHERE 1 = 1");
     if (f->cve_id)
         db_sql_add(q, " AND f.cve_id = ?1");
     if (f->package)
@@ -613,7 +613,7 @@ void db_vuln_list_sql(struct db_sql *q, const struct wh_vuln_filter *f, bool cou
     if (f->tag)
         db_sql_add(q, " AND f.artifact_id IN (SELECT artifact_id FROM tag WHERE name = ?9)");
     if (!count)
-        db_sql_add(q, " ORDER BY f.cvss3 DESC LIMIT ?11 OFFSET ?10");
+        db_sql_add(q, " ORDER BY f.cvss3 DESC NULLS LAST LIMIT ?11 OFFSET ?10");
 }
 
 static void bind_vuln(db_stmt *s, const struct wh_vuln_filter *f)
@@ -862,7 +862,7 @@ int wh_db_project_findings(wh_db *db, int64_t project_id,
                            int (*fn)(const struct wh_vuln_item *v, void *payload), void *payload)
 {
     static const char sql[] = "SELECT " ITEM_COLS ITEM_FROM
-                              " WHERE f.project_id = ?1 ORDER BY f.cvss3 DESC";
+                              " WHERE f.project_id = ?1 ORDER BY f.cvss3 DESC NULLS LAST";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, project_id);

@@ -769,8 +769,9 @@ static int prepared(struct pg_server *s, struct db_dstmt *st, char *name, size_t
         /* undefined function / datatype mismatch, then indeterminate datatype */
         bool retry = state && ((tier == 0 && (strcmp(state, "42883") == 0 ||
                                               strcmp(state, "42804") == 0 ||
-                                              strcmp(state, "42P18") == 0)) ||
-                               (tier == 1 && strcmp(state, "42P18") == 0));
+                                              strcmp(state, "42P18") == 0 ||
+                                              strcmp(state, "42P08") == 0)) ||
+                               (tier == 1 && (strcmp(state, "42P18") == 0 || strcmp(state, "42P08") == 0)));
         if (!retry || PQtransactionStatus(s->h) == PQTRANS_INERROR)
             break;
     }
@@ -995,17 +996,17 @@ static int pg_rollback(struct db_dconn *c)
 
 static int pg_savepoint(struct db_dconn *c)
 {
-    return run_simple(c, "SAVEPOINT inner", NULL);
+    return run_simple(c, "SAVEPOINT wh_inner", NULL);
 }
 
 static int pg_release(struct db_dconn *c)
 {
-    return run_simple(c, "RELEASE inner", NULL);
+    return run_simple(c, "RELEASE wh_inner", NULL);
 }
 
 static int pg_rollback_to(struct db_dconn *c)
 {
-    return run_simple(c, "ROLLBACK TO inner", NULL);
+    return run_simple(c, "ROLLBACK TO wh_inner", NULL);
 }
 
 static uint64_t pg_data_version(struct db_dconn *c)

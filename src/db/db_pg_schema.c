@@ -84,11 +84,11 @@ const char *const db_pg_migrations[] = {
     "CREATE INDEX artifact_subject ON artifact(repo_id, subject) WHERE subject IS NOT NULL;"
     "CREATE INDEX artifact_repo ON artifact(repo_id, id);"
     "CREATE INDEX artifact_repo_push ON artifact(repo_id, push_ms);"
-    "CREATE INDEX artifact_repo_pull ON artifact(repo_id, pull_ms);"
+    "CREATE INDEX artifact_repo_pull ON artifact(repo_id, pull_ms NULLS FIRST);"
     "CREATE INDEX artifact_repo_size ON artifact(repo_id, size);"
     "CREATE INDEX artifact_project ON artifact(project_id, id);"
     "CREATE INDEX artifact_project_push ON artifact(project_id, push_ms);"
-    "CREATE INDEX artifact_project_pull ON artifact(project_id, pull_ms);"
+    "CREATE INDEX artifact_project_pull ON artifact(project_id, pull_ms NULLS FIRST);"
     "CREATE INDEX artifact_project_size ON artifact(project_id, size);"
     "CREATE INDEX artifact_repo_listed ON artifact(repo_id, listed);"
     "CREATE INDEX artifact_project_listed ON artifact(project_id, listed);"
@@ -240,7 +240,8 @@ const char *const db_pg_migrations[] = {
     "  cvss3 DOUBLE PRECISION);"
     "CREATE INDEX finding_artifact ON finding(artifact_id);"
     /* SQLite puts NULLs first in ascending order, so last in DESC; PostgreSQL's DESC puts
-     * them first unless told: NULLS LAST keeps the order (and the index) SQLite's */
+     * them first unless told: the queries say NULLS LAST (SQLite's order), and so do the
+     * indexes that serve them (artifact.pull_ms above likewise, NULLS FIRST) */
     "CREATE INDEX finding_cvss ON finding(cvss3 DESC NULLS LAST);"
     "CREATE INDEX finding_cve ON finding(cve_id, cvss3 DESC NULLS LAST);"
     "CREATE INDEX finding_package ON finding(package, cvss3 DESC NULLS LAST);"

@@ -225,9 +225,9 @@ void db_project_list_sql(struct db_sql *q, const struct wh_project_filter *f, bo
     static const char *const keys[] = {NULL, "p.created_ms", "p.id", "p.updated_ms"};
     const char *dir = f->desc ? " DESC" : "";
     if (!count)
-        db_sql_add(q, "SELECT " INFO_COLS INFO_FROM " WHERE 1");
+        db_sql_add(q, "SELECT " INFO_COLS INFO_FROM " WHERE 1 = 1");
     else
-        db_sql_add(q, "SELECT count(*) FROM project p WHERE 1");
+        db_sql_add(q, "SELECT count(*) FROM project p WHERE 1 = 1");
     if (f->name)
         db_sql_add(q, " AND p.name = ?1");
     if (f->name_like)

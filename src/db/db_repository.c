@@ -95,7 +95,7 @@ void db_repo_page_sql(struct db_sql *q, const struct wh_repo_filter *f, bool cou
         db_sql_add(q, "SELECT count(*)" REPO_FROM);
     else
         db_sql_add(q, "SELECT count(*) FROM repository r");
-    db_sql_add(q, f->project_id > 0 ? " WHERE r.project_id = ?1" : " WHERE 1");
+    db_sql_add(q, f->project_id > 0 ? " WHERE r.project_id = ?1" : " WHERE 1 = 1");
     if (f->name)
         db_sql_add(q, " AND r.name = ?2");
     if (f->name_like)

@@ -129,10 +129,11 @@ static int64_t the_tag_id(wh_db *db, int64_t artifact_id, const char *name)
 static void assert_listed_consistent(const char *path)
 {
     assert_int_equal(raw_int(path, "SELECT count(*) FROM artifact a WHERE a.listed <>"
-                                   " (EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id)"
+                                   " CASE WHEN EXISTS (SELECT 1 FROM tag t WHERE t.artifact_id = a.id)"
                                    " OR NOT EXISTS (SELECT 1 FROM artifact_child c"
                                    " JOIN artifact p ON p.id = c.artifact_id"
-                                   " WHERE p.repo_id = a.repo_id AND c.child_digest = a.digest))"),
+                                   " WHERE p.repo_id = a.repo_id AND c.child_digest = a.digest)"
+                                   " THEN 1 ELSE 0 END"),
                      0);
 }
 
