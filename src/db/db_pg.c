@@ -63,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/common.h"
@@ -493,14 +494,44 @@ static int pg_exec(struct db_dconn *c, const char *sql)
 
 /* ---- statements ---- */
 
+static bool word_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_';
+}
+
+/* Whether `p` starts with "INDEXED BY <name>"; `*len` its length. */
+static bool indexed_by(const char *p, size_t *len)
+{
+    size_t i = 0;
+    if (strncasecmp(p, "INDEXED", 7) != 0 || !(p[7] == ' ' || p[7] == '\n'))
+        return false;
+    i = 7;
+    while (p[i] == ' ' || p[i] == '\n')
+        i++;
+    if (strncasecmp(p + i, "BY", 2) != 0 || !(p[i + 2] == ' ' || p[i + 2] == '\n'))
+        return false;
+    i += 2;
+    while (p[i] == ' ' || p[i] == '\n')
+        i++;
+    size_t name = i;
+    while (word_char(p[i]))
+        i++;
+    if (i == name)
+        return false;
+    *len = i;
+    return true;
+}
+
 /*
  * Rewrites `?N` and `?` to `$N` into a new string, copying string literals,
  * quoted names, dollar-quoted bodies and comments untouched. A plain `?`
- * takes the number after the largest so far (SQLite's rule).
+ * takes the number after the largest so far (SQLite's rule). SQLite's
+ * planner hint "INDEXED BY name" is dropped.
  */
 static int translate(struct db_dstmt *st, const char *sql)
 {
-    size_t n = strlen(sql);
+    size_t n = strlen(sql), skip = 0;
     char *out = wh_malloc(n * 2 + 1); /* "?" -> "$NN": at most 3 bytes for 1 */
     size_t o = 0;
     int max = 0;
@@ -533,6 +564,9 @@ static int translate(struct db_dstmt *st, const char *sql)
             memcpy(out + o, sql + i, j - i);
             o += j - i;
             i = j;
+        } else if ((ch == 'I' || ch == 'i') && (i == 0 || !word_char(sql[i - 1])) &&
+                   indexed_by(sql + i, &skip)) {
+            i += skip; /* SQLite's planner hint: PostgreSQL plans on its own */
         } else if (ch == '?') {
             size_t j = i + 1;
             long num = 0;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "db/db.h"
 
 #define IMAGE_MT "application/vnd.oci.image.manifest.v1+json"
@@ -61,7 +62,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
-    assert_int_equal(wh_db_open(&f->db, path), 0);
+    assert_int_equal(test_db_open(&f->db, path), 0);
     f->auto_pid = project(f->db, "auto", "{\"auto_scan\":\"TRUE\"}");
     f->plain_pid = project(f->db, "plain", "{\"auto_scan\":\"false\"}");
     *state = f;
@@ -139,7 +140,7 @@ static void test_dbscan__push_that_queues_calls_back_after_commit(void **state)
     struct wh_scan_job j;
     int64_t copied = 0;
     snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
-    assert_int_equal(wh_db_open(&q.other, path), 0);
+    assert_int_equal(test_db_open(&q.other, path), 0);
     wh_db_on_scan_queued(f->db, on_queued, &q);
     /* not an image, not an auto_scan project: no job, no call */
     push(f->db, f->auto_pid, "auto/app", D2, "application/vnd.example.thing");
