@@ -66,8 +66,10 @@ static json_t *references(struct call *c, const struct wh_artifact_info *a, json
             continue;
         json_t *ref = json_object();
         json_object_set_new(ref, "parent_id", json_integer(a->id));
-        if (wh_db_artifact_get(c->api->db, a->repo_id, dg, true, child) == 0)
+        if (wh_db_artifact_get(c->api->db, a->repo_id, dg, true, child) == 0) {
             json_object_set_new(ref, "child_id", json_integer(child->id));
+            wh_artifact_info_dispose(child);
+        }
         json_object_set_new(ref, "child_digest", json_string(dg));
         json_t *v;
         if ((v = json_object_get(m, "platform")))
@@ -142,7 +144,7 @@ static json_t *artifact_view(struct call *c, const struct wh_artifact_info *a, b
     json_object_set_new(o, "icon", json_string(""));
     json_object_set_new(o, "push_time", json_string(api_time(c, a->push_ms)));
     json_object_set_new(o, "pull_time", json_string(api_pull_time(c, a->pull_ms)));
-    json_t *ann = a->annotations[0] ? json_loads(a->annotations, 0, NULL) : NULL;
+    json_t *ann = a->annotations && a->annotations[0] ? json_loads(a->annotations, 0, NULL) : NULL;
     json_object_set_new(o, "annotations", ann ? ann : json_null());
     json_t *manifest = api_read_json(c, a->digest);
     json_object_set_new(o, "extra_attrs", manifest && !idx ? extra_attrs(c, manifest)
@@ -182,6 +184,11 @@ static bool ref_is_digest(const char *ref)
     return strchr(ref, ':') != NULL;
 }
 
+static void artifact_dispose(void *a)
+{
+    wh_artifact_info_dispose(a);
+}
+
 int api_load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_artifact_info *out)
 {
     if (load_repo(c, ri) < 0)
@@ -194,6 +201,8 @@ int api_load_artifact(struct call *c, struct wh_repo_info *ri, struct wh_artifac
                              wh_pool_sprintf(c->pool, "invalid digest: %s", ref));
     }
     int error = wh_db_artifact_get(c->api->db, ri->id, ref, ref_is_digest(ref), out);
+    if (error == 0) /* the struct lives as long as the request */
+        wh_pool_cleanup(c->pool, artifact_dispose, out);
     if (error == WH_ENOTFOUND)
         return api_error(c, 404, "NOT_FOUND",
                          wh_pool_sprintf(c->pool, "artifact %s@%s not found", ri->name, ref));

@@ -85,6 +85,7 @@ int api_artifact_copy(struct call *c)
     if (error < 0)
         return api_fail(c, error);
     error = wh_db_artifact_get(c->api->db, ri->id, ref, is_digest, a);
+    wh_artifact_info_dispose(a); /* its annotations are not needed */
     if (error == WH_ENOTFOUND)
         return api_error(c, 404, "NOT_FOUND",
                          wh_pool_sprintf(c->pool, "artifact %s%s%s not found", src_repo,

@@ -50,8 +50,11 @@ static int add_child(const char *digest, int64_t child_id, void *payload)
     struct wh_artifact_info *k = &ch->kids[ch->n];
     if (child_id <= 0 || ch->n >= INDEX_CHILDREN_MAX)
         return 0;
-    if (wh_db_artifact_get(ch->c->api->db, ch->repo_id, digest, true, k) == 0 && api_scannable(k))
-        ch->n++;
+    if (wh_db_artifact_get(ch->c->api->db, ch->repo_id, digest, true, k) == 0) {
+        wh_artifact_info_dispose(k); /* its annotations are not needed */
+        if (api_scannable(k))
+            ch->n++;
+    }
     return 0;
 }
 

@@ -393,7 +393,6 @@ int wh_db_audit_list(wh_db *db, int64_t project_id, const char *username, const 
 
 /* ---- REST API views (db_project.c, db_repository.c, db_artifact.c) ---- */
 #define WH_PROJECT_META_MAX 4096  /* metadata / CVE allowlist JSON text incl. NUL */
-#define WH_ANNOTATIONS_MAX 16384  /* annotations JSON text incl. NUL */
 
 /* A project with its settings and repository count. */
 struct wh_project_info {
@@ -509,8 +508,13 @@ struct wh_artifact_info {
     char artifact_type[WH_MEDIATYPE_MAX]; /* artifactType or config media type ("" none) */
     uint64_t size;
     int64_t push_ms, pull_ms;             /* pull_ms 0: never pulled */
-    char annotations[WH_ANNOTATIONS_MAX]; /* JSON object text or "" */
+    /* JSON object text or "", any length (the client's): owned, released by
+     * wh_artifact_info_dispose, except in a list's callback, where it is
+     * borrowed for the call */
+    char *annotations;
 };
+/* Frees what wh_db_artifact_get allocated in `a` (its annotations). Accepts NULL. */
+void wh_artifact_info_dispose(struct wh_artifact_info *a);
 struct wh_artifact_filter {
     int64_t repo_id, project_id; /* 0: any */
     const char *digest, *tag, *media_type; /* NULL: any */
@@ -520,7 +524,8 @@ struct wh_artifact_filter {
     int sort;                    /* 0 push time, 1 pull time, 2 size, 3 id */
     bool desc;
 };
-/* By digest or by tag. 0, WH_ENOTFOUND or WH_ERROR. */
+/* By digest or by tag, into `out` (then wh_artifact_info_dispose it). 0,
+ * WH_ENOTFOUND or WH_ERROR. */
 int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_digest,
                        struct wh_artifact_info *out);
 int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t offset,

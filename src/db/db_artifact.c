@@ -33,7 +33,14 @@ static void art_row(struct wh_artifact_info *o, db_stmt *s)
     o->size = (uint64_t)db_col_i64(s, 7);
     o->push_ms = db_col_i64(s, 8);
     o->pull_ms = db_col_i64(s, 9);
-    db_copy_col(o->annotations, sizeof(o->annotations), s, 10);
+}
+
+void wh_artifact_info_dispose(struct wh_artifact_info *a)
+{
+    if (!a)
+        return;
+    free(a->annotations);
+    a->annotations = NULL;
 }
 
 int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_digest,
@@ -49,12 +56,14 @@ int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_dige
     db_bind_text(s, 2, ref);
     int rc = db_step(s);
     int error = 0;
-    if (rc == DB_ROW)
+    if (rc == DB_ROW) {
         art_row(out, s);
-    else if (rc == DB_DONE)
+        out->annotations = db_dup_col(s, 10);
+    } else if (rc == DB_DONE) {
         error = wh_error_set(WH_ENOTFOUND, "artifact %s not found", ref);
-    else
+    } else {
         error = db_fail(c);
+    }
     db_done(s);
     return error;
 }
@@ -63,12 +72,22 @@ struct list_each {
     int (*fn)(const struct wh_artifact_info *row, void *payload);
     void *payload;
     struct wh_artifact_info *row;
+    size_t cap; /* of row->annotations, reused from row to row */
 };
 
 static int list_each(db_stmt *s, void *payload)
 {
     struct list_each *e = payload;
     art_row(e->row, s);
+    const char *ann = db_col_text(s, 10);
+    size_t n = ann ? db_col_bytes(s, 10) : 0;
+    if (n + 1 > e->cap) {
+        e->cap = n + 1 > 2 * e->cap ? n + 1 : 2 * e->cap;
+        e->row->annotations = wh_realloc(e->row->annotations, e->cap);
+    }
+    if (n)
+        memcpy(e->row->annotations, ann, n);
+    e->row->annotations[n] = '\0';
     return e->fn(e->row, e->payload);
 }
 
@@ -148,8 +167,9 @@ int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t o
         }
         db_bind_i64(s, 6, offset);
         db_bind_i64(s, 7, limit);
-        struct list_each e = {fn, payload, wh_malloc(sizeof(struct wh_artifact_info))};
+        struct list_each e = {fn, payload, wh_calloc(1, sizeof(struct wh_artifact_info)), 0};
         error = db_rows(c, s, list_each, &e);
+        wh_artifact_info_dispose(e.row);
         free(e.row);
     }
     free(q);

@@ -123,6 +123,42 @@ def test_api_repositories_and_artifacts(admin, reg, unique):
     assert reg.get_manifest(repo, "v2").status_code == 404
 
 
+def test_api_large_annotations(admin, reg, unique):
+    """Annotations are the client's: far over 16 KiB they come back whole, not null,
+    from the artifact, the artifact list and the referrers API."""
+    import json
+
+    admin.create_project(unique)
+    repo = f"{unique}/annotated"
+    img = small_image(unique + "ann")
+    for data in img.blobs.values():
+        reg.push_blob(repo, data)
+    annotations = {f"org.example.note.{i:03d}": f"{i:03d}-" + "x" * 600 for i in range(100)}
+    manifest = json.loads(img.manifest)
+    manifest["annotations"] = annotations
+    body = ocilayout.canonical_json(manifest)
+    assert len(json.dumps(annotations)) > 60 * 1024
+    r = reg.push_manifest(repo, "big", body)
+    assert r.status_code == 201, describe(r)
+    digest = ocilayout.sha256_digest(body)
+    base = f"/projects/{unique}/repositories/annotated/artifacts"
+    one = admin.ok(admin.get(f"{base}/big")).json()
+    assert one["digest"] == digest
+    assert one["annotations"] == annotations
+    listed = admin.ok(admin.get(base)).json()
+    assert [a["annotations"] for a in listed] == [annotations]
+    # a referrer with large annotations is listed with them by the OCI referrers API
+    ref = dict(manifest)
+    ref["subject"] = {"mediaType": ocilayout.MT_MANIFEST, "digest": digest, "size": len(body)}
+    ref["artifactType"] = "application/vnd.example.note"
+    ref_body = ocilayout.canonical_json(ref)
+    r = reg.push_manifest(repo, ocilayout.sha256_digest(ref_body), ref_body)
+    assert r.status_code == 201, describe(r)
+    r = reg.get(f"/v2/{repo}/referrers/{digest}")
+    assert r.status_code == 200, describe(r)
+    assert [m["annotations"] for m in r.json()["manifests"]] == [annotations]
+
+
 def test_api_index_references(admin, reg, unique):
     admin.create_project(unique, metadata={"public": "true"})
     repo = f"{unique}/multi"
