@@ -45,6 +45,10 @@ int wh_api_metrics_handle(wh_req *r, void *payload)
         if (wh_db_scan_queue(src->db, &pending, &running) < 0)
             pending = running = -1;
     }
+    /* PostgreSQL's connection pool; SQLite has none and the samples are left out */
+    struct wh_db_pool_stats pool = {.size = -1, .in_use = -1};
+    if (wh_db_pool_stats(&pool) < 0)
+        pool.size = pool.in_use = -1;
     if (src->store)
         have_space = wh_store_capacity(src->store, &total, &free_bytes) == 0;
     const struct wh_metrics_extra extra[] = {
@@ -55,6 +59,10 @@ int wh_api_metrics_handle(wh_req *r, void *payload)
          "Blob upload sessions begun and not yet finished, cancelled or expired.", uploads},
         {"wharf_scan_queue_depth", "Scan jobs waiting for a worker.", pending},
         {"wharf_scans_running", "Scan jobs being run now.", running},
+        {"wharf_db_pool_connections", "Database connections the pool may open (db.pool_size).",
+         pool.size},
+        {"wharf_db_pool_connections_in_use", "Pooled database connections leased by a thread now.",
+         pool.in_use},
         {"wharf_storage_capacity_bytes", "Size of the file system holding the blobs.",
          have_space ? (int64_t)total : -1},
         {"wharf_storage_free_bytes", "Bytes the blob store may still write.",

@@ -171,6 +171,8 @@ int wh_metrics_render(struct wh_buf *out, const struct wh_metrics_extra *extra, 
          "Logins refused for a wrong name, password or robot secret."},
         {WH_METRIC_DB_WRITE_FAILED, "wharf_db_failures_total",
          "Database statements that failed (a full disk, an I/O error, a lock timeout)."},
+        {WH_METRIC_DB_POOL_WAITS, "wharf_db_pool_waits_total",
+         "Times a thread found every pooled database connection in use and waited (PostgreSQL)."},
     };
     int e = head(out, "wharf_http_requests_total", "counter",
                  "HTTP requests answered, by method and status class (4xx includes clients "

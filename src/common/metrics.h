@@ -25,6 +25,7 @@ enum wh_metric {
     WH_METRIC_BYTES_OUT,         /* response body bytes delivered */
     WH_METRIC_LOGIN_FAILED,      /* logins refused for bad credentials */
     WH_METRIC_DB_WRITE_FAILED,   /* database statements that failed (full disk, I/O, lock) */
+    WH_METRIC_DB_POOL_WAITS,     /* times a thread waited for a pooled database connection */
     WH_METRIC_COUNT_
 };
 /* Adds `n` to a counter. */

@@ -67,6 +67,7 @@
 #include <time.h>
 
 #include "common/common.h"
+#include "common/metrics.h"
 
 /* PostgreSQL type OIDs (catalog/pg_type.h, stable across releases). */
 #define OID_BOOL 16
@@ -303,6 +304,7 @@ static int lease(struct db_dconn *c, struct pg_server **out)
         if (!waited) {
             waited = true;
             p->waits++;
+            wh_metric_add(WH_METRIC_DB_POOL_WAITS, 1);
         }
         if (pthread_cond_timedwait(&p->cv, &pools_lock, &until) == ETIMEDOUT && !p->idle &&
             p->open >= p->size) {
