@@ -15,6 +15,7 @@
 #define WH_TEST_DB_FIXTURE_H
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +41,7 @@ static inline bool test_db_pg(void)
 #define TEST_DB_SCHEMAS_MAX 256
 static char test_db_schemas[TEST_DB_SCHEMAS_MAX][64];
 static int test_db_nschemas;
+static pthread_mutex_t test_db_lock = PTHREAD_MUTEX_INITIALIZER; /* the two above */
 
 /* The schema that stands for the SQLite file `path`. */
 static inline void test_db_schema(char *out, size_t cap, const char *path)
@@ -103,12 +105,13 @@ static inline int test_db_open(wh_db **out, const char *path)
         return wh_db_open(out, path);
     char schema[64], sql[128];
     test_db_schema(schema, sizeof(schema), path);
+    pthread_mutex_lock(&test_db_lock); /* tests open one schema from several threads */
     bool known = false;
     for (int i = 0; i < test_db_nschemas; i++)
         known = known || strcmp(test_db_schemas[i], schema) == 0;
     if (!known) {
         PGconn *h = test_db_pg_connect(test_db_pg_dsn());
-        snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
+        snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS %s", schema);
         PGresult *r = PQexec(h, sql);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             fprintf(stderr, "test db: %s: %s", sql, PQerrorMessage(h));
@@ -122,6 +125,7 @@ static inline int test_db_open(wh_db **out, const char *path)
             snprintf(test_db_schemas[test_db_nschemas++], sizeof(test_db_schemas[0]), "%s",
                      schema);
     }
+    pthread_mutex_unlock(&test_db_lock);
     char *target = test_db_target(path);
     int rc = wh_db_open_driver(out, "postgres", target);
     free(target);

@@ -9,7 +9,9 @@
  * sort keys say, Harbor's base collection of artifacts included; a batch is
  * one transaction.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -835,6 +837,200 @@ static void test_db__repo_and_project_lists(void **state)
     assert_int_equal(total, 1);
 }
 
+/* ---- several connections, threads and processes (PostgreSQL's pool and locks) ---- */
+
+struct opener {
+    const char *path;
+    wh_db *db;
+    int rc;
+};
+
+static void *open_one(void *payload)
+{
+    struct opener *o = payload;
+    o->rc = test_db_open(&o->db, o->path);
+    return NULL;
+}
+
+/* Nodes starting together on one empty database migrate it once (the advisory lock). */
+static void test_db__migrate_together(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_db_pg())
+        skip(); /* one process owns a SQLite file (the data directory's lock) */
+    struct opener o[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        o[i] = (struct opener){.path = f->path};
+        assert_int_equal(pthread_create(&t[i], NULL, open_one, &o[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(o[i].rc, 0);
+    }
+    assert_int_equal(raw_int(f->path, "SELECT version FROM wharf_schema"), wh_db_schema_latest());
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM wharf_schema"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name = 'library'"), 1);
+    for (int i = 0; i < 4; i++)
+        wh_db_close(o[i].db);
+}
+
+struct waiter {
+    wh_db *db;
+    int rc;
+    bool done;
+    pthread_mutex_t lock;
+};
+
+static void *insert_project(void *payload)
+{
+    struct waiter *w = payload;
+    struct wh_project_info *in = calloc(1, sizeof(*in));
+    snprintf(in->p.name, sizeof(in->p.name), "second");
+    in->storage_limit = -1;
+    int rc = wh_db_project_insert(w->db, in, NULL);
+    free(in);
+    wh_db_thread_done(w->db);
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->done = true;
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static bool waiter_done(struct waiter *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool d = w->done;
+    pthread_mutex_unlock(&w->lock);
+    return d;
+}
+
+/* Polls `cond(payload)` for up to 10 s. */
+static bool eventually(bool (*cond)(void *payload), void *payload)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (cond(payload))
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+struct held {
+    const char *path;
+    struct waiter *w;
+    pthread_t t;
+    int64_t waits_before;
+    bool saw;
+};
+
+static bool advisory_waiter(void *payload)
+{
+    const struct held *h = payload;
+    return raw_int(h->path, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                            " AND NOT granted") >= 1;
+}
+
+static int64_t pool_waits(void)
+{
+    struct wh_db_pool_stats st;
+    return wh_db_pool_stats(&st) == 0 ? st.waits : -1;
+}
+
+static bool pool_waiter(void *payload)
+{
+    const struct held *h = payload;
+    return pool_waits() > h->waits_before;
+}
+
+/* Inside the first writer's transaction: starts the second, sees it wait, writes again. */
+static int hold_write_lock(wh_db *db, void *payload)
+{
+    struct held *h = payload;
+    struct wh_project_info *in = calloc(1, sizeof(*in));
+    snprintf(in->p.name, sizeof(in->p.name), "first");
+    in->storage_limit = -1;
+    int error = wh_db_project_insert(db, in, NULL);
+    assert_int_equal(error, 0);
+    assert_int_equal(pthread_create(&h->t, NULL, insert_project, h->w), 0);
+    /* the second writer queues on the write lock (or, with a pool of one, on the pool) */
+    h->saw = h->waits_before >= 0 ? eventually(pool_waiter, h) : eventually(advisory_waiter, h);
+    assert_false(waiter_done(h->w));
+    /* this thread's own calls go on through its connection: it never waits for itself */
+    snprintf(in->p.name, sizeof(in->p.name), "first-again");
+    error = wh_db_project_insert(db, in, NULL);
+    free(in);
+    return error;
+}
+
+/* Two writers on PostgreSQL queue on the write lock as they do on SQLite's one writer. */
+static void test_db__writers_queue(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_db_pg())
+        skip(); /* SQLite: BEGIN IMMEDIATE, its busy timeout; tested by the e2e suites */
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    struct waiter w = {.db = f->db};
+    pthread_mutex_init(&w.lock, NULL);
+    struct held h = {.path = f->path, .w = &w, .waits_before = -1};
+    assert_int_equal(wh_db_batch(f->db, hold_write_lock, &h), 0);
+    assert_true(h.saw);
+    pthread_join(h.t, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name IN"
+                                      " ('first', 'first-again', 'second')"), 3);
+    pthread_mutex_destroy(&w.lock);
+}
+
+/*
+ * With a pool of one connection, a thread inside a transaction keeps it: a
+ * second thread waits for the pool (counted in the metrics), the first never
+ * waits for itself, and the second goes on once the transaction ends.
+ */
+static void test_db__pool_of_one(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_db_pg())
+        skip(); /* SQLite has a connection per thread, no pool */
+    wh_db_pool_size_set(1);
+    int rc = test_db_open(&f->db, f->path);
+    wh_db_pool_size_set(8);
+    assert_int_equal(rc, 0);
+    struct wh_db_pool_stats st;
+    assert_int_equal(wh_db_pool_stats(&st), 0);
+    struct waiter w = {.db = f->db};
+    pthread_mutex_init(&w.lock, NULL);
+    struct held h = {.path = f->path, .w = &w, .waits_before = st.waits};
+    assert_int_equal(wh_db_batch(f->db, hold_write_lock, &h), 0);
+    assert_true(h.saw);
+    pthread_join(h.t, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_int_equal(wh_db_pool_stats(&st), 0);
+    assert_int_equal(st.in_use, 0);
+    assert_true(st.open >= 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name IN"
+                                      " ('first', 'first-again', 'second')"), 3);
+    pthread_mutex_destroy(&w.lock);
+}
+
+/* The data version stays while nothing is written and moves with a commit from elsewhere. */
+static void test_db__data_version(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    uint64_t a = wh_db_data_version(f->db), b = wh_db_data_version(f->db);
+    assert_true(a != 0);
+    assert_true(a == b);
+    raw_exec(f->path, "UPDATE project SET updated_ms = updated_ms + 1");
+    /* SQLite's counter moves once the connection reads again; PostgreSQL's at once */
+    struct wh_project p;
+    assert_int_equal(wh_db_project_get(f->db, "library", &p), 0);
+    uint64_t c = wh_db_data_version(f->db);
+    assert_true(c != 0 && c != b);
+    assert_true(wh_db_data_version(f->db) == c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -845,6 +1041,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__listed_follows_tags_and_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__repo_and_project_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__migrate_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__writers_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__pool_of_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__data_version, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
