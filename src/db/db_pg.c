@@ -794,21 +794,31 @@ static int prepared(struct pg_server *s, struct db_dstmt *st, char *name, size_t
     Oid types[DB_PG_PARAMS_MAX];
     PGresult *r = NULL;
     int error = 0;
+    /*
+     * A failed Parse aborts the transaction it happens in: inside one, each
+     * try runs under a savepoint, rolled back to when the try fails.
+     */
+    bool in_tx = PQtransactionStatus(s->h) == PQTRANS_INTRANS;
     for (int tier = 0; tier < 3; tier++) {
         for (int i = 1; i <= st->nparams; i++)
             types[i - 1] = param_type(st, i, tier);
         PQclear(r);
+        if (in_tx)
+            PQclear(PQexec(s->h, "SAVEPOINT wh_prepare"));
         r = PQprepare(s->h, name, st->sql, st->nparams, types);
-        if (PQresultStatus(r) == PGRES_COMMAND_OK)
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (in_tx)
+            PQclear(PQexec(s->h, ok ? "RELEASE wh_prepare"
+                                    : "ROLLBACK TO wh_prepare; RELEASE wh_prepare"));
+        if (ok)
             break;
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        /* undefined function / datatype mismatch, then indeterminate datatype */
-        bool retry = state && ((tier == 0 && (strcmp(state, "42883") == 0 ||
-                                              strcmp(state, "42804") == 0 ||
-                                              strcmp(state, "42P18") == 0 ||
-                                              strcmp(state, "42P08") == 0)) ||
-                               (tier == 1 && (strcmp(state, "42P18") == 0 || strcmp(state, "42P08") == 0)));
-        if (!retry || PQtransactionStatus(s->h) == PQTRANS_INERROR)
+        /* undefined function / datatype mismatch, then indeterminate or ambiguous types */
+        bool untyped = state && (strcmp(state, "42P18") == 0 || strcmp(state, "42P08") == 0);
+        bool retry = state && ((tier == 0 && (untyped || strcmp(state, "42883") == 0 ||
+                                              strcmp(state, "42804") == 0)) ||
+                               (tier == 1 && untyped));
+        if (!retry)
             break;
     }
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {

@@ -837,6 +837,31 @@ static void test_db__repo_and_project_lists(void **state)
     assert_int_equal(total, 1);
 }
 
+/* Reads a tag page with no filters (SQL whose parameters PostgreSQL must be told the types
+ * of: the driver's first try at preparing it fails). */
+static int tag_page_in_tx(wh_db *db, void *payload)
+{
+    (void)payload;
+    struct wh_project_info *in = calloc(1, sizeof(*in));
+    snprintf(in->p.name, sizeof(in->p.name), "in-tx");
+    in->storage_limit = -1;
+    int error = wh_db_project_insert(db, in, NULL);
+    free(in);
+    if (error == 0)
+        error = wh_db_tag_page(db, 1, NULL, NULL, 0, 10, keep_tag, &(struct wh_tag_info){0},
+                               NULL);
+    return error;
+}
+
+/* A statement first prepared inside a transaction does not break the transaction. */
+static void test_db__prepare_in_tx(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    assert_int_equal(wh_db_batch(f->db, tag_page_in_tx, NULL), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name = 'in-tx'"), 1);
+}
+
 /* ---- several connections, threads and processes (PostgreSQL's pool and locks) ---- */
 
 struct opener {
@@ -1041,6 +1066,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__listed_follows_tags_and_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__repo_and_project_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__prepare_in_tx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__migrate_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writers_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__pool_of_one, setup, teardown),
