@@ -408,15 +408,18 @@ static void pg_close(struct db_dconn *c)
 {
     if (!c)
         return;
-    if (c->lease) { /* a transaction left open: the server rolls it back on reuse */
-        PGresult *r = PQexec(c->lease->h, "ROLLBACK");
-        PQclear(r);
-        struct pg_server *s = c->lease;
-        c->lease = NULL;
-        c->pinned = false;
-        unlease(c, s);
-    }
     struct pg_pool *p = c->pool, *dead = NULL;
+    if (c->lease) {
+        /* a transaction or the migration lock left open: the session is not fit to be
+         * shared, so it ends here (the server rolls back and drops its locks) */
+        pthread_mutex_lock(&pools_lock);
+        p->in_use--;
+        p->open--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&pools_lock);
+        server_free(c->lease);
+        c->lease = NULL;
+    }
     pthread_mutex_lock(&pools_lock);
     if (--p->refs == 0 && p->in_use == 0) {
         for (struct pg_pool **pp = &pools; *pp; pp = &(*pp)->next) {
