@@ -1,12 +1,20 @@
 /*
  * db: the metadata store, wharf's source of truth for projects, repositories,
  * blobs, artifacts, tags, references and upload sessions. Callers see plain
- * structs and callbacks; SQLite (WAL, one connection per thread, statements
- * prepared once per connection) stays inside db_sqlite.c so that a
- * PostgreSQL implementation can sit behind the same interface.
+ * structs and callbacks, never the database. Behind this header a generic
+ * core (db_core.c: one connection per thread, statements prepared once per
+ * connection, transactions) drives a backend through its driver table
+ * (db_driver.h): SQLite (db_sqlite.c, the embedded default) or PostgreSQL;
+ * the entity files (db_*.c) hold SQL that runs on both.
  *
- * Strings in output structs are copied into fixed-size fields; strings passed
- * to callbacks are borrowed for the duration of the call.
+ * Strings in output structs are copied into fixed-size fields only where
+ * their length is capped when they come in: names, digests and media types
+ * by the validation of /v2/ and the API (WH_NAME_MAX, WH_DIGEST_STR_MAX,
+ * WH_MEDIATYPE_MAX), and the other fixed fields by the API that accepts them
+ * (it refuses or cuts what is longer, before it is stored). Text a client
+ * controls without such a cap is an owned string released by the struct's
+ * _dispose function (wh_artifact_info's annotations). Strings passed to
+ * callbacks are borrowed for the duration of the call.
  */
 #ifndef WH_DB_H
 #define WH_DB_H
@@ -524,8 +532,8 @@ struct wh_artifact_filter {
     int sort;                    /* 0 push time, 1 pull time, 2 size, 3 id */
     bool desc;
 };
-/* By digest or by tag, into `out` (then wh_artifact_info_dispose it). 0,
- * WH_ENOTFOUND or WH_ERROR. */
+/* By digest or by tag, into `out` (then wh_artifact_info_dispose it, which
+ * is safe whatever this returned). 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_digest,
                        struct wh_artifact_info *out);
 int wh_db_artifact_list(wh_db *db, const struct wh_artifact_filter *f, int64_t offset,

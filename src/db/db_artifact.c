@@ -50,6 +50,7 @@ int wh_db_artifact_get(wh_db *db, int64_t repo_id, const char *ref, bool is_dige
                                     " AND a.digest = ?2";
     static const char by_tag[] = "SELECT " ART_COLS ART_FROM " JOIN tag t ON t.artifact_id = a.id"
                                  " WHERE t.repo_id = ?1 AND t.name = ?2";
+    out->annotations = NULL; /* wh_artifact_info_dispose is safe after any return */
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, is_digest ? by_digest : by_tag);
     db_bind_i64(s, 1, repo_id);

@@ -29,6 +29,7 @@ struct conn {
     struct db_dconn *h;
     const struct db_driver *d;
     int err; /* the code of the last failed step, until db_fail/db_constraint reads it */
+    db_stmt hot[DB_HOT_SLOTS]; /* db_stmt_hot, by slot */
     struct {
         const char *sql;
         db_stmt s;
@@ -59,6 +60,8 @@ struct wh_db {
 
 static void conn_close(struct conn *c)
 {
+    for (int i = 0; i < DB_HOT_SLOTS; i++)
+        c->d->finalize(c->hot[i].h);
     for (int i = 0; i < ADHOC_SLOTS; i++)
         c->d->finalize(c->adhoc[i].s.h);
     for (int i = 0; i < BUILT_SLOTS; i++) {
@@ -123,6 +126,14 @@ db_stmt *db_stmt_get(struct conn *c, const char *sql)
         }
     }
     abort(); /* more distinct statements than slots: raise ADHOC_SLOTS */
+}
+
+db_stmt *db_stmt_hot(struct conn *c, int slot, const char *sql)
+{
+    db_stmt *s = &c->hot[slot];
+    if (!s->h)
+        prepare(c, s, sql);
+    return s;
 }
 
 static uint64_t text_hash(const char *s)

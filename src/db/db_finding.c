@@ -194,7 +194,7 @@ static int write_inventory(struct conn *c, int64_t artifact_id, const struct wh_
     const char *hash = wh_digest_hex(&d);
     s = db_stmt(c, ins);
     db_bind_text(s, 1, hash);
-    db_bind_blob(s, 2, r->inventory, (int)r->inventory_len);
+    db_bind_blob(s, 2, r->inventory, r->inventory_len);
     int error = db_run(c, s);
     if (error < 0)
         return error;

@@ -45,6 +45,14 @@ db_stmt *db_stmt_get(struct conn *c, const char *sql);
 /* The name the entity files call it by (the type db_stmt is not followed by '('). */
 #define db_stmt(c, sql) db_stmt_get(c, sql)
 /*
+ * As db_stmt, in slot `slot` (0 .. DB_HOT_SLOTS - 1) of a per-connection
+ * array, for the statements of the hot paths (a pull's manifest and blob
+ * lookups): an index instead of a hash probe. One file owns the slots
+ * (db_registry.c); `sql` must always be the same for a slot.
+ */
+#define DB_HOT_SLOTS 64
+db_stmt *db_stmt_hot(struct conn *c, int slot, const char *sql);
+/*
  * A statement assembled from fixed fragments, for the lists whose WHERE and
  * ORDER BY follow the caller's filters: each combination gets SQL that names
  * only what it filters and sorts on, so the database can walk an index

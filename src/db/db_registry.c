@@ -102,10 +102,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_PULL_REPO] = "UPDATE repository SET pull_count = pull_count + ?2 WHERE id = ?1",
 };
 
-/* The statement `id` of this file, prepared once per connection. */
+_Static_assert(S_COUNT <= DB_HOT_SLOTS, "more registry statements than hot slots");
+
+/* The statement `id` of this file, prepared once per connection, in its own slot. */
 static db_stmt *stmt(struct conn *c, enum stmt_id id)
 {
-    return db_stmt(c, stmt_sql[id]);
+    return db_stmt_hot(c, (int)id, stmt_sql[id]);
 }
 
 /* ---- projects ---- */

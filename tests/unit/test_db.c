@@ -101,6 +101,7 @@ static int64_t put(wh_db *db, int64_t pid, const char *repo, const char *dg, con
     struct wh_artifact_info *ai = malloc(sizeof(*ai));
     assert_int_equal(wh_db_artifact_get(db, r.id, dg, true, ai), 0);
     int64_t id = ai->id;
+    wh_artifact_info_dispose(ai);
     free(ai);
     return id;
 }
@@ -205,11 +206,14 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
         assert_int_equal(ai->id, 11 + i);
         assert_int_equal(ai->project_id, 2);
         assert_int_equal(ai->size, 10 * (i + 1));
+        wh_artifact_info_dispose(ai);
     }
     assert_int_equal(wh_db_artifact_get(db, 7, d[1], true, ai), 0);
     assert_int_equal(ai->pull_ms, 500);
+    wh_artifact_info_dispose(ai);
     assert_int_equal(wh_db_artifact_get(db, 7, "multi", false, ai), 0);
     assert_int_equal(ai->id, 13);
+    wh_artifact_info_dispose(ai);
     /* project_id was filled in: the project's list finds the artifacts */
     struct wh_artifact_filter af = {.project_id = 2, .tagged = -1, .all = true};
     int64_t total = 0;
