@@ -866,6 +866,145 @@ static void test_db__prepare_in_tx(void **state)
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name = 'in-tx'"), 1);
 }
 
+/*
+ * PostgreSQL's plan of `sql` (each ?N as the literal '1', which the server types from
+ * where it stands) with sequential scans and sorts priced out: a "Seq Scan" or a "Sort"
+ * left in it means no index can serve the query. Returns the first offending line or NULL.
+ */
+static const char *pg_plan_fault(PGconn *h, const char *sql, const char *const *no_scan,
+                                 bool sort_ok, char *out, size_t cap)
+{
+    char *q = malloc(strlen(sql) * 4 + 16), *o = q;
+    o += sprintf(o, "EXPLAIN ");
+    for (const char *p = sql; *p;) {
+        if (*p == '?') {
+            p++;
+            while (*p >= '0' && *p <= '9')
+                p++;
+            o += sprintf(o, "'1'");
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    PGresult *r = PQexec(h, q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQerrorMessage(h));
+    const char *fault = NULL;
+    const char *pending = NULL; /* a scan of a listed table not yet seen bounded by its index */
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *line = PQgetvalue(r, i, 0);
+        len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s\n", line);
+        if (len >= cap)
+            len = cap - 1;
+        bool node = i == 0 || strstr(line, "->");
+        if (node && pending && !fault)
+            fault = pending; /* a whole index walked with a filter is a scan too */
+        if (node)
+            pending = NULL;
+        if (strstr(line, "Index Cond") || strstr(line, "Recheck Cond"))
+            pending = NULL;
+        if (!sort_ok && node && strstr(line, "Sort") && !fault)
+            fault = "Sort";
+        for (int k = 0; node && no_scan[k] && !fault; k++) {
+            char on[64];
+            snprintf(on, sizeof(on), " on %s ", no_scan[k]);
+            if (!strstr(line, "Scan") || !strstr(line, on))
+                continue;
+            if (strstr(line, "Seq Scan"))
+                fault = no_scan[k];
+            else
+                pending = no_scan[k];
+        }
+    }
+    if (pending && !fault)
+        fault = pending;
+    PQclear(r);
+    free(q);
+    return fault;
+}
+
+/* PostgreSQL's side of test_db__list_plans: every artifact list, tag page and repository
+ * list of one project is served by an index, in its sort order. */
+static void test_db__list_plans_pg(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_db_pg())
+        skip(); /* SQLite's: test_db__list_plans */
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    char *target = test_db_target(f->path);
+    PGconn *h = test_db_pg_connect(target);
+    free(target);
+    PQclear(PQexec(h, "SET enable_seqscan = off; SET enable_sort = off"));
+    struct db_sql *q = malloc(sizeof(*q));
+    char *p = malloc(16384);
+    static const char *const art_no_scan[] = {"artifact", "tag", "artifact_child", NULL};
+    int checked = 0;
+    /* the rules catch a list no index can serve */
+    assert_non_null(pg_plan_fault(h, "SELECT id FROM artifact a WHERE a.media_type = 'x'", art_no_scan,
+                                  false, p, 16384));
+    assert_non_null(pg_plan_fault(h, "SELECT id FROM artifact a WHERE a.repo_id = 1"
+                                     " ORDER BY a.media_type", art_no_scan, false, p, 16384));
+    for (int scope = 0; scope < 2; scope++)
+        for (int bits = 0; bits < 16; bits++)
+            for (int tagged = -1; tagged <= 1; tagged++)
+                for (int sort = 0; sort < 4; sort++)
+                    for (int count = 0; count < 2; count++) {
+                        struct wh_artifact_filter af = {
+                            .repo_id = scope == 0 ? 7 : 0,
+                            .project_id = scope == 1 ? 3 : 0,
+                            .digest = bits & 1 ? "sha256:0" : NULL,
+                            .tag = bits & 2 ? "v1" : NULL,
+                            .media_type = bits & 4 ? MT_MANIFEST : NULL,
+                            .all = bits & 8,
+                            .tagged = tagged,
+                            .sort = sort,
+                            .desc = (bits + sort) & 1,
+                        };
+                        q->len = 0;
+                        db_artifact_list_sql(q, &af, count);
+                        const char *fault = pg_plan_fault(h, q->text, art_no_scan, count != 0,
+                                                          p, 16384);
+                        if (fault)
+                            fail_msg("%s in the plan of\n%s\n%s", fault, q->text, p);
+                        checked++;
+                    }
+    static const char *const repo_no_scan[] = {"repository", "artifact", "tag", NULL};
+    for (int bits = 0; bits < 4; bits++)
+        for (int sort = 0; sort < 5; sort++) {
+            struct wh_repo_filter rf = {
+                .project_id = 3,
+                .name = bits & 1 ? "p/r" : NULL,
+                .name_like = bits & 2 ? "r" : NULL,
+                .visible_user = -1,
+                .sort = sort,
+                .desc = (bits + sort) & 1,
+            };
+            q->len = 0;
+            db_repo_page_sql(q, &rf, false);
+            const char *fault = pg_plan_fault(h, q->text, repo_no_scan, false, p, 16384);
+            if (fault)
+                fail_msg("%s in the plan of\n%s\n%s", fault, q->text, p);
+            checked++;
+        }
+    static const char *const catalog[] = {
+        "SELECT name FROM repository WHERE name > ?1 ORDER BY name LIMIT ?2",
+        "SELECT t.id FROM tag t JOIN artifact a ON a.id = t.artifact_id WHERE t.artifact_id = ?1"
+        " ORDER BY t.push_ms DESC, t.id DESC LIMIT ?5 OFFSET ?4",
+    };
+    for (size_t i = 0; i < sizeof(catalog) / sizeof(catalog[0]); i++) {
+        const char *fault = pg_plan_fault(h, catalog[i], repo_no_scan, false, p, 16384);
+        if (fault)
+            fail_msg("%s in the plan of\n%s\n%s", fault, catalog[i], p);
+    }
+    assert_true(checked > 300);
+    free(p);
+    free(q);
+    PQfinish(h);
+}
+
 /* ---- several connections, threads and processes (PostgreSQL's pool and locks) ---- */
 
 struct opener {
@@ -1070,6 +1209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__listed_follows_tags_and_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__repo_and_project_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__list_plans_pg, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__prepare_in_tx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__migrate_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writers_queue, setup, teardown),
