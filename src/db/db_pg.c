@@ -386,9 +386,14 @@ static int pg_open(struct db_dconn **out, const char *target)
         pools = p;
     }
     p->refs++;
+    bool first = p->open == 0;
     pthread_mutex_unlock(&pools_lock);
     struct db_dconn *c = wh_calloc(1, sizeof(*c));
     c->pool = p;
+    if (!first) { /* the pool is up: a thread's connection costs nothing until it runs SQL */
+        *out = c;
+        return 0;
+    }
     /* Connect once now, so that a wrong DSN fails the open, not the first query. */
     struct pg_server *s = NULL;
     int error = lease(c, &s);
