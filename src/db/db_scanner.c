@@ -173,7 +173,7 @@ int wh_db_scanner_delete(wh_db *db, const char *uuid)
 
 static int default_tx(struct conn *c, const char *uuid)
 {
-    static const char clear[] = "UPDATE scanner_registration SET is_default = 0 WHERE is_default";
+    static const char clear[] = "UPDATE scanner_registration SET is_default = 0 WHERE is_default = 1";
     static const char set[] = "UPDATE scanner_registration SET is_default = 1 WHERE uuid = ?1";
     int error = db_run(c, db_stmt(c, clear));
     if (error < 0 || !uuid)
