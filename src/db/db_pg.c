@@ -46,6 +46,14 @@
  * no write serialised on a counter row; the price is that writes to other
  * databases of the same cluster change it too (a cache reads again).
  *
+ * Two differences from SQLite a caller may meet. A statement is prepared on
+ * the server when it first runs (its parameter types come from the first
+ * bindings), so SQL PostgreSQL rejects fails at step(), as WH_ERROR, not at
+ * prepare(). And a failed statement inside a transaction aborts the whole
+ * transaction on PostgreSQL (SQLite undoes only that statement): code that
+ * goes on writing after a WH_EEXISTS in one transaction must run the attempt
+ * in a savepoint (the core's nested transactions are savepoints).
+ *
  * Schema: wharf_schema holds the version; migrations run under a session
  * advisory lock on the schema's migration key so that nodes starting
  * together migrate one at a time (the second finds the work done).
