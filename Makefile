@@ -124,7 +124,8 @@ unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 
 # The database unit tests again, against PostgreSQL: a throwaway server (scripts/pg-up.sh,
 # stopped on exit), each test case in a fresh schema of it (tests/unit/db_fixture.h).
-DB_UNIT := $(filter $(B)/tests/test_db%,$(UNIT_BIN))
+DB_UNIT := $(filter $(B)/tests/test_db% $(B)/tests/test_acl $(B)/tests/test_policy \
+	$(B)/tests/test_adapter,$(UNIT_BIN))
 unit-pg: $(DB_UNIT)
 	@bash tests/unit-pg.sh $(DB_UNIT)
 
