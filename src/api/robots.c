@@ -58,6 +58,14 @@ static int64_t expiry(int64_t created_ms, int64_t days)
 }
 
 /* Validates duration (days): -1 never, else positive; 0/absent is the default. */
+/* 400 for a description longer than what is stored (never stored cut short). */
+static int description_too_long(struct call *c, const struct wh_robot *r)
+{
+    return api_error(c, 400, "BAD_REQUEST",
+                     wh_pool_sprintf(c->pool, "description is too long (max %zu bytes)",
+                                     sizeof(r->description) - 1));
+}
+
 static int parse_duration(struct call *c, json_t *b, int64_t *out)
 {
     json_t *d = json_object_get(b, "duration");
@@ -187,6 +195,8 @@ int api_robot_create(struct call *c)
     }
     snprintf(r->level, sizeof(r->level), "%s", level);
     const char *desc = json_string_value(json_object_get(b, "description"));
+    if (desc && strlen(desc) >= sizeof(r->description))
+        return description_too_long(c, r);
     snprintf(r->description, sizeof(r->description), "%s", desc ? desc : "");
     r->disabled = json_is_true(json_object_get(b, "disable"));
     if (parse_duration(c, b, &r->duration) < 0)
@@ -338,8 +348,11 @@ int api_robot_update(struct call *c)
         ((v = json_object_get(b, "name")) && json_is_string(v) &&
          !same_name(r, json_string_value(v))))
         return api_error(c, 400, "BAD_REQUEST", "cannot update the level or name of robot");
-    if ((v = json_object_get(b, "description")) && json_is_string(v))
+    if ((v = json_object_get(b, "description")) && json_is_string(v)) {
+        if (strlen(json_string_value(v)) >= sizeof(r->description))
+            return description_too_long(c, r);
         snprintf(r->description, sizeof(r->description), "%s", json_string_value(v));
+    }
     if ((v = json_object_get(b, "disable")) && json_is_boolean(v))
         r->disabled = json_is_true(v);
     if (json_object_get(b, "duration")) {

@@ -75,11 +75,19 @@ int api_users_search(struct call *c)
     return list(c, like, true);
 }
 
-static void copy_field(char *dst, size_t cap, json_t *b, const char *key)
+/* Copies the string `key` of `b` (if any) into `dst`; answers 400 itself when it
+ * does not fit, so that nothing is stored cut short. */
+static int copy_field(struct call *c, char *dst, size_t cap, json_t *b, const char *key)
 {
     const char *v = json_string_value(json_object_get(b, key));
-    if (v)
-        snprintf(dst, cap, "%s", v);
+    if (!v)
+        return 0;
+    size_t n = strlen(v);
+    if (n >= cap)
+        return api_error(c, 400, "BAD_REQUEST",
+                         wh_pool_sprintf(c->pool, "%s is too long (max %zu bytes)", key, cap - 1));
+    memcpy(dst, v, n + 1);
+    return 0;
 }
 
 int api_user_create(struct call *c)
@@ -99,9 +107,10 @@ int api_user_create(struct call *c)
     if (!pw || wh_auth_password_policy(pw) < 0)
         return api_error(c, 400, "BAD_REQUEST", WH_AUTH_PASSWORD_POLICY_MSG);
     snprintf(u->username, sizeof(u->username), "%s", name);
-    copy_field(u->email, sizeof(u->email), b, "email");
-    copy_field(u->realname, sizeof(u->realname), b, "realname");
-    copy_field(u->comment, sizeof(u->comment), b, "comment");
+    if (copy_field(c, u->email, sizeof(u->email), b, "email") < 0 ||
+        copy_field(c, u->realname, sizeof(u->realname), b, "realname") < 0 ||
+        copy_field(c, u->comment, sizeof(u->comment), b, "comment") < 0)
+        return -1;
     int error = wh_auth_password_hash(u->password, sizeof(u->password), pw);
     if (error < 0)
         return api_fail(c, error);
@@ -230,9 +239,10 @@ int api_user_update(struct call *c)
     const char *email = json_string_value(json_object_get(b, "email"));
     if (email && *email && !strchr(email, '@'))
         return api_error(c, 400, "BAD_REQUEST", "email format is illegal");
-    copy_field(u->email, sizeof(u->email), b, "email");
-    copy_field(u->realname, sizeof(u->realname), b, "realname");
-    copy_field(u->comment, sizeof(u->comment), b, "comment");
+    if (copy_field(c, u->email, sizeof(u->email), b, "email") < 0 ||
+        copy_field(c, u->realname, sizeof(u->realname), b, "realname") < 0 ||
+        copy_field(c, u->comment, sizeof(u->comment), b, "comment") < 0)
+        return -1;
     int error = wh_db_user_update(c->api->db, u);
     api_audit(c, 0, u->username, "user", "update", error == 0);
     if (error < 0)

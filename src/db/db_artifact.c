@@ -245,7 +245,7 @@ int wh_db_tag_create(wh_db *db, int64_t repo_id, int64_t artifact_id, const char
     db_bind_i64(s, 4, wh_now_ms());
     int rc = db_step(s);
     int error = 0;
-    if ((rc == WH_EEXISTS || rc == WH_ENOTFOUND))
+    if (rc == WH_EEXISTS || rc == WH_ENOTFOUND)
         error = wh_error_set(WH_EEXISTS, "tag %s already exists", name);
     else if (rc != DB_DONE)
         error = db_fail(c);

@@ -72,6 +72,39 @@ def test_api_users(admin, srv, unique):
     assert {(name, "create"), (name, "update"), (name, "delete")} <= ops
 
 
+def test_api_account_texts_never_cut(admin, unique):
+    """Text fields longer than what is stored are refused with 400, never stored cut short:
+    a user's email, realname and comment (255 bytes), a robot's description (1023)."""
+    name = uname(unique)
+    for field, value in (("email", "a" * 250 + "@example.com"), ("realname", "r" * 256),
+                         ("comment", "c" * 300)):
+        body = {"username": name, "password": "Passw0rd-x", "email": f"{name}@example.com", field: value}
+        e = expect_error(admin.post("/users", body), 400, "BAD_REQUEST")
+        assert field in e["message"]
+    uid = admin.create_user(name)
+    e = expect_error(admin.put(f"/users/{uid}", {"realname": "r" * 256}), 400, "BAD_REQUEST")
+    assert "realname" in e["message"]
+    ok = "r" * 255
+    admin.ok(admin.put(f"/users/{uid}", {"realname": ok}))
+    assert admin.ok(admin.get(f"/users/{uid}")).json()["realname"] == ok
+    admin.create_project(unique)
+    perms = [{"kind": "project", "namespace": unique,
+              "access": [{"resource": "repository", "action": "pull"}]}]
+    r = admin.post("/robots", {"name": "long", "level": "project", "duration": -1, "permissions": perms,
+                               "description": "d" * 1024})
+    e = expect_error(r, 400, "BAD_REQUEST")
+    assert "description" in e["message"]
+    r = admin.post("/robots", {"name": "long", "level": "project", "duration": -1, "permissions": perms,
+                               "description": "d" * 1023})
+    assert r.status_code == 201, describe(r)
+    rid = r.json()["id"]
+    assert admin.ok(admin.get(f"/robots/{rid}")).json()["description"] == "d" * 1023
+    e = expect_error(admin.put(f"/robots/{rid}", {"name": f"robot${unique}+long", "level": "project",
+                                                   "duration": -1, "permissions": perms,
+                                                   "description": "e" * 2000}), 400, "BAD_REQUEST")
+    assert "description" in e["message"]
+
+
 def test_api_members(admin, srv, unique):
     name = uname(unique)
     admin.create_user(name)

@@ -839,6 +839,31 @@ static void test_db__repo_and_project_lists(void **state)
     jf.public = 0;
     assert_int_equal(wh_db_project_list(db, &jf, 0, 0, NULL, NULL, &total), 0);
     assert_int_equal(total, 1);
+
+    /* a system robot sees the public projects and the ones its permissions name, exactly
+     * ("oth_r" is no pattern: it does not name "other"); "" is in every name */
+    struct wh_repo_filter sf = {.visible_names = "[\"priv\", \"oth_r\", \"a/b\"]"};
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_repo_page(db, &sf, 0, 10, seen_repo, &n, &total), 0);
+    assert_int_equal(total, 4);
+    assert_string_equal(n.v[0], "priv/a");
+    assert_string_equal(n.v[3], "pub/b");
+    sf.project_id = 0;
+    sf.name_like = "";
+    assert_int_equal(wh_db_repo_page(db, &sf, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 4);
+    sf.visible_names = "[]";
+    assert_int_equal(wh_db_repo_page(db, &sf, 0, 0, NULL, NULL, &total), 0);
+    assert_int_equal(total, 2);
+    struct wh_project_filter sj = {.public = -1, .visible_names = "[\"priv\", \"oth_r\"]"};
+    memset(&n, 0, sizeof(n));
+    assert_int_equal(wh_db_project_list(db, &sj, 0, 10, seen_project, &n, &total), 0);
+    assert_int_equal(total, 3); /* library, pub, priv */
+    assert_string_equal(n.v[1], "priv");
+    struct wh_statistics st;
+    assert_int_equal(wh_db_statistics(db, &sj, &st), 0);
+    assert_int_equal(st.private_projects, 1);
+    assert_int_equal(st.public_projects, 2);
 }
 
 /* Reads a tag page with no filters (SQL whose parameters PostgreSQL must be told the types
