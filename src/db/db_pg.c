@@ -219,12 +219,33 @@ static const char *res_msg(PGconn *h, const PGresult *r)
     return m && *m ? m : "error";
 }
 
+/*
+ * Sets a new session up. lock_timeout: a writer waits at most this long for
+ * the write lock or a row, as SQLite's busy timeout; then WH_EBUSY. UTF-8,
+ * messages at warning and above only. Reads the schema the advisory keys
+ * are derived from.
+ */
+static int session_setup(struct pg_server *s)
+{
+    int error = 0;
+    PQsetNoticeProcessor(s->h, notice_quiet, NULL);
+    PGresult *r = PQexec(s->h, "SET client_min_messages = warning; SET client_encoding = 'UTF8';"
+                               " SET lock_timeout = '30s'; SELECT current_schema()");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        error = wh_error_set(WH_ERROR, "postgres: session setup: %s", res_msg(s->h, r));
+    else if (PQgetisnull(r, 0, 0))
+        error = wh_error_set(WH_ERROR, "postgres: no schema to use (search_path is empty)");
+    else
+        s->key = (int32_t)(uint32_t)fnv(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return error;
+}
+
 /* Connects one server connection and sets the session up. */
 static int server_open(struct pg_server **out, const char *target)
 {
     struct pg_server *s = wh_calloc(1, sizeof(*s));
     int error = 0;
-    PGresult *r = NULL;
     s->h = PQconnectdb(target);
     if (!s->h || PQstatus(s->h) != CONNECTION_OK) {
         char msg[512];
@@ -233,29 +254,31 @@ static int server_open(struct pg_server **out, const char *target)
         error = wh_error_set(WH_ERROR, "postgres: connect: %s", msg);
         goto out;
     }
-    PQsetNoticeProcessor(s->h, notice_quiet, NULL);
-    /*
-     * lock_timeout: a writer waits at most this long for the write lock or a
-     * row, as SQLite's busy timeout; then WH_EBUSY. Plain ASCII text (UTF8),
-     * messages at warning and above only.
-     */
-    r = PQexec(s->h, "SET client_min_messages = warning; SET client_encoding = 'UTF8';"
-                     " SET lock_timeout = '30s'; SELECT current_schema()");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        error = wh_error_set(WH_ERROR, "postgres: session setup: %s", res_msg(s->h, r));
+    if ((error = session_setup(s)) < 0)
         goto out;
-    }
-    if (PQgetisnull(r, 0, 0)) {
-        error = wh_error_set(WH_ERROR, "postgres: no schema to use (search_path is empty)");
-        goto out;
-    }
-    s->key = (int32_t)(uint32_t)fnv(PQgetvalue(r, 0, 0));
     *out = s;
     s = NULL;
 out:
-    PQclear(r);
     server_free(s);
     return error;
+}
+
+/* Connects a dropped server connection again: a new session, no statement prepared. */
+static int server_reconnect(struct pg_server *s)
+{
+    PQreset(s->h);
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->prep[i].sql);
+    if (s->prep)
+        memset(s->prep, 0, s->cap * sizeof(*s->prep));
+    s->nprep = 0;
+    if (PQstatus(s->h) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->h));
+        msg[strcspn(msg, "\n")] = '\0';
+        return wh_error_set(WH_ERROR, "postgres: reconnect: %s", msg);
+    }
+    return session_setup(s);
 }
 
 /* Timed wait helper: the absolute time `ms` from now on CLOCK_REALTIME. */
@@ -328,24 +351,14 @@ static int lease(struct db_dconn *c, struct pg_server **out)
     if (!s)
         abort(); /* server_open succeeded without a connection: our bug */
     /* A connection the server dropped is made again, with no statement prepared. */
-    if (PQstatus(s->h) != CONNECTION_OK) {
-        PQreset(s->h);
-        for (size_t i = 0; i < s->cap; i++)
-            free(s->prep[i].sql);
-        memset(s->prep, 0, s->cap * sizeof(*s->prep));
-        s->nprep = 0;
-        if (PQstatus(s->h) != CONNECTION_OK) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->h));
-            msg[strcspn(msg, "\n")] = '\0';
-            pthread_mutex_lock(&pools_lock);
-            p->in_use--;
-            s->next = p->idle;
-            p->idle = s;
-            pthread_cond_signal(&p->cv);
-            pthread_mutex_unlock(&pools_lock);
-            return wh_error_set(WH_ERROR, "postgres: reconnect: %s", msg);
-        }
+    if (PQstatus(s->h) != CONNECTION_OK && (error = server_reconnect(s)) < 0) {
+        pthread_mutex_lock(&pools_lock);
+        p->in_use--;
+        s->next = p->idle;
+        p->idle = s;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&pools_lock);
+        return error;
     }
     *out = s;
     return 0;
@@ -872,8 +885,20 @@ static int execute(struct db_dstmt *st)
         lengths[i - 1] = p->kind == PK_BLOB ? p->len : 0;
         formats[i - 1] = p->kind == PK_BLOB ? 1 : 0;
     }
+    bool idle = PQtransactionStatus(s->h) == PQTRANS_IDLE;
     PGresult *r = PQexecPrepared(s->h, name, st->nparams, values, lengths, formats, 0);
     ExecStatusType t = PQresultStatus(r);
+    /*
+     * The server dropped the connection while it sat in the pool (a restart, a
+     * failover, an idle timeout): outside a transaction nothing is lost, so the
+     * statement runs again once on a new session.
+     */
+    if (t == PGRES_FATAL_ERROR && idle && PQstatus(s->h) == CONNECTION_BAD &&
+        server_reconnect(s) == 0 && prepared(s, st, name, sizeof(name)) == 0) {
+        PQclear(r);
+        r = PQexecPrepared(s->h, name, st->nparams, values, lengths, formats, 0);
+        t = PQresultStatus(r);
+    }
     if (t == PGRES_TUPLES_OK || t == PGRES_COMMAND_OK) {
         const char *n = PQcmdTuples(r);
         c->changes = n && *n ? strtoll(n, NULL, 10) : 0;

@@ -1030,6 +1030,25 @@ static void test_db__list_plans_pg(void **state)
     PQfinish(h);
 }
 
+/* A pooled connection the server dropped (a restart, a failover) is made again; the
+ * statement that met it runs again and succeeds. */
+static void test_db__dropped_connection(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_db_pg())
+        skip(); /* SQLite's file does not go away */
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    struct wh_project p;
+    assert_int_equal(wh_db_project_get(f->db, "library", &p), 0);
+    assert_true(raw_int(f->path, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                 " WHERE datname = current_database()"
+                                 " AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+                >= 1);
+    assert_int_equal(wh_db_project_get(f->db, "library", &p), 0);
+    assert_string_equal(p.name, "library");
+    assert_int_equal(wh_db_project_create(f->db, "after-drop", false, NULL), 0);
+}
+
 /* ---- several connections, threads and processes (PostgreSQL's pool and locks) ---- */
 
 struct opener {
@@ -1236,6 +1255,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__list_plans_pg, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__prepare_in_tx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__dropped_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__migrate_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writers_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__pool_of_one, setup, teardown),
