@@ -134,8 +134,8 @@ void db_artifact_list_sql(struct db_sql *q, const struct wh_artifact_filter *f, 
     db_sql_add(q, " ORDER BY ");
     db_sql_add(q, keys[k]);
     db_sql_add(q, dir);
-    /* NULL (never pulled) sorts lowest, SQLite's rule, said so for PostgreSQL (whose
-     * default is highest) and matched by its index (db_pg_schema.c) */
+    /* never pulled (NULL) sorts as the oldest on every backend: SQLite's own
+     * order, which PostgreSQL (NULL as the largest) is told */
     if (k == 1)
         db_sql_add(q, f->desc ? " NULLS LAST" : " NULLS FIRST");
     if (k != 3) {
