@@ -1030,10 +1030,12 @@ static const void *pg_col_blob(struct db_dstmt *st, int col)
         return NULL;
     size_t n;
     const void *b;
-    if (PQftype(st->res, col) == OID_BYTEA)
+    if (PQftype(st->res, col) == OID_BYTEA) {
         b = bytea(st, col, &n);
-    else
-        b = pg_col_text(st, col), n = pg_col_bytes(st, col);
+    } else { /* text read as bytes, as SQLite's blob accessor does */
+        b = pg_col_text(st, col);
+        n = pg_col_bytes(st, col);
+    }
     return n ? b : NULL;
 }
 
