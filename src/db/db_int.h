@@ -243,6 +243,10 @@ int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artif
 int db_scan_enqueue(struct conn *c, int64_t artifact_id, int64_t now_ms, int64_t run_id,
                     const char *operator, bool requeue);
 
+/* The driver behind `c` ("sqlite", "postgres"), for the few statements a backend
+ * spells its own way (a queue claim with PostgreSQL's SKIP LOCKED). */
+const char *db_driver_name(struct conn *c);
+
 #define CONN_OR_FAIL(c, db)                                                                        \
     struct conn *c = db_conn(db);                                                                  \
     if (!c)                                                                                        \

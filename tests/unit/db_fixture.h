@@ -86,6 +86,8 @@ static void test_db_drop_schemas(void)
     if (test_db_nschemas == 0)
         return;
     PGconn *h = test_db_pg_connect(test_db_pg_dsn());
+    /* a failed case may have left a connection holding a lock: never hang the exit on it */
+    PQclear(PQexec(h, "SET lock_timeout = '5s'"));
     for (int i = 0; i < test_db_nschemas; i++) {
         char sql[96];
         snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", test_db_schemas[i]);
