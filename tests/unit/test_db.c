@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db/db_driver.h"
 #include "db/db_int.h"
 #include "db_fixture.h"
 
@@ -1049,6 +1050,17 @@ static void test_db__dropped_connection(void **state)
     assert_int_equal(wh_db_project_create(f->db, "after-drop", false, NULL), 0);
 }
 
+/* Schema version N is the same logical schema on every driver: each driver knows every
+ * version (a migration added to one driver and not the other fails here). */
+static void test_db__drivers_know_every_version(void **state)
+{
+    (void)state;
+    assert_int_equal(db_pg_driver.nmigrations, db_sqlite_driver.nmigrations);
+    assert_int_equal(wh_db_schema_latest(), db_pg_driver.nmigrations);
+    for (int i = 0; i < db_pg_driver.nmigrations; i++)
+        assert_non_null(db_pg_driver.migrations[i]);
+}
+
 /* ---- several connections, threads and processes (PostgreSQL's pool and locks) ---- */
 
 struct opener {
@@ -1254,6 +1266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__repo_and_project_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__list_plans_pg, setup, teardown),
+        cmocka_unit_test(test_db__drivers_know_every_version),
         cmocka_unit_test_setup_teardown(test_db__prepare_in_tx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__dropped_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__migrate_together, setup, teardown),
