@@ -11,9 +11,9 @@
 
 BUILD ?= release
 B := build/$(BUILD)$(if $(filter 1,$(WERROR)),-werror)
-PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libisal expat
+PKGS := libmicrohttpd jansson sqlite3 openssl yaml-0.1 libarchive libargon2 libisal expat libpq
 # libcurl's headers only: it is loaded at run time (vulndb.c, fetch/, storage/s3.c);
-# expat reads the S3 client's XML answers
+# expat reads the S3 client's XML answers; libpq is the PostgreSQL driver's (db_pg.c)
 HDR_ONLY := libcurl
 CC ?= cc
 FUZZ_CC ?= clang-14
@@ -40,7 +40,8 @@ WARN += -Werror
 endif
 
 # _GNU_SOURCE: sendfile-adjacent Linux calls (pipe2, O_TMPFILE, syncfs) are used on purpose.
-BASE = -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
+# WH_HAVE_PG: the PostgreSQL driver (libpq) is built in (src/db/db_pg.c).
+BASE = -std=c17 -D_GNU_SOURCE -DWH_HAVE_PG $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
 ifeq ($(BUILD),check)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDOPT := -fsanitize=address,undefined
@@ -61,7 +62,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all run test unit fuzz analyze bench bench-lists clean install uninstall image
+.PHONY: all run test unit unit-pg fuzz analyze bench bench-lists clean install uninstall image
 all: $(B)/wharf
 
 $(B)/%.o: %.c
@@ -122,6 +123,13 @@ $(FUZZ_REPLAY): $(B)/fuzz/%: tests/fuzz/%.c $(B)/tests/fuzz/replay.o $(B)/libwha
 
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 
+# The database unit tests again, against PostgreSQL: a throwaway server (scripts/pg-up.sh,
+# stopped on exit), each test case in a fresh schema of it (tests/unit/db_fixture.h).
+DB_UNIT := $(filter $(B)/tests/test_db% $(B)/tests/test_acl $(B)/tests/test_policy \
+	$(B)/tests/test_adapter,$(UNIT_BIN))
+unit-pg: $(DB_UNIT)
+	@bash tests/unit-pg.sh $(DB_UNIT)
+
 # libFuzzer builds (clang, ASan + UBSan) into build/fuzz/: the library once with
 # fuzzer-no-link, each target linked with the fuzzer runtime. `make fuzz` installs clang
 # first (scripts/deps.sh fuzz); scripts/fuzz.sh NAME [SECONDS] builds and runs one target,
@@ -129,7 +137,7 @@ unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 FZ := build/fuzz
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(FZ)/%)
 FUZZ_OBJ := $(LIB_SRC:%.c=$(FZ)/obj/%.o)
-FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
+FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -DWH_HAVE_PG -Isrc $(PKG_CFLAGS) -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -MMD -MP
 
 $(FUZZ_OBJ): $(FZ)/obj/%.o: %.c

@@ -12,10 +12,11 @@ set -euo pipefail
 what=${1:-test}
 
 build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
-       libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev libisal-dev libexpat1-dev)
+       libyaml-dev libarchive-dev libargon2-dev libcurl4-openssl-dev libisal-dev libexpat1-dev
+       libpq-dev)
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
          docker.io containerd runc uidmap curl jq openssl systemd mandoc man-db chromium firefox-esr
-         nodejs nginx)
+         nodejs nginx postgresql-15)
 bench=(docker-registry hey wrk skopeo curl python3 python3-pytest python3-requests mmdebstrap umoci pigz zstd bc chromium nodejs)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 fixtures=(rpm db-util python3)

@@ -291,7 +291,13 @@ static int open_db(wh_db **db, const struct wh_config *cfg)
         wh_log_warn("the data directory %s is readable by other users (mode %03o); "
                     "chmod 700 it", cfg->data_dir, (unsigned)(st.st_mode & 0777));
     }
-    int rc = wh_db_open(db, path);
+    int rc;
+    if (strcmp(cfg->db_driver, "postgres") == 0) { /* the metadata elsewhere; blobs stay here */
+        wh_db_pool_size_set((int)cfg->db_pool_size);
+        rc = wh_db_open_driver(db, "postgres", cfg->db_dsn);
+    } else {
+        rc = wh_db_open(db, path);
+    }
     if (rc < 0)
         fprintf(stderr, "wharf: %s\n", wh_error_msg());
     free(path);
@@ -483,7 +489,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         return rc;
     }
     /* Everything that can be known wrong is, before the first file is made. */
-    if (wh_config_check_tls(cfg) < 0)
+    if (wh_config_check_tls(cfg) < 0 || wh_config_check_db(cfg) < 0)
         return print_problems(cfg, "wharf");
     if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_listen(cfg) < 0 ||
         check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0)
@@ -742,7 +748,9 @@ static int cmd_config(struct wh_config *cfg, int argc, char **argv)
         fprintf(stderr, "  (`wharf config --help` shows the usage)\n");
         return 2;
     }
-    int bad = wh_config_check_tls(cfg) < 0 ? print_problems(cfg, cmd) : 0;
+    int bad = wh_config_check_tls(cfg) < 0 || wh_config_check_db(cfg) < 0
+                  ? print_problems(cfg, cmd)
+                  : 0;
     if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 ||
         check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0)
         bad = 1;

@@ -48,6 +48,10 @@ int wh_api_metrics_handle(wh_req *r, void *payload)
         if (wh_db_gc_queue(src->db, wh_now_ms(), &gcq) < 0)
             gcq = (struct wh_gc_queue){-1, -1, -1, -1, -1};
     }
+    /* PostgreSQL's connection pool; SQLite has none and the samples are left out */
+    struct wh_db_pool_stats pool = {.size = -1, .in_use = -1};
+    if (wh_db_pool_stats(&pool) < 0)
+        pool.size = pool.in_use = -1;
     if (src->store)
         have_space = wh_store_capacity(src->store, &total, &free_bytes) == 0;
     const struct wh_metrics_extra extra[] = {
@@ -69,6 +73,10 @@ int wh_api_metrics_handle(wh_req *r, void *payload)
         {"wharf_gc_review_retries_max",
          "Most failed attempts of any queued review (a blob storage cannot delete).",
          gcq.max_review_count},
+        {"wharf_db_pool_connections", "Database connections the pool may open (db.pool_size).",
+         pool.size},
+        {"wharf_db_pool_connections_in_use", "Pooled database connections leased by a thread now.",
+         pool.in_use},
         {"wharf_storage_capacity_bytes", "Size of the file system holding the blobs.",
          have_space ? (int64_t)total : -1},
         {"wharf_storage_free_bytes", "Bytes the blob store may still write.",

@@ -43,6 +43,13 @@ int wh_cli_registry_open(wh_db **out, const struct wh_config *cfg)
     struct stat st;
     if (!wh_cli_data_dir_exists(cfg, "wharf"))
         return WH_ENOTFOUND;
+    if (strcmp(cfg->db_driver, "postgres") == 0) {
+        wh_db_pool_size_set((int)cfg->db_pool_size);
+        int rc = wh_db_open_driver(out, "postgres", cfg->db_dsn);
+        if (rc < 0)
+            fprintf(stderr, "wharf: %s\n", wh_error_msg());
+        return rc;
+    }
     char *path = wh_sprintf("%s/wharf.db", cfg->data_dir);
     int error = 0;
     if (stat(path, &st) != 0) {

@@ -179,6 +179,8 @@ int wh_metrics_render(struct wh_buf *out, const struct wh_metrics_extra *extra, 
          "Untagged or orphaned artifacts the garbage collector deleted."},
         {WH_METRIC_AUDIT_PURGED, "wharf_audit_purged_total",
          "Audit log entries deleted by purge runs."},
+        {WH_METRIC_DB_POOL_WAITS, "wharf_db_pool_waits_total",
+         "Times a thread found every pooled database connection in use and waited (PostgreSQL)."},
     };
     int e = head(out, "wharf_http_requests_total", "counter",
                  "HTTP requests answered, by method and status class (4xx includes clients "

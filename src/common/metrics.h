@@ -29,6 +29,7 @@ enum wh_metric {
     WH_METRIC_GC_BYTES_FREED,    /* their bytes */
     WH_METRIC_GC_ARTIFACTS_DELETED, /* untagged or orphaned artifacts it deleted */
     WH_METRIC_AUDIT_PURGED,      /* audit entries purged by /system/purgeaudit runs */
+    WH_METRIC_DB_POOL_WAITS,     /* times a thread waited for a pooled database connection */
     WH_METRIC_COUNT_
 };
 /* Adds `n` to a counter. */

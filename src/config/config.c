@@ -45,6 +45,7 @@ struct key {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const db_drivers[] = {"sqlite", "postgres", NULL};
 
 #define FIELD(f) offsetof(struct wh_config, f), sizeof(((struct wh_config *)0)->f)
 #define NUM(name, env, f, lo, hi) {name, env, K_NUM, FIELD(f), lo, hi, NULL, false}
@@ -62,6 +63,10 @@ static const char *const log_formats[] = {"text", "json", NULL};
 static const struct key keys[] = {
     {"listen", "WHARF_LISTEN", K_LISTEN, FIELD(listen_host), 0, 0, NULL, false},
     STR("data_dir", "WHARF_DATA_DIR", data_dir, 1),
+    ENUM("db.driver", "WHARF_DB_DRIVER", db_driver, db_drivers),
+    /* a connection string may carry a password */
+    {"db.dsn", "WHARF_DB_DSN", K_STR, FIELD(db_dsn), 0, 0, NULL, true},
+    NUM("db.pool_size", "WHARF_DB_POOL_SIZE", db_pool_size, 1, 1024),
     NUM("http.threads", "WHARF_THREADS", threads, 1, 1024),
     NUM("scan.workers", "WHARF_SCAN_WORKERS", scan_workers, 0, 64),
     NUM("scan.db_update_interval", "WHARF_SCAN_DB_UPDATE_INTERVAL", scan_db_update_interval_s, 0,
@@ -120,6 +125,8 @@ void wh_config_defaults(struct wh_config *c)
     snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
     c->port = 5000;
     snprintf(c->data_dir, sizeof(c->data_dir), "./data");
+    snprintf(c->db_driver, sizeof(c->db_driver), "sqlite");
+    c->db_pool_size = 8;
     c->threads = 4;
     c->max_connections = 1024;
     c->idle_timeout_s = 60;
@@ -668,6 +675,27 @@ static bool pem_encrypted(const char *path)
     if (f)
         fclose(f);
     return enc;
+}
+
+int wh_config_check_db(struct wh_config *c)
+{
+    const struct key *kd = find_key("db.driver"), *ks = find_key("db.dsn");
+    char od[1100], os[1100];
+    origin_text(od, sizeof(od), c, kd, c->origin[kd - keys]);
+    origin_text(os, sizeof(os), c, ks, c->origin[ks - keys]);
+    if (strcmp(c->db_driver, "postgres") == 0 && !c->db_dsn[0]) {
+        problem(c, "db.driver is postgres (%s) but db.dsn is not set: give the PostgreSQL "
+                   "connection string (postgresql://user@host:5432/wharf)",
+                od);
+        return WH_EINVALID;
+    }
+    if (strcmp(c->db_driver, "sqlite") == 0 && c->db_dsn[0]) {
+        problem(c, "db.dsn is set (%s) but db.driver is sqlite (%s), which keeps its database "
+                   "in data_dir: set db.driver to postgres, or leave db.dsn out",
+                os, od);
+        return WH_EINVALID;
+    }
+    return 0;
 }
 
 int wh_config_check_tls(struct wh_config *c)

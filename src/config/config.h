@@ -30,6 +30,9 @@ struct wh_config {
     char listen_host[64];      /* listen: host part (numeric IPv4 or IPv6) */
     uint16_t port;             /* listen: port part */
     char data_dir[1024];       /* data_dir */
+    char db_driver[16];        /* db.driver: "sqlite" (in data_dir) or "postgres" */
+    char db_dsn[1024];         /* db.dsn: PostgreSQL connection string (libpq) */
+    unsigned db_pool_size;     /* db.pool_size: PostgreSQL connections per process */
     unsigned threads;          /* http.threads */
     unsigned max_connections;  /* http.max_connections */
     unsigned idle_timeout_s;   /* http.idle_timeout */
@@ -110,6 +113,12 @@ int wh_config_set(struct wh_config *c, const char *key, const char *value);
  * encrypted). Nothing is kept. 0 or WH_EINVALID (collected in c->problems).
  */
 int wh_config_check_tls(struct wh_config *c);
+/*
+ * Checks that the database keys agree: db.driver postgres needs db.dsn, and
+ * db.dsn means nothing to sqlite. 0, or WH_EINVALID with the problem
+ * recorded as wh_config_check_tls does.
+ */
+int wh_config_check_db(struct wh_config *c);
 /*
  * Writes the effective configuration to `f` as YAML that loads back to the
  * same values, every key with its origin as a comment, secrets masked.

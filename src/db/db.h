@@ -76,6 +76,21 @@ int wh_db_open(wh_db **out, const char *path);
  * connection string). 0, WH_EINVALID (no such driver) or WH_ERROR.
  */
 int wh_db_open_driver(wh_db **out, const char *driver, const char *target);
+/* The PostgreSQL connection pools of this process, summed (wh_db_pool_stats). */
+struct wh_db_pool_stats {
+    int64_t size;   /* most server connections (db.pool_size per pool) */
+    int64_t open;   /* server connections made */
+    int64_t in_use; /* leased by a thread now */
+    int64_t waits;  /* times a thread found every connection in use and waited */
+};
+/*
+ * Fills `*out` from the connection pools the process has open: 0, or
+ * WH_ENOTFOUND when it has none (SQLite keeps one connection per thread and
+ * has no pool).
+ */
+int wh_db_pool_stats(struct wh_db_pool_stats *out);
+/* Server connections each PostgreSQL pool opened from now on may make (> 0; default 8). */
+void wh_db_pool_size_set(int n);
 /* Closes every connection. Only after all threads using `db` are done. */
 void wh_db_close(wh_db *db);
 /* Releases the calling thread's connection (worker threads call this on exit). */

@@ -490,7 +490,7 @@ static int audit_insert(struct conn *c, const struct wh_audit *a)
         " description, result, project_id, client_ip, count, bucket)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         " ON CONFLICT(bucket, username, resource, resource_type, operation, result, client_ip,"
-        " project_id) WHERE bucket IS NOT NULL DO UPDATE SET count = count + excluded.count";
+        " project_id) WHERE bucket IS NOT NULL DO UPDATE SET count = audit_log.count + excluded.count";
     int64_t when = a->op_time_ms ? a->op_time_ms : wh_now_ms();
     db_stmt *s = db_stmt(c, a->folded ? sql_fold : sql);
     db_bind_i64(s, 10, a->count > 0 ? a->count : 1);

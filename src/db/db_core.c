@@ -185,6 +185,11 @@ void db_sql_add(struct db_sql *q, const char *fragment)
     q->len += n;
 }
 
+const char *db_driver_name(struct conn *c)
+{
+    return c->d->name;
+}
+
 int db_step(db_stmt *s)
 {
     int rc = s->d->step(s->h);

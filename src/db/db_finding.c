@@ -63,9 +63,10 @@ static int write_findings(struct conn *c, int64_t artifact_id, const struct wh_s
         " VALUES(?1, ?2, ?3, ?4, ?5)"
         " ON CONFLICT(cve_id) DO UPDATE SET description = excluded.description,"
         " links = excluded.links, cvss3_vector = excluded.cvss3_vector,"
-        " cwe_ids = excluded.cwe_ids WHERE description <> excluded.description"
-        " OR links <> excluded.links OR cvss3_vector <> excluded.cvss3_vector"
-        " OR cwe_ids <> excluded.cwe_ids";
+        " cwe_ids = excluded.cwe_ids WHERE finding_text.description <> excluded.description"
+        " OR finding_text.links <> excluded.links"
+        " OR finding_text.cvss3_vector <> excluded.cvss3_vector"
+        " OR finding_text.cwe_ids <> excluded.cwe_ids";
     static const char counts[] =
         "UPDATE scan_job SET critical_cnt = ?2, high_cnt = ?3, medium_cnt = ?4, low_cnt = ?5,"
         " none_cnt = ?6, unknown_cnt = ?7, fixable_cnt = ?8, fingerprint = ?9"
@@ -535,7 +536,7 @@ int wh_db_dangerous_cves(wh_db *db, int (*fn)(const struct wh_vuln_item *v, void
         "SELECT v.cve_id, v.package, v.version, v.severity, coalesce(v.cvss3, 0),"
         " coalesce(t.description, '') FROM finding_vuln v"
         " LEFT JOIN finding_text t ON t.cve_id = v.cve_id"
-        " WHERE v.cvss3 IS NOT NULL ORDER BY v.cvss3 DESC LIMIT 5";
+        " WHERE v.cvss3 IS NOT NULL ORDER BY v.cvss3 DESC NULLS LAST LIMIT 5";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     struct wh_vuln_item v;

@@ -259,6 +259,9 @@ int db_scan_enqueue(struct conn *c, int64_t artifact_id, int64_t now_ms, int64_t
 /* Inside a write transaction: postpones the collector's review of blob `digest`
  * to `now_ms` plus the review delay, when one is queued sooner (db_gc.c). */
 int db_gc_postpone_blob(struct conn *c, const char *digest, int64_t now_ms);
+/* The driver behind `c` ("sqlite", "postgres"), for the few statements a backend
+ * spells its own way (a queue claim with PostgreSQL's SKIP LOCKED). */
+const char *db_driver_name(struct conn *c);
 
 #define CONN_OR_FAIL(c, db)                                                                        \
     struct conn *c = db_conn(db);                                                                  \

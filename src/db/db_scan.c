@@ -202,6 +202,16 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
         " attempts = attempts + 1 WHERE status = 'Pending' AND artifact_id ="
         " (SELECT artifact_id FROM scan_job WHERE status = 'Pending' ORDER BY queued_ms,"
         " artifact_id LIMIT 1) RETURNING artifact_id";
+    /*
+     * PostgreSQL, several nodes on one queue: the job another node's claim has
+     * locked is skipped, not waited for (and then found taken); SQLite has one
+     * writer and no row locks.
+     */
+    static const char take_skip_locked[] =
+        "UPDATE scan_job SET status = 'Running', start_ms = ?1, end_ms = 0,"
+        " attempts = attempts + 1 WHERE status = 'Pending' AND artifact_id ="
+        " (SELECT artifact_id FROM scan_job WHERE status = 'Pending' ORDER BY queued_ms,"
+        " artifact_id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING artifact_id";
     CONN_OR_FAIL(c, db);
     bool any = false;
     int error = db_exists(c, db_stmt(c, peek), &any);
@@ -209,7 +219,8 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
         return error;
     if (!any)
         return WH_ENOTFOUND;
-    db_stmt *s = db_stmt(c, take);
+    bool pg = strcmp(db_driver_name(c), "postgres") == 0;
+    db_stmt *s = db_stmt(c, pg ? take_skip_locked : take);
     db_bind_i64(s, 1, now_ms);
     int rc = db_step(s);
     int64_t id = rc == DB_ROW ? db_col_i64(s, 0) : 0;

@@ -138,7 +138,7 @@ static int step_tx(struct conn *c, int64_t batch, int64_t now_ms, int64_t *queue
         " AND cursor < last_id ORDER BY id LIMIT 1";
     static const char upto[] =
         "SELECT coalesce(max(id), ?2) FROM (SELECT id FROM artifact WHERE id > ?1 AND id <= ?2"
-        " ORDER BY id LIMIT ?3)";
+        " ORDER BY id LIMIT ?3) AS page";
     static const char queue[] =
         "SELECT a.id FROM artifact a WHERE a.id > ?1 AND a.id <= ?2 AND" SCANNABLE_SQL
         " ORDER BY a.id";

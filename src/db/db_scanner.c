@@ -173,7 +173,7 @@ int wh_db_scanner_delete(wh_db *db, const char *uuid)
 
 static int default_tx(struct conn *c, const char *uuid)
 {
-    static const char clear[] = "UPDATE scanner_registration SET is_default = 0 WHERE is_default";
+    static const char clear[] = "UPDATE scanner_registration SET is_default = 0 WHERE is_default = 1";
     static const char set[] = "UPDATE scanner_registration SET is_default = 1 WHERE uuid = ?1";
     int error = db_run(c, db_stmt(c, clear));
     if (error < 0 || !uuid)
@@ -236,7 +236,7 @@ int wh_db_scan_target(wh_db *db, int64_t artifact_id, struct wh_scan_target *out
         " LEFT JOIN scanner_registration g ON g.uuid = CASE WHEN EXISTS"
         "   (SELECT 1 FROM project_scanner s WHERE s.project_id = r.project_id)"
         "   THEN (SELECT s.uuid FROM project_scanner s WHERE s.project_id = r.project_id)"
-        "   ELSE (SELECT uuid FROM scanner_registration WHERE is_default LIMIT 1) END"
+        "   ELSE (SELECT uuid FROM scanner_registration WHERE is_default = 1 LIMIT 1) END"
         " WHERE a.id = ?1";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);

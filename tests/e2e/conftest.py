@@ -142,6 +142,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def pg_server_env(env: dict, data_dir: str):
+    """With WHARF_TEST_PG_DSN set (a PostgreSQL database, e.g. from scripts/pg-up.sh), a
+    server keeps its metadata in a schema of its own there (one per data dir, so a restart
+    finds it again) instead of data_dir/wharf.db. Opt-in, to run suites on PostgreSQL; a test
+    that reads wharf.db itself cannot pass that way."""
+    dsn = os.environ.get("WHARF_TEST_PG_DSN")
+    if not dsn or "WHARF_DB_DRIVER" in env:
+        return
+    import hashlib
+
+    schema = "e2e_" + hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:16]
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", dsn, "-c",
+                    f"SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS {schema}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    sep = "&" if "?" in dsn else "?"
+    env["WHARF_DB_DRIVER"] = "postgres"
+    env["WHARF_DB_DSN"] = f"{dsn}{sep}options=-csearch_path%3D{schema}"
+
+
 class WharfServer:
     """One `wharf serve` process; it can be stopped, killed and restarted on
     the same data dir."""
@@ -151,6 +170,7 @@ class WharfServer:
         self.data_dir = data_dir
         self.log_path = log_path
         self.extra_env = dict(env or {})
+        pg_server_env(self.extra_env, data_dir)
         self.name = name
         self.proc = None
         self.port = None

@@ -36,8 +36,9 @@ def wharf(binary, *args, env=None, input=None, cwd=None, timeout=60):
 
 def cli(srv, *args, input=None):
     """`wharf ARGS` on the data dir of server `srv`."""
+    db = {k: v for k, v in srv.extra_env.items() if k.startswith("WHARF_DB_")}  # PostgreSQL
     return wharf(srv.binary, *args, input=input,
-                 env=clean_env(WHARF_DATA_DIR=srv.data_dir))
+                 env=clean_env(WHARF_DATA_DIR=srv.data_dir, **db))
 
 
 def ok(p, what=""):

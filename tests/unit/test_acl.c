@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "acl/acl.h"
 #include "db/db.h"
 
@@ -52,7 +53,7 @@ static int world_setup(void **state)
     assert_non_null(mkdtemp(w->dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", w->dir);
-    assert_int_equal(wh_db_open(&w->db, path), 0);
+    assert_int_equal(test_db_open(&w->db, path), 0);
     setenv("WHARF_ADMIN_PASSWORD", "Unit-Admin-Passw0rd", 1);
     struct wh_acl_config cfg = {.data_dir = w->dir, .token_ttl_s = 60};
     assert_int_equal(wh_acl_new(&w->acl, w->db, &cfg), 0);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "adapter/adapter.h"
 #include "db/db.h"
 #include "scan/scan.h"
@@ -374,7 +375,7 @@ static void test_adapter__registrations(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/wharf.db", dir);
     wh_db *db = NULL;
-    assert_int_equal(wh_db_open(&db, path), 0);
+    assert_int_equal(test_db_open(&db, path), 0);
     struct wh_project_info in;
     memset(&in, 0, sizeof(in));
     snprintf(in.p.name, sizeof(in.p.name), "team");

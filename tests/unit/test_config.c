@@ -291,6 +291,43 @@ static void test_config__print_loads_back(void **state)
     assert_memory_equal(&a, &b, offsetof(struct wh_config, file));
 }
 
+/* The database keys: a driver from the list, its DSN with postgres only, a bounded pool. */
+static void test_config__db_keys(void **state)
+{
+    (void)state;
+    struct wh_config c;
+    wh_config_defaults(&c);
+    assert_string_equal(c.db_driver, "sqlite");
+    assert_int_equal(c.db_pool_size, 8);
+    assert_int_equal(wh_config_check_db(&c), 0);
+    assert_int_equal(wh_config_set(&c, "db.driver", "mysql"), WH_EINVALID);
+    assert_int_equal(wh_config_set(&c, "db.pool_size", "0"), WH_EINVALID);
+    assert_int_equal(wh_config_set(&c, "db.pool_size", "1025"), WH_EINVALID);
+    setenv("WHARF_DB_DRIVER", "Postgres", 1);
+    setenv("WHARF_DB_POOL_SIZE", "16", 1);
+    wh_config_defaults(&c);
+    assert_int_equal(wh_config_load_env(&c), 0);
+    unsetenv("WHARF_DB_DRIVER");
+    unsetenv("WHARF_DB_POOL_SIZE");
+    assert_string_equal(c.db_driver, "postgres");
+    assert_int_equal(c.db_pool_size, 16);
+    assert_int_equal(wh_config_check_db(&c), WH_EINVALID); /* no DSN */
+    assert_non_null(strstr(c.problems, "db.dsn is not set"));
+    assert_int_equal(wh_config_set(&c, "db.dsn", "postgresql://wharf:pw@db/wharf"), 0);
+    c.nproblems = 0;
+    assert_int_equal(wh_config_check_db(&c), 0);
+    assert_int_equal(wh_config_set(&c, "db.driver", "sqlite"), 0);
+    assert_int_equal(wh_config_check_db(&c), WH_EINVALID); /* a DSN sqlite would ignore */
+    /* the DSN may hold a password: never printed */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    wh_config_print(&c, f);
+    fclose(f);
+    assert_null(strstr(text, "pw@db"));
+    free(text);
+}
+
 static void test_config__tls_pairs(void **state)
 {
     (void)state;
@@ -411,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_config__env_named),
         cmocka_unit_test(test_config__print_loads_back),
         cmocka_unit_test(test_config__tls_pairs),
+        cmocka_unit_test(test_config__db_keys),
         cmocka_unit_test(test_config__cli_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

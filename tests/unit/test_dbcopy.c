@@ -5,7 +5,6 @@
  * nothing, a copy inside one project costs nothing, an index whose child is
  * missing is refused.
  */
-#include <sqlite3.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "db/db.h"
 
 #define D(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
@@ -68,7 +68,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
-    assert_int_equal(wh_db_open(&f->db, path), 0);
+    assert_int_equal(test_db_open(&f->db, path), 0);
     f->one = project(f->db, "one", -1);
     f->two = project(f->db, "two", -1);
     f->three = project(f->db, "three", 4349);
@@ -189,11 +189,8 @@ static void test_dbcopy__missing_child(void **state)
      * rule may still lack one, which is what the copy must refuse */
     assert_int_equal(wh_db_manifest_delete(f->db, "one/app", M2), WH_ECONFLICT);
     char *path = wh_sprintf("%s/wharf.db", f->dir);
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
     char *sql = wh_sprintf("DELETE FROM artifact WHERE digest = '%s'", M2);
-    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(h);
+    test_db_exec(path, sql);
     free(sql);
     free(path);
     int64_t src = artifact_id(f->db, "one/app", IDX, true);

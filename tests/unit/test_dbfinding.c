@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "db/db_int.h"
 
 #include <sqlite3.h>
@@ -71,7 +72,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/wharf-dbfinding-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/wharf.db", f->dir);
-    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
     f->pub = project(f->db, "pub", true);
     f->priv = project(f->db, "priv", false);
     *state = f;
@@ -89,17 +90,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static int64_t raw_int(const char *path, const char *sql)
-{
-    sqlite3 *h = NULL;
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &s, NULL), SQLITE_OK);
-    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_finalize(s);
-    sqlite3_close(h);
-    return v;
-}
+#define raw_int test_db_int /* db_fixture.h: SQLite or PostgreSQL */
 
 static const struct wh_db_finding F_CRIT = {"CVE-2023-45853", "zlib1g", "1:1.2.13", "", 5, 9.8,
                                             "zlib overflow", "[\"https://x/1\"]",
@@ -434,6 +425,7 @@ static void check_plan(sqlite3 *h, const char *sql, bool sort_ok)
 static void test_dbfinding__plans(void **state)
 {
     struct fixture *f = *state;
+    test_db_sqlite_only(); /* EXPLAIN QUERY PLAN */
     sqlite3 *h = NULL;
     assert_int_equal(sqlite3_open_v2(f->path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     struct db_sql q;

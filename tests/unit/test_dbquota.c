@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "db/db.h"
 
 static void test_dbquota__size_format(void **state)
@@ -42,7 +43,7 @@ static void test_dbquota__check(void **state)
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", dir);
     wh_db *db = NULL;
-    assert_int_equal(wh_db_open(&db, path), 0);
+    assert_int_equal(test_db_open(&db, path), 0);
     struct wh_project_info in;
     memset(&in, 0, sizeof(in));
     snprintf(in.p.name, sizeof(in.p.name), "quota");
@@ -92,7 +93,7 @@ static void test_dbquota__quota_view(void **state)
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", dir);
     wh_db *db = NULL;
-    assert_int_equal(wh_db_open(&db, path), 0);
+    assert_int_equal(test_db_open(&db, path), 0);
     struct wh_project_info in;
     memset(&in, 0, sizeof(in));
     int64_t a = 0, b = 0;

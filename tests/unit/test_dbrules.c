@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "db/db.h"
 
 struct fixture {
@@ -32,7 +33,7 @@ static int setup(void **state)
         return -1;
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
-    if (wh_db_open(&f->db, path) < 0)
+    if (test_db_open(&f->db, path) < 0)
         return -1;
     *state = f;
     return 0;

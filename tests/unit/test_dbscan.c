@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "db/db.h"
 
 #define IMAGE_MT "application/vnd.oci.image.manifest.v1+json"
@@ -61,7 +62,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
-    assert_int_equal(wh_db_open(&f->db, path), 0);
+    assert_int_equal(test_db_open(&f->db, path), 0);
     f->auto_pid = project(f->db, "auto", "{\"auto_scan\":\"TRUE\"}");
     f->plain_pid = project(f->db, "plain", "{\"auto_scan\":\"false\"}");
     *state = f;
@@ -139,7 +140,7 @@ static void test_dbscan__push_that_queues_calls_back_after_commit(void **state)
     struct wh_scan_job j;
     int64_t copied = 0;
     snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
-    assert_int_equal(wh_db_open(&q.other, path), 0);
+    assert_int_equal(test_db_open(&q.other, path), 0);
     wh_db_on_scan_queued(f->db, on_queued, &q);
     /* not an image, not an auto_scan project: no job, no call */
     push(f->db, f->auto_pid, "auto/app", D2, "application/vnd.example.thing");
@@ -258,6 +259,43 @@ static void test_dbscan__crash_loop_ends_in_error(void **state)
     assert_int_equal(wh_db_scan_get(f->db, a, &j), WH_ENOTFOUND);
 }
 
+/*
+ * Several nodes claim from one queue: a job another node has locked (its claim
+ * not yet committed) is skipped, not waited for, and the next one is taken
+ * (PostgreSQL's FOR UPDATE SKIP LOCKED; SQLite has one process and one writer).
+ */
+static void test_dbscan__claim_skips_a_locked_job(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_db_pg())
+        skip();
+    int64_t a1 = push(f->db, f->auto_pid, "auto/one", D1, IMAGE_CFG);
+    int64_t a2 = push(f->db, f->auto_pid, "auto/two", D2, IMAGE_CFG);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    char *target = test_db_target(path);
+    PGconn *other = test_db_pg_connect(target); /* another node, mid-claim of the oldest job */
+    free(target);
+    PGresult *r = PQexec(other, "BEGIN; SELECT artifact_id FROM scan_job WHERE status = 'Pending'"
+                                " ORDER BY queued_ms, artifact_id LIMIT 1 FOR UPDATE");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(strtoll(PQgetvalue(r, 0, 0), NULL, 10), a1);
+    PQclear(r);
+    /* this node does not wait for it (lock_timeout would end that after 30 s) */
+    struct wh_scan_job j;
+    int64_t t0 = wh_now_ms();
+    assert_int_equal(wh_db_scan_claim(f->db, wh_now_ms(), &j), 0);
+    assert_true(wh_now_ms() - t0 < 10000);
+    assert_int_equal(j.artifact_id, a2);
+    assert_string_equal(j.status, WH_SCAN_RUNNING);
+    /* the other node's claim is still its own to make */
+    assert_int_equal(wh_db_scan_claim(f->db, wh_now_ms(), &j), WH_ENOTFOUND);
+    PQclear(PQexec(other, "ROLLBACK"));
+    PQfinish(other);
+    assert_int_equal(wh_db_scan_claim(f->db, wh_now_ms(), &j), 0);
+    assert_int_equal(j.artifact_id, a1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +304,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__crash_loop_ends_in_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbscan__claim_skips_a_locked_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "db_fixture.h"
 #include "db/db.h"
 
 #define IMAGE_MT "application/vnd.oci.image.manifest.v1+json"
@@ -53,7 +54,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
-    assert_int_equal(wh_db_open(&f->db, path), 0);
+    assert_int_equal(test_db_open(&f->db, path), 0);
     struct wh_project_info in;
     memset(&in, 0, sizeof(in));
     snprintf(in.p.name, sizeof(in.p.name), "p");

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "db_fixture.h"
 #include "common/common.h"
 #include "db/db.h"
 #include "policy/policy.h"
@@ -72,7 +73,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
-    assert_int_equal(wh_db_open(&f->db, path), 0);
+    assert_int_equal(test_db_open(&f->db, path), 0);
     struct wh_project_info in;
     memset(&in, 0, sizeof(in));
     snprintf(in.p.name, sizeof(in.p.name), "p");
