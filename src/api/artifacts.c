@@ -209,6 +209,7 @@ static void add_accessory(struct accessories *x, const char *digest, const char 
     json_object_set_new(o, "icon", json_string(""));
     json_object_set_new(o, "creation_time", json_string(api_time(x->c, acc->push_ms)));
     json_array_append_new(x->arr, o);
+    wh_artifact_info_dispose(acc);
 }
 
 static int add_referrer(const struct wh_referrer *r, void *payload)
@@ -239,6 +240,7 @@ static void set_accessories(struct call *c, json_t *o, const struct wh_artifact_
             }
             if (!listed)
                 add_accessory(&x, sig->digest, "signature.cosign");
+            wh_artifact_info_dispose(sig);
         }
     }
     json_object_set_new(o, "accessories", x.arr);
