@@ -35,7 +35,7 @@ fi
 # (loaded with dlopen by `wharf vulndb update` and the S3 client), curl (HEALTHCHECK) and CA
 # certificates.
 packages=(libmicrohttpd12 libjansson4 libsqlite3-0 libssl3 libyaml-0-2 libarchive13
-          libargon2-1 libisal2 libexpat1 libcurl4 curl ca-certificates)
+          libargon2-1 libisal2 libexpat1 libpq5 libcurl4 curl ca-certificates)
 suites=("deb $mirror bookworm main" "deb $mirror bookworm-updates main"
         "deb ${mirror%/debian}/debian-security bookworm-security main")
 setup_user="chroot \"\$1\" groupadd --system --gid $uid wharf && \
