@@ -357,9 +357,10 @@ int wh_rbac_act_parse(enum wh_rbac_act *out, const char *s);
  * store as ids: the SHA-256 of the kind and key, never the name or address.
  * Once an address has WH_AUTH_THROTTLE_ADDR_KEYS failures in its window, a
  * failure under a name it has not failed with before counts for the address
- * only, so one address cannot fill the store with keys. Refused attempts
- * (wh_auth_throttle_hold) write at most once per WH_AUTH_THROTTLE_HOLD_MS a
- * key, so a storm of them is a storm of reads.
+ * only, so one address cannot fill the store with keys. A refused attempt
+ * (wh_auth_throttle_hold) is written unless the key's latest one is less
+ * than WH_AUTH_THROTTLE_HOLD_MS old, so a storm of them is mostly reads and
+ * a delay restarts at most that much early.
  */
 #define WH_AUTH_THROTTLE_FREE 5
 #define WH_AUTH_THROTTLE_ADDR_FREE 20
@@ -367,7 +368,7 @@ int wh_rbac_act_parse(enum wh_rbac_act *out, const char *s);
 #define WH_AUTH_THROTTLE_BASE_MS 1000
 #define WH_AUTH_THROTTLE_CAP_MS 30000
 #define WH_AUTH_THROTTLE_ADDR_KEYS 200
-#define WH_AUTH_THROTTLE_HOLD_MS 1000
+#define WH_AUTH_THROTTLE_HOLD_MS 100
 #define WH_AUTH_THROTTLE_ID_HEX 64
 
 /* The failures counted for one key (all 0: none). */

@@ -1326,6 +1326,9 @@ static void test_auth__throttle_backoff(void **state)
     /* ... written once per WH_AUTH_THROTTLE_HOLD_MS at most: a storm of refusals is reads */
     wh_auth_throttle_hold(t, pair, addr, now + 20000 + WH_AUTH_THROTTLE_HOLD_MS - 1, NULL);
     assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 20000 + 1000, NULL), 29000);
+    wh_auth_throttle_hold(t, pair, addr, now + 20000 + WH_AUTH_THROTTLE_HOLD_MS, NULL);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 20000 + 1000, NULL),
+                     29000 + WH_AUTH_THROTTLE_HOLD_MS);
     int64_t before = rows(&f);
     wh_auth_throttle_hold(t, "nobody@10.0.0.9", "10.0.0.9", now, NULL); /* unknown keys: nothing */
     assert_int_equal(wh_auth_throttle_delay_ms(t, "nobody@10.0.0.9", "10.0.0.9", now, NULL), 0);
