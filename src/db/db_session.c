@@ -16,9 +16,10 @@ int wh_db_session_add(wh_db *db, const char *id_hash, int64_t user_id, const cha
     static const char insert[] =
         "INSERT INTO portal_session(id_hash, user_id, stamp, created_ms, seen_ms, expires_ms)"
         " VALUES(?1, ?2, ?3, ?4, ?4, ?5)";
+    /* the new session always stays, whatever the ties of the others' times */
     static const char trim[] =
-        "DELETE FROM portal_session WHERE user_id = ?1 AND id_hash NOT IN"
-        " (SELECT id_hash FROM portal_session WHERE user_id = ?1"
+        "DELETE FROM portal_session WHERE user_id = ?1 AND id_hash <> ?3 AND id_hash NOT IN"
+        " (SELECT id_hash FROM portal_session WHERE user_id = ?1 AND id_hash <> ?3"
         "  ORDER BY seen_ms DESC, created_ms DESC LIMIT ?2)";
     CONN_OR_FAIL(c, db);
     int error = db_tx_begin(c);
@@ -35,7 +36,8 @@ int wh_db_session_add(wh_db *db, const char *id_hash, int64_t user_id, const cha
     if (per_user_max > 0) {
         s = db_stmt(c, trim);
         db_bind_i64(s, 1, user_id);
-        db_bind_i64(s, 2, per_user_max);
+        db_bind_i64(s, 2, per_user_max - 1);
+        db_bind_text(s, 3, id_hash);
         error = db_run(c, s);
     }
 out:
