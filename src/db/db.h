@@ -333,6 +333,7 @@ int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out);
 /* 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_user_get(wh_db *db, const char *username, struct wh_user *out);
 int wh_db_user_get_id(wh_db *db, int64_t id, struct wh_user *out);
+/* Sets a user's password hash and ends the user's portal sessions. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash);
 /*
  * Gives or takes the system administrator role. Taking it from the last

@@ -1,7 +1,8 @@
 /*
  * Unit tests for db_session.c: portal sessions found by the hash of their
  * id (add, read, touch never backwards, end one, end a user's, the per-user
- * cap, purge by absolute end and by idleness, a user's delete ending them)
+ * cap, purge by absolute end and by idleness, a new password or a user's
+ * delete ending them)
  * and the failed-login counts (one read for two keys, the window starting
  * over in the upsert, hold, clear, purge). Two handles on one file stand for
  * two nodes sharing a database.
@@ -123,6 +124,13 @@ static void test_dbsession__lifecycle(void **state)
     assert_int_equal(wh_db_session_get(f->db, key(5), &s), WH_ENOTFOUND);
     assert_int_equal(wh_db_session_get(f->db, key(6), &s), 0);
 
+    /* a new password ends the user's sessions (the rows go at once) */
+    assert_int_equal(wh_db_session_add(f->db, key(7), f->bob, "b", 1000, 50000, 10), 0);
+    assert_int_equal(wh_db_user_set_password(f->other, f->bob, "$argon2id$new"), 0);
+    assert_int_equal(wh_db_session_get(f->db, key(7), &s), WH_ENOTFOUND);
+    assert_int_equal(wh_db_session_get(f->db, key(6), &s), WH_ENOTFOUND);
+    assert_int_equal(wh_db_session_add(f->db, key(6), f->bob, "b", 1000, 50000, 10), 0);
+    assert_int_equal(wh_db_user_set_password(f->db, 999999, "x"), WH_ENOTFOUND);
     /* deleting the user deletes its sessions */
     assert_int_equal(wh_db_user_delete(f->db, f->bob), 0);
     assert_int_equal(wh_db_session_get(f->db, key(6), &s), WH_ENOTFOUND);
