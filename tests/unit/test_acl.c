@@ -571,6 +571,60 @@ static void test_acl__sessions_capped_per_user(void **state)
     assert_string_equal(who.name, "carol");
 }
 
+/*
+ * Lifetimes as the rows say (any node may have written them): idle past
+ * WH_ACL_SESSION_IDLE_S or past the absolute end, a session is refused and
+ * its row deleted; a use after WH_ACL_SESSION_TOUCH_S writes the last use,
+ * a use sooner does not.
+ */
+static void test_acl__session_lifetimes(void **state)
+{
+    struct world *w = *state;
+    struct wh_principal who;
+    struct wh_user u;
+    struct wh_db_session row;
+    struct wh_digest d;
+    char csrf[WH_ACL_SESSION_HEX + 1], stamp[17], keys[4][WH_ACL_SESSION_HEX + 1];
+    static const char *const sids[4] = {
+        "1111111111111111111111111111111111111111111111111111111111111111",
+        "2222222222222222222222222222222222222222222222222222222222222222",
+        "3333333333333333333333333333333333333333333333333333333333333333",
+        "4444444444444444444444444444444444444444444444444444444444444444",
+    };
+    int64_t now = wh_now_ms(), idle = (int64_t)WH_ACL_SESSION_IDLE_S * 1000;
+    /* signed in at, last used at, ends at */
+    const int64_t times[4][3] = {
+        {now - 2 * idle, now - idle - 1000, now + idle},     /* idle too long */
+        {now - 2 * idle, now - 1000, now - 1},               /* past its end */
+        {now - 2 * idle, now - idle + 60000, now + idle},    /* used 59 minutes ago */
+        {now - 1000, now - 1000, now + idle},                /* used a second ago */
+    };
+
+    assert_int_equal(wh_db_user_get_id(w->db, w->bob, &u), 0);
+    wh_digest_of(&d, WH_DIGEST_SHA256, u.password, strlen(u.password));
+    memcpy(stamp, wh_digest_hex(&d), 16);
+    stamp[16] = '\0';
+    for (int i = 0; i < 4; i++) {
+        wh_digest_of(&d, WH_DIGEST_SHA256, sids[i], strlen(sids[i]));
+        snprintf(keys[i], sizeof(keys[i]), "%s", wh_digest_hex(&d));
+        assert_int_equal(wh_db_session_add(w->db, keys[i], w->bob, stamp, times[i][0],
+                                           times[i][2], 0), 0);
+        if (times[i][1] != times[i][0])
+            assert_int_equal(wh_db_session_touch(w->db, keys[i], times[i][1]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(wh_acl_session_get(w->acl, sids[i], &who, csrf), WH_ENOTFOUND);
+        assert_int_equal(wh_db_session_get(w->db, keys[i], &row), WH_ENOTFOUND);
+    }
+    assert_int_equal(wh_acl_session_get(w->acl, sids[2], &who, csrf), 0);
+    assert_string_equal(who.name, "bob");
+    assert_int_equal(wh_db_session_get(w->db, keys[2], &row), 0);
+    assert_true(row.seen_ms >= now);
+    assert_int_equal(wh_acl_session_get(w->acl, sids[3], &who, csrf), 0);
+    assert_int_equal(wh_db_session_get(w->db, keys[3], &row), 0);
+    assert_int_equal(row.seen_ms, now - 1000);
+}
+
 /* Cookie values by name and occurrence. */
 static void test_acl__cookie(void **state)
 {
@@ -598,6 +652,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_acl__sessions, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__session_lifetimes, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__sessions_capped_per_user, world_setup,
                                         world_teardown),
         cmocka_unit_test(test_acl__cookie),
