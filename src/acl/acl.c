@@ -62,22 +62,6 @@ struct addr_budget {
 };
 
 #define REVOKED_SLOTS 512 /* revoked tokens not yet expired, at most */
-/*
- * A portal session: the SHA-256 of its id (the id itself is never kept, so
- * a look-up compares digests and a memory dump reveals no usable cookie),
- * its user, the fingerprint of the user's stored password at sign-in, its
- * CSRF token and its times. A free slot has user_id 0.
- */
-struct session {
-    unsigned char key[64]; /* hex */
-    int64_t user_id;
-    char name[WH_NAME_MAX];
-    char stamp[17];
-    char csrf[WH_ACL_SESSION_HEX + 1];
-    int64_t started_ms, used_ms;
-    uint64_t tick; /* order of last use (a.session_tick), for eviction */
-};
-
 struct wh_acl {
     wh_db *db;
     wh_auth_keys *keys;
@@ -106,9 +90,7 @@ struct wh_acl {
         int64_t exp_s; /* 0: free slot */
     } revoked[REVOKED_SLOTS];
     unsigned nrevoked;
-    pthread_mutex_t slock;        /* guards sessions[] */
-    struct session *sessions;     /* WH_ACL_SESSIONS_MAX slots */
-    uint64_t session_tick;        /* guarded by slock */
+    int64_t next_session_purge_ms; /* guarded by lock */
 };
 
 /* ---- verified-credentials cache ---- */
@@ -397,9 +379,10 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
      */
     char pair[WH_NAME_MAX + 64];
     snprintf(pair, sizeof(pair), "%s@%s", user, client_ip ? client_ip : "");
-    int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, client_ip, now);
+    struct wh_auth_throttle_seen seen;
+    int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, client_ip, now, &seen);
     if (delay > 0) {
-        wh_auth_throttle_hold(a->throttle, pair, client_ip, now);
+        wh_auth_throttle_hold(a->throttle, pair, client_ip, now, &seen);
         out->retry_after_s = (unsigned)((delay + 999) / 1000);
         return wh_error_set(WH_EBUSY, "too many failed logins, retry later");
     }
@@ -431,7 +414,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
     }
     if (!ok) {
         wh_metric_add(WH_METRIC_LOGIN_FAILED, 1);
-        wh_auth_throttle_fail(a->throttle, pair, client_ip, now);
+        wh_auth_throttle_fail(a->throttle, pair, client_ip, now, &seen);
         struct wh_principal who;
         anonymous(&who);
         snprintf(who.name, sizeof(who.name), "%s", user);
@@ -439,7 +422,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         out->bad_credentials = true;
         return wh_error_set(WH_EDENIED, "invalid credentials");
     }
-    wh_auth_throttle_ok(a->throttle, pair, client_ip, now);
+    wh_auth_throttle_ok(a->throttle, pair, client_ip, now, &seen);
     return 0;
 }
 
@@ -635,7 +618,8 @@ static int identify_req_raw(wh_acl *a, wh_req *r, const char *authz, struct wh_p
         memset(pass, 0, sizeof(pass));
         char pair[WH_NAME_MAX + 64];
         snprintf(pair, sizeof(pair), "%s@%s", user, ip);
-        int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, ip, wh_now_ms());
+        struct wh_auth_throttle_seen seen;
+        int64_t delay = wh_auth_throttle_delay_ms(a->throttle, pair, ip, wh_now_ms(), &seen);
         if (delay > 0) {
             /*
              * Answered 429 without a password check, after a pause that
@@ -651,7 +635,7 @@ static int identify_req_raw(wh_acl *a, wh_req *r, const char *authz, struct wh_p
             wh_error_set(WH_EBUSY, "too many failed logins, retry later");
             /* the delay starts again now; the pause is shorter, so a client that
              * retries at once meets it again and one that waits gets through */
-            wh_auth_throttle_hold(a->throttle, pair, ip, wh_now_ms());
+            wh_auth_throttle_hold(a->throttle, pair, ip, wh_now_ms(), &seen);
             int64_t pause = delay / 2 < TARPIT_MS ? delay / 2 : TARPIT_MS;
             if (wh_req_sleep(r, (unsigned)pause, j) == 0)
                 return WH_EDEFERRED;
@@ -1266,6 +1250,37 @@ static int bootstrap_admin(wh_acl *a)
     return 0;
 }
 
+/* ---- the throttle's counts: in the database, the same for every node ---- */
+
+static int store_get(void *payload, const char *const ids[], size_t n,
+                     struct wh_auth_fail_count *out)
+{
+    struct wh_db_login_failure got[WH_DB_LOGIN_KEYS_MAX];
+    int error = wh_db_login_failures(payload, ids, n, got);
+    for (size_t i = 0; error == 0 && i < n; i++)
+        out[i] = (struct wh_auth_fail_count){got[i].fails, got[i].first_ms, got[i].last_ms};
+    return error;
+}
+
+static int store_fail(void *payload, const char *const ids[], size_t n, int64_t now_ms,
+                      int64_t window_ms)
+{
+    return wh_db_login_fail(payload, ids, n, now_ms, window_ms);
+}
+
+static int store_hold(void *payload, const char *id, int64_t now_ms)
+{
+    return wh_db_login_hold(payload, id, now_ms);
+}
+
+static int store_clear(void *payload, const char *id)
+{
+    return wh_db_login_clear(payload, id);
+}
+
+static const struct wh_auth_throttle_store throttle_store = {
+    .get = store_get, .fail = store_fail, .hold = store_hold, .clear = store_clear};
+
 int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
 {
     wh_acl *a = wh_calloc(1, sizeof(*a));
@@ -1275,11 +1290,9 @@ int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
     a->refresh_ttl_s = cfg->refresh_ttl_s > 0 ? cfg->refresh_ttl_s : 30 * 24 * 3600;
     wh_random_hex(a->salt, 16);
     pthread_mutex_init(&a->lock, NULL);
-    pthread_mutex_init(&a->slock, NULL);
-    a->sessions = wh_calloc(WH_ACL_SESSIONS_MAX, sizeof(*a->sessions));
     pthread_cond_init(&a->cond, NULL);
     pthread_cond_init(&a->room, NULL);
-    a->throttle = wh_auth_throttle_new();
+    a->throttle = wh_auth_throttle_new(&throttle_store, db);
     a->batch = wh_calloc(AUDIT_QUEUE, sizeof(*a->batch));
     a->rows = wh_calloc(AUDIT_QUEUE, sizeof(*a->rows));
     a->retention_ms = cfg->audit_retention_days * 86400 * 1000;
@@ -1289,8 +1302,6 @@ int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
         wh_auth_keys_free(a->keys);
         free(a->batch);
         free(a->rows);
-        free(a->sessions);
-        pthread_mutex_destroy(&a->slock);
         free(a);
         return error;
     }
@@ -1317,10 +1328,6 @@ void wh_acl_free(wh_acl *a)
     pthread_cond_destroy(&a->room);
     free(a->batch);
     free(a->rows);
-    if (a->sessions)
-        OPENSSL_cleanse(a->sessions, WH_ACL_SESSIONS_MAX * sizeof(*a->sessions));
-    free(a->sessions);
-    pthread_mutex_destroy(&a->slock);
     free(a);
 }
 
@@ -1336,69 +1343,70 @@ int64_t wh_acl_token_ttl(const wh_acl *a)
 
 /* ---- portal sessions ---- */
 
-static void session_key(unsigned char out[64], const char *sid)
+/*
+ * Sessions live in the database (db_session.c), so that any node answers
+ * any of them and a restart ends none. The database holds the SHA-256 of
+ * the session id, never the id; the CSRF token is derived from the id under
+ * another tag, so it is neither stored nor computable from what is.
+ */
+static void session_hash(char out[WH_ACL_SESSION_HEX + 1], const char *tag, const char *sid)
 {
     struct wh_digest d;
-    wh_digest_of(&d, WH_DIGEST_SHA256, sid, strlen(sid));
-    memcpy(out, wh_digest_hex(&d), 64);
+    wh_hasher *h = wh_hasher_new(WH_DIGEST_SHA256);
+    if (tag)
+        wh_hasher_update(h, tag, strlen(tag) + 1);
+    wh_hasher_update(h, sid, strlen(sid));
+    wh_hasher_final(&d, h);
+    wh_hasher_free(h);
+    memcpy(out, wh_digest_hex(&d), WH_ACL_SESSION_HEX);
+    out[WH_ACL_SESSION_HEX] = '\0';
 }
 
-static bool session_live(const struct session *s, int64_t now_ms)
+static void session_csrf(char out[WH_ACL_SESSION_HEX + 1], const char *sid)
 {
-    return s->user_id > 0 && now_ms - s->used_ms < (int64_t)WH_ACL_SESSION_IDLE_S * 1000 &&
-           now_ms - s->started_ms < (int64_t)WH_ACL_SESSION_MAX_S * 1000;
+    session_hash(out, "wharf portal csrf", sid);
 }
 
-/* The slot of a session id or NULL; a.slock held. */
-static struct session *session_find(wh_acl *a, const unsigned char key[64])
+/* Deletes ended sessions and old throttle counts, at most once an interval per process. */
+static void session_purge(wh_acl *a, int64_t now)
 {
-    for (size_t i = 0; i < WH_ACL_SESSIONS_MAX; i++) {
-        struct session *s = &a->sessions[i];
-        if (s->user_id > 0 && CRYPTO_memcmp(s->key, key, 64) == 0)
-            return s;
-    }
-    return NULL;
+    pthread_mutex_lock(&a->lock);
+    bool due = now >= a->next_session_purge_ms;
+    if (due)
+        a->next_session_purge_ms = now + WH_ACL_SESSION_PURGE_S * 1000;
+    pthread_mutex_unlock(&a->lock);
+    if (!due)
+        return;
+    if (wh_db_session_purge(a->db, now, now - (int64_t)WH_ACL_SESSION_IDLE_S * 1000, NULL) < 0)
+        wh_log_error("ended portal sessions not purged: %s", wh_error_msg());
+    if (wh_db_login_purge(a->db, now - WH_AUTH_THROTTLE_WINDOW_MS, NULL) < 0)
+        wh_log_error("old failed-login counts not purged: %s", wh_error_msg());
 }
 
 int wh_acl_session_start(wh_acl *a, const struct wh_principal *p, char *sid_out,
                          char *csrf_out)
 {
     struct wh_user *u = NULL;
+    char key[WH_ACL_SESSION_HEX + 1], stamp[17];
+    int64_t now = wh_now_ms();
     int error = 0;
 
     if (p->kind != WH_PRINCIPAL_USER || p->has_token || p->id <= 0)
         return wh_error_set(WH_EINVALID, "only users sign in to the portal");
+    session_purge(a, now);
     u = wh_malloc(sizeof(*u));
     if ((error = wh_db_user_get_id(a->db, p->id, u)) < 0)
         goto out;
-    struct session fresh = {0};
     wh_random_hex(sid_out, WH_ACL_SESSION_HEX / 2);
-    wh_random_hex(fresh.csrf, WH_ACL_SESSION_HEX / 2);
-    session_key(fresh.key, sid_out);
-    fresh.user_id = u->id;
-    snprintf(fresh.name, sizeof(fresh.name), "%s", u->username);
-    credential_stamp(fresh.stamp, u->password);
-    fresh.started_ms = fresh.used_ms = wh_now_ms();
-
-    pthread_mutex_lock(&a->slock);
-    /* a free or ended slot, else the least recently used one */
-    struct session *slot = NULL, *oldest = &a->sessions[0];
-    for (size_t i = 0; i < WH_ACL_SESSIONS_MAX; i++) {
-        struct session *s = &a->sessions[i];
-        if (!session_live(s, fresh.used_ms)) {
-            slot = s;
-            break;
-        }
-        if (s->tick < oldest->tick)
-            oldest = s;
+    session_hash(key, NULL, sid_out);
+    credential_stamp(stamp, u->password);
+    if ((error = wh_db_session_add(a->db, key, u->id, stamp, now,
+                                   now + (int64_t)WH_ACL_SESSION_MAX_S * 1000,
+                                   WH_ACL_SESSIONS_PER_USER)) < 0) {
+        OPENSSL_cleanse(sid_out, WH_ACL_SESSION_HEX + 1);
+        goto out;
     }
-    if (!slot)
-        slot = oldest;
-    fresh.tick = ++a->session_tick;
-    *slot = fresh;
-    pthread_mutex_unlock(&a->slock);
-    memcpy(csrf_out, fresh.csrf, sizeof(fresh.csrf));
-    OPENSSL_cleanse(&fresh, sizeof(fresh));
+    session_csrf(csrf_out, sid_out);
 out:
     free(u);
     return error < 0 ? error : 0;
@@ -1406,73 +1414,54 @@ out:
 
 int wh_acl_session_get(wh_acl *a, const char *sid, struct wh_principal *out, char *csrf_out)
 {
-    unsigned char key[64];
-    struct session copy;
+    char key[WH_ACL_SESSION_HEX + 1], have[17];
+    struct wh_db_session s;
     struct wh_user *u = NULL;
     int64_t now = wh_now_ms();
-    int error = WH_ENOTFOUND;
+    int error;
 
     anonymous(out);
     if (strlen(sid) != WH_ACL_SESSION_HEX)
         return wh_error_set(WH_ENOTFOUND, "no such session");
-    session_key(key, sid);
-    pthread_mutex_lock(&a->slock);
-    struct session *s = session_find(a, key);
-    bool found = s && session_live(s, now);
-    if (found) {
-        copy = *s;
-    } else if (s) {
-        memset(s, 0, sizeof(*s));
-    }
-    pthread_mutex_unlock(&a->slock);
-    if (!found)
-        return wh_error_set(WH_ENOTFOUND, "no such session");
-
+    session_hash(key, NULL, sid);
+    if ((error = wh_db_session_get(a->db, key, &s)) < 0)
+        return error;
+    bool live = now < s.expires_ms && now - s.seen_ms < (int64_t)WH_ACL_SESSION_IDLE_S * 1000;
     /* the account must be the one that signed in, with the same password */
-    char have[17];
     u = wh_malloc(sizeof(*u));
-    bool same = wh_db_user_get_id(a->db, copy.user_id, u) == 0 &&
-                strcmp(u->username, copy.name) == 0;
+    bool same = live && wh_db_user_get_id(a->db, s.user_id, u) == 0;
     if (same) {
         credential_stamp(have, u->password);
-        same = wh_auth_consttime_eq(have, 16, copy.stamp, 16);
+        same = wh_auth_consttime_eq(have, 16, s.stamp, 16);
     }
-    pthread_mutex_lock(&a->slock);
-    s = session_find(a, key);
-    if (s && !same)
-        memset(s, 0, sizeof(*s));
-    else if (s) {
-        s->used_ms = now;
-        s->tick = ++a->session_tick;
-    }
-    pthread_mutex_unlock(&a->slock);
-    if (!s || !same) {
+    if (!same) {
+        wh_db_session_end(a->db, key); /* ended: the row goes now */
         error = wh_error_set(WH_ENOTFOUND, "no such session");
         goto out;
     }
+    /* a page load makes many calls: the last use is written once a minute at most */
+    if (now - s.seen_ms >= WH_ACL_SESSION_TOUCH_S * 1000 &&
+        wh_db_session_touch(a->db, key, now) < 0)
+        wh_log_error("portal session use not recorded: %s", wh_error_msg());
     out->kind = WH_PRINCIPAL_USER;
     out->id = u->id;
     out->sysadmin = u->sysadmin;
     snprintf(out->name, sizeof(out->name), "%s", u->username);
-    memcpy(csrf_out, copy.csrf, sizeof(copy.csrf));
+    session_csrf(csrf_out, sid);
     error = 0;
 out:
-    OPENSSL_cleanse(&copy, sizeof(copy));
     free(u);
     return error;
 }
 
 void wh_acl_session_end(wh_acl *a, const char *sid)
 {
-    unsigned char key[64];
+    char key[WH_ACL_SESSION_HEX + 1];
     if (strlen(sid) != WH_ACL_SESSION_HEX)
         return;
-    session_key(key, sid);
-    pthread_mutex_lock(&a->slock);
-    struct session *s = session_find(a, key);
-    if (s)
-        memset(s, 0, sizeof(*s));
-    pthread_mutex_unlock(&a->slock);
+    session_hash(key, NULL, sid);
+    if (wh_db_session_end(a->db, key) < 0)
+        wh_log_error("portal session not ended: %s", wh_error_msg());
 }
 
 bool wh_acl_cookie(const char *cookie_header, const char *name, unsigned nth, char *out,

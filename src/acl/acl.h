@@ -180,18 +180,25 @@ void wh_acl_audit(wh_acl *a, const struct wh_principal *p, const char *client_ip
 
 /* A session id and a CSRF token: 64 hex digits (32 random bytes) each. */
 #define WH_ACL_SESSION_HEX 64
-/* Sessions held at once; past it the least recently used one is ended. */
-#define WH_ACL_SESSIONS_MAX 10000
+/* Sessions one user holds at once; past it the least recently used one ends. */
+#define WH_ACL_SESSIONS_PER_USER 100
 /* A session unused this long ends (Harbor's default session timeout). */
 #define WH_ACL_SESSION_IDLE_S (60 * 60)
 /* A session ends this long after the sign-in, used or not. */
 #define WH_ACL_SESSION_MAX_S (12 * 60 * 60)
+/* A session's last use is written at most this often (so a session ends
+ * idle up to this much earlier than WH_ACL_SESSION_IDLE_S after its last use). */
+#define WH_ACL_SESSION_TOUCH_S 60
+/* Ended sessions and old failed-login counts are deleted this often (at a sign-in). */
+#define WH_ACL_SESSION_PURGE_S 60
 
 /*
  * Starts a session for `p` (a user that has just proved its password):
- * writes a fresh random session id and CSRF token (WH_ACL_SESSION_HEX
- * digits + NUL each). Sessions live in memory only (a restart ends them);
- * only a digest of the id is kept. Returns 0 or WH_EINVALID (not a user).
+ * writes a fresh random session id and its CSRF token (WH_ACL_SESSION_HEX
+ * digits + NUL each). Sessions live in the database, so every node sharing
+ * it knows them and a restart ends none; only the SHA-256 of the id is
+ * stored, and the CSRF token is derived from the id (not stored). Returns
+ * 0, WH_EINVALID (not a user), WH_ENOTFOUND (the user is gone) or WH_ERROR.
  */
 int wh_acl_session_start(wh_acl *a, const struct wh_principal *p, char *sid_out,
                          char *csrf_out);
@@ -200,11 +207,11 @@ int wh_acl_session_start(wh_acl *a, const struct wh_principal *p, char *sid_out,
  * its idle and total lifetimes, and its user must still exist under the
  * same name and id with the same password (a change or a delete ends it).
  * Fills `out` (the user, its administrator flag read now) and `csrf_out`
- * (WH_ACL_SESSION_HEX + 1 bytes). Returns 0 or WH_ENOTFOUND (no such live
- * session; it is forgotten).
+ * (WH_ACL_SESSION_HEX + 1 bytes). Returns 0, WH_ENOTFOUND (no such live
+ * session; an ended one is deleted) or WH_ERROR (the database failed).
  */
 int wh_acl_session_get(wh_acl *a, const char *sid, struct wh_principal *out, char *csrf_out);
-/* Ends a session (sign-out); unknown ids are ignored. */
+/* Ends a session (sign-out) on every node; unknown ids are ignored. */
 void wh_acl_session_end(wh_acl *a, const char *sid);
 /*
  * The value of the `nth` (from 0) cookie named `name` in a Cookie header

@@ -351,37 +351,90 @@ int wh_rbac_act_parse(enum wh_rbac_act *out, const char *s);
  * from that failure. The delay of an attempt is the larger of its two keys'.
  * A success clears the user key's count only: an address that guesses many
  * names cannot wash its record clean with one account it owns.
- * Memory is fixed: WH_AUTH_THROTTLE_SLOTS entries in 8-way buckets indexed by a
- * keyed hash (the key is random per table, so bucket collisions cannot be
- * aimed); a new key replaces the least recently touched entry of its bucket.
- * All functions are thread-safe (one mutex).
+ *
+ * The counts live in a store the caller provides (wharf's is the database,
+ * so that every node of a cluster counts the same failures). Keys reach the
+ * store as ids: the SHA-256 of the kind and key, never the name or address.
+ * Once an address has WH_AUTH_THROTTLE_ADDR_KEYS failures in its window, a
+ * failure under a name it has not failed with before counts for the address
+ * only, so one address cannot fill the store with keys. A refused attempt
+ * (wh_auth_throttle_hold) is written unless the key's latest one is less
+ * than WH_AUTH_THROTTLE_HOLD_MS old, so a storm of them is mostly reads and
+ * a delay restarts at most that much early.
  */
 #define WH_AUTH_THROTTLE_FREE 5
 #define WH_AUTH_THROTTLE_ADDR_FREE 20
 #define WH_AUTH_THROTTLE_WINDOW_MS (15 * 60 * 1000)
 #define WH_AUTH_THROTTLE_BASE_MS 1000
 #define WH_AUTH_THROTTLE_CAP_MS 30000
-#define WH_AUTH_THROTTLE_SLOTS 4096
+#define WH_AUTH_THROTTLE_ADDR_KEYS 200
+#define WH_AUTH_THROTTLE_HOLD_MS 100
+#define WH_AUTH_THROTTLE_ID_HEX 64
+
+/* The failures counted for one key (all 0: none). */
+struct wh_auth_fail_count {
+    int64_t fails;    /* in the window */
+    int64_t first_ms; /* the window's first failure */
+    int64_t last_ms;  /* the latest failure or refused attempt */
+};
+
+/*
+ * Where the counts are kept. Each function returns 0 or a negative WH_E*
+ * code; `ids` are WH_AUTH_THROTTLE_ID_HEX hex digits, n is 1 or 2.
+ */
+struct wh_auth_throttle_store {
+    /* Reads the counts of ids[0..n) into out[0..n) (zeros for none). */
+    int (*get)(void *payload, const char *const ids[], size_t n, struct wh_auth_fail_count *out);
+    /* Counts a failure at now_ms for each of ids[0..n), atomically per key: a
+     * key whose window (window_ms since its first failure) is over starts at 1. */
+    int (*fail)(void *payload, const char *const ids[], size_t n, int64_t now_ms,
+                int64_t window_ms);
+    /* Sets the key's latest failure to now_ms (never backwards); no count, no row. */
+    int (*hold)(void *payload, const char *id, int64_t now_ms);
+    /* Forgets the key. */
+    int (*clear)(void *payload, const char *id);
+};
+
+/* What a check read, so that the outcome of the attempt costs no second read. */
+struct wh_auth_throttle_seen {
+    struct wh_auth_fail_count user, addr;
+    bool valid; /* false: nothing was read (then the next calls act without it) */
+};
 
 typedef struct wh_auth_throttle wh_auth_throttle;
-/* A new, empty table; free with wh_auth_throttle_free. */
-wh_auth_throttle *wh_auth_throttle_new(void);
+/* A throttle over `store` (borrowed, as `payload`); free with wh_auth_throttle_free. */
+wh_auth_throttle *wh_auth_throttle_new(const struct wh_auth_throttle_store *store, void *payload);
 void wh_auth_throttle_free(wh_auth_throttle *t);
-/* Milliseconds the caller must still wait before an attempt for `user` from
- * `addr` is considered (0: go ahead). Either key may be NULL (not tracked). */
+/* The store id of `key` of kind `kind` ('u' or 'a'): WH_AUTH_THROTTLE_ID_HEX digits + NUL. */
+void wh_auth_throttle_id(char *out, char kind, const char *key);
+/*
+ * Milliseconds the caller must still wait before an attempt for `user` from
+ * `addr` is considered (0: go ahead): one read of the store. Either key may
+ * be NULL (not tracked). `seen` (may be NULL) keeps what was read for
+ * wh_auth_throttle_fail and _ok. A store that cannot be read counts as no
+ * failures (logged): the password check still stands between a caller and
+ * an account.
+ */
 int64_t wh_auth_throttle_delay_ms(wh_auth_throttle *t, const char *user, const char *addr,
-                                  int64_t now_ms);
-/* Records a failed attempt. */
+                                  int64_t now_ms, struct wh_auth_throttle_seen *seen);
+/* The delay of counts already read (no store access). */
+int64_t wh_auth_throttle_delay_of(const struct wh_auth_throttle_seen *seen, int64_t now_ms);
+/* Records a failed attempt; `seen` (may be NULL) is what the check read. */
 void wh_auth_throttle_fail(wh_auth_throttle *t, const char *user, const char *addr,
-                           int64_t now_ms);
+                           int64_t now_ms, const struct wh_auth_throttle_seen *seen);
 /*
  * Records an attempt made while throttled: the keys' current delays start
  * again from `now_ms` (their counts unchanged), so a client that ignores
- * Retry-After and keeps trying stays refused until it pauses.
+ * Retry-After and keeps trying stays refused until it pauses. `seen` is
+ * what the check that refused it read.
  */
 void wh_auth_throttle_hold(wh_auth_throttle *t, const char *user, const char *addr,
-                           int64_t now_ms);
-/* Records a successful attempt (clears the user's count; see above). */
-void wh_auth_throttle_ok(wh_auth_throttle *t, const char *user, const char *addr, int64_t now_ms);
+                           int64_t now_ms, const struct wh_auth_throttle_seen *seen);
+/*
+ * Records a successful attempt (clears the user's count; see above): a write
+ * only when `seen` shows failures of that key, or `seen` is NULL.
+ */
+void wh_auth_throttle_ok(wh_auth_throttle *t, const char *user, const char *addr, int64_t now_ms,
+                         const struct wh_auth_throttle_seen *seen);
 
 #endif

@@ -1,194 +1,177 @@
 /*
  * auth/throttle: backoff after repeated failed logins, per (name, address)
- * pair and per client address (policy in auth.h). A fixed table of WH_AUTH_THROTTLE_SLOTS
- * entries in 8-way buckets: lookups touch one bucket, memory never grows, and a
- * flood of new keys only evicts the least recently touched entries. Entries
- * hold a keyed hash of the key, never the name or address itself. Nothing is
- * persisted; a restart forgets every count.
+ * pair and per client address (policy in auth.h). The counts live in a store
+ * the caller provides (wharf's: the database, shared by every node), found by
+ * a hash of the key; this file decides what to read and write and computes
+ * the delays. The hot path, a login with no failures on record, is one read.
  */
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth_int.h"
 
-#define WAYS 8
-#define BUCKETS (WH_AUTH_THROTTLE_SLOTS / WAYS)
-#define ID_LEN 16
-
-struct slot {
-    unsigned char id[ID_LEN]; /* keyed hash of "u\0<user>" or "a\0<addr>" */
-    bool used;
-    uint32_t fails;       /* failures counted in the current window */
-    int64_t first_ms;     /* first failure of the window */
-    int64_t last_fail_ms; /* latest failure */
-    int64_t touched_ms;   /* latest use, for eviction */
-};
-
 struct wh_auth_throttle {
-    pthread_mutex_t mu;
-    unsigned char salt[32];
-    struct slot slots[WH_AUTH_THROTTLE_SLOTS];
+    const struct wh_auth_throttle_store *store;
+    void *payload;
 };
 
-wh_auth_throttle *wh_auth_throttle_new(void)
+wh_auth_throttle *wh_auth_throttle_new(const struct wh_auth_throttle_store *store, void *payload)
 {
     wh_auth_throttle *t = wh_calloc(1, sizeof(*t));
-
-    if (RAND_bytes(t->salt, sizeof(t->salt)) != 1)
-        abort();
-    pthread_mutex_init(&t->mu, NULL);
+    t->store = store;
+    t->payload = payload;
     return t;
 }
 
 void wh_auth_throttle_free(wh_auth_throttle *t)
 {
-    if (!t)
-        return;
-    pthread_mutex_destroy(&t->mu);
     free(t);
 }
 
-static void key_id(unsigned char id[ID_LEN], const wh_auth_throttle *t, char kind, const char *key)
+void wh_auth_throttle_id(char *out, char kind, const char *key)
 {
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    const char tag[2] = {kind, '\0'};
-
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, t->salt, sizeof(t->salt)) != 1 ||
-        EVP_DigestUpdate(ctx, tag, sizeof(tag)) != 1 ||
-        EVP_DigestUpdate(ctx, key, strlen(key)) != 1 || EVP_DigestFinal_ex(ctx, md, &n) != 1)
-        abort();
-    EVP_MD_CTX_free(ctx);
-    memcpy(id, md, ID_LEN);
+    /* a domain tag and the kind, so that a name cannot pose as an address */
+    static const char tag[] = "wharf login throttle";
+    struct wh_digest d;
+    wh_hasher *h = wh_hasher_new(WH_DIGEST_SHA256);
+    wh_hasher_update(h, tag, sizeof(tag));
+    wh_hasher_update(h, (const char[]){kind, '\0'}, 2);
+    wh_hasher_update(h, key, strlen(key));
+    wh_hasher_final(&d, h);
+    wh_hasher_free(h);
+    memcpy(out, wh_digest_hex(&d), WH_AUTH_THROTTLE_ID_HEX);
+    out[WH_AUTH_THROTTLE_ID_HEX] = '\0';
 }
 
-static struct slot *bucket_of(wh_auth_throttle *t, const unsigned char id[ID_LEN])
+static bool window_over(const struct wh_auth_fail_count *c, int64_t now_ms)
 {
-    uint32_t h = (uint32_t)id[0] | (uint32_t)id[1] << 8 | (uint32_t)id[2] << 16 |
-                 (uint32_t)id[3] << 24;
-    return &t->slots[(h % BUCKETS) * WAYS];
+    return now_ms - c->first_ms > WH_AUTH_THROTTLE_WINDOW_MS;
 }
 
-/* The slot of `key`, or NULL; with `create`, a fresh one replacing the least
- * recently touched slot of the bucket if the key is not there. */
-static struct slot *find(wh_auth_throttle *t, char kind, const char *key, bool create,
-                         int64_t now_ms)
+static int64_t key_delay(const struct wh_auth_fail_count *c, int64_t free_fails, int64_t now_ms)
 {
-    unsigned char id[ID_LEN];
-    struct slot *b, *victim = NULL;
-
-    key_id(id, t, kind, key);
-    b = bucket_of(t, id);
-    for (int i = 0; i < WAYS; i++)
-        if (b[i].used && memcmp(b[i].id, id, ID_LEN) == 0)
-            return &b[i];
-    if (!create)
-        return NULL;
-    for (int i = 0; i < WAYS; i++) {
-        if (!b[i].used) {
-            victim = &b[i];
-            break;
-        }
-        if (!victim || b[i].touched_ms < victim->touched_ms)
-            victim = &b[i];
-    }
-    memset(victim, 0, sizeof(*victim));
-    memcpy(victim->id, id, ID_LEN);
-    victim->used = true;
-    victim->first_ms = now_ms;
-    victim->touched_ms = now_ms;
-    return victim;
-}
-
-static bool window_over(const struct slot *s, int64_t now_ms)
-{
-    return now_ms - s->first_ms > WH_AUTH_THROTTLE_WINDOW_MS;
-}
-
-static int64_t slot_delay(const struct slot *s, uint32_t free_fails, int64_t now_ms)
-{
-    if (!s || s->fails <= free_fails || window_over(s, now_ms))
+    if (c->fails <= free_fails || window_over(c, now_ms))
         return 0;
-    uint32_t over = s->fails - free_fails; /* >= 1 */
-    int64_t d = over > 16 ? WH_AUTH_THROTTLE_CAP_MS
-                          : (int64_t)WH_AUTH_THROTTLE_BASE_MS << (over - 1);
+    int64_t over = c->fails - free_fails; /* >= 1 */
+    int64_t d = over > 16 ? WH_AUTH_THROTTLE_CAP_MS : (int64_t)WH_AUTH_THROTTLE_BASE_MS
+                                                          << (over - 1);
     if (d > WH_AUTH_THROTTLE_CAP_MS)
         d = WH_AUTH_THROTTLE_CAP_MS;
-    int64_t since = now_ms - s->last_fail_ms;
+    int64_t since = now_ms - c->last_ms;
     if (since < 0)
-        since = 0; /* the clock went back: wait the full delay, no more */
+        since = 0; /* the clock went back (or another node's runs ahead): the full delay, no more */
     return since >= d ? 0 : d - since;
 }
 
-int64_t wh_auth_throttle_delay_ms(wh_auth_throttle *t, const char *user, const char *addr,
-                                  int64_t now_ms)
+int64_t wh_auth_throttle_delay_of(const struct wh_auth_throttle_seen *seen, int64_t now_ms)
 {
-    int64_t d = 0, a;
-
-    pthread_mutex_lock(&t->mu);
-    if (user)
-        d = slot_delay(find(t, 'u', user, false, now_ms), WH_AUTH_THROTTLE_FREE, now_ms);
-    if (addr && (a = slot_delay(find(t, 'a', addr, false, now_ms), WH_AUTH_THROTTLE_ADDR_FREE,
-                                now_ms)) > d)
-        d = a;
-    pthread_mutex_unlock(&t->mu);
-    return d;
+    int64_t d = key_delay(&seen->user, WH_AUTH_THROTTLE_FREE, now_ms);
+    int64_t a = key_delay(&seen->addr, WH_AUTH_THROTTLE_ADDR_FREE, now_ms);
+    return a > d ? a : d;
 }
 
-static void record_fail(wh_auth_throttle *t, char kind, const char *key, int64_t now_ms)
+int64_t wh_auth_throttle_delay_ms(wh_auth_throttle *t, const char *user, const char *addr,
+                                  int64_t now_ms, struct wh_auth_throttle_seen *seen)
 {
-    struct slot *s = find(t, kind, key, true, now_ms);
+    char ids[2][WH_AUTH_THROTTLE_ID_HEX + 1];
+    const char *list[2];
+    struct wh_auth_fail_count got[2];
+    struct wh_auth_throttle_seen local;
+    size_t n = 0;
 
-    if (window_over(s, now_ms)) {
-        s->fails = 0;
-        s->first_ms = now_ms;
+    if (!seen)
+        seen = &local;
+    memset(seen, 0, sizeof(*seen));
+    if (user) {
+        wh_auth_throttle_id(ids[n], 'u', user);
+        list[n] = ids[n];
+        n++;
     }
-    if (s->fails < UINT32_MAX)
-        s->fails++;
-    s->last_fail_ms = now_ms;
-    s->touched_ms = now_ms;
+    if (addr) {
+        wh_auth_throttle_id(ids[n], 'a', addr);
+        list[n] = ids[n];
+        n++;
+    }
+    if (n == 0) {
+        seen->valid = true;
+        return 0;
+    }
+    if (t->store->get(t->payload, list, n, got) < 0) {
+        wh_log_error("login throttle: counts not read: %s", wh_error_msg());
+        return 0;
+    }
+    if (user)
+        seen->user = got[0];
+    if (addr)
+        seen->addr = got[n - 1];
+    seen->valid = true;
+    return wh_auth_throttle_delay_of(seen, now_ms);
 }
 
 void wh_auth_throttle_fail(wh_auth_throttle *t, const char *user, const char *addr,
-                           int64_t now_ms)
+                           int64_t now_ms, const struct wh_auth_throttle_seen *seen)
 {
-    pthread_mutex_lock(&t->mu);
-    if (user)
-        record_fail(t, 'u', user, now_ms);
-    if (addr)
-        record_fail(t, 'a', addr, now_ms);
-    pthread_mutex_unlock(&t->mu);
+    char ids[2][WH_AUTH_THROTTLE_ID_HEX + 1];
+    const char *list[2];
+    size_t n = 0;
+
+    /*
+     * An address past its key budget: a name it has not failed with yet is
+     * counted for the address only (which throttles it anyway), so no
+     * address can make rows without bound.
+     */
+    bool addr_full = seen && seen->valid && addr && seen->user.fails == 0 &&
+                     !window_over(&seen->addr, now_ms) &&
+                     seen->addr.fails >= WH_AUTH_THROTTLE_ADDR_KEYS;
+    if (user && !addr_full) {
+        wh_auth_throttle_id(ids[n], 'u', user);
+        list[n] = ids[n];
+        n++;
+    }
+    if (addr) {
+        wh_auth_throttle_id(ids[n], 'a', addr);
+        list[n] = ids[n];
+        n++;
+    }
+    if (n && t->store->fail(t->payload, list, n, now_ms, WH_AUTH_THROTTLE_WINDOW_MS) < 0)
+        wh_log_error("login throttle: failure not counted: %s", wh_error_msg());
+}
+
+/* Holds one key when it is throttled and was not held within WH_AUTH_THROTTLE_HOLD_MS. */
+static void hold_key(wh_auth_throttle *t, char kind, const char *key,
+                     const struct wh_auth_fail_count *c, int64_t free_fails, int64_t now_ms)
+{
+    char id[WH_AUTH_THROTTLE_ID_HEX + 1];
+    if (!key || key_delay(c, free_fails, now_ms) == 0 ||
+        now_ms - c->last_ms < WH_AUTH_THROTTLE_HOLD_MS)
+        return;
+    wh_auth_throttle_id(id, kind, key);
+    if (t->store->hold(t->payload, id, now_ms) < 0)
+        wh_log_error("login throttle: refused attempt not recorded: %s", wh_error_msg());
 }
 
 void wh_auth_throttle_hold(wh_auth_throttle *t, const char *user, const char *addr,
-                           int64_t now_ms)
+                           int64_t now_ms, const struct wh_auth_throttle_seen *seen)
 {
-    struct slot *s;
-    pthread_mutex_lock(&t->mu);
-    if (user && (s = find(t, 'u', user, false, now_ms)) &&
-        slot_delay(s, WH_AUTH_THROTTLE_FREE, now_ms) > 0)
-        s->last_fail_ms = s->touched_ms = now_ms;
-    if (addr && (s = find(t, 'a', addr, false, now_ms)) &&
-        slot_delay(s, WH_AUTH_THROTTLE_ADDR_FREE, now_ms) > 0)
-        s->last_fail_ms = s->touched_ms = now_ms;
-    pthread_mutex_unlock(&t->mu);
+    struct wh_auth_throttle_seen local;
+    if (!seen || !seen->valid) {
+        wh_auth_throttle_delay_ms(t, user, addr, now_ms, &local);
+        seen = &local;
+    }
+    hold_key(t, 'u', user, &seen->user, WH_AUTH_THROTTLE_FREE, now_ms);
+    hold_key(t, 'a', addr, &seen->addr, WH_AUTH_THROTTLE_ADDR_FREE, now_ms);
 }
 
-void wh_auth_throttle_ok(wh_auth_throttle *t, const char *user, const char *addr, int64_t now_ms)
+void wh_auth_throttle_ok(wh_auth_throttle *t, const char *user, const char *addr, int64_t now_ms,
+                         const struct wh_auth_throttle_seen *seen)
 {
-    struct slot *s;
+    char id[WH_AUTH_THROTTLE_ID_HEX + 1];
 
     (void)addr; /* deliberately: see the policy in auth.h */
     (void)now_ms;
-    if (!user)
-        return;
-    pthread_mutex_lock(&t->mu);
-    if ((s = find(t, 'u', user, false, 0)))
-        memset(s, 0, sizeof(*s));
-    pthread_mutex_unlock(&t->mu);
+    if (!user || (seen && seen->valid && seen->user.fails == 0))
+        return; /* nothing on record: no write */
+    wh_auth_throttle_id(id, 'u', user);
+    if (t->store->clear(t->payload, id) < 0)
+        wh_log_error("login throttle: count not cleared: %s", wh_error_msg());
 }

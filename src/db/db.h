@@ -348,6 +348,7 @@ int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out);
 /* 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_user_get(wh_db *db, const char *username, struct wh_user *out);
 int wh_db_user_get_id(wh_db *db, int64_t id, struct wh_user *out);
+/* Sets a user's password hash and ends the user's portal sessions. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash);
 /*
  * Gives or takes the system administrator role. Taking it from the last
@@ -1232,5 +1233,71 @@ int wh_db_audit_purge_ops(wh_db *db, int64_t before_ms, const char *const *ops, 
 /* The tags of an artifact, for list views: `fn` per name. 0 or WH_ERROR. */
 int wh_db_artifact_tag_names(wh_db *db, int64_t artifact_id,
                              int (*fn)(const char *name, void *payload), void *payload);
+
+/*
+ * Portal sessions and failed-login counts (db_session.c): what every node of
+ * a cluster must see alike, so they live here and not in a process.
+ */
+struct wh_db_session {
+    int64_t user_id;
+    char stamp[17];     /* fingerprint of the user's password hash at sign-in */
+    int64_t created_ms; /* sign-in */
+    int64_t seen_ms;    /* last use, as last written (at most once a minute) */
+    int64_t expires_ms; /* the absolute end */
+};
+/*
+ * Records a session: `id_hash` (64 hex digits, the SHA-256 of the session
+ * id), its user and password fingerprint `stamp`, signed in at `now_ms`,
+ * ending at `expires_ms` at the latest. Then keeps the user's `per_user_max`
+ * most recently used sessions only (older ones end). 0, WH_ENOTFOUND (no
+ * such user) or WH_ERROR.
+ */
+int wh_db_session_add(wh_db *db, const char *id_hash, int64_t user_id, const char *stamp,
+                      int64_t now_ms, int64_t expires_ms, int per_user_max);
+/* Reads session `id_hash` into `out`. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_session_get(wh_db *db, const char *id_hash, struct wh_db_session *out);
+/* Sets a session's last use to `now_ms` (never backwards). 0 (also when gone) or WH_ERROR. */
+int wh_db_session_touch(wh_db *db, const char *id_hash, int64_t now_ms);
+/* Ends session `id_hash`. 0 (also when there was none) or WH_ERROR. */
+int wh_db_session_end(wh_db *db, const char *id_hash);
+/* Ends every session of user `user_id`. 0 or WH_ERROR. */
+int wh_db_session_end_user(wh_db *db, int64_t user_id);
+/*
+ * Deletes the sessions past their absolute end at `now_ms` or unused since
+ * before `idle_before_ms`; `*deleted` (may be NULL) counts them. 0 or WH_ERROR.
+ */
+int wh_db_session_purge(wh_db *db, int64_t now_ms, int64_t idle_before_ms, int64_t *deleted);
+/* Sessions recorded (live or not yet purged). 0 or WH_ERROR. */
+int wh_db_session_count(wh_db *db, int64_t *out);
+
+/* The failed logins counted for one throttle key (all 0: none). */
+struct wh_db_login_failure {
+    int64_t fails;    /* failures in the window */
+    int64_t first_ms; /* the window's first failure */
+    int64_t last_ms;  /* the latest failure (or refused attempt: wh_db_login_hold) */
+};
+#define WH_DB_LOGIN_KEYS_MAX 2
+/*
+ * Reads the counts of throttle keys `ids[0..n)` (n <= WH_DB_LOGIN_KEYS_MAX;
+ * an id is a hash, never a name or an address) in one statement into
+ * `out[0..n)`, zeros for a key with none. 0 or WH_ERROR.
+ */
+int wh_db_login_failures(wh_db *db, const char *const ids[], size_t n,
+                         struct wh_db_login_failure *out);
+/*
+ * Counts a failed login at `now_ms` against each of `ids[0..n)`, in one
+ * transaction: a key whose window (`window_ms` from its first failure) is
+ * over starts again at 1. 0 or WH_ERROR.
+ */
+int wh_db_login_fail(wh_db *db, const char *const ids[], size_t n, int64_t now_ms,
+                     int64_t window_ms);
+/* Sets key `id`'s latest failure to `now_ms` (a refused attempt; never backwards). 0 or WH_ERROR. */
+int wh_db_login_hold(wh_db *db, const char *id, int64_t now_ms);
+/* Forgets key `id`'s failures (a successful login). 0 or WH_ERROR. */
+int wh_db_login_clear(wh_db *db, const char *id);
+/* Deletes the counts whose window began before `before_ms`. 0 or WH_ERROR. */
+int wh_db_login_purge(wh_db *db, int64_t before_ms, int64_t *deleted);
+/* Throttle keys recorded. 0 or WH_ERROR. */
+int wh_db_login_count(wh_db *db, int64_t *out);
 
 #endif

@@ -87,12 +87,22 @@ int wh_db_user_get_id(wh_db *db, int64_t id, struct wh_user *out)
 int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash)
 {
     static const char sql[] = "UPDATE \"user\" SET password = ?2, updated_ms = ?3 WHERE id = ?1";
+    /* a new password ends the user's portal sessions, on every node (db_session.c) */
+    static const char end[] = "DELETE FROM portal_session WHERE user_id = ?1";
     CONN_OR_FAIL(c, db);
+    int error = db_tx_begin(c);
+    if (error < 0)
+        return error;
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
     db_bind_text(s, 2, password_hash);
     db_bind_i64(s, 3, wh_now_ms());
-    return db_change(c, s, "user");
+    if ((error = db_change(c, s, "user")) == 0) {
+        s = db_stmt(c, end);
+        db_bind_i64(s, 1, id);
+        error = db_run(c, s);
+    }
+    return db_tx_end(c, error);
 }
 
 /*

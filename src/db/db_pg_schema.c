@@ -559,6 +559,23 @@ const char *const db_pg_migrations[] = {
     "  digest " T " PRIMARY KEY,"
     "  extra_attrs " T " NOT NULL,"
     "  refs " T " NOT NULL);",
+    /* 14: portal sessions and failed-login counts every node sees, as SQLite's 14 */
+    "CREATE TABLE portal_session("
+    "  id_hash " T " PRIMARY KEY,"
+    "  user_id BIGINT NOT NULL REFERENCES \"user\"(id) ON DELETE CASCADE,"
+    "  stamp " T " NOT NULL,"
+    "  created_ms BIGINT NOT NULL,"
+    "  seen_ms BIGINT NOT NULL,"
+    "  expires_ms BIGINT NOT NULL);"
+    "CREATE INDEX portal_session_user ON portal_session(user_id, seen_ms);"
+    "CREATE INDEX portal_session_seen ON portal_session(seen_ms);"
+    "CREATE INDEX portal_session_expires ON portal_session(expires_ms);"
+    "CREATE TABLE login_failure("
+    "  id " T " PRIMARY KEY,"
+    "  fails BIGINT NOT NULL,"
+    "  first_ms BIGINT NOT NULL,"
+    "  last_ms BIGINT NOT NULL);"
+    "CREATE INDEX login_failure_first ON login_failure(first_ms);",
 };
 #pragma GCC diagnostic pop
 

@@ -735,6 +735,30 @@ static const char *const migrations[] = {
     "  digest TEXT PRIMARY KEY,"
     "  extra_attrs TEXT NOT NULL,"
     "  refs TEXT NOT NULL);",
+    /*
+     * 14: state every node must see (db_session.c). Portal sessions: the
+     * SHA-256 of the session id (never the id), the user, a fingerprint of
+     * the user's password hash at sign-in (a change ends the session), and
+     * the times: sign-in, last use (written at most once a minute) and the
+     * absolute end. Failed logins: the count of one throttle key (a hash of
+     * the name and address, or of the address) in its window.
+     */
+    "CREATE TABLE portal_session("
+    "  id_hash TEXT PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,"
+    "  stamp TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  seen_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL);"
+    "CREATE INDEX portal_session_user ON portal_session(user_id, seen_ms);"
+    "CREATE INDEX portal_session_seen ON portal_session(seen_ms);"
+    "CREATE INDEX portal_session_expires ON portal_session(expires_ms);"
+    "CREATE TABLE login_failure("
+    "  id TEXT PRIMARY KEY,"
+    "  fails INTEGER NOT NULL,"
+    "  first_ms INTEGER NOT NULL,"
+    "  last_ms INTEGER NOT NULL);"
+    "CREATE INDEX login_failure_first ON login_failure(first_ms);",
 };
 #pragma GCC diagnostic pop
 /* ---- connections ---- */

@@ -477,7 +477,8 @@ static void test_acl__writes_all_or_nothing(void **state)
 }
 
 /* Portal sessions: an id and a CSRF token per sign-in, the user as it is now,
- * ended by sign-out, a password change, a delete, and by eviction when full. */
+ * known to every wh_acl on the database, ended by sign-out, a password change
+ * and a delete. */
 static void test_acl__sessions(void **state)
 {
     struct world *w = *state;
@@ -495,6 +496,15 @@ static void test_acl__sessions(void **state)
     assert_string_equal(who.name, "bob");
     assert_false(who.sysadmin);
     assert_string_equal(got, csrf);
+    /* another node on the same database (or this one restarted) knows it, token included */
+    wh_acl *node2 = NULL;
+    struct wh_acl_config cfg = {.data_dir = w->dir, .token_ttl_s = 60};
+    assert_int_equal(wh_acl_new(&node2, w->db, &cfg), 0);
+    memset(got, 0, sizeof(got));
+    assert_int_equal(wh_acl_session_get(node2, sid, &who, got), 0);
+    assert_string_equal(who.name, "bob");
+    assert_string_equal(got, csrf);
+    wh_acl_free(node2);
     /* the administrator flag is read at each request */
     assert_int_equal(wh_db_user_set_sysadmin(w->db, w->bob, true), 0);
     assert_int_equal(wh_acl_session_get(w->acl, sid, &who, got), 0);
@@ -538,24 +548,82 @@ static void test_acl__sessions(void **state)
     assert_int_equal(wh_acl_session_start(w->acl, &ghost, sid, csrf), WH_ENOTFOUND);
 }
 
-/* When every slot is taken, the least recently used session makes room. */
-static void test_acl__sessions_evicted_when_full(void **state)
+/*
+ * A user holds WH_ACL_SESSIONS_PER_USER sessions at most: past it the least
+ * recently used ones end, the new one never; other users' are untouched.
+ */
+static void test_acl__sessions_capped_per_user(void **state)
 {
     struct world *w = *state;
     struct wh_principal bob = person(w->bob, "bob", false), who;
-    char first[WH_ACL_SESSION_HEX + 1], used[WH_ACL_SESSION_HEX + 1];
-    char sid[WH_ACL_SESSION_HEX + 1], csrf[WH_ACL_SESSION_HEX + 1];
+    struct wh_principal carol = person(w->carol, "carol", false);
+    char hers[WH_ACL_SESSION_HEX + 1], sid[WH_ACL_SESSION_HEX + 1];
+    char csrf[WH_ACL_SESSION_HEX + 1];
+    int64_t n = 0;
 
-    assert_int_equal(wh_acl_session_start(w->acl, &bob, first, csrf), 0);
-    assert_int_equal(wh_acl_session_start(w->acl, &bob, used, csrf), 0);
-    for (int i = 2; i < WH_ACL_SESSIONS_MAX; i++)
+    assert_int_equal(wh_acl_session_start(w->acl, &carol, hers, csrf), 0);
+    for (int i = 0; i < WH_ACL_SESSIONS_PER_USER + 5; i++) {
         assert_int_equal(wh_acl_session_start(w->acl, &bob, sid, csrf), 0);
-    assert_int_equal(wh_acl_session_get(w->acl, first, &who, csrf), 0);
-    assert_int_equal(wh_acl_session_start(w->acl, &bob, sid, csrf), 0);
-    assert_int_equal(wh_acl_session_get(w->acl, sid, &who, csrf), 0);
-    /* `first` was used since it started; `used`, the oldest unused, made room */
-    assert_int_equal(wh_acl_session_get(w->acl, first, &who, csrf), 0);
-    assert_int_equal(wh_acl_session_get(w->acl, used, &who, csrf), WH_ENOTFOUND);
+        assert_int_equal(wh_acl_session_get(w->acl, sid, &who, csrf), 0);
+    }
+    assert_int_equal(wh_db_session_count(w->db, &n), 0);
+    assert_int_equal(n, WH_ACL_SESSIONS_PER_USER + 1);
+    assert_int_equal(wh_acl_session_get(w->acl, hers, &who, csrf), 0);
+    assert_string_equal(who.name, "carol");
+}
+
+/*
+ * Lifetimes as the rows say (any node may have written them): idle past
+ * WH_ACL_SESSION_IDLE_S or past the absolute end, a session is refused and
+ * its row deleted; a use after WH_ACL_SESSION_TOUCH_S writes the last use,
+ * a use sooner does not.
+ */
+static void test_acl__session_lifetimes(void **state)
+{
+    struct world *w = *state;
+    struct wh_principal who;
+    struct wh_user u;
+    struct wh_db_session row;
+    struct wh_digest d;
+    char csrf[WH_ACL_SESSION_HEX + 1], stamp[17], keys[4][WH_ACL_SESSION_HEX + 1];
+    static const char *const sids[4] = {
+        "1111111111111111111111111111111111111111111111111111111111111111",
+        "2222222222222222222222222222222222222222222222222222222222222222",
+        "3333333333333333333333333333333333333333333333333333333333333333",
+        "4444444444444444444444444444444444444444444444444444444444444444",
+    };
+    int64_t now = wh_now_ms(), idle = (int64_t)WH_ACL_SESSION_IDLE_S * 1000;
+    /* signed in at, last used at, ends at */
+    const int64_t times[4][3] = {
+        {now - 2 * idle, now - idle - 1000, now + idle},     /* idle too long */
+        {now - 2 * idle, now - 1000, now - 1},               /* past its end */
+        {now - 2 * idle, now - idle + 60000, now + idle},    /* used 59 minutes ago */
+        {now - 1000, now - 1000, now + idle},                /* used a second ago */
+    };
+
+    assert_int_equal(wh_db_user_get_id(w->db, w->bob, &u), 0);
+    wh_digest_of(&d, WH_DIGEST_SHA256, u.password, strlen(u.password));
+    memcpy(stamp, wh_digest_hex(&d), 16);
+    stamp[16] = '\0';
+    for (int i = 0; i < 4; i++) {
+        wh_digest_of(&d, WH_DIGEST_SHA256, sids[i], strlen(sids[i]));
+        snprintf(keys[i], sizeof(keys[i]), "%s", wh_digest_hex(&d));
+        assert_int_equal(wh_db_session_add(w->db, keys[i], w->bob, stamp, times[i][0],
+                                           times[i][2], 0), 0);
+        if (times[i][1] != times[i][0])
+            assert_int_equal(wh_db_session_touch(w->db, keys[i], times[i][1]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(wh_acl_session_get(w->acl, sids[i], &who, csrf), WH_ENOTFOUND);
+        assert_int_equal(wh_db_session_get(w->db, keys[i], &row), WH_ENOTFOUND);
+    }
+    assert_int_equal(wh_acl_session_get(w->acl, sids[2], &who, csrf), 0);
+    assert_string_equal(who.name, "bob");
+    assert_int_equal(wh_db_session_get(w->db, keys[2], &row), 0);
+    assert_true(row.seen_ms >= now);
+    assert_int_equal(wh_acl_session_get(w->acl, sids[3], &who, csrf), 0);
+    assert_int_equal(wh_db_session_get(w->db, keys[3], &row), 0);
+    assert_int_equal(row.seen_ms, now - 1000);
 }
 
 /* Cookie values by name and occurrence. */
@@ -585,7 +653,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_acl__sessions, world_setup, world_teardown),
-        cmocka_unit_test_setup_teardown(test_acl__sessions_evicted_when_full, world_setup,
+        cmocka_unit_test_setup_teardown(test_acl__session_lifetimes, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__sessions_capped_per_user, world_setup,
                                         world_teardown),
         cmocka_unit_test(test_acl__cookie),
         cmocka_unit_test_setup_teardown(test_acl__blob_source_by_role, world_setup,

@@ -24,6 +24,7 @@
 #include <pthread.h>
 
 #include "auth/auth.h"
+#include "db/db.h"
 
 #define NOW 1700000000
 
@@ -1214,113 +1215,228 @@ static void test_auth__rbac_names(void **state)
 
 /* ------------------------------------------------------------ throttle */
 
+/*
+ * The throttle over the store wharf uses (the database, as acl.c wires it),
+ * in a fresh SQLite file per test: what one node counts, every node sees.
+ */
+struct tdb {
+    char dir[64];
+    char path[96];
+    wh_db *db;
+    wh_auth_throttle *t;
+};
+
+static int tdb_get(void *payload, const char *const ids[], size_t n,
+                   struct wh_auth_fail_count *out)
+{
+    struct wh_db_login_failure got[WH_DB_LOGIN_KEYS_MAX];
+    int error = wh_db_login_failures(payload, ids, n, got);
+    for (size_t i = 0; error == 0 && i < n; i++)
+        out[i] = (struct wh_auth_fail_count){got[i].fails, got[i].first_ms, got[i].last_ms};
+    return error;
+}
+
+static int tdb_fail(void *payload, const char *const ids[], size_t n, int64_t now_ms,
+                    int64_t window_ms)
+{
+    return wh_db_login_fail(payload, ids, n, now_ms, window_ms);
+}
+
+static int tdb_hold(void *payload, const char *id, int64_t now_ms)
+{
+    return wh_db_login_hold(payload, id, now_ms);
+}
+
+static int tdb_clear(void *payload, const char *id)
+{
+    return wh_db_login_clear(payload, id);
+}
+
+static const struct wh_auth_throttle_store tdb_store = {tdb_get, tdb_fail, tdb_hold, tdb_clear};
+
+static void tdb_open(struct tdb *f)
+{
+    snprintf(f->dir, sizeof(f->dir), "/tmp/wharf-throttle-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+    assert_int_equal(wh_db_open(&f->db, f->path), 0);
+    f->t = wh_auth_throttle_new(&tdb_store, f->db);
+}
+
+static void tdb_close(struct tdb *f)
+{
+    char p[128];
+    wh_auth_throttle_free(f->t);
+    wh_db_close(f->db);
+    static const char *const files[] = {"t.db", "t.db-wal", "t.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%s", f->dir, files[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+}
+
+static int64_t rows(struct tdb *f)
+{
+    int64_t n = -1;
+    assert_int_equal(wh_db_login_count(f->db, &n), 0);
+    return n;
+}
+
 static void test_auth__throttle_backoff(void **state)
 {
     (void)state;
-    wh_auth_throttle *t = wh_auth_throttle_new();
+    struct tdb f;
+    tdb_open(&f);
+    wh_auth_throttle *t = f.t;
     int64_t now = 1000000;
     /* wharf's keys: the (name, address) pair and the address */
     const char *pair = "alice@10.0.0.1", *addr = "10.0.0.1";
 
     /* the free failures */
     for (int i = 0; i < WH_AUTH_THROTTLE_FREE; i++) {
-        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now), 0);
-        wh_auth_throttle_fail(t, pair, addr, now);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now, NULL), 0);
+        wh_auth_throttle_fail(t, pair, addr, now, NULL);
         now += 10;
     }
-    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now), 0);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now, NULL), 0);
 
     /* then 1 s, 2 s, 4 s … from the latest failure, capped at 30 s */
     static const int64_t want[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        wh_auth_throttle_fail(t, pair, addr, now);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now), want[i]);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 400), want[i] - 400);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + want[i]), 0);
+        wh_auth_throttle_fail(t, pair, addr, now, NULL);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now, NULL), want[i]);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 400, NULL),
+                         want[i] - 400);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + want[i], NULL), 0);
         /* the same name from another address is not slowed: nobody can lock an account */
-        assert_int_equal(wh_auth_throttle_delay_ms(t, "alice@10.9.9.9", "10.9.9.9", now), 0);
+        assert_int_equal(
+            wh_auth_throttle_delay_ms(t, "alice@10.9.9.9", "10.9.9.9", now, NULL), 0);
         now += want[i];
     }
     /* 13 failures so far: the address is still within its larger allowance */
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "bob@10.0.0.1", addr, now), 0);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "bob@10.0.0.1", addr, now, NULL), 0);
     /* a clock that goes back never asks for more than the delay itself */
-    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, NULL, now - 100000), 30000);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, NULL, now - 100000, NULL), 30000);
 
     /* an attempt made while throttled starts the delay again (the count stays) */
-    wh_auth_throttle_fail(t, pair, addr, now);
-    wh_auth_throttle_hold(t, pair, addr, now + 20000);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 20000), 30000);
-    wh_auth_throttle_hold(t, "nobody@10.0.0.9", "10.0.0.9", now); /* unknown keys: nothing */
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "nobody@10.0.0.9", "10.0.0.9", now), 0);
+    wh_auth_throttle_fail(t, pair, addr, now, NULL);
+    wh_auth_throttle_hold(t, pair, addr, now + 20000, NULL);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 20000, NULL), 30000);
+    /* ... written once per WH_AUTH_THROTTLE_HOLD_MS at most: a storm of refusals is reads */
+    wh_auth_throttle_hold(t, pair, addr, now + 20000 + WH_AUTH_THROTTLE_HOLD_MS - 1, NULL);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 20000 + 1000, NULL), 29000);
+    wh_auth_throttle_hold(t, pair, addr, now + 20000 + WH_AUTH_THROTTLE_HOLD_MS, NULL);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, addr, now + 20000 + 1000, NULL),
+                     29000 + WH_AUTH_THROTTLE_HOLD_MS);
+    int64_t before = rows(&f);
+    wh_auth_throttle_hold(t, "nobody@10.0.0.9", "10.0.0.9", now, NULL); /* unknown keys: nothing */
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "nobody@10.0.0.9", "10.0.0.9", now, NULL), 0);
+    assert_int_equal(rows(&f), before);
     now += 20000 + 30000;
 
     /* success clears the pair, not the address */
-    wh_auth_throttle_fail(t, pair, addr, now);
-    wh_auth_throttle_ok(t, pair, addr, now);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, NULL, now), 0);
+    struct wh_auth_throttle_seen seen;
+    wh_auth_throttle_fail(t, pair, addr, now, NULL);
+    assert_int_not_equal(wh_auth_throttle_delay_ms(t, pair, addr, now, &seen), 0);
+    wh_auth_throttle_ok(t, pair, addr, now, &seen);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, pair, NULL, now, NULL), 0);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, addr, now, &seen), 0);
+    assert_int_equal(seen.addr.fails, WH_AUTH_THROTTLE_FREE + 10);
 
     /* one address guessing many names: throttled past WH_AUTH_THROTTLE_ADDR_FREE */
     const char *guesser = "192.0.2.7";
     for (int i = 0; i < WH_AUTH_THROTTLE_ADDR_FREE; i++) {
         char name[32];
         snprintf(name, sizeof(name), "n%d@%s", i, guesser);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, name, guesser, now), 0);
-        wh_auth_throttle_fail(t, name, guesser, now);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, name, guesser, now, NULL), 0);
+        wh_auth_throttle_fail(t, name, guesser, now, NULL);
     }
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "fresh@192.0.2.7", guesser, now), 0);
-    wh_auth_throttle_fail(t, "fresh@192.0.2.7", guesser, now);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "other@192.0.2.7", guesser, now), 1000);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, now), 1000);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "fresh@192.0.2.7", guesser, now, NULL), 0);
+    wh_auth_throttle_fail(t, "fresh@192.0.2.7", guesser, now, NULL);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, "other@192.0.2.7", guesser, now, NULL), 1000);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, now, NULL), 1000);
     /* …while everyone elsewhere goes on */
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "other@198.51.100.1", "198.51.100.1", now), 0);
+    assert_int_equal(
+        wh_auth_throttle_delay_ms(t, "other@198.51.100.1", "198.51.100.1", now, NULL), 0);
 
     /* the window: after 15 minutes without a new failure the count starts over */
     int64_t later = now + WH_AUTH_THROTTLE_WINDOW_MS + 1;
-    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, later), 0);
-    wh_auth_throttle_fail(t, NULL, guesser, later);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, later), 0);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, NULL, later), 0);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, later, NULL), 0);
+    wh_auth_throttle_fail(t, NULL, guesser, later, NULL);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, guesser, later, &seen), 0);
+    assert_int_equal(seen.addr.fails, 1);
+    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, NULL, later, NULL), 0);
 
     /* spread failures (one per user, one address each) never throttle anyone */
     for (int i = 0; i < 100; i++) {
         char u[16], a[16];
         snprintf(u, sizeof(u), "u%d", i);
         snprintf(a, sizeof(a), "a%d", i);
-        wh_auth_throttle_fail(t, u, a, later);
-        assert_int_equal(wh_auth_throttle_delay_ms(t, u, a, later), 0);
+        wh_auth_throttle_fail(t, u, a, later, NULL);
+        assert_int_equal(wh_auth_throttle_delay_ms(t, u, a, later, NULL), 0);
     }
-    wh_auth_throttle_free(t);
+    /* counts whose window is over are purged */
+    int64_t deleted = 0;
+    assert_int_equal(wh_db_login_purge(f.db, later - WH_AUTH_THROTTLE_WINDOW_MS + 1, &deleted), 0);
+    assert_true(deleted > 20);
+    assert_int_equal(wh_db_login_purge(f.db, later + 1, &deleted), 0);
+    assert_int_equal(rows(&f), 0);
+    tdb_close(&f);
     wh_auth_throttle_free(NULL);
+}
+
+/* Keys are hashes: neither names nor addresses reach the store, and kinds never collide. */
+static void test_auth__throttle_ids(void **state)
+{
+    (void)state;
+    char u[WH_AUTH_THROTTLE_ID_HEX + 1], a[WH_AUTH_THROTTLE_ID_HEX + 1];
+    wh_auth_throttle_id(u, 'u', "10.0.0.1");
+    wh_auth_throttle_id(a, 'a', "10.0.0.1");
+    assert_int_equal(strlen(u), WH_AUTH_THROTTLE_ID_HEX);
+    assert_string_not_equal(u, a);
+    assert_null(strstr(u, "10"));
+    wh_auth_throttle_id(a, 'u', "10.0.0.1");
+    assert_string_equal(u, a); /* stable: every node finds the same row */
 }
 
 static void test_auth__throttle_bounded(void **state)
 {
     (void)state;
-    wh_auth_throttle *t = wh_auth_throttle_new();
+    struct tdb f;
+    tdb_open(&f);
     int64_t now = 5000;
+    struct wh_auth_throttle_seen seen;
 
-    /* a throttled user, then a flood of new keys far beyond the table */
-    for (int i = 0; i < WH_AUTH_THROTTLE_FREE + 3; i++)
-        wh_auth_throttle_fail(t, "victim", NULL, now);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "victim", NULL, now), 4000);
-    for (int i = 0; i < 4 * WH_AUTH_THROTTLE_SLOTS; i++) {
-        char u[24];
-        snprintf(u, sizeof(u), "flood%d", i);
-        wh_auth_throttle_fail(t, u, NULL, now + 1);
+    /*
+     * One address failing with ever new names (as a burst of parallel
+     * attempts would, all checked before any failure is counted): past
+     * WH_AUTH_THROTTLE_ADDR_KEYS failures, new names add no rows.
+     */
+    for (int i = 0; i < 3 * WH_AUTH_THROTTLE_ADDR_KEYS; i++) {
+        char u[32];
+        snprintf(u, sizeof(u), "flood%d@192.0.2.9", i);
+        (void)wh_auth_throttle_delay_ms(f.t, u, "192.0.2.9", now, &seen);
+        wh_auth_throttle_fail(f.t, u, "192.0.2.9", now, &seen);
     }
-    /* the oldest entries are gone: the victim may have been evicted (0) but
-     * never gets a larger delay than it earned */
-    int64_t d = wh_auth_throttle_delay_ms(t, "victim", NULL, now + 1);
-    assert_true(d == 0 || d == 3999);
-    /* a fresh key still works normally */
+    assert_int_equal(rows(&f), WH_AUTH_THROTTLE_ADDR_KEYS + 1);
+    assert_int_equal(wh_auth_throttle_delay_ms(f.t, NULL, "192.0.2.9", now, &seen),
+                     WH_AUTH_THROTTLE_CAP_MS);
+    assert_int_equal(seen.addr.fails, 3 * WH_AUTH_THROTTLE_ADDR_KEYS);
+    /* a name that failed before is still counted (its own delay keeps growing) */
+    (void)wh_auth_throttle_delay_ms(f.t, "flood0@192.0.2.9", "192.0.2.9", now, &seen);
+    for (int i = 0; i < WH_AUTH_THROTTLE_FREE; i++)
+        wh_auth_throttle_fail(f.t, "flood0@192.0.2.9", "192.0.2.9", now, &seen);
+    assert_int_equal(wh_auth_throttle_delay_ms(f.t, "flood0@192.0.2.9", NULL, now, NULL), 1000);
+    /* a fresh address still works normally */
     for (int i = 0; i < WH_AUTH_THROTTLE_FREE + 1; i++)
-        wh_auth_throttle_fail(t, "fresh", NULL, now + 2);
-    assert_int_equal(wh_auth_throttle_delay_ms(t, "fresh", NULL, now + 2), 1000);
-    wh_auth_throttle_free(t);
+        wh_auth_throttle_fail(f.t, "fresh", "198.51.100.3", now + 2, NULL);
+    assert_int_equal(wh_auth_throttle_delay_ms(f.t, "fresh", NULL, now + 2, NULL), 1000);
+    tdb_close(&f);
 }
 
 struct thread_arg {
-    wh_auth_throttle *t;
+    struct tdb *f;
     int id;
 };
 
@@ -1328,32 +1444,37 @@ static void *hammer(void *p)
 {
     struct thread_arg *a = p;
     char u[16];
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < 200; i++) {
         snprintf(u, sizeof(u), "t%d-%d", a->id, i % 50);
-        wh_auth_throttle_fail(a->t, u, "shared", i);
-        (void)wh_auth_throttle_delay_ms(a->t, u, "shared", i);
+        wh_auth_throttle_fail(a->f->t, u, "shared", i, NULL);
+        (void)wh_auth_throttle_delay_ms(a->f->t, u, "shared", i, NULL);
         if (i % 7 == 0)
-            wh_auth_throttle_ok(a->t, u, "shared", i);
+            wh_auth_throttle_ok(a->f->t, u, "shared", i, NULL);
     }
+    wh_db_thread_done(a->f->db);
     return NULL;
 }
 
 static void test_auth__throttle_threads(void **state)
 {
     (void)state;
-    wh_auth_throttle *t = wh_auth_throttle_new();
+    struct tdb f;
     pthread_t th[4];
     struct thread_arg args[4];
 
+    tdb_open(&f);
     for (int i = 0; i < 4; i++) {
-        args[i] = (struct thread_arg){t, i};
+        args[i] = (struct thread_arg){&f, i};
         assert_int_equal(pthread_create(&th[i], NULL, hammer, &args[i]), 0);
     }
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
-    /* 8000 failures from one address inside the window: capped */
-    assert_int_equal(wh_auth_throttle_delay_ms(t, NULL, "shared", 1999), WH_AUTH_THROTTLE_CAP_MS);
-    wh_auth_throttle_free(t);
+    /* 800 failures from one address inside the window: every one counted, capped */
+    struct wh_auth_throttle_seen seen;
+    assert_int_equal(wh_auth_throttle_delay_ms(f.t, NULL, "shared", 199, &seen),
+                     WH_AUTH_THROTTLE_CAP_MS);
+    assert_int_equal(seen.addr.fails, 800);
+    tdb_close(&f);
 }
 
 int main(void)
@@ -1378,6 +1499,7 @@ int main(void)
         cmocka_unit_test(test_auth__rbac_policy_defined),
         cmocka_unit_test(test_auth__rbac_names),
         cmocka_unit_test(test_auth__throttle_backoff),
+        cmocka_unit_test(test_auth__throttle_ids),
         cmocka_unit_test(test_auth__throttle_bounded),
         cmocka_unit_test(test_auth__throttle_threads),
     };
