@@ -632,6 +632,13 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
                                         .update_interval_s = cfg->scan_db_update_interval_s,
                                         .delegate = wh_adapter_delegate,
                                         .delegate_payload = scan_client};
+    /* this node in the scan queue's leases: the same across its restarts, its own among
+     * the nodes sharing a database (hosts, or processes of one host on other ports) */
+    char host[256] = "", node[400];
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    snprintf(node, sizeof(node), "%s:[%s]:%u", host, cfg->listen_host, (unsigned)cfg->port);
+    wh_db_set_node(db, node);
     if (wh_scand_start(&scand, &scand_cfg, db, store) < 0) {
         wh_log_error("scan: %s", wh_error_msg());
         goto out;

@@ -765,11 +765,29 @@ int wh_db_scan_report(wh_db *db, int64_t artifact_id, char **out);
 /* The log of the scan `report_id` of the artifact (malloc'ed). 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char **out);
 /*
- * At start-up: jobs left Running by a crash go back to Pending, or to Error
- * once taken WH_SCAN_ATTEMPTS_MAX times (a scan that kills the server is not
- * retried forever). `*requeued` (may be NULL) counts the Pending ones.
+ * Leases. A claimed job is held by the claiming node (wh_db_set_node) until
+ * its lease ends, WH_SCAN_LEASE_MS after the claim or the node's last
+ * renewal: a node renews its jobs' leases while it runs them, and a job
+ * whose lease ended belongs to a node that died.
  */
-int wh_db_scan_recover(wh_db *db, int64_t *requeued);
+#define WH_SCAN_LEASE_MS 60000
+/*
+ * Names this process as a node of the scan queue (its jobs' holder), e.g.
+ * "host:listen-address": stable across restarts of the same node, distinct
+ * between nodes sharing the database. Set before the first claim; "" (the
+ * default) for a process that runs no scans.
+ */
+void wh_db_set_node(wh_db *db, const char *node);
+/* Extends the leases of the jobs this node runs to `now_ms` + WH_SCAN_LEASE_MS. */
+int wh_db_scan_renew(wh_db *db, int64_t now_ms);
+/*
+ * Jobs left Running by a node that died go back to Pending, or to Error once
+ * taken WH_SCAN_ATTEMPTS_MAX times (a scan that kills the server is not
+ * retried forever): those whose lease ended before `now_ms`, and with
+ * `at_start` (this node starting) also this node's own, which its previous
+ * run left. `*requeued` (may be NULL) counts the Pending ones.
+ */
+int wh_db_scan_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued);
 
 /* ---- external scanners (db_scanner.c) ---- */
 /*

@@ -56,6 +56,7 @@ struct wh_db {
     void *on_scan_queued_payload;
     int (*blob_check)(const char *digest, void *payload); /* wh_db_on_blob_recorded */
     void *blob_check_payload;
+    char *node; /* wh_db_set_node; NULL: "" */
 };
 
 /* ---- connections and statements ---- */
@@ -377,6 +378,17 @@ void wh_db_on_blob_recorded(wh_db *db, int (*fn)(const char *digest, void *paylo
     db->blob_check_payload = payload;
 }
 
+void wh_db_set_node(wh_db *db, const char *node)
+{
+    free(db->node);
+    db->node = node ? wh_strdup(node) : NULL;
+}
+
+const char *db_node(struct conn *c)
+{
+    return c->db->node ? c->db->node : "";
+}
+
 int db_blob_check(struct conn *c, const char *digest)
 {
     if (!c->db->blob_check || c->db->blob_check(digest, c->db->blob_check_payload) == 0)
@@ -559,6 +571,7 @@ void wh_db_close(wh_db *db)
     pthread_key_delete(db->key);
     pthread_mutex_destroy(&db->lock);
     free(db->target);
+    free(db->node);
     free(db);
 }
 

@@ -198,6 +198,8 @@ int db_step_id(struct conn *c, db_stmt *s, int64_t *id_out);
  * WH_EBUSY (the collector took them meanwhile: the push retries).
  */
 int db_blob_check(struct conn *c, const char *digest);
+/* This process's node name for the scan queue's leases ("" unless set). */
+const char *db_node(struct conn *c);
 /* A growing array of ids, filled by db_collect_id (free `v` when done). */
 struct db_ids {
     int64_t *v;

@@ -576,6 +576,10 @@ const char *const db_pg_migrations[] = {
     "  first_ms BIGINT NOT NULL,"
     "  last_ms BIGINT NOT NULL);"
     "CREATE INDEX login_failure_first ON login_failure(first_ms);",
+    /* 15: scan job leases, as SQLite's 15 */
+    "ALTER TABLE scan_job ADD COLUMN holder " T " NOT NULL DEFAULT '';"
+    "ALTER TABLE scan_job ADD COLUMN lease_ms BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX scan_job_lease ON scan_job(lease_ms) WHERE status = 'Running';",
 };
 #pragma GCC diagnostic pop
 

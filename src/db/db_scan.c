@@ -199,9 +199,9 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
     static const char peek[] = "SELECT 1 FROM scan_job WHERE status = 'Pending' LIMIT 1";
     static const char take[] =
         "UPDATE scan_job SET status = 'Running', start_ms = ?1, end_ms = 0,"
-        " attempts = attempts + 1 WHERE status = 'Pending' AND artifact_id ="
-        " (SELECT artifact_id FROM scan_job WHERE status = 'Pending' ORDER BY queued_ms,"
-        " artifact_id LIMIT 1) RETURNING artifact_id";
+        " attempts = attempts + 1, holder = ?2, lease_ms = ?3 WHERE status = 'Pending' AND"
+        " artifact_id = (SELECT artifact_id FROM scan_job WHERE status = 'Pending'"
+        " ORDER BY queued_ms, artifact_id LIMIT 1) RETURNING artifact_id";
     /*
      * PostgreSQL, several nodes on one queue: the job another node's claim has
      * locked is skipped, not waited for (and then found taken); SQLite has one
@@ -209,9 +209,9 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
      */
     static const char take_skip_locked[] =
         "UPDATE scan_job SET status = 'Running', start_ms = ?1, end_ms = 0,"
-        " attempts = attempts + 1 WHERE status = 'Pending' AND artifact_id ="
-        " (SELECT artifact_id FROM scan_job WHERE status = 'Pending' ORDER BY queued_ms,"
-        " artifact_id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING artifact_id";
+        " attempts = attempts + 1, holder = ?2, lease_ms = ?3 WHERE status = 'Pending' AND"
+        " artifact_id = (SELECT artifact_id FROM scan_job WHERE status = 'Pending'"
+        " ORDER BY queued_ms, artifact_id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING artifact_id";
     CONN_OR_FAIL(c, db);
     bool any = false;
     int error = db_exists(c, db_stmt(c, peek), &any);
@@ -222,6 +222,8 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
     bool pg = strcmp(db_driver_name(c), "postgres") == 0;
     db_stmt *s = db_stmt(c, pg ? take_skip_locked : take);
     db_bind_i64(s, 1, now_ms);
+    db_bind_text(s, 2, db_node(c));
+    db_bind_i64(s, 3, now_ms + WH_SCAN_LEASE_MS);
     int rc = db_step(s);
     int64_t id = rc == DB_ROW ? db_col_i64(s, 0) : 0;
     error = rc >= 0 ? 0 : db_fail(c);
@@ -308,18 +310,32 @@ int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char *
     return text_col(db, sql, artifact_id, report_id, "scan log", out);
 }
 
-int wh_db_scan_recover(wh_db *db, int64_t *requeued)
+int wh_db_scan_renew(wh_db *db, int64_t now_ms)
+{
+    static const char sql[] = "UPDATE scan_job SET lease_ms = ?2"
+                              " WHERE status = 'Running' AND holder = ?1";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, db_node(c));
+    db_bind_i64(s, 2, now_ms + WH_SCAN_LEASE_MS);
+    return db_run(c, s);
+}
+
+int wh_db_scan_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued)
 {
     static const char sql[] =
         "UPDATE scan_job SET"
         " status = CASE WHEN attempts >= ?1 THEN 'Error' ELSE 'Pending' END,"
         " log = CASE WHEN attempts >= ?1 THEN 'the server stopped during each of ' || attempts ||"
         " ' attempts' ELSE log END, end_ms = CASE WHEN attempts >= ?1 THEN ?2 ELSE 0 END"
-        " WHERE status = 'Running' RETURNING status";
+        " WHERE status = 'Running' AND (lease_ms < ?2 OR (?3 = 1 AND holder = ?4))"
+        " RETURNING status";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, WH_SCAN_ATTEMPTS_MAX);
-    db_bind_i64(s, 2, wh_now_ms());
+    db_bind_i64(s, 2, now_ms);
+    db_bind_i64(s, 3, at_start ? 1 : 0);
+    db_bind_text(s, 4, db_node(c));
     int64_t n = 0;
     int rc;
     while ((rc = db_step(s)) == DB_ROW) {

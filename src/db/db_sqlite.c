@@ -759,6 +759,14 @@ static const char *const migrations[] = {
     "  first_ms INTEGER NOT NULL,"
     "  last_ms INTEGER NOT NULL);"
     "CREATE INDEX login_failure_first ON login_failure(first_ms);",
+    /*
+     * 15: scan job leases (db_scan.c): the node running a job and until when
+     * its lease holds, so that a node's jobs are taken back only once it has
+     * died (its lease ended), not whenever another node starts.
+     */
+    "ALTER TABLE scan_job ADD COLUMN holder TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE scan_job ADD COLUMN lease_ms INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX scan_job_lease ON scan_job(lease_ms) WHERE status = 'Running';",
 };
 #pragma GCC diagnostic pop
 /* ---- connections ---- */

@@ -52,8 +52,8 @@ struct wh_scand {
     unsigned nworkers;
     unsigned alive; /* workers started and not ended (__atomic_*): below nworkers, one died */
     pthread_t threads[WH_SCAND_MAX_WORKERS];
-    bool rematcher, updater;    /* threads started */
-    pthread_t rematch_thread, update_thread;
+    bool rematcher, updater, keeper; /* threads started */
+    pthread_t rematch_thread, update_thread, keep_thread;
     struct wh_vulndb_update_state update; /* under `lock` */
 };
 
@@ -1022,11 +1022,34 @@ int wh_scand_update_now(wh_scand *s)
     return error;
 }
 
+/*
+ * The lease keeper: renews the leases of the jobs this node runs, and takes
+ * back the jobs of nodes whose leases ended (a node that died mid-scan), a
+ * few times per lease.
+ */
+static void *keeper(void *arg)
+{
+    wh_scand *s = arg;
+    pthread_setname_np(pthread_self(), "wharf-lease");
+    while (!stopping(s)) {
+        int64_t requeued = 0;
+        if (wh_db_scan_renew(s->db, wh_now_ms()) < 0 ||
+            wh_db_scan_recover(s->db, wh_now_ms(), false, &requeued) < 0)
+            wh_log_error("scan queue leases: %s", wh_error_msg());
+        else if (requeued > 0)
+            wh_log_info("scan: %lld job(s) of a node whose lease ended were queued again",
+                        (long long)requeued);
+        idle_wait(s, WH_SCAN_LEASE_MS / 4);
+    }
+    wh_db_thread_done(s->db);
+    return NULL;
+}
+
 int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db, wh_store *store)
 {
     int64_t requeued = 0;
     *out = NULL;
-    if (wh_db_scan_recover(db, &requeued) < 0)
+    if (wh_db_scan_recover(db, wh_now_ms(), true, &requeued) < 0)
         return WH_ERROR;
     if (requeued > 0)
         wh_log_info("scan: %lld job(s) cut off by a stop were queued again", (long long)requeued);
@@ -1070,6 +1093,11 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
         return wh_error_set(WH_ERROR, "cannot start the vulnerability database updater");
     }
     s->updater = true;
+    if (pthread_create(&s->keep_thread, NULL, keeper, s) != 0) {
+        wh_scand_stop(s);
+        return wh_error_set(WH_ERROR, "cannot start the scan lease keeper");
+    }
+    s->keeper = true;
     wh_log_info("scan: %u worker(s), vulnerability database %s, background update %s", n,
                 s->vulndb_path, s->update_interval_s ? "on" : "off (scan.db_update_interval 0)");
     *out = s;
@@ -1114,6 +1142,8 @@ void wh_scand_stop(wh_scand *s)
         pthread_join(s->rematch_thread, NULL);
     if (s->updater)
         pthread_join(s->update_thread, NULL);
+    if (s->keeper)
+        pthread_join(s->keep_thread, NULL);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->lock);
     free(s->vulndb_path);

@@ -197,7 +197,7 @@ static void test_dbscan__lifecycle(void **state)
 
     /* a crash: back to Pending, taken again */
     int64_t n = 0;
-    assert_int_equal(wh_db_scan_recover(f->db, &n), 0);
+    assert_int_equal(wh_db_scan_recover(f->db, 25, true, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(wh_db_scan_claim(f->db, 30, &j), 0);
     assert_int_equal(j.attempts, 2);
@@ -233,6 +233,60 @@ static void test_dbscan__lifecycle(void **state)
     assert_int_equal(wh_db_scan_log(f->db, a, "r1", &text), WH_ENOTFOUND);
 }
 
+/*
+ * Two nodes on one queue: a node's running job is left alone while its lease
+ * holds (renewed), taken back once it ended (the node died), and a node
+ * starting takes back only its own.
+ */
+static void test_dbscan__leases_across_nodes(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_scan_job j, k;
+    char status[16], path[128];
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    wh_db *b = NULL;
+    assert_int_equal(test_db_open(&b, path), 0);
+    wh_db_set_node(f->db, "a:5000");
+    wh_db_set_node(b, "b:5000");
+    int64_t x = push(f->db, f->plain_pid, "plain/x", D1, IMAGE_CFG);
+    int64_t y = push(f->db, f->plain_pid, "plain/y", D2, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_request(f->db, x, "rx", 10, status), 0);
+    assert_int_equal(wh_db_scan_request(f->db, y, "ry", 11, status), 0);
+    assert_int_equal(wh_db_scan_claim(f->db, 1000, &j), 0); /* node a runs x */
+    assert_int_equal(wh_db_scan_claim(b, 1000, &k), 0);     /* node b runs y */
+    assert_int_equal(j.artifact_id, x);
+    assert_int_equal(k.artifact_id, y);
+
+    /* b starts again: it takes back its own job, never a's, whose lease holds */
+    int64_t n = -1;
+    assert_int_equal(wh_db_scan_recover(b, 2000, true, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_scan_get(f->db, x, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_RUNNING);
+    assert_int_equal(wh_db_scan_get(f->db, y, &k), 0);
+    assert_string_equal(k.status, WH_SCAN_PENDING);
+
+    /* a renews while it scans: b's periodic look finds nothing to take back */
+    assert_int_equal(wh_db_scan_renew(f->db, 1000 + WH_SCAN_LEASE_MS - 10), 0);
+    assert_int_equal(wh_db_scan_recover(b, 1000 + WH_SCAN_LEASE_MS + 10, false, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_scan_get(f->db, x, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_RUNNING);
+
+    /* a dies (no more renewals): once its lease ended, b takes the job back and runs it */
+    assert_int_equal(wh_db_scan_recover(b, 1000 + 2 * WH_SCAN_LEASE_MS - 20, false, &n), 0);
+    assert_int_equal(n, 0); /* not yet */
+    assert_int_equal(wh_db_scan_recover(b, 1000 + 2 * WH_SCAN_LEASE_MS, false, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_scan_claim(b, 1000 + 2 * WH_SCAN_LEASE_MS + 1, &j), 0);
+    assert_int_equal(wh_db_scan_claim(b, 1000 + 2 * WH_SCAN_LEASE_MS + 2, &k), 0);
+    assert_true((j.artifact_id == x && k.artifact_id == y) ||
+                (j.artifact_id == y && k.artifact_id == x));
+    assert_int_equal(wh_db_scan_get(f->db, x, &j), 0);
+    assert_int_equal(j.attempts, 2);
+    wh_db_close(b);
+}
+
 static void test_dbscan__crash_loop_ends_in_error(void **state)
 {
     struct fixture *f = *state;
@@ -244,7 +298,7 @@ static void test_dbscan__crash_loop_ends_in_error(void **state)
     for (int i = 1; i <= WH_SCAN_ATTEMPTS_MAX; i++) {
         assert_int_equal(wh_db_scan_claim(f->db, 10 * i, &j), 0);
         assert_int_equal(j.attempts, i);
-        assert_int_equal(wh_db_scan_recover(f->db, &n), 0);
+        assert_int_equal(wh_db_scan_recover(f->db, 10 * i + 1, true, &n), 0);
     }
     assert_int_equal(n, 0);
     assert_int_equal(wh_db_scan_get(f->db, a, &j), 0);
@@ -304,6 +358,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__crash_loop_ends_in_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbscan__leases_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__claim_skips_a_locked_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
