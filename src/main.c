@@ -374,6 +374,22 @@ static int check_scan_settings(const struct wh_config *cfg)
  * log.file as `wharf serve` will open it (appending, creating it), checked
  * without creating it: the file is writable, or its directory is.
  */
+/* auth.token_key names a key every node shares: it must be there, readable, before start. */
+static int check_token_key(const struct wh_config *cfg)
+{
+    if (!cfg->token_key[0])
+        return 0;
+    wh_auth_keys *k = NULL;
+    if (wh_auth_keys_load(&k, cfg->token_key) < 0) {
+        setting_refused(cfg, "auth.token_key", NULL, false, "%s (copy one node's "
+                        "DATA_DIR/token.key to every node, or make one with `openssl genpkey "
+                        "-algorithm EC -pkeyopt ec_paramgen_curve:P-256`)", wh_error_msg());
+        return -1;
+    }
+    wh_auth_keys_free(k);
+    return 0;
+}
+
 static int check_log_file(const struct wh_config *cfg)
 {
     const char *f = cfg->log_file;
@@ -492,7 +508,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     if (wh_config_check_tls(cfg) < 0 || wh_config_check_db(cfg) < 0)
         return print_problems(cfg, "wharf");
     if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_listen(cfg) < 0 ||
-        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0)
+        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0 || check_token_key(cfg) < 0)
         return 1;
     rc = 1;
 
@@ -610,6 +626,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         .delete_enabled = cfg->delete_enabled,
     };
     struct wh_acl_config acl_cfg = {.data_dir = cfg->data_dir,
+                                    .token_key = cfg->token_key,
                                     .token_ttl_s = cfg->token_ttl_s,
                                     .refresh_ttl_s = cfg->refresh_ttl_s,
                                     .audit_retention_days = cfg->audit_retention_days};
@@ -759,7 +776,7 @@ static int cmd_config(struct wh_config *cfg, int argc, char **argv)
                   ? print_problems(cfg, cmd)
                   : 0;
     if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 ||
-        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0)
+        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0 || check_token_key(cfg) < 0)
         bad = 1;
     if (bad) {
         fprintf(stderr, "%s: the configuration is not valid\n", cmd);

@@ -1296,7 +1296,9 @@ int wh_acl_new(wh_acl **out, wh_db *db, const struct wh_acl_config *cfg)
     a->batch = wh_calloc(AUDIT_QUEUE, sizeof(*a->batch));
     a->rows = wh_calloc(AUDIT_QUEUE, sizeof(*a->rows));
     a->retention_ms = cfg->audit_retention_days * 86400 * 1000;
-    if ((error = wh_auth_keys_load_or_create(&a->keys, cfg->data_dir)) < 0 ||
+    if ((error = cfg->token_key && *cfg->token_key
+                     ? wh_auth_keys_load(&a->keys, cfg->token_key)
+                     : wh_auth_keys_load_or_create(&a->keys, cfg->data_dir)) < 0 ||
         (error = bootstrap_admin(a)) < 0) {
         wh_auth_throttle_free(a->throttle);
         wh_auth_keys_free(a->keys);

@@ -38,7 +38,8 @@ struct wh_principal {
 };
 
 struct wh_acl_config {
-    const char *data_dir; /* where the token signing key lives */
+    const char *data_dir; /* where the token signing key lives (unless token_key) */
+    const char *token_key; /* the token signing key file shared by nodes (NULL, "": data_dir's) */
     int64_t token_ttl_s;  /* lifetime of issued tokens (default 1800) */
     int64_t audit_retention_days; /* audit rows older than this are purged (0: kept) */
     int64_t refresh_ttl_s; /* lifetime of refresh tokens (default 30 days) */

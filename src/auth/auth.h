@@ -121,6 +121,13 @@ typedef struct wh_auth_keys wh_auth_keys;
  * `*out` is the caller's; free with wh_auth_keys_free.
  */
 int wh_auth_keys_load_or_create(wh_auth_keys **out, const char *dir);
+/*
+ * Loads the token signing key from the file `path` (auth.token_key: one key
+ * shared by the nodes of a registry), which must exist: a key made by one
+ * node alone would not be the others'. As wh_auth_keys_load_or_create
+ * otherwise; WH_ENOTFOUND when there is no such file.
+ */
+int wh_auth_keys_load(wh_auth_keys **out, const char *path);
 void wh_auth_keys_free(wh_auth_keys *k);
 /* The key id (borrowed from `k`). */
 const char *wh_auth_keys_kid(const wh_auth_keys *k);

@@ -168,23 +168,12 @@ out:
     return error;
 }
 
-int wh_auth_keys_load_or_create(wh_auth_keys **out, const char *dir)
+/* The keys of `pkey` (taken over, freed on failure). */
+static int keys_from(wh_auth_keys **out, EVP_PKEY *pkey)
 {
-    wh_auth_keys *k = NULL;
-    EVP_PKEY *pkey = NULL;
+    wh_auth_keys *k = wh_calloc(1, sizeof(*k));
     BIO *mem = NULL;
-    char *path = wh_sprintf("%s/" KEY_FILE, dir);
     int error;
-
-    if ((error = load_key(&pkey, path)) == WH_ENOTFOUND) {
-        if ((error = wh_mkdirs(dir, 0700)) < 0 || (error = create_key(dir, path)) < 0)
-            goto out;
-        error = load_key(&pkey, path);
-    }
-    if (error < 0)
-        goto out;
-
-    k = wh_calloc(1, sizeof(*k));
     if ((error = make_kid(k->kid, pkey)) < 0)
         goto out;
     char *pem;
@@ -203,6 +192,34 @@ out:
     BIO_free(mem);
     EVP_PKEY_free(pkey);
     wh_auth_keys_free(k);
+    return error;
+}
+
+int wh_auth_keys_load(wh_auth_keys **out, const char *path)
+{
+    EVP_PKEY *pkey = NULL;
+    int error = load_key(&pkey, path);
+    if (error == WH_ENOTFOUND)
+        return wh_error_set(WH_ENOTFOUND, "%s: no such file", path);
+    if (error < 0)
+        return error;
+    return keys_from(out, pkey);
+}
+
+int wh_auth_keys_load_or_create(wh_auth_keys **out, const char *dir)
+{
+    EVP_PKEY *pkey = NULL;
+    char *path = wh_sprintf("%s/" KEY_FILE, dir);
+    int error;
+
+    if ((error = load_key(&pkey, path)) == WH_ENOTFOUND) {
+        if ((error = wh_mkdirs(dir, 0700)) < 0 || (error = create_key(dir, path)) < 0)
+            goto out;
+        error = load_key(&pkey, path);
+    }
+    if (error == 0)
+        error = keys_from(out, pkey);
+out:
     free(path);
     return error;
 }

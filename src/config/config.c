@@ -110,6 +110,7 @@ static const struct key keys[] = {
     ENUM("log.level", "WHARF_LOG_LEVEL", log_level, log_levels),
     ENUM("log.format", "WHARF_LOG_FORMAT", log_format, log_formats),
     STR("log.file", "WHARF_LOG_FILE", log_file, 0),
+    STR("auth.token_key", "WHARF_TOKEN_KEY", token_key, 0),
     BOOL("registry.read_only", "WHARF_READ_ONLY", read_only),
     BOOL("registry.delete_enabled", "WHARF_DELETE_ENABLED", delete_enabled),
     BOOL("metrics.enabled", "WHARF_METRICS", metrics_enabled),

@@ -50,6 +50,7 @@ struct wh_config {
     char log_level[16];        /* log.level: debug, info, warn or error */
     char log_format[8];        /* log.format: "text" or "json" */
     char log_file[1024];       /* log.file ("" = stderr) */
+    char token_key[1024];      /* auth.token_key: the token signing key file ("" = data_dir's) */
     bool read_only;            /* registry.read_only */
     bool delete_enabled;       /* registry.delete_enabled */
     unsigned shutdown_grace_s; /* http.shutdown_grace */
