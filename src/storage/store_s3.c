@@ -1022,8 +1022,9 @@ int wh_store_open_s3(wh_store **out, const struct wh_store_s3_config *cfg)
     /* the bucket is there and the credentials work: one listing of a single key */
     if ((error = wh_s3_list(s->c, &l, "blobs/", NULL, 1)) < 0) {
         const char *why = error == WH_EDENIED ? "the access key or secret key is refused"
-                          : error == WH_ENOTFOUND ? "there is no such bucket"
-                                                  : "the object store does not answer as S3";
+                          : error == WH_ENOTFOUND || strstr(wh_error_msg(), "NoSuchBucket")
+                              ? "there is no such bucket"
+                              : "the object store does not answer as S3";
         error = wh_error_set(error, "bucket %s at %s: %s (%s)", cfg->bucket, cfg->endpoint, why,
                              wh_error_msg());
         goto out;
