@@ -404,6 +404,7 @@ static int open_store(wh_store **out, const struct wh_config *cfg)
         .secret_key = cfg->s3_secret_key,
         .prefix = cfg->s3_prefix,
         .path_style = cfg->s3_path_style,
+        .redirect = cfg->s3_redirect,
     };
     return wh_store_open_s3(out, &sc);
 }

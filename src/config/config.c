@@ -119,6 +119,7 @@ static const struct key keys[] = {
      true},
     BOOL("storage.s3.path_style", "WHARF_S3_PATH_STYLE", s3_path_style),
     STR("storage.s3.prefix", "WHARF_S3_PREFIX", s3_prefix, 0),
+    BOOL("storage.s3.redirect", "WHARF_S3_REDIRECT", s3_redirect),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= WH_CONFIG_KEYS_MAX, "raise WH_CONFIG_KEYS_MAX");

@@ -79,6 +79,7 @@ struct wh_config {
     char s3_secret_key[256];   /* storage.s3.secret_key (masked when printed) */
     bool s3_path_style;        /* storage.s3.path_style: http://host/bucket/key */
     char s3_prefix[256];       /* storage.s3.prefix: put before every key */
+    bool s3_redirect;          /* storage.s3.redirect: blob GETs answered 307 to the store */
 
     /* bookkeeping, not settings */
     char file[1024];                 /* the configuration file read ("" none) */

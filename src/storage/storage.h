@@ -31,6 +31,7 @@ struct wh_store_s3_config {
     const char *secret_key;
     const char *prefix;     /* "" or NULL: none; put before every key */
     bool path_style;        /* http://host/bucket/key, else http://bucket.host/key */
+    bool redirect;          /* blob GETs answered 307 to a presigned URL of the object */
 };
 /*
  * Opens an S3 store and checks that the bucket answers and the keys are

@@ -7,7 +7,8 @@
  *
  * every key behind the configured prefix (added by the client).
  *
- * Reading: a reader GETs its range window by window (ranged GETs of 256 KiB
+ * Reading: with storage.s3.redirect a blob GET is answered with a presigned
+ * URL (20 minutes) and the client reads from the store. Otherwise a reader GETs its range window by window (ranged GETs of 256 KiB
  * growing to 4 MiB), so a reader holds at most one window in memory, never
  * a whole blob, and a small blob costs one request.
  *
@@ -57,10 +58,12 @@
 #define S3_ID_MAX 64
 #define S3_KEY_CAP 512
 #define S3_STATE_PREFIX "s3v1 "
+#define S3_PRESIGN_S (20 * 60) /* how long a redirect URL is valid (as distribution's) */
 
 struct s3_store {
     struct wh_store base;
     wh_s3 *c;
+    bool redirect; /* storage.s3.redirect */
 };
 
 struct s3_reader {
@@ -269,6 +272,20 @@ out:
     if (rd)
         s3_reader_close(&rd->base);
     return error;
+}
+
+/*
+ * With storage.s3.redirect: a presigned URL of the blob, so that the client
+ * reads it from the object store directly. Not found when off.
+ */
+static int s3_redirect_url(wh_store *base, const struct wh_digest *d, char **out)
+{
+    struct s3_store *s = (struct s3_store *)base;
+    char key[S3_KEY_CAP];
+    if (!s->redirect)
+        return WH_ENOTFOUND;
+    blob_key(key, d);
+    return wh_s3_presign_get(s->c, key, S3_PRESIGN_S, wh_now_ms() / 1000, out);
 }
 
 static int s3_put_bytes(wh_store *base, const struct wh_digest *d, const void *p, size_t len)
@@ -990,7 +1007,7 @@ static const struct wh_store_driver s3_driver = {
     .free = s3_free,
     .stat = s3_stat,
     .reader_open = s3_reader_open,
-    .redirect_url = NULL, /* blobs are served through wharf */
+    .redirect_url = s3_redirect_url,
     .put_bytes = s3_put_bytes,
     .delete_blob = s3_delete_blob,
     .upload_create = s3_upload_create,
@@ -1016,6 +1033,7 @@ int wh_store_open_s3(wh_store **out, const struct wh_store_s3_config *cfg)
     struct s3_store *s = wh_calloc(1, sizeof(*s));
     struct wh_s3_list l;
     s->base.drv = &s3_driver;
+    s->redirect = cfg->redirect;
     int error = wh_s3_new(&s->c, &c);
     if (error < 0)
         goto out;

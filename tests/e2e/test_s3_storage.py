@@ -285,3 +285,43 @@ def test_scan_reads_layers_from_s3(s3srv, skopeo, pinned_bookworm, prefix):
     assert rep["vulnerabilities"], "the fixture database finds nothing in the pinned image"
     assert_matches_cli(o, rep, digest)
     assert REPO
+
+
+def test_redirect_to_presigned_urls(servers, skopeo, tmp_path, prefix, unique):
+    srv = servers.new(env=s3_env(prefix, WHARF_S3_REDIRECT="true"))
+    reg = srv.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(3 * MIB + 1)
+    digest = reg.push_blob(repo, data)
+    r = reg.get(f"/v2/{repo}/blobs/{digest}", allow_redirects=False)
+    assert r.status_code == 307, describe(r)
+    loc = r.headers["Location"]
+    assert loc.startswith(f"{S3['ENDPOINT']}/{S3['BUCKET']}/{blob_key(prefix, digest)}?"), loc
+    assert "X-Amz-Signature=" in loc and S3["SECRET_KEY"] not in loc
+    # the store checks the signature: the URL reads the blob, a changed one is refused
+    got = requests.get(loc, timeout=30)
+    assert got.status_code == 200 and got.content == data
+    got = requests.get(loc, headers={"Range": "bytes=10-19"}, timeout=30)
+    assert got.status_code == 206 and got.content == data[10:20]
+    assert requests.get(loc.replace("X-Amz-Expires=1200", "X-Amz-Expires=1201"),
+                        timeout=30).status_code == 403
+    other = blob_key(prefix, sha256_digest(b"x"))
+    assert requests.get(loc.replace(blob_key(prefix, digest), other),
+                        timeout=30).status_code == 403
+    # HEAD is answered by wharf; a client following the redirect gets the bytes
+    r = reg.head(f"/v2/{repo}/blobs/{digest}")
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data), describe(r)
+    r = reg.get(f"/v2/{repo}/blobs/{digest}", allow_redirects=True)
+    assert r.status_code == 200 and r.content == data, describe(r)
+    assert r.history and r.history[0].status_code == 307
+
+    # skopeo pulls through the redirects, bit-identical
+    img = make_image(layers=2, file_size=256 * 1024)
+    src = tmp_path / "src"
+    write_image(Layout(str(src)), img, "v1")
+    ref = f"docker://{srv.host}/library/{unique}:v1"
+    skopeo.copy(f"oci:{src}:v1", ref)
+    dst = tmp_path / "dst"
+    skopeo.copy(ref, f"oci:{dst}:v1")
+    for d, blob in img.blobs.items():
+        assert (dst / "blobs" / "sha256" / d.split(":")[1]).read_bytes() == blob, d

@@ -386,14 +386,42 @@ static void test_store_s3__open_refusals(void **state)
     assert_null(s);
 }
 
+/* Query signing, against the presigned URL of Amazon's SigV4 documentation. */
+static void test_store_s3__presign_example(void **state)
+{
+    (void)state;
+    wh_s3 *s = NULL;
+    char *url = NULL;
+    struct wh_s3_config c = {.endpoint = "https://s3.amazonaws.com", .bucket = "examplebucket",
+                             .region = "us-east-1", .access_key = "AKIAIOSFODNN7EXAMPLE",
+                             .secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"};
+    assert_int_equal(wh_s3_new(&s, &c), 0);
+    /* 2013-05-24T00:00:00Z, 86400 s */
+    assert_int_equal(wh_s3_presign_get(s, "test.txt", 86400, 1369353600, &url), 0);
+    assert_string_equal(url,
+                        "https://examplebucket.s3.amazonaws.com/test.txt"
+                        "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                        "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2F"
+                        "aws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400"
+                        "&X-Amz-SignedHeaders=host&X-Amz-Signature="
+                        "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
+    free(url);
+    assert_int_equal(wh_s3_presign_get(s, "test.txt", 0, 1369353600, &url), WH_EINVALID);
+    assert_int_equal(wh_s3_presign_get(s, "", 60, 1369353600, &url), WH_EINVALID);
+    assert_null(url);
+    wh_s3_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest offline[] = {
         cmocka_unit_test(test_store_s3__open_refusals),
+        cmocka_unit_test(test_store_s3__presign_example),
     };
 #define LIVE(t) cmocka_unit_test_setup_teardown(t, live_setup, live_teardown)
     const struct CMUnitTest live[] = {
         cmocka_unit_test(test_store_s3__open_refusals),
+        cmocka_unit_test(test_store_s3__presign_example),
         LIVE(test_store_s3__readers_and_blobs),
         LIVE(test_store_s3__reject_after_parts),
         LIVE(test_store_s3__unsaved_accept),
