@@ -11,6 +11,7 @@ bucket itself with curl --aws-sigv4 to see what wharf left there.
 import os
 import shutil
 import subprocess
+import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -18,7 +19,8 @@ import pytest
 import requests
 
 from ocilayout import Layout, make_image, sha256_digest, write_image
-from regclient import describe
+from conftest import wait_until
+from regclient import ADMIN_PASSWORD, ADMIN_USER, describe
 
 S3_VARS = ("ENDPOINT", "BUCKET", "REGION", "ACCESS_KEY", "SECRET_KEY", "PATH_STYLE")
 S3 = {k: os.environ.get(f"WHARF_S3_TEST_{k}", "") for k in S3_VARS}
@@ -160,13 +162,21 @@ def test_blob_head_get_range(s3srv, prefix, unique):
     assert_nothing_staged(prefix)
 
 
-def test_chunked_upload_across_two_nodes(servers, tmp_path, prefix, unique):
+@pytest.fixture
+def nodes(servers, tmp_path, prefix):
+    """Two processes sharing the database (the trick of test_two_nodes.py: the second's
+    data directory links to the first's wharf.db and token key) and the bucket."""
     a = servers.new(env=s3_env(prefix), name="node-a")
     b_dir = tmp_path / "node-b" / "data"
     b_dir.mkdir(parents=True, mode=0o700)
-    for name in ("wharf.db", "token.key"):  # the shared database; blobs are in S3
+    for name in ("wharf.db", "token.key"):  # blobs and staging are in the bucket
         os.symlink(os.path.join(a.data_dir, name), b_dir / name)
     b = servers.new(env=s3_env(prefix), data_dir=str(b_dir), name="node-b")
+    return a, b
+
+
+def test_chunked_upload_across_two_nodes(nodes, prefix, unique):
+    a, b = nodes
     ra, rb = a.registry(), b.registry()
     repo = f"library/{unique}"
     # chunks below, across and exactly at part boundaries (parts are 8 MiB)
@@ -191,6 +201,62 @@ def test_chunked_upload_across_two_nodes(servers, tmp_path, prefix, unique):
         assert r.status_code == 200 and r.content == data, describe(r)
     assert s3_keys(prefix + "blobs/") == {blob_key(prefix, digest): len(data)}
     assert_nothing_staged(prefix)
+
+
+def test_node_killed_mid_chunk(nodes, prefix, unique):
+    """A node dies after its chunk sent a part: the part and its multipart upload are
+    no part of the session; the chunk sent again through the other node completes the
+    blob, and the dead node's multipart upload is aborted by the commit."""
+    a, b = nodes
+    ra, rb = a.registry(), b.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(20 * MIB)
+    loc = ra.start_upload(repo)
+    loc = chunk(ra, loc, data[:3 * MIB], 0)
+    sent, finished = threading.Event(), threading.Event()
+
+    def slow_body():
+        yield data[3 * MIB:14 * MIB]  # a part goes out (3 MiB tail + 5 MiB)
+        sent.set()
+        finished.wait(60)
+        yield data[14 * MIB:]
+
+    def push_to_a():
+        try:
+            requests.patch(ra.url(loc), data=slow_body(), headers=OCTET,
+                           auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=90)
+        except requests.RequestException:
+            pass
+
+    t = threading.Thread(target=push_to_a, daemon=True)
+    t.start()
+    try:
+        assert sent.wait(30)
+        wait_until(lambda: s3_multipart(prefix + "uploads/"), 30,
+                   "node A to send a part of the chunk")
+        a.kill()
+        st = rb.get(loc)
+        assert st.status_code == 204 and st.headers["Range"] == f"0-{3 * MIB - 1}", describe(st)
+
+        def retried():
+            r = rb.patch(loc, data=data[3 * MIB:], headers={
+                **OCTET, "Content-Range": f"{3 * MIB}-{len(data) - 1}"})
+            if r.status_code == 416 and "another request" in r.text:
+                return False  # node A's lease has not run out yet
+            assert r.status_code == 202, describe(r)
+            return True
+
+        wait_until(retried, 40, "the dead node's lease on the session to run out",
+                   interval=0.5)
+        digest = sha256_digest(data)
+        r = rb.put(loc, params={"digest": digest}, headers=OCTET)
+        assert r.status_code == 201, describe(r)
+        g = rb.get(f"/v2/{repo}/blobs/{digest}")
+        assert g.status_code == 200 and g.content == data
+        assert_nothing_staged(prefix)
+    finally:
+        finished.set()
+        t.join(30)
 
 
 def test_cancel_leaves_nothing_staged(s3srv, prefix, unique):
@@ -260,7 +326,6 @@ def test_backup_refuses_with_s3(s3srv):
 
 def test_volumes_and_health(s3srv):
     from apiclient import Api
-    from regclient import ADMIN_PASSWORD, ADMIN_USER
     api = Api(s3srv.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
     r = api.get("/systeminfo/volumes")
     assert r.status_code == 200 and r.json() == {"storage": []}, describe(r)
