@@ -627,6 +627,10 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         wh_log_error("storage (%s): %s", cfg->storage_driver, wh_error_msg());
         goto out;
     }
+    if (strcmp(cfg->storage_driver, "s3") == 0)
+        wh_log_info("storage: blobs in bucket %s at %s%s%s%s", cfg->s3_bucket, cfg->s3_endpoint,
+                    cfg->s3_prefix[0] ? " under " : "", cfg->s3_prefix,
+                    cfg->s3_redirect ? "; blob downloads redirected to presigned URLs" : "");
     if (open_db(&db, cfg) < 0)
         goto out;
     struct wh_registry_config rc_cfg = {
