@@ -97,7 +97,7 @@ struct s3_upload {
     bool buf_valid;          /* false: reload the accepted tail before use */
     uint64_t prev;           /* a tail offset no saved state names any more (0: none) */
     bool failed;             /* a write of the pending chunk failed: only a reject helps */
-    bool fresh;              /* created here and nothing staged: no listing at the end */
+    bool fresh;              /* nothing accepted, nothing staged: no listing at the end */
 };
 
 static const char *alg_name(enum wh_digest_alg a)
@@ -552,6 +552,12 @@ static int s3_upload_resume(wh_store *base, const char *id, uint64_t offset, con
     u->buf_valid = false;
     if ((error = tail_load(u)) < 0)
         goto out;
+    /*
+     * Nothing accepted and nothing named: the commit lists nothing (a POST then
+     * a PUT with the body costs no listing). What a writer that died before
+     * any accept left is removed by the start-up sweep once the row is gone.
+     */
+    u->fresh = offset == 0 && !u->mpu && !u->prev;
     save_state(u);
     *out = &u->base;
     u = NULL;
