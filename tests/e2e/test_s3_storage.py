@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -64,6 +65,18 @@ def s3_get(query: dict) -> ET.Element:
         capture_output=True, timeout=60)
     assert p.returncode == 0, (url, p.stdout, p.stderr)
     return ET.fromstring(p.stdout)
+
+
+def s3_put(key: str, data: bytes):
+    """A signed PUT of one object (the key below the bucket, prefix included)."""
+    p = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "--aws-sigv4",
+         f"aws:amz:{S3['REGION'] or 'us-east-1'}:s3",
+         "--user", f"{S3['ACCESS_KEY']}:{S3['SECRET_KEY']}",
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-X", "PUT", "--data-binary", "@-",
+         f"{S3['ENDPOINT']}/{S3['BUCKET']}/{urllib.parse.quote(key)}"],
+        input=data, capture_output=True, timeout=60)
+    assert p.returncode == 0, (key, p.stdout, p.stderr)
 
 
 def s3_keys(prefix: str) -> dict:
@@ -257,6 +270,28 @@ def test_node_killed_mid_chunk(nodes, prefix, unique):
     finally:
         finished.set()
         t.join(30)
+
+
+def test_sweeps_remove_expired_and_orphaned_sessions(servers, prefix):
+    """At start, with uploads.idle_ttl passed: a session whose row expired is removed
+    through its saved state, and the staged objects of a session the database does not
+    know (a monolithic push cut short by a crash) are removed too."""
+    srv = servers.new(env=s3_env(prefix, WHARF_UPLOAD_IDLE_TTL="1"))
+    reg = srv.registry()
+    loc = reg.start_upload("library/idle")
+    loc = chunk(reg, loc, os.urandom(9 * MIB), 0)  # a part and a tail staged
+    srv.stop()
+    s3_put(f"{prefix}uploads/mono-0123456789abcdef/tail-5", b"12345")
+    assert len(s3_keys(prefix + "uploads/")) == 2 and len(s3_multipart(prefix + "uploads/")) == 1
+    t0 = time.time()
+    wait_until(lambda: time.time() - t0 > 1.5, 5, "both to be idle for uploads.idle_ttl")
+    srv.mark_log()
+    srv.start()
+    wait_until(lambda: not s3_keys(prefix + "uploads/") and not s3_multipart(prefix + "uploads/"),
+               10, "both sessions to be swept")
+    assert "removed 2 abandoned upload session(s)" in srv.log_since_mark()
+    r = srv.registry().get(loc)
+    assert r.status_code == 404 and "BLOB_UPLOAD_UNKNOWN" in r.text, describe(r)
 
 
 def test_cancel_leaves_nothing_staged(s3srv, prefix, unique):
