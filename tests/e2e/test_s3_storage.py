@@ -79,6 +79,11 @@ def s3_put(key: str, data: bytes):
     assert p.returncode == 0, (key, p.stdout, p.stderr)
 
 
+def s3_keys_page(prefix: str) -> list:
+    doc = s3_get({"list-type": "2", "prefix": prefix})
+    return [c.findtext(f"{NS}Key") for c in doc.findall(f"{NS}Contents")]
+
+
 def s3_keys(prefix: str) -> dict:
     """Key -> size of every object under `prefix`."""
     doc = s3_get({"list-type": "2", "prefix": prefix})
@@ -103,9 +108,32 @@ def assert_nothing_staged(prefix: str):
     assert s3_multipart(prefix + "uploads/") == []
 
 
+def s3_delete(key: str, upload_id: str = None):
+    """A signed DELETE of an object, or the abort of a multipart upload of it."""
+    url = f"{S3['ENDPOINT']}/{S3['BUCKET']}/{urllib.parse.quote(key)}"
+    if upload_id is not None:
+        url += "?uploadId=" + urllib.parse.quote(upload_id, safe="-_.~")
+    subprocess.run(["curl", "-sS", "-X", "DELETE", "--aws-sigv4",
+                    f"aws:amz:{S3['REGION'] or 'us-east-1'}:s3",
+                    "--user", f"{S3['ACCESS_KEY']}:{S3['SECRET_KEY']}",
+                    "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", url],
+                   capture_output=True, timeout=60)
+
+
 @pytest.fixture
-def prefix(unique) -> str:
-    return f"t-{unique}/"
+def prefix(unique):
+    """The test's own key prefix, emptied afterwards (radosgw keeps its data in RAM)."""
+    p = f"t-{unique}/"
+    yield p
+    for _ in range(10):  # pages of 1000
+        keys = s3_keys_page(p)
+        for k in keys:
+            s3_delete(k)
+        if len(keys) < 1000:
+            break
+    doc = s3_get({"prefix": p, "uploads": ""})
+    for u in doc.findall(f"{NS}Upload"):
+        s3_delete(u.findtext(f"{NS}Key"), u.findtext(f"{NS}UploadId"))
 
 
 @pytest.fixture
