@@ -95,7 +95,9 @@ osd_objectstore = memstore
 memstore_device_bytes = $MEM
 osd_memory_target = 939524096
 [client.rgw.gw]
-rgw_frontends = beast endpoint=127.0.0.1:$PORT
+# tcp_nodelay: else an answer sent in chunks (a listing) waits about 40 ms for the
+# client's delayed ACK (Nagle's algorithm on rgw's side)
+rgw_frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw_data = $D/rgw
 rgw_thread_pool_size = 64
 CONF

@@ -370,6 +370,54 @@ static int check_scan_settings(const struct wh_config *cfg)
     return 0;
 }
 
+/* The S3 settings a store of storage.driver s3 cannot do without. */
+static int check_storage(const struct wh_config *cfg)
+{
+    if (strcmp(cfg->storage_driver, "s3") != 0)
+        return 0;
+    const char *e = cfg->s3_endpoint;
+    if (!*e || (strncmp(e, "http://", 7) != 0 && strncmp(e, "https://", 8) != 0)) {
+        setting_refused(cfg, "storage.s3.endpoint", e, false,
+                        "storage.driver is s3: must be the object store's http:// or https:// "
+                        "URL (no path)");
+        return -1;
+    }
+    static const struct {
+        const char *key;
+        size_t off;
+    } needed[] = {
+        {"storage.s3.bucket", offsetof(struct wh_config, s3_bucket)},
+        {"storage.s3.access_key", offsetof(struct wh_config, s3_access_key)},
+        {"storage.s3.secret_key", offsetof(struct wh_config, s3_secret_key)},
+    };
+    for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+        if (!*((const char *)cfg + needed[i].off)) {
+            setting_refused(cfg, needed[i].key, NULL, false,
+                            "storage.driver is s3: this setting is needed");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Opens the blob store that storage.driver names. */
+static int open_store(wh_store **out, const struct wh_config *cfg)
+{
+    if (strcmp(cfg->storage_driver, "s3") != 0)
+        return wh_store_open_fs(out, cfg->data_dir);
+    struct wh_store_s3_config sc = {
+        .endpoint = cfg->s3_endpoint,
+        .bucket = cfg->s3_bucket,
+        .region = cfg->s3_region,
+        .access_key = cfg->s3_access_key,
+        .secret_key = cfg->s3_secret_key,
+        .prefix = cfg->s3_prefix,
+        .path_style = cfg->s3_path_style,
+        .redirect = cfg->s3_redirect,
+    };
+    return wh_store_open_s3(out, &sc);
+}
+
 /*
  * log.file as `wharf serve` will open it (appending, creating it), checked
  * without creating it: the file is writable, or its directory is.
@@ -508,7 +556,8 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     if (wh_config_check_tls(cfg) < 0 || wh_config_check_db(cfg) < 0)
         return print_problems(cfg, "wharf");
     if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 || check_listen(cfg) < 0 ||
-        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0 || check_token_key(cfg) < 0)
+        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0 || check_token_key(cfg) < 0 ||
+        check_storage(cfg) < 0)
         return 1;
     rc = 1;
 
@@ -601,10 +650,14 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
                     failpoints);
     }
     /* the store first: on a full disk it frees its reserve, which SQLite's WAL may need */
-    if (wh_store_open_fs(&store, cfg->data_dir) < 0) {
-        wh_log_error("storage: %s", wh_error_msg());
+    if (open_store(&store, cfg) < 0) {
+        wh_log_error("storage (%s): %s", cfg->storage_driver, wh_error_msg());
         goto out;
     }
+    if (strcmp(cfg->storage_driver, "s3") == 0)
+        wh_log_info("storage: blobs in bucket %s at %s%s%s%s", cfg->s3_bucket, cfg->s3_endpoint,
+                    cfg->s3_prefix[0] ? " under " : "", cfg->s3_prefix,
+                    cfg->s3_redirect ? "; blob downloads redirected to presigned URLs" : "");
     if (open_db(&db, cfg) < 0)
         goto out;
     /* garbage collection: the grace delay of new reviews, and a blob row recorded only
@@ -776,7 +829,8 @@ static int cmd_config(struct wh_config *cfg, int argc, char **argv)
                   ? print_problems(cfg, cmd)
                   : 0;
     if (check_data_dir(cfg) < 0 || check_admin_password(cfg) < 0 ||
-        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0 || check_token_key(cfg) < 0)
+        check_scan_settings(cfg) < 0 || check_log_file(cfg) < 0 || check_token_key(cfg) < 0 ||
+        check_storage(cfg) < 0)
         bad = 1;
     if (bad) {
         fprintf(stderr, "%s: the configuration is not valid\n", cmd);

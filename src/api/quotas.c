@@ -114,8 +114,10 @@ int api_systeminfo_volumes(struct call *c)
 {
     uint64_t total = 0, avail = 0;
     int error = wh_store_capacity(c->api->store, &total, &avail);
+    if (error == WH_ENOTFOUND) /* an object store has no size to report: no volume */
+        return api_json(c, 200, json_pack("{s:[]}", "storage"));
     if (error < 0)
-        return api_fail(c, error == WH_ENOTFOUND ? WH_ERROR : error);
+        return api_fail(c, error);
     json_t *o = json_pack("{s:[{s:I,s:I}]}", "storage", "total", (json_int_t)total, "free",
                           (json_int_t)avail);
     return api_json(c, 200, o);

@@ -642,6 +642,13 @@ int wh_cli_backup(const struct wh_config *cfg, int argc, char **argv)
     const struct wh_cli_opt opts[] = {{0}};
     if (wh_cli_parse(cmd, argc, argv, opts, pos, names, 1) < 0)
         return bad_usage("backup");
+    if (strcmp(cfg->storage_driver, "filesystem") != 0) {
+        /* the blobs are not in the data directory: they are the bucket's to keep */
+        fprintf(stderr, "%s: the S3 driver's blobs are backed up with bucket versioning, see "
+                        "docs/deploy.md (this command copies the filesystem driver's data "
+                        "directory)\n", cmd);
+        return 1;
+    }
     return backup(cfg, pos[0]);
 }
 
@@ -903,5 +910,11 @@ int wh_cli_restore(const struct wh_config *cfg, int argc, char **argv)
     const struct wh_cli_opt opts[] = {{0}};
     if (wh_cli_parse(cmd, argc, argv, opts, pos, names, 1) < 0)
         return bad_usage("restore");
+    if (strcmp(cfg->storage_driver, "filesystem") != 0) {
+        fprintf(stderr, "%s: the S3 driver's blobs are restored from the bucket's versions, see "
+                        "docs/deploy.md (this command fills a filesystem driver's data "
+                        "directory)\n", cmd);
+        return 1;
+    }
     return restore(cfg, pos[0]);
 }

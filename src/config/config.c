@@ -46,6 +46,7 @@ struct key {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const db_drivers[] = {"sqlite", "postgres", NULL};
+static const char *const storage_drivers[] = {"filesystem", "s3", NULL};
 
 #define FIELD(f) offsetof(struct wh_config, f), sizeof(((struct wh_config *)0)->f)
 #define NUM(name, env, f, lo, hi) {name, env, K_NUM, FIELD(f), lo, hi, NULL, false}
@@ -116,6 +117,16 @@ static const struct key keys[] = {
     BOOL("metrics.enabled", "WHARF_METRICS", metrics_enabled),
     {"metrics.listen", "WHARF_METRICS_LISTEN", K_ENDPOINT, FIELD(metrics_listen), 0, 0, NULL,
      false},
+    ENUM("storage.driver", "WHARF_STORAGE_DRIVER", storage_driver, storage_drivers),
+    STR("storage.s3.endpoint", "WHARF_S3_ENDPOINT", s3_endpoint, 0),
+    STR("storage.s3.bucket", "WHARF_S3_BUCKET", s3_bucket, 0),
+    STR("storage.s3.region", "WHARF_S3_REGION", s3_region, 0),
+    STR("storage.s3.access_key", "WHARF_S3_ACCESS_KEY", s3_access_key, 0),
+    {"storage.s3.secret_key", "WHARF_S3_SECRET_KEY", K_STR, FIELD(s3_secret_key), 0, 0, NULL,
+     true},
+    BOOL("storage.s3.path_style", "WHARF_S3_PATH_STYLE", s3_path_style),
+    STR("storage.s3.prefix", "WHARF_S3_PREFIX", s3_prefix, 0),
+    BOOL("storage.s3.redirect", "WHARF_S3_REDIRECT", s3_redirect),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= WH_CONFIG_KEYS_MAX, "raise WH_CONFIG_KEYS_MAX");
@@ -157,6 +168,9 @@ void wh_config_defaults(struct wh_config *c)
     c->adapter_max_image_bytes = 8 * GIB;
     c->adapter_timeout_s = 600;
     c->scan_external_timeout_s = 600;
+    snprintf(c->storage_driver, sizeof(c->storage_driver), "filesystem");
+    snprintf(c->s3_region, sizeof(c->s3_region), "us-east-1");
+    c->s3_path_style = true;
 }
 
 /* ---- values ---- */

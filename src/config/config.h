@@ -16,7 +16,7 @@
 
 #include "common/common.h"
 
-#define WH_CONFIG_KEYS_MAX 64      /* room in `origin` for every key of the table */
+#define WH_CONFIG_KEYS_MAX 80      /* room in `origin` for every key of the table */
 #define WH_CONFIG_PROBLEMS_MAX 4096 /* bytes of collected problem messages */
 
 /* Where a value came from: a line of the file (> 0) or one of these. */
@@ -76,6 +76,15 @@ struct wh_config {
     unsigned scan_external_timeout_s; /* scan.external_timeout: one external scan job */
     bool metrics_enabled;      /* metrics.enabled: serve GET /metrics */
     char metrics_listen[80];   /* metrics.listen: host:port of its own listener ("" = listen) */
+    char storage_driver[16];   /* storage.driver: "filesystem" or "s3" */
+    char s3_endpoint[512];     /* storage.s3.endpoint: http(s)://host[:port] */
+    char s3_bucket[64];        /* storage.s3.bucket */
+    char s3_region[64];        /* storage.s3.region */
+    char s3_access_key[256];   /* storage.s3.access_key */
+    char s3_secret_key[256];   /* storage.s3.secret_key (masked when printed) */
+    bool s3_path_style;        /* storage.s3.path_style: http://host/bucket/key */
+    char s3_prefix[256];       /* storage.s3.prefix: put before every key */
+    bool s3_redirect;          /* storage.s3.redirect: blob GETs answered 307 to the store */
 
     /* bookkeeping, not settings */
     char file[1024];                 /* the configuration file read ("" none) */

@@ -364,6 +364,61 @@ out:
     return error;
 }
 
+int wh_s3_presign_get(wh_s3 *s, const char *key, unsigned expires_s, int64_t now_s, char **out)
+{
+    struct wh_buf path, full_path, q, auth, url, cred;
+    char date[32], exp[16], host[600];
+    int error = 0;
+    *out = NULL;
+    if (!key || !*key || strlen(s->prefix) + strlen(key) > WH_S3_KEY_MAX || expires_s < 1 ||
+        expires_s > 604800)
+        return wh_error_set(WH_EINVALID, "s3: presign: a bad key or lifetime");
+    wh_buf_init(&path, URL_MAX);
+    wh_buf_init(&full_path, URL_MAX);
+    wh_buf_init(&q, URL_MAX);
+    wh_buf_init(&auth, 2048);
+    wh_buf_init(&url, URL_MAX);
+    wh_buf_init(&cred, 512);
+    time_t t = (time_t)now_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(exp, sizeof(exp), "%u", expires_s);
+    snprintf(host, sizeof(host), "host: %s", s->authority);
+    wh_buf_printf(&cred, "%s/%.8s/%s/s3/aws4_request", s->access_key, date, s->region);
+    const char *kv[] = {"X-Amz-Algorithm", "AWS4-HMAC-SHA256", "X-Amz-Credential", cred.data,
+                        "X-Amz-Date", date, "X-Amz-Expires", exp, "X-Amz-SignedHeaders", "host"};
+    const char *sign[] = {host, NULL};
+    if (wh_buf_put(&path, "/", 1) < 0 ||
+        wh_s3_encode(&path, s->prefix, strlen(s->prefix), true) < 0 ||
+        wh_s3_encode(&path, key, strlen(key), true) < 0 ||
+        wh_buf_printf(&full_path, "%s%s", s->path_base, path.data) < 0 ||
+        wh_s3_query(&q, kv, 5) < 0) {
+        error = wh_error_set(WH_ETOOBIG, "s3: a URL longer than %d bytes", URL_MAX);
+        goto out;
+    }
+    if ((error = wh_s3_sign_v4(&auth, s->access_key, s->secret_key, s->region, "GET",
+                               full_path.data, q.data, sign, "UNSIGNED-PAYLOAD", date)) < 0)
+        goto out;
+    const char *sig = strstr(auth.data, "Signature=");
+    if (!sig || wh_buf_printf(&url, "%s%s?%s&X-Amz-Signature=%s", s->base, path.data, q.data,
+                              sig + 10) < 0) {
+        error = wh_error_set(WH_ETOOBIG, "s3: a URL longer than %d bytes", URL_MAX);
+        goto out;
+    }
+    *out = wh_buf_detach(&url, NULL);
+out:
+    if (auth.data)
+        explicit_bzero(auth.data, auth.len);
+    wh_buf_dispose(&path);
+    wh_buf_dispose(&full_path);
+    wh_buf_dispose(&q);
+    wh_buf_dispose(&auth);
+    wh_buf_dispose(&url);
+    wh_buf_dispose(&cred);
+    return error;
+}
+
 /* ---- XML answers ---------------------------------------------------------------------------- */
 
 int wh_s3_time_parse(int64_t *out, const char *s)

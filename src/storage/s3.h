@@ -236,6 +236,15 @@ int wh_s3_sign_v4(struct wh_buf *out, const char *access_key, const char *secret
                   const char *region, const char *method, const char *path, const char *query,
                   const char *const *headers, const char *payload_hash, const char *amz_date);
 
+/*
+ * A presigned GET URL of `key` (SigV4 query signing, UNSIGNED-PAYLOAD, only
+ * the Host header signed), valid `expires_s` seconds (1 to 604800) from
+ * `now_s` (seconds since the epoch): whoever holds it may read the object
+ * without the keys. `*out` is the caller's (free()). 0, WH_EINVALID or
+ * WH_ETOOBIG.
+ */
+int wh_s3_presign_get(wh_s3 *s, const char *key, unsigned expires_s, int64_t now_s, char **out);
+
 /* The parts of an answer the XML parsers keep. */
 enum wh_s3_doc_kind {
     WH_S3_DOC_ERROR,     /* <Error>: code and message (any answer may be one) */

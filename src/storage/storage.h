@@ -22,6 +22,26 @@ typedef struct wh_upload wh_upload;
 
 /* Opens (creating if needed) a filesystem store rooted at `root`. */
 int wh_store_open_fs(wh_store **out, const char *root);
+/* Where an S3 store (store_s3.c) keeps its blobs: see docs/configuration.md. */
+struct wh_store_s3_config {
+    const char *endpoint;   /* "http(s)://host[:port]" */
+    const char *bucket;
+    const char *region;     /* "" or NULL: us-east-1 */
+    const char *access_key;
+    const char *secret_key;
+    const char *prefix;     /* "" or NULL: none; put before every key */
+    bool path_style;        /* http://host/bucket/key, else http://bucket.host/key */
+    bool redirect;          /* blob GETs answered 307 to a presigned URL of the object */
+};
+/*
+ * Opens an S3 store and checks that the bucket answers and the keys are
+ * accepted (one listing). 0, WH_EINVALID (a bad setting), WH_EDENIED (the
+ * keys are refused), WH_ENOTFOUND (no such bucket) or WH_ERROR, with a
+ * message naming the bucket and endpoint, never the secret.
+ */
+int wh_store_open_s3(wh_store **out, const struct wh_store_s3_config *cfg);
+/* The driver's name: "filesystem" or "s3". */
+const char *wh_store_driver_name(const wh_store *s);
 void wh_store_free(wh_store *s);
 
 /* Size of a stored blob: 0 or WH_ENOTFOUND. */

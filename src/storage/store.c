@@ -13,6 +13,11 @@ void wh_store_free(wh_store *s)
         s->drv->free(s);
 }
 
+const char *wh_store_driver_name(const wh_store *s)
+{
+    return s->drv->name;
+}
+
 int wh_store_stat(wh_store *s, const struct wh_digest *d, uint64_t *size_out)
 {
     return s->drv->stat(s, d, size_out);
