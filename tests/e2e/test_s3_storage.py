@@ -453,3 +453,35 @@ def test_redirect_to_presigned_urls(servers, skopeo, tmp_path, prefix, unique):
     skopeo.copy(ref, f"oci:{dst}:v1")
     for d, blob in img.blobs.items():
         assert (dst / "blobs" / "sha256" / d.split(":")[1]).read_bytes() == blob, d
+
+
+def test_gc_frees_the_bucket(servers, prefix):
+    """Garbage collection on the S3 driver: after a repository is deleted and a run,
+    the bucket holds exactly the blobs of what is still referenced (a blob shared with
+    a surviving image stays), and a dry run before deletes nothing."""
+    from test_gc import FAST, delete_repo, referenced, run_gc, small_image
+
+    srv = servers.new(env=s3_env(prefix, **FAST))
+    reg = srv.registry()
+    shared, own = small_image("s3gc-shared"), small_image("s3gc-own")
+    reg.push_image("library/a", shared, "v1")
+    reg.push_image("library/a", own, "v2")
+    reg.push_image("library/b", shared, "v1")
+
+    def in_bucket() -> dict:
+        keys = s3_keys(prefix + "blobs/")
+        return {"sha256:" + k.rsplit("/", 1)[1]: size for k, size in keys.items()}
+
+    assert in_bucket() == referenced(shared, own)
+    delete_repo(srv, "library", "a")
+    dry = run_gc(srv, dry_run=True)
+    assert dry["blobs_deleted"] == len(referenced(own)), dry
+    assert in_bucket() == referenced(shared, own), "a dry run deleted something"
+    item = run_gc(srv)
+    assert item["blobs_deleted"] == len(referenced(own)), item
+    assert item["bytes_freed"] == sum(referenced(own).values()), item
+    assert in_bucket() == referenced(shared)
+    for d, data in shared.blobs.items():  # the surviving image is whole
+        r = reg.get(f"/v2/library/b/blobs/{d}")
+        assert r.status_code == 200 and r.content == data, describe(r)
+    assert_nothing_staged(prefix)
