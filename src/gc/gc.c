@@ -17,6 +17,7 @@
  */
 #include "gc/gc.h"
 
+#include "common/loop.h"
 #include "common/metrics.h"
 
 #include <errno.h>
@@ -623,28 +624,8 @@ int wh_gc_schedule_set(wh_db *db, const char *kind, const char *type, const char
 struct wh_gc {
     wh_db *db;
     wh_store *store;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool kicked;
-    atomic_bool stopping;
+    wh_loop *loop;
 };
-
-static bool wait_tick(wh_gc *g, int64_t ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&g->lock);
-    if (!atomic_load(&g->stopping) && !g->kicked)
-        pthread_cond_timedwait(&g->wake, &g->lock, &until);
-    g->kicked = false;
-    pthread_mutex_unlock(&g->lock);
-    return !atomic_load(&g->stopping);
-}
 
 /* Fires the schedule of `kind` when due (a Pending run, unless one is going on). */
 static void fire(wh_gc *g, const char *kind)
@@ -677,39 +658,39 @@ out:
     free(raw);
 }
 
-static void *gc_main(void *arg)
+/* One turn of the collector's thread: fires due schedules, runs one pending run. */
+static int64_t gc_turn(void *arg)
 {
     wh_gc *g = arg;
-    int64_t wait = 0;
-    while (wait_tick(g, wait)) {
-        wait = TICK_MS;
-        int64_t now = wh_now_ms();
-        if (wh_db_gcrun_recover(g->db, now - STALE_MS, now) < 0)
-            wh_log_error("gc: %s", wh_error_msg());
-        fire(g, WH_GC_KIND_GC);
-        fire(g, WH_GC_KIND_PURGE);
-        struct wh_gc_run run;
-        int error = wh_db_gcrun_claim(g->db, wh_now_ms(), &run);
-        if (error == WH_ENOTFOUND)
-            continue;
-        if (error < 0) {
-            wh_log_error("gc: cannot take a run: %s", wh_error_msg());
-            continue;
-        }
-        struct wh_gc_summary sum;
-        wh_log_info("%s: run %lld started", run.kind, (long long)run.id);
-        if (execute(g->db, g->store, &run, &sum, NULL, &g->stopping) < 0)
-            wh_log_error("%s: run %lld failed: %s", run.kind, (long long)run.id,
-                         wh_error_msg());
-        else
-            wh_log_info("%s: run %lld ended: %lld blobs (%lld bytes), %lld artifacts, "
-                        "%lld audit entries",
-                        run.kind, (long long)run.id, (long long)sum.blobs,
-                        (long long)sum.bytes, (long long)sum.artifacts, (long long)sum.purged);
-        wait = 0; /* another may be pending */
+    int64_t now = wh_now_ms();
+    if (wh_db_gcrun_recover(g->db, now - STALE_MS, now) < 0)
+        wh_log_error("gc: %s", wh_error_msg());
+    fire(g, WH_GC_KIND_GC);
+    fire(g, WH_GC_KIND_PURGE);
+    struct wh_gc_run run;
+    int error = wh_db_gcrun_claim(g->db, wh_now_ms(), &run);
+    if (error == WH_ENOTFOUND)
+        return TICK_MS;
+    if (error < 0) {
+        wh_log_error("gc: cannot take a run: %s", wh_error_msg());
+        return TICK_MS;
     }
+    struct wh_gc_summary sum;
+    wh_log_info("%s: run %lld started", run.kind, (long long)run.id);
+    if (execute(g->db, g->store, &run, &sum, NULL, wh_loop_stopping(g->loop)) < 0)
+        wh_log_error("%s: run %lld failed: %s", run.kind, (long long)run.id, wh_error_msg());
+    else
+        wh_log_info("%s: run %lld ended: %lld blobs (%lld bytes), %lld artifacts, "
+                    "%lld audit entries",
+                    run.kind, (long long)run.id, (long long)sum.blobs, (long long)sum.bytes,
+                    (long long)sum.artifacts, (long long)sum.purged);
+    return 0; /* another may be pending */
+}
+
+static void gc_done(void *arg)
+{
+    wh_gc *g = arg;
     wh_db_thread_done(g->db);
-    return NULL;
 }
 
 int wh_gc_start(wh_gc **out, wh_db *db, wh_store *store)
@@ -717,15 +698,10 @@ int wh_gc_start(wh_gc **out, wh_db *db, wh_store *store)
     wh_gc *g = wh_calloc(1, sizeof(*g));
     g->db = db;
     g->store = store;
-    atomic_init(&g->stopping, false);
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->wake, NULL);
-    if (pthread_create(&g->thread, NULL, gc_main, g) != 0) {
-        pthread_cond_destroy(&g->wake);
-        pthread_mutex_destroy(&g->lock);
+    *out = NULL;
+    if (wh_loop_start(&g->loop, "gc", gc_turn, gc_done, g) < 0) {
         free(g);
-        *out = NULL;
-        return wh_error_set(WH_ERROR, "cannot start the gc thread");
+        return WH_ERROR;
     }
     *out = g;
     return 0;
@@ -733,24 +709,14 @@ int wh_gc_start(wh_gc **out, wh_db *db, wh_store *store)
 
 void wh_gc_kick(wh_gc *g)
 {
-    if (!g)
-        return;
-    pthread_mutex_lock(&g->lock);
-    g->kicked = true;
-    pthread_cond_signal(&g->wake);
-    pthread_mutex_unlock(&g->lock);
+    if (g)
+        wh_loop_kick(g->loop);
 }
 
 void wh_gc_stop(wh_gc *g)
 {
     if (!g)
         return;
-    pthread_mutex_lock(&g->lock);
-    atomic_store(&g->stopping, true);
-    pthread_cond_signal(&g->wake);
-    pthread_mutex_unlock(&g->lock);
-    pthread_join(g->thread, NULL);
-    pthread_cond_destroy(&g->wake);
-    pthread_mutex_destroy(&g->lock);
+    wh_loop_stop(g->loop);
     free(g);
 }

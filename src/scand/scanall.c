@@ -14,8 +14,9 @@
  */
 #include "scand/scand.h"
 
+#include "common/loop.h"
+
 #include <jansson.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,10 +28,7 @@
 struct wh_scanall {
     wh_db *db;
     wh_scand *scand;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping, kicked;
+    wh_loop *loop;
 };
 
 static const char *const types[] = {"Hourly", "Daily", "Weekly", "Custom", "Schedule", NULL};
@@ -162,29 +160,9 @@ int wh_scanall_schedule_set(wh_db *db, const char *type, const char *cron, int64
 
 /* ---- the thread ---- */
 
-static bool wait_tick(wh_scanall *sa, int64_t ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&sa->lock);
-    if (!sa->stopping && !sa->kicked)
-        pthread_cond_timedwait(&sa->wake, &sa->lock, &until);
-    sa->kicked = false;
-    bool go = !sa->stopping;
-    pthread_mutex_unlock(&sa->lock);
-    return go;
-}
-
 static bool stopping(wh_scanall *sa)
 {
-    pthread_mutex_lock(&sa->lock);
-    bool v = sa->stopping;
-    pthread_mutex_unlock(&sa->lock);
-    return v;
+    return atomic_load(wh_loop_stopping(sa->loop));
 }
 
 /* Queues the runs' batches until none is left (or the server stops). */
@@ -247,18 +225,20 @@ out:
     return wait;
 }
 
-static void *scanall_main(void *arg)
+/* One turn of the thread: settles runs, feeds the queue, fires the schedule. */
+static int64_t scanall_turn(void *arg)
 {
     wh_scanall *sa = arg;
-    int64_t wait = 0;
-    while (wait_tick(sa, wait)) {
-        if (wh_db_scanrun_settle(sa->db, wh_now_ms()) < 0)
-            wh_log_error("scan all: %s", wh_error_msg());
-        feed(sa);
-        wait = fire(sa);
-    }
+    if (wh_db_scanrun_settle(sa->db, wh_now_ms()) < 0)
+        wh_log_error("scan all: %s", wh_error_msg());
+    feed(sa);
+    return fire(sa);
+}
+
+static void scanall_done(void *arg)
+{
+    wh_scanall *sa = arg;
     wh_db_thread_done(sa->db);
-    return NULL;
 }
 
 int wh_scanall_start(wh_scanall **out, wh_db *db, wh_scand *scand)
@@ -266,14 +246,10 @@ int wh_scanall_start(wh_scanall **out, wh_db *db, wh_scand *scand)
     wh_scanall *sa = wh_calloc(1, sizeof(*sa));
     sa->db = db;
     sa->scand = scand;
-    pthread_mutex_init(&sa->lock, NULL);
-    pthread_cond_init(&sa->wake, NULL);
-    if (pthread_create(&sa->thread, NULL, scanall_main, sa) != 0) {
-        pthread_cond_destroy(&sa->wake);
-        pthread_mutex_destroy(&sa->lock);
+    *out = NULL;
+    if (wh_loop_start(&sa->loop, "scan-all", scanall_turn, scanall_done, sa) < 0) {
         free(sa);
-        *out = NULL;
-        return wh_error_set(WH_ERROR, "cannot start the scan-all thread");
+        return WH_ERROR;
     }
     *out = sa;
     return 0;
@@ -281,24 +257,14 @@ int wh_scanall_start(wh_scanall **out, wh_db *db, wh_scand *scand)
 
 void wh_scanall_kick(wh_scanall *sa)
 {
-    if (!sa)
-        return;
-    pthread_mutex_lock(&sa->lock);
-    sa->kicked = true;
-    pthread_cond_signal(&sa->wake);
-    pthread_mutex_unlock(&sa->lock);
+    if (sa)
+        wh_loop_kick(sa->loop);
 }
 
 void wh_scanall_stop(wh_scanall *sa)
 {
     if (!sa)
         return;
-    pthread_mutex_lock(&sa->lock);
-    sa->stopping = true;
-    pthread_cond_signal(&sa->wake);
-    pthread_mutex_unlock(&sa->lock);
-    pthread_join(sa->thread, NULL);
-    pthread_cond_destroy(&sa->wake);
-    pthread_mutex_destroy(&sa->lock);
+    wh_loop_stop(sa->loop);
     free(sa);
 }
