@@ -23,13 +23,16 @@ for t in "$B"/tests/test_*; do
     CMOCKA_MESSAGE_OUTPUT=TAP env -u WHARF_S3_TEST_ENDPOINT "$t" >"$log/$name.out" 2>&1
     rc=$?
     p=$(grep -c '^ok ' "$log/$name.out")
-    f=$(grep -c '^not ok ' "$log/$name.out")
+    # cmocka's TAP writes a skipped case as "not ok N # SKIP" (cases of the other driver)
+    s=$(grep -c '^not ok [0-9]* # SKIP' "$log/$name.out")
+    f=$(($(grep -c '^not ok ' "$log/$name.out") - s))
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    passed=$((passed + p)); failed=$((failed + f))
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     if [ "$f" -ne 0 ]; then
         echo "FAIL unit $name"; cat "$log/$name.out"
     else
-        echo "ok   unit $name ($p cases)"
+        extra=""; [ "$s" -eq 0 ] || extra=", $s skipped"
+        echo "ok   unit $name ($p cases$extra)"
     fi
 done
 
