@@ -14,8 +14,9 @@ database). Shown, through nginx unless the point is to pick a node:
     other, nothing lost;
   * failed logins alternating between the nodes throttled at the count of one node, and a
     portal session made on one node honoured by the other;
-  * a project setting changed on one node obeyed by the other's pull gate at the next pull
-    (the gate's caches follow the database's data version);
+  * a project setting, the system's CVE allowlist and a project's own list changed on one
+    node obeyed by the other's pull gate at the next pull (the gate's caches follow the
+    database's data version);
   * a scan job held Running by a node that is then SIGKILLed taken back by the other node
     once its lease ended (`scan.lease` set to 5 s), not before.
 
@@ -332,3 +333,40 @@ def test_scan_job_of_a_killed_node_taken_back_after_its_lease(cluster, front, sk
     assert o["report_id"] == running["report_id"]  # the same job, taken back
     assert "queued again" in b.log_text()
     assert f"scan {o['report_id']} of {digest} started (attempt 2)" in b.log_text()
+
+
+def test_cve_allowlists_changed_on_one_node_obeyed_by_the_others_gate(cluster, front, skopeo,
+                                                                      pinned_bookworm, proj):
+    """The system's and the project's CVE allowlists, changed through A, decide B's next
+    pull; B scans (A has no scan workers left: its scans are B's)."""
+    a = cluster.node("node-a", {"WHARF_SCAN_WORKERS": "1", "WHARF_FAILPOINTS": "scan.worker=1+:EIO"})
+    b = cluster.node("node-b", {"WHARF_SCAN_WORKERS": "1"}, start=False)
+    import_db(b)
+    b.start()
+    fr = front(a, b)
+    sa = Scans(a, proj)
+    sa.api.create_project(proj, metadata={"auto_scan": "true", "prevent_vul": "true",
+                                          "severity": "critical"})
+    skopeo.copy(pinned_bookworm.oci, f"docker://{fr.host}/{proj}/{REPO}:1")
+    digest = pinned_bookworm.manifest_digest
+    sa.wait_status(digest, "Success")
+    rep = sa.vulnerabilities(digest)["application/vnd.security.vulnerability.report; version=1.1"]
+    crit = sorted({v["id"] for v in rep["vulnerabilities"] if v["severity"] == "Critical"})
+    assert crit, rep
+    reg_b = b.registry()
+
+    def pull_on_b():
+        return reg_b.get_manifest(f"{proj}/{REPO}", "1").status_code
+
+    assert pull_on_b() == 412                # B's gate has read the policy and the lists
+    sa.api.ok(sa.api.put("/system/CVEAllowlist", {"items": [{"cve_id": c} for c in crit]}))
+    assert pull_on_b() == 200                # the system list, changed on A, at B's next pull
+    sa.api.ok(sa.api.put(f"/projects/{proj}", {"metadata": {"reuse_sys_cve_allowlist": "false"},
+                                               "cve_allowlist": {"items": []}}))
+    assert pull_on_b() == 412                # the project's own (empty) list now
+    sa.api.ok(sa.api.put(f"/projects/{proj}",
+                         {"cve_allowlist": {"items": [{"cve_id": c} for c in crit]}}))
+    assert pull_on_b() == 200
+    sa.api.ok(sa.api.put(f"/projects/{proj}",
+                         {"cve_allowlist": {"items": [{"cve_id": c} for c in crit[1:]]}}))
+    assert pull_on_b() == 412                # one critical no longer allowed
