@@ -134,7 +134,7 @@ def front(tmp_path):
         port = free_port()
         ups = "".join(f"    server {s.host} max_fails=3 fail_timeout=10s;\n" for s in nodes)
         n.write(
-            "upstream wharf {\n" + ups + "}\n"
+            "upstream wharf {\n" + ups + "    keepalive 32;\n}\n"
             "server {\n"
             f"  listen 127.0.0.1:{port};\n"
             "  client_max_body_size 0;\n"
