@@ -10,6 +10,8 @@ database). Shown, through nginx unless the point is to pick a node:
   * a skopeo push through nginx pulled from each node directly, bit-identical;
   * a scan queued on a node whose scan workers all ended (the failpoint `scan.worker`)
     run by the other, its result read through the first;
+  * forty images pushed at once through nginx into an `auto_scan` project: each scanned
+    exactly once, by one node or the other, both taking part;
   * a node SIGKILLed between two chunks of a push, the push finished through nginx on the
     other, nothing lost;
   * failed logins alternating between the nodes throttled at the count of one node, and a
@@ -24,19 +26,24 @@ Skipped where PostgreSQL 15 or nginx is missing (scripts/deps.sh test), unless
 WHARF_NODES_TESTS=1 (CI), where that is a failure.
 """
 
+import gzip
 import hashlib
+import io
+import json
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from apiclient import Api, describe
 from conftest import REPO_ROOT, free_port, wait_until
-from ocilayout import sha256_digest
+from ocilayout import MT_CONFIG, MT_LAYER_GZIP, MT_MANIFEST, descriptor, sha256_digest
 from regclient import ADMIN_PASSWORD, ADMIN_USER, Registry
 from test_deploy import Nginx
 from test_scan_registry import REPO, Scans, import_db, proj  # noqa: F401 (fixture)
@@ -232,6 +239,65 @@ def test_scan_queued_on_one_node_run_by_the_other(cluster, front, skopeo, pinned
     started = f"scan {o['report_id']} of {digest} started"
     assert started in b.log_since_mark(), b.log_since_mark()
     assert started not in a.log_text()
+
+
+def small_image(i):
+    """A one-file layer and a config of its own: image `i`."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        body = f"file {i}\n".encode()
+        info = tarfile.TarInfo(f"f{i}.txt")
+        info.size = len(body)
+        t.addfile(info, io.BytesIO(body))
+    layer = gzip.compress(buf.getvalue(), mtime=0)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "created_by": f"image {i}",
+                      "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": MT_MANIFEST,
+                           "config": descriptor(MT_CONFIG, cfg),
+                           "layers": [descriptor(MT_LAYER_GZIP, layer)]}).encode()
+    return layer, cfg, manifest
+
+
+def test_scan_queue_shared_each_job_run_once(cluster, front, proj):
+    env = {"WHARF_SCAN_WORKERS": "3"}
+    a = cluster.node("node-a", env)
+    b = cluster.node("node-b", env, start=False)
+    for srv in (a, b):
+        import_db(srv, "debian")
+    b.start()
+    fr = front(a, b)
+    api = Api(fr.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project(proj, metadata={"auto_scan": "true"})
+    reg = fr.registry()
+    n = 40
+
+    def push(i):
+        layer, cfg, manifest = small_image(i)
+        reg.push_blob(f"{proj}/app", layer)
+        reg.push_blob(f"{proj}/app", cfg)
+        r = reg.push_manifest(f"{proj}/app", f"t{i}", manifest)
+        assert r.status_code == 201, describe(r)
+        return sha256_digest(manifest)
+
+    with ThreadPoolExecutor(8) as ex:
+        digests = set(ex.map(push, range(n)))
+
+    def statuses():
+        r = api.get(f"/projects/{proj}/repositories/app/artifacts",
+                    params={"with_scan_overview": "true", "page_size": 100})
+        assert r.status_code == 200, describe(r)
+        st = {x["digest"]: next(iter(x.get("scan_overview", {}).values()), {}).get("scan_status")
+              for x in r.json()}
+        return st if len(st) == n and all(v in ("Success", "Error") for v in st.values()) else None
+
+    st = wait_until(statuses, 120, "every image scanned")
+    assert set(st) == digests and set(st.values()) == {"Success"}, st
+    pattern = r"scan \w+ of (sha256:\w+) started \(attempt (\d+)\)"
+    runs = {srv.name: re.findall(pattern, srv.log_text()) for srv in (a, b)}
+    every = runs["node-a"] + runs["node-b"]
+    assert sorted(d for d, _ in every) == sorted(digests), runs  # each once, none twice
+    assert all(att == "1" for _, att in every), runs
+    assert runs["node-a"] and runs["node-b"], runs               # both nodes took part
 
 
 def test_node_killed_between_chunks_push_finished_through_the_other(cluster, front, unique):
