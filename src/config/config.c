@@ -70,6 +70,7 @@ static const struct key keys[] = {
     NUM("db.pool_size", "WHARF_DB_POOL_SIZE", db_pool_size, 1, 1024),
     NUM("http.threads", "WHARF_THREADS", threads, 1, 1024),
     NUM("scan.workers", "WHARF_SCAN_WORKERS", scan_workers, 0, 64),
+    NUM("scan.lease", "WHARF_SCAN_LEASE", scan_lease_s, 1, 3600),
     NUM("scan.db_update_interval", "WHARF_SCAN_DB_UPDATE_INTERVAL", scan_db_update_interval_s, 0,
         366 * DAY),
     BOOL("scan.adapter.enabled", "WHARF_SCAN_ADAPTER_ENABLED", adapter_enabled),
@@ -154,6 +155,7 @@ void wh_config_defaults(struct wh_config *c)
     c->upload_ttl_s = 24 * 3600;
     c->gc_review_delay_s = 24 * 3600;
     c->scan_db_update_interval_s = 24 * 3600;
+    c->scan_lease_s = 60;
     c->upload_idle_ttl_s = 15 * 60;
     c->access_log = true;
     snprintf(c->log_level, sizeof(c->log_level), "info");

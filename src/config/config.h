@@ -64,6 +64,8 @@ struct wh_config {
     char tls_key[1024];        /* tls.key: PEM private key file */
     char trusted_proxies[1024]; /* http.trusted_proxies: addresses whose X-Forwarded-* count */
     unsigned scan_workers;     /* scan.workers: scan threads (0: one per core) */
+    unsigned scan_lease_s;     /* scan.lease: a scan job's lease (s): how long a dead node's
+                                  job waits before another node takes it back */
     unsigned scan_db_update_interval_s; /* scan.db_update_interval: background vulndb update
                                            (0: never) */
     bool adapter_enabled;      /* scan.adapter.enabled: serve the scanner adapter API */

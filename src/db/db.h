@@ -766,11 +766,20 @@ int wh_db_scan_report(wh_db *db, int64_t artifact_id, char **out);
 int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char **out);
 /*
  * Leases. A claimed job is held by the claiming node (wh_db_set_node) until
- * its lease ends, WH_SCAN_LEASE_MS after the claim or the node's last
+ * its lease ends, the handle's lease (wh_db_set_scan_lease; default
+ * WH_SCAN_LEASE_MS) after the claim or the node's last
  * renewal: a node renews its jobs' leases while it runs them, and a job
  * whose lease ended belongs to a node that died.
  */
 #define WH_SCAN_LEASE_MS 60000
+/*
+ * Sets the length of the leases this handle's claims and renewals give (ms, the
+ * configuration's scan.lease; 0 or less: WH_SCAN_LEASE_MS). Every node sharing a
+ * database should use the same. Call before the scan workers start.
+ */
+void wh_db_set_scan_lease(wh_db *db, int64_t ms);
+/* The length of the leases this handle gives (ms). */
+int64_t wh_db_scan_lease(const wh_db *db);
 /*
  * Names this process as a node of the scan queue (its jobs' holder), e.g.
  * "host:listen-address": stable across restarts of the same node, distinct
@@ -778,7 +787,7 @@ int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char *
  * default) for a process that runs no scans.
  */
 void wh_db_set_node(wh_db *db, const char *node);
-/* Extends the leases of the jobs this node runs to `now_ms` + WH_SCAN_LEASE_MS. */
+/* Extends the leases of the jobs this node runs to `now_ms` + the lease (wh_db_scan_lease). */
 int wh_db_scan_renew(wh_db *db, int64_t now_ms);
 /*
  * Jobs left Running by a node that died go back to Pending, or to Error once

@@ -57,6 +57,7 @@ struct wh_db {
     int (*blob_check)(const char *digest, void *payload); /* wh_db_on_blob_recorded */
     void *blob_check_payload;
     char *node; /* wh_db_set_node; NULL: "" */
+    int64_t scan_lease_ms; /* wh_db_set_scan_lease */
 };
 
 /* ---- connections and statements ---- */
@@ -384,6 +385,16 @@ void wh_db_set_node(wh_db *db, const char *node)
     db->node = node ? wh_strdup(node) : NULL;
 }
 
+void wh_db_set_scan_lease(wh_db *db, int64_t ms)
+{
+    db->scan_lease_ms = ms > 0 ? ms : WH_SCAN_LEASE_MS;
+}
+
+int64_t wh_db_scan_lease(const wh_db *db)
+{
+    return db->scan_lease_ms;
+}
+
 const char *db_node(struct conn *c)
 {
     return c->db->node ? c->db->node : "";
@@ -523,6 +534,7 @@ static int open_with(wh_db **out, const struct db_driver *d, const char *target,
     wh_db *db = wh_calloc(1, sizeof(*db));
     db->d = d;
     db->serial = ++serials;
+    db->scan_lease_ms = WH_SCAN_LEASE_MS;
     db->target = wh_strdup(target);
     pthread_mutex_init(&db->lock, NULL);
     pthread_key_create(&db->key, thread_conn_free);

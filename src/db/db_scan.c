@@ -223,7 +223,7 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
     db_stmt *s = db_stmt(c, pg ? take_skip_locked : take);
     db_bind_i64(s, 1, now_ms);
     db_bind_text(s, 2, db_node(c));
-    db_bind_i64(s, 3, now_ms + WH_SCAN_LEASE_MS);
+    db_bind_i64(s, 3, now_ms + wh_db_scan_lease(db));
     int rc = db_step(s);
     int64_t id = rc == DB_ROW ? db_col_i64(s, 0) : 0;
     error = rc >= 0 ? 0 : db_fail(c);
@@ -317,7 +317,7 @@ int wh_db_scan_renew(wh_db *db, int64_t now_ms)
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, db_node(c));
-    db_bind_i64(s, 2, now_ms + WH_SCAN_LEASE_MS);
+    db_bind_i64(s, 2, now_ms + wh_db_scan_lease(db));
     return db_run(c, s);
 }
 

@@ -1039,7 +1039,7 @@ static void *keeper(void *arg)
         else if (requeued > 0)
             wh_log_info("scan: %lld job(s) of a node whose lease ended were queued again",
                         (long long)requeued);
-        idle_wait(s, WH_SCAN_LEASE_MS / 4);
+        idle_wait(s, wh_db_scan_lease(s->db) / 4);
     }
     wh_db_thread_done(s->db);
     return NULL;

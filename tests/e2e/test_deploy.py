@@ -6,7 +6,7 @@ the test server, and run by Debian's nginx (skipped where nginx is not installed
 in `scripts/deps.sh test`). A skopeo push and pull go through it; the token realm keeps
 the proxy's port; a 20 MB chunked upload reaches wharf without nginx spooling it to disk.
 The two lines the page says matter are taken out one at a time and shown to matter.
-The N-node upstream block (planned) is checked for syntax with `nginx -t`.
+The N-node upstream block is checked for syntax with `nginx -t` (test_nodes.py runs it).
 """
 
 import os
@@ -179,7 +179,7 @@ def test_single_node_nginx_block_as_documented(servers, nginx, skopeo, image_lay
 
 
 def test_planned_upstream_block_parses(nginx, tmp_path):
-    """The several-nodes block (planned) is valid nginx, so that it can be taken as is."""
+    """The several-nodes block is valid nginx, so that it can be taken as is."""
     blocks = doc_nginx_blocks()
     upstream = [b for b in blocks if "upstream wharf" in b]
     assert len(upstream) == 1, "docs/deploy.md has no (or several) upstream wharf blocks"

@@ -287,6 +287,39 @@ static void test_dbscan__leases_across_nodes(void **state)
     wh_db_close(b);
 }
 
+/* A lease set on the handle (scan.lease) is the one claims and renewals give. */
+static void test_dbscan__lease_length_is_the_handles(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_scan_job j;
+    char status[16], path[128];
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    wh_db *b = NULL;
+    assert_int_equal(test_db_open(&b, path), 0);
+    assert_int_equal(wh_db_scan_lease(b), WH_SCAN_LEASE_MS); /* the default */
+    wh_db_set_scan_lease(f->db, 3000);
+    wh_db_set_scan_lease(b, 3000);
+    assert_int_equal(wh_db_scan_lease(b), 3000);
+    wh_db_set_node(f->db, "a:5000");
+    wh_db_set_node(b, "b:5000");
+    int64_t x = push(f->db, f->plain_pid, "plain/x", D1, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_request(f->db, x, "rx", 10, status), 0);
+    assert_int_equal(wh_db_scan_claim(f->db, 1000, &j), 0); /* held until 4000 */
+    int64_t n = -1;
+    assert_int_equal(wh_db_scan_recover(b, 4000, false, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_scan_renew(f->db, 3000), 0); /* now until 6000 */
+    assert_int_equal(wh_db_scan_recover(b, 6000, false, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_scan_recover(b, 6001, false, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_scan_get(f->db, x, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_PENDING);
+    wh_db_set_scan_lease(b, 0); /* 0: the default again */
+    assert_int_equal(wh_db_scan_lease(b), WH_SCAN_LEASE_MS);
+    wh_db_close(b);
+}
+
 static void test_dbscan__crash_loop_ends_in_error(void **state)
 {
     struct fixture *f = *state;
@@ -359,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dbscan__lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__crash_loop_ends_in_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__leases_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbscan__lease_length_is_the_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__claim_skips_a_locked_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

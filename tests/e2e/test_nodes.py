@@ -1,0 +1,438 @@
+"""Several nodes (docs/deploy.md): a throwaway PostgreSQL (scripts/pg-up.sh), two
+`wharf serve` with `db.driver: postgres` on the same database, the same token key
+(`auth.token_key`), and nginx in front (round robin, request buffering off, as the page
+says). Blobs: until the S3 driver lands, one directory both nodes' data directories link
+`blobs` and `uploads` to (each node keeps its own data directory, lock and vulnerability
+database). Shown, through nginx unless the point is to pick a node:
+
+  * a chunked push whose PATCHes alternate between the nodes (their access logs say so),
+    the blob pulled back bit-identical;
+  * a skopeo push through nginx pulled from each node directly, bit-identical;
+  * a scan queued on a node whose scan workers all ended (the failpoint `scan.worker`)
+    run by the other, its result read through the first;
+  * forty images pushed at once through nginx into an `auto_scan` project: each scanned
+    exactly once, by one node or the other, both taking part;
+  * a node SIGKILLed between two chunks of a push, the push finished through nginx on the
+    other, nothing lost;
+  * failed logins alternating between the nodes throttled at the count of one node, and a
+    portal session made on one node honoured by the other;
+  * a project setting, the system's CVE allowlist and a project's own list changed on one
+    node obeyed by the other's pull gate at the next pull (the gate's caches follow the
+    database's data version);
+  * a scan job held Running by a node that is then SIGKILLed taken back by the other node
+    once its lease ended (`scan.lease` set to 5 s), not before.
+
+Skipped where PostgreSQL 15 or nginx is missing (scripts/deps.sh test), unless
+WHARF_NODES_TESTS=1 (CI), where that is a failure.
+"""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from apiclient import Api, describe
+from conftest import REPO_ROOT, free_port, wait_until
+from ocilayout import MT_CONFIG, MT_LAYER_GZIP, MT_MANIFEST, descriptor, sha256_digest
+from regclient import ADMIN_PASSWORD, ADMIN_USER, Registry
+from test_deploy import Nginx
+from test_scan_registry import REPO, Scans, import_db, proj  # noqa: F401 (fixture)
+from test_skopeo import assert_layout_holds_image
+
+OCTET = {"Content-Type": "application/octet-stream"}
+REQUIRED = os.environ.get("WHARF_NODES_TESTS") == "1"
+
+
+def missing(what):
+    if REQUIRED:
+        pytest.fail(f"WHARF_NODES_TESTS=1 but {what} (bash scripts/deps.sh test)", pytrace=False)
+    pytest.skip(f"{what} (bash scripts/deps.sh test)")
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """The DSN of a throwaway PostgreSQL, stopped after the module."""
+    if not os.path.exists("/usr/lib/postgresql/15/bin/initdb"):
+        missing("postgresql-15 is not installed")
+    out = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "pg-up.sh")], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    env = dict(line.split("=", 1) for line in out.stdout.split())
+    yield env["WHARF_TEST_PG_DSN"]
+    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "pg-down.sh"), env["WHARF_PG_ROOT"]],
+                   check=True, timeout=60)
+
+
+class Front:
+    """nginx in front of the nodes: what a client sees."""
+
+    def __init__(self, port):
+        self.host = f"127.0.0.1:{port}"
+        self.url = f"http://{self.host}"
+
+    def registry(self):
+        return Registry(self.url)
+
+
+class Cluster:
+    """Nodes on one database schema, one blob directory and one token key."""
+
+    def __init__(self, servers, tmp_path, dsn):
+        self.servers = servers
+        self.tmp = tmp_path
+        self.dsn = dsn
+        self.shared = tmp_path / "shared"
+        for name in ("blobs", "uploads"):
+            (self.shared / name).mkdir(parents=True)
+        self.key = tmp_path / "token.key"
+        self.nodes = []
+
+    def node(self, name, env=None, start=True):
+        d = self.tmp / name / "data"
+        d.mkdir(parents=True, mode=0o700)
+        for sub in ("blobs", "uploads"):
+            os.symlink(self.shared / sub, d / sub)
+        e = {"WHARF_DB_DRIVER": "postgres", "WHARF_DB_DSN": self.dsn, "WHARF_DB_POOL_SIZE": "4"}
+        if self.key.exists():
+            e["WHARF_TOKEN_KEY"] = str(self.key)
+        e.update(env or {})
+        srv = self.servers.new(env=e, data_dir=str(d), name=name, start=start)
+        if start and not self.key.exists():
+            # the first node generated the key: every node (it too, from now on) shares it
+            shutil.copyfile(os.path.join(srv.data_dir, "token.key"), self.key)
+            os.chmod(self.key, 0o600)
+            srv.extra_env["WHARF_TOKEN_KEY"] = str(self.key)
+        if start:  # the metadata is in PostgreSQL: no wharf.db beside the blobs
+            assert not os.path.exists(os.path.join(srv.data_dir, "wharf.db"))
+        self.nodes.append(srv)
+        return srv
+
+
+@pytest.fixture
+def cluster(pg, servers, tmp_path, unique):
+    schema = "n_" + hashlib.sha256(unique.encode()).hexdigest()[:16]
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", pg, "-c", f"CREATE SCHEMA {schema}"],
+                   check=True, capture_output=True, timeout=30)
+    return Cluster(servers, tmp_path, f"{pg}?options=-csearch_path%3D{schema}")
+
+
+@pytest.fixture
+def front(tmp_path):
+    """nginx as docs/deploy.md configures it for several nodes, over plain HTTP on a free
+    loopback port: call it with the nodes."""
+    if shutil.which("nginx") is None:
+        missing("nginx is not installed")
+    d = tmp_path / "nginx"
+    d.mkdir()
+    n = Nginx(d)
+    started = []
+
+    def start(*nodes):
+        port = free_port()
+        ups = "".join(f"    server {s.host} max_fails=3 fail_timeout=10s;\n" for s in nodes)
+        n.write(
+            "upstream wharf {\n" + ups + "    keepalive 32;\n}\n"
+            "server {\n"
+            f"  listen 127.0.0.1:{port};\n"
+            "  client_max_body_size 0;\n"
+            "  proxy_request_buffering off;\n"
+            "  proxy_buffering off;\n"
+            "  location / {\n"
+            "    proxy_pass http://wharf;\n"
+            "    proxy_http_version 1.1;\n"
+            "    proxy_set_header Connection \"\";\n"
+            "    proxy_set_header Host $http_host;\n"
+            "    proxy_read_timeout 120s;\n"
+            "    proxy_send_timeout 120s;\n"
+            "  }\n"
+            "}\n")
+        n.start()
+        started.append(n)
+        return Front(port)
+
+    yield start
+    for x in started:
+        x.stop()
+
+
+def two_nodes(cluster, front, env_a=None, env_b=None):
+    a = cluster.node("node-a", env_a)
+    b = cluster.node("node-b", env_b)
+    return a, b, front(a, b)
+
+
+def patch_lines(srv, repo):
+    """The PATCHes of `repo`'s uploads in the node's access log."""
+    return re.findall(rf"access PATCH /v2/{re.escape(repo)}/blobs/uploads/\S+ 202 ",
+                      srv.log_text())
+
+
+def chunk(reg, loc, data, start):
+    r = reg.patch(loc, data=data, headers={
+        **OCTET, "Content-Range": f"{start}-{start + len(data) - 1}"})
+    assert r.status_code == 202, describe(r)
+    assert r.headers["Range"] == f"0-{start + len(data) - 1}", describe(r)
+    return r.headers["Location"]
+
+
+def test_chunked_push_alternates_between_nodes(cluster, front, unique):
+    a, b, fr = two_nodes(cluster, front)
+    reg = fr.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(3 * 1024 * 1024 + 777)
+    digest = sha256_digest(data)
+    parts = [data[:1_500_000], data[1_500_000:2_800_000], data[2_800_000:]]
+    loc = reg.start_upload(repo)                                   # POST
+    loc = chunk(reg, loc, parts[0], 0)                             # PATCH
+    loc = chunk(reg, loc, parts[1], len(parts[0]))                 # PATCH
+    r = reg.put(loc, params={"digest": digest}, data=parts[2], headers=OCTET)  # PUT
+    assert r.status_code == 201, describe(r)
+    # round robin: each node served one of the two PATCHes
+    assert len(patch_lines(a, repo)) == 1 and len(patch_lines(b, repo)) == 1, (
+        patch_lines(a, repo), patch_lines(b, repo))
+    g = reg.get(f"/v2/{repo}/blobs/{digest}")
+    assert g.status_code == 200 and g.content == data, describe(g)
+    for srv in (a, b):
+        g = srv.registry().get(f"/v2/{repo}/blobs/{digest}")
+        assert g.status_code == 200 and g.content == data, describe(g)
+
+
+def test_skopeo_push_through_nginx_pulled_from_each_node(cluster, front, skopeo, image_layout,
+                                                         tmp_path, unique):
+    a, b, fr = two_nodes(cluster, front)
+    src, img = image_layout
+    skopeo.copy(f"oci:{src}:v1", f"docker://{fr.host}/library/{unique}:v1")
+    for srv in (a, b):
+        out = tmp_path / f"pulled-{srv.name}"
+        skopeo.copy(f"docker://{srv.host}/library/{unique}:v1", f"oci:{out}:v1")
+        assert_layout_holds_image(str(out), "v1", img)
+
+
+def test_scan_queued_on_one_node_run_by_the_other(cluster, front, skopeo, pinned_bookworm, proj):
+    # A's scan workers all end at their start: A queues, it cannot scan
+    a = cluster.node("node-a", {"WHARF_SCAN_WORKERS": "2", "WHARF_FAILPOINTS": "scan.worker=1+:EIO"})
+    b = cluster.node("node-b", {"WHARF_SCAN_WORKERS": "1"})
+    import_db(b)  # the vulnerability database is each node's own file
+    health = Api(a.url, auth=(ADMIN_USER, ADMIN_PASSWORD)).get("/health").json()
+    jobs = {c["name"]: c for c in health["components"]}["jobservice"]
+    assert jobs["error"] == "2 of 2 scan workers have stopped", health
+    fr = front(a, b)
+    sa = Scans(a, proj)
+    sa.api.create_project(proj)
+    skopeo.copy(pinned_bookworm.oci, f"docker://{fr.host}/{proj}/{REPO}:1")
+    digest = pinned_bookworm.manifest_digest
+    b.mark_log()
+    r = sa.scan(digest)                      # queued through A
+    assert r.status_code == 202, describe(r)
+    o = sa.wait_status(digest, "Success")    # read through A
+    assert o["summary"]["total"] > 0, o
+    started = f"scan {o['report_id']} of {digest} started"
+    assert started in b.log_since_mark(), b.log_since_mark()
+    assert started not in a.log_text()
+
+
+def small_image(i):
+    """A one-file layer and a config of its own: image `i`."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        body = f"file {i}\n".encode()
+        info = tarfile.TarInfo(f"f{i}.txt")
+        info.size = len(body)
+        t.addfile(info, io.BytesIO(body))
+    layer = gzip.compress(buf.getvalue(), mtime=0)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "created_by": f"image {i}",
+                      "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": MT_MANIFEST,
+                           "config": descriptor(MT_CONFIG, cfg),
+                           "layers": [descriptor(MT_LAYER_GZIP, layer)]}).encode()
+    return layer, cfg, manifest
+
+
+def test_scan_queue_shared_each_job_run_once(cluster, front, proj):
+    env = {"WHARF_SCAN_WORKERS": "3"}
+    a = cluster.node("node-a", env)
+    b = cluster.node("node-b", env, start=False)
+    for srv in (a, b):
+        import_db(srv, "debian")
+    b.start()
+    fr = front(a, b)
+    api = Api(fr.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project(proj, metadata={"auto_scan": "true"})
+    reg = fr.registry()
+    n = 40
+
+    def push(i):
+        layer, cfg, manifest = small_image(i)
+        reg.push_blob(f"{proj}/app", layer)
+        reg.push_blob(f"{proj}/app", cfg)
+        r = reg.push_manifest(f"{proj}/app", f"t{i}", manifest)
+        assert r.status_code == 201, describe(r)
+        return sha256_digest(manifest)
+
+    with ThreadPoolExecutor(8) as ex:
+        digests = set(ex.map(push, range(n)))
+
+    def statuses():
+        r = api.get(f"/projects/{proj}/repositories/app/artifacts",
+                    params={"with_scan_overview": "true", "page_size": 100})
+        assert r.status_code == 200, describe(r)
+        st = {x["digest"]: next(iter(x.get("scan_overview", {}).values()), {}).get("scan_status")
+              for x in r.json()}
+        return st if len(st) == n and all(v in ("Success", "Error") for v in st.values()) else None
+
+    st = wait_until(statuses, 120, "every image scanned")
+    assert set(st) == digests and set(st.values()) == {"Success"}, st
+    pattern = r"scan \w+ of (sha256:\w+) started \(attempt (\d+)\)"
+    runs = {srv.name: re.findall(pattern, srv.log_text()) for srv in (a, b)}
+    every = runs["node-a"] + runs["node-b"]
+    assert sorted(d for d, _ in every) == sorted(digests), runs  # each once, none twice
+    assert all(att == "1" for _, att in every), runs
+    assert runs["node-a"] and runs["node-b"], runs               # both nodes took part
+
+
+def test_node_killed_between_chunks_push_finished_through_the_other(cluster, front, unique):
+    a, b, fr = two_nodes(cluster, front)
+    reg = fr.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(2_500_000)
+    digest = sha256_digest(data)
+    loc = reg.start_upload(repo)
+    loc = chunk(reg, loc, data[:1_000_000], 0)
+    served = a if patch_lines(a, repo) else b
+    served.kill()                            # SIGKILL: no clean-up at all
+    # nginx finds the dead node refusing connections and passes the requests to the other
+    st = reg.get(loc)
+    assert st.status_code == 204 and st.headers["Range"] == "0-999999", describe(st)
+    loc = chunk(reg, loc, data[1_000_000:2_000_000], 1_000_000)
+    r = reg.put(loc, params={"digest": digest}, data=data[2_000_000:], headers=OCTET)
+    assert r.status_code == 201, describe(r)
+    other = b if served is a else a
+    assert len(patch_lines(other, repo)) >= 1
+    g = reg.get(f"/v2/{repo}/blobs/{digest}")
+    assert g.status_code == 200 and g.content == data, describe(g)
+    served.start()                           # back, it serves the blob too
+    g = served.registry().get(f"/v2/{repo}/blobs/{digest}")
+    assert g.status_code == 200 and g.content == data, describe(g)
+
+
+def test_login_throttle_and_portal_session_across_nodes(cluster, front):
+    a, b, fr = two_nodes(cluster, front)
+    # a portal session made on A works on B
+    s = requests.Session()
+    r = s.post(a.url + "/c/login", data={"principal": ADMIN_USER, "password": ADMIN_PASSWORD},
+               timeout=60)
+    assert r.status_code == 200, describe(r)
+    sid = re.match(r"sid=([0-9a-f]{64});", r.headers["Set-Cookie"]).group(1)
+    me = requests.get(b.url + "/api/v2.0/users/current", cookies={"sid": sid}, timeout=30)
+    assert me.status_code == 200 and me.json()["username"] == ADMIN_USER, describe(me)
+    # test_auth.py's numbers (as on one node), the attempts alternating between the nodes
+    statuses = []
+    for i in range(8):
+        srv = (a, b)[i % 2]
+        statuses.append(requests.get(srv.url + "/v2/", auth=(ADMIN_USER, "Not-The-Passw0rd"),
+                                     timeout=60).status_code)
+    assert statuses[:6] == [401] * 6 and statuses[6:] == [429, 429], statuses
+    for url in (a.url, b.url, fr.url):
+        r = requests.get(url + "/v2/", auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=60)
+        assert r.status_code == 429 and r.headers.get("Retry-After"), describe(r)
+
+
+def test_project_setting_changed_on_one_node_obeyed_by_the_others_gate(cluster, front, skopeo,
+                                                                        image_layout, proj):
+    a, b, fr = two_nodes(cluster, front)
+    api_a = Api(a.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    api_a.create_project(proj)
+    src, img = image_layout
+    skopeo.copy(f"oci:{src}:v1", f"docker://{fr.host}/{proj}/app:v1")
+    path = f"/v2/{proj}/app/manifests/v1"
+
+    def status_on_b():
+        return b.registry().get(path).status_code
+
+    assert status_on_b() == 200              # B's gate has read the project: cached
+    api_a.ok(api_a.put(f"/projects/{proj}", {"metadata": {"prevent_vul": "true",
+                                                           "severity": "critical"}}))
+    r = b.registry().get(path)               # the next pull on B: gated (not scanned)
+    assert r.status_code == 412 and r.json()["errors"][0]["code"] == "PROJECTPOLICYVIOLATION", \
+        describe(r)
+    api_a.ok(api_a.put(f"/projects/{proj}", {"metadata": {"prevent_vul": "false"}}))
+    assert status_on_b() == 200
+
+
+def test_scan_job_of_a_killed_node_taken_back_after_its_lease(cluster, front, skopeo,
+                                                              pinned_bookworm, proj):
+    """scan.lease set to 5 s on both nodes (the default, 60 s, would make this a minute)."""
+    lease = {"WHARF_SCAN_LEASE": "5", "WHARF_SCAN_WORKERS": "1"}
+    # A holds every job it claims Running (the failpoint scan.hold); B is not started yet,
+    # so the job is A's
+    a = cluster.node("node-a", {**lease, "WHARF_FAILPOINTS": "scan.hold=1+:EIO"})
+    sa = Scans(a, proj)
+    sa.api.create_project(proj)
+    sa.push(skopeo, pinned_bookworm)
+    digest = pinned_bookworm.manifest_digest
+    assert sa.scan(digest).status_code == 202
+    running = sa.wait_status(digest, "Running")
+    wait_until(lambda: "failpoint scan.hold" in a.log_text(), 30, "A to hold the scan")
+    b = cluster.node("node-b", lease, start=False)
+    import_db(b)  # before it starts: its worker must find a database
+    a.kill()
+    killed = time.monotonic()
+    b.start()
+    sb = Scans(b, proj)
+    o = sb.overview(digest)
+    if time.monotonic() - killed < 3:  # A renewed within 1.25 s of its death: lease holds
+        # a node starting takes back only its own jobs: A's stays Running until its lease ends
+        assert o["scan_status"] == "Running", o
+    o = sb.wait_status(digest, "Success")
+    took = time.monotonic() - killed
+    assert 3.5 <= took < 30, took  # not before A's lease (5 s after its last renewal) ended
+    assert o["report_id"] == running["report_id"]  # the same job, taken back
+    assert "queued again" in b.log_text()
+    assert f"scan {o['report_id']} of {digest} started (attempt 2)" in b.log_text()
+
+
+def test_cve_allowlists_changed_on_one_node_obeyed_by_the_others_gate(cluster, front, skopeo,
+                                                                      pinned_bookworm, proj):
+    """The system's and the project's CVE allowlists, changed through A, decide B's next
+    pull; B scans (A has no scan workers left: its scans are B's)."""
+    a = cluster.node("node-a", {"WHARF_SCAN_WORKERS": "1", "WHARF_FAILPOINTS": "scan.worker=1+:EIO"})
+    b = cluster.node("node-b", {"WHARF_SCAN_WORKERS": "1"}, start=False)
+    import_db(b)
+    b.start()
+    fr = front(a, b)
+    sa = Scans(a, proj)
+    sa.api.create_project(proj, metadata={"auto_scan": "true", "prevent_vul": "true",
+                                          "severity": "critical"})
+    skopeo.copy(pinned_bookworm.oci, f"docker://{fr.host}/{proj}/{REPO}:1")
+    digest = pinned_bookworm.manifest_digest
+    sa.wait_status(digest, "Success")
+    rep = sa.vulnerabilities(digest)["application/vnd.security.vulnerability.report; version=1.1"]
+    crit = sorted({v["id"] for v in rep["vulnerabilities"] if v["severity"] == "Critical"})
+    assert crit, rep
+    reg_b = b.registry()
+
+    def pull_on_b():
+        return reg_b.get_manifest(f"{proj}/{REPO}", "1").status_code
+
+    assert pull_on_b() == 412                # B's gate has read the policy and the lists
+    sa.api.ok(sa.api.put("/system/CVEAllowlist", {"items": [{"cve_id": c} for c in crit]}))
+    assert pull_on_b() == 200                # the system list, changed on A, at B's next pull
+    sa.api.ok(sa.api.put(f"/projects/{proj}", {"metadata": {"reuse_sys_cve_allowlist": "false"},
+                                               "cve_allowlist": {"items": []}}))
+    assert pull_on_b() == 412                # the project's own (empty) list now
+    sa.api.ok(sa.api.put(f"/projects/{proj}",
+                         {"cve_allowlist": {"items": [{"cve_id": c} for c in crit]}}))
+    assert pull_on_b() == 200
+    sa.api.ok(sa.api.put(f"/projects/{proj}",
+                         {"cve_allowlist": {"items": [{"cve_id": c} for c in crit[1:]]}}))
+    assert pull_on_b() == 412                # one critical no longer allowed
