@@ -47,7 +47,8 @@ struct wh_scand {
                     char *severity, size_t sevcap);
     void *delegate_payload;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    pthread_cond_t wake; /* the re-matcher, the updater, the lease keeper: stop, requests */
+    pthread_cond_t work; /* idle workers: a job was queued (wh_scand_kick), stop */
     bool stopping;
     unsigned nworkers;
     unsigned alive; /* workers started and not ended (__atomic_*): below nworkers, one died */
@@ -407,7 +408,8 @@ static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
         wh_log_error("scan %s: cannot record the result: %s", job->report_id, wh_error_msg());
 }
 
-static void idle_wait(wh_scand *s, int ms)
+/* Waits on `cond` (under s->lock) for `ms` at most, or until stopping. */
+static void wait_on(wh_scand *s, pthread_cond_t *cond, int ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -416,8 +418,23 @@ static void idle_wait(wh_scand *s, int ms)
     until.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&s->lock);
     if (!s->stopping)
-        pthread_cond_timedwait(&s->wake, &s->lock, &until);
+        pthread_cond_timedwait(cond, &s->lock, &until);
     pthread_mutex_unlock(&s->lock);
+}
+
+static void idle_wait(wh_scand *s, int ms)
+{
+    wait_on(s, &s->wake, ms);
+}
+
+/*
+ * An idle worker waits on a condition of the workers' own, so that the one
+ * wake-up a queued job sends (wh_scand_kick) always reaches a worker, never
+ * one of the other threads that sleep on s->wake.
+ */
+static void worker_wait(wh_scand *s, int ms)
+{
+    wait_on(s, &s->work, ms);
 }
 
 static bool stopping(wh_scand *s)
@@ -463,12 +480,12 @@ static void *worker(void *arg)
     while (!stopping(s)) {
         int error = wh_db_scan_claim(s->db, wh_now_ms(), job);
         if (error == WH_ENOTFOUND) {
-            idle_wait(s, WH_SCAND_POLL_MS);
+            worker_wait(s, WH_SCAND_POLL_MS);
             continue;
         }
         if (error < 0) {
             wh_log_error("scan queue: %s", wh_error_msg());
-            idle_wait(s, 1000);
+            worker_wait(s, 1000);
             continue;
         }
         wh_log_info("scan %s of %s started (attempt %lld)", job->report_id, job->digest,
@@ -1066,6 +1083,7 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
     s->delegate_payload = cfg->delegate_payload;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
+    pthread_cond_init(&s->work, NULL);
     unsigned n = cfg->workers;
     if (n == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1115,7 +1133,7 @@ void wh_scand_kick(wh_scand *s)
     if (!s)
         return;
     pthread_mutex_lock(&s->lock);
-    pthread_cond_signal(&s->wake);
+    pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -1124,6 +1142,7 @@ void wh_scand_kick_all(wh_scand *s)
     if (!s)
         return;
     pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->work);
     pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->lock);
 }
@@ -1135,6 +1154,7 @@ void wh_scand_stop(wh_scand *s)
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     pthread_cond_broadcast(&s->wake);
+    pthread_cond_broadcast(&s->work);
     pthread_mutex_unlock(&s->lock);
     for (unsigned i = 0; i < s->nworkers; i++)
         pthread_join(s->threads[i], NULL);
@@ -1145,6 +1165,7 @@ void wh_scand_stop(wh_scand *s)
     if (s->keeper)
         pthread_join(s->keep_thread, NULL);
     pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->lock);
     free(s->vulndb_path);
     free(s->cache_dir);
