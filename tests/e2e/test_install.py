@@ -244,9 +244,9 @@ def test_systemd_unit_allows_the_calls_the_server_makes(systemd_analyze, wharf_b
         if line.startswith("SystemCallFilter=~"):
             denied_sets += line.split("=", 1)[1][1:].split()
     assert denied_sets, "the unit denies no system call set"
-    denied, todo, seen = set(), list(denied_sets), set()
-    while todo:  # a set may name other sets (@privileged holds @chown, ...)
-        group = todo.pop()
+    denied, pending, seen = set(), list(denied_sets), set()
+    while pending:  # a set may name other sets (@privileged holds @chown, ...)
+        group = pending.pop()
         if group in seen:
             continue
         seen.add(group)
@@ -256,7 +256,7 @@ def test_systemd_unit_allows_the_calls_the_server_makes(systemd_analyze, wharf_b
         for line in p.stdout.splitlines()[1:]:  # the first line is the set's own name
             word = line.split("#", 1)[0].strip()
             if word.startswith("@"):
-                todo.append(word)
+                pending.append(word)
             elif re.fullmatch(r"[a-z_0-9]+", word):
                 denied.add(word)
     # libc functions and the system call each makes
