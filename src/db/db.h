@@ -96,6 +96,13 @@ void wh_db_close(wh_db *db);
 /* Releases the calling thread's connection (worker threads call this on exit). */
 void wh_db_thread_done(wh_db *db);
 /*
+ * Marks the calling thread as one writing for background work (scans,
+ * re-matching, garbage collection): on SQLite, its write transactions give
+ * way to those of request threads waiting for the write lock (for at most
+ * 50 ms each), so background results do not queue ahead of a push.
+ */
+void wh_db_thread_background(bool on);
+/*
  * Runs `fn(db, payload)` in one transaction of the calling thread: the
  * writes of every wh_db_* call it makes become one commit (each call's own
  * transaction is a savepoint inside it), which is how a bulk import stays

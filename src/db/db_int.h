@@ -38,6 +38,9 @@ typedef struct db_stmt {
  * failpoints are compiled out. The SQLite driver's only.
  */
 const char *db_vfs_name(void);
+/* SQLite's writers' queue now (db_sqlite.c): foreground writers waiting for the
+ * lock, background writers letting them go first. For tests. */
+void db_sqlite_writers(int *fg_waiting, int *bg_yielding);
 /* The calling thread's connection (opened on first use), or NULL on failure. */
 struct conn *db_conn(wh_db *db);
 /* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */

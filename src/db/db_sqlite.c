@@ -12,10 +12,13 @@
 #include "db/db_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- schema ---- */
 
@@ -769,6 +772,140 @@ static const char *const migrations[] = {
     "CREATE INDEX scan_job_lease ON scan_job(lease_ms) WHERE status = 'Running';",
 };
 #pragma GCC diagnostic pop
+/* ---- the writers' queue ---- */
+
+/*
+ * SQLite has one writer at a time. Its own busy handler sleeps 1, 2, 5, 10,
+ * 15, 20 ... ms between tries, so a writer that finds the lock taken for
+ * half a millisecond may wait ten; under a burst of pushes most of the tail
+ * latency was those sleeps. Writers of this process wait instead on a
+ * condition that the end of every write transaction signals (the WAL hook
+ * runs once the lock is released), with a short timed wait as the fallback
+ * for writers of other processes (the CLI), which do not signal.
+ *
+ * Threads that write on behalf of background work (scans, re-matching, GC:
+ * wh_db_thread_background) give way: they do not begin while a foreground
+ * writer (a request) waits, for at most BG_YIELD_MS per transaction, so a
+ * burst of pushes is not queued behind the results of the scans it queued.
+ * Process-wide, not per database: a spurious wake-up costs one retry.
+ */
+#define BUSY_TIMEOUT_MS 10000
+#define BUSY_POLL_US 1000 /* the timed wait, for writers the condition cannot see */
+#define BG_YIELD_MS 50
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t ended;     /* a write transaction of this process ended */
+    atomic_uint_fast64_t gen; /* count of those ends */
+    atomic_int fg_waiting;    /* foreground writers in the busy handler now */
+    atomic_int bg_yielding;   /* background writers letting them go first now */
+} writers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static _Thread_local bool tl_background;
+static _Thread_local bool tl_waiting;    /* counted in writers.fg_waiting */
+static _Thread_local uint64_t tl_seen;   /* writers.gen before this thread's last try */
+static _Thread_local int64_t tl_wait_ms; /* when this wait for the lock began */
+
+void wh_db_thread_background(bool on)
+{
+    tl_background = on;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void writers_signal(void)
+{
+    atomic_fetch_add(&writers.gen, 1);
+    pthread_mutex_lock(&writers.lock);
+    pthread_cond_broadcast(&writers.ended);
+    pthread_mutex_unlock(&writers.lock);
+}
+
+/* Waits until a write transaction ends after `seen` (or `us` pass). */
+static void writers_wait(uint64_t seen, long us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += us * 1000;
+    ts.tv_sec += ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    pthread_mutex_lock(&writers.lock);
+    while (atomic_load(&writers.gen) == seen &&
+           pthread_cond_timedwait(&writers.ended, &writers.lock, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&writers.lock);
+}
+
+/* Before a try that may write: what "a transaction ended since" compares with. */
+static void writers_before(void)
+{
+    tl_seen = atomic_load_explicit(&writers.gen, memory_order_relaxed);
+}
+
+/* After a try: the thread no longer waits for the lock (it has it, or gave up). */
+static void writers_after(void)
+{
+    if (tl_waiting) {
+        tl_waiting = false;
+        atomic_fetch_sub(&writers.fg_waiting, 1);
+    }
+}
+
+/* A background thread lets the foreground writers waiting now go first. */
+static void writers_yield(void)
+{
+    if (!tl_background)
+        return;
+    if (atomic_load(&writers.fg_waiting) == 0)
+        return;
+    atomic_fetch_add(&writers.bg_yielding, 1);
+    int64_t until = mono_ms() + BG_YIELD_MS;
+    while (atomic_load(&writers.fg_waiting) > 0 && mono_ms() < until)
+        writers_wait(atomic_load(&writers.gen), BUSY_POLL_US);
+    atomic_fetch_sub(&writers.bg_yielding, 1);
+}
+
+void db_sqlite_writers(int *fg_waiting, int *bg_yielding)
+{
+    *fg_waiting = atomic_load(&writers.fg_waiting);
+    *bg_yielding = atomic_load(&writers.bg_yielding);
+}
+
+static int busy_wait(void *payload, int count)
+{
+    (void)payload;
+    int64_t now = mono_ms();
+    if (count == 0) {
+        tl_wait_ms = now;
+        if (!tl_background && !tl_waiting) {
+            tl_waiting = true;
+            atomic_fetch_add(&writers.fg_waiting, 1);
+        }
+    }
+    if (now - tl_wait_ms >= BUSY_TIMEOUT_MS)
+        return 0; /* SQLITE_BUSY: "database is locked" */
+    writers_wait(tl_seen, BUSY_POLL_US);
+    tl_seen = atomic_load(&writers.gen);
+    writers_yield();
+    return 1;
+}
+
+/* SQLite calls this after each commit, the write lock released. */
+static int wal_committed(void *payload, sqlite3 *h, const char *name, int pages)
+{
+    (void)payload;
+    writers_signal();
+    /* what SQLite's automatic checkpoint would do (a hook of our own replaces it) */
+    if (pages >= 1000)
+        sqlite3_wal_checkpoint_v2(h, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
 /* ---- connections ---- */
 
 enum tx_id { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SAVEPOINT, TX_RELEASE, TX_ROLLBACK_TO, TX_COUNT };
@@ -813,7 +950,10 @@ static int classify(sqlite3 *h)
 static int sq_exec(struct db_dconn *c, const char *sql)
 {
     char *msg = NULL;
-    if (sqlite3_exec(c->h, sql, NULL, NULL, &msg) == SQLITE_OK)
+    writers_before();
+    int rc = sqlite3_exec(c->h, sql, NULL, NULL, &msg);
+    writers_after();
+    if (rc == SQLITE_OK)
         return 0;
     int code = classify(c->h);
     if (msg)
@@ -842,7 +982,8 @@ static int sq_open(struct db_dconn **out, const char *path)
         sq_close(c);
         return rc;
     }
-    sqlite3_busy_timeout(c->h, 10000);
+    sqlite3_busy_handler(c->h, busy_wait, NULL);
+    sqlite3_wal_hook(c->h, wal_committed, NULL);
     if (sq_exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                    " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;") < 0) {
         sq_close(c);
@@ -915,7 +1056,9 @@ static void sq_bind_null(struct db_dstmt *s, int i)
 
 static int sq_step(struct db_dstmt *s)
 {
+    writers_before();
     int rc = sqlite3_step(ST(s));
+    writers_after();
     if (rc == SQLITE_ROW)
         return 1;
     if (rc == SQLITE_DONE)
@@ -965,7 +1108,11 @@ static int tx_run(struct db_dconn *c, enum tx_id id)
     if (!c->tx[id] && sqlite3_prepare_v3(c->h, tx_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                          &c->tx[id], NULL) != SQLITE_OK)
         return classify(c->h);
+    writers_before();
     int rc = sqlite3_step(c->tx[id]);
+    writers_after();
+    if (id == TX_ROLLBACK)
+        writers_signal(); /* the WAL hook sees commits only */
     int error = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : classify(c->h);
     sqlite3_reset(c->tx[id]);
     return error;
@@ -978,6 +1125,7 @@ static bool sq_in_tx(struct db_dconn *c)
 
 static int sq_begin_write(struct db_dconn *c)
 {
+    writers_yield();
     return tx_run(c, TX_BEGIN);
 }
 

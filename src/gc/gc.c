@@ -265,6 +265,7 @@ static int64_t mono_us(void)
 static void *worker_main(void *arg)
 {
     struct exec *e = arg;
+    wh_db_thread_background(true);
     while (!stopping(e)) {
         int n = 0;
         int64_t t0 = mono_us();

@@ -458,6 +458,7 @@ static void worker_identity(void)
 {
     struct sched_param sp = {0};
     pthread_setname_np(pthread_self(), "wharf-scan");
+    wh_db_thread_background(true);
     int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     if (rc != 0)
         wh_log_warn("scan: a worker keeps the normal scheduling policy: %s", strerror(rc));
@@ -902,6 +903,7 @@ static void *rematcher(void *arg)
     wh_scand *s = arg;
     char matched[256] = "", id[256];
     int64_t pruned_ms = 0;
+    wh_db_thread_background(true);
     if (wh_db_setting_get(s->db, REMATCH_SETTING, matched, sizeof(matched)) < 0)
         matched[0] = '\0';
     while (!stopping(s)) {
