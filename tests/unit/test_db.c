@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -1371,6 +1372,35 @@ static void test_db__writers_storm(void **state)
         assert_true(queue_is(0, 0));
 }
 
+/*
+ * The commit hook that wakes waiting writers replaces SQLite's automatic
+ * checkpoint, so it checkpoints itself: thousands of commits leave a WAL
+ * file of about the checkpoint size (1000 pages), not of everything written.
+ */
+static void test_db__wal_checkpointed(void **state)
+{
+    struct fixture *f = *state;
+    if (test_db_pg())
+        skip();
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    char *value = malloc(4000);
+    memset(value, 'x', 3999);
+    value[3999] = '\0';
+    for (int i = 0; i < 4000; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "wal-%d", i % 50);
+        value[i % 3999] = (char)('a' + i % 26);
+        assert_int_equal(wh_db_setting_set(f->db, name, value, i), 0);
+    }
+    free(value);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    /* 4000 commits of two pages or more each: over 30 MB without checkpoints */
+    assert_true(st.st_size < 8 << 20);
+}
+
 /* The data version stays while nothing is written and moves with a commit from elsewhere. */
 static void test_db__data_version(void **state)
 {
@@ -1408,6 +1438,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__background_writer_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writers_storm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__wal_checkpointed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
