@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import multiprocessing
 import re
 import time
@@ -193,6 +194,15 @@ def bench_delay(base, port, work):
             time.sleep(POLL_MS / 1000)
     conn.close()
     return delays, copies, o
+
+
+def lock_wait(base):
+    """Seconds the server's requests have waited for the database's write lock so far."""
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("wharf_db_lock_wait_seconds_total "):
+                return float(line.split()[1])
+    return 0.0
 
 
 def report_delay(delays, copies, last):
@@ -353,13 +363,15 @@ def main():
             report_delay(*bench_delay(base, port, work))
 
         lat, srv, cpu = {False: [], True: []}, {False: [], True: []}, {False: [], True: []}
+        lockw = {False: [], True: []}
         drains, walls = [], {False: [], True: []}
         for rnd in range(ROUNDS):
             for on in (False, True):
                 name = f"burst-{'on' if on else 'off'}-{rnd}"
-                c0 = cpu_seconds(proc.pid)
+                c0, w0 = cpu_seconds(proc.pid), lock_wait(base)
                 l, wall, drain = burst(base, port, name, on, name)
                 cpu[on].append(cpu_seconds(proc.pid) - c0)
+                lockw[on].append(lock_wait(base) - w0)
                 lat[on] += l
                 walls[on].append(wall)
                 log.flush()
@@ -369,14 +381,16 @@ def main():
         print(f"\n(b) {ROUNDS} rounds of a burst of {BURST} small pushes ({CLIENTS} client "
               "processes, monolithic blob uploads, bearer token), auto_scan off then on\n")
         print("| auto_scan | manifest PUTs | median ms | p99 ms | max ms | server's p99 ms |"
-              " burst s (mean) | server CPU s per burst (mean) | all scanned after the burst, s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+              " burst s (mean) | server CPU s per burst (mean) | requests' wait for the write"
+              " lock, ms per burst (mean) | all scanned after the burst, s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for on in (False, True):
             v = [1000 * x for x in lat[on]]
             dr = ", ".join(f"{d:.2f}" for d in drains) if on else "-"
             print(f"| {'on' if on else 'off'} | {len(v)} | {statistics.median(v):.2f} | "
                   f"{pct(v, 99):.2f} | {max(v):.2f} | {pct(srv[on], 99):.2f} | "
-                  f"{statistics.mean(walls[on]):.2f} | {statistics.mean(cpu[on]):.2f} | {dr} |")
+                  f"{statistics.mean(walls[on]):.2f} | {statistics.mean(cpu[on]):.2f} | "
+                  f"{1000 * statistics.mean(lockw[on]):.1f} | {dr} |")
         ratio = pct(lat[True], 99) / pct(lat[False], 99)
         sratio = pct(srv[True], 99) / pct(srv[False], 99)
         print(f"\np99 with auto_scan on / off: {100 * ratio:.0f}% as the clients measure it, "

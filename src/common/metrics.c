@@ -181,6 +181,10 @@ int wh_metrics_render(struct wh_buf *out, const struct wh_metrics_extra *extra, 
          "Audit log entries deleted by purge runs."},
         {WH_METRIC_DB_POOL_WAITS, "wharf_db_pool_waits_total",
          "Times a thread found every pooled database connection in use and waited (PostgreSQL)."},
+        {WH_METRIC_DB_LOCK_WAITS, "wharf_db_lock_waits_total",
+         "Times a request found the database's write lock taken and waited (SQLite)."},
+        {WH_METRIC_DB_LOCK_WAIT_US, "wharf_db_lock_wait_seconds_total",
+         "Time requests waited for the database's write lock (SQLite)."},
     };
     int e = head(out, "wharf_http_requests_total", "counter",
                  "HTTP requests answered, by method and status class (4xx includes clients "
@@ -200,9 +204,12 @@ int wh_metrics_render(struct wh_buf *out, const struct wh_metrics_extra *extra, 
     }
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]) && e == 0; i++) {
         e = head(out, plain[i].name, "counter", plain[i].help);
-        if (e == 0)
-            e = wh_buf_printf(out, "%s %llu\n", plain[i].name,
-                              (unsigned long long)total(PLAIN0 + (unsigned)plain[i].m));
+        uint64_t v = total(PLAIN0 + (unsigned)plain[i].m);
+        if (e == 0 && plain[i].m == WH_METRIC_DB_LOCK_WAIT_US) /* kept in us, shown in s */
+            e = wh_buf_printf(out, "%s %llu.%06llu\n", plain[i].name,
+                              (unsigned long long)(v / 1000000), (unsigned long long)(v % 1000000));
+        else if (e == 0)
+            e = wh_buf_printf(out, "%s %llu\n", plain[i].name, (unsigned long long)v);
     }
     if (e == 0)
         e = head(out, "wharf_scan_duration_seconds", "histogram",

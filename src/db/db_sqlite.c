@@ -11,6 +11,8 @@
  */
 #include "db/db_int.h"
 
+#include "common/metrics.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -804,18 +806,18 @@ static struct {
 static _Thread_local bool tl_background;
 static _Thread_local bool tl_waiting;    /* counted in writers.fg_waiting */
 static _Thread_local uint64_t tl_seen;   /* writers.gen before this thread's last try */
-static _Thread_local int64_t tl_wait_ms; /* when this wait for the lock began */
+static _Thread_local int64_t tl_wait_us; /* when this wait for the lock began */
 
 void wh_db_thread_background(bool on)
 {
     tl_background = on;
 }
 
-static int64_t mono_ms(void)
+static int64_t mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void writers_signal(void)
@@ -853,6 +855,8 @@ static void writers_after(void)
     if (tl_waiting) {
         tl_waiting = false;
         atomic_fetch_sub(&writers.fg_waiting, 1);
+        wh_metric_add(WH_METRIC_DB_LOCK_WAITS, 1);
+        wh_metric_add(WH_METRIC_DB_LOCK_WAIT_US, (uint64_t)(mono_us() - tl_wait_us));
     }
 }
 
@@ -864,8 +868,8 @@ static void writers_yield(void)
     if (atomic_load(&writers.fg_waiting) == 0)
         return;
     atomic_fetch_add(&writers.bg_yielding, 1);
-    int64_t until = mono_ms() + BG_YIELD_MS;
-    while (atomic_load(&writers.fg_waiting) > 0 && mono_ms() < until)
+    int64_t until = mono_us() + BG_YIELD_MS * 1000;
+    while (atomic_load(&writers.fg_waiting) > 0 && mono_us() < until)
         writers_wait(atomic_load(&writers.gen), BUSY_POLL_US);
     atomic_fetch_sub(&writers.bg_yielding, 1);
 }
@@ -879,15 +883,15 @@ void db_sqlite_writers(int *fg_waiting, int *bg_yielding)
 static int busy_wait(void *payload, int count)
 {
     (void)payload;
-    int64_t now = mono_ms();
+    int64_t now = mono_us();
     if (count == 0) {
-        tl_wait_ms = now;
+        tl_wait_us = now;
         if (!tl_background && !tl_waiting) {
             tl_waiting = true;
             atomic_fetch_add(&writers.fg_waiting, 1);
         }
     }
-    if (now - tl_wait_ms >= BUSY_TIMEOUT_MS)
+    if (now - tl_wait_us >= BUSY_TIMEOUT_MS * 1000)
         return 0; /* SQLITE_BUSY: "database is locked" */
     writers_wait(tl_seen, BUSY_POLL_US);
     tl_seen = atomic_load(&writers.gen);

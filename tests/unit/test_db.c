@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "db/db_driver.h"
+#include "common/metrics.h"
 #include "db/db_int.h"
 #include "db_fixture.h"
 
@@ -1326,6 +1327,18 @@ static void test_db__background_writer_gives_way(void **state)
     assert_int_equal(scan.rc, 0);
     assert_string_equal(order, "request scan ");
     assert_true(queue_is(0, 0));
+    /* the request's wait is counted in /metrics */
+    struct wh_buf b;
+    wh_buf_init(&b, 1 << 20);
+    assert_int_equal(wh_metrics_render(&b, NULL, 0), 0);
+    wh_buf_put(&b, "", 1);
+    const char *waits = strstr(b.data, "\nwharf_db_lock_waits_total ");
+    const char *secs = strstr(b.data, "\nwharf_db_lock_wait_seconds_total ");
+    assert_non_null(waits);
+    assert_non_null(secs);
+    assert_true(atoll(waits + strlen("\nwharf_db_lock_waits_total ")) >= 1);
+    assert_true(atof(secs + strlen("\nwharf_db_lock_wait_seconds_total ")) > 0);
+    wh_buf_dispose(&b);
 }
 
 struct storm {
