@@ -11,6 +11,7 @@
  */
 #include "http/http.h"
 
+#include "common/busy.h"
 #include "common/metrics.h"
 
 #include <arpa/inet.h>
@@ -164,6 +165,7 @@ struct wh_req {
     struct MHD_Response *pending; /* answered, waiting for the end of the request */
     struct resp_hdr *hdrs, *hdrs_tail;
     bool sent;
+    bool changing; /* an unsafe method: counted in common/busy.h while in flight */
     int status;
     uint64_t bytes;
 };
@@ -915,6 +917,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         request_id_init(r);
         *con_cls = r;
         atomic_fetch_add(&h->inflight, 1);
+        r->changing = r->method == WH_HTTP_PUT || r->method == WH_HTTP_POST ||
+                      r->method == WH_HTTP_PATCH || r->method == WH_HTTP_DELETE;
+        if (r->changing)
+            wh_busy_enter();
 
         /*
          * Nothing is answered on this first call: MHD keeps the connection
@@ -1068,8 +1074,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     wh_metric_add(WH_METRIC_BYTES_OUT, bytes_delivered(r, completed));
     if (atomic_load(&h->access_log))
         access_log(r, completed);
+    bool changing = r->changing;
     wh_pool_free(r->pool); /* runs the handlers' cleanups (open files, sessions) */
     atomic_fetch_sub(&h->inflight, 1);
+    if (changing)
+        wh_busy_leave();
 }
 
 /*

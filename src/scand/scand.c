@@ -30,11 +30,19 @@
 #include <unistd.h>
 
 #include "scan/scan.h"
+#include "common/busy.h"
 #include "common/metrics.h"
 
 #define WH_SCAND_POLL_MS 200
 #define WH_SCAND_MAX_WORKERS 64
 #define WH_SCAND_LOG_MAX 1024
+/*
+ * Before taking a job a worker waits for a pause in the requests that
+ * change something (pushes), this long at most: a burst of pushes is not
+ * slowed by the scans it queues, and under a steady stream of pushes every
+ * job still starts within this time.
+ */
+#define WH_SCAND_YIELD_MS 100
 
 struct wh_scand {
     wh_db *db;
@@ -479,6 +487,8 @@ static void *worker(void *arg)
         return NULL;
     }
     while (!stopping(s)) {
+        /* pushes in flight go first: their CPU and the write lock are theirs for a moment */
+        wh_busy_pause(WH_SCAND_YIELD_MS);
         int error = wh_db_scan_claim(s->db, wh_now_ms(), job);
         if (error == WH_ENOTFOUND) {
             worker_wait(s, WH_SCAND_POLL_MS);

@@ -9,7 +9,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/busy.h"
 #include "common/common.h"
+
+#include <pthread.h>
+#include <unistd.h>
 
 /* Tests of failure paths need the failpoints (compiled out with -DWH_NO_FAILPOINTS). */
 #ifdef WH_NO_FAILPOINTS
@@ -213,6 +217,36 @@ static void test_common__log_json_escape(void **state)
     assert_int_equal(wh_log_level_parse(&lvl, "DEBUG"), WH_EINVALID);
 }
 
+static void *leave_soon(void *arg)
+{
+    (void)arg;
+    while (wh_busy_count() != 1) /* the test itself: the other request already left */
+        usleep(100);
+    usleep(20000);
+    wh_busy_leave();
+    return NULL;
+}
+
+/* A pause is waited for while a changing request is in flight: until it leaves, or the cap. */
+static void test_common__busy_pause(void **state)
+{
+    (void)state;
+    assert_int_equal(wh_busy_count(), 0);
+    assert_int_equal(wh_busy_pause(10000), 0); /* nothing in flight: no wait */
+    wh_busy_enter();
+    wh_busy_enter();
+    assert_int_equal(wh_busy_count(), 2);
+    int64_t waited = wh_busy_pause(30); /* never a pause: the cap ends the wait */
+    assert_true(waited >= 29 && waited < 5000);
+    wh_busy_leave();
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, leave_soon, NULL), 0);
+    waited = wh_busy_pause(60000); /* ended by the last request leaving, not the cap */
+    assert_true(waited < 30000);
+    assert_int_equal(wh_busy_count(), 0);
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_common__parse_u64),
         cmocka_unit_test(test_common__pool),
         cmocka_unit_test(test_common__log_json_escape),
+        cmocka_unit_test(test_common__busy_pause),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
