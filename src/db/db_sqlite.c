@@ -774,6 +774,7 @@ static const char *const migrations[] = {
     "CREATE INDEX scan_job_lease ON scan_job(lease_ms) WHERE status = 'Running';",
 };
 #pragma GCC diagnostic pop
+
 /* ---- the writers' queue ---- */
 
 /*
