@@ -2,8 +2,8 @@
 # Runs every test suite against the build in $1 (build/release by default) and
 # ends with one summary line: "wharf tests: N passed, N failed[, N skipped]".
 # Suites: C unit tests (cmocka, TAP output), the S3 client and wharf's S3 storage
-# driver (tests/e2e/test_s3_storage.py) against a real radosgw, fuzz corpus replay,
-# e2e (pytest).
+# driver (tests/e2e/test_s3_storage.py, and test_nodes.py's s3 variants) against a real
+# radosgw, fuzz corpus replay, e2e (pytest).
 set -uo pipefail
 B=${1:-build/release}
 cd "$(dirname "$0")/.."
@@ -78,25 +78,32 @@ else
                 echo "ok   s3 $name against radosgw ($p cases; Ceph up in ${up} s)"
             fi
         done
-        # wharf with storage.driver s3, in the same Ceph window; once per CI run
-        # (WHARF_S3_E2E=0 leaves it out of the sanitizer pass)
+        # wharf with storage.driver s3, in the same Ceph window: test_s3_storage.py and
+        # the s3 variants of test_nodes.py (two nodes on PostgreSQL behind nginx, their
+        # blobs in the bucket; `-k s3` keeps those and the whole of test_s3_storage.py).
+        # Once per CI run (WHARF_S3_E2E=0 leaves it out of the sanitizer pass)
         if [ "${WHARF_S3_E2E:-1}" = 0 ]; then
             skipped=$((skipped + 1)); echo "skip s3 e2e (WHARF_S3_E2E=0)"
         else
             start=$(date +%s)
             env "${env_args[@]}" WHARF_BIN="$PWD/$B/wharf" /usr/bin/python3 -m pytest -q \
-                -p no:cacheprovider tests/e2e/test_s3_storage.py >"$log/s3e2e.out" 2>&1
+                -p no:cacheprovider tests/e2e/test_s3_storage.py tests/e2e/test_nodes.py \
+                -k s3 >"$log/s3e2e.out" 2>&1
             rc=$?
             line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error)' "$log/s3e2e.out" | tail -n 1)
             p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
             f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | awk '{s+=$1} END{print s+0}')
+            s=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' || echo 0)
             [ -z "$f" ] && f=0
             if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-            passed=$((passed + p)); failed=$((failed + f))
+            passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
             if [ "$f" -ne 0 ]; then
-                echo "FAIL s3 e2e tests/e2e/test_s3_storage.py"; tail -n 60 "$log/s3e2e.out"
+                echo "FAIL s3 e2e tests/e2e/test_s3_storage.py, test_nodes.py -k s3"
+                tail -n 60 "$log/s3e2e.out"
             else
-                echo "ok   s3 e2e test_s3_storage.py ($p cases, $(($(date +%s) - start)) s)"
+                extra=""; [ "$s" -eq 0 ] || extra=", $s skipped"
+                echo "ok   s3 e2e test_s3_storage.py, test_nodes.py -k s3 ($p cases$extra," \
+                    "$(($(date +%s) - start)) s)"
             fi
         fi
     else
@@ -126,8 +133,10 @@ if [ -d tests/e2e ] && ls tests/e2e/test_*.py >/dev/null 2>&1; then
     # WHARF_E2E_ARGS: extra pytest arguments (CI leaves the browser suite out of the
     # sanitizer pass: it ran once against the release build)
     # shellcheck disable=SC2086
-    # (test_s3_storage.py ran above, while radosgw was up)
-    WHARF_BIN="$PWD/$B/wharf" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e \
+    # (test_s3_storage.py and the s3 variants of test_nodes.py ran above, while radosgw
+    # was up: here, without WHARF_S3_TESTS, those variants are skipped, not failed)
+    env -u WHARF_S3_TESTS WHARF_BIN="$PWD/$B/wharf" /usr/bin/python3 -m pytest -q \
+        -p no:cacheprovider tests/e2e \
         --ignore=tests/e2e/test_s3_storage.py ${WHARF_E2E_ARGS:-} >"$log/e2e.out" 2>&1
     rc=$?
     tail -n 40 "$log/e2e.out"

@@ -200,26 +200,44 @@ static void reader_done(void *payload)
     wh_store_reader_close(payload);
 }
 
-int send_stored(wh_registry *reg, wh_req *r, int status, const char *content_type,
-                const struct wh_digest *d, uint64_t size, uint64_t first, uint64_t len)
+int open_stored(wh_store_reader **out, wh_registry *reg, const struct wh_digest *d, uint64_t size,
+                uint64_t first, uint64_t len)
 {
     wh_store_reader *rd = NULL;
-    uint64_t offset;
-    if (wh_store_reader_open(&rd, reg->store, d, first, len) < 0)
-        return WH_ENOTFOUND;
+    int error = wh_store_reader_open(&rd, reg->store, d, first, len);
+    if (error == WH_ERANGE) /* the range starts past the stored bytes: shorter than recorded */
+        return wh_error_set(WH_ENOTFOUND, "blob %s: fewer bytes stored than recorded", d->str);
+    if (error < 0)
+        return error;
     if (wh_store_reader_blob_size(rd) != size || wh_store_reader_left(rd) != len) {
         wh_store_reader_close(rd);
-        return WH_ENOTFOUND;
+        return wh_error_set(WH_ENOTFOUND, "blob %s: another size stored than recorded", d->str);
     }
+    *out = rd;
+    return 0;
+}
+
+void send_reader(wh_req *r, int status, const char *content_type, wh_store_reader *rd,
+                 uint64_t len)
+{
+    uint64_t offset;
     /* the filesystem's fast path: the kernel copies the file to the socket (sendfile) */
     int fd = wh_store_reader_fd(rd, &offset);
     if (fd >= 0) {
         wh_store_reader_close(rd);
         wh_resp_send_fd(r, status, content_type, fd, offset, len);
-        return 0;
+        return;
     }
     wh_resp_send_stream(r, status, content_type, len, reader_stream, reader_done, rd);
-    return 0;
+}
+
+/* The headers of a blob's answers (not of an error's: a cache would keep that a year). */
+static void blob_headers(wh_req *r, const struct wh_digest *d)
+{
+    wh_resp_header(r, "Docker-Content-Digest", d->str);
+    wh_resp_header(r, "Accept-Ranges", "bytes");
+    wh_resp_header(r, "ETag", wh_pool_sprintf(wh_req_pool(r), "\"%s\"", d->str));
+    wh_resp_header(r, "Cache-Control", "max-age=31536000");
 }
 
 int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
@@ -261,43 +279,51 @@ int handle_blob(wh_registry *reg, wh_req *r, struct target *t)
     if (m == WH_HTTP_HEAD && wh_db_gc_blob_touch(reg->db, d.str, wh_now_ms()) < 0)
         wh_log_warn("blob %s: review not postponed: %s", d.str, wh_error_msg());
 
-    wh_resp_header(r, "Docker-Content-Digest", d.str);
-    wh_resp_header(r, "Accept-Ranges", "bytes");
-    wh_resp_header(r, "ETag", wh_pool_sprintf(wh_req_pool(r), "\"%s\"", d.str));
-    wh_resp_header(r, "Cache-Control", "max-age=31536000");
     int status = 200;
     first = 0;
     last = size ? size - 1 : 0;
     error = wh_range_parse(wh_req_header(r, "Range"), size, &first, &last);
     if (error == WH_ERANGE) {
+        blob_headers(r, &d);
         wh_resp_header(r, "Content-Range", wh_pool_sprintf(wh_req_pool(r), "bytes */%" PRIu64,
                                                            size));
         wh_resp_send_empty(r, 416);
         return 0;
     }
-    if (error == 0) {
+    if (error == 0)
         status = 206;
-        wh_resp_header(r, "Content-Range",
-                       wh_pool_sprintf(wh_req_pool(r), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
-                                       first, last, size));
-    }
     uint64_t len = size ? last - first + 1 : 0;
-    if (m == WH_HTTP_HEAD) {
-        wh_resp_send_head(r, status, "application/octet-stream", len);
-        return 0;
-    }
     char *url = NULL;
-    if (wh_store_redirect_url(reg->store, &d, &url) == 0 && url) {
+    wh_store_reader *rd = NULL;
+    if (m == WH_HTTP_GET && wh_store_redirect_url(reg->store, &d, &url) == 0 && url) {
         /* the object store serves the bytes itself (the client follows, as for S3 in distribution) */
+        blob_headers(r, &d);
         wh_resp_header(r, "Location", url);
         free(url);
         wh_resp_send_empty(r, 307);
         return 0;
     }
-    if (send_stored(reg, r, status, "application/octet-stream", &d, size, first, len) < 0) {
-        wh_log_error("blob %s is recorded but missing or truncated in storage", d.str);
-        return oci_error(r, E_BLOB_UNKNOWN, NULL);
+    if (m == WH_HTTP_GET &&
+        (error = open_stored(&rd, reg, &d, size, first, len)) < 0) {
+        if (error == WH_ENOTFOUND) {
+            wh_log_error("blob %s is recorded but missing or truncated in storage: %s", d.str,
+                         wh_error_msg());
+            return oci_error(r, E_BLOB_UNKNOWN, NULL);
+        }
+        /* the store failed (unreachable, say): the blob is not unknown, the client may retry */
+        wh_log_error("blob %s: storage: %s", d.str, wh_error_msg());
+        return oci_error(r, E_INTERNAL, NULL);
     }
+    blob_headers(r, &d);
+    if (status == 206)
+        wh_resp_header(r, "Content-Range",
+                       wh_pool_sprintf(wh_req_pool(r), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+                                       first, last, size));
+    if (m == WH_HTTP_HEAD) {
+        wh_resp_send_head(r, status, "application/octet-stream", len);
+        return 0;
+    }
+    send_reader(r, status, "application/octet-stream", rd, len);
     return 0;
 }
 

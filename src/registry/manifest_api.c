@@ -65,25 +65,32 @@ static void accept_one(const char *value, void *payload)
 
 /*
  * Reads a small stored manifest into pool memory (`*bytes`) and caches it.
- * A large one is left where it is (`*bytes` stays NULL: send it with
- * send_stored). Returns 0, or < 0 when the stored bytes are missing or
- * truncated.
+ * A large one is left where it is: `*rd` is its open reader (send it with
+ * send_reader). Returns 0; WH_ENOTFOUND when the stored bytes are missing or
+ * truncated; another code when the store failed (unreachable, say).
  */
 static int load_manifest(wh_registry *reg, wh_req *r, const struct wh_manifest_ref *ref,
-                         const char **bytes)
+                         const char **bytes, wh_store_reader **large)
 {
     struct wh_digest d;
     wh_store_reader *rd = NULL;
     int error = 0;
-    if (wh_digest_parse(&d, ref->digest, strlen(ref->digest)) < 0 ||
-        wh_store_reader_open(&rd, reg->store, &d, 0, WH_STORE_TO_END) < 0 ||
-        wh_store_reader_blob_size(rd) != ref->size) {
-        wh_store_reader_close(rd);
-        wh_log_error("manifest %s is recorded but missing in storage", ref->digest);
+    if (wh_digest_parse(&d, ref->digest, strlen(ref->digest)) < 0) {
+        wh_log_error("manifest %s: a recorded digest that does not parse", ref->digest);
         return WH_ENOTFOUND;
     }
-    if (ref->size > MCACHE_ITEM_MAX)
-        goto out;
+    if ((error = open_stored(&rd, reg, &d, ref->size, 0, ref->size)) < 0) {
+        if (error == WH_ENOTFOUND)
+            wh_log_error("manifest %s is recorded but missing in storage: %s", ref->digest,
+                         wh_error_msg());
+        else
+            wh_log_error("manifest %s: storage: %s", ref->digest, wh_error_msg());
+        return error;
+    }
+    if (ref->size > MCACHE_ITEM_MAX) {
+        *large = rd;
+        return 0;
+    }
     char *buf = wh_pool_alloc(wh_req_pool(r), ref->size ? ref->size : 1);
     size_t got = 0, n = 0;
     while (got < ref->size &&
@@ -174,29 +181,30 @@ static int get_manifest(wh_registry *reg, wh_req *r, struct target *t, bool is_d
                                     ref.media_type);
         return oci_error(r, E_MANIFEST_UNKNOWN, msg);
     }
-    wh_resp_header(r, "Docker-Content-Digest", ref.digest);
-    wh_resp_header(r, "ETag", wh_pool_sprintf(wh_req_pool(r), "\"%s\"", ref.digest));
     char *ct = wh_pool_strdup(wh_req_pool(r), ref.media_type);
     if (wh_req_method(r) == WH_HTTP_HEAD) {
+        wh_resp_header(r, "Docker-Content-Digest", ref.digest);
+        wh_resp_header(r, "ETag", wh_pool_sprintf(wh_req_pool(r), "\"%s\"", ref.digest));
         wh_resp_send_head(r, 200, ct, ref.size);
         return 0;
     }
-    /* small manifests come from memory; others, and the first pull, from the file */
+    /* small manifests come from memory; others, and the first pull, from the store */
     const char *bytes = NULL;
-    struct wh_digest md;
+    wh_store_reader *large = NULL;
     if (!mcache_get(reg, wh_req_pool(r), ref.digest, &bytes, ref.size) &&
-        load_manifest(reg, r, &ref, &bytes) < 0)
-        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
-    if (!bytes && wh_digest_parse(&md, ref.digest, strlen(ref.digest)) < 0)
-        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+        (error = load_manifest(reg, r, &ref, &bytes, &large)) < 0)
+        /* a store that failed does not make the manifest unknown: the client may retry */
+        return oci_error(r, error == WH_ENOTFOUND ? E_MANIFEST_UNKNOWN : E_INTERNAL, NULL);
+    wh_resp_header(r, "Docker-Content-Digest", ref.digest);
+    wh_resp_header(r, "ETag", wh_pool_sprintf(wh_req_pool(r), "\"%s\"", ref.digest));
     pull_note(reg, ref.artifact_id);
     audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s%s%s", t->name, is_digest ? "@" : ":",
                                      t->ref),
           "pull", true);
     if (bytes)
         wh_resp_send(r, 200, ct, bytes, ref.size);
-    else if (send_stored(reg, r, 200, ct, &md, ref.size, 0, ref.size) < 0)
-        return oci_error(r, E_MANIFEST_UNKNOWN, NULL);
+    else
+        send_reader(r, 200, ct, large, ref.size);
     return 0;
 }
 

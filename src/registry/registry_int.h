@@ -204,13 +204,19 @@ void pull_note(wh_registry *reg, int64_t artifact_id);
 
 /* blob.c */
 /*
- * Sends `len` bytes from `first` of stored blob `d` (of `size` bytes): with
- * sendfile when the store hands out a file, else streamed from its reader.
- * WH_ENOTFOUND (nothing sent) when the store lacks the blob or holds another
- * size.
+ * Opens a reader of `len` bytes from `first` of stored blob `d`, recorded
+ * as `size` bytes. WH_ENOTFOUND when the store lacks the blob or holds
+ * another size; another code when the store failed (it may be unreachable
+ * for a while: the blob is not unknown then).
  */
-int send_stored(wh_registry *reg, wh_req *r, int status, const char *content_type,
-                const struct wh_digest *d, uint64_t size, uint64_t first, uint64_t len);
+int open_stored(wh_store_reader **out, wh_registry *reg, const struct wh_digest *d, uint64_t size,
+                uint64_t first, uint64_t len);
+/*
+ * Sends the `len` bytes `rd` holds (consumed): with sendfile when the store
+ * hands out a file, else streamed from the reader.
+ */
+void send_reader(wh_req *r, int status, const char *content_type, wh_store_reader *rd,
+                 uint64_t len);
 int handle_blob(wh_registry *reg, wh_req *r, struct target *t);
 int handle_upload(wh_registry *reg, wh_req *r, struct target *t);
 /* manifest_api.c */

@@ -1,12 +1,21 @@
 """Several nodes (docs/deploy.md): a throwaway PostgreSQL (scripts/pg-up.sh), two
 `wharf serve` with `db.driver: postgres` on the same database, the same token key
 (`auth.token_key`), and nginx in front (round robin, request buffering off, as the page
-says). Blobs: until the S3 driver lands, one directory both nodes' data directories link
-`blobs` and `uploads` to (each node keeps its own data directory, lock and vulnerability
-database). Shown, through nginx unless the point is to pick a node:
+says). Every test runs twice, once for each blob store the nodes can share (the
+`cluster` fixture's parameter):
+
+  * `dir`: one directory both nodes' data directories link `blobs` and `uploads` to;
+  * `s3`: a bucket of radosgw (Ceph's S3 gateway, `storage.driver: s3`), each node's
+    keys under the test's own prefix: blobs, multipart uploads and the tails of chunked
+    uploads in the bucket, the state of a session's multipart upload (upload id, part
+    ETags, hash state) in the database's `upload` row.
+
+Each node keeps its own data directory, lock and vulnerability database. Shown, through
+nginx unless the point is to pick a node:
 
   * a chunked push whose PATCHes alternate between the nodes (their access logs say so),
-    the blob pulled back bit-identical;
+    the session's state in the database between them (on S3: a multipart upload with a
+    part out), the blob pulled back bit-identical and nothing left staged;
   * a skopeo push through nginx pulled from each node directly, bit-identical;
   * a scan queued on a node whose scan workers all ended (the failpoint `scan.worker`)
     run by the other, its result read through the first;
@@ -14,6 +23,13 @@ database). Shown, through nginx unless the point is to pick a node:
     exactly once, by one node or the other, both taking part;
   * a node SIGKILLed between two chunks of a push, the push finished through nginx on the
     other, nothing lost;
+  * a node SIGKILLed in the middle of a chunk (on S3, after a part of it went out): the
+    client's PATCH gets nginx's 502, the same chunk sent again answers 416 while the dead
+    node's upload lease (10 s) runs, then 202 through the other node; the blob whole,
+    the dead node's stray part or bytes gone;
+  * (S3 only) radosgw unreachable for a while: chunks, monolithic pushes and pulls
+    answer OCI errors, no half blob is visible, the session keeps what it had accepted,
+    health says storage is unhealthy; once it is back the same requests succeed;
   * failed logins alternating between the nodes throttled at the count of one node, and a
     portal session made on one node honoured by the other;
   * a project setting, the system's CVE allowlist and a project's own list changed on one
@@ -23,7 +39,10 @@ database). Shown, through nginx unless the point is to pick a node:
     once its lease ended (`scan.lease` set to 5 s), not before.
 
 Skipped where PostgreSQL 15 or nginx is missing (scripts/deps.sh test), unless
-WHARF_NODES_TESTS=1 (CI), where that is a failure.
+WHARF_NODES_TESTS=1 (CI), where that is a failure. The `s3` variants need radosgw
+(WHARF_S3_TEST_*, see s3bucket.py): tests/run.sh runs them in its Ceph window, where
+radosgw is up (`-k s3` there); elsewhere they are skipped, unless WHARF_NODES_TESTS=1 and
+WHARF_S3_TESTS=1, where a missing radosgw is a failure.
 """
 
 import gzip
@@ -33,9 +52,12 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
+import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -45,12 +67,16 @@ from apiclient import Api, describe
 from conftest import REPO_ROOT, free_port, wait_until
 from ocilayout import MT_CONFIG, MT_LAYER_GZIP, MT_MANIFEST, descriptor, sha256_digest
 from regclient import ADMIN_PASSWORD, ADMIN_USER, Registry
+from s3bucket import S3, s3_empty, s3_env, s3_keys, s3_multipart
 from test_deploy import Nginx
-from test_scan_registry import REPO, Scans, import_db, proj  # noqa: F401 (fixture)
+from test_scan_registry import (REPO, Scans, assert_matches_cli, cli_report, import_db,  # noqa: F401
+                                proj)  # (a fixture)
 from test_skopeo import assert_layout_holds_image
 
 OCTET = {"Content-Type": "application/octet-stream"}
 REQUIRED = os.environ.get("WHARF_NODES_TESTS") == "1"
+S3_REQUIRED = REQUIRED and os.environ.get("WHARF_S3_TESTS") == "1"
+MIB = 1024 * 1024
 
 
 def missing(what):
@@ -85,24 +111,33 @@ class Front:
 
 
 class Cluster:
-    """Nodes on one database schema, one blob directory and one token key."""
+    """Nodes on one database schema, one blob store and one token key. The blob store:
+    `dir`, a directory the nodes' data directories link `blobs` and `uploads` to; `s3`,
+    the bucket under `prefix`, reached at `endpoint` (radosgw, or a relay to it)."""
 
-    def __init__(self, servers, tmp_path, dsn):
+    def __init__(self, servers, tmp_path, dsn, store, prefix=None):
         self.servers = servers
         self.tmp = tmp_path
         self.dsn = dsn
+        self.store = store
+        self.prefix = prefix
+        self.endpoint = S3["ENDPOINT"]
         self.shared = tmp_path / "shared"
-        for name in ("blobs", "uploads"):
-            (self.shared / name).mkdir(parents=True)
+        if store == "dir":
+            for name in ("blobs", "uploads"):
+                (self.shared / name).mkdir(parents=True)
         self.key = tmp_path / "token.key"
         self.nodes = []
 
     def node(self, name, env=None, start=True):
         d = self.tmp / name / "data"
         d.mkdir(parents=True, mode=0o700)
-        for sub in ("blobs", "uploads"):
-            os.symlink(self.shared / sub, d / sub)
         e = {"WHARF_DB_DRIVER": "postgres", "WHARF_DB_DSN": self.dsn, "WHARF_DB_POOL_SIZE": "4"}
+        if self.store == "dir":
+            for sub in ("blobs", "uploads"):
+                os.symlink(self.shared / sub, d / sub)
+        else:
+            e.update(s3_env(self.prefix, WHARF_S3_ENDPOINT=self.endpoint))
         if self.key.exists():
             e["WHARF_TOKEN_KEY"] = str(self.key)
         e.update(env or {})
@@ -117,13 +152,57 @@ class Cluster:
         self.nodes.append(srv)
         return srv
 
+    def blobs(self):
+        """Digest -> size of every blob in the shared store."""
+        if self.store == "dir":
+            root = self.shared / "blobs" / "sha256"
+            return {"sha256:" + f.name: f.stat().st_size for f in root.glob("*/*")}
+        keys = s3_keys(self.prefix + "blobs/")
+        return {"sha256:" + k.rsplit("/", 1)[1]: n for k, n in keys.items()}
 
-@pytest.fixture
-def cluster(pg, servers, tmp_path, unique):
+    def staged(self):
+        """What the store holds for upload sessions: files of `uploads/`, or the bucket's
+        objects and multipart uploads under `uploads/`."""
+        if self.store == "dir":
+            return sorted(f.name for f in (self.shared / "uploads").iterdir()
+                          if not f.name.startswith(".tmp-"))
+        return sorted(s3_keys(self.prefix + "uploads/")) + [
+            "multipart " + k for k in s3_multipart(self.prefix + "uploads/")]
+
+    def assert_blobs_in_shared_store(self):
+        """On S3 no node keeps a blob on its own disk."""
+        if self.store == "s3":
+            for srv in self.nodes:
+                assert not os.path.exists(os.path.join(srv.data_dir, "blobs", "sha256")), \
+                    srv.name
+
+    def sql(self, query):
+        """Rows of `query` on the nodes' schema (psql's unaligned output; the separators
+        are ASCII's record and unit separators: values may hold newlines)."""
+        p = subprocess.run(["psql", "-qAtX", "-v", "ON_ERROR_STOP=1", "-F", "\x1f", "-R",
+                            "\x1e", self.dsn, "-c", query],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        return [row.split("\x1f") for row in p.stdout.rstrip("\n").split("\x1e") if row]
+
+
+@pytest.fixture(params=["dir", "s3"])
+def cluster(request, pg, servers, tmp_path, unique):
+    store = request.param
+    if store == "s3" and not S3["ENDPOINT"]:
+        if S3_REQUIRED:
+            pytest.fail("WHARF_NODES_TESTS=1 and WHARF_S3_TESTS=1 but no radosgw: "
+                        "WHARF_S3_TEST_ENDPOINT is not set (tests/run.sh starts one with "
+                        "scripts/ceph.sh and runs these in its Ceph window)", pytrace=False)
+        pytest.skip("no S3 store (WHARF_S3_TEST_ENDPOINT; tests/run.sh runs the s3 variants "
+                    "while radosgw is up)")
     schema = "n_" + hashlib.sha256(unique.encode()).hexdigest()[:16]
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", pg, "-c", f"CREATE SCHEMA {schema}"],
                    check=True, capture_output=True, timeout=30)
-    return Cluster(servers, tmp_path, f"{pg}?options=-csearch_path%3D{schema}")
+    prefix = f"n-{unique}/" if store == "s3" else None
+    yield Cluster(servers, tmp_path, f"{pg}?options=-csearch_path%3D{schema}", store, prefix)
+    if prefix:
+        s3_empty(prefix)
 
 
 @pytest.fixture
@@ -185,23 +264,50 @@ def chunk(reg, loc, data, start):
     return r.headers["Location"]
 
 
+def upload_row(cluster, loc):
+    """(accepted bytes, writer state) of the session `loc` names, from the database."""
+    uid = urllib.parse.urlsplit(loc).path.rsplit("/", 1)[1]
+    rows = cluster.sql(f"SELECT accepted_bytes, state FROM upload WHERE id = '{uid}'")
+    assert len(rows) == 1, (uid, rows)
+    return int(rows[0][0]), rows[0][1]
+
+
 def test_chunked_push_alternates_between_nodes(cluster, front, unique):
     a, b, fr = two_nodes(cluster, front)
     reg = fr.registry()
     repo = f"library/{unique}"
-    data = os.urandom(3 * 1024 * 1024 + 777)
+    # on S3 parts are 8 MiB: the first PATCH leaves a tail, the second sends part 1 from
+    # the tail read back and its own bytes, the PUT sends part 2 and completes the upload
+    data = os.urandom(17 * MIB + 777)
     digest = sha256_digest(data)
-    parts = [data[:1_500_000], data[1_500_000:2_800_000], data[2_800_000:]]
+    parts = [data[:5 * MIB], data[5 * MIB:12 * MIB], data[12 * MIB:]]
     loc = reg.start_upload(repo)                                   # POST
     loc = chunk(reg, loc, parts[0], 0)                             # PATCH
+    accepted, state = upload_row(cluster, loc)
+    assert accepted == len(parts[0]), (accepted, state)
     loc = chunk(reg, loc, parts[1], len(parts[0]))                 # PATCH
+    accepted, state = upload_row(cluster, loc)
+    assert accepted == 12 * MIB, (accepted, state)
+    if cluster.store == "s3":
+        # the multipart upload the next node resumes: its id and part 1's ETag in the row,
+        # the 4 MiB past the part in a tail object
+        mpu = re.search(r"^mpu (\S+)$", state, re.M)
+        assert mpu and re.search(rf"^part 1 {8 * MIB} \S+$", state, re.M), state
+        assert not re.search(r"^part 2 ", state, re.M), state
+        assert len(s3_multipart(cluster.prefix + "uploads/")) == 1
+        tails = {k.rsplit("/", 1)[1]: n for k, n in s3_keys(cluster.prefix + "uploads/").items()}
+        assert tails.get(f"tail-{12 * MIB}") == 4 * MIB, tails
     r = reg.put(loc, params={"digest": digest}, data=parts[2], headers=OCTET)  # PUT
     assert r.status_code == 201, describe(r)
     # round robin: each node served one of the two PATCHes
     assert len(patch_lines(a, repo)) == 1 and len(patch_lines(b, repo)) == 1, (
         patch_lines(a, repo), patch_lines(b, repo))
+    assert cluster.sql("SELECT id FROM upload") == []
+    assert cluster.staged() == []
+    assert cluster.blobs() == {digest: len(data)}
+    cluster.assert_blobs_in_shared_store()
     g = reg.get(f"/v2/{repo}/blobs/{digest}")
-    assert g.status_code == 200 and g.content == data, describe(g)
+    assert g.status_code == 200 and sha256_digest(g.content) == digest, describe(g)
     for srv in (a, b):
         g = srv.registry().get(f"/v2/{repo}/blobs/{digest}")
         assert g.status_code == 200 and g.content == data, describe(g)
@@ -212,10 +318,15 @@ def test_skopeo_push_through_nginx_pulled_from_each_node(cluster, front, skopeo,
     a, b, fr = two_nodes(cluster, front)
     src, img = image_layout
     skopeo.copy(f"oci:{src}:v1", f"docker://{fr.host}/library/{unique}:v1")
+    stored = cluster.blobs()
+    for digest, data in list(img.blobs.items()) + [(img.manifest_digest, img.manifest)]:
+        assert stored.get(digest) == len(data), digest
+    assert cluster.staged() == []
+    cluster.assert_blobs_in_shared_store()
     for srv in (a, b):
         out = tmp_path / f"pulled-{srv.name}"
         skopeo.copy(f"docker://{srv.host}/library/{unique}:v1", f"oci:{out}:v1")
-        assert_layout_holds_image(str(out), "v1", img)
+        assert_layout_holds_image(str(out), "v1", img)  # byte for byte, digests checked
 
 
 def test_scan_queued_on_one_node_run_by_the_other(cluster, front, skopeo, pinned_bookworm, proj):
@@ -239,6 +350,11 @@ def test_scan_queued_on_one_node_run_by_the_other(cluster, front, skopeo, pinned
     started = f"scan {o['report_id']} of {digest} started"
     assert started in b.log_since_mark(), b.log_since_mark()
     assert started not in a.log_text()
+    # B read the layer from the shared store (on S3 through the S3 reader: no node has
+    # a blob on its disk) and found what `wharf scan` finds in the image
+    assert digest in cluster.blobs()
+    cluster.assert_blobs_in_shared_store()
+    assert_matches_cli(o, cli_report(b, pinned_bookworm), digest)
 
 
 def small_image(i):
@@ -304,25 +420,290 @@ def test_node_killed_between_chunks_push_finished_through_the_other(cluster, fro
     a, b, fr = two_nodes(cluster, front)
     reg = fr.registry()
     repo = f"library/{unique}"
-    data = os.urandom(2_500_000)
+    # the first chunk fills a part: on S3 the dead node leaves a multipart upload open
+    data = os.urandom(20 * MIB)
     digest = sha256_digest(data)
     loc = reg.start_upload(repo)
-    loc = chunk(reg, loc, data[:1_000_000], 0)
+    loc = chunk(reg, loc, data[:9 * MIB], 0)
+    if cluster.store == "s3":
+        assert len(s3_multipart(cluster.prefix + "uploads/")) == 1
     served = a if patch_lines(a, repo) else b
     served.kill()                            # SIGKILL: no clean-up at all
     # nginx finds the dead node refusing connections and passes the requests to the other
     st = reg.get(loc)
-    assert st.status_code == 204 and st.headers["Range"] == "0-999999", describe(st)
-    loc = chunk(reg, loc, data[1_000_000:2_000_000], 1_000_000)
-    r = reg.put(loc, params={"digest": digest}, data=data[2_000_000:], headers=OCTET)
+    assert st.status_code == 204 and st.headers["Range"] == f"0-{9 * MIB - 1}", describe(st)
+    loc = chunk(reg, loc, data[9 * MIB:15 * MIB], 9 * MIB)
+    r = reg.put(loc, params={"digest": digest}, data=data[15 * MIB:], headers=OCTET)
     assert r.status_code == 201, describe(r)
     other = b if served is a else a
     assert len(patch_lines(other, repo)) >= 1
+    assert cluster.staged() == [] and cluster.blobs() == {digest: len(data)}
     g = reg.get(f"/v2/{repo}/blobs/{digest}")
     assert g.status_code == 200 and g.content == data, describe(g)
     served.start()                           # back, it serves the blob too
     g = served.registry().get(f"/v2/{repo}/blobs/{digest}")
-    assert g.status_code == 200 and g.content == data, describe(g)
+    assert g.status_code == 200 and sha256_digest(g.content) == digest, describe(g)
+
+
+def test_node_killed_mid_chunk_chunk_sent_again_through_the_other(cluster, front, unique):
+    """What a client sees when the node streaming its chunk dies: nginx's 502 for that
+    PATCH; the same chunk sent again (the session's status says where it stands) answers
+    416 while the dead node's lease on the session runs (UPLOAD_LEASE_MS, 10 s, from its
+    last renewal), then 202 through the other node."""
+    a, b, fr = two_nodes(cluster, front)
+    reg = fr.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(20 * MIB)
+    digest = sha256_digest(data)
+    loc = reg.start_upload(repo)
+    loc = chunk(reg, loc, data[:3 * MIB], 0)
+    # round robin (one nginx worker): the next request goes to the node that did not
+    # take this chunk; it is the one killed (the 502 below confirms it had the chunk)
+    victim = a if patch_lines(b, repo) else b
+    sent, finish = threading.Event(), threading.Event()
+    answer = {}
+
+    sent_at = []
+
+    def slow_body():
+        yield data[3 * MIB:14 * MIB]  # past a part: on S3 part 1 goes out
+        sent_at.append(time.monotonic())
+        sent.set()
+        finish.wait(60)
+        yield data[14 * MIB:]
+
+    def patch_through_nginx():
+        try:
+            r = reg.patch(loc, data=slow_body(), headers=OCTET)
+            answer["status"] = r.status_code
+        except requests.RequestException as e:
+            answer["error"] = e
+
+    t = threading.Thread(target=patch_through_nginx, daemon=True)
+    t.start()
+    try:
+        assert sent.wait(30)
+
+        def part_out():
+            if cluster.store == "s3":
+                return s3_multipart(cluster.prefix + "uploads/")
+            f = cluster.shared / "uploads" / urllib.parse.urlsplit(loc).path.rsplit("/", 1)[1]
+            return f.exists() and f.stat().st_size > 8 * MIB
+        wait_until(part_out, 30, "the node to store bytes of the chunk")
+        victim.kill()
+        killed = time.monotonic()
+        finish.set()
+        t.join(30)
+        # the client's PATCH failed: nginx answers 502 (or the connection ends)
+        assert answer.get("status") == 502 or "error" in answer, answer
+        st = reg.get(loc)
+        assert st.status_code == 204 and st.headers["Range"] == f"0-{3 * MIB - 1}", describe(st)
+        seen = []
+
+        def sent_again():
+            seen.append(time.monotonic())
+            r = reg.patch(loc, data=data[3 * MIB:], headers={
+                **OCTET, "Content-Range": f"{3 * MIB}-{len(data) - 1}"})
+            seen[-1] = (seen[-1], r.status_code)
+            if r.status_code == 416:
+                err = r.json()["errors"][0]
+                assert err["code"] == "BLOB_UPLOAD_INVALID", describe(r)
+                assert err["message"] == "another request is writing to this upload", describe(r)
+                return False
+            assert r.status_code == 202, describe(r)
+            assert r.headers["Range"] == f"0-{len(data) - 1}", describe(r)
+            return r.headers["Location"]
+
+        loc = wait_until(sent_again, 30, "the dead node's lease on the session to end",
+                         interval=0.5)
+        # the dead node renewed its lease (10 s) at the latest when the last bytes came,
+        # at least every 3.3 s before: a retry within 6.6 s of that meets it
+        if seen[0][0] - sent_at[0] < 6.6:
+            assert seen[0][1] == 416, seen
+        assert all(st == 416 for _, st in seen[:-1]), seen
+        assert seen[-1][0] - killed < 12, (killed, seen)  # soon after the lease ended
+        r = reg.put(loc, params={"digest": digest}, headers=OCTET)
+        assert r.status_code == 201, describe(r)
+        assert cluster.staged() == [] and cluster.blobs() == {digest: len(data)}
+        g = reg.get(f"/v2/{repo}/blobs/{digest}")
+        assert g.status_code == 200 and g.content == data, describe(g)
+    finally:
+        finish.set()
+        t.join(30)
+
+
+class Relay:
+    """A TCP relay from a loopback port to radosgw, which the test cuts (every connection
+    closed, nothing listening: connections are refused) and opens again on the same port:
+    the object store unreachable from the nodes for a while, radosgw itself untouched."""
+
+    def __init__(self, endpoint):
+        u = urllib.parse.urlsplit(endpoint)
+        self.upstream = (u.hostname, u.port)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lock = threading.Lock()
+        self.conns = set()
+        self.listener = None
+        self.open()
+
+    def open(self):
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(64)
+        self.listener = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls):
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return  # cut
+            try:
+                u = socket.create_connection(self.upstream, timeout=10)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns.update((c, u))
+            for src, dst in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                dst.sendall(d)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        ls, self.listener = self.listener, None
+        ls.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        ls.close()
+        with self.lock:
+            conns, self.conns = self.conns, set()
+        for x in conns:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        if self.listener:
+            self.cut()
+
+
+def storage_health(srv):
+    h = Api(srv.url, auth=(ADMIN_USER, ADMIN_PASSWORD)).get("/health").json()
+    return {c["name"]: c["status"] for c in h["components"]}["storage"]
+
+
+@pytest.mark.parametrize("cluster", ["s3"], indirect=True)
+def test_object_store_unreachable_for_a_while(cluster, front, unique):
+    """radosgw out of the nodes' reach (the relay cut) for a while: every push answers an
+    OCI error, no half blob is visible, a session keeps the bytes it had accepted, pulls
+    answer an error (never a blob cut short), health reports storage unhealthy; once the
+    store is back, the same requests succeed, through either node."""
+    relay = Relay(S3["ENDPOINT"])
+    cluster.endpoint = relay.url
+    try:
+        a, b, fr = two_nodes(cluster, front)
+        reg = fr.registry()
+        repo = f"library/{unique}"
+        data = os.urandom(12 * MIB)
+        digest = sha256_digest(data)
+        old = os.urandom(300_000)
+        old_digest = reg.push_blob(repo, old)
+        mono = os.urandom(2 * MIB)
+        mono_digest = sha256_digest(mono)
+        layer, cfg, manifest = small_image(unique)
+        ra = a.registry()
+        for blob in (layer, cfg):
+            ra.push_blob(repo, blob)
+        assert ra.push_manifest(repo, "v1", manifest).status_code == 201
+        loc = reg.start_upload(repo)
+        loc = chunk(reg, loc, data[:3 * MIB], 0)   # a tail object, no part yet
+        relay.cut()
+
+        def oci_error(r, status):
+            assert r.status_code == status, describe(r)
+            assert r.headers["Content-Type"].startswith("application/json"), describe(r)
+            errs = r.json()["errors"]
+            assert errs and errs[0]["code"], describe(r)
+            return errs[0]
+
+        # each node in turn: a chunk that sends a part, a chunk kept in the tail, a PUT
+        for srv in (a, b):
+            node = srv.registry()
+            r = node.patch(loc, data=data[3 * MIB:12 * MIB], headers={
+                **OCTET, "Content-Range": f"{3 * MIB}-{12 * MIB - 1}"})
+            oci_error(r, 500)
+            r = node.patch(loc, data=data[3 * MIB:4 * MIB], headers={
+                **OCTET, "Content-Range": f"{3 * MIB}-{4 * MIB - 1}"})
+            oci_error(r, 500)
+            r = node.put(loc, params={"digest": digest}, data=data[3 * MIB:], headers=OCTET)
+            oci_error(r, 500)
+            st = node.get(loc)                       # the session is as it was
+            assert st.status_code == 204 and st.headers["Range"] == f"0-{3 * MIB - 1}", \
+                describe(st)
+            # a monolithic push: refused, and no blob to be seen
+            r = node.post(f"/v2/{repo}/blobs/uploads/", params={"digest": mono_digest},
+                          data=mono, headers=OCTET)
+            oci_error(r, 500)
+            r = node.head(f"/v2/{repo}/blobs/{mono_digest}")
+            assert r.status_code == 404, describe(r)
+            r = node.head(f"/v2/{repo}/blobs/{digest}")
+            assert r.status_code == 404, describe(r)
+            # a pull of a stored blob: an error, not a 200 cut short
+            # a pull of a stored blob or manifest: the server's error, not "unknown" (the
+            # blob is there: a client would give up on it, a cache keep the answer for a
+            # year, as it keeps the blob's own)
+            r = node.get(f"/v2/{repo}/blobs/{old_digest}")
+            assert oci_error(r, 500)["code"] == "UNKNOWN", describe(r)
+            assert "Cache-Control" not in r.headers and "ETag" not in r.headers, describe(r)
+            if srv is b:  # A keeps the manifest it was pushed in memory; B reads the store
+                r = node.get(f"/v2/{repo}/manifests/v1")
+                assert oci_error(r, 500)["code"] == "UNKNOWN", describe(r)
+            assert storage_health(srv) == "unhealthy"
+        assert cluster.sql("SELECT accepted_bytes FROM upload") == [[str(3 * MIB)]]
+
+        relay.open()                                 # back: the same requests succeed
+        loc = chunk(reg, loc, data[3 * MIB:12 * MIB], 3 * MIB)
+        r = reg.put(loc, params={"digest": digest}, headers=OCTET)
+        assert r.status_code == 201, describe(r)
+        r = reg.post(f"/v2/{repo}/blobs/uploads/", params={"digest": mono_digest}, data=mono,
+                     headers=OCTET)
+        assert r.status_code == 201, describe(r)
+        for srv in (a, b):
+            node = srv.registry()
+            for d, blob in ((digest, data), (mono_digest, mono), (old_digest, old)):
+                g = node.get(f"/v2/{repo}/blobs/{d}")
+                assert g.status_code == 200 and sha256_digest(g.content) == d, describe(g)
+                assert g.content == blob
+            # the storage probe's outcome is kept for a second
+            wait_until(lambda: storage_health(srv) == "healthy", 10,
+                       f"{srv.name} to find its storage healthy again")
+            r = node.get(f"/v2/{repo}/manifests/v1")
+            assert r.status_code == 200 and r.content == manifest, describe(r)
+        assert cluster.staged() == []
+        stored = {digest: len(data), mono_digest: len(mono), old_digest: len(old)}
+        for blob in (layer, cfg, manifest):
+            stored[sha256_digest(blob)] = len(blob)
+        assert cluster.blobs() == stored
+    finally:
+        relay.close()
 
 
 def test_login_throttle_and_portal_session_across_nodes(cluster, front):
