@@ -100,6 +100,10 @@ osd_memory_target = 939524096
 rgw_frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw_data = $D/rgw
 rgw_thread_pool_size = 64
+# deleted objects are freed by rgw's garbage collector after 2 h by default: the
+# memstore of a long test session would fill up first
+rgw_gc_obj_min_wait = 30
+rgw_gc_processor_period = 30
 CONF
     export CEPH_CONF=$D/ceph.conf
     local kr=$D/keyring
