@@ -408,6 +408,13 @@ static const char *said(const struct wh_fetch_resp *resp, char *buf, size_t cap)
     return buf;
 }
 
+/* What a failed wh_fetch means for the job: no answer may pass (WH_EBUSY), too big an
+ * answer will not (WH_EINVALID). */
+static int passing(int fetch_error)
+{
+    return fetch_error == WH_ETOOBIG ? WH_EINVALID : WH_EBUSY;
+}
+
 /*
  * An answer other than `want`: WH_EBUSY when the adapter may answer later
  * (5xx: it is failing or overloaded, 429: too many requests; the scan queue
@@ -416,8 +423,8 @@ static const char *said(const struct wh_fetch_resp *resp, char *buf, size_t cap)
 static int unexpected(const struct wh_fetch_resp *resp, const char *what, long want)
 {
     char buf[400];
-    bool passing = resp->status >= 500 || resp->status == 429;
-    return wh_error_set(passing ? WH_EBUSY : WH_EINVALID,
+    bool later = resp->status >= 500 || resp->status == 429;
+    return wh_error_set(later ? WH_EBUSY : WH_EINVALID,
                         "%s: unexpected status code: %ld, expected: %ld%s", what, resp->status,
                         want, said(resp, buf, sizeof(buf)));
 }
@@ -448,7 +455,7 @@ int wh_adapter_fetch_metadata(json_t **out, const struct wh_scanner_reg *reg, un
     int error = wh_fetch(&resp, &req);
     if (error < 0) {
         /* no answer (refused, unreachable, timed out): it may answer later */
-        error = wh_error_set(WH_EBUSY, "%s", wh_error_msg());
+        error = wh_error_set(passing(error), "%s", wh_error_msg());
         goto out;
     }
     if (resp.status != 200) {
@@ -549,7 +556,7 @@ static int post_scan(struct ext_job *x)
     wipe_free(text);
     free(url);
     if (error < 0) {
-        error = wh_error_set(WH_EBUSY, "submit scan: %s", wh_error_msg());
+        error = wh_error_set(passing(error), "submit scan: %s", wh_error_msg());
         goto out;
     }
     if (resp.status != 202) {
@@ -608,7 +615,7 @@ static int poll_report(struct ext_job *x, json_t **out)
             break;
         }
         if (error < 0) {
-            error = wh_error_set(WH_EBUSY, "get report: %s", wh_error_msg());
+            error = wh_error_set(passing(error), "get report: %s", wh_error_msg());
             break;
         }
         if (resp.status == 200) {
