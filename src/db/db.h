@@ -821,6 +821,8 @@ int64_t wh_db_scan_lease(const wh_db *db);
  * default) for a process that runs no scans.
  */
 void wh_db_set_node(wh_db *db, const char *node);
+/* This process's node name (wh_db_set_node; "" when unset). */
+const char *wh_db_node(const wh_db *db);
 /* Extends the leases of the jobs this node runs to `now_ms` + the lease (wh_db_scan_lease). */
 int wh_db_scan_renew(wh_db *db, int64_t now_ms);
 /*
@@ -1244,7 +1246,9 @@ struct wh_gc_run {
     int64_t created_ms, start_ms, end_ms, updated_ms;
     bool stop_requested;
     int64_t blobs, bytes, artifacts, purged, failures;
+    int64_t attempts;            /* times a node took it (more than 1: taken back) */
 };
+#define WH_GC_ATTEMPTS_MAX 3     /* a run cut off by its node's death this often is an Error */
 /*
  * Records a run of `kind`, Pending (for the server's thread) or, with
  * `running`, already Running (the caller executes it). WH_ECONFLICT when a
@@ -1282,8 +1286,19 @@ int wh_db_gcrun_log(wh_db *db, const char *kind, int64_t id, char **out);
  * 0, WH_ENOTFOUND or WH_ERROR.
  */
 int wh_db_gcrun_stop(wh_db *db, const char *kind, int64_t id, int64_t now_ms);
-/* Running runs not updated since `stale_before_ms` (their process died) end as Error. */
-int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms);
+/*
+ * Takes back runs cut off by the death of the node (or `wharf gc`) running
+ * them: Running runs not updated since `stale_before_ms` (the runner writes
+ * its progress about once a second), and with `at_start` (this node
+ * starting) also this node's own (wh_db_set_node). Each goes back to Pending
+ * for any node's gc thread to take over (wh_db_gcrun_claim), or ends as
+ * Stopped when a stop was asked for, or as Error once taken
+ * WH_GC_ATTEMPTS_MAX times; its log says so. The review queues lose
+ * nothing meanwhile: a review is removed in the transaction that decides it.
+ * `*requeued` (may be NULL) counts those queued again. 0 or WH_ERROR.
+ */
+int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms, bool at_start,
+                        int64_t *requeued);
 /*
  * Deletes (or with `dry`, counts) at most `limit` audit entries older than
  * `before_ms` whose operation is one of `ops` (`nops` <= 16; 0: any), in

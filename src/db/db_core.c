@@ -417,6 +417,11 @@ int64_t wh_db_scan_retry_delay(const wh_db *db, int64_t attempts)
     return ms < WH_SCAN_RETRY_CAP_MS ? ms : WH_SCAN_RETRY_CAP_MS;
 }
 
+const char *wh_db_node(const wh_db *db)
+{
+    return db->node ? db->node : "";
+}
+
 const char *db_node(struct conn *c)
 {
     return c->db->node ? c->db->node : "";
