@@ -671,7 +671,15 @@ int wh_adapter_delegate(void *payload, const struct wh_scan_job *job, char **rep
     if (!cl)
         return 0;
     x.t = wh_malloc(sizeof(*x.t));
-    if (wh_db_scan_target(cl->db, job->artifact_id, x.t) < 0 || !x.t->external) {
+    int terr = wh_db_scan_target(cl->db, job->artifact_id, x.t);
+    if (terr < 0 && terr != WH_ENOTFOUND) {
+        /* which scanner is in charge is unknown: not the built-in one by default */
+        wh_log_error("scan %s: %s", job->report_id, wh_error_msg());
+        free(x.t);
+        return wh_error_set(WH_EBUSY, "the scanner in charge could not be read from the "
+                                      "database (the server log has the details)");
+    }
+    if (terr < 0 || !x.t->external) {
         free(x.t);
         return 0; /* the built-in scanner's job (or gone: it reports that) */
     }

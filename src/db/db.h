@@ -1268,7 +1268,9 @@ int wh_db_gcrun_claim(wh_db *db, int64_t now_ms, struct wh_gc_run *out);
 /*
  * Writes a Running run's counts and log (NUL-terminated, replaces the
  * stored one); `status` non-NULL ends the run with it. `*stop_out` (may be
- * NULL) tells whether a stop was asked for. 0, WH_ENOTFOUND or WH_ERROR.
+ * NULL) tells whether a stop was asked for. 0, WH_ENOTFOUND (not Running, or
+ * no longer this node's: taken back after a lease without progress, so the
+ * caller must stop) or WH_ERROR.
  */
 int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *log,
                        const char *status, int64_t now_ms, bool *stop_out);

@@ -603,7 +603,7 @@ int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *lo
         "UPDATE gc_run SET blobs = ?2, bytes = ?3, artifacts = ?4, purged = ?5, failures = ?6,"
         " log = ?7, updated_ms = ?8, status = coalesce(?9, status),"
         " end_ms = CASE WHEN ?9 IS NULL THEN end_ms ELSE ?8 END"
-        " WHERE id = ?1 AND status = 'Running' RETURNING stop_requested";
+        " WHERE id = ?1 AND status = 'Running' AND holder = ?10 RETURNING stop_requested";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, counts->id);
@@ -615,7 +615,8 @@ int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *lo
     db_bind_text(s, 7, log ? log : "");
     db_bind_i64(s, 8, now_ms);
     db_bind_text(s, 9, status);
-    int error = db_one_row(c, s, "running gc run");
+    db_bind_text(s, 10, db_node(c));
+    int error = db_one_row(c, s, "running gc run of this node");
     if (error < 0)
         return error;
     if (stop_out)

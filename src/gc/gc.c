@@ -213,6 +213,13 @@ static int flush(struct exec *e, const char *status)
     free(log);
     if (error == 0 && stop)
         atomic_store(&e->stop, true);
+    if (error == WH_ENOTFOUND) {
+        /* taken back (this node wrote no progress for a lease) and another node goes
+         * on with it: stop after the review in hand */
+        wh_log_warn("gc run %lld: no longer this node's (taken over after a lease without "
+                    "progress): stopping", (long long)e->run.id);
+        atomic_store(&e->stop, true);
+    }
     return error;
 }
 

@@ -468,6 +468,10 @@ static void test_dbgc__run_taken_over_when_its_node_dies(void **state)
     assert_int_equal(r.id, id);
     assert_int_equal(r.attempts, 2);
     assert_int_equal(r.blobs, 7); /* its counts so far */
+    /* a, only stalled, writes its progress: refused, the run is b's now (a stops) */
+    struct wh_gc_run stale = r;
+    assert_int_equal(wh_db_gcrun_update(f->db, &stale, "a again\n", NULL, 62003, NULL),
+                     WH_ENOTFOUND);
     char *log = NULL;
     assert_int_equal(wh_db_gcrun_log(b, WH_GC_KIND_GC, id, &log), 0);
     assert_string_equal(log, "started\nattempt 1 of 3 was cut off: the node running it stopped "
