@@ -710,6 +710,7 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
     snprintf(node, sizeof(node), "%s:[%s]:%u", host, cfg->listen_host, (unsigned)cfg->port);
     wh_db_set_node(db, node);
     wh_db_set_scan_lease(db, (int64_t)cfg->scan_lease_s * 1000);
+    wh_db_set_scan_retry(db, cfg->scan_max_attempts, (int64_t)cfg->scan_retry_delay_s * 1000);
     if (wh_scand_start(&scand, &scand_cfg, db, store) < 0) {
         wh_log_error("scan: %s", wh_error_msg());
         goto out;

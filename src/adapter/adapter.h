@@ -122,7 +122,8 @@ int wh_adapter_report(wh_adapter *a, const char *id, char **out, unsigned *refre
 int wh_adapter_metadata_check(const json_t *meta);
 /*
  * Reads GET <url>/api/v1/metadata of a registration and checks it. 0 with
- * the metadata (new reference); WH_EINVALID with a readable reason.
+ * the metadata (new reference); WH_EBUSY (no answer, or a 5xx or 429: it
+ * may answer later) or WH_EINVALID, with a readable reason.
  */
 int wh_adapter_fetch_metadata(json_t **out, const struct wh_scanner_reg *reg, unsigned timeout_s);
 /*
@@ -160,7 +161,9 @@ struct wh_adapter_client {
  * The scan workers' delegate (scand.h): runs `job` on the external adapter
  * in charge of its artifact. 0 when the built-in scanner is in charge; 1
  * with the report, summary and severity when the adapter produced them;
- * WH_EINVALID with a readable message when the adapter failed; WH_EDEFERRED
+ * WH_EBUSY with a readable message when the adapter could not be reached or
+ * answered 5xx or 429 (the job is worth another attempt later), WH_EINVALID
+ * when it failed otherwise; WH_EDEFERRED
  * when the server is stopping (the job is left Running for the next start).
  */
 int wh_adapter_delegate(void *payload, const struct wh_scan_job *job, char **report,

@@ -408,11 +408,25 @@ static const char *said(const struct wh_fetch_resp *resp, char *buf, size_t cap)
     return buf;
 }
 
+/* What a failed wh_fetch means for the job: no answer may pass (WH_EBUSY), too big an
+ * answer will not (WH_EINVALID). */
+static int passing(int fetch_error)
+{
+    return fetch_error == WH_ETOOBIG ? WH_EINVALID : WH_EBUSY;
+}
+
+/*
+ * An answer other than `want`: WH_EBUSY when the adapter may answer later
+ * (5xx: it is failing or overloaded, 429: too many requests; the scan queue
+ * tries the job again), else WH_EINVALID.
+ */
 static int unexpected(const struct wh_fetch_resp *resp, const char *what, long want)
 {
     char buf[400];
-    return wh_error_set(WH_EINVALID, "%s: unexpected status code: %ld, expected: %ld%s", what,
-                        resp->status, want, said(resp, buf, sizeof(buf)));
+    bool later = resp->status >= 500 || resp->status == 429;
+    return wh_error_set(later ? WH_EBUSY : WH_EINVALID,
+                        "%s: unexpected status code: %ld, expected: %ld%s", what, resp->status,
+                        want, said(resp, buf, sizeof(buf)));
 }
 
 static char *api_url(const struct wh_scanner_reg *r, const char *path)
@@ -440,7 +454,8 @@ int wh_adapter_fetch_metadata(json_t **out, const struct wh_scanner_reg *reg, un
     *out = NULL;
     int error = wh_fetch(&resp, &req);
     if (error < 0) {
-        error = wh_error_set(WH_EINVALID, "%s", wh_error_msg());
+        /* no answer (refused, unreachable, timed out): it may answer later */
+        error = wh_error_set(passing(error), "%s", wh_error_msg());
         goto out;
     }
     if (resp.status != 200) {
@@ -541,7 +556,7 @@ static int post_scan(struct ext_job *x)
     wipe_free(text);
     free(url);
     if (error < 0) {
-        error = wh_error_set(WH_EINVALID, "submit scan: %s", wh_error_msg());
+        error = wh_error_set(passing(error), "submit scan: %s", wh_error_msg());
         goto out;
     }
     if (resp.status != 202) {
@@ -600,7 +615,7 @@ static int poll_report(struct ext_job *x, json_t **out)
             break;
         }
         if (error < 0) {
-            error = wh_error_set(WH_EINVALID, "get report: %s", wh_error_msg());
+            error = wh_error_set(passing(error), "get report: %s", wh_error_msg());
             break;
         }
         if (resp.status == 200) {
@@ -656,7 +671,15 @@ int wh_adapter_delegate(void *payload, const struct wh_scan_job *job, char **rep
     if (!cl)
         return 0;
     x.t = wh_malloc(sizeof(*x.t));
-    if (wh_db_scan_target(cl->db, job->artifact_id, x.t) < 0 || !x.t->external) {
+    int terr = wh_db_scan_target(cl->db, job->artifact_id, x.t);
+    if (terr < 0 && terr != WH_ENOTFOUND) {
+        /* which scanner is in charge is unknown: not the built-in one by default */
+        wh_log_error("scan %s: %s", job->report_id, wh_error_msg());
+        free(x.t);
+        return wh_error_set(WH_EBUSY, "the scanner in charge could not be read from the "
+                                      "database (the server log has the details)");
+    }
+    if (terr < 0 || !x.t->external) {
         free(x.t);
         return 0; /* the built-in scanner's job (or gone: it reports that) */
     }
@@ -721,7 +744,8 @@ int wh_adapter_delegate(void *payload, const struct wh_scan_job *job, char **rep
     goto out;
 fail:
     if (error != WH_EDEFERRED)
-        error = wh_error_set(WH_EINVALID, "scanner %s: %s", reg->name, wh_error_msg());
+        error = wh_error_set(error == WH_EBUSY ? WH_EBUSY : WH_EINVALID, "scanner %s: %s",
+                             reg->name, wh_error_msg());
 out:
     if (x.jti[0] && wh_acl_token_revoke(cl->acl, x.jti, x.token_exp) < 0)
         wh_log_warn("scan %s: the scanner's token could not be revoked: it expires on its own",

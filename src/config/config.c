@@ -71,6 +71,8 @@ static const struct key keys[] = {
     NUM("http.threads", "WHARF_THREADS", threads, 1, 1024),
     NUM("scan.workers", "WHARF_SCAN_WORKERS", scan_workers, 0, 64),
     NUM("scan.lease", "WHARF_SCAN_LEASE", scan_lease_s, 1, 3600),
+    NUM("scan.max_attempts", "WHARF_SCAN_MAX_ATTEMPTS", scan_max_attempts, 1, 20),
+    NUM("scan.retry_delay", "WHARF_SCAN_RETRY_DELAY", scan_retry_delay_s, 1, 3600),
     NUM("scan.db_update_interval", "WHARF_SCAN_DB_UPDATE_INTERVAL", scan_db_update_interval_s, 0,
         366 * DAY),
     BOOL("scan.adapter.enabled", "WHARF_SCAN_ADAPTER_ENABLED", adapter_enabled),
@@ -156,6 +158,8 @@ void wh_config_defaults(struct wh_config *c)
     c->gc_review_delay_s = 24 * 3600;
     c->scan_db_update_interval_s = 24 * 3600;
     c->scan_lease_s = 60;
+    c->scan_max_attempts = 5;
+    c->scan_retry_delay_s = 30;
     c->upload_idle_ttl_s = 15 * 60;
     c->access_log = true;
     snprintf(c->log_level, sizeof(c->log_level), "info");

@@ -66,6 +66,9 @@ struct wh_config {
     unsigned scan_workers;     /* scan.workers: scan threads (0: one per core) */
     unsigned scan_lease_s;     /* scan.lease: a scan job's lease (s): how long a dead node's
                                   job waits before another node takes it back */
+    unsigned scan_max_attempts; /* scan.max_attempts: attempts at a scan job before Error */
+    unsigned scan_retry_delay_s; /* scan.retry_delay: wait before a failed job's 2nd attempt
+                                    (s), doubled for each later one */
     unsigned scan_db_update_interval_s; /* scan.db_update_interval: background vulndb update
                                            (0: never) */
     bool adapter_enabled;      /* scan.adapter.enabled: serve the scanner adapter API */

@@ -723,8 +723,12 @@ int wh_db_quota_set_hard(wh_db *db, int64_t id, int64_t hard);
 #define WH_SCAN_STOPPED "Stopped"
 #define WH_SCAN_ID_MAX 40        /* report id (32 hex) incl. NUL */
 #define WH_SCAN_SUMMARY_MAX 1024 /* overview summary JSON incl. NUL */
-#define WH_SCAN_ATTEMPTS_MAX 3
-#define WH_SCANNER_VIEW_MAX 512  /* scanner JSON of a scan incl. NUL */   /* starts cut off by a crash before a job is an Error */
+#define WH_SCAN_ATTEMPTS_MAX 5   /* attempts at a job before it is an Error (the default) */
+#define WH_SCAN_ATTEMPTS_CAP 20  /* ... at most (scan.max_attempts) */
+#define WH_SCAN_RETRY_MS 30000   /* wait before the 2nd attempt, doubled each time (default) */
+#define WH_SCAN_RETRY_CAP_MS (3600LL * 1000) /* longest wait between two attempts */
+#define WH_SCAN_LOG_LINE_MAX 1024 /* what one attempt adds to a job's log, incl. NUL */
+#define WH_SCANNER_VIEW_MAX 512  /* scanner JSON of a scan incl. NUL */
 struct wh_scan_job {
     int64_t artifact_id;
     char report_id[WH_SCAN_ID_MAX];
@@ -732,6 +736,7 @@ struct wh_scan_job {
     char digest[WH_DIGEST_STR_MAX]; /* the artifact's manifest digest */
     int64_t queued_ms, start_ms, end_ms; /* start/end 0 until known */
     int64_t attempts;                    /* times a worker took it */
+    int64_t due_ms;                      /* Pending: when it may be taken (a retry's backoff) */
     char severity[16];                   /* overall severity ("" until a Success) */
     char summary[WH_SCAN_SUMMARY_MAX];   /* {"total","fixable","summary"} JSON or "" */
     char scanner[WH_SCANNER_VIEW_MAX];   /* external scanner's {"name","vendor","version"}
@@ -751,7 +756,11 @@ int wh_db_scan_request(wh_db *db, int64_t artifact_id, const char *report_id, in
  */
 int wh_db_scan_request_by(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
                           const char *operator, char *status_out);
-/* Takes the oldest Pending job and marks it Running. 0, WH_ENOTFOUND (none) or WH_ERROR. */
+/*
+ * Takes the Pending job due first (due at or before `now_ms`: a job waiting
+ * for its retry is left alone until then) and marks it Running, one more
+ * attempt. 0, WH_ENOTFOUND (none due) or WH_ERROR.
+ */
 int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out);
 /*
  * Records the end of the Running job `report_id` of the artifact: status
@@ -761,6 +770,31 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out);
 int wh_db_scan_finish(wh_db *db, int64_t artifact_id, const char *report_id, const char *status,
                       const char *severity, const char *summary, const char *report,
                       const char *log, int64_t now_ms);
+/*
+ * Records a failed attempt of the Running job `report_id` whose cause may
+ * pass (`why`: storage or database unreachable, an external scanner down):
+ * the job goes back to Pending, due after a backoff (wh_db_scan_retry_delay
+ * of its attempts), or, once it was attempted wh_db_scan_attempts times, to
+ * Error. Each attempt adds a line to the job's log, so that the Error's log
+ * tells how many attempts were made and why each failed. `status_out` (16
+ * bytes, may be NULL) gets the new status, `due_out` (may be NULL) when the
+ * next attempt is due (0 for an Error). 0, WH_ENOTFOUND (no longer Running:
+ * stopped or replaced) or WH_ERROR.
+ */
+int wh_db_scan_retry(wh_db *db, int64_t artifact_id, const char *report_id, const char *why,
+                     int64_t now_ms, char *status_out, int64_t *due_out);
+/*
+ * Sets the retry policy of this handle's scan jobs (scan.max_attempts and
+ * scan.retry_delay): `attempts` takes at most (1..WH_SCAN_ATTEMPTS_CAP; 0 or
+ * less: WH_SCAN_ATTEMPTS_MAX), and the wait before the second attempt
+ * (`delay_ms`, doubled for each later one up to WH_SCAN_RETRY_CAP_MS; 0 or
+ * less: WH_SCAN_RETRY_MS). Call before the scan workers start.
+ */
+void wh_db_set_scan_retry(wh_db *db, int64_t attempts, int64_t delay_ms);
+/* The attempts a job gets at most (wh_db_set_scan_retry). */
+int64_t wh_db_scan_attempts(const wh_db *db);
+/* The wait after a job's `attempts`-th failed attempt (ms). */
+int64_t wh_db_scan_retry_delay(const wh_db *db, int64_t attempts);
 /* Stops a Pending or Running scan. 0, WH_ENOTFOUND (never scanned) or WH_ECONFLICT (not
  * pending or running; status copied to `status_out`, 16 bytes, may be NULL). */
 int wh_db_scan_stop(wh_db *db, int64_t artifact_id, int64_t now_ms, char *status_out);
@@ -794,12 +828,15 @@ int64_t wh_db_scan_lease(const wh_db *db);
  * default) for a process that runs no scans.
  */
 void wh_db_set_node(wh_db *db, const char *node);
+/* This process's node name (wh_db_set_node; "" when unset). */
+const char *wh_db_node(const wh_db *db);
 /* Extends the leases of the jobs this node runs to `now_ms` + the lease (wh_db_scan_lease). */
 int wh_db_scan_renew(wh_db *db, int64_t now_ms);
 /*
- * Jobs left Running by a node that died go back to Pending, or to Error once
- * taken WH_SCAN_ATTEMPTS_MAX times (a scan that kills the server is not
- * retried forever): those whose lease ended before `now_ms`, and with
+ * Jobs left Running by a node that died go back to Pending (due at once: the
+ * lease already made them wait), or to Error once taken wh_db_scan_attempts
+ * times (a scan that kills every node that runs it is not retried forever);
+ * each adds a line to the job's log. Those whose lease ended before `now_ms`, and with
  * `at_start` (this node starting) also this node's own, which its previous
  * run left. `*requeued` (may be NULL) counts the Pending ones.
  */
@@ -1216,7 +1253,9 @@ struct wh_gc_run {
     int64_t created_ms, start_ms, end_ms, updated_ms;
     bool stop_requested;
     int64_t blobs, bytes, artifacts, purged, failures;
+    int64_t attempts;            /* times a node took it (more than 1: taken back) */
 };
+#define WH_GC_ATTEMPTS_MAX 3     /* a run cut off by its node's death this often is an Error */
 /*
  * Records a run of `kind`, Pending (for the server's thread) or, with
  * `running`, already Running (the caller executes it). WH_ECONFLICT when a
@@ -1236,7 +1275,9 @@ int wh_db_gcrun_claim(wh_db *db, int64_t now_ms, struct wh_gc_run *out);
 /*
  * Writes a Running run's counts and log (NUL-terminated, replaces the
  * stored one); `status` non-NULL ends the run with it. `*stop_out` (may be
- * NULL) tells whether a stop was asked for. 0, WH_ENOTFOUND or WH_ERROR.
+ * NULL) tells whether a stop was asked for. 0, WH_ENOTFOUND (not Running, or
+ * no longer this node's: taken back after a lease without progress, so the
+ * caller must stop) or WH_ERROR.
  */
 int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *log,
                        const char *status, int64_t now_ms, bool *stop_out);
@@ -1254,8 +1295,19 @@ int wh_db_gcrun_log(wh_db *db, const char *kind, int64_t id, char **out);
  * 0, WH_ENOTFOUND or WH_ERROR.
  */
 int wh_db_gcrun_stop(wh_db *db, const char *kind, int64_t id, int64_t now_ms);
-/* Running runs not updated since `stale_before_ms` (their process died) end as Error. */
-int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms);
+/*
+ * Takes back runs cut off by the death of the node (or `wharf gc`) running
+ * them: Running runs not updated since `stale_before_ms` (the runner writes
+ * its progress about once a second), and with `at_start` (this node
+ * starting) also this node's own (wh_db_set_node). Each goes back to Pending
+ * for any node's gc thread to take over (wh_db_gcrun_claim), or ends as
+ * Stopped when a stop was asked for, or as Error once taken
+ * WH_GC_ATTEMPTS_MAX times; its log says so. The review queues lose
+ * nothing meanwhile: a review is removed in the transaction that decides it.
+ * `*requeued` (may be NULL) counts those queued again. 0 or WH_ERROR.
+ */
+int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms, bool at_start,
+                        int64_t *requeued);
 /*
  * Deletes (or with `dry`, counts) at most `limit` audit entries older than
  * `before_ms` whose operation is one of `ops` (`nops` <= 16; 0: any), in

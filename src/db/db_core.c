@@ -58,6 +58,7 @@ struct wh_db {
     void *blob_check_payload;
     char *node; /* wh_db_set_node; NULL: "" */
     int64_t scan_lease_ms; /* wh_db_set_scan_lease */
+    int64_t scan_attempts, scan_retry_ms; /* wh_db_set_scan_retry */
 };
 
 /* ---- connections and statements ---- */
@@ -395,6 +396,32 @@ int64_t wh_db_scan_lease(const wh_db *db)
     return db->scan_lease_ms;
 }
 
+void wh_db_set_scan_retry(wh_db *db, int64_t attempts, int64_t delay_ms)
+{
+    db->scan_attempts = attempts > 0 ? (attempts < WH_SCAN_ATTEMPTS_CAP ? attempts
+                                                                        : WH_SCAN_ATTEMPTS_CAP)
+                                     : WH_SCAN_ATTEMPTS_MAX;
+    db->scan_retry_ms = delay_ms > 0 ? delay_ms : WH_SCAN_RETRY_MS;
+}
+
+int64_t wh_db_scan_attempts(const wh_db *db)
+{
+    return db->scan_attempts;
+}
+
+int64_t wh_db_scan_retry_delay(const wh_db *db, int64_t attempts)
+{
+    int64_t ms = db->scan_retry_ms;
+    for (int64_t i = 1; i < attempts && ms < WH_SCAN_RETRY_CAP_MS; i++)
+        ms *= 2;
+    return ms < WH_SCAN_RETRY_CAP_MS ? ms : WH_SCAN_RETRY_CAP_MS;
+}
+
+const char *wh_db_node(const wh_db *db)
+{
+    return db->node ? db->node : "";
+}
+
 const char *db_node(struct conn *c)
 {
     return c->db->node ? c->db->node : "";
@@ -535,6 +562,8 @@ static int open_with(wh_db **out, const struct db_driver *d, const char *target,
     db->d = d;
     db->serial = ++serials;
     db->scan_lease_ms = WH_SCAN_LEASE_MS;
+    db->scan_attempts = WH_SCAN_ATTEMPTS_MAX;
+    db->scan_retry_ms = WH_SCAN_RETRY_MS;
     db->target = wh_strdup(target);
     pthread_mutex_init(&db->lock, NULL);
     pthread_key_create(&db->key, thread_conn_free);

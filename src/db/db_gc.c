@@ -139,6 +139,11 @@ static int blob_review_one(struct conn *c, int64_t now_ms,
 {
     static const char claim[] = "SELECT digest, review_count FROM gc_blob_review"
                                 " WHERE review_after_ms <= ?1 ORDER BY review_after_ms LIMIT 1";
+    /* PostgreSQL: the collectors of every node share the queue, each skipping the
+     * reviews another's open transaction holds (never deciding one twice) */
+    static const char claim_skip_locked[] =
+        "SELECT digest, review_count FROM gc_blob_review WHERE review_after_ms <= ?1"
+        " ORDER BY review_after_ms LIMIT 1 FOR UPDATE SKIP LOCKED";
     static const char look[] =
         "SELECT CASE WHEN " BLOB_USED " THEN 1 ELSE 0 END,"
         " (SELECT b.size FROM blob b WHERE b.digest = ?1)";
@@ -148,7 +153,7 @@ static int blob_review_one(struct conn *c, int64_t now_ms,
     /* what lists showed of it when the bytes were a manifest (db_manifest_summary.c) */
     static const char drop_summary[] = "DELETE FROM manifest_summary WHERE digest = ?1";
     memset(out, 0, sizeof(*out));
-    db_stmt *s = db_stmt(c, claim);
+    db_stmt *s = db_stmt(c, strcmp(db_driver_name(c), "postgres") == 0 ? claim_skip_locked : claim);
     db_bind_i64(s, 1, now_ms);
     int error = db_one_row(c, s, "due blob review");
     if (error == WH_ENOTFOUND)
@@ -215,9 +220,18 @@ static int manifest_claim(struct conn *c, int64_t now_ms, bool delete_untagged, 
     static const char of_event[] =
         "SELECT artifact_id FROM gc_manifest_review"
         " WHERE event = ?2 AND review_after_ms <= ?1 ORDER BY review_after_ms LIMIT 1";
+    /* PostgreSQL: as blob_review_one's claim */
+    static const char any_skip_locked[] =
+        "SELECT artifact_id FROM gc_manifest_review WHERE review_after_ms <= ?1"
+        " ORDER BY review_after_ms LIMIT 1 FOR UPDATE SKIP LOCKED";
+    static const char of_event_skip_locked[] =
+        "SELECT artifact_id FROM gc_manifest_review WHERE event = ?2 AND review_after_ms <= ?1"
+        " ORDER BY review_after_ms LIMIT 1 FOR UPDATE SKIP LOCKED";
     static const char *const events[] = {"parent_delete", "subject_delete"};
+    bool pg = strcmp(db_driver_name(c), "postgres") == 0;
     for (size_t i = 0; i < (delete_untagged ? 1 : 2); i++) {
-        db_stmt *s = db_stmt(c, delete_untagged ? any : of_event);
+        db_stmt *s = db_stmt(c, delete_untagged ? (pg ? any_skip_locked : any)
+                                                : (pg ? of_event_skip_locked : of_event));
         db_bind_i64(s, 1, now_ms);
         if (!delete_untagged)
             db_bind_text(s, 2, events[i]);
@@ -432,7 +446,7 @@ int wh_db_gc_queue(wh_db *db, int64_t now_ms, struct wh_gc_queue *out)
 
 #define RUN_COLS                                                                                   \
     "id, kind, trigger_type, operator, status, params, created_ms, start_ms, end_ms, updated_ms,"  \
-    " stop_requested, blobs, bytes, artifacts, purged, failures"
+    " stop_requested, blobs, bytes, artifacts, purged, failures, attempts"
 
 static void run_row(struct wh_gc_run *o, db_stmt *s)
 {
@@ -453,6 +467,7 @@ static void run_row(struct wh_gc_run *o, db_stmt *s)
     o->artifacts = db_col_i64(s, 13);
     o->purged = db_col_i64(s, 14);
     o->failures = db_col_i64(s, 15);
+    o->attempts = db_col_i64(s, 16);
 }
 
 static int create_tx(struct conn *c, const char *kind, const char *trigger, const char *operator,
@@ -462,7 +477,8 @@ static int create_tx(struct conn *c, const char *kind, const char *trigger, cons
                                " AND status IN ('Pending', 'Running')";
     static const char ins[] =
         "INSERT INTO gc_run(kind, trigger_type, operator, status, params, created_ms, start_ms,"
-        " updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6) RETURNING id";
+        " updated_ms, holder, attempts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9)"
+        " RETURNING id";
     bool going = false;
     db_stmt *s = db_stmt(c, busy);
     db_bind_text(s, 1, kind);
@@ -479,6 +495,8 @@ static int create_tx(struct conn *c, const char *kind, const char *trigger, cons
     db_bind_text(s, 5, params && *params ? params : "{}");
     db_bind_i64(s, 6, now_ms);
     db_bind_i64(s, 7, running ? now_ms : 0);
+    db_bind_text(s, 8, running ? db_node(c) : "");
+    db_bind_i64(s, 9, running ? 1 : 0);
     return db_insert(c, s, "gc run", id_out);
 }
 
@@ -532,9 +550,17 @@ static int claim_tx(struct conn *c, int64_t now_ms, struct wh_gc_run *out)
 {
     static const char next[] = "SELECT " RUN_COLS " FROM gc_run WHERE status = 'Pending'"
                                " ORDER BY id LIMIT 1";
-    static const char take[] = "UPDATE gc_run SET status = 'Running', start_ms = ?2,"
-                               " updated_ms = ?2 WHERE id = ?1";
-    db_stmt *s = db_stmt(c, next);
+    /* PostgreSQL, several nodes: a run another node is taking is skipped, not waited for */
+    static const char next_skip_locked[] = "SELECT " RUN_COLS " FROM gc_run"
+                                           " WHERE status = 'Pending' ORDER BY id LIMIT 1"
+                                           " FOR UPDATE SKIP LOCKED";
+    /* a run taken back keeps the start of its first attempt */
+    static const char take[] =
+        "UPDATE gc_run SET status = 'Running',"
+        " start_ms = CASE WHEN start_ms = 0 THEN ?2 ELSE start_ms END, updated_ms = ?2,"
+        " holder = ?3, attempts = attempts + 1 WHERE id = ?1 AND status = 'Pending'";
+    bool pg = strcmp(db_driver_name(c), "postgres") == 0;
+    db_stmt *s = db_stmt(c, pg ? next_skip_locked : next);
     int error = db_one_row(c, s, "pending run");
     if (error < 0)
         return error;
@@ -543,9 +569,15 @@ static int claim_tx(struct conn *c, int64_t now_ms, struct wh_gc_run *out)
     s = db_stmt(c, take);
     db_bind_i64(s, 1, out->id);
     db_bind_i64(s, 2, now_ms);
+    db_bind_text(s, 3, db_node(c));
+    if ((error = db_change(c, s, "pending run")) < 0)
+        return error;
     snprintf(out->status, sizeof(out->status), "Running");
-    out->start_ms = out->updated_ms = now_ms;
-    return db_run(c, s);
+    if (out->start_ms == 0)
+        out->start_ms = now_ms;
+    out->updated_ms = now_ms;
+    out->attempts++;
+    return 0;
 }
 
 int wh_db_gcrun_claim(wh_db *db, int64_t now_ms, struct wh_gc_run *out)
@@ -571,7 +603,7 @@ int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *lo
         "UPDATE gc_run SET blobs = ?2, bytes = ?3, artifacts = ?4, purged = ?5, failures = ?6,"
         " log = ?7, updated_ms = ?8, status = coalesce(?9, status),"
         " end_ms = CASE WHEN ?9 IS NULL THEN end_ms ELSE ?8 END"
-        " WHERE id = ?1 AND status = 'Running' RETURNING stop_requested";
+        " WHERE id = ?1 AND status = 'Running' AND holder = ?10 RETURNING stop_requested";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, counts->id);
@@ -583,7 +615,8 @@ int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *lo
     db_bind_text(s, 7, log ? log : "");
     db_bind_i64(s, 8, now_ms);
     db_bind_text(s, 9, status);
-    int error = db_one_row(c, s, "running gc run");
+    db_bind_text(s, 10, db_node(c));
+    int error = db_one_row(c, s, "running gc run of this node");
     if (error < 0)
         return error;
     if (stop_out)
@@ -697,25 +730,57 @@ int wh_db_gcrun_stop(wh_db *db, const char *kind, int64_t id, int64_t now_ms)
     return db_tx_end(c, stop_tx(c, kind, id, now_ms));
 }
 
-int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms)
+int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms, bool at_start,
+                        int64_t *requeued)
 {
+    /* which runs: not updated for a lease (their node died), or this node's own at its start */
+#define RECOVERABLE                                                                                \
+    " status = 'Running' AND (updated_ms < ?1 OR (?4 = 1 AND holder = ?5 AND holder <> ''))"
+    static const char peek[] = "SELECT 1 FROM gc_run WHERE" RECOVERABLE;
+    /* a line in the run's log for the attempt cut off; queued again unless a stop was asked
+     * for or it was taken WH_GC_ATTEMPTS_MAX times (a run that kills every node ends) */
     static const char sql[] =
-        "UPDATE gc_run SET status = 'Error', end_ms = ?2, updated_ms = ?2,"
-        " log = log || ?3"
-        " WHERE status = 'Running' AND updated_ms < ?1";
-    static const char peek[] = "SELECT 1 FROM gc_run WHERE status = 'Running' AND updated_ms < ?1";
+        "UPDATE gc_run SET"
+        " status = CASE WHEN stop_requested <> 0 THEN 'Stopped' WHEN attempts >= ?3 THEN 'Error'"
+        " ELSE 'Pending' END,"
+        " end_ms = CASE WHEN stop_requested <> 0 OR attempts >= ?3 THEN ?2 ELSE end_ms END,"
+        " updated_ms = ?2,"
+        " log = log || 'attempt ' || attempts || ' of ' || ?3 || ' was cut off: the node running"
+        " it stopped (' || CASE WHEN holder = '' THEN 'wharf gc' ELSE holder END || ')' || ?6 ||"
+        " CASE WHEN stop_requested <> 0 THEN 'stopped, as asked' || ?6"
+        " WHEN attempts >= ?3 THEN 'gave up after ' || attempts || ' attempts' || ?6"
+        " ELSE 'queued again: the next node to look takes it over' || ?6 END,"
+        " holder = '' WHERE" RECOVERABLE " RETURNING status";
+#undef RECOVERABLE
     CONN_OR_FAIL(c, db);
     bool any = false;
+    if (requeued)
+        *requeued = 0;
     db_stmt *s = db_stmt(c, peek);
     db_bind_i64(s, 1, stale_before_ms);
+    db_bind_i64(s, 4, at_start ? 1 : 0);
+    db_bind_text(s, 5, db_node(c));
     int error = db_exists(c, s, &any);
     if (error < 0 || !any)
-        return error;
+        return error; /* a read: an idle node's tick takes no write lock */
     s = db_stmt(c, sql);
     db_bind_i64(s, 1, stale_before_ms);
     db_bind_i64(s, 2, now_ms);
-    db_bind_text(s, 3, "the run was cut off: its process ended\n");
-    return db_run(c, s);
+    db_bind_i64(s, 3, WH_GC_ATTEMPTS_MAX);
+    db_bind_i64(s, 4, at_start ? 1 : 0);
+    db_bind_text(s, 5, db_node(c));
+    db_bind_text(s, 6, "\n");
+    int64_t n = 0;
+    int rc;
+    while ((rc = db_step(s)) == DB_ROW) {
+        const char *st = db_col_text(s, 0);
+        n += st && strcmp(st, "Pending") == 0;
+    }
+    error = rc == DB_DONE ? 0 : db_fail(c);
+    db_done(s);
+    if (requeued)
+        *requeued = n;
+    return error;
 }
 
 /* ---- audit log purge ---- */

@@ -580,6 +580,12 @@ const char *const db_pg_migrations[] = {
     "ALTER TABLE scan_job ADD COLUMN holder " T " NOT NULL DEFAULT '';"
     "ALTER TABLE scan_job ADD COLUMN lease_ms BIGINT NOT NULL DEFAULT 0;"
     "CREATE INDEX scan_job_lease ON scan_job(lease_ms) WHERE status = 'Running';",
+    /* 16: scan job retries and gc run takeover, as SQLite's 16 */
+    "ALTER TABLE scan_job ADD COLUMN due_ms BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE scan_job SET due_ms = queued_ms;"
+    "CREATE INDEX scan_job_due ON scan_job(due_ms, artifact_id) WHERE status = 'Pending';"
+    "ALTER TABLE gc_run ADD COLUMN holder " T " NOT NULL DEFAULT '';"
+    "ALTER TABLE gc_run ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;",
 };
 #pragma GCC diagnostic pop
 

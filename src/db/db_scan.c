@@ -45,14 +45,16 @@ int db_scan_enqueue(struct conn *c, int64_t artifact_id, int64_t now_ms, int64_t
                     const char *operator, bool requeue)
 {
     /* an artifact pushed again keeps the scan it has */
-    static const char once[] = "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms)"
-                               " VALUES(?1, ?2, 'Pending', ?3) ON CONFLICT(artifact_id) DO NOTHING";
+    static const char once[] =
+        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms, due_ms)"
+        " VALUES(?1, ?2, 'Pending', ?3, ?3) ON CONFLICT(artifact_id) DO NOTHING";
     /* a scan-all queues again what is neither pending nor running */
     static const char again[] =
-        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms, run_id, operator)"
-        " VALUES(?1, ?2, 'Pending', ?3, ?4, ?5)"
+        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms, due_ms, run_id, operator)"
+        " VALUES(?1, ?2, 'Pending', ?3, ?3, ?4, ?5)"
         " ON CONFLICT(artifact_id) DO UPDATE SET report_id = excluded.report_id,"
-        " status = 'Pending', queued_ms = excluded.queued_ms, start_ms = 0, end_ms = 0,"
+        " status = 'Pending', queued_ms = excluded.queued_ms, due_ms = excluded.due_ms,"
+        " start_ms = 0, end_ms = 0,"
         " attempts = 0, log = '', run_id = excluded.run_id, operator = excluded.operator"
         " WHERE scan_job.status NOT IN ('Pending', 'Running')";
     char report_id[33]; /* what an external scanner's token is checked against: random */
@@ -94,7 +96,7 @@ int db_scan_autoqueue(struct conn *c, int64_t artifact_id, const struct wh_artif
 
 #define JOB_COLS                                                                                   \
     "j.artifact_id, j.report_id, j.status, a.digest, j.queued_ms, j.start_ms, j.end_ms,"          \
-    " j.attempts, j.severity, coalesce(j.summary, ''), j.scanner"
+    " j.attempts, j.severity, coalesce(j.summary, ''), j.scanner, j.due_ms"
 
 static void job_row(db_stmt *s, struct wh_scan_job *out)
 {
@@ -110,6 +112,7 @@ static void job_row(db_stmt *s, struct wh_scan_job *out)
     db_copy_col(out->severity, sizeof(out->severity), s, 8);
     db_copy_col(out->summary, sizeof(out->summary), s, 9);
     db_copy_col(out->scanner, sizeof(out->scanner), s, 10);
+    out->due_ms = db_col_i64(s, 11);
 }
 
 int wh_db_scan_get(wh_db *db, int64_t artifact_id, struct wh_scan_job *out)
@@ -143,10 +146,10 @@ static int request_tx(struct conn *c, wh_db *db, int64_t artifact_id, const char
 {
     static const char has[] = "SELECT 1 FROM artifact WHERE id = ?1";
     static const char upsert[] =
-        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms, operator)"
-        " VALUES(?1, ?2, 'Pending', ?3, ?4)"
+        "INSERT INTO scan_job(artifact_id, report_id, status, queued_ms, due_ms, operator)"
+        " VALUES(?1, ?2, 'Pending', ?3, ?3, ?4)"
         " ON CONFLICT(artifact_id) DO UPDATE SET report_id = ?2, status = 'Pending',"
-        " queued_ms = ?3, start_ms = 0, end_ms = 0, attempts = 0, log = '', scanner = '',"
+        " queued_ms = ?3, due_ms = ?3, start_ms = 0, end_ms = 0, attempts = 0, log = '', scanner = '',"
         " run_id = NULL, operator = ?4";
     struct wh_scan_job *cur = wh_malloc(sizeof(*cur));
     bool exists = false;
@@ -195,13 +198,15 @@ int wh_db_scan_request(wh_db *db, int64_t artifact_id, const char *report_id, in
 
 int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
 {
-    /* a read first: an idle worker's poll takes no write lock */
-    static const char peek[] = "SELECT 1 FROM scan_job WHERE status = 'Pending' LIMIT 1";
+    /* a read first: an idle worker's poll takes no write lock (the index scan_job_due
+     * answers both: a job waiting for its retry is past the range) */
+    static const char peek[] =
+        "SELECT 1 FROM scan_job WHERE status = 'Pending' AND due_ms <= ?1 LIMIT 1";
     static const char take[] =
         "UPDATE scan_job SET status = 'Running', start_ms = ?1, end_ms = 0,"
         " attempts = attempts + 1, holder = ?2, lease_ms = ?3 WHERE status = 'Pending' AND"
         " artifact_id = (SELECT artifact_id FROM scan_job WHERE status = 'Pending'"
-        " ORDER BY queued_ms, artifact_id LIMIT 1) RETURNING artifact_id";
+        " AND due_ms <= ?1 ORDER BY due_ms, artifact_id LIMIT 1) RETURNING artifact_id";
     /*
      * PostgreSQL, several nodes on one queue: the job another node's claim has
      * locked is skipped, not waited for (and then found taken); SQLite has one
@@ -211,10 +216,13 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
         "UPDATE scan_job SET status = 'Running', start_ms = ?1, end_ms = 0,"
         " attempts = attempts + 1, holder = ?2, lease_ms = ?3 WHERE status = 'Pending' AND"
         " artifact_id = (SELECT artifact_id FROM scan_job WHERE status = 'Pending'"
-        " ORDER BY queued_ms, artifact_id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING artifact_id";
+        " AND due_ms <= ?1 ORDER BY due_ms, artifact_id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING artifact_id";
     CONN_OR_FAIL(c, db);
     bool any = false;
-    int error = db_exists(c, db_stmt(c, peek), &any);
+    db_stmt *p = db_stmt(c, peek);
+    db_bind_i64(p, 1, now_ms);
+    int error = db_exists(c, p, &any);
     if (error < 0)
         return error;
     if (!any)
@@ -257,6 +265,65 @@ int wh_db_scan_finish(wh_db *db, int64_t artifact_id, const char *report_id, con
     db_bind_text(s, 7, log ? log : "");
     db_bind_text(s, 8, report);
     return db_change(c, s, "running scan");
+}
+
+/* The length of the first `cap` bytes at most of `s`, cut on a UTF-8 character boundary. */
+static int utf8_cut(const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap + 1);
+    if (n > cap) {
+        n = cap;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    return (int)n;
+}
+
+int wh_db_scan_retry(wh_db *db, int64_t artifact_id, const char *report_id, const char *why,
+                     int64_t now_ms, char *status_out, int64_t *due_out)
+{
+    static const char look[] = "SELECT attempts FROM scan_job"
+                               " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running'";
+    /* guarded by the attempts read: a job taken back and claimed again meanwhile is
+     * another attempt's to record */
+    static const char again[] =
+        "UPDATE scan_job SET status = ?4, due_ms = ?5, end_ms = ?6, holder = '', log = log || ?7"
+        " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running' AND attempts = ?3";
+    char line[WH_SCAN_LOG_LINE_MAX];
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, look);
+    db_bind_i64(s, 1, artifact_id);
+    db_bind_text(s, 2, report_id);
+    int error = db_one_row(c, s, "running scan");
+    if (error < 0)
+        return error;
+    int64_t attempts = db_col_i64(s, 0);
+    db_done(s);
+    int64_t max = wh_db_scan_attempts(db);
+    bool last = attempts >= max;
+    int64_t due = last ? 0 : now_ms + wh_db_scan_retry_delay(db, attempts);
+    int wn = utf8_cut(why, 700);
+    if (last)
+        snprintf(line, sizeof(line), "attempt %lld of %lld failed: %.*s\ngave up after %lld "
+                 "attempts\n", (long long)attempts, (long long)max, wn, why, (long long)attempts);
+    else
+        snprintf(line, sizeof(line), "attempt %lld of %lld failed: %.*s\nretried in %lld s\n",
+                 (long long)attempts, (long long)max, wn, why,
+                 (long long)((due - now_ms + 999) / 1000));
+    s = db_stmt(c, again);
+    db_bind_i64(s, 1, artifact_id);
+    db_bind_text(s, 2, report_id);
+    db_bind_i64(s, 3, attempts);
+    db_bind_text(s, 4, last ? WH_SCAN_ERROR : WH_SCAN_PENDING);
+    db_bind_i64(s, 5, due);
+    db_bind_i64(s, 6, last ? now_ms : 0);
+    db_bind_text(s, 7, line);
+    if ((error = db_change(c, s, "running scan")) < 0)
+        return error;
+    copy_status(status_out, last ? WH_SCAN_ERROR : WH_SCAN_PENDING);
+    if (due_out)
+        *due_out = due;
+    return 0;
 }
 
 int wh_db_scan_stop(wh_db *db, int64_t artifact_id, int64_t now_ms, char *status_out)
@@ -323,19 +390,24 @@ int wh_db_scan_renew(wh_db *db, int64_t now_ms)
 
 int wh_db_scan_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued)
 {
+    /* a line per attempt cut off, as wh_db_scan_retry writes for a failed one */
     static const char sql[] =
         "UPDATE scan_job SET"
         " status = CASE WHEN attempts >= ?1 THEN 'Error' ELSE 'Pending' END,"
-        " log = CASE WHEN attempts >= ?1 THEN 'the server stopped during each of ' || attempts ||"
-        " ' attempts' ELSE log END, end_ms = CASE WHEN attempts >= ?1 THEN ?2 ELSE 0 END"
+        " log = log || 'attempt ' || attempts || ' of ' || ?1 || ' was cut off: the node running"
+        " it stopped (' || CASE WHEN holder = '' THEN 'unnamed' ELSE holder END || ')' || ?5 ||"
+        " CASE WHEN attempts >= ?1 THEN 'gave up after ' || attempts || ' attempts' || ?5"
+        " ELSE '' END,"
+        " end_ms = CASE WHEN attempts >= ?1 THEN ?2 ELSE 0 END, due_ms = ?2, holder = ''"
         " WHERE status = 'Running' AND (lease_ms < ?2 OR (?3 = 1 AND holder = ?4))"
         " RETURNING status";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
-    db_bind_i64(s, 1, WH_SCAN_ATTEMPTS_MAX);
+    db_bind_i64(s, 1, wh_db_scan_attempts(db));
     db_bind_i64(s, 2, now_ms);
     db_bind_i64(s, 3, at_start ? 1 : 0);
     db_bind_text(s, 4, db_node(c));
+    db_bind_text(s, 5, "\n");
     int64_t n = 0;
     int rc;
     while ((rc = db_step(s)) == DB_ROW) {

@@ -772,6 +772,18 @@ static const char *const migrations[] = {
     "ALTER TABLE scan_job ADD COLUMN holder TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE scan_job ADD COLUMN lease_ms INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX scan_job_lease ON scan_job(lease_ms) WHERE status = 'Running';",
+    /*
+     * 16: retries (db_scan.c, db_gc.c): a queued scan job is due at due_ms
+     * (its queueing, or a failed attempt's backoff later), claimed in that
+     * order; a garbage collection run names the node running it and counts
+     * the times one took it, so that a run cut off by a node's death is
+     * taken back by another node, and one that kills every node ends.
+     */
+    "ALTER TABLE scan_job ADD COLUMN due_ms INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE scan_job SET due_ms = queued_ms;"
+    "CREATE INDEX scan_job_due ON scan_job(due_ms) WHERE status = 'Pending';"
+    "ALTER TABLE gc_run ADD COLUMN holder TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE gc_run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;",
 };
 #pragma GCC diagnostic pop
 

@@ -31,7 +31,6 @@
 #include <time.h>
 
 #define TICK_MS 1000           /* longest sleep of the gc thread; progress interval of a run */
-#define STALE_MS (60 * 1000)   /* a Running run not updated for this long lost its process */
 #define PURGE_BATCH 1000       /* audit entries per transaction */
 #define LOG_ITEMS_MAX 1000     /* items named one by one in a log, then only counted */
 #define SETTING_MAX 2048       /* a schedule's stored JSON incl. NUL */
@@ -214,6 +213,13 @@ static int flush(struct exec *e, const char *status)
     free(log);
     if (error == 0 && stop)
         atomic_store(&e->stop, true);
+    if (error == WH_ENOTFOUND) {
+        /* taken back (this node wrote no progress for a lease) and another node goes
+         * on with it: stop after the review in hand */
+        wh_log_warn("gc run %lld: no longer this node's (taken over after a lease without "
+                    "progress): stopping", (long long)e->run.id);
+        atomic_store(&e->stop, true);
+    }
     return error;
 }
 
@@ -422,9 +428,20 @@ static int execute(wh_db *db, wh_store *store, const struct wh_gc_run *run,
     wh_buf_init(&e.log, WH_GC_LOG_MAX);
     atomic_init(&e.stop, false);
     params_of(&e.p, run->kind, run->params);
-    e.run.blobs = e.run.bytes = e.run.artifacts = e.run.purged = e.run.failures = 0;
+    /* a run taken back after its node died goes on from its log and counts so far
+     * (what the dead node's last progress write recorded) */
+    char *before = NULL;
+    if (run->attempts > 1 && wh_db_gcrun_log(db, run->kind, run->id, &before) == 0 &&
+        wh_buf_puts(&e.log, before) < 0)
+        e.log.len = 0;
+    free(before);
+    if (run->attempts <= 1)
+        e.run.blobs = e.run.bytes = e.run.artifacts = e.run.purged = e.run.failures = 0;
     pthread_mutex_lock(&e.lock);
-    if (gc)
+    if (run->attempts > 1)
+        log_line(&e, "attempt %lld: taken over%s%s", (long long)run->attempts,
+                 wh_db_node(db)[0] ? " by " : "", wh_db_node(db));
+    else if (gc)
         log_line(&e, "garbage collection %lld started (%s): delete_untagged=%s dry_run=%s "
                      "workers=%d",
                  (long long)run->id, run->trigger, e.p.delete_untagged ? "true" : "false",
@@ -626,6 +643,7 @@ struct wh_gc {
     wh_db *db;
     wh_store *store;
     wh_loop *loop;
+    bool started; /* the first turn took back this node's own runs */
 };
 
 /* Fires the schedule of `kind` when due (a Pending run, unless one is going on). */
@@ -663,9 +681,14 @@ out:
 static int64_t gc_turn(void *arg)
 {
     wh_gc *g = arg;
-    int64_t now = wh_now_ms();
-    if (wh_db_gcrun_recover(g->db, now - STALE_MS, now) < 0)
+    int64_t now = wh_now_ms(), requeued = 0;
+    /* a run is held as a scan job is (scan.lease): not updated for a lease, its node died */
+    if (wh_db_gcrun_recover(g->db, now - wh_db_scan_lease(g->db), now, !g->started,
+                            &requeued) < 0)
         wh_log_error("gc: %s", wh_error_msg());
+    else if (requeued > 0)
+        wh_log_info("gc: %lld run(s) cut off by a node's death queued again", (long long)requeued);
+    g->started = true;
     fire(g, WH_GC_KIND_GC);
     fire(g, WH_GC_KIND_PURGE);
     struct wh_gc_run run;

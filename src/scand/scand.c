@@ -83,27 +83,64 @@ char *wh_scand_vulndb_path(const char *data_dir)
     return wh_sprintf("%s/vulndb.sqlite", data_dir);
 }
 
-/* The registry's store as the scanner's blob source: its readers, whatever the driver. */
+/*
+ * The registry's store as the scanner's blob source: its readers, whatever
+ * the driver. A job's source notes a failure of the store itself (not a
+ * missing blob): the scanner sees a short or broken layer, the worker knows
+ * the cause was storage (unreachable, failing) and tries the job again later.
+ */
+struct job_src {
+    wh_store *store;
+    int failed;    /* set once (__atomic_*), by any reading thread */
+    char msg[256]; /* the store's message, written by the thread that set `failed` */
+};
+
+struct job_reader {
+    wh_store_reader *rd;
+    struct job_src *js;
+};
+
+static void store_failed(struct job_src *js)
+{
+    if (__atomic_exchange_n(&js->failed, 1, __ATOMIC_ACQ_REL) == 0)
+        snprintf(js->msg, sizeof(js->msg), "%s", wh_error_msg());
+}
+
 static int store_open(void **handle, void *payload, const struct wh_digest *d)
 {
+    struct job_src *js = payload;
     wh_store_reader *rd = NULL;
-    int error = wh_store_reader_open(&rd, payload, d, 0, WH_STORE_TO_END);
-    if (error == 0)
-        *handle = rd;
-    return error;
+    int error = wh_store_reader_open(&rd, js->store, d, 0, WH_STORE_TO_END);
+    if (error < 0) {
+        if (error != WH_ENOTFOUND)
+            store_failed(js);
+        return error;
+    }
+    struct job_reader *jr = wh_malloc(sizeof(*jr));
+    jr->rd = rd;
+    jr->js = js;
+    *handle = jr;
+    return 0;
 }
 
 static long store_read(void *handle, void *buf, size_t n)
 {
+    struct job_reader *jr = handle;
     size_t got = 0;
-    if (wh_store_reader_read(handle, buf, n, &got) < 0)
+    if (wh_store_reader_read(jr->rd, buf, n, &got) < 0) {
+        store_failed(jr->js);
         return -1;
+    }
     return (long)got;
 }
 
 static void store_close(void *handle)
 {
-    wh_store_reader_close(handle);
+    struct job_reader *jr = handle;
+    if (!jr)
+        return;
+    wh_store_reader_close(jr->rd);
+    free(jr);
 }
 
 /* Opens the database again when the file is not the one open. */
@@ -323,23 +360,39 @@ static int scan_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
 {
     struct wh_inventory *inv = NULL;
     struct wh_findings *findings = NULL;
-    struct wh_blob_source src = {store_open, store_read, store_close, s->store};
+    struct job_src js = {.store = s->store};
+    struct wh_blob_source src = {store_open, store_read, store_close, &js};
     struct wh_scan_opts opts = {.cache_dir = s->cache_dir, .trusted_store = true, .threads = 1};
     int error;
 
-    if ((error = vulndb_fresh(w, s->vulndb_path)) < 0 ||
-        (error = wh_scan_image(&inv, &src, job->digest, &opts)) < 0 ||
-        (error = wh_match(&findings, w->db, inv)) < 0)
+    if ((error = vulndb_fresh(w, s->vulndb_path)) < 0)
+        goto out;
+    if ((error = wh_scan_image(&inv, &src, job->digest, &opts)) < 0) {
+        /* what the scanner made of a broken read is not the cause: storage is */
+        if (__atomic_load_n(&js.failed, __ATOMIC_ACQUIRE)) {
+            wh_log_warn("scan %s of %s: reading from storage failed: %s", job->report_id,
+                        job->digest, js.msg);
+            error = wh_error_set(WH_EBUSY, "the image could not be read from storage (the "
+                                           "server log has the details)");
+        }
+        goto out;
+    }
+    if ((error = wh_match(&findings, w->db, inv)) < 0)
         goto out;
     wh_log_info("scan %s: %s: %u layers read, %u from cache, %zu packages, %zu findings",
                 job->report_id, job->digest, opts.layers_read, opts.layers_cached, inv->npkgs,
                 findings->n);
     error = wh_scand_record(s->db, job, inv, findings);
-    if (error == WH_ENOTFOUND)
+    if (error == WH_ENOTFOUND) {
         wh_log_info("scan %s of %s was stopped or replaced: result dropped", job->report_id,
                     job->digest);
-    else if (error < 0)
+    } else if (error < 0) {
+        /* the database refused or is away: the job is tried again (run_job) */
         wh_log_error("scan %s: cannot record the result: %s", job->report_id, wh_error_msg());
+        error = wh_error_set(WH_EBUSY, "the result could not be recorded in the database (the "
+                                       "server log has the details)");
+        goto out;
+    }
     error = 1; /* recorded or dropped: nothing is left for run_job to write */
 out:
     wh_findings_free(findings);
@@ -354,6 +407,44 @@ static void hold(wh_scand *s, const struct wh_scan_job *job)
                 job->report_id, job->digest);
     while (!stopping(s))
         idle_wait(s, WH_SCAND_POLL_MS);
+}
+
+/*
+ * A failed attempt whose cause may pass (WH_EBUSY: storage or the database
+ * unreachable, an external scanner down or failing): the job goes back to
+ * Pending with a backoff, or ends in Error after its last attempt
+ * (wh_db_scan_retry). While the database itself does not answer, the worker
+ * keeps trying to record that (the job stays Running under this node's
+ * lease meanwhile); a stop leaves it Running for the next start.
+ */
+static void retry_later(wh_scand *s, const struct wh_scan_job *job, const char *why_in)
+{
+    char why[WH_SCAND_LOG_MAX], status[16] = "";
+    int64_t due = 0;
+    snprintf(why, sizeof(why), "%s", why_in);
+    for (;;) {
+        int error = wh_db_scan_retry(s->db, job->artifact_id, job->report_id, why, wh_now_ms(),
+                                     status, &due);
+        if (error == WH_ENOTFOUND) {
+            wh_log_info("scan %s of %s was stopped or replaced: result dropped", job->report_id,
+                        job->digest);
+            return;
+        }
+        if (error == 0)
+            break;
+        wh_log_error("scan %s: cannot record the failed attempt: %s", job->report_id,
+                     wh_error_msg());
+        if (stopping(s))
+            return;
+        idle_wait(s, 1000);
+    }
+    if (strcmp(status, WH_SCAN_PENDING) == 0)
+        wh_log_warn("scan %s of %s: attempt %lld failed: %s; tried again in %lld s",
+                    job->report_id, job->digest, (long long)job->attempts, why,
+                    (long long)((due - wh_now_ms() + 999) / 1000));
+    else
+        wh_log_warn("scan %s of %s failed after %lld attempts: %s", job->report_id, job->digest,
+                    (long long)job->attempts, why);
 }
 
 static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *job)
@@ -381,9 +472,13 @@ static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
         if (rerr == WH_ENOTFOUND)
             wh_log_info("scan %s of %s was stopped or replaced: result dropped", job->report_id,
                         job->digest);
-        else if (rerr == WH_ERROR)
+        else if (rerr < 0 && rerr != WH_EINVALID) {
+            /* the database refused or is away: the job is tried again */
             wh_log_error("scan %s: cannot record the result: %s", job->report_id,
                          wh_error_msg());
+            retry_later(s, job, "the result could not be recorded in the database (the server "
+                                "log has the details)");
+        }
         if (rerr != WH_EINVALID)
             return;
         /* the adapter client checked the report: one the workers cannot read is a bug
@@ -400,6 +495,10 @@ static void run_job(wh_scand *s, struct worker_db *w, const struct wh_scan_job *
     wh_metric_scan(wh_monotonic_us() - t0, error > 0);
     if (error > 0)
         return;
+    if (error == WH_EBUSY) {
+        retry_later(s, job, wh_error_msg());
+        return;
+    }
     /* the log is served to the project's readers: an unexpected failure's
      * message (which may name server paths) stays in the server log, as the
      * API does with its 500s */

@@ -22,8 +22,10 @@ struct wh_scand_config {
     /*
      * Hands a job to another scanner (adapter.h: wh_adapter_delegate), NULL
      * for none: 0 the built-in scanner runs it; 1 done, with the report,
-     * summary and severity; < 0 failed (the message is the scan's log);
-     * WH_EDEFERRED the server is stopping (the job stays Running).
+     * summary and severity; < 0 failed (the message is the scan's log):
+     * WH_EBUSY for a cause that may pass (the job is tried again later,
+     * wh_db_scan_retry), any other code for good; WH_EDEFERRED the server is
+     * stopping (the job stays Running).
      */
     int (*delegate)(void *payload, const struct wh_scan_job *job, char **report, char **summary,
                     char *severity, size_t sevcap);

@@ -518,3 +518,72 @@ def test_gc_stop_a_running_collection_and_finish_later(servers):
     rest = run_gc(srv)
     assert rest["blobs_deleted"] == N_SEEDED - item["blobs_deleted"], rest
     assert_disk_is(srv, {})
+
+
+def seed_unreferenced(srv, n, tag):
+    """n blobs nothing references, files and rows, seeded into the stopped server's
+    SQLite database (the blob trigger queues their reviews, as uploads would)."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(srv.data_dir, "wharf.db"))
+    rows = []
+    for i in range(n):
+        data = i.to_bytes(4, "big") + tag
+        hexd = hashlib.sha256(data).hexdigest()
+        d = os.path.join(srv.data_dir, "blobs", "sha256", hexd[:2])
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, hexd), "wb") as f:
+            f.write(data)
+        rows.append(("sha256:" + hexd, len(data), 0))
+    with db:
+        db.executemany("INSERT INTO blob(digest, size, created_ms) VALUES(?, ?, ?)", rows)
+    db.close()
+
+
+def test_gc_node_killed_mid_run_taken_back_at_restart(servers):
+    """A server SIGKILLed in the middle of a collection of 50000 unreferenced
+    blobs (one worker, so that it is still going): its run is not left Running
+    forever nor ended as Error; the server starting again takes it back, goes on
+    from the counts and log so far, and ends it Success. Nothing referenced is
+    deleted, everything unreferenced is."""
+    srv = servers.new(env={**FAST, "WHARF_SCAN_LEASE": "3"})
+    reg = srv.registry()
+    keep = small_image("gc-kill-keep")
+    reg.push_image("library/keep", keep, "v1")
+    assert srv.stop() == 0
+    seed_unreferenced(srv, N_SEEDED, b"gc-kill")
+    srv.start(srv.port)
+    api = admin(srv)
+    r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"},
+                                         "parameters": {"workers": 1}})
+    assert r.status_code == 201, describe(r)
+    gc_id = r.headers["Location"].rsplit("/", 1)[1]
+
+    def progressed():
+        item = api.get(f"/system/gc/{gc_id}").json()
+        return item if item["job_status"] == "Running" and item["blobs_deleted"] > 0 else None
+
+    before = wait_until(progressed, 30, "the run to make progress", interval=0.05)
+    srv.kill()
+    left = len(blob_dir_usage(srv)) - len(referenced(keep))
+    assert 0 < left < N_SEEDED, left  # killed mid-run
+    srv.start(srv.port)
+    item = {}
+
+    def ended():
+        nonlocal item
+        item = api.get(f"/system/gc/{gc_id}").json()
+        return item["job_status"] not in ("Pending", "Running")
+
+    wait_until(ended, RUN_TIMEOUT, "the run taken back to end")
+    log = api.get(f"/system/gc/{gc_id}/log").text
+    assert item["job_status"] == "Success", (item, log[-3000:])
+    assert_disk_is(srv, referenced(keep))
+    # the counts go on from the last progress written before the kill
+    assert before["blobs_deleted"] <= item["blobs_deleted"] <= N_SEEDED, (before, item)
+    assert "attempt 1 of 3 was cut off: the node running it stopped" in log, log
+    assert "attempt 2: taken over" in log and "done:" in log, log
+    assert "garbage collection %s started" % gc_id in log, log  # the first attempt's lines kept
+    for d, data in keep.blobs.items():
+        r = reg.get(f"/v2/library/keep/blobs/{d}")
+        assert r.status_code == 200 and r.content == data, describe(r)
+    assert run_gc(srv)["blobs_deleted"] == 0

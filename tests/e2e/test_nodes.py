@@ -782,6 +782,69 @@ def test_scan_job_of_a_killed_node_taken_back_after_its_lease(cluster, front, sk
     assert f"scan {o['report_id']} of {digest} started (attempt 2)" in b.log_text()
 
 
+# the blobs are seeded as files of the shared directory (garbage collection on S3:
+# test_s3_storage.py)
+@pytest.mark.parametrize("cluster", ["dir"], indirect=True)
+def test_gc_run_of_a_killed_node_finished_by_the_other(cluster, tmp_path):
+    """A collection of 20000 unreferenced blobs (rows seeded into PostgreSQL, files into
+    the shared blob directory) runs on A, which is SIGKILLed mid-run; B, started meanwhile,
+    takes the run over once A's lease (scan.lease, 3 s) passed without progress, goes on
+    from A's counts and log, and ends it Success: exactly the referenced blobs remain."""
+    from test_gc import admin, assert_disk_is, blob_dir_usage, referenced, small_image
+    env = {"WHARF_GC_REVIEW_DELAY": "0", "WHARF_SCAN_LEASE": "3"}
+    a = cluster.node("node-a", env)
+    keep = small_image("nodes-gc-keep")
+    a.registry().push_image("library/keep", keep, "v1")
+    n = 20000
+    values = []
+    for i in range(n):
+        data = i.to_bytes(4, "big") + b"nodes-gc"
+        hexd = hashlib.sha256(data).hexdigest()
+        d = cluster.shared / "blobs" / "sha256" / hexd[:2]
+        d.mkdir(parents=True, exist_ok=True)
+        (d / hexd).write_bytes(data)
+        values.append(f"('sha256:{hexd}', {len(data)}, 0)")
+    sql = "INSERT INTO blob(digest, size, created_ms) VALUES " + ",".join(values) + ";"
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", cluster.dsn, "-f", "-"], input=sql,
+                   text=True, check=True, capture_output=True, timeout=120)
+    api = admin(a)
+    r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"},
+                                         "parameters": {"workers": 1}})
+    assert r.status_code == 201, describe(r)
+    gc_id = r.headers["Location"].rsplit("/", 1)[1]
+
+    def progressed():
+        item = api.get(f"/system/gc/{gc_id}").json()
+        return item if item["job_status"] == "Running" and item["blobs_deleted"] > 0 else None
+
+    before = wait_until(progressed, 60, "A's run to make progress", interval=0.05)
+    b = cluster.node("node-b", env)
+    a.kill()
+    left = len(blob_dir_usage(b)) - len(referenced(keep))
+    assert 0 < left < n, left  # A died mid-run
+    api = admin(b)
+    item = {}
+
+    def ended():
+        nonlocal item
+        item = api.get(f"/system/gc/{gc_id}").json()
+        return item["job_status"] not in ("Pending", "Running")
+
+    wait_until(ended, 300, "B to finish the run")
+    log = api.get(f"/system/gc/{gc_id}/log").text
+    assert item["job_status"] == "Success", (item, log[-3000:])
+    assert_disk_is(b, referenced(keep))
+    assert before["blobs_deleted"] <= item["blobs_deleted"] <= n, (before, item)
+    assert f"was cut off: the node running it stopped (" in log and ":" + str(a.port) in log, log
+    assert "attempt 2: taken over by " in log and ":" + str(b.port) in log, log
+    assert "queued again" in b.log_text()
+    assert f"gc: run {gc_id} started" in b.log_text()
+    reg = b.registry()
+    for d, data in keep.blobs.items():
+        r = reg.get(f"/v2/library/keep/blobs/{d}")
+        assert r.status_code == 200 and r.content == data, describe(r)
+
+
 def test_cve_allowlists_changed_on_one_node_obeyed_by_the_others_gate(cluster, front, skopeo,
                                                                       pinned_bookworm, proj):
     """The system's and the project's CVE allowlists, changed through A, decide B's next

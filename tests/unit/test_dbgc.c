@@ -408,10 +408,21 @@ static void test_dbgc__runs_one_at_a_time_with_history(void **state)
     assert_int_equal(wh_db_gcrun_list(f->db, WH_GC_KIND_GC, 0, 10, run_count, &n, &total), 0);
     assert_int_equal(n, 1);
     assert_int_equal(total, 1);
-    /* a Running run whose process died ends as Error; a Pending one is stopped at once */
-    assert_int_equal(wh_db_gcrun_recover(f->db, 5000, 6000), 0);
+    /* a Running run whose process died is queued again; a Pending one is stopped at once */
+    int64_t requeued = -1;
+    assert_int_equal(wh_db_gcrun_recover(f->db, 5000, 6000, false, &requeued), 0);
+    assert_int_equal(requeued, 1);
     assert_int_equal(wh_db_gcrun_get(f->db, WH_GC_KIND_PURGE, id2, &r), 0);
-    assert_string_equal(r.status, "Error");
+    assert_string_equal(r.status, "Pending");
+    assert_int_equal(wh_db_gcrun_log(f->db, WH_GC_KIND_PURGE, id2, &log), 0);
+    assert_string_equal(log, "attempt 1 of 3 was cut off: the node running it stopped (wharf gc)\n"
+                             "queued again: the next node to look takes it over\n");
+    free(log);
+    assert_int_equal(wh_db_gcrun_claim(f->db, 6100, &r), 0);
+    assert_int_equal(r.id, id2);
+    assert_int_equal(r.attempts, 2);
+    assert_int_equal(r.start_ms, 1002); /* its first attempt's */
+    assert_int_equal(wh_db_gcrun_update(f->db, &r, "", "Error", 6200, NULL), 0);
     assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Schedule", "", "{}", false, 7000,
                                         &id),
                      0);
@@ -419,6 +430,78 @@ static void test_dbgc__runs_one_at_a_time_with_history(void **state)
     assert_int_equal(wh_db_gcrun_get(f->db, WH_GC_KIND_GC, id, &r), 0);
     assert_string_equal(r.status, "Stopped");
     assert_int_equal(wh_db_gcrun_stop(f->db, WH_GC_KIND_GC, 99999, 7100), WH_ENOTFOUND);
+}
+
+/*
+ * Several nodes: a run whose node died (no progress for a lease) is taken
+ * over by another node, which skips it while its node lives; a node starting
+ * takes back its own at once; a run cut off WH_GC_ATTEMPTS_MAX times ends
+ * as Error, one whose stop was asked for as Stopped.
+ */
+static void test_dbgc__run_taken_over_when_its_node_dies(void **state)
+{
+    struct fixture *f = *state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    wh_db *b = NULL;
+    assert_int_equal(test_db_open(&b, path), 0);
+    wh_db_set_node(f->db, "a:5000");
+    wh_db_set_node(b, "b:5000");
+    int64_t id = 0, n = -1;
+    struct wh_gc_run r;
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Manual", "admin", "{}", false,
+                                        1000, &id), 0);
+    assert_int_equal(wh_db_gcrun_claim(f->db, 1000, &r), 0); /* a runs it */
+    assert_int_equal(r.attempts, 1);
+    r.blobs = 7;
+    assert_int_equal(wh_db_gcrun_update(f->db, &r, "started\n", NULL, 2000, NULL), 0);
+    /* b looks while a writes its progress: nothing to take */
+    assert_int_equal(wh_db_gcrun_recover(b, 1500, 2500, false, &n), 0);
+    assert_int_equal(n, 0);
+    /* a node starting takes back only its own: b has none */
+    assert_int_equal(wh_db_gcrun_recover(b, 1500, 2500, true, &n), 0);
+    assert_int_equal(n, 0);
+    /* a dies: past a lease without progress, b queues it again and takes it over */
+    assert_int_equal(wh_db_gcrun_recover(b, 2001, 62001, false, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_gcrun_claim(b, 62002, &r), 0);
+    assert_int_equal(r.id, id);
+    assert_int_equal(r.attempts, 2);
+    assert_int_equal(r.blobs, 7); /* its counts so far */
+    /* a, only stalled, writes its progress: refused, the run is b's now (a stops) */
+    struct wh_gc_run stale = r;
+    assert_int_equal(wh_db_gcrun_update(f->db, &stale, "a again\n", NULL, 62003, NULL),
+                     WH_ENOTFOUND);
+    char *log = NULL;
+    assert_int_equal(wh_db_gcrun_log(b, WH_GC_KIND_GC, id, &log), 0);
+    assert_string_equal(log, "started\nattempt 1 of 3 was cut off: the node running it stopped "
+                             "(a:5000)\nqueued again: the next node to look takes it over\n");
+    free(log);
+    /* b dies too and restarts: its own run is taken back at once, however fresh */
+    assert_int_equal(wh_db_gcrun_recover(b, 0, 62003, true, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_gcrun_claim(f->db, 62004, &r), 0);
+    assert_int_equal(r.attempts, 3);
+    /* the third death: given up */
+    assert_int_equal(wh_db_gcrun_recover(f->db, 0, 62005, true, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_gcrun_get(b, WH_GC_KIND_GC, id, &r), 0);
+    assert_string_equal(r.status, "Error");
+    assert_int_equal(r.end_ms, 62005);
+    assert_int_equal(wh_db_gcrun_log(b, WH_GC_KIND_GC, id, &log), 0);
+    assert_non_null(strstr(log, "attempt 3 of 3 was cut off"));
+    assert_non_null(strstr(log, "gave up after 3 attempts\n"));
+    free(log);
+    /* a run whose stop was asked for ends Stopped when its node dies */
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Manual", "admin", "{}", false,
+                                        70000, &id), 0);
+    assert_int_equal(wh_db_gcrun_claim(f->db, 70000, &r), 0);
+    assert_int_equal(wh_db_gcrun_stop(b, WH_GC_KIND_GC, id, 70001), 0);
+    assert_int_equal(wh_db_gcrun_recover(b, 80000, 80001, false, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_gcrun_get(b, WH_GC_KIND_GC, id, &r), 0);
+    assert_string_equal(r.status, "Stopped");
+    wh_db_close(b);
 }
 
 static int audit_seen(const struct wh_audit *a, void *payload)
@@ -474,6 +557,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dbgc__a_new_blob_row_needs_its_bytes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dbgc__preview_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__run_taken_over_when_its_node_dies, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_dbgc__runs_one_at_a_time_with_history, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dbgc__audit_purge_by_operation, setup, teardown),

@@ -4,7 +4,8 @@
  * nothing else), a job is taken by one worker only, a second request is
  * refused while one is pending or running, stop and finish race safely, and
  * recovery after a crash puts Running jobs back in the queue, giving up on
- * one that was cut off too often.
+ * one that was cut off too often; a failed attempt whose cause may pass
+ * waits for its backoff and is tried again, up to the last attempt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -328,22 +329,171 @@ static void test_dbscan__crash_loop_ends_in_error(void **state)
     int64_t a = push(f->db, f->plain_pid, "plain/app", D1, IMAGE_CFG);
     assert_int_equal(wh_db_scan_request(f->db, a, "r1", 1, status), 0);
     int64_t n = 0;
+    wh_db_set_node(f->db, "a:5000");
     for (int i = 1; i <= WH_SCAN_ATTEMPTS_MAX; i++) {
         assert_int_equal(wh_db_scan_claim(f->db, 10 * i, &j), 0);
         assert_int_equal(j.attempts, i);
         assert_int_equal(wh_db_scan_recover(f->db, 10 * i + 1, true, &n), 0);
+        if (i < WH_SCAN_ATTEMPTS_MAX) { /* due again at once: the lease made it wait */
+            assert_int_equal(n, 1);
+            assert_int_equal(wh_db_scan_get(f->db, a, &j), 0);
+            assert_string_equal(j.status, WH_SCAN_PENDING);
+            assert_int_equal(j.due_ms, 10 * i + 1);
+        }
     }
     assert_int_equal(n, 0);
     assert_int_equal(wh_db_scan_get(f->db, a, &j), 0);
     assert_string_equal(j.status, WH_SCAN_ERROR);
     char *log = NULL;
     assert_int_equal(wh_db_scan_log(f->db, a, "r1", &log), 0);
-    assert_non_null(strstr(log, "3 attempts"));
+    /* a line per attempt cut off, naming the node, then the end */
+    assert_non_null(strstr(log, "attempt 1 of 5 was cut off: the node running it stopped "
+                                "(a:5000)\n"));
+    assert_non_null(strstr(log, "attempt 5 of 5 was cut off"));
+    assert_non_null(strstr(log, "gave up after 5 attempts"));
     free(log);
     assert_int_equal(wh_db_scan_claim(f->db, 100, &j), WH_ENOTFOUND);
     /* deleting the artifact takes its job with it */
     assert_int_equal(wh_db_manifest_delete(f->db, "plain/app", D1), 0);
     assert_int_equal(wh_db_scan_get(f->db, a, &j), WH_ENOTFOUND);
+}
+
+/*
+ * A failed attempt whose cause may pass: the job waits Pending for its
+ * backoff (doubled each time) while other jobs are taken, is taken again
+ * once due, and ends in Error after the last attempt with a log of each.
+ */
+static void test_dbscan__retry_with_backoff(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_scan_job j;
+    char status[16] = "";
+    int64_t due = 0;
+    wh_db_set_scan_retry(f->db, 3, 1000);
+    assert_int_equal(wh_db_scan_attempts(f->db), 3);
+    assert_int_equal(wh_db_scan_retry_delay(f->db, 1), 1000);
+    assert_int_equal(wh_db_scan_retry_delay(f->db, 2), 2000);
+    assert_int_equal(wh_db_scan_retry_delay(f->db, 30), WH_SCAN_RETRY_CAP_MS);
+    int64_t a = push(f->db, f->plain_pid, "plain/a", D1, IMAGE_CFG);
+    int64_t b = push(f->db, f->plain_pid, "plain/b", D2, IMAGE_CFG);
+    assert_int_equal(wh_db_scan_request(f->db, a, "ra", 10, status), 0);
+    assert_int_equal(wh_db_scan_request(f->db, b, "rb", 20, status), 0);
+
+    /* attempt 1 at a fails: Pending, due one delay later */
+    assert_int_equal(wh_db_scan_claim(f->db, 100, &j), 0);
+    assert_int_equal(j.artifact_id, a);
+    assert_int_equal(wh_db_scan_retry(f->db, a, "ra", "storage: connection refused", 150, status,
+                                      &due), 0);
+    assert_string_equal(status, WH_SCAN_PENDING);
+    assert_int_equal(due, 1150);
+    assert_int_equal(wh_db_scan_get(f->db, a, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_PENDING);
+    assert_int_equal(j.due_ms, 1150);
+    /* a second request is still refused: the scan is Pending */
+    assert_int_equal(wh_db_scan_request(f->db, a, "rx", 151, status), WH_ECONFLICT);
+    assert_string_equal(status, WH_SCAN_PENDING);
+    /* b is taken meanwhile; a not before its time */
+    assert_int_equal(wh_db_scan_claim(f->db, 200, &j), 0);
+    assert_int_equal(j.artifact_id, b);
+    assert_int_equal(wh_db_scan_claim(f->db, 1149, &j), WH_ENOTFOUND);
+    assert_int_equal(wh_db_scan_claim(f->db, 1150, &j), 0);
+    assert_int_equal(j.artifact_id, a);
+    assert_int_equal(j.attempts, 2);
+
+    /* attempt 2 fails: twice the delay; a retry of an old attempt changes nothing */
+    assert_int_equal(wh_db_scan_retry(f->db, a, "rz", "x", 1200, status, &due), WH_ENOTFOUND);
+    assert_int_equal(wh_db_scan_retry(f->db, a, "ra", "scanner s: get metadata: refused", 1200,
+                                      status, &due), 0);
+    assert_int_equal(due, 3200);
+    assert_int_equal(wh_db_scan_claim(f->db, 3199, &j), WH_ENOTFOUND);
+    assert_int_equal(wh_db_scan_claim(f->db, 3200, &j), 0);
+    assert_int_equal(j.attempts, 3);
+
+    /* attempt 3 of 3 fails: Error, the log telling each attempt */
+    assert_int_equal(wh_db_scan_retry(f->db, a, "ra", "storage: timeout", 3300, status, &due), 0);
+    assert_string_equal(status, WH_SCAN_ERROR);
+    assert_int_equal(due, 0);
+    assert_int_equal(wh_db_scan_get(f->db, a, &j), 0);
+    assert_string_equal(j.status, WH_SCAN_ERROR);
+    assert_int_equal(j.end_ms, 3300);
+    char *log = NULL;
+    assert_int_equal(wh_db_scan_log(f->db, a, "ra", &log), 0);
+    assert_string_equal(log, "attempt 1 of 3 failed: storage: connection refused\n"
+                             "retried in 1 s\n"
+                             "attempt 2 of 3 failed: scanner s: get metadata: refused\n"
+                             "retried in 2 s\n"
+                             "attempt 3 of 3 failed: storage: timeout\n"
+                             "gave up after 3 attempts\n");
+    free(log);
+    assert_int_equal(wh_db_scan_claim(f->db, 99999, &j), WH_ENOTFOUND);
+
+    /* a new request starts over: attempts, due time and log */
+    assert_int_equal(wh_db_scan_request(f->db, a, "rn", 4000, status), 0);
+    assert_int_equal(wh_db_scan_claim(f->db, 4000, &j), 0);
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(wh_db_scan_log(f->db, a, "rn", &log), 0);
+    assert_string_equal(log, "");
+    free(log);
+    /* stopped while waiting for its retry: Stopped, never taken again */
+    assert_int_equal(wh_db_scan_retry(f->db, a, "rn", "db busy", 4100, status, &due), 0);
+    assert_int_equal(wh_db_scan_stop(f->db, a, 4200, status), 0);
+    assert_int_equal(wh_db_scan_claim(f->db, 99999, &j), WH_ENOTFOUND);
+    /* a UTF-8 cause longer than the line keeps whole characters */
+    char big[1200];
+    for (size_t i = 0; i + 2 < sizeof(big); i += 2)
+        memcpy(big + i, "\xc3\xa9", 2);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(wh_db_scan_request(f->db, a, "ru", 5000, status), 0);
+    assert_int_equal(wh_db_scan_claim(f->db, 5000, &j), 0);
+    assert_int_equal(wh_db_scan_retry(f->db, a, "ru", big, 5001, status, &due), 0);
+    assert_int_equal(wh_db_scan_log(f->db, a, "ru", &log), 0);
+    const char *q = strstr(log, "failed: ");
+    assert_non_null(q);
+    assert_true(strstr(log, "\nretried in") - (q + 8) == 700);
+    free(log);
+}
+
+/* The claim reads the index of due Pending jobs, in its order (no sort, no scan). */
+static void test_dbscan__claim_plan(void **state)
+{
+    struct fixture *f = *state;
+    static const char inner[] = "SELECT artifact_id FROM scan_job WHERE status = 'Pending'"
+                                " AND due_ms <= 5 ORDER BY due_ms, artifact_id LIMIT 1";
+    char path[128], plan[4096] = "";
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    if (test_db_pg()) {
+        char *target = test_db_target(path);
+        PGconn *h = test_db_pg_connect(target);
+        free(target);
+        PQclear(PQexec(h, "SET enable_seqscan = off"));
+        char q[512];
+        snprintf(q, sizeof(q), "EXPLAIN %s", inner);
+        PGresult *r = PQexec(h, q);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        for (int i = 0; i < PQntuples(r); i++) {
+            strncat(plan, PQgetvalue(r, i, 0), sizeof(plan) - strlen(plan) - 2);
+            strcat(plan, "\n");
+        }
+        PQclear(r);
+        PQfinish(h);
+        if (!strstr(plan, "scan_job_due") || strstr(plan, "Sort"))
+            fail_msg("claim plan:\n%s", plan);
+        return;
+    }
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char q[512];
+    snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", inner);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(h, q, -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        strncat(plan, (const char *)sqlite3_column_text(st, 3), sizeof(plan) - strlen(plan) - 2);
+        strcat(plan, "\n");
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    if (!strstr(plan, "USING INDEX scan_job_due") || strstr(plan, "TEMP B-TREE"))
+        fail_msg("claim plan:\n%s", plan);
 }
 
 /*
@@ -364,7 +514,7 @@ static void test_dbscan__claim_skips_a_locked_job(void **state)
     PGconn *other = test_db_pg_connect(target); /* another node, mid-claim of the oldest job */
     free(target);
     PGresult *r = PQexec(other, "BEGIN; SELECT artifact_id FROM scan_job WHERE status = 'Pending'"
-                                " ORDER BY queued_ms, artifact_id LIMIT 1 FOR UPDATE");
+                                " ORDER BY due_ms, artifact_id LIMIT 1 FOR UPDATE");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     assert_int_equal(strtoll(PQgetvalue(r, 0, 0), NULL, 10), a1);
     PQclear(r);
@@ -394,6 +544,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dbscan__leases_across_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__lease_length_is_the_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbscan__claim_skips_a_locked_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbscan__retry_with_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbscan__claim_plan, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

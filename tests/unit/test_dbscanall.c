@@ -166,7 +166,7 @@ static void test_dbscanall__queues_images_only_in_batches(void **state)
 
     /* workers take and finish them: one fails */
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(wh_db_scan_claim(f->db, 60, &j), 0);
+        assert_int_equal(wh_db_scan_claim(f->db, 100, &j), 0);
         int rc = wh_db_scan_finish(f->db, j.artifact_id, j.report_id,
                                    j.artifact_id == img[3] ? WH_SCAN_ERROR : WH_SCAN_SUCCESS,
                                    "High", "{}", "{}", "boom", 70);
@@ -231,7 +231,7 @@ static void test_dbscanall__stop_and_schedule(void **state)
     assert_int_equal(wh_db_scanrun_fire(f->db, "sched", "b", "c", 11, &id2), 0);
     assert_int_equal(id2, 0);
     assert_int_equal(feed(f->db, 1000), 3);
-    assert_int_equal(wh_db_scan_claim(f->db, 20, &j), 0); /* one Running */
+    assert_int_equal(wh_db_scan_claim(f->db, 100, &j), 0); /* one Running */
 
     int64_t stopped = 0;
     assert_int_equal(wh_db_scanrun_stop(f->db, 30, &stopped), 0);
