@@ -372,6 +372,32 @@ def pull_all(base, images, repo_prefix, copies=1, tag="v1"):
     return time.monotonic() - t, sum(got)
 
 
+def push_loop(base, clients, duration, repo_prefix):
+    """`clients` threads each pushing images of one 4 KiB random layer, one after the
+    other, into a repository of its own (`{repo_prefix}{i}`, tags n0, n1, ...) for
+    `duration` seconds: (seconds, images pushed). Tokens are fetched first, outside the
+    timing."""
+    toks = [token(base, f"{repo_prefix}{i}") for i in range(clients)]
+    conns = [Conn(base) for _ in range(clients)]
+    counts = [0] * clients
+    end = time.monotonic() + duration
+
+    def job(i):
+        def f():
+            while time.monotonic() < end:
+                img = Image([os.urandom(4096)])
+                push_image(conns[i], img, f"{repo_prefix}{i}", f"n{counts[i]}", toks[i])
+                counts[i] += 1
+        return f
+    t = time.monotonic()
+    try:
+        _parallel([job(i) for i in range(clients)])
+    finally:
+        for c in conns:
+            c.close()
+    return time.monotonic() - t, sum(counts)
+
+
 def small_image(base, repo, tag="v1"):
     """Pushes a one-layer image whose layer is 4 KiB of random bytes: returns that layer's
     digest (the 4 KiB blob the request-rate tests read)."""
