@@ -148,7 +148,8 @@ def one_round(srv, rnd, images, blob):
     r, cpu, sc = cost(lambda: rl.hey_head(man, DURATION, CONNS), lambda r: sum(r[2].values()))
     bad = sum(v for k, v in r[2].items() if k != "200") + r[3]
     out["HEAD manifest"] = (r[0], r[1], cpu * 1e6, sc, bad)
-    r, cpu, sc = cost(lambda: rl.wrk_get(man, DURATION, CONNS, {"Accept": rl.ACCEPT}), lambda r: r[4])
+    r, cpu, sc = cost(lambda: rl.wrk_get(man, DURATION, CONNS, {"Accept": rl.ACCEPT}),
+                      lambda r: r[4])
     out["GET manifest"] = (r[0], r[1], cpu * 1e6, sc, r[2] + r[3])
     r, cpu, sc = cost(lambda: rl.wrk_get(f"{srv.base}/v2/library/ab/blobs/{blob}", DURATION, CONNS),
                       lambda r: r[4])
@@ -202,8 +203,10 @@ def wall_table(res):
         cmed = {k: statistics.median(c[k]) for k in res}
         lines.append(
             f"| {m} ({unit}) | {med['old']:.0f} | {med['new']:.0f} | {med['new'] / med['old']:.2f} "
-            f"| {min(v['old']):.0f}–{max(v['old']):.0f} | {min(v['new']):.0f}–{max(v['new']):.0f} "
-            f"| {cmed['old']:.2f} {cunit} | {cmed['new']:.2f} {cunit} | {cmed['new'] / cmed['old']:.2f} "
+            f"| {min(v['old']):.0f}–{max(v['old']):.0f} "
+            f"| {min(v['new']):.0f}–{max(v['new']):.0f} "
+            f"| {cmed['old']:.2f} {cunit} | {cmed['new']:.2f} {cunit} "
+            f"| {cmed['new'] / cmed['old']:.2f} "
             f"| {statistics.median(s['old']):.2f} | {statistics.median(s['new']):.2f} | {bad} |")
     return "\n".join(lines)
 
@@ -251,7 +254,8 @@ def request_mix(srv, marked, reps):
             for step, fn, units in (
                     ("HEAD manifest", many("HEAD", man, {"Accept": rl.ACCEPT}), CG_REQUESTS),
                     ("GET manifest", many("GET", man, {"Accept": rl.ACCEPT}), CG_REQUESTS),
-                    ("GET 4 KiB blob", many("GET", f"/v2/library/ab/blobs/{blob}", {}), CG_REQUESTS)):
+                    ("GET 4 KiB blob", many("GET", f"/v2/library/ab/blobs/{blob}", {}),
+                     CG_REQUESTS)):
                 res.setdefault(step, []).append(per(marked(fn), units))
             res.setdefault("idle (1 s)", []).append(marked(idle))
             ks = range(rep * CG_IMAGES, (rep + 1) * CG_IMAGES)
@@ -357,7 +361,8 @@ def cg_table(old, new):
 
 
 def st_table(old, new):
-    lines = ["| step | old syscalls/unit | new syscalls/unit | new/old | largest changes per unit |",
+    lines = ["| step | old syscalls/unit | new syscalls/unit | new/old "
+             "| largest changes per unit |",
              "|---|---:|---:|---:|---|"]
     for step in old:
         o, n = old[step][0], new[step][0]
@@ -397,7 +402,8 @@ def main():
             res = wall(old_bin, new_bin)
             report += [f"Wall clock: {ROUNDS} rounds, order swapped each round; {DURATION} s per "
                        f"rate test, {CONNS} connections (hey for HEAD, wrk -t 2 for GET); push and "
-                       f"pull: {IMAGES} images × {LAYERS} layers × {LAYER_MIB} MiB at once (pulled by "
+                       f"pull: {IMAGES} images × {LAYERS} layers × {LAYER_MIB} MiB at once "
+                       f"(pulled by "
                        f"{PULL_COPIES} clients each); medians "
                        f"(ranges over the rounds); server CPU per request (rates) or per MiB "
                        f"(push, pull); data directories in {TMP}.", "", wall_table(res), ""]
@@ -412,7 +418,8 @@ def main():
         if os.environ.get("AB_STRACE", "1") == "1":
             st_old = strace_counts(old_bin, "old")
             st_new = strace_counts(new_bin, "new")
-            report += [f"System calls (`strace -f -c` on every thread of the server, one run of the "
+            report += [f"System calls (`strace -f -c` on every thread of the server, one run "
+                       f"of the "
                        f"same mix after a warm-up): per request, per image or in one idle second.",
                        "", st_table(st_old, st_new), ""]
         load1 = os.getloadavg()

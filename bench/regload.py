@@ -1,4 +1,4 @@
-"""bench/regload.py — the load and the bookkeeping bench/scaleout.py and bench/ab_embedded.py share.
+"""bench/regload.py — the load and bookkeeping bench/scaleout.py and bench/ab_embedded.py share.
 
   * Images: IMAGES images of LAYERS layers of LAYER_MIB MiB of random bytes each (every
     layer distinct, so that nothing is deduplicated), pushed and pulled by a small client
@@ -102,7 +102,8 @@ class Cpu:
                 total += t[p][1]
                 todo.extend(kids.get(p, []))
             out[name] = total / TCK
-        me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
         out["client"] = me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
         busy, idle = machine_ticks()
         out["_busy"], out["idle"] = busy / TCK, idle / TCK
@@ -141,7 +142,8 @@ def hey_head(url, duration, conns, headers=None):
     codes = {k: int(v) for k, v in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
     errors = 0
     if "Error distribution" in out:
-        errors = sum(int(x) for x in re.findall(r"^\s+\[(\d+)\]", out.split("Error distribution", 1)[1], re.M))
+        tail = out.split("Error distribution", 1)[1]
+        errors = sum(int(x) for x in re.findall(r"^\s+\[(\d+)\]", tail, re.M))
     return float(m.group(1)), float(p99.group(1)) * 1000 if p99 else float("nan"), codes, errors
 
 
@@ -302,7 +304,8 @@ def push_image(conn, img, repo, tag, tok):
 def pull_image(conn, img, repo, tag, sink, auth=None):
     """Pulls one image: its manifest, its config and each layer read to the end. Bytes."""
     h = dict(auth or {})
-    st, _, body = conn.request("GET", f"/v2/{repo}/manifests/{tag}", headers={**h, "Accept": ACCEPT})
+    st, _, body = conn.request("GET", f"/v2/{repo}/manifests/{tag}",
+                               headers={**h, "Accept": ACCEPT})
     check(st, 200, f"GET manifest {repo}:{tag}", body=body)
     got = len(body)
     for d, data in [img.config] + img.layers:
@@ -370,6 +373,31 @@ def pull_all(base, images, repo_prefix, copies=1, tag="v1"):
         for c in conns:
             c.close()
     return time.monotonic() - t, sum(got)
+
+
+def push_for(base, batches, seconds, repo_prefix):
+    """Pushes batch after batch (each a list of images, pushed all at once by push_all into
+    repositories of its own) until `seconds` have passed or the batches are used up:
+    (seconds, bytes, [(repo prefix, images) pushed])."""
+    t, n, done = 0.0, 0, []
+    for i, batch in enumerate(batches):
+        if t >= seconds:
+            break
+        dt, dn = push_all(base, batch, f"{repo_prefix}{i}-")
+        t, n = t + dt, n + dn
+        done.append((f"{repo_prefix}{i}-", batch))
+    return t, n, done
+
+
+def pull_for(base, pushed, seconds, copies):
+    """Pulls the batches `pushed` (push_for's list), each by pull_all with `copies`
+    clients an image, round after round until `seconds` have passed: (seconds, bytes)."""
+    t, n, i = 0.0, 0, 0
+    while t < seconds:
+        prefix, batch = pushed[i % len(pushed)]
+        dt, dn = pull_all(base, batch, prefix, copies)
+        t, n, i = t + dt, n + dn, i + 1
+    return t, n
 
 
 def push_loop(base, clients, duration, repo_prefix):

@@ -11,9 +11,12 @@ Four setups, one after the other, all on 127.0.0.1 with fresh directories:
   2 nodes       a second node on the same database, bucket and token key, both behind
                 nginx (round robin).
 Each setup gets the same loads, every one bounded in time:
-  push   IMAGES images of LAYERS layers of LAYER_MIB MiB, all at once (bench/regload.py's
-         client: a token, then POST, one PATCH and a PUT per blob, then the manifest);
-  pull   each of those images by PULL_COPIES clients at once, layers read to the end;
+  push   batches of IMAGES images of LAYERS layers of LAYER_MIB MiB, each batch all at once
+         (bench/regload.py's client: a token, then POST, one PATCH and a PUT per blob, then
+         the manifest), every layer new, batch after batch for DURATION seconds or until
+         PUSH_MAX_MIB have been pushed;
+  pull   those batches again and again, each image by PULL_COPIES clients at once, layers
+         read to the end, for DURATION seconds;
   HEAD manifest by tag: hey -z DURATION -c CONNS (anonymous, public project);
   GET manifest by tag, GET of a 4 KiB blob: wrk -t 2 -c CONNS -d DURATION.
 During each load, the CPU seconds of each process group are read from /proc (a process
@@ -26,7 +29,8 @@ spends it.
 
 usage: python3 bench/scaleout.py [WHARF_BIN]     (default build/release/wharf, made if missing)
 Environment: BENCH_DURATION (10 s), BENCH_CONNECTIONS (16), IMAGES (4), LAYERS (3),
-LAYER_MIB (8), PULL_COPIES (2), SCALEOUT_SETUPS (embedded,1node,1node-nginx,2nodes),
+LAYER_MIB (8), PULL_COPIES (2), PUSH_MAX_MIB (768),
+SCALEOUT_SETUPS (embedded,1node,1node-nginx,2nodes: a subset, in that order),
 SCALEOUT_TIMEOUT (900 s), SCALEOUT_OUT (also write the report there).
 Packages: hey, wrk (scripts/deps.sh bench), postgresql-15 and nginx (scripts/deps.sh test),
 Ceph (scripts/deps.sh s3). Every process this script starts is stopped by its PID (or by
@@ -46,13 +50,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import regload as rl  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WHARF = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "build", "release", "wharf")
+WHARF = (os.path.abspath(sys.argv[1]) if len(sys.argv) > 1
+         else os.path.join(ROOT, "build", "release", "wharf"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 IMAGES = int(os.environ.get("IMAGES", "4"))
 LAYERS = int(os.environ.get("LAYERS", "3"))
 LAYER_MIB = int(os.environ.get("LAYER_MIB", "8"))
 PULL_COPIES = int(os.environ.get("PULL_COPIES", "2"))
+PUSH_MAX_MIB = int(os.environ.get("PUSH_MAX_MIB", "768"))
 SETUPS = os.environ.get("SCALEOUT_SETUPS", "embedded,1node,1node-nginx,2nodes").split(",")
 TIMEOUT = int(os.environ.get("SCALEOUT_TIMEOUT", "900"))
 LABELS = {"embedded": "embedded (SQLite + fs)", "1node": "1 node (PostgreSQL + radosgw)",
@@ -172,8 +178,8 @@ def postgres():
         raise RuntimeError(f"pg-up.sh failed: {out.stderr[-2000:]}")
     env = dict(line.split("=", 1) for line in out.stdout.split())
     root = env["WHARF_PG_ROOT"]
-    CLEANUP.append(lambda: subprocess.run(["bash", os.path.join(ROOT, "scripts", "pg-down.sh"), root],
-                                          capture_output=True, timeout=60))
+    down = os.path.join(ROOT, "scripts", "pg-down.sh")
+    CLEANUP.append(lambda: subprocess.run(["bash", down, root], capture_output=True, timeout=60))
     with open(os.path.join(root, "data", "postmaster.pid")) as f:
         pid = int(f.readline())
     return env["WHARF_TEST_PG_DSN"], pid
@@ -183,12 +189,15 @@ def ceph():
     """scripts/ceph.sh up in a directory and on ports of its own: (WHARF_S3_* settings,
     {group: [pids]}); scripts/ceph.sh down at exit."""
     d = tempfile.mkdtemp(prefix="wharf-scaleout-ceph-")
+    # memstore keeps the objects in RAM: room for three setups' pushes
     env = dict(os.environ, WHARF_CEPH_DIR=d, WHARF_CEPH_PORT=str(free_port()),
+               WHARF_CEPH_MEM_BYTES=os.environ.get("WHARF_CEPH_MEM_BYTES", str(4 << 30)),
                WHARF_CEPH_MON_PORT=str(free_port()), WHARF_CEPH_BUCKET="wharf-bench")
     script = os.path.join(ROOT, "scripts", "ceph.sh")
     CLEANUP.append(lambda: subprocess.run(["bash", script, "down"], env=env, capture_output=True,
                                           timeout=120))
-    out = subprocess.run(["bash", script, "up"], env=env, capture_output=True, text=True, timeout=240)
+    out = subprocess.run(["bash", script, "up"], env=env, capture_output=True, text=True,
+                         timeout=240)
     if out.returncode != 0:
         raise RuntimeError(f"ceph.sh up failed: {out.stderr[-2000:]}")
     s3 = dict(line.split("=", 1) for line in out.stdout.split() if line.startswith("WHARF_S3_"))
@@ -228,12 +237,14 @@ def run_loads(front, groups, tag, s3_requests=None):
     blob = rl.small_image(front, "library/small")
     rl.push_all(front, rl.make_images(1, 1, LAYER_MIB * rl.MIB, seed=b"warm" + tag.encode()),
                 f"library/{tag}-warm-")
-    images = rl.make_images(IMAGES, LAYERS, LAYER_MIB * rl.MIB, seed=tag.encode())
-    prefix = f"library/{tag}-"
-    (t, n), s = timed("push", rl.push_all, front, images, prefix)
-    res["push"] = (n / rl.MIB / t, None, 0, per(s, IMAGES))
-    (t, n), s = timed("pull", rl.pull_all, front, images, prefix, PULL_COPIES)
-    res["pull"] = (n / rl.MIB / t, None, 0, per(s, IMAGES * PULL_COPIES))
+    nbatch = max(1, PUSH_MAX_MIB // (IMAGES * LAYERS * LAYER_MIB))
+    batches = [rl.make_images(IMAGES, LAYERS, LAYER_MIB * rl.MIB, seed=f"{tag}/{i}".encode())
+               for i in range(nbatch)]
+    (t, n, pushed), s = timed("push", rl.push_for, front, batches, DURATION, f"library/{tag}-")
+    res["push"] = (n / rl.MIB / t, None, 0, per(s, len(pushed) * IMAGES))
+    del batches
+    (t, n), s = timed("pull", rl.pull_for, front, pushed, DURATION, PULL_COPIES)
+    res["pull"] = (n / rl.MIB / t, None, 0, per(s, n / (pushed[0][1][0].bytes)))
     man = f"{front}/v2/library/small/manifests/v1"
     (rate, p99, codes, errs), s = timed("HEAD manifest", rl.hey_head, man, DURATION, CONNS)
     res["HEAD manifest"] = (rate, p99, sum(v for k, v in codes.items() if k != "200") + errs,
@@ -342,9 +353,11 @@ def main():
                 b.stop()
             a.stop()
         load1 = os.getloadavg()
-        meta = (f"{DURATION} s per rate test, {CONNS} connections (hey for HEAD, wrk -t 2 for GET); "
-                f"push: {IMAGES} images × {LAYERS} layers × {LAYER_MIB} MiB at once; pull: each "
-                f"image by {PULL_COPIES} clients at once; load average {load0[0]:.1f} at the start, "
+        meta = (f"{DURATION} s per rate test, {CONNS} connections (hey for HEAD, "
+                f"wrk -t 2 for GET); "
+                f"push: batches of {IMAGES} images × {LAYERS} layers × {LAYER_MIB} MiB at once, "
+                f"for {DURATION} s or {PUSH_MAX_MIB} MiB; pull: each image by {PULL_COPIES} "
+                f"clients at once, for {DURATION} s; load average {load0[0]:.1f} at the start, "
                 f"{load1[0]:.1f} at the end; {time.monotonic() - t0:.0f} s in all")
         text = report(results, meta)
         print("\n" + text)
