@@ -25,7 +25,9 @@ backends), radosgw, ceph-osd with ceph-mon, nginx (master and workers), the load
 (this script's threads, hey, wrk), the rest of the machine (other processes and the
 kernel, /proc/stat) and the idle time, all divided by the load's wall time: cores. On a
 machine whose cores are all busy the throughput is CPU-bound, and the split says who
-spends it.
+spends it. radosgw's request counter (perf counter rgw.req, read through its admin
+socket) gives the S3 requests each client request or image cost. Every WHARF_* variable
+of the environment reaches the nodes (WHARF_THREADS=8, say).
 
 usage: python3 bench/scaleout.py [WHARF_BIN]     (default build/release/wharf, made if missing)
 Environment: BENCH_DURATION (10 s), BENCH_CONNECTIONS (16), IMAGES (4), LAYERS (3),
