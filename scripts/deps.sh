@@ -17,7 +17,8 @@ build=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-de
 testing=(libcmocka-dev python3-pytest python3-requests skopeo podman buildah umoci mmdebstrap
          docker.io containerd runc uidmap curl jq openssl systemd mandoc man-db chromium firefox-esr
          nodejs nginx postgresql-15)
-bench=(docker-registry hey wrk skopeo curl python3 python3-pytest python3-requests mmdebstrap umoci pigz zstd bc chromium nodejs)
+bench=(docker-registry hey wrk skopeo curl python3 python3-pytest python3-requests mmdebstrap umoci pigz zstd bc chromium nodejs
+       valgrind strace)
 fuzz=(clang-14 libclang-rt-14-dev llvm-14)
 fixtures=(rpm db-util python3)
 s3=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl python3)
