@@ -66,6 +66,9 @@ struct wh_artifact_in {
     const char **children;     /* child manifest digests that must be in the repo (index) */
     size_t nchildren;
     const char *tag;           /* tag to point at it, or NULL */
+    /* what lists show of it (wh_db_manifest_summary_put), recorded in the same
+     * transaction; NULL: none yet (made on its first listing) */
+    const char *summary_extra, *summary_refs;
 };
 
 /* Opens (creating and migrating) the database at `path`. */

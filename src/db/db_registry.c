@@ -540,7 +540,10 @@ int wh_db_manifest_put(wh_db *db, const struct wh_artifact_in *a)
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
-    return db_tx_end(c, manifest_put_tx(db, c, a));
+    error = manifest_put_tx(db, c, a);
+    if (error == 0 && a->summary_extra && a->summary_refs)
+        error = wh_db_manifest_summary_put(db, a->digest, a->summary_extra, a->summary_refs);
+    return db_tx_end(c, error);
 }
 
 int wh_db_manifest_get(wh_db *db, const char *repo, const char *ref, bool is_digest,

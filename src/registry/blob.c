@@ -382,6 +382,25 @@ static int chunk_data(wh_req *r, const char *p, size_t n, void *arg)
     return 0;
 }
 
+/* A blob's row, and the end of the upload session that brought it (if any). */
+struct recording {
+    const struct target *t;
+    const char *digest;
+    uint64_t size;
+    const char *upload_id; /* NULL: a monolithic upload, no session */
+    int link_error;
+};
+
+static int record_blob(wh_db *db, void *payload)
+{
+    struct recording *rec = payload;
+    int error = wh_db_blob_link(db, rec->t->project_id, rec->t->name, rec->digest, rec->size);
+    rec->link_error = error;
+    if (error == 0 && rec->upload_id)
+        error = wh_db_upload_delete(db, rec->upload_id);
+    return error;
+}
+
 /* Commits the staged bytes as blob `digest` and answers 201. */
 static int commit(wh_req *r, struct chunk_ctx *c)
 {
@@ -412,7 +431,7 @@ static int commit(wh_req *r, struct chunk_ctx *c)
     if (c->s)
         c->s->w = NULL;
     error = wh_upload_commit(w, &d); /* consumes w, removes the staged data */
-    if (c->s) {
+    if (error < 0 && c->s) {
         session_end(reg, c->s);
         c->s = NULL;
     }
@@ -421,8 +440,18 @@ static int commit(wh_req *r, struct chunk_ctx *c)
     if (error < 0)
         return oci_fail(reg, r, error, wh_pool_sprintf(wh_req_pool(r), "commit %s", d.str));
     /* the quota is reserved here, atomically; the check above only saves the copy.
-     * A blob committed but not recorded is served by nobody; a retry records it. */
-    error = wh_db_blob_link(reg->db, c->t->project_id, c->t->name, d.str, size);
+     * A blob committed but not recorded is served by nobody; a retry records it. The
+     * session's row goes in the same transaction (or alone, when the recording fails). */
+    struct recording rec = {.t = c->t, .digest = d.str, .size = size,
+                            .upload_id = c->s ? c->s->id : NULL};
+    int berr = wh_db_batch(reg->db, record_blob, &rec);
+    error = rec.link_error < 0 ? rec.link_error : berr;
+    if (c->s) {
+        if (berr < 0)
+            session_end(reg, c->s);
+        c->s->held = false;
+        c->s = NULL;
+    }
     if (error < 0)
         gc_enqueue(reg, d.str, error);
     if (error == WH_EDENIED) {

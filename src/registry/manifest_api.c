@@ -238,6 +238,7 @@ static int put_end(wh_req *r, void *arg)
     struct target *t = c->t;
     struct wh_digest d, want;
     struct wh_manifest *m = NULL;
+    char *extra = NULL, *refs = NULL; /* the summary for lists */
     int error;
 
     if (c->is_digest) {
@@ -274,6 +275,13 @@ static int put_end(wh_req *r, void *arg)
         .nchildren = m->nchildren,
         .tag = c->is_digest ? NULL : t->ref,
     };
+    /* what lists show of it, recorded with it, so that no list reads blobs (a config
+     * that cannot be read now only defers it to the first listing) */
+    if (wh_registry_summary_make(&extra, &refs, reg->store, c->body.data ? c->body.data : "",
+                                 c->body.len) < 0)
+        wh_log_warn("manifest %s: no summary for listings yet: %s", d.str, wh_error_msg());
+    a.summary_extra = extra;
+    a.summary_refs = refs;
     /*
      * The bytes, then the rows. A collection that deletes these bytes in
      * between (a manifest pushed again just as its old copy is collected)
@@ -311,10 +319,6 @@ static int put_end(wh_req *r, void *arg)
         goto out;
     }
     mcache_put(reg, d.str, c->body.data ? c->body.data : "", c->body.len);
-    /* what lists show of it, now, so that no list reads blobs (a failure only defers it) */
-    if (wh_registry_summarize(reg->db, reg->store, d.str, c->body.data ? c->body.data : "",
-                              c->body.len) < 0)
-        wh_log_warn("manifest %s: no summary for listings yet: %s", d.str, wh_error_msg());
     audit(reg, r, t, wh_pool_sprintf(wh_req_pool(r), "%s@%s", t->name, d.str), "create", true);
     wh_resp_header(r, "Location", wh_pool_sprintf(wh_req_pool(r), "/v2/%s/manifests/%s", t->name,
                                                   d.str));
@@ -323,6 +327,8 @@ static int put_end(wh_req *r, void *arg)
         wh_resp_header(r, "OCI-Subject", m->subject);
     wh_resp_send_empty(r, 201);
 out:
+    free(extra);
+    free(refs);
     wh_manifest_free(m);
     return error;
 }

@@ -78,12 +78,32 @@ static int read_small(wh_store *store, const char *digest, struct wh_buf *b)
     return error;
 }
 
+int wh_registry_summary_make(char **extra_attrs, char **references, wh_store *store,
+                             const char *manifest, size_t len)
+{
+    struct wh_buf cb = {0};
+    json_t *m = json_loadb(manifest, len, 0, NULL);
+    const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
+    int error = 0;
+    /* an image's summary is its config's fields: one that cannot be read now is made
+     * later (on the first listing), never stored without them */
+    bool have_config = cfg && !json_object_get(m, "manifests");
+    if (have_config && (error = read_small(store, cfg, &cb)) < 0) {
+        json_decref(m);
+        return error;
+    }
+    error = wh_manifest_summary(extra_attrs, references, manifest, len,
+                                have_config ? cb.data : NULL, have_config ? cb.len : 0);
+    json_decref(m);
+    wh_buf_dispose(&cb);
+    return error;
+}
+
 int wh_registry_summarize(wh_db *db, wh_store *store, const char *digest, const char *manifest,
                           size_t len)
 {
-    struct wh_buf mb = {0}, cb = {0};
+    struct wh_buf mb = {0};
     char *extra = NULL, *refs = NULL;
-    json_t *m = NULL;
     int error;
     if (!manifest) {
         if ((error = read_small(store, digest, &mb)) < 0)
@@ -91,18 +111,11 @@ int wh_registry_summarize(wh_db *db, wh_store *store, const char *digest, const 
         manifest = mb.data ? mb.data : "";
         len = mb.len;
     }
-    m = json_loadb(manifest, len, 0, NULL);
-    const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-    bool have_config = cfg && !json_object_get(m, "manifests") && read_small(store, cfg, &cb) == 0;
-    error = wh_manifest_summary(&extra, &refs, manifest, len, have_config ? cb.data : NULL,
-                                have_config ? cb.len : 0);
+    error = wh_registry_summary_make(&extra, &refs, store, manifest, len);
     if (error == 0)
         error = wh_db_manifest_summary_put(db, digest, extra, refs);
     free(extra);
     free(refs);
-    json_decref(m);
-    if (have_config)
-        wh_buf_dispose(&cb);
     wh_buf_dispose(&mb);
     return error;
 }

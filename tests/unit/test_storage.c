@@ -738,11 +738,15 @@ static void test_db__manifest_references_checked(void **state)
     const char *blobs[] = {DA, DB};
     struct wh_artifact_in a = {.repo = "library/app", .project_id = 1, .digest = DM,
                                .media_type = "application/vnd.oci.image.manifest.v1+json",
-                               .size = 100, .blobs = blobs, .nblobs = 2, .tag = "v1"};
+                               .size = 100, .blobs = blobs, .nblobs = 2, .tag = "v1",
+                               .summary_extra = "{\"os\":\"linux\"}", .summary_refs = "[]"};
     struct wh_manifest_ref ref;
+    char *e = NULL, *r = NULL;
     assert_int_equal(wh_db_blob_link(f->db, 1, "library/app", DA, 10), 0);
     assert_int_equal(wh_db_manifest_put(f->db, &a), WH_ENOTFOUND); /* DB missing */
     assert_int_equal(wh_db_manifest_get(f->db, "library/app", "v1", false, &ref), WH_ENOTFOUND);
+    /* the summary goes with the manifest: not recorded when the manifest is refused */
+    assert_int_equal(wh_db_manifest_summary_get(f->db, DM, &e, &r), WH_ENOTFOUND);
     /* a blob in another repository does not count */
     assert_int_equal(wh_db_blob_link(f->db, 1, "library/other", DB, 20), 0);
     assert_int_equal(wh_db_manifest_put(f->db, &a), WH_ENOTFOUND);
@@ -750,6 +754,11 @@ static void test_db__manifest_references_checked(void **state)
     assert_int_equal(wh_db_manifest_put(f->db, &a), 0);
     assert_int_equal(wh_db_manifest_get(f->db, "library/app", "v1", false, &ref), 0);
     assert_string_equal(ref.digest, DM);
+    assert_int_equal(wh_db_manifest_summary_get(f->db, DM, &e, &r), 0);
+    assert_string_equal(e, "{\"os\":\"linux\"}");
+    assert_string_equal(r, "[]");
+    free(e);
+    free(r);
     assert_true(ref.size == 100);
     assert_int_equal(wh_db_manifest_get(f->db, "library/app", DM, true, &ref), 0);
 
