@@ -277,8 +277,7 @@ static int put_end(wh_req *r, void *arg)
     };
     /* what lists show of it, recorded with it, so that no list reads blobs (a config
      * that cannot be read now only defers it to the first listing) */
-    if (wh_registry_summary_make(&extra, &refs, reg->store, c->body.data ? c->body.data : "",
-                                 c->body.len) < 0)
+    if (wh_registry_summary_make(&extra, &refs, reg->store, m) < 0)
         wh_log_warn("manifest %s: no summary for listings yet: %s", d.str, wh_error_msg());
     a.summary_extra = extra;
     a.summary_refs = refs;

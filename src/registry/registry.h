@@ -137,13 +137,13 @@ void wh_manifest_free(struct wh_manifest *m);
 int wh_manifest_summary(char **extra_attrs, char **references, const char *manifest, size_t len,
                         const char *config, size_t config_len);
 /*
- * Computes the summary of the manifest `manifest`/`len` (wh_manifest_summary),
+ * Computes the summary of the parsed manifest `m` (wh_manifest_summary),
  * reading its image config from `store`: 0 (`*extra_attrs` and `*references`
  * are the caller's, to free) or an error code (a config that cannot be read
  * makes no summary).
  */
 int wh_registry_summary_make(char **extra_attrs, char **references, wh_store *store,
-                             const char *manifest, size_t len);
+                             const struct wh_manifest *m);
 /*
  * Computes and records (wh_db_manifest_summary_put) the summary of manifest
  * `digest`, whose bytes are `manifest`/`len` (NULL: read from `store`),

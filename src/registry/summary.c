@@ -13,19 +13,12 @@
 
 #define SUMMARY_BLOB_MAX (4u << 20) /* image configs read for a summary */
 
-int wh_manifest_summary(char **extra_attrs, char **references, const char *manifest, size_t len,
-                        const char *config, size_t config_len)
+/* The summary of the parsed manifest `m` (a JSON object), its config's bytes beside. */
+static int summary_of(char **extra_attrs, char **references, json_t *m, const char *config,
+                      size_t config_len)
 {
-    json_t *m = json_loadb(manifest, len, 0, NULL);
     json_t *conf = config ? json_loadb(config, config_len, 0, NULL) : NULL;
     json_t *attrs = json_object(), *refs = json_array();
-    if (!json_is_object(m)) {
-        json_decref(m);
-        json_decref(conf);
-        json_decref(attrs);
-        json_decref(refs);
-        return wh_error_set(WH_EINVALID, "manifest is not a JSON object");
-    }
     if (json_is_object(conf)) {
         static const char *const keys[] = {"architecture", "os", "config", "created", "author",
                                            "variant", "os.version", NULL};
@@ -52,7 +45,6 @@ int wh_manifest_summary(char **extra_attrs, char **references, const char *manif
     }
     *extra_attrs = json_dumps(attrs, JSON_COMPACT);
     *references = json_dumps(refs, JSON_COMPACT);
-    json_decref(m);
     json_decref(conf);
     json_decref(attrs);
     json_decref(refs);
@@ -63,6 +55,19 @@ int wh_manifest_summary(char **extra_attrs, char **references, const char *manif
         return wh_error_set(WH_ERROR, "cannot write a manifest summary");
     }
     return 0;
+}
+
+int wh_manifest_summary(char **extra_attrs, char **references, const char *manifest, size_t len,
+                        const char *config, size_t config_len)
+{
+    json_t *m = json_loadb(manifest, len, 0, NULL);
+    if (!json_is_object(m)) {
+        json_decref(m);
+        return wh_error_set(WH_EINVALID, "manifest is not a JSON object");
+    }
+    int error = summary_of(extra_attrs, references, m, config, config_len);
+    json_decref(m);
+    return error;
 }
 
 /* Reads a small blob whole; 0 or an error. */
@@ -78,25 +83,29 @@ static int read_small(wh_store *store, const char *digest, struct wh_buf *b)
     return error;
 }
 
-int wh_registry_summary_make(char **extra_attrs, char **references, wh_store *store,
-                             const char *manifest, size_t len)
+/* The summary of the parsed manifest `m`, its image config read from `store`. */
+static int summary_make(char **extra_attrs, char **references, wh_store *store, json_t *m)
 {
     struct wh_buf cb = {0};
-    json_t *m = json_loadb(manifest, len, 0, NULL);
+    if (!json_is_object(m))
+        return wh_error_set(WH_EINVALID, "manifest is not a JSON object");
     const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-    int error = 0;
     /* an image's summary is its config's fields: one that cannot be read now is made
      * later (on the first listing), never stored without them */
     bool have_config = cfg && !json_object_get(m, "manifests");
-    if (have_config && (error = read_small(store, cfg, &cb)) < 0) {
-        json_decref(m);
+    int error;
+    if (have_config && (error = read_small(store, cfg, &cb)) < 0)
         return error;
-    }
-    error = wh_manifest_summary(extra_attrs, references, manifest, len,
-                                have_config ? cb.data : NULL, have_config ? cb.len : 0);
-    json_decref(m);
+    error = summary_of(extra_attrs, references, m, have_config ? cb.data : NULL,
+                       have_config ? cb.len : 0);
     wh_buf_dispose(&cb);
     return error;
+}
+
+int wh_registry_summary_make(char **extra_attrs, char **references, wh_store *store,
+                             const struct wh_manifest *m)
+{
+    return summary_make(extra_attrs, references, store, m->doc);
 }
 
 int wh_registry_summarize(wh_db *db, wh_store *store, const char *digest, const char *manifest,
@@ -111,7 +120,9 @@ int wh_registry_summarize(wh_db *db, wh_store *store, const char *digest, const 
         manifest = mb.data ? mb.data : "";
         len = mb.len;
     }
-    error = wh_registry_summary_make(&extra, &refs, store, manifest, len);
+    json_t *m = json_loadb(manifest, len, 0, NULL);
+    error = summary_make(&extra, &refs, store, m);
+    json_decref(m);
     if (error == 0)
         error = wh_db_manifest_summary_put(db, digest, extra, refs);
     free(extra);
