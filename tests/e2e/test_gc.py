@@ -188,7 +188,7 @@ def test_gc_cli_tags_manifests_and_delete_untagged(servers):
     assert r.status_code == 404
 
     # a tag deleted through the API: untagged, collected the same way
-    r = admin(srv).delete(f"/projects/library/repositories/app/artifacts/stable/tags/stable")
+    r = admin(srv).delete("/projects/library/repositories/app/artifacts/stable/tags/stable")
     assert r.status_code == 200, describe(r)
     run_gc(srv, delete_untagged=True)
     assert_disk_is(srv, referenced(new))
@@ -478,22 +478,9 @@ def test_gc_stop_a_running_collection_and_finish_later(servers):
     the blob trigger queues them, as uploads would); a run is stopped while it
     goes (PUT /system/gc/{id}), ends Stopped with part of the work done, and
     the next run collects the rest."""
-    import sqlite3
     srv = servers.new(env=FAST)
     assert srv.stop() == 0
-    db = sqlite3.connect(os.path.join(srv.data_dir, "wharf.db"))
-    rows = []
-    for i in range(N_SEEDED):
-        data = i.to_bytes(4, "big") + b"gc-stop"
-        hexd = hashlib.sha256(data).hexdigest()
-        d = os.path.join(srv.data_dir, "blobs", "sha256", hexd[:2])
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, hexd), "wb") as f:
-            f.write(data)
-        rows.append(("sha256:" + hexd, len(data), 0))
-    with db:
-        db.executemany("INSERT INTO blob(digest, size, created_ms) VALUES(?, ?, ?)", rows)
-    db.close()
+    seed_unreferenced(srv, N_SEEDED, b"gc-stop")
     srv.start()
     api = admin(srv)
     r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"}})
