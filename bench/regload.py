@@ -93,14 +93,14 @@ class Cpu:
             kids.setdefault(ppid, []).append(pid)
         out = {}
         for name, roots in self.groups.items():
-            total, seen, todo = 0, set(), list(roots)
-            while todo:
-                p = todo.pop()
+            total, seen, stack = 0, set(), list(roots)
+            while stack:
+                p = stack.pop()
                 if p in seen or p not in t:
                     continue
                 seen.add(p)
                 total += t[p][1]
-                todo.extend(kids.get(p, []))
+                stack.extend(kids.get(p, []))
             out[name] = total / TCK
         me = resource.getrusage(resource.RUSAGE_SELF)
         ch = resource.getrusage(resource.RUSAGE_CHILDREN)
