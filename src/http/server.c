@@ -91,6 +91,7 @@ struct wh_http {
     int ndefaults;
     atomic_int inflight; /* requests between first callback and completion */
     atomic_bool access_log; /* cfg.access_log, changed by wh_http_set_access_log */
+    atomic_bool draining;   /* stopping: new connections are closed at accept */
     int lfd;             /* listening socket until MHD takes it, else -1 */
     uint16_t port;
     pthread_mutex_t lock; /* guards conns and stopping */
@@ -1119,6 +1120,8 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
     wh_http *h = cls;
     char ip[INET6_ADDRSTRLEN];
     (void)addrlen;
+    if (atomic_load(&h->draining))
+        return MHD_NO;
     if (h->cfg.max_connections_per_ip == 0)
         return MHD_YES;
     sockaddr_text(ip, sizeof(ip), addr);
@@ -1501,11 +1504,14 @@ void wh_http_stop(wh_http *h, int grace_ms)
     if (!h->d)
         return;
     /*
-     * In threaded mode the listening socket quiesce hands back may still be
-     * in use by a worker thread: libmicrohttpd's manual says to close it
-     * only after MHD_stop_daemon.
+     * New connections are closed as soon as they are accepted. Not
+     * MHD_quiesce_daemon: with epoll and a thread pool it races the worker
+     * threads that take the listening socket out of their epoll sets too,
+     * and the loser aborts the process ("Failed to remove listen FD from
+     * epoll set", libmicrohttpd 0.9.75). The socket itself is closed by
+     * MHD_stop_daemon.
      */
-    MHD_socket s = MHD_quiesce_daemon(h->d);
+    atomic_store(&h->draining, true);
     int64_t deadline = wh_monotonic_us() + (int64_t)grace_ms * 1000;
     while (atomic_load(&h->inflight) > 0 && wh_monotonic_us() < deadline)
         usleep(10000);
@@ -1530,8 +1536,6 @@ void wh_http_stop(wh_http *h, int grace_ms)
     wake_sleepers(h, true);
     MHD_stop_daemon(h->d);
     h->d = NULL;
-    if (s != MHD_INVALID_SOCKET)
-        close(s);
 }
 
 void wh_http_free(wh_http *h)

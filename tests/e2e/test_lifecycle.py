@@ -148,6 +148,28 @@ def test_oversized_headers_refused(server, registry, shape):
 # ------------------------------------------------------------ SIGTERM
 
 
+def new_connection_answer(srv):
+    """What a new connection asking for /v2/ gets back: the bytes of the
+    answer (b"" when the server closes or refuses it without one)."""
+    try:
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    except ConnectionRefusedError:
+        return b""
+    out = b""
+    try:
+        s.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {srv.host}\r\nConnection: close\r\n\r\n".encode())
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        s.close()
+    return out
+
+
 def test_sigterm_drains_upload_in_flight(servers, unique):
     """SIGTERM arrives while a PATCH body is half sent; the rest of the body
     comes after the server has begun to stop.  The PATCH is finished and
@@ -196,6 +218,9 @@ def test_sigterm_drains_upload_in_flight(servers, unique):
         srv.proc.send_signal(15)
         wait_until(lambda: "finishing in-flight requests" in srv.log_text(), 30,
                    "the server to begin its shutdown")
+        # While it drains, a new connection is closed unanswered at once (not
+        # left waiting in the listen queue until the grace period ends).
+        assert new_connection_answer(srv) == b""
     finally:
         rest.set()
     t.join(60)
