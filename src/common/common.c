@@ -472,19 +472,64 @@ int64_t wh_monotonic_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * Random bytes come from OpenSSL's generator RANDOM_POOL at a time, into a
+ * pool of each thread: one RAND_bytes call costs several thousand
+ * instructions whatever its length, and every request takes 16 bytes for its
+ * id. Bytes are wiped from the pool as they are handed out, and a child of
+ * fork() forgets the pool it inherited, so that parent and child never hand
+ * out the same bytes.
+ */
+#define RANDOM_POOL 256
+static _Thread_local unsigned char random_pool[RANDOM_POOL];
+static _Thread_local size_t random_left;
+static pthread_once_t random_once = PTHREAD_ONCE_INIT;
+
+static void random_forget(void)
+{
+    explicit_bzero(random_pool, sizeof(random_pool));
+    random_left = 0;
+}
+
+static void random_setup(void)
+{
+    if (pthread_atfork(NULL, NULL, random_forget) != 0)
+        abort();
+}
+
+void wh_random_bytes(void *out, size_t n)
+{
+    unsigned char *o = out;
+    pthread_once(&random_once, random_setup);
+    while (n) {
+        if (random_left == 0) {
+            if (RAND_bytes(random_pool, RANDOM_POOL) != 1)
+                abort();
+            random_left = RANDOM_POOL;
+        }
+        size_t k = n < random_left ? n : random_left;
+        unsigned char *src = random_pool + (RANDOM_POOL - random_left);
+        memcpy(o, src, k);
+        explicit_bzero(src, k);
+        random_left -= k;
+        o += k;
+        n -= k;
+    }
+}
+
 void wh_random_hex(char *out, size_t nbytes)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char raw[64];
     if (nbytes > sizeof(raw))
         nbytes = sizeof(raw);
-    if (RAND_bytes(raw, (int)nbytes) != 1)
-        abort();
+    wh_random_bytes(raw, nbytes);
     for (size_t i = 0; i < nbytes; i++) {
         out[2 * i] = hex[raw[i] >> 4];
         out[2 * i + 1] = hex[raw[i] & 15];
     }
     out[2 * nbytes] = '\0';
+    explicit_bzero(raw, nbytes);
 }
 
 int wh_parse_u64(uint64_t *out, const char *s, size_t len)

@@ -175,6 +175,8 @@ bool wh_addr_list_match(const char *list, const char *ip);
 /* Misc. */
 int64_t wh_now_ms(void);          /* wall clock, milliseconds since the epoch */
 int64_t wh_monotonic_us(void);    /* monotonic clock, microseconds */
+/* Cryptographically strong random bytes (OpenSSL's generator, pooled per thread; aborts on failure). */
+void wh_random_bytes(void *out, size_t n);
 void wh_random_hex(char *out, size_t nbytes); /* writes 2*nbytes hex + NUL */
 /* Parses a non-negative decimal integer of `len` bytes; WH_EINVALID on junk or overflow. */
 int wh_parse_u64(uint64_t *out, const char *s, size_t len);

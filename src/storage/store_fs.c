@@ -60,6 +60,7 @@ struct fs_upload {
     store_sha *running;  /* the same, plus the pending chunk's */
     bool failed;         /* a write of the pending chunk failed: only a reject helps */
     char id[128];
+    char state[8 + STORE_SHA_TEXT_MAX]; /* base.state: FS_STATE_PREFIX and the saved hash */
 };
 
 /* A reader of a blob file; pread(2) at the reader's position. */
@@ -522,10 +523,11 @@ static void upload_path(char *out, const struct fs_store *s, const char *id)
 
 static void save_state(struct fs_upload *u)
 {
-    char text[STORE_SHA_TEXT_MAX];
-    store_sha_save(u->accepted, text);
-    free(u->base.state);
-    u->base.state = wh_sprintf(FS_STATE_PREFIX "%s", text);
+    size_t plen = sizeof(FS_STATE_PREFIX) - 1;
+    _Static_assert(sizeof(FS_STATE_PREFIX) - 1 <= 8, "the prefix fits in fs_upload.state");
+    memcpy(u->state, FS_STATE_PREFIX, plen);
+    store_sha_save(u->accepted, u->state + plen);
+    u->base.state = u->state;
 }
 
 static struct fs_upload *upload_new(struct fs_store *s, const char *id, int fd)
@@ -547,7 +549,6 @@ static void upload_free(struct fs_upload *u)
         close(u->fd);
     store_sha_free(u->accepted);
     store_sha_free(u->running);
-    free(u->base.state);
     free(u);
 }
 

@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,17 +75,32 @@ void store_sha_digest(const store_sha *h, struct wh_digest *out)
     wh_digest_parse(out, text, strlen(text));
 }
 
-static unsigned ossl_major(void)
+/* "sha256-ossl<major>-<context size>:", the saved text's tag, built once. */
+static char sha_tag[64];
+static size_t sha_tag_len;
+static pthread_once_t sha_tag_once = PTHREAD_ONCE_INIT;
+
+static void sha_tag_build(void)
 {
-    return (unsigned)(OpenSSL_version_num() >> 28);
+    int n = snprintf(sha_tag, sizeof(sha_tag), "sha256-ossl%u-%zu:",
+                     (unsigned)(OpenSSL_version_num() >> 28), sizeof(SHA256_CTX));
+    sha_tag_len = n > 0 && (size_t)n < sizeof(sha_tag) ? (size_t)n : 0;
+}
+
+static const char *sha_tag_get(size_t *len)
+{
+    pthread_once(&sha_tag_once, sha_tag_build);
+    *len = sha_tag_len;
+    return sha_tag;
 }
 
 void store_sha_save(const store_sha *h, char out[STORE_SHA_TEXT_MAX])
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *b = (const unsigned char *)&h->ctx;
-    int n = snprintf(out, STORE_SHA_TEXT_MAX, "sha256-ossl%u-%zu:", ossl_major(),
-                     sizeof(SHA256_CTX));
+    size_t n;
+    const char *tag = sha_tag_get(&n);
+    memcpy(out, tag, n);
     for (size_t i = 0; i < sizeof(SHA256_CTX); i++) {
         out[n++] = hex[b[i] >> 4];
         out[n++] = hex[b[i] & 15];
@@ -103,12 +119,11 @@ static int unhex(char c)
 
 int store_sha_load(store_sha *h, const char *text, uint64_t bytes)
 {
-    char prefix[64];
     SHA256_CTX c;
     unsigned char *b = (unsigned char *)&c;
-    snprintf(prefix, sizeof(prefix), "sha256-ossl%u-%zu:", ossl_major(), sizeof(SHA256_CTX));
-    size_t plen = strlen(prefix);
-    if (!text || strncmp(text, prefix, plen) != 0 ||
+    size_t plen;
+    const char *prefix = sha_tag_get(&plen);
+    if (!text || plen == 0 || strncmp(text, prefix, plen) != 0 ||
         strlen(text + plen) != 2 * sizeof(SHA256_CTX))
         return wh_error_set(WH_EINVALID, "saved hash state is not of this OpenSSL");
     for (size_t i = 0; i < sizeof(SHA256_CTX); i++) {

@@ -13,6 +13,7 @@
 #include "common/common.h"
 
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Tests of failure paths need the failpoints (compiled out with -DWH_NO_FAILPOINTS). */
@@ -247,6 +248,55 @@ static void test_common__busy_pause(void **state)
     pthread_join(t, NULL);
 }
 
+/* Pooled random bytes: no repeats across pool refills, and a forked child
+ * does not hand out the bytes its parent will. */
+static void test_common__random_pool(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    static char ids[N][33];
+    for (int i = 0; i < N; i++) {
+        wh_random_hex(ids[i], 16);
+        assert_int_equal(strlen(ids[i]), 32);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ids[i], ids[j]);
+    }
+    unsigned char big[1000]; /* longer than the pool: several refills in one call */
+    memset(big, 0, sizeof(big));
+    wh_random_bytes(big, sizeof(big));
+    size_t zeros = 0;
+    for (size_t i = 0; i < sizeof(big); i++)
+        zeros += big[i] == 0;
+    assert_true(zeros < 30); /* about 4 expected */
+
+    wh_random_hex(ids[0], 4); /* the pool is now partly used */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char child[33];
+        wh_random_hex(child, 16);
+        ssize_t w = write(fds[1], child, 32);
+        _exit(w == 32 ? 0 : 1);
+    }
+    close(fds[1]);
+    char parent[33], child[33];
+    wh_random_hex(parent, 16);
+    ssize_t got = 0;
+    while (got < 32) {
+        ssize_t r = read(fds[0], child + got, (size_t)(32 - got));
+        assert_true(r > 0);
+        got += r;
+    }
+    child[32] = '\0';
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_string_not_equal(parent, child);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_common__pool),
         cmocka_unit_test(test_common__log_json_escape),
         cmocka_unit_test(test_common__busy_pause),
+        cmocka_unit_test(test_common__random_pool),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
