@@ -26,6 +26,7 @@ enum {
     WH_EBUSY = -9,
     WH_ENOSPC = -10, /* the disk (or the database on it) is full */
     WH_EDEFERRED = -11, /* the work goes on elsewhere; the caller returns and is called again */
+    WH_ENOTSUP = -12,   /* the driver or backend has no such operation */
 };
 
 /* Records a message for the current thread's last failure (see wh_error_set). */

@@ -321,9 +321,10 @@ int wh_db_upload_peek(wh_db *db, const char *id, struct wh_upload_session *out);
 int wh_db_upload_renew(wh_db *db, const char *id, const char *holder, int64_t until_ms);
 /*
  * Records that session `id` now holds `accepted` bytes with driver state
- * `state`, marks it active at `now_ms` and ends `holder`'s lease. 0,
- * WH_ENOTFOUND (the lease was lost: the chunk must be refused), WH_ENOSPC or
- * WH_ERROR.
+ * `state`, marks it active at `now_ms` and ends `holder`'s lease (`holder`
+ * NULL: the caller holds the store's lock on the session instead). 0,
+ * WH_ENOTFOUND (the lease was lost, or the session is gone: the chunk must be
+ * refused), WH_ENOSPC or WH_ERROR.
  */
 int wh_db_upload_save(wh_db *db, const char *id, const char *holder, uint64_t accepted,
                       const char *state, int64_t now_ms);

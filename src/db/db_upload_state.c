@@ -82,19 +82,24 @@ int wh_db_upload_renew(wh_db *db, const char *id, const char *holder, int64_t un
 int wh_db_upload_save(wh_db *db, const char *id, const char *holder, uint64_t accepted,
                       const char *state, int64_t now_ms)
 {
-    static const char sql[] =
+    static const char leased[] =
         "UPDATE upload SET accepted_bytes = ?3, state = ?4, updated_ms = ?5, holder = NULL,"
         " held_until_ms = 0 WHERE id = ?1 AND holder = ?2";
+    /* no holder: the store's own lock guards the session (wh_store_upload_lock) */
+    static const char locked[] =
+        "UPDATE upload SET accepted_bytes = ?2, state = ?3, updated_ms = ?4 WHERE id = ?1";
     if (accepted > INT64_MAX)
         return wh_error_set(WH_ETOOBIG, "upload too large");
     CONN_OR_FAIL(c, db);
-    db_stmt *s = db_stmt(c, sql);
-    db_bind_text(s, 1, id);
-    db_bind_text(s, 2, holder);
-    db_bind_i64(s, 3, (int64_t)accepted);
-    db_bind_text(s, 4, state ? state : "");
-    db_bind_i64(s, 5, now_ms);
-    return db_change(c, s, "upload lease");
+    db_stmt *s = db_stmt(c, holder ? leased : locked);
+    int n = 1;
+    db_bind_text(s, n++, id);
+    if (holder)
+        db_bind_text(s, n++, holder);
+    db_bind_i64(s, n++, (int64_t)accepted);
+    db_bind_text(s, n++, state ? state : "");
+    db_bind_i64(s, n, now_ms);
+    return db_change(c, s, holder ? "upload lease" : "upload");
 }
 
 int wh_db_upload_release(wh_db *db, const char *id, const char *holder)

@@ -41,8 +41,28 @@ static void session_cleanup(void *arg)
         s->held = false;
         wh_db_upload_release(s->reg->db, s->id, s->holder);
     }
+    wh_store_upload_unlock(s->reg->store, s->lock);
+    s->lock = NULL;
     free(s->state);
     s->state = NULL;
+}
+
+/*
+ * Takes the session with the store's own lock (a flock of the staged file)
+ * and then reads its row: no write to the database, and a writer that dies
+ * gives the lock back with its process. WH_ENOTSUP when the store has no
+ * such lock.
+ */
+static int session_lock(wh_registry *reg, struct session *s, struct wh_upload_session *us)
+{
+    int error = wh_store_upload_lock(reg->store, s->id, &s->lock);
+    if (error < 0)
+        return error;
+    if ((error = wh_db_upload_peek(reg->db, s->id, us)) < 0) {
+        wh_store_upload_unlock(reg->store, s->lock);
+        s->lock = NULL;
+    }
+    return error;
 }
 
 /*
@@ -59,19 +79,22 @@ static int session_acquire(wh_registry *reg, wh_req *r, const struct target *t,
     memset(s, 0, sizeof(*s));
     if (strlen(t->ref) >= sizeof(s->id))
         return ACQ_UNKNOWN;
-    wh_random_hex(hex, 16);
-    snprintf(s->holder, sizeof(s->holder), "%s", hex);
     snprintf(s->id, sizeof(s->id), "%s", t->ref);
     s->reg = reg;
     int64_t now = wh_now_ms();
-    int error = wh_db_upload_claim(reg->db, s->id, s->holder, now, now + UPLOAD_LEASE_MS, &us);
+    int error = session_lock(reg, s, &us);
+    if (error == WH_ENOTSUP) {
+        wh_random_hex(hex, 16);
+        snprintf(s->holder, sizeof(s->holder), "%s", hex);
+        error = wh_db_upload_claim(reg->db, s->id, s->holder, now, now + UPLOAD_LEASE_MS, &us);
+        s->held = error == 0;
+    }
     if (error == WH_EBUSY)
         return ACQ_BUSY;
     if (error == WH_ENOTFOUND)
         return ACQ_UNKNOWN;
     if (error < 0)
         return ACQ_FAILED;
-    s->held = true;
     s->renewed_ms = now;
     s->accepted = us.accepted;
     s->state = us.state;
@@ -99,7 +122,7 @@ static int session_writer(wh_registry *reg, struct session *s)
 static bool session_renew(wh_registry *reg, struct session *s)
 {
     int64_t now = wh_now_ms();
-    if (now - s->renewed_ms < UPLOAD_LEASE_MS / 3)
+    if (s->lock || now - s->renewed_ms < UPLOAD_LEASE_MS / 3)
         return true;
     if (wh_db_upload_renew(reg->db, s->id, s->holder, now + UPLOAD_LEASE_MS) < 0)
         return false;
@@ -117,12 +140,14 @@ static int session_save(wh_registry *reg, struct session *s)
 {
     int error = wh_upload_accept(s->w);
     if (error == 0)
-        error = wh_db_upload_save(reg->db, s->id, s->holder, wh_upload_offset(s->w),
-                                  wh_upload_state(s->w), wh_now_ms());
+        error = wh_db_upload_save(reg->db, s->id, s->lock ? NULL : s->holder,
+                                  wh_upload_offset(s->w), wh_upload_state(s->w), wh_now_ms());
     if (error == 0)
         s->held = false;
     wh_upload_close(s->w); /* a failed accept or save rejects nothing the row records */
     s->w = NULL;
+    wh_store_upload_unlock(reg->store, s->lock); /* the answer may bring the next chunk at once */
+    s->lock = NULL;
     return error;
 }
 
@@ -141,6 +166,8 @@ static void session_done(wh_registry *reg, struct session *s)
         s->held = false;
         wh_db_upload_release(reg->db, s->id, s->holder);
     }
+    wh_store_upload_unlock(reg->store, s->lock);
+    s->lock = NULL;
 }
 
 /* Ends a session the caller holds: its row goes (its writer was committed or cancelled). */

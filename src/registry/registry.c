@@ -174,12 +174,27 @@ static int expire_one(const char *id, void *payload)
     struct wh_upload_session us;
     char holder[40], hex[33];
     int64_t now = wh_now_ms();
-    wh_random_hex(hex, 16);
-    snprintf(holder, sizeof(holder), "sweep-%s", hex);
-    if (wh_db_upload_claim(reg->db, id, holder, now, now + UPLOAD_LEASE_MS, &us) < 0)
+    wh_upload_lock *lock = NULL;
+    int error = wh_store_upload_lock(reg->store, id, &lock);
+    if (error == WH_ENOTSUP) {
+        wh_random_hex(hex, 16);
+        snprintf(holder, sizeof(holder), "sweep-%s", hex);
+        error = wh_db_upload_claim(reg->db, id, holder, now, now + UPLOAD_LEASE_MS, &us);
+    } else if (error == 0) {
+        error = wh_db_upload_peek(reg->db, id, &us);
+    } else if (error == WH_ENOTFOUND) {
+        /* a row whose staged data is gone (a crash between the two): only the row goes */
+        wh_db_upload_delete(reg->db, id);
+        sc->removed++;
+        return 0;
+    }
+    if (error < 0) {
+        wh_store_upload_unlock(reg->store, lock);
         return 0; /* in use, or gone already */
+    }
     wh_store_upload_remove(reg->store, id, us.state);
     wh_db_upload_delete(reg->db, id);
+    wh_store_upload_unlock(reg->store, lock);
     free(us.state);
     sc->removed++;
     return 0;

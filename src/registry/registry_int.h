@@ -50,6 +50,7 @@ struct session {
     int64_t renewed_ms; /* when the lease was last extended */
     wh_upload *w;       /* the writer, once resumed (NULL before) */
     bool held;          /* the lease is still ours (released or saved: false) */
+    wh_upload_lock *lock; /* the store's lock on the session, when it has one (no lease then) */
     wh_registry *reg;
 };
 /* How long a request's claim on a session lasts unless renewed while writing. */

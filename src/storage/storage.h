@@ -19,6 +19,7 @@
 
 typedef struct wh_store wh_store;
 typedef struct wh_upload wh_upload;
+typedef struct wh_upload_lock wh_upload_lock;
 
 /* Opens (creating if needed) a filesystem store rooted at `root`. */
 int wh_store_open_fs(wh_store **out, const char *root);
@@ -198,6 +199,19 @@ void wh_upload_close(wh_upload *u);
  */
 int wh_store_upload_remove(wh_store *s, const char *id, const char *state);
 /*
+ * Makes this caller the only writer of session `id` until
+ * wh_store_upload_unlock, where the driver can say so itself: the
+ * filesystem driver locks the staged file (flock), which every process
+ * sharing the directory sees and which ends with the process that holds it.
+ * Taken before the session's row is read, so that the row read is the one
+ * the previous writer saved. 0 (`*out` set), WH_EBUSY (another writer has
+ * it), WH_ENOTFOUND (no staged data) or WH_ENOTSUP: the driver has no such
+ * lock (an object store) and the caller leases the session in the database.
+ */
+int wh_store_upload_lock(wh_store *s, const char *id, wh_upload_lock **out);
+/* Ends a lock of wh_store_upload_lock (accepts NULL). */
+void wh_store_upload_unlock(wh_store *s, wh_upload_lock *lock);
+/*
  * Calls `fn(id, mtime_ms, payload)` for every staged session (start-up
  * reconciliation). Stops early if `fn` returns non-zero.
  */
@@ -226,6 +240,9 @@ struct wh_store_driver {
     int (*check_space)(wh_store *s);
     bool (*note_full)(wh_store *s);
     int (*capacity)(wh_store *s, uint64_t *total, uint64_t *free_bytes); /* optional (NULL) */
+    /* optional (NULL: sessions are leased in the database) */
+    int (*upload_lock)(wh_store *s, const char *id, wh_upload_lock **out);
+    void (*upload_unlock)(wh_store *s, wh_upload_lock *lock);
 };
 
 #endif

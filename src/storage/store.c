@@ -128,6 +128,20 @@ int wh_store_upload_remove(wh_store *s, const char *id, const char *state)
     return s->drv->upload_remove(s, id, state);
 }
 
+int wh_store_upload_lock(wh_store *s, const char *id, wh_upload_lock **out)
+{
+    *out = NULL;
+    if (!s->drv->upload_lock)
+        return WH_ENOTSUP;
+    return s->drv->upload_lock(s, id, out);
+}
+
+void wh_store_upload_unlock(wh_store *s, wh_upload_lock *lock)
+{
+    if (lock)
+        s->drv->upload_unlock(s, lock);
+}
+
 int wh_store_upload_each(wh_store *s, int (*fn)(const char *id, int64_t mtime_ms, void *payload),
                          void *payload)
 {

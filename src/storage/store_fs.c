@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -655,6 +656,53 @@ out:
     return error;
 }
 
+/* A session's lock: the staged file open and flock'ed. */
+struct wh_upload_lock {
+    int fd;
+};
+
+static int fs_upload_lock(wh_store *base, const char *id, wh_upload_lock **out)
+{
+    struct fs_store *s = (struct fs_store *)base;
+    char path[PATH_CAP];
+    struct stat held, now;
+    if (!id_ok(id))
+        return wh_error_set(WH_ENOTFOUND, "no such upload");
+    upload_path(path, s, id);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return wh_error_set(errno == ENOENT ? WH_ENOTFOUND : WH_ERROR, "open %s: %s", path,
+                            strerror(errno));
+    int rc;
+    while ((rc = flock(fd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        int err = errno;
+        close(fd);
+        if (err == EWOULDBLOCK)
+            return wh_error_set(WH_EBUSY, "another request is writing to this upload");
+        return wh_error_set(WH_ERROR, "lock %s: %s", path, strerror(err));
+    }
+    /* the file locked must still be the session's: its writer may have committed
+     * (renamed it into the blobs) or cancelled it between our open and our lock */
+    if (fstat(fd, &held) < 0 || stat(path, &now) < 0 || held.st_ino != now.st_ino ||
+        held.st_dev != now.st_dev) {
+        close(fd);
+        return wh_error_set(WH_ENOTFOUND, "no such upload");
+    }
+    wh_upload_lock *l = wh_calloc(1, sizeof(*l));
+    l->fd = fd;
+    *out = l;
+    return 0;
+}
+
+static void fs_upload_unlock(wh_store *base, wh_upload_lock *l)
+{
+    (void)base;
+    close(l->fd); /* the flock ends with the last descriptor of its open file */
+    free(l);
+}
+
 static int fs_upload_write(wh_upload *base, const void *p, size_t n)
 {
     struct fs_upload *u = (struct fs_upload *)base;
@@ -836,6 +884,8 @@ static const struct wh_store_driver fs_driver = {
     .delete_blob = fs_delete_blob,
     .upload_create = fs_upload_create,
     .upload_resume = fs_upload_resume,
+    .upload_lock = fs_upload_lock,
+    .upload_unlock = fs_upload_unlock,
     .upload_remove = fs_upload_remove,
     .upload_each = fs_upload_each,
     .check_space = fs_check_space,

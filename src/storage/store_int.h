@@ -39,7 +39,7 @@ struct wh_upload {
     const struct wh_upload_ops *ops;
     uint64_t offset; /* bytes accepted */
     uint64_t size;   /* accepted plus pending */
-    char *state;     /* the state text as of the last accept (malloc'd; never NULL) */
+    char *state;     /* the state text as of the last accept (the driver's; never NULL) */
 };
 
 /*

@@ -98,8 +98,10 @@ def test_node_killed_between_chunks(nodes, unique):
 
 def test_node_killed_mid_chunk(nodes, unique):
     """A node dies while a chunk streams in: the bytes it staged past the
-    accepted offset are no part of the session, whose lease runs out, and
-    the chunk sent again through the other node completes the blob."""
+    accepted offset are no part of the session, and the chunk sent again
+    through the other node completes the blob at once: the lock on the staged
+    file that held the session ended with the dead process (no lease to wait
+    out)."""
     a, b = nodes
     ra, rb = a.registry(), b.registry()
     repo = f"library/{unique}"
@@ -132,17 +134,60 @@ def test_node_killed_mid_chunk(nodes, unique):
     st = rb.get(loc)
     assert st.status_code == 204 and st.headers["Range"] == "0-999999", describe(st)
 
-    def retried():
-        r = rb.patch(loc, data=data[1_000_000:], headers={
-            **OCTET, "Content-Range": f"1000000-{len(data) - 1}"})
-        if r.status_code == 416 and "another request" in r.text:
-            return False  # node A's lease has not run out yet
-        assert r.status_code == 202, describe(r)
-        return True
-
-    wait_until(retried, 40, "the dead node's lease on the session to run out", interval=0.5)
+    r = rb.patch(loc, data=data[1_000_000:], headers={
+        **OCTET, "Content-Range": f"1000000-{len(data) - 1}"})
+    assert r.status_code == 202, describe(r)
     r = rb.put(loc, params={"digest": sha256_digest(data)})
     assert r.status_code == 201, describe(r)
     g = rb.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
     assert g.status_code == 200 and g.content == data
     finished.set()
+
+
+def test_chunk_streaming_on_one_node_holds_the_session_on_the_other(nodes, unique):
+    """While a chunk streams into node A, node B refuses another chunk of the
+    same session (416, nothing of it kept) but answers its status; once A has
+    answered, B takes the next chunk and the blob is whole."""
+    a, b = nodes
+    ra, rb = a.registry(), b.registry()
+    repo = f"library/{unique}"
+    data = os.urandom(2_000_000)
+    loc = ra.start_upload(repo)
+    sent, finished = threading.Event(), threading.Event()
+    answer = {}
+
+    def slow_body():
+        yield data[:500_000]
+        sent.set()
+        finished.wait(60)
+        yield data[500_000:1_000_000]
+
+    def push_to_a():
+        answer["r"] = requests.patch(ra.url(loc), data=slow_body(), headers=OCTET,
+                                     auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=90)
+
+    t = threading.Thread(target=push_to_a, daemon=True)
+    t.start()
+    try:
+        assert sent.wait(30)
+        staged = os.path.join(a.data_dir, "uploads", loc.rstrip("/").rsplit("/", 1)[1])
+        wait_until(lambda: os.path.getsize(staged) >= 500_000, 30,
+                   "node A to stage the first bytes of the chunk")
+        r = rb.patch(loc, data=b"intruder" * 1000, headers={
+            **OCTET, "Content-Range": "0-7999"})
+        expect_error(r, 416, "BLOB_UPLOAD_INVALID")
+        assert "another request is writing" in r.text
+        st = rb.get(loc)
+        assert st.status_code == 204 and st.headers["Range"] == "0-0", describe(st)
+    finally:
+        finished.set()
+        t.join(60)
+    assert answer["r"].status_code == 202, describe(answer["r"])
+    assert answer["r"].headers["Range"] == "0-999999"
+    r = rb.patch(loc, data=data[1_000_000:], headers={
+        **OCTET, "Content-Range": f"1000000-{len(data) - 1}"})
+    assert r.status_code == 202, describe(r)
+    r = rb.put(r.headers["Location"], params={"digest": sha256_digest(data)})
+    assert r.status_code == 201, describe(r)
+    g = ra.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
+    assert g.status_code == 200 and g.content == data

@@ -608,6 +608,40 @@ static void test_storage__full_disk_state(void **state)
  * renewed by its holder, taken over once it has run out; a save by a holder
  * whose lease was taken over is refused, so its chunk is not recorded.
  */
+/* The filesystem driver's session lock: one holder at a time (another store
+ * on the same directory, as another process would be, is refused), none for
+ * a session without staged data or one committed meanwhile. */
+static void test_storage__upload_lock(void **state)
+{
+    struct fixture *f = *state;
+    wh_store *other = NULL;
+    wh_upload *u = NULL;
+    wh_upload_lock *l1 = NULL, *l2 = NULL;
+    struct wh_digest d;
+    assert_int_equal(wh_store_open_fs(&other, f->dir), 0);
+    assert_int_equal(wh_store_upload_lock(f->store, "u-lock", &l1), WH_ENOTFOUND);
+    assert_null(l1);
+    assert_int_equal(wh_store_upload_lock(f->store, "../escape", &l1), WH_ENOTFOUND);
+    assert_int_equal(wh_store_upload_create(f->store, "u-lock", &u), 0);
+    assert_int_equal(wh_upload_write(u, "abc", 3), 0);
+    assert_int_equal(wh_upload_accept(u), 0);
+    wh_upload_close(u);
+    assert_int_equal(wh_store_upload_lock(f->store, "u-lock", &l1), 0);
+    assert_int_equal(wh_store_upload_lock(other, "u-lock", &l2), WH_EBUSY);
+    assert_int_equal(wh_store_upload_lock(f->store, "u-lock", &l2), WH_EBUSY);
+    assert_null(l2);
+    wh_store_upload_unlock(f->store, l1);
+    assert_int_equal(wh_store_upload_lock(other, "u-lock", &l2), 0);
+    /* the holder commits: the file locked is now the blob's, the session has none */
+    assert_int_equal(wh_store_upload_resume(other, "u-lock", 3, NULL, &u), 0);
+    wh_digest_of(&d, WH_DIGEST_SHA256, "abc", 3);
+    assert_int_equal(wh_upload_commit(u, &d), 0);
+    assert_int_equal(wh_store_upload_lock(f->store, "u-lock", &l1), WH_ENOTFOUND);
+    wh_store_upload_unlock(other, l2);
+    wh_store_upload_unlock(f->store, NULL); /* accepted: nothing to end */
+    wh_store_free(other);
+}
+
 static void test_db__upload_lease(void **state)
 {
     struct fixture *f = *state;
@@ -643,6 +677,13 @@ static void test_db__upload_lease(void **state)
     free(us.state);
     assert_int_equal(wh_db_upload_claim(f->db, "nope", "h1", 1000, 2000, &us), WH_ENOTFOUND);
     assert_int_equal(wh_db_upload_peek(f->db, "nope", &us), WH_ENOTFOUND);
+    /* no holder: the caller holds the store's lock; the row is saved as it stands */
+    assert_int_equal(wh_db_upload_release(f->db, "up-1", "h4"), 0);
+    assert_int_equal(wh_db_upload_save(f->db, "up-1", NULL, 12, "st-12", 5000), 0);
+    assert_int_equal(wh_db_upload_peek(f->db, "up-1", &us), 0);
+    assert_true(us.accepted == 12 && strcmp(us.state, "st-12") == 0);
+    free(us.state);
+    assert_int_equal(wh_db_upload_save(f->db, "nope", NULL, 1, "st-1", 5000), WH_ENOTFOUND);
 }
 
 /* Manifest summaries: recorded by digest, replaced on a second put. */
@@ -838,6 +879,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_storage__commit_failure_points, setup, teardown),
         cmocka_unit_test_setup_teardown(test_storage__full_disk_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_storage__upload_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__full_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__upload_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__manifest_summary, setup, teardown),
