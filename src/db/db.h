@@ -114,6 +114,13 @@ void wh_db_thread_background(bool on);
  */
 int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload);
 /*
+ * wh_db_batch for an `fn` that returns the first failure of any call it
+ * makes: all or nothing, so the calls' own transactions take no savepoints
+ * (each costs a statement to open and one to release). Never for an `fn`
+ * that goes on after a failed call.
+ */
+int wh_db_batch_whole(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload);
+/*
  * A number that changes whenever the database changes, through any
  * connection of any process (SQLite's data version of the calling thread's
  * connection), for caches of what was read from it; 0 when unknown.

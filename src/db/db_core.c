@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BATCH_WHOLE 2 /* conn.batch of wh_db_batch_whole */
+
 #define ADHOC_SLOTS 512 /* statements of the entity files, cached by SQL pointer */
 #define BUILT_SLOTS 128 /* statements assembled per filter combination, cached by text */
 #define BUILT_PROBE 8   /* slots tried before one is reused */
@@ -39,7 +41,8 @@ struct conn {
         uint64_t hash;
         db_stmt s;
     } built[BUILT_SLOTS];
-    int batch;         /* inside wh_db_batch: transactions are savepoints of its one */
+    int batch;         /* inside wh_db_batch: transactions are savepoints of its one
+                        * (BATCH_WHOLE: wh_db_batch_whole, nothing of them) */
     bool scan_queued;  /* the open transaction queued a scan job (db_note_scan_queued) */
     struct wh_db *db;  /* the handle it belongs to */
     struct conn *next; /* all connections of the db, for close */
@@ -360,6 +363,8 @@ static int tx_call(struct conn *c, int (*fn)(struct db_dconn *h))
 
 int db_tx_begin(struct conn *c)
 {
+    if (c->batch == BATCH_WHOLE)
+        return 0;
     return tx_call(c, c->batch ? c->d->savepoint : c->d->begin_write);
 }
 
@@ -442,6 +447,8 @@ void wh_db_on_scan_queued(wh_db *db, void (*fn)(void *payload), void *payload)
 
 int db_tx_end(struct conn *c, int error)
 {
+    if (c->batch == BATCH_WHOLE)
+        return error; /* the batch ends it, whole */
     if (error < 0) {
         if (c->batch) {
             tx_call(c, c->d->rollback_to);
@@ -484,7 +491,7 @@ uint64_t wh_db_data_version(wh_db *db)
     return r ? r : 1;
 }
 
-int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
+static int batch_run(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload, int kind)
 {
     CONN_OR_FAIL(c, db);
     if (c->batch)
@@ -492,10 +499,20 @@ int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
-    c->batch = 1;
+    c->batch = kind;
     error = fn(db, payload);
     c->batch = 0;
     return db_tx_end(c, error);
+}
+
+int wh_db_batch(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
+{
+    return batch_run(db, fn, payload, 1);
+}
+
+int wh_db_batch_whole(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload)
+{
+    return batch_run(db, fn, payload, BATCH_WHOLE);
 }
 
 /* ---- open / close ---- */

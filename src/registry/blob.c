@@ -471,7 +471,7 @@ static int commit(wh_req *r, struct chunk_ctx *c)
      * session's row goes in the same transaction (or alone, when the recording fails). */
     struct recording rec = {.t = c->t, .digest = d.str, .size = size,
                             .upload_id = c->s ? c->s->id : NULL};
-    int berr = wh_db_batch(reg->db, record_blob, &rec);
+    int berr = wh_db_batch_whole(reg->db, record_blob, &rec);
     error = rec.link_error < 0 ? rec.link_error : berr;
     if (c->s) {
         if (berr < 0)

@@ -750,6 +750,15 @@ static void test_db__batch(void **state)
     /* the connection is out of the batch: a single call commits on its own */
     project(db, "b5", false);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name = 'b5'"), 1);
+    /* whole: no savepoints inside, the same all or nothing */
+    struct batch whole = {{"w1", "w2", NULL}, 0};
+    assert_int_equal(wh_db_batch_whole(db, batch_projects, &whole), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name IN ('w1','w2')"), 2);
+    struct batch whole_bad = {{"w3", "w4", NULL}, WH_EINVALID};
+    assert_int_equal(wh_db_batch_whole(db, batch_projects, &whole_bad), WH_EINVALID);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name IN ('w3','w4')"), 0);
+    project(db, "b6", false);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM project WHERE name = 'b6'"), 1);
 }
 
 struct names {
