@@ -959,6 +959,7 @@ int main(int argc, char **argv)
      */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
+    wh_db_setup();
     if (argc < 2) {
         fputs(usage_text, stderr);
         return 2;

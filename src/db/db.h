@@ -105,6 +105,8 @@ void wh_db_thread_done(wh_db *db);
  * 50 ms each), so background results do not queue ahead of a push.
  */
 void wh_db_thread_background(bool on);
+/* Process-wide database settings; first thing in main (later calls do nothing). */
+void wh_db_setup(void);
 /*
  * Runs `fn(db, payload)` in one transaction of the calling thread: the
  * writes of every wh_db_* call it makes become one commit (each call's own

@@ -989,8 +989,27 @@ static void sq_close(struct db_dconn *c)
     free(c);
 }
 
+/*
+ * Process-wide settings, before SQLite initializes: no memory statistics
+ * (wharf reads none, and keeping them takes a global mutex around every
+ * allocation of every connection). Once SQLite is initialized (another of its
+ * users opened a database first) sqlite3_config refuses: the default stays.
+ */
+static pthread_once_t sq_setup_once = PTHREAD_ONCE_INIT;
+
+static void sq_setup_run(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+void wh_db_setup(void)
+{
+    pthread_once(&sq_setup_once, sq_setup_run);
+}
+
 static int sq_open(struct db_dconn **out, const char *path)
 {
+    wh_db_setup();
     struct db_dconn *c = wh_calloc(1, sizeof(*c));
     if (sqlite3_open_v2(path, &c->h,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
