@@ -19,10 +19,16 @@
  * so a writer that records a blob row afterwards sees the bytes gone (the
  * check of wh_db_on_blob_recorded) and never records a blob nobody has. On
  * PostgreSQL the claim becomes SELECT ... FOR UPDATE SKIP LOCKED, and any
- * number of collectors on any number of nodes can run side by side.
+ * number of collectors on any number of nodes can run side by side (every
+ * write transaction also takes the database's write lock first, db_pg.c, so
+ * two batches never even overlap): a review is claimed by one transaction
+ * and removed by it, so no review is decided twice and no blob's bytes are
+ * deleted twice; a digest queued again after its delete finds no row and
+ * no bytes, and counts as nothing.
  *
  * The runs (gc_run) keep Harbor's history of collections and audit-log
- * purges: parameters, counts, status and a log.
+ * purges: parameters, counts, status and a log. The node holding a run and
+ * the nodes helping it add to its counts and append to its log.
  */
 #include "db/db_int.h"
 

@@ -7,10 +7,18 @@
  * reviewed in the same run when it is already due), each batch one short
  * write transaction (db_gc.c; BATCH_MAX reviews or BATCH_MS) followed by a
  * pause as long, until nothing is due or a stop is asked for. The
- * run's own thread writes the counts and the log into the run about once a
- * second and reads back whether a stop was asked for (PUT /system/gc/{id}).
- * Nothing is locked beyond one batch's transaction: pushes, pulls and
- * deletes go on beside a run. A dry run only reads (wh_db_gc_preview).
+ * run's own thread adds the counts and appends the log lines of the last
+ * second or so to the run's and reads back whether a stop was asked for
+ * (PUT /system/gc/{id}). Nothing is locked beyond one batch's transaction:
+ * pushes, pulls and deletes go on beside a run. A dry run only reads
+ * (wh_db_gc_preview).
+ *
+ * Several nodes: the gc thread of a node with no run of its own helps the
+ * one another node's server holds (help()): the same workers on the same
+ * queues, their counts added and their lines (named with the node)
+ * appended to the run's, until nothing is due, the run stops or ends, or
+ * its holder goes silent. Counts are increments, so a helper's last batch,
+ * committed as the holder ends the run, still counts (just after the end).
  *
  * An audit-log purge deletes the entries older than the retention, of the
  * operations it names, in batches of PURGE_BATCH per transaction.
@@ -174,6 +182,7 @@ struct exec {
     int active;               /* workers still going */
     bool broken;              /* a worker met a database error: the run ends as Error */
     bool helper;              /* helping a run another node holds (help()) */
+    bool lost;                /* the run was taken over by another node meanwhile */
     int64_t lease_ms;         /* helper: the holder's progress older than this, it died */
     char prefix[160];         /* helper: "node: " before its lines */
     atomic_bool stop;
@@ -248,7 +257,7 @@ static int flush(struct exec *e, const char *status)
                           : wh_db_gcrun_update(e->db, add.id, &add, log, status, wh_now_ms(),
                                                &now);
     if (error == WH_ENOTFOUND && !e->helper) {
-        lost = true;
+        lost = e->lost = true;
         /* taken back (this node wrote no progress for a lease) and another node goes
          * on with it: what was done here still counts; stop after the review in hand */
         wh_log_warn("gc run %lld: no longer this node's (taken over after a lease without "
@@ -530,10 +539,10 @@ static int execute(wh_db *db, wh_store *store, const struct wh_gc_run *run,
     if (!e.p.dry_run)
         flush(&e, NULL);
     pthread_mutex_lock(&e.lock);
-    if (error < 0)
+    if (error < 0 && !e.lost)
         log_line(&e, "error: %s", msg);
     struct wh_gc_run t = sum_of(&e);
-    if (gc)
+    if (gc && !e.lost) /* else the node that took it over ends it */
         log_line(&e, "%s: %lld blobs (%lld bytes) %s, %lld artifacts %s, %lld failures",
                  stopped ? "stopped" : error < 0 ? "failed" : "done", (long long)t.blobs,
                  (long long)t.bytes, e.p.dry_run ? "would be freed" : "freed",
@@ -770,9 +779,9 @@ static void help(wh_gc *g, const struct wh_gc_run *run, const struct wh_gc_param
     e.run.blobs = e.run.bytes = e.run.artifacts = e.run.purged = e.run.failures = 0;
     snprintf(e.prefix, sizeof(e.prefix), "%s: ", wh_db_node(g->db));
     if (g->helped != run->id) {
-        wh_log_info("gc: helping run %lld with %d workers", (long long)run->id, p->workers);
+        wh_log_info("gc: helping run %lld (workers=%d)", (long long)run->id, p->workers);
         pthread_mutex_lock(&e.lock);
-        log_line(&e, "helping with %d workers", p->workers);
+        log_line(&e, "helping this run: workers=%d", p->workers);
         pthread_mutex_unlock(&e.lock);
         g->helped = run->id;
     }
