@@ -1256,6 +1256,7 @@ int wh_db_gc_queue(wh_db *db, int64_t now_ms, struct wh_gc_queue *out);
 #define WH_GC_KIND_GC "gc"
 #define WH_GC_KIND_PURGE "purgeaudit"
 #define WH_GC_PARAMS_MAX 1024
+#define WH_GC_LOG_MAX (256u << 10) /* a run's log is cut beyond this (characters) */
 struct wh_gc_run {
     int64_t id;
     char kind[16];               /* WH_GC_KIND_* */
@@ -1286,14 +1287,38 @@ int wh_db_gcrun_fire(wh_db *db, const char *name, const char *expect, const char
 /* Takes the oldest Pending run and marks it Running. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_gcrun_claim(wh_db *db, int64_t now_ms, struct wh_gc_run *out);
 /*
- * Writes a Running run's counts and log (NUL-terminated, replaces the
- * stored one); `status` non-NULL ends the run with it. `*stop_out` (may be
- * NULL) tells whether a stop was asked for. 0, WH_ENOTFOUND (not Running, or
- * no longer this node's: taken back after a lease without progress, so the
- * caller must stop) or WH_ERROR.
+ * Progress of a Running run held by this node: adds the counts of `add`
+ * (blobs, bytes, artifacts, purged, failures: what was done since the last
+ * call; NULL adds nothing) and appends `log` (lines ending in a newline) to
+ * the stored log, which stops at WH_GC_LOG_MAX characters with a line
+ * saying so. `status` non-NULL ends the run with it. Increments, so that
+ * the nodes helping the run (wh_db_gcrun_help) and its holder never
+ * overwrite one another. `*out` (may be NULL) gets the run as it is then
+ * (the totals, stop_requested). 0, WH_ENOTFOUND (not Running, or no longer
+ * this node's: taken back after a lease without progress, so the caller
+ * must stop) or WH_ERROR.
  */
-int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *log,
-                       const char *status, int64_t now_ms, bool *stop_out);
+int wh_db_gcrun_update(wh_db *db, int64_t id, const struct wh_gc_run *add, const char *log,
+                       const char *status, int64_t now_ms, struct wh_gc_run *out);
+/*
+ * Progress of a node helping run `id` (another node holds it): adds `add`
+ * and appends `log` as wh_db_gcrun_update does, whatever the run's status
+ * (what a helper's last batch did still counts when the holder has ended
+ * the run meanwhile), and changes neither the status nor updated_ms (the
+ * holder's lease). `*out` (may be NULL) gets the run as it is then: the
+ * helper stops once it is no longer Running, a stop was asked for, or its
+ * holder's progress is older than a lease. 0, WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_db_gcrun_help(wh_db *db, int64_t id, const struct wh_gc_run *add, const char *log,
+                     struct wh_gc_run *out);
+/*
+ * A run of `kind` this node can help (reads only): Running, held by another
+ * node's server (not `wharf gc`, holder ""), no stop asked for, progress
+ * written at or after `fresh_after_ms`, and reviews due at `now_ms`. The
+ * oldest such into `out`. 0, WH_ENOTFOUND or WH_ERROR.
+ */
+int wh_db_gcrun_helpable(wh_db *db, const char *kind, int64_t fresh_after_ms, int64_t now_ms,
+                         struct wh_gc_run *out);
 /* Run `id` of `kind`. 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_gcrun_get(wh_db *db, const char *kind, int64_t id, struct wh_gc_run *out);
 /* Runs of `kind`, newest first, `limit` from `offset`; `*total` counts them all. */

@@ -19,10 +19,16 @@
  * so a writer that records a blob row afterwards sees the bytes gone (the
  * check of wh_db_on_blob_recorded) and never records a blob nobody has. On
  * PostgreSQL the claim becomes SELECT ... FOR UPDATE SKIP LOCKED, and any
- * number of collectors on any number of nodes can run side by side.
+ * number of collectors on any number of nodes can run side by side (every
+ * write transaction also takes the database's write lock first, db_pg.c, so
+ * two batches never even overlap): a review is claimed by one transaction
+ * and removed by it, so no review is decided twice and no blob's bytes are
+ * deleted twice; a digest queued again after its delete finds no row and
+ * no bytes, and counts as nothing.
  *
  * The runs (gc_run) keep Harbor's history of collections and audit-log
- * purges: parameters, counts, status and a log.
+ * purges: parameters, counts, status and a log. The node holding a run and
+ * the nodes helping it add to its counts and append to its log.
  */
 #include "db/db_int.h"
 
@@ -596,33 +602,90 @@ int wh_db_gcrun_claim(wh_db *db, int64_t now_ms, struct wh_gc_run *out)
     return db_tx_end(c, claim_tx(c, now_ms, out));
 }
 
-int wh_db_gcrun_update(wh_db *db, const struct wh_gc_run *counts, const char *log,
-                       const char *status, int64_t now_ms, bool *stop_out)
+/*
+ * A run's counts grow by increments and its log by appends, so that the node
+ * holding it and the nodes helping it (wh_db_gcrun_help) never overwrite one
+ * another. The log stops growing once it ends with CUT_LINE: an append that
+ * would take it beyond WH_GC_LOG_MAX characters adds that line instead.
+ */
+#define CUT_LINE "... (the log is cut here; the counts go on)\n"
+#define ADD_COUNTS                                                                                 \
+    " blobs = blobs + ?2, bytes = bytes + ?3, artifacts = artifacts + ?4, purged = purged + ?5,"   \
+    " failures = failures + ?6,"                                                                   \
+    " log = CASE WHEN log LIKE '%' || CAST(?11 AS TEXT) THEN log"                                  \
+    " WHEN length(log) + length(CAST(?7 AS TEXT)) + length(CAST(?11 AS TEXT)) <= ?12"               \
+    " THEN log || CAST(?7 AS TEXT) ELSE log || CAST(?11 AS TEXT) END"
+
+static void bind_add(db_stmt *s, int64_t id, const struct wh_gc_run *add, const char *log)
+{
+    db_bind_i64(s, 1, id);
+    db_bind_i64(s, 2, add ? add->blobs : 0);
+    db_bind_i64(s, 3, add ? add->bytes : 0);
+    db_bind_i64(s, 4, add ? add->artifacts : 0);
+    db_bind_i64(s, 5, add ? add->purged : 0);
+    db_bind_i64(s, 6, add ? add->failures : 0);
+    db_bind_text(s, 7, log ? log : "");
+    db_bind_text(s, 11, CUT_LINE);
+    db_bind_i64(s, 12, WH_GC_LOG_MAX);
+}
+
+/* Steps `s` (bound by the caller), which yields one row of RUN_COLS, into `out` (may be NULL). */
+static int one_run(struct conn *c, db_stmt *s, const char *what, struct wh_gc_run *out)
+{
+    int error = db_one_row(c, s, what);
+    if (error < 0)
+        return error;
+    if (out)
+        run_row(out, s);
+    db_done(s);
+    return 0;
+}
+
+int wh_db_gcrun_update(wh_db *db, int64_t id, const struct wh_gc_run *add, const char *log,
+                       const char *status, int64_t now_ms, struct wh_gc_run *out)
 {
     static const char sql[] =
-        "UPDATE gc_run SET blobs = ?2, bytes = ?3, artifacts = ?4, purged = ?5, failures = ?6,"
-        " log = ?7, updated_ms = ?8, status = coalesce(?9, status),"
+        "UPDATE gc_run SET" ADD_COUNTS ", updated_ms = ?8, status = coalesce(?9, status),"
         " end_ms = CASE WHEN ?9 IS NULL THEN end_ms ELSE ?8 END"
-        " WHERE id = ?1 AND status = 'Running' AND holder = ?10 RETURNING stop_requested";
+        " WHERE id = ?1 AND status = 'Running' AND holder = ?10 RETURNING " RUN_COLS;
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
-    db_bind_i64(s, 1, counts->id);
-    db_bind_i64(s, 2, counts->blobs);
-    db_bind_i64(s, 3, counts->bytes);
-    db_bind_i64(s, 4, counts->artifacts);
-    db_bind_i64(s, 5, counts->purged);
-    db_bind_i64(s, 6, counts->failures);
-    db_bind_text(s, 7, log ? log : "");
+    bind_add(s, id, add, log);
     db_bind_i64(s, 8, now_ms);
     db_bind_text(s, 9, status);
     db_bind_text(s, 10, db_node(c));
-    int error = db_one_row(c, s, "running gc run of this node");
-    if (error < 0)
-        return error;
-    if (stop_out)
-        *stop_out = db_col_i64(s, 0) != 0;
-    db_done(s);
-    return 0;
+    return one_run(c, s, "running gc run of this node", out);
+}
+
+int wh_db_gcrun_help(wh_db *db, int64_t id, const struct wh_gc_run *add, const char *log,
+                     struct wh_gc_run *out)
+{
+    /* neither updated_ms (the holder's lease) nor the status: a helper only adds */
+    static const char sql[] = "UPDATE gc_run SET" ADD_COUNTS " WHERE id = ?1 RETURNING " RUN_COLS;
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    bind_add(s, id, add, log);
+    return one_run(c, s, "gc run", out);
+}
+
+int wh_db_gcrun_helpable(wh_db *db, const char *kind, int64_t fresh_after_ms, int64_t now_ms,
+                         struct wh_gc_run *out)
+{
+    /* a run another node's server holds and writes progress for, not asked to stop, with
+     * reviews due (a read: an idle node's tick takes no write lock) */
+    static const char sql[] =
+        "SELECT " RUN_COLS " FROM gc_run WHERE kind = ?1 AND status = 'Running'"
+        " AND stop_requested = 0 AND holder <> '' AND holder <> ?2 AND updated_ms >= ?3"
+        " AND (EXISTS (SELECT 1 FROM gc_blob_review WHERE review_after_ms <= ?4)"
+        " OR EXISTS (SELECT 1 FROM gc_manifest_review WHERE review_after_ms <= ?4))"
+        " ORDER BY id LIMIT 1";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, kind);
+    db_bind_text(s, 2, db_node(c));
+    db_bind_i64(s, 3, fresh_after_ms);
+    db_bind_i64(s, 4, now_ms);
+    return one_run(c, s, "gc run to help", out);
 }
 
 int wh_db_gcrun_get(wh_db *db, const char *kind, int64_t id, struct wh_gc_run *out)

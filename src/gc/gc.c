@@ -7,10 +7,18 @@
  * reviewed in the same run when it is already due), each batch one short
  * write transaction (db_gc.c; BATCH_MAX reviews or BATCH_MS) followed by a
  * pause as long, until nothing is due or a stop is asked for. The
- * run's own thread writes the counts and the log into the run about once a
- * second and reads back whether a stop was asked for (PUT /system/gc/{id}).
- * Nothing is locked beyond one batch's transaction: pushes, pulls and
- * deletes go on beside a run. A dry run only reads (wh_db_gc_preview).
+ * run's own thread adds the counts and appends the log lines of the last
+ * second or so to the run's and reads back whether a stop was asked for
+ * (PUT /system/gc/{id}). Nothing is locked beyond one batch's transaction:
+ * pushes, pulls and deletes go on beside a run. A dry run only reads
+ * (wh_db_gc_preview).
+ *
+ * Several nodes: the gc thread of a node with no run of its own helps the
+ * one another node's server holds (help()): the same workers on the same
+ * queues, their counts added and their lines (named with the node)
+ * appended to the run's, until nothing is due, the run stops or ends, or
+ * its holder goes silent. Counts are increments, so a helper's last batch,
+ * committed as the holder ends the run, still counts (just after the end).
  *
  * An audit-log purge deletes the entries older than the retention, of the
  * operations it names, in batches of PURGE_BATCH per transaction.
@@ -161,16 +169,22 @@ static void params_of(struct wh_gc_params *out, const char *kind, const char *te
 struct exec {
     wh_db *db;
     wh_store *store;
-    struct wh_gc_run run; /* counts in blobs, bytes, ... */
+    struct wh_gc_run run;   /* counts in blobs, bytes, ...: done since the last flush */
+    struct wh_gc_run total; /* the run's counts, all nodes, as the last flush read them */
+    struct wh_gc_run own;   /* what this executor's flushes added */
     struct wh_gc_params p;
     const atomic_bool *abort; /* the server stops (may be NULL) */
     pthread_mutex_t lock;     /* guards run counts, log, items, active */
     pthread_cond_t changed;
-    struct wh_buf log;
+    struct wh_buf log;        /* lines not yet flushed */
     int64_t items;            /* items named in the log */
-    bool cut;                 /* the log reached its cap */
+    bool cut;                 /* the lines not yet flushed reached the log's cap */
     int active;               /* workers still going */
     bool broken;              /* a worker met a database error: the run ends as Error */
+    bool helper;              /* helping a run another node holds (help()) */
+    bool lost;                /* the run was taken over by another node meanwhile */
+    int64_t lease_ms;         /* helper: the holder's progress older than this, it died */
+    char prefix[160];         /* helper: "node: " before its lines */
     atomic_bool stop;
     FILE *echo;
 };
@@ -181,8 +195,9 @@ static void log_line(struct exec *e, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
+    int n = snprintf(line, sizeof(line), "%s", e->prefix);
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
     if (e->echo) {
         fprintf(e->echo, "%s\n", line);
@@ -199,27 +214,84 @@ static void log_line(struct exec *e, const char *fmt, ...)
     wh_buf_printf(&e->log, "%s\n", line);
 }
 
-/* Writes progress (status NULL) or the end; picks up a stop asked for. */
+static void add_counts(struct wh_gc_run *to, const struct wh_gc_run *from)
+{
+    to->blobs += from->blobs;
+    to->bytes += from->bytes;
+    to->artifacts += from->artifacts;
+    to->purged += from->purged;
+    to->failures += from->failures;
+}
+
+/* The run's counts: as last read, plus what this executor did since (under e->lock). */
+static struct wh_gc_run sum_of(struct exec *e)
+{
+    struct wh_gc_run t = e->total;
+    add_counts(&t, &e->run);
+    return t;
+}
+
+/*
+ * Writes progress (status NULL) or the end: the counts done since the last
+ * flush are added to the run's and the lines logged since are appended
+ * (wh_db_gcrun_update, or wh_db_gcrun_help for a helper), so that nodes
+ * working one run never overwrite one another. Picks up a stop asked for,
+ * and for a helper the end of the run or the death of its holder.
+ */
 static int flush(struct exec *e, const char *status)
 {
-    bool stop = false;
     /* a copy: the workers take e->lock inside their transactions, so waiting for the
      * database while holding it could keep both waiting */
     pthread_mutex_lock(&e->lock);
-    struct wh_gc_run counts = e->run;
+    struct wh_gc_run add = e->run;
+    e->run.blobs = e->run.bytes = e->run.artifacts = e->run.purged = e->run.failures = 0;
     char *log = wh_strdup(e->log.data ? e->log.data : "");
+    e->log.len = 0;
+    if (e->log.data)
+        e->log.data[0] = '\0';
+    e->cut = false; /* the stored log has its own cap (wh_db_gcrun_update) */
     pthread_mutex_unlock(&e->lock);
-    int error = wh_db_gcrun_update(e->db, &counts, log, status, wh_now_ms(), &stop);
-    free(log);
-    if (error == 0 && stop)
-        atomic_store(&e->stop, true);
-    if (error == WH_ENOTFOUND) {
+    struct wh_gc_run now;
+    bool lost = false;
+    int error = e->helper ? wh_db_gcrun_help(e->db, add.id, &add, log, &now)
+                          : wh_db_gcrun_update(e->db, add.id, &add, log, status, wh_now_ms(),
+                                               &now);
+    if (error == WH_ENOTFOUND && !e->helper) {
+        lost = e->lost = true;
         /* taken back (this node wrote no progress for a lease) and another node goes
-         * on with it: stop after the review in hand */
+         * on with it: what was done here still counts; stop after the review in hand */
         wh_log_warn("gc run %lld: no longer this node's (taken over after a lease without "
-                    "progress): stopping", (long long)e->run.id);
+                    "progress): stopping", (long long)add.id);
         atomic_store(&e->stop, true);
+        error = wh_db_gcrun_help(e->db, add.id, &add, log, &now);
     }
+    pthread_mutex_lock(&e->lock);
+    if (error < 0) {
+        /* kept for the next flush: the counts, and the lines before the newer ones */
+        add_counts(&e->run, &add);
+        struct wh_buf keep;
+        wh_buf_init(&keep, WH_GC_LOG_MAX);
+        if (wh_buf_puts(&keep, log) == 0 &&
+            wh_buf_puts(&keep, e->log.data ? e->log.data : "") == 0) {
+            wh_buf_dispose(&e->log);
+            e->log = keep;
+        } else {
+            wh_buf_dispose(&keep); /* beyond the cap: the newer lines only */
+        }
+    } else {
+        e->total = now;
+        add_counts(&e->own, &add);
+    }
+    pthread_mutex_unlock(&e->lock);
+    free(log);
+    if (error == 0 && now.stop_requested)
+        atomic_store(&e->stop, true);
+    if (error == 0 && e->helper &&
+        (strcmp(now.status, "Running") != 0 || now.updated_ms < wh_now_ms() - e->lease_ms))
+        atomic_store(&e->stop, true);
+    if (error == 0 && lost)
+        return wh_error_set(WH_ENOTFOUND, "run %lld was taken over by another node",
+                            (long long)add.id);
     return error;
 }
 
@@ -409,9 +481,11 @@ static int purge(struct exec *e)
             flush(e, NULL);
         }
     }
+    if (!e->p.dry_run)
+        flush(e, NULL); /* the count as it stands */
     pthread_mutex_lock(&e->lock);
     log_line(e, "%s %lld audit entries older than %lld hours (operations: %s)",
-             e->p.dry_run ? "would purge" : "purged", (long long)e->run.purged,
+             e->p.dry_run ? "would purge" : "purged", (long long)sum_of(e).purged,
              (long long)e->p.retention_hours, nops ? e->p.operations : "all");
     pthread_mutex_unlock(&e->lock);
     return 0;
@@ -420,7 +494,10 @@ static int purge(struct exec *e)
 static int execute(wh_db *db, wh_store *store, const struct wh_gc_run *run,
                    struct wh_gc_summary *out, FILE *echo, const atomic_bool *abort_flag)
 {
-    struct exec e = {.db = db, .store = store, .run = *run, .echo = echo, .abort = abort_flag};
+    /* a run taken back after its node died goes on from its log and counts so far (what
+     * the dead node's last progress write recorded): flushes add to them */
+    struct exec e = {.db = db, .store = store, .run = *run, .total = *run, .echo = echo,
+                     .abort = abort_flag};
     bool gc = strcmp(run->kind, WH_GC_KIND_GC) == 0;
     int error;
     pthread_mutex_init(&e.lock, NULL);
@@ -428,15 +505,7 @@ static int execute(wh_db *db, wh_store *store, const struct wh_gc_run *run,
     wh_buf_init(&e.log, WH_GC_LOG_MAX);
     atomic_init(&e.stop, false);
     params_of(&e.p, run->kind, run->params);
-    /* a run taken back after its node died goes on from its log and counts so far
-     * (what the dead node's last progress write recorded) */
-    char *before = NULL;
-    if (run->attempts > 1 && wh_db_gcrun_log(db, run->kind, run->id, &before) == 0 &&
-        wh_buf_puts(&e.log, before) < 0)
-        e.log.len = 0;
-    free(before);
-    if (run->attempts <= 1)
-        e.run.blobs = e.run.bytes = e.run.artifacts = e.run.purged = e.run.failures = 0;
+    e.run.blobs = e.run.bytes = e.run.artifacts = e.run.purged = e.run.failures = 0;
     pthread_mutex_lock(&e.lock);
     if (run->attempts > 1)
         log_line(&e, "attempt %lld: taken over%s%s", (long long)run->attempts,
@@ -462,22 +531,33 @@ static int execute(wh_db *db, wh_store *store, const struct wh_gc_run *run,
         error = collect(&e);
 
     bool stopped = stopping(&e);
-    pthread_mutex_lock(&e.lock);
+    char msg[512] = "";
     if (error < 0)
-        log_line(&e, "error: %s", wh_error_msg());
-    if (gc)
+        snprintf(msg, sizeof(msg), "%s", wh_error_msg());
+    /* the counts as they stand, the helpers' included (what a helper's last batch adds
+     * after this still counts: wh_db_gcrun_help) */
+    if (!e.p.dry_run)
+        flush(&e, NULL);
+    pthread_mutex_lock(&e.lock);
+    if (error < 0 && !e.lost)
+        log_line(&e, "error: %s", msg);
+    struct wh_gc_run t = sum_of(&e);
+    if (gc && !e.lost) /* else the node that took it over ends it */
         log_line(&e, "%s: %lld blobs (%lld bytes) %s, %lld artifacts %s, %lld failures",
-                 stopped ? "stopped" : error < 0 ? "failed" : "done", (long long)e.run.blobs,
-                 (long long)e.run.bytes, e.p.dry_run ? "would be freed" : "freed",
-                 (long long)e.run.artifacts, e.p.dry_run ? "would be deleted" : "deleted",
-                 (long long)e.run.failures);
+                 stopped ? "stopped" : error < 0 ? "failed" : "done", (long long)t.blobs,
+                 (long long)t.bytes, e.p.dry_run ? "would be freed" : "freed",
+                 (long long)t.artifacts, e.p.dry_run ? "would be deleted" : "deleted",
+                 (long long)t.failures);
     pthread_mutex_unlock(&e.lock);
     const char *status = error < 0 ? "Error" : stopped ? "Stopped" : "Success";
     int werr = flush(&e, status);
+    pthread_mutex_lock(&e.lock);
+    t = sum_of(&e);
+    pthread_mutex_unlock(&e.lock);
     if (out) {
-        *out = (struct wh_gc_summary){.blobs = e.run.blobs, .bytes = e.run.bytes,
-                                      .artifacts = e.run.artifacts, .purged = e.run.purged,
-                                      .failures = e.run.failures, .stopped = stopped};
+        *out = (struct wh_gc_summary){.blobs = t.blobs, .bytes = t.bytes,
+                                      .artifacts = t.artifacts, .purged = t.purged,
+                                      .failures = t.failures, .stopped = stopped};
     }
     wh_buf_dispose(&e.log);
     pthread_cond_destroy(&e.changed);
@@ -643,7 +723,8 @@ struct wh_gc {
     wh_db *db;
     wh_store *store;
     wh_loop *loop;
-    bool started; /* the first turn took back this node's own runs */
+    bool started;   /* the first turn took back this node's own runs */
+    int64_t helped; /* the last run of another node this one helped */
 };
 
 /* Fires the schedule of `kind` when due (a Pending run, unless one is going on). */
@@ -677,7 +758,75 @@ out:
     free(raw);
 }
 
-/* One turn of the collector's thread: fires due schedules, runs one pending run. */
+/*
+ * Helps run `run`, which another node holds (several nodes, one database):
+ * as many workers as the run has, claiming batches of the shared review
+ * queues exactly as the holder's do (each batch one write transaction, so
+ * no review is decided twice), adding their counts and log lines (named
+ * with this node) to the run's. Until nothing is due, a stop is asked for,
+ * the run ends, its holder's progress is older than a lease (it died: the
+ * next turn takes the run back), or this server stops.
+ */
+static void help(wh_gc *g, const struct wh_gc_run *run, const struct wh_gc_params *p)
+{
+    struct exec e = {.db = g->db, .store = g->store, .run = *run, .total = *run, .p = *p,
+                     .abort = wh_loop_stopping(g->loop), .helper = true,
+                     .lease_ms = wh_db_scan_lease(g->db)};
+    pthread_mutex_init(&e.lock, NULL);
+    pthread_cond_init(&e.changed, NULL);
+    wh_buf_init(&e.log, WH_GC_LOG_MAX);
+    atomic_init(&e.stop, false);
+    e.run.blobs = e.run.bytes = e.run.artifacts = e.run.purged = e.run.failures = 0;
+    snprintf(e.prefix, sizeof(e.prefix), "%s: ", wh_db_node(g->db));
+    if (g->helped != run->id) {
+        wh_log_info("gc: helping run %lld (workers=%d)", (long long)run->id, p->workers);
+        pthread_mutex_lock(&e.lock);
+        log_line(&e, "helping this run: workers=%d", p->workers);
+        pthread_mutex_unlock(&e.lock);
+        g->helped = run->id;
+    }
+    int error = collect(&e);
+    pthread_mutex_lock(&e.lock);
+    if (error < 0)
+        log_line(&e, "error: %s", wh_error_msg());
+    struct wh_gc_run t = e.own;
+    add_counts(&t, &e.run);
+    if (t.blobs || t.artifacts || t.failures)
+        log_line(&e, "helped: %lld blobs (%lld bytes) freed, %lld artifacts deleted, "
+                     "%lld failures",
+                 (long long)t.blobs, (long long)t.bytes, (long long)t.artifacts,
+                 (long long)t.failures);
+    pthread_mutex_unlock(&e.lock);
+    if (flush(&e, NULL) < 0)
+        wh_log_warn("gc run %lld: progress not written: %s", (long long)run->id,
+                    wh_error_msg());
+    wh_buf_dispose(&e.log);
+    pthread_cond_destroy(&e.changed);
+    pthread_mutex_destroy(&e.lock);
+}
+
+/* Helps the run another node holds, if any can be helped (not a dry run: a preview reads
+ * only, on the node that holds it; nor an audit-log purge). */
+static void help_any(wh_gc *g)
+{
+    struct wh_gc_run run;
+    int64_t now = wh_now_ms();
+    int error = wh_db_gcrun_helpable(g->db, WH_GC_KIND_GC, now - wh_db_scan_lease(g->db), now,
+                                     &run);
+    if (error == WH_ENOTFOUND)
+        return;
+    if (error < 0) {
+        wh_log_error("gc: cannot look for a run to help: %s", wh_error_msg());
+        return;
+    }
+    struct wh_gc_params p;
+    params_of(&p, run.kind, run.params);
+    if (!p.dry_run)
+        help(g, &run, &p);
+}
+
+/* One turn of the collector's thread: fires due schedules, runs one pending run or helps
+ * the one another node runs. */
 static int64_t gc_turn(void *arg)
 {
     wh_gc *g = arg;
@@ -693,8 +842,10 @@ static int64_t gc_turn(void *arg)
     fire(g, WH_GC_KIND_PURGE);
     struct wh_gc_run run;
     int error = wh_db_gcrun_claim(g->db, wh_now_ms(), &run);
-    if (error == WH_ENOTFOUND)
+    if (error == WH_ENOTFOUND) {
+        help_any(g);
         return TICK_MS;
+    }
     if (error < 0) {
         wh_log_error("gc: cannot take a run: %s", wh_error_msg());
         return TICK_MS;

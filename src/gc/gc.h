@@ -18,7 +18,6 @@
 #include "storage/storage.h"
 
 #define WH_GC_WORKERS_MAX 10 /* Harbor's bound on a collection's workers */
-#define WH_GC_LOG_MAX (256u << 10) /* a run's log is cut beyond this */
 
 /* A run's parameters (Harbor's job_parameters). */
 struct wh_gc_params {

@@ -37,7 +37,10 @@ nginx unless the point is to pick a node:
     node obeyed by the other's pull gate at the next pull (the gate's caches follow the
     database's data version);
   * a scan job held Running by a node that is then SIGKILLed taken back by the other node
-    once its lease ended (`scan.lease` set to 5 s), not before.
+    once its lease ended (`scan.lease` set to 5 s), not before;
+  * (`dir` only) garbage collection: a run whose node is SIGKILLed finished by the other;
+    a run started on one node worked by both (their counts adding up exactly); a run both
+    work stopped through the API, the helping node stopping within about a second.
 
 Skipped where PostgreSQL 15 or nginx is missing (scripts/deps.sh test), unless
 WHARF_NODES_TESTS=1 (CI), where that is a failure. The `s3` variants need radosgw
@@ -787,23 +790,12 @@ def test_scan_job_of_a_killed_node_taken_back_after_its_lease(cluster, front, sk
     assert f"scan {o['report_id']} of {digest} started (attempt 2)" in b.log_text()
 
 
-# the blobs are seeded as files of the shared directory (garbage collection on S3:
-# test_s3_storage.py)
-@pytest.mark.parametrize("cluster", ["dir"], indirect=True)
-def test_gc_run_of_a_killed_node_finished_by_the_other(cluster, tmp_path):
-    """A collection of 20000 unreferenced blobs (rows seeded into PostgreSQL, files into
-    the shared blob directory) runs on A, which is SIGKILLed mid-run; B, started meanwhile,
-    takes the run over once A's lease (scan.lease, 3 s) passed without progress, goes on
-    from A's counts and log, and ends it Success: exactly the referenced blobs remain."""
-    from test_gc import admin, assert_disk_is, blob_dir_usage, referenced, small_image
-    env = {"WHARF_GC_REVIEW_DELAY": "0", "WHARF_SCAN_LEASE": "3"}
-    a = cluster.node("node-a", env)
-    keep = small_image("nodes-gc-keep")
-    a.registry().push_image("library/keep", keep, "v1")
-    n = 20000
+def seed_unreferenced(cluster, n, tag):
+    """n blobs nothing references: files of the shared blob directory and rows in
+    PostgreSQL (the blob trigger queues their reviews, as uploads would)."""
     values = []
     for i in range(n):
-        data = i.to_bytes(4, "big") + b"nodes-gc"
+        data = i.to_bytes(4, "big") + tag
         hexd = hashlib.sha256(data).hexdigest()
         d = cluster.shared / "blobs" / "sha256" / hexd[:2]
         d.mkdir(parents=True, exist_ok=True)
@@ -812,6 +804,148 @@ def test_gc_run_of_a_killed_node_finished_by_the_other(cluster, tmp_path):
     sql = "INSERT INTO blob(digest, size, created_ms) VALUES " + ",".join(values) + ";"
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", cluster.dsn, "-f", "-"], input=sql,
                    text=True, check=True, capture_output=True, timeout=120)
+
+
+def blob_files(cluster):
+    """How many blob files the shared directory holds (names only: a collector may be
+    deleting them meanwhile)."""
+    return sum(1 for _ in (cluster.shared / "blobs" / "sha256").glob("*/*"))
+
+
+def gc_deleted(srv):
+    """The node's own count of blobs its collectors deleted (/metrics)."""
+    text = srv.registry(anonymous=True).get("/metrics").text
+    m = re.search(r"^wharf_gc_blobs_deleted_total (\d+)$", text, re.M)
+    assert m, text
+    return int(m.group(1))
+
+
+def start_gc(api, **params):
+    r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"},
+                                         "parameters": params})
+    assert r.status_code == 201, describe(r)
+    return r.headers["Location"].rsplit("/", 1)[1]
+
+
+def wait_gc_end(api, gc_id, timeout):
+    item = {}
+
+    def ended():
+        nonlocal item
+        item = api.get(f"/system/gc/{gc_id}").json()
+        return item["job_status"] not in ("Pending", "Running")
+
+    wait_until(ended, timeout, f"gc run {gc_id} to end")
+    return item
+
+
+# the blobs are seeded as files of the shared directory (garbage collection on S3:
+# test_s3_storage.py)
+@pytest.mark.parametrize("cluster", ["dir"], indirect=True)
+def test_gc_run_started_on_one_node_worked_by_both(cluster):
+    """A collection of 20000 unreferenced blobs started on A is worked by B too: B's gc
+    thread finds the Running run within a tick and runs workers of its own on it, claiming
+    batches of the shared review queues as A's do. Both nodes delete (each node's
+    wharf_gc_blobs_deleted_total), the two counts add up to exactly the seeded blobs, and
+    so does the run's own count (increments from both, never overwritten); B's lines are in
+    the run's log under its node name; exactly the referenced blobs remain, pullable from
+    both nodes."""
+    from test_gc import admin, assert_disk_is, referenced, small_image
+    env = {"WHARF_GC_REVIEW_DELAY": "0"}
+    a, b = cluster.node("node-a", env), cluster.node("node-b", env)
+    keep, other = small_image("nodes-help-keep"), small_image("nodes-help-other")
+    a.registry().push_image("library/keep", keep, "v1")
+    b.registry().push_image("library/other", other, "v1")
+    n = 20000
+    seed_unreferenced(cluster, n, b"nodes-help")
+    api = admin(a)
+    gc_id = start_gc(api, workers=2)
+    item = wait_gc_end(api, gc_id, 300)
+    log = api.get(f"/system/gc/{gc_id}/log").text
+    assert item["job_status"] == "Success", (item, log[-3000:])
+    # a helper's batch committed as A ended the run is added right after: the exact total
+    # (never more) once the helper wrote its last progress
+    item = wait_until(lambda: (lambda i: i if i["blobs_deleted"] >= n else None)(
+        api.get(f"/system/gc/{gc_id}").json()), 10, "the helper's last counts")
+    assert item["blobs_deleted"] == n, item
+    by_a, by_b = gc_deleted(a), gc_deleted(b)
+    assert by_a > 0 and by_b > 0, (by_a, by_b)
+    assert by_a + by_b == n, (by_a, by_b)
+    log = api.get(f"/system/gc/{gc_id}/log").text
+    assert f"]:{b.port}: helping this run: workers=2\n" in log, log[:3000]
+    helped = sum(int(x) for x in re.findall(rf"\]:{b.port}: helped: (\d+) blobs", log))
+    assert helped == by_b, (helped, by_b, log[-3000:])
+    assert re.search(rf"\]:{b.port}: deleted blob sha256:[0-9a-f]{{64}} \(", log), log[:3000]
+    assert f"]:{a.port}: helping" not in log  # the holder does not help itself
+    assert f"gc: helping run {gc_id} (workers=2)" in b.log_text()
+    assert_disk_is(a, referenced(keep, other))
+    for srv in (a, b):
+        reg = srv.registry()
+        for repo, img in (("library/keep", keep), ("library/other", other)):
+            r = reg.get(f"/v2/{repo}/manifests/v1",
+                        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+            assert r.status_code == 200 and r.content == img.manifest, describe(r)
+            for d, data in img.blobs.items():
+                r = reg.get(f"/v2/{repo}/blobs/{d}")
+                assert r.status_code == 200 and r.content == data, describe(r)
+
+
+@pytest.mark.parametrize("cluster", ["dir"], indirect=True)
+def test_gc_run_stopped_stops_the_helping_node_too(cluster):
+    """A run on A that B helps, stopped through the API (PUT /system/gc/{id}) while both
+    delete: B's workers stop within about a second of the request (its progress write
+    reads the stop), as A's do; the run ends Stopped with blobs left, and its count is
+    exactly what both nodes deleted. A second run collects the rest."""
+    from test_gc import admin, assert_disk_is, referenced, small_image
+    env = {"WHARF_GC_REVIEW_DELAY": "0"}
+    a, b = cluster.node("node-a", env), cluster.node("node-b", env)
+    keep = small_image("nodes-stop-keep")
+    a.registry().push_image("library/keep", keep, "v1")
+    n = 40000
+    seed_unreferenced(cluster, n, b"nodes-stop")
+    api = admin(a)
+    gc_id = start_gc(api, workers=1)
+    wait_until(lambda: gc_deleted(b) > 0, 60, "B to help")
+    asked = time.monotonic()
+    r = api.put(f"/system/gc/{gc_id}")
+    assert r.status_code == 200, describe(r)
+    item = wait_gc_end(api, gc_id, 30)
+    assert item["job_status"] == "Stopped", item
+    # B stops within about a second of the request: from 1.5 s after it to 3 s, its count
+    # stays put (an observation window, not a wait for a condition)
+    seen = []
+    while time.monotonic() < asked + 3.0:
+        seen.append((round(time.monotonic() - asked, 2), gc_deleted(b)))
+        time.sleep(0.1)
+    late = {count for t, count in seen if t >= 1.5}
+    assert len(late) == 1, ("B went on deleting after the stop", seen)
+    by_b = late.pop()
+    left = blob_files(cluster) - len(referenced(keep))
+    assert left > 0, "the run finished before the stop: seed more blobs"
+    by_a = by_a_then = gc_deleted(a)
+    item = wait_until(lambda: (lambda i: i if i["blobs_deleted"] == by_a + by_b else None)(
+        api.get(f"/system/gc/{gc_id}").json()), 10, "the run's count to be both nodes'")
+    assert item["blobs_deleted"] == n - left, (item, left)
+    assert gc_deleted(a) == by_a_then
+    log = api.get(f"/system/gc/{gc_id}/log").text
+    assert f"]:{b.port}: helping this run: workers=1\n" in log, log[:3000]
+    rest = start_gc(api, workers=1)
+    item = wait_gc_end(api, rest, 300)
+    assert item["job_status"] == "Success", item
+    assert_disk_is(a, referenced(keep))
+@pytest.mark.parametrize("cluster", ["dir"], indirect=True)
+def test_gc_run_of_a_killed_node_finished_by_the_other(cluster, tmp_path):
+    """A collection of 20000 unreferenced blobs (rows seeded into PostgreSQL, files into
+    the shared blob directory) runs on A, which is SIGKILLed mid-run; B, started meanwhile,
+    takes the run over once A's lease (scan.lease, 3 s) passed without progress, goes on
+    from A's counts and log, and ends it Success: exactly the referenced blobs remain."""
+    from test_gc import admin, assert_disk_is, referenced, small_image
+    env = {"WHARF_GC_REVIEW_DELAY": "0", "WHARF_SCAN_LEASE": "3"}
+    a = cluster.node("node-a", env)
+    keep = small_image("nodes-gc-keep")
+    a.registry().push_image("library/keep", keep, "v1")
+    n = 20000
+    seed_unreferenced(cluster, n, b"nodes-gc")
     api = admin(a)
     r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"},
                                          "parameters": {"workers": 1}})
@@ -825,7 +959,7 @@ def test_gc_run_of_a_killed_node_finished_by_the_other(cluster, tmp_path):
     before = wait_until(progressed, 60, "A's run to make progress", interval=0.05)
     b = cluster.node("node-b", env)
     a.kill()
-    left = len(blob_dir_usage(b)) - len(referenced(keep))
+    left = blob_files(cluster) - len(referenced(keep))  # B may be deleting (it helps)
     assert 0 < left < n, left  # A died mid-run
     api = admin(b)
     item = {}

@@ -8,6 +8,7 @@
  * when asked for, children of a deleted index and referrers of a deleted
  * subject go anyway; the run history and the audit purge by operation.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -386,15 +388,16 @@ static void test_dbgc__runs_one_at_a_time_with_history(void **state)
     assert_string_equal(r.status, "Running");
     assert_string_equal(r.params, "{\"dry_run\":true}");
     assert_int_equal(wh_db_gcrun_claim(f->db, 2000, &r), WH_ENOTFOUND);
-    bool stop = true;
+    struct wh_gc_run now;
     r.blobs = 3;
     r.bytes = 300;
-    assert_int_equal(wh_db_gcrun_update(f->db, &r, "line\n", NULL, 2500, &stop), 0);
-    assert_false(stop);
+    assert_int_equal(wh_db_gcrun_update(f->db, id, &r, "line\n", NULL, 2500, &now), 0);
+    assert_false(now.stop_requested);
+    assert_int_equal(now.bytes, 300);
     assert_int_equal(wh_db_gcrun_stop(f->db, WH_GC_KIND_GC, id, 2600), 0);
-    assert_int_equal(wh_db_gcrun_update(f->db, &r, "line\nend\n", NULL, 2700, &stop), 0);
-    assert_true(stop);
-    assert_int_equal(wh_db_gcrun_update(f->db, &r, "line\nend\n", "Stopped", 2800, NULL), 0);
+    assert_int_equal(wh_db_gcrun_update(f->db, id, NULL, "end\n", NULL, 2700, &now), 0);
+    assert_true(now.stop_requested);
+    assert_int_equal(wh_db_gcrun_update(f->db, id, NULL, "", "Stopped", 2800, NULL), 0);
     assert_int_equal(wh_db_gcrun_get(f->db, WH_GC_KIND_GC, id, &r), 0);
     assert_string_equal(r.status, "Stopped");
     assert_int_equal(r.end_ms, 2800);
@@ -422,7 +425,7 @@ static void test_dbgc__runs_one_at_a_time_with_history(void **state)
     assert_int_equal(r.id, id2);
     assert_int_equal(r.attempts, 2);
     assert_int_equal(r.start_ms, 1002); /* its first attempt's */
-    assert_int_equal(wh_db_gcrun_update(f->db, &r, "", "Error", 6200, NULL), 0);
+    assert_int_equal(wh_db_gcrun_update(f->db, id2, NULL, "", "Error", 6200, NULL), 0);
     assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Schedule", "", "{}", false, 7000,
                                         &id),
                      0);
@@ -454,7 +457,7 @@ static void test_dbgc__run_taken_over_when_its_node_dies(void **state)
     assert_int_equal(wh_db_gcrun_claim(f->db, 1000, &r), 0); /* a runs it */
     assert_int_equal(r.attempts, 1);
     r.blobs = 7;
-    assert_int_equal(wh_db_gcrun_update(f->db, &r, "started\n", NULL, 2000, NULL), 0);
+    assert_int_equal(wh_db_gcrun_update(f->db, id, &r, "started\n", NULL, 2000, NULL), 0);
     /* b looks while a writes its progress: nothing to take */
     assert_int_equal(wh_db_gcrun_recover(b, 1500, 2500, false, &n), 0);
     assert_int_equal(n, 0);
@@ -469,8 +472,7 @@ static void test_dbgc__run_taken_over_when_its_node_dies(void **state)
     assert_int_equal(r.attempts, 2);
     assert_int_equal(r.blobs, 7); /* its counts so far */
     /* a, only stalled, writes its progress: refused, the run is b's now (a stops) */
-    struct wh_gc_run stale = r;
-    assert_int_equal(wh_db_gcrun_update(f->db, &stale, "a again\n", NULL, 62003, NULL),
+    assert_int_equal(wh_db_gcrun_update(f->db, id, NULL, "a again\n", NULL, 62003, NULL),
                      WH_ENOTFOUND);
     char *log = NULL;
     assert_int_equal(wh_db_gcrun_log(b, WH_GC_KIND_GC, id, &log), 0);
@@ -501,6 +503,241 @@ static void test_dbgc__run_taken_over_when_its_node_dies(void **state)
     assert_int_equal(n, 0);
     assert_int_equal(wh_db_gcrun_get(b, WH_GC_KIND_GC, id, &r), 0);
     assert_string_equal(r.status, "Stopped");
+    wh_db_close(b);
+}
+
+/* ---- several nodes on one run ---- */
+
+#define MANY 400 /* unreferenced blobs the two nodes collect */
+
+struct node_work {
+    wh_db *db;
+    int64_t id;            /* the run */
+    bool holder;           /* flushes with wh_db_gcrun_update, else wh_db_gcrun_help */
+    const char *name;
+    pthread_mutex_t *lock; /* guards hits */
+    int *hits;             /* storage deletes per blob number, both nodes */
+    pthread_barrier_t *go; /* the holder starts after the helper's first batch */
+    struct wh_gc_run add;  /* done since the last flush */
+    int64_t blobs;         /* done in all */
+    int flushes, batches;
+    int error;             /* a failed call (asserts belong to the main thread) */
+};
+
+static int node_del(const char *digest, void *payload)
+{
+    struct node_work *w = payload;
+    long n = strtol(digest + strlen("sha256:"), NULL, 10);
+    pthread_mutex_lock(w->lock);
+    if (n >= 0 && n < 2 * MANY)
+        w->hits[n]++;
+    pthread_mutex_unlock(w->lock);
+    return 0;
+}
+
+static void node_seen(const struct wh_gc_review *r, void *payload)
+{
+    struct node_work *w = payload;
+    if (r->deleted) {
+        w->add.blobs++;
+        w->add.bytes += (int64_t)r->size;
+        w->blobs++;
+    }
+}
+
+/* Writes what `w` did since the last flush: counts as increments, one log line. */
+static int node_flush(struct node_work *w, const char *status, struct wh_gc_run *now)
+{
+    char line[128];
+    snprintf(line, sizeof(line), "%s: %lld blobs\n", w->name, (long long)w->add.blobs);
+    int error = w->holder ? wh_db_gcrun_update(w->db, w->id, &w->add, line, status,
+                                               wh_now_ms(), now)
+                          : wh_db_gcrun_help(w->db, w->id, &w->add, line, now);
+    if (error == 0) {
+        memset(&w->add, 0, sizeof(w->add));
+        w->flushes++;
+    }
+    return error;
+}
+
+static void *node_main(void *arg)
+{
+    struct node_work *w = arg;
+    if (w->holder)
+        pthread_barrier_wait(w->go);
+    for (;;) {
+        int n = 0;
+        if (wh_db_gc_review_blobs(w->db, LATER, 4, 0, node_del, w, node_seen, w, &n) < 0) {
+            w->error = __LINE__;
+            break;
+        }
+        if (!w->holder && w->batches == 0)
+            pthread_barrier_wait(w->go);
+        if (n == 0)
+            break;
+        /* progress now and then, as a run's thread writes it; the helper keeps its last
+         * counts for after the holder's end */
+        if (++w->batches % 7 == 0 && node_flush(w, NULL, NULL) < 0) {
+            w->error = __LINE__;
+            break;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 2000000}; /* as a worker gives way */
+        nanosleep(&pause, NULL);
+    }
+    wh_db_thread_done(w->db);
+    return NULL;
+}
+
+/*
+ * Node a holds a run and node b helps it: both claim batches of the shared
+ * queue at the same time (threads on two handles, as two nodes on one
+ * database). Every unreferenced blob's bytes are deleted exactly once, the
+ * referenced ones never; the run's counts are the exact sums of both nodes'
+ * increments, what the helper adds after the holder ended the run included,
+ * and the log holds every line both appended.
+ */
+static void test_dbgc__two_nodes_work_one_run_counts_add_up(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], d[80];
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    wh_db *b = NULL;
+    assert_int_equal(test_db_open(&b, path), 0);
+    wh_db_set_node(f->db, "a:5000");
+    wh_db_set_node(b, "b:5000");
+    int kept[] = {MANY + 1, MANY + 2};
+    push(f, "p/keep", MANY + 3, kept, 2, NULL, 0, 0, "v1");
+    int64_t bytes = 0;
+    for (int i = 0; i < MANY; i++) {
+        assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, i), 10 + i), 0);
+        bytes += 10 + i;
+    }
+    int64_t id = 0;
+    struct wh_gc_run r, now;
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Manual", "admin",
+                                        "{\"workers\":2}", false, wh_now_ms(), &id), 0);
+    assert_int_equal(wh_db_gcrun_claim(f->db, wh_now_ms(), &r), 0);
+    /* b sees a run to help (a's, fresh, with reviews due); a does not help its own */
+    assert_int_equal(wh_db_gcrun_helpable(b, WH_GC_KIND_GC, wh_now_ms() - HOUR, LATER, &r), 0);
+    assert_int_equal(r.id, id);
+    assert_int_equal(wh_db_gcrun_helpable(f->db, WH_GC_KIND_GC, wh_now_ms() - HOUR, LATER, &r),
+                     WH_ENOTFOUND);
+
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    int *hits = calloc(2 * MANY, sizeof(int));
+    assert_non_null(hits);
+    struct node_work wa = {.db = f->db, .id = id, .holder = true, .name = "a", .lock = &lock,
+                          .hits = hits, .go = &go};
+    struct node_work wb = {.db = b, .id = id, .holder = false, .name = "b", .lock = &lock,
+                          .hits = hits, .go = &go};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&tb, NULL, node_main, &wb), 0);
+    assert_int_equal(pthread_create(&ta, NULL, node_main, &wa), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&go);
+    assert_int_equal(wa.error, 0);
+    assert_int_equal(wb.error, 0);
+    assert_true(wa.blobs > 0); /* both worked the run */
+    assert_true(wb.blobs > 0);
+    assert_int_equal(wa.blobs + wb.blobs, MANY);
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(hits[i], 1); /* never deleted twice */
+    assert_int_equal(hits[MANY + 1] + hits[MANY + 2] + hits[MANY + 3], 0);
+
+    /* a ends the run; b's last batch is counted after the end, and b learns it ended */
+    assert_int_equal(node_flush(&wa, "Success", &now), 0);
+    assert_string_equal(now.status, "Success");
+    int64_t late = wb.add.blobs;
+    assert_int_equal(node_flush(&wb, NULL, &now), 0);
+    assert_string_equal(now.status, "Success");
+    assert_int_equal(wh_db_gcrun_get(b, WH_GC_KIND_GC, id, &r), 0);
+    assert_string_equal(r.status, "Success");
+    assert_int_equal(r.blobs, MANY);
+    assert_int_equal(r.bytes, bytes);
+    /* the log: every line of both, in the order written */
+    char *log = NULL;
+    assert_int_equal(wh_db_gcrun_log(b, WH_GC_KIND_GC, id, &log), 0);
+    int lines_a = 0, lines_b = 0;
+    for (const char *p = log; *p; p = strchr(p, '\n') + 1) {
+        lines_a += strncmp(p, "a: ", 3) == 0;
+        lines_b += strncmp(p, "b: ", 3) == 0;
+        assert_non_null(strchr(p, '\n'));
+    }
+    assert_int_equal(lines_a, wa.flushes);
+    assert_int_equal(lines_b, wb.flushes);
+    char last[64];
+    snprintf(last, sizeof(last), "b: %lld blobs\n", (long long)late);
+    assert_true(strlen(log) >= strlen(last));
+    assert_string_equal(log + strlen(log) - strlen(last), last);
+    free(log);
+    /* referenced blobs stay; nothing is left to help with */
+    assert_true(blob_known(f, "p/keep", MANY + 1));
+    assert_false(blob_known(f, "p/a", 0));
+    assert_int_equal(wh_db_gcrun_helpable(b, WH_GC_KIND_GC, 0, LATER, &r), WH_ENOTFOUND);
+    free(hits);
+    wh_db_close(b);
+}
+
+/*
+ * Which runs a node helps: only another server's Running run whose holder
+ * writes progress, with no stop asked for and reviews due; not `wharf gc`'s.
+ * The stored log stops at WH_GC_LOG_MAX with one line saying so, the counts
+ * go on.
+ */
+static void test_dbgc__which_runs_are_helped_and_the_log_cap(void **state)
+{
+    struct fixture *f = *state;
+    char path[160], d[80];
+    snprintf(path, sizeof(path), "%s/wharf.db", f->dir);
+    wh_db *b = NULL;
+    assert_int_equal(test_db_open(&b, path), 0);
+    wh_db_set_node(b, "b:5000");
+    struct wh_gc_run r, now;
+    int64_t id = 0;
+    /* wharf gc's run (holder ""): its own process's */
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "CLI", "", "{}", true, 1000, &id),
+                     0);
+    assert_int_equal(wh_db_blob_link(f->db, f->pid, "p/a", dg(d, 1), 10), 0);
+    assert_int_equal(wh_db_gcrun_helpable(b, WH_GC_KIND_GC, 0, LATER, &r), WH_ENOTFOUND);
+    assert_int_equal(wh_db_gcrun_update(f->db, id, NULL, "", "Success", 1100, NULL), 0);
+    wh_db_set_node(f->db, "a:5000");
+    assert_int_equal(wh_db_gcrun_create(f->db, WH_GC_KIND_GC, "Manual", "admin", "{}", false,
+                                        2000, &id), 0);
+    assert_int_equal(wh_db_gcrun_claim(f->db, 2000, &r), 0);
+    /* nothing due yet; then due; a holder silent for a lease is not helped */
+    assert_int_equal(wh_db_gcrun_helpable(b, WH_GC_KIND_GC, 1000, wh_now_ms(), &r),
+                     WH_ENOTFOUND);
+    assert_int_equal(wh_db_gcrun_helpable(b, WH_GC_KIND_GC, 1000, LATER, &r), 0);
+    assert_int_equal(wh_db_gcrun_helpable(b, WH_GC_KIND_GC, 2001, LATER, &r), WH_ENOTFOUND);
+    /* the log's cap */
+    size_t chunk = WH_GC_LOG_MAX / 3;
+    char *text = malloc(chunk + 1);
+    assert_non_null(text);
+    memset(text, 'a', chunk - 1);
+    text[chunk - 1] = '\n';
+    text[chunk] = '\0';
+    struct wh_gc_run one = {.blobs = 1, .bytes = 5};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(wh_db_gcrun_help(b, id, &one, text, NULL), 0);
+    assert_int_equal(wh_db_gcrun_update(f->db, id, &one, "short\n", NULL, 2100, &now), 0);
+    assert_int_equal(now.blobs, 5);
+    assert_int_equal(now.bytes, 25);
+    char *log = NULL;
+    assert_int_equal(wh_db_gcrun_log(b, WH_GC_KIND_GC, id, &log), 0);
+    const char *cut = "... (the log is cut here; the counts go on)\n";
+    assert_int_equal(strlen(log), 2 * chunk + strlen(cut));
+    assert_true(strlen(log) <= WH_GC_LOG_MAX);
+    assert_string_equal(log + 2 * chunk, cut);
+    free(log);
+    free(text);
+    /* a stop asked for: not helped, and a helper's progress write says so */
+    assert_int_equal(wh_db_gcrun_stop(f->db, WH_GC_KIND_GC, id, 2200), 0);
+    assert_int_equal(wh_db_gcrun_helpable(b, WH_GC_KIND_GC, 1000, LATER, &r), WH_ENOTFOUND);
+    assert_int_equal(wh_db_gcrun_help(b, id, NULL, "", &now), 0);
+    assert_true(now.stop_requested);
     wh_db_close(b);
 }
 
@@ -560,6 +797,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dbgc__run_taken_over_when_its_node_dies, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dbgc__runs_one_at_a_time_with_history, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__two_nodes_work_one_run_counts_add_up, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__which_runs_are_helped_and_the_log_cap, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dbgc__audit_purge_by_operation, setup, teardown),
     };
