@@ -38,6 +38,11 @@ nginx unless the point is to pick a node:
     database's data version);
   * a scan job held Running by a node that is then SIGKILLed taken back by the other node
     once its lease ended (`scan.lease` set to 5 s), not before.
+  * (dir only) the same vulnerability database update imported on both nodes: one
+    re-match run (named by the database's content), done by one node, the other finding
+    it done; the changes answered through either node;
+  * (dir only) a node SIGKILLed mid-re-match (the failpoint `rematch.hold`): the other,
+    with the same database, finishes the run from its cursor once the lease ended.
 
 Skipped where PostgreSQL 15 or nginx is missing (scripts/deps.sh test), unless
 WHARF_NODES_TESTS=1 (CI), where that is a failure. The `s3` variants need radosgw
