@@ -1019,9 +1019,11 @@ static void rematch_step(wh_scand *s, struct loaded *l)
     if (strcmp(run.status, "Running") == 0)
         snprintf(line, sizeof(line), "re-match: node %s runs the re-match of this database; "
                  "waiting", run.holder[0] ? run.holder : "unnamed");
+    else if (run.due_ms > wh_now_ms())
+        snprintf(line, sizeof(line), "re-match: the run of this database waits for its "
+                 "retry (attempt %lld failed)", (long long)run.attempts);
     else
-        snprintf(line, sizeof(line), "re-match: the run of this database is due in %lld s",
-                 (long long)((run.due_ms - wh_now_ms() + 999) / 1000));
+        return; /* being claimed by another node, or due this instant: the next look */
     rematch_note(l, line);
 }
 
