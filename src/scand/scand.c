@@ -879,7 +879,7 @@ static void loaded_drop(struct loaded *l)
 }
 
 /* Opens the database at `id` (its identity) and names its content; false: try again later. */
-static bool rematch_load(wh_scand *s, struct loaded *l, const char *id)
+static bool rematch_load(wh_scand *s, struct loaded *l, const char *id, bool first)
 {
     struct wh_digest d;
     loaded_drop(l);
@@ -903,7 +903,10 @@ static bool rematch_load(wh_scand *s, struct loaded *l, const char *id)
         return false;
     }
     snprintf(l->digest, sizeof(l->digest), "%s", d.str);
-    wh_log_info("re-match: the vulnerability database changed (content %.19s)", l->digest);
+    if (first)
+        wh_log_info("re-match: vulnerability database content %.19s", l->digest);
+    else
+        wh_log_info("re-match: the vulnerability database changed (content %.19s)", l->digest);
     return true;
 }
 
@@ -1206,12 +1209,14 @@ static void *rematcher(void *arg)
     struct loaded l = {0};
     char id[256];
     int64_t pruned_ms = 0;
-    bool known = false; /* the first look loads whatever file there is */
+    bool known = false, first = true; /* the first look loads whatever file there is */
     wh_db_thread_background(true);
     while (!stopping(s)) {
         vulndb_identity(s->vulndb_path, id, sizeof(id));
-        if (!known || strcmp(id, l.ident) != 0)
-            known = rematch_load(s, &l, id);
+        if (!known || strcmp(id, l.ident) != 0) {
+            known = rematch_load(s, &l, id, first);
+            first = first && !known;
+        }
         if (l.vdb)
             rematch_step(s, &l);
         run_exports(s);
