@@ -230,7 +230,8 @@ int wh_cron_next(int64_t *out, const struct wh_cron *c, int64_t after_s);
  * "store.rename", "store.fsyncdir", "store.space"; SQLite: "db.write";
  * vulnerability database import: "vulndb.fsync", "vulndb.rename"; scan
  * workers: "scan.run" fails a scan, "scan.hold" keeps it Running until the
- * server stops, whatever the action; see
+ * server stops, whatever the action; re-matcher: "rematch.hold" (before each
+ * inventory of a run) writes what is done and holds the run until the stop; see
  * docs/testing.md) that tests can make fail. A spec is a comma-separated list of rules
  *     name=[N[+]:]action
  * where the rule fires on the Nth hit of `name` (default 1), or on every hit

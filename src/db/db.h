@@ -1051,6 +1051,80 @@ int wh_db_rematch_apply(wh_db *db, const struct wh_rematch_target *t, const char
                         char **removed);
 /* Deletes the recorded changes older than `before_ms`. 0 or WH_ERROR. */
 int wh_db_vuln_change_prune(wh_db *db, int64_t before_ms);
+
+/*
+ * ---- re-match runs (db_finding.c, schema 17) ----
+ * One run per vulnerability database content (`vulndb`, its digest: see
+ * wh_vulndb_digest): queued by any node that loads that database, claimed by
+ * one node that has it loaded, under the scan queue's lease (held by
+ * wh_db_set_node's name, renewed by wh_db_rematch_renew). Its cursor
+ * `after_id` is the last stored inventory done: each page's results and the
+ * cursor are written in one transaction (wh_db_rematch_progress inside
+ * wh_db_batch), so a node that takes the run over goes on from there. A run
+ * that ended (Success, or Error after wh_db_scan_attempts attempts) is not
+ * run again.
+ */
+struct wh_rematch_run {
+    char vulndb[WH_DIGEST_STR_MAX];
+    char status[16];                  /* Pending, Running, Success, Error */
+    char holder[128];                 /* the node running it ("" when not Running) */
+    int64_t after_id;                 /* inventories with an id up to it are done */
+    int64_t lease_ms, attempts, due_ms, created_ms, start_ms, end_ms;
+    int64_t inventories, artifacts, changed, failed; /* the counts of every attempt */
+    char log[1024];                   /* a line per failed or cut-off attempt (the start) */
+};
+/* What one page of a run did (added to the run's counts). */
+struct wh_rematch_counts {
+    int64_t inventories, artifacts, changed, failed;
+};
+/*
+ * Queues the run of `vulndb` unless there is one (whatever its state);
+ * `*created` (may be NULL) tells whether this call queued it. 0 or WH_ERROR.
+ */
+int wh_db_rematch_queue(wh_db *db, const char *vulndb, int64_t now_ms, bool *created);
+/* The run of `vulndb`. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_rematch_get(wh_db *db, const char *vulndb, struct wh_rematch_run *out);
+/*
+ * Takes the run of `vulndb` if it is Pending and due: Running, held by this
+ * node until `now_ms` + the lease, one more attempt. 0 (`*out` the run, its
+ * cursor where to go on), WH_ENOTFOUND (none, not due, or taken) or WH_ERROR.
+ */
+int wh_db_rematch_claim(wh_db *db, const char *vulndb, int64_t now_ms,
+                        struct wh_rematch_run *out);
+/*
+ * Moves the cursor of this node's Running run of `vulndb` to `after_id`, adds
+ * `n` to its counts and renews its lease; to be called in the transaction
+ * that writes the page's results. 0, WH_ENOTFOUND (the run is not this
+ * node's any more) or WH_ERROR.
+ */
+int wh_db_rematch_progress(wh_db *db, const char *vulndb, int64_t after_id,
+                           const struct wh_rematch_counts *n, int64_t now_ms);
+/* Ends this node's Running run of `vulndb` in Success, `log` added to its log.
+ * 0, WH_ENOTFOUND (not this node's) or WH_ERROR. */
+int wh_db_rematch_finish(wh_db *db, const char *vulndb, const char *log, int64_t now_ms);
+/* Gives this node's Running run back (Pending, due at once, the attempt not counted):
+ * the server stops. 0, WH_ENOTFOUND or WH_ERROR. */
+int wh_db_rematch_release(wh_db *db, const char *vulndb);
+/*
+ * A failed attempt of this node's Running run: Pending again after the
+ * backoff of wh_db_scan_retry_delay, or Error after wh_db_scan_attempts
+ * attempts; `why` goes to its log. The new status to `status_out` (16 bytes,
+ * may be NULL), when it is due to `*due_out` (may be NULL). 0, WH_ENOTFOUND or
+ * WH_ERROR.
+ */
+int wh_db_rematch_retry(wh_db *db, const char *vulndb, const char *why, int64_t now_ms,
+                        char *status_out, int64_t *due_out);
+/* Extends the leases of the runs this node runs to `now_ms` + the lease. 0 or WH_ERROR. */
+int wh_db_rematch_renew(wh_db *db, int64_t now_ms);
+/*
+ * Runs left Running by a node that died go back to Pending (due at once, the
+ * cursor kept), or to Error after wh_db_scan_attempts attempts, with a log
+ * line: those whose lease ended before `now_ms`, and with `at_start` this
+ * node's own. `*requeued` (may be NULL) counts the Pending ones. 0 or WH_ERROR.
+ */
+int wh_db_rematch_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued);
+/* Deletes the runs not Running queued before `before_ms`. 0 or WH_ERROR. */
+int wh_db_rematch_prune(wh_db *db, int64_t before_ms);
 /*
  * How many artifacts have a report but no stored inventory (`*out`): reports
  * of external scanners, and scans stored before schema 9, which a re-match
@@ -1139,11 +1213,22 @@ int wh_db_export_get(wh_db *db, int64_t id, struct wh_cve_export *out);
 /* The exports of user `username`, newest first. 0 or WH_ERROR. */
 int wh_db_export_list(wh_db *db, const char *username,
                       int (*fn)(const struct wh_cve_export *e, void *payload), void *payload);
-/* Takes the oldest Pending export and marks it Running. 0, WH_ENOTFOUND or WH_ERROR. */
+/*
+ * Takes the oldest Pending export and marks it Running, held by this node
+ * (wh_db_set_node) under a lease (wh_db_scan_lease) the scan lease keeper
+ * renews (wh_db_export_renew); on PostgreSQL an export another node is
+ * claiming is skipped. 0, WH_ENOTFOUND or WH_ERROR.
+ */
 int wh_db_export_claim(wh_db *db, int64_t now_ms, struct wh_cve_export *out);
-/* Ends export `id` with `status` (Success with the CSV, or Error with `text`). */
+/*
+ * Ends export `id`, Running and held by this node, with `status` (Success
+ * with the CSV, or Error with `text`). 0, WH_ENOTFOUND (not this node's any
+ * more: taken back after its lease ended, or deleted) or WH_ERROR.
+ */
 int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *text,
                         const void *csv, size_t len, int64_t now_ms);
+/* Extends the leases of the exports this node runs to `now_ms` + the lease. 0 or WH_ERROR. */
+int wh_db_export_renew(wh_db *db, int64_t now_ms);
 /* The CSV of a finished export (malloc'ed, `*len`). 0, WH_ENOTFOUND or WH_ERROR. */
 int wh_db_export_csv(wh_db *db, int64_t id, char **out, size_t *len);
 /* Deletes an export. 0, WH_ENOTFOUND or WH_ERROR. */
@@ -1152,8 +1237,13 @@ int wh_db_export_delete(wh_db *db, int64_t id);
 int wh_db_export_count(wh_db *db, const char *username, int64_t *out);
 /* Deletes the exports that ended before `before_ms` (never downloaded). 0 or WH_ERROR. */
 int wh_db_export_prune(wh_db *db, int64_t before_ms);
-/* Export jobs left Running by a stop go back to Pending (at start). 0 or WH_ERROR. */
-int wh_db_export_recover(wh_db *db);
+/*
+ * Exports left Running by a node that died go back to Pending: those whose
+ * lease ended before `now_ms`, and with `at_start` (this node starting) also
+ * this node's own; never a live node's. `*requeued` (may be NULL) counts
+ * them. 0 or WH_ERROR.
+ */
+int wh_db_export_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued);
 /* The findings of project `project_id` by repository and artifact, with the CVSS
  * vector-less fields of wh_vuln_item. 0 or WH_ERROR. */
 int wh_db_project_findings(wh_db *db, int64_t project_id,

@@ -768,16 +768,24 @@ int wh_db_export_claim(wh_db *db, int64_t now_ms, struct wh_cve_export *out)
 {
     static const char peek[] = "SELECT 1 FROM cve_export WHERE status = 'Pending' LIMIT 1";
     static const char take[] =
-        "UPDATE cve_export SET status = 'Running', start_ms = ?1 WHERE id ="
-        " (SELECT id FROM cve_export WHERE status = 'Pending' ORDER BY id LIMIT 1)"
+        "UPDATE cve_export SET status = 'Running', start_ms = ?1, holder = ?2, lease_ms = ?3"
+        " WHERE id = (SELECT id FROM cve_export WHERE status = 'Pending' ORDER BY id LIMIT 1)"
         " AND status = 'Pending' RETURNING id";
+    /* PostgreSQL, several nodes: an export another node's claim has locked is skipped */
+    static const char take_skip_locked[] =
+        "UPDATE cve_export SET status = 'Running', start_ms = ?1, holder = ?2, lease_ms = ?3"
+        " WHERE id = (SELECT id FROM cve_export WHERE status = 'Pending' ORDER BY id LIMIT 1"
+        " FOR UPDATE SKIP LOCKED) AND status = 'Pending' RETURNING id";
     CONN_OR_FAIL(c, db);
     bool any = false;
     int error = db_exists(c, db_stmt(c, peek), &any);
     if (error < 0 || !any)
         return error < 0 ? error : WH_ENOTFOUND;
-    db_stmt *s = db_stmt(c, take);
+    bool pg = strcmp(db_driver_name(c), "postgres") == 0;
+    db_stmt *s = db_stmt(c, pg ? take_skip_locked : take);
     db_bind_i64(s, 1, now_ms);
+    db_bind_text(s, 2, db_node(c));
+    db_bind_i64(s, 3, now_ms + wh_db_scan_lease(db));
     int rc = db_step(s);
     int64_t id = rc == DB_ROW ? db_col_i64(s, 0) : 0;
     error = rc >= 0 ? 0 : db_fail(c);
@@ -790,8 +798,10 @@ int wh_db_export_claim(wh_db *db, int64_t now_ms, struct wh_cve_export *out)
 int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *text,
                         const void *csv, size_t len, int64_t now_ms)
 {
+    /* the holder's own export only: one taken back meanwhile is another node's */
     static const char sql[] = "UPDATE cve_export SET status = ?2, status_text = ?3, csv = ?4,"
-                              " end_ms = ?5 WHERE id = ?1";
+                              " end_ms = ?5, holder = '' WHERE id = ?1 AND status = 'Running'"
+                              " AND holder = ?6";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
@@ -802,7 +812,8 @@ int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *t
     else
         db_bind_null(s, 4);
     db_bind_i64(s, 5, now_ms);
-    return db_change(c, s, "export");
+    db_bind_text(s, 6, db_node(c));
+    return db_change(c, s, "running export");
 }
 
 int wh_db_export_csv(wh_db *db, int64_t id, char **out, size_t *len)
@@ -852,11 +863,31 @@ int wh_db_export_prune(wh_db *db, int64_t before_ms)
     return db_run(c, s);
 }
 
-int wh_db_export_recover(wh_db *db)
+int wh_db_export_renew(wh_db *db, int64_t now_ms)
 {
-    static const char sql[] = "UPDATE cve_export SET status = 'Pending' WHERE status = 'Running'";
+    static const char sql[] = "UPDATE cve_export SET lease_ms = ?2"
+                              " WHERE status = 'Running' AND holder = ?1";
     CONN_OR_FAIL(c, db);
-    return db_run(c, db_stmt(c, sql));
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, db_node(c));
+    db_bind_i64(s, 2, now_ms + wh_db_scan_lease(db));
+    return db_run(c, s);
+}
+
+int wh_db_export_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued)
+{
+    static const char sql[] =
+        "UPDATE cve_export SET status = 'Pending', holder = '', lease_ms = 0"
+        " WHERE status = 'Running' AND (lease_ms < ?1 OR (?2 = 1 AND holder = ?3))";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, now_ms);
+    db_bind_i64(s, 2, at_start ? 1 : 0);
+    db_bind_text(s, 3, db_node(c));
+    int error = db_run(c, s);
+    if (requeued)
+        *requeued = error == 0 ? db_changes(c) : 0;
+    return error;
 }
 
 int wh_db_project_findings(wh_db *db, int64_t project_id,
@@ -877,4 +908,251 @@ int wh_db_project_findings(wh_db *db, int64_t project_id,
     int error = stop != 0 ? stop : rc == DB_DONE ? 0 : db_fail(c);
     db_done(s);
     return error;
+}
+
+/* ---- re-match runs (schema 17) ---- */
+
+#define RUN_COLS                                                                                   \
+    "vulndb, status, after_id, holder, lease_ms, attempts, due_ms, created_ms, start_ms, end_ms," \
+    " inventories, artifacts, changed, failed, log"
+
+static void run_row(db_stmt *s, struct wh_rematch_run *out)
+{
+    memset(out, 0, sizeof(*out));
+    db_copy_col(out->vulndb, sizeof(out->vulndb), s, 0);
+    db_copy_col(out->status, sizeof(out->status), s, 1);
+    out->after_id = db_col_i64(s, 2);
+    db_copy_col(out->holder, sizeof(out->holder), s, 3);
+    out->lease_ms = db_col_i64(s, 4);
+    out->attempts = db_col_i64(s, 5);
+    out->due_ms = db_col_i64(s, 6);
+    out->created_ms = db_col_i64(s, 7);
+    out->start_ms = db_col_i64(s, 8);
+    out->end_ms = db_col_i64(s, 9);
+    out->inventories = db_col_i64(s, 10);
+    out->artifacts = db_col_i64(s, 11);
+    out->changed = db_col_i64(s, 12);
+    out->failed = db_col_i64(s, 13);
+    db_copy_col(out->log, sizeof(out->log), s, 14);
+}
+
+int wh_db_rematch_queue(wh_db *db, const char *vulndb, int64_t now_ms, bool *created)
+{
+    static const char sql[] =
+        "INSERT INTO rematch_run(vulndb, status, due_ms, created_ms) VALUES(?1, 'Pending', ?2, ?2)"
+        " ON CONFLICT(vulndb) DO NOTHING";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, vulndb);
+    db_bind_i64(s, 2, now_ms);
+    int error = db_run(c, s);
+    if (created)
+        *created = error == 0 && db_changes(c) > 0;
+    return error;
+}
+
+int wh_db_rematch_get(wh_db *db, const char *vulndb, struct wh_rematch_run *out)
+{
+    static const char sql[] = "SELECT " RUN_COLS " FROM rematch_run WHERE vulndb = ?1";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, vulndb);
+    int error = db_one_row(c, s, "re-match run");
+    if (error < 0)
+        return error;
+    run_row(s, out);
+    db_done(s);
+    return 0;
+}
+
+int wh_db_rematch_claim(wh_db *db, const char *vulndb, int64_t now_ms, struct wh_rematch_run *out)
+{
+    /* the start of the first attempt stays: the run's duration counts from there */
+    static const char take[] =
+        "UPDATE rematch_run SET status = 'Running', holder = ?3, lease_ms = ?4,"
+        " attempts = attempts + 1, start_ms = CASE WHEN start_ms = 0 THEN ?2 ELSE start_ms END"
+        " WHERE vulndb = ?1 AND status = 'Pending' AND due_ms <= ?2 RETURNING " RUN_COLS;
+    /* PostgreSQL: a row another node's claim has locked is skipped, not waited for */
+    static const char take_skip_locked[] =
+        "UPDATE rematch_run SET status = 'Running', holder = ?3, lease_ms = ?4,"
+        " attempts = attempts + 1, start_ms = CASE WHEN start_ms = 0 THEN ?2 ELSE start_ms END"
+        " WHERE status = 'Pending' AND vulndb = (SELECT vulndb FROM rematch_run WHERE vulndb = ?1"
+        " AND status = 'Pending' AND due_ms <= ?2 FOR UPDATE SKIP LOCKED) RETURNING " RUN_COLS;
+    CONN_OR_FAIL(c, db);
+    bool pg = strcmp(db_driver_name(c), "postgres") == 0;
+    db_stmt *s = db_stmt(c, pg ? take_skip_locked : take);
+    db_bind_text(s, 1, vulndb);
+    db_bind_i64(s, 2, now_ms);
+    db_bind_text(s, 3, db_node(c));
+    db_bind_i64(s, 4, now_ms + wh_db_scan_lease(db));
+    int rc = db_step(s);
+    if (rc == DB_ROW)
+        run_row(s, out);
+    int error = rc == DB_ROW ? 0 : rc == DB_DONE ? WH_ENOTFOUND : db_fail(c);
+    db_done(s);
+    return error;
+}
+
+int wh_db_rematch_progress(wh_db *db, const char *vulndb, int64_t after_id,
+                           const struct wh_rematch_counts *n, int64_t now_ms)
+{
+    /* the holder's own run only: one taken over meanwhile is the other node's */
+    static const char sql[] =
+        "UPDATE rematch_run SET after_id = ?3, inventories = inventories + ?4,"
+        " artifacts = artifacts + ?5, changed = changed + ?6, failed = failed + ?7, lease_ms = ?8"
+        " WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running' AND after_id <= ?3";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, vulndb);
+    db_bind_text(s, 2, db_node(c));
+    db_bind_i64(s, 3, after_id);
+    db_bind_i64(s, 4, n->inventories);
+    db_bind_i64(s, 5, n->artifacts);
+    db_bind_i64(s, 6, n->changed);
+    db_bind_i64(s, 7, n->failed);
+    db_bind_i64(s, 8, now_ms + wh_db_scan_lease(db));
+    return db_change(c, s, "re-match run held by this node");
+}
+
+int wh_db_rematch_finish(wh_db *db, const char *vulndb, const char *log, int64_t now_ms)
+{
+    static const char sql[] =
+        "UPDATE rematch_run SET status = 'Success', end_ms = ?3, holder = '', log = log || ?4"
+        " WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running'";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, vulndb);
+    db_bind_text(s, 2, db_node(c));
+    db_bind_i64(s, 3, now_ms);
+    db_bind_text(s, 4, log ? log : "");
+    return db_change(c, s, "re-match run held by this node");
+}
+
+int wh_db_rematch_release(wh_db *db, const char *vulndb)
+{
+    /* a stop is not a failed attempt: it is not counted */
+    static const char sql[] =
+        "UPDATE rematch_run SET status = 'Pending', holder = '', lease_ms = 0,"
+        " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
+        " WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running'";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, vulndb);
+    db_bind_text(s, 2, db_node(c));
+    return db_change(c, s, "re-match run held by this node");
+}
+
+/* The length of at most `cap` bytes of `s`, cut on a UTF-8 character boundary. */
+static int run_cut(const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap + 1);
+    if (n > cap) {
+        n = cap;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    return (int)n;
+}
+
+int wh_db_rematch_retry(wh_db *db, const char *vulndb, const char *why, int64_t now_ms,
+                        char *status_out, int64_t *due_out)
+{
+    static const char look[] = "SELECT attempts FROM rematch_run"
+                               " WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running'";
+    static const char again[] =
+        "UPDATE rematch_run SET status = ?4, due_ms = ?5, end_ms = ?6, holder = '', lease_ms = 0,"
+        " log = log || ?7 WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running'"
+        " AND attempts = ?3";
+    char line[1024];
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, look);
+    db_bind_text(s, 1, vulndb);
+    db_bind_text(s, 2, db_node(c));
+    int error = db_one_row(c, s, "re-match run held by this node");
+    if (error < 0)
+        return error;
+    int64_t attempts = db_col_i64(s, 0);
+    db_done(s);
+    int64_t max = wh_db_scan_attempts(db);
+    bool last = attempts >= max;
+    int64_t due = last ? 0 : now_ms + wh_db_scan_retry_delay(db, attempts);
+    int wn = run_cut(why, 700);
+    if (last)
+        snprintf(line, sizeof(line), "attempt %lld of %lld failed: %.*s\ngave up after %lld "
+                 "attempts\n", (long long)attempts, (long long)max, wn, why, (long long)attempts);
+    else
+        snprintf(line, sizeof(line), "attempt %lld of %lld failed: %.*s\nretried in %lld s\n",
+                 (long long)attempts, (long long)max, wn, why,
+                 (long long)((due - now_ms + 999) / 1000));
+    s = db_stmt(c, again);
+    db_bind_text(s, 1, vulndb);
+    db_bind_text(s, 2, db_node(c));
+    db_bind_i64(s, 3, attempts);
+    db_bind_text(s, 4, last ? "Error" : "Pending");
+    db_bind_i64(s, 5, due);
+    db_bind_i64(s, 6, last ? now_ms : 0);
+    db_bind_text(s, 7, line);
+    if ((error = db_change(c, s, "re-match run held by this node")) < 0)
+        return error;
+    if (status_out)
+        snprintf(status_out, 16, "%s", last ? "Error" : "Pending");
+    if (due_out)
+        *due_out = due;
+    return 0;
+}
+
+int wh_db_rematch_renew(wh_db *db, int64_t now_ms)
+{
+    static const char sql[] = "UPDATE rematch_run SET lease_ms = ?2"
+                              " WHERE status = 'Running' AND holder = ?1";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_text(s, 1, db_node(c));
+    db_bind_i64(s, 2, now_ms + wh_db_scan_lease(db));
+    return db_run(c, s);
+}
+
+int wh_db_rematch_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued)
+{
+    /* as wh_db_scan_recover: a line per attempt cut off; Error after the last */
+    static const char sql[] =
+        "UPDATE rematch_run SET"
+        " status = CASE WHEN attempts >= ?1 THEN 'Error' ELSE 'Pending' END,"
+        " log = log || 'attempt ' || attempts || ' of ' || ?1 || ' was cut off at inventory '"
+        " || after_id || ': the node running it stopped (' || CASE WHEN holder = ''"
+        " THEN 'unnamed' ELSE holder END || ')' || ?5 ||"
+        " CASE WHEN attempts >= ?1 THEN 'gave up after ' || attempts || ' attempts' || ?5"
+        " ELSE '' END,"
+        " end_ms = CASE WHEN attempts >= ?1 THEN ?2 ELSE 0 END, due_ms = ?2, holder = '',"
+        " lease_ms = 0"
+        " WHERE status = 'Running' AND (lease_ms < ?2 OR (?3 = 1 AND holder = ?4))"
+        " RETURNING status";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, wh_db_scan_attempts(db));
+    db_bind_i64(s, 2, now_ms);
+    db_bind_i64(s, 3, at_start ? 1 : 0);
+    db_bind_text(s, 4, db_node(c));
+    db_bind_text(s, 5, "\n");
+    int64_t n = 0;
+    int rc;
+    while ((rc = db_step(s)) == DB_ROW) {
+        const char *st = db_col_text(s, 0);
+        n += st && strcmp(st, "Pending") == 0;
+    }
+    int error = rc == DB_DONE ? 0 : db_fail(c);
+    db_done(s);
+    if (requeued)
+        *requeued = n;
+    return error;
+}
+
+int wh_db_rematch_prune(wh_db *db, int64_t before_ms)
+{
+    static const char sql[] =
+        "DELETE FROM rematch_run WHERE status <> 'Running' AND created_ms < ?1";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, before_ms);
+    return db_run(c, s);
 }

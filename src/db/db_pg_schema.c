@@ -586,6 +586,25 @@ const char *const db_pg_migrations[] = {
     "CREATE INDEX scan_job_due ON scan_job(due_ms, artifact_id) WHERE status = 'Pending';"
     "ALTER TABLE gc_run ADD COLUMN holder " T " NOT NULL DEFAULT '';"
     "ALTER TABLE gc_run ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;",
+    /* 17: re-match runs and export leases, as SQLite's 17 */
+    "CREATE TABLE rematch_run("
+    "  vulndb " T " PRIMARY KEY,"
+    "  status " T " NOT NULL,"
+    "  after_id BIGINT NOT NULL DEFAULT 0,"
+    "  holder " T " NOT NULL DEFAULT '',"
+    "  lease_ms BIGINT NOT NULL DEFAULT 0,"
+    "  attempts BIGINT NOT NULL DEFAULT 0,"
+    "  due_ms BIGINT NOT NULL DEFAULT 0,"
+    "  created_ms BIGINT NOT NULL,"
+    "  start_ms BIGINT NOT NULL DEFAULT 0,"
+    "  end_ms BIGINT NOT NULL DEFAULT 0,"
+    "  inventories BIGINT NOT NULL DEFAULT 0,"
+    "  artifacts BIGINT NOT NULL DEFAULT 0,"
+    "  changed BIGINT NOT NULL DEFAULT 0,"
+    "  failed BIGINT NOT NULL DEFAULT 0,"
+    "  log " T " NOT NULL DEFAULT '');"
+    "ALTER TABLE cve_export ADD COLUMN holder " T " NOT NULL DEFAULT '';"
+    "ALTER TABLE cve_export ADD COLUMN lease_ms BIGINT NOT NULL DEFAULT 0;",
 };
 #pragma GCC diagnostic pop
 

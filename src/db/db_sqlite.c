@@ -784,6 +784,32 @@ static const char *const migrations[] = {
     "CREATE INDEX scan_job_due ON scan_job(due_ms) WHERE status = 'Pending';"
     "ALTER TABLE gc_run ADD COLUMN holder TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE gc_run ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;",
+    /*
+     * 17: re-matching and CVE exports as queued jobs (db_finding.c). One
+     * rematch_run per vulnerability database content (its digest), queued by
+     * whichever node loads that database, claimed under a lease by a node
+     * that has it loaded, its progress a cursor (the last inventory id done,
+     * written with each page's results) so that a node taking it over goes on
+     * from there; an export names the node running it and that node's lease.
+     */
+    "CREATE TABLE rematch_run("
+    "  vulndb TEXT PRIMARY KEY,"                  /* the database's content digest */
+    "  status TEXT NOT NULL,"                     /* Pending, Running, Success, Error */
+    "  after_id INTEGER NOT NULL DEFAULT 0,"      /* the cursor: inventories up to it done */
+    "  holder TEXT NOT NULL DEFAULT '',"
+    "  lease_ms INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  due_ms INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  start_ms INTEGER NOT NULL DEFAULT 0,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0,"
+    "  inventories INTEGER NOT NULL DEFAULT 0,"
+    "  artifacts INTEGER NOT NULL DEFAULT 0,"
+    "  changed INTEGER NOT NULL DEFAULT 0,"
+    "  failed INTEGER NOT NULL DEFAULT 0,"
+    "  log TEXT NOT NULL DEFAULT '');"
+    "ALTER TABLE cve_export ADD COLUMN holder TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE cve_export ADD COLUMN lease_ms INTEGER NOT NULL DEFAULT 0;",
 };
 #pragma GCC diagnostic pop
 

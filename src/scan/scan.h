@@ -153,6 +153,14 @@ int wh_vulndb_open(wh_vulndb **out, const char *path);
 void wh_vulndb_close(wh_vulndb *db);
 /* Number of advisories (0 = empty database). */
 int64_t wh_vulndb_count(wh_vulndb *db);
+/*
+ * The digest of what matching reads from the database (advisories,
+ * vulnerability records, NVD records), in an order of their content: two
+ * databases that hold the same records have the same digest, whatever their
+ * files' bytes or import times. It reads every row (seconds for the full
+ * public feeds). 0 or WH_ERROR.
+ */
+int wh_vulndb_digest(wh_vulndb *db, struct wh_digest *out);
 
 struct wh_vulndb_stats {
     uint64_t files;      /* input files read */

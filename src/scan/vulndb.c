@@ -97,6 +97,60 @@ int64_t wh_vulndb_count(wh_vulndb *db)
     return n;
 }
 
+/*
+ * The tables that matching reads, in an order that depends on their content
+ * only (not on the order of the imports that wrote them): the digest of two
+ * databases holding the same advisories is the same, whatever their files'
+ * bytes, names or import times.
+ */
+static const char *const digest_sql[] = {
+    "SELECT platform, pkg, vuln_id, origin, ecosystem, fixed, status, severity, ranges"
+    " FROM advisory ORDER BY platform, pkg, vuln_id, origin, ecosystem, fixed, status, severity,"
+    " ranges",
+    "SELECT id, title, description, aliases, links, cwes, cvss3_vector, cvss3_score, severity,"
+    " origin FROM vuln ORDER BY id",
+    "SELECT id, description, links, cwes, cvss3_vector, cvss3_score, published FROM nvd"
+    " ORDER BY id",
+};
+
+int wh_vulndb_digest(wh_vulndb *db, struct wh_digest *out)
+{
+    wh_hasher *h = wh_hasher_new(WH_DIGEST_SHA256);
+    int error = 0;
+    for (size_t t = 0; t < sizeof(digest_sql) / sizeof(digest_sql[0]) && error == 0; t++) {
+        sqlite3_stmt *s = NULL;
+        char mark[32];
+        if (sqlite3_prepare_v2(db->db, digest_sql[t], -1, &s, NULL) != SQLITE_OK) {
+            error = wh_error_set(WH_ERROR, "vulnerability database: %s",
+                                 sqlite3_errmsg(db->db));
+            break;
+        }
+        int rc, ncol = sqlite3_column_count(s);
+        snprintf(mark, sizeof(mark), "T%zu\n", t);
+        wh_hasher_update(h, mark, strlen(mark));
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            for (int i = 0; i < ncol; i++) {
+                /* a type and a length before each value: no two rows hash alike */
+                int type = sqlite3_column_type(s, i);
+                const unsigned char *v = type == SQLITE_NULL ? NULL : sqlite3_column_text(s, i);
+                size_t n = v ? (size_t)sqlite3_column_bytes(s, i) : 0;
+                snprintf(mark, sizeof(mark), "%d:%zu:", type, n);
+                wh_hasher_update(h, mark, strlen(mark));
+                if (v)
+                    wh_hasher_update(h, v, n);
+            }
+            wh_hasher_update(h, "\n", 1);
+        }
+        if (rc != SQLITE_DONE)
+            error = wh_error_set(WH_ERROR, "vulnerability database: %s", sqlite3_errmsg(db->db));
+        sqlite3_finalize(s);
+    }
+    if (error == 0)
+        wh_hasher_final(out, h);
+    wh_hasher_free(h);
+    return error;
+}
+
 sqlite3 *wh_vulndb_handle(wh_vulndb *db)
 {
     return db->db;

@@ -612,7 +612,6 @@ static void *worker(void *arg)
 /* ---- re-matching stored inventories ---- */
 
 #define REMATCH_PAGE 64
-#define REMATCH_SETTING "vulndb_matched" /* identity of the database last matched against */
 #define UPDATE_RETRY_S 3600              /* a failed background update is tried again after */
 #define CHANGES_KEEP_MS (90LL * 24 * 3600 * 1000) /* recorded changes are kept 90 days */
 
@@ -663,7 +662,10 @@ struct rematch_page {
     struct wh_findings *f[REMATCH_PAGE];
     struct pending *w;
     size_t nw, capw;
-    struct wh_rematch_stats *st;
+    struct wh_rematch_counts n; /* this page's */
+    const char *run;            /* the run's database digest (NULL: no run, no cursor) */
+    int64_t last;               /* the last inventory of the page done: the run's cursor */
+    bool lost;                  /* the run is not this node's any more */
 };
 
 /* Matches one stored inventory again and queues the artifacts whose findings changed. */
@@ -683,7 +685,7 @@ static int rematch_one(wh_db *db, wh_match_memo *mm, const char *body, size_t le
         goto out;
     wh_findings_fingerprint(pg->f[slot], fp, sizeof(fp));
     for (size_t i = 0; i < ts.n; i++) {
-        pg->st->artifacts++;
+        pg->n.artifacts++;
         if (strcmp(ts.v[i].fingerprint, fp) == 0)
             continue;
         if (pg->nw == pg->capw) {
@@ -704,10 +706,15 @@ out:
     return error;
 }
 
-/* Writes a page's changed artifacts (one transaction: wh_db_batch) and logs each. */
+/*
+ * Writes a page's changed artifacts and, in a run, its cursor: one
+ * transaction (wh_db_batch), so that a node taking the run over goes on
+ * after the last page whose results are in. Logs each change.
+ */
 static int rematch_write(wh_db *db, void *payload)
 {
     struct rematch_page *pg = payload;
+    pg->n.changed = 0;
     for (size_t i = 0; i < pg->nw; i++) {
         struct pending *w = &pg->w[i];
         char *added = NULL, *removed = NULL;
@@ -717,7 +724,7 @@ static int rematch_write(wh_db *db, void *payload)
             continue; /* scanned again meanwhile: that scan has its own result */
         if (error < 0)
             return error;
-        pg->st->changed++;
+        pg->n.changed++;
         if (strcmp(added, "[]") != 0 || strcmp(removed, "[]") != 0)
             wh_log_info("re-match: %s@%s: vulnerabilities added %s, removed %s",
                         w->t.repository, w->t.digest, added, removed);
@@ -727,7 +734,14 @@ static int rematch_write(wh_db *db, void *payload)
         free(added);
         free(removed);
     }
-    return 0;
+    if (!pg->run)
+        return 0;
+    int error = wh_db_rematch_progress(db, pg->run, pg->last, &pg->n, wh_now_ms());
+    if (error == WH_ENOTFOUND) {
+        pg->lost = true; /* taken over: this page's writes are rolled back */
+        return wh_error_set(WH_ECONFLICT, "the re-match run was taken over by another node");
+    }
+    return error;
 }
 
 static void page_dispose(struct rematch_page *pg)
@@ -741,40 +755,73 @@ static void page_dispose(struct rematch_page *pg)
     }
 }
 
-int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_stats *st)
+/* Keeps a re-match from going on until the server stops (the failpoint rematch.hold). */
+static void rematch_hold(wh_scand *s, int64_t after)
+{
+    wh_log_warn("failpoint rematch.hold: re-match held after inventory %lld until the server "
+                "stops", (long long)after);
+    while (s && !stopping(s))
+        idle_wait(s, WH_SCAND_POLL_MS);
+}
+
+/*
+ * Matches the stored inventories with an id above `after` against `vdb`,
+ * page by page; with `run` (a run of this node's, its database digest) each
+ * page's results go with the run's cursor in one transaction. 0, WH_ECONFLICT
+ * (the pool stops), WH_ENOTFOUND (the run was taken over) or WH_ERROR.
+ */
+static int rematch_walk(wh_db *db, wh_vulndb *vdb, wh_scand *s, const char *run, int64_t after,
+                        struct wh_rematch_stats *st)
 {
     struct inv_page page;
     wh_match_memo *mm = NULL;
-    int64_t after = 0, t0 = wh_monotonic_us();
+    int64_t t0 = wh_monotonic_us();
+    bool held = false;
     memset(st, 0, sizeof(*st));
     int error = wh_match_memo_new(&mm, vdb);
-    while (error == 0) {
-        struct rematch_page pg = {.st = st};
+    while (error == 0 && !held) {
+        struct rematch_page pg = {.run = run, .last = after};
         memset(&page, 0, sizeof(page));
         error = wh_db_inventory_walk(db, after, REMATCH_PAGE, take_inventory, &page);
         for (size_t i = 0; i < page.n; i++) {
-            after = page.id[i];
             if (error == 0 && s && stopping(s))
                 error = WH_ECONFLICT;
-            if (error == 0) {
-                st->inventories++;
+            /* the failpoint stands for a node that dies mid-way: what is done so far is
+             * written with its cursor, then nothing more */
+            if (error == 0 && !held && wh_failpoint("rematch.hold") != 0)
+                held = true;
+            if (error == 0 && !held) {
+                pg.n.inventories++;
                 int e = rematch_one(db, mm, page.body[i], page.len[i], page.id[i], &pg, i);
                 if (e == WH_EINVALID) {
                     wh_log_warn("re-match: %s", wh_error_msg());
-                    st->failed++;
+                    pg.n.failed++;
                 } else {
                     error = e;
                 }
+                after = pg.last = page.id[i];
             }
             free(page.body[i]);
         }
-        if (error == 0 && pg.nw > 0)
+        if (error == 0 && (pg.nw > 0 || (run && pg.n.inventories > 0)))
             error = wh_db_batch(db, rematch_write, &pg);
+        if (error == 0) {
+            st->inventories += (uint64_t)pg.n.inventories;
+            st->artifacts += (uint64_t)pg.n.artifacts;
+            st->changed += (uint64_t)pg.n.changed;
+            st->failed += (uint64_t)pg.n.failed;
+        } else if (pg.lost) {
+            error = WH_ENOTFOUND;
+        }
         page_dispose(&pg);
         if (page.n < REMATCH_PAGE)
             break;
     }
     wh_match_memo_free(mm);
+    if (error == 0 && held) {
+        rematch_hold(s, after);
+        error = WH_ECONFLICT;
+    }
     if (error == 0)
         error = wh_db_finding_text_gc(db);
     /* what it could not re-evaluate, for the log: a failure to count is no failure */
@@ -783,7 +830,22 @@ int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_s
         wh_log_warn("re-match: %s", wh_error_msg());
     st->skipped = (uint64_t)skipped;
     st->us = wh_monotonic_us() - t0;
-    return error == WH_ECONFLICT ? wh_error_set(WH_ECONFLICT, "stopped") : error;
+    if (error == WH_ECONFLICT)
+        return wh_error_set(WH_ECONFLICT, "stopped");
+    if (error == WH_ENOTFOUND)
+        return wh_error_set(WH_ENOTFOUND, "the re-match run was taken over by another node");
+    return error;
+}
+
+int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_stats *st)
+{
+    return rematch_walk(db, vdb, s, NULL, 0, st);
+}
+
+int wh_scand_rematch_run(wh_db *db, wh_vulndb *vdb, wh_scand *s, const struct wh_rematch_run *run,
+                         struct wh_rematch_stats *st)
+{
+    return rematch_walk(db, vdb, s, run->vulndb, run->after_id, st);
 }
 
 /* The identity of the database file ("" when there is none). */
@@ -799,39 +861,173 @@ static void vulndb_identity(const char *path, char *out, size_t cap)
              (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
 
-/* Re-matches against the database at `id` (its identity); true when done. */
-static bool rematch_now(wh_scand *s, const char *id)
+/* The database the re-matcher has loaded, and what its run needs from this node. */
+struct loaded {
+    char ident[256];                /* the file's identity (vulndb_identity) */
+    wh_vulndb *vdb;                 /* open while its run may need this node */
+    char digest[WH_DIGEST_STR_MAX]; /* its content (wh_vulndb_digest) */
+    bool queued;                    /* its run is known to exist */
+    char seen[256];                 /* the other node's state last logged (logged once) */
+};
+
+static void loaded_drop(struct loaded *l)
 {
-    wh_vulndb *vdb = NULL;
-    struct wh_rematch_stats st;
-    if (wh_vulndb_open(&vdb, s->vulndb_path) < 0) {
+    wh_vulndb_close(l->vdb);
+    l->vdb = NULL;
+    l->queued = false;
+    l->seen[0] = '\0';
+}
+
+/* Opens the database at `id` (its identity) and names its content; false: try again later. */
+static bool rematch_load(wh_scand *s, struct loaded *l, const char *id, bool first)
+{
+    struct wh_digest d;
+    loaded_drop(l);
+    snprintf(l->ident, sizeof(l->ident), "%s", id);
+    l->digest[0] = '\0';
+    if (!id[0])
+        return true; /* no database: nothing to match against */
+    if (wh_vulndb_open(&l->vdb, s->vulndb_path) < 0) {
         wh_log_warn("re-match: %s", wh_error_msg());
         return false;
     }
-    bool done = true;
-    if (wh_vulndb_count(vdb) == 0) {
+    if (wh_vulndb_count(l->vdb) == 0) {
         /* an empty database would clear every report: keep them */
         wh_log_warn("re-match: the new vulnerability database is empty; reports are kept");
-    } else if (wh_scand_rematch(s->db, vdb, s, &st) < 0) {
-        wh_log_warn("re-match: %s", wh_error_msg());
-        done = false;
-    } else {
-        wh_log_info("re-match: %llu inventories of %llu artifacts matched again in %.2f s: "
-                    "%llu artifacts changed",
-                    (unsigned long long)st.inventories, (unsigned long long)st.artifacts,
-                    (double)st.us / 1e6, (unsigned long long)st.changed);
-        if (st.skipped > 0)
-            wh_log_info("re-match: %llu scanned artifacts have no stored package inventory "
-                        "(reports of external scanners, or scans stored before schema 9) and "
-                        "were not matched again: scan them again (scan all) to refresh them",
-                        (unsigned long long)st.skipped);
+        loaded_drop(l);
+        return true;
     }
-    wh_vulndb_close(vdb);
-    if (wh_db_vuln_change_prune(s->db, wh_now_ms() - CHANGES_KEEP_MS) < 0)
+    if (wh_vulndb_digest(l->vdb, &d) < 0) {
         wh_log_warn("re-match: %s", wh_error_msg());
-    if (done && wh_db_setting_set(s->db, REMATCH_SETTING, id, wh_now_ms()) < 0)
+        loaded_drop(l);
+        return false;
+    }
+    snprintf(l->digest, sizeof(l->digest), "%s", d.str);
+    if (first)
+        wh_log_info("re-match: vulnerability database content %.19s", l->digest);
+    else
+        wh_log_info("re-match: the vulnerability database changed (content %.19s)", l->digest);
+    return true;
+}
+
+/* Logs `line` unless it is the one logged last for this database. */
+static void rematch_note(struct loaded *l, const char *line)
+{
+    if (strcmp(l->seen, line) == 0)
+        return;
+    snprintf(l->seen, sizeof(l->seen), "%s", line);
+    wh_log_info("%s", line);
+}
+
+/* Runs the claimed run `run` from its cursor to its end (or a stop, or its loss). */
+static void rematch_take(wh_scand *s, struct loaded *l, const struct wh_rematch_run *run)
+{
+    struct wh_rematch_stats st;
+    struct wh_rematch_run done;
+    if (run->after_id > 0)
+        wh_log_info("re-match: going on from inventory %lld (attempt %lld of the run)",
+                    (long long)run->after_id, (long long)run->attempts);
+    else
+        wh_log_info("re-match: matching the stored inventories again");
+    int error = wh_scand_rematch_run(s->db, l->vdb, s, run, &st);
+    if (error == WH_ECONFLICT) {
+        if (wh_db_rematch_release(s->db, run->vulndb) < 0)
+            wh_log_warn("re-match: %s", wh_error_msg());
+        return;
+    }
+    if (error == WH_ENOTFOUND) {
         wh_log_warn("re-match: %s", wh_error_msg());
-    return done;
+        return;
+    }
+    if (error == 0)
+        error = wh_db_rematch_finish(s->db, run->vulndb, "", wh_now_ms());
+    if (error < 0) {
+        char why[WH_SCAND_LOG_MAX], status[16] = "";
+        int64_t due = 0;
+        snprintf(why, sizeof(why), "%s", wh_error_msg());
+        if (wh_db_rematch_retry(s->db, run->vulndb, why, wh_now_ms(), status, &due) < 0)
+            wh_log_error("re-match: %s (and its failure could not be recorded: %s)", why,
+                         wh_error_msg());
+        else if (strcmp(status, "Pending") == 0)
+            wh_log_warn("re-match: attempt %lld failed: %s; tried again in %lld s",
+                        (long long)run->attempts, why, (long long)((due - wh_now_ms() + 999) / 1000));
+        else
+            wh_log_warn("re-match: failed after %lld attempts: %s", (long long)run->attempts, why);
+        return;
+    }
+    /* the counts of the whole run, whichever nodes did its pages */
+    if (wh_db_rematch_get(s->db, run->vulndb, &done) < 0) {
+        wh_log_warn("re-match: %s", wh_error_msg());
+        done.inventories = (int64_t)st.inventories;
+        done.artifacts = (int64_t)st.artifacts;
+        done.changed = (int64_t)st.changed;
+    }
+    wh_log_info("re-match: %lld inventories of %lld artifacts matched again in %.2f s: "
+                "%lld artifacts changed",
+                (long long)done.inventories, (long long)done.artifacts, (double)st.us / 1e6,
+                (long long)done.changed);
+    if (st.skipped > 0)
+        wh_log_info("re-match: %llu scanned artifacts have no stored package inventory "
+                    "(reports of external scanners, or scans stored before schema 9) and "
+                    "were not matched again: scan them again (scan all) to refresh them",
+                    (unsigned long long)st.skipped);
+    if (wh_db_vuln_change_prune(s->db, wh_now_ms() - CHANGES_KEEP_MS) < 0 ||
+        wh_db_rematch_prune(s->db, wh_now_ms() - CHANGES_KEEP_MS) < 0)
+        wh_log_warn("re-match: %s", wh_error_msg());
+    loaded_drop(l);
+}
+
+/*
+ * One look at the run of the loaded database: queue it if no node did, take
+ * it if it is due, else note what another node does with it; a run that
+ * ended needs nothing more from this node.
+ */
+static void rematch_step(wh_scand *s, struct loaded *l)
+{
+    struct wh_rematch_run run;
+    char line[256];
+    bool created = false;
+    if (!l->queued) {
+        if (wh_db_rematch_queue(s->db, l->digest, wh_now_ms(), &created) < 0) {
+            wh_log_warn("re-match: %s", wh_error_msg());
+            return;
+        }
+        l->queued = true;
+        if (created)
+            wh_log_info("re-match: run of %.19s queued", l->digest);
+    }
+    int error = wh_db_rematch_claim(s->db, l->digest, wh_now_ms(), &run);
+    if (error == 0) {
+        rematch_take(s, l, &run);
+        return;
+    }
+    if (error == WH_ENOTFOUND)
+        error = wh_db_rematch_get(s->db, l->digest, &run);
+    if (error == WH_ENOTFOUND) {
+        l->queued = false; /* pruned meanwhile: queued again next time */
+        return;
+    }
+    if (error < 0) {
+        wh_log_warn("re-match: %s", wh_error_msg());
+        return;
+    }
+    if (strcmp(run.status, "Success") == 0 || strcmp(run.status, "Error") == 0) {
+        wh_log_info("re-match: the run of %.19s ended already (%s, node %s: %lld inventories, "
+                    "%lld artifacts changed): nothing to do", l->digest, run.status,
+                    run.holder[0] ? run.holder : "unnamed", (long long)run.inventories,
+                    (long long)run.changed);
+        loaded_drop(l);
+        return;
+    }
+    if (strcmp(run.status, "Running") == 0)
+        snprintf(line, sizeof(line), "re-match: node %s runs the re-match of this database; "
+                 "waiting", run.holder[0] ? run.holder : "unnamed");
+    else if (run.due_ms > wh_now_ms())
+        snprintf(line, sizeof(line), "re-match: the run of this database waits for its "
+                 "retry (attempt %lld failed)", (long long)run.attempts);
+    else
+        return; /* being claimed by another node, or due this instant: the next look */
+    rematch_note(l, line);
 }
 
 /* ---- CVE export jobs (Harbor's /export/cve) ---- */
@@ -1010,19 +1206,19 @@ static void run_exports(wh_scand *s)
 static void *rematcher(void *arg)
 {
     wh_scand *s = arg;
-    char matched[256] = "", id[256];
+    struct loaded l = {0};
+    char id[256];
     int64_t pruned_ms = 0;
+    bool known = false, first = true; /* the first look loads whatever file there is */
     wh_db_thread_background(true);
-    if (wh_db_setting_get(s->db, REMATCH_SETTING, matched, sizeof(matched)) < 0)
-        matched[0] = '\0';
     while (!stopping(s)) {
         vulndb_identity(s->vulndb_path, id, sizeof(id));
-        if (id[0] && strcmp(id, matched) != 0) {
-            wh_log_info("re-match: the vulnerability database changed, matching the stored "
-                        "inventories again");
-            if (rematch_now(s, id))
-                snprintf(matched, sizeof(matched), "%s", id);
+        if (!known || strcmp(id, l.ident) != 0) {
+            known = rematch_load(s, &l, id, first);
+            first = first && !known;
         }
+        if (l.vdb)
+            rematch_step(s, &l);
         run_exports(s);
         if (wh_now_ms() - pruned_ms > 3600 * 1000) { /* hourly */
             pruned_ms = wh_now_ms();
@@ -1031,6 +1227,7 @@ static void *rematcher(void *arg)
         }
         idle_wait(s, 1000);
     }
+    loaded_drop(&l);
     wh_db_thread_done(s->db);
     return NULL;
 }
@@ -1161,12 +1358,23 @@ static void *keeper(void *arg)
     pthread_setname_np(pthread_self(), "wharf-lease");
     while (!stopping(s)) {
         int64_t requeued = 0;
+        int64_t runs = 0, exports = 0;
         if (wh_db_scan_renew(s->db, wh_now_ms()) < 0 ||
             wh_db_scan_recover(s->db, wh_now_ms(), false, &requeued) < 0)
             wh_log_error("scan queue leases: %s", wh_error_msg());
         else if (requeued > 0)
             wh_log_info("scan: %lld job(s) of a node whose lease ended were queued again",
                         (long long)requeued);
+        if (wh_db_rematch_renew(s->db, wh_now_ms()) < 0 ||
+            wh_db_export_renew(s->db, wh_now_ms()) < 0 ||
+            wh_db_rematch_recover(s->db, wh_now_ms(), false, &runs) < 0 ||
+            wh_db_export_recover(s->db, wh_now_ms(), false, &exports) < 0)
+            wh_log_error("re-match and export leases: %s", wh_error_msg());
+        if (runs > 0)
+            wh_log_info("re-match: the run of a node whose lease ended was queued again");
+        if (exports > 0)
+            wh_log_info("export: %lld export(s) of a node whose lease ended were queued again",
+                        (long long)exports);
         idle_wait(s, wh_db_scan_lease(s->db) / 4);
     }
     wh_db_thread_done(s->db);
@@ -1181,8 +1389,17 @@ int wh_scand_start(wh_scand **out, const struct wh_scand_config *cfg, wh_db *db,
         return WH_ERROR;
     if (requeued > 0)
         wh_log_info("scan: %lld job(s) cut off by a stop were queued again", (long long)requeued);
-    if (wh_db_export_recover(db) < 0)
+    /* this node's own runs and exports, which its previous run left, and any whose
+     * node died: a live node's are left to it */
+    int64_t runs = 0, exports = 0;
+    if (wh_db_rematch_recover(db, wh_now_ms(), true, &runs) < 0 ||
+        wh_db_export_recover(db, wh_now_ms(), true, &exports) < 0)
         return WH_ERROR;
+    if (runs > 0)
+        wh_log_info("re-match: a run cut off by a stop was queued again");
+    if (exports > 0)
+        wh_log_info("export: %lld export(s) cut off by a stop were queued again",
+                    (long long)exports);
     wh_scand *s = wh_calloc(1, sizeof(*s));
     s->db = db;
     s->store = store;

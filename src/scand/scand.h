@@ -91,6 +91,17 @@ struct wh_rematch_stats {
  * early when the pool stops (WH_ECONFLICT then). 0 or WH_ERROR.
  */
 int wh_scand_rematch(wh_db *db, wh_vulndb *vdb, wh_scand *s, struct wh_rematch_stats *st);
+/*
+ * The same for the re-match run `run`, claimed by this node
+ * (wh_db_rematch_claim): from its cursor on, each page's results written
+ * with the run's new cursor and counts in one transaction; `st` counts this
+ * call's part. The run is not ended here (wh_db_rematch_finish). 0,
+ * WH_ECONFLICT (the pool stops, or the failpoint rematch.hold held it until
+ * then), WH_ENOTFOUND (the run was taken over by another node: the page in
+ * hand is not written) or WH_ERROR.
+ */
+int wh_scand_rematch_run(wh_db *db, wh_vulndb *vdb, wh_scand *s, const struct wh_rematch_run *run,
+                         struct wh_rematch_stats *st);
 
 /* The vulnerability database updater: what it did last and what it does next. */
 struct wh_vulndb_update_state {

@@ -40,7 +40,12 @@ nginx unless the point is to pick a node:
     once its lease ended (`scan.lease` set to 5 s), not before;
   * (`dir` only) garbage collection: a run whose node is SIGKILLed finished by the other;
     a run started on one node worked by both (their counts adding up exactly); a run both
-    work stopped through the API, the helping node stopping within about a second.
+    work stopped through the API, the helping node stopping within about a second;
+  * (dir only) the same vulnerability database update imported on both nodes: one
+    re-match run (named by the database's content), done by one node, the other finding
+    it done; the changes answered through either node;
+  * (dir only) a node SIGKILLed mid-re-match (the failpoint `rematch.hold`): the other,
+    with the same database, finishes the run from its cursor once the lease ended.
 
 Skipped where PostgreSQL 15 or nginx is missing (scripts/deps.sh test), unless
 WHARF_NODES_TESTS=1 (CI), where that is a failure. The `s3` variants need radosgw
@@ -73,7 +78,7 @@ from ocilayout import MT_CONFIG, MT_LAYER_GZIP, MT_MANIFEST, descriptor, sha256_
 from regclient import ADMIN_PASSWORD, ADMIN_USER, Registry
 from s3bucket import S3, s3_empty, s3_env, s3_keys, s3_multipart
 from test_deploy import Nginx
-from test_scan_registry import (REPO, Scans, assert_matches_cli, cli_report, import_db,  # noqa: F401
+from test_scan_registry import (MIME, REPO, Scans, assert_matches_cli, cli_report, import_db,  # noqa: F401
                                 proj)  # (a fixture)
 from test_skopeo import assert_layout_holds_image
 
@@ -1019,3 +1024,152 @@ def test_cve_allowlists_changed_on_one_node_obeyed_by_the_others_gate(cluster, f
     sa.api.ok(sa.api.put(f"/projects/{proj}",
                          {"cve_allowlist": {"items": [{"cve_id": c} for c in crit[1:]]}}))
     assert pull_on_b() == 412                # one critical no longer allowed
+
+
+REMATCHED = re.compile(r"re-match: (\d+) inventories of (\d+) artifacts matched again")
+
+
+def deb_image(i):
+    """A Debian 12 image of zlib1g 1:1.2.13.dfsg-1 (CVE-2023-45853, which the database
+    update drops) and a package of its own: an inventory of its own."""
+    from test_scan_hostile import OS_RELEASE, STATUS, tar_bytes
+    status = STATUS + f"\nPackage: extra{i}\nStatus: install ok installed\nVersion: 1.0\n".encode()
+    layer = gzip.compress(tar_bytes([("etc/os-release", OS_RELEASE),
+                                     ("var/lib/dpkg/status", status)]), mtime=0)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "created_by": f"deb {i}",
+                      "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": MT_MANIFEST,
+                           "config": descriptor(MT_CONFIG, cfg),
+                           "layers": [descriptor(MT_LAYER_GZIP, layer)]}).encode()
+    return layer, cfg, manifest
+
+
+def push_deb_images(reg, proj, n):
+    digests = []
+    for i in range(n):
+        layer, cfg, manifest = deb_image(i)
+        reg.push_blob(f"{proj}/{REPO}", layer)
+        reg.push_blob(f"{proj}/{REPO}", cfg)
+        r = reg.push_manifest(f"{proj}/{REPO}", f"d{i}", manifest)
+        assert r.status_code == 201, describe(r)
+        digests.append(sha256_digest(manifest))
+    return digests
+
+
+def import_update(srv):
+    p = srv.cli("vulndb", "import", os.path.join(REPO_ROOT, "tests", "data", "vulndb", "rematch"),
+                timeout=300)
+    assert p.returncode == 0, p.stderr
+
+
+def rematch_runs(cluster):
+    return cluster.sql("SELECT vulndb, status, after_id, attempts, inventories, changed, holder"
+                       " FROM rematch_run ORDER BY created_ms")
+
+
+@pytest.mark.parametrize("cluster", ["dir"], indirect=True)
+def test_rematch_run_done_once_across_nodes(cluster, front, proj):
+    """The same database update imported on both nodes: one re-match run (the database's
+    content names it), done by one node; the other finds it done. The changes it recorded
+    answer through either node."""
+    a = cluster.node("node-a", start=False)
+    b = cluster.node("node-b", start=False)
+    for srv in (a, b):
+        import_db(srv, "debian", "nvd")
+    a.start()
+    b.start()
+    fr = front(a, b)
+    api = Api(fr.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project(proj, metadata={"auto_scan": "true"})
+    digests = push_deb_images(fr.registry(), proj, 2)
+    s = Scans(a, proj)
+    first = {d: s.wait_status(d, "Success") for d in digests}
+    # both loaded the same first database: its one run, done (by either)
+    wait_until(lambda: [r[1] for r in rematch_runs(cluster)] == ["Success"], 60,
+               "the first database's run")
+    t0 = int(time.time() * 1000) - 1000
+    a.mark_log()
+    b.mark_log()
+    with ThreadPoolExecutor(2) as ex:  # the same update on both nodes at once
+        list(ex.map(import_update, (a, b)))
+
+    def ended():
+        runs = rematch_runs(cluster)
+        return runs if len(runs) == 2 and runs[1][1] == "Success" else None
+
+    runs = ended() or wait_until(ended, 60, "the update's run")
+    _vdb, _status, _after, attempts, inventories, changed, holder = runs[1]
+    assert (attempts, inventories, changed) == ("1", "2", "2"), runs
+
+    # one node matched, the other found the run done (or waited for it, then found it done)
+    def both_told():
+        logs = {srv.name: srv.log_since_mark() for srv in (a, b)}
+        did = [n for n, t in logs.items() if REMATCHED.search(t)]
+        saw = [n for n, t in logs.items() if "ended already (Success" in t]
+        return (did, saw, logs) if len(did) + len(saw) >= 2 else None
+    did, saw, logs = wait_until(both_told, 60, "both nodes to tell about the run")
+    assert len(did) == 1 and saw == [n for n in ("node-a", "node-b") if n not in did], logs
+    assert REMATCHED.search(logs[did[0]]).groups() == ("2", "2"), logs[did[0]]
+    for d in digests:
+        o = s.overview(d)
+        assert o["report_id"] != first[d]["report_id"], o
+    # one change per image, recorded once, answered by either node
+    for srv in (a, b):
+        got = Api(srv.url, auth=(ADMIN_USER, ADMIN_PASSWORD)).get(
+            "/vulnerabilities/changes", params={"since": str(t0)})
+        assert got.status_code == 200, describe(got)
+        rows = got.json()
+        assert sorted(r["digest"] for r in rows) == sorted(digests), rows
+        assert all("CVE-2023-45853" in r["removed"] for r in rows), rows
+    assert cluster.sql("SELECT count(*) FROM vuln_change") == [["2"]]
+
+
+@pytest.mark.parametrize("cluster", ["dir"], indirect=True)
+def test_rematch_run_of_a_killed_node_finished_from_its_cursor(cluster, front, proj):
+    """A holds the update's run after its first inventory (the failpoint rematch.hold) and
+    is SIGKILLed; B, with the same database, takes the run over once A's lease (scan.lease,
+    3 s) ended, and goes on from the run's cursor: the first image is not matched again."""
+    env = {"WHARF_SCAN_LEASE": "3", "WHARF_SCAN_WORKERS": "1"}
+    a = cluster.node("node-a", {**env, "WHARF_FAILPOINTS": "rematch.hold=2:EIO"}, start=False)
+    import_db(a, "debian", "nvd")
+    a.start()
+    api = Api(a.url, auth=(ADMIN_USER, ADMIN_PASSWORD))
+    api.create_project(proj, metadata={"auto_scan": "true"})
+    digests = push_deb_images(a.registry(), proj, 3)
+    s = Scans(a, proj)
+    for d in digests:
+        s.wait_status(d, "Success")
+    wait_until(lambda: [r[1] for r in rematch_runs(cluster)] == ["Success"], 60,
+               "the first database's run")
+    import_update(a)
+    wait_until(lambda: "failpoint rematch.hold: re-match held after inventory" in a.log_text(),
+               60, "A to hold the run after its first inventory")
+    runs = rematch_runs(cluster)
+    assert runs[1][1] == "Running" and runs[1][4] == "1" and runs[1][5] == "1", runs
+    cursor = runs[1][2]
+    assert cluster.sql("SELECT count(*) FROM vuln_change") == [["1"]]
+    b = cluster.node("node-b", env, start=False)
+    import_db(b, "debian", "nvd")
+    import_update(b)  # the same content: the same run
+    a.kill()
+    killed = time.monotonic()
+    b.start()
+
+    def done():
+        r = rematch_runs(cluster)
+        return r if r[1][1] == "Success" else None
+    runs = wait_until(done, 60, "B to finish A's run")
+    assert time.monotonic() - killed >= 2, "taken before A's lease ended"
+    _vdb, _status, after, attempts, inventories, changed, _holder = runs[1]
+    assert (attempts, inventories, changed) == ("2", "3", "3"), runs
+    assert int(after) > int(cursor)
+    log = b.log_text()
+    assert f"re-match: going on from inventory {cursor} (attempt 2 of the run)" in log, log
+    assert "re-match: 3 inventories of 3 artifacts matched again" in log, log
+    # B matched the two others only: one change line each, and one change per image
+    assert len(re.findall(r"re-match: \S+@sha256:\S+: vulnerabilities", log)) == 2, log
+    assert cluster.sql("SELECT count(*), count(DISTINCT artifact_id) FROM vuln_change") == \
+        [["3", "3"]]
+    for d in digests:
+        rep = Scans(b, proj).vulnerabilities(d)[MIME]
+        assert "CVE-2023-45853" not in {v["id"] for v in rep["vulnerabilities"]}

@@ -181,7 +181,7 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
 
     assert_int_equal(test_db_open(&f->db, f->path), 0);
     wh_db *db = f->db;
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 16); /* every migration since 2 */
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 17); /* every migration since 2 */
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'new_%'"),
                      0);

@@ -8,6 +8,7 @@
  * may read; the security hub's totals, top fives and filtered list; and the
  * plans of the hub's list and the change list walk an index.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -472,11 +473,285 @@ static void test_dbfinding__plans(void **state)
     sqlite3_close(h);
 }
 
+/* ---- re-match runs and exports across nodes (schema 17) ---- */
+
+#define VDB1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define VDB2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+
+struct racer {
+    wh_db *db;
+    pthread_barrier_t *go;
+    int rc;
+    struct wh_rematch_run run;
+    struct wh_cve_export e;
+    bool export;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    pthread_barrier_wait(r->go);
+    r->rc = r->export ? wh_db_export_claim(r->db, 1000, &r->e)
+                      : wh_db_rematch_claim(r->db, VDB1, 1000, &r->run);
+    wh_db_thread_done(r->db);
+    return NULL;
+}
+
+/* Two nodes claim at the same moment: exactly one gets it. */
+static void claim_race(wh_db *a, wh_db *b, bool export, struct racer out[2])
+{
+    pthread_barrier_t go;
+    pthread_t t[2];
+    pthread_barrier_init(&go, NULL, 2);
+    out[0] = (struct racer){.db = a, .go = &go, .export = export};
+    out[1] = (struct racer){.db = b, .go = &go, .export = export};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, race, &out[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    assert_true((out[0].rc == 0 && out[1].rc == WH_ENOTFOUND) ||
+                (out[1].rc == 0 && out[0].rc == WH_ENOTFOUND));
+}
+
+/* What a node does with one page of a run: the inventories after `after` (`limit` of them),
+ * a result written for `t` when given, and the cursor, in one transaction. */
+struct page_work {
+    const char *run;
+    int64_t after, limit, walked, last;
+    const struct wh_rematch_target *t;
+};
+
+static int walk_one(int64_t id, const void *body, size_t len, void *payload)
+{
+    (void)body;
+    (void)len;
+    struct page_work *w = payload;
+    w->walked++;
+    w->last = id;
+    return 0;
+}
+
+static int page_tx(wh_db *db, void *payload)
+{
+    struct page_work *w = payload;
+    int error = wh_db_inventory_walk(db, w->after, w->limit, walk_one, w);
+    if (error == 0 && w->t) {
+        const struct wh_db_finding rows[] = {F_CRIT};
+        struct wh_scan_result r = {.severity = "Critical", .summary = "{}", .report = "{}",
+                                   .fingerprint = "fpx", .findings = rows, .nfindings = 1};
+        error = wh_db_rematch_apply(db, w->t, "rx", &r, 5000, NULL, NULL);
+    }
+    struct wh_rematch_counts n = {.inventories = w->walked, .artifacts = w->walked};
+    if (error == 0)
+        error = wh_db_rematch_progress(db, w->run, w->last, &n, 5000);
+    return error;
+}
+
+static void test_dbfinding__rematch_run_across_nodes(void **state)
+{
+    struct fixture *f = *state;
+    char d[3][72];
+    int64_t art[3];
+    const struct wh_db_finding rows[] = {F_HIGH};
+    for (unsigned i = 0; i < 3; i++) {
+        char inv[32], rid[8];
+        snprintf(inv, sizeof(inv), "{\"inv\":%u}", i + 1);
+        snprintf(rid, sizeof(rid), "r%u", i + 1);
+        art[i] = push(f->db, f->pub, "pub/app", digest(d[i], i + 1), NULL);
+        scan_ok(f->db, art[i], rid, rows, 1, inv, "fp1");
+    }
+    wh_db *b = NULL;
+    assert_int_equal(test_db_open(&b, f->path), 0);
+    wh_db_set_node(f->db, "a:5000");
+    wh_db_set_node(b, "b:5000");
+    struct wh_rematch_run run, other;
+    bool created = false;
+
+    /* both nodes load the same database: one run, queued once */
+    assert_int_equal(wh_db_rematch_queue(f->db, VDB1, 100, &created), 0);
+    assert_true(created);
+    assert_int_equal(wh_db_rematch_queue(b, VDB1, 200, &created), 0);
+    assert_false(created);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM rematch_run"), 1);
+
+    /* they claim it together: one takes it */
+    struct racer r[2];
+    claim_race(f->db, b, false, r);
+    wh_db *holder = r[0].rc == 0 ? f->db : b, *taker = holder == f->db ? b : f->db;
+    run = r[0].rc == 0 ? r[0].run : r[1].run;
+    assert_string_equal(run.status, "Running");
+    assert_string_equal(run.holder, wh_db_node(holder));
+    assert_int_equal(run.after_id, 0);
+    assert_int_equal(run.attempts, 1);
+    assert_int_equal(wh_db_rematch_claim(taker, VDB1, 1001, &other), WH_ENOTFOUND);
+
+    /* the holder does one page of one inventory; the other node cannot write its cursor */
+    struct page_work w = {.run = VDB1, .after = 0, .limit = 1};
+    assert_int_equal(wh_db_batch(holder, page_tx, &w), 0);
+    int64_t first = w.last;
+    assert_int_equal(w.walked, 1);
+    struct wh_rematch_counts none = {0};
+    assert_int_equal(wh_db_rematch_progress(taker, VDB1, 99, &none, 1002), WH_ENOTFOUND);
+    assert_int_equal(wh_db_rematch_get(taker, VDB1, &other), 0);
+    assert_int_equal(other.after_id, first);
+    assert_int_equal(other.inventories, 1);
+
+    /* while its lease holds (renewed) nobody takes it back */
+    int64_t n = -1;
+    assert_int_equal(wh_db_rematch_renew(holder, 2000), 0); /* until 2000 + the lease */
+    assert_int_equal(wh_db_rematch_recover(taker, 2000 + WH_SCAN_LEASE_MS - 1, false, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_rematch_recover(taker, 3000, true, &n), 0); /* its own start */
+    assert_int_equal(n, 0);
+
+    /* the holder dies: once its lease ended the other node takes the run over at the cursor */
+    assert_int_equal(wh_db_rematch_recover(taker, 2001 + WH_SCAN_LEASE_MS, false, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_rematch_claim(taker, VDB1, 3000 + WH_SCAN_LEASE_MS, &other), 0);
+    assert_int_equal(other.after_id, first);
+    assert_int_equal(other.attempts, 2);
+    assert_int_equal(other.inventories, 1);
+    assert_non_null(strstr(other.log, "was cut off at inventory"));
+    /* and does only what is left: the two other inventories, not the first again */
+    struct page_work w2 = {.run = VDB1, .after = other.after_id, .limit = 64};
+    assert_int_equal(wh_db_batch(taker, page_tx, &w2), 0);
+    assert_int_equal(w2.walked, 2);
+
+    /* the old holder comes back to life mid-page: its page's writes are rolled back */
+    struct wh_rematch_target t = {.artifact_id = art[0]};
+    snprintf(t.report_id, sizeof(t.report_id), "r1");
+    struct page_work late = {.run = VDB1, .after = 0, .limit = 1, .t = &t};
+    assert_int_equal(wh_db_batch(holder, page_tx, &late), WH_ENOTFOUND);
+    struct wh_scan_job j;
+    assert_int_equal(wh_db_scan_get(f->db, art[0], &j), 0);
+    assert_string_equal(j.report_id, "r1");
+    assert_int_equal(wh_db_rematch_finish(holder, VDB1, "", 6000), WH_ENOTFOUND);
+
+    /* done: never taken again, by either node, and loading the database again queues nothing */
+    assert_int_equal(wh_db_rematch_finish(taker, VDB1, "", 6000), 0);
+    assert_int_equal(wh_db_rematch_get(f->db, VDB1, &run), 0);
+    assert_string_equal(run.status, "Success");
+    assert_int_equal(run.inventories, 3);
+    assert_int_equal(run.after_id, w2.last);
+    assert_int_equal(run.end_ms, 6000);
+    assert_int_equal(wh_db_rematch_queue(f->db, VDB1, 7000, &created), 0);
+    assert_false(created);
+    assert_int_equal(wh_db_rematch_claim(f->db, VDB1, 7000, &run), WH_ENOTFOUND);
+    assert_int_equal(wh_db_rematch_claim(b, VDB1, 7000, &run), WH_ENOTFOUND);
+    assert_int_equal(wh_db_rematch_recover(b, 1000000, true, &n), 0);
+    assert_int_equal(n, 0);
+
+    /* a node starting takes back its own run at once; a stop gives it back uncounted */
+    assert_int_equal(wh_db_rematch_queue(f->db, VDB2, 8000, &created), 0);
+    assert_int_equal(wh_db_rematch_claim(f->db, VDB2, 8000, &run), 0);
+    assert_int_equal(wh_db_rematch_release(f->db, VDB2), 0);
+    assert_int_equal(wh_db_rematch_claim(b, VDB2, 8001, &run), 0);
+    assert_int_equal(run.attempts, 1);
+    assert_int_equal(wh_db_rematch_recover(b, 8002, true, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_rematch_claim(b, VDB2, 8003, &run), 0);
+    assert_int_equal(run.attempts, 2);
+    wh_db_close(b);
+}
+
+static void test_dbfinding__rematch_run_retry(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_rematch_run run;
+    char status[16];
+    int64_t due = 0;
+    wh_db_set_node(f->db, "a:5000");
+    wh_db_set_scan_retry(f->db, 2, 1000);
+    assert_int_equal(wh_db_rematch_queue(f->db, VDB1, 100, NULL), 0);
+    assert_int_equal(wh_db_rematch_claim(f->db, VDB1, 100, &run), 0);
+    /* a transient failure: Pending again after the backoff, not before */
+    assert_int_equal(wh_db_rematch_retry(f->db, VDB1, "database away", 200, status, &due), 0);
+    assert_string_equal(status, "Pending");
+    assert_int_equal(due, 1200);
+    assert_int_equal(wh_db_rematch_claim(f->db, VDB1, 1199, &run), WH_ENOTFOUND);
+    assert_int_equal(wh_db_rematch_claim(f->db, VDB1, 1200, &run), 0);
+    assert_int_equal(run.attempts, 2);
+    assert_non_null(strstr(run.log, "attempt 1 of 2 failed: database away"));
+    /* the last attempt fails: Error, never claimed again */
+    assert_int_equal(wh_db_rematch_retry(f->db, VDB1, "again", 1300, status, &due), 0);
+    assert_string_equal(status, "Error");
+    assert_int_equal(wh_db_rematch_claim(f->db, VDB1, 999999, &run), WH_ENOTFOUND);
+    assert_int_equal(wh_db_rematch_get(f->db, VDB1, &run), 0);
+    assert_string_equal(run.status, "Error");
+    assert_int_equal(wh_db_rematch_retry(f->db, VDB1, "no", 1400, status, &due), WH_ENOTFOUND);
+    /* an ended run goes with the prune, a running one stays */
+    assert_int_equal(wh_db_rematch_queue(f->db, VDB2, 5000, NULL), 0);
+    assert_int_equal(wh_db_rematch_claim(f->db, VDB2, 5000, &run), 0);
+    assert_int_equal(wh_db_rematch_prune(f->db, 10000), 0);
+    assert_int_equal(wh_db_rematch_get(f->db, VDB1, &run), WH_ENOTFOUND);
+    assert_int_equal(wh_db_rematch_get(f->db, VDB2, &run), 0);
+}
+
+static void test_dbfinding__export_leases(void **state)
+{
+    struct fixture *f = *state;
+    wh_db *b = NULL;
+    assert_int_equal(test_db_open(&b, f->path), 0);
+    wh_db_set_node(f->db, "a:5000");
+    wh_db_set_node(b, "b:5000");
+    struct wh_cve_export in = {.user_id = 1, .project_id = f->pub}, e;
+    snprintf(in.username, sizeof(in.username), "admin");
+    int64_t x = 0, y = 0, n = -1;
+    assert_int_equal(wh_db_export_create(f->db, &in, 10, &x), 0);
+
+    /* two nodes claim it together: one runs it */
+    struct racer r[2];
+    claim_race(f->db, b, true, r);
+    wh_db *holder = r[0].rc == 0 ? f->db : b, *other = holder == f->db ? b : f->db;
+    assert_int_equal(r[0].rc == 0 ? r[0].e.id : r[1].e.id, x);
+    assert_int_equal(wh_db_export_claim(other, 1001, &e), WH_ENOTFOUND);
+
+    /* the other node starting leaves it alone while its lease holds (renewed) */
+    assert_int_equal(wh_db_export_recover(other, 1002, true, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_export_renew(holder, 2000), 0);
+    assert_int_equal(wh_db_export_recover(other, 2000 + WH_SCAN_LEASE_MS - 1, false, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_export_get(f->db, x, &e), 0);
+    assert_string_equal(e.status, "Running");
+    /* only its holder ends it */
+    assert_int_equal(wh_db_export_finish(other, x, "Success", "", "a", 1, 2001), WH_ENOTFOUND);
+
+    /* the holder dies: once the lease ended it is queued again, and the other node runs it */
+    assert_int_equal(wh_db_export_recover(other, 2001 + WH_SCAN_LEASE_MS, false, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_export_claim(other, 3000 + WH_SCAN_LEASE_MS, &e), 0);
+    assert_int_equal(e.id, x);
+    assert_int_equal(wh_db_export_finish(holder, x, "Success", "", "a", 1, 2002), WH_ENOTFOUND);
+    assert_int_equal(wh_db_export_finish(other, x, "Success", "", "csv", 3, 4000 + WH_SCAN_LEASE_MS),
+                     0);
+    assert_int_equal(wh_db_export_get(f->db, x, &e), 0);
+    assert_string_equal(e.status, "Success");
+    assert_true(e.file_present);
+    assert_int_equal(wh_db_export_claim(holder, 999999, &e), WH_ENOTFOUND);
+
+    /* a node starting takes back its own Running export at once */
+    assert_int_equal(wh_db_export_create(f->db, &in, 20, &y), 0);
+    assert_int_equal(wh_db_export_claim(f->db, 5000, &e), 0);
+    assert_int_equal(e.id, y);
+    assert_int_equal(wh_db_export_recover(b, 5001, true, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(wh_db_export_recover(f->db, 5001, true, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_export_claim(b, 5002, &e), 0);
+    assert_int_equal(e.id, y);
+    wh_db_close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dbfinding__store_share_replace_drop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbfinding__rematch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbfinding__rematch_run_across_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbfinding__rematch_run_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbfinding__export_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbfinding__hub, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dbfinding__plans, setup, teardown),
     };

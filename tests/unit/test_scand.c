@@ -5,7 +5,10 @@
  * image (the pinned bookworm root file system against the fixture
  * database); a new report replaces the rows (no duplicates, nothing left of
  * the old one); a report that cannot be read writes nothing; such reports
- * keep no inventory, so a re-match leaves them alone and counts them.
+ * keep no inventory, so a re-match leaves them alone and counts them; a
+ * re-match run cut off after its first page (the failpoint rematch.hold, a
+ * node that dies) is taken over by another node, which goes on from the
+ * run's cursor: the first page is neither matched nor written again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -331,6 +334,104 @@ static void test_scand__rescan_replaces_and_bad_report_writes_nothing(void **sta
     free(c);
 }
 
+/* Scans recorded for three images of distinct inventories, with no findings (stale). */
+static void three_stale(struct fixture *f, int64_t art[3])
+{
+    struct wh_findings none = {0};
+    for (unsigned i = 0; i < 3; i++) {
+        char d[72], name[16], rid[8];
+        snprintf(d, sizeof(d), "sha256:%064x", 10 + i);
+        snprintf(name, sizeof(name), "extra%u", i);
+        snprintf(rid, sizeof(rid), "s%u", i);
+        art[i] = push(f->db, f->pid, d);
+        struct wh_pkg p = {.kind = WH_PKG_DPKG, .name = name, .version = "1.0", .path = "x"};
+        wh_inventory_add(f->inv, &p); /* one more package each: an inventory of its own */
+        wh_inventory_sort(f->inv);
+        struct wh_scan_job j;
+        claim(f->db, art[i], rid, &j);
+        assert_int_equal(wh_scand_record(f->db, &j, f->inv, &none), 0);
+    }
+}
+
+static void test_scand__rematch_run_taken_over_goes_on_from_cursor(void **state)
+{
+    struct fixture *f = *state;
+    int64_t art[3];
+    three_stale(f, art);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM scan_inventory"), 3);
+    wh_db *b = NULL;
+    assert_int_equal(wh_db_open(&b, f->path), 0);
+    wh_db_set_node(f->db, "a:5000");
+    wh_db_set_node(b, "b:5000");
+    struct wh_digest vd;
+    assert_int_equal(wh_vulndb_digest(f->vdb, &vd), 0);
+    struct wh_rematch_run run;
+    struct wh_rematch_stats st;
+
+    /* node a takes the run and is cut off before its second inventory */
+    assert_int_equal(wh_db_rematch_queue(f->db, vd.str, wh_now_ms(), NULL), 0);
+    assert_int_equal(wh_db_rematch_claim(f->db, vd.str, wh_now_ms(), &run), 0);
+    assert_int_equal(wh_failpoint_set("rematch.hold=2:EIO"), 0);
+    assert_int_equal(wh_scand_rematch_run(f->db, f->vdb, NULL, &run, &st), WH_ECONFLICT);
+    assert_int_equal(wh_failpoint_hits("rematch.hold"), 2);
+    assert_int_equal(wh_failpoint_set(NULL), 0);
+    assert_int_equal(st.inventories, 1);
+    assert_int_equal(st.changed, 1);
+    int64_t first = raw_int(f->path, "SELECT min(id) FROM scan_inventory");
+    assert_int_equal(wh_db_rematch_get(b, vd.str, &run), 0);
+    assert_int_equal(run.after_id, first);
+    assert_int_equal(run.changed, 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM vuln_change"), 1);
+
+    /* its lease ends: node b takes the run over and does the other two only */
+    int64_t n = 0, later = wh_now_ms() + 2 * WH_SCAN_LEASE_MS;
+    assert_int_equal(wh_db_rematch_recover(b, later, false, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(wh_db_rematch_claim(b, vd.str, later, &run), 0);
+    assert_int_equal(run.after_id, first);
+    assert_int_equal(wh_scand_rematch_run(b, f->vdb, NULL, &run, &st), 0);
+    assert_int_equal(st.inventories, 2);
+    assert_int_equal(st.changed, 2);
+    assert_int_equal(wh_db_rematch_finish(b, vd.str, "", wh_now_ms()), 0);
+    assert_int_equal(wh_db_rematch_get(f->db, vd.str, &run), 0);
+    assert_string_equal(run.status, "Success");
+    assert_int_equal(run.inventories, 3);
+    assert_int_equal(run.changed, 3);
+    /* one change recorded per image: none twice */
+    assert_int_equal(raw_int(f->path, "SELECT count(DISTINCT artifact_id) FROM vuln_change"), 3);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM vuln_change"), 3);
+    /* the node that was cut off cannot write to the run any more */
+    struct wh_rematch_counts none = {0};
+    assert_int_equal(wh_db_rematch_progress(f->db, vd.str, 0, &none, wh_now_ms()), WH_ENOTFOUND);
+    wh_db_close(b);
+}
+
+/* The digest names the content: a copy has the same, another import changes it. */
+static void test_scand__vulndb_digest_is_the_contents(void **state)
+{
+    struct fixture *f = *state;
+    struct wh_digest d1, d2, d3;
+    assert_int_equal(wh_vulndb_digest(f->vdb, &d1), 0);
+    const char *feeds[] = {"tests/data/vulndb/debian/tracker-bookworm-fixture.json",
+                           "tests/data/vulndb/nvd"};
+    const char *one[] = {"tests/data/vulndb/debian/tracker-bookworm-fixture.json"};
+    char *p2 = wh_sprintf("%s/other.sqlite", f->dir), *p3 = wh_sprintf("%s/third.sqlite", f->dir);
+    struct wh_vulndb_stats st;
+    wh_vulndb *v = NULL;
+    assert_int_equal(wh_vulndb_import(p2, feeds, 2, &st), 0); /* later: another import time */
+    assert_int_equal(wh_vulndb_open(&v, p2), 0);
+    assert_int_equal(wh_vulndb_digest(v, &d2), 0);
+    wh_vulndb_close(v);
+    assert_string_equal(d1.str, d2.str);
+    assert_int_equal(wh_vulndb_import(p3, one, 1, &st), 0);
+    assert_int_equal(wh_vulndb_open(&v, p3), 0);
+    assert_int_equal(wh_vulndb_digest(v, &d3), 0);
+    wh_vulndb_close(v);
+    assert_string_not_equal(d1.str, d3.str);
+    free(p2);
+    free(p3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +439,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_scand__rescan_replaces_and_bad_report_writes_nothing,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scand__rematch_run_taken_over_goes_on_from_cursor,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scand__vulndb_digest_is_the_contents, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
