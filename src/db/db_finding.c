@@ -867,11 +867,7 @@ int wh_db_export_renew(wh_db *db, int64_t now_ms)
 {
     static const char sql[] = "UPDATE cve_export SET lease_ms = ?2"
                               " WHERE status = 'Running' AND holder = ?1";
-    CONN_OR_FAIL(c, db);
-    db_stmt *s = db_stmt(c, sql);
-    db_bind_text(s, 1, db_node(c));
-    db_bind_i64(s, 2, now_ms + wh_db_scan_lease(db));
-    return db_run(c, s);
+    return db_lease_renew(db, sql, now_ms);
 }
 
 int wh_db_export_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued)
@@ -1105,11 +1101,7 @@ int wh_db_rematch_renew(wh_db *db, int64_t now_ms)
 {
     static const char sql[] = "UPDATE rematch_run SET lease_ms = ?2"
                               " WHERE status = 'Running' AND holder = ?1";
-    CONN_OR_FAIL(c, db);
-    db_stmt *s = db_stmt(c, sql);
-    db_bind_text(s, 1, db_node(c));
-    db_bind_i64(s, 2, now_ms + wh_db_scan_lease(db));
-    return db_run(c, s);
+    return db_lease_renew(db, sql, now_ms);
 }
 
 int wh_db_rematch_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued)

@@ -166,6 +166,11 @@ int db_constraint(struct conn *c, const char *what);
 void db_copy_col(char *dst, size_t cap, db_stmt *s, int col);
 /* A text column as an owned string ("" for NULL), for the caller to free. */
 char *db_dup_col(db_stmt *s, int col);
+/*
+ * Runs `sql`, an UPDATE that extends this node's leases: ?1 is the node
+ * (db_node), ?2 the new end (now_ms plus the scan lease). 0 or an error code.
+ */
+int db_lease_renew(wh_db *db, const char *sql, int64_t now_ms);
 /* Begins a write transaction (a savepoint inside wh_db_batch's). */
 int db_tx_begin(struct conn *c);
 /* COMMIT when `error` is 0, else ROLLBACK; returns the final code. */

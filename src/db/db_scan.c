@@ -377,15 +377,20 @@ int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char *
     return text_col(db, sql, artifact_id, report_id, "scan log", out);
 }
 
-int wh_db_scan_renew(wh_db *db, int64_t now_ms)
+int db_lease_renew(wh_db *db, const char *sql, int64_t now_ms)
 {
-    static const char sql[] = "UPDATE scan_job SET lease_ms = ?2"
-                              " WHERE status = 'Running' AND holder = ?1";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, db_node(c));
     db_bind_i64(s, 2, now_ms + wh_db_scan_lease(db));
     return db_run(c, s);
+}
+
+int wh_db_scan_renew(wh_db *db, int64_t now_ms)
+{
+    static const char sql[] = "UPDATE scan_job SET lease_ms = ?2"
+                              " WHERE status = 'Running' AND holder = ?1";
+    return db_lease_renew(db, sql, now_ms);
 }
 
 int wh_db_scan_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requeued)
