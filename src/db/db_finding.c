@@ -1038,18 +1038,6 @@ int wh_db_rematch_release(wh_db *db, const char *vulndb)
     return db_change(c, s, "re-match run held by this node");
 }
 
-/* The length of at most `cap` bytes of `s`, cut on a UTF-8 character boundary. */
-static int run_cut(const char *s, size_t cap)
-{
-    size_t n = strnlen(s, cap + 1);
-    if (n > cap) {
-        n = cap;
-        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-            n--;
-    }
-    return (int)n;
-}
-
 int wh_db_rematch_retry(wh_db *db, const char *vulndb, const char *why, int64_t now_ms,
                         char *status_out, int64_t *due_out)
 {
@@ -1067,19 +1055,9 @@ int wh_db_rematch_retry(wh_db *db, const char *vulndb, const char *why, int64_t 
     int error = db_one_row(c, s, "re-match run held by this node");
     if (error < 0)
         return error;
-    int64_t attempts = db_col_i64(s, 0);
+    int64_t attempts = db_col_i64(s, 0), due;
     db_done(s);
-    int64_t max = wh_db_scan_attempts(db);
-    bool last = attempts >= max;
-    int64_t due = last ? 0 : now_ms + wh_db_scan_retry_delay(db, attempts);
-    int wn = run_cut(why, 700);
-    if (last)
-        snprintf(line, sizeof(line), "attempt %lld of %lld failed: %.*s\ngave up after %lld "
-                 "attempts\n", (long long)attempts, (long long)max, wn, why, (long long)attempts);
-    else
-        snprintf(line, sizeof(line), "attempt %lld of %lld failed: %.*s\nretried in %lld s\n",
-                 (long long)attempts, (long long)max, wn, why,
-                 (long long)((due - now_ms + 999) / 1000));
+    bool last = db_retry_plan(db, attempts, why, now_ms, line, sizeof(line), &due);
     s = db_stmt(c, again);
     db_bind_text(s, 1, vulndb);
     db_bind_text(s, 2, db_node(c));

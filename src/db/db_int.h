@@ -171,6 +171,14 @@ char *db_dup_col(db_stmt *s, int col);
  * (db_node), ?2 the new end (now_ms plus the scan lease). 0 or an error code.
  */
 int db_lease_renew(wh_db *db, const char *sql, int64_t now_ms);
+/*
+ * What follows a failed attempt of a queued job (a scan, a re-match run):
+ * its log `line` (the reason cut to 700 bytes; then when it is retried, or
+ * that it was given up) and the time it is due again (0 when given up).
+ * True when that was the last attempt (scan.max_attempts).
+ */
+bool db_retry_plan(wh_db *db, int64_t attempts, const char *why, int64_t now_ms, char *line,
+                   size_t cap, int64_t *due_out);
 /* Begins a write transaction (a savepoint inside wh_db_batch's). */
 int db_tx_begin(struct conn *c);
 /* COMMIT when `error` is 0, else ROLLBACK; returns the final code. */

@@ -279,6 +279,24 @@ static int utf8_cut(const char *s, size_t cap)
     return (int)n;
 }
 
+bool db_retry_plan(wh_db *db, int64_t attempts, const char *why, int64_t now_ms, char *line,
+                   size_t cap, int64_t *due_out)
+{
+    int64_t max = wh_db_scan_attempts(db);
+    bool last = attempts >= max;
+    int64_t due = last ? 0 : now_ms + wh_db_scan_retry_delay(db, attempts);
+    int wn = utf8_cut(why, 700);
+    if (last)
+        snprintf(line, cap, "attempt %lld of %lld failed: %.*s\ngave up after %lld attempts\n",
+                 (long long)attempts, (long long)max, wn, why, (long long)attempts);
+    else
+        snprintf(line, cap, "attempt %lld of %lld failed: %.*s\nretried in %lld s\n",
+                 (long long)attempts, (long long)max, wn, why,
+                 (long long)((due - now_ms + 999) / 1000));
+    *due_out = due;
+    return last;
+}
+
 int wh_db_scan_retry(wh_db *db, int64_t artifact_id, const char *report_id, const char *why,
                      int64_t now_ms, char *status_out, int64_t *due_out)
 {
@@ -297,19 +315,9 @@ int wh_db_scan_retry(wh_db *db, int64_t artifact_id, const char *report_id, cons
     int error = db_one_row(c, s, "running scan");
     if (error < 0)
         return error;
-    int64_t attempts = db_col_i64(s, 0);
+    int64_t attempts = db_col_i64(s, 0), due;
     db_done(s);
-    int64_t max = wh_db_scan_attempts(db);
-    bool last = attempts >= max;
-    int64_t due = last ? 0 : now_ms + wh_db_scan_retry_delay(db, attempts);
-    int wn = utf8_cut(why, 700);
-    if (last)
-        snprintf(line, sizeof(line), "attempt %lld of %lld failed: %.*s\ngave up after %lld "
-                 "attempts\n", (long long)attempts, (long long)max, wn, why, (long long)attempts);
-    else
-        snprintf(line, sizeof(line), "attempt %lld of %lld failed: %.*s\nretried in %lld s\n",
-                 (long long)attempts, (long long)max, wn, why,
-                 (long long)((due - now_ms + 999) / 1000));
+    bool last = db_retry_plan(db, attempts, why, now_ms, line, sizeof(line), &due);
     s = db_stmt(c, again);
     db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);
