@@ -665,7 +665,6 @@ static int fs_upload_lock(wh_store *base, const char *id, wh_upload_lock **out)
 {
     struct fs_store *s = (struct fs_store *)base;
     char path[PATH_CAP];
-    struct stat held, now;
     if (!id_ok(id))
         return wh_error_set(WH_ENOTFOUND, "no such upload");
     upload_path(path, s, id);
@@ -683,13 +682,13 @@ static int fs_upload_lock(wh_store *base, const char *id, wh_upload_lock **out)
             return wh_error_set(WH_EBUSY, "another request is writing to this upload");
         return wh_error_set(WH_ERROR, "lock %s: %s", path, strerror(err));
     }
-    /* the file locked must still be the session's: its writer may have committed
-     * (renamed it into the blobs) or cancelled it between our open and our lock */
-    if (fstat(fd, &held) < 0 || stat(path, &now) < 0 || held.st_ino != now.st_ino ||
-        held.st_dev != now.st_dev) {
-        close(fd);
-        return wh_error_set(WH_ENOTFOUND, "no such upload");
-    }
+    /*
+     * The file locked may have stopped being the session's between our open
+     * and our lock (its writer committed it into the blobs, or cancelled it).
+     * Its writer ended the session's row before letting the lock go, so the
+     * caller, which reads the row next, finds none; and a writer resumes by
+     * opening the staged path again, never through this descriptor.
+     */
     wh_upload_lock *l = wh_calloc(1, sizeof(*l));
     l->fd = fd;
     *out = l;
