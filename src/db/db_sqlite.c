@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -840,7 +841,8 @@ static struct {
     atomic_uint_fast64_t gen; /* count of those ends */
     atomic_int fg_waiting;    /* foreground writers in the busy handler now */
     atomic_int bg_yielding;   /* background writers letting them go first now */
-} writers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+    atomic_int sleepers;      /* threads in writers_wait now */
+} writers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
 
 static _Thread_local bool tl_background;
 static _Thread_local bool tl_waiting;    /* counted in writers.fg_waiting */
@@ -859,11 +861,23 @@ static int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * Wakes one waiting writer: the lock just released goes to one of them, and
+ * its own commit wakes the next (waking them all made every one of them try
+ * the lock, and all but one go back to sleep, at every commit). Most commits
+ * find nobody waiting: then no lock is taken. A sleeper counts itself before
+ * it reads `gen` and the signaller bumps `gen` before it reads the count
+ * (both sequentially consistent), so one of the two sees the other. Only
+ * foreground writers wait on the condition; background ones poll, so that
+ * a wake-up never goes to a thread that would only give way again.
+ */
 static void writers_signal(void)
 {
     atomic_fetch_add(&writers.gen, 1);
+    if (atomic_load(&writers.sleepers) == 0)
+        return;
     pthread_mutex_lock(&writers.lock);
-    pthread_cond_broadcast(&writers.ended);
+    pthread_cond_signal(&writers.ended);
     pthread_mutex_unlock(&writers.lock);
 }
 
@@ -876,9 +890,11 @@ static void writers_wait(uint64_t seen, long us)
     ts.tv_sec += ts.tv_nsec / 1000000000;
     ts.tv_nsec %= 1000000000;
     pthread_mutex_lock(&writers.lock);
+    atomic_fetch_add(&writers.sleepers, 1);
     while (atomic_load(&writers.gen) == seen &&
            pthread_cond_timedwait(&writers.ended, &writers.lock, &ts) == 0)
         ;
+    atomic_fetch_sub(&writers.sleepers, 1);
     pthread_mutex_unlock(&writers.lock);
 }
 
@@ -909,7 +925,7 @@ static void writers_yield(void)
     atomic_fetch_add(&writers.bg_yielding, 1);
     int64_t until = mono_us() + BG_YIELD_MS * 1000;
     while (atomic_load(&writers.fg_waiting) > 0 && mono_us() < until)
-        writers_wait(atomic_load(&writers.gen), BUSY_POLL_US);
+        usleep(BUSY_POLL_US);
     atomic_fetch_sub(&writers.bg_yielding, 1);
 }
 
@@ -932,7 +948,10 @@ static int busy_wait(void *payload, int count)
     }
     if (now - tl_wait_us >= BUSY_TIMEOUT_MS * 1000)
         return 0; /* SQLITE_BUSY: "database is locked" */
-    writers_wait(tl_seen, BUSY_POLL_US);
+    if (tl_background)
+        usleep(BUSY_POLL_US);
+    else
+        writers_wait(tl_seen, BUSY_POLL_US);
     tl_seen = atomic_load(&writers.gen);
     writers_yield();
     return 1;
