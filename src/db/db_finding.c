@@ -1097,24 +1097,7 @@ int wh_db_rematch_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *req
         " lease_ms = 0"
         " WHERE status = 'Running' AND (lease_ms < ?2 OR (?3 = 1 AND holder = ?4))"
         " RETURNING status";
-    CONN_OR_FAIL(c, db);
-    db_stmt *s = db_stmt(c, sql);
-    db_bind_i64(s, 1, wh_db_scan_attempts(db));
-    db_bind_i64(s, 2, now_ms);
-    db_bind_i64(s, 3, at_start ? 1 : 0);
-    db_bind_text(s, 4, db_node(c));
-    db_bind_text(s, 5, "\n");
-    int64_t n = 0;
-    int rc;
-    while ((rc = db_step(s)) == DB_ROW) {
-        const char *st = db_col_text(s, 0);
-        n += st && strcmp(st, "Pending") == 0;
-    }
-    int error = rc == DB_DONE ? 0 : db_fail(c);
-    db_done(s);
-    if (requeued)
-        *requeued = n;
-    return error;
+    return db_lease_recover(db, sql, now_ms, at_start, requeued);
 }
 
 int wh_db_rematch_prune(wh_db *db, int64_t before_ms)

@@ -172,6 +172,14 @@ char *db_dup_col(db_stmt *s, int col);
  */
 int db_lease_renew(wh_db *db, const char *sql, int64_t now_ms);
 /*
+ * Runs `sql`, an UPDATE ... RETURNING status that hands back the Running
+ * jobs of a dead node (lease ended) or, `at_start`, of this node: ?1 the
+ * attempts allowed, ?2 now, ?3 at_start, ?4 this node, ?5 a newline.
+ * `*requeued` (may be NULL): how many became Pending again.
+ */
+int db_lease_recover(wh_db *db, const char *sql, int64_t now_ms, bool at_start,
+                     int64_t *requeued);
+/*
  * What follows a failed attempt of a queued job (a scan, a re-match run):
  * its log `line` (the reason cut to 700 bytes; then when it is retried, or
  * that it was given up) and the time it is due again (0 when given up).
