@@ -590,6 +590,19 @@ static int cut_beyond(struct fs_upload *u, uint64_t size)
     return (uint64_t)st.st_size > size ? cut(u, size) : 0;
 }
 
+/* Opens session `id`'s staged file (its path left in `path`): the fd, WH_ENOTFOUND or WH_ERROR. */
+static int open_staged(struct fs_store *s, const char *id, int flags, char path[PATH_CAP])
+{
+    if (!id_ok(id))
+        return wh_error_set(WH_ENOTFOUND, "no such upload");
+    upload_path(path, s, id);
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return wh_error_set(errno == ENOENT ? WH_ENOTFOUND : WH_ERROR, "open %s: %s", path,
+                            strerror(errno));
+    return fd;
+}
+
 static int fs_upload_resume(wh_store *base, const char *id, uint64_t offset, const char *state,
                             wh_upload **out)
 {
@@ -599,13 +612,9 @@ static int fs_upload_resume(wh_store *base, const char *id, uint64_t offset, con
     struct stat st;
     int error = 0;
 
-    if (!id_ok(id))
-        return wh_error_set(WH_ENOTFOUND, "no such upload");
-    upload_path(path, s, id);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = open_staged(s, id, O_RDWR, path);
     if (fd < 0)
-        return wh_error_set(errno == ENOENT ? WH_ENOTFOUND : WH_ERROR, "open %s: %s", path,
-                            strerror(errno));
+        return fd;
     u = upload_new(s, id, fd);
     if (fstat(fd, &st) < 0) {
         error = wh_error_set(WH_ERROR, "fstat %s: %s", path, strerror(errno));
@@ -665,13 +674,9 @@ static int fs_upload_lock(wh_store *base, const char *id, wh_upload_lock **out)
 {
     struct fs_store *s = (struct fs_store *)base;
     char path[PATH_CAP];
-    if (!id_ok(id))
-        return wh_error_set(WH_ENOTFOUND, "no such upload");
-    upload_path(path, s, id);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_staged(s, id, O_RDONLY, path);
     if (fd < 0)
-        return wh_error_set(errno == ENOENT ? WH_ENOTFOUND : WH_ERROR, "open %s: %s", path,
-                            strerror(errno));
+        return fd;
     int rc;
     while ((rc = flock(fd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
         ;
