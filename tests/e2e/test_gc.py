@@ -68,6 +68,36 @@ def assert_disk_is(srv, want: dict):
     assert sum(have.values()) == sum(want.values())
 
 
+def start_gc(api, **params):
+    """Starts a Manual run through the API; returns its id."""
+    r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"},
+                                         "parameters": params})
+    assert r.status_code == 201, describe(r)
+    return r.headers["Location"].rsplit("/", 1)[1]
+
+
+def wait_gc_progress(api, gc_id, timeout, what):
+    """Waits until run `gc_id` is Running with blobs deleted; returns its history item."""
+    def progressed():
+        item = api.get(f"/system/gc/{gc_id}").json()
+        return item if item["job_status"] == "Running" and item["blobs_deleted"] > 0 else None
+
+    return wait_until(progressed, timeout, what, interval=0.05)
+
+
+def wait_gc_end(api, gc_id, timeout, what=None):
+    """Waits until run `gc_id` is neither Pending nor Running; returns its history item."""
+    item = {}
+
+    def ended():
+        nonlocal item
+        item = api.get(f"/system/gc/{gc_id}").json()
+        return item["job_status"] not in ("Pending", "Running")
+
+    wait_until(ended, timeout, what or f"gc run {gc_id} to end")
+    return item
+
+
 def run_gc(srv, **params) -> dict:
     """A Manual run through the API, waited for; returns its history item."""
     api = admin(srv)
@@ -540,28 +570,13 @@ def test_gc_node_killed_mid_run_taken_back_at_restart(servers):
     seed_unreferenced(srv, N_SEEDED, b"gc-kill")
     srv.start(srv.port)
     api = admin(srv)
-    r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"},
-                                         "parameters": {"workers": 1}})
-    assert r.status_code == 201, describe(r)
-    gc_id = r.headers["Location"].rsplit("/", 1)[1]
-
-    def progressed():
-        item = api.get(f"/system/gc/{gc_id}").json()
-        return item if item["job_status"] == "Running" and item["blobs_deleted"] > 0 else None
-
-    before = wait_until(progressed, 30, "the run to make progress", interval=0.05)
+    gc_id = start_gc(api, workers=1)
+    before = wait_gc_progress(api, gc_id, 30, "the run to make progress")
     srv.kill()
     left = len(blob_dir_usage(srv)) - len(referenced(keep))
     assert 0 < left < N_SEEDED, left  # killed mid-run
     srv.start(srv.port)
-    item = {}
-
-    def ended():
-        nonlocal item
-        item = api.get(f"/system/gc/{gc_id}").json()
-        return item["job_status"] not in ("Pending", "Running")
-
-    wait_until(ended, RUN_TIMEOUT, "the run taken back to end")
+    item = wait_gc_end(api, gc_id, RUN_TIMEOUT, "the run taken back to end")
     log = api.get(f"/system/gc/{gc_id}/log").text
     assert item["job_status"] == "Success", (item, log[-3000:])
     assert_disk_is(srv, referenced(keep))

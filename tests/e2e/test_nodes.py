@@ -78,6 +78,8 @@ from ocilayout import MT_CONFIG, MT_LAYER_GZIP, MT_MANIFEST, descriptor, sha256_
 from regclient import ADMIN_PASSWORD, ADMIN_USER, Registry
 from s3bucket import S3, s3_empty, s3_env, s3_keys, s3_multipart
 from test_deploy import Nginx
+from test_gc import admin, assert_disk_is, referenced, start_gc, wait_gc_end, wait_gc_progress
+from test_gc import small_image as gc_image
 from test_scan_registry import (MIME, REPO, Scans, assert_matches_cli, cli_report, import_db,  # noqa: F401
                                 proj)  # (a fixture)
 from test_skopeo import assert_layout_holds_image
@@ -825,25 +827,6 @@ def gc_deleted(srv):
     return int(m.group(1))
 
 
-def start_gc(api, **params):
-    r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"},
-                                         "parameters": params})
-    assert r.status_code == 201, describe(r)
-    return r.headers["Location"].rsplit("/", 1)[1]
-
-
-def wait_gc_end(api, gc_id, timeout):
-    item = {}
-
-    def ended():
-        nonlocal item
-        item = api.get(f"/system/gc/{gc_id}").json()
-        return item["job_status"] not in ("Pending", "Running")
-
-    wait_until(ended, timeout, f"gc run {gc_id} to end")
-    return item
-
-
 # the blobs are seeded as files of the shared directory (garbage collection on S3:
 # test_s3_storage.py)
 @pytest.mark.parametrize("cluster", ["dir"], indirect=True)
@@ -855,10 +838,9 @@ def test_gc_run_started_on_one_node_worked_by_both(cluster):
     so does the run's own count (increments from both, never overwritten); B's lines are in
     the run's log under its node name; exactly the referenced blobs remain, pullable from
     both nodes."""
-    from test_gc import admin, assert_disk_is, referenced, small_image
     env = {"WHARF_GC_REVIEW_DELAY": "0"}
     a, b = cluster.node("node-a", env), cluster.node("node-b", env)
-    keep, other = small_image("nodes-help-keep"), small_image("nodes-help-other")
+    keep, other = gc_image("nodes-help-keep"), gc_image("nodes-help-other")
     a.registry().push_image("library/keep", keep, "v1")
     b.registry().push_image("library/other", other, "v1")
     n = 20000
@@ -901,10 +883,9 @@ def test_gc_run_stopped_stops_the_helping_node_too(cluster):
     delete: B's workers stop within about a second of the request (its progress write
     reads the stop), as A's do; the run ends Stopped with blobs left, and its count is
     exactly what both nodes deleted. A second run collects the rest."""
-    from test_gc import admin, assert_disk_is, referenced, small_image
     env = {"WHARF_GC_REVIEW_DELAY": "0"}
     a, b = cluster.node("node-a", env), cluster.node("node-b", env)
-    keep = small_image("nodes-stop-keep")
+    keep = gc_image("nodes-stop-keep")
     a.registry().push_image("library/keep", keep, "v1")
     n = 40000
     seed_unreferenced(cluster, n, b"nodes-stop")
@@ -944,42 +925,26 @@ def test_gc_run_of_a_killed_node_finished_by_the_other(cluster, tmp_path):
     the shared blob directory) runs on A, which is SIGKILLed mid-run; B, started meanwhile,
     takes the run over once A's lease (scan.lease, 3 s) passed without progress, goes on
     from A's counts and log, and ends it Success: exactly the referenced blobs remain."""
-    from test_gc import admin, assert_disk_is, referenced, small_image
     env = {"WHARF_GC_REVIEW_DELAY": "0", "WHARF_SCAN_LEASE": "3"}
     a = cluster.node("node-a", env)
-    keep = small_image("nodes-gc-keep")
+    keep = gc_image("nodes-gc-keep")
     a.registry().push_image("library/keep", keep, "v1")
     n = 20000
     seed_unreferenced(cluster, n, b"nodes-gc")
     api = admin(a)
-    r = api.post("/system/gc/schedule", {"schedule": {"type": "Manual"},
-                                         "parameters": {"workers": 1}})
-    assert r.status_code == 201, describe(r)
-    gc_id = r.headers["Location"].rsplit("/", 1)[1]
-
-    def progressed():
-        item = api.get(f"/system/gc/{gc_id}").json()
-        return item if item["job_status"] == "Running" and item["blobs_deleted"] > 0 else None
-
-    before = wait_until(progressed, 60, "A's run to make progress", interval=0.05)
+    gc_id = start_gc(api, workers=1)
+    before = wait_gc_progress(api, gc_id, 60, "A's run to make progress")
     b = cluster.node("node-b", env)
     a.kill()
     left = blob_files(cluster) - len(referenced(keep))  # B may be deleting (it helps)
     assert 0 < left < n, left  # A died mid-run
     api = admin(b)
-    item = {}
-
-    def ended():
-        nonlocal item
-        item = api.get(f"/system/gc/{gc_id}").json()
-        return item["job_status"] not in ("Pending", "Running")
-
-    wait_until(ended, 300, "B to finish the run")
+    item = wait_gc_end(api, gc_id, 300, "B to finish the run")
     log = api.get(f"/system/gc/{gc_id}/log").text
     assert item["job_status"] == "Success", (item, log[-3000:])
     assert_disk_is(b, referenced(keep))
     assert before["blobs_deleted"] <= item["blobs_deleted"] <= n, (before, item)
-    assert f"was cut off: the node running it stopped (" in log and ":" + str(a.port) in log, log
+    assert "was cut off: the node running it stopped (" in log and ":" + str(a.port) in log, log
     assert "attempt 2: taken over by " in log and ":" + str(b.port) in log, log
     assert "queued again" in b.log_text()
     assert f"gc: run {gc_id} started" in b.log_text()
