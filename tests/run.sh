@@ -100,6 +100,7 @@ else
             if [ "$f" -ne 0 ]; then
                 echo "FAIL s3 e2e tests/e2e/test_s3_storage.py, test_nodes.py -k s3"
                 tail -n 60 "$log/s3e2e.out"
+                grep -E '^(FAILED|ERROR) ' "$log/s3e2e.out" | cut -c1-240 || true
             else
                 extra=""; [ "$s" -eq 0 ] || extra=", $s skipped"
                 echo "ok   s3 e2e test_s3_storage.py, test_nodes.py -k s3 ($p cases$extra," \
@@ -140,6 +141,9 @@ if [ -d tests/e2e ] && ls tests/e2e/test_*.py >/dev/null 2>&1; then
         --ignore=tests/e2e/test_s3_storage.py ${WHARF_E2E_ARGS:-} >"$log/e2e.out" 2>&1
     rc=$?
     tail -n 40 "$log/e2e.out"
+    # every failure and error by name, one line each (a long message above can push them
+    # out of the tail)
+    grep -E '^(FAILED|ERROR) ' "$log/e2e.out" | cut -c1-240 || true
     line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|error)' "$log/e2e.out" | tail -n 1)
     p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
     f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | awk '{s+=$1} END{print s+0}')

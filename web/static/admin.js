@@ -1,7 +1,7 @@
 // admin.js: Administration (system administrators): users, system robot
 // accounts, the system CVE allowlist, the audit log.
 import { api } from './api.js';
-import { h, clear, fmtTime, alertBox, dialog, field, table, pager } from './dom.js';
+import { h, clear, fmtTime, alertBox, actor, dialog, field, table, pager } from './dom.js';
 import { robotGrid, logGrid } from './project.js';
 import { allowlistEditor } from './allowlist.js';
 
@@ -11,11 +11,7 @@ export async function usersPage(el) {
   const msg = h('div', { 'aria-live': 'polite' });
   const list = h('div');
   el.append(h('h1', null, 'Users'), h('div', { class: 'toolbar' }, h('button', { type: 'button', class: 'primary', onclick: create }, '+ NEW USER')), msg, list);
-  async function act(fn, ok) {
-    clear(msg);
-    try { await fn(); msg.append(alertBox('ok', ok)); } catch (ex) { msg.append(alertBox('error', ex.message)); }
-    await load();
-  }
+  const act = actor(msg, load);
   async function load() {
     const res = await api('GET', `/users?page=${page}&page_size=${size}`);
     const rows = res.data.map((u) => h('tr', null,

@@ -3,7 +3,7 @@
 // copy digest and delete; an index opens onto its children. One API call
 // per page (with_tag, with_scan_overview), none per row.
 import { api, repoPath } from './api.js';
-import { h, clear, fmtTime, fmtSize, shortDigest, copyButton, alertBox, dialog, table, pager } from './dom.js';
+import { h, clear, fmtTime, fmtSize, shortDigest, copyButton, alertBox, actor, dialog, table, pager } from './dom.js';
 import { link } from './app.js';
 import { vulnCell, overviewOf } from './vulns.js';
 
@@ -36,11 +36,7 @@ export async function artifactsPage(el, projectId, repo) {
   const logHref = (digest) => (rid) => `/api/v2.0${base}/artifacts/${digest}/scan/${rid}/log`;
   const detail = (digest) => `/harbor/projects/${projectId}/repositories/${encodeURIComponent(repo)}/artifacts-tab/artifacts/${digest}`;
 
-  async function act(fn, ok) {
-    clear(msg);
-    try { await fn(); if (ok) msg.append(alertBox('ok', ok)); } catch (ex) { msg.append(alertBox('error', ex.message)); }
-    await load();
-  }
+  const act = actor(msg, load);
 
   function actions(a) {
     const o = overviewOf(a);

@@ -83,6 +83,17 @@ export function alertBox(kind, text) {
   return h('div', { class: 'alert ' + kind, role: kind === 'error' ? 'alert' : 'status' }, text);
 }
 
+/** Runs a list's actions: clears msg, runs the action, reloads the list, and only then
+ * tells how it went, so the message never announces a state the list does not show yet. */
+export function actor(msg, reload) {
+  return async (fn, ok) => {
+    clear(msg);
+    let note = null;
+    try { await fn(); if (ok) note = alertBox('ok', ok); } catch (ex) { note = alertBox('error', ex.message); }
+    try { await reload(); } finally { if (note) msg.append(note); }
+  };
+}
+
 /** A modal dialog (the native <dialog>: focus trapped, Escape closes). */
 export function dialog(title, body, actions) {
   const d = h('dialog', { class: 'modal', 'aria-labelledby': 'dlg-title' },

@@ -4,7 +4,7 @@
 // schedule, "SCAN NOW" and progress) and the Security Hub (totals by
 // severity, the most dangerous CVEs and artifacts, the search by CVE).
 import { api, ApiError } from './api.js';
-import { h, clear, fmtTime, alertBox, field, table, pager, shortDigest } from './dom.js';
+import { h, clear, fmtTime, alertBox, actor, field, table, pager, shortDigest } from './dom.js';
 import { link, navigate } from './app.js';
 
 const TABS = [['vulnerability', 'Vulnerability'], ['security-hub', 'Security Hub']];
@@ -194,12 +194,10 @@ async function scanAll(el) {
       return false;
     });
   }
-  async function act(fn, ok) {
-    clear(msg);
-    try { await fn(); if (ok) msg.append(alertBox('ok', ok)); } catch (ex) { msg.append(alertBox('error', ex.message)); }
+  const act = actor(msg, async () => {
     const m = await loadRun();
     if (m && m.ongoing) watch();
-  }
+  });
   function start() {
     scanNow.disabled = true;
     return act(() => api('POST', '/system/scanAll/schedule', { schedule: { type: 'Manual' } }), 'Scan all started.');

@@ -1,7 +1,7 @@
 // project.js: a project's page and its tabs (Summary, Repositories, Members,
 // Robot Accounts, Logs, Configuration), each at Harbor's address.
 import { api } from './api.js';
-import { h, clear, fmtTime, fmtSize, alertBox, dialog, field, table, pager, copyButton } from './dom.js';
+import { h, clear, fmtTime, fmtSize, alertBox, actor, dialog, field, table, pager, copyButton } from './dom.js';
 import { link, navigate } from './app.js';
 import { ROLES } from './projects.js';
 import { allowlistEditor } from './allowlist.js';
@@ -98,11 +98,7 @@ async function members(el, p) {
     });
     clear(list).append(table('Members', ['Name', 'Member Type', 'Role', ''], rows));
   }
-  async function act(fn, ok) {
-    clear(msg);
-    try { await fn(); msg.append(alertBox('ok', ok)); } catch (ex) { msg.append(alertBox('error', ex.message)); }
-    await load();
-  }
+  const act = actor(msg, load);
   function add() {
     const [fn, name] = field('Name', { required: true, autocomplete: 'off' });
     const sel = roleSelect(2);
@@ -159,11 +155,7 @@ export function robotGrid(el, opts) {
     clear(list).append(table('Robot Accounts', ['Name', 'Enabled state', 'Permissions', 'Created time', 'Expires in', 'Description', ''], rows),
       rows.length ? '' : h('p', { class: 'empty' }, 'We couldn\'t find any robot accounts!'));
   }
-  async function act(fn, ok) {
-    clear(msg);
-    try { await fn(); msg.append(alertBox('ok', ok)); } catch (ex) { msg.append(alertBox('error', ex.message)); }
-    await load();
-  }
+  const act = actor(msg, load);
   async function refresh(r) {
     clear(msg);
     try {
