@@ -418,9 +418,9 @@ def main():
         if os.environ.get("AB_STRACE", "1") == "1":
             st_old = strace_counts(old_bin, "old")
             st_new = strace_counts(new_bin, "new")
-            report += [f"System calls (`strace -f -c` on every thread of the server, one run "
-                       f"of the "
-                       f"same mix after a warm-up): per request, per image or in one idle second.",
+            report += ["System calls (`strace -f -c` on every thread of the server, one run "
+                       "of the same mix after a warm-up): per request, per image or in one idle "
+                       "second.",
                        "", st_table(st_old, st_new), ""]
         load1 = os.getloadavg()
         report.append(f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end; "

@@ -2,9 +2,7 @@
 small client for /api/v2.0, and the checks every answer must pass (Harbor's
 error body, pagination headers)."""
 
-import json
 import os
-import time
 from urllib.parse import quote
 
 import requests

@@ -5,7 +5,6 @@ import time
 from urllib.parse import quote
 
 import pytest
-import requests
 
 from apiclient import ADMIN_PASSWORD, Api, describe, expect_error, start_server
 from conftest import WharfServer

@@ -18,10 +18,8 @@ import os
 import socket
 import time
 import uuid
-from urllib.parse import quote
 
 import pytest
-import requests
 
 from apiclient import ADMIN_PASSWORD, Api, describe, enc_repo, expect_error, start_server
 from conftest import WharfServer
@@ -35,7 +33,6 @@ from ocilayout import (
     make_index,
     sha256_digest,
 )
-from regclient import Registry
 
 NEVER = "0001-01-01T00:00:00.000Z"
 DEADLINE = 15.0
@@ -554,7 +551,7 @@ def test_current_user_permissions(srv, admin, unique):
     system = perms(admin, scope="/system", relative="true")
     assert {("system-volumes", "read"), ("catalog", "read"), ("project", "create"), ("quota", "read"),
             ("label", "create"), ("user", "list"), ("audit-log", "list")} <= system, system
-    assert (f"/system/quota", "read") in perms(admin, scope="/system")
+    assert ("/system/quota", "read") in perms(admin, scope="/system")
     assert perms(dev, scope="/system", relative="true") == set()
 
     # Harbor's namespaces take a project id; anything else grants nothing

@@ -338,7 +338,7 @@ def test_config_check_prints_effective_configuration(wharf_bin, tmp_path):
                        capture_output=True, text=True, timeout=15, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    assert f'threads: 3' in out and f"# {cfg}:2" in out.split("threads: 3")[1].splitlines()[0]
+    assert 'threads: 3' in out and f"# {cfg}:2" in out.split("threads: 3")[1].splitlines()[0]
     assert 'listen: "[::1]:5601"' in out and "# command line" in out
     assert "max_uploads: 7" in out and "# WHARF_MAX_UPLOADS" in out
     assert "max_blob_bytes: 1G" in out

@@ -18,7 +18,6 @@ import threading
 import pytest
 
 from apiclient import Api
-from apiclient import describe as api_describe
 from apiclient import expect_error as api_expect_error
 from conftest import unread_by_server, wait_until
 from ocilayout import MT_INDEX, make_image, make_index, sha256_digest

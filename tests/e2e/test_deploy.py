@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from conftest import REPO_ROOT, free_port, wait_until
-from regclient import ADMIN_PASSWORD, ADMIN_USER, CREDS, describe
+from regclient import ADMIN_PASSWORD, ADMIN_USER, describe
 
 DEPLOY = REPO_ROOT / "docs" / "deploy.md"
 SPOOLED = "a client request body is buffered to a temporary file"

@@ -9,7 +9,6 @@ The image is the pinned bookworm image pushed with skopeo; the database is
 the fixture database in tests/data/vulndb, imported with `wharf vulndb import`.
 """
 import json
-import os
 import time
 
 import requests

@@ -115,7 +115,7 @@ def test_encoded_nul_in_path_or_query_is_refused(server, unique):
     reg = server.registry()
     assert reg.get_manifest(repo, "v1").status_code == 200
     for path in (f"/v2/{repo}/manifests/v1%00evil", f"/v2/{repo}/tags/list?n=1%00",
-                 f"/api/v2.0/projects/library%00x"):
+                 "/api/v2.0/projects/library%00x"):
         r = raw(server, f"GET {path} HTTP/1.1\r\nHost: a\r\nAuthorization: ".encode()
                 + basic_auth().encode() + b"\r\n\r\n")
         assert status_of(r) == 400, (path, r[:400])

@@ -9,7 +9,6 @@ bucket itself with curl --aws-sigv4 to see what wharf left there.
 """
 
 import os
-import shutil
 import threading
 import time
 

@@ -23,8 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from apiclient import Api, describe, enc_repo
-from conftest import free_port, wait_until
+from apiclient import Api, describe
+from conftest import wait_until
 from regclient import ADMIN_PASSWORD, ADMIN_USER
 from test_scan_registry import (DATA, MIME, REPO, Scans, cli_report, expected_summary,
                                 import_db, keys)

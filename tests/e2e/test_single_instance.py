@@ -11,7 +11,6 @@ commands that work beside a running server keep working.
 
 import os
 import subprocess
-import time
 
 import pytest
 

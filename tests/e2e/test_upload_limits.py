@@ -14,7 +14,7 @@ import pytest
 
 from apiclient import Api
 from conftest import free_port, polling, wait_until
-from ocilayout import make_image, sha256_digest
+from ocilayout import sha256_digest
 from regclient import ADMIN_PASSWORD, ADMIN_USER, Registry, describe, expect_error
 
 OCTET = "application/octet-stream"
