@@ -6,7 +6,7 @@
 
 /* The schema scripts, one per schema version (version i + 1 is [i]); "" for a
  * version with nothing to do on PostgreSQL. */
-#define DB_PG_SCHEMA_VERSION 17 /* how many: db_pg_schema.c checks it */
+#define DB_PG_SCHEMA_VERSION 18 /* how many: db_pg_schema.c checks it */
 extern const char *const db_pg_migrations[];
 
 

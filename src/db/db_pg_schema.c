@@ -605,6 +605,9 @@ const char *const db_pg_migrations[] = {
     "  log " T " NOT NULL DEFAULT '');"
     "ALTER TABLE cve_export ADD COLUMN holder " T " NOT NULL DEFAULT '';"
     "ALTER TABLE cve_export ADD COLUMN lease_ms BIGINT NOT NULL DEFAULT 0;",
+    /* 18: as SQLite's 18, the index the upload sweep never used goes (the two tables
+     * SQLite rebuilds without a rowid are already held by their key here) */
+    "DROP INDEX upload_updated;",
 };
 #pragma GCC diagnostic pop
 

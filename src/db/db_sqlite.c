@@ -811,6 +811,39 @@ static const char *const migrations[] = {
     "  log TEXT NOT NULL DEFAULT '');"
     "ALTER TABLE cve_export ADD COLUMN holder TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE cve_export ADD COLUMN lease_ms INTEGER NOT NULL DEFAULT 0;",
+    /*
+     * 18: fewer pages written per push. upload_updated goes: the sweep's
+     * "idle or started too long ago" test reads every row whatever the
+     * index (the sessions in flight are few, capped per user and project),
+     * and each PATCH moved the row in it. The blob review queue and the
+     * manifest summaries, keyed by a digest, keep their rows in the key's
+     * own b-tree (WITHOUT ROWID: one b-tree each instead of a table and its
+     * key's index). The triggers feeding the queue name it, so the rebuilt
+     * table takes the old name with legacy_alter_table on (a rename checks
+     * every trigger against the schema of that moment, when the queue is
+     * dropped).
+     */
+    "DROP INDEX upload_updated;"
+    "PRAGMA legacy_alter_table=ON;"
+    "CREATE TABLE gc_blob_review_18("
+    "  digest TEXT PRIMARY KEY,"
+    "  review_after_ms INTEGER NOT NULL,"
+    "  review_count INTEGER NOT NULL DEFAULT 0,"
+    "  event TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO gc_blob_review_18(digest, review_after_ms, review_count, event)"
+    "  SELECT digest, review_after_ms, review_count, event FROM gc_blob_review;"
+    "DROP TABLE gc_blob_review;"
+    "ALTER TABLE gc_blob_review_18 RENAME TO gc_blob_review;"
+    "CREATE INDEX gc_blob_review_due ON gc_blob_review(review_after_ms);"
+    "CREATE TABLE manifest_summary_18("
+    "  digest TEXT PRIMARY KEY,"
+    "  extra_attrs TEXT NOT NULL,"
+    "  refs TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO manifest_summary_18(digest, extra_attrs, refs)"
+    "  SELECT digest, extra_attrs, refs FROM manifest_summary;"
+    "DROP TABLE manifest_summary;"
+    "ALTER TABLE manifest_summary_18 RENAME TO manifest_summary;"
+    "PRAGMA legacy_alter_table=OFF;",
 };
 #pragma GCC diagnostic pop
 

@@ -54,7 +54,7 @@ def test_push_pull_restart_on_postgres(pg, servers, skopeo, image_layout, tmp_pa
     # the metadata is in PostgreSQL, not in a SQLite file beside the blobs
     assert not os.path.exists(os.path.join(srv.data_dir, "wharf.db"))
     assert psql_value(dsn, f"SELECT count(*) FROM repository WHERE name = 'library/{unique}'") == "1"
-    assert psql_value(dsn, "SELECT version FROM wharf_schema") == "17"
+    assert psql_value(dsn, "SELECT version FROM wharf_schema") == "18"
 
     srv.restart()
     out = tmp_path / "pulled"

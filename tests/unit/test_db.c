@@ -181,7 +181,7 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
 
     assert_int_equal(test_db_open(&f->db, f->path), 0);
     wh_db *db = f->db;
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 17); /* every migration since 2 */
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 18); /* every migration since 2 */
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'new_%'"),
                      0);
@@ -268,6 +268,67 @@ static void test_db__migration_keeps_rows_and_ids(void **state)
     free(ai);
     free(rb);
 }
+
+/* ---- schema 18 over a schema-17 database: the review queue and the summaries rebuilt ---- */
+
+static void test_db__migration_18_keeps_queue_and_triggers(void **state)
+{
+    struct fixture *f = *state;
+    char d[3][72];
+    test_db_sqlite_only(); /* the rebuild is SQLite's; PostgreSQL drops an index only */
+    assert_int_equal(db_open_at(&f->db, f->path, 17), 0);
+    wh_db_close(f->db);
+    f->db = NULL;
+    char sql[2048];
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM gc_blob_review;"
+             "INSERT INTO gc_blob_review(digest, review_after_ms, review_count, event)"
+             "  VALUES('%s', 1000, 2, 'blob_upload'), ('%s', 2000, 0, 'blob_unlink');"
+             "INSERT INTO manifest_summary(digest, extra_attrs, refs)"
+             "  VALUES('%s', '{\"os\":\"linux\"}', '[]');",
+             digest(d[0], 1), digest(d[1], 2), digest(d[2], 3));
+    raw_exec(f->path, sql);
+
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 18);
+    /* the rows, as they were */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM gc_blob_review WHERE (digest = '%s' AND review_after_ms = 1000"
+             " AND review_count = 2 AND event = 'blob_upload') OR (digest = '%s' AND"
+             " review_after_ms = 2000 AND review_count = 0 AND event = 'blob_unlink')",
+             d[0], d[1]);
+    assert_int_equal(raw_int(f->path, sql), 2);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM gc_blob_review"), 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM manifest_summary WHERE digest = '%s'"
+             " AND extra_attrs = '{\"os\":\"linux\"}' AND refs = '[]'", d[2]);
+    assert_int_equal(raw_int(f->path, sql), 1);
+    /* one b-tree each (no rowid table beside the key's index), the sweep's unused index
+     * gone, nothing left of the rebuild, the due-time index back */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                      " ('sqlite_autoindex_gc_blob_review_1',"
+                                      " 'sqlite_autoindex_manifest_summary_1', 'upload_updated')"
+                                      " OR name LIKE '%\\_18' ESCAPE '\\'"),
+                     0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE"
+                                      " name = 'gc_blob_review_due' AND tbl_name = 'gc_blob_review'"),
+                     1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_integrity_check"
+                                      " WHERE integrity_check <> 'ok'"),
+                     0);
+    /* the triggers feed the rebuilt queue: a new blob is queued, a queued one postponed */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO blob(digest, size, created_ms) VALUES('%s', 1, 1), ('%s', 1, 1);",
+             digest(d[2], 4), d[0]);
+    raw_exec(f->path, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM gc_blob_review WHERE event = 'blob_upload'"
+             " AND review_after_ms > 1000 AND digest IN ('%s', '%s')",
+             d[2], d[0]);
+    assert_int_equal(raw_int(f->path, sql), 2);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM gc_blob_review"), 3);
+}
+
 
 /* ---- ids are never reused ---- */
 
@@ -1444,6 +1505,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_db__migration_keeps_rows_and_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__migration_18_keeps_queue_and_triggers, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_db__ids_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__list_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__artifact_lists, setup, teardown),
