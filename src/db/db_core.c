@@ -455,9 +455,8 @@ int db_tx_end(struct conn *c, int error)
             tx_call(c, c->d->release);
         } else {
             c->scan_queued = false;
-            /* also when the database rolled back already: a driver's rollback then
-             * only lets go of what the transaction held (SQLite: the writers' turn) */
-            tx_call(c, c->d->rollback);
+            if (c->d->in_tx(c->h)) /* the database may have rolled back already */
+                tx_call(c, c->d->rollback);
         }
         return error;
     }
@@ -472,7 +471,7 @@ int db_tx_end(struct conn *c, int error)
      * connection would then hold the write lock and every later begin on it
      * would fail. Roll back what is left.
      */
-    if (error < 0) {
+    if (error < 0 && c->d->in_tx(c->h)) {
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", wh_error_msg());
         tx_call(c, c->d->rollback);
@@ -550,10 +549,8 @@ static int migrate(struct conn *c, int upto)
             wh_error_set(error, "migration %d: %s", v + 1, msg);
             break;
         }
-        if ((error = d->commit(c->h)) < 0) {
-            d->rollback(c->h);
+        if ((error = d->commit(c->h)) < 0)
             break;
-        }
         wh_log_info("database migrated to schema version %d", v + 1);
     }
 out:

@@ -131,10 +131,7 @@ struct db_driver {
     int (*begin_write)(struct db_dconn *c);
     /* Commits; on failure the transaction may still be open (see in_tx). */
     int (*commit)(struct db_dconn *c);
-    /* Rolls back the open transaction. When there is none (never begun, or ended by
-     * the database after an error) it only lets go of what a write transaction held
-     * in the process (SQLite: the writers' turn); the core calls it after every failed
-     * transaction. */
+    /* Rolls back the open transaction (a no-op when there is none). */
     int (*rollback)(struct db_dconn *c);
     /* Opens the one nested savepoint the core uses inside a transaction. */
     int (*savepoint)(struct db_dconn *c);

@@ -962,68 +962,6 @@ static void writers_yield(void)
     atomic_fetch_sub(&writers.bg_yielding, 1);
 }
 
-/*
- * The writers of this process take turns before they ask SQLite for its
- * lock: one holds the turn from its BEGIN IMMEDIATE to the end of that
- * transaction, the others sleep on a condition until it is handed on. Left
- * to SQLite, each of them would try the lock, find it taken, start and end
- * a read of the WAL index (a mutex of its own shared by every connection),
- * call the busy handler and try again: under four concurrent pushers that
- * was some 300 futex calls and many page-cache reloads an image. Writers of
- * other processes (the CLI, a second server on the same data directory)
- * still meet this process's writers at SQLite's lock, through the busy
- * handler. The turn is a flag under a mutex, not a mutex held across the
- * transaction: any thread may hand it on.
- */
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t free;
-    bool taken;
-    int waiting;
-} turn = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-
-static int turn_take(void)
-{
-    pthread_mutex_lock(&turn.lock);
-    if (!turn.taken) {
-        turn.taken = true;
-        pthread_mutex_unlock(&turn.lock);
-        return 0;
-    }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += BUSY_TIMEOUT_MS / 1000;
-    int64_t t0 = mono_us();
-    if (!tl_background)
-        atomic_fetch_add(&writers.fg_waiting, 1);
-    turn.waiting++;
-    int rc = 0;
-    while (turn.taken && rc == 0)
-        rc = pthread_cond_timedwait(&turn.free, &turn.lock, &until);
-    turn.waiting--;
-    if (!tl_background)
-        atomic_fetch_sub(&writers.fg_waiting, 1);
-    bool got = !turn.taken; /* else still another's, after BUSY_TIMEOUT_MS */
-    if (got)
-        turn.taken = true;
-    pthread_mutex_unlock(&turn.lock);
-    wh_metric_add(WH_METRIC_DB_LOCK_WAITS, 1);
-    wh_metric_add(WH_METRIC_DB_LOCK_WAIT_US, (uint64_t)(mono_us() - t0));
-    if (!got)
-        return wh_error_set(WH_EBUSY, "sqlite: database is locked (no write turn within %d s)",
-                            BUSY_TIMEOUT_MS / 1000);
-    return 0;
-}
-
-static void turn_give(void)
-{
-    pthread_mutex_lock(&turn.lock);
-    turn.taken = false;
-    if (turn.waiting > 0)
-        pthread_cond_signal(&turn.free);
-    pthread_mutex_unlock(&turn.lock);
-}
-
 void db_sqlite_writers(int *fg_waiting, int *bg_yielding)
 {
     *fg_waiting = atomic_load(&writers.fg_waiting);
@@ -1079,17 +1017,7 @@ static const char *const tx_sql[TX_COUNT] = {
 struct db_dconn {
     sqlite3 *h;
     sqlite3_stmt *tx[TX_COUNT]; /* prepared on first use */
-    bool turn;                  /* holds the writers' turn (a write transaction is open) */
 };
-
-/* Hands the writers' turn on once the connection's transaction has ended. */
-static void turn_check(struct db_dconn *c)
-{
-    if (c->turn && sqlite3_get_autocommit(c->h)) {
-        c->turn = false;
-        turn_give();
-    }
-}
 
 /* A driver statement is SQLite's own. */
 #define ST(s) ((sqlite3_stmt *)(void *)(s))
@@ -1136,8 +1064,6 @@ static void sq_close(struct db_dconn *c)
     for (int i = 0; i < TX_COUNT; i++)
         sqlite3_finalize(c->tx[i]);
     sqlite3_close(c->h);
-    if (c->turn)
-        turn_give(); /* its transaction ended with it */
     free(c);
 }
 
@@ -1313,30 +1239,18 @@ static bool sq_in_tx(struct db_dconn *c)
 
 static int sq_begin_write(struct db_dconn *c)
 {
-    int error;
     writers_yield();
-    if (!c->turn) {
-        if ((error = turn_take()) < 0)
-            return error;
-        c->turn = true;
-    }
-    error = tx_run(c, TX_BEGIN);
-    turn_check(c); /* not begun: handed on */
-    return error;
+    return tx_run(c, TX_BEGIN);
 }
 
 static int sq_commit(struct db_dconn *c)
 {
-    int error = tx_run(c, TX_COMMIT);
-    turn_check(c);
-    return error;
+    return tx_run(c, TX_COMMIT);
 }
 
 static int sq_rollback(struct db_dconn *c)
 {
-    int error = sqlite3_get_autocommit(c->h) ? 0 : tx_run(c, TX_ROLLBACK);
-    turn_check(c);
-    return error;
+    return sqlite3_get_autocommit(c->h) ? 0 : tx_run(c, TX_ROLLBACK);
 }
 
 static int sq_savepoint(struct db_dconn *c)
