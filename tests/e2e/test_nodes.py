@@ -827,6 +827,17 @@ def gc_deleted(srv):
     return int(m.group(1))
 
 
+def gc_roles(a, b, gc_id):
+    """(holder, helper) of run `gc_id`: the node that took it and the one helping it. A
+    run started through A's API is usually taken by A, whose gc thread the request wakes,
+    but B's own tick may come first: either may hold it."""
+    def helper():
+        helping = [n for n in (a, b) if f"gc: helping run {gc_id} (" in n.log_text()]
+        return helping[0] if len(helping) == 1 else None
+    h = wait_until(helper, 60, f"one node helping run {gc_id}")
+    return (b if h is a else a), h
+
+
 # the blobs are seeded as files of the shared directory (garbage collection on S3:
 # test_s3_storage.py)
 @pytest.mark.parametrize("cluster", ["dir"], indirect=True)
@@ -847,6 +858,7 @@ def test_gc_run_started_on_one_node_worked_by_both(cluster):
     seed_unreferenced(cluster, n, b"nodes-help")
     api = admin(a)
     gc_id = start_gc(api, workers=2)
+    holder, helper = gc_roles(a, b, gc_id)
     item = wait_gc_end(api, gc_id, 300)
     log = api.get(f"/system/gc/{gc_id}/log").text
     assert item["job_status"] == "Success", (item, log[-3000:])
@@ -855,16 +867,17 @@ def test_gc_run_started_on_one_node_worked_by_both(cluster):
     item = wait_until(lambda: (lambda i: i if i["blobs_deleted"] >= n else None)(
         api.get(f"/system/gc/{gc_id}").json()), 10, "the helper's last counts")
     assert item["blobs_deleted"] == n, item
-    by_a, by_b = gc_deleted(a), gc_deleted(b)
-    assert by_a > 0 and by_b > 0, (by_a, by_b)
-    assert by_a + by_b == n, (by_a, by_b)
+    by_holder, by_helper = gc_deleted(holder), gc_deleted(helper)
+    assert by_holder > 0 and by_helper > 0, (by_holder, by_helper)
+    assert by_holder + by_helper == n, (by_holder, by_helper)
     log = api.get(f"/system/gc/{gc_id}/log").text
-    assert f"]:{b.port}: helping this run: workers=2\n" in log, log[:3000]
-    helped = sum(int(x) for x in re.findall(rf"\]:{b.port}: helped: (\d+) blobs", log))
-    assert helped == by_b, (helped, by_b, log[-3000:])
-    assert re.search(rf"\]:{b.port}: deleted blob sha256:[0-9a-f]{{64}} \(", log), log[:3000]
-    assert f"]:{a.port}: helping" not in log  # the holder does not help itself
-    assert f"gc: helping run {gc_id} (workers=2)" in b.log_text()
+    assert f"]:{helper.port}: helping this run: workers=2\n" in log, log[:3000]
+    helped = sum(int(x) for x in re.findall(rf"\]:{helper.port}: helped: (\d+) blobs", log))
+    assert helped == by_helper, (helped, by_helper, log[-3000:])
+    assert re.search(rf"\]:{helper.port}: deleted blob sha256:[0-9a-f]{{64}} \(", log), \
+        log[:3000]
+    assert f"]:{holder.port}: helping" not in log  # the holder does not help itself
+    assert f"gc: helping run {gc_id} (workers=2)" in helper.log_text()
     assert_disk_is(a, referenced(keep, other))
     for srv in (a, b):
         reg = srv.registry()
@@ -879,10 +892,11 @@ def test_gc_run_started_on_one_node_worked_by_both(cluster):
 
 @pytest.mark.parametrize("cluster", ["dir"], indirect=True)
 def test_gc_run_stopped_stops_the_helping_node_too(cluster):
-    """A run on A that B helps, stopped through the API (PUT /system/gc/{id}) while both
-    delete: B's workers stop within about a second of the request (its progress write
-    reads the stop), as A's do; the run ends Stopped with blobs left, and its count is
-    exactly what both nodes deleted. A second run collects the rest."""
+    """A run that one node holds and the other helps, stopped through the API (PUT
+    /system/gc/{id}) while both delete: the helper's workers stop within about a second of
+    the request (its progress write reads the stop), as the holder's do; the run ends
+    Stopped with blobs left, and its count is exactly what both nodes deleted. A second run
+    collects the rest."""
     env = {"WHARF_GC_REVIEW_DELAY": "0"}
     a, b = cluster.node("node-a", env), cluster.node("node-b", env)
     keep = gc_image("nodes-stop-keep")
@@ -891,34 +905,38 @@ def test_gc_run_stopped_stops_the_helping_node_too(cluster):
     seed_unreferenced(cluster, n, b"nodes-stop")
     api = admin(a)
     gc_id = start_gc(api, workers=1)
-    wait_until(lambda: gc_deleted(b) > 0, 60, "B to help")
+    holder, helper = gc_roles(a, b, gc_id)
+    wait_until(lambda: gc_deleted(helper) > 0, 60, "the helper to delete")
     asked = time.monotonic()
     r = api.put(f"/system/gc/{gc_id}")
     assert r.status_code == 200, describe(r)
     item = wait_gc_end(api, gc_id, 30)
     assert item["job_status"] == "Stopped", item
-    # B stops within about a second of the request: from 1.5 s after it to 3 s, its count
-    # stays put (an observation window, not a wait for a condition)
+    # the helper stops within about a second of the request: from 1.5 s after it to 3 s,
+    # its count stays put (an observation window, not a wait for a condition)
     seen = []
     while time.monotonic() < asked + 3.0:
-        seen.append((round(time.monotonic() - asked, 2), gc_deleted(b)))
+        seen.append((round(time.monotonic() - asked, 2), gc_deleted(helper)))
         time.sleep(0.1)
     late = {count for t, count in seen if t >= 1.5}
-    assert len(late) == 1, ("B went on deleting after the stop", seen)
-    by_b = late.pop()
+    assert len(late) == 1, ("the helper went on deleting after the stop", seen)
+    by_helper = late.pop()
     left = blob_files(cluster) - len(referenced(keep))
     assert left > 0, "the run finished before the stop: seed more blobs"
-    by_a = by_a_then = gc_deleted(a)
-    item = wait_until(lambda: (lambda i: i if i["blobs_deleted"] == by_a + by_b else None)(
-        api.get(f"/system/gc/{gc_id}").json()), 10, "the run's count to be both nodes'")
+    by_holder = by_holder_then = gc_deleted(holder)
+    item = wait_until(
+        lambda: (lambda i: i if i["blobs_deleted"] == by_holder + by_helper else None)(
+            api.get(f"/system/gc/{gc_id}").json()), 10, "the run's count to be both nodes'")
     assert item["blobs_deleted"] == n - left, (item, left)
-    assert gc_deleted(a) == by_a_then
+    assert gc_deleted(holder) == by_holder_then
     log = api.get(f"/system/gc/{gc_id}/log").text
-    assert f"]:{b.port}: helping this run: workers=1\n" in log, log[:3000]
+    assert f"]:{helper.port}: helping this run: workers=1\n" in log, log[:3000]
     rest = start_gc(api, workers=1)
     item = wait_gc_end(api, rest, 300)
     assert item["job_status"] == "Success", item
     assert_disk_is(a, referenced(keep))
+
+
 @pytest.mark.parametrize("cluster", ["dir"], indirect=True)
 def test_gc_run_of_a_killed_node_finished_by_the_other(cluster, tmp_path):
     """A collection of 20000 unreferenced blobs (rows seeded into PostgreSQL, files into
