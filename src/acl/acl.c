@@ -37,13 +37,27 @@
 #define PURGE_INTERVAL_MS (3600 * 1000) /* how often expired audit rows are deleted */
 #define TARPIT_MS 1000 /* a throttled login waits this long (at most) for its 429 */
 
+/*
+ * The two caches of verified secrets and tokens are set-associative: a key
+ * (a hex digest) picks a set of CACHE_WAYS slots by its first digits and
+ * takes the least recently used slot of that set. Two keys that share a set
+ * both stay (a direct-mapped table made two clients whose keys collided pay
+ * a password or signature check on every request, turn about).
+ */
+#define CACHE_WAYS 4
+
+struct cache_tag {
+    char key[WH_DIGEST_STR_MAX]; /* "" when free */
+    uint64_t used;               /* the cache clock at the last use */
+};
+
 struct verified {
-    char key[WH_DIGEST_STR_MAX]; /* digest of (salt, name, secret, stored hash) */
+    struct cache_tag tag; /* digest of (salt, name, secret, stored hash) */
     int64_t until_ms;
 };
 
 struct token_slot {
-    char key[WH_DIGEST_STR_MAX]; /* sha256 of the token text */
+    struct cache_tag tag; /* sha256 of the token text */
     struct wh_token_claims claims;
 };
 
@@ -69,7 +83,8 @@ struct wh_acl {
     int64_t token_ttl_s;
     int64_t refresh_ttl_s;
     char salt[33];
-    pthread_mutex_t lock; /* guards verified[] and the audit queue */
+    pthread_mutex_t lock; /* guards verified[], tokens[] and the audit queue */
+    uint64_t cache_clock; /* ticks at every use of a cache slot */
     struct verified verified[VERIFIED_SLOTS];
     struct token_slot tokens[TOKEN_SLOTS];
     struct audit_item queue[AUDIT_QUEUE];
@@ -107,9 +122,69 @@ static void cred_key(struct wh_digest *out, const wh_acl *a, const char *name,
     wh_hasher_free(h);
 }
 
-static size_t cred_slot(const struct wh_digest *k)
+/* Slot `i` of a cache whose slots are `stride` bytes apart, each starting with its tag. */
+static struct cache_tag *cache_tag_at(void *slots, size_t stride, size_t i)
 {
-    return strtoul((char[]){k->str[7], k->str[8], k->str[9], '\0'}, NULL, 16) % VERIFIED_SLOTS;
+    return (struct cache_tag *)((char *)slots + i * stride);
+}
+
+/* One of `n` buckets for hex digest `key`, from its first three digits. */
+static size_t digest_bucket(const struct wh_digest *key, size_t n)
+{
+    return strtoul((char[]){key->str[7], key->str[8], key->str[9], '\0'}, NULL, 16) % n;
+}
+
+/* The first slot of the set of hex digest `key` in a cache of `nslots`. */
+static size_t cache_set(const struct wh_digest *key, size_t nslots)
+{
+    return digest_bucket(key, nslots / CACHE_WAYS) * CACHE_WAYS;
+}
+
+/*
+ * The slot holding `key` (marked as just used), or -1. Keys are compared in
+ * constant time: a cached secret's key must not leak through timing. The
+ * caller holds a->lock.
+ */
+static ptrdiff_t cache_find(wh_acl *a, void *slots, size_t stride, size_t nslots,
+                            const struct wh_digest *key)
+{
+    size_t first = cache_set(key, nslots), klen = strlen(key->str);
+    for (size_t i = first; i < first + CACHE_WAYS; i++) {
+        struct cache_tag *t = cache_tag_at(slots, stride, i);
+        if (t->key[0] && wh_auth_consttime_eq(t->key, strlen(t->key), key->str, klen)) {
+            t->used = ++a->cache_clock;
+            return (ptrdiff_t)i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * The slot to store `key` in: the one holding it already, else the least
+ * recently used of its set; its tag is set to `key`. The caller holds a->lock
+ * and fills the rest of the slot.
+ */
+static size_t cache_put(wh_acl *a, void *slots, size_t stride, size_t nslots,
+                        const struct wh_digest *key)
+{
+    ptrdiff_t hit = cache_find(a, slots, stride, nslots, key);
+    if (hit >= 0)
+        return (size_t)hit;
+    size_t first = cache_set(key, nslots), victim = first;
+    for (size_t i = first + 1; i < first + CACHE_WAYS; i++)
+        if (cache_tag_at(slots, stride, i)->used < cache_tag_at(slots, stride, victim)->used)
+            victim = i;
+    struct cache_tag *t = cache_tag_at(slots, stride, victim);
+    snprintf(t->key, sizeof(t->key), "%s", key->str);
+    t->used = ++a->cache_clock;
+    return victim;
+}
+
+/* wh_auth_password_verify, counted in /metrics: the server's costliest check. */
+static int hash_check(const char *stored, const char *secret)
+{
+    wh_metric_add(WH_METRIC_PASSWORD_CHECKS, 1);
+    return wh_auth_password_verify(stored, secret);
 }
 
 /* Whether (name, secret) matched `stored` within the last VERIFIED_TTL_MS. */
@@ -118,12 +193,9 @@ static bool secret_cached(wh_acl *a, const char *name, const char *secret, const
     struct wh_digest k;
     int64_t now = wh_now_ms();
     cred_key(&k, a, name, secret, stored);
-    size_t slot = cred_slot(&k);
-    size_t klen = strlen(k.str);
     pthread_mutex_lock(&a->lock);
-    bool hit = a->verified[slot].until_ms > now &&
-               wh_auth_consttime_eq(a->verified[slot].key, strlen(a->verified[slot].key), k.str,
-                                    klen);
+    ptrdiff_t i = cache_find(a, a->verified, sizeof(a->verified[0]), VERIFIED_SLOTS, &k);
+    bool hit = i >= 0 && a->verified[i].until_ms > now;
     pthread_mutex_unlock(&a->lock);
     return hit;
 }
@@ -132,17 +204,14 @@ static bool secret_cached(wh_acl *a, const char *name, const char *secret, const
 static bool secret_ok(wh_acl *a, const char *name, const char *secret, const char *stored)
 {
     struct wh_digest k;
-    int64_t now = wh_now_ms();
     if (secret_cached(a, name, secret, stored))
         return true;
-    cred_key(&k, a, name, secret, stored);
-    size_t slot = cred_slot(&k);
-    size_t klen = strlen(k.str);
-    if (wh_auth_password_verify(stored, secret) != 0)
+    if (hash_check(stored, secret) != 0)
         return false;
+    cred_key(&k, a, name, secret, stored);
     pthread_mutex_lock(&a->lock);
-    memcpy(a->verified[slot].key, k.str, klen + 1);
-    a->verified[slot].until_ms = now + VERIFIED_TTL_MS;
+    size_t i = cache_put(a, a->verified, sizeof(a->verified[0]), VERIFIED_SLOTS, &k);
+    a->verified[i].until_ms = wh_now_ms() + VERIFIED_TTL_MS;
     pthread_mutex_unlock(&a->lock);
     return true;
 }
@@ -262,7 +331,7 @@ static bool failed_login_over_budget(wh_acl *a, const char *ip, int64_t now_ms)
     wh_digest_of(&k, WH_DIGEST_SHA256, ip, strlen(ip));
     int64_t minute = now_ms / 60000;
     pthread_mutex_lock(&a->lock);
-    struct addr_budget *b = &a->budgets[cred_slot(&k)];
+    struct addr_budget *b = &a->budgets[digest_bucket(&k, ADDR_SLOTS)];
     if (b->minute != minute || strcmp(b->ip, ip) != 0) {
         snprintf(b->ip, sizeof(b->ip), "%s", ip);
         b->minute = minute;
@@ -390,7 +459,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         struct wh_robot *r = wh_malloc(sizeof(*r));
         bool known = wh_db_robot_get(a->db, user, r) == 0;
         if (!known)
-            wh_auth_password_verify(NULL, password); /* the same cost as a known name */
+            hash_check(NULL, password); /* the same cost as a known name */
         /* the secret is checked even for a disabled robot: the answer takes as long */
         if (known && secret_ok(a, r->name, password, r->secret) && robot_usable(r, now / 1000)) {
             ok = true;
@@ -403,7 +472,7 @@ int wh_acl_login(wh_acl *a, const char *user, const char *password, const char *
         struct wh_user u;
         bool known = wh_db_user_get(a->db, user, &u) == 0;
         if (!known)
-            wh_auth_password_verify(NULL, password); /* the same cost as a known name */
+            hash_check(NULL, password); /* the same cost as a known name */
         if (known && secret_ok(a, u.username, password, u.password)) {
             ok = true;
             out->kind = WH_PRINCIPAL_USER;
@@ -494,21 +563,19 @@ static int token_verify_sig(wh_acl *a, const char *token, int64_t now_s,
         return WH_EDENIED;
     struct wh_digest k;
     wh_digest_of(&k, WH_DIGEST_SHA256, token, len);
-    size_t slot = strtoul((char[]){k.str[7], k.str[8], k.str[9], '\0'}, NULL, 16) % TOKEN_SLOTS;
     pthread_mutex_lock(&a->lock);
-    struct token_slot *ts = &a->tokens[slot];
-    bool hit = strcmp(ts->key, k.str) == 0;
-    if (hit)
-        *out = ts->claims;
+    ptrdiff_t i = cache_find(a, a->tokens, sizeof(a->tokens[0]), TOKEN_SLOTS, &k);
+    if (i >= 0)
+        *out = a->tokens[i].claims;
     pthread_mutex_unlock(&a->lock);
-    if (hit)
+    if (i >= 0)
         return out->exp + WH_TOKEN_LEEWAY_S > now_s ? 0 : WH_EDENIED;
+    wh_metric_add(WH_METRIC_TOKEN_CHECKS, 1);
     int rc = wh_auth_token_verify(out, a->keys, token, len, WH_AUTH_ISSUER, WH_AUTH_SERVICE, now_s);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&a->lock);
-    memcpy(ts->key, k.str, sizeof(ts->key));
-    ts->claims = *out;
+    a->tokens[cache_put(a, a->tokens, sizeof(a->tokens[0]), TOKEN_SLOTS, &k)].claims = *out;
     pthread_mutex_unlock(&a->lock);
     return 0;
 }

@@ -185,6 +185,11 @@ int wh_metrics_render(struct wh_buf *out, const struct wh_metrics_extra *extra, 
          "Times a request found the database's write lock taken and waited (SQLite)."},
         {WH_METRIC_DB_LOCK_WAIT_US, "wharf_db_lock_wait_seconds_total",
          "Time requests waited for the database's write lock (SQLite)."},
+        {WH_METRIC_PASSWORD_CHECKS, "wharf_auth_password_checks_total",
+         "Passwords and robot secrets checked against their stored hash (not found among "
+         "the recently verified ones)."},
+        {WH_METRIC_TOKEN_CHECKS, "wharf_auth_token_signature_checks_total",
+         "Bearer token signatures verified (not found among the recently verified tokens)."},
     };
     int e = head(out, "wharf_http_requests_total", "counter",
                  "HTTP requests answered, by method and status class (4xx includes clients "

@@ -20,6 +20,7 @@
 
 #include "db_fixture.h"
 #include "acl/acl.h"
+#include "common/metrics.h"
 #include "db/db.h"
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -215,6 +216,77 @@ static void test_acl__token_revoked(void **state)
     free(hdr);
     free(tok);
     free(other);
+}
+
+/* A counter of /metrics, by its sample name. */
+static long long metric(const char *name)
+{
+    struct wh_buf b;
+    wh_buf_init(&b, 1 << 20);
+    assert_int_equal(wh_metrics_render(&b, NULL, 0), 0);
+    wh_buf_put(&b, "", 1);
+    char *key = wh_sprintf("\n%s ", name);
+    const char *at = strstr(b.data, key);
+    assert_non_null(at);
+    long long v = atoll(at + strlen(key));
+    free(key);
+    wh_buf_dispose(&b);
+    return v;
+}
+
+/*
+ * Clients whose tokens fall in the same slots of the verified-token cache
+ * keep them all: each signature is checked once, not once per request in
+ * turn. The tokens are picked so that all four share the cache's set (it is
+ * chosen by the first digits of the token's sha256): they agree on those
+ * digits modulo the cache's 64 slots, so they would share one slot of a
+ * direct-mapped cache as well.
+ */
+static void test_acl__token_cache_keeps_colliding_clients(void **state)
+{
+    struct world *w = *state;
+    enum { WANT = 4, TRIES = 2000, SLOTS = 64 };
+    char *hdr[WANT] = {0};
+    size_t have = 0;
+    int64_t now = wh_now_ms() / 1000;
+    unsigned set = 0;
+    char *seen[TRIES] = {0};
+    unsigned seen_set[TRIES];
+    for (size_t i = 0; i < TRIES && have < WANT; i++) {
+        struct wh_token_claims c;
+        char *tok = NULL;
+        assert_int_equal(wh_auth_claims_init(&c, "bob", now, 600), 0);
+        assert_int_equal(wh_auth_token_sign(&tok, wh_acl_keys(w->acl), &c), 0);
+        struct wh_digest d;
+        wh_digest_of(&d, WH_DIGEST_SHA256, tok, strlen(tok));
+        seen_set[i] = (unsigned)(strtoul((char[]){d.str[7], d.str[8], d.str[9], '\0'}, NULL, 16) % SLOTS);
+        seen[i] = tok;
+        /* the first set that gathers WANT tokens */
+        size_t same = 0;
+        for (size_t j = 0; j <= i; j++)
+            same += seen_set[j] == seen_set[i];
+        if (same == WANT) {
+            set = seen_set[i];
+            for (size_t j = 0; j <= i; j++)
+                if (seen_set[j] == set)
+                    hdr[have++] = wh_sprintf("Bearer %s", seen[j]);
+        }
+    }
+    assert_int_equal(have, WANT);
+    long long before = metric("wharf_auth_token_signature_checks_total");
+    for (int round = 0; round < 3; round++) {
+        for (size_t k = 0; k < WANT; k++) {
+            struct wh_principal p;
+            assert_int_equal(wh_acl_identify(w->acl, hdr[k], "127.0.0.1", &p), 0);
+            assert_true(p.has_token && !p.bad_credentials);
+            assert_string_equal(p.token.sub, "bob");
+        }
+    }
+    assert_int_equal(metric("wharf_auth_token_signature_checks_total") - before, WANT);
+    for (size_t k = 0; k < WANT; k++)
+        free(hdr[k]);
+    for (size_t i = 0; i < TRIES; i++)
+        free(seen[i]);
 }
 
 struct collect {
@@ -662,6 +734,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acl__blob_source_by_token, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__token_revoked, world_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__token_cache_keeps_colliding_clients, world_setup,
+                                        world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__holders_order_and_limits, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__robot_perms_valid, world_setup, world_teardown),
