@@ -41,6 +41,9 @@ const char *db_vfs_name(void);
 /* SQLite's writers' queue now (db_sqlite.c): foreground writers waiting for the
  * lock, background writers letting them go first. For tests. */
 void db_sqlite_writers(int *fg_waiting, int *bg_yielding);
+/* SQLite's checkpoints (db_sqlite.c): those waiting for the write transactions of the
+ * process to end, and those run since it started. For tests. */
+void db_sqlite_checkpoints(int *waiting, uint64_t *run);
 /* The calling thread's connection (opened on first use), or NULL on failure. */
 struct conn *db_conn(wh_db *db);
 /* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */

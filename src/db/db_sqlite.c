@@ -13,6 +13,7 @@
 
 #include "common/metrics.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -990,14 +991,128 @@ static int busy_wait(void *payload, int count)
     return 1;
 }
 
+/*
+ * ---- the checkpoint gate ----
+ *
+ * Checkpoints never overlap a write transaction of this process, nor each
+ * other. SQLite before 3.51.3 (Debian 12 ships 3.40.1) has a race, "the
+ * WAL-reset bug" of sqlite.org/wal.html: a checkpoint that starts just as
+ * another connection's commit restarts the WAL can leave the WAL-index
+ * header wrong, and a later checkpoint then skips frames, so committed pages
+ * never reach the database file and are lost at the next restart of the WAL.
+ * Concurrent pushes made exactly that pattern: a checkpoint in the hook of
+ * commit after commit, on whichever thread committed, while other threads
+ * committed beside it.
+ *
+ * So a write transaction (BEGIN IMMEDIATE to its end, a script, or one
+ * statement that writes outside a transaction, until it is done or reset)
+ * holds `gate` shared; a checkpoint holds it alone. A commit that leaves the
+ * WAL 1000 frames long (SQLite's own threshold) only marks a checkpoint due
+ * in its hook; the same thread runs it once its transaction has let the gate
+ * go. The lock prefers its exclusive side: writers arriving meanwhile wait
+ * for the checkpoint rather than keep it waiting for ever. Holds count per
+ * thread: a thread takes the shared side once, whatever it nests.
+ */
+#define CHECKPOINT_FRAMES 1000
+#define GATE_STMTS 4 /* write statements of one thread stopped on a row (RETURNING) */
+
+static pthread_rwlock_t gate;
+static atomic_int ckpt_waiting;   /* threads waiting for the gate to run one */
+static atomic_uint_fast64_t ckpt_run; /* checkpoints run */
+static _Thread_local int tl_gate;                          /* this thread's holds */
+static _Thread_local sqlite3_stmt *tl_gate_stmt[GATE_STMTS]; /* holding until reset */
+static _Thread_local sqlite3 *tl_ckpt_due; /* the connection whose commit made one due */
+
+static void gate_init(void)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&gate, &a);
+    pthread_rwlockattr_destroy(&a);
+}
+
+static void gate_enter(void)
+{
+    if (tl_gate++ == 0)
+        pthread_rwlock_rdlock(&gate);
+}
+
+/* Lets one hold go; the last one runs the checkpoint this thread's commit made due. */
+static void gate_leave(void)
+{
+    assert(tl_gate > 0);
+    if (--tl_gate > 0)
+        return;
+    pthread_rwlock_unlock(&gate);
+    sqlite3 *h = tl_ckpt_due;
+    if (!h)
+        return;
+    tl_ckpt_due = NULL;
+    atomic_fetch_add(&ckpt_waiting, 1);
+    pthread_rwlock_wrlock(&gate);
+    atomic_fetch_sub(&ckpt_waiting, 1);
+    /* PASSIVE: copies what no reader still needs; SQLITE_LOCKED when h is mid-read (skipped) */
+    sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    atomic_fetch_add(&ckpt_run, 1);
+    pthread_rwlock_unlock(&gate);
+}
+
+void db_sqlite_checkpoints(int *waiting, uint64_t *run)
+{
+    *waiting = atomic_load(&ckpt_waiting);
+    *run = atomic_load(&ckpt_run);
+}
+
+/* A statement that writes, run outside a transaction, holds the gate until it is done. */
+static bool gate_stmt_needs(sqlite3_stmt *st)
+{
+    return !sqlite3_stmt_readonly(st) && sqlite3_get_autocommit(sqlite3_db_handle(st));
+}
+
+/* Whether `st` holds the gate (stopped on a row); forgets it when `drop`. */
+static bool gate_stmt_held(sqlite3_stmt *st, bool drop)
+{
+    for (int i = 0; i < GATE_STMTS; i++) {
+        if (tl_gate_stmt[i] == st) {
+            if (drop)
+                tl_gate_stmt[i] = NULL;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* `st` stopped on a row with the gate held: it holds it until reset. */
+static void gate_stmt_keep(sqlite3_stmt *st)
+{
+    for (int i = 0; i < GATE_STMTS; i++) {
+        if (!tl_gate_stmt[i]) {
+            tl_gate_stmt[i] = st;
+            return;
+        }
+    }
+    /* more than GATE_STMTS at once: none of wharf's statements does that */
+    wh_log_error("sqlite: too many write statements left on a row by one thread");
+    abort();
+}
+
+/* A statement is reset or finalized: the hold it kept, if any, ends (its commit is done). */
+static void gate_stmt_end(sqlite3_stmt *st)
+{
+    if (st && tl_gate > 0 && gate_stmt_held(st, true))
+        gate_leave();
+}
+
 /* SQLite calls this after each commit, the write lock released. */
 static int wal_committed(void *payload, sqlite3 *h, const char *name, int pages)
 {
     (void)payload;
+    (void)name;
     writers_signal();
     /* what SQLite's automatic checkpoint would do (a hook of our own replaces it) */
-    if (pages >= 1000)
-        sqlite3_wal_checkpoint_v2(h, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (pages >= CHECKPOINT_FRAMES)
+        tl_ckpt_due = h;
     return SQLITE_OK;
 }
 
@@ -1017,6 +1132,7 @@ static const char *const tx_sql[TX_COUNT] = {
 struct db_dconn {
     sqlite3 *h;
     sqlite3_stmt *tx[TX_COUNT]; /* prepared on first use */
+    bool gated;                 /* its write transaction holds the gate */
 };
 
 /* A driver statement is SQLite's own. */
@@ -1046,7 +1162,9 @@ static int sq_exec(struct db_dconn *c, const char *sql)
 {
     char *msg = NULL;
     writers_before();
+    gate_enter(); /* a script may write */
     int rc = sqlite3_exec(c->h, sql, NULL, NULL, &msg);
+    gate_leave();
     writers_after();
     if (rc == SQLITE_OK)
         return 0;
@@ -1061,6 +1179,8 @@ static void sq_close(struct db_dconn *c)
 {
     if (!c)
         return;
+    if (c->gated && tl_gate > 0) /* closed mid-transaction by its own thread */
+        gate_leave();
     for (int i = 0; i < TX_COUNT; i++)
         sqlite3_finalize(c->tx[i]);
     sqlite3_close(c->h);
@@ -1077,6 +1197,7 @@ static pthread_once_t sq_setup_once = PTHREAD_ONCE_INIT;
 
 static void sq_setup_run(void)
 {
+    gate_init();
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
@@ -1121,11 +1242,13 @@ static int sq_prepare(struct db_dstmt **out, struct db_dconn *c, const char *sql
 static void sq_finalize(struct db_dstmt *s)
 {
     sqlite3_finalize(ST(s));
+    gate_stmt_end(ST(s));
 }
 
 static void sq_reset(struct db_dstmt *s)
 {
     sqlite3_reset(ST(s));
+    gate_stmt_end(ST(s));
     sqlite3_clear_bindings(ST(s));
 }
 
@@ -1170,9 +1293,20 @@ static void sq_bind_null(struct db_dstmt *s, int i)
 
 static int sq_step(struct db_dstmt *s)
 {
+    sqlite3_stmt *st = ST(s);
+    bool held = tl_gate > 0 && gate_stmt_held(st, false);
+    bool enter = !held && gate_stmt_needs(st);
+    if (enter)
+        gate_enter();
     writers_before();
-    int rc = sqlite3_step(ST(s));
+    int rc = sqlite3_step(st);
     writers_after();
+    if (enter && rc == SQLITE_ROW)
+        gate_stmt_keep(st);
+    else if (enter)
+        gate_leave();
+    else if (held && rc != SQLITE_ROW)
+        gate_stmt_end(st);
     if (rc == SQLITE_ROW)
         return 1;
     if (rc == SQLITE_DONE)
@@ -1222,6 +1356,10 @@ static int tx_run(struct db_dconn *c, enum tx_id id)
     if (!c->tx[id] && sqlite3_prepare_v3(c->h, tx_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                          &c->tx[id], NULL) != SQLITE_OK)
         return classify(c->h);
+    if (id == TX_BEGIN && !c->gated) {
+        gate_enter();
+        c->gated = true;
+    }
     writers_before();
     int rc = sqlite3_step(c->tx[id]);
     writers_after();
@@ -1229,6 +1367,10 @@ static int tx_run(struct db_dconn *c, enum tx_id id)
         writers_signal(); /* the WAL hook sees commits only */
     int error = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : classify(c->h);
     sqlite3_reset(c->tx[id]);
+    if (c->gated && sqlite3_get_autocommit(c->h)) {
+        c->gated = false; /* ended (or never began) */
+        gate_leave();
+    }
     return error;
 }
 

@@ -1411,6 +1411,118 @@ static void test_db__background_writer_gives_way(void **state)
     wh_buf_dispose(&b);
 }
 
+/* ---- checkpoints wait for the write transactions under way (SQLite's WAL-reset race) ---- */
+
+#define CKPT_BIG (5 << 20) /* bytes written by one transaction: past 1000 WAL frames */
+
+struct ckpt_case {
+    wh_db *db;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool in_tx;   /* the other writer's transaction is open */
+    bool release; /* it may end */
+    bool saw_wait; /* a checkpoint waited, none ran, while it was open */
+    int rc;
+    uint64_t run_before;
+    pthread_t writer, watcher;
+};
+
+static int open_until_released(wh_db *db, void *payload)
+{
+    struct ckpt_case *k = payload;
+    int error = wh_db_setting_set(db, "ckpt-other", "x", 1);
+    pthread_mutex_lock(&k->lock);
+    k->in_tx = true;
+    while (!k->release)
+        pthread_cond_wait(&k->cond, &k->lock);
+    pthread_mutex_unlock(&k->lock);
+    return error;
+}
+
+static void *other_writer(void *arg)
+{
+    struct ckpt_case *k = arg;
+    k->rc = wh_db_batch(k->db, open_until_released, k);
+    wh_db_thread_done(k->db);
+    return NULL;
+}
+
+/* Waits (10 s at most) for a checkpoint waiting while the other transaction is open. */
+static void *ckpt_watcher(void *arg)
+{
+    struct ckpt_case *k = arg;
+    bool seen = false;
+    for (int i = 0; i < 10000 && !seen; i++) {
+        int waiting;
+        uint64_t run;
+        db_sqlite_checkpoints(&waiting, &run);
+        pthread_mutex_lock(&k->lock);
+        seen = waiting == 1 && k->in_tx && run == k->run_before;
+        pthread_mutex_unlock(&k->lock);
+        if (!seen)
+            usleep(1000);
+    }
+    pthread_mutex_lock(&k->lock);
+    k->saw_wait = seen;
+    k->release = true;
+    pthread_cond_signal(&k->cond);
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+/* Another writer queues for the lock; this transaction then writes enough to need a checkpoint. */
+static int big_write_while_queued(wh_db *db, void *payload)
+{
+    struct ckpt_case *k = payload;
+    pthread_create(&k->writer, NULL, other_writer, k);
+    if (!queue_is(1, 0))
+        return WH_ERROR;
+    char *big = malloc(CKPT_BIG + 1);
+    memset(big, 'x', CKPT_BIG);
+    big[CKPT_BIG] = '\0';
+    int error = wh_db_setting_set(db, "ckpt-big", big, 1);
+    free(big);
+    pthread_create(&k->watcher, NULL, ckpt_watcher, k);
+    return error;
+}
+
+/*
+ * The commit that leaves the WAL past its threshold checkpoints only once no
+ * other write transaction of the process is under way: here the one queued
+ * behind it, which takes the lock at that commit. A checkpoint overlapping
+ * other connections' commits is what SQLite before 3.51.3 can get wrong (its
+ * "WAL-reset bug": committed pages lost). The checkpoint still runs, at the
+ * end of that transaction, and everything written is in the database.
+ */
+static void test_db__checkpoint_waits_for_writers(void **state)
+{
+    struct fixture *f = *state;
+    if (test_db_pg())
+        skip(); /* PostgreSQL has no WAL of SQLite's kind */
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    struct ckpt_case k = {.db = f->db};
+    pthread_mutex_init(&k.lock, NULL);
+    pthread_cond_init(&k.cond, NULL);
+    int waiting;
+    db_sqlite_checkpoints(&waiting, &k.run_before);
+    assert_int_equal(wh_db_batch(f->db, big_write_while_queued, &k), 0);
+    pthread_join(k.writer, NULL);
+    pthread_join(k.watcher, NULL);
+    assert_int_equal(k.rc, 0);
+    assert_true(k.saw_wait);
+    uint64_t run;
+    db_sqlite_checkpoints(&waiting, &run);
+    assert_int_equal(waiting, 0);
+    assert_true(run > k.run_before);
+    assert_int_equal(raw_int(f->path, "SELECT length(value) FROM setting WHERE name = 'ckpt-big'"),
+                     CKPT_BIG);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM setting WHERE name = 'ckpt-other'"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_integrity_check"
+                                      " WHERE integrity_check <> 'ok'"), 0);
+    pthread_mutex_destroy(&k.lock);
+    pthread_cond_destroy(&k.cond);
+}
+
 struct storm {
     wh_db *db;
     bool background;
@@ -1522,6 +1634,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__pool_of_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__background_writer_gives_way, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__checkpoint_waits_for_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writers_storm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__wal_checkpointed, setup, teardown),
     };
