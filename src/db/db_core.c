@@ -324,6 +324,21 @@ int db_count(struct conn *c, db_stmt *s, int64_t *out)
     return error;
 }
 
+int db_count_pending(struct conn *c, db_stmt *s, int64_t *pending)
+{
+    int64_t n = 0;
+    int rc;
+    while ((rc = db_step(s)) == DB_ROW) {
+        const char *st = db_col_text(s, 0);
+        n += st && strcmp(st, "Pending") == 0; /* the word of scan jobs and GC runs alike */
+    }
+    int error = rc == DB_DONE ? 0 : db_fail(c);
+    db_done(s);
+    if (pending)
+        *pending = n;
+    return error;
+}
+
 int db_rows(struct conn *c, db_stmt *s, int (*row)(db_stmt *s, void *payload), void *payload)
 {
     int rc, error = 0;

@@ -833,17 +833,7 @@ int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms, bool
     db_bind_i64(s, 4, at_start ? 1 : 0);
     db_bind_text(s, 5, db_node(c));
     db_bind_text(s, 6, "\n");
-    int64_t n = 0;
-    int rc;
-    while ((rc = db_step(s)) == DB_ROW) {
-        const char *st = db_col_text(s, 0);
-        n += st && strcmp(st, "Pending") == 0;
-    }
-    error = rc == DB_DONE ? 0 : db_fail(c);
-    db_done(s);
-    if (requeued)
-        *requeued = n;
-    return error;
+    return db_count_pending(c, s, requeued);
 }
 
 /* ---- audit log purge ---- */

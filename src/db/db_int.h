@@ -211,6 +211,12 @@ int db_change(struct conn *c, db_stmt *s, const char *what);
 int db_exists(struct conn *c, db_stmt *s, bool *out);
 /* Steps a bound "SELECT count(*)" (any one integer) into `*out`. Resets `s`. */
 int db_count(struct conn *c, db_stmt *s, int64_t *out);
+/*
+ * Steps a bound statement whose rows' first column is a status (a recovery's
+ * "UPDATE ... RETURNING status"), counting into `*pending` (when not NULL) the
+ * rows that came back "Pending". Resets `s`.
+ */
+int db_count_pending(struct conn *c, db_stmt *s, int64_t *pending);
 /* Steps a bound SELECT through its rows, calling `row(s, payload)` for each
  * until one returns non-zero. Resets `s`. */
 int db_rows(struct conn *c, db_stmt *s, int (*row)(db_stmt *s, void *payload), void *payload);

@@ -404,17 +404,7 @@ int db_lease_recover(wh_db *db, const char *sql, int64_t now_ms, bool at_start,
     db_bind_i64(s, 3, at_start ? 1 : 0);
     db_bind_text(s, 4, db_node(c));
     db_bind_text(s, 5, "\n");
-    int64_t n = 0;
-    int rc;
-    while ((rc = db_step(s)) == DB_ROW) {
-        const char *st = db_col_text(s, 0);
-        n += st && strcmp(st, WH_SCAN_PENDING) == 0;
-    }
-    int error = rc == DB_DONE ? 0 : db_fail(c);
-    db_done(s);
-    if (requeued)
-        *requeued = n;
-    return error;
+    return db_count_pending(c, s, requeued);
 }
 
 int wh_db_scan_renew(wh_db *db, int64_t now_ms)
