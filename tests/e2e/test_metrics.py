@@ -215,6 +215,10 @@ def test_metrics_format_and_exact_counts(servers):
     assert delta("wharf_http_request_bytes_total") == len(blob)
     assert delta("wharf_http_response_bytes_total") == body_a + mid_len + got_bytes
     assert delta("wharf_auth_failed_logins_total") == 2
+    # the two failed logins were hashed (an unknown name costs a hash too); the admin's
+    # requests were verified before scrape a and come from the cache since
+    assert delta("wharf_auth_password_checks_total") == 2
+    assert delta("wharf_auth_token_signature_checks_total") == 0  # Basic on /v2/ too
     assert delta("wharf_db_failures_total") == 0
     assert val(b, "wharf_registry_uploads_in_progress") == 0
     assert delta("wharf_http_request_duration_seconds_sum", method="HEAD") > 0
@@ -233,6 +237,38 @@ def test_metrics_format_and_exact_counts(servers):
     assert val(c, "wharf_scans_running") == 1
     assert val(c, "wharf_scan_duration_seconds_count") == 1
     assert val(c, "wharf_scans_total", result="success") == 0
+
+
+def test_credential_checks_are_remembered(servers):
+    """A password is hashed, and a token's signature verified, once for a
+    client that sends them again and again: the counters of the checks that
+    missed the caches move by one each."""
+    srv = servers.new()
+    s = requests.Session()
+    s.auth = ("admin", ADMIN_PASSWORD)
+    scrape = Scraper(srv.url + "/metrics", s)
+    api = Api(srv.url, ("admin", ADMIN_PASSWORD))
+    api.create_user("metrics-user", password="Metrics-Passw0rd")
+    reg = srv.registry()
+    reg.push_image("library/tokens", make_image(layers=1), "v1")
+    a = scrape()
+    for _ in range(5):
+        r = requests.get(f"{srv.url}/api/v2.0/users/current",
+                         auth=("metrics-user", "Metrics-Passw0rd"), timeout=30)
+        assert r.status_code == 200, describe(r)
+    r = requests.get(f"{srv.url}/service/token",
+                     params={"service": "wharf", "scope": "repository:library/tokens:pull"},
+                     auth=("admin", ADMIN_PASSWORD), timeout=30)
+    assert r.status_code == 200, describe(r)
+    tok = r.json()["token"]
+    for _ in range(5):
+        r = requests.head(f"{srv.url}/v2/library/tokens/manifests/v1",
+                          headers={"Authorization": f"Bearer {tok}"}, timeout=30)
+        assert r.status_code == 200, describe(r)
+    b = scrape()
+    assert val(b, "wharf_auth_password_checks_total") - val(a, "wharf_auth_password_checks_total") == 1
+    assert (val(b, "wharf_auth_token_signature_checks_total")
+            - val(a, "wharf_auth_token_signature_checks_total")) == 1
 
 
 def test_metrics_methods_paths_and_switches(servers):
