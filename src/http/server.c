@@ -1432,6 +1432,50 @@ int wh_http_listen(wh_http *h)
     return h->lfd < 0 ? WH_ERROR : 0;
 }
 
+/*
+ * Ends the deferred-work threads (they drain their queue, resuming every
+ * suspended connection) and the reaper, and resumes every request still held
+ * back: MHD must not be stopped with suspended connections.
+ */
+static void stop_helpers(wh_http *h)
+{
+    pthread_mutex_lock(&h->qlock);
+    h->qstop = true;
+    pthread_cond_broadcast(&h->qcond);
+    pthread_mutex_unlock(&h->qlock);
+    for (unsigned i = 0; i < h->nworkers; i++)
+        pthread_join(h->workers[i], NULL);
+    h->nworkers = 0;
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->lock);
+        h->stopping = true;
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->reaper, NULL);
+        h->reaper_started = false;
+    }
+    wake_sleepers(h, true);
+}
+
+/* The deferred-work threads and the connection reaper. 0 or WH_ERROR. */
+static int start_helpers(wh_http *h)
+{
+    if (h->cfg.defer_threads && h->cfg.defer_queue) {
+        h->workers = wh_calloc(h->cfg.defer_threads, sizeof(*h->workers));
+        for (unsigned i = 0; i < h->cfg.defer_threads; i++) {
+            if (pthread_create(&h->workers[i], NULL, worker_main, h) != 0)
+                break;
+            h->nworkers++;
+        }
+    }
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+        stop_helpers(h);
+        return wh_error_set(WH_ERROR, "cannot start the connection reaper thread");
+    }
+    h->reaper_started = true;
+    return 0;
+}
+
 int wh_http_start(wh_http *h)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
@@ -1456,6 +1500,17 @@ int wh_http_start(wh_http *h)
     } else {
         tls[0].option = MHD_OPTION_END;
     }
+    /*
+     * The deferred-work threads and the reaper first: MHD's threads answer
+     * the connections already waiting on the socket as soon as they start,
+     * and a login among them must find the password checkers there (it was
+     * answered 429 otherwise).
+     */
+    if ((error = start_helpers(h)) < 0) {
+        close(h->lfd);
+        h->lfd = -1;
+        return error;
+    }
     /* MHD takes the socket: it closes it when it stops, or when it fails to start */
     int lfd = h->lfd;
     h->lfd = -1;
@@ -1474,23 +1529,12 @@ int wh_http_start(wh_http *h)
          */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(h->cfg.max_header_bytes + 16384),
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
-    if (!h->d)
+    if (!h->d) {
+        int err = errno;
+        stop_helpers(h);
         return wh_error_set(WH_ERROR, "cannot serve on %s:%u: %s", h->cfg.listen_host,
-                            (unsigned)h->port, strerror(errno));
-    if (h->cfg.defer_threads && h->cfg.defer_queue) {
-        h->workers = wh_calloc(h->cfg.defer_threads, sizeof(*h->workers));
-        for (unsigned i = 0; i < h->cfg.defer_threads; i++) {
-            if (pthread_create(&h->workers[i], NULL, worker_main, h) != 0)
-                break;
-            h->nworkers++;
-        }
+                            (unsigned)h->port, strerror(err));
     }
-    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
-        MHD_stop_daemon(h->d);
-        h->d = NULL;
-        return wh_error_set(WH_ERROR, "cannot start the connection reaper thread");
-    }
-    h->reaper_started = true;
     return 0;
 }
 
@@ -1515,25 +1559,7 @@ void wh_http_stop(wh_http *h, int grace_ms)
     int64_t deadline = wh_monotonic_us() + (int64_t)grace_ms * 1000;
     while (atomic_load(&h->inflight) > 0 && wh_monotonic_us() < deadline)
         usleep(10000);
-    /* the workers drain their queue (resuming every suspended connection) and end */
-    pthread_mutex_lock(&h->qlock);
-    h->qstop = true;
-    pthread_cond_broadcast(&h->qcond);
-    pthread_mutex_unlock(&h->qlock);
-    for (unsigned i = 0; i < h->nworkers; i++)
-        pthread_join(h->workers[i], NULL);
-    h->nworkers = 0;
-    /* the reaper ends too, and every request still held back is resumed: MHD
-     * must not be stopped with suspended connections */
-    if (h->reaper_started) {
-        pthread_mutex_lock(&h->lock);
-        h->stopping = true;
-        pthread_cond_signal(&h->wake);
-        pthread_mutex_unlock(&h->lock);
-        pthread_join(h->reaper, NULL);
-        h->reaper_started = false;
-    }
-    wake_sleepers(h, true);
+    stop_helpers(h);
     MHD_stop_daemon(h->d);
     h->d = NULL;
 }

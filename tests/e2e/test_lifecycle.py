@@ -5,13 +5,14 @@ project command line works on the data dir."""
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import polling, unread_by_server, wait_until
+from conftest import free_port, polling, unread_by_server, wait_until
 from datadir import staged_size, staging_files
 from ocilayout import make_image, sha256_digest
 from regclient import basic_auth, describe, expect_error
@@ -379,3 +380,45 @@ def test_sigterm_with_idle_connections_exits_promptly(servers):
     srv.stop()
     assert rc == 0
     assert took < 5, f"shutdown took {took:.1f} s with only idle connections open"
+
+
+# ------------------------------------------------------------ the first requests after a start
+
+
+def test_a_login_waiting_at_start_is_answered(servers):
+    """A login that reaches the listening socket before the server answers
+    anything (a CI job pushing right after `systemctl start wharf`) gets its
+    token: the password checkers run before the first connection is taken.
+    They used to start just after, and such a login was answered 429 in about
+    one start in three. Several starts, each with the request already waiting."""
+    srv = servers.new(start=False)
+    os.makedirs(srv.data_dir, exist_ok=True)
+    request = (f"GET /service/token?service=wharf&scope=repository:library/x:pull HTTP/1.1\r\n"
+               f"Host: 127.0.0.1\r\nAuthorization: {basic_auth()}\r\nConnection: close\r\n\r\n"
+               ).encode()
+    for attempt in range(8):
+        srv.port = free_port()
+        with open(srv.log_path, "ab") as log:
+            proc = subprocess.Popen([srv.binary, "serve"], env=srv.env(), stdout=log, stderr=log,
+                                    stdin=subprocess.DEVNULL)
+        try:
+            conn = None
+
+            def connected():
+                nonlocal conn
+                assert proc.poll() is None, f"wharf serve exited with {proc.returncode}"
+                try:
+                    conn = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+                    return True
+                except OSError:
+                    return False
+            wait_until(connected, 30, "the listening socket", interval=0.0005)
+            conn.sendall(request)
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+            conn.close()
+            assert answer.startswith(b"HTTP/1.1 200 "), f"start {attempt}: {answer[:300]!r}"
+        finally:
+            proc.kill()
+            proc.wait()
