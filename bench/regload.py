@@ -235,8 +235,13 @@ def token(base, repo, actions="pull,push", auth=ADMIN):
         q = urllib.parse.urlencode({"service": service.group(1) if service else "wharf",
                                     "scope": f"repository:{repo}:{actions}"})
         basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        st, _, body = c.request("GET", f"{urllib.parse.urlsplit(realm.group(1)).path}?{q}",
-                                headers={"Authorization": f"Basic {basic}"})
+        for _ in range(20):
+            st, r, body = c.request("GET", f"{urllib.parse.urlsplit(realm.group(1)).path}?{q}",
+                                    headers={"Authorization": f"Basic {basic}"})
+            if st != 429:
+                break
+            # the server's password checks are all busy: wait as it says, then ask again
+            time.sleep(min(float(r.getheader("Retry-After", "1") or 1), 5.0))
         check(st, 200, "token", body=body)
         return json.loads(body)["token"]
     finally:
