@@ -1038,6 +1038,18 @@ static void gate_enter(void)
         pthread_rwlock_rdlock(&gate);
 }
 
+/* A checkpoint of `h`, the gate held alone (the calling thread holds none of it). */
+static void checkpoint_alone(sqlite3 *h)
+{
+    atomic_fetch_add(&ckpt_waiting, 1);
+    pthread_rwlock_wrlock(&gate);
+    atomic_fetch_sub(&ckpt_waiting, 1);
+    /* PASSIVE: copies what no reader still needs; SQLITE_LOCKED when h is mid-read (skipped) */
+    sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    atomic_fetch_add(&ckpt_run, 1);
+    pthread_rwlock_unlock(&gate);
+}
+
 /* Lets one hold go; the last one runs the checkpoint this thread's commit made due. */
 static void gate_leave(void)
 {
@@ -1049,13 +1061,7 @@ static void gate_leave(void)
     if (!h)
         return;
     tl_ckpt_due = NULL;
-    atomic_fetch_add(&ckpt_waiting, 1);
-    pthread_rwlock_wrlock(&gate);
-    atomic_fetch_sub(&ckpt_waiting, 1);
-    /* PASSIVE: copies what no reader still needs; SQLITE_LOCKED when h is mid-read (skipped) */
-    sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    atomic_fetch_add(&ckpt_run, 1);
-    pthread_rwlock_unlock(&gate);
+    checkpoint_alone(h);
 }
 
 void db_sqlite_checkpoints(int *waiting, uint64_t *run)
@@ -1111,8 +1117,10 @@ static int wal_committed(void *payload, sqlite3 *h, const char *name, int pages)
     (void)name;
     writers_signal();
     /* what SQLite's automatic checkpoint would do (a hook of our own replaces it) */
-    if (pages >= CHECKPOINT_FRAMES)
-        tl_ckpt_due = h;
+    if (pages >= CHECKPOINT_FRAMES && tl_gate > 0)
+        tl_ckpt_due = h; /* run as the transaction lets the gate go */
+    else if (pages >= CHECKPOINT_FRAMES)
+        checkpoint_alone(h); /* a commit outside the gate (none of ours): now, alone */
     return SQLITE_OK;
 }
 
