@@ -261,14 +261,6 @@ static int take_listen(struct wh_config *cfg, const char *cmd, int argc, char **
 
 /* ---- serve ---- */
 
-/* Ends the calling thread's database connection; `payload` is a `wh_db **`. */
-static void db_thread_exit(void *payload)
-{
-    wh_db **db = payload;
-    if (*db)
-        wh_db_thread_done(*db);
-}
-
 static int open_db(wh_db **db, const struct wh_config *cfg)
 {
     /*
@@ -628,8 +620,6 @@ static int cmd_serve(struct wh_config *cfg, int argc, char **argv)
         /* password checks (argon2id) run here, never on the request threads */
         .defer_threads = cfg->login_threads,
         .defer_queue = cfg->login_queue,
-        .thread_exit = db_thread_exit,
-        .thread_exit_payload = &db, /* opened below, before the threads start */
     };
     http = wh_http_new(&hc);
     /* the port next: a busy one ends the start before anything but the lock is touched */

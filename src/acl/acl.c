@@ -317,7 +317,6 @@ static void *flusher_main(void *arg)
     }
     pthread_mutex_unlock(&a->lock);
     audit_flush(a);
-    wh_db_thread_done(a->db);
     return NULL;
 }
 

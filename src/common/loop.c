@@ -14,7 +14,6 @@ struct wh_loop {
     bool kicked;          /* under `lock` */
     atomic_bool stopping; /* written under `lock`, read anywhere */
     int64_t (*turn)(void *payload);
-    void (*done)(void *payload);
     void *payload;
 };
 
@@ -41,17 +40,14 @@ static void *loop_main(void *arg)
     int64_t wait = 0;
     while (wait_turn(l, wait))
         wait = l->turn(l->payload);
-    if (l->done)
-        l->done(l->payload);
     return NULL;
 }
 
 int wh_loop_start(wh_loop **out, const char *name, int64_t (*turn)(void *payload),
-                  void (*done)(void *payload), void *payload)
+                  void *payload)
 {
     wh_loop *l = wh_calloc(1, sizeof(*l));
     l->turn = turn;
-    l->done = done;
     l->payload = payload;
     atomic_init(&l->stopping, false);
     pthread_mutex_init(&l->lock, NULL);

@@ -15,13 +15,13 @@ typedef struct wh_loop wh_loop;
 
 /*
  * Starts a thread that calls `turn(payload)` at once, then again after the
- * milliseconds that call returned (or sooner, when kicked), until stopped;
- * `done(payload)` (may be NULL) runs on that thread as it ends. `*out` is
- * set before the first turn, so a turn may reach the loop through `payload`.
+ * milliseconds that call returned (or sooner, when kicked), until stopped.
+ * `*out` is set before the first turn, so a turn may reach the loop through
+ * `payload`.
  * 0 or WH_ERROR ("cannot start the <name> thread").
  */
 int wh_loop_start(wh_loop **out, const char *name, int64_t (*turn)(void *payload),
-                  void (*done)(void *payload), void *payload);
+                  void *payload);
 /* Wakes the thread for a turn now (a new schedule, a run asked for). NULL is ignored. */
 void wh_loop_kick(wh_loop *l);
 /* The flag a long turn watches to end early: set once wh_loop_stop is called. */

@@ -96,8 +96,6 @@ int wh_db_pool_stats(struct wh_db_pool_stats *out);
 void wh_db_pool_size_set(int n);
 /* Closes every connection. Only after all threads using `db` are done. */
 void wh_db_close(wh_db *db);
-/* Releases the calling thread's connection (worker threads call this on exit). */
-void wh_db_thread_done(wh_db *db);
 /*
  * Marks the calling thread as one writing for background work (scans,
  * re-matching, garbage collection): on SQLite, its write transactions give

@@ -1,10 +1,16 @@
 /*
  * db_core.c: the part of db.h that is the same on every backend.
  *
- * One connection per thread, opened through the driver (db_driver.h) on
- * first use and kept in thread-local storage; each connection prepares its
- * statements once and keeps them in two caches: by the address of a static
- * SQL string (db_stmt) and by the text of an assembled one (db_stmt_text).
+ * Connections are opened through the driver (db_driver.h) and pooled: a
+ * call takes one for as long as it runs (db_conn, nested calls of the same
+ * thread sharing it) and gives it back when it returns (db_conn_put), and the
+ * pool hands out the one given back last. On SQLite that matters: each
+ * connection keeps its own page cache and drops all of it when another
+ * connection commits, so the fewer connections take turns, the more of their
+ * caches survive (with one per thread, as many as the server has threads).
+ * Each connection prepares its statements once and keeps them in two caches:
+ * by the address of a static SQL string (db_stmt) and by the text of an
+ * assembled one (db_stmt_text).
  * Writers begin with the driver's begin_write, which takes the database's
  * one write lock, so two writers queue instead of failing on an upgrade;
  * inside wh_db_batch each call's own transaction is a savepoint. Migrations
@@ -26,6 +32,7 @@
 #define ADHOC_SLOTS 512 /* statements of the entity files, cached by SQL pointer */
 #define BUILT_SLOTS 128 /* statements assembled per filter combination, cached by text */
 #define BUILT_PROBE 8   /* slots tried before one is reused */
+#define IDLE_MAX 16     /* connections kept open while no call uses them */
 
 struct conn {
     struct db_dconn *h;
@@ -46,15 +53,19 @@ struct conn {
     bool scan_queued;  /* the open transaction queued a scan job (db_note_scan_queued) */
     struct wh_db *db;  /* the handle it belongs to */
     struct conn *next; /* all connections of the db, for close */
+    struct conn *idle_next; /* the pool's idle list, last given back first */
+    int depth;              /* calls of the thread holding it that have not returned */
+    uint32_t serial;        /* this connection among those the process opened */
 };
 
 struct wh_db {
     const struct db_driver *d;
     char *target;    /* what the driver opens: a path, a connection string */
-    uint32_t serial; /* this handle among those the process opened (wh_db_data_version) */
-    pthread_key_t key;
-    pthread_mutex_t lock; /* guards `conns` */
+    pthread_key_t key;    /* the connection the calling thread holds, if any */
+    pthread_mutex_t lock; /* guards `conns`, `idle` and `nidle` */
     struct conn *conns;
+    struct conn *idle; /* not held by any thread, last given back first */
+    int nidle;
     void (*on_scan_queued)(void *payload); /* wh_db_on_scan_queued */
     void *on_scan_queued_payload;
     int (*blob_check)(const char *digest, void *payload); /* wh_db_on_blob_recorded */
@@ -82,9 +93,11 @@ static void conn_close(struct conn *c)
 
 static int conn_open(struct conn **out, wh_db *db)
 {
+    static _Atomic uint32_t serials;
     struct conn *c = wh_calloc(1, sizeof(*c));
     c->d = db->d;
     c->db = db;
+    c->serial = ++serials;
     int error = c->d->open(&c->h, db->target);
     if (error < 0) {
         free(c);
@@ -94,19 +107,85 @@ static int conn_open(struct conn **out, wh_db *db)
     return 0;
 }
 
+/* Unlinks `c` from the list of the db's connections; under db->lock. */
+static void conn_unlink(wh_db *db, struct conn *c)
+{
+    for (struct conn **pp = &db->conns; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+    }
+}
+
 struct conn *db_conn(wh_db *db)
 {
     struct conn *c = pthread_getspecific(db->key);
-    if (c)
+    if (c) {
+        c->depth++; /* a call inside a call: the same connection (its transaction) */
         return c;
-    if (conn_open(&c, db) < 0)
-        return NULL;
-    pthread_setspecific(db->key, c);
+    }
     pthread_mutex_lock(&db->lock);
-    c->next = db->conns;
-    db->conns = c;
+    if ((c = db->idle) != NULL) {
+        db->idle = c->idle_next;
+        db->nidle--;
+    }
     pthread_mutex_unlock(&db->lock);
+    if (!c) {
+        if (conn_open(&c, db) < 0)
+            return NULL;
+        pthread_mutex_lock(&db->lock);
+        c->next = db->conns;
+        db->conns = c;
+        pthread_mutex_unlock(&db->lock);
+    }
+    c->idle_next = NULL;
+    c->depth = 1;
+    pthread_setspecific(db->key, c);
     return c;
+}
+
+void db_conn_put(struct conn *c)
+{
+    if (!c || --c->depth > 0)
+        return;
+    wh_db *db = c->db;
+    if (c->batch || c->d->in_tx(c->h)) {
+        /* a call returned inside its transaction: our bug; never lend it open */
+        wh_log_error("database connection given back inside a transaction: rolled back");
+        c->batch = 0;
+        c->scan_queued = false;
+        c->d->rollback(c->h);
+    }
+    pthread_setspecific(db->key, NULL);
+    struct conn *drop = NULL;
+    pthread_mutex_lock(&db->lock);
+    c->idle_next = db->idle;
+    db->idle = c;
+    if (++db->nidle > IDLE_MAX) {
+        /* past the cap, the one given back longest ago is closed */
+        struct conn **pp = &db->idle;
+        while ((*pp)->idle_next)
+            pp = &(*pp)->idle_next;
+        drop = *pp;
+        *pp = NULL;
+        db->nidle--;
+        conn_unlink(db, drop);
+    }
+    pthread_mutex_unlock(&db->lock);
+    if (drop)
+        conn_close(drop);
+}
+
+void db_conn_stats(wh_db *db, int *open, int *idle)
+{
+    int n = 0;
+    pthread_mutex_lock(&db->lock);
+    for (struct conn *c = db->conns; c; c = c->next)
+        n++;
+    *open = n;
+    *idle = db->nidle;
+    pthread_mutex_unlock(&db->lock);
 }
 
 /* Prepares `sql` into `s`; SQL of ours that does not compile is a bug. */
@@ -497,12 +576,17 @@ int db_tx_end(struct conn *c, int error)
 
 uint64_t wh_db_data_version(wh_db *db)
 {
-    struct conn *c = db_conn(db);
+    DB_CONN(c, db);
     uint64_t v = c ? c->d->data_version(c->h) : 0;
     if (v == 0)
         return 0;
-    /* the handle's serial too: two databases (or one reopened) never share a value */
-    uint64_t r = ((uint64_t)db->serial << 32) + v;
+    /*
+     * The connection's serial too: a driver may count per connection
+     * (SQLite does), and the pool lends a thread a different one from call
+     * to call; two connections (of one database, of two, or of one reopened)
+     * never share a value.
+     */
+    uint64_t r = ((uint64_t)c->serial << 32) ^ v;
     return r ? r : 1;
 }
 
@@ -531,11 +615,6 @@ int wh_db_batch_whole(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payl
 }
 
 /* ---- open / close ---- */
-
-static void thread_conn_free(void *p)
-{
-    (void)p; /* connections are closed by wh_db_close, which owns the list */
-}
 
 /*
  * Applies the driver's migrations after the database's schema version, up
@@ -586,21 +665,21 @@ static const struct db_driver *const drivers[] = {
 
 static int open_with(wh_db **out, const struct db_driver *d, const char *target, int version)
 {
-    static _Atomic uint32_t serials;
     if (d->version != DB_DRIVER_VERSION)
         return wh_error_set(WH_ERROR, "database driver %s: table version %d, not %d", d->name,
                             d->version, DB_DRIVER_VERSION);
     wh_db *db = wh_calloc(1, sizeof(*db));
     db->d = d;
-    db->serial = ++serials;
     db->scan_lease_ms = WH_SCAN_LEASE_MS;
     db->scan_attempts = WH_SCAN_ATTEMPTS_MAX;
     db->scan_retry_ms = WH_SCAN_RETRY_MS;
     db->target = wh_strdup(target);
     pthread_mutex_init(&db->lock, NULL);
-    pthread_key_create(&db->key, thread_conn_free);
+    pthread_key_create(&db->key, NULL);
     struct conn *c = db_conn(db);
-    if (!c || migrate(c, version) < 0) {
+    int error = c ? migrate(c, version) : WH_ERROR;
+    db_conn_put(c);
+    if (error < 0) {
         int rc = wh_error_set(WH_ERROR, "database %s: %s", d->name, wh_error_msg());
         wh_db_close(db);
         return rc;
@@ -646,23 +725,6 @@ void wh_db_close(wh_db *db)
     free(db->target);
     free(db->node);
     free(db);
-}
-
-void wh_db_thread_done(wh_db *db)
-{
-    struct conn *c = pthread_getspecific(db->key);
-    if (!c)
-        return;
-    pthread_setspecific(db->key, NULL);
-    pthread_mutex_lock(&db->lock);
-    for (struct conn **pp = &db->conns; *pp; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&db->lock);
-    conn_close(c);
 }
 
 /* ---- shared helpers ---- */

@@ -359,7 +359,7 @@ int wh_db_rematch_apply(wh_db *db, const struct wh_rematch_target *t, const char
         *added = NULL;
     if (removed)
         *removed = NULL;
-    struct conn *c = db_conn(db);
+    DB_CONN(c, db);
     int error = c ? db_tx_begin(c) : WH_ERROR;
     if (error == 0)
         error = db_tx_end(c, rematch_tx(c, t, new_report_id, r, now_ms, add, rem));

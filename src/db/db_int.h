@@ -44,8 +44,22 @@ void db_sqlite_writers(int *fg_waiting, int *bg_yielding);
 /* SQLite's checkpoints (db_sqlite.c): those waiting for the write transactions of the
  * process to end, and those run since it started. For tests. */
 void db_sqlite_checkpoints(int *waiting, uint64_t *run);
-/* The calling thread's connection (opened on first use), or NULL on failure. */
+/*
+ * A connection for the calling thread to use until it gives it back with
+ * db_conn_put: the one it already holds (a call inside a call, and so inside
+ * the same transaction), else the pool's idle connection given back last,
+ * else a new one. NULL on failure. Entity functions take it with DB_CONN or
+ * CONN_OR_FAIL, which give it back when the function returns.
+ */
 struct conn *db_conn(wh_db *db);
+/*
+ * Gives back what db_conn took (NULL: nothing). The outermost call's return
+ * puts the connection in the pool, where another thread may take it: nothing
+ * of the call may be left open on it (a transaction, a statement mid-rows).
+ */
+void db_conn_put(struct conn *c);
+/* The database's connections: open in all, and those idle in the pool. For tests. */
+void db_conn_stats(wh_db *db, int *open, int *idle);
 /* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */
 db_stmt *db_stmt_get(struct conn *c, const char *sql);
 /* The name the entity files call it by (the type db_stmt is not followed by '('). */
@@ -298,8 +312,17 @@ int db_gc_postpone_blob(struct conn *c, const char *digest, int64_t now_ms);
  * spells its own way (a queue claim with PostgreSQL's SKIP LOCKED). */
 const char *db_driver_name(struct conn *c);
 
+/* For the cleanup attribute of DB_CONN. */
+static inline void db_conn_release(struct conn **c)
+{
+    db_conn_put(*c);
+}
+/* Declares `c`, a connection of `db` (db_conn; may be NULL) given back when it goes
+ * out of scope, whichever way the function returns. */
+#define DB_CONN(c, db) struct conn *c __attribute__((cleanup(db_conn_release))) = db_conn(db)
+/* As DB_CONN, returning WH_ERROR from the function when there is none. */
 #define CONN_OR_FAIL(c, db)                                                                        \
-    struct conn *c = db_conn(db);                                                                  \
+    DB_CONN(c, db);                                                                                \
     if (!c)                                                                                        \
     return WH_ERROR
 

@@ -376,7 +376,6 @@ static void *worker_main(void *arg)
     e->active--;
     pthread_cond_signal(&e->changed);
     pthread_mutex_unlock(&e->lock);
-    wh_db_thread_done(e->db);
     return NULL;
 }
 
@@ -862,19 +861,13 @@ static int64_t gc_turn(void *arg)
     return 0; /* another may be pending */
 }
 
-static void gc_done(void *arg)
-{
-    wh_gc *g = arg;
-    wh_db_thread_done(g->db);
-}
-
 int wh_gc_start(wh_gc **out, wh_db *db, wh_store *store)
 {
     wh_gc *g = wh_calloc(1, sizeof(*g));
     g->db = db;
     g->store = store;
     *out = NULL;
-    if (wh_loop_start(&g->loop, "gc", gc_turn, gc_done, g) < 0) {
+    if (wh_loop_start(&g->loop, "gc", gc_turn, g) < 0) {
         free(g);
         return WH_ERROR;
     }

@@ -38,8 +38,6 @@ struct wh_http_config {
     const char *trusted_proxies;  /* addresses and CIDR blocks whose X-Forwarded-* are believed */
     unsigned defer_threads;       /* threads running deferred work (wh_req_defer; 0: none) */
     unsigned defer_queue;         /* requests that may wait for them */
-    void (*thread_exit)(void *payload); /* called on each deferred-work thread as it ends */
-    void *thread_exit_payload;
 };
 
 typedef int (*wh_handler_fn)(wh_req *req, void *payload);

@@ -487,8 +487,6 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&h->qlock);
     }
     pthread_mutex_unlock(&h->qlock);
-    if (h->cfg.thread_exit)
-        h->cfg.thread_exit(h->cfg.thread_exit_payload);
     return NULL;
 }
 

@@ -267,7 +267,6 @@ static void *sweeper_main(void *arg)
     }
     pthread_mutex_unlock(&reg->stop_lock);
     pulls_flush(reg);
-    wh_db_thread_done(reg->db);
     return NULL;
 }
 

@@ -235,19 +235,13 @@ static int64_t scanall_turn(void *arg)
     return fire(sa);
 }
 
-static void scanall_done(void *arg)
-{
-    wh_scanall *sa = arg;
-    wh_db_thread_done(sa->db);
-}
-
 int wh_scanall_start(wh_scanall **out, wh_db *db, wh_scand *scand)
 {
     wh_scanall *sa = wh_calloc(1, sizeof(*sa));
     sa->db = db;
     sa->scand = scand;
     *out = NULL;
-    if (wh_loop_start(&sa->loop, "scan-all", scanall_turn, scanall_done, sa) < 0) {
+    if (wh_loop_start(&sa->loop, "scan-all", scanall_turn, sa) < 0) {
         free(sa);
         return WH_ERROR;
     }

@@ -582,7 +582,6 @@ static void *worker(void *arg)
         wh_log_error("scan: a worker stopped at its start (failpoint scan.worker)");
         __atomic_sub_fetch(&s->alive, 1, __ATOMIC_RELAXED);
         free(job);
-        wh_db_thread_done(s->db);
         return NULL;
     }
     while (!stopping(s)) {
@@ -605,7 +604,6 @@ static void *worker(void *arg)
     __atomic_sub_fetch(&s->alive, 1, __ATOMIC_RELAXED);
     free(job);
     wh_vulndb_close(w.db);
-    wh_db_thread_done(s->db);
     return NULL;
 }
 
@@ -1228,7 +1226,6 @@ static void *rematcher(void *arg)
         idle_wait(s, 1000);
     }
     loaded_drop(&l);
-    wh_db_thread_done(s->db);
     return NULL;
 }
 
@@ -1377,7 +1374,6 @@ static void *keeper(void *arg)
                         (long long)exports);
         idle_wait(s, wh_db_scan_lease(s->db) / 4);
     }
-    wh_db_thread_done(s->db);
     return NULL;
 }
 

@@ -1451,7 +1451,6 @@ static void *hammer(void *p)
         if (i % 7 == 0)
             wh_auth_throttle_ok(a->f->t, u, "shared", i, NULL);
     }
-    wh_db_thread_done(a->f->db);
     return NULL;
 }
 

@@ -1186,7 +1186,6 @@ static void *insert_project(void *payload)
     in->storage_limit = -1;
     int rc = wh_db_project_insert(w->db, in, NULL);
     free(in);
-    wh_db_thread_done(w->db);
     pthread_mutex_lock(&w->lock);
     w->rc = rc;
     w->done = true;
@@ -1337,7 +1336,6 @@ static void *take_turn(void *arg)
     struct turn *t = arg;
     wh_db_thread_background(t->background);
     t->rc = wh_db_batch(t->db, write_setting, t);
-    wh_db_thread_done(t->db);
     return NULL;
 }
 
@@ -1443,7 +1441,6 @@ static void *other_writer(void *arg)
 {
     struct ckpt_case *k = arg;
     k->rc = wh_db_batch(k->db, open_until_released, k);
-    wh_db_thread_done(k->db);
     return NULL;
 }
 
@@ -1544,7 +1541,6 @@ static void *storm_thread(void *arg)
     for (int i = 0; i < 150; i++)
         if (wh_db_batch(s->db, storm_write, s) < 0)
             s->failures++;
-    wh_db_thread_done(s->db);
     return NULL;
 }
 
@@ -1565,6 +1561,133 @@ static void test_db__writers_storm(void **state)
     }
     if (!test_db_pg())
         assert_true(queue_is(0, 0));
+}
+
+/* A thread that takes a connection of `db` and holds it until released. */
+struct holder {
+    wh_db *db;
+    pthread_barrier_t *held, *release;
+    struct conn *c;
+    uint64_t version;
+};
+
+static void *hold_conn(void *arg)
+{
+    struct holder *h = arg;
+    h->c = db_conn(h->db);
+    h->version = wh_db_data_version(h->db); /* a call inside: the same connection */
+    pthread_barrier_wait(h->held);
+    pthread_barrier_wait(h->release);
+    db_conn_put(h->c);
+    return NULL;
+}
+
+static void *one_call(void *arg)
+{
+    struct holder *h = arg;
+    h->c = db_conn(h->db);
+    db_conn_put(h->c);
+    return NULL;
+}
+
+/*
+ * Connections are lent per call, not per thread: a thread that comes after
+ * another has returned gets its connection (one open, not one per thread);
+ * calls held at once get one each, with data versions that never match
+ * (a cache keyed by them must not take one connection's count for
+ * another's); the pool lends the connection given back last first, and
+ * keeps at most 16 idle.
+ */
+static void test_db__connections_pooled_last_in_first_out(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    int open, idle;
+    struct conn *first = db_conn(f->db);
+    assert_non_null(first);
+    assert_ptr_equal(db_conn(f->db), first); /* nested: the same one */
+    db_conn_put(first);
+    db_conn_put(first);
+    db_conn_stats(f->db, &open, &idle);
+    assert_int_equal(open, 1);
+    assert_int_equal(idle, 1);
+
+    /* threads one after another: the same connection, none opened */
+    for (int i = 0; i < 4; i++) {
+        struct holder h = {.db = f->db};
+        pthread_t t;
+        pthread_create(&t, NULL, one_call, &h);
+        pthread_join(t, NULL);
+        assert_ptr_equal(h.c, first);
+    }
+    db_conn_stats(f->db, &open, &idle);
+    assert_int_equal(open, 1);
+
+    /* 20 calls at once: 20 connections, distinct data versions */
+    enum { N = 20 };
+    pthread_barrier_t held, release;
+    pthread_barrier_init(&held, NULL, N + 1);
+    pthread_barrier_init(&release, NULL, N + 1);
+    struct holder h[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        h[i] = (struct holder){.db = f->db, .held = &held, .release = &release};
+        pthread_create(&t[i], NULL, hold_conn, &h[i]);
+    }
+    pthread_barrier_wait(&held);
+    db_conn_stats(f->db, &open, &idle);
+    assert_int_equal(open, N);
+    assert_int_equal(idle, 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_not_equal(h[i].version, 0);
+        for (int j = 0; j < i; j++) {
+            assert_ptr_not_equal(h[i].c, h[j].c);
+            assert_true(h[i].version != h[j].version);
+        }
+    }
+    pthread_barrier_wait(&release);
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    db_conn_stats(f->db, &open, &idle);
+    assert_int_equal(open, 16); /* the four given back first were closed */
+    assert_int_equal(idle, 16);
+    pthread_barrier_destroy(&held);
+    pthread_barrier_destroy(&release);
+
+    /* last in, first out */
+    struct conn *a = db_conn(f->db), *b = NULL;
+    struct holder hb = {.db = f->db};
+    pthread_t tb;
+    pthread_create(&tb, NULL, one_call, &hb); /* takes one while `a` is held */
+    pthread_join(tb, NULL);
+    b = hb.c;
+    assert_ptr_not_equal(a, b);
+    db_conn_put(a); /* `a` given back after `b`: lent next */
+    struct conn *next = db_conn(f->db);
+    assert_ptr_equal(next, a);
+    db_conn_put(next);
+}
+
+/*
+ * A call that returned inside its transaction (a bug) does not lend the
+ * transaction to the next caller: the connection is rolled back as it goes
+ * back to the pool, and the next writer is not kept waiting on its lock.
+ */
+static void test_db__connection_given_back_in_a_transaction(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    struct conn *c = db_conn(f->db);
+    assert_int_equal(db_tx_begin(c), 0);
+    db_stmt *s = db_stmt(c, "INSERT INTO setting (name, value, updated_ms) VALUES (?1, 'x', 0)");
+    db_bind_text(s, 1, "left-open");
+    assert_int_equal(db_run(c, s), 0);
+    db_conn_put(c);
+    char v[8];
+    assert_int_equal(wh_db_setting_get(f->db, "left-open", v, sizeof(v)), WH_ENOTFOUND);
+    assert_int_equal(wh_db_setting_set(f->db, "after", "y", 1), 0);
+    assert_int_equal(wh_db_setting_get(f->db, "after", v, sizeof(v)), 0);
+    assert_string_equal(v, "y");
 }
 
 /*
@@ -1636,6 +1759,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__background_writer_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__checkpoint_waits_for_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writers_storm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__connections_pooled_last_in_first_out, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_db__connection_given_back_in_a_transaction, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_db__wal_checkpointed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -493,7 +493,6 @@ static void *race(void *arg)
     pthread_barrier_wait(r->go);
     r->rc = r->export ? wh_db_export_claim(r->db, 1000, &r->e)
                       : wh_db_rematch_claim(r->db, VDB1, 1000, &r->run);
-    wh_db_thread_done(r->db);
     return NULL;
 }
 

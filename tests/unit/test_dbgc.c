@@ -584,7 +584,6 @@ static void *node_main(void *arg)
         struct timespec pause = {.tv_sec = 0, .tv_nsec = 2000000}; /* as a worker gives way */
         nanosleep(&pause, NULL);
     }
-    wh_db_thread_done(w->db);
     return NULL;
 }
 

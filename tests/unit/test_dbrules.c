@@ -88,7 +88,6 @@ static void *racer_main(void *arg)
     struct racer *me = arg;
     pthread_barrier_wait(&me->race->gate);
     me->race->fn(me->race, me->i);
-    wh_db_thread_done(me->race->db);
     return NULL;
 }
 
