@@ -2,8 +2,8 @@
  * db: the metadata store, wharf's source of truth for projects, repositories,
  * blobs, artifacts, tags, references and upload sessions. Callers see plain
  * structs and callbacks, never the database. Behind this header a generic
- * core (db_core.c: one connection per thread, statements prepared once per
- * connection, transactions) drives a backend through its driver table
+ * core (db_core.c: a pool of connections lent per call, statements prepared
+ * once per connection, transactions) drives a backend through its driver table
  * (db_driver.h): SQLite (db_sqlite.c, the embedded default) or PostgreSQL;
  * the entity files (db_*.c) hold SQL that runs on both.
  *
@@ -88,8 +88,8 @@ struct wh_db_pool_stats {
 };
 /*
  * Fills `*out` from the connection pools the process has open: 0, or
- * WH_ENOTFOUND when it has none (SQLite keeps one connection per thread and
- * has no pool).
+ * WH_ENOTFOUND when it has none (SQLite's connections are the core's, not
+ * counted here).
  */
 int wh_db_pool_stats(struct wh_db_pool_stats *out);
 /* Server connections each PostgreSQL pool opened from now on may make (> 0; default 8). */

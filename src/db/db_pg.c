@@ -1,9 +1,10 @@
 /*
  * db_pg.c: the PostgreSQL driver of db_driver.h, on libpq.
  *
- * Connections. The core keeps one logical connection (struct db_dconn) per
- * thread; behind them, each target (connection string) has one bounded pool
- * of server connections (struct pg_server), at most db.pool_size of them. A
+ * Connections. The core lends logical connections (struct db_dconn) from
+ * its own pool, one call at a time; behind them, each target (connection
+ * string) has one bounded pool of server connections (struct pg_server), at
+ * most db.pool_size of them. A
  * logical connection leases a server connection for one statement and gives
  * it back as soon as the result is fetched, except inside a transaction (or
  * while the migration lock is held), when it keeps its lease until the end:
