@@ -540,10 +540,15 @@ int wh_db_project_usage(wh_db *db, int64_t id, uint64_t *out);
  * <X> of storage resource, which when updated to current usage of <Y> will
  * exceed the configured upper limit of <Z>."); WH_ENOTFOUND or WH_ERROR.
  */
-/* Whether a repository of the project holds blob `digest` (it then counts once already). */
-int wh_db_project_has_blob(wh_db *db, int64_t project_id, const char *digest, bool *out);
 int wh_db_project_quota_check(wh_db *db, int64_t project_id, uint64_t adding_bytes, char *msg,
                               size_t msgcap);
+/*
+ * May blob `digest` of `size` bytes be linked into the project? 0 when the
+ * project has no storage limit, holds the blob already (it counts once) or
+ * has room for it; else as wh_db_project_quota_check.
+ */
+int wh_db_project_blob_admit(wh_db *db, int64_t project_id, const char *digest, uint64_t size,
+                             char *msg, size_t msgcap);
 /* Harbor's size display: "<n> B" below 1 KiB, else "%.1f KiB/MiB/GiB…". */
 void wh_db_size_format(char *out, size_t cap, uint64_t bytes);
 

@@ -355,26 +355,31 @@ void wh_db_size_format(char *out, size_t cap, uint64_t v)
     snprintf(out, cap, "%.1f %ciB", (double)v / (double)div, units[exp]);
 }
 
-int wh_db_project_quota_check(wh_db *db, int64_t project_id, uint64_t adding_bytes, char *msg,
-                              size_t msgcap)
+/* The project's storage limit (-1: none): 0 or WH_ENOTFOUND / WH_ERROR. */
+static int project_limit(wh_db *db, int64_t project_id, int64_t *limit)
 {
     static const char sql[] = "SELECT storage_limit FROM project WHERE id = ?1";
     CONN_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, project_id);
     int rc = db_step(s);
-    int64_t limit = -1;
     int error = 0;
     if (rc == DB_ROW)
-        limit = db_col_i64(s, 0);
+        *limit = db_col_i64(s, 0);
     else if (rc == DB_DONE)
         error = wh_error_set(WH_ENOTFOUND, "project %" PRId64 " not found", project_id);
     else
         error = db_fail(c);
     db_done(s);
-    if (error < 0 || limit < 0)
-        return error;
+    return error;
+}
+
+/* Whether `adding_bytes` more fit under `limit` (>= 0) beside the project's usage. */
+static int quota_against(wh_db *db, int64_t project_id, int64_t limit, uint64_t adding_bytes,
+                         char *msg, size_t msgcap)
+{
     uint64_t used = 0, total;
+    int error;
     if ((error = wh_db_project_usage(db, project_id, &used)) < 0)
         return error;
     if (!__builtin_add_overflow(used, adding_bytes, &total) && total <= (uint64_t)limit)
@@ -388,6 +393,42 @@ int wh_db_project_quota_check(wh_db *db, int64_t project_id, uint64_t adding_byt
              "exceed the configured upper limit of %s.",
              a, u, l);
     return wh_error_set(WH_EDENIED, "%s", msg);
+}
+
+int wh_db_project_quota_check(wh_db *db, int64_t project_id, uint64_t adding_bytes, char *msg,
+                              size_t msgcap)
+{
+    int64_t limit = -1;
+    int error = project_limit(db, project_id, &limit);
+    if (error < 0 || limit < 0)
+        return error;
+    return quota_against(db, project_id, limit, adding_bytes, msg, msgcap);
+}
+
+/* Whether a repository of the project holds blob `digest` (it then counts once already). */
+static int project_has_blob(wh_db *db, int64_t project_id, const char *digest, bool *out)
+{
+    static const char sql[] = "SELECT 1 FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
+                              " WHERE r.project_id = ?1 AND rb.digest = ?2 LIMIT 1";
+    CONN_OR_FAIL(c, db);
+    db_stmt *s = db_stmt(c, sql);
+    db_bind_i64(s, 1, project_id);
+    db_bind_text(s, 2, digest);
+    return db_exists(c, s, out);
+}
+
+int wh_db_project_blob_admit(wh_db *db, int64_t project_id, const char *digest, uint64_t size,
+                             char *msg, size_t msgcap)
+{
+    int64_t limit = -1;
+    bool have = false;
+    int error = project_limit(db, project_id, &limit);
+    /* no limit: nothing to count (the usual case, and one lookup instead of three) */
+    if (error < 0 || limit < 0)
+        return error;
+    if ((error = project_has_blob(db, project_id, digest, &have)) < 0 || have)
+        return error;
+    return quota_against(db, project_id, limit, size, msg, msgcap);
 }
 
 /* ---- statistics and search ---- */
@@ -434,13 +475,3 @@ int wh_db_statistics(wh_db *db, const struct wh_project_filter *f, struct wh_sta
     return error;
 }
 
-int wh_db_project_has_blob(wh_db *db, int64_t project_id, const char *digest, bool *out)
-{
-    static const char sql[] = "SELECT 1 FROM repo_blob rb JOIN repository r ON r.id = rb.repo_id"
-                              " WHERE r.project_id = ?1 AND rb.digest = ?2 LIMIT 1";
-    CONN_OR_FAIL(c, db);
-    db_stmt *s = db_stmt(c, sql);
-    db_bind_i64(s, 1, project_id);
-    db_bind_text(s, 2, digest);
-    return db_exists(c, s, out);
-}

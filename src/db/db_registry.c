@@ -302,12 +302,8 @@ static int blob_record(struct conn *c, int64_t repo_id, const char *digest, uint
  */
 static int quota_reserve(wh_db *db, int64_t project_id, const char *digest, uint64_t size)
 {
-    bool have = false;
     char msg[512];
-    int error = wh_db_project_has_blob(db, project_id, digest, &have);
-    if (error < 0 || have)
-        return error;
-    return wh_db_project_quota_check(db, project_id, size, msg, sizeof(msg));
+    return wh_db_project_blob_admit(db, project_id, digest, size, msg, sizeof(msg));
 }
 
 int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char *digest,

@@ -24,13 +24,8 @@ int need_writable(wh_registry *reg, wh_req *r)
 int quota_check(wh_registry *reg, wh_req *r, const struct target *t, const char *digest,
                 uint64_t size)
 {
-    bool have = false;
     char msg[512];
-    if (wh_db_project_has_blob(reg->db, t->project_id, digest, &have) < 0)
-        return oci_error(r, E_INTERNAL, NULL);
-    if (have)
-        return 0;
-    int error = wh_db_project_quota_check(reg->db, t->project_id, size, msg, sizeof(msg));
+    int error = wh_db_project_blob_admit(reg->db, t->project_id, digest, size, msg, sizeof(msg));
     if (error == WH_EDENIED)
         return oci_error(r, E_DENIED, wh_pool_strdup(wh_req_pool(r), msg));
     if (error < 0)

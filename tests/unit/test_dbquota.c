@@ -1,7 +1,8 @@
 /*
  * Unit tests for the storage quota of db/: Harbor's size display, usage
  * counting a blob shared by two repositories of a project once, the
- * refusal message of wh_db_project_quota_check, and the quota API's view
+ * refusal message of wh_db_project_quota_check, a blob admitted when the
+ * project holds it already or has room for it, and the quota API's view
  * (db_quota.c): get, list with its sorts and filter, set the hard limit.
  */
 #include <setjmp.h>
@@ -61,10 +62,21 @@ static void test_dbquota__check(void **state)
     assert_int_equal(wh_db_project_quota_check(db, pid, 549, msg, sizeof(msg)), WH_EDENIED);
     assert_string_equal(msg, "adding 549 B of storage resource, which when updated to current usage "
                              "of 1.5 KiB will exceed the configured upper limit of 2.0 KiB.");
+    /* a blob: counted once, so one the project holds is always admitted */
+    const char *d2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    assert_int_equal(wh_db_project_blob_admit(db, pid, d1, 1500, msg, sizeof(msg)), 0);
+    assert_int_equal(wh_db_project_blob_admit(db, pid, d2, 548, msg, sizeof(msg)), 0);
+    msg[0] = '\0';
+    assert_int_equal(wh_db_project_blob_admit(db, pid, d2, 549, msg, sizeof(msg)), WH_EDENIED);
+    assert_string_equal(msg, "adding 549 B of storage resource, which when updated to current usage "
+                             "of 1.5 KiB will exceed the configured upper limit of 2.0 KiB.");
+    assert_int_equal(wh_db_blob_link(db, pid, "quota/a", d2, 549), WH_EDENIED);
+    assert_int_equal(wh_db_project_blob_admit(db, 999999, d2, 1, msg, sizeof(msg)), WH_ENOTFOUND);
     in.p.id = pid;
     in.storage_limit = -1;
     assert_int_equal(wh_db_project_update(db, &in), 0);
     assert_int_equal(wh_db_project_quota_check(db, pid, UINT64_MAX / 2, msg, sizeof(msg)), 0);
+    assert_int_equal(wh_db_project_blob_admit(db, pid, d2, UINT64_MAX / 2, msg, sizeof(msg)), 0);
     assert_int_equal(wh_db_project_delete(db, pid), WH_ECONFLICT);
     wh_db_close(db);
     char cmd[160];
