@@ -175,6 +175,13 @@ bool wh_addr_list_match(const char *list, const char *ip);
 
 /* Misc. */
 int64_t wh_now_ms(void);          /* wall clock, milliseconds since the epoch */
+/* A 64-bit mix of `x` (splitmix64's finaliser), for keys made of several numbers. */
+static inline uint64_t wh_mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
 int64_t wh_monotonic_us(void);    /* monotonic clock, microseconds */
 /* Cryptographically strong random bytes (OpenSSL's generator, pooled per thread; aborts on failure). */
 void wh_random_bytes(void *out, size_t n);

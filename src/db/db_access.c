@@ -44,7 +44,7 @@ int wh_db_user_create(wh_db *db, const struct wh_user *u, int64_t *id_out)
     static const char sql[] = "INSERT INTO \"user\"(username, email, realname, comment, password,"
                               " sysadmin, created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)"
                               " RETURNING id";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, u->username);
     db_bind_text(s, 2, u->email);
@@ -89,7 +89,7 @@ int wh_db_user_set_password(wh_db *db, int64_t id, const char *password_hash)
     static const char sql[] = "UPDATE \"user\" SET password = ?2, updated_ms = ?3 WHERE id = ?1";
     /* a new password ends the user's portal sessions, on every node (db_session.c) */
     static const char end[] = "DELETE FROM portal_session WHERE user_id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -127,7 +127,7 @@ static int keep_an_admin(struct conn *c, int64_t id)
 int wh_db_user_set_sysadmin(wh_db *db, int64_t id, bool sysadmin)
 {
     static const char sql[] = "UPDATE \"user\" SET sysadmin = ?2, updated_ms = ?3 WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
@@ -145,7 +145,7 @@ int wh_db_user_update(wh_db *db, const struct wh_user *u)
 {
     static const char sql[] = "UPDATE \"user\" SET email = ?2, realname = ?3, comment = ?4,"
                               " updated_ms = ?5 WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, u->id);
     db_bind_text(s, 2, u->email);
@@ -158,7 +158,7 @@ int wh_db_user_update(wh_db *db, const struct wh_user *u)
 int wh_db_user_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM \"user\" WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
@@ -207,7 +207,7 @@ int wh_db_member_set(wh_db *db, int64_t project_id, int64_t user_id, int role, i
     static const char sql[] = "INSERT INTO member(project_id, user_id, role, created_ms, updated_ms)"
                               " VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(project_id, user_id)"
                               " DO UPDATE SET role = ?3, updated_ms = ?4 RETURNING id";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, project_id);
     db_bind_i64(s, 2, user_id);
@@ -229,7 +229,7 @@ int wh_db_member_add(wh_db *db, int64_t project_id, int64_t user_id, int role, i
 {
     static const char sql[] = "INSERT INTO member(project_id, user_id, role, created_ms, updated_ms)"
                               " VALUES(?1, ?2, ?3, ?4, ?4) RETURNING id";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, project_id);
     db_bind_i64(s, 2, user_id);
@@ -242,7 +242,7 @@ int wh_db_member_set_role(wh_db *db, int64_t project_id, int64_t member_id, int 
 {
     static const char sql[] = "UPDATE member SET role = ?3, updated_ms = ?4"
                               " WHERE project_id = ?1 AND id = ?2";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, project_id);
     db_bind_i64(s, 2, member_id);
@@ -310,7 +310,7 @@ int wh_db_member_get(wh_db *db, int64_t project_id, int64_t member_id, struct wh
 int wh_db_member_delete(wh_db *db, int64_t project_id, int64_t member_id)
 {
     static const char sql[] = "DELETE FROM member WHERE project_id = ?1 AND id = ?2";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, project_id);
     db_bind_i64(s, 2, member_id);
@@ -371,7 +371,7 @@ int wh_db_robot_create(wh_db *db, const struct wh_robot *r, int64_t *id_out)
         "INSERT INTO robot(name, description, level, project_id, secret, disabled, duration,"
         " expires_at, permissions, created_ms, updated_ms)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, r->name);
     db_bind_text(s, 2, r->description);
@@ -422,7 +422,7 @@ int wh_db_robot_update(wh_db *db, const struct wh_robot *r)
     static const char sql[] = "UPDATE robot SET description = ?2, disabled = ?3, duration = ?4,"
                               " expires_at = ?5, permissions = ?6, secret = ?7, updated_ms = ?8"
                               " WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, r->id);
     db_bind_text(s, 2, r->description);
@@ -438,7 +438,7 @@ int wh_db_robot_update(wh_db *db, const struct wh_robot *r)
 int wh_db_robot_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM robot WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
     return db_change(c, s, "robot");
@@ -475,13 +475,13 @@ static int audit_insert(struct conn *c, const struct wh_audit *a);
 
 int wh_db_audit_add(wh_db *db, const struct wh_audit *a)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     return audit_insert(c, a);
 }
 
 int wh_db_audit_add_many(wh_db *db, const struct wh_audit *a, size_t n)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     for (size_t i = 0; i < n && error == 0; i++)
         error = audit_insert(c, &a[i]);
@@ -531,7 +531,7 @@ int wh_db_audit_purge(wh_db *db, int64_t before_ms, int64_t *deleted)
     static const char sql[] =
         "DELETE FROM audit_log WHERE id IN"
         " (SELECT id FROM audit_log WHERE op_time_ms < ?1 LIMIT 5000)";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int64_t total = 0;
     int error = 0;
     for (;;) {

@@ -237,7 +237,7 @@ int wh_db_tag_create(wh_db *db, int64_t repo_id, int64_t artifact_id, const char
 {
     static const char sql[] = "INSERT INTO tag(repo_id, name, artifact_id, push_ms)"
                               " VALUES(?1, ?2, ?3, ?4)";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, repo_id);
     db_bind_text(s, 2, name);

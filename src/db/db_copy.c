@@ -201,7 +201,7 @@ static int copy_tx(wh_db *db, struct conn *c, int64_t src, int64_t dst_project,
 int wh_db_artifact_copy(wh_db *db, int64_t src_artifact_id, int64_t dst_project_id,
                         const char *dst_repo, char *msg, size_t msgcap, int64_t *dst_artifact_id)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;

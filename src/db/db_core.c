@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BATCH_WHOLE 2 /* conn.batch of wh_db_batch_whole */
 
@@ -33,6 +34,8 @@
 #define BUILT_SLOTS 128 /* statements assembled per filter combination, cached by text */
 #define BUILT_PROBE 8   /* slots tried before one is reused */
 #define IDLE_MAX 16     /* connections kept open while no call uses them */
+#define WRITER_WAIT_MS 10000 /* longest wait for the writer connection (WH_EBUSY) */
+#define WRITER_YIELD_MS 50   /* longest a background writer lets request threads go first */
 
 struct conn {
     struct db_dconn *h;
@@ -66,6 +69,12 @@ struct wh_db {
     struct conn *conns;
     struct conn *idle; /* not held by any thread, last given back first */
     int nidle;
+    /* the writer connection (drivers with one_writer; see db_conn_write) */
+    pthread_mutex_t wlock; /* guards the four below */
+    pthread_cond_t wfree;  /* the writer connection was given back */
+    struct conn *writer;   /* opened on first use */
+    bool writer_held;
+    int writer_fg, writer_bg; /* request threads waiting for it; background ones giving way */
     void (*on_scan_queued)(void *payload); /* wh_db_on_scan_queued */
     void *on_scan_queued_payload;
     int (*blob_check)(const char *digest, void *payload); /* wh_db_on_blob_recorded */
@@ -145,6 +154,119 @@ struct conn *db_conn(wh_db *db)
     return c;
 }
 
+static _Thread_local bool tl_background;
+
+void wh_db_thread_background(bool on)
+{
+    tl_background = on;
+}
+
+bool db_thread_background(void)
+{
+    return tl_background;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Takes the writer connection for the calling thread: at once when it is
+ * free, else after the thread holding it gives it back. Request threads go
+ * first: a background thread (wh_db_thread_background) does not take it
+ * while one waits, for at most WRITER_YIELD_MS. Under db->wlock.
+ */
+static int writer_take(wh_db *db)
+{
+    bool bg = tl_background;
+    int64_t start = mono_ms(), now = start;
+    if (!db->writer_held && (bg ? db->writer_fg == 0 : true)) {
+        db->writer_held = true;
+        return 0;
+    }
+    if (bg)
+        db->writer_bg++;
+    else
+        db->writer_fg++;
+    int error = 0;
+    while (db->writer_held || (bg && db->writer_fg > 0 && now < start + WRITER_YIELD_MS)) {
+        if (now >= start + WRITER_WAIT_MS) {
+            error = wh_error_set(WH_EBUSY, "%s: the database stayed locked for %d s",
+                                 db->d->name, WRITER_WAIT_MS / 1000);
+            break;
+        }
+        bool yielding = bg && db->writer_fg > 0 && now < start + WRITER_YIELD_MS;
+        int64_t until = start + (yielding ? WRITER_YIELD_MS : WRITER_WAIT_MS);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ms = until - now;
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&db->wfree, &db->wlock, &ts);
+        now = mono_ms();
+    }
+    if (bg) {
+        db->writer_bg--;
+    } else {
+        db->writer_fg--;
+        /* what /metrics reports as waits for the write lock: this is where they happen */
+        wh_metric_add(WH_METRIC_DB_LOCK_WAITS, 1);
+        wh_metric_add(WH_METRIC_DB_LOCK_WAIT_US, (uint64_t)(now - start) * 1000);
+    }
+    if (error == 0)
+        db->writer_held = true;
+    else if (!bg && db->writer_fg == 0)
+        pthread_cond_broadcast(&db->wfree); /* background writers giving way go on */
+    return error;
+}
+
+int db_conn_write(wh_db *db, struct conn **out)
+{
+    struct conn *c = pthread_getspecific(db->key);
+    if (c || !db->d->one_writer) {
+        /* a write inside a call (its caller's connection) or a driver without one */
+        *out = db_conn(db);
+        return *out ? 0 : WH_ERROR;
+    }
+    *out = NULL;
+    pthread_mutex_lock(&db->wlock);
+    int error = writer_take(db);
+    if (error == 0 && !db->writer) {
+        if (conn_open(&c, db) < 0) {
+            db->writer_held = false;
+            pthread_cond_broadcast(&db->wfree);
+            error = WH_ERROR;
+        } else {
+            pthread_mutex_lock(&db->lock);
+            c->next = db->conns;
+            db->conns = c;
+            pthread_mutex_unlock(&db->lock);
+            db->writer = c;
+        }
+    }
+    pthread_mutex_unlock(&db->wlock);
+    if (error < 0)
+        return error;
+    c = db->writer;
+    c->depth = 1;
+    pthread_setspecific(db->key, c);
+    *out = c;
+    return 0;
+}
+
+void db_writer_queue(wh_db *db, int *fg_waiting, int *bg_yielding)
+{
+    pthread_mutex_lock(&db->wlock);
+    *fg_waiting = db->writer_fg;
+    *bg_yielding = db->writer_bg;
+    pthread_mutex_unlock(&db->wlock);
+}
+
 void db_conn_put(struct conn *c)
 {
     if (!c || --c->depth > 0)
@@ -158,6 +280,13 @@ void db_conn_put(struct conn *c)
         c->d->rollback(c->h);
     }
     pthread_setspecific(db->key, NULL);
+    if (c == db->writer) {
+        pthread_mutex_lock(&db->wlock);
+        db->writer_held = false;
+        pthread_cond_broadcast(&db->wfree);
+        pthread_mutex_unlock(&db->wlock);
+        return;
+    }
     struct conn *drop = NULL;
     pthread_mutex_lock(&db->lock);
     c->idle_next = db->idle;
@@ -586,13 +715,13 @@ uint64_t wh_db_data_version(wh_db *db)
      * to call; two connections (of one database, of two, or of one reopened)
      * never share a value.
      */
-    uint64_t r = ((uint64_t)c->serial << 32) ^ v;
+    uint64_t r = wh_mix64(wh_mix64(c->serial) ^ v);
     return r ? r : 1;
 }
 
 static int batch_run(wh_db *db, int (*fn)(wh_db *db, void *payload), void *payload, int kind)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     if (c->batch)
         return fn(db, payload); /* already in one */
     int error;
@@ -675,6 +804,8 @@ static int open_with(wh_db **out, const struct db_driver *d, const char *target,
     db->scan_retry_ms = WH_SCAN_RETRY_MS;
     db->target = wh_strdup(target);
     pthread_mutex_init(&db->lock, NULL);
+    pthread_mutex_init(&db->wlock, NULL);
+    pthread_cond_init(&db->wfree, NULL);
     pthread_key_create(&db->key, NULL);
     struct conn *c = db_conn(db);
     int error = c ? migrate(c, version) : WH_ERROR;
@@ -722,6 +853,8 @@ void wh_db_close(wh_db *db)
     }
     pthread_key_delete(db->key);
     pthread_mutex_destroy(&db->lock);
+    pthread_mutex_destroy(&db->wlock);
+    pthread_cond_destroy(&db->wfree);
     free(db->target);
     free(db->node);
     free(db);

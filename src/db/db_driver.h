@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 /* The layout of struct db_driver; a driver built for another is refused at open. */
-#define DB_DRIVER_VERSION 1
+#define DB_DRIVER_VERSION 2
 
 struct db_dconn;
 struct db_dstmt;
@@ -174,6 +174,14 @@ struct db_driver {
      * SQLite turns foreign keys off for the rebuilds of tables and on again.
      */
     int (*migrate_lock)(struct db_dconn *c, bool enter);
+
+    /*
+     * True when each connection keeps its own cache of the database that
+     * another connection's commit throws away (SQLite's page cache): the
+     * core then runs every write call on one connection of its own, so the
+     * pages writers use stay cached (db_int.h, CONN_WRITE_OR_FAIL).
+     */
+    bool one_writer;
 };
 
 /* The drivers built in. */

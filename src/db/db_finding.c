@@ -229,7 +229,7 @@ static int succeed_tx(struct conn *c, int64_t artifact_id, const char *report_id
 int wh_db_scan_succeed(wh_db *db, int64_t artifact_id, const char *report_id,
                        const struct wh_scan_result *r, int64_t now_ms)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -359,8 +359,10 @@ int wh_db_rematch_apply(wh_db *db, const struct wh_rematch_target *t, const char
         *added = NULL;
     if (removed)
         *removed = NULL;
-    DB_CONN(c, db);
-    int error = c ? db_tx_begin(c) : WH_ERROR;
+    struct conn *c __attribute__((cleanup(db_conn_release))) = NULL;
+    int error = db_conn_write(db, &c);
+    if (error == 0)
+        error = db_tx_begin(c);
     if (error == 0)
         error = db_tx_end(c, rematch_tx(c, t, new_report_id, r, now_ms, add, rem));
     if (error == 0 && added)
@@ -375,7 +377,7 @@ int wh_db_rematch_apply(wh_db *db, const struct wh_rematch_target *t, const char
 int wh_db_vuln_change_prune(wh_db *db, int64_t before_ms)
 {
     static const char sql[] = "DELETE FROM vuln_change WHERE time_ms < ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, before_ms);
     return db_run(c, s);
@@ -385,7 +387,7 @@ int wh_db_finding_text_gc(wh_db *db)
 {
     static const char sql[] = "DELETE FROM finding_text WHERE NOT EXISTS"
                               " (SELECT 1 FROM finding f WHERE f.cve_id = finding_text.cve_id)";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     return db_run(c, db_stmt(c, sql));
 }
 
@@ -716,7 +718,7 @@ int wh_db_export_create(wh_db *db, const struct wh_cve_export *in, int64_t now_m
         "INSERT INTO cve_export(user_id, username, job_name, project_id, repositories, tags,"
         " cve_ids, status, start_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Pending', ?8)"
         " RETURNING id";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, in->user_id);
     db_bind_text(s, 2, in->username);
@@ -776,7 +778,7 @@ int wh_db_export_claim(wh_db *db, int64_t now_ms, struct wh_cve_export *out)
         "UPDATE cve_export SET status = 'Running', start_ms = ?1, holder = ?2, lease_ms = ?3"
         " WHERE id = (SELECT id FROM cve_export WHERE status = 'Pending' ORDER BY id LIMIT 1"
         " FOR UPDATE SKIP LOCKED) AND status = 'Pending' RETURNING id";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     bool any = false;
     int error = db_exists(c, db_stmt(c, peek), &any);
     if (error < 0 || !any)
@@ -802,7 +804,7 @@ int wh_db_export_finish(wh_db *db, int64_t id, const char *status, const char *t
     static const char sql[] = "UPDATE cve_export SET status = ?2, status_text = ?3, csv = ?4,"
                               " end_ms = ?5, holder = '' WHERE id = ?1 AND status = 'Running'"
                               " AND holder = ?6";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
     db_bind_text(s, 2, status);
@@ -839,7 +841,7 @@ int wh_db_export_csv(wh_db *db, int64_t id, char **out, size_t *len)
 int wh_db_export_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM cve_export WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
     return db_change(c, s, "export");
@@ -857,7 +859,7 @@ int wh_db_export_count(wh_db *db, const char *username, int64_t *out)
 int wh_db_export_prune(wh_db *db, int64_t before_ms)
 {
     static const char sql[] = "DELETE FROM cve_export WHERE end_ms > 0 AND end_ms < ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, before_ms);
     return db_run(c, s);
@@ -875,7 +877,7 @@ int wh_db_export_recover(wh_db *db, int64_t now_ms, bool at_start, int64_t *requ
     static const char sql[] =
         "UPDATE cve_export SET status = 'Pending', holder = '', lease_ms = 0"
         " WHERE status = 'Running' AND (lease_ms < ?1 OR (?2 = 1 AND holder = ?3))";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, now_ms);
     db_bind_i64(s, 2, at_start ? 1 : 0);
@@ -937,7 +939,7 @@ int wh_db_rematch_queue(wh_db *db, const char *vulndb, int64_t now_ms, bool *cre
     static const char sql[] =
         "INSERT INTO rematch_run(vulndb, status, due_ms, created_ms) VALUES(?1, 'Pending', ?2, ?2)"
         " ON CONFLICT(vulndb) DO NOTHING";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, vulndb);
     db_bind_i64(s, 2, now_ms);
@@ -974,7 +976,7 @@ int wh_db_rematch_claim(wh_db *db, const char *vulndb, int64_t now_ms, struct wh
         " attempts = attempts + 1, start_ms = CASE WHEN start_ms = 0 THEN ?2 ELSE start_ms END"
         " WHERE status = 'Pending' AND vulndb = (SELECT vulndb FROM rematch_run WHERE vulndb = ?1"
         " AND status = 'Pending' AND due_ms <= ?2 FOR UPDATE SKIP LOCKED) RETURNING " RUN_COLS;
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     bool pg = strcmp(db_driver_name(c), "postgres") == 0;
     db_stmt *s = db_stmt(c, pg ? take_skip_locked : take);
     db_bind_text(s, 1, vulndb);
@@ -997,7 +999,7 @@ int wh_db_rematch_progress(wh_db *db, const char *vulndb, int64_t after_id,
         "UPDATE rematch_run SET after_id = ?3, inventories = inventories + ?4,"
         " artifacts = artifacts + ?5, changed = changed + ?6, failed = failed + ?7, lease_ms = ?8"
         " WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running' AND after_id <= ?3";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, vulndb);
     db_bind_text(s, 2, db_node(c));
@@ -1015,7 +1017,7 @@ int wh_db_rematch_finish(wh_db *db, const char *vulndb, const char *log, int64_t
     static const char sql[] =
         "UPDATE rematch_run SET status = 'Success', end_ms = ?3, holder = '', log = log || ?4"
         " WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running'";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, vulndb);
     db_bind_text(s, 2, db_node(c));
@@ -1031,7 +1033,7 @@ int wh_db_rematch_release(wh_db *db, const char *vulndb)
         "UPDATE rematch_run SET status = 'Pending', holder = '', lease_ms = 0,"
         " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
         " WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running'";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, vulndb);
     db_bind_text(s, 2, db_node(c));
@@ -1048,7 +1050,7 @@ int wh_db_rematch_retry(wh_db *db, const char *vulndb, const char *why, int64_t 
         " log = log || ?7 WHERE vulndb = ?1 AND holder = ?2 AND status = 'Running'"
         " AND attempts = ?3";
     char line[1024];
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, look);
     db_bind_text(s, 1, vulndb);
     db_bind_text(s, 2, db_node(c));
@@ -1104,7 +1106,7 @@ int wh_db_rematch_prune(wh_db *db, int64_t before_ms)
 {
     static const char sql[] =
         "DELETE FROM rematch_run WHERE status <> 'Running' AND created_ms < ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, before_ms);
     return db_run(c, s);

@@ -26,7 +26,7 @@ int wh_db_setting_set(wh_db *db, const char *name, const char *value, int64_t no
 {
     static const char sql[] = "INSERT INTO setting(name, value, updated_ms) VALUES(?1, ?2, ?3)"
                               " ON CONFLICT(name) DO UPDATE SET value = ?2, updated_ms = ?3";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, name);
     db_bind_text(s, 2, value);

@@ -58,7 +58,7 @@ int wh_db_gc_set_delay(wh_db *db, int64_t delay_ms)
     static const char sql[] = "UPDATE gc_setting SET review_delay_ms = ?1 WHERE id = 1"
                               " AND review_delay_ms <> ?1";
     static const char peek[] = "SELECT 1 FROM gc_setting WHERE id = 1 AND review_delay_ms = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     bool same = false;
     db_stmt *s = db_stmt(c, peek);
     db_bind_i64(s, 1, delay_ms);
@@ -90,7 +90,7 @@ int wh_db_gc_blob_enqueue(wh_db *db, const char *digest, int64_t now_ms)
         " VALUES(?1, ?2 + (SELECT review_delay_ms FROM gc_setting WHERE id = 1), 'push_failed')"
         " ON CONFLICT(digest) DO UPDATE SET review_after_ms = excluded.review_after_ms,"
         " event = excluded.event";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, digest);
     db_bind_i64(s, 2, now_ms);
@@ -327,7 +327,7 @@ static int batch_tx(struct conn *c, int64_t now_ms, const struct batch *b, int *
 
 static int batch_run(wh_db *db, int64_t now_ms, const struct batch *b, int *claimed_out)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -509,7 +509,7 @@ static int create_tx(struct conn *c, const char *kind, const char *trigger, cons
 int wh_db_gcrun_create(wh_db *db, const char *kind, const char *trigger, const char *operator,
                        const char *params, bool running, int64_t now_ms, int64_t *id_out)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -545,7 +545,7 @@ static int gcfire_tx(struct conn *c, const char *name, const char *expect, const
 int wh_db_gcrun_fire(wh_db *db, const char *name, const char *expect, const char *value,
                      const char *kind, const char *params, int64_t now_ms, int64_t *id_out)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -590,7 +590,7 @@ int wh_db_gcrun_claim(wh_db *db, int64_t now_ms, struct wh_gc_run *out)
 {
     /* a read first: an idle server's tick takes no write lock */
     static const char peek[] = "SELECT 1 FROM gc_run WHERE status = 'Pending'";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     bool any = false;
     int error = db_exists(c, db_stmt(c, peek), &any);
     if (error < 0)
@@ -648,7 +648,7 @@ int wh_db_gcrun_update(wh_db *db, int64_t id, const struct wh_gc_run *add, const
         "UPDATE gc_run SET" ADD_COUNTS ", updated_ms = ?8, status = coalesce(?9, status),"
         " end_ms = CASE WHEN ?9 IS NULL THEN end_ms ELSE ?8 END"
         " WHERE id = ?1 AND status = 'Running' AND holder = ?10 RETURNING " RUN_COLS;
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     bind_add(s, id, add, log);
     db_bind_i64(s, 8, now_ms);
@@ -662,7 +662,7 @@ int wh_db_gcrun_help(wh_db *db, int64_t id, const struct wh_gc_run *add, const c
 {
     /* neither updated_ms (the holder's lease) nor the status: a helper only adds */
     static const char sql[] = "UPDATE gc_run SET" ADD_COUNTS " WHERE id = ?1 RETURNING " RUN_COLS;
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     bind_add(s, id, add, log);
     return one_run(c, s, "gc run", out);
@@ -786,7 +786,7 @@ static int stop_tx(struct conn *c, const char *kind, int64_t id, int64_t now_ms)
 
 int wh_db_gcrun_stop(wh_db *db, const char *kind, int64_t id, int64_t now_ms)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -815,7 +815,7 @@ int wh_db_gcrun_recover(wh_db *db, int64_t stale_before_ms, int64_t now_ms, bool
         " ELSE 'queued again: the next node to look takes it over' || ?6 END,"
         " holder = '' WHERE" RECOVERABLE " RETURNING status";
 #undef RECOVERABLE
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     bool any = false;
     if (requeued)
         *requeued = 0;
@@ -852,7 +852,7 @@ int wh_db_audit_purge_ops(wh_db *db, int64_t before_ms, const char *const *ops, 
                                 " LIMIT ?19) x";
     if (nops > PURGE_OPS_MAX)
         return wh_error_set(WH_EINVALID, "at most %d operations", PURGE_OPS_MAX);
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, dry ? count : del);
     db_bind_i64(s, 1, before_ms);
     db_bind_i64(s, 2, (int64_t)nops);

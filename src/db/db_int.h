@@ -58,6 +58,18 @@ struct conn *db_conn(wh_db *db);
  * of the call may be left open on it (a transaction, a statement mid-rows).
  */
 void db_conn_put(struct conn *c);
+/*
+ * For a call that writes: on a driver with one_writer (SQLite), the
+ * database's one writer connection, waited for while another thread holds it
+ * (request threads first; WH_EBUSY after 10 s); inside a call, or on other
+ * drivers, as db_conn. 0 or a WH_E* code, `*out` NULL on failure.
+ */
+int db_conn_write(wh_db *db, struct conn **out);
+/* Threads waiting for the writer connection now: request threads, and
+ * background ones giving way to them. For tests. */
+void db_writer_queue(wh_db *db, int *fg_waiting, int *bg_yielding);
+/* Whether the calling thread writes for background work (wh_db_thread_background). */
+bool db_thread_background(void);
 /* The database's connections: open in all, and those idle in the pool. For tests. */
 void db_conn_stats(wh_db *db, int *open, int *idle);
 /* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */
@@ -325,5 +337,17 @@ static inline void db_conn_release(struct conn **c)
     DB_CONN(c, db);                                                                                \
     if (!c)                                                                                        \
     return WH_ERROR
+/*
+ * As CONN_OR_FAIL for a function that writes (db_conn_write), returning its
+ * error. Reads may use it too: a function that reads and then writes takes
+ * the writer connection from its start.
+ */
+#define CONN_WRITE_OR_FAIL(c, db)                                                                  \
+    struct conn *c __attribute__((cleanup(db_conn_release))) = NULL;                               \
+    do {                                                                                           \
+        int conn_error_ = db_conn_write(db, &c);                                                   \
+        if (conn_error_ < 0)                                                                       \
+            return conn_error_;                                                                    \
+    } while (0)
 
 #endif

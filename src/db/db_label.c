@@ -65,7 +65,7 @@ int wh_db_label_create(wh_db *db, const struct wh_label *l, int64_t *id_out)
     static const char sql[] = "INSERT INTO label(name, description, color, scope, project_id,"
                               " created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)"
                               " RETURNING id";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, l->name);
     db_bind_text(s, 2, l->description);
@@ -101,7 +101,7 @@ int wh_db_label_update(wh_db *db, const struct wh_label *l)
 {
     static const char sql[] = "UPDATE label SET name = ?2, description = ?3, color = ?4,"
                               " updated_ms = ?5 WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, l->id);
     db_bind_text(s, 2, l->name);
@@ -117,7 +117,7 @@ int wh_db_label_update(wh_db *db, const struct wh_label *l)
 int wh_db_label_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM label WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
     int error = db_run(c, s);
@@ -177,7 +177,7 @@ int wh_db_artifact_label_add(wh_db *db, int64_t artifact_id, int64_t label_id)
 {
     static const char sql[] = "INSERT INTO artifact_label(artifact_id, label_id, created_ms)"
                               " VALUES(?1, ?2, ?3)";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, artifact_id);
     db_bind_i64(s, 2, label_id);
@@ -204,7 +204,7 @@ int wh_db_artifact_label_add(wh_db *db, int64_t artifact_id, int64_t label_id)
 int wh_db_artifact_label_remove(wh_db *db, int64_t artifact_id, int64_t label_id)
 {
     static const char sql[] = "DELETE FROM artifact_label WHERE artifact_id = ?1 AND label_id = ?2";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, artifact_id);
     db_bind_i64(s, 2, label_id);

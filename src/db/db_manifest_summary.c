@@ -12,7 +12,7 @@ int wh_db_manifest_summary_put(wh_db *db, const char *digest, const char *extra_
         "INSERT INTO manifest_summary(digest, extra_attrs, refs) VALUES(?1, ?2, ?3)"
         " ON CONFLICT(digest) DO UPDATE SET extra_attrs = excluded.extra_attrs,"
         " refs = excluded.refs";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, digest);
     db_bind_text(s, 2, extra_attrs);

@@ -109,7 +109,7 @@ int wh_db_project_insert(wh_db *db, const struct wh_project_info *in, int64_t *i
         " cve_allowlist, storage_limit) VALUES(?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7) RETURNING id";
     static const char sql_member[] = "INSERT INTO member(project_id, user_id, role, created_ms,"
                                      " updated_ms) VALUES(?1, ?2, 1, ?3, ?3)";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int64_t now = wh_now_ms(), owner = in->owner_id, id = 0;
     db_stmt *s;
     int error, rc;
@@ -165,7 +165,7 @@ int wh_db_project_update(wh_db *db, const struct wh_project_info *in)
 {
     static const char sql[] = "UPDATE project SET public = ?2, metadata = ?3, cve_allowlist = ?4,"
                               " storage_limit = ?5, updated_ms = ?6 WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, in->p.id);
     db_bind_i64(s, 2, in->p.public);
@@ -183,7 +183,7 @@ int wh_db_project_delete(wh_db *db, int64_t id)
 {
     static const char sql_has[] = "SELECT 1 FROM repository WHERE project_id = ?1 LIMIT 1";
     static const char sql[] = "DELETE FROM project WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;

@@ -113,7 +113,7 @@ int wh_db_quota_set_hard(wh_db *db, int64_t id, int64_t hard)
 {
     static const char sql[] =
         "UPDATE project SET storage_limit = ?2, updated_ms = ?3 WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
     db_bind_i64(s, 2, hard);

@@ -114,7 +114,7 @@ static db_stmt *stmt(struct conn *c, enum stmt_id id)
 
 int wh_db_project_create(wh_db *db, const char *name, bool public, int64_t *id_out)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = stmt(c, S_PROJECT_INSERT);
     db_bind_text(s, 1, name);
     db_bind_i64(s, 2, public);
@@ -309,7 +309,7 @@ static int quota_reserve(wh_db *db, int64_t project_id, const char *digest, uint
 int wh_db_blob_link(wh_db *db, int64_t project_id, const char *repo, const char *digest,
                     uint64_t size)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int64_t now = wh_now_ms(), repo_id = 0;
     int error;
     if ((error = db_tx_begin(c)) < 0)
@@ -342,7 +342,7 @@ int wh_db_blob_get(wh_db *db, const char *repo, const char *digest, uint64_t *si
 static int change_one(wh_db *db, enum stmt_id id, const char *repo, const char *key,
                       const char *what)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = stmt(c, id);
     db_bind_text(s, 1, repo);
     db_bind_text(s, 2, key);
@@ -426,7 +426,7 @@ static int blob_unlink_tx(struct conn *c, const char *repo, const char *digest)
 
 int wh_db_blob_unlink(wh_db *db, const char *repo, const char *digest)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
@@ -532,7 +532,7 @@ static int manifest_put_tx(wh_db *db, struct conn *c, const struct wh_artifact_i
 
 int wh_db_manifest_put(wh_db *db, const struct wh_artifact_in *a)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
@@ -586,7 +586,7 @@ static int manifest_delete_tx(struct conn *c, const char *repo, const char *dige
 
 int wh_db_manifest_delete(wh_db *db, const char *repo, const char *digest)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
@@ -637,7 +637,7 @@ int wh_db_referrers(wh_db *db, const char *repo, const char *subject, const char
 int wh_db_pulls_record(wh_db *db, const int64_t *artifact_ids, const int64_t *counts, size_t n,
                        int64_t when_ms)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;

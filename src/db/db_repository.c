@@ -172,7 +172,7 @@ int wh_db_repo_page(wh_db *db, const struct wh_repo_filter *f, int64_t offset, i
 int wh_db_repo_set_description(wh_db *db, int64_t id, const char *description)
 {
     static const char sql[] = "UPDATE repository SET description = ?2, updated_ms = ?3 WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, id);
     db_bind_text(s, 2, description ? description : "");
@@ -186,7 +186,7 @@ int wh_db_repo_set_description(wh_db *db, int64_t id, const char *description)
 int wh_db_repo_delete(wh_db *db, int64_t id)
 {
     static const char sql[] = "DELETE FROM repository WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;

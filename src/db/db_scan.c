@@ -183,7 +183,7 @@ out:
 int wh_db_scan_request_by(wh_db *db, int64_t artifact_id, const char *report_id, int64_t now_ms,
                           const char *operator, char *status_out)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -218,7 +218,7 @@ int wh_db_scan_claim(wh_db *db, int64_t now_ms, struct wh_scan_job *out)
         " artifact_id = (SELECT artifact_id FROM scan_job WHERE status = 'Pending'"
         " AND due_ms <= ?1 ORDER BY due_ms, artifact_id LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING artifact_id";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     bool any = false;
     db_stmt *p = db_stmt(c, peek);
     db_bind_i64(p, 1, now_ms);
@@ -254,7 +254,7 @@ int wh_db_scan_finish(wh_db *db, int64_t artifact_id, const char *report_id, con
         " summary = CASE WHEN ?3 = 'Success' THEN ?6 ELSE summary END,"
         " report = CASE WHEN ?3 = 'Success' THEN ?8 ELSE report END"
         " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running'";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);
@@ -308,7 +308,7 @@ int wh_db_scan_retry(wh_db *db, int64_t artifact_id, const char *report_id, cons
         "UPDATE scan_job SET status = ?4, due_ms = ?5, end_ms = ?6, holder = '', log = log || ?7"
         " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running' AND attempts = ?3";
     char line[WH_SCAN_LOG_LINE_MAX];
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, look);
     db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);
@@ -339,7 +339,7 @@ int wh_db_scan_stop(wh_db *db, int64_t artifact_id, int64_t now_ms, char *status
     static const char sql[] =
         "UPDATE scan_job SET status = 'Stopped', end_ms = ?2, log = 'stopped by request'"
         " WHERE artifact_id = ?1 AND status IN ('Pending', 'Running')";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, artifact_id);
     db_bind_i64(s, 2, now_ms);
@@ -387,7 +387,7 @@ int wh_db_scan_log(wh_db *db, int64_t artifact_id, const char *report_id, char *
 
 int db_lease_renew(wh_db *db, const char *sql, int64_t now_ms)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, db_node(c));
     db_bind_i64(s, 2, now_ms + wh_db_scan_lease(db));
@@ -397,7 +397,7 @@ int db_lease_renew(wh_db *db, const char *sql, int64_t now_ms)
 int db_lease_recover(wh_db *db, const char *sql, int64_t now_ms, bool at_start,
                      int64_t *requeued)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, wh_db_scan_attempts(db));
     db_bind_i64(s, 2, now_ms);

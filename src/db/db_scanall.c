@@ -88,7 +88,7 @@ static int start_tx(struct conn *c, const char *trigger, const char *operator, i
 int wh_db_scanrun_start(wh_db *db, const char *trigger, const char *operator, int64_t now_ms,
                         int64_t *id_out)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -124,7 +124,7 @@ static int fire_tx(struct conn *c, const char *name, const char *expect, const c
 int wh_db_scanrun_fire(wh_db *db, const char *name, const char *expect, const char *value,
                        int64_t now_ms, int64_t *id_out)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -192,7 +192,7 @@ int wh_db_scanrun_step(wh_db *db, int64_t batch, int64_t now_ms, int64_t *queued
 {
     static const char peek[] =
         "SELECT 1 FROM scan_run WHERE status = 'Running' AND cursor < last_id LIMIT 1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     bool any = false;
     *queued_out = 0;
     *more = false;
@@ -236,7 +236,7 @@ static int stop_tx(struct conn *c, int64_t now_ms, int64_t *id_out)
 
 int wh_db_scanrun_stop(wh_db *db, int64_t now_ms, int64_t *id_out)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;

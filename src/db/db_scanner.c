@@ -55,7 +55,7 @@ int wh_db_scanner_create(wh_db *db, const struct wh_scanner_reg *r)
     static const char sql[] =
         "INSERT INTO scanner_registration(" REG_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
         " ?9, 0, ?10, ?10)";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = taken(c, r);
     if (error < 0)
         return error;
@@ -125,7 +125,7 @@ int wh_db_scanner_update(wh_db *db, const struct wh_scanner_reg *r, int64_t now_
         "UPDATE scanner_registration SET name = ?2, description = ?3, url = ?4, auth = ?5,"
         " access_credential = ?6, skip_cert_verify = ?7, use_internal_addr = ?8, disabled = ?9,"
         " updated_ms = ?10 WHERE uuid = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = taken(c, r);
     if (error < 0)
         return error;
@@ -164,7 +164,7 @@ static int delete_tx(struct conn *c, const char *uuid)
 
 int wh_db_scanner_delete(wh_db *db, const char *uuid)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -185,7 +185,7 @@ static int default_tx(struct conn *c, const char *uuid)
 
 int wh_db_scanner_set_default(wh_db *db, const char *uuid)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -212,7 +212,7 @@ int wh_db_project_scanner_set(wh_db *db, int64_t project_id, const char *uuid)
         "INSERT INTO project_scanner(project_id, uuid) VALUES(?1, ?2)"
         " ON CONFLICT(project_id) DO UPDATE SET uuid = ?2";
     static const char clear[] = "DELETE FROM project_scanner WHERE project_id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, uuid ? set : clear);
     db_bind_i64(s, 1, project_id);
     if (uuid)
@@ -261,7 +261,7 @@ int wh_db_scan_set_scanner(wh_db *db, int64_t artifact_id, const char *report_id
 {
     static const char sql[] = "UPDATE scan_job SET scanner = ?3"
                               " WHERE artifact_id = ?1 AND report_id = ?2 AND status = 'Running'";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, artifact_id);
     db_bind_text(s, 2, report_id);

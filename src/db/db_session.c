@@ -21,7 +21,7 @@ int wh_db_session_add(wh_db *db, const char *id_hash, int64_t user_id, const cha
         "DELETE FROM portal_session WHERE user_id = ?1 AND id_hash <> ?3 AND id_hash NOT IN"
         " (SELECT id_hash FROM portal_session WHERE user_id = ?1 AND id_hash <> ?3"
         "  ORDER BY seen_ms DESC, created_ms DESC LIMIT ?2)";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -69,7 +69,7 @@ int wh_db_session_touch(wh_db *db, const char *id_hash, int64_t now_ms)
 {
     static const char sql[] =
         "UPDATE portal_session SET seen_ms = ?2 WHERE id_hash = ?1 AND seen_ms < ?2";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id_hash);
     db_bind_i64(s, 2, now_ms);
@@ -79,7 +79,7 @@ int wh_db_session_touch(wh_db *db, const char *id_hash, int64_t now_ms)
 int wh_db_session_end(wh_db *db, const char *id_hash)
 {
     static const char sql[] = "DELETE FROM portal_session WHERE id_hash = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id_hash);
     return db_run(c, s);
@@ -88,7 +88,7 @@ int wh_db_session_end(wh_db *db, const char *id_hash)
 int wh_db_session_end_user(wh_db *db, int64_t user_id)
 {
     static const char sql[] = "DELETE FROM portal_session WHERE user_id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, user_id);
     return db_run(c, s);
@@ -101,7 +101,7 @@ int wh_db_session_purge(wh_db *db, int64_t now_ms, int64_t idle_before_ms, int64
     static const char idle[] = "DELETE FROM portal_session WHERE seen_ms < ?1";
     int64_t n = 0;
     int error;
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, ended);
     db_bind_i64(s, 1, now_ms);
     if ((error = db_run(c, s)) < 0)
@@ -166,7 +166,7 @@ int wh_db_login_fail(wh_db *db, const char *const ids[], size_t n, int64_t now_m
         "  ELSE login_failure.first_ms END,"
         " last_ms = CASE WHEN login_failure.last_ms > ?2 THEN login_failure.last_ms ELSE ?2 END";
     assert(n <= WH_DB_LOGIN_KEYS_MAX);
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error = db_tx_begin(c);
     if (error < 0)
         return error;
@@ -183,7 +183,7 @@ int wh_db_login_fail(wh_db *db, const char *const ids[], size_t n, int64_t now_m
 int wh_db_login_hold(wh_db *db, const char *id, int64_t now_ms)
 {
     static const char sql[] = "UPDATE login_failure SET last_ms = ?2 WHERE id = ?1 AND last_ms < ?2";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id);
     db_bind_i64(s, 2, now_ms);
@@ -193,7 +193,7 @@ int wh_db_login_hold(wh_db *db, const char *id, int64_t now_ms)
 int wh_db_login_clear(wh_db *db, const char *id)
 {
     static const char sql[] = "DELETE FROM login_failure WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id);
     return db_run(c, s);
@@ -202,7 +202,7 @@ int wh_db_login_clear(wh_db *db, const char *id)
 int wh_db_login_purge(wh_db *db, int64_t before_ms, int64_t *deleted)
 {
     static const char sql[] = "DELETE FROM login_failure WHERE first_ms < ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_i64(s, 1, before_ms);
     int error = db_run(c, s);

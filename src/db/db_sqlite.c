@@ -878,15 +878,9 @@ static struct {
     atomic_int sleepers;      /* threads in writers_wait now */
 } writers = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
 
-static _Thread_local bool tl_background;
 static _Thread_local bool tl_waiting;    /* counted in writers.fg_waiting */
 static _Thread_local uint64_t tl_seen;   /* writers.gen before this thread's last try */
 static _Thread_local int64_t tl_wait_us; /* when this wait for the lock began */
-
-void wh_db_thread_background(bool on)
-{
-    tl_background = on;
-}
 
 static int64_t mono_us(void)
 {
@@ -952,7 +946,7 @@ static void writers_after(void)
 /* A background thread lets the foreground writers waiting now go first. */
 static void writers_yield(void)
 {
-    if (!tl_background)
+    if (!db_thread_background())
         return;
     if (atomic_load(&writers.fg_waiting) == 0)
         return;
@@ -975,14 +969,14 @@ static int busy_wait(void *payload, int count)
     int64_t now = mono_us();
     if (count == 0) {
         tl_wait_us = now;
-        if (!tl_background && !tl_waiting) {
+        if (!db_thread_background() && !tl_waiting) {
             tl_waiting = true;
             atomic_fetch_add(&writers.fg_waiting, 1);
         }
     }
     if (now - tl_wait_us >= BUSY_TIMEOUT_MS * 1000)
         return 0; /* SQLITE_BUSY: "database is locked" */
-    if (tl_background)
+    if (db_thread_background())
         usleep(BUSY_POLL_US);
     else
         writers_wait(tl_seen, BUSY_POLL_US);
@@ -1110,11 +1104,15 @@ static void gate_stmt_end(sqlite3_stmt *st)
         gate_leave();
 }
 
+/* Commits of the process, every connection (sq_data_version). */
+static atomic_uint_fast64_t commits;
+
 /* SQLite calls this after each commit, the write lock released. */
 static int wal_committed(void *payload, sqlite3 *h, const char *name, int pages)
 {
     (void)payload;
     (void)name;
+    atomic_fetch_add(&commits, 1);
     writers_signal();
     /* what SQLite's automatic checkpoint would do (a hook of our own replaces it) */
     if (pages >= CHECKPOINT_FRAMES && tl_gate > 0)
@@ -1418,12 +1416,22 @@ static int sq_rollback_to(struct db_dconn *c)
     return tx_run(c, TX_ROLLBACK_TO);
 }
 
+/*
+ * SQLite's data version counts per connection, and moves only when the
+ * connection itself writes or starts reading after another has written; a
+ * connection that has not read since the writer connection committed still
+ * shows the old one. So the commits of every connection of the process are
+ * counted in too (the WAL hook); the connection's own count then stands
+ * only for what other processes (the CLI) committed.
+ */
 static uint64_t sq_data_version(struct db_dconn *c)
 {
     unsigned v = 0;
     if (sqlite3_file_control(c->h, "main", SQLITE_FCNTL_DATA_VERSION, &v) != SQLITE_OK)
         return 0;
-    return (uint64_t)v + 1; /* never 0 ("unknown") */
+    uint64_t n = atomic_load(&commits);
+    uint64_t r = wh_mix64(wh_mix64(n) ^ v);
+    return r ? r : 1; /* never 0 ("unknown") */
 }
 
 /* ---- schema ---- */
@@ -1482,6 +1490,7 @@ static int sq_migrate_lock(struct db_dconn *c, bool enter)
 
 const struct db_driver db_sqlite_driver = {
     .version = DB_DRIVER_VERSION,
+    .one_writer = true,
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,

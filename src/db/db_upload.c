@@ -107,7 +107,7 @@ int wh_db_upload_create(wh_db *db, const char *id, const char *repo, int64_t pro
                         const char *owner, int64_t now_ms, const struct wh_upload_caps *caps,
                         struct wh_upload_refusal *refused)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     int error;
     if ((error = db_tx_begin(c)) < 0)
         return error;
@@ -133,7 +133,7 @@ int wh_db_upload_get(wh_db *db, const char *id, char *repo_out)
 
 int wh_db_upload_touch(wh_db *db, const char *id, int64_t now_ms)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = stmt(c, S_UPLOAD_TOUCH);
     db_bind_text(s, 1, id);
     db_bind_i64(s, 2, now_ms);
@@ -142,7 +142,7 @@ int wh_db_upload_touch(wh_db *db, const char *id, int64_t now_ms)
 
 int wh_db_upload_delete(wh_db *db, const char *id)
 {
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = stmt(c, S_UPLOAD_DELETE);
     db_bind_text(s, 1, id);
     return db_run(c, s);

@@ -28,7 +28,7 @@ int wh_db_upload_claim(wh_db *db, const char *id, const char *holder, int64_t no
         " WHERE id = ?1 AND (holder IS NULL OR held_until_ms < ?3)"
         " RETURNING repo, project_id, accepted_bytes, state";
     static const char exists[] = "SELECT 1 FROM upload WHERE id = ?1";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, claim);
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, holder);
@@ -71,7 +71,7 @@ int wh_db_upload_renew(wh_db *db, const char *id, const char *holder, int64_t un
 {
     static const char sql[] =
         "UPDATE upload SET held_until_ms = ?3 WHERE id = ?1 AND holder = ?2";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, holder);
@@ -90,7 +90,7 @@ int wh_db_upload_save(wh_db *db, const char *id, const char *holder, uint64_t ac
         "UPDATE upload SET accepted_bytes = ?2, state = ?3, updated_ms = ?4 WHERE id = ?1";
     if (accepted > INT64_MAX)
         return wh_error_set(WH_ETOOBIG, "upload too large");
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, holder ? leased : locked);
     int n = 1;
     db_bind_text(s, n++, id);
@@ -106,7 +106,7 @@ int wh_db_upload_release(wh_db *db, const char *id, const char *holder)
 {
     static const char sql[] =
         "UPDATE upload SET holder = NULL, held_until_ms = 0 WHERE id = ?1 AND holder = ?2";
-    CONN_OR_FAIL(c, db);
+    CONN_WRITE_OR_FAIL(c, db);
     db_stmt *s = db_stmt(c, sql);
     db_bind_text(s, 1, id);
     db_bind_text(s, 2, holder);

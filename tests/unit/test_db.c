@@ -1315,6 +1315,7 @@ struct turn {
     wh_db *db;
     const char *who;
     bool background;
+    bool pooled; /* writes from inside a call holding a pooled connection, not the writer's */
     int rc;
     pthread_mutex_t *lock;
     char *order; /* who committed, in order */
@@ -1335,17 +1336,27 @@ static void *take_turn(void *arg)
 {
     struct turn *t = arg;
     wh_db_thread_background(t->background);
+    struct conn *c = t->pooled ? db_conn(t->db) : NULL;
     t->rc = wh_db_batch(t->db, write_setting, t);
+    db_conn_put(c);
     return NULL;
 }
 
-/* Polls until the writers' queue has `fg` waiting and `bg` yielding (10 s at most). */
+static wh_db *queue_db; /* the database whose writer connection queue_is watches */
+
+/*
+ * Polls until the writers waiting are `fg` request threads and `bg`
+ * background ones giving way (10 s at most), for the writer connection and
+ * SQLite's lock together.
+ */
 static bool queue_is(int fg, int bg)
 {
     for (int i = 0; i < 10000; i++) {
-        int a, b;
+        int a, b, wa = 0, wb = 0;
         db_sqlite_writers(&a, &b);
-        if (a == fg && b == bg)
+        if (queue_db)
+            db_writer_queue(queue_db, &wa, &wb);
+        if (a + wa == fg && b + wb == bg)
             return true;
         usleep(1000);
     }
@@ -1375,18 +1386,34 @@ static int hold_while_two_queue(wh_db *db, void *payload)
  * thread (a scan's results) that asked after it; with SQLite's own sleeping
  * busy handler the one whose sleep ended first would win.
  */
-static void test_db__background_writer_gives_way(void **state)
+/* wharf_db_lock_waits_total, as /metrics shows it (and its seconds shown > 0). */
+static long long lock_waits(void)
 {
-    struct fixture *f = *state;
-    if (test_db_pg())
-        skip(); /* PostgreSQL queues writers on its advisory lock, in order */
-    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    struct wh_buf b;
+    wh_buf_init(&b, 1 << 20);
+    assert_int_equal(wh_metrics_render(&b, NULL, 0), 0);
+    wh_buf_put(&b, "", 1);
+    const char *waits = strstr(b.data, "\nwharf_db_lock_waits_total ");
+    const char *secs = strstr(b.data, "\nwharf_db_lock_wait_seconds_total ");
+    assert_non_null(waits);
+    assert_non_null(secs);
+    long long n = atoll(waits + strlen("\nwharf_db_lock_waits_total "));
+    if (n > 0)
+        assert_true(atof(secs + strlen("\nwharf_db_lock_wait_seconds_total ")) > 0);
+    wh_buf_dispose(&b);
+    return n;
+}
+
+static void gives_way(struct fixture *f, bool pooled)
+{
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     char order[64] = "";
-    struct turn request = {.db = f->db, .who = "request", .lock = &lock, .order = order};
-    struct turn scan = {.db = f->db, .who = "scan", .background = true, .lock = &lock,
-                        .order = order};
+    struct turn request = {.db = f->db, .who = "request", .pooled = pooled, .lock = &lock,
+                           .order = order};
+    struct turn scan = {.db = f->db, .who = "scan", .background = true, .pooled = pooled,
+                        .lock = &lock, .order = order};
     struct hold_ctx h = {.request = &request, .scan = &scan};
+    long long waits0 = lock_waits();
     assert_int_equal(wh_db_batch(f->db, hold_while_two_queue, &h), 0);
     pthread_join(h.t1, NULL);
     pthread_join(h.t2, NULL);
@@ -1396,18 +1423,28 @@ static void test_db__background_writer_gives_way(void **state)
     assert_string_equal(order, "request scan ");
     assert_true(queue_is(0, 0));
     /* the request's wait is counted in /metrics */
-    struct wh_buf b;
-    wh_buf_init(&b, 1 << 20);
-    assert_int_equal(wh_metrics_render(&b, NULL, 0), 0);
-    wh_buf_put(&b, "", 1);
-    const char *waits = strstr(b.data, "\nwharf_db_lock_waits_total ");
-    const char *secs = strstr(b.data, "\nwharf_db_lock_wait_seconds_total ");
-    assert_non_null(waits);
-    assert_non_null(secs);
-    assert_true(atoll(waits + strlen("\nwharf_db_lock_waits_total ")) >= 1);
-    assert_true(atof(secs + strlen("\nwharf_db_lock_wait_seconds_total ")) > 0);
-    wh_buf_dispose(&b);
+    assert_true(lock_waits() > waits0);
 }
+
+/*
+ * A request thread waiting to write goes before a background thread (a
+ * scan's results) that asked after it: for the writer connection, which
+ * write calls take, and for SQLite's lock, which a write inside a call
+ * holding a pooled connection waits for (with SQLite's own sleeping busy
+ * handler the one whose sleep ended first would win).
+ */
+static void test_db__background_writer_gives_way(void **state)
+{
+    struct fixture *f = *state;
+    if (test_db_pg())
+        skip(); /* PostgreSQL queues writers on its advisory lock, in order */
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    queue_db = f->db;
+    gives_way(f, false);
+    gives_way(f, true);
+    queue_db = NULL;
+}
+
 
 /* ---- checkpoints wait for the write transactions under way (SQLite's WAL-reset race) ---- */
 
@@ -1440,7 +1477,10 @@ static int open_until_released(wh_db *db, void *payload)
 static void *other_writer(void *arg)
 {
     struct ckpt_case *k = arg;
+    /* inside a call holding a pooled connection: a second SQLite connection writing */
+    struct conn *c = db_conn(k->db);
     k->rc = wh_db_batch(k->db, open_until_released, k);
+    db_conn_put(c);
     return NULL;
 }
 
@@ -1590,6 +1630,15 @@ static void *one_call(void *arg)
     return NULL;
 }
 
+static void *one_write(void *arg)
+{
+    struct holder *h = arg;
+    h->c = NULL;
+    if (db_conn_write(h->db, &h->c) == 0)
+        db_conn_put(h->c);
+    return NULL;
+}
+
 /*
  * Connections are lent per call, not per thread: a thread that comes after
  * another has returned gets its connection (one open, not one per thread);
@@ -1691,6 +1740,42 @@ static void test_db__connection_given_back_in_a_transaction(void **state)
 }
 
 /*
+ * Every write call of every thread runs on one connection (SQLite), whose
+ * page cache no other connection's commit drops; reads take pooled ones.
+ */
+static void test_db__writes_on_one_connection(void **state)
+{
+    struct fixture *f = *state;
+    if (test_db_pg())
+        skip(); /* no writer connection: PostgreSQL keeps no cache per connection */
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    struct conn *w = NULL, *again = NULL;
+    assert_int_equal(db_conn_write(f->db, &w), 0);
+    struct holder h = {.db = f->db};
+    pthread_t t;
+    pthread_create(&t, NULL, one_call, &h); /* a read meanwhile: a pooled connection */
+    pthread_join(t, NULL);
+    assert_ptr_not_equal(h.c, w);
+    struct conn *nested = NULL;
+    assert_int_equal(db_conn_write(f->db, &nested), 0); /* a call inside: the same */
+    assert_ptr_equal(nested, w);
+    db_conn_put(nested);
+    db_conn_put(w);
+    pthread_create(&t, NULL, one_write, &h); /* another thread's write: the same one */
+    pthread_join(t, NULL);
+    assert_ptr_equal(h.c, w);
+    assert_int_equal(db_conn_write(f->db, &again), 0);
+    assert_ptr_equal(again, w);
+    db_conn_put(again);
+    /* a write inside a read call stays on the read's connection (its transaction) */
+    struct conn *r = db_conn(f->db);
+    assert_int_equal(db_conn_write(f->db, &nested), 0);
+    assert_ptr_equal(nested, r);
+    db_conn_put(nested);
+    db_conn_put(r);
+}
+
+/*
  * The commit hook that wakes waiting writers replaces SQLite's automatic
  * checkpoint, so it checkpoints itself: thousands of commits leave a WAL
  * file of about the checkpoint size (1000 pages), not of everything written.
@@ -1757,6 +1842,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__pool_of_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__background_writer_gives_way, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__writes_on_one_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__checkpoint_waits_for_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writers_storm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__connections_pooled_last_in_first_out, setup,
