@@ -30,7 +30,7 @@ enum wh_metric {
     WH_METRIC_GC_ARTIFACTS_DELETED, /* untagged or orphaned artifacts it deleted */
     WH_METRIC_AUDIT_PURGED,      /* audit entries purged by /system/purgeaudit runs */
     WH_METRIC_DB_POOL_WAITS,     /* times a thread waited for a pooled database connection */
-    WH_METRIC_DB_LOCK_WAITS,     /* times a request thread found SQLite's write lock taken */
+    WH_METRIC_DB_LOCK_WAITS,     /* times a request thread found SQLite's writer taken */
     WH_METRIC_DB_LOCK_WAIT_US,   /* microseconds request threads waited for it */
     WH_METRIC_PASSWORD_CHECKS,   /* password or robot secret hashes computed (cache misses) */
     WH_METRIC_TOKEN_CHECKS,      /* token signatures verified (cache misses) */

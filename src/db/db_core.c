@@ -8,6 +8,9 @@
  * connection keeps its own page cache and drops all of it when another
  * connection commits, so the fewer connections take turns, the more of their
  * caches survive (with one per thread, as many as the server has threads).
+ * For the same reason, on a driver that says so (one_writer: SQLite), calls
+ * that write take one connection kept for them (db_conn_write), so that the
+ * pages writers touch stay cached from one write to the next.
  * Each connection prepares its statements once and keeps them in two caches:
  * by the address of a static SQL string (db_stmt) and by the text of an
  * assembled one (db_stmt_text).
