@@ -40,7 +40,9 @@
 /*
  * The two caches of verified secrets and tokens are set-associative: a key
  * (a hex digest) picks a set of CACHE_WAYS slots by its first digits and
- * takes the least recently used slot of that set. Two keys that share a set
+ * takes a slot of that set that is free or expired, else its least recently
+ * used one (an entry past its time is worth nothing, however recently it was
+ * used). Two keys that share a set
  * both stay (a direct-mapped table made two clients whose keys collided pay
  * a password or signature check on every request, turn about).
  */
@@ -49,11 +51,11 @@
 struct cache_tag {
     char key[WH_DIGEST_STR_MAX]; /* "" when free */
     uint64_t used;               /* the cache clock at the last use */
+    int64_t until_ms;            /* wall clock: worthless from then on */
 };
 
 struct verified {
     struct cache_tag tag; /* digest of (salt, name, secret, stored hash) */
-    int64_t until_ms;
 };
 
 struct token_slot {
@@ -160,23 +162,34 @@ static ptrdiff_t cache_find(wh_acl *a, void *slots, size_t stride, size_t nslots
 }
 
 /*
- * The slot to store `key` in: the one holding it already, else the least
- * recently used of its set; its tag is set to `key`. The caller holds a->lock
- * and fills the rest of the slot.
+ * The slot to store `key` in, good until `until_ms`: the one holding it
+ * already, else a free or expired slot of its set, else its least recently
+ * used one; its tag is set. The caller holds a->lock and fills the rest of
+ * the slot.
  */
 static size_t cache_put(wh_acl *a, void *slots, size_t stride, size_t nslots,
-                        const struct wh_digest *key)
+                        const struct wh_digest *key, int64_t until_ms)
 {
     ptrdiff_t hit = cache_find(a, slots, stride, nslots, key);
-    if (hit >= 0)
-        return (size_t)hit;
-    size_t first = cache_set(key, nslots), victim = first;
-    for (size_t i = first + 1; i < first + CACHE_WAYS; i++)
-        if (cache_tag_at(slots, stride, i)->used < cache_tag_at(slots, stride, victim)->used)
-            victim = i;
+    size_t victim = (size_t)hit;
+    if (hit < 0) {
+        int64_t now = wh_now_ms();
+        size_t first = cache_set(key, nslots);
+        victim = first;
+        for (size_t i = first; i < first + CACHE_WAYS; i++) {
+            const struct cache_tag *t = cache_tag_at(slots, stride, i);
+            if (!t->key[0] || t->until_ms <= now) {
+                victim = i;
+                break;
+            }
+            if (t->used < cache_tag_at(slots, stride, victim)->used)
+                victim = i;
+        }
+    }
     struct cache_tag *t = cache_tag_at(slots, stride, victim);
     snprintf(t->key, sizeof(t->key), "%s", key->str);
     t->used = ++a->cache_clock;
+    t->until_ms = until_ms;
     return victim;
 }
 
@@ -195,7 +208,7 @@ static bool secret_cached(wh_acl *a, const char *name, const char *secret, const
     cred_key(&k, a, name, secret, stored);
     pthread_mutex_lock(&a->lock);
     ptrdiff_t i = cache_find(a, a->verified, sizeof(a->verified[0]), VERIFIED_SLOTS, &k);
-    bool hit = i >= 0 && a->verified[i].until_ms > now;
+    bool hit = i >= 0 && a->verified[i].tag.until_ms > now;
     pthread_mutex_unlock(&a->lock);
     return hit;
 }
@@ -210,8 +223,8 @@ static bool secret_ok(wh_acl *a, const char *name, const char *secret, const cha
         return false;
     cred_key(&k, a, name, secret, stored);
     pthread_mutex_lock(&a->lock);
-    size_t i = cache_put(a, a->verified, sizeof(a->verified[0]), VERIFIED_SLOTS, &k);
-    a->verified[i].until_ms = wh_now_ms() + VERIFIED_TTL_MS;
+    cache_put(a, a->verified, sizeof(a->verified[0]), VERIFIED_SLOTS, &k,
+              wh_now_ms() + VERIFIED_TTL_MS);
     pthread_mutex_unlock(&a->lock);
     return true;
 }
@@ -574,7 +587,9 @@ static int token_verify_sig(wh_acl *a, const char *token, int64_t now_s,
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&a->lock);
-    a->tokens[cache_put(a, a->tokens, sizeof(a->tokens[0]), TOKEN_SLOTS, &k)].claims = *out;
+    size_t slot = cache_put(a, a->tokens, sizeof(a->tokens[0]), TOKEN_SLOTS, &k,
+                            (out->exp + WH_TOKEN_LEEWAY_S) * 1000);
+    a->tokens[slot].claims = *out;
     pthread_mutex_unlock(&a->lock);
     return 0;
 }

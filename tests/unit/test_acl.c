@@ -289,6 +289,81 @@ static void test_acl__token_cache_keeps_colliding_clients(void **state)
         free(seen[i]);
 }
 
+/* The set of the verified-token cache (16 sets of 4) a token falls in. */
+static unsigned token_set(const char *tok)
+{
+    struct wh_digest d;
+    wh_digest_of(&d, WH_DIGEST_SHA256, tok, strlen(tok));
+    return (unsigned)(strtoul((char[]){d.str[7], d.str[8], d.str[9], '\0'}, NULL, 16) % 16);
+}
+
+/* Whether `hdr` is taken as a good token now. */
+static bool token_good(struct world *w, const char *hdr)
+{
+    struct wh_principal p;
+    assert_int_equal(wh_acl_identify(w->acl, hdr, "127.0.0.1", &p), 0);
+    return p.has_token && !p.bad_credentials;
+}
+
+/*
+ * A token past its time is the first to go from the cache, however recently
+ * it was used: a new token of the same set takes its slot, and the three
+ * good tokens beside it stay (no signature checked again). Taking the least
+ * recently used slot instead would evict a good token, and each of them
+ * would then evict the next.
+ */
+static void test_acl__token_cache_evicts_expired_first(void **state)
+{
+    struct world *w = *state;
+    enum { TRIES = 4000 };
+    int64_t now = wh_now_ms() / 1000;
+    struct wh_token_claims c;
+    char *tok = NULL, *good[4] = {0}, *brief = NULL;
+    unsigned set = 0;
+    size_t have = 0;
+    for (size_t i = 0; i < TRIES && have < 4; i++) {
+        assert_int_equal(wh_auth_claims_init(&c, "bob", now, 600), 0);
+        assert_int_equal(wh_auth_token_sign(&tok, wh_acl_keys(w->acl), &c), 0);
+        if (have == 0)
+            set = token_set(tok);
+        if (token_set(tok) == set)
+            good[have++] = wh_sprintf("Bearer %s", tok);
+        free(tok);
+    }
+    assert_int_equal(have, 4);
+    for (size_t k = 0; k < 3; k++)
+        assert_true(token_good(w, good[k]));
+    /* a token of the same set good for one or two seconds more: its exp
+     * plus the leeway just ahead of now */
+    for (size_t i = 0; i < TRIES && !brief; i++) {
+        now = wh_now_ms() / 1000;
+        assert_int_equal(wh_auth_claims_init(&c, "bob", now - 100,
+                                             100 - WH_TOKEN_LEEWAY_S + 2), 0);
+        assert_int_equal(wh_auth_token_sign(&tok, wh_acl_keys(w->acl), &c), 0);
+        if (token_set(tok) == set)
+            brief = wh_sprintf("Bearer %s", tok);
+        free(tok);
+    }
+    assert_non_null(brief);
+    assert_true(token_good(w, brief)); /* the set is full; `brief` used last */
+    int64_t deadline = wh_monotonic_ms() + 5000;
+    bool expired = false;
+    while (!expired && wh_monotonic_ms() < deadline) {
+        expired = !token_good(w, brief);
+        if (!expired)
+            usleep(20000);
+    }
+    assert_true(expired);
+    long long before = metric("wharf_auth_token_signature_checks_total");
+    assert_true(token_good(w, good[3]));
+    for (size_t k = 0; k < 3; k++)
+        assert_true(token_good(w, good[k]));
+    assert_int_equal(metric("wharf_auth_token_signature_checks_total") - before, 1);
+    for (size_t k = 0; k < 4; k++)
+        free(good[k]);
+    free(brief);
+}
+
 struct collect {
     char names[8][WH_NAME_MAX];
     size_t n, stop_after;
@@ -735,6 +810,8 @@ int main(void)
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__token_revoked, world_setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__token_cache_keeps_colliding_clients, world_setup,
+                                        world_teardown),
+        cmocka_unit_test_setup_teardown(test_acl__token_cache_evicts_expired_first, world_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_acl__holders_order_and_limits, world_setup,
                                         world_teardown),
