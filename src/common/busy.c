@@ -4,6 +4,7 @@
  * zero while someone waits for a pause wakes the waiters.
  */
 #include "common/busy.h"
+#include "common/common.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,18 +34,11 @@ int wh_busy_count(void)
     return atomic_load(&in_flight);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t wh_busy_pause(int max_ms)
 {
     if (atomic_load(&in_flight) <= 0 || max_ms <= 0)
         return 0;
-    int64_t t0 = mono_ms();
+    int64_t t0 = wh_monotonic_ms();
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += max_ms / 1000;
@@ -59,5 +53,5 @@ int64_t wh_busy_pause(int max_ms)
         ;
     pthread_mutex_unlock(&lock);
     atomic_fetch_sub(&waiting, 1);
-    return mono_ms() - t0;
+    return wh_monotonic_ms() - t0;
 }

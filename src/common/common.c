@@ -472,6 +472,11 @@ int64_t wh_monotonic_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t wh_monotonic_ms(void)
+{
+    return wh_monotonic_us() / 1000;
+}
+
 /*
  * Random bytes come from OpenSSL's generator RANDOM_POOL at a time, into a
  * pool of each thread: one RAND_bytes call costs several thousand

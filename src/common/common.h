@@ -183,6 +183,7 @@ static inline uint64_t wh_mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 int64_t wh_monotonic_us(void);    /* monotonic clock, microseconds */
+int64_t wh_monotonic_ms(void);    /* monotonic clock, milliseconds */
 /* Cryptographically strong random bytes (OpenSSL's generator, pooled per thread; aborts on failure). */
 void wh_random_bytes(void *out, size_t n);
 void wh_random_hex(char *out, size_t nbytes); /* writes 2*nbytes hex + NUL */

@@ -23,6 +23,7 @@
 
 #include "common/metrics.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,7 +37,6 @@
 #define ADHOC_SLOTS 512 /* statements of the entity files, cached by SQL pointer */
 #define BUILT_SLOTS 128 /* statements assembled per filter combination, cached by text */
 #define BUILT_PROBE 8   /* slots tried before one is reused */
-#define IDLE_MAX 16     /* connections kept open while no call uses them */
 #define WRITER_WAIT_MS 10000 /* longest wait for the writer connection (WH_EBUSY) */
 #define WRITER_YIELD_MS 50   /* longest a background writer lets request threads go first */
 
@@ -62,6 +62,7 @@ struct conn {
     struct conn *idle_next; /* the pool's idle list, last given back first */
     int depth;              /* calls of the thread holding it that have not returned */
     uint32_t serial;        /* this connection among those the process opened */
+    bool is_writer;         /* the db's writer connection (set before it is first lent) */
 };
 
 struct wh_db {
@@ -73,11 +74,12 @@ struct wh_db {
     struct conn *idle; /* not held by any thread, last given back first */
     int nidle;
     /* the writer connection (drivers with one_writer; see db_conn_write) */
-    pthread_mutex_t wlock; /* guards the four below */
+    pthread_mutex_t wlock; /* guards the five below */
     pthread_cond_t wfree;  /* the writer connection was given back */
     struct conn *writer;   /* opened on first use */
     bool writer_held;
     int writer_fg, writer_bg; /* request threads waiting for it; background ones giving way */
+    int writer_wait_ms;       /* longest wait for it (WRITER_WAIT_MS; db_set_writer_wait) */
     void (*on_scan_queued)(void *payload); /* wh_db_on_scan_queued */
     void *on_scan_queued_payload;
     int (*blob_check)(const char *digest, void *payload); /* wh_db_on_blob_recorded */
@@ -134,6 +136,7 @@ struct conn *db_conn(wh_db *db)
 {
     struct conn *c = pthread_getspecific(db->key);
     if (c) {
+        assert(c->depth > 0);
         c->depth++; /* a call inside a call: the same connection (its transaction) */
         return c;
     }
@@ -169,23 +172,34 @@ bool db_thread_background(void)
     return tl_background;
 }
 
-static int64_t mono_ms(void)
+/*
+ * Marks the writer connection free and wakes who must know; under db->wlock.
+ * One waiter when all waiting are of one kind (any of them may take it);
+ * all of them when background threads wait beside request threads, since the
+ * one a signal picked might be a background thread that must let the
+ * request go first, and goes back to sleep without passing the signal on.
+ */
+static void writer_free(wh_db *db)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    db->writer_held = false;
+    if (db->writer_fg > 0 && db->writer_bg > 0)
+        pthread_cond_broadcast(&db->wfree);
+    else if (db->writer_fg > 0 || db->writer_bg > 0)
+        pthread_cond_signal(&db->wfree);
 }
 
 /*
  * Takes the writer connection for the calling thread: at once when it is
  * free, else after the thread holding it gives it back. Request threads go
  * first: a background thread (wh_db_thread_background) does not take it
- * while one waits, for at most WRITER_YIELD_MS. Under db->wlock.
+ * while one waits, for at most WRITER_YIELD_MS. WH_EBUSY after
+ * db->writer_wait_ms. Under db->wlock.
  */
 static int writer_take(wh_db *db)
 {
     bool bg = tl_background;
-    int64_t start = mono_ms(), now = start;
+    int64_t start = wh_monotonic_ms(), now = start;
+    const int64_t wait_ms = db->writer_wait_ms;
     if (!db->writer_held && (bg ? db->writer_fg == 0 : true)) {
         db->writer_held = true;
         return 0;
@@ -196,13 +210,14 @@ static int writer_take(wh_db *db)
         db->writer_fg++;
     int error = 0;
     while (db->writer_held || (bg && db->writer_fg > 0 && now < start + WRITER_YIELD_MS)) {
-        if (now >= start + WRITER_WAIT_MS) {
-            error = wh_error_set(WH_EBUSY, "%s: the database stayed locked for %d s",
-                                 db->d->name, WRITER_WAIT_MS / 1000);
+        if (now >= start + wait_ms) {
+            error = wh_error_set(WH_EBUSY, "%s: the database stayed locked for %lld ms",
+                                 db->d->name, (long long)wait_ms);
             break;
         }
         bool yielding = bg && db->writer_fg > 0 && now < start + WRITER_YIELD_MS;
-        int64_t until = start + (yielding ? WRITER_YIELD_MS : WRITER_WAIT_MS);
+        int64_t until = start + (yielding && WRITER_YIELD_MS < wait_ms ? WRITER_YIELD_MS
+                                                                        : wait_ms);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         int64_t ms = until - now;
@@ -211,7 +226,7 @@ static int writer_take(wh_db *db)
         ts.tv_sec += ts.tv_nsec / 1000000000;
         ts.tv_nsec %= 1000000000;
         pthread_cond_timedwait(&db->wfree, &db->wlock, &ts);
-        now = mono_ms();
+        now = wh_monotonic_ms();
     }
     if (bg) {
         db->writer_bg--;
@@ -223,9 +238,16 @@ static int writer_take(wh_db *db)
     }
     if (error == 0)
         db->writer_held = true;
-    else if (!bg && db->writer_fg == 0)
+    else if (!bg && db->writer_fg == 0 && db->writer_bg > 0)
         pthread_cond_broadcast(&db->wfree); /* background writers giving way go on */
     return error;
+}
+
+void db_set_writer_wait(wh_db *db, int ms)
+{
+    pthread_mutex_lock(&db->wlock);
+    db->writer_wait_ms = ms;
+    pthread_mutex_unlock(&db->wlock);
 }
 
 int db_conn_write(wh_db *db, struct conn **out)
@@ -241,10 +263,10 @@ int db_conn_write(wh_db *db, struct conn **out)
     int error = writer_take(db);
     if (error == 0 && !db->writer) {
         if (conn_open(&c, db) < 0) {
-            db->writer_held = false;
-            pthread_cond_broadcast(&db->wfree);
+            writer_free(db);
             error = WH_ERROR;
         } else {
+            c->is_writer = true;
             pthread_mutex_lock(&db->lock);
             c->next = db->conns;
             db->conns = c;
@@ -252,10 +274,11 @@ int db_conn_write(wh_db *db, struct conn **out)
             db->writer = c;
         }
     }
+    c = db->writer;
     pthread_mutex_unlock(&db->wlock);
     if (error < 0)
         return error;
-    c = db->writer;
+    assert(c->is_writer && c->depth == 0);
     c->depth = 1;
     pthread_setspecific(db->key, c);
     *out = c;
@@ -283,10 +306,9 @@ void db_conn_put(struct conn *c)
         c->d->rollback(c->h);
     }
     pthread_setspecific(db->key, NULL);
-    if (c == db->writer) {
+    if (c->is_writer) {
         pthread_mutex_lock(&db->wlock);
-        db->writer_held = false;
-        pthread_cond_broadcast(&db->wfree);
+        writer_free(db);
         pthread_mutex_unlock(&db->wlock);
         return;
     }
@@ -294,7 +316,7 @@ void db_conn_put(struct conn *c)
     pthread_mutex_lock(&db->lock);
     c->idle_next = db->idle;
     db->idle = c;
-    if (++db->nidle > IDLE_MAX) {
+    if (++db->nidle > DB_IDLE_MAX) {
         /* past the cap, the one given back longest ago is closed */
         struct conn **pp = &db->idle;
         while ((*pp)->idle_next)
@@ -307,6 +329,20 @@ void db_conn_put(struct conn *c)
     pthread_mutex_unlock(&db->lock);
     if (drop)
         conn_close(drop);
+}
+
+/*
+ * The key's destructor: a thread ended while it held a connection (no path
+ * of ours ends a thread inside a call, but a thread cancelled or exited in
+ * one would otherwise keep the writer connection, and every later write
+ * would wait for it until WH_EBUSY). Given back, rolled back if need be.
+ */
+static void conn_orphaned(void *p)
+{
+    struct conn *c = p;
+    wh_log_error("a thread ended holding a database connection: given back");
+    c->depth = 1;
+    db_conn_put(c);
 }
 
 void db_conn_stats(wh_db *db, int *open, int *idle)
@@ -809,7 +845,8 @@ static int open_with(wh_db **out, const struct db_driver *d, const char *target,
     pthread_mutex_init(&db->lock, NULL);
     pthread_mutex_init(&db->wlock, NULL);
     pthread_cond_init(&db->wfree, NULL);
-    pthread_key_create(&db->key, NULL);
+    db->writer_wait_ms = WRITER_WAIT_MS;
+    pthread_key_create(&db->key, conn_orphaned);
     struct conn *c = db_conn(db);
     int error = c ? migrate(c, version) : WH_ERROR;
     db_conn_put(c);

@@ -65,6 +65,8 @@ void db_conn_put(struct conn *c);
  * drivers, as db_conn. 0 or a WH_E* code, `*out` NULL on failure.
  */
 int db_conn_write(wh_db *db, struct conn **out);
+/* The longest wait of db_conn_write before WH_EBUSY (10 s unless set). For tests. */
+void db_set_writer_wait(wh_db *db, int ms);
 /* Threads waiting for the writer connection now: request threads, and
  * background ones giving way to them. For tests. */
 void db_writer_queue(wh_db *db, int *fg_waiting, int *bg_yielding);
@@ -72,6 +74,7 @@ void db_writer_queue(wh_db *db, int *fg_waiting, int *bg_yielding);
 bool db_thread_background(void);
 /* The database's connections: open in all, and those idle in the pool. For tests. */
 void db_conn_stats(wh_db *db, int *open, int *idle);
+#define DB_IDLE_MAX 16 /* connections the pool keeps open while no call uses them */
 /* A prepared statement for `sql` (a static string) on `c`. Reset it with db_done. */
 db_stmt *db_stmt_get(struct conn *c, const char *sql);
 /* The name the entity files call it by (the type db_stmt is not followed by '('). */

@@ -882,13 +882,6 @@ static _Thread_local bool tl_waiting;    /* counted in writers.fg_waiting */
 static _Thread_local uint64_t tl_seen;   /* writers.gen before this thread's last try */
 static _Thread_local int64_t tl_wait_us; /* when this wait for the lock began */
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * Wakes one waiting writer: the lock just released goes to one of them, and
  * its own commit wakes the next (waking them all made every one of them try
@@ -939,7 +932,7 @@ static void writers_after(void)
         tl_waiting = false;
         atomic_fetch_sub(&writers.fg_waiting, 1);
         wh_metric_add(WH_METRIC_DB_LOCK_WAITS, 1);
-        wh_metric_add(WH_METRIC_DB_LOCK_WAIT_US, (uint64_t)(mono_us() - tl_wait_us));
+        wh_metric_add(WH_METRIC_DB_LOCK_WAIT_US, (uint64_t)(wh_monotonic_us() - tl_wait_us));
     }
 }
 
@@ -951,8 +944,8 @@ static void writers_yield(void)
     if (atomic_load(&writers.fg_waiting) == 0)
         return;
     atomic_fetch_add(&writers.bg_yielding, 1);
-    int64_t until = mono_us() + BG_YIELD_MS * 1000;
-    while (atomic_load(&writers.fg_waiting) > 0 && mono_us() < until)
+    int64_t until = wh_monotonic_us() + BG_YIELD_MS * 1000;
+    while (atomic_load(&writers.fg_waiting) > 0 && wh_monotonic_us() < until)
         usleep(BUSY_POLL_US);
     atomic_fetch_sub(&writers.bg_yielding, 1);
 }
@@ -966,7 +959,7 @@ void db_sqlite_writers(int *fg_waiting, int *bg_yielding)
 static int busy_wait(void *payload, int count)
 {
     (void)payload;
-    int64_t now = mono_us();
+    int64_t now = wh_monotonic_us();
     if (count == 0) {
         tl_wait_us = now;
         if (!db_thread_background() && !tl_waiting) {

@@ -333,20 +333,13 @@ static void seen(const struct wh_gc_review *r, void *payload)
     pthread_mutex_unlock(&e->lock);
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
-}
-
 static void *worker_main(void *arg)
 {
     struct exec *e = arg;
     wh_db_thread_background(true);
     while (!stopping(e)) {
         int n = 0;
-        int64_t t0 = mono_us();
+        int64_t t0 = wh_monotonic_us();
         int error = wh_db_gc_review_manifests(e->db, wh_now_ms(), e->p.delete_untagged,
                                               BATCH_MAX, BATCH_MS, seen, e, &n);
         if (error == 0 && n == 0)
@@ -368,7 +361,7 @@ static void *worker_main(void *arg)
          * a collector that took the lock again at once would starve pushes.
          * Half the time is theirs; an idle registry loses half the speed.
          */
-        int64_t held = mono_us() - t0;
+        int64_t held = wh_monotonic_us() - t0;
         struct timespec pause = {.tv_sec = 0, .tv_nsec = (held < 50000 ? held : 50000) * 1000};
         nanosleep(&pause, NULL);
     }

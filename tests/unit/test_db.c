@@ -1645,7 +1645,7 @@ static void *one_write(void *arg)
  * calls held at once get one each, with data versions that never match
  * (a cache keyed by them must not take one connection's count for
  * another's); the pool lends the connection given back last first, and
- * keeps at most 16 idle.
+ * keeps at most DB_IDLE_MAX idle.
  */
 static void test_db__connections_pooled_last_in_first_out(void **state)
 {
@@ -1672,8 +1672,8 @@ static void test_db__connections_pooled_last_in_first_out(void **state)
     db_conn_stats(f->db, &open, &idle);
     assert_int_equal(open, 1);
 
-    /* 20 calls at once: 20 connections, distinct data versions */
-    enum { N = 20 };
+    /* more calls at once than the pool keeps: one connection each, distinct data versions */
+    enum { N = DB_IDLE_MAX + 4 };
     pthread_barrier_t held, release;
     pthread_barrier_init(&held, NULL, N + 1);
     pthread_barrier_init(&release, NULL, N + 1);
@@ -1698,8 +1698,8 @@ static void test_db__connections_pooled_last_in_first_out(void **state)
     for (int i = 0; i < N; i++)
         pthread_join(t[i], NULL);
     db_conn_stats(f->db, &open, &idle);
-    assert_int_equal(open, 16); /* the four given back first were closed */
-    assert_int_equal(idle, 16);
+    assert_int_equal(open, DB_IDLE_MAX); /* the four given back first were closed */
+    assert_int_equal(idle, DB_IDLE_MAX);
     pthread_barrier_destroy(&held);
     pthread_barrier_destroy(&release);
 
@@ -1775,6 +1775,111 @@ static void test_db__writes_on_one_connection(void **state)
     db_conn_put(r);
 }
 
+struct late_write {
+    wh_db *db;
+    bool background;
+    int rc;
+    int64_t waited_ms;
+    char msg[160];
+};
+
+static void *write_late(void *arg)
+{
+    struct late_write *w = arg;
+    wh_db_thread_background(w->background);
+    int64_t t0 = wh_monotonic_ms();
+    w->rc = wh_db_setting_set(w->db, "late", "x", 1);
+    w->waited_ms = wh_monotonic_ms() - t0;
+    snprintf(w->msg, sizeof(w->msg), "%s", w->rc < 0 ? wh_error_msg() : "");
+    return NULL;
+}
+
+/*
+ * A write that cannot get the writer connection within the longest wait
+ * (its holder stuck in a call) fails with WH_EBUSY and says why, on a
+ * request thread and on a background one alike, and leaves no one counted
+ * in the queue; once the holder returns, the same write goes through.
+ */
+static void test_db__writer_wait_ends_in_busy(void **state)
+{
+    struct fixture *f = *state;
+    if (test_db_pg())
+        skip();
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    db_set_writer_wait(f->db, 200);
+    struct conn *w = NULL;
+    assert_int_equal(db_conn_write(f->db, &w), 0);
+    long long waits0 = lock_waits();
+    for (int bg = 0; bg < 2; bg++) {
+        struct late_write lw = {.db = f->db, .background = bg};
+        pthread_t t;
+        pthread_create(&t, NULL, write_late, &lw);
+        pthread_join(t, NULL);
+        assert_int_equal(lw.rc, WH_EBUSY);
+        assert_true(lw.waited_ms >= 190 && lw.waited_ms < 5000);
+        assert_non_null(strstr(lw.msg, "stayed locked for 200 ms"));
+    }
+    assert_int_equal(lock_waits(), waits0 + 1); /* the request thread's wait */
+    int fg = -1, bgq = -1;
+    db_writer_queue(f->db, &fg, &bgq);
+    assert_int_equal(fg, 0);
+    assert_int_equal(bgq, 0);
+    db_conn_put(w);
+    struct late_write lw = {.db = f->db};
+    pthread_t t;
+    pthread_create(&t, NULL, write_late, &lw);
+    pthread_join(t, NULL);
+    assert_int_equal(lw.rc, 0);
+    char v[8];
+    assert_int_equal(wh_db_setting_get(f->db, "late", v, sizeof(v)), 0);
+    assert_string_equal(v, "x");
+}
+
+/* Takes the writer connection, opens a transaction, writes, and ends. */
+static void *write_and_end(void *arg)
+{
+    struct holder *h = arg;
+    if (db_conn_write(h->db, &h->c) < 0 || db_tx_begin(h->c) < 0) {
+        h->c = NULL;
+        return NULL;
+    }
+    db_stmt *s = db_stmt(h->c, "INSERT INTO setting (name, value, updated_ms)"
+                               " VALUES ('orphan', 'x', 0)");
+    if (db_run(h->c, s) < 0)
+        h->c = NULL;
+    return NULL; /* neither committed nor given back */
+}
+
+/*
+ * A thread that ends while it holds the writer connection, inside a
+ * transaction, does not keep it: the connection is rolled back and given
+ * back as the thread ends, and the next write takes it at once (without
+ * that, every later write would wait for it and fail with WH_EBUSY).
+ */
+static void test_db__writer_given_back_when_its_thread_ends(void **state)
+{
+    struct fixture *f = *state;
+    if (test_db_pg())
+        skip();
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    db_set_writer_wait(f->db, 2000);
+    struct holder h = {.db = f->db};
+    pthread_t t;
+    pthread_create(&t, NULL, write_and_end, &h);
+    pthread_join(t, NULL);
+    assert_non_null(h.c);
+    int64_t t0 = wh_monotonic_ms();
+    assert_int_equal(wh_db_setting_set(f->db, "after", "y", 1), 0);
+    assert_true(wh_monotonic_ms() - t0 < 1000);
+    char v[8];
+    assert_int_equal(wh_db_setting_get(f->db, "orphan", v, sizeof(v)), WH_ENOTFOUND);
+    assert_int_equal(wh_db_setting_get(f->db, "after", v, sizeof(v)), 0);
+    struct conn *w = NULL;
+    assert_int_equal(db_conn_write(f->db, &w), 0);
+    assert_ptr_equal(w, h.c); /* the same writer connection, free again */
+    db_conn_put(w);
+}
+
 /*
  * The commit hook that wakes waiting writers replaces SQLite's automatic
  * checkpoint, so it checkpoints itself: thousands of commits leave a WAL
@@ -1843,6 +1948,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__background_writer_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writes_on_one_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__writer_wait_ends_in_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__writer_given_back_when_its_thread_ends, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_db__checkpoint_waits_for_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writers_storm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__connections_pooled_last_in_first_out, setup,
