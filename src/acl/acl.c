@@ -144,8 +144,10 @@ static size_t cache_set(const struct wh_digest *key, size_t nslots)
 
 /*
  * The slot holding `key` (marked as just used), or -1. Keys are compared in
- * constant time: a cached secret's key must not leak through timing. The
- * caller holds a->lock.
+ * constant time: a cached secret's key must not leak through timing. Their
+ * lengths are not secret (all are digests of one algorithm), so no hashing
+ * first: this runs on every request that carries credentials. The caller
+ * holds a->lock.
  */
 static ptrdiff_t cache_find(wh_acl *a, void *slots, size_t stride, size_t nslots,
                             const struct wh_digest *key)
@@ -153,7 +155,7 @@ static ptrdiff_t cache_find(wh_acl *a, void *slots, size_t stride, size_t nslots
     size_t first = cache_set(key, nslots), klen = strlen(key->str);
     for (size_t i = first; i < first + CACHE_WAYS; i++) {
         struct cache_tag *t = cache_tag_at(slots, stride, i);
-        if (t->key[0] && wh_auth_consttime_eq(t->key, strlen(t->key), key->str, klen)) {
+        if (t->key[0] && strlen(t->key) == klen && wh_auth_consttime_eq_n(t->key, key->str, klen)) {
             t->used = ++a->cache_clock;
             return (ptrdiff_t)i;
         }
@@ -844,7 +846,7 @@ int wh_acl_refresh_redeem(wh_acl *a, const char *token, struct wh_principal *out
         if (wh_db_user_get_id(a->db, (int64_t)id, u) < 0 || strcmp(u->username, c->sub) != 0)
             goto out;
         credential_stamp(have, u->password);
-        if (!wh_auth_consttime_eq(have, 16, stamp, 16))
+        if (!wh_auth_consttime_eq_n(have, stamp, 16))
             goto out;
         out->kind = WH_PRINCIPAL_USER;
         out->sysadmin = u->sysadmin;
@@ -853,7 +855,7 @@ int wh_acl_refresh_redeem(wh_acl *a, const char *token, struct wh_principal *out
         if (wh_db_robot_get_id(a->db, (int64_t)id, r) < 0 || strcmp(r->name, c->sub) != 0)
             goto out;
         credential_stamp(have, r->secret);
-        if (!wh_auth_consttime_eq(have, 16, stamp, 16) || !robot_usable(r, now))
+        if (!wh_auth_consttime_eq_n(have, stamp, 16) || !robot_usable(r, now))
             goto out;
         out->kind = WH_PRINCIPAL_ROBOT;
     } else {
@@ -1515,7 +1517,7 @@ int wh_acl_session_get(wh_acl *a, const char *sid, struct wh_principal *out, cha
     bool same = live && wh_db_user_get_id(a->db, s.user_id, u) == 0;
     if (same) {
         credential_stamp(have, u->password);
-        same = wh_auth_consttime_eq(have, 16, s.stamp, 16);
+        same = wh_auth_consttime_eq_n(have, s.stamp, 16);
     }
     if (!same) {
         wh_db_session_end(a->db, key); /* ended: the row goes now */

@@ -100,6 +100,12 @@ int wh_auth_secret_policy(const char *s);
  * CRYPTO_memcmp). True if equal.
  */
 bool wh_auth_consttime_eq(const void *a, size_t alen, const void *b, size_t blen);
+/*
+ * Compares `n` bytes of `a` and `b` in time that depends only on `n`: for
+ * secrets whose length is fixed and known (digests, stamps), without the
+ * two hashes of wh_auth_consttime_eq. True if equal.
+ */
+bool wh_auth_consttime_eq_n(const void *a, const void *b, size_t n);
 
 /* ============================ signing key (keys.c) ============================ */
 

@@ -193,3 +193,8 @@ bool wh_auth_consttime_eq(const void *a, size_t alen, const void *b, size_t blen
         abort();
     return (CRYPTO_memcmp(da, db, sizeof(da)) == 0) & (alen == blen);
 }
+
+bool wh_auth_consttime_eq_n(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}

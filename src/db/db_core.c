@@ -78,6 +78,7 @@ struct wh_db {
     pthread_cond_t wfree;  /* the writer connection was given back */
     struct conn *writer;   /* opened on first use */
     bool writer_held;
+    bool writer_reading;      /* held by a read call (db_conn), not a write */
     int writer_fg, writer_bg; /* request threads waiting for it; background ones giving way */
     int writer_wait_ms;       /* longest wait for it (WRITER_WAIT_MS; db_set_writer_wait) */
     void (*on_scan_queued)(void *payload); /* wh_db_on_scan_queued */
@@ -132,14 +133,34 @@ static void conn_unlink(wh_db *db, struct conn *c)
     }
 }
 
-struct conn *db_conn(wh_db *db)
+static _Thread_local bool tl_background;
+
+/*
+ * The writer connection for a read of a request thread, when it is free and
+ * nobody waits for it (NULL otherwise): its page cache is the one no other
+ * commit drops, where a pooled connection's is dropped by every commit of the
+ * writer. A write that finds it lent to a read does not wait for the read
+ * (db_conn_write).
+ */
+static struct conn *writer_lend(wh_db *db)
 {
-    struct conn *c = pthread_getspecific(db->key);
-    if (c) {
-        assert(c->depth > 0);
-        c->depth++; /* a call inside a call: the same connection (its transaction) */
-        return c;
+    struct conn *c = NULL;
+    if (!db->d->one_writer || tl_background || pthread_mutex_trylock(&db->wlock) != 0)
+        return NULL;
+    if (db->writer && !db->writer_held && db->writer_fg == 0 && db->writer_bg == 0) {
+        db->writer_held = true;
+        db->writer_reading = true;
+        c = db->writer;
     }
+    pthread_mutex_unlock(&db->wlock);
+    return c;
+}
+
+/* A connection of the pool for the calling thread, which holds none: the idle
+ * one given back last, else a new one. */
+static struct conn *pool_take(wh_db *db)
+{
+    struct conn *c;
     pthread_mutex_lock(&db->lock);
     if ((c = db->idle) != NULL) {
         db->idle = c->idle_next;
@@ -160,7 +181,21 @@ struct conn *db_conn(wh_db *db)
     return c;
 }
 
-static _Thread_local bool tl_background;
+struct conn *db_conn(wh_db *db)
+{
+    struct conn *c = pthread_getspecific(db->key);
+    if (c) {
+        assert(c->depth > 0);
+        c->depth++; /* a call inside a call: the same connection (its transaction) */
+        return c;
+    }
+    if ((c = writer_lend(db)) != NULL) {
+        c->depth = 1;
+        pthread_setspecific(db->key, c);
+        return c;
+    }
+    return pool_take(db);
+}
 
 void wh_db_thread_background(bool on)
 {
@@ -182,6 +217,7 @@ bool db_thread_background(void)
 static void writer_free(wh_db *db)
 {
     db->writer_held = false;
+    db->writer_reading = false;
     if (db->writer_fg > 0 && db->writer_bg > 0)
         pthread_cond_broadcast(&db->wfree);
     else if (db->writer_fg > 0 || db->writer_bg > 0)
@@ -260,6 +296,12 @@ int db_conn_write(wh_db *db, struct conn **out)
     }
     *out = NULL;
     pthread_mutex_lock(&db->wlock);
+    if (db->writer_held && db->writer_reading) {
+        /* lent to a read: a pooled connection, through SQLite's own lock */
+        pthread_mutex_unlock(&db->wlock);
+        *out = pool_take(db);
+        return *out ? 0 : WH_ERROR;
+    }
     int error = writer_take(db);
     if (error == 0 && !db->writer) {
         if (conn_open(&c, db) < 0) {

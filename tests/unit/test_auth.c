@@ -235,6 +235,9 @@ static void test_auth__consttime_eq_bytes(void **state)
     assert_false(wh_auth_consttime_eq("a\0b", 3, "a", 1));
     assert_false(wh_auth_consttime_eq("a", 1, "a\0", 2));
     assert_true(wh_auth_consttime_eq("", 0, "", 0));
+    assert_true(wh_auth_consttime_eq_n("a\0b", "a\0b", 3));
+    assert_false(wh_auth_consttime_eq_n("a\0b", "a\0c", 3));
+    assert_true(wh_auth_consttime_eq_n("x", "y", 0));
     for (size_t i = 0; i < N; i++)
         a[i] = b[i] = (unsigned char)(i * 131 + 7);
     assert_true(wh_auth_consttime_eq(a, N, b, N));
@@ -245,8 +248,11 @@ static void test_auth__consttime_eq_bytes(void **state)
         b[at[k]] ^= 0x01;
         assert_false(wh_auth_consttime_eq(a, N, b, N));
         assert_false(wh_auth_consttime_eq(b, N, a, N));
+        assert_false(wh_auth_consttime_eq_n(a, b, N));
+        assert_false(wh_auth_consttime_eq_n(b, a, N));
         b[at[k]] ^= 0x01;
         assert_true(wh_auth_consttime_eq(a, N, b, N));
+        assert_true(wh_auth_consttime_eq_n(a, b, N));
     }
     for (unsigned x = 0; x < 256; x++)
         for (unsigned y = 0; y < 256; y++) {

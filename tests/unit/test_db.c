@@ -1767,12 +1767,84 @@ static void test_db__writes_on_one_connection(void **state)
     assert_int_equal(db_conn_write(f->db, &again), 0);
     assert_ptr_equal(again, w);
     db_conn_put(again);
-    /* a write inside a read call stays on the read's connection (its transaction) */
+    /* a write inside a read call stays on the read's connection (its transaction);
+     * a background read takes a pooled one */
+    wh_db_thread_background(true);
     struct conn *r = db_conn(f->db);
+    assert_ptr_not_equal(r, w);
     assert_int_equal(db_conn_write(f->db, &nested), 0);
     assert_ptr_equal(nested, r);
     db_conn_put(nested);
     db_conn_put(r);
+    wh_db_thread_background(false);
+}
+
+static void *one_background_call(void *arg)
+{
+    struct holder *h = arg;
+    wh_db_thread_background(true);
+    h->c = db_conn(h->db);
+    db_conn_put(h->c);
+    return NULL;
+}
+
+struct timed_write {
+    wh_db *db;
+    int rc;
+    int64_t ms;
+};
+
+static void *timed_write(void *arg)
+{
+    struct timed_write *w = arg;
+    int64_t t0 = wh_monotonic_ms();
+    w->rc = wh_db_setting_set(w->db, "during-read", "y", 1);
+    w->ms = wh_monotonic_ms() - t0;
+    return NULL;
+}
+
+/*
+ * A request thread's read takes the writer connection when it is free (its
+ * page cache is the one no other commit drops), and a write that arrives
+ * meanwhile does not wait for the read: it runs on a pooled connection at
+ * once. Background reads (scans, the collector: long ones) never take it.
+ */
+static void test_db__reads_borrow_the_free_writer(void **state)
+{
+    struct fixture *f = *state;
+    if (test_db_pg())
+        skip();
+    assert_int_equal(test_db_open(&f->db, f->path), 0);
+    db_set_writer_wait(f->db, 5000);
+    struct conn *w = NULL;
+    assert_int_equal(db_conn_write(f->db, &w), 0); /* opens it */
+    db_conn_put(w);
+    struct conn *r = db_conn(f->db);
+    assert_ptr_equal(r, w);
+    struct holder h = {.db = f->db};
+    pthread_t t;
+    pthread_create(&t, NULL, one_write, &h); /* a write while the read holds it */
+    pthread_join(t, NULL);
+    assert_non_null(h.c);
+    assert_ptr_not_equal(h.c, w);
+    struct timed_write tw = {.db = f->db};
+    pthread_create(&t, NULL, timed_write, &tw);
+    pthread_join(t, NULL);
+    assert_int_equal(tw.rc, 0);
+    assert_true(tw.ms < 2000); /* not the 5 s wait for the writer */
+    pthread_create(&t, NULL, one_call, &h); /* a second read: the pool */
+    pthread_join(t, NULL);
+    assert_ptr_not_equal(h.c, w);
+    db_conn_put(r);
+    pthread_create(&t, NULL, one_call, &h); /* free again: lent again */
+    pthread_join(t, NULL);
+    assert_ptr_equal(h.c, w);
+    pthread_create(&t, NULL, one_background_call, &h);
+    pthread_join(t, NULL);
+    assert_ptr_not_equal(h.c, w);
+    char v[8];
+    assert_int_equal(wh_db_setting_get(f->db, "during-read", v, sizeof(v)), 0);
+    assert_string_equal(v, "y");
 }
 
 struct late_write {
@@ -1948,6 +2020,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db__data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__background_writer_gives_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writes_on_one_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db__reads_borrow_the_free_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writer_wait_ends_in_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db__writer_given_back_when_its_thread_ends, setup,
                                         teardown),
