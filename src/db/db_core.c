@@ -39,6 +39,7 @@
 #define BUILT_PROBE 8   /* slots tried before one is reused */
 #define WRITER_WAIT_MS 10000 /* longest wait for the writer connection (WH_EBUSY) */
 #define WRITER_YIELD_MS 50   /* longest a background writer lets request threads go first */
+#define WRITER_READ_WAIT_US 2000 /* longest a write waits for a read that borrowed the writer */
 
 struct conn {
     struct db_dconn *h;
@@ -139,8 +140,8 @@ static _Thread_local bool tl_background;
  * The writer connection for a read of a request thread, when it is free and
  * nobody waits for it (NULL otherwise): its page cache is the one no other
  * commit drops, where a pooled connection's is dropped by every commit of the
- * writer. A write that finds it lent to a read does not wait for the read
- * (db_conn_write).
+ * writer. A write that finds it lent to a read waits for the read a short
+ * while only (WRITER_READ_WAIT_US), then writes on a pooled connection.
  */
 static struct conn *writer_lend(wh_db *db)
 {
@@ -224,18 +225,35 @@ static void writer_free(wh_db *db)
         pthread_cond_signal(&db->wfree);
 }
 
+/* Waits on db->wfree until monotonic time `until_us` at the latest. */
+static void writer_wait_until(wh_db *db, int64_t now_us, int64_t until_us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t us = until_us - now_us;
+    ts.tv_sec += us / 1000000;
+    ts.tv_nsec += (us % 1000000) * 1000;
+    ts.tv_sec += ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    pthread_cond_timedwait(&db->wfree, &db->wlock, &ts);
+}
+
 /*
  * Takes the writer connection for the calling thread: at once when it is
  * free, else after the thread holding it gives it back. Request threads go
  * first: a background thread (wh_db_thread_background) does not take it
- * while one waits, for at most WRITER_YIELD_MS. WH_EBUSY after
+ * while one waits, for at most WRITER_YIELD_MS. When a read has borrowed it
+ * (writer_lend), the wait for that read is WRITER_READ_WAIT_US at most: 1
+ * then, the caller writes on a pooled connection instead. WH_EBUSY after
  * db->writer_wait_ms. Under db->wlock.
  */
 static int writer_take(wh_db *db)
 {
     bool bg = tl_background;
-    int64_t start = wh_monotonic_ms(), now = start;
-    const int64_t wait_ms = db->writer_wait_ms;
+    int64_t start = wh_monotonic_us(), now = start;
+    const int64_t wait_end = start + (int64_t)db->writer_wait_ms * 1000;
+    const int64_t yield_end = start + WRITER_YIELD_MS * 1000;
+    const int64_t read_end = start + WRITER_READ_WAIT_US;
     if (!db->writer_held && (bg ? db->writer_fg == 0 : true)) {
         db->writer_held = true;
         return 0;
@@ -244,25 +262,24 @@ static int writer_take(wh_db *db)
         db->writer_bg++;
     else
         db->writer_fg++;
-    int error = 0;
-    while (db->writer_held || (bg && db->writer_fg > 0 && now < start + WRITER_YIELD_MS)) {
-        if (now >= start + wait_ms) {
-            error = wh_error_set(WH_EBUSY, "%s: the database stayed locked for %lld ms",
-                                 db->d->name, (long long)wait_ms);
+    int rc = 0;
+    while (db->writer_held || (bg && db->writer_fg > 0 && now < yield_end)) {
+        if (now >= wait_end) {
+            rc = wh_error_set(WH_EBUSY, "%s: the database stayed locked for %d ms",
+                              db->d->name, db->writer_wait_ms);
             break;
         }
-        bool yielding = bg && db->writer_fg > 0 && now < start + WRITER_YIELD_MS;
-        int64_t until = start + (yielding && WRITER_YIELD_MS < wait_ms ? WRITER_YIELD_MS
-                                                                        : wait_ms);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ms = until - now;
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000;
-        ts.tv_sec += ts.tv_nsec / 1000000000;
-        ts.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&db->wfree, &db->wlock, &ts);
-        now = wh_monotonic_ms();
+        if (db->writer_held && db->writer_reading && now >= read_end) {
+            rc = 1;
+            break;
+        }
+        int64_t until = wait_end;
+        if (bg && db->writer_fg > 0 && now < yield_end && yield_end < until)
+            until = yield_end;
+        if (db->writer_held && db->writer_reading && read_end < until)
+            until = read_end;
+        writer_wait_until(db, now, until);
+        now = wh_monotonic_us();
     }
     if (bg) {
         db->writer_bg--;
@@ -270,13 +287,13 @@ static int writer_take(wh_db *db)
         db->writer_fg--;
         /* what /metrics reports as waits for the write lock: this is where they happen */
         wh_metric_add(WH_METRIC_DB_LOCK_WAITS, 1);
-        wh_metric_add(WH_METRIC_DB_LOCK_WAIT_US, (uint64_t)(now - start) * 1000);
+        wh_metric_add(WH_METRIC_DB_LOCK_WAIT_US, (uint64_t)(now - start));
     }
-    if (error == 0)
+    if (rc == 0)
         db->writer_held = true;
     else if (!bg && db->writer_fg == 0 && db->writer_bg > 0)
         pthread_cond_broadcast(&db->wfree); /* background writers giving way go on */
-    return error;
+    return rc;
 }
 
 void db_set_writer_wait(wh_db *db, int ms)
@@ -296,13 +313,14 @@ int db_conn_write(wh_db *db, struct conn **out)
     }
     *out = NULL;
     pthread_mutex_lock(&db->wlock);
-    if (db->writer_held && db->writer_reading) {
-        /* lent to a read: a pooled connection, through SQLite's own lock */
+    int error = writer_take(db);
+    if (error == 1) {
+        /* lent to a read that outlasted the short wait: a pooled connection,
+         * through SQLite's own lock, rather than a wait as long as the read */
         pthread_mutex_unlock(&db->wlock);
         *out = pool_take(db);
         return *out ? 0 : WH_ERROR;
     }
-    int error = writer_take(db);
     if (error == 0 && !db->writer) {
         if (conn_open(&c, db) < 0) {
             writer_free(db);
