@@ -506,6 +506,174 @@ static void test_dbgc__run_taken_over_when_its_node_dies(void **state)
     wh_db_close(b);
 }
 
+/* ---- pushes racing collections ---- */
+
+#define RACE_PUSHES 3000 /* pushes, each racing the collector that runs beside it */
+#define RACE_BASE 1000000 /* blob numbers of the race: RACE_BASE + push */
+
+struct race {
+    wh_db *db;
+    pthread_mutex_t lock; /* guards gone[] and the counts */
+    bool gone[RACE_PUSHES]; /* bytes deleted, by push */
+    int deletes, stray;   /* deletes of the race's blobs, and of anything else */
+    int drained;          /* times the collector found nothing due */
+    bool stop;            /* under lock */
+    int error;            /* the line of a failed call (asserts belong to the main thread) */
+};
+
+static int race_del(const char *digest, void *payload)
+{
+    struct race *r = payload;
+    long n = strtol(digest + strlen("sha256:"), NULL, 10) - RACE_BASE;
+    pthread_mutex_lock(&r->lock);
+    if (n >= 0 && n < RACE_PUSHES) {
+        r->gone[n] = true;
+        r->deletes++;
+    } else {
+        r->stray++;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+static void race_seen(const struct wh_gc_review *rv, void *payload)
+{
+    (void)rv;
+    (void)payload;
+}
+
+/* The collector: reviews in small batches, as a run's worker does, until stopped. */
+static void *race_collector(void *arg)
+{
+    struct race *r = arg;
+    wh_db_thread_background(true);
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        bool stop = r->stop;
+        pthread_mutex_unlock(&r->lock);
+        if (stop)
+            break;
+        int nm = 0, nb = 0;
+        int64_t now = wh_now_ms();
+        if (wh_db_gc_review_manifests(r->db, now, false, 4, 0, race_seen, NULL, &nm) < 0 ||
+            wh_db_gc_review_blobs(r->db, now, 4, 0, race_del, r, race_seen, NULL, &nb) < 0) {
+            r->error = __LINE__;
+            break;
+        }
+        if (nm + nb == 0) {
+            pthread_mutex_lock(&r->lock);
+            r->drained++;
+            pthread_mutex_unlock(&r->lock);
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = 50000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * With no grace delay, a blob is due for review the moment it is linked, so
+ * the collector beside the pusher wins many races against the manifest that
+ * would reference it (every fourth push waits for it to catch up between
+ * its layers and its manifest, so it always does some): thousands of pushes,
+ * each of a new layer and a layer of an earlier accepted image. Either the manifest is refused (its new
+ * layer was collected) or it is accepted; an accepted manifest's layers are
+ * never deleted, the shared one included, and once the collector drains the
+ * queue exactly the unreferenced layers are gone.
+ */
+static void test_dbgc__push_racing_collections_thousands_of_times(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(wh_db_gc_set_delay(f->db, 0), 0);
+    struct race *r = calloc(1, sizeof(*r));
+    r->db = f->db;
+    pthread_mutex_init(&r->lock, NULL);
+    static bool accepted[RACE_PUSHES];
+    static int shared_of[RACE_PUSHES];
+    memset(accepted, 0, sizeof(accepted));
+    int last = -1, naccepted = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, race_collector, r);
+    for (int i = 0; i < RACE_PUSHES; i++) {
+        char d[80], bd[2][80], td[16];
+        const char *bp[2] = {dg(bd[0], RACE_BASE + i), NULL};
+        size_t nb = 1;
+        shared_of[i] = last;
+        if (last >= 0)
+            bp[nb++] = dg(bd[1], RACE_BASE + last);
+        for (size_t k = 0; k < nb; k++) {
+            int rc = wh_db_blob_link(f->db, f->pid, "p/race", bp[k], 100);
+            assert_int_equal(rc, 0);
+        }
+        if (i % 4 == 3) {
+            /* the collector, which gives way to this thread and so falls behind, is
+             * let catch up now and then: from there on it races the next pushes */
+            pthread_mutex_lock(&r->lock);
+            int seen = r->drained;
+            pthread_mutex_unlock(&r->lock);
+            int64_t deadline = wh_now_ms() + 5000;
+            while (wh_now_ms() < deadline) {
+                pthread_mutex_lock(&r->lock);
+                bool caught_up = r->drained > seen + 1;
+                pthread_mutex_unlock(&r->lock);
+                if (caught_up)
+                    break;
+                usleep(100);
+            }
+        }
+        snprintf(td, sizeof(td), "t%d", i);
+        struct wh_artifact_in a = {.repo = "p/race", .project_id = f->pid,
+                                   .digest = dg(d, 5 * RACE_BASE + i), .media_type = IMAGE_MT,
+                                   .artifact_type = IMAGE_CFG, .size = 100, .blobs = bp,
+                                   .nblobs = nb, .tag = td};
+        int rc = wh_db_manifest_put(f->db, &a);
+        assert_true(rc == 0 || rc == WH_ENOTFOUND);
+        if (rc == 0) {
+            accepted[i] = true;
+            naccepted++;
+            last = i;
+        }
+    }
+    pthread_mutex_lock(&r->lock);
+    r->stop = true;
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(t, NULL);
+    assert_int_equal(r->error, 0);
+    print_message("%d of %d manifests accepted, %d layers collected while pushing\n",
+                  naccepted, RACE_PUSHES, r->deletes);
+    /* the race happened both ways */
+    assert_true(naccepted > 0);
+    assert_true(naccepted < RACE_PUSHES);
+    /* what a collection finds unreferenced later goes too; the accepted stay */
+    wh_db_thread_background(false);
+    for (int round = 0; round < 10000; round++) {
+        int nm = 0, nb = 0;
+        int64_t now = wh_now_ms();
+        assert_int_equal(wh_db_gc_review_manifests(f->db, now, false, 64, 0, race_seen, NULL, &nm), 0);
+        assert_int_equal(wh_db_gc_review_blobs(f->db, now, 64, 0, race_del, r, race_seen, NULL, &nb), 0);
+        if (nm + nb == 0)
+            break;
+    }
+    assert_int_equal(r->stray, 0);
+    int referenced = 0;
+    for (int i = 0; i < RACE_PUSHES; i++) {
+        bool used = accepted[i];
+        for (int j = i + 1; j < RACE_PUSHES && !used; j++)
+            used = accepted[j] && shared_of[j] == i;
+        if (used) {
+            referenced++;
+            if (r->gone[i] || !blob_known(f, "p/race", RACE_BASE + i))
+                fail_msg("push %d: a layer of an accepted manifest was collected", i);
+        } else {
+            if (!r->gone[i] || blob_known(f, "p/race", RACE_BASE + i))
+                fail_msg("push %d: an unreferenced layer was left", i);
+        }
+    }
+    assert_int_equal(r->deletes, RACE_PUSHES - referenced); /* each deleted once */
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
 /* ---- several nodes on one run ---- */
 
 #define MANY 400 /* unreferenced blobs the two nodes collect */
@@ -802,6 +970,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dbgc__which_runs_are_helped_and_the_log_cap, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dbgc__audit_purge_by_operation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dbgc__push_racing_collections_thousands_of_times,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
