@@ -321,23 +321,28 @@ int db_conn_write(wh_db *db, struct conn **out)
         *out = pool_take(db);
         return *out ? 0 : WH_ERROR;
     }
-    if (error == 0 && !db->writer) {
-        if (conn_open(&c, db) < 0) {
-            writer_free(db);
-            error = WH_ERROR;
-        } else {
-            c->is_writer = true;
-            pthread_mutex_lock(&db->lock);
-            c->next = db->conns;
-            db->conns = c;
-            pthread_mutex_unlock(&db->lock);
-            db->writer = c;
-        }
-    }
     c = db->writer;
     pthread_mutex_unlock(&db->wlock);
     if (error < 0)
         return error;
+    if (!c) {
+        /* first use: opened outside wlock (opening runs statements that take the
+         * checkpoint gate), by this thread alone, which holds the writer already */
+        if (conn_open(&c, db) < 0) {
+            pthread_mutex_lock(&db->wlock);
+            writer_free(db);
+            pthread_mutex_unlock(&db->wlock);
+            return WH_ERROR;
+        }
+        c->is_writer = true;
+        pthread_mutex_lock(&db->lock);
+        c->next = db->conns;
+        db->conns = c;
+        pthread_mutex_unlock(&db->lock);
+        pthread_mutex_lock(&db->wlock);
+        db->writer = c;
+        pthread_mutex_unlock(&db->wlock);
+    }
     assert(c->is_writer && c->depth == 0);
     c->depth = 1;
     pthread_setspecific(db->key, c);
