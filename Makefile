@@ -5,6 +5,7 @@
 #   make analyze    gcc -fanalyzer over src/, findings are errors (CI keeps it at zero)
 #   make fuzz       libFuzzer builds of tests/fuzz/fuzz_*.c into build/fuzz (scripts/fuzz.sh runs one)
 #   make BUILD=check ...   the same with AddressSanitizer + UBSan into build/check
+#   make tsan       the unit tests under ThreadSanitizer (build/tsan)
 #   make WERROR=1 ...      warnings are errors (CI)
 #   make install    binary, man page, bash completion, systemd unit (PREFIX, DESTDIR)
 #   make image      wharf's container image (buildah) into build/wharf-image.tar
@@ -45,6 +46,9 @@ BASE = -std=c17 -D_GNU_SOURCE -DWH_HAVE_PG $(WARN) -Isrc $(PKG_CFLAGS) -MMD -MP
 ifeq ($(BUILD),check)
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDOPT := -fsanitize=address,undefined
+else ifeq ($(BUILD),tsan)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+LDOPT := -fsanitize=thread
 else
 OPT := -O2 -g -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection \
 	-fcf-protection -fPIE
@@ -62,7 +66,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all run test unit unit-pg fuzz analyze bench bench-lists clean install uninstall image
+.PHONY: all run test unit unit-pg tsan fuzz analyze bench bench-lists clean install uninstall image
 all: $(B)/wharf
 
 $(B)/%.o: %.c
@@ -129,6 +133,14 @@ DB_UNIT := $(filter $(B)/tests/test_db% $(B)/tests/test_acl $(B)/tests/test_poli
 	$(B)/tests/test_adapter,$(UNIT_BIN))
 unit-pg: $(DB_UNIT)
 	@bash tests/unit-pg.sh $(DB_UNIT)
+
+# The unit tests again under ThreadSanitizer (the connection pool, the writers' queues, the
+# caches and queues threads share), in build/tsan; a report fails its test. Address space
+# randomisation off (setarch -R): TSan's fixed shadow mappings can clash with it.
+tsan:
+	@$(MAKE) --no-print-directory BUILD=tsan unit
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" WHARF_UNIT_ONLY=1 \
+		setarch "$$(uname -m)" -R bash tests/run.sh build/tsan$(if $(filter 1,$(WERROR)),-werror)
 
 # libFuzzer builds (clang, ASan + UBSan) into build/fuzz/: the library once with
 # fuzzer-no-link, each target linked with the fuzzer runtime. `make fuzz` installs clang
